@@ -1,0 +1,383 @@
+//! Correlation: which incidents belong to the same story.
+//!
+//! The rule (PRODUCT.md, "Correlation"):
+//! - the key is (account, device = agent UUID, threat file hash); the hash is `sha1` when valid,
+//!   else `sha256`, else `md5`. A threat carrying both `sha1` and `sha256` links the two, so that
+//!   a threat that only carries the `sha256` joins the story of the `sha1` (sha256 is an alias);
+//! - fileless threats (no valid hash) correlate on (agent, storyline), and failing that are a
+//!   story of their own; so is a threat with no agent at all;
+//! - an incident joins the story of its key whose first incident is at most `window` older
+//!   (on `created_at`); later incidents start a new story, linked to the earlier one;
+//! - a story holds at most `cap` incidents; overflow continues in a new linked story.
+//!
+//! [`correlate`] is a pure function of the *set* of members it is given, so any order and any
+//! page split of the same threats give the same stories, and story ids are derived from the
+//! account, the key and the story's first incident, so that every node computes the same ids.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{DateTime, Duration, Utc};
+use sha2::{Digest, Sha256};
+
+use crate::incident::{Incident, Producer};
+
+/// Deployment-wide correlation settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Policy {
+    /// How much older than a story's first incident a joining incident may be.
+    pub window: Duration,
+    /// The most incidents one story holds before overflowing into a linked story.
+    pub cap: usize,
+    /// A closed story reopens when an incident arrives at least this long after closing.
+    pub reopen_after: Duration,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Self {
+            window: Duration::days(90),
+            cap: 1000,
+            reopen_after: Duration::hours(12),
+        }
+    }
+}
+
+/// What correlation needs to know of one incident.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    /// Stable id of the incident, unique within the account.
+    pub id: String,
+    pub created_at: DateTime<Utc>,
+    /// Agent UUID, lowercase.
+    pub agent: Option<String>,
+    pub sha1: Option<String>,
+    pub sha256: Option<String>,
+    pub md5: Option<String>,
+    pub storyline: Option<String>,
+}
+
+impl Member {
+    /// Builds the member for an incident, under the id the store knows it by.
+    #[must_use]
+    pub fn of_incident(id: impl Into<String>, incident: &Incident) -> Self {
+        Self {
+            id: id.into(),
+            created_at: incident.created_at,
+            agent: incident.device.agent_uuid.clone(),
+            sha1: incident.file.sha1.clone(),
+            sha256: incident.file.sha256.clone(),
+            md5: incident.file.md5.clone(),
+            storyline: incident.storyline.clone(),
+        }
+    }
+
+    /// The hashes that link this member to others: sha1 and sha256 (alias), or md5 alone when
+    /// it has neither.
+    fn linking_hashes(&self) -> Vec<&str> {
+        let strong: Vec<&str> = [self.sha1.as_deref(), self.sha256.as_deref()]
+            .into_iter()
+            .flatten()
+            .filter(|h| !h.is_empty())
+            .collect();
+        if strong.is_empty() {
+            self.md5
+                .as_deref()
+                .filter(|h| !h.is_empty())
+                .into_iter()
+                .collect()
+        } else {
+            strong
+        }
+    }
+
+    fn agent(&self) -> Option<&str> {
+        self.agent.as_deref().filter(|a| !a.is_empty())
+    }
+
+    fn storyline(&self) -> Option<&str> {
+        self.storyline.as_deref().filter(|s| !s.is_empty())
+    }
+}
+
+/// What a story correlates on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum KeyKind {
+    /// A file hash on one device.
+    Hash,
+    /// A storyline on one device (fileless threats).
+    Storyline,
+    /// A story of its own: no device, or neither hash nor storyline.
+    Single,
+}
+
+impl KeyKind {
+    /// Returns the stable name used in story keys.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyKind::Hash => "hash",
+            KeyKind::Storyline => "storyline",
+            KeyKind::Single => "single",
+        }
+    }
+}
+
+/// The correlation key of a story, within its account.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct StoryKey {
+    pub kind: KeyKind,
+    /// Agent UUID, lowercase; empty for a story of its own without a device.
+    pub agent: String,
+    /// The canonical hash, the storyline, or the member id of a story of its own.
+    pub value: String,
+}
+
+impl StoryKey {
+    /// Returns the key as one string, the form it is stored and indexed in.
+    #[must_use]
+    pub fn encode(&self) -> String {
+        format!("{}:{}:{}", self.kind.as_str(), self.agent, self.value)
+    }
+}
+
+/// A term the store looks incidents up by: every stored incident that shares a term with a new
+/// one may share its story. The store loads all incidents matching the terms of a batch, then
+/// the terms of what it loaded, until nothing new turns up, and hands that closed set to
+/// [`correlate`].
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Term {
+    Hash { agent: String, hash: String },
+    Storyline { agent: String, storyline: String },
+}
+
+/// Returns the lookup terms of a member (none for a story of its own).
+#[must_use]
+pub fn terms(member: &Member) -> Vec<Term> {
+    let Some(agent) = member.agent() else {
+        return Vec::new();
+    };
+    let hashes = member.linking_hashes();
+    if !hashes.is_empty() {
+        return hashes
+            .into_iter()
+            .map(|h| Term::Hash {
+                agent: agent.to_owned(),
+                hash: h.to_owned(),
+            })
+            .collect();
+    }
+    member
+        .storyline()
+        .map(|s| Term::Storyline {
+            agent: agent.to_owned(),
+            storyline: s.to_owned(),
+        })
+        .into_iter()
+        .collect()
+}
+
+/// One story as correlation decides it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoryPlan {
+    /// Deterministic id: the same set of incidents always yields the same id.
+    pub id: String,
+    pub key: StoryKey,
+    /// Member ids, ordered by (created_at, id).
+    pub members: Vec<String>,
+    pub first_at: DateTime<Utc>,
+    pub last_at: DateTime<Utc>,
+    /// The story this one continues (the previous window of the same key, or the story it
+    /// overflowed from).
+    pub previous: Option<String>,
+}
+
+/// Returns the stories that a closed set of members forms (see [`Term`] for what closed means),
+/// ordered by id. Members with the same id are taken once.
+#[must_use]
+pub fn correlate(
+    account_id: &str,
+    producer: Producer,
+    members: &[Member],
+    policy: &Policy,
+) -> Vec<StoryPlan> {
+    let unique: BTreeMap<&str, &Member> = members.iter().map(|m| (m.id.as_str(), m)).collect();
+    let canonical = canonical_hashes(unique.values().copied());
+
+    let mut by_key: BTreeMap<StoryKey, Vec<&Member>> = BTreeMap::new();
+    for m in unique.values().copied() {
+        by_key.entry(key_of(m, &canonical)).or_default().push(m);
+    }
+
+    let cap = policy.cap.max(1);
+    let mut plans = Vec::new();
+    for (key, mut group) in by_key {
+        group.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        let mut previous: Option<String> = None;
+        let mut window: Vec<&Member> = Vec::new();
+        for m in group {
+            let fits = window.first().is_some_and(|first| {
+                window.len() < cap && m.created_at - first.created_at <= policy.window
+            });
+            if !fits && !window.is_empty() {
+                let plan = make_plan(account_id, producer, &key, &window, previous.take());
+                previous = Some(plan.id.clone());
+                plans.push(plan);
+                window.clear();
+            }
+            window.push(m);
+        }
+        if !window.is_empty() {
+            plans.push(make_plan(account_id, producer, &key, &window, previous));
+        }
+    }
+    plans.sort_by(|a, b| a.id.cmp(&b.id));
+    plans
+}
+
+/// Returns whether a closed story reopens for an incident arriving at `arrived_at`.
+#[must_use]
+pub fn should_reopen(closed_at: DateTime<Utc>, arrived_at: DateTime<Utc>, policy: &Policy) -> bool {
+    arrived_at - closed_at >= policy.reopen_after
+}
+
+/// Returns the deterministic id of the story of `key` whose first incident is `first_member`.
+#[must_use]
+pub fn story_id(
+    account_id: &str,
+    producer: Producer,
+    key: &StoryKey,
+    first_member: &str,
+) -> String {
+    let mut h = Sha256::new();
+    for part in [account_id, producer.as_str(), &key.encode(), first_member] {
+        h.update(part.as_bytes());
+        h.update([0u8]);
+    }
+    hex::encode(&h.finalize()[..12])
+}
+
+fn make_plan(
+    account_id: &str,
+    producer: Producer,
+    key: &StoryKey,
+    window: &[&Member],
+    previous: Option<String>,
+) -> StoryPlan {
+    let first = window[0];
+    let last_at = window
+        .iter()
+        .map(|m| m.created_at)
+        .max()
+        .unwrap_or(first.created_at);
+    StoryPlan {
+        id: story_id(account_id, producer, key, &first.id),
+        key: key.clone(),
+        members: window.iter().map(|m| m.id.clone()).collect(),
+        first_at: first.created_at,
+        last_at,
+        previous,
+    }
+}
+
+fn key_of(m: &Member, canonical: &BTreeMap<(String, String), String>) -> StoryKey {
+    let single = || StoryKey {
+        kind: KeyKind::Single,
+        agent: String::new(),
+        value: m.id.clone(),
+    };
+    let Some(agent) = m.agent() else {
+        return single();
+    };
+    if let Some(h) = m.linking_hashes().first() {
+        let value = canonical.get(&(agent.to_owned(), (*h).to_owned())).cloned();
+        return StoryKey {
+            kind: KeyKind::Hash,
+            agent: agent.to_owned(),
+            value: value.unwrap_or_else(|| (*h).to_owned()),
+        };
+    }
+    if let Some(s) = m.storyline() {
+        return StoryKey {
+            kind: KeyKind::Storyline,
+            agent: agent.to_owned(),
+            value: s.to_owned(),
+        };
+    }
+    StoryKey {
+        agent: agent.to_owned(),
+        ..single()
+    }
+}
+
+/// Groups the hashes of each agent into components linked by members that carry several, and
+/// maps every (agent, hash) to its component's canonical hash: the smallest sha1 in it, else the
+/// smallest sha256, else the smallest hash.
+fn canonical_hashes<'a>(
+    members: impl Iterator<Item = &'a Member>,
+) -> BTreeMap<(String, String), String> {
+    let mut parent: BTreeMap<(String, String), (String, String)> = BTreeMap::new();
+    fn find(
+        parent: &mut BTreeMap<(String, String), (String, String)>,
+        x: &(String, String),
+    ) -> (String, String) {
+        let mut root = x.clone();
+        while let Some(p) = parent.get(&root) {
+            if *p == root {
+                break;
+            }
+            root = p.clone();
+        }
+        // Path compression keeps later finds short.
+        let mut cur = x.clone();
+        while cur != root {
+            let next = parent.get(&cur).cloned().unwrap_or_else(|| root.clone());
+            parent.insert(cur, root.clone());
+            cur = next;
+        }
+        root
+    }
+    for m in members {
+        let Some(agent) = m.agent() else { continue };
+        let nodes: Vec<(String, String)> = m
+            .linking_hashes()
+            .into_iter()
+            .map(|h| (agent.to_owned(), h.to_owned()))
+            .collect();
+        for n in &nodes {
+            parent.entry(n.clone()).or_insert_with(|| n.clone());
+        }
+        for pair in nodes.windows(2) {
+            let (a, b) = (find(&mut parent, &pair[0]), find(&mut parent, &pair[1]));
+            if a != b {
+                // Union by order keeps the result independent of insertion order.
+                let (lo, hi) = if a < b { (a, b) } else { (b, a) };
+                parent.insert(hi, lo);
+            }
+        }
+    }
+    let nodes: Vec<(String, String)> = parent.keys().cloned().collect();
+    let mut components: BTreeMap<(String, String), BTreeSet<String>> = BTreeMap::new();
+    let mut root_of = Vec::with_capacity(nodes.len());
+    for n in nodes {
+        let root = find(&mut parent, &n);
+        components
+            .entry(root.clone())
+            .or_default()
+            .insert(n.1.clone());
+        root_of.push((n, root));
+    }
+    root_of
+        .into_iter()
+        .map(|(node, root)| {
+            let hashes = &components[&root];
+            let pick = |len: usize| hashes.iter().find(|h| h.len() == len).cloned();
+            let canon = pick(40)
+                .or_else(|| pick(64))
+                .unwrap_or_else(|| node.1.clone());
+            (node, canon)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,284 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use proptest::prelude::*;
+
+use super::*;
+
+fn t(days: i64) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap() + Duration::days(days)
+}
+
+fn m(id: &str, day: i64, agent: &str, sha1: Option<&str>, sha256: Option<&str>) -> Member {
+    Member {
+        id: id.into(),
+        created_at: t(day),
+        agent: Some(agent.into()),
+        sha1: sha1.map(Into::into),
+        sha256: sha256.map(Into::into),
+        md5: None,
+        storyline: None,
+    }
+}
+
+const A: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+const B: &str = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
+const C: &str = "cccccccccccccccccccccccccccccccccccccccc";
+
+fn groups(plans: &[StoryPlan]) -> BTreeSet<Vec<String>> {
+    plans.iter().map(|p| p.members.clone()).collect()
+}
+
+#[test]
+fn same_agent_and_hash_within_90_days_is_one_story() {
+    let ms = [
+        m("1", 0, "ag", Some(A), None),
+        m("2", 30, "ag", Some(A), None),
+        m("3", 90, "ag", Some(A), None),
+    ];
+    let plans = correlate("acc", Producer::SentinelOne, &ms, &Policy::default());
+    assert_eq!(plans.len(), 1);
+    assert_eq!(plans[0].members, vec!["1", "2", "3"]);
+    assert_eq!(plans[0].key.encode(), format!("hash:ag:{A}"));
+}
+
+#[test]
+fn an_incident_past_the_window_starts_a_linked_story() {
+    let ms = [
+        m("1", 0, "ag", Some(A), None),
+        m("2", 91, "ag", Some(A), None),
+    ];
+    let plans = correlate("acc", Producer::SentinelOne, &ms, &Policy::default());
+    assert_eq!(plans.len(), 2);
+    let second = plans.iter().find(|p| p.members == ["2"]).unwrap();
+    let first = plans.iter().find(|p| p.members == ["1"]).unwrap();
+    assert_eq!(second.previous.as_deref(), Some(first.id.as_str()));
+    assert_eq!(first.previous, None);
+}
+
+#[test]
+fn other_agents_and_other_hashes_are_other_stories() {
+    let ms = [
+        m("1", 0, "ag", Some(A), None),
+        m("2", 0, "other", Some(A), None),
+        m("3", 0, "ag", Some(C), None),
+    ];
+    assert_eq!(
+        correlate("acc", Producer::SentinelOne, &ms, &Policy::default()).len(),
+        3
+    );
+}
+
+#[test]
+fn sha256_is_an_alias_of_sha1() {
+    let ms = [
+        m("1", 0, "ag", None, Some(B)),
+        m("2", 1, "ag", Some(A), Some(B)),
+        m("3", 2, "ag", Some(A), None),
+    ];
+    let plans = correlate("acc", Producer::SentinelOne, &ms, &Policy::default());
+    assert_eq!(plans.len(), 1, "{plans:?}");
+    assert_eq!(plans[0].key.value, A, "the sha1 is the canonical key");
+    // Without the linking threat, the sha256-only threat is a story of its own.
+    let plans = correlate(
+        "acc",
+        Producer::SentinelOne,
+        &[ms[0].clone(), ms[2].clone()],
+        &Policy::default(),
+    );
+    assert_eq!(plans.len(), 2);
+}
+
+#[test]
+fn fileless_threats_correlate_on_storyline_else_alone() {
+    let mut a = m("1", 0, "ag", None, None);
+    a.storyline = Some("S1".into());
+    let mut b = m("2", 1, "ag", None, None);
+    b.storyline = Some("S1".into());
+    let c = m("3", 1, "ag", None, None);
+    let d = m("4", 1, "ag", None, None);
+    let plans = correlate(
+        "acc",
+        Producer::SentinelOne,
+        &[a, b, c, d],
+        &Policy::default(),
+    );
+    assert_eq!(
+        groups(&plans),
+        BTreeSet::from([
+            vec!["1".into(), "2".into()],
+            vec!["3".into()],
+            vec!["4".into()]
+        ])
+    );
+    assert!(plans.iter().any(|p| p.key.kind == KeyKind::Storyline));
+}
+
+#[test]
+fn no_agent_means_a_story_of_its_own() {
+    let mut a = m("1", 0, "", Some(A), None);
+    a.agent = None;
+    let mut b = m("2", 0, "", Some(A), None);
+    b.agent = None;
+    assert_eq!(
+        correlate("acc", Producer::SentinelOne, &[a, b], &Policy::default()).len(),
+        2
+    );
+}
+
+#[test]
+fn the_cap_overflows_into_a_linked_story() {
+    let policy = Policy {
+        cap: 2,
+        ..Policy::default()
+    };
+    let ms: Vec<Member> = (0..5)
+        .map(|i| m(&format!("{i}"), i, "ag", Some(A), None))
+        .collect();
+    let plans = correlate("acc", Producer::SentinelOne, &ms, &policy);
+    assert_eq!(plans.len(), 3);
+    assert!(plans.iter().all(|p| p.members.len() <= 2));
+    assert_eq!(plans.iter().filter(|p| p.previous.is_none()).count(), 1);
+}
+
+#[test]
+fn story_ids_depend_on_account() {
+    let ms = [m("1", 0, "ag", Some(A), None)];
+    let a = correlate("acc1", Producer::SentinelOne, &ms, &Policy::default());
+    let b = correlate("acc2", Producer::SentinelOne, &ms, &Policy::default());
+    assert_ne!(a[0].id, b[0].id);
+    assert_eq!(a[0].id.len(), 24);
+}
+
+#[test]
+fn reopen_threshold_is_inclusive() {
+    let p = Policy::default();
+    assert!(!should_reopen(t(0), t(0) + Duration::hours(11), &p));
+    assert!(should_reopen(t(0), t(0) + Duration::hours(12), &p));
+}
+
+#[test]
+fn terms_link_sha1_and_sha256() {
+    let terms = terms(&m("1", 0, "ag", Some(A), Some(B)));
+    assert_eq!(terms.len(), 2);
+    assert!(super::terms(&Member {
+        agent: None,
+        ..m("1", 0, "", Some(A), None)
+    })
+    .is_empty());
+}
+
+fn arb_member() -> impl Strategy<Value = Member> {
+    let hash = prop_oneof![
+        Just((Some(A.to_owned()), None)),
+        Just((None, Some(B.to_owned()))),
+        Just((Some(A.to_owned()), Some(B.to_owned()))),
+        Just((Some(C.to_owned()), None)),
+        Just((None, None)),
+    ];
+    (
+        0i64..400,
+        prop_oneof![
+            Just(Some("ag1".to_owned())),
+            Just(Some("ag2".to_owned())),
+            Just(None)
+        ],
+        hash,
+        prop_oneof![
+            Just(None),
+            Just(Some("S1".to_owned())),
+            Just(Some("S2".to_owned()))
+        ],
+    )
+        .prop_map(|(day, agent, (sha1, sha256), storyline)| Member {
+            id: String::new(),
+            created_at: t(0) + Duration::hours(day * 6),
+            agent,
+            sha1,
+            sha256,
+            md5: None,
+            storyline,
+        })
+}
+
+fn arb_members() -> impl Strategy<Value = Vec<Member>> {
+    prop::collection::vec(arb_member(), 0..60).prop_map(|ms| {
+        ms.into_iter()
+            .enumerate()
+            .map(|(i, mut m)| {
+                m.id = format!("c:{i}");
+                m
+            })
+            .collect()
+    })
+}
+
+proptest! {
+    #[test]
+    fn every_member_is_in_exactly_one_story(ms in arb_members()) {
+        let policy = Policy { cap: 4, window: Duration::days(30), ..Policy::default() };
+        let plans = correlate("acc", Producer::SentinelOne, &ms, &policy);
+        let mut seen = BTreeMap::new();
+        for p in &plans {
+            for id in &p.members {
+                prop_assert!(seen.insert(id.clone(), p.id.clone()).is_none(), "{id} twice");
+            }
+            prop_assert!(p.members.len() <= policy.cap);
+            prop_assert!(p.last_at - p.first_at <= policy.window);
+        }
+        prop_assert_eq!(seen.len(), ms.len());
+        let ids: BTreeSet<&String> = plans.iter().map(|p| &p.id).collect();
+        prop_assert_eq!(ids.len(), plans.len(), "story ids are unique");
+    }
+
+    #[test]
+    fn any_permutation_gives_the_same_stories(ms in arb_members(), seed in any::<u64>()) {
+        let policy = Policy { cap: 4, window: Duration::days(30), ..Policy::default() };
+        let a = correlate("acc", Producer::SentinelOne, &ms, &policy);
+        let mut shuffled = ms.clone();
+        // A deterministic shuffle from the seed.
+        let mut s = seed;
+        for i in (1..shuffled.len()).rev() {
+            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            shuffled.swap(i, usize::try_from(s >> 33).unwrap_or(0) % (i + 1));
+        }
+        let b = correlate("acc", Producer::SentinelOne, &shuffled, &policy);
+        prop_assert_eq!(a, b);
+    }
+
+    #[test]
+    fn reingesting_changes_nothing(ms in arb_members()) {
+        let policy = Policy::default();
+        let once = correlate("acc", Producer::SentinelOne, &ms, &policy);
+        let mut twice = ms.clone();
+        twice.extend(ms.iter().cloned());
+        prop_assert_eq!(once, correlate("acc", Producer::SentinelOne, &twice, &policy));
+    }
+
+    #[test]
+    fn members_sharing_a_story_share_a_term_chain(ms in arb_members()) {
+        // Stories never join members that no chain of lookup terms connects: this is what lets
+        // the store hand correlation only the closure of a batch's terms.
+        let plans = correlate("acc", Producer::SentinelOne, &ms, &Policy::default());
+        let by_id: BTreeMap<&str, &Member> = ms.iter().map(|m| (m.id.as_str(), m)).collect();
+        for p in plans.iter().filter(|p| p.members.len() > 1) {
+            let mut reached: BTreeSet<Term> = terms(by_id[p.members[0].as_str()]).into_iter().collect();
+            loop {
+                let before = reached.len();
+                // The chain may pass through members of other stories (an alias link).
+                for other in &ms {
+                    let ts = terms(other);
+                    if ts.iter().any(|x| reached.contains(x)) {
+                        reached.extend(ts);
+                    }
+                }
+                if reached.len() == before { break; }
+            }
+            for id in &p.members {
+                prop_assert!(terms(by_id[id.as_str()]).iter().any(|x| reached.contains(x)));
+            }
+        }
+    }
+}

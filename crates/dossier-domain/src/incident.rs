@@ -1,0 +1,130 @@
+//! The normalised incident: one threat from one producer, with its raw JSON kept as evidence.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// Where an incident comes from. The story model is producer-agnostic; each producer names its
+/// vendor, its engine type and its correlation policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+#[serde(rename_all = "snake_case")]
+pub enum Producer {
+    SentinelOne,
+}
+
+impl Producer {
+    /// Returns the stable name used in the API and the database.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Producer::SentinelOne => "sentinelone",
+        }
+    }
+
+    /// Returns the vendor shown in the Workbench.
+    #[must_use]
+    pub fn vendor(self) -> &'static str {
+        match self {
+            Producer::SentinelOne => "SentinelOne",
+        }
+    }
+
+    /// Returns the engine type, which the "Endpoint" quick filter selects on.
+    #[must_use]
+    pub fn engine_type(self) -> &'static str {
+        match self {
+            Producer::SentinelOne => "endpoint",
+        }
+    }
+
+    /// Parses the stable name.
+    #[must_use]
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "sentinelone" => Some(Producer::SentinelOne),
+            _ => None,
+        }
+    }
+}
+
+/// The device an incident happened on, as the producer saw it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Device {
+    /// Agent UUID, lowercase (the correlation key). `None` when the producer gave none.
+    pub agent_uuid: Option<String>,
+    /// The agent UUID exactly as received, before case folding.
+    pub agent_uuid_raw: Option<String>,
+    /// Producer's internal agent id (a decimal string for SentinelOne).
+    pub agent_id: Option<String>,
+    pub name: Option<String>,
+    /// `windows`, `macos`, `linux`, … as the producer spells it.
+    pub os_type: Option<String>,
+    pub os_name: Option<String>,
+    /// `desktop`, `laptop`, `server`, … as the producer spells it.
+    pub machine_type: Option<String>,
+    pub ips: Vec<String>,
+    pub site: Option<String>,
+    pub group: Option<String>,
+    pub domain: Option<String>,
+}
+
+/// The file behind an incident. Hashes are lowercase hex of the right length, or `None`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileInfo {
+    pub sha1: Option<String>,
+    pub sha256: Option<String>,
+    pub md5: Option<String>,
+    pub name: Option<String>,
+    pub path: Option<String>,
+    pub size: Option<u64>,
+    /// Publisher / signer identity.
+    pub signer: Option<String>,
+    /// `NotSigned`, `SignedVerified`, … as the producer spells it.
+    pub verification: Option<String>,
+}
+
+/// A MITRE ATT&CK technique named by an indicator.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MitreTechnique {
+    /// Technique id such as `T1055` or `T1055.012`.
+    pub id: String,
+    pub name: Option<String>,
+    pub tactic: Option<String>,
+}
+
+/// One threat from one producer, normalised. Identified by (connector, `external_id`); a later
+/// update of the same threat replaces the earlier version, it never duplicates it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Incident {
+    pub producer: Producer,
+    /// The producer's id for the threat (SentinelOne threat id, a decimal string: never parsed
+    /// into an integer because real ids exceed `u64`).
+    pub external_id: String,
+    /// When the producer detected the threat (`threatInfo.createdAt`).
+    pub created_at: DateTime<Utc>,
+    /// When the producer last changed the threat (`threatInfo.updatedAt`). May be earlier than
+    /// `created_at` in real data.
+    pub updated_at: DateTime<Utc>,
+    pub device: Device,
+    pub file: FileInfo,
+    /// Threat name, the story's indication.
+    pub threat_name: Option<String>,
+    pub classification: Option<String>,
+    /// `malicious`, `suspicious` or `n/a`.
+    pub confidence_level: Option<String>,
+    /// `not_mitigated`, `mitigated`, `marked_as_benign`, … (`threatInfo.mitigationStatus`).
+    pub mitigation_status: Option<String>,
+    /// `undefined`, `true_positive`, `false_positive`, `suspicious`.
+    pub analyst_verdict: Option<String>,
+    /// `unresolved`, `in_progress`, `resolved`.
+    pub incident_status: Option<String>,
+    pub engines: Vec<String>,
+    /// Producer's storyline id; fileless threats correlate on it.
+    pub storyline: Option<String>,
+    pub initiated_by: Option<String>,
+    pub is_fileless: bool,
+    pub mitre: Vec<MitreTechnique>,
+    /// Mitigation actions taken, e.g. `kill:success`, `quarantine:failed`.
+    pub mitigation_actions: Vec<String>,
+    /// The producer's JSON for the threat, exactly as received (serialised text).
+    pub raw: String,
+}

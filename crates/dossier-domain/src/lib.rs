@@ -1,0 +1,13 @@
+//! Pure domain of Dossier: what an incident, a story and an event are, and the rules that
+//! correlate incidents into stories. No IO lives here: no tokio, no database, no HTTP.
+
+pub mod access;
+pub mod correlate;
+pub mod criticality;
+pub mod event;
+pub mod incident;
+pub mod story;
+pub mod summary;
+pub mod time;
+
+pub use incident::{Device, FileInfo, Incident, MitreTechnique, Producer};

@@ -1,0 +1,419 @@
+//! What the store reads and writes. The story, incident and event views serialise to the JSON
+//! shapes of the public API v1 (PRODUCT.md, "Public contract").
+
+use chrono::{DateTime, Utc};
+use dossier_domain::access::{Licence, Role};
+use dossier_domain::correlate::Policy;
+use dossier_domain::criticality::Criticality;
+use dossier_domain::event::EventType;
+use dossier_domain::story::{Severity, Status, Verdict};
+use dossier_domain::Incident;
+use serde::Serialize;
+use serde_json::value::RawValue;
+use utoipa::ToSchema;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct Account {
+    pub id: String,
+    pub name: String,
+    #[schema(value_type = String)]
+    pub licence: Licence,
+    pub created_at: DateTime<Utc>,
+}
+
+/// An API key as stored: only its hash is kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKeyRecord {
+    pub id: String,
+    /// `None` only for operator keys, which span accounts.
+    pub account_id: Option<String>,
+    pub key_hash: String,
+    pub roles: Vec<Role>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A connector to create. The token arrives already encrypted.
+#[derive(Clone)]
+pub struct NewConnector {
+    pub account_id: String,
+    pub kind: String,
+    pub name: String,
+    pub description: Option<String>,
+    pub tenant_url: String,
+    pub token_enc: Vec<u8>,
+    pub track_errors: bool,
+    pub write_back: bool,
+    pub now: DateTime<Utc>,
+}
+
+/// A connector as stored. Deliberately not `Serialize`: it holds the encrypted token, and the
+/// API shows connectors through its own view.
+#[derive(Clone)]
+pub struct ConnectorRecord {
+    pub id: String,
+    pub account_id: String,
+    pub kind: String,
+    pub name: String,
+    pub description: Option<String>,
+    pub tenant_url: String,
+    pub token_enc: Vec<u8>,
+    pub status: String,
+    pub status_detail: Option<String>,
+    pub last_success_at: Option<DateTime<Utc>>,
+    pub token_expires_at: Option<DateTime<Utc>>,
+    pub track_errors: bool,
+    pub write_back: bool,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    /// The producer-specific poll position, as JSON; `None` before the first sync.
+    pub checkpoint: Option<String>,
+    pub polls: u64,
+    pub errors: u64,
+    pub threats: u64,
+    /// Bumped on every configuration change, so a worker notices it must reload.
+    pub generation: i64,
+}
+
+impl std::fmt::Debug for ConnectorRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnectorRecord")
+            .field("id", &self.id)
+            .field("account_id", &self.account_id)
+            .field("name", &self.name)
+            .field("tenant_url", &self.tenant_url)
+            .field("token_enc", &"<hidden>")
+            .field("status", &self.status)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A change to a connector's configuration; `None` leaves a field as it is.
+#[derive(Clone, Default)]
+pub struct ConnectorUpdate {
+    pub name: Option<String>,
+    pub description: Option<Option<String>>,
+    pub tenant_url: Option<String>,
+    pub token_enc: Option<Vec<u8>>,
+    pub track_errors: Option<bool>,
+    pub write_back: Option<bool>,
+    /// Set with a token or URL change: the connector goes back to `pending`.
+    pub status: Option<(String, Option<String>)>,
+    pub now: Option<DateTime<Utc>>,
+}
+
+/// A change to a connector's health, from its worker.
+#[derive(Debug, Clone, Default)]
+pub struct HealthUpdate {
+    pub status: Option<String>,
+    pub status_detail: Option<Option<String>>,
+    pub last_success_at: Option<DateTime<Utc>>,
+    pub token_expires_at: Option<Option<DateTime<Utc>>>,
+    pub polls_inc: u64,
+    pub errors_inc: u64,
+    /// A new checkpoint outside a page commit (e.g. a walk restarted after a rejected cursor).
+    pub checkpoint: Option<String>,
+}
+
+/// One page of threats to commit.
+#[derive(Debug, Clone)]
+pub struct IngestPage {
+    pub account_id: String,
+    pub connector_id: String,
+    pub incidents: Vec<Incident>,
+    /// The checkpoint to store with the page, as JSON.
+    pub checkpoint: String,
+    pub now: DateTime<Utc>,
+    pub policy: Policy,
+}
+
+/// What one page commit changed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IngestOutcome {
+    pub incidents_new: u64,
+    pub incidents_updated: u64,
+    pub incidents_unchanged: u64,
+    pub stories_created: u64,
+    pub stories_updated: u64,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema, PartialEq, Eq)]
+pub struct DeviceView {
+    pub agent_uuid: Option<String>,
+    pub name: Option<String>,
+    pub os: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema, PartialEq, Eq)]
+pub struct FileView {
+    pub sha1: Option<String>,
+    pub sha256: Option<String>,
+    pub md5: Option<String>,
+    pub name: Option<String>,
+    pub path: Option<String>,
+}
+
+/// A story as the list shows it (API v1 story object).
+#[derive(Debug, Clone, Serialize, ToSchema, PartialEq, Eq)]
+pub struct Story {
+    pub id: String,
+    pub producer: String,
+    pub engine_type: String,
+    pub vendor: String,
+    pub indication: Option<String>,
+    #[schema(value_type = String)]
+    pub status: Status,
+    #[schema(value_type = Option<String>)]
+    pub verdict: Option<Verdict>,
+    #[schema(value_type = Option<String>)]
+    pub severity: Option<Severity>,
+    pub criticality: u8,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub first_signal_at: DateTime<Utc>,
+    pub last_signal_at: DateTime<Utc>,
+    pub incident_count: u64,
+    pub device: DeviceView,
+    pub file: FileView,
+    pub mitigation_status: Option<String>,
+    pub connector_id: Option<String>,
+    pub account_id: String,
+}
+
+/// One incident of a story, with its raw JSON as evidence.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct IncidentView {
+    /// The producer's threat id, a string.
+    pub id: String,
+    pub connector_id: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub threat_name: Option<String>,
+    pub classification: Option<String>,
+    pub confidence_level: Option<String>,
+    pub mitigation_status: Option<String>,
+    pub analyst_verdict: Option<String>,
+    pub incident_status: Option<String>,
+    pub engines: Vec<String>,
+    pub mitigation_actions: Vec<String>,
+    #[schema(value_type = Object)]
+    pub raw: Box<RawValue>,
+    /// The normalised incident (device, file, MITRE techniques…), for the story page.
+    #[serde(skip)]
+    pub normalised: Option<Incident>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema, PartialEq, Eq)]
+pub struct TimelineEntry {
+    pub at: DateTime<Utc>,
+    /// `incident_added`, `incident_updated`, `status_changed`, `verdict_changed`,
+    /// `severity_changed`, `comment_added`, `comment_deleted`, `reopened`, `story_created`.
+    pub kind: String,
+    pub actor: Option<String>,
+    pub text: String,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema, PartialEq, Eq)]
+pub struct Comment {
+    pub id: String,
+    pub story_id: String,
+    pub author: String,
+    pub text: String,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema, PartialEq, Eq)]
+pub struct RelatedStory {
+    pub id: String,
+    /// `previous_window`, `next_window`, `same_device`, `same_hash`.
+    pub relation: String,
+    pub indication: Option<String>,
+    pub device_name: Option<String>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A story with everything behind it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct StoryDetail {
+    #[serde(flatten)]
+    pub story: Story,
+    pub summary: String,
+    #[schema(value_type = Object)]
+    pub criticality_detail: Criticality,
+    pub incidents: Vec<IncidentView>,
+    pub timeline: Vec<TimelineEntry>,
+    pub comments: Vec<Comment>,
+    pub related: Vec<RelatedStory>,
+    pub closed_at: Option<DateTime<Utc>>,
+}
+
+/// A change an analyst makes to a story; `None` leaves a field as it is, `Some(None)` clears it.
+#[derive(Debug, Clone, Default)]
+pub struct StoryUpdate {
+    pub status: Option<Status>,
+    pub verdict: Option<Option<Verdict>>,
+    pub severity: Option<Option<Severity>>,
+}
+
+/// Fields the story list sorts on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StorySortField {
+    Id,
+    Indication,
+    Criticality,
+    Source,
+    Producer,
+    Status,
+    Verdict,
+    Severity,
+    IncidentCount,
+    FirstSignalAt,
+    LastSignalAt,
+    CreatedAt,
+    UpdatedAt,
+    Vendor,
+    FileHash,
+    Mitigation,
+}
+
+impl StorySortField {
+    pub const ALL: &'static [(&'static str, StorySortField)] = &[
+        ("id", StorySortField::Id),
+        ("indication", StorySortField::Indication),
+        ("criticality", StorySortField::Criticality),
+        ("source", StorySortField::Source),
+        ("producer", StorySortField::Producer),
+        ("status", StorySortField::Status),
+        ("verdict", StorySortField::Verdict),
+        ("severity", StorySortField::Severity),
+        ("incident_count", StorySortField::IncidentCount),
+        ("first_signal_at", StorySortField::FirstSignalAt),
+        ("last_signal_at", StorySortField::LastSignalAt),
+        ("created_at", StorySortField::CreatedAt),
+        ("updated_at", StorySortField::UpdatedAt),
+        ("vendor", StorySortField::Vendor),
+        ("file_hash", StorySortField::FileHash),
+        ("mitigation", StorySortField::Mitigation),
+    ];
+
+    /// Parses an API sort parameter: a field name, with `-` in front for descending.
+    #[must_use]
+    pub fn parse_sort(s: &str) -> Option<(StorySortField, bool)> {
+        let (name, desc) = match s.strip_prefix('-') {
+            Some(rest) => (rest, true),
+            None => (s, false),
+        };
+        Self::ALL
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, f)| (*f, desc))
+    }
+
+    /// Returns the API name of the field.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        Self::ALL
+            .iter()
+            .find(|(_, f)| *f == self)
+            .map_or("updated_at", |(n, _)| n)
+    }
+}
+
+/// A story list request. `account_id` is `None` only for an operator looking across accounts.
+#[derive(Debug, Clone)]
+pub struct StoryQuery {
+    pub account_id: Option<String>,
+    pub producer: Option<String>,
+    pub engine_type: Option<String>,
+    pub status: Vec<Status>,
+    pub verdict: Vec<Verdict>,
+    pub severity: Vec<Severity>,
+    pub criticality_min: Option<u8>,
+    pub criticality_max: Option<u8>,
+    pub device: Option<String>,
+    pub hash: Option<String>,
+    pub q: Option<String>,
+    /// Bounds on `updated_at`.
+    pub from: Option<DateTime<Utc>>,
+    pub to: Option<DateTime<Utc>>,
+    pub sort: StorySortField,
+    pub descending: bool,
+    pub limit: u32,
+    pub cursor: Option<String>,
+}
+
+impl Default for StoryQuery {
+    fn default() -> Self {
+        Self {
+            account_id: None,
+            producer: None,
+            engine_type: None,
+            status: Vec::new(),
+            verdict: Vec::new(),
+            severity: Vec::new(),
+            criticality_min: None,
+            criticality_max: None,
+            device: None,
+            hash: None,
+            q: None,
+            from: None,
+            to: None,
+            sort: StorySortField::UpdatedAt,
+            descending: true,
+            limit: 50,
+            cursor: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct StoryPage {
+    pub items: Vec<Story>,
+    pub next_cursor: Option<String>,
+}
+
+/// An event (API v1 event object).
+#[derive(Debug, Clone, Serialize, ToSchema, PartialEq)]
+pub struct Event {
+    pub id: String,
+    #[serde(rename = "type")]
+    #[schema(value_type = String)]
+    pub event_type: EventType,
+    pub at: DateTime<Utc>,
+    pub account_id: String,
+    pub connector_id: Option<String>,
+    pub story_id: Option<String>,
+    pub incident_id: Option<String>,
+    pub message: String,
+    #[schema(value_type = Object)]
+    pub data: serde_json::Value,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    pub account_id: String,
+    pub event_type: EventType,
+    pub at: DateTime<Utc>,
+    pub connector_id: Option<String>,
+    pub story_id: Option<String>,
+    pub incident_id: Option<String>,
+    pub message: String,
+    pub data: serde_json::Value,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct EventQuery {
+    pub account_id: Option<String>,
+    pub types: Vec<EventType>,
+    pub connector_id: Option<String>,
+    pub story_id: Option<String>,
+    pub from: Option<DateTime<Utc>>,
+    pub to: Option<DateTime<Utc>>,
+    pub limit: u32,
+    pub cursor: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct EventPage {
+    pub items: Vec<Event>,
+    pub next_cursor: Option<String>,
+}

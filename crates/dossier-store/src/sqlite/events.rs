@@ -1,0 +1,96 @@
+//! The append-only event log.
+
+use dossier_domain::event::EventType;
+use rusqlite::types::Value;
+use rusqlite::{params, params_from_iter, Connection};
+
+use super::{ts, us};
+use crate::{Event, EventPage, EventQuery, NewEvent, Result, StoreError};
+
+pub(crate) fn insert(conn: &Connection, e: &NewEvent) -> Result<()> {
+    conn.execute(
+        "INSERT INTO events (account_id, type, at, connector_id, story_id, incident_id, message, data)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        params![
+            e.account_id,
+            e.event_type.as_str(),
+            us(e.at),
+            e.connector_id,
+            e.story_id,
+            e.incident_id,
+            e.message,
+            e.data.to_string()
+        ],
+    )?;
+    Ok(())
+}
+
+/// Lists events newest first; the cursor is the sequence number of the last one shown.
+pub(crate) fn list(conn: &Connection, q: &EventQuery) -> Result<EventPage> {
+    let mut sql = String::from(
+        "SELECT seq, type, at, account_id, connector_id, story_id, incident_id, message, data
+         FROM events WHERE 1 = 1",
+    );
+    let mut args: Vec<Value> = Vec::new();
+    let mut push = |sql: &mut String, clause: &str, v: Value| {
+        args.push(v);
+        sql.push_str(&clause.replace('?', &format!("?{}", args.len())));
+    };
+    if let Some(a) = &q.account_id {
+        push(&mut sql, " AND account_id = ?", Value::Text(a.clone()));
+    }
+    if !q.types.is_empty() {
+        sql.push_str(" AND type IN (");
+        for (i, t) in q.types.iter().enumerate() {
+            if i > 0 {
+                sql.push_str(", ");
+            }
+            push(&mut sql, "?", Value::Text(t.as_str().to_owned()));
+        }
+        sql.push(')');
+    }
+    if let Some(c) = &q.connector_id {
+        push(&mut sql, " AND connector_id = ?", Value::Text(c.clone()));
+    }
+    if let Some(s) = &q.story_id {
+        push(&mut sql, " AND story_id = ?", Value::Text(s.clone()));
+    }
+    if let Some(f) = q.from {
+        push(&mut sql, " AND at >= ?", Value::Integer(us(f)));
+    }
+    if let Some(t) = q.to {
+        push(&mut sql, " AND at <= ?", Value::Integer(us(t)));
+    }
+    if let Some(c) = &q.cursor {
+        let seq: i64 = c
+            .parse()
+            .map_err(|_| StoreError::Invalid("cursor: not a cursor this list made".into()))?;
+        push(&mut sql, " AND seq < ?", Value::Integer(seq));
+    }
+    let limit = q.limit.clamp(1, 1000);
+    sql.push_str(&format!(" ORDER BY seq DESC LIMIT {}", limit + 1));
+    let mut st = conn.prepare_cached(&sql)?;
+    let rows = st.query_map(params_from_iter(args.iter()), |r| {
+        let kind: String = r.get(1)?;
+        let data: String = r.get(8)?;
+        Ok(Event {
+            id: r.get::<_, i64>(0)?.to_string(),
+            event_type: EventType::parse(&kind).unwrap_or(EventType::StoryUpdated),
+            at: ts(r.get(2)?),
+            account_id: r.get(3)?,
+            connector_id: r.get(4)?,
+            story_id: r.get(5)?,
+            incident_id: r.get(6)?,
+            message: r.get(7)?,
+            data: serde_json::from_str(&data).unwrap_or(serde_json::Value::Null),
+        })
+    })?;
+    let mut items: Vec<Event> = rows.collect::<rusqlite::Result<_>>()?;
+    let next_cursor = if items.len() > limit as usize {
+        items.truncate(limit as usize);
+        items.last().map(|e| e.id.clone())
+    } else {
+        None
+    };
+    Ok(EventPage { items, next_cursor })
+}

@@ -1,0 +1,416 @@
+//! Committing one page of threats: incidents, story changes, events and the checkpoint, in
+//! one transaction, so that a crash at any instant either re-reads the page or has applied it.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use dossier_domain::correlate::{self, Member, Term};
+use dossier_domain::event::EventType;
+use dossier_domain::Incident;
+use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
+
+use super::refresh::{refresh_stories, Touch};
+use super::us;
+use crate::{IngestOutcome, IngestPage, Result, StoreError};
+
+/// The id correlation knows an incident by: unique within an account.
+pub(crate) fn member_id(connector_id: &str, external_id: &str) -> String {
+    format!("{connector_id}:{external_id}")
+}
+
+fn split_member_id(id: &str) -> (&str, &str) {
+    id.split_once(':').unwrap_or((id, ""))
+}
+
+struct Stored {
+    updated_at: i64,
+    story_id: String,
+    member: Member,
+}
+
+pub(crate) fn commit_page(conn: &mut Connection, page: &IngestPage) -> Result<IngestOutcome> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let owner: Option<String> = tx
+        .query_row(
+            "SELECT account_id FROM connectors WHERE id = ?1",
+            [&page.connector_id],
+            |r| r.get(0),
+        )
+        .optional()?;
+    if owner.as_deref() != Some(page.account_id.as_str()) {
+        return Err(StoreError::NotFound);
+    }
+
+    // The same threat twice in one page: the latest version wins.
+    let mut latest: BTreeMap<&str, &Incident> = BTreeMap::new();
+    for inc in &page.incidents {
+        match latest.get(inc.external_id.as_str()) {
+            Some(prev) if prev.updated_at > inc.updated_at => {}
+            _ => {
+                latest.insert(inc.external_id.as_str(), inc);
+            }
+        }
+    }
+
+    let mut outcome = IngestOutcome::default();
+    let mut touch = Touch::default();
+    let mut rekey: Vec<Member> = Vec::new();
+    let mut current_story: HashMap<String, String> = HashMap::new();
+
+    for inc in latest.values().copied() {
+        let id = member_id(&page.connector_id, &inc.external_id);
+        let stored = load_stored(&tx, &page.connector_id, &inc.external_id, &id)?;
+        let member = Member::of_incident(id.clone(), inc);
+        match stored {
+            // Dedupe on (id, updatedAt): the overlap window re-delivers threats, and a stale
+            // version never overwrites a newer one.
+            Some(s) if s.updated_at >= us(inc.updated_at) => outcome.incidents_unchanged += 1,
+            Some(s) => {
+                outcome.incidents_updated += 1;
+                write_incident(&tx, page, inc, &s.story_id)?;
+                event_for_incident(&tx, page, inc, &s.story_id, EventType::IncidentUpdated)?;
+                if s.member == member {
+                    touch.updated.insert(s.story_id.clone());
+                } else {
+                    current_story.insert(id, s.story_id.clone());
+                    touch.updated.insert(s.story_id);
+                    rekey.push(member);
+                }
+            }
+            None => {
+                outcome.incidents_new += 1;
+                write_incident(&tx, page, inc, "")?;
+                rekey.push(member);
+            }
+        }
+    }
+
+    if !rekey.is_empty() {
+        let new_ids: BTreeSet<String> = rekey
+            .iter()
+            .filter(|m| !current_story.contains_key(&m.id))
+            .map(|m| m.id.clone())
+            .collect();
+        let members = closure(&tx, &page.account_id, rekey, &mut current_story)?;
+        let plans = correlate::correlate(
+            &page.account_id,
+            dossier_domain::Producer::SentinelOne,
+            &members,
+            &page.policy,
+        );
+        apply_plans(&tx, page, &plans, &current_story, &new_ids, &mut touch)?;
+    }
+
+    refresh_stories(&tx, page, &touch, &mut outcome)?;
+
+    tx.execute(
+        "UPDATE connectors SET checkpoint = ?1, threats = threats + ?2 WHERE id = ?3",
+        params![page.checkpoint, outcome.incidents_new, page.connector_id],
+    )?;
+    tx.commit()?;
+    Ok(outcome)
+}
+
+fn load_stored(
+    tx: &Transaction<'_>,
+    connector_id: &str,
+    external_id: &str,
+    id: &str,
+) -> Result<Option<Stored>> {
+    let mut st = tx.prepare_cached(
+        "SELECT updated_at, story_id, created_at, agent, sha1, sha256, md5, storyline
+         FROM incidents WHERE connector_id = ?1 AND external_id = ?2",
+    )?;
+    Ok(st
+        .query_row(params![connector_id, external_id], |r| {
+            Ok(Stored {
+                updated_at: r.get(0)?,
+                story_id: r.get(1)?,
+                member: Member {
+                    id: id.to_owned(),
+                    created_at: super::ts(r.get(2)?),
+                    agent: r.get(3)?,
+                    sha1: r.get(4)?,
+                    sha256: r.get(5)?,
+                    md5: r.get(6)?,
+                    storyline: r.get(7)?,
+                },
+            })
+        })
+        .optional()?)
+}
+
+fn confidence_rank(c: Option<&str>) -> i64 {
+    match c {
+        Some("malicious") => 3,
+        Some("suspicious") => 2,
+        Some(_) => 1,
+        None => 0,
+    }
+}
+
+fn write_incident(
+    tx: &Transaction<'_>,
+    page: &IngestPage,
+    inc: &Incident,
+    story_id: &str,
+) -> Result<()> {
+    let mut normalised = inc.clone();
+    normalised.raw = String::new();
+    let normalised = serde_json::to_string(&normalised)
+        .map_err(|e| StoreError::Invalid(format!("incident {}: {e}", inc.external_id)))?;
+    let mut st = tx.prepare_cached(
+        "INSERT INTO incidents (connector_id, external_id, account_id, story_id, created_at,
+             updated_at, agent, sha1, sha256, md5, storyline, confidence_rank, false_positive,
+             normalised, raw)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)
+         ON CONFLICT (connector_id, external_id) DO UPDATE SET
+             created_at = excluded.created_at, updated_at = excluded.updated_at,
+             agent = excluded.agent, sha1 = excluded.sha1, sha256 = excluded.sha256,
+             md5 = excluded.md5, storyline = excluded.storyline,
+             confidence_rank = excluded.confidence_rank, false_positive = excluded.false_positive,
+             normalised = excluded.normalised, raw = excluded.raw",
+    )?;
+    st.execute(params![
+        page.connector_id,
+        inc.external_id,
+        page.account_id,
+        story_id,
+        us(inc.created_at),
+        us(inc.updated_at),
+        inc.device.agent_uuid,
+        inc.file.sha1,
+        inc.file.sha256,
+        inc.file.md5,
+        inc.storyline,
+        confidence_rank(inc.confidence_level.as_deref()),
+        i64::from(inc.analyst_verdict.as_deref() == Some("false_positive")),
+        normalised,
+        inc.raw,
+    ])?;
+    if let Some(agent) = &inc.device.agent_uuid {
+        let mut st = tx.prepare_cached(
+            "INSERT OR IGNORE INTO hash_devices (account_id, hash, agent) VALUES (?1, ?2, ?3)",
+        )?;
+        for h in [&inc.file.sha1, &inc.file.sha256, &inc.file.md5]
+            .into_iter()
+            .flatten()
+        {
+            st.execute(params![page.account_id, h, agent])?;
+        }
+    }
+    Ok(())
+}
+
+pub(crate) fn event_for_incident(
+    tx: &Transaction<'_>,
+    page: &IngestPage,
+    inc: &Incident,
+    story_id: &str,
+    kind: EventType,
+) -> Result<()> {
+    let name = inc.threat_name.as_deref().unwrap_or("unnamed threat");
+    let device = inc.device.name.as_deref().unwrap_or("an unnamed device");
+    let verb = if kind == EventType::IncidentCreated {
+        "detected"
+    } else {
+        "updated"
+    };
+    let data = serde_json::json!({
+        "threat_id": inc.external_id,
+        "producer": inc.producer.as_str(),
+        "threat_name": inc.threat_name,
+        "confidence_level": inc.confidence_level,
+        "mitigation_status": inc.mitigation_status,
+        "agent_uuid": inc.device.agent_uuid,
+        "sha1": inc.file.sha1,
+    });
+    let mut st = tx.prepare_cached(
+        "INSERT INTO events (account_id, type, at, connector_id, story_id, incident_id, message, data)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?;
+    st.execute(params![
+        page.account_id,
+        kind.as_str(),
+        us(page.now),
+        page.connector_id,
+        if story_id.is_empty() {
+            None
+        } else {
+            Some(story_id)
+        },
+        inc.external_id,
+        format!("{} {verb} {name} on {device}", inc.producer.vendor()),
+        data.to_string(),
+    ])?;
+    Ok(())
+}
+
+/// Loads every stored incident that shares a lookup term, transitively, with the members, so
+/// that correlation sees the whole of each key it decides on.
+fn closure(
+    tx: &Transaction<'_>,
+    account_id: &str,
+    seed: Vec<Member>,
+    current_story: &mut HashMap<String, String>,
+) -> Result<Vec<Member>> {
+    let mut members: BTreeMap<String, Member> = BTreeMap::new();
+    let mut frontier: Vec<Term> = Vec::new();
+    for m in seed {
+        frontier.extend(correlate::terms(&m));
+        members.insert(m.id.clone(), m);
+    }
+    let mut seen: BTreeSet<Term> = BTreeSet::new();
+    while let Some(term) = frontier.pop() {
+        if !seen.insert(term.clone()) {
+            continue;
+        }
+        let (sql, agent, value) = match &term {
+            Term::Hash { agent, hash } => (
+                match hash.len() {
+                    40 => "SELECT connector_id, external_id, story_id, created_at, agent, sha1, sha256, md5, storyline FROM incidents WHERE account_id = ?1 AND agent = ?2 AND sha1 = ?3",
+                    64 => "SELECT connector_id, external_id, story_id, created_at, agent, sha1, sha256, md5, storyline FROM incidents WHERE account_id = ?1 AND agent = ?2 AND sha256 = ?3",
+                    _ => "SELECT connector_id, external_id, story_id, created_at, agent, sha1, sha256, md5, storyline FROM incidents WHERE account_id = ?1 AND agent = ?2 AND md5 = ?3 AND sha1 IS NULL AND sha256 IS NULL",
+                },
+                agent,
+                hash,
+            ),
+            Term::Storyline { agent, storyline } => (
+                "SELECT connector_id, external_id, story_id, created_at, agent, sha1, sha256, md5, storyline FROM incidents WHERE account_id = ?1 AND agent = ?2 AND storyline = ?3 AND sha1 IS NULL AND sha256 IS NULL AND md5 IS NULL",
+                agent,
+                storyline,
+            ),
+        };
+        let mut st = tx.prepare_cached(sql)?;
+        let rows = st.query_map(params![account_id, agent, value], |r| {
+            let connector: String = r.get(0)?;
+            let external: String = r.get(1)?;
+            Ok((
+                r.get::<_, String>(2)?,
+                Member {
+                    id: member_id(&connector, &external),
+                    created_at: super::ts(r.get(3)?),
+                    agent: r.get(4)?,
+                    sha1: r.get(5)?,
+                    sha256: r.get(6)?,
+                    md5: r.get(7)?,
+                    storyline: r.get(8)?,
+                },
+            ))
+        })?;
+        for row in rows {
+            let (story_id, m) = row?;
+            if !story_id.is_empty() {
+                current_story.entry(m.id.clone()).or_insert(story_id);
+            }
+            if !members.contains_key(&m.id) {
+                frontier.extend(correlate::terms(&m));
+                members.insert(m.id.clone(), m);
+            }
+        }
+    }
+    Ok(members.into_values().collect())
+}
+
+/// Moves incidents to the stories correlation decided on, creating stories and retiring the
+/// ones that lost every incident (their analyst state passes to their successor).
+fn apply_plans(
+    tx: &Transaction<'_>,
+    page: &IngestPage,
+    plans: &[correlate::StoryPlan],
+    current_story: &HashMap<String, String>,
+    new_ids: &BTreeSet<String>,
+    touch: &mut Touch,
+) -> Result<()> {
+    // old story -> (new story -> members moved there)
+    let mut moved: BTreeMap<String, BTreeMap<String, usize>> = BTreeMap::new();
+    for plan in plans {
+        for id in &plan.members {
+            let old = current_story.get(id);
+            if old.map(String::as_str) == Some(plan.id.as_str()) {
+                continue;
+            }
+            let (connector, external) = split_member_id(id);
+            let mut st = tx.prepare_cached(
+                "UPDATE incidents SET story_id = ?1 WHERE connector_id = ?2 AND external_id = ?3",
+            )?;
+            st.execute(params![plan.id, connector, external])?;
+            if let Some(old) = old {
+                *moved
+                    .entry(old.clone())
+                    .or_default()
+                    .entry(plan.id.clone())
+                    .or_default() += 1;
+                touch.updated.insert(old.clone());
+            }
+            if new_ids.contains(id) {
+                touch
+                    .new_incidents
+                    .entry(plan.id.clone())
+                    .or_default()
+                    .push(id.clone());
+            }
+            touch.updated.insert(plan.id.clone());
+        }
+        touch.plans.insert(plan.id.clone(), plan.clone());
+    }
+    for (old, targets) in moved {
+        let remaining: i64 = tx.query_row(
+            "SELECT count(*) FROM incidents WHERE story_id = ?1",
+            [&old],
+            |r| r.get(0),
+        )?;
+        if remaining > 0 {
+            continue;
+        }
+        let Some((successor, _)) = targets
+            .iter()
+            .max_by(|a, b| a.1.cmp(b.1).then(b.0.cmp(a.0)))
+        else {
+            continue;
+        };
+        retire_story(tx, &old, successor)?;
+        touch.updated.remove(&old);
+        touch.retired.insert(old, successor.clone());
+    }
+    let _ = page;
+    Ok(())
+}
+
+/// Replaces a story by its successor: the analyst's work (status, verdict, severity, comments,
+/// timeline) moves over, and the old id keeps resolving through an alias.
+fn retire_story(tx: &Transaction<'_>, old: &str, successor: &str) -> Result<()> {
+    tx.execute(
+        "INSERT INTO stories (id, account_id, producer, engine_type, vendor, connector_id, story_key,
+             previous_id, status, verdict, severity, criticality, criticality_detail, created_at,
+             updated_at, first_signal_at, last_signal_at, incident_count, closed_at)
+         SELECT ?2, account_id, producer, engine_type, vendor, connector_id, story_key, previous_id,
+             status, verdict, severity, criticality, criticality_detail, created_at, updated_at,
+             first_signal_at, last_signal_at, 0, closed_at
+         FROM stories WHERE id = ?1
+         ON CONFLICT (id) DO UPDATE SET
+             status = CASE WHEN stories.status = 'open' THEN excluded.status ELSE stories.status END,
+             verdict = CASE WHEN stories.verdict = '' THEN excluded.verdict ELSE stories.verdict END,
+             severity = CASE WHEN stories.severity = '' THEN excluded.severity ELSE stories.severity END,
+             closed_at = COALESCE(stories.closed_at, excluded.closed_at),
+             created_at = min(stories.created_at, excluded.created_at)",
+        params![old, successor],
+    )?;
+    tx.execute(
+        "UPDATE timeline SET story_id = ?2 WHERE story_id = ?1",
+        params![old, successor],
+    )?;
+    tx.execute(
+        "UPDATE comments SET story_id = ?2 WHERE story_id = ?1",
+        params![old, successor],
+    )?;
+    tx.execute(
+        "UPDATE story_aliases SET new_id = ?2 WHERE new_id = ?1",
+        params![old, successor],
+    )?;
+    tx.execute(
+        "INSERT OR REPLACE INTO story_aliases (old_id, new_id) VALUES (?1, ?2)",
+        params![old, successor],
+    )?;
+    tx.execute("DELETE FROM stories WHERE id = ?1", [old])?;
+    Ok(())
+}

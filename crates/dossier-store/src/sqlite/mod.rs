@@ -1,0 +1,320 @@
+//! The embedded SQLite store: one writer connection and a few readers over one WAL database.
+//!
+//! rusqlite rather than sqlx here: ingest writes several statements per threat, and a
+//! synchronous connection with cached prepared statements, driven from `spawn_blocking`,
+//! costs a few microseconds per statement where an async driver's per-query hop costs tens.
+
+mod admin;
+mod cursor;
+mod events;
+mod ingest;
+mod refresh;
+mod stories;
+
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, OpenFlags};
+
+use crate::{Result, StoreError};
+
+const MIGRATIONS: &[&str] = &[include_str!("../../migrations/sqlite/0001_init.sql")];
+const READERS: usize = 4;
+
+/// The embedded SQLite store. Cheap to clone.
+#[derive(Clone)]
+pub struct SqliteStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    writer: Mutex<Connection>,
+    readers: Vec<Mutex<Connection>>,
+    next_reader: AtomicUsize,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database named by a `sqlite://PATH` URL or a plain path,
+    /// and brings its schema up to date.
+    ///
+    /// # Errors
+    /// Fails when the file cannot be opened or the schema cannot be migrated.
+    pub fn open(url: &str) -> Result<Self> {
+        let path = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+            .unwrap_or(url);
+        if path.is_empty() || path.contains(":memory:") {
+            return Err(StoreError::Invalid(
+                "an in-memory SQLite database cannot be shared by the server's connections; give a file path".into(),
+            ));
+        }
+        let path = Path::new(path);
+        let mut writer = open_conn(path, true)?;
+        migrate(&mut writer)?;
+        let readers = (0..READERS)
+            .map(|_| open_conn(path, false).map(Mutex::new))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                writer: Mutex::new(writer),
+                readers,
+                next_reader: AtomicUsize::new(0),
+            }),
+        })
+    }
+
+    /// Runs `f` on the writer connection, off the async runtime.
+    pub(crate) async fn write<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
+    {
+        let inner = Arc::clone(&self.inner);
+        tokio::task::spawn_blocking(move || {
+            let mut conn = inner.writer.lock().map_err(|_| poisoned())?;
+            f(&mut conn)
+        })
+        .await
+        .map_err(|e| StoreError::Database(format!("store task failed: {e}")))?
+    }
+
+    /// Runs `f` on one of the reader connections, off the async runtime.
+    pub(crate) async fn read<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        let inner = Arc::clone(&self.inner);
+        tokio::task::spawn_blocking(move || {
+            let i = inner.next_reader.fetch_add(1, Ordering::Relaxed) % inner.readers.len();
+            let conn = inner.readers[i].lock().map_err(|_| poisoned())?;
+            f(&conn)
+        })
+        .await
+        .map_err(|e| StoreError::Database(format!("store task failed: {e}")))?
+    }
+}
+
+fn poisoned() -> StoreError {
+    StoreError::Database("a database connection was poisoned by an earlier panic".into())
+}
+
+fn open_conn(path: &Path, writer: bool) -> Result<Connection> {
+    let flags = if writer {
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE
+    } else {
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+    } | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags)
+        .map_err(|e| StoreError::Database(format!("cannot open {}: {e}", path.display())))?;
+    // WAL with synchronous=NORMAL survives a killed process (what the crash test does); it
+    // trades only the last transactions before a power loss for write speed.
+    conn.execute_batch(
+        "PRAGMA journal_mode=WAL;
+         PRAGMA synchronous=NORMAL;
+         PRAGMA busy_timeout=10000;
+         PRAGMA foreign_keys=ON;
+         PRAGMA cache_size=-65536;
+         PRAGMA temp_store=MEMORY;",
+    )?;
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(conn)
+}
+
+fn migrate(conn: &mut Connection) -> Result<()> {
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    let version = usize::try_from(version).unwrap_or(0);
+    if version > MIGRATIONS.len() {
+        return Err(StoreError::Database(format!(
+            "the database schema (version {version}) is newer than this binary knows ({})",
+            MIGRATIONS.len()
+        )));
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", i + 1)?;
+        tx.commit()?;
+        tracing::info!(version = i + 1, "database schema migrated");
+    }
+    Ok(())
+}
+
+pub(crate) fn us(t: DateTime<Utc>) -> i64 {
+    dossier_domain::time::to_micros(t)
+}
+
+pub(crate) fn ts(us: i64) -> DateTime<Utc> {
+    dossier_domain::time::from_micros(us)
+}
+
+pub(crate) fn opt_ts(us: Option<i64>) -> Option<DateTime<Utc>> {
+    us.map(ts)
+}
+
+/// `''` stored for "none" reads back as `None`.
+pub(crate) fn nonempty(s: String) -> Option<String> {
+    if s.is_empty() {
+        None
+    } else {
+        Some(s)
+    }
+}
+
+pub(crate) fn new_id() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}
+
+#[async_trait::async_trait]
+impl crate::Store for SqliteStore {
+    async fn create_account(
+        &self,
+        name: &str,
+        licence: dossier_domain::access::Licence,
+    ) -> Result<crate::Account> {
+        let name = name.to_owned();
+        self.write(move |c| admin::create_account(c, &name, licence, Utc::now()))
+            .await
+    }
+
+    async fn get_account(&self, id: &str) -> Result<crate::Account> {
+        let id = id.to_owned();
+        self.read(move |c| admin::get_account(c, &id)).await
+    }
+
+    async fn list_accounts(&self) -> Result<Vec<crate::Account>> {
+        self.read(admin::list_accounts).await
+    }
+
+    async fn insert_api_key(&self, key: &crate::ApiKeyRecord) -> Result<()> {
+        let key = key.clone();
+        self.write(move |c| admin::insert_api_key(c, &key)).await
+    }
+
+    async fn find_api_key(&self, key_hash: &str) -> Result<crate::ApiKeyRecord> {
+        let h = key_hash.to_owned();
+        self.read(move |c| admin::find_api_key(c, &h)).await
+    }
+
+    async fn create_connector(&self, new: &crate::NewConnector) -> Result<crate::ConnectorRecord> {
+        let new = new.clone();
+        self.write(move |c| admin::create_connector(c, &new)).await
+    }
+
+    async fn list_connectors(
+        &self,
+        account_id: Option<&str>,
+    ) -> Result<Vec<crate::ConnectorRecord>> {
+        let a = account_id.map(str::to_owned);
+        self.read(move |c| admin::list_connectors(c, a.as_deref()))
+            .await
+    }
+
+    async fn get_connector(
+        &self,
+        account_id: Option<&str>,
+        id: &str,
+    ) -> Result<crate::ConnectorRecord> {
+        let (a, id) = (account_id.map(str::to_owned), id.to_owned());
+        self.read(move |c| admin::get_connector(c, a.as_deref(), &id))
+            .await
+    }
+
+    async fn update_connector(
+        &self,
+        account_id: Option<&str>,
+        id: &str,
+        u: &crate::ConnectorUpdate,
+    ) -> Result<crate::ConnectorRecord> {
+        let (a, id, u) = (account_id.map(str::to_owned), id.to_owned(), u.clone());
+        self.write(move |c| admin::update_connector(c, a.as_deref(), &id, &u))
+            .await
+    }
+
+    async fn delete_connector(&self, account_id: Option<&str>, id: &str) -> Result<()> {
+        let (a, id) = (account_id.map(str::to_owned), id.to_owned());
+        self.write(move |c| admin::delete_connector(c, a.as_deref(), &id))
+            .await
+    }
+
+    async fn set_connector_health(&self, id: &str, h: &crate::HealthUpdate) -> Result<()> {
+        let (id, h) = (id.to_owned(), h.clone());
+        self.write(move |c| admin::set_connector_health(c, &id, &h))
+            .await
+    }
+
+    async fn commit_page(&self, page: crate::IngestPage) -> Result<crate::IngestOutcome> {
+        self.write(move |c| ingest::commit_page(c, &page)).await
+    }
+
+    async fn list_stories(&self, q: &crate::StoryQuery) -> Result<crate::StoryPage> {
+        let q = q.clone();
+        self.read(move |c| stories::list(c, &q)).await
+    }
+
+    async fn get_story(&self, account_id: Option<&str>, id: &str) -> Result<crate::StoryDetail> {
+        let (a, id) = (account_id.map(str::to_owned), id.to_owned());
+        self.read(move |c| stories::get(c, a.as_deref(), &id)).await
+    }
+
+    async fn update_story(
+        &self,
+        account_id: Option<&str>,
+        id: &str,
+        u: &crate::StoryUpdate,
+        actor: &str,
+        now: DateTime<Utc>,
+    ) -> Result<crate::StoryDetail> {
+        let (a, id, u, actor) = (
+            account_id.map(str::to_owned),
+            id.to_owned(),
+            u.clone(),
+            actor.to_owned(),
+        );
+        let a2 = a.clone();
+        let id2 = id.clone();
+        self.write(move |c| stories::update(c, a.as_deref(), &id, &u, &actor, now))
+            .await?;
+        self.read(move |c| stories::get(c, a2.as_deref(), &id2))
+            .await
+    }
+
+    async fn add_comment(
+        &self,
+        account_id: Option<&str>,
+        story_id: &str,
+        author: &str,
+        text: &str,
+        now: DateTime<Utc>,
+    ) -> Result<crate::Comment> {
+        let (a, id, author, text) = (
+            account_id.map(str::to_owned),
+            story_id.to_owned(),
+            author.to_owned(),
+            text.to_owned(),
+        );
+        self.write(move |c| stories::add_comment(c, a.as_deref(), &id, &author, &text, now))
+            .await
+    }
+
+    async fn list_events(&self, q: &crate::EventQuery) -> Result<crate::EventPage> {
+        let q = q.clone();
+        self.read(move |c| events::list(c, &q)).await
+    }
+
+    async fn insert_event(&self, e: &crate::NewEvent) -> Result<()> {
+        let e = e.clone();
+        self.write(move |c| events::insert(c, &e)).await
+    }
+
+    async fn ping(&self) -> Result<()> {
+        self.read(|c| {
+            Ok(c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))
+                .map(|_| ())?)
+        })
+        .await
+    }
+}

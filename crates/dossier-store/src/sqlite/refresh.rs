@@ -1,0 +1,367 @@
+//! Recomputing what a story shows from its incidents, after a page changed them.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use dossier_domain::correlate::{should_reopen, StoryPlan};
+use dossier_domain::criticality::{criticality, outbreak_tier, CriticalityFacts};
+use dossier_domain::event::EventType;
+use dossier_domain::story::Status;
+use dossier_domain::Incident;
+use rusqlite::{params, OptionalExtension, Transaction};
+
+use super::ingest::{event_for_incident, member_id};
+use super::{ts, us};
+use crate::{IngestOutcome, IngestPage, Result, StoreError};
+
+/// Which stories a page touched, and how.
+#[derive(Default)]
+pub(crate) struct Touch {
+    /// Stories whose incidents changed.
+    pub updated: BTreeSet<String>,
+    /// Per story, the member ids of incidents seen for the first time.
+    pub new_incidents: BTreeMap<String, Vec<String>>,
+    /// What correlation decided, per story id, for the stories it decided on.
+    pub plans: BTreeMap<String, StoryPlan>,
+    /// Stories replaced by a successor: old id → new id.
+    pub retired: BTreeMap<String, String>,
+}
+
+struct Aggregates {
+    count: i64,
+    first: i64,
+    last: i64,
+    confidence_rank: i64,
+    all_false_positive: bool,
+}
+
+struct Existing {
+    status: String,
+    closed_at: Option<i64>,
+    story_key: String,
+    previous_id: Option<String>,
+}
+
+pub(crate) fn refresh_stories(
+    tx: &Transaction<'_>,
+    page: &IngestPage,
+    touch: &Touch,
+    outcome: &mut IngestOutcome,
+) -> Result<()> {
+    let by_member: HashMap<String, &Incident> = page
+        .incidents
+        .iter()
+        .map(|i| (member_id(&page.connector_id, &i.external_id), i))
+        .collect();
+    let mut hashes = BTreeSet::new();
+    for story_id in &touch.updated {
+        if touch.retired.contains_key(story_id) {
+            continue;
+        }
+        let Some(agg) = aggregates(tx, story_id)? else {
+            // Every incident moved elsewhere without a successor being named: nothing to show.
+            tx.execute("DELETE FROM stories WHERE id = ?1", [story_id])?;
+            continue;
+        };
+        let latest = latest_incident(tx, story_id)?;
+        let existing = existing(tx, story_id)?;
+        let plan = touch.plans.get(story_id);
+        let new_members = touch
+            .new_incidents
+            .get(story_id)
+            .map_or(&[][..], Vec::as_slice);
+
+        let file_hash = [&latest.file.sha1, &latest.file.sha256, &latest.file.md5]
+            .into_iter()
+            .flatten()
+            .next()
+            .cloned()
+            .unwrap_or_default();
+        let devices = devices_with_hash(tx, &page.account_id, &file_hash)?;
+        hashes.insert(file_hash.clone());
+        let facts = CriticalityFacts {
+            confidence: match agg.confidence_rank {
+                3 => Some("malicious".into()),
+                2 => Some("suspicious".into()),
+                1 => Some("n/a".into()),
+                _ => None,
+            },
+            unmitigated: !matches!(
+                latest.mitigation_status.as_deref(),
+                Some("mitigated" | "marked_as_benign")
+            ),
+            incident_count: u32::try_from(agg.count).unwrap_or(u32::MAX),
+            devices_with_hash: devices,
+            is_server: latest.device.machine_type.as_deref() == Some("server"),
+            false_positive: agg.all_false_positive,
+        };
+        let crit = criticality(&facts);
+        let crit_json =
+            serde_json::to_string(&crit).map_err(|e| StoreError::Invalid(e.to_string()))?;
+
+        let (mut status, mut closed_at) = match &existing {
+            Some(e) => (e.status.clone(), e.closed_at),
+            None => (Status::Open.as_str().to_owned(), None),
+        };
+        let mut reopened = false;
+        if status == Status::Closed.as_str() && !new_members.is_empty() {
+            if let Some(c) = closed_at {
+                if should_reopen(ts(c), page.now, &page.policy) {
+                    status = Status::Reopened.as_str().to_owned();
+                    closed_at = None;
+                    reopened = true;
+                }
+            }
+        }
+        let story_key = plan
+            .map(|p| p.key.encode())
+            .or_else(|| existing.as_ref().map(|e| e.story_key.clone()))
+            .unwrap_or_default();
+        let previous_id = match plan {
+            Some(p) => p.previous.clone(),
+            None => existing.as_ref().and_then(|e| e.previous_id.clone()),
+        };
+        let search = [
+            latest.threat_name.as_deref(),
+            latest.device.name.as_deref(),
+            latest.device.agent_uuid.as_deref(),
+            latest.file.sha1.as_deref(),
+            latest.file.sha256.as_deref(),
+            latest.file.md5.as_deref(),
+            latest.file.name.as_deref(),
+            latest.file.path.as_deref(),
+            latest.classification.as_deref(),
+        ]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .to_lowercase();
+
+        let created = existing.is_none();
+        let mut st = tx.prepare_cached(
+            "INSERT INTO stories (id, account_id, producer, engine_type, vendor, connector_id,
+                 story_key, previous_id, indication, status, criticality, criticality_detail,
+                 outbreak_tier, created_at, updated_at, first_signal_at, last_signal_at,
+                 incident_count, agent_uuid, device_name, os, sha1, sha256, md5, file_name,
+                 file_path, file_hash, mitigation, closed_at, search)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?14, ?15, ?16,
+                 ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29)
+             ON CONFLICT (id) DO UPDATE SET
+                 story_key = excluded.story_key, previous_id = excluded.previous_id,
+                 indication = excluded.indication, status = excluded.status,
+                 criticality = excluded.criticality, criticality_detail = excluded.criticality_detail,
+                 outbreak_tier = excluded.outbreak_tier, updated_at = excluded.updated_at,
+                 first_signal_at = excluded.first_signal_at, last_signal_at = excluded.last_signal_at,
+                 incident_count = excluded.incident_count, agent_uuid = excluded.agent_uuid,
+                 device_name = excluded.device_name, os = excluded.os, sha1 = excluded.sha1,
+                 sha256 = excluded.sha256, md5 = excluded.md5, file_name = excluded.file_name,
+                 file_path = excluded.file_path, file_hash = excluded.file_hash,
+                 mitigation = excluded.mitigation, closed_at = excluded.closed_at,
+                 search = excluded.search",
+        )?;
+        st.execute(params![
+            story_id,
+            page.account_id,
+            latest.producer.as_str(),
+            latest.producer.engine_type(),
+            latest.producer.vendor(),
+            page.connector_id,
+            story_key,
+            previous_id,
+            latest.threat_name.clone().unwrap_or_default(),
+            status,
+            crit.score,
+            crit_json,
+            outbreak_tier(devices),
+            us(page.now),
+            agg.first,
+            agg.last,
+            agg.count,
+            latest.device.agent_uuid.clone().unwrap_or_default(),
+            latest.device.name.clone().unwrap_or_default(),
+            latest
+                .device
+                .os_name
+                .clone()
+                .or_else(|| latest.device.os_type.clone())
+                .unwrap_or_default(),
+            latest.file.sha1.clone().unwrap_or_default(),
+            latest.file.sha256.clone().unwrap_or_default(),
+            latest.file.md5.clone().unwrap_or_default(),
+            latest.file.name.clone().unwrap_or_default(),
+            latest.file.path.clone().unwrap_or_default(),
+            file_hash,
+            latest.mitigation_status.clone().unwrap_or_default(),
+            closed_at,
+            search,
+        ])?;
+
+        if created {
+            // A window can come back to an id it once had; the story is real again.
+            tx.execute("DELETE FROM story_aliases WHERE old_id = ?1", [story_id])?;
+        }
+        for m in new_members {
+            if let Some(inc) = by_member.get(m) {
+                event_for_incident(tx, page, inc, story_id, EventType::IncidentCreated)?;
+            }
+        }
+        if reopened {
+            timeline(
+                tx,
+                story_id,
+                page,
+                "reopened",
+                "a new incident arrived 12 hours or more after the story was closed",
+            )?;
+        }
+        let (kind, verb) = if created {
+            outcome.stories_created += 1;
+            (EventType::StoryCreated, "created")
+        } else {
+            outcome.stories_updated += 1;
+            (EventType::StoryUpdated, "updated")
+        };
+        let name = latest.threat_name.as_deref().unwrap_or("unnamed threat");
+        let device = latest.device.name.as_deref().unwrap_or("an unnamed device");
+        let mut st = tx.prepare_cached(
+            "INSERT INTO events (account_id, type, at, connector_id, story_id, incident_id, message, data)
+             VALUES (?1, ?2, ?3, ?4, ?5, NULL, ?6, ?7)",
+        )?;
+        st.execute(params![
+            page.account_id,
+            kind.as_str(),
+            us(page.now),
+            page.connector_id,
+            story_id,
+            format!("story {verb}: {name} on {device}"),
+            serde_json::json!({
+                "incident_count": agg.count,
+                "criticality": crit.score,
+                "status": status,
+                "reopened": reopened,
+            })
+            .to_string(),
+        ])?;
+    }
+    refresh_outbreaks(tx, page, &hashes)?;
+    Ok(())
+}
+
+fn aggregates(tx: &Transaction<'_>, story_id: &str) -> Result<Option<Aggregates>> {
+    let mut st = tx.prepare_cached(
+        "SELECT count(*), min(created_at), max(created_at), max(confidence_rank), min(false_positive)
+         FROM incidents WHERE story_id = ?1",
+    )?;
+    let agg = st.query_row([story_id], |r| {
+        Ok(Aggregates {
+            count: r.get(0)?,
+            first: r.get::<_, Option<i64>>(1)?.unwrap_or_default(),
+            last: r.get::<_, Option<i64>>(2)?.unwrap_or_default(),
+            confidence_rank: r.get::<_, Option<i64>>(3)?.unwrap_or_default(),
+            all_false_positive: r.get::<_, Option<i64>>(4)?.unwrap_or_default() == 1,
+        })
+    })?;
+    Ok((agg.count > 0).then_some(agg))
+}
+
+fn latest_incident(tx: &Transaction<'_>, story_id: &str) -> Result<Incident> {
+    let mut st = tx.prepare_cached(
+        "SELECT normalised FROM incidents WHERE story_id = ?1
+         ORDER BY created_at DESC, connector_id DESC, external_id DESC LIMIT 1",
+    )?;
+    let text: String = st.query_row([story_id], |r| r.get(0))?;
+    serde_json::from_str(&text).map_err(|e| StoreError::Database(format!("stored incident: {e}")))
+}
+
+fn existing(tx: &Transaction<'_>, story_id: &str) -> Result<Option<Existing>> {
+    let mut st = tx.prepare_cached(
+        "SELECT status, closed_at, story_key, previous_id FROM stories WHERE id = ?1",
+    )?;
+    Ok(st
+        .query_row([story_id], |r| {
+            Ok(Existing {
+                status: r.get(0)?,
+                closed_at: r.get(1)?,
+                story_key: r.get(2)?,
+                previous_id: r.get(3)?,
+            })
+        })
+        .optional()?)
+}
+
+fn devices_with_hash(tx: &Transaction<'_>, account_id: &str, hash: &str) -> Result<u32> {
+    if hash.is_empty() {
+        return Ok(1);
+    }
+    let mut st =
+        tx.prepare_cached("SELECT count(*) FROM hash_devices WHERE account_id = ?1 AND hash = ?2")?;
+    let n: i64 = st.query_row(params![account_id, hash], |r| r.get(0))?;
+    Ok(u32::try_from(n.max(1)).unwrap_or(u32::MAX))
+}
+
+/// When a file spreads to more devices, the criticality of every story of that file on other
+/// devices changes too. Criticality depends on the device count only through its tier, so only
+/// stories whose stored tier differs are recomputed.
+fn refresh_outbreaks(
+    tx: &Transaction<'_>,
+    page: &IngestPage,
+    hashes: &BTreeSet<String>,
+) -> Result<()> {
+    for hash in hashes.iter().filter(|h| !h.is_empty()) {
+        let devices = devices_with_hash(tx, &page.account_id, hash)?;
+        let tier = outbreak_tier(devices);
+        let stale: Vec<(String, String)> = {
+            let mut st = tx.prepare_cached(
+                "SELECT id, criticality_detail FROM stories
+                 WHERE account_id = ?1 AND file_hash = ?2 AND outbreak_tier != ?3",
+            )?;
+            let rows = st.query_map(params![page.account_id, hash, tier], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })?;
+            rows.collect::<Result<_, _>>()?
+        };
+        for (id, _) in stale {
+            let agg = aggregates(tx, &id)?;
+            let Some(agg) = agg else { continue };
+            let latest = latest_incident(tx, &id)?;
+            let facts = CriticalityFacts {
+                confidence: match agg.confidence_rank {
+                    3 => Some("malicious".into()),
+                    2 => Some("suspicious".into()),
+                    1 => Some("n/a".into()),
+                    _ => None,
+                },
+                unmitigated: !matches!(
+                    latest.mitigation_status.as_deref(),
+                    Some("mitigated" | "marked_as_benign")
+                ),
+                incident_count: u32::try_from(agg.count).unwrap_or(u32::MAX),
+                devices_with_hash: devices,
+                is_server: latest.device.machine_type.as_deref() == Some("server"),
+                false_positive: agg.all_false_positive,
+            };
+            let crit = criticality(&facts);
+            let crit_json =
+                serde_json::to_string(&crit).map_err(|e| StoreError::Invalid(e.to_string()))?;
+            tx.execute(
+                "UPDATE stories SET criticality = ?2, criticality_detail = ?3, outbreak_tier = ?4 WHERE id = ?1",
+                params![id, crit.score, crit_json, tier],
+            )?;
+        }
+    }
+    Ok(())
+}
+
+pub(crate) fn timeline(
+    tx: &Transaction<'_>,
+    story_id: &str,
+    page: &IngestPage,
+    kind: &str,
+    text: &str,
+) -> Result<()> {
+    tx.execute(
+        "INSERT INTO timeline (story_id, at, kind, actor, text) VALUES (?1, ?2, ?3, NULL, ?4)",
+        params![story_id, us(page.now), kind, text],
+    )?;
+    Ok(())
+}

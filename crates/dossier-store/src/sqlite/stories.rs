@@ -1,0 +1,616 @@
+//! Reading stories, and the analyst's changes to them.
+
+use chrono::{DateTime, Utc};
+use dossier_domain::criticality::Criticality;
+use dossier_domain::story::{Severity, Status, Verdict};
+use dossier_domain::summary::{summary, SummaryFacts};
+use dossier_domain::Incident;
+use rusqlite::types::Value;
+use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Row};
+use serde_json::value::RawValue;
+
+use super::cursor::{self, SortValue};
+use super::{new_id, nonempty, opt_ts, ts, us};
+use crate::{
+    Comment, DeviceView, FileView, IncidentView, RelatedStory, Result, StoreError, Story,
+    StoryDetail, StoryPage, StoryQuery, StorySortField, StoryUpdate, TimelineEntry,
+};
+
+const COLUMNS: &str = "id, producer, engine_type, vendor, indication, status, verdict, severity,
+    criticality, created_at, updated_at, first_signal_at, last_signal_at, incident_count,
+    agent_uuid, device_name, os, sha1, sha256, md5, file_name, file_path, mitigation,
+    connector_id, account_id";
+
+pub(crate) const MAX_COMMENT_CHARS: usize = 500;
+pub(crate) const MAX_COMMENTS: i64 = 200;
+
+fn story_row(r: &Row<'_>) -> rusqlite::Result<Story> {
+    let status: String = r.get(5)?;
+    let verdict: String = r.get(6)?;
+    let severity: String = r.get(7)?;
+    Ok(Story {
+        id: r.get(0)?,
+        producer: r.get(1)?,
+        engine_type: r.get(2)?,
+        vendor: r.get(3)?,
+        indication: nonempty(r.get(4)?),
+        status: Status::parse(&status).unwrap_or(Status::Open),
+        verdict: Verdict::parse(&verdict),
+        severity: Severity::parse(&severity),
+        criticality: r.get(8)?,
+        created_at: ts(r.get(9)?),
+        updated_at: ts(r.get(10)?),
+        first_signal_at: ts(r.get(11)?),
+        last_signal_at: ts(r.get(12)?),
+        incident_count: r.get::<_, i64>(13)?.try_into().unwrap_or_default(),
+        device: DeviceView {
+            agent_uuid: nonempty(r.get(14)?),
+            name: nonempty(r.get(15)?),
+            os: nonempty(r.get(16)?),
+        },
+        file: FileView {
+            sha1: nonempty(r.get(17)?),
+            sha256: nonempty(r.get(18)?),
+            md5: nonempty(r.get(19)?),
+            name: nonempty(r.get(20)?),
+            path: nonempty(r.get(21)?),
+        },
+        mitigation_status: nonempty(r.get(22)?),
+        connector_id: r.get(23)?,
+        account_id: r.get(24)?,
+    })
+}
+
+fn sort_column(f: StorySortField) -> (&'static str, bool) {
+    // (column, is integer)
+    match f {
+        StorySortField::Id => ("id", false),
+        StorySortField::Indication => ("indication", false),
+        StorySortField::Criticality => ("criticality", true),
+        StorySortField::Source => ("device_name", false),
+        StorySortField::Producer => ("producer", false),
+        StorySortField::Status => ("status", false),
+        StorySortField::Verdict => ("verdict", false),
+        StorySortField::Severity => ("severity", false),
+        StorySortField::IncidentCount => ("incident_count", true),
+        StorySortField::FirstSignalAt => ("first_signal_at", true),
+        StorySortField::LastSignalAt => ("last_signal_at", true),
+        StorySortField::CreatedAt => ("created_at", true),
+        StorySortField::UpdatedAt => ("updated_at", true),
+        StorySortField::Vendor => ("vendor", false),
+        StorySortField::FileHash => ("file_hash", false),
+        StorySortField::Mitigation => ("mitigation", false),
+    }
+}
+
+fn escape_like(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
+}
+
+pub(crate) fn list(conn: &Connection, q: &StoryQuery) -> Result<StoryPage> {
+    let (col, is_int) = sort_column(q.sort);
+    let sort_name = format!("{}{}", if q.descending { "-" } else { "" }, q.sort.name());
+    let mut sql = format!("SELECT {COLUMNS}, {col} FROM stories WHERE 1 = 1");
+    let mut args: Vec<Value> = Vec::new();
+    let mut push = |sql: &mut String, clause: &str, v: Value| {
+        args.push(v);
+        sql.push_str(&clause.replace('?', &format!("?{}", args.len())));
+    };
+    if let Some(a) = &q.account_id {
+        push(&mut sql, " AND account_id = ?", Value::Text(a.clone()));
+    }
+    if let Some(p) = &q.producer {
+        push(&mut sql, " AND producer = ?", Value::Text(p.clone()));
+    }
+    if let Some(e) = &q.engine_type {
+        push(&mut sql, " AND engine_type = ?", Value::Text(e.clone()));
+    }
+    for (name, values) in [
+        (
+            "status",
+            q.status.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
+        ),
+        ("verdict", q.verdict.iter().map(|s| s.as_str()).collect()),
+        ("severity", q.severity.iter().map(|s| s.as_str()).collect()),
+    ] {
+        if values.is_empty() {
+            continue;
+        }
+        sql.push_str(&format!(" AND {name} IN ("));
+        for (i, v) in values.iter().enumerate() {
+            if i > 0 {
+                sql.push_str(", ");
+            }
+            push(&mut sql, "?", Value::Text((*v).to_owned()));
+        }
+        sql.push(')');
+    }
+    if let Some(min) = q.criticality_min {
+        push(
+            &mut sql,
+            " AND criticality >= ?",
+            Value::Integer(min.into()),
+        );
+    }
+    if let Some(max) = q.criticality_max {
+        push(
+            &mut sql,
+            " AND criticality <= ?",
+            Value::Integer(max.into()),
+        );
+    }
+    if let Some(d) = q.device.as_deref().map(str::trim).filter(|d| !d.is_empty()) {
+        push(
+            &mut sql,
+            " AND (agent_uuid = ?",
+            Value::Text(d.to_lowercase()),
+        );
+        push(
+            &mut sql,
+            " OR device_name = ? COLLATE NOCASE)",
+            Value::Text(d.to_owned()),
+        );
+    }
+    if let Some(h) = q.hash.as_deref().map(str::trim).filter(|h| !h.is_empty()) {
+        let h = h.to_lowercase();
+        push(&mut sql, " AND (file_hash = ?", Value::Text(h.clone()));
+        push(&mut sql, " OR sha1 = ?", Value::Text(h.clone()));
+        push(&mut sql, " OR sha256 = ?", Value::Text(h.clone()));
+        push(&mut sql, " OR md5 = ?)", Value::Text(h));
+    }
+    if let Some(text) = q.q.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
+        push(
+            &mut sql,
+            " AND (search LIKE ? ESCAPE '\\'",
+            Value::Text(format!("%{}%", escape_like(&text.to_lowercase()))),
+        );
+        push(&mut sql, " OR id = ?)", Value::Text(text.to_owned()));
+    }
+    if let Some(from) = q.from {
+        push(&mut sql, " AND updated_at >= ?", Value::Integer(us(from)));
+    }
+    if let Some(to) = q.to {
+        push(&mut sql, " AND updated_at <= ?", Value::Integer(us(to)));
+    }
+    let op = if q.descending { "<" } else { ">" };
+    if let Some(c) = &q.cursor {
+        let (value, id) = cursor::decode(c, &sort_name)?;
+        let v = match (value, is_int) {
+            (SortValue::Int(i), true) => Value::Integer(i),
+            (SortValue::Text(t), false) => Value::Text(t),
+            _ => {
+                return Err(StoreError::Invalid(
+                    "cursor: not a cursor this list made".into(),
+                ))
+            }
+        };
+        if col == "id" {
+            push(&mut sql, &format!(" AND id {op} ?"), Value::Text(id));
+        } else {
+            push(&mut sql, &format!(" AND ({col}, id) {op} (?"), v);
+            push(&mut sql, ", ?)", Value::Text(id));
+        }
+    }
+    let dir = if q.descending { "DESC" } else { "ASC" };
+    let limit = q.limit.clamp(1, 1000);
+    if col == "id" {
+        sql.push_str(&format!(" ORDER BY id {dir} LIMIT {}", limit + 1));
+    } else {
+        sql.push_str(&format!(
+            " ORDER BY {col} {dir}, id {dir} LIMIT {}",
+            limit + 1
+        ));
+    }
+    let mut st = conn.prepare_cached(&sql)?;
+    let rows = st.query_map(params_from_iter(args.iter()), |r| {
+        let story = story_row(r)?;
+        let sort_value = if is_int {
+            SortValue::Int(r.get(25)?)
+        } else {
+            SortValue::Text(r.get(25)?)
+        };
+        Ok((story, sort_value))
+    })?;
+    let mut items: Vec<(Story, SortValue)> = rows.collect::<rusqlite::Result<_>>()?;
+    let next_cursor = if items.len() > limit as usize {
+        items.truncate(limit as usize);
+        items
+            .last()
+            .map(|(s, v)| cursor::encode(&sort_name, v, &s.id))
+    } else {
+        None
+    };
+    Ok(StoryPage {
+        items: items.into_iter().map(|(s, _)| s).collect(),
+        next_cursor,
+    })
+}
+
+/// Follows the aliases of stories that correlation replaced.
+fn resolve(conn: &Connection, id: &str) -> Result<String> {
+    let alias: Option<String> = conn
+        .query_row(
+            "SELECT new_id FROM story_aliases WHERE old_id = ?1
+             AND NOT EXISTS (SELECT 1 FROM stories WHERE id = ?1)",
+            [id],
+            |r| r.get(0),
+        )
+        .optional()?;
+    Ok(alias.unwrap_or_else(|| id.to_owned()))
+}
+
+pub(crate) fn get_story_row(
+    conn: &Connection,
+    account_id: Option<&str>,
+    id: &str,
+) -> Result<Story> {
+    let id = resolve(conn, id)?;
+    Ok(conn.query_row(
+        &format!("SELECT {COLUMNS} FROM stories WHERE id = ?1 AND (?2 IS NULL OR account_id = ?2)"),
+        params![id, account_id],
+        story_row,
+    )?)
+}
+
+pub(crate) fn get(conn: &Connection, account_id: Option<&str>, id: &str) -> Result<StoryDetail> {
+    let story = get_story_row(conn, account_id, id)?;
+    let (crit_json, closed_at, previous_id, file_hash): (
+        String,
+        Option<i64>,
+        Option<String>,
+        String,
+    ) = conn.query_row(
+        "SELECT criticality_detail, closed_at, previous_id, file_hash FROM stories WHERE id = ?1",
+        [&story.id],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+    )?;
+    let criticality_detail: Criticality = serde_json::from_str(&crit_json).unwrap_or(Criticality {
+        score: story.criticality,
+        reasons: Vec::new(),
+    });
+
+    let mut st = conn.prepare_cached(
+        "SELECT external_id, connector_id, created_at, updated_at, normalised, raw FROM incidents
+         WHERE story_id = ?1 ORDER BY created_at, connector_id, external_id",
+    )?;
+    let rows = st.query_map([&story.id], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, i64>(2)?,
+            r.get::<_, i64>(3)?,
+            r.get::<_, String>(4)?,
+            r.get::<_, String>(5)?,
+        ))
+    })?;
+    let mut incidents = Vec::new();
+    for row in rows {
+        let (id, connector_id, created, updated, normalised, raw) = row?;
+        let normalised: Option<Incident> = serde_json::from_str(&normalised).ok();
+        let raw = RawValue::from_string(raw).or_else(|e| {
+            RawValue::from_string(serde_json::Value::String(e.to_string()).to_string())
+        });
+        let raw = raw.map_err(|e| StoreError::Database(e.to_string()))?;
+        let n = normalised.as_ref();
+        incidents.push(IncidentView {
+            id,
+            connector_id,
+            created_at: ts(created),
+            updated_at: ts(updated),
+            threat_name: n.and_then(|n| n.threat_name.clone()),
+            classification: n.and_then(|n| n.classification.clone()),
+            confidence_level: n.and_then(|n| n.confidence_level.clone()),
+            mitigation_status: n.and_then(|n| n.mitigation_status.clone()),
+            analyst_verdict: n.and_then(|n| n.analyst_verdict.clone()),
+            incident_status: n.and_then(|n| n.incident_status.clone()),
+            engines: n.map(|n| n.engines.clone()).unwrap_or_default(),
+            mitigation_actions: n.map(|n| n.mitigation_actions.clone()).unwrap_or_default(),
+            raw,
+            normalised,
+        });
+    }
+
+    let mut timeline: Vec<TimelineEntry> = incidents
+        .iter()
+        .map(|i| TimelineEntry {
+            at: i.created_at,
+            kind: "incident_added".into(),
+            actor: None,
+            text: format!(
+                "threat {} detected: {}",
+                i.id,
+                i.threat_name.as_deref().unwrap_or("unnamed threat")
+            ),
+        })
+        .collect();
+    let mut st = conn.prepare_cached(
+        "SELECT at, kind, actor, text FROM timeline WHERE story_id = ?1 ORDER BY at, seq",
+    )?;
+    let rows = st.query_map([&story.id], |r| {
+        Ok(TimelineEntry {
+            at: ts(r.get(0)?),
+            kind: r.get(1)?,
+            actor: r.get(2)?,
+            text: r.get(3)?,
+        })
+    })?;
+    timeline.extend(rows.collect::<rusqlite::Result<Vec<_>>>()?);
+    timeline.sort_by_key(|e| e.at);
+
+    let comments = comments(conn, &story.id)?;
+    let related = related(conn, &story, previous_id.as_deref(), &file_hash)?;
+
+    let normalised: Vec<Incident> = incidents
+        .iter()
+        .filter_map(|i| i.normalised.clone())
+        .collect();
+    let devices: i64 = if file_hash.is_empty() {
+        1
+    } else {
+        conn.query_row(
+            "SELECT count(*) FROM hash_devices WHERE account_id = ?1 AND hash = ?2",
+            params![story.account_id, file_hash],
+            |r| r.get(0),
+        )?
+    };
+    let others = u32::try_from(devices.saturating_sub(1)).unwrap_or_default();
+    let text = summary(&SummaryFacts::from_incidents(&normalised, others));
+    Ok(StoryDetail {
+        story,
+        summary: text,
+        criticality_detail,
+        incidents,
+        timeline,
+        comments,
+        related,
+        closed_at: opt_ts(closed_at),
+    })
+}
+
+fn comments(conn: &Connection, story_id: &str) -> Result<Vec<Comment>> {
+    let mut st = conn.prepare_cached(
+        "SELECT id, story_id, author, text, created_at FROM comments WHERE story_id = ?1 ORDER BY created_at, id",
+    )?;
+    let rows = st.query_map([story_id], |r| {
+        Ok(Comment {
+            id: r.get(0)?,
+            story_id: r.get(1)?,
+            author: r.get(2)?,
+            text: r.get(3)?,
+            created_at: ts(r.get(4)?),
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+fn related(
+    conn: &Connection,
+    story: &Story,
+    previous: Option<&str>,
+    file_hash: &str,
+) -> Result<Vec<RelatedStory>> {
+    let mut out = Vec::new();
+    let mut add = |sql: &str, relation: &str, args: &[&dyn rusqlite::ToSql]| -> Result<()> {
+        let mut st = conn.prepare_cached(sql)?;
+        let rows = st.query_map(args, |r| {
+            Ok(RelatedStory {
+                id: r.get(0)?,
+                relation: relation.to_owned(),
+                indication: nonempty(r.get(1)?),
+                device_name: nonempty(r.get(2)?),
+                updated_at: ts(r.get(3)?),
+            })
+        })?;
+        for row in rows {
+            let row = row?;
+            if row.id != story.id && !out.iter().any(|o: &RelatedStory| o.id == row.id) {
+                out.push(row);
+            }
+        }
+        Ok(())
+    };
+    if let Some(p) = previous {
+        add(
+            "SELECT id, indication, device_name, updated_at FROM stories WHERE id = ?1",
+            "previous_window",
+            &[&p],
+        )?;
+    }
+    add(
+        "SELECT id, indication, device_name, updated_at FROM stories WHERE previous_id = ?1 AND account_id = ?2",
+        "next_window",
+        &[&story.id, &story.account_id],
+    )?;
+    if let Some(agent) = &story.device.agent_uuid {
+        add(
+            "SELECT id, indication, device_name, updated_at FROM stories
+             WHERE account_id = ?1 AND agent_uuid = ?2 ORDER BY updated_at DESC LIMIT 10",
+            "same_device",
+            &[&story.account_id, agent],
+        )?;
+    }
+    if !file_hash.is_empty() {
+        add(
+            "SELECT id, indication, device_name, updated_at FROM stories
+             WHERE account_id = ?1 AND file_hash = ?2 ORDER BY updated_at DESC LIMIT 10",
+            "same_hash",
+            &[&story.account_id, &file_hash],
+        )?;
+    }
+    Ok(out)
+}
+
+fn record(
+    conn: &Connection,
+    story: &Story,
+    at: DateTime<Utc>,
+    actor: &str,
+    kind: &str,
+    text: &str,
+) -> Result<()> {
+    conn.execute(
+        "INSERT INTO timeline (story_id, at, kind, actor, text) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![story.id, us(at), kind, actor, text],
+    )?;
+    conn.execute(
+        "INSERT INTO audit_log (account_id, at, actor, action, target, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![story.account_id, us(at), actor, kind, story.id, text],
+    )?;
+    Ok(())
+}
+
+pub(crate) fn update(
+    conn: &mut Connection,
+    account_id: Option<&str>,
+    id: &str,
+    u: &StoryUpdate,
+    actor: &str,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    let tx = conn.transaction()?;
+    let story = get_story_row(&tx, account_id, id)?;
+    let verdict = u.verdict.unwrap_or(story.verdict);
+    let mut severity = u.severity.unwrap_or(story.severity);
+    if verdict != Some(Verdict::Malicious) {
+        if u.severity.flatten().is_some() {
+            return Err(StoreError::Invalid(
+                "severity: only a story with the verdict malicious has a severity".into(),
+            ));
+        }
+        severity = None;
+    }
+    let status = u.status.unwrap_or(story.status);
+    if status != story.status {
+        record(
+            &tx,
+            &story,
+            now,
+            actor,
+            "status_changed",
+            &format!("status changed from {} to {}", story.status, status),
+        )?;
+    }
+    if verdict != story.verdict {
+        let show = |v: Option<Verdict>| v.map_or("none", Verdict::as_str);
+        record(
+            &tx,
+            &story,
+            now,
+            actor,
+            "verdict_changed",
+            &format!(
+                "verdict changed from {} to {}",
+                show(story.verdict),
+                show(verdict)
+            ),
+        )?;
+    }
+    if severity != story.severity {
+        let show = |v: Option<Severity>| v.map_or("none", Severity::as_str);
+        record(
+            &tx,
+            &story,
+            now,
+            actor,
+            "severity_changed",
+            &format!(
+                "severity changed from {} to {}",
+                show(story.severity),
+                show(severity)
+            ),
+        )?;
+    }
+    let closed_at: Option<i64> = if status == Status::Closed {
+        if story.status == Status::Closed {
+            tx.query_row(
+                "SELECT closed_at FROM stories WHERE id = ?1",
+                [&story.id],
+                |r| r.get(0),
+            )?
+        } else {
+            Some(us(now))
+        }
+    } else {
+        None
+    };
+    tx.execute(
+        "UPDATE stories SET status = ?2, verdict = ?3, severity = ?4, closed_at = ?5, updated_at = ?6 WHERE id = ?1",
+        params![
+            story.id,
+            status.as_str(),
+            verdict.map_or("", Verdict::as_str),
+            severity.map_or("", Severity::as_str),
+            closed_at,
+            us(now)
+        ],
+    )?;
+    tx.execute(
+        "INSERT INTO events (account_id, type, at, connector_id, story_id, incident_id, message, data)
+         VALUES (?1, 'story_updated', ?2, ?3, ?4, NULL, ?5, ?6)",
+        params![
+            story.account_id,
+            us(now),
+            story.connector_id,
+            story.id,
+            format!("story updated by {actor}"),
+            serde_json::json!({"status": status, "verdict": verdict, "severity": severity, "actor": actor}).to_string()
+        ],
+    )?;
+    tx.commit()?;
+    Ok(())
+}
+
+pub(crate) fn add_comment(
+    conn: &mut Connection,
+    account_id: Option<&str>,
+    story_id: &str,
+    author: &str,
+    text: &str,
+    now: DateTime<Utc>,
+) -> Result<Comment> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Err(StoreError::Invalid(
+            "text: a comment needs some text".into(),
+        ));
+    }
+    if text.chars().count() > MAX_COMMENT_CHARS {
+        return Err(StoreError::Invalid(format!(
+            "text: a comment holds at most {MAX_COMMENT_CHARS} characters"
+        )));
+    }
+    let tx = conn.transaction()?;
+    let story = get_story_row(&tx, account_id, story_id)?;
+    let n: i64 = tx.query_row(
+        "SELECT count(*) FROM comments WHERE story_id = ?1",
+        [&story.id],
+        |r| r.get(0),
+    )?;
+    if n >= MAX_COMMENTS {
+        return Err(StoreError::Conflict(format!(
+            "a story holds at most {MAX_COMMENTS} comments"
+        )));
+    }
+    let comment = Comment {
+        id: new_id(),
+        story_id: story.id.clone(),
+        author: author.to_owned(),
+        text: text.to_owned(),
+        created_at: now,
+    };
+    tx.execute(
+        "INSERT INTO comments (id, story_id, author, text, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![
+            comment.id,
+            comment.story_id,
+            comment.author,
+            comment.text,
+            us(now)
+        ],
+    )?;
+    record(&tx, &story, now, author, "comment_added", text)?;
+    tx.commit()?;
+    Ok(comment)
+}

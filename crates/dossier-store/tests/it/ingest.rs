@@ -1,0 +1,279 @@
+use chrono::Duration;
+use dossier_domain::story::Status;
+use dossier_store::{EventQuery, Store, StoryUpdate};
+use proptest::prelude::*;
+
+use crate::{fixture, incident, sha1, t0};
+
+#[tokio::test]
+async fn a_page_becomes_stories_and_reingest_changes_nothing() {
+    let f = fixture().await;
+    let h = sha1(1);
+    let page = vec![
+        incident("100", 0, "ag1", Some(&h)),
+        incident("101", 3, "ag1", Some(&h)),
+        incident("102", 3, "ag2", Some(&h)),
+        incident("103", 4, "ag1", None),
+    ];
+    let out = f
+        .store
+        .commit_page(f.page(page.clone(), t0()))
+        .await
+        .unwrap();
+    assert_eq!((out.incidents_new, out.stories_created), (4, 3));
+    let before = f.assignment().await;
+    assert_eq!(before["100"].0, before["101"].0);
+    assert_ne!(before["100"].0, before["102"].0);
+    let events = f
+        .store
+        .list_events(&EventQuery {
+            limit: 1000,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+
+    let out = f
+        .store
+        .commit_page(f.page(page, t0() + Duration::hours(1)))
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            out.incidents_new,
+            out.incidents_unchanged,
+            out.stories_updated
+        ),
+        (0, 4, 0)
+    );
+    assert_eq!(f.assignment().await, before);
+    let again = f
+        .store
+        .list_events(&EventQuery {
+            limit: 1000,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        events.items.len(),
+        again.items.len(),
+        "re-ingest creates no events"
+    );
+    assert_eq!(
+        events.items.len(),
+        4 + 3,
+        "one event per incident and per story"
+    );
+}
+
+#[tokio::test]
+async fn an_update_of_a_threat_updates_its_incident_and_story() {
+    let f = fixture().await;
+    let mut inc = incident("100", 0, "ag1", Some(&sha1(1)));
+    f.store
+        .commit_page(f.page(vec![inc.clone()], t0()))
+        .await
+        .unwrap();
+    inc.updated_at += Duration::hours(2);
+    inc.mitigation_status = Some("mitigated".into());
+    let out = f
+        .store
+        .commit_page(f.page(vec![inc.clone()], t0() + Duration::hours(2)))
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            out.incidents_updated,
+            out.stories_updated,
+            out.stories_created
+        ),
+        (1, 1, 0)
+    );
+    let (story, _) = f.assignment().await["100"].clone();
+    let d = f.store.get_story(Some(&f.account), &story).await.unwrap();
+    assert_eq!(d.story.mitigation_status.as_deref(), Some("mitigated"));
+    // An older version arriving late never overwrites the newer one.
+    inc.updated_at -= Duration::hours(1);
+    inc.mitigation_status = Some("not_mitigated".into());
+    let out = f
+        .store
+        .commit_page(f.page(vec![inc], t0() + Duration::hours(3)))
+        .await
+        .unwrap();
+    assert_eq!(out.incidents_unchanged, 1);
+    let d = f.store.get_story(Some(&f.account), &story).await.unwrap();
+    assert_eq!(d.story.mitigation_status.as_deref(), Some("mitigated"));
+}
+
+#[tokio::test]
+async fn a_late_earlier_incident_reshapes_windows_and_keeps_the_analysts_work() {
+    let f = fixture().await;
+    let h = sha1(7);
+    f.store
+        .commit_page(f.page(vec![incident("2", 100, "ag", Some(&h))], t0()))
+        .await
+        .unwrap();
+    let old = f.assignment().await["2"].0.clone();
+    let upd = StoryUpdate {
+        status: Some(Status::PendingAnalysis),
+        ..Default::default()
+    };
+    f.store
+        .update_story(Some(&f.account), &old, &upd, "ann", t0())
+        .await
+        .unwrap();
+    f.store
+        .add_comment(Some(&f.account), &old, "ann", "looking", t0())
+        .await
+        .unwrap();
+
+    // An incident 20 days earlier arrives: it is now the story's first incident.
+    f.store
+        .commit_page(f.page(vec![incident("1", 80, "ag", Some(&h))], t0()))
+        .await
+        .unwrap();
+    let a = f.assignment().await;
+    assert_eq!(a["1"].0, a["2"].0);
+    let new = a["1"].0.clone();
+    assert_ne!(new, old, "the id follows the first incident");
+    let d = f.store.get_story(Some(&f.account), &old).await.unwrap();
+    assert_eq!(d.story.id, new, "the old id resolves to its successor");
+    assert_eq!(d.story.status, Status::PendingAnalysis);
+    assert_eq!(d.comments.len(), 1);
+}
+
+#[tokio::test]
+async fn closed_stories_reopen_only_after_twelve_hours() {
+    let f = fixture().await;
+    let h = sha1(9);
+    f.store
+        .commit_page(f.page(vec![incident("1", 0, "ag", Some(&h))], t0()))
+        .await
+        .unwrap();
+    let id = f.assignment().await["1"].0.clone();
+    let close = StoryUpdate {
+        status: Some(Status::Closed),
+        ..Default::default()
+    };
+    f.store
+        .update_story(Some(&f.account), &id, &close, "ann", t0())
+        .await
+        .unwrap();
+
+    f.store
+        .commit_page(f.page(
+            vec![incident("2", 0, "ag", Some(&h))],
+            t0() + Duration::hours(11),
+        ))
+        .await
+        .unwrap();
+    let d = f.store.get_story(Some(&f.account), &id).await.unwrap();
+    assert_eq!(
+        (d.story.status, d.story.incident_count),
+        (Status::Closed, 2)
+    );
+
+    f.store
+        .commit_page(f.page(
+            vec![incident("3", 1, "ag", Some(&h))],
+            t0() + Duration::hours(12),
+        ))
+        .await
+        .unwrap();
+    let d = f.store.get_story(Some(&f.account), &id).await.unwrap();
+    assert_eq!(
+        (d.story.status, d.story.incident_count),
+        (Status::Reopened, 3)
+    );
+    assert!(d.timeline.iter().any(|e| e.kind == "reopened"));
+}
+
+#[tokio::test]
+async fn stories_of_one_account_are_invisible_to_another() {
+    let f = fixture().await;
+    f.store
+        .commit_page(f.page(vec![incident("1", 0, "ag", Some(&sha1(1)))], t0()))
+        .await
+        .unwrap();
+    let id = f.assignment().await["1"].0.clone();
+    let other = f
+        .store
+        .create_account("Other", dossier_domain::access::Licence::Xops)
+        .await
+        .unwrap();
+    assert!(matches!(
+        f.store.get_story(Some(&other.id), &id).await,
+        Err(dossier_store::StoreError::NotFound)
+    ));
+    let mut page = f.page(vec![incident("2", 0, "ag", None)], t0());
+    page.account_id = other.id.clone();
+    assert!(
+        f.store.commit_page(page).await.is_err(),
+        "a connector writes only to its own account"
+    );
+}
+
+fn arb_incidents() -> impl Strategy<Value = Vec<dossier_domain::Incident>> {
+    prop::collection::vec((0i64..300, 0u32..3, 0u32..3, any::<bool>()), 1..40).prop_map(|v| {
+        v.into_iter()
+            .enumerate()
+            .map(|(i, (day, agent, hash, fileless))| {
+                let h = sha1(hash);
+                let mut inc = incident(
+                    &format!("{}", 1000 + i),
+                    day,
+                    &format!("ag{agent}"),
+                    (!fileless).then_some(h.as_str()),
+                );
+                if fileless {
+                    inc.storyline = Some(format!("SL{hash}"));
+                }
+                inc
+            })
+            .collect()
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+    #[test]
+    fn any_order_and_page_split_gives_the_same_stories(
+        incidents in arb_incidents(),
+        seed in any::<u64>(),
+        page_size in 1usize..8,
+    ) {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            let one = fixture().await;
+            one.store.commit_page(one.page(incidents.clone(), t0())).await.unwrap();
+            let expected = one.assignment().await;
+
+            let mut shuffled = incidents.clone();
+            let mut s = seed;
+            for i in (1..shuffled.len()).rev() {
+                s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                shuffled.swap(i, (s >> 33) as usize % (i + 1));
+            }
+            let split = fixture().await;
+            for chunk in shuffled.chunks(page_size) {
+                split.store.commit_page(split.page(chunk.to_vec(), t0())).await.unwrap();
+            }
+            // Re-ingesting everything again changes nothing.
+            split.store.commit_page(split.page(incidents.clone(), t0())).await.unwrap();
+            let got = split.assignment().await;
+            assert_eq!(got.len(), incidents.len(), "every incident is in exactly one story");
+            // Story ids are derived from the account, so compare the partitions.
+            let parts = |a: &std::collections::BTreeMap<String, (String, u64)>| {
+                let mut by_story: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
+                for (inc, (story, _)) in a {
+                    by_story.entry(story).or_default().push(inc);
+                }
+                let mut v: Vec<Vec<&str>> = by_story.into_values().collect();
+                v.sort();
+                v.into_iter().map(|g| g.join(",")).collect::<Vec<_>>()
+            };
+            assert_eq!(parts(&got), parts(&expected));
+        });
+    }
+}

@@ -1,0 +1,136 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod ingest;
+mod stories;
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use dossier_domain::access::Licence;
+use dossier_domain::correlate::Policy;
+use dossier_domain::{Device, FileInfo, Incident, Producer};
+use dossier_store::sqlite::SqliteStore;
+use dossier_store::{IngestPage, NewConnector, Store};
+
+pub struct Fixture {
+    pub store: SqliteStore,
+    pub account: String,
+    pub connector: String,
+    _dir: tempfile::TempDir,
+}
+
+pub async fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path().join("t.db").to_str().unwrap()).unwrap();
+    let account = store.create_account("Acme", Licence::Xops).await.unwrap();
+    let connector = store
+        .create_connector(&NewConnector {
+            account_id: account.id.clone(),
+            kind: "sentinelone".into(),
+            name: "s1".into(),
+            description: None,
+            tenant_url: "https://example.sentinelone.net".into(),
+            token_enc: vec![1, 2, 3],
+            track_errors: true,
+            write_back: false,
+            now: Utc::now(),
+        })
+        .await
+        .unwrap();
+    Fixture {
+        store,
+        account: account.id,
+        connector: connector.id,
+        _dir: dir,
+    }
+}
+
+pub fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 6, 1, 0, 0, 0).unwrap()
+}
+
+pub fn sha1(n: u32) -> String {
+    format!("{n:040x}")
+}
+
+pub fn incident(id: &str, day: i64, agent: &str, hash: Option<&str>) -> Incident {
+    let created = t0() + Duration::days(day);
+    Incident {
+        producer: Producer::SentinelOne,
+        external_id: id.into(),
+        created_at: created,
+        updated_at: created,
+        device: Device {
+            agent_uuid: Some(agent.into()),
+            agent_uuid_raw: Some(agent.into()),
+            name: Some(format!("host-{agent}")),
+            os_name: Some("Windows 11".into()),
+            machine_type: Some("desktop".into()),
+            ..Device::default()
+        },
+        file: FileInfo {
+            sha1: hash.map(Into::into),
+            name: Some("evil.exe".into()),
+            path: Some("C:\\evil.exe".into()),
+            ..FileInfo::default()
+        },
+        threat_name: Some("evil.exe".into()),
+        classification: Some("Trojan".into()),
+        confidence_level: Some("malicious".into()),
+        mitigation_status: Some("not_mitigated".into()),
+        analyst_verdict: Some("undefined".into()),
+        incident_status: Some("unresolved".into()),
+        engines: vec!["On-Write Static AI".into()],
+        storyline: Some(format!("SL-{id}")),
+        initiated_by: Some("agent_policy".into()),
+        is_fileless: false,
+        mitre: Vec::new(),
+        mitigation_actions: Vec::new(),
+        raw: format!("{{\"id\":\"{id}\"}}"),
+    }
+}
+
+impl Fixture {
+    pub fn page(&self, incidents: Vec<Incident>, now: DateTime<Utc>) -> IngestPage {
+        IngestPage {
+            account_id: self.account.clone(),
+            connector_id: self.connector.clone(),
+            incidents,
+            checkpoint: "{}".into(),
+            now,
+            policy: Policy::default(),
+        }
+    }
+
+    /// Every incident's story, by threat id: what "the same stories" means.
+    pub async fn assignment(&self) -> std::collections::BTreeMap<String, (String, u64)> {
+        let mut out = std::collections::BTreeMap::new();
+        let mut cursor = None;
+        loop {
+            let page = self
+                .store
+                .list_stories(&dossier_store::StoryQuery {
+                    account_id: Some(self.account.clone()),
+                    limit: 1000,
+                    cursor: cursor.clone(),
+                    ..Default::default()
+                })
+                .await
+                .unwrap();
+            for s in &page.items {
+                let d = self
+                    .store
+                    .get_story(Some(&self.account), &s.id)
+                    .await
+                    .unwrap();
+                assert_eq!(d.incidents.len() as u64, s.incident_count);
+                for i in d.incidents {
+                    assert!(out.insert(i.id, (s.id.clone(), s.incident_count)).is_none());
+                }
+            }
+            match page.next_cursor {
+                Some(c) => cursor = Some(c),
+                None => break,
+            }
+        }
+        out
+    }
+}

@@ -1,0 +1,257 @@
+use dossier_domain::story::{Severity, Status, Verdict};
+use dossier_store::{Store, StoryQuery, StorySortField, StoryUpdate};
+
+use crate::{fixture, incident, sha1, t0};
+
+#[tokio::test]
+async fn keyset_paging_visits_every_story_once_in_every_sort() {
+    let f = fixture().await;
+    let incidents: Vec<_> = (0..57)
+        .map(|i| {
+            incident(
+                &format!("{i}"),
+                i64::from(i % 9),
+                &format!("ag{}", i % 11),
+                Some(&sha1(i % 5)),
+            )
+        })
+        .collect();
+    f.store.commit_page(f.page(incidents, t0())).await.unwrap();
+    let total = f
+        .assignment()
+        .await
+        .values()
+        .map(|(s, _)| s.clone())
+        .collect::<std::collections::BTreeSet<_>>()
+        .len();
+    for (name, field) in StorySortField::ALL {
+        for desc in [false, true] {
+            let mut seen = Vec::new();
+            let mut cursor = None;
+            loop {
+                let q = StoryQuery {
+                    account_id: Some(f.account.clone()),
+                    sort: *field,
+                    descending: desc,
+                    limit: 7,
+                    cursor: cursor.clone(),
+                    ..Default::default()
+                };
+                let page = f.store.list_stories(&q).await.unwrap();
+                seen.extend(page.items.iter().map(|s| s.id.clone()));
+                match page.next_cursor {
+                    Some(c) => cursor = Some(c),
+                    None => break,
+                }
+            }
+            let unique: std::collections::BTreeSet<_> = seen.iter().collect();
+            assert_eq!(
+                (seen.len(), unique.len()),
+                (total, total),
+                "sort {name} desc={desc}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn filters_narrow_the_list() {
+    let f = fixture().await;
+    f.store
+        .commit_page(f.page(
+            vec![
+                incident("1", 0, "aa", Some(&sha1(1))),
+                incident("2", 0, "bb", Some(&sha1(2))),
+            ],
+            t0(),
+        ))
+        .await
+        .unwrap();
+    let all = f
+        .store
+        .list_stories(&StoryQuery {
+            account_id: Some(f.account.clone()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(all.items.len(), 2);
+    let id = all.items[0].id.clone();
+    let upd = StoryUpdate {
+        verdict: Some(Some(Verdict::Malicious)),
+        severity: Some(Some(Severity::High)),
+        status: Some(Status::Monitoring),
+    };
+    f.store
+        .update_story(Some(&f.account), &id, &upd, "ann", t0())
+        .await
+        .unwrap();
+    let q = |q: StoryQuery| {
+        let f = &f;
+        async move {
+            f.store
+                .list_stories(&StoryQuery {
+                    account_id: Some(f.account.clone()),
+                    ..q
+                })
+                .await
+                .unwrap()
+                .items
+        }
+    };
+    assert_eq!(
+        q(StoryQuery {
+            status: vec![Status::Monitoring],
+            ..Default::default()
+        })
+        .await
+        .len(),
+        1
+    );
+    assert_eq!(
+        q(StoryQuery {
+            severity: vec![Severity::High],
+            ..Default::default()
+        })
+        .await
+        .len(),
+        1
+    );
+    assert_eq!(
+        q(StoryQuery {
+            device: Some("AA".into()),
+            ..Default::default()
+        })
+        .await
+        .len(),
+        1
+    );
+    assert_eq!(
+        q(StoryQuery {
+            device: Some("host-bb".into()),
+            ..Default::default()
+        })
+        .await
+        .len(),
+        1
+    );
+    assert_eq!(
+        q(StoryQuery {
+            hash: Some(sha1(2).to_uppercase()),
+            ..Default::default()
+        })
+        .await
+        .len(),
+        1
+    );
+    assert_eq!(
+        q(StoryQuery {
+            q: Some("EVIL".into()),
+            ..Default::default()
+        })
+        .await
+        .len(),
+        2
+    );
+    assert_eq!(
+        q(StoryQuery {
+            q: Some("100%".into()),
+            ..Default::default()
+        })
+        .await
+        .len(),
+        0
+    );
+    assert_eq!(
+        q(StoryQuery {
+            criticality_min: Some(11),
+            ..Default::default()
+        })
+        .await
+        .len(),
+        0
+    );
+}
+
+#[tokio::test]
+async fn severity_needs_a_malicious_verdict_and_actions_reach_the_timeline() {
+    let f = fixture().await;
+    f.store
+        .commit_page(f.page(vec![incident("1", 0, "aa", Some(&sha1(1)))], t0()))
+        .await
+        .unwrap();
+    let id = f.assignment().await["1"].0.clone();
+    let bad = StoryUpdate {
+        severity: Some(Some(Severity::Low)),
+        ..Default::default()
+    };
+    assert!(f
+        .store
+        .update_story(Some(&f.account), &id, &bad, "ann", t0())
+        .await
+        .is_err());
+    let ok = StoryUpdate {
+        verdict: Some(Some(Verdict::Malicious)),
+        severity: Some(Some(Severity::Low)),
+        ..Default::default()
+    };
+    let d = f
+        .store
+        .update_story(Some(&f.account), &id, &ok, "ann", t0())
+        .await
+        .unwrap();
+    assert_eq!(d.story.severity, Some(Severity::Low));
+    // Leaving malicious clears the severity.
+    let benign = StoryUpdate {
+        verdict: Some(Some(Verdict::Benign)),
+        ..Default::default()
+    };
+    let d = f
+        .store
+        .update_story(Some(&f.account), &id, &benign, "bob", t0())
+        .await
+        .unwrap();
+    assert_eq!(d.story.severity, None);
+    let kinds: Vec<_> = d.timeline.iter().map(|e| e.kind.as_str()).collect();
+    assert!(
+        kinds.contains(&"verdict_changed") && kinds.contains(&"severity_changed"),
+        "{kinds:?}"
+    );
+    assert!(!d.summary.is_empty());
+}
+
+#[tokio::test]
+async fn comments_are_bounded() {
+    let f = fixture().await;
+    f.store
+        .commit_page(f.page(vec![incident("1", 0, "aa", Some(&sha1(1)))], t0()))
+        .await
+        .unwrap();
+    let id = f.assignment().await["1"].0.clone();
+    assert!(f
+        .store
+        .add_comment(Some(&f.account), &id, "ann", &"x".repeat(501), t0())
+        .await
+        .is_err());
+    assert!(f
+        .store
+        .add_comment(Some(&f.account), &id, "ann", "   ", t0())
+        .await
+        .is_err());
+    assert!(f
+        .store
+        .add_comment(Some(&f.account), &id, "ann", &"é".repeat(500), t0())
+        .await
+        .is_ok());
+    for i in 1..200 {
+        f.store
+            .add_comment(Some(&f.account), &id, "ann", &format!("c{i}"), t0())
+            .await
+            .unwrap();
+    }
+    assert!(f
+        .store
+        .add_comment(Some(&f.account), &id, "ann", "one too many", t0())
+        .await
+        .is_err());
+}
