@@ -102,9 +102,17 @@ pub(crate) fn commit_page(conn: &mut Connection, page: &IngestPage) -> Result<In
 
     refresh_stories(&tx, page, &touch, &mut outcome)?;
 
+    // A committed page is a successful poll: the connector is connected again.
     tx.execute(
-        "UPDATE connectors SET checkpoint = ?1, threats = threats + ?2 WHERE id = ?3",
-        params![page.checkpoint, outcome.incidents_new, page.connector_id],
+        "UPDATE connectors SET checkpoint = ?1, threats = threats + ?2, polls = polls + 1,
+             last_success_at = ?4, status = 'connected', status_detail = NULL
+         WHERE id = ?3",
+        params![
+            page.checkpoint,
+            outcome.incidents_new,
+            page.connector_id,
+            us(page.now)
+        ],
     )?;
     tx.commit()?;
     Ok(outcome)

@@ -10,6 +10,7 @@ mod events;
 mod ingest;
 mod refresh;
 mod stories;
+mod synthetic;
 
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};

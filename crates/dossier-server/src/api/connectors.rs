@@ -1,0 +1,296 @@
+//! `/api/v1/connectors`: only an Integrations editor adds, changes or deletes a connector; the
+//! token is write-only.
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::Json;
+use chrono::{DateTime, Utc};
+use dossier_store::{ConnectorRecord, ConnectorUpdate, NewConnector};
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::auth::Principal;
+use crate::error::{ApiError, ApiResult};
+use crate::tenant_url;
+use crate::AppState;
+
+const MAX_NAME: usize = 100;
+const MAX_DESCRIPTION: usize = 500;
+const MAX_TOKEN: usize = 4096;
+
+/// A connector as the API shows it. It never carries the token.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ConnectorView {
+    pub id: String,
+    pub kind: String,
+    pub name: String,
+    pub description: Option<String>,
+    pub tenant_url: String,
+    /// `pending`, `connected` or `error`.
+    pub status: String,
+    pub status_detail: Option<String>,
+    pub last_success_at: Option<DateTime<Utc>>,
+    pub token_expires_at: Option<DateTime<Utc>>,
+    pub track_errors: bool,
+    pub created_at: DateTime<Utc>,
+    pub account_id: String,
+    pub write_back: bool,
+    pub health: Health,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Health {
+    pub polls: u64,
+    pub errors: u64,
+    pub threats: u64,
+}
+
+impl From<ConnectorRecord> for ConnectorView {
+    fn from(c: ConnectorRecord) -> Self {
+        Self {
+            id: c.id,
+            kind: c.kind,
+            name: c.name,
+            description: c.description,
+            tenant_url: c.tenant_url,
+            status: c.status,
+            status_detail: c.status_detail,
+            last_success_at: c.last_success_at,
+            token_expires_at: c.token_expires_at,
+            track_errors: c.track_errors,
+            created_at: c.created_at,
+            account_id: c.account_id,
+            write_back: c.write_back,
+            health: Health {
+                polls: c.polls,
+                errors: c.errors,
+                threats: c.threats,
+            },
+        }
+    }
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateConnector {
+    /// Only `sentinelone` for now.
+    pub kind: String,
+    pub name: String,
+    pub description: Option<String>,
+    pub tenant_url: String,
+    pub api_token: String,
+    pub track_errors: Option<bool>,
+    pub write_back: Option<bool>,
+    /// For operators: the account to create the connector in.
+    pub account_id: Option<String>,
+}
+
+impl std::fmt::Debug for CreateConnector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CreateConnector")
+            .field("name", &self.name)
+            .field("api_token", &"<hidden>")
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PatchConnector {
+    pub name: Option<String>,
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>)]
+    pub description: Option<Option<String>>,
+    pub tenant_url: Option<String>,
+    pub api_token: Option<String>,
+    pub track_errors: Option<bool>,
+    pub write_back: Option<bool>,
+}
+
+fn double_option<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Option<String>>, D::Error> {
+    Option::<String>::deserialize(d).map(Some)
+}
+
+#[derive(Debug, Deserialize)]
+pub struct AccountParam {
+    pub account_id: Option<String>,
+}
+
+fn check_name(name: &str) -> ApiResult<String> {
+    let name = name.trim();
+    if name.is_empty() {
+        return Err(ApiError::BadRequest("name: is required".into()));
+    }
+    if name.chars().count() > MAX_NAME {
+        return Err(ApiError::BadRequest(format!(
+            "name: at most {MAX_NAME} characters"
+        )));
+    }
+    Ok(name.to_owned())
+}
+
+fn check_description(d: Option<String>) -> ApiResult<Option<String>> {
+    let d = d.map(|d| d.trim().to_owned()).filter(|d| !d.is_empty());
+    if d.as_ref()
+        .is_some_and(|d| d.chars().count() > MAX_DESCRIPTION)
+    {
+        return Err(ApiError::BadRequest(format!(
+            "description: at most {MAX_DESCRIPTION} characters"
+        )));
+    }
+    Ok(d)
+}
+
+fn check_token(t: &str) -> ApiResult<SecretString> {
+    let t = t.trim();
+    if t.is_empty() {
+        return Err(ApiError::BadRequest("api_token: is required".into()));
+    }
+    if t.len() > MAX_TOKEN || t.chars().any(char::is_control) {
+        return Err(ApiError::BadRequest(
+            "api_token: is not a SentinelOne API token".into(),
+        ));
+    }
+    Ok(SecretString::from(t.to_owned()))
+}
+
+/// Create a connector (Integrations editor).
+#[utoipa::path(post, path = "/api/v1/connectors", request_body = CreateConnector,
+    responses((status = 201, body = ConnectorView), (status = 400), (status = 401), (status = 403)))]
+pub async fn create(
+    State(state): State<AppState>,
+    p: Principal,
+    Json(body): Json<CreateConnector>,
+) -> ApiResult<(StatusCode, Json<ConnectorView>)> {
+    p.require(p.perms.edit_integrations, "integrations-editor")?;
+    let account_id = p
+        .scope(body.account_id.as_deref())?
+        .ok_or_else(|| ApiError::BadRequest("account_id: an operator names the account".into()))?;
+    if body.kind != "sentinelone" {
+        return Err(ApiError::BadRequest(format!(
+            "kind: unknown connector kind {:?}; known: sentinelone",
+            body.kind
+        )));
+    }
+    let name = check_name(&body.name)?;
+    let description = check_description(body.description)?;
+    let url = tenant_url::normalise(&body.tenant_url)?;
+    let token = check_token(&body.api_token)?;
+    tenant_url::check_host(&url, state.config.allow_private_tenants).await?;
+    let rec = state
+        .store
+        .create_connector(&NewConnector {
+            account_id,
+            kind: body.kind,
+            name,
+            description,
+            tenant_url: url.as_str().trim_end_matches('/').to_owned(),
+            token_enc: state.secrets.seal(&token),
+            track_errors: body.track_errors.unwrap_or(false),
+            write_back: body.write_back.unwrap_or(false),
+            now: Utc::now(),
+        })
+        .await
+        .map_err(|e| ApiError::from_store(e, "account"))?;
+    tracing::info!(connector_id = %rec.id, account_id = %rec.account_id, "connector created");
+    state.workers.notify_changed();
+    Ok((StatusCode::CREATED, Json(rec.into())))
+}
+
+/// List connectors (Integrations viewer).
+#[utoipa::path(get, path = "/api/v1/connectors", responses((status = 200, body = [ConnectorView])))]
+pub async fn list(
+    State(state): State<AppState>,
+    p: Principal,
+    Query(q): Query<AccountParam>,
+) -> ApiResult<Json<Vec<ConnectorView>>> {
+    p.require(p.perms.view_integrations, "integrations-viewer")?;
+    let scope = p.scope(q.account_id.as_deref())?;
+    let items = state
+        .store
+        .list_connectors(scope.as_deref())
+        .await
+        .map_err(|e| ApiError::from_store(e, "connector"))?;
+    Ok(Json(items.into_iter().map(Into::into).collect()))
+}
+
+/// Get a connector (Integrations viewer).
+#[utoipa::path(get, path = "/api/v1/connectors/{id}", responses((status = 200, body = ConnectorView), (status = 404)))]
+pub async fn get(
+    State(state): State<AppState>,
+    p: Principal,
+    Path(id): Path<String>,
+) -> ApiResult<Json<ConnectorView>> {
+    p.require(p.perms.view_integrations, "integrations-viewer")?;
+    let scope = p.scope(None)?;
+    let rec = state
+        .store
+        .get_connector(scope.as_deref(), &id)
+        .await
+        .map_err(|e| ApiError::from_store(e, "connector"))?;
+    Ok(Json(rec.into()))
+}
+
+/// Change a connector (Integrations editor). A new token or URL sends it back to `pending`;
+/// its checkpoint is kept, so nothing is ingested twice or skipped.
+#[utoipa::path(patch, path = "/api/v1/connectors/{id}", request_body = PatchConnector,
+    responses((status = 200, body = ConnectorView), (status = 400), (status = 404)))]
+pub async fn patch(
+    State(state): State<AppState>,
+    p: Principal,
+    Path(id): Path<String>,
+    Json(body): Json<PatchConnector>,
+) -> ApiResult<Json<ConnectorView>> {
+    p.require(p.perms.edit_integrations, "integrations-editor")?;
+    let scope = p.scope(None)?;
+    let mut u = ConnectorUpdate {
+        now: Some(Utc::now()),
+        ..ConnectorUpdate::default()
+    };
+    if let Some(n) = &body.name {
+        u.name = Some(check_name(n)?);
+    }
+    if let Some(d) = body.description {
+        u.description = Some(check_description(d)?);
+    }
+    if let Some(t) = &body.tenant_url {
+        let url = tenant_url::normalise(t)?;
+        tenant_url::check_host(&url, state.config.allow_private_tenants).await?;
+        u.tenant_url = Some(url.as_str().trim_end_matches('/').to_owned());
+        u.status = Some(("pending".into(), None));
+    }
+    if let Some(t) = &body.api_token {
+        u.token_enc = Some(state.secrets.seal(&check_token(t)?));
+        u.status = Some(("pending".into(), None));
+    }
+    u.track_errors = body.track_errors;
+    u.write_back = body.write_back;
+    let rec = state
+        .store
+        .update_connector(scope.as_deref(), &id, &u)
+        .await
+        .map_err(|e| ApiError::from_store(e, "connector"))?;
+    state.workers.notify_changed();
+    Ok(Json(rec.into()))
+}
+
+/// Delete a connector (Integrations editor). Its incidents and stories stay as evidence.
+#[utoipa::path(delete, path = "/api/v1/connectors/{id}", responses((status = 204), (status = 404)))]
+pub async fn delete(
+    State(state): State<AppState>,
+    p: Principal,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    p.require(p.perms.edit_integrations, "integrations-editor")?;
+    let scope = p.scope(None)?;
+    state
+        .store
+        .delete_connector(scope.as_deref(), &id)
+        .await
+        .map_err(|e| ApiError::from_store(e, "connector"))?;
+    state.workers.notify_changed();
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,69 @@
+//! `/api/v1/events`: events exist without a licence; any role of the account reads them.
+
+use axum::extract::{Query, State};
+use axum::Json;
+use dossier_domain::event::EventType;
+use dossier_store::{EventPage, EventQuery};
+use serde::Deserialize;
+use utoipa::IntoParams;
+
+use super::stories::{parse_limit, parse_time};
+use crate::auth::Principal;
+use crate::error::{ApiError, ApiResult};
+use crate::AppState;
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct EventParams {
+    /// Comma-separated event types.
+    #[serde(rename = "type")]
+    pub event_type: Option<String>,
+    pub connector_id: Option<String>,
+    pub story_id: Option<String>,
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub limit: Option<u32>,
+    pub cursor: Option<String>,
+    pub account_id: Option<String>,
+}
+
+/// List events, newest first, with filters and a cursor.
+#[utoipa::path(get, path = "/api/v1/events", params(EventParams),
+    responses((status = 200, body = EventPage), (status = 400), (status = 401), (status = 403)))]
+pub async fn list(
+    State(state): State<AppState>,
+    p: Principal,
+    Query(q): Query<EventParams>,
+) -> ApiResult<Json<EventPage>> {
+    if p.roles.is_empty() {
+        return Err(ApiError::Forbidden("this key has no role".into()));
+    }
+    let scope = p.scope(q.account_id.as_deref())?;
+    let types = match q.event_type.as_deref() {
+        None => Vec::new(),
+        Some(raw) => raw
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| {
+                EventType::parse(s)
+                    .ok_or_else(|| ApiError::BadRequest(format!("type: unknown event type {s:?}")))
+            })
+            .collect::<Result<_, _>>()?,
+    };
+    let query = EventQuery {
+        account_id: scope,
+        types,
+        connector_id: q.connector_id.filter(|s| !s.is_empty()),
+        story_id: q.story_id.filter(|s| !s.is_empty()),
+        from: parse_time("from", q.from.as_deref())?,
+        to: parse_time("to", q.to.as_deref())?,
+        limit: parse_limit(q.limit)?,
+        cursor: q.cursor.filter(|s| !s.is_empty()),
+    };
+    let page = state
+        .store
+        .list_events(&query)
+        .await
+        .map_err(|e| ApiError::from_store(e, "event"))?;
+    Ok(Json(page))
+}

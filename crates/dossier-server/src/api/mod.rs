@@ -1,0 +1,109 @@
+//! The HTTP API v1 and the operational endpoints.
+
+pub mod connectors;
+pub mod events;
+pub mod stories;
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{Json, Router};
+use utoipa::OpenApi;
+
+use crate::AppState;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Dossier API", version = "1", description = "EDR incidents correlated into stories."),
+    paths(
+        connectors::create, connectors::list, connectors::get, connectors::patch, connectors::delete,
+        stories::list, stories::get, stories::patch, stories::comment,
+        events::list,
+    ),
+    components(schemas(
+        connectors::ConnectorView, connectors::Health, connectors::CreateConnector, connectors::PatchConnector,
+        stories::PatchStory, stories::NewComment,
+        dossier_store::Story, dossier_store::StoryPage, dossier_store::StoryDetail, dossier_store::DeviceView,
+        dossier_store::FileView, dossier_store::IncidentView, dossier_store::TimelineEntry, dossier_store::Comment,
+        dossier_store::RelatedStory, dossier_store::Event, dossier_store::EventPage,
+    )),
+    modifiers(&BearerAuth),
+    security(("api_key" = []))
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/api/v1/connectors",
+            get(connectors::list).post(connectors::create),
+        )
+        .route(
+            "/api/v1/connectors/{id}",
+            get(connectors::get)
+                .patch(connectors::patch)
+                .delete(connectors::delete),
+        )
+        .route("/api/v1/stories", get(stories::list))
+        .route(
+            "/api/v1/stories/{id}",
+            get(stories::get).patch(stories::patch),
+        )
+        .route(
+            "/api/v1/stories/{id}/comments",
+            axum::routing::post(stories::comment),
+        )
+        .route("/api/v1/events", get(events::list))
+        .route("/api/openapi.json", get(openapi))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+}
+
+async fn openapi() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}
+
+async fn healthz() -> impl IntoResponse {
+    Json(serde_json::json!({ "status": "ok" }))
+}
+
+async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
+    match state.store.ping().await {
+        Ok(()) => (
+            StatusCode::OK,
+            Json(serde_json::json!({ "status": "ready" })),
+        ),
+        Err(e) => {
+            tracing::warn!(error = %e, "not ready: database does not answer");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(serde_json::json!({ "status": "database unavailable" })),
+            )
+        }
+    }
+}
+
+async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        state.metrics.render(),
+    )
+}

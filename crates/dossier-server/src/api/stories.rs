@@ -1,0 +1,272 @@
+//! `/api/v1/stories`: reading needs the Stories viewer role and an `xops` or `mdr` licence;
+//! acting needs the Stories editor role on an `xops` account.
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::Json;
+use chrono::{DateTime, Utc};
+use dossier_domain::story::{Severity, Status, Verdict};
+use dossier_store::{Comment, StoryDetail, StoryPage, StoryQuery, StorySortField, StoryUpdate};
+use serde::Deserialize;
+use utoipa::{IntoParams, ToSchema};
+
+use crate::auth::{licensed_account, may_act, Principal};
+use crate::error::{ApiError, ApiResult};
+use crate::AppState;
+
+#[derive(Debug, Default, Deserialize, IntoParams)]
+pub struct ListParams {
+    pub producer: Option<String>,
+    pub engine_type: Option<String>,
+    /// Comma-separated statuses.
+    pub status: Option<String>,
+    pub verdict: Option<String>,
+    pub severity: Option<String>,
+    pub criticality_min: Option<u8>,
+    pub criticality_max: Option<u8>,
+    /// Agent UUID or device name.
+    pub device: Option<String>,
+    /// sha1, sha256 or md5.
+    pub hash: Option<String>,
+    pub q: Option<String>,
+    /// RFC 3339; bounds `updated_at`.
+    pub from: Option<String>,
+    pub to: Option<String>,
+    /// A field name, `-` in front for descending; default `-updated_at`.
+    pub sort: Option<String>,
+    pub limit: Option<u32>,
+    pub cursor: Option<String>,
+    /// Operators only: the account to list.
+    pub account_id: Option<String>,
+}
+
+fn list_of<T>(field: &str, raw: Option<&str>, parse: fn(&str) -> Option<T>) -> ApiResult<Vec<T>> {
+    let Some(raw) = raw else {
+        return Ok(Vec::new());
+    };
+    raw.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            parse(s).ok_or_else(|| ApiError::BadRequest(format!("{field}: unknown value {s:?}")))
+        })
+        .collect()
+}
+
+pub(crate) fn parse_time(field: &str, raw: Option<&str>) -> ApiResult<Option<DateTime<Utc>>> {
+    raw.map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            DateTime::parse_from_rfc3339(s)
+                .map(|t| t.with_timezone(&Utc))
+                .map_err(|_| {
+                    ApiError::BadRequest(format!(
+                        "{field}: not an RFC 3339 time, e.g. 2026-11-27T10:00:00Z"
+                    ))
+                })
+        })
+        .transpose()
+}
+
+pub(crate) fn parse_limit(limit: Option<u32>) -> ApiResult<u32> {
+    match limit {
+        None => Ok(50),
+        Some(l @ 1..=1000) => Ok(l),
+        Some(_) => Err(ApiError::BadRequest("limit: between 1 and 1000".into())),
+    }
+}
+
+impl ListParams {
+    pub(crate) fn to_query(&self, account_id: Option<String>) -> ApiResult<StoryQuery> {
+        let (sort, descending) = match self
+            .sort
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+        {
+            None => (StorySortField::UpdatedAt, true),
+            Some(s) => StorySortField::parse_sort(s).ok_or_else(|| {
+                let names: Vec<&str> = StorySortField::ALL.iter().map(|(n, _)| *n).collect();
+                ApiError::BadRequest(format!(
+                    "sort: unknown field {s:?}; one of {}",
+                    names.join(", ")
+                ))
+            })?,
+        };
+        let from = parse_time("from", self.from.as_deref())?;
+        let to = parse_time("to", self.to.as_deref())?;
+        if let (Some(f), Some(t)) = (from, to) {
+            if f > t {
+                return Err(ApiError::BadRequest("from: is after to".into()));
+            }
+        }
+        for (field, v) in [
+            ("criticality_min", self.criticality_min),
+            ("criticality_max", self.criticality_max),
+        ] {
+            if v.is_some_and(|v| !(1..=10).contains(&v)) {
+                return Err(ApiError::BadRequest(format!("{field}: between 1 and 10")));
+            }
+        }
+        Ok(StoryQuery {
+            account_id,
+            producer: self.producer.clone().filter(|s| !s.is_empty()),
+            engine_type: self.engine_type.clone().filter(|s| !s.is_empty()),
+            status: list_of("status", self.status.as_deref(), Status::parse)?,
+            verdict: list_of("verdict", self.verdict.as_deref(), Verdict::parse)?,
+            severity: list_of("severity", self.severity.as_deref(), Severity::parse)?,
+            criticality_min: self.criticality_min,
+            criticality_max: self.criticality_max,
+            device: self.device.clone(),
+            hash: self.hash.clone(),
+            q: self.q.clone(),
+            from,
+            to,
+            sort,
+            descending,
+            limit: parse_limit(self.limit)?,
+            cursor: self.cursor.clone().filter(|c| !c.is_empty()),
+        })
+    }
+}
+
+/// Resolves the account a stories request reads, checking role and licence.
+pub(crate) async fn readable_scope(
+    state: &AppState,
+    p: &Principal,
+    requested: Option<&str>,
+) -> ApiResult<Option<String>> {
+    p.require(p.perms.view_stories, "stories-viewer")?;
+    let scope = p.scope(requested)?;
+    match &scope {
+        Some(a) => {
+            licensed_account(state, a).await?;
+        }
+        None => {
+            // An operator across accounts: allowed, the provider reads all its customers.
+        }
+    }
+    Ok(scope)
+}
+
+/// List stories, newest update first by default, with filters and a keyset cursor.
+#[utoipa::path(get, path = "/api/v1/stories", params(ListParams),
+    responses((status = 200, body = StoryPage), (status = 400), (status = 401), (status = 403)))]
+pub async fn list(
+    State(state): State<AppState>,
+    p: Principal,
+    Query(params): Query<ListParams>,
+) -> ApiResult<Json<StoryPage>> {
+    let scope = readable_scope(&state, &p, params.account_id.as_deref()).await?;
+    let q = params.to_query(scope)?;
+    let started = std::time::Instant::now();
+    let page = state
+        .store
+        .list_stories(&q)
+        .await
+        .map_err(|e| ApiError::from_store(e, "story"))?;
+    state.metrics.observe_list(started.elapsed());
+    Ok(Json(page))
+}
+
+/// A story with its incidents (raw JSON included), timeline, comments and related stories.
+#[utoipa::path(get, path = "/api/v1/stories/{id}", responses((status = 200, body = StoryDetail), (status = 404)))]
+pub async fn get(
+    State(state): State<AppState>,
+    p: Principal,
+    Path(id): Path<String>,
+) -> ApiResult<Json<StoryDetail>> {
+    let scope = readable_scope(&state, &p, None).await?;
+    let story = state
+        .store
+        .get_story(scope.as_deref(), &id)
+        .await
+        .map_err(|e| ApiError::from_store(e, "story"))?;
+    Ok(Json(story))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PatchStory {
+    #[schema(value_type = Option<String>)]
+    pub status: Option<Status>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
+    pub verdict: Option<Option<Verdict>>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
+    pub severity: Option<Option<Severity>>,
+}
+
+fn nullable<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
+}
+
+async fn actionable(state: &AppState, p: &Principal, id: &str) -> ApiResult<Option<String>> {
+    let scope = readable_scope(state, p, None).await?;
+    let story = state
+        .store
+        .get_story(scope.as_deref(), id)
+        .await
+        .map_err(|e| ApiError::from_store(e, "story"))?;
+    let account = licensed_account(state, &story.story.account_id).await?;
+    may_act(p, &account)?;
+    Ok(Some(story.story.account_id))
+}
+
+/// Set a story's status, verdict or severity (Stories editor; not on `mdr` accounts).
+#[utoipa::path(patch, path = "/api/v1/stories/{id}", request_body = PatchStory,
+    responses((status = 200, body = StoryDetail), (status = 400), (status = 403), (status = 404)))]
+pub async fn patch(
+    State(state): State<AppState>,
+    p: Principal,
+    Path(id): Path<String>,
+    Json(body): Json<PatchStory>,
+) -> ApiResult<Json<StoryDetail>> {
+    let account = actionable(&state, &p, &id).await?;
+    if body.status.is_none() && body.verdict.is_none() && body.severity.is_none() {
+        return Err(ApiError::BadRequest(
+            "nothing to change: send status, verdict or severity".into(),
+        ));
+    }
+    let u = StoryUpdate {
+        status: body.status,
+        verdict: body.verdict,
+        severity: body.severity,
+    };
+    let story = state
+        .store
+        .update_story(account.as_deref(), &id, &u, &p.actor, Utc::now())
+        .await
+        .map_err(|e| ApiError::from_store(e, "story"))?;
+    Ok(Json(story))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewComment {
+    /// At most 500 characters.
+    pub text: String,
+}
+
+/// Comment on a story (Stories editor; not on `mdr` accounts).
+#[utoipa::path(post, path = "/api/v1/stories/{id}/comments", request_body = NewComment,
+    responses((status = 201, body = Comment), (status = 400), (status = 403), (status = 404), (status = 409)))]
+pub async fn comment(
+    State(state): State<AppState>,
+    p: Principal,
+    Path(id): Path<String>,
+    Json(body): Json<NewComment>,
+) -> ApiResult<(StatusCode, Json<Comment>)> {
+    let account = actionable(&state, &p, &id).await?;
+    let c = state
+        .store
+        .add_comment(account.as_deref(), &id, &p.actor, &body.text, Utc::now())
+        .await
+        .map_err(|e| ApiError::from_store(e, "story"))?;
+    Ok((StatusCode::CREATED, Json(c)))
+}

@@ -1,0 +1,59 @@
+//! One error type for the API: kinds map to statuses and a `{"error","message"}` body.
+//! Internal details are logged, never sent.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use dossier_store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("a valid API key is required: send Authorization: Bearer <key>")]
+    Unauthenticated,
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("internal error")]
+    Internal(String),
+}
+
+impl ApiError {
+    fn kind(&self) -> (&'static str, StatusCode) {
+        match self {
+            ApiError::BadRequest(_) => ("bad_request", StatusCode::BAD_REQUEST),
+            ApiError::Unauthenticated => ("unauthenticated", StatusCode::UNAUTHORIZED),
+            ApiError::Forbidden(_) => ("forbidden", StatusCode::FORBIDDEN),
+            ApiError::NotFound(_) => ("not_found", StatusCode::NOT_FOUND),
+            ApiError::Conflict(_) => ("conflict", StatusCode::CONFLICT),
+            ApiError::Internal(_) => ("internal", StatusCode::INTERNAL_SERVER_ERROR),
+        }
+    }
+
+    /// Maps a store error; `what` names the resource for a not-found.
+    pub fn from_store(e: StoreError, what: &'static str) -> Self {
+        match e {
+            StoreError::NotFound => ApiError::NotFound(what),
+            StoreError::Invalid(m) => ApiError::BadRequest(m),
+            StoreError::Conflict(m) => ApiError::Conflict(m),
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (kind, status) = self.kind();
+        if let ApiError::Internal(detail) = &self {
+            tracing::error!(error = %detail, "request failed");
+        }
+        let body = serde_json::json!({ "error": kind, "message": self.to_string() });
+        (status, Json(body)).into_response()
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;

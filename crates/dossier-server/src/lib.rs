@@ -1,0 +1,137 @@
+//! Dossier's server: the HTTP API v1, authentication and roles, and the connector workers
+//! that poll tenants and commit what they learn.
+
+pub mod api;
+pub mod auth;
+pub mod error;
+pub mod metrics;
+pub mod secrets;
+pub mod tenant_url;
+pub mod worker;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use dossier_domain::correlate::Policy;
+use dossier_sentinelone::PollPolicy;
+use dossier_store::Store;
+use tokio::sync::watch;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::trace::TraceLayer;
+
+pub use metrics::Metrics;
+pub use secrets::SecretBox;
+pub use worker::Workers;
+
+/// Deployment settings the server and its workers run with.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub allow_private_tenants: bool,
+    /// Extra trust roots for tenants (PEM).
+    pub tenant_ca_pem: Option<Vec<u8>>,
+    pub poll_interval: Duration,
+    pub request_timeout: Duration,
+    pub poll_policy: PollPolicy,
+    pub correlation: Policy,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            allow_private_tenants: false,
+            tenant_ca_pem: None,
+            poll_interval: Duration::from_millis(500),
+            request_timeout: Duration::from_secs(60),
+            poll_policy: PollPolicy::default(),
+            correlation: Policy::default(),
+        }
+    }
+}
+
+/// What every handler and worker shares.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub secrets: Arc<SecretBox>,
+    pub config: Arc<ServerConfig>,
+    pub metrics: Arc<Metrics>,
+    pub workers: Workers,
+}
+
+impl AppState {
+    #[must_use]
+    pub fn new(store: Arc<dyn Store>, secrets: SecretBox, config: ServerConfig) -> Self {
+        Self {
+            store,
+            secrets: Arc::new(secrets),
+            config: Arc::new(config),
+            metrics: Arc::new(Metrics::default()),
+            workers: Workers::default(),
+        }
+    }
+}
+
+/// Builds the HTTP application.
+pub fn app(state: AppState) -> Router {
+    api::routes()
+        .layer(RequestBodyLimitLayer::new(1024 * 1024))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// A running server: its address, and the switch that stops it and its workers.
+pub struct Running {
+    pub addr: SocketAddr,
+    shutdown: watch::Sender<bool>,
+    server: tokio::task::JoinHandle<()>,
+    workers: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    /// Stops the workers and the HTTP server, and waits for them.
+    pub async fn stop(self) {
+        let _ = self.shutdown.send(true);
+        let _ = self.workers.await;
+        let _ = self.server.await;
+    }
+
+    /// Waits until the server stops by itself (it does not, short of an error).
+    pub async fn wait(self) {
+        let _ = self.server.await;
+    }
+
+    /// Returns a receiver that turns true when the server is told to stop.
+    #[must_use]
+    pub fn shutdown_signal(&self) -> watch::Sender<bool> {
+        self.shutdown.clone()
+    }
+}
+
+/// Binds `addr`, serves the API and starts the connector workers.
+///
+/// # Errors
+/// Fails when the address cannot be bound.
+pub async fn start(state: AppState, addr: SocketAddr) -> std::io::Result<Running> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let addr = listener.local_addr()?;
+    let (tx, rx) = watch::channel(false);
+    let workers = worker::spawn_manager(state.clone(), rx.clone());
+    let app = app(state);
+    let mut stop = rx;
+    let server = tokio::spawn(async move {
+        let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
+            let _ = stop.wait_for(|s| *s).await;
+        });
+        if let Err(e) = serve.await {
+            tracing::error!(error = %e, "http server failed");
+        }
+    });
+    Ok(Running {
+        addr,
+        shutdown: tx,
+        server,
+        workers,
+    })
+}

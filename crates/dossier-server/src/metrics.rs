@@ -1,0 +1,126 @@
+//! Prometheus metrics: connector polls, errors, threats, lag, story latency and list time.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ConnectorLabels {
+    pub connector_id: String,
+}
+
+pub struct Metrics {
+    registry: Mutex<Registry>,
+    pub polls: Family<ConnectorLabels, Counter>,
+    pub errors: Family<ConnectorLabels, Counter>,
+    pub threats: Family<ConnectorLabels, Counter>,
+    pub unmappable: Family<ConnectorLabels, Counter>,
+    pub lag_seconds: Family<ConnectorLabels, Gauge>,
+    pub incidents_new: Counter,
+    pub incidents_updated: Counter,
+    pub stories_created: Counter,
+    pub story_latency: Histogram,
+    pub list_seconds: Histogram,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let m = Metrics {
+            registry: Mutex::new(Registry::with_prefix("dossier")),
+            polls: Family::default(),
+            errors: Family::default(),
+            threats: Family::default(),
+            unmappable: Family::default(),
+            lag_seconds: Family::default(),
+            incidents_new: Counter::default(),
+            incidents_updated: Counter::default(),
+            stories_created: Counter::default(),
+            story_latency: Histogram::new(
+                [0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0].into_iter(),
+            ),
+            list_seconds: Histogram::new([0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0].into_iter()),
+        };
+        if let Ok(mut r) = m.registry.lock() {
+            r.register(
+                "connector_polls",
+                "Successful polls of a connector",
+                m.polls.clone(),
+            );
+            r.register(
+                "connector_errors",
+                "Failed polls of a connector",
+                m.errors.clone(),
+            );
+            r.register(
+                "connector_threats",
+                "Threats received by a connector",
+                m.threats.clone(),
+            );
+            r.register(
+                "connector_unmappable_threats",
+                "Threats that could not be read (no id or no timestamp)",
+                m.unmappable.clone(),
+            );
+            r.register(
+                "connector_lag_seconds",
+                "Age of the newest threat update a connector has committed",
+                m.lag_seconds.clone(),
+            );
+            r.register(
+                "incidents_new",
+                "Incidents seen for the first time",
+                m.incidents_new.clone(),
+            );
+            r.register(
+                "incidents_updated",
+                "Incident updates applied",
+                m.incidents_updated.clone(),
+            );
+            r.register(
+                "stories_created",
+                "Stories created",
+                m.stories_created.clone(),
+            );
+            r.register(
+                "story_latency_seconds",
+                "From a threat's creation in the tenant to its story being committed",
+                m.story_latency.clone(),
+            );
+            r.register(
+                "story_list_seconds",
+                "Time to answer a story list query",
+                m.list_seconds.clone(),
+            );
+        }
+        m
+    }
+}
+
+impl Metrics {
+    pub fn observe_list(&self, d: Duration) {
+        self.list_seconds.observe(d.as_secs_f64());
+    }
+
+    /// Renders the Prometheus text exposition.
+    #[must_use]
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        if let Ok(r) = self.registry.lock() {
+            let _ = prometheus_client::encoding::text::encode(&mut out, &r);
+        }
+        out
+    }
+
+    #[must_use]
+    pub fn connector(id: &str) -> ConnectorLabels {
+        ConnectorLabels {
+            connector_id: id.to_owned(),
+        }
+    }
+}

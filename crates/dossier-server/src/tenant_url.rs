@@ -1,0 +1,175 @@
+//! Validation of a tenant URL: `https://` only, no userinfo, query or fragment, normalised to
+//! its origin, and a host that does not resolve to an internal address unless the deployment
+//! allows private tenants (a user-supplied URL must not reach the metadata service or the LAN).
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use url::Url;
+
+use crate::error::ApiError;
+
+fn bad(reason: &str) -> ApiError {
+    ApiError::BadRequest(format!("tenant_url: {reason}"))
+}
+
+/// Parses and normalises a tenant URL to its origin (`https://host[:port]`).
+///
+/// # Errors
+/// A bad request naming what is wrong.
+pub fn normalise(input: &str) -> Result<Url, ApiError> {
+    let input = input.trim();
+    if input.is_empty() {
+        return Err(bad("is required, e.g. https://usea1-acme.sentinelone.net"));
+    }
+    if input.len() > 2048 {
+        return Err(bad("is longer than 2048 characters"));
+    }
+    let url = Url::parse(input).map_err(|e| bad(&format!("is not a URL ({e})")))?;
+    if url.scheme() != "https" {
+        return Err(bad("must start with https://"));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(bad("must not contain a user name or password"));
+    }
+    if url.query().is_some() {
+        return Err(bad("must not contain a query (?…)"));
+    }
+    if url.fragment().is_some() {
+        return Err(bad("must not contain a fragment (#…)"));
+    }
+    let Some(host) = url.host_str() else {
+        return Err(bad("has no host"));
+    };
+    let origin = match url.port() {
+        Some(p) => format!("https://{host}:{p}"),
+        None => format!("https://{host}"),
+    };
+    Url::parse(&origin).map_err(|e| bad(&e.to_string()))
+}
+
+/// Returns whether an address is internal: loopback, private, link-local (which holds the
+/// cloud metadata address), CGNAT, multicast, unspecified, broadcast or reserved.
+#[must_use]
+pub fn is_internal(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => is_internal_v4(v4),
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return is_internal_v4(v4);
+            }
+            let seg0 = v6.segments()[0];
+            v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.is_multicast()
+                || (seg0 & 0xfe00) == 0xfc00 // unique local, incl. fd00:ec2::254 metadata
+                || (seg0 & 0xffc0) == 0xfe80 // link-local
+                || v6 == Ipv6Addr::new(0x64, 0xff9b, 0, 0, 0, 0, 0xa9fe, 0xa9fe)
+        }
+    }
+}
+
+fn is_internal_v4(v4: Ipv4Addr) -> bool {
+    let o = v4.octets();
+    v4.is_loopback()
+        || v4.is_private()
+        || v4.is_link_local()
+        || v4.is_multicast()
+        || v4.is_unspecified()
+        || v4.is_broadcast()
+        || o[0] == 0
+        || (o[0] == 100 && (o[1] & 0xc0) == 64) // CGNAT 100.64.0.0/10
+        || o[0] >= 240
+}
+
+/// Resolves the URL's host and refuses internal addresses unless `allow_private`.
+///
+/// # Errors
+/// A bad request when the host does not resolve or resolves to an internal address.
+pub async fn check_host(url: &Url, allow_private: bool) -> Result<(), ApiError> {
+    let host = url
+        .host_str()
+        .unwrap_or_default()
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    let port = url.port_or_known_default().unwrap_or(443);
+    let addrs: Vec<IpAddr> = match host.parse::<IpAddr>() {
+        Ok(ip) => vec![ip],
+        Err(_) => tokio::net::lookup_host((host, port))
+            .await
+            .map_err(|_| bad(&format!("the host {host} does not resolve")))?
+            .map(|a| a.ip())
+            .collect(),
+    };
+    if addrs.is_empty() {
+        return Err(bad(&format!("the host {host} does not resolve")));
+    }
+    if !allow_private {
+        if let Some(ip) = addrs.iter().find(|ip| is_internal(**ip)) {
+            return Err(bad(&format!(
+                "the host resolves to an internal address ({ip}); start the server with --allow-private-tenants to permit this"
+            )));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn normalises_to_the_origin() {
+        assert_eq!(
+            normalise("https://Acme.SentinelOne.net/").unwrap().as_str(),
+            "https://acme.sentinelone.net/"
+        );
+        assert_eq!(
+            normalise(" https://a.example:8443/web/api ")
+                .unwrap()
+                .as_str(),
+            "https://a.example:8443/"
+        );
+        for bad in [
+            "",
+            "http://a.example",
+            "https://u:p@a.example",
+            "https://a.example/?x=1",
+            "https://a.example/#f",
+            "ftp://x",
+            "not a url",
+        ] {
+            assert!(normalise(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn knows_internal_addresses() {
+        for ip in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "0.0.0.0",
+            "224.0.0.1",
+            "::1",
+            "fe80::1",
+            "fd00:ec2::254",
+            "::ffff:127.0.0.1",
+        ] {
+            assert!(is_internal(ip.parse().unwrap()), "{ip}");
+        }
+        for ip in ["8.8.8.8", "52.1.2.3", "2606:4700::1111", "100.128.0.1"] {
+            assert!(!is_internal(ip.parse().unwrap()), "{ip}");
+        }
+    }
+
+    #[tokio::test]
+    async fn refuses_loopback_unless_allowed() {
+        let url = normalise("https://127.0.0.1:9").unwrap();
+        assert!(check_host(&url, false).await.is_err());
+        assert!(check_host(&url, true).await.is_ok());
+    }
+}

@@ -1,0 +1,341 @@
+//! Connector workers: one task per connector polls its tenant and commits each page with its
+//! checkpoint. A manager starts, restarts (on a configuration change) and stops them.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use dossier_domain::event::EventType;
+use dossier_sentinelone::{
+    map_threat, page_max_updated_at, Checkpoint, Client, ClientConfig, ClientError,
+};
+use dossier_store::{ConnectorRecord, HealthUpdate, IngestPage, NewEvent};
+use rand::Rng;
+use tokio::sync::{watch, Notify};
+use tokio::task::JoinHandle;
+
+use crate::metrics::Metrics;
+use crate::AppState;
+
+/// A handle to wake the manager when connectors change.
+#[derive(Clone, Default)]
+pub struct Workers {
+    changed: Arc<Notify>,
+}
+
+impl Workers {
+    /// Tells the manager to look at the connectors again now.
+    pub fn notify_changed(&self) {
+        self.changed.notify_one();
+    }
+}
+
+/// Runs the manager until `shutdown` turns true.
+pub fn spawn_manager(state: AppState, mut shutdown: watch::Receiver<bool>) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut running: HashMap<String, (i64, JoinHandle<()>)> = HashMap::new();
+        loop {
+            match state.store.list_connectors(None).await {
+                Ok(connectors) => {
+                    let ids: Vec<String> = connectors.iter().map(|c| c.id.clone()).collect();
+                    running.retain(|id, (_, h)| {
+                        let keep = ids.contains(id) && !h.is_finished();
+                        if !keep {
+                            h.abort();
+                        }
+                        keep
+                    });
+                    for c in connectors {
+                        let stale = running.get(&c.id).is_some_and(|(g, _)| *g != c.generation);
+                        if stale {
+                            if let Some((_, h)) = running.remove(&c.id) {
+                                h.abort();
+                            }
+                        }
+                        if !running.contains_key(&c.id) {
+                            let generation = c.generation;
+                            let id = c.id.clone();
+                            let h = tokio::spawn(run_connector(state.clone(), c, shutdown.clone()));
+                            running.insert(id, (generation, h));
+                        }
+                    }
+                }
+                Err(e) => tracing::error!(error = %e, "cannot list connectors"),
+            }
+            tokio::select! {
+                () = state.workers.changed.notified() => {}
+                () = tokio::time::sleep(Duration::from_secs(5)) => {}
+                _ = shutdown.changed() => break,
+            }
+        }
+        for (_, (_, h)) in running {
+            h.abort();
+        }
+    })
+}
+
+/// Exponential backoff with full jitter.
+struct Backoff {
+    attempt: u32,
+    base: Duration,
+    cap: Duration,
+}
+
+impl Backoff {
+    fn next(&mut self) -> Duration {
+        let ceiling = self
+            .base
+            .saturating_mul(1u32 << self.attempt.min(16))
+            .min(self.cap);
+        self.attempt = self.attempt.saturating_add(1);
+        let ms = u64::try_from(ceiling.as_millis())
+            .unwrap_or(u64::MAX)
+            .max(1);
+        Duration::from_millis(rand::thread_rng().gen_range(ms / 2..=ms))
+    }
+
+    fn reset(&mut self) {
+        self.attempt = 0;
+    }
+}
+
+async fn sleep_or_stop(d: Duration, shutdown: &mut watch::Receiver<bool>) -> bool {
+    tokio::select! {
+        () = tokio::time::sleep(d) => false,
+        _ = shutdown.changed() => true,
+    }
+}
+
+fn build_client(state: &AppState, rec: &ConnectorRecord) -> Result<Client, String> {
+    let token = state
+        .secrets
+        .open(&rec.token_enc)
+        .map_err(|e| e.to_string())?;
+    let url = url::Url::parse(&rec.tenant_url).map_err(|e| format!("tenant URL: {e}"))?;
+    let mut cfg = ClientConfig::new(url, token);
+    cfg.extra_roots_pem.clone_from(&state.config.tenant_ca_pem);
+    cfg.request_timeout = state.config.request_timeout;
+    Client::new(cfg).map_err(|e| e.human_reason())
+}
+
+struct Health<'a> {
+    state: &'a AppState,
+    rec: &'a ConnectorRecord,
+    status: String,
+}
+
+impl Health<'_> {
+    async fn error(&mut self, reason: String, counts_as_poll_error: bool) {
+        let labels = Metrics::connector(&self.rec.id);
+        if counts_as_poll_error {
+            self.state.metrics.errors.get_or_create(&labels).inc();
+        }
+        tracing::warn!(connector_id = %self.rec.id, reason = %reason, "connector error");
+        let update = HealthUpdate {
+            status: Some("error".into()),
+            status_detail: Some(Some(reason.clone())),
+            errors_inc: u64::from(counts_as_poll_error),
+            ..HealthUpdate::default()
+        };
+        if let Err(e) = self
+            .state
+            .store
+            .set_connector_health(&self.rec.id, &update)
+            .await
+        {
+            tracing::error!(connector_id = %self.rec.id, error = %e, "cannot record connector health");
+        }
+        if self.status != "error" && self.rec.track_errors {
+            let event = NewEvent {
+                account_id: self.rec.account_id.clone(),
+                event_type: EventType::ConnectorError,
+                at: Utc::now(),
+                connector_id: Some(self.rec.id.clone()),
+                story_id: None,
+                incident_id: None,
+                message: format!("connector {} is in error: {reason}", self.rec.name),
+                data: serde_json::json!({ "reason": reason }),
+            };
+            if let Err(e) = self.state.store.insert_event(&event).await {
+                tracing::error!(connector_id = %self.rec.id, error = %e, "cannot record connector event");
+            }
+        }
+        self.status = "error".into();
+    }
+}
+
+async fn run_connector(state: AppState, rec: ConnectorRecord, mut shutdown: watch::Receiver<bool>) {
+    let mut health = Health {
+        state: &state,
+        rec: &rec,
+        status: rec.status.clone(),
+    };
+    let mut backoff = Backoff {
+        attempt: 0,
+        base: Duration::from_secs(1),
+        cap: Duration::from_secs(60),
+    };
+    let client = match build_client(&state, &rec) {
+        Ok(c) => c,
+        Err(reason) => {
+            health.error(reason, false).await;
+            return;
+        }
+    };
+    let labels = Metrics::connector(&rec.id);
+    let policy = state.config.poll_policy.clone();
+
+    // Verify the token before polling, and learn its expiry where the tenant tells it.
+    loop {
+        match client.verify().await {
+            Ok(()) => break,
+            Err(e) => {
+                health.error(e.human_reason(), true).await;
+                if sleep_or_stop(backoff.next(), &mut shutdown).await {
+                    return;
+                }
+            }
+        }
+    }
+    let expires = match client.token_details().await {
+        Ok(d) => d.expires_at,
+        Err(e) => {
+            tracing::debug!(connector_id = %rec.id, error = %e, "token expiry unknown");
+            None
+        }
+    };
+    let update = HealthUpdate {
+        status: Some("connected".into()),
+        status_detail: Some(None),
+        token_expires_at: Some(expires),
+        ..HealthUpdate::default()
+    };
+    if let Err(e) = state.store.set_connector_health(&rec.id, &update).await {
+        tracing::error!(connector_id = %rec.id, error = %e, "cannot record connector health");
+    }
+    health.status = "connected".into();
+    backoff.reset();
+
+    let mut checkpoint: Checkpoint = rec
+        .checkpoint
+        .as_deref()
+        .and_then(|c| serde_json::from_str(c).ok())
+        .unwrap_or_else(|| Checkpoint::initial(Utc::now(), &policy));
+
+    loop {
+        if *shutdown.borrow() {
+            return;
+        }
+        let query = checkpoint.query(&policy);
+        let page = match client.threats_page(&query).await {
+            Ok(p) => p,
+            Err(e) => {
+                if matches!(e, ClientError::Rejected { status: 400, .. })
+                    && checkpoint.walk_in_progress()
+                {
+                    // The tenant no longer honours the cursor: walk again from the same bound.
+                    tracing::warn!(connector_id = %rec.id, "cursor rejected; restarting the walk");
+                    checkpoint = checkpoint.restart_walk();
+                }
+                health.error(e.human_reason(), true).await;
+                let wait = match &e {
+                    ClientError::RateLimited {
+                        retry_after: Some(d),
+                    } => *d,
+                    _ => backoff.next(),
+                };
+                if sleep_or_stop(wait, &mut shutdown).await {
+                    return;
+                }
+                continue;
+            }
+        };
+        let mut incidents = Vec::with_capacity(page.threats.len());
+        for raw in &page.threats {
+            match map_threat(raw) {
+                Ok(i) => incidents.push(i),
+                Err(e) => {
+                    state.metrics.unmappable.get_or_create(&labels).inc();
+                    tracing::warn!(connector_id = %rec.id, error = %e, "threat skipped: it cannot be read");
+                }
+            }
+        }
+        let next = checkpoint.after_page(
+            page_max_updated_at(&incidents),
+            page.next_cursor.as_deref(),
+            &policy,
+        );
+        let checkpoint_json = match serde_json::to_string(&next) {
+            Ok(j) => j,
+            Err(e) => {
+                tracing::error!(connector_id = %rec.id, error = %e, "cannot encode checkpoint");
+                return;
+            }
+        };
+        let now = Utc::now();
+        let received = incidents.len() as u64;
+        let created: Vec<chrono::DateTime<Utc>> = incidents.iter().map(|i| i.created_at).collect();
+        let newest = incidents.iter().map(|i| i.updated_at).max();
+        let ingest = IngestPage {
+            account_id: rec.account_id.clone(),
+            connector_id: rec.id.clone(),
+            incidents,
+            checkpoint: checkpoint_json,
+            now,
+            policy: state.config.correlation,
+        };
+        match state.store.commit_page(ingest).await {
+            Ok(outcome) => {
+                checkpoint = next;
+                backoff.reset();
+                health.status = "connected".into();
+                state.metrics.polls.get_or_create(&labels).inc();
+                state
+                    .metrics
+                    .threats
+                    .get_or_create(&labels)
+                    .inc_by(received);
+                state.metrics.incidents_new.inc_by(outcome.incidents_new);
+                state
+                    .metrics
+                    .incidents_updated
+                    .inc_by(outcome.incidents_updated);
+                state
+                    .metrics
+                    .stories_created
+                    .inc_by(outcome.stories_created);
+                if outcome.incidents_new > 0 {
+                    let committed = Utc::now();
+                    for c in created {
+                        let secs = (committed - c).num_milliseconds() as f64 / 1000.0;
+                        if (0.0..3600.0).contains(&secs) {
+                            state.metrics.story_latency.observe(secs);
+                        }
+                    }
+                }
+                if let Some(n) = newest {
+                    state
+                        .metrics
+                        .lag_seconds
+                        .get_or_create(&labels)
+                        .set((now - n).num_seconds());
+                }
+            }
+            Err(e) => {
+                // Nothing was committed, so the checkpoint stays where it was: the page will be
+                // read again.
+                tracing::error!(connector_id = %rec.id, error = %e, "cannot commit a page of threats");
+                if sleep_or_stop(backoff.next(), &mut shutdown).await {
+                    return;
+                }
+                continue;
+            }
+        }
+        if !checkpoint.walk_in_progress()
+            && sleep_or_stop(state.config.poll_interval, &mut shutdown).await
+        {
+            return;
+        }
+    }
+}

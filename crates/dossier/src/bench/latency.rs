@@ -1,0 +1,128 @@
+//! Alert → story latency: new threats at a steady rate, each timed from its creation in the
+//! tenant to the moment the API shows it in its story (its `incident_created` event, committed
+//! in the same transaction as the story).
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use dossier_s1sim::{SimConfig, Tenant};
+
+use super::{fresh_server, percentile, BenchOptions};
+use crate::demo::provision;
+
+pub struct LatencyResult {
+    pub samples: usize,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+}
+
+pub async fn run(o: &BenchOptions) -> anyhow::Result<LatencyResult> {
+    let token = "bench-latency-token";
+    let tenant = Tenant::new(&SimConfig::new(77, 200, token));
+    let now = Utc::now();
+    tenant.generate_history(
+        1000,
+        now - chrono::Duration::days(10),
+        now - chrono::Duration::minutes(1),
+    );
+    let sim = dossier_s1sim::start(tenant.clone(), "127.0.0.1:0".parse()?).await?;
+    let bench = fresh_server(std::slice::from_ref(&sim.ca_pem)).await?;
+    let p = provision(&bench.state, "Latency", &sim.base_url, token).await?;
+    let base = format!("http://{}", bench.running.addr);
+    let http = reqwest::Client::new();
+
+    // Wait for the history to be in, so only live threats are timed.
+    let started = Instant::now();
+    loop {
+        let c = bench
+            .state
+            .store
+            .get_connector(None, &p.connector_id)
+            .await?;
+        if c.threats >= 1000 {
+            break;
+        }
+        if started.elapsed() > Duration::from_secs(120) {
+            anyhow::bail!("latency: the history did not arrive within 2 minutes");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let total = (o.latency_seconds as f64 * o.latency_rate).round().max(1.0) as usize;
+    eprintln!("latency: {total} threats at {}/s", o.latency_rate);
+    let gen_tenant = tenant.clone();
+    let rate = o.latency_rate.max(0.1);
+    let generator = tokio::spawn(async move {
+        let mut created = HashMap::new();
+        let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / rate));
+        for _ in 0..total {
+            tick.tick().await;
+            let id = gen_tenant.generate_live(Utc::now());
+            created.insert(id, Instant::now());
+        }
+        created
+    });
+
+    let mut seen: HashMap<String, Instant> = HashMap::new();
+    let mut created: Option<HashMap<String, Instant>> = None;
+    let mut generator = Some(generator);
+    let deadline_after_gen = Duration::from_secs(15);
+    let mut gen_done_at: Option<Instant> = None;
+    loop {
+        let resp: serde_json::Value = http
+            .get(format!(
+                "{base}/api/v1/events?type=incident_created&limit=1000"
+            ))
+            .bearer_auth(&p.api_key)
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        let at = Instant::now();
+        for e in resp["items"].as_array().map_or(&[][..], Vec::as_slice) {
+            if let Some(id) = e["incident_id"].as_str() {
+                seen.entry(id.to_owned()).or_insert(at);
+            }
+        }
+        if let Some(g) = generator.as_ref() {
+            if g.is_finished() {
+                if let Some(g) = generator.take() {
+                    created = Some(g.await?);
+                    gen_done_at = Some(Instant::now());
+                }
+            }
+        }
+        if let Some(c) = &created {
+            let all = c.keys().all(|id| seen.contains_key(id));
+            if all || gen_done_at.is_some_and(|t| t.elapsed() > deadline_after_gen) {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let created = created.unwrap_or_default();
+    let mut ms: Vec<f64> = Vec::new();
+    let mut missing = 0usize;
+    for (id, c) in &created {
+        match seen.get(id) {
+            Some(s) => ms.push(s.saturating_duration_since(*c).as_secs_f64() * 1000.0),
+            None => missing += 1,
+        }
+    }
+    bench.running.stop().await;
+    sim.shutdown().await;
+    if missing > 0 {
+        anyhow::bail!(
+            "latency: {missing} of {} threats never showed in the API",
+            created.len()
+        );
+    }
+    ms.sort_by(f64::total_cmp);
+    Ok(LatencyResult {
+        samples: ms.len(),
+        p50_ms: percentile(&ms, 50.0),
+        p99_ms: percentile(&ms, 99.0),
+    })
+}

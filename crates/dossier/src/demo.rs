@@ -1,0 +1,160 @@
+//! `dossier demo`: the server, an emulated SentinelOne tenant with realistic threats, and a
+//! connector pointing at it, so a newcomer sees live stories at once.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use chrono::Utc;
+use clap::Args;
+use dossier_domain::access::{Licence, Role};
+use dossier_s1sim::{SimConfig, Tenant};
+use dossier_server::auth::new_api_key;
+use dossier_server::AppState;
+use dossier_store::{ApiKeyRecord, NewConnector};
+use rand::Rng;
+use secrecy::SecretString;
+
+use crate::admin::uuid_like;
+use crate::options::{open_store, ServeOptions};
+
+#[derive(Args, Debug)]
+pub struct DemoOptions {
+    #[command(flatten)]
+    pub serve: ServeOptions,
+    /// Threats the emulated tenant starts with, spread over the last 30 days.
+    #[arg(long, default_value_t = 3000)]
+    pub threats: usize,
+    /// Devices in the emulated tenant.
+    #[arg(long, default_value_t = 300)]
+    pub agents: usize,
+    /// Seconds between new live threats.
+    #[arg(long, default_value_t = 3.0)]
+    pub every: f64,
+    /// Keep the demo database in the working directory instead of a temporary one.
+    #[arg(long)]
+    pub keep: bool,
+}
+
+/// An account with an admin key and a connector to an emulated tenant.
+pub struct Provisioned {
+    pub account_id: String,
+    pub api_key: String,
+    pub connector_id: String,
+}
+
+/// Creates an account, an admin key and a connector to `tenant_url` directly in the store.
+pub async fn provision(
+    state: &AppState,
+    name: &str,
+    tenant_url: &str,
+    token: &str,
+) -> anyhow::Result<Provisioned> {
+    let account = state.store.create_account(name, Licence::Xops).await?;
+    let (api_key, hash) = new_api_key();
+    state
+        .store
+        .insert_api_key(&ApiKeyRecord {
+            id: uuid_like(&hash),
+            account_id: Some(account.id.clone()),
+            key_hash: hash,
+            roles: vec![Role::Admin],
+            created_at: Utc::now(),
+        })
+        .await?;
+    let connector = state
+        .store
+        .create_connector(&NewConnector {
+            account_id: account.id.clone(),
+            kind: "sentinelone".into(),
+            name: format!("{name} SentinelOne"),
+            description: Some("emulated tenant".into()),
+            tenant_url: tenant_url.to_owned(),
+            token_enc: state.secrets.seal(&SecretString::from(token.to_owned())),
+            track_errors: true,
+            write_back: false,
+            now: Utc::now(),
+        })
+        .await?;
+    state.workers.notify_changed();
+    Ok(Provisioned {
+        account_id: account.id,
+        api_key,
+        connector_id: connector.id,
+    })
+}
+
+pub async fn run(mut o: DemoOptions) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir().context("cannot create a temporary directory")?;
+    if !o.keep && o.serve.db.db == "sqlite://dossier.db" {
+        o.serve.db.db = format!("sqlite://{}", dir.path().join("dossier-demo.db").display());
+        if o.serve.secret_key_file.is_none() {
+            o.serve.secret_key_file = Some(dir.path().join("dossier-secret.key"));
+        }
+    }
+    let token = "demo-token-for-the-emulated-tenant";
+    let tenant = Tenant::new(&SimConfig::new(7, o.agents.max(1), token));
+    let now = Utc::now();
+    tenant.generate_history(o.threats, now - chrono::Duration::days(30), now);
+    let sim = dossier_s1sim::start(tenant.clone(), "127.0.0.1:0".parse()?).await?;
+
+    let store = open_store(&o.serve.db.db)?;
+    let mut config = o.serve.server_config()?;
+    // The emulated tenant lives on loopback with its own CA: the demo, and only the demo,
+    // allows that.
+    config.allow_private_tenants = true;
+    config.tenant_ca_pem = Some(sim.ca_pem.clone().into_bytes());
+    let state = AppState::new(store, o.serve.secrets()?, config);
+    let running = dossier_server::start(state.clone(), o.serve.listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("--listen: cannot listen on {}: {e}", o.serve.listen))?;
+    let p = provision(&state, "Demo", &sim.base_url, token).await?;
+
+    let base = format!("http://{}", running.addr);
+    println!("Dossier demo is running.");
+    println!();
+    println!("  Web:      {base}/");
+    println!("  API:      {base}/api/v1/stories");
+    println!("  API key:  {}", p.api_key);
+    println!(
+        "  Tenant:   {} (emulated SentinelOne, {} threats, {} devices)",
+        sim.base_url, o.threats, o.agents
+    );
+    println!("  Account:  {}", p.account_id);
+    println!("  Database: {}", o.serve.db.db);
+    println!();
+    println!(
+        "  curl -s -H 'Authorization: Bearer {}' '{base}/api/v1/stories?limit=5'",
+        p.api_key
+    );
+    println!();
+    println!(
+        "New threats arrive every {:.1} s. Press Ctrl-C to stop.",
+        o.every
+    );
+
+    let live = tokio::spawn(live_threats(tenant, o.every));
+    crate::serve::wait_for_signal().await;
+    live.abort();
+    running.stop().await;
+    sim.shutdown().await;
+    Ok(())
+}
+
+/// Adds a new threat every `every` seconds, and now and then updates an older one (a
+/// mitigation or a verdict), as a busy tenant does.
+async fn live_threats(tenant: Tenant, every: f64) {
+    let period = Duration::from_secs_f64(every.clamp(0.05, 3600.0));
+    let mut tick = tokio::time::interval(period);
+    loop {
+        tick.tick().await;
+        let id = tenant.generate_live(Utc::now());
+        tracing::debug!(threat_id = %id, "emulated tenant: new threat");
+        if rand::thread_rng().gen_bool(0.3) {
+            let ids = tenant.all_ids();
+            if !ids.is_empty() {
+                let pick = rand::thread_rng().gen_range(0..ids.len());
+                tenant.update_threat(&ids[pick], Utc::now());
+            }
+        }
+    }
+}

@@ -1,0 +1,92 @@
+//! `dossier`: one binary for the server, the demo, the benchmarks and the admin commands.
+
+mod admin;
+mod bench;
+mod demo;
+mod options;
+mod serve;
+mod sim;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "dossier",
+    version,
+    about = "EDR incidents correlated into stories an analyst can act on"
+)]
+struct Cli {
+    /// Log format: text or json.
+    #[arg(
+        long,
+        env = "DOSSIER_LOG_FORMAT",
+        default_value = "text",
+        global = true
+    )]
+    log_format: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Web UI, API and connector workers.
+    Serve(options::ServeOptions),
+    /// `serve` plus a built-in emulated SentinelOne tenant and a connector pointing at it.
+    Demo(demo::DemoOptions),
+    /// Runs the benchmarks against the built-in emulator and prints `name=value` lines.
+    Bench(bench::BenchOptions),
+    /// Manage API keys.
+    #[command(subcommand, name = "api-key")]
+    ApiKey(admin::ApiKeyCommand),
+    /// Manage accounts.
+    #[command(subcommand)]
+    Account(admin::AccountCommand),
+    /// Runs the SentinelOne tenant emulator on its own.
+    Sim(sim::SimOptions),
+}
+
+fn init_tracing(format: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,tower_http=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    init_tracing(&cli.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Serve(o) => serve::run(o).await,
+            Command::Demo(o) => demo::run(o).await,
+            Command::Bench(o) => bench::run(o).await,
+            Command::ApiKey(c) => admin::api_key(c).await,
+            Command::Account(c) => admin::account(c).await,
+            Command::Sim(o) => sim::run(o).await,
+        }
+    });
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

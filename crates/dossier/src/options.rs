@@ -1,0 +1,90 @@
+//! Flags shared by the commands, each with its `DOSSIER_*` environment variable.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{bail, Context};
+use clap::Args;
+use dossier_server::{SecretBox, ServerConfig};
+use dossier_store::sqlite::SqliteStore;
+use dossier_store::Store;
+
+#[derive(Args, Debug, Clone)]
+pub struct DbOption {
+    /// Database URL: `sqlite://PATH` (embedded, the default) or `postgres://…`.
+    #[arg(long, env = "DOSSIER_DB", default_value = "sqlite://dossier.db")]
+    pub db: String,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ServeOptions {
+    #[command(flatten)]
+    pub db: DbOption,
+    /// Address to serve the web UI and API on.
+    #[arg(long, env = "DOSSIER_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Extra CA roots (PEM) to trust for tenants, e.g. behind a TLS-inspecting proxy.
+    #[arg(long, env = "DOSSIER_TENANT_CA_FILE")]
+    pub tenant_ca_file: Option<PathBuf>,
+    /// Permit tenant URLs that resolve to loopback or private addresses.
+    #[arg(long, env = "DOSSIER_ALLOW_PRIVATE_TENANTS")]
+    pub allow_private_tenants: bool,
+    /// Key file for encrypting connector tokens at rest; created (0600) if absent. Default:
+    /// `dossier-secret.key` beside the SQLite database, or in the working directory.
+    #[arg(long, env = "DOSSIER_SECRET_KEY_FILE")]
+    pub secret_key_file: Option<PathBuf>,
+}
+
+/// Opens the store the URL names.
+pub fn open_store(url: &str) -> anyhow::Result<Arc<dyn Store>> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        bail!("--db: PostgreSQL is not supported by this build yet; use sqlite://PATH");
+    }
+    if !(url.starts_with("sqlite:") || !url.contains("://")) {
+        bail!("--db: unknown database URL {url:?}; use sqlite://PATH");
+    }
+    let store = SqliteStore::open(url).with_context(|| format!("--db: cannot open {url}"))?;
+    Ok(Arc::new(store))
+}
+
+fn sqlite_path(url: &str) -> Option<&Path> {
+    let p = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .unwrap_or(url);
+    (!p.is_empty()).then(|| Path::new(p))
+}
+
+impl ServeOptions {
+    pub fn secret_key_path(&self) -> PathBuf {
+        if let Some(p) = &self.secret_key_file {
+            return p.clone();
+        }
+        let dir = sqlite_path(&self.db.db)
+            .and_then(Path::parent)
+            .filter(|p| !p.as_os_str().is_empty())
+            .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+        dir.join("dossier-secret.key")
+    }
+
+    pub fn server_config(&self) -> anyhow::Result<ServerConfig> {
+        let tenant_ca_pem = match &self.tenant_ca_file {
+            Some(p) => Some(
+                std::fs::read(p)
+                    .with_context(|| format!("--tenant-ca-file: cannot read {}", p.display()))?,
+            ),
+            None => None,
+        };
+        Ok(ServerConfig {
+            allow_private_tenants: self.allow_private_tenants,
+            tenant_ca_pem,
+            ..ServerConfig::default()
+        })
+    }
+
+    pub fn secrets(&self) -> anyhow::Result<SecretBox> {
+        let path = self.secret_key_path();
+        SecretBox::load_or_create(&path).map_err(|e| anyhow::anyhow!("--secret-key-file: {e}"))
+    }
+}

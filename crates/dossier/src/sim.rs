@@ -1,0 +1,42 @@
+//! `dossier sim`: the SentinelOne tenant emulator on its own, for trying a connector by hand.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use chrono::Utc;
+use clap::Args;
+use dossier_s1sim::{SimConfig, Tenant};
+
+#[derive(Args, Debug)]
+pub struct SimOptions {
+    #[arg(long, default_value = "127.0.0.1:8443")]
+    pub listen: SocketAddr,
+    /// The API token the tenant accepts.
+    #[arg(long, env = "DOSSIER_SIM_TOKEN")]
+    pub token: String,
+    #[arg(long, default_value_t = 1000)]
+    pub threats: usize,
+    #[arg(long, default_value_t = 100)]
+    pub agents: usize,
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Where to write the emulator's CA certificate (PEM), for `--tenant-ca-file`.
+    #[arg(long, default_value = "dossier-sim-ca.pem")]
+    pub ca_out: PathBuf,
+}
+
+pub async fn run(o: SimOptions) -> anyhow::Result<()> {
+    if o.token.trim().is_empty() {
+        anyhow::bail!("--token: must not be empty");
+    }
+    let tenant = Tenant::new(&SimConfig::new(o.seed, o.agents.max(1), &o.token));
+    let now = Utc::now();
+    tenant.generate_history(o.threats, now - chrono::Duration::days(30), now);
+    let sim = dossier_s1sim::start(tenant, o.listen).await?;
+    sim.write_ca_pem(&o.ca_out)?;
+    println!("Emulated SentinelOne tenant at {}", sim.base_url);
+    println!("CA certificate written to {}", o.ca_out.display());
+    crate::serve::wait_for_signal().await;
+    sim.shutdown().await;
+    Ok(())
+}
