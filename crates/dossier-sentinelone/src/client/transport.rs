@@ -1,0 +1,264 @@
+//! One API call: throttle, send, classify the answer, retry what is transient, read the body
+//! with a size cap.
+
+use std::error::Error as _;
+use std::time::{Duration, SystemTime};
+
+use futures_util::StreamExt;
+use reqwest::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
+use reqwest::{Method, Response, StatusCode};
+use tokio::time::Instant;
+use url::Url;
+
+use super::error::ClientError;
+use super::ratelimit::RateLimiter;
+use super::retry::{parse_retry_after, Backoff};
+use crate::envelope::parse_error;
+
+/// Error bodies are small; this much is enough for the `errors` envelope.
+const ERROR_BODY_LIMIT: u64 = 64 * 1024;
+
+/// A request, ready to be sent as many times as needed.
+pub(crate) struct Call<'a> {
+    pub method: Method,
+    /// Endpoint name for logs, e.g. `threats`; never carries query values.
+    pub endpoint: &'a str,
+    pub url: Url,
+    pub body: Option<Vec<u8>>,
+    pub auth: bool,
+}
+
+/// Everything the retry loop needs.
+pub(crate) struct Transport {
+    pub http: reqwest::Client,
+    pub auth: HeaderValue,
+    pub limiter: RateLimiter,
+    pub backoff: Backoff,
+    pub max_retries: u32,
+    pub max_transport_retries: u32,
+    pub max_body_bytes: u64,
+}
+
+/// How one try ended, if not with a body.
+enum Failure {
+    Final(ClientError),
+    /// Worth another try after `after` (from `Retry-After`) or a backoff delay.
+    Retry {
+        err: ClientError,
+        after: Option<Duration>,
+        transport: bool,
+    },
+}
+
+impl Transport {
+    /// Sends `call`, retrying 429, 5xx, timeouts and connection failures within the configured
+    /// budgets, and returns the body of the first success.
+    pub(crate) async fn execute(&self, call: &Call<'_>) -> Result<Vec<u8>, ClientError> {
+        let (mut http_retries, mut transport_retries) = (0u32, 0u32);
+        for attempt in 1u32.. {
+            self.limiter.acquire().await;
+            let started = Instant::now();
+            let (err, after, transport) = match self.try_once(call).await {
+                Ok(body) => {
+                    tracing::debug!(
+                        method = %call.method,
+                        endpoint = call.endpoint,
+                        attempt,
+                        bytes = body.len(),
+                        elapsed_ms = elapsed_ms(started),
+                        "sentinelone request succeeded"
+                    );
+                    return Ok(body);
+                }
+                Err(Failure::Final(err)) => {
+                    tracing::debug!(
+                        method = %call.method,
+                        endpoint = call.endpoint,
+                        attempt,
+                        kind = err.kind(),
+                        elapsed_ms = elapsed_ms(started),
+                        "sentinelone request failed"
+                    );
+                    return Err(err);
+                }
+                Err(Failure::Retry {
+                    err,
+                    after,
+                    transport,
+                }) => (err, after, transport),
+            };
+            let (used, budget) = if transport {
+                (&mut transport_retries, self.max_transport_retries)
+            } else {
+                (&mut http_retries, self.max_retries)
+            };
+            if *used >= budget {
+                return Err(err);
+            }
+            let delay = match after {
+                // A long Retry-After is the caller's to schedule, not ours to sleep through.
+                Some(d) if d > self.backoff.cap => return Err(err),
+                Some(d) => d,
+                None => self.backoff.delay(*used),
+            };
+            *used += 1;
+            tracing::debug!(
+                method = %call.method,
+                endpoint = call.endpoint,
+                attempt,
+                kind = err.kind(),
+                retry_in_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+                "sentinelone request will be retried"
+            );
+            tokio::time::sleep(delay).await;
+        }
+        Err(ClientError::BadResponse("retry loop ended".into()))
+    }
+
+    async fn try_once(&self, call: &Call<'_>) -> Result<Vec<u8>, Failure> {
+        let mut req = self.http.request(call.method.clone(), call.url.clone());
+        if call.auth {
+            req = req.header(AUTHORIZATION, self.auth.clone());
+        }
+        if let Some(body) = &call.body {
+            req = req
+                .header(CONTENT_TYPE, "application/json")
+                .body(body.clone());
+        }
+        let resp = req.send().await.map_err(transport_failure)?;
+        let status = resp.status();
+        if status.is_success() {
+            return read_body(resp, self.max_body_bytes).await;
+        }
+        let retry_after = resp
+            .headers()
+            .get(RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| parse_retry_after(v, SystemTime::now()));
+        if status.is_redirection() {
+            return Err(Failure::Final(ClientError::BadResponse(format!(
+                "unexpected redirect (http {}) — is the tenant URL the console's?",
+                status.as_u16()
+            ))));
+        }
+        // The error envelope is best effort: a proxy's HTML page has none.
+        let api = read_body(resp, ERROR_BODY_LIMIT)
+            .await
+            .ok()
+            .and_then(|b| parse_error(&b));
+        let code = api.as_ref().and_then(|a| a.code());
+        let title = api.as_ref().and_then(|a| a.title().map(str::to_owned));
+        Err(match status {
+            StatusCode::UNAUTHORIZED => Failure::Final(ClientError::Unauthorized { code, title }),
+            StatusCode::FORBIDDEN => Failure::Final(ClientError::Forbidden { code, title }),
+            StatusCode::TOO_MANY_REQUESTS => Failure::Retry {
+                err: ClientError::RateLimited { retry_after },
+                after: retry_after,
+                transport: false,
+            },
+            s if s.is_server_error() => Failure::Retry {
+                err: ClientError::Server {
+                    status: s.as_u16(),
+                    code,
+                },
+                after: retry_after,
+                transport: false,
+            },
+            s => Failure::Final(ClientError::Rejected {
+                status: s.as_u16(),
+                code,
+                title,
+            }),
+        })
+    }
+}
+
+fn elapsed_ms(since: Instant) -> u64 {
+    u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Reads the body chunk by chunk (decompressed), giving up as soon as it passes `limit`.
+async fn read_body(resp: Response, limit: u64) -> Result<Vec<u8>, Failure> {
+    if resp.content_length().is_some_and(|n| n > limit) {
+        return Err(Failure::Final(ClientError::TooLarge { limit }));
+    }
+    let capacity = resp.content_length().unwrap_or(0).min(limit).min(1 << 20);
+    let mut body = Vec::with_capacity(usize::try_from(capacity).unwrap_or(0));
+    let mut stream = resp.bytes_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(transport_failure)?;
+        if u64::try_from(body.len() + chunk.len()).unwrap_or(u64::MAX) > limit {
+            return Err(Failure::Final(ClientError::TooLarge { limit }));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// Classifies a reqwest error. The URL is stripped: it is ours, and the message goes to
+/// operators and logs.
+fn transport_failure(err: reqwest::Error) -> Failure {
+    let err = err.without_url();
+    let message = chain(&err);
+    if is_tls(&err, &message) {
+        return Failure::Final(ClientError::Tls(message));
+    }
+    if err.is_timeout() {
+        return Failure::Retry {
+            err: ClientError::Timeout,
+            after: None,
+            transport: true,
+        };
+    }
+    if err.is_decode() {
+        return Failure::Final(ClientError::BadResponse(message));
+    }
+    if err.is_connect() || err.is_body() || err.is_request() {
+        return Failure::Retry {
+            err: ClientError::Unreachable(message),
+            after: None,
+            transport: true,
+        };
+    }
+    Failure::Final(ClientError::BadResponse(message))
+}
+
+/// The error and its sources, joined; repeated messages (hyper wraps a lot) dropped.
+fn chain(err: &reqwest::Error) -> String {
+    let mut parts: Vec<String> = vec![err.to_string()];
+    let mut source = err.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        source = s.source();
+    }
+    parts.join(": ")
+}
+
+fn is_tls(err: &reqwest::Error, message: &str) -> bool {
+    let mut source = err.source();
+    while let Some(s) = source {
+        // io::Error hides its payload from `source()`, so look inside it too.
+        let inner = s
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref());
+        if s.downcast_ref::<rustls::Error>().is_some()
+            || inner.is_some_and(|e| e.downcast_ref::<rustls::Error>().is_some())
+        {
+            return true;
+        }
+        source = s.source();
+    }
+    let m = message.to_ascii_lowercase();
+    [
+        "certificate",
+        "tls",
+        "handshake",
+        "invalidcontenttype",
+        "corrupt message",
+    ]
+    .iter()
+    .any(|needle| m.contains(needle))
+}

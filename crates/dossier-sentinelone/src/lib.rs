@@ -1,0 +1,20 @@
+//! SentinelOne Management API v2.1 connector: the HTTP client, the mapping of threats onto
+//! domain incidents, and the pure checkpoint logic of polling.
+//!
+//! The API and its pitfalls are described in `docs/SENTINELONE.md`; comments cite its sections
+//! (§6.x are the pitfalls a robust poller must handle).
+
+pub mod client;
+pub mod envelope;
+pub mod mapping;
+pub mod poll;
+pub mod query;
+
+mod lenient;
+mod threat;
+
+pub use client::{Client, ClientConfig, ClientError, SystemStatus, TokenDetails};
+pub use envelope::{parse_error, parse_page, ApiErrorBody, ApiErrorEntry, EnvelopeError, Page};
+pub use mapping::{map_threat, MapError};
+pub use poll::{page_max_updated_at, page_max_updated_at_until, Checkpoint, PollPolicy};
+pub use query::{SortBy, SortOrder, ThreatQuery, MAX_PAGE_SIZE};

@@ -1,0 +1,289 @@
+//! How the client fails: what is retried and what is not, limits, timeouts, TLS, and that no
+//! error carries the token.
+
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::response::Response;
+use dossier_sentinelone::{Client, ClientError, ThreatQuery};
+
+use crate::server::{json, serve, Server, EMPTY_PAGE, ERR_401, ERR_403, ERR_429, ERR_500, TOKEN};
+
+pub fn assert_no_token(err: &ClientError) {
+    let text = format!("{err} | {err:?} | {}", err.human_reason());
+    assert!(!text.contains(TOKEN), "token leaked: {text}");
+}
+
+async fn page(server: &Server) -> Result<dossier_sentinelone::Page, ClientError> {
+    server.client().threats_page(&ThreatQuery::default()).await
+}
+
+#[tokio::test]
+async fn unauthorized_is_not_retried() {
+    let server = serve(|_, _| async { json(401, ERR_401) }).await;
+    let err = page(&server).await.unwrap_err();
+    assert_eq!(
+        err,
+        ClientError::Unauthorized {
+            code: Some(4_010_010),
+            title: Some("Authentication Failed".into())
+        }
+    );
+    assert_eq!(server.hits(), 1);
+    assert_eq!(err.kind(), "bad_token");
+    assert!(err.is_token_rejected());
+    assert_no_token(&err);
+}
+
+#[tokio::test]
+async fn forbidden_is_not_retried() {
+    let server = serve(|_, _| async { json(403, ERR_403) }).await;
+    let err = page(&server).await.unwrap_err();
+    assert_eq!(
+        err,
+        ClientError::Forbidden {
+            code: Some(4_030_010),
+            title: Some("Insufficient permissions".into())
+        }
+    );
+    assert_eq!(err.kind(), "insufficient_permissions");
+    assert_eq!(server.hits(), 1);
+    assert_no_token(&err);
+}
+
+#[tokio::test]
+async fn rate_limit_with_retry_after_is_honoured() {
+    let server = serve(|n, _| async move {
+        if n == 0 {
+            let mut r = json(429, ERR_429);
+            r.headers_mut().insert("retry-after", "1".parse().unwrap());
+            r
+        } else {
+            json(200, EMPTY_PAGE)
+        }
+    })
+    .await;
+    let mut cfg = server.config();
+    cfg.backoff_cap = Duration::from_secs(5);
+    let started = Instant::now();
+    Client::new(cfg)
+        .unwrap()
+        .threats_page(&ThreatQuery::default())
+        .await
+        .unwrap();
+    assert!(
+        started.elapsed() >= Duration::from_millis(950),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(server.hits(), 2);
+}
+
+#[tokio::test]
+async fn rate_limit_without_retry_after_backs_off_then_gives_up() {
+    let server = serve(|n, _| async move {
+        if n < 2 {
+            json(429, ERR_429)
+        } else {
+            json(200, EMPTY_PAGE)
+        }
+    })
+    .await;
+    page(&server).await.unwrap();
+    assert_eq!(server.hits(), 3);
+
+    let server = serve(|_, _| async { json(429, ERR_429) }).await;
+    let err = page(&server).await.unwrap_err();
+    assert_eq!(err, ClientError::RateLimited { retry_after: None });
+    assert_eq!(server.hits(), 4, "one try and max_retries = 3 retries");
+    assert_eq!(err.kind(), "rate_limited");
+}
+
+#[tokio::test]
+async fn a_long_retry_after_is_returned_not_slept() {
+    let server = serve(|_, _| async {
+        let mut r = json(429, ERR_429);
+        r.headers_mut()
+            .insert("retry-after", "120".parse().unwrap());
+        r
+    })
+    .await;
+    let err = page(&server).await.unwrap_err();
+    assert_eq!(
+        err,
+        ClientError::RateLimited {
+            retry_after: Some(Duration::from_secs(120))
+        }
+    );
+    assert_eq!(server.hits(), 1);
+}
+
+#[tokio::test]
+async fn server_errors_are_retried() {
+    let server = serve(|n, _| async move {
+        if n == 0 {
+            json(500, ERR_500)
+        } else {
+            json(200, EMPTY_PAGE)
+        }
+    })
+    .await;
+    page(&server).await.unwrap();
+    assert_eq!(server.hits(), 2);
+
+    let server = serve(|_, _| async { json(503, ERR_500) }).await;
+    let err = page(&server).await.unwrap_err();
+    assert_eq!(
+        err,
+        ClientError::Server {
+            status: 503,
+            code: Some(5_000_010)
+        }
+    );
+    assert_eq!(err.kind(), "tenant_error");
+    assert_eq!(server.hits(), 4);
+}
+
+#[tokio::test]
+async fn other_client_errors_are_rejections() {
+    let body = r#"{"errors":[{"code":4000010,"detail":null,"title":"Validation Error"}]}"#;
+    let server = serve(move |_, _| async move { json(400, body) }).await;
+    let err = page(&server).await.unwrap_err();
+    assert_eq!(
+        err,
+        ClientError::Rejected {
+            status: 400,
+            code: Some(4_000_010),
+            title: Some("Validation Error".into())
+        }
+    );
+    assert_eq!(server.hits(), 1);
+}
+
+#[tokio::test]
+async fn garbage_and_truncated_bodies_are_bad_responses() {
+    for body in [
+        "<html>login</html>",
+        r#"{"data":[{"id":"1"},"#,
+        r#"{"data":5}"#,
+        "",
+    ] {
+        let server = serve(move |_, _| async move { json(200, body) }).await;
+        let err = page(&server).await.unwrap_err();
+        assert!(
+            matches!(err, ClientError::BadResponse(_)),
+            "{body}: {err:?}"
+        );
+        assert_eq!(err.kind(), "bad_response");
+        assert_eq!(server.hits(), 1, "{body}");
+    }
+}
+
+#[tokio::test]
+async fn oversize_bodies_are_refused() {
+    let big = format!(r#"{{"data":[],"pad":"{}"}}"#, "x".repeat(10_000));
+    let server = serve(move |_, _| {
+        let big = big.clone();
+        async move { json(200, &big) }
+    })
+    .await;
+    let mut cfg = server.config();
+    cfg.max_body_bytes = 1024;
+    let err = Client::new(cfg)
+        .unwrap()
+        .threats_page(&ThreatQuery::default())
+        .await
+        .unwrap_err();
+    assert_eq!(err, ClientError::TooLarge { limit: 1024 });
+
+    // Chunked, without Content-Length: the stream is cut off as it passes the limit.
+    let server = serve(|_, _| async {
+        let chunks = (0..100).map(|_| Ok::<_, std::io::Error>(vec![b' '; 1000]));
+        Response::new(Body::from_stream(futures_util::stream::iter(chunks)))
+    })
+    .await;
+    let mut cfg = server.config();
+    cfg.max_body_bytes = 4096;
+    let err = Client::new(cfg)
+        .unwrap()
+        .threats_page(&ThreatQuery::default())
+        .await
+        .unwrap_err();
+    assert_eq!(err, ClientError::TooLarge { limit: 4096 });
+}
+
+#[tokio::test]
+async fn gzip_bodies_are_decoded() {
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(br#"{"data":[{"id":"1"}],"pagination":{"nextCursor":"abc","totalItems":2}}"#)
+        .unwrap();
+    let bytes = gz.finish().unwrap();
+    let server = serve(move |_, _| {
+        let bytes = bytes.clone();
+        async move {
+            Response::builder()
+                .header("content-type", "application/json")
+                .header("content-encoding", "gzip")
+                .body(Body::from(bytes))
+                .unwrap()
+        }
+    })
+    .await;
+    let page = page(&server).await.unwrap();
+    assert_eq!(page.threats.len(), 1);
+    assert_eq!(page.next_cursor.as_deref(), Some("abc"));
+    let accept = server.requests()[0].headers["accept-encoding"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(accept.contains("gzip"), "{accept}");
+}
+
+#[tokio::test]
+async fn slow_answers_time_out_after_bounded_retries() {
+    let server = serve(|_, _| async {
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        json(200, EMPTY_PAGE)
+    })
+    .await;
+    let mut cfg = server.config();
+    cfg.request_timeout = Duration::from_millis(300);
+    let err = Client::new(cfg)
+        .unwrap()
+        .threats_page(&ThreatQuery::default())
+        .await
+        .unwrap_err();
+    assert_eq!(err, ClientError::Timeout);
+    assert_eq!(
+        server.hits(),
+        2,
+        "one try and max_transport_retries = 1 retry"
+    );
+}
+
+#[tokio::test]
+async fn refused_connections_are_unreachable() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    let cfg = crate::server::fast_config(url::Url::parse(&format!("http://{addr}")).unwrap());
+    let err = Client::new(cfg).unwrap().verify().await.unwrap_err();
+    assert!(matches!(err, ClientError::Unreachable(_)), "{err:?}");
+    assert!(
+        err.human_reason().starts_with("tenant unreachable: "),
+        "{}",
+        err.human_reason()
+    );
+    assert_no_token(&err);
+}
+
+#[tokio::test]
+async fn tls_to_a_plain_http_port_is_a_tls_failure() {
+    let server = serve(|_, _| async { json(200, EMPTY_PAGE) }).await;
+    let cfg =
+        crate::server::fast_config(url::Url::parse(&format!("https://{}", server.addr)).unwrap());
+    let err = Client::new(cfg).unwrap().verify().await.unwrap_err();
+    assert!(matches!(err, ClientError::Tls(_)), "{err:?}");
+    assert_eq!(err.kind(), "tls");
+}

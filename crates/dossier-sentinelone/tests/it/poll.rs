@@ -1,0 +1,90 @@
+//! Checkpoint invariants over arbitrary walks: `since` is frozen while cursors are followed,
+//! never exceeds the highest `updatedAt` received, never goes backwards, and the overlap is
+//! applied only when a walk ends.
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use dossier_sentinelone::{Checkpoint, PollPolicy, SortBy, SortOrder};
+use proptest::prelude::*;
+
+fn base() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2025, 1, 1, 0, 0, 0)
+        .single()
+        .unwrap_or_default()
+}
+
+/// A walk: pages of `updatedAt` offsets (seconds from `base`, may be before `since`).
+fn arb_walks() -> impl Strategy<Value = Vec<Vec<Vec<i64>>>> {
+    let page = prop::collection::vec(-100_000i64..1_000_000, 0..5);
+    let walk = prop::collection::vec(page, 1..6);
+    prop::collection::vec(walk, 1..5)
+}
+
+proptest! {
+    #[test]
+    fn checkpoint_invariants_hold_over_any_walks(
+        walks in arb_walks(),
+        overlap_s in 0i64..600,
+        backfill_days in 0i64..120,
+    ) {
+        let policy = PollPolicy {
+            overlap: Duration::seconds(overlap_s),
+            backfill: Duration::days(backfill_days),
+            ..PollPolicy::default()
+        };
+        let mut cp = Checkpoint::initial(base() + Duration::days(30), &policy);
+        let initial_since = cp.since;
+        let mut max_received: Option<DateTime<Utc>> = None;
+        for (w, walk) in walks.iter().enumerate() {
+            let walk_since = cp.since;
+            for (p, page) in walk.iter().enumerate() {
+                let q = cp.query(&policy);
+                prop_assert_eq!(q.updated_at_gte, Some(walk_since), "frozen during a walk");
+                prop_assert_eq!(q.sort_by, Some(SortBy::UpdatedAt));
+                prop_assert_eq!(q.sort_order, Some(SortOrder::Asc));
+                let page_max = page.iter().map(|s| base() + Duration::seconds(*s)).max();
+                max_received = max_received.max(page_max);
+                let last = p + 1 == walk.len();
+                let cursor = (!last).then(|| format!("c{w}-{p}"));
+                let next = cp.after_page(page_max, cursor.as_deref(), &policy);
+
+                prop_assert!(next.since >= cp.since, "never backwards");
+                prop_assert!(
+                    next.since <= initial_since.max(max_received.unwrap_or(initial_since)),
+                    "never past the highest updatedAt received"
+                );
+                prop_assert_eq!(next.high_water, max_received);
+                if last {
+                    prop_assert!(!next.walk_in_progress());
+                    let expected = match max_received {
+                        Some(h) => walk_since.max(h - policy.overlap),
+                        None => walk_since,
+                    };
+                    prop_assert_eq!(next.since, expected, "overlap applied at walk end");
+                } else {
+                    prop_assert_eq!(next.since, walk_since, "since frozen while a cursor follows");
+                    prop_assert_eq!(next.cursor.as_deref(), cursor.as_deref());
+                }
+                cp = next;
+            }
+        }
+        // A checkpoint survives a round trip through its persisted form.
+        let json = serde_json::to_string(&cp).unwrap_or_default();
+        let back: Checkpoint = serde_json::from_str(&json).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        prop_assert_eq!(back, cp);
+    }
+
+    #[test]
+    fn restarting_a_walk_keeps_its_window(offsets in prop::collection::vec(0i64..100_000, 1..5)) {
+        let policy = PollPolicy::default();
+        let mut cp = Checkpoint::initial(base(), &policy);
+        let since = cp.since;
+        for (i, s) in offsets.iter().enumerate() {
+            cp = cp.after_page(Some(base() + Duration::seconds(*s)), Some(&format!("c{i}")), &policy);
+        }
+        let restarted = cp.restart_walk();
+        prop_assert!(!restarted.walk_in_progress());
+        prop_assert_eq!(restarted.since, since);
+        prop_assert_eq!(restarted.query(&policy).cursor, None);
+        prop_assert_eq!(restarted.query(&policy).updated_at_gte, Some(since));
+    }
+}
