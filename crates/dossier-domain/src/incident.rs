@@ -6,8 +6,8 @@ use serde::{Deserialize, Serialize};
 /// Where an incident comes from. The story model is producer-agnostic; each producer names its
 /// vendor, its engine type and its correlation policy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
-#[serde(rename_all = "snake_case")]
 pub enum Producer {
+    #[serde(rename = "sentinelone")]
     SentinelOne,
 }
 

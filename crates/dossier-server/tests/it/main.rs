@@ -1,0 +1,151 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod access;
+mod pipeline;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use dossier_domain::access::{Licence, Role};
+use dossier_s1sim::{RunningSim, SimConfig, Tenant};
+use dossier_server::auth::new_api_key;
+use dossier_server::{AppState, Running, SecretBox, ServerConfig};
+use dossier_store::sqlite::SqliteStore;
+use dossier_store::{ApiKeyRecord, Store as _};
+use serde_json::{json, Value};
+
+pub const TOKEN: &str = "it-secret-token-3f9a7c";
+
+/// A running server on a fresh database, with an emulated tenant beside it.
+pub struct App {
+    pub base: String,
+    pub http: reqwest::Client,
+    pub state: AppState,
+    pub sim: RunningSim,
+    pub tenant: Tenant,
+    pub running: Running,
+    pub dir: tempfile::TempDir,
+}
+
+pub async fn spawn_app(threats: usize) -> App {
+    let dir = tempfile::tempdir().unwrap();
+    let tenant = Tenant::new(&SimConfig::new(11, 40, TOKEN));
+    let now = Utc::now();
+    tenant.generate_history(
+        threats,
+        now - chrono::Duration::days(30),
+        now - chrono::Duration::minutes(2),
+    );
+    let sim = dossier_s1sim::start(tenant.clone(), "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let store = SqliteStore::open(dir.path().join("it.db").to_str().unwrap()).unwrap();
+    let secrets = SecretBox::load_or_create(&dir.path().join("key")).unwrap();
+    let config = ServerConfig {
+        allow_private_tenants: true,
+        tenant_ca_pem: Some(sim.ca_pem.clone().into_bytes()),
+        poll_interval: Duration::from_millis(100),
+        ..ServerConfig::default()
+    };
+    let state = AppState::new(Arc::new(store), secrets, config);
+    let running = dossier_server::start(state.clone(), "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    App {
+        base: format!("http://{}", running.addr),
+        http: reqwest::Client::new(),
+        state,
+        sim,
+        tenant,
+        running,
+        dir,
+    }
+}
+
+impl App {
+    pub async fn account(&self, licence: Licence) -> String {
+        self.state
+            .store
+            .create_account("acct", licence)
+            .await
+            .unwrap()
+            .id
+    }
+
+    pub async fn key(&self, account: Option<&str>, roles: &[Role]) -> String {
+        let (key, hash) = new_api_key();
+        self.state
+            .store
+            .insert_api_key(&ApiKeyRecord {
+                id: hash[..16].to_owned(),
+                account_id: account.map(str::to_owned),
+                key_hash: hash,
+                roles: roles.to_vec(),
+                created_at: Utc::now(),
+            })
+            .await
+            .unwrap();
+        key
+    }
+
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        key: Option<&str>,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut req = self
+            .http
+            .request(method.parse().unwrap(), format!("{}{path}", self.base));
+        if let Some(k) = key {
+            req = req.bearer_auth(k);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    pub async fn create_connector(&self, key: &str) -> Value {
+        let (status, body) = self
+            .call(
+                "POST",
+                "/api/v1/connectors",
+                Some(key),
+                Some(json!({
+                    "kind": "sentinelone",
+                    "name": "Tenant",
+                    "tenant_url": self.sim.base_url,
+                    "api_token": TOKEN,
+                    "track_errors": true,
+                })),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+        body
+    }
+
+    /// Waits until the condition holds, up to `secs` seconds.
+    pub async fn until<F, Fut>(&self, secs: u64, mut f: F)
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = bool>,
+    {
+        let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+        while !f().await {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "condition not met within {secs}s"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}

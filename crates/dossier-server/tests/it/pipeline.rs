@@ -1,0 +1,362 @@
+use dossier_domain::access::{Licence, Role};
+use serde_json::json;
+
+use crate::{spawn_app, TOKEN};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn threats_become_stories_through_the_api() {
+    let app = spawn_app(300).await;
+    let account = app.account(Licence::Xops).await;
+    let admin = app.key(Some(&account), &[Role::Admin]).await;
+    let connector = app.create_connector(&admin).await;
+    assert_eq!(connector["status"], "pending");
+    assert_eq!(
+        connector["tenant_url"],
+        app.sim.base_url.trim_end_matches('/')
+    );
+    assert!(connector.get("api_token").is_none());
+    let id = connector["id"].as_str().unwrap().to_owned();
+
+    let path = format!("/api/v1/connectors/{id}");
+    app.until(30, || async {
+        let (_, c) = app.call("GET", &path, Some(&admin), None).await;
+        c["status"] == "connected" && c["health"]["threats"].as_u64() == Some(300)
+    })
+    .await;
+    let (_, c) = app.call("GET", &path, Some(&admin), None).await;
+    assert!(c["token_expires_at"].is_string(), "{c}");
+    assert!(c["last_success_at"].is_string());
+
+    // Every threat is in exactly one story.
+    let mut seen = std::collections::BTreeSet::new();
+    let mut cursor: Option<String> = None;
+    let mut stories = 0;
+    loop {
+        let q = cursor
+            .as_ref()
+            .map_or(String::new(), |c| format!("&cursor={c}"));
+        let (status, page) = app
+            .call(
+                "GET",
+                &format!("/api/v1/stories?limit=40{q}"),
+                Some(&admin),
+                None,
+            )
+            .await;
+        assert_eq!(status, 200, "{page}");
+        for s in page["items"].as_array().unwrap() {
+            stories += 1;
+            let (_, d) = app
+                .call(
+                    "GET",
+                    &format!("/api/v1/stories/{}", s["id"].as_str().unwrap()),
+                    Some(&admin),
+                    None,
+                )
+                .await;
+            assert_eq!(
+                d["incidents"].as_array().unwrap().len() as u64,
+                s["incident_count"].as_u64().unwrap()
+            );
+            for i in d["incidents"].as_array().unwrap() {
+                assert!(i["id"].is_string(), "threat ids are strings");
+                assert!(i["raw"]["threatInfo"].is_object(), "raw JSON kept");
+                assert!(
+                    seen.insert(i["id"].as_str().unwrap().to_owned()),
+                    "an incident in two stories"
+                );
+            }
+            assert!(!d["summary"].as_str().unwrap().is_empty());
+            assert!(d["timeline"].as_array().unwrap().len() >= 1);
+            assert!((1..=10).contains(&d["criticality"].as_u64().unwrap()));
+        }
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), 300);
+    assert!(
+        stories < 300,
+        "correlation groups recurring threats ({stories} stories)"
+    );
+
+    // A live threat reaches its story.
+    let new_id = app.tenant.generate_live(chrono::Utc::now());
+    app.until(15, || async {
+        let (_, e) = app
+            .call(
+                "GET",
+                "/api/v1/events?type=incident_created&limit=5",
+                Some(&admin),
+                None,
+            )
+            .await;
+        e["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["incident_id"] == new_id.as_str())
+    })
+    .await;
+
+    // Events filter by type and connector, and page with a cursor.
+    let (status, e) = app
+        .call(
+            "GET",
+            &format!("/api/v1/events?type=story_created&connector_id={id}&limit=3"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(e["items"].as_array().unwrap().len(), 3);
+    assert!(e["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|x| x["type"] == "story_created"));
+    let next = e["next_cursor"].as_str().unwrap();
+    let (_, e2) = app
+        .call(
+            "GET",
+            &format!("/api/v1/events?type=story_created&limit=3&cursor={next}"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_ne!(e2["items"][0]["id"], e["items"][0]["id"]);
+
+    // The token never leaves the server: not in the API, not in the database file.
+    let (_, all) = app
+        .call("GET", "/api/v1/connectors", Some(&admin), None)
+        .await;
+    assert!(!all.to_string().contains(TOKEN));
+    let db = std::fs::read(app.dir.path().join("it.db")).unwrap();
+    assert!(!db.windows(TOKEN.len()).any(|w| w == TOKEN.as_bytes()));
+
+    let (_, m) = app.call("GET", "/metrics", None, None).await;
+    let m = m.as_str().unwrap().to_owned();
+    assert!(m.contains("dossier_connector_polls_total"), "{m}");
+    assert!(m.contains("dossier_story_latency_seconds"));
+    app.running.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn analysts_act_on_stories() {
+    let app = spawn_app(50).await;
+    let account = app.account(Licence::Xops).await;
+    let admin = app.key(Some(&account), &[Role::Admin]).await;
+    app.create_connector(&admin).await;
+    app.until(30, || async {
+        let (_, p) = app
+            .call("GET", "/api/v1/stories?limit=1", Some(&admin), None)
+            .await;
+        !p["items"].as_array().unwrap().is_empty()
+    })
+    .await;
+    let (_, p) = app
+        .call("GET", "/api/v1/stories?limit=1", Some(&admin), None)
+        .await;
+    let sid = p["items"][0]["id"].as_str().unwrap().to_owned();
+    let path = format!("/api/v1/stories/{sid}");
+
+    let (status, d) = app
+        .call(
+            "PATCH",
+            &path,
+            Some(&admin),
+            Some(json!({"status": "pending_analysis", "verdict": "malicious", "severity": "high"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{d}");
+    assert_eq!(
+        (
+            d["status"].as_str(),
+            d["verdict"].as_str(),
+            d["severity"].as_str()
+        ),
+        (Some("pending_analysis"), Some("malicious"), Some("high"))
+    );
+    let (status, e) = app
+        .call(
+            "PATCH",
+            &path,
+            Some(&admin),
+            Some(json!({"verdict": "benign", "severity": "low"})),
+        )
+        .await;
+    assert_eq!(status, 400, "{e}");
+    assert_eq!(e["error"], "bad_request");
+    assert!(e["message"].as_str().unwrap().contains("severity"));
+    let (status, _) = app
+        .call(
+            "PATCH",
+            &path,
+            Some(&admin),
+            Some(json!({"status": "bogus"})),
+        )
+        .await;
+    assert!(status == 400 || status == 422);
+
+    let (status, c) = app
+        .call(
+            "POST",
+            &format!("{path}/comments"),
+            Some(&admin),
+            Some(json!({"text": "escalated to IR"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{c}");
+    let (status, _) = app
+        .call(
+            "POST",
+            &format!("{path}/comments"),
+            Some(&admin),
+            Some(json!({"text": "x".repeat(501)})),
+        )
+        .await;
+    assert_eq!(status, 400);
+    let (_, d) = app.call("GET", &path, Some(&admin), None).await;
+    let kinds: Vec<&str> = d["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["kind"].as_str())
+        .collect();
+    for k in [
+        "incident_added",
+        "status_changed",
+        "verdict_changed",
+        "severity_changed",
+        "comment_added",
+    ] {
+        assert!(kinds.contains(&k), "{k} missing from {kinds:?}");
+    }
+    assert_eq!(d["comments"][0]["text"], "escalated to IR");
+
+    // Filters and sort reach the list.
+    let (_, l) = app
+        .call(
+            "GET",
+            "/api/v1/stories?status=pending_analysis&verdict=malicious",
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(l["items"].as_array().unwrap().len(), 1);
+    let (status, e) = app
+        .call("GET", "/api/v1/stories?sort=-nonsense", Some(&admin), None)
+        .await;
+    assert_eq!((status, e["error"].as_str()), (400, Some("bad_request")));
+    let (status, _) = app
+        .call("GET", "/api/v1/stories?limit=5000", Some(&admin), None)
+        .await;
+    assert_eq!(status, 400);
+    let (status, _) = app
+        .call("GET", "/api/v1/stories?from=yesterday", Some(&admin), None)
+        .await;
+    assert_eq!(status, 400);
+    let (status, _) = app
+        .call("GET", "/api/v1/stories?cursor=garbage", Some(&admin), None)
+        .await;
+    assert_eq!(status, 400);
+    app.running.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_token_puts_the_connector_in_error_with_an_event() {
+    let app = spawn_app(5).await;
+    let account = app.account(Licence::Xops).await;
+    let admin = app.key(Some(&account), &[Role::Admin]).await;
+    let (status, c) = app
+        .call(
+            "POST",
+            "/api/v1/connectors",
+            Some(&admin),
+            Some(json!({"kind": "sentinelone", "name": "Bad", "tenant_url": app.sim.base_url, "api_token": "wrong-token-xyz", "track_errors": true})),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let path = format!("/api/v1/connectors/{}", c["id"].as_str().unwrap());
+    app.until(20, || async {
+        let (_, c) = app.call("GET", &path, Some(&admin), None).await;
+        c["status"] == "error"
+    })
+    .await;
+    let (_, c) = app.call("GET", &path, Some(&admin), None).await;
+    let detail = c["status_detail"].as_str().unwrap();
+    assert!(detail.contains("401"), "{detail}");
+    assert!(!c.to_string().contains("wrong-token-xyz"));
+    let (_, e) = app
+        .call(
+            "GET",
+            "/api/v1/events?type=connector_error",
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(
+        e["items"].as_array().unwrap().len(),
+        1,
+        "one event per transition into error: {e}"
+    );
+
+    // Replacing the token heals it.
+    let (status, _) = app
+        .call(
+            "PATCH",
+            &path,
+            Some(&admin),
+            Some(json!({"api_token": TOKEN})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    app.until(20, || async {
+        let (_, c) = app.call("GET", &path, Some(&admin), None).await;
+        c["status"] == "connected"
+    })
+    .await;
+    app.running.stop().await;
+}
+
+#[tokio::test]
+async fn connector_input_is_validated_with_the_field_named() {
+    let app = spawn_app(1).await;
+    let account = app.account(Licence::Xops).await;
+    let admin = app.key(Some(&account), &[Role::Admin]).await;
+    let base = json!({"kind": "sentinelone", "name": "x", "tenant_url": app.sim.base_url, "api_token": "t"});
+    for (field, value, needle) in [
+        ("tenant_url", json!("http://example.com"), "tenant_url"),
+        (
+            "tenant_url",
+            json!("https://user:pw@example.com"),
+            "tenant_url",
+        ),
+        (
+            "tenant_url",
+            json!("https://example.com/?q=1"),
+            "tenant_url",
+        ),
+        ("name", json!(""), "name"),
+        ("name", json!("n".repeat(101)), "name"),
+        ("api_token", json!("  "), "api_token"),
+        ("kind", json!("crowdstrike"), "kind"),
+    ] {
+        let mut b = base.clone();
+        b[field] = value;
+        let (status, e) = app
+            .call("POST", "/api/v1/connectors", Some(&admin), Some(b))
+            .await;
+        assert_eq!(status, 400, "{field}: {e}");
+        assert!(e["message"].as_str().unwrap().contains(needle), "{e}");
+    }
+    let (_, doc) = app.call("GET", "/api/openapi.json", None, None).await;
+    assert!(doc["paths"]["/api/v1/stories"].is_object());
+    assert!(doc["paths"]["/api/v1/connectors/{id}"]["patch"].is_object());
+    let (status, _) = app.call("GET", "/healthz", None, None).await;
+    assert_eq!(status, 200);
+    let (status, _) = app.call("GET", "/readyz", None, None).await;
+    assert_eq!(status, 200);
+    app.running.stop().await;
+}
