@@ -1,5 +1,6 @@
 //! Prometheus metrics: connector polls, errors, threats, lag, story latency and list time.
 
+use std::sync::atomic::AtomicU64;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -26,6 +27,10 @@ pub struct Metrics {
     pub incidents_updated: Counter,
     pub stories_created: Counter,
     pub story_latency: Histogram,
+    /// Seconds spent fetching pages, reading threats and committing pages: where ingest time goes.
+    pub fetch_seconds: Counter<f64, AtomicU64>,
+    pub map_seconds: Counter<f64, AtomicU64>,
+    pub commit_seconds: Counter<f64, AtomicU64>,
     pub list_seconds: Histogram,
 }
 
@@ -41,6 +46,9 @@ impl Default for Metrics {
             incidents_new: Counter::default(),
             incidents_updated: Counter::default(),
             stories_created: Counter::default(),
+            fetch_seconds: Counter::default(),
+            map_seconds: Counter::default(),
+            commit_seconds: Counter::default(),
             story_latency: Histogram::new(
                 [0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0].into_iter(),
             ),

@@ -228,7 +228,10 @@ async fn run_connector(state: AppState, rec: ConnectorRecord, mut shutdown: watc
             return;
         }
         let query = checkpoint.query(&policy);
-        let page = match client.threats_page(&query).await {
+        let fetch_started = std::time::Instant::now();
+        let fetched = client.threats_page(&query).await;
+        state.metrics.fetch_seconds.inc_by(fetch_started.elapsed().as_secs_f64());
+        let page = match fetched {
             Ok(p) => p,
             Err(e) => {
                 if matches!(e, ClientError::Rejected { status: 400, .. })
@@ -251,6 +254,7 @@ async fn run_connector(state: AppState, rec: ConnectorRecord, mut shutdown: watc
                 continue;
             }
         };
+        let map_started = std::time::Instant::now();
         let mut incidents = Vec::with_capacity(page.threats.len());
         for raw in &page.threats {
             match map_threat(raw) {
@@ -261,6 +265,7 @@ async fn run_connector(state: AppState, rec: ConnectorRecord, mut shutdown: watc
                 }
             }
         }
+        state.metrics.map_seconds.inc_by(map_started.elapsed().as_secs_f64());
         let next = checkpoint.after_page(
             page_max_updated_at(&incidents),
             page.next_cursor.as_deref(),
@@ -285,7 +290,10 @@ async fn run_connector(state: AppState, rec: ConnectorRecord, mut shutdown: watc
             now,
             policy: state.config.correlation,
         };
-        match state.store.commit_page(ingest).await {
+        let commit_started = std::time::Instant::now();
+        let committed = state.store.commit_page(ingest).await;
+        state.metrics.commit_seconds.inc_by(commit_started.elapsed().as_secs_f64());
+        match committed {
             Ok(outcome) => {
                 checkpoint = next;
                 backoff.reset();

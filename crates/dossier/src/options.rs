@@ -41,7 +41,7 @@ pub fn open_store(url: &str) -> anyhow::Result<Arc<dyn Store>> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         bail!("--db: PostgreSQL is not supported by this build yet; use sqlite://PATH");
     }
-    if !(url.starts_with("sqlite:") || !url.contains("://")) {
+    if !url.starts_with("sqlite:") && url.contains("://") {
         bail!("--db: unknown database URL {url:?}; use sqlite://PATH");
     }
     let store = SqliteStore::open(url).with_context(|| format!("--db: cannot open {url}"))?;

@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use dossier_domain::access::{Licence, Role};
-use rusqlite::{params, Connection, OptionalExtension, Row};
+use rusqlite::{params, Connection, Row};
 
 use super::{new_id, opt_ts, ts, us};
 use crate::{
@@ -209,31 +209,28 @@ pub(crate) fn delete_connector(
 }
 
 pub(crate) fn set_connector_health(conn: &Connection, id: &str, h: &HealthUpdate) -> Result<()> {
-    let current: Option<(String, Option<String>, Option<i64>, Option<String>)> = conn
-        .query_row(
-            "SELECT status, status_detail, token_expires_at, checkpoint FROM connectors WHERE id = ?1",
-            [id],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-        )
-        .optional()?;
-    let Some((status, detail, expires, checkpoint)) = current else {
-        return Err(StoreError::NotFound);
-    };
-    conn.execute(
-        "UPDATE connectors SET status = ?2, status_detail = ?3,
-             last_success_at = COALESCE(?4, last_success_at), token_expires_at = ?5,
-             polls = polls + ?6, errors = errors + ?7, checkpoint = ?8
+    let n = conn.execute(
+        "UPDATE connectors SET status = COALESCE(?2, status),
+             status_detail = CASE WHEN ?3 THEN ?4 ELSE status_detail END,
+             last_success_at = COALESCE(?5, last_success_at),
+             token_expires_at = CASE WHEN ?6 THEN ?7 ELSE token_expires_at END,
+             polls = polls + ?8, errors = errors + ?9, checkpoint = COALESCE(?10, checkpoint)
          WHERE id = ?1",
         params![
             id,
-            h.status.clone().unwrap_or(status),
-            h.status_detail.clone().unwrap_or(detail),
+            h.status,
+            h.status_detail.is_some(),
+            h.status_detail.clone().flatten(),
             h.last_success_at.map(us),
-            h.token_expires_at.map_or(expires, |t| t.map(us)),
+            h.token_expires_at.is_some(),
+            h.token_expires_at.flatten().map(us),
             h.polls_inc,
             h.errors_inc,
-            h.checkpoint.clone().or(checkpoint),
+            h.checkpoint,
         ],
     )?;
+    if n == 0 {
+        return Err(StoreError::NotFound);
+    }
     Ok(())
 }

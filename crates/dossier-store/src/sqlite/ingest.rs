@@ -1,11 +1,11 @@
 //! Committing one page of threats: incidents, story changes, events and the checkpoint, in
 //! one transaction, so that a crash at any instant either re-reads the page or has applied it.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use dossier_domain::correlate::{self, Member, Term};
 use dossier_domain::event::EventType;
-use dossier_domain::Incident;
+use dossier_domain::{Incident, Producer};
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 
 use super::refresh::{refresh_stories, Touch};
@@ -27,7 +27,43 @@ struct Stored {
     member: Member,
 }
 
-pub(crate) fn commit_page(conn: &mut Connection, page: &IngestPage) -> Result<IngestOutcome> {
+/// One incident of a page, made ready for writing before the writer lock is taken: the raw
+/// JSON moved out and the normalised form serialised.
+pub(crate) struct Prepared {
+    pub inc: Incident,
+    pub raw: String,
+    pub normalised: String,
+    pub member_id: String,
+}
+
+/// Dedupes a page (the latest version of a threat wins) and serialises what will be written.
+pub(crate) fn prepare(page: &mut IngestPage) -> Result<Vec<Prepared>> {
+    let mut latest: BTreeMap<String, Incident> = BTreeMap::new();
+    for inc in std::mem::take(&mut page.incidents) {
+        match latest.get(&inc.external_id) {
+            Some(prev) if prev.updated_at > inc.updated_at => {}
+            _ => {
+                latest.insert(inc.external_id.clone(), inc);
+            }
+        }
+    }
+    latest
+        .into_values()
+        .map(|mut inc| {
+            let raw = std::mem::take(&mut inc.raw);
+            let normalised = serde_json::to_string(&inc)
+                .map_err(|e| StoreError::Invalid(format!("incident {}: {e}", inc.external_id)))?;
+            let member_id = member_id(&page.connector_id, &inc.external_id);
+            Ok(Prepared { inc, raw, normalised, member_id })
+        })
+        .collect()
+}
+
+pub(crate) fn commit_page(
+    conn: &mut Connection,
+    page: &IngestPage,
+    prepared: &[Prepared],
+) -> Result<IngestOutcome> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let owner: Option<String> = tx
         .query_row(
@@ -40,67 +76,60 @@ pub(crate) fn commit_page(conn: &mut Connection, page: &IngestPage) -> Result<In
         return Err(StoreError::NotFound);
     }
 
-    // The same threat twice in one page: the latest version wins.
-    let mut latest: BTreeMap<&str, &Incident> = BTreeMap::new();
-    for inc in &page.incidents {
-        match latest.get(inc.external_id.as_str()) {
-            Some(prev) if prev.updated_at > inc.updated_at => {}
-            _ => {
-                latest.insert(inc.external_id.as_str(), inc);
-            }
-        }
-    }
-
     let mut outcome = IngestOutcome::default();
     let mut touch = Touch::default();
-    let mut rekey: Vec<Member> = Vec::new();
+    let mut rekey: Vec<(&Prepared, bool)> = Vec::new();
     let mut current_story: HashMap<String, String> = HashMap::new();
 
-    for inc in latest.values().copied() {
-        let id = member_id(&page.connector_id, &inc.external_id);
-        let stored = load_stored(&tx, &page.connector_id, &inc.external_id, &id)?;
-        let member = Member::of_incident(id.clone(), inc);
+    for p in prepared {
+        let stored = load_stored(&tx, &page.connector_id, &p.inc.external_id, &p.member_id)?;
+        let member = Member::of_incident(p.member_id.clone(), &p.inc);
         match stored {
             // Dedupe on (id, updatedAt): the overlap window re-delivers threats, and a stale
             // version never overwrites a newer one.
-            Some(s) if s.updated_at >= us(inc.updated_at) => outcome.incidents_unchanged += 1,
+            Some(s) if s.updated_at >= us(p.inc.updated_at) => outcome.incidents_unchanged += 1,
             Some(s) => {
                 outcome.incidents_updated += 1;
-                write_incident(&tx, page, inc, &s.story_id)?;
-                event_for_incident(&tx, page, inc, &s.story_id, EventType::IncidentUpdated)?;
+                touch.updated.insert(s.story_id.clone());
                 if s.member == member {
-                    touch.updated.insert(s.story_id.clone());
+                    write_incident(&tx, page, p, &s.story_id)?;
+                    event_for_incident(&tx, page, &p.inc, &s.story_id, EventType::IncidentUpdated)?;
                 } else {
-                    current_story.insert(id, s.story_id.clone());
-                    touch.updated.insert(s.story_id);
-                    rekey.push(member);
+                    // Its correlation key changed: correlation decides its story below.
+                    current_story.insert(p.member_id.clone(), s.story_id);
+                    rekey.push((p, false));
                 }
             }
             None => {
                 outcome.incidents_new += 1;
-                write_incident(&tx, page, inc, "")?;
-                rekey.push(member);
+                rekey.push((p, true));
             }
         }
     }
 
     if !rekey.is_empty() {
-        let new_ids: BTreeSet<String> = rekey
+        let in_page: HashSet<String> = rekey.iter().map(|(p, _)| p.member_id.clone()).collect();
+        let seed = rekey.iter().map(|(p, _)| Member::of_incident(p.member_id.clone(), &p.inc)).collect();
+        let members = closure(&tx, &page.account_id, seed, &in_page, &mut current_story)?;
+        let producer = prepared.first().map_or(Producer::SentinelOne, |p| p.inc.producer);
+        let plans = correlate::correlate(&page.account_id, producer, &members, &page.policy);
+        let planned: HashMap<&str, &str> = plans
             .iter()
-            .filter(|m| !current_story.contains_key(&m.id))
-            .map(|m| m.id.clone())
+            .flat_map(|plan| plan.members.iter().map(move |m| (m.as_str(), plan.id.as_str())))
             .collect();
-        let members = closure(&tx, &page.account_id, rekey, &mut current_story)?;
-        let plans = correlate::correlate(
-            &page.account_id,
-            dossier_domain::Producer::SentinelOne,
-            &members,
-            &page.policy,
-        );
-        apply_plans(&tx, page, &plans, &current_story, &new_ids, &mut touch)?;
+        for (p, new) in &rekey {
+            let story = planned.get(p.member_id.as_str()).copied().unwrap_or_default();
+            write_incident(&tx, page, p, story)?;
+            if *new {
+                touch.new_incidents.entry(story.to_owned()).or_default().push(p.member_id.clone());
+            } else {
+                event_for_incident(&tx, page, &p.inc, story, EventType::IncidentUpdated)?;
+            }
+        }
+        apply_plans(&tx, &plans, &current_story, &in_page, &mut touch)?;
     }
 
-    refresh_stories(&tx, page, &touch, &mut outcome)?;
+    refresh_stories(&tx, page, prepared, &touch, &mut outcome)?;
 
     // A committed page is a successful poll: the connector is connected again.
     tx.execute(
@@ -156,16 +185,8 @@ fn confidence_rank(c: Option<&str>) -> i64 {
     }
 }
 
-fn write_incident(
-    tx: &Transaction<'_>,
-    page: &IngestPage,
-    inc: &Incident,
-    story_id: &str,
-) -> Result<()> {
-    let mut normalised = inc.clone();
-    normalised.raw = String::new();
-    let normalised = serde_json::to_string(&normalised)
-        .map_err(|e| StoreError::Invalid(format!("incident {}: {e}", inc.external_id)))?;
+fn write_incident(tx: &Transaction<'_>, page: &IngestPage, p: &Prepared, story_id: &str) -> Result<()> {
+    let inc = &p.inc;
     let mut st = tx.prepare_cached(
         "INSERT INTO incidents (connector_id, external_id, account_id, story_id, created_at,
              updated_at, agent, sha1, sha256, md5, storyline, confidence_rank, false_positive,
@@ -176,7 +197,7 @@ fn write_incident(
              agent = excluded.agent, sha1 = excluded.sha1, sha256 = excluded.sha256,
              md5 = excluded.md5, storyline = excluded.storyline,
              confidence_rank = excluded.confidence_rank, false_positive = excluded.false_positive,
-             normalised = excluded.normalised, raw = excluded.raw",
+             normalised = excluded.normalised, raw = excluded.raw, story_id = excluded.story_id",
     )?;
     st.execute(params![
         page.connector_id,
@@ -192,8 +213,8 @@ fn write_incident(
         inc.storyline,
         confidence_rank(inc.confidence_level.as_deref()),
         i64::from(inc.analyst_verdict.as_deref() == Some("false_positive")),
-        normalised,
-        inc.raw,
+        p.normalised,
+        p.raw,
     ])?;
     if let Some(agent) = &inc.device.agent_uuid {
         let mut st = tx.prepare_cached(
@@ -259,6 +280,7 @@ fn closure(
     tx: &Transaction<'_>,
     account_id: &str,
     seed: Vec<Member>,
+    in_page: &HashSet<String>,
     current_story: &mut HashMap<String, String>,
 ) -> Result<Vec<Member>> {
     let mut members: BTreeMap<String, Member> = BTreeMap::new();
@@ -307,7 +329,7 @@ fn closure(
         })?;
         for row in rows {
             let (story_id, m) = row?;
-            if !story_id.is_empty() {
+            if !in_page.contains(&m.id) {
                 current_story.entry(m.id.clone()).or_insert(story_id);
             }
             if !members.contains_key(&m.id) {
@@ -319,14 +341,14 @@ fn closure(
     Ok(members.into_values().collect())
 }
 
-/// Moves incidents to the stories correlation decided on, creating stories and retiring the
-/// ones that lost every incident (their analyst state passes to their successor).
+/// Moves stored incidents to the stories correlation decided on (the page's own incidents were
+/// written with theirs), and retires the stories that lost every incident: their analyst state
+/// passes to their successor.
 fn apply_plans(
     tx: &Transaction<'_>,
-    page: &IngestPage,
     plans: &[correlate::StoryPlan],
     current_story: &HashMap<String, String>,
-    new_ids: &BTreeSet<String>,
+    in_page: &HashSet<String>,
     touch: &mut Touch,
 ) -> Result<()> {
     // old story -> (new story -> members moved there)
@@ -337,42 +359,28 @@ fn apply_plans(
             if old.map(String::as_str) == Some(plan.id.as_str()) {
                 continue;
             }
-            let (connector, external) = split_member_id(id);
-            let mut st = tx.prepare_cached(
-                "UPDATE incidents SET story_id = ?1 WHERE connector_id = ?2 AND external_id = ?3",
-            )?;
-            st.execute(params![plan.id, connector, external])?;
-            if let Some(old) = old {
-                *moved
-                    .entry(old.clone())
-                    .or_default()
-                    .entry(plan.id.clone())
-                    .or_default() += 1;
-                touch.updated.insert(old.clone());
+            if !in_page.contains(id) {
+                let (connector, external) = split_member_id(id);
+                let mut st = tx.prepare_cached(
+                    "UPDATE incidents SET story_id = ?1 WHERE connector_id = ?2 AND external_id = ?3",
+                )?;
+                st.execute(params![plan.id, connector, external])?;
             }
-            if new_ids.contains(id) {
-                touch
-                    .new_incidents
-                    .entry(plan.id.clone())
-                    .or_default()
-                    .push(id.clone());
+            if let Some(old) = old {
+                *moved.entry(old.clone()).or_default().entry(plan.id.clone()).or_default() += 1;
+                touch.updated.insert(old.clone());
             }
             touch.updated.insert(plan.id.clone());
         }
         touch.plans.insert(plan.id.clone(), plan.clone());
     }
     for (old, targets) in moved {
-        let remaining: i64 = tx.query_row(
-            "SELECT count(*) FROM incidents WHERE story_id = ?1",
-            [&old],
-            |r| r.get(0),
-        )?;
+        let remaining: i64 =
+            tx.query_row("SELECT count(*) FROM incidents WHERE story_id = ?1", [&old], |r| r.get(0))?;
         if remaining > 0 {
             continue;
         }
-        let Some((successor, _)) = targets
-            .iter()
-            .max_by(|a, b| a.1.cmp(b.1).then(b.0.cmp(a.0)))
+        let Some((successor, _)) = targets.iter().max_by(|a, b| a.1.cmp(b.1).then(b.0.cmp(a.0)))
         else {
             continue;
         };
@@ -380,7 +388,6 @@ fn apply_plans(
         touch.updated.remove(&old);
         touch.retired.insert(old, successor.clone());
     }
-    let _ = page;
     Ok(())
 }
 

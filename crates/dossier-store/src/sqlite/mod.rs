@@ -247,8 +247,16 @@ impl crate::Store for SqliteStore {
             .await
     }
 
-    async fn commit_page(&self, page: crate::IngestPage) -> Result<crate::IngestOutcome> {
-        self.write(move |c| ingest::commit_page(c, &page)).await
+    async fn commit_page(&self, mut page: crate::IngestPage) -> Result<crate::IngestOutcome> {
+        let inner = Arc::clone(&self.inner);
+        tokio::task::spawn_blocking(move || {
+            // Serialising happens before the writer lock, so other connectors' commits overlap it.
+            let prepared = ingest::prepare(&mut page)?;
+            let mut conn = inner.writer.lock().map_err(|_| poisoned())?;
+            ingest::commit_page(&mut conn, &page, &prepared)
+        })
+        .await
+        .map_err(|e| StoreError::Database(format!("store task failed: {e}")))?
     }
 
     async fn list_stories(&self, q: &crate::StoryQuery) -> Result<crate::StoryPage> {

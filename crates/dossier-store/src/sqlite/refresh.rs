@@ -1,5 +1,6 @@
 //! Recomputing what a story shows from its incidents, after a page changed them.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use dossier_domain::correlate::{should_reopen, StoryPlan};
@@ -9,7 +10,7 @@ use dossier_domain::story::Status;
 use dossier_domain::Incident;
 use rusqlite::{params, OptionalExtension, Transaction};
 
-use super::ingest::{event_for_incident, member_id};
+use super::ingest::{event_for_incident, member_id, Prepared};
 use super::{ts, us};
 use crate::{IngestOutcome, IngestPage, Result, StoreError};
 
@@ -44,14 +45,12 @@ struct Existing {
 pub(crate) fn refresh_stories(
     tx: &Transaction<'_>,
     page: &IngestPage,
+    prepared: &[Prepared],
     touch: &Touch,
     outcome: &mut IngestOutcome,
 ) -> Result<()> {
-    let by_member: HashMap<String, &Incident> = page
-        .incidents
-        .iter()
-        .map(|i| (member_id(&page.connector_id, &i.external_id), i))
-        .collect();
+    let by_member: HashMap<&str, &Incident> =
+        prepared.iter().map(|p| (p.member_id.as_str(), &p.inc)).collect();
     let mut hashes = BTreeSet::new();
     for story_id in &touch.updated {
         if touch.retired.contains_key(story_id) {
@@ -62,7 +61,8 @@ pub(crate) fn refresh_stories(
             tx.execute("DELETE FROM stories WHERE id = ?1", [story_id])?;
             continue;
         };
-        let latest = latest_incident(tx, story_id)?;
+        let latest = latest_incident(tx, story_id, &by_member)?;
+        let latest: &Incident = &latest;
         let existing = existing(tx, story_id)?;
         let plan = touch.plans.get(story_id);
         let new_members = touch
@@ -201,7 +201,7 @@ pub(crate) fn refresh_stories(
             tx.execute("DELETE FROM story_aliases WHERE old_id = ?1", [story_id])?;
         }
         for m in new_members {
-            if let Some(inc) = by_member.get(m) {
+            if let Some(inc) = by_member.get(m.as_str()) {
                 event_for_incident(tx, page, inc, story_id, EventType::IncidentCreated)?;
             }
         }
@@ -264,13 +264,29 @@ fn aggregates(tx: &Transaction<'_>, story_id: &str) -> Result<Option<Aggregates>
     Ok((agg.count > 0).then_some(agg))
 }
 
-fn latest_incident(tx: &Transaction<'_>, story_id: &str) -> Result<Incident> {
+/// The story's latest incident (by creation; ties broken by id, so any node agrees): from the
+/// page when it is there, else from the database.
+fn latest_incident<'a>(
+    tx: &Transaction<'_>,
+    story_id: &str,
+    in_page: &HashMap<&str, &'a Incident>,
+) -> Result<Cow<'a, Incident>> {
     let mut st = tx.prepare_cached(
-        "SELECT normalised FROM incidents WHERE story_id = ?1
+        "SELECT connector_id, external_id FROM incidents WHERE story_id = ?1
          ORDER BY created_at DESC, connector_id DESC, external_id DESC LIMIT 1",
     )?;
-    let text: String = st.query_row([story_id], |r| r.get(0))?;
-    serde_json::from_str(&text).map_err(|e| StoreError::Database(format!("stored incident: {e}")))
+    let (connector, external): (String, String) =
+        st.query_row([story_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    if let Some(inc) = in_page.get(member_id(&connector, &external).as_str()) {
+        return Ok(Cow::Borrowed(*inc));
+    }
+    let mut st = tx.prepare_cached(
+        "SELECT normalised FROM incidents WHERE connector_id = ?1 AND external_id = ?2",
+    )?;
+    let text: String = st.query_row([&connector, &external], |r| r.get(0))?;
+    serde_json::from_str(&text)
+        .map(Cow::Owned)
+        .map_err(|e| StoreError::Database(format!("stored incident: {e}")))
 }
 
 fn existing(tx: &Transaction<'_>, story_id: &str) -> Result<Option<Existing>> {
@@ -323,7 +339,7 @@ fn refresh_outbreaks(
         for (id, _) in stale {
             let agg = aggregates(tx, &id)?;
             let Some(agg) = agg else { continue };
-            let latest = latest_incident(tx, &id)?;
+            let latest = latest_incident(tx, &id, &HashMap::new())?;
             let facts = CriticalityFacts {
                 confidence: match agg.confidence_rank {
                     3 => Some("malicious".into()),

@@ -71,6 +71,13 @@ pub async fn run(o: &BenchOptions) -> anyhow::Result<IngestResult> {
     let seconds = started.elapsed().as_secs_f64();
     bar.finish_and_clear();
     let story_count = count_stories(&bench).await?;
+    let m = &bench.state.metrics;
+    eprintln!(
+        "ingest: time in fetch {:.2}s, map {:.2}s, commit {:.2}s (summed over connectors)",
+        m.fetch_seconds.get(),
+        m.map_seconds.get(),
+        m.commit_seconds.get()
+    );
     bench.running.stop().await;
     for (sim, _, _) in sims {
         sim.shutdown().await;
