@@ -12,7 +12,7 @@ use dossier_s1sim::{RunningSim, SimConfig, Tenant};
 use dossier_server::auth::new_api_key;
 use dossier_server::{AppState, Running, SecretBox, ServerConfig};
 use dossier_store::sqlite::SqliteStore;
-use dossier_store::{ApiKeyRecord, Store as _};
+use dossier_store::ApiKeyRecord;
 use serde_json::{json, Value};
 
 pub const TOKEN: &str = "it-secret-token-3f9a7c";
