@@ -1,0 +1,298 @@
+//! The emulated tenant's shared state and its Rust API (used by tests, the demo and the
+//! benchmark while the HTTPS server reads the same state).
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::Instant;
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+use crate::auth::{Bucket, TokenState};
+use crate::config::{SimConfig, TokenSpec};
+use crate::error::SimError;
+use crate::faults::Fault;
+use crate::generate::Generator;
+use crate::ids::{id_key, snowflake};
+use crate::lifecycle::{apply_to_threat, Status};
+use crate::store::{Entry, Facets, Store};
+use crate::time::micros;
+
+/// Shared, cheaply clonable handle on the emulated tenant's state.
+#[derive(Clone)]
+pub struct Tenant {
+    pub(crate) inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub gzip: bool,
+    pub rate_limit: Option<u32>,
+    pub store: RwLock<Store>,
+    generator: Mutex<Generator>,
+    pub tokens: RwLock<HashMap<String, TokenState>>,
+    faults: Mutex<VecDeque<Fault>>,
+    down: AtomicBool,
+    requests: AtomicU64,
+    writes: Mutex<Vec<Value>>,
+    buckets: Mutex<HashMap<String, Bucket>>,
+    /// `(query key, store version, count)` of the last `totalItems` computed: the pages of one
+    /// walk share it.
+    count_cache: Mutex<Option<(String, u64, usize)>>,
+}
+
+pub(crate) fn read<T>(lock: &RwLock<T>) -> RwLockReadGuard<'_, T> {
+    lock.read().unwrap_or_else(PoisonError::into_inner)
+}
+
+pub(crate) fn write<T>(lock: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
+    lock.write().unwrap_or_else(PoisonError::into_inner)
+}
+
+pub(crate) fn lock<T>(lock: &Mutex<T>) -> MutexGuard<'_, T> {
+    lock.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl std::fmt::Debug for Tenant {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tenant")
+            .field("threats", &self.threat_count())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Tenant {
+    /// Returns a tenant with `config.agents` agents, no threats, and `config.tokens`.
+    pub fn new(config: &SimConfig) -> Self {
+        let now = Utc::now();
+        let tokens = config
+            .tokens
+            .iter()
+            .map(|spec| {
+                (
+                    spec.token.clone(),
+                    TokenState {
+                        spec: spec.clone(),
+                        created_at: now,
+                    },
+                )
+            })
+            .collect();
+        Self {
+            inner: Arc::new(Inner {
+                gzip: config.gzip,
+                rate_limit: config.rate_limit,
+                store: RwLock::new(Store::default()),
+                generator: Mutex::new(Generator::new(config.seed, config.agents)),
+                tokens: RwLock::new(tokens),
+                faults: Mutex::new(VecDeque::new()),
+                down: AtomicBool::new(false),
+                requests: AtomicU64::new(0),
+                writes: Mutex::new(Vec::new()),
+                buckets: Mutex::new(HashMap::new()),
+                count_cache: Mutex::new(None),
+            }),
+        }
+    }
+
+    /// Generates `n` threats deterministically from the seed, created between `from` and `to`,
+    /// with realistic reuse and later updates (no later than `to`). Returns their ids, oldest
+    /// first.
+    pub fn generate_history(
+        &self,
+        n: usize,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Vec<String> {
+        // The store stays readable (and writable) while the threats are generated.
+        let taken = |id| read(&self.inner.store).entries.contains_key(&id);
+        let rendered = lock(&self.inner.generator).history(n, micros(from), micros(to), &taken);
+        let ids = rendered.iter().map(|r| r.id.clone()).collect();
+        let mut store = write(&self.inner.store);
+        for r in rendered {
+            store.put(
+                r.key,
+                Entry {
+                    id: r.id.into(),
+                    text: r.text.into(),
+                    facets: r.facets,
+                },
+            );
+        }
+        ids
+    }
+
+    /// Generates one new threat created "now" (`createdAt = updatedAt = now`). Returns its id.
+    pub fn generate_live(&self, now: DateTime<Utc>) -> String {
+        let taken = |id| read(&self.inner.store).entries.contains_key(&id);
+        let r = lock(&self.inner.generator).live(micros(now), &taken);
+        let id = r.id.clone();
+        write(&self.inner.store).put(
+            r.key,
+            Entry {
+                id: r.id.into(),
+                text: r.text.into(),
+                facets: r.facets,
+            },
+        );
+        id
+    }
+
+    /// Applies a realistic later update (mitigation, analyst verdict or incident status change)
+    /// to an existing threat, with `updatedAt = now`. Returns false for an unknown id.
+    pub fn update_threat(&self, id: &str, now: DateTime<Utc>) -> bool {
+        let Some(mut threat) = read(&self.inner.store).value(id) else {
+            return false;
+        };
+        let change = Status::from_threat(&threat).next_change(lock(&self.inner.generator).rng());
+        let at = micros(now);
+        apply_to_threat(&mut threat, change, at, snowflake(at, 1));
+        write(&self.inner.store).replace(id, &threat)
+    }
+
+    /// Inserts or replaces a threat object as-is; its id is read from `id` (a decimal string,
+    /// or an integer). `threatInfo.createdAt` must be a timestamp.
+    pub fn put_threat(&self, threat: Value) -> Result<String, SimError> {
+        let id = match &threat["id"] {
+            Value::String(s) => s.clone(),
+            Value::Number(n) => n.to_string(),
+            _ => return Err(SimError::InvalidThreat("id is missing".to_owned())),
+        };
+        let key = id_key(&id)
+            .ok_or_else(|| SimError::InvalidThreat(format!("id {id:?} is not a decimal id")))?;
+        let facets = Facets::from_threat(&threat).map_err(SimError::InvalidThreat)?;
+        let entry = Entry {
+            id: id.clone().into(),
+            text: threat.to_string().into(),
+            facets,
+        };
+        write(&self.inner.store).put(key, entry);
+        Ok(id)
+    }
+
+    /// Returns the number of stored threats.
+    pub fn threat_count(&self) -> usize {
+        read(&self.inner.store).entries.len()
+    }
+
+    /// Returns a stored threat.
+    pub fn threat(&self, id: &str) -> Option<Value> {
+        read(&self.inner.store).value(id)
+    }
+
+    /// Returns every threat id, in numeric order.
+    pub fn all_ids(&self) -> Vec<String> {
+        read(&self.inner.store)
+            .entries
+            .values()
+            .map(|e| e.id.to_string())
+            .collect()
+    }
+
+    /// Queues faults: the next requests to `GET /threats` get them, in order, one each.
+    pub fn push_faults(&self, faults: impl IntoIterator<Item = Fault>) {
+        lock(&self.inner.faults).extend(faults);
+    }
+
+    /// While true, every request fails: new connections are closed at once and requests on
+    /// open connections get the connection closed without a response. False restores service.
+    pub fn set_down(&self, down: bool) {
+        self.inner.down.store(down, Ordering::SeqCst);
+    }
+
+    /// Adds or replaces a token (tests revoke, expire or re-scope tokens).
+    pub fn set_token(&self, spec: TokenSpec) {
+        let state = TokenState {
+            spec: spec.clone(),
+            created_at: Utc::now(),
+        };
+        write(&self.inner.tokens).insert(spec.token, state);
+        lock(&self.inner.buckets).clear();
+    }
+
+    /// Returns the number of `GET /threats` requests received (whatever their outcome).
+    pub fn request_count(&self) -> u64 {
+        self.inner.requests.load(Ordering::SeqCst)
+    }
+
+    /// Returns the bodies received on the write endpoints, oldest first.
+    pub fn writes(&self) -> Vec<Value> {
+        lock(&self.inner.writes).clone()
+    }
+
+    pub(crate) fn is_down(&self) -> bool {
+        self.inner.down.load(Ordering::SeqCst)
+    }
+
+    pub(crate) fn count_request(&self) {
+        self.inner.requests.fetch_add(1, Ordering::SeqCst);
+    }
+
+    pub(crate) fn pop_fault(&self) -> Option<Fault> {
+        lock(&self.inner.faults).pop_front()
+    }
+
+    pub(crate) fn record_write(&self, body: Value) {
+        lock(&self.inner.writes).push(body);
+    }
+
+    /// Takes one request from the token's bucket; `Err(seconds)` when rate limited.
+    pub(crate) fn throttle(&self, token: &str) -> Result<(), u64> {
+        let Some(rate) = self.inner.rate_limit else {
+            return Ok(());
+        };
+        let now = Instant::now();
+        let mut buckets = lock(&self.inner.buckets);
+        buckets
+            .entry(token.to_owned())
+            .or_insert_with(|| Bucket::full(rate, now))
+            .take(rate, now)
+    }
+
+    /// Returns the cached count for `key` at `version`, computing it when stale.
+    pub(crate) fn cached_count(
+        &self,
+        key: String,
+        version: u64,
+        compute: impl FnOnce() -> usize,
+    ) -> usize {
+        let mut cache = lock(&self.inner.count_cache);
+        if let Some((k, v, n)) = cache.as_ref() {
+            if *k == key && *v == version {
+                return *n;
+            }
+        }
+        let n = compute();
+        *cache = Some((key, version, n));
+        n
+    }
+
+    /// Edits the threats `ids` visible in `sites` with `edit` and bumps their `updatedAt` to
+    /// `now`; returns how many were changed.
+    pub(crate) fn edit_threats(
+        &self,
+        ids: &[String],
+        sites: Option<&std::collections::HashSet<String>>,
+        now: DateTime<Utc>,
+        edit: impl Fn(&mut Value, i64),
+    ) -> usize {
+        let at = micros(now);
+        let mut store = write(&self.inner.store);
+        let mut affected = 0;
+        for id in ids {
+            let Some(entry) = store.get(id) else { continue };
+            if sites.is_some_and(|s| !s.contains(&entry.facets.site_id)) {
+                continue;
+            }
+            let Ok(mut threat) = serde_json::from_str::<Value>(&entry.text) else {
+                continue;
+            };
+            edit(&mut threat, at);
+            crate::lifecycle::set_updated_at(&mut threat, at);
+            if store.replace(id, &threat) {
+                affected += 1;
+            }
+        }
+        affected
+    }
+}
