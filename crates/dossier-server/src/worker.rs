@@ -8,7 +8,7 @@ use std::time::Duration;
 use chrono::Utc;
 use dossier_domain::event::EventType;
 use dossier_sentinelone::{
-    map_threat, page_max_updated_at, Checkpoint, Client, ClientConfig, ClientError,
+    map_threat, page_max_updated_at_until, Checkpoint, Client, ClientConfig, ClientError,
 };
 use dossier_store::{ConnectorRecord, HealthUpdate, IngestPage, NewEvent};
 use rand::Rng;
@@ -230,7 +230,10 @@ async fn run_connector(state: AppState, rec: ConnectorRecord, mut shutdown: watc
         let query = checkpoint.query(&policy);
         let fetch_started = std::time::Instant::now();
         let fetched = client.threats_page(&query).await;
-        state.metrics.fetch_seconds.inc_by(fetch_started.elapsed().as_secs_f64());
+        state
+            .metrics
+            .fetch_seconds
+            .inc_by(fetch_started.elapsed().as_secs_f64());
         let page = match fetched {
             Ok(p) => p,
             Err(e) => {
@@ -265,9 +268,15 @@ async fn run_connector(state: AppState, rec: ConnectorRecord, mut shutdown: watc
                 }
             }
         }
-        state.metrics.map_seconds.inc_by(map_started.elapsed().as_secs_f64());
+        state
+            .metrics
+            .map_seconds
+            .inc_by(map_started.elapsed().as_secs_f64());
+        // A far-future timestamp (seen in STAR alerts) must not push the checkpoint past every
+        // threat to come.
+        let not_after = Utc::now() + chrono::Duration::minutes(5);
         let next = checkpoint.after_page(
-            page_max_updated_at(&incidents),
+            page_max_updated_at_until(&incidents, not_after),
             page.next_cursor.as_deref(),
             &policy,
         );
@@ -292,7 +301,10 @@ async fn run_connector(state: AppState, rec: ConnectorRecord, mut shutdown: watc
         };
         let commit_started = std::time::Instant::now();
         let committed = state.store.commit_page(ingest).await;
-        state.metrics.commit_seconds.inc_by(commit_started.elapsed().as_secs_f64());
+        state
+            .metrics
+            .commit_seconds
+            .inc_by(commit_started.elapsed().as_secs_f64());
         match committed {
             Ok(outcome) => {
                 checkpoint = next;

@@ -360,3 +360,42 @@ async fn connector_input_is_validated_with_the_field_named() {
     assert_eq!(status, 200);
     app.running.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_far_future_timestamp_does_not_stall_the_poll() {
+    let app = spawn_app(20).await;
+    // A STAR-style threat updated in 2185 (SENTINELONE.md §6.9).
+    let mut odd = app.tenant.threat(&app.tenant.all_ids()[0]).unwrap();
+    odd["id"] = json!("9999999999999999999");
+    odd["threatInfo"]["threatId"] = json!("9999999999999999999");
+    odd["threatInfo"]["updatedAt"] = json!("2185-01-01T00:00:00.000000Z");
+    app.tenant.put_threat(odd).unwrap();
+    let account = app.account(Licence::Xops).await;
+    let admin = app.key(Some(&account), &[Role::Admin]).await;
+    let c = app.create_connector(&admin).await;
+    let path = format!("/api/v1/connectors/{}", c["id"].as_str().unwrap());
+    app.until(30, || async {
+        let (_, c) = app.call("GET", &path, Some(&admin), None).await;
+        c["health"]["threats"].as_u64() == Some(21)
+    })
+    .await;
+    // Threats created after it still arrive.
+    let later = app.tenant.generate_live(chrono::Utc::now());
+    app.until(15, || async {
+        let (_, e) = app
+            .call(
+                "GET",
+                "/api/v1/events?type=incident_created&limit=5",
+                Some(&admin),
+                None,
+            )
+            .await;
+        e["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["incident_id"] == later.as_str())
+    })
+    .await;
+    app.running.stop().await;
+}

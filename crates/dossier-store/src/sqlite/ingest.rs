@@ -54,7 +54,12 @@ pub(crate) fn prepare(page: &mut IngestPage) -> Result<Vec<Prepared>> {
             let normalised = serde_json::to_string(&inc)
                 .map_err(|e| StoreError::Invalid(format!("incident {}: {e}", inc.external_id)))?;
             let member_id = member_id(&page.connector_id, &inc.external_id);
-            Ok(Prepared { inc, raw, normalised, member_id })
+            Ok(Prepared {
+                inc,
+                raw,
+                normalised,
+                member_id,
+            })
         })
         .collect()
 }
@@ -109,19 +114,35 @@ pub(crate) fn commit_page(
 
     if !rekey.is_empty() {
         let in_page: HashSet<String> = rekey.iter().map(|(p, _)| p.member_id.clone()).collect();
-        let seed = rekey.iter().map(|(p, _)| Member::of_incident(p.member_id.clone(), &p.inc)).collect();
+        let seed = rekey
+            .iter()
+            .map(|(p, _)| Member::of_incident(p.member_id.clone(), &p.inc))
+            .collect();
         let members = closure(&tx, &page.account_id, seed, &in_page, &mut current_story)?;
-        let producer = prepared.first().map_or(Producer::SentinelOne, |p| p.inc.producer);
+        let producer = prepared
+            .first()
+            .map_or(Producer::SentinelOne, |p| p.inc.producer);
         let plans = correlate::correlate(&page.account_id, producer, &members, &page.policy);
         let planned: HashMap<&str, &str> = plans
             .iter()
-            .flat_map(|plan| plan.members.iter().map(move |m| (m.as_str(), plan.id.as_str())))
+            .flat_map(|plan| {
+                plan.members
+                    .iter()
+                    .map(move |m| (m.as_str(), plan.id.as_str()))
+            })
             .collect();
         for (p, new) in &rekey {
-            let story = planned.get(p.member_id.as_str()).copied().unwrap_or_default();
+            let story = planned
+                .get(p.member_id.as_str())
+                .copied()
+                .unwrap_or_default();
             write_incident(&tx, page, p, story)?;
             if *new {
-                touch.new_incidents.entry(story.to_owned()).or_default().push(p.member_id.clone());
+                touch
+                    .new_incidents
+                    .entry(story.to_owned())
+                    .or_default()
+                    .push(p.member_id.clone());
             } else {
                 event_for_incident(&tx, page, &p.inc, story, EventType::IncidentUpdated)?;
             }
@@ -185,7 +206,12 @@ fn confidence_rank(c: Option<&str>) -> i64 {
     }
 }
 
-fn write_incident(tx: &Transaction<'_>, page: &IngestPage, p: &Prepared, story_id: &str) -> Result<()> {
+fn write_incident(
+    tx: &Transaction<'_>,
+    page: &IngestPage,
+    p: &Prepared,
+    story_id: &str,
+) -> Result<()> {
     let inc = &p.inc;
     let mut st = tx.prepare_cached(
         "INSERT INTO incidents (connector_id, external_id, account_id, story_id, created_at,
@@ -367,7 +393,11 @@ fn apply_plans(
                 st.execute(params![plan.id, connector, external])?;
             }
             if let Some(old) = old {
-                *moved.entry(old.clone()).or_default().entry(plan.id.clone()).or_default() += 1;
+                *moved
+                    .entry(old.clone())
+                    .or_default()
+                    .entry(plan.id.clone())
+                    .or_default() += 1;
                 touch.updated.insert(old.clone());
             }
             touch.updated.insert(plan.id.clone());
@@ -375,12 +405,17 @@ fn apply_plans(
         touch.plans.insert(plan.id.clone(), plan.clone());
     }
     for (old, targets) in moved {
-        let remaining: i64 =
-            tx.query_row("SELECT count(*) FROM incidents WHERE story_id = ?1", [&old], |r| r.get(0))?;
+        let remaining: i64 = tx.query_row(
+            "SELECT count(*) FROM incidents WHERE story_id = ?1",
+            [&old],
+            |r| r.get(0),
+        )?;
         if remaining > 0 {
             continue;
         }
-        let Some((successor, _)) = targets.iter().max_by(|a, b| a.1.cmp(b.1).then(b.0.cmp(a.0)))
+        let Some((successor, _)) = targets
+            .iter()
+            .max_by(|a, b| a.1.cmp(b.1).then(b.0.cmp(a.0)))
         else {
             continue;
         };

@@ -49,8 +49,10 @@ pub(crate) fn refresh_stories(
     touch: &Touch,
     outcome: &mut IngestOutcome,
 ) -> Result<()> {
-    let by_member: HashMap<&str, &Incident> =
-        prepared.iter().map(|p| (p.member_id.as_str(), &p.inc)).collect();
+    let by_member: HashMap<&str, &Incident> = prepared
+        .iter()
+        .map(|p| (p.member_id.as_str(), &p.inc))
+        .collect();
     let mut hashes = BTreeSet::new();
     for story_id in &touch.updated {
         if touch.retired.contains_key(story_id) {
