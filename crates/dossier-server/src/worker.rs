@@ -8,7 +8,8 @@ use std::time::Duration;
 use chrono::Utc;
 use dossier_domain::event::EventType;
 use dossier_sentinelone::{
-    map_threat, page_max_updated_at_until, Checkpoint, Client, ClientConfig, ClientError,
+    map_threat, page_max_updated_at_until, Checkpoint, Client, ClientConfig, ClientError, Page,
+    ThreatQuery,
 };
 use dossier_store::{ConnectorRecord, HealthUpdate, IngestPage, NewEvent};
 use rand::Rng;
@@ -165,6 +166,20 @@ impl Health<'_> {
     }
 }
 
+async fn timed_fetch(
+    state: &AppState,
+    client: &Client,
+    query: &ThreatQuery,
+) -> Result<Page, ClientError> {
+    let started = std::time::Instant::now();
+    let fetched = client.threats_page(query).await;
+    state
+        .metrics
+        .fetch_seconds
+        .inc_by(started.elapsed().as_secs_f64());
+    fetched
+}
+
 async fn run_connector(state: AppState, rec: ConnectorRecord, mut shutdown: watch::Receiver<bool>) {
     let mut health = Health {
         state: &state,
@@ -223,17 +238,16 @@ async fn run_connector(state: AppState, rec: ConnectorRecord, mut shutdown: watc
         .and_then(|c| serde_json::from_str(c).ok())
         .unwrap_or_else(|| Checkpoint::initial(Utc::now(), &policy));
 
+    // The next page of a walk, fetched while the previous page was being committed.
+    let mut prefetched: Option<Result<Page, ClientError>> = None;
     loop {
         if *shutdown.borrow() {
             return;
         }
-        let query = checkpoint.query(&policy);
-        let fetch_started = std::time::Instant::now();
-        let fetched = client.threats_page(&query).await;
-        state
-            .metrics
-            .fetch_seconds
-            .inc_by(fetch_started.elapsed().as_secs_f64());
+        let fetched = match prefetched.take() {
+            Some(f) => f,
+            None => timed_fetch(&state, &client, &checkpoint.query(&policy)).await,
+        };
         let page = match fetched {
             Ok(p) => p,
             Err(e) => {
@@ -300,14 +314,25 @@ async fn run_connector(state: AppState, rec: ConnectorRecord, mut shutdown: watc
             policy: state.config.correlation,
         };
         let commit_started = std::time::Instant::now();
-        let committed = state.store.commit_page(ingest).await;
-        state
-            .metrics
-            .commit_seconds
-            .inc_by(commit_started.elapsed().as_secs_f64());
+        let commit = async {
+            let committed = state.store.commit_page(ingest).await;
+            let elapsed = commit_started.elapsed().as_secs_f64();
+            state.metrics.commit_seconds.inc_by(elapsed);
+            committed
+        };
+        // While a walk goes on, the next page is fetched as this one commits: its query depends
+        // on this page's cursor, not on the commit. It is used only if the commit succeeds.
+        let (committed, next_page) = if next.walk_in_progress() {
+            let next_query = next.query(&policy);
+            let (c, n) = tokio::join!(commit, timed_fetch(&state, &client, &next_query));
+            (c, Some(n))
+        } else {
+            (commit.await, None)
+        };
         match committed {
             Ok(outcome) => {
                 checkpoint = next;
+                prefetched = next_page;
                 backoff.reset();
                 health.status = "connected".into();
                 state.metrics.polls.get_or_create(&labels).inc();

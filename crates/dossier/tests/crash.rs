@@ -211,7 +211,7 @@ fn wait_for(db: &Path, want: u64, latest: &BTreeMap<String, String>) {
             if n >= want {
                 // Every threat also carries its latest update.
                 let mut st = conn
-                    .prepare("SELECT external_id, raw FROM incidents")
+                    .prepare("SELECT i.external_id, b.raw FROM incidents i JOIN incident_bodies b ON b.seq = i.seq")
                     .unwrap();
                 let stale = st
                     .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))

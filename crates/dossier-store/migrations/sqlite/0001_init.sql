@@ -40,8 +40,11 @@ CREATE TABLE connectors (
 );
 CREATE INDEX connectors_account ON connectors(account_id);
 
+-- A rowid table (with the story id unique) so that new stories append instead of landing on
+-- random pages: story ids are hashes, and random inserts multiply what every commit writes.
 CREATE TABLE stories (
-    id                  TEXT PRIMARY KEY,
+    seq                 INTEGER PRIMARY KEY,
+    id                  TEXT NOT NULL UNIQUE,
     account_id          TEXT NOT NULL,
     producer            TEXT NOT NULL,
     engine_type         TEXT NOT NULL,
@@ -77,11 +80,10 @@ CREATE TABLE stories (
 CREATE INDEX stories_updated ON stories(account_id, updated_at, id);
 CREATE INDEX stories_created ON stories(account_id, created_at, id);
 CREATE INDEX stories_first_signal ON stories(account_id, first_signal_at, id);
-CREATE INDEX stories_criticality ON stories(account_id, criticality, id);
 CREATE INDEX stories_status_updated ON stories(account_id, status, updated_at, id);
-CREATE INDEX stories_key ON stories(account_id, story_key);
 CREATE INDEX stories_agent ON stories(account_id, agent_uuid);
-CREATE INDEX stories_hash ON stories(account_id, file_hash);
+-- Related stories, the hash filter, and how many devices carry a file (the outbreak factor).
+CREATE INDEX stories_hash ON stories(account_id, file_hash, agent_uuid);
 CREATE INDEX stories_all_updated ON stories(updated_at, id);
 
 CREATE TABLE incidents (
@@ -99,23 +101,24 @@ CREATE TABLE incidents (
     storyline        TEXT,
     confidence_rank  INTEGER NOT NULL,
     false_positive   INTEGER NOT NULL,
-    normalised       TEXT NOT NULL,
-    raw              TEXT NOT NULL,
     UNIQUE (connector_id, external_id)
 );
-CREATE INDEX incidents_story ON incidents(story_id, created_at);
-CREATE INDEX incidents_sha1 ON incidents(account_id, agent, sha1) WHERE sha1 IS NOT NULL;
-CREATE INDEX incidents_sha256 ON incidents(account_id, agent, sha256) WHERE sha256 IS NOT NULL;
-CREATE INDEX incidents_md5 ON incidents(account_id, agent, md5) WHERE md5 IS NOT NULL;
-CREATE INDEX incidents_storyline ON incidents(account_id, agent, storyline) WHERE storyline IS NOT NULL;
+-- Covering: a story's aggregates and its latest incident are read from the index alone.
+CREATE INDEX incidents_story ON incidents(story_id, created_at, connector_id, external_id,
+    confidence_rank, false_positive);
+-- One covering index serves every correlation lookup: sha1 fully, and sha256, md5 and storyline
+-- by scanning the (account, agent) prefix (a device has few incidents) without touching the
+-- table. Four indexes with random keys would each add a random page write to every insert.
+CREATE INDEX incidents_terms ON incidents(account_id, agent, sha1, sha256, md5, storyline,
+    created_at, story_id, connector_id, external_id);
 
--- Which devices of an account carry a file: the outbreak factor of criticality.
-CREATE TABLE hash_devices (
-    account_id  TEXT NOT NULL,
-    hash        TEXT NOT NULL,
-    agent       TEXT NOT NULL,
-    PRIMARY KEY (account_id, hash, agent)
-) WITHOUT ROWID;
+-- The bodies of incidents, apart from the rows correlation reads, so that those stay small and
+-- hot in the cache: the normalised incident (JSON) and the producer's raw JSON, as evidence.
+CREATE TABLE incident_bodies (
+    seq         INTEGER PRIMARY KEY,
+    normalised  TEXT NOT NULL,
+    raw         TEXT NOT NULL
+);
 
 -- A story id that correlation replaced (an earlier incident arrived late), and its successor.
 CREATE TABLE story_aliases (

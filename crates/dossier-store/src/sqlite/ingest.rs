@@ -197,7 +197,7 @@ fn load_stored(
         .optional()?)
 }
 
-fn confidence_rank(c: Option<&str>) -> i64 {
+pub(crate) fn confidence_rank(c: Option<&str>) -> i64 {
     match c {
         Some("malicious") => 3,
         Some("suspicious") => 2,
@@ -215,44 +215,38 @@ fn write_incident(
     let inc = &p.inc;
     let mut st = tx.prepare_cached(
         "INSERT INTO incidents (connector_id, external_id, account_id, story_id, created_at,
-             updated_at, agent, sha1, sha256, md5, storyline, confidence_rank, false_positive,
-             normalised, raw)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)
+             updated_at, agent, sha1, sha256, md5, storyline, confidence_rank, false_positive)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
          ON CONFLICT (connector_id, external_id) DO UPDATE SET
              created_at = excluded.created_at, updated_at = excluded.updated_at,
              agent = excluded.agent, sha1 = excluded.sha1, sha256 = excluded.sha256,
              md5 = excluded.md5, storyline = excluded.storyline,
              confidence_rank = excluded.confidence_rank, false_positive = excluded.false_positive,
-             normalised = excluded.normalised, raw = excluded.raw, story_id = excluded.story_id",
+             story_id = excluded.story_id
+         RETURNING seq",
     )?;
-    st.execute(params![
-        page.connector_id,
-        inc.external_id,
-        page.account_id,
-        story_id,
-        us(inc.created_at),
-        us(inc.updated_at),
-        inc.device.agent_uuid,
-        inc.file.sha1,
-        inc.file.sha256,
-        inc.file.md5,
-        inc.storyline,
-        confidence_rank(inc.confidence_level.as_deref()),
-        i64::from(inc.analyst_verdict.as_deref() == Some("false_positive")),
-        p.normalised,
-        p.raw,
-    ])?;
-    if let Some(agent) = &inc.device.agent_uuid {
-        let mut st = tx.prepare_cached(
-            "INSERT OR IGNORE INTO hash_devices (account_id, hash, agent) VALUES (?1, ?2, ?3)",
-        )?;
-        for h in [&inc.file.sha1, &inc.file.sha256, &inc.file.md5]
-            .into_iter()
-            .flatten()
-        {
-            st.execute(params![page.account_id, h, agent])?;
-        }
-    }
+    let seq: i64 = st.query_row(
+        params![
+            page.connector_id,
+            inc.external_id,
+            page.account_id,
+            story_id,
+            us(inc.created_at),
+            us(inc.updated_at),
+            inc.device.agent_uuid,
+            inc.file.sha1,
+            inc.file.sha256,
+            inc.file.md5,
+            inc.storyline,
+            confidence_rank(inc.confidence_level.as_deref()),
+            i64::from(inc.analyst_verdict.as_deref() == Some("false_positive")),
+        ],
+        |r| r.get(0),
+    )?;
+    let mut st = tx.prepare_cached(
+        "INSERT OR REPLACE INTO incident_bodies (seq, normalised, raw) VALUES (?1, ?2, ?3)",
+    )?;
+    st.execute(params![seq, p.normalised, p.raw])?;
     Ok(())
 }
 

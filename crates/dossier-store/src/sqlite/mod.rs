@@ -32,6 +32,8 @@ pub struct SqliteStore {
 
 struct Inner {
     writer: Mutex<Connection>,
+    /// The WAL file beside the database.
+    wal: std::path::PathBuf,
     readers: Vec<Mutex<Connection>>,
     next_reader: AtomicUsize,
 }
@@ -55,16 +57,24 @@ impl SqliteStore {
         let path = Path::new(path);
         let mut writer = open_conn(path, true)?;
         migrate(&mut writer)?;
+        // The writer never checkpoints: a checkpoint copies the WAL into the database file, and
+        // doing that inside a commit stalls ingest. A thread of its own checkpoints instead
+        // (passively: it never blocks the writer).
+        writer.pragma_update(None, "wal_autocheckpoint", 0)?;
+        let checkpointer = open_conn(path, false)?;
         let readers = (0..READERS)
             .map(|_| open_conn(path, false).map(Mutex::new))
             .collect::<Result<Vec<_>>>()?;
-        Ok(Self {
-            inner: Arc::new(Inner {
-                writer: Mutex::new(writer),
-                readers,
-                next_reader: AtomicUsize::new(0),
-            }),
-        })
+        let mut wal = path.as_os_str().to_owned();
+        wal.push("-wal");
+        let inner = Arc::new(Inner {
+            writer: Mutex::new(writer),
+            wal: wal.into(),
+            readers,
+            next_reader: AtomicUsize::new(0),
+        });
+        spawn_checkpointer(checkpointer, Arc::downgrade(&inner));
+        Ok(Self { inner })
     }
 
     /// Runs `f` on the writer connection, off the async runtime.
@@ -99,6 +109,39 @@ impl SqliteStore {
     }
 }
 
+/// Checkpoints the WAL every 200 ms until the store is dropped. Passive checkpoints never block
+/// the writer; they copy the bulk of the WAL into the database while ingest goes on.
+fn spawn_checkpointer(conn: Connection, store: std::sync::Weak<Inner>) {
+    let spawned = std::thread::Builder::new()
+        .name("sqlite-checkpoint".into())
+        .spawn(move || {
+            while store.strong_count() > 0 {
+                std::thread::sleep(std::time::Duration::from_millis(200));
+                if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                    tracing::warn!(error = %e, "wal checkpoint failed");
+                }
+            }
+            // A last full checkpoint leaves a compact database behind.
+            let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+        });
+    if let Err(e) = spawned {
+        tracing::error!(error = %e, "cannot start the checkpoint thread; the WAL will grow");
+    }
+}
+
+/// Under a steady stream of commits a passive checkpoint never reaches the end of the WAL, so
+/// the WAL would only grow (and every read would search a larger WAL index). Past 64 MiB the
+/// writer itself, between two transactions, finishes the checkpoint and starts the WAL over:
+/// most frames are already copied by then, so this is short.
+fn restart_wal_if_large(conn: &Connection, wal: &Path) {
+    const LIMIT: u64 = 64 * 1024 * 1024;
+    if std::fs::metadata(wal).is_ok_and(|m| m.len() > LIMIT) {
+        if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(RESTART)", [], |_| Ok(())) {
+            tracing::warn!(error = %e, "wal restart failed");
+        }
+    }
+}
+
 fn poisoned() -> StoreError {
     StoreError::Database("a database connection was poisoned by an earlier panic".into())
 }
@@ -114,12 +157,15 @@ fn open_conn(path: &Path, writer: bool) -> Result<Connection> {
     // WAL with synchronous=NORMAL survives a killed process (what the crash test does); it
     // trades only the last transactions before a power loss for write speed.
     conn.execute_batch(
-        "PRAGMA journal_mode=WAL;
+        "PRAGMA page_size=16384;
+         PRAGMA journal_mode=WAL;
          PRAGMA synchronous=NORMAL;
          PRAGMA busy_timeout=10000;
          PRAGMA foreign_keys=ON;
-         PRAGMA cache_size=-65536;
-         PRAGMA temp_store=MEMORY;",
+         PRAGMA cache_size=-262144;
+         PRAGMA mmap_size=1073741824;
+         PRAGMA temp_store=MEMORY;
+         PRAGMA journal_size_limit=67108864;",
     )?;
     conn.set_prepared_statement_cache_capacity(64);
     Ok(conn)
@@ -253,7 +299,9 @@ impl crate::Store for SqliteStore {
             // Serialising happens before the writer lock, so other connectors' commits overlap it.
             let prepared = ingest::prepare(&mut page)?;
             let mut conn = inner.writer.lock().map_err(|_| poisoned())?;
-            ingest::commit_page(&mut conn, &page, &prepared)
+            let outcome = ingest::commit_page(&mut conn, &page, &prepared);
+            restart_wal_if_large(&conn, &inner.wal);
+            outcome
         })
         .await
         .map_err(|e| StoreError::Database(format!("store task failed: {e}")))?

@@ -1,10 +1,12 @@
 //! Recomputing what a story shows from its incidents, after a page changed them.
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use dossier_domain::correlate::{should_reopen, StoryPlan};
-use dossier_domain::criticality::{criticality, outbreak_tier, CriticalityFacts};
+use dossier_domain::criticality::{
+    criticality, is_unmitigated, outbreak_tier, Criticality, CriticalityFacts,
+};
 use dossier_domain::event::EventType;
 use dossier_domain::story::Status;
 use dossier_domain::Incident;
@@ -35,6 +37,17 @@ struct Aggregates {
     all_false_positive: bool,
 }
 
+/// A touched story, before its criticality is known.
+struct Pending<'a> {
+    story_id: &'a str,
+    plan: Option<&'a StoryPlan>,
+    agg: Aggregates,
+    latest: Cow<'a, Incident>,
+    existing: Option<Existing>,
+    story_key: String,
+    file_hash: String,
+}
+
 struct Existing {
     status: String,
     closed_at: Option<i64>,
@@ -53,52 +66,62 @@ pub(crate) fn refresh_stories(
         .iter()
         .map(|p| (p.member_id.as_str(), &p.inc))
         .collect();
-    let mut hashes = BTreeSet::new();
+    // First what each touched story now is; then, with every story of the page known, how many
+    // devices carry each file; then the rows.
+    let mut pending: Vec<Pending<'_>> = Vec::new();
     for story_id in &touch.updated {
         if touch.retired.contains_key(story_id) {
             continue;
         }
-        let Some(agg) = aggregates(tx, story_id)? else {
-            // Every incident moved elsewhere without a successor being named: nothing to show.
-            tx.execute("DELETE FROM stories WHERE id = ?1", [story_id])?;
-            continue;
-        };
-        let latest = latest_incident(tx, story_id, &by_member)?;
-        let latest: &Incident = &latest;
-        let existing = existing(tx, story_id)?;
         let plan = touch.plans.get(story_id);
+        let fresh = plan.and_then(|p| fresh_story(p, touch, &by_member));
+        let (agg, latest, existing) = match fresh {
+            // A story made only of this page's new incidents: everything is in memory.
+            Some((agg, latest)) => (agg, Cow::Borrowed(latest), None),
+            None => {
+                let Some(agg) = aggregates(tx, story_id)? else {
+                    // Every incident moved elsewhere without a successor: nothing to show.
+                    tx.execute("DELETE FROM stories WHERE id = ?1", [story_id])?;
+                    continue;
+                };
+                let latest = latest_incident(tx, story_id, &by_member)?;
+                (agg, latest, existing(tx, story_id)?)
+            }
+        };
+        let story_key = plan
+            .map(|p| p.key.encode())
+            .or_else(|| existing.as_ref().map(|e| e.story_key.clone()))
+            .unwrap_or_default();
+        pending.push(Pending {
+            story_id,
+            plan,
+            agg,
+            latest,
+            existing,
+            file_hash: key_hash(&story_key),
+            story_key,
+        });
+    }
+    let devices = devices_by_hash(tx, &page.account_id, &pending)?;
+    let mut hashes = BTreeSet::new();
+    for Pending {
+        story_id,
+        plan,
+        agg,
+        latest,
+        existing,
+        story_key,
+        file_hash,
+    } in pending
+    {
+        let latest: &Incident = &latest;
         let new_members = touch
             .new_incidents
             .get(story_id)
             .map_or(&[][..], Vec::as_slice);
-
-        let file_hash = [&latest.file.sha1, &latest.file.sha256, &latest.file.md5]
-            .into_iter()
-            .flatten()
-            .next()
-            .cloned()
-            .unwrap_or_default();
-        let devices = devices_with_hash(tx, &page.account_id, &file_hash)?;
+        let devices = devices.get(&file_hash).copied().unwrap_or(1);
         hashes.insert(file_hash.clone());
-        let facts = CriticalityFacts {
-            confidence: match agg.confidence_rank {
-                3 => Some("malicious".into()),
-                2 => Some("suspicious".into()),
-                1 => Some("n/a".into()),
-                _ => None,
-            },
-            unmitigated: !matches!(
-                latest.mitigation_status.as_deref(),
-                Some("mitigated" | "marked_as_benign")
-            ),
-            incident_count: u32::try_from(agg.count).unwrap_or(u32::MAX),
-            devices_with_hash: devices,
-            is_server: latest.device.machine_type.as_deref() == Some("server"),
-            false_positive: agg.all_false_positive,
-        };
-        let crit = criticality(&facts);
-        let crit_json =
-            serde_json::to_string(&crit).map_err(|e| StoreError::Invalid(e.to_string()))?;
+        let (crit, crit_json) = story_criticality(&agg, latest, devices)?;
 
         let (mut status, mut closed_at) = match &existing {
             Some(e) => (e.status.clone(), e.closed_at),
@@ -114,10 +137,6 @@ pub(crate) fn refresh_stories(
                 }
             }
         }
-        let story_key = plan
-            .map(|p| p.key.encode())
-            .or_else(|| existing.as_ref().map(|e| e.story_key.clone()))
-            .unwrap_or_default();
         let previous_id = match plan {
             Some(p) => p.previous.clone(),
             None => existing.as_ref().and_then(|e| e.previous_id.clone()),
@@ -245,8 +264,66 @@ pub(crate) fn refresh_stories(
             .to_string(),
         ])?;
     }
-    refresh_outbreaks(tx, page, &hashes)?;
+    refresh_outbreaks(tx, page, &hashes, &devices)?;
     Ok(())
+}
+
+/// For a story whose incidents are all new in this page, its aggregates and latest incident,
+/// computed from the page instead of read back.
+fn fresh_story<'a>(
+    plan: &StoryPlan,
+    touch: &Touch,
+    in_page: &HashMap<&str, &'a Incident>,
+) -> Option<(Aggregates, &'a Incident)> {
+    let new = touch.new_incidents.get(&plan.id)?;
+    if new.len() != plan.members.len() || touch.retired.values().any(|s| *s == plan.id) {
+        return None;
+    }
+    let incidents: Vec<&Incident> = plan
+        .members
+        .iter()
+        .map(|m| in_page.get(m.as_str()).copied())
+        .collect::<Option<_>>()?;
+    let latest = *incidents.last()?;
+    let agg = Aggregates {
+        count: i64::try_from(incidents.len()).unwrap_or(i64::MAX),
+        first: us(plan.first_at),
+        last: us(plan.last_at),
+        confidence_rank: incidents
+            .iter()
+            .map(|i| super::ingest::confidence_rank(i.confidence_level.as_deref()))
+            .max()
+            .unwrap_or_default(),
+        all_false_positive: incidents
+            .iter()
+            .all(|i| i.analyst_verdict.as_deref() == Some("false_positive")),
+    };
+    Some((agg, latest))
+}
+
+/// A story's criticality from its aggregates and latest incident (the rule itself lives in
+/// `dossier_domain::criticality`), with its stored JSON form.
+fn story_criticality(
+    agg: &Aggregates,
+    latest: &Incident,
+    devices: u32,
+) -> Result<(Criticality, String)> {
+    let facts = CriticalityFacts {
+        confidence: match agg.confidence_rank {
+            3 => Some("malicious".into()),
+            2 => Some("suspicious".into()),
+            1 => Some("n/a".into()),
+            _ => None,
+        },
+        unmitigated: is_unmitigated(latest.mitigation_status.as_deref()),
+        incident_count: u32::try_from(agg.count).unwrap_or(u32::MAX),
+        devices_with_hash: devices,
+        is_server: latest.device.machine_type.as_deref() == Some("server"),
+        false_positive: agg.all_false_positive,
+    };
+    let crit = criticality(&facts);
+    let json = serde_json::to_string(&crit).map_err(|e| StoreError::Invalid(e.to_string()))?;
+    Ok((crit, json))
 }
 
 fn aggregates(tx: &Transaction<'_>, story_id: &str) -> Result<Option<Aggregates>> {
@@ -283,7 +360,8 @@ fn latest_incident<'a>(
         return Ok(Cow::Borrowed(*inc));
     }
     let mut st = tx.prepare_cached(
-        "SELECT normalised FROM incidents WHERE connector_id = ?1 AND external_id = ?2",
+        "SELECT b.normalised FROM incidents i JOIN incident_bodies b ON b.seq = i.seq
+         WHERE i.connector_id = ?1 AND i.external_id = ?2",
     )?;
     let text: String = st.query_row([&connector, &external], |r| r.get(0))?;
     serde_json::from_str(&text)
@@ -307,14 +385,44 @@ fn existing(tx: &Transaction<'_>, story_id: &str) -> Result<Option<Existing>> {
         .optional()?)
 }
 
-fn devices_with_hash(tx: &Transaction<'_>, account_id: &str, hash: &str) -> Result<u32> {
-    if hash.is_empty() {
-        return Ok(1);
+/// The file hash of a story keyed on a hash (`hash:<agent>:<hash>`), else `""`.
+fn key_hash(story_key: &str) -> String {
+    story_key
+        .strip_prefix("hash:")
+        .and_then(|rest| rest.split_once(':'))
+        .map(|(_, h)| h.to_owned())
+        .unwrap_or_default()
+}
+
+/// How many devices of the account carry each file of the touched stories: those stored, and
+/// those of this page's stories (not written yet).
+fn devices_by_hash(
+    tx: &Transaction<'_>,
+    account_id: &str,
+    pending: &[Pending<'_>],
+) -> Result<HashMap<String, u32>> {
+    let mut agents: HashMap<&str, HashSet<String>> = HashMap::new();
+    for p in pending.iter().filter(|p| !p.file_hash.is_empty()) {
+        let set = agents.entry(p.file_hash.as_str()).or_default();
+        if let Some(a) = &p.latest.device.agent_uuid {
+            set.insert(a.clone());
+        }
     }
-    let mut st =
-        tx.prepare_cached("SELECT count(*) FROM hash_devices WHERE account_id = ?1 AND hash = ?2")?;
-    let n: i64 = st.query_row(params![account_id, hash], |r| r.get(0))?;
-    Ok(u32::try_from(n.max(1)).unwrap_or(u32::MAX))
+    let mut st = tx.prepare_cached(
+        "SELECT DISTINCT agent_uuid FROM stories WHERE account_id = ?1 AND file_hash = ?2",
+    )?;
+    let mut out = HashMap::new();
+    for (hash, set) in &mut agents {
+        let rows = st.query_map(params![account_id, hash], |r| r.get::<_, String>(0))?;
+        for a in rows {
+            set.insert(a?);
+        }
+        out.insert(
+            (*hash).to_owned(),
+            u32::try_from(set.len().max(1)).unwrap_or(u32::MAX),
+        );
+    }
+    Ok(out)
 }
 
 /// When a file spreads to more devices, the criticality of every story of that file on other
@@ -324,43 +432,26 @@ fn refresh_outbreaks(
     tx: &Transaction<'_>,
     page: &IngestPage,
     hashes: &BTreeSet<String>,
+    devices_cache: &HashMap<String, u32>,
 ) -> Result<()> {
     for hash in hashes.iter().filter(|h| !h.is_empty()) {
-        let devices = devices_with_hash(tx, &page.account_id, hash)?;
+        let Some(&devices) = devices_cache.get(hash) else {
+            continue;
+        };
         let tier = outbreak_tier(devices);
-        let stale: Vec<(String, String)> = {
+        let stale: Vec<String> = {
             let mut st = tx.prepare_cached(
-                "SELECT id, criticality_detail FROM stories
+                "SELECT id FROM stories
                  WHERE account_id = ?1 AND file_hash = ?2 AND outbreak_tier != ?3",
             )?;
-            let rows = st.query_map(params![page.account_id, hash, tier], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })?;
+            let rows = st.query_map(params![page.account_id, hash, tier], |r| r.get(0))?;
             rows.collect::<Result<_, _>>()?
         };
-        for (id, _) in stale {
+        for id in stale {
             let agg = aggregates(tx, &id)?;
             let Some(agg) = agg else { continue };
             let latest = latest_incident(tx, &id, &HashMap::new())?;
-            let facts = CriticalityFacts {
-                confidence: match agg.confidence_rank {
-                    3 => Some("malicious".into()),
-                    2 => Some("suspicious".into()),
-                    1 => Some("n/a".into()),
-                    _ => None,
-                },
-                unmitigated: !matches!(
-                    latest.mitigation_status.as_deref(),
-                    Some("mitigated" | "marked_as_benign")
-                ),
-                incident_count: u32::try_from(agg.count).unwrap_or(u32::MAX),
-                devices_with_hash: devices,
-                is_server: latest.device.machine_type.as_deref() == Some("server"),
-                false_positive: agg.all_false_positive,
-            };
-            let crit = criticality(&facts);
-            let crit_json =
-                serde_json::to_string(&crit).map_err(|e| StoreError::Invalid(e.to_string()))?;
+            let (crit, crit_json) = story_criticality(&agg, &latest, devices)?;
             tx.execute(
                 "UPDATE stories SET criticality = ?2, criticality_detail = ?3, outbreak_tier = ?4 WHERE id = ?1",
                 params![id, crit.score, crit_json, tier],

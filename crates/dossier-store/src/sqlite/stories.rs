@@ -272,8 +272,9 @@ pub(crate) fn get(conn: &Connection, account_id: Option<&str>, id: &str) -> Resu
     });
 
     let mut st = conn.prepare_cached(
-        "SELECT external_id, connector_id, created_at, updated_at, normalised, raw FROM incidents
-         WHERE story_id = ?1 ORDER BY created_at, connector_id, external_id",
+        "SELECT i.external_id, i.connector_id, i.created_at, i.updated_at, b.normalised, b.raw
+         FROM incidents i JOIN incident_bodies b ON b.seq = i.seq
+         WHERE i.story_id = ?1 ORDER BY i.created_at, i.connector_id, i.external_id",
     )?;
     let rows = st.query_map([&story.id], |r| {
         Ok((
@@ -350,7 +351,7 @@ pub(crate) fn get(conn: &Connection, account_id: Option<&str>, id: &str) -> Resu
         1
     } else {
         conn.query_row(
-            "SELECT count(*) FROM hash_devices WHERE account_id = ?1 AND hash = ?2",
+            "SELECT count(DISTINCT agent_uuid) FROM stories WHERE account_id = ?1 AND file_hash = ?2",
             params![story.account_id, file_hash],
             |r| r.get(0),
         )?

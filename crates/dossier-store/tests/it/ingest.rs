@@ -277,3 +277,52 @@ proptest! {
         });
     }
 }
+
+#[tokio::test]
+async fn a_file_spreading_to_other_devices_raises_every_story_of_it() {
+    let f = fixture().await;
+    let h = sha1(42);
+    f.store
+        .commit_page(f.page(vec![incident("1", 0, "ag1", Some(&h))], t0()))
+        .await
+        .unwrap();
+    let first = f.assignment().await["1"].0.clone();
+    let before = f.store.get_story(Some(&f.account), &first).await.unwrap();
+    assert!(!before
+        .criticality_detail
+        .reasons
+        .iter()
+        .any(|r| r.contains("outbreak")));
+
+    // Two more devices in a later page, one more in the same page as a second file.
+    let page = vec![
+        incident("2", 1, "ag2", Some(&h)),
+        incident("3", 1, "ag3", Some(&h)),
+        incident("4", 1, "ag3", Some(&sha1(43))),
+    ];
+    f.store.commit_page(f.page(page, t0())).await.unwrap();
+    let a = f.assignment().await;
+    for id in ["1", "2", "3"] {
+        let d = f.store.get_story(Some(&f.account), &a[id].0).await.unwrap();
+        assert!(
+            d.criticality_detail
+                .reasons
+                .iter()
+                .any(|r| r.contains("outbreak")),
+            "story of {id}: {:?}",
+            d.criticality_detail.reasons
+        );
+        assert!(d.story.criticality > before.story.criticality);
+        assert!(d.summary.contains("2 other devices"), "{}", d.summary);
+    }
+    let other = f
+        .store
+        .get_story(Some(&f.account), &a["4"].0)
+        .await
+        .unwrap();
+    assert!(!other
+        .criticality_detail
+        .reasons
+        .iter()
+        .any(|r| r.contains("outbreak")));
+}
