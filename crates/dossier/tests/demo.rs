@@ -1,0 +1,60 @@
+//! `dossier demo`: the first story is visible in the API within 5 seconds of start.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn get(port: u16, path: &str, key: &str) -> String {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {key}\r\nConnection: close\r\n\r\n").unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
+#[test]
+fn the_first_story_is_in_the_api_within_five_seconds() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = tempfile::tempdir().unwrap();
+    let started = Instant::now();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_dossier"))
+        .args(["demo", "--listen", &format!("127.0.0.1:{port}")])
+        .current_dir(dir.path())
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let key = loop {
+        let line = lines.next().expect("the demo printed no API key").unwrap();
+        if let Some(k) = line.trim().strip_prefix("API key:") {
+            break k.trim().to_owned();
+        }
+    };
+    assert!(key.starts_with("dsk_"), "{key}");
+    let story = loop {
+        let resp = get(port, "/api/v1/stories?limit=1", &key);
+        if resp.contains("\"producer\":\"sentinelone\"") {
+            break resp;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "no story after 5 s: {resp}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let elapsed = started.elapsed();
+    eprintln!("first story after {:.2} s", elapsed.as_secs_f64());
+    assert!(story.starts_with("HTTP/1.1 200"), "{story}");
+    // The demo leaves nothing in the working directory.
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+}
