@@ -98,6 +98,8 @@ pub struct ConnectorUpdate {
     pub write_back: Option<bool>,
     /// Set with a token or URL change: the connector goes back to `pending`.
     pub status: Option<(String, Option<String>)>,
+    /// Forget the poll position (another tenant: its history must be read from the start).
+    pub reset_checkpoint: bool,
     pub now: Option<DateTime<Utc>>,
 }
 
@@ -322,6 +324,9 @@ impl StorySortField {
 #[derive(Debug, Clone)]
 pub struct StoryQuery {
     pub account_id: Option<String>,
+    /// Only stories of accounts whose licence covers stories (an operator listing every
+    /// account).
+    pub licensed_only: bool,
     pub producer: Option<String>,
     pub engine_type: Option<String>,
     pub status: Vec<Status>,
@@ -345,6 +350,7 @@ impl Default for StoryQuery {
     fn default() -> Self {
         Self {
             account_id: None,
+            licensed_only: false,
             producer: None,
             engine_type: None,
             status: Vec::new(),

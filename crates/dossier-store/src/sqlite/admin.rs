@@ -175,7 +175,8 @@ pub(crate) fn update_connector(
     conn.execute(
         "UPDATE connectors SET name = ?2, description = ?3, tenant_url = ?4, token_enc = ?5,
              track_errors = ?6, write_back = ?7, status = ?8, status_detail = ?9,
-             updated_at = ?10, generation = generation + 1
+             updated_at = ?10, generation = generation + 1,
+             checkpoint = CASE WHEN ?11 THEN NULL ELSE checkpoint END
          WHERE id = ?1",
         params![
             id,
@@ -188,6 +189,7 @@ pub(crate) fn update_connector(
             status,
             detail,
             us(u.now.unwrap_or(current.updated_at)),
+            u.reset_checkpoint,
         ],
     )?;
     get_connector(conn, account_id, id)

@@ -25,8 +25,12 @@ pub(crate) fn decode(cursor: &str, sort: &str) -> Result<(SortValue, String)> {
     let bad = || StoreError::Invalid("cursor: not a cursor this list made".into());
     let bytes = URL_SAFE_NO_PAD.decode(cursor.trim()).map_err(|_| bad())?;
     let text = String::from_utf8(bytes).map_err(|_| bad())?;
-    let mut parts = text.splitn(3, '\u{1f}');
-    let (Some(s), Some(v), Some(id)) = (parts.next(), parts.next(), parts.next()) else {
+    // The sort name and the id never hold the separator; the value in between may (it can be
+    // a threat or device name from a tenant).
+    let Some((s, rest)) = text.split_once('\u{1f}') else {
+        return Err(bad());
+    };
+    let Some((v, id)) = rest.rsplit_once('\u{1f}') else {
         return Err(bad());
     };
     if s != sort {
@@ -58,7 +62,10 @@ mod tests {
         );
         assert!(decode(&c, "updated_at").is_err());
         assert!(decode("garbage!", "updated_at").is_err());
-        let c = encode("indication", &SortValue::Text("a\u{1f}b".into()), "x");
-        assert!(decode(&c, "indication").is_ok());
+        let c = encode("indication", &SortValue::Text("a\u{1f}b\u{1f}".into()), "x");
+        assert_eq!(
+            decode(&c, "indication").unwrap(),
+            (SortValue::Text("a\u{1f}b\u{1f}".into()), "x".into())
+        );
     }
 }

@@ -85,6 +85,12 @@ pub(crate) fn commit_page(
     let mut touch = Touch::default();
     let mut rekey: Vec<(&Prepared, bool)> = Vec::new();
     let mut current_story: HashMap<String, String> = HashMap::new();
+    // The incidents this page writes: a re-delivered older version is not one of them, and must
+    // not speak for its story.
+    let mut written: Vec<&Prepared> = Vec::new();
+    // The lookup terms of incidents whose key changed, as stored: their old key's stories must
+    // be correlated again too.
+    let mut old_terms: Vec<Term> = Vec::new();
 
     for p in prepared {
         let stored = load_stored(&tx, &page.connector_id, &p.inc.external_id, &p.member_id)?;
@@ -95,18 +101,21 @@ pub(crate) fn commit_page(
             Some(s) if s.updated_at >= us(p.inc.updated_at) => outcome.incidents_unchanged += 1,
             Some(s) => {
                 outcome.incidents_updated += 1;
+                written.push(p);
                 touch.updated.insert(s.story_id.clone());
                 if s.member == member {
                     write_incident(&tx, page, p, &s.story_id)?;
                     event_for_incident(&tx, page, &p.inc, &s.story_id, EventType::IncidentUpdated)?;
                 } else {
                     // Its correlation key changed: correlation decides its story below.
+                    old_terms.extend(correlate::terms(&s.member));
                     current_story.insert(p.member_id.clone(), s.story_id);
                     rekey.push((p, false));
                 }
             }
             None => {
                 outcome.incidents_new += 1;
+                written.push(p);
                 rekey.push((p, true));
             }
         }
@@ -118,7 +127,14 @@ pub(crate) fn commit_page(
             .iter()
             .map(|(p, _)| Member::of_incident(p.member_id.clone(), &p.inc))
             .collect();
-        let members = closure(&tx, &page.account_id, seed, &in_page, &mut current_story)?;
+        let members = closure(
+            &tx,
+            &page.account_id,
+            seed,
+            old_terms,
+            &in_page,
+            &mut current_story,
+        )?;
         let producer = prepared
             .first()
             .map_or(Producer::SentinelOne, |p| p.inc.producer);
@@ -150,7 +166,7 @@ pub(crate) fn commit_page(
         apply_plans(&tx, &plans, &current_story, &in_page, &mut touch)?;
     }
 
-    refresh_stories(&tx, page, prepared, &touch, &mut outcome)?;
+    refresh_stories(&tx, page, &written, &touch, &mut outcome)?;
 
     // A committed page is a successful poll: the connector is connected again.
     tx.execute(
@@ -300,11 +316,12 @@ fn closure(
     tx: &Transaction<'_>,
     account_id: &str,
     seed: Vec<Member>,
+    extra_terms: Vec<Term>,
     in_page: &HashSet<String>,
     current_story: &mut HashMap<String, String>,
 ) -> Result<Vec<Member>> {
     let mut members: BTreeMap<String, Member> = BTreeMap::new();
-    let mut frontier: Vec<Term> = Vec::new();
+    let mut frontier: Vec<Term> = extra_terms;
     for m in seed {
         frontier.extend(correlate::terms(&m));
         members.insert(m.id.clone(), m);
@@ -397,6 +414,16 @@ fn apply_plans(
             touch.updated.insert(plan.id.clone());
         }
         touch.plans.insert(plan.id.clone(), plan.clone());
+    }
+    if !moved.is_empty() {
+        // Windows were reshaped: a window whose own incidents did not move may still follow a
+        // different story now.
+        let mut st = tx.prepare_cached(
+            "UPDATE stories SET previous_id = ?2 WHERE id = ?1 AND previous_id IS NOT ?2",
+        )?;
+        for plan in plans {
+            st.execute(params![plan.id, plan.previous])?;
+        }
     }
     for (old, targets) in moved {
         let remaining: i64 = tx.query_row(

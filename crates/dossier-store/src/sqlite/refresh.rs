@@ -58,11 +58,11 @@ struct Existing {
 pub(crate) fn refresh_stories(
     tx: &Transaction<'_>,
     page: &IngestPage,
-    prepared: &[Prepared],
+    written: &[&Prepared],
     touch: &Touch,
     outcome: &mut IngestOutcome,
 ) -> Result<()> {
-    let by_member: HashMap<&str, &Incident> = prepared
+    let by_member: HashMap<&str, &Incident> = written
         .iter()
         .map(|p| (p.member_id.as_str(), &p.inc))
         .collect();

@@ -101,6 +101,11 @@ pub(crate) fn list(conn: &Connection, q: &StoryQuery) -> Result<StoryPage> {
     if let Some(a) = &q.account_id {
         push(&mut sql, " AND account_id = ?", Value::Text(a.clone()));
     }
+    if q.licensed_only {
+        sql.push_str(
+            " AND account_id IN (SELECT id FROM accounts WHERE licence IN ('xops', 'mdr'))",
+        );
+    }
     if let Some(p) = &q.producer {
         push(&mut sql, " AND producer = ?", Value::Text(p.clone()));
     }

@@ -1,6 +1,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod ingest;
+mod regressions;
 mod stories;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};

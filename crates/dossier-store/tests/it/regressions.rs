@@ -1,0 +1,173 @@
+//! Regression tests, named after what broke.
+use std::collections::BTreeSet;
+
+use chrono::Duration;
+use dossier_store::{Store, StoryQuery, StorySortField};
+
+use crate::{fixture, incident, sha1, t0};
+
+/// A threat name containing U+001F breaks the keyset cursor when sorting by indication.
+#[tokio::test]
+async fn cursor_survives_a_separator_inside_a_threat_name() {
+    let f = fixture().await;
+    let names = ["a", "a\u{1}", "a\u{1f}b", "b"];
+    let incs = names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| {
+            let mut inc = incident(&format!("{i}"), 0, &format!("ag{i}"), Some(&sha1(i as u32)));
+            inc.threat_name = Some((*n).to_owned());
+            inc
+        })
+        .collect();
+    f.store.commit_page(f.page(incs, t0())).await.unwrap();
+    let mut seen = Vec::new();
+    let mut cursor = None;
+    for _ in 0..20 {
+        let page = f
+            .store
+            .list_stories(&StoryQuery {
+                account_id: Some(f.account.clone()),
+                sort: StorySortField::Indication,
+                descending: false,
+                limit: 1,
+                cursor: cursor.clone(),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        seen.extend(
+            page.items
+                .iter()
+                .map(|s| s.indication.clone().unwrap_or_default()),
+        );
+        match page.next_cursor {
+            Some(c) => cursor = Some(c),
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), 4, "each story once; got {seen:?}");
+}
+
+/// After a late earlier incident changes a window's id, the next window's previous_id
+/// still points at the retired id, so the previous/next relation disappears.
+#[tokio::test]
+async fn next_window_follows_its_reshaped_previous_window() {
+    let f = fixture().await;
+    let h = sha1(7);
+    f.store
+        .commit_page(f.page(
+            vec![
+                incident("x", 10, "ag", Some(&h)),
+                incident("y", 120, "ag", Some(&h)),
+            ],
+            t0(),
+        ))
+        .await
+        .unwrap();
+    let a = f.assignment().await;
+    let (s1, s2) = (a["x"].0.clone(), a["y"].0.clone());
+    let d2 = f.store.get_story(Some(&f.account), &s2).await.unwrap();
+    assert!(d2
+        .related
+        .iter()
+        .any(|r| r.id == s1 && r.relation == "previous_window"));
+
+    // A late incident 5 days before x: window 1 gets a new id.
+    f.store
+        .commit_page(f.page(vec![incident("w", 5, "ag", Some(&h))], t0()))
+        .await
+        .unwrap();
+    let a = f.assignment().await;
+    let s1_new = a["x"].0.clone();
+    assert_eq!(a["w"].0, s1_new);
+    assert_ne!(s1_new, s1);
+    assert_eq!(a["y"].0, s2, "window 2 keeps its id");
+    let d2 = f.store.get_story(Some(&f.account), &s2).await.unwrap();
+    let d1 = f.store.get_story(Some(&f.account), &s1_new).await.unwrap();
+    assert!(
+        d2.related
+            .iter()
+            .any(|r| r.id == s1_new && r.relation == "previous_window"),
+        "S2 should name S1' as its previous window"
+    );
+    assert!(
+        d1.related
+            .iter()
+            .any(|r| r.id == s2 && r.relation == "next_window"),
+        "S1' should name S2 as its next window"
+    );
+}
+
+/// An update that changes an incident's correlation key leaves the stories of its old key
+/// uncorrelated: the result differs from ingesting the final state once.
+#[tokio::test]
+async fn an_update_changing_the_key_recorrelates_the_old_key() {
+    let parts = |a: &std::collections::BTreeMap<String, (String, u64)>| {
+        let mut by_story: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+        for (inc, (story, _)) in a {
+            by_story.entry(story.clone()).or_default().push(inc.clone());
+        }
+        by_story.into_values().collect::<BTreeSet<_>>()
+    };
+    let h = sha1(3);
+    let x = incident("x", 0, "ag", Some(&h));
+    let y = incident("y", 50, "ag", Some(&h));
+    let z = incident("z", 100, "ag", Some(&h));
+    let mut x2 = x.clone();
+    x2.device.agent_uuid = Some("ag-real-uuid".into());
+    x2.updated_at = x.updated_at + Duration::days(200);
+
+    let inc = fixture().await;
+    inc.store
+        .commit_page(inc.page(vec![x, y.clone(), z.clone()], t0()))
+        .await
+        .unwrap();
+    inc.store
+        .commit_page(inc.page(vec![x2.clone()], t0()))
+        .await
+        .unwrap();
+    let got = parts(&inc.assignment().await);
+
+    let once = fixture().await;
+    once.store
+        .commit_page(once.page(vec![x2, y, z], t0()))
+        .await
+        .unwrap();
+    let want = parts(&once.assignment().await);
+    assert_eq!(got, want);
+}
+
+/// A stale (older) version of a story's latest incident, re-delivered in a page that also
+/// touches the story, is used to recompute the story although the incident row keeps the newer one.
+#[tokio::test]
+async fn a_stale_redelivery_does_not_speak_for_its_story() {
+    let f = fixture().await;
+    let h = sha1(5);
+    let k = incident("k", 0, "ag", Some(&h));
+    let l1 = incident("l", 2, "ag", Some(&h));
+    f.store
+        .commit_page(f.page(vec![k, l1.clone()], t0()))
+        .await
+        .unwrap();
+    let mut l2 = l1.clone();
+    l2.updated_at += Duration::hours(1);
+    l2.mitigation_status = Some("mitigated".into());
+    f.store.commit_page(f.page(vec![l2], t0())).await.unwrap();
+    let sid = f.assignment().await["l"].0.clone();
+    let before = f.store.get_story(Some(&f.account), &sid).await.unwrap();
+    assert_eq!(before.story.mitigation_status.as_deref(), Some("mitigated"));
+
+    // The overlap re-delivers the old version of l together with a new incident of the story.
+    let m = incident("m", 1, "ag", Some(&h));
+    let out = f
+        .store
+        .commit_page(f.page(vec![l1, m], t0()))
+        .await
+        .unwrap();
+    assert_eq!((out.incidents_new, out.incidents_unchanged), (1, 1));
+    let after = f.store.get_story(Some(&f.account), &sid).await.unwrap();
+    let l_row = after.incidents.iter().find(|i| i.id == "l").unwrap();
+    assert_eq!(l_row.mitigation_status.as_deref(), Some("mitigated"));
+    assert_eq!(after.story.mitigation_status.as_deref(), Some("mitigated"));
+}
