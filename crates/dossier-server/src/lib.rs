@@ -4,6 +4,7 @@
 pub mod api;
 pub mod auth;
 pub mod error;
+pub mod extract;
 pub mod metrics;
 pub mod secrets;
 pub mod tenant_url;

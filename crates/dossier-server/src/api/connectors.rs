@@ -1,7 +1,7 @@
 //! `/api/v1/connectors`: only an Integrations editor adds, changes or deletes a connector; the
 //! token is write-only.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use chrono::{DateTime, Utc};
@@ -12,6 +12,7 @@ use utoipa::ToSchema;
 
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult};
+use crate::extract::{ApiJson, ApiQuery};
 use crate::tenant_url;
 use crate::AppState;
 
@@ -163,7 +164,7 @@ fn check_token(t: &str) -> ApiResult<SecretString> {
 pub async fn create(
     State(state): State<AppState>,
     p: Principal,
-    Json(body): Json<CreateConnector>,
+    ApiJson(body): ApiJson<CreateConnector>,
 ) -> ApiResult<(StatusCode, Json<ConnectorView>)> {
     p.require(p.perms.edit_integrations, "integrations-editor")?;
     let account_id = p
@@ -205,7 +206,7 @@ pub async fn create(
 pub async fn list(
     State(state): State<AppState>,
     p: Principal,
-    Query(q): Query<AccountParam>,
+    ApiQuery(q): ApiQuery<AccountParam>,
 ) -> ApiResult<Json<Vec<ConnectorView>>> {
     p.require(p.perms.view_integrations, "integrations-viewer")?;
     let scope = p.scope(q.account_id.as_deref())?;
@@ -234,15 +235,16 @@ pub async fn get(
     Ok(Json(rec.into()))
 }
 
-/// Change a connector (Integrations editor). A new token or URL sends it back to `pending`;
-/// its checkpoint is kept, so nothing is ingested twice or skipped.
+/// Change a connector (Integrations editor). A new token or URL sends it back to `pending`.
+/// A new token keeps the checkpoint, so nothing is ingested twice or skipped; a new URL needs a
+/// new token and starts the poll over, since it is another tenant.
 #[utoipa::path(patch, path = "/api/v1/connectors/{id}", request_body = PatchConnector,
     responses((status = 200, body = ConnectorView), (status = 400), (status = 404)))]
 pub async fn patch(
     State(state): State<AppState>,
     p: Principal,
     Path(id): Path<String>,
-    Json(body): Json<PatchConnector>,
+    ApiJson(body): ApiJson<PatchConnector>,
 ) -> ApiResult<Json<ConnectorView>> {
     p.require(p.perms.edit_integrations, "integrations-editor")?;
     let scope = p.scope(None)?;
@@ -258,9 +260,31 @@ pub async fn patch(
     }
     if let Some(t) = &body.tenant_url {
         let url = tenant_url::normalise(t)?;
-        tenant_url::check_host(&url, state.config.allow_private_tenants).await?;
-        u.tenant_url = Some(url.as_str().trim_end_matches('/').to_owned());
-        u.status = Some(("pending".into(), None));
+        let url = url.as_str().trim_end_matches('/').to_owned();
+        let current = state
+            .store
+            .get_connector(scope.as_deref(), &id)
+            .await
+            .map_err(|e| ApiError::from_store(e, "connector"))?;
+        if url != current.tenant_url {
+            // The stored token belongs to the old tenant: it must never be sent to another
+            // host, so a new URL comes with its own token.
+            if body.api_token.is_none() {
+                return Err(ApiError::BadRequest(
+                    "api_token: required when tenant_url changes (the stored token is only sent to the tenant it was saved for)".into(),
+                ));
+            }
+            tenant_url::check_host(
+                &url::Url::parse(&url)
+                    .map_err(|e| ApiError::BadRequest(format!("tenant_url: {e}")))?,
+                state.config.allow_private_tenants,
+            )
+            .await?;
+            u.tenant_url = Some(url);
+            u.status = Some(("pending".into(), None));
+            // Another tenant's history starts from the beginning.
+            u.reset_checkpoint = true;
+        }
     }
     if let Some(t) = &body.api_token {
         u.token_enc = Some(state.secrets.seal(&check_token(t)?));

@@ -1,6 +1,6 @@
 //! `/api/v1/events`: events exist without a licence; any role of the account reads them.
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::Json;
 use dossier_domain::event::EventType;
 use dossier_store::{EventPage, EventQuery};
@@ -10,6 +10,7 @@ use utoipa::IntoParams;
 use super::stories::{parse_limit, parse_time};
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult};
+use crate::extract::ApiQuery;
 use crate::AppState;
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -32,7 +33,7 @@ pub struct EventParams {
 pub async fn list(
     State(state): State<AppState>,
     p: Principal,
-    Query(q): Query<EventParams>,
+    ApiQuery(q): ApiQuery<EventParams>,
 ) -> ApiResult<Json<EventPage>> {
     if p.roles.is_empty() {
         return Err(ApiError::Forbidden("this key has no role".into()));

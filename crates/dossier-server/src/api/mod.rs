@@ -72,6 +72,7 @@ pub fn routes() -> Router<AppState> {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .fallback(|| async { crate::error::ApiError::NotFound("route") })
 }
 
 async fn openapi() -> Json<utoipa::openapi::OpenApi> {

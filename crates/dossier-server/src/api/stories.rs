@@ -1,7 +1,7 @@
 //! `/api/v1/stories`: reading needs the Stories viewer role and an `xops` or `mdr` licence;
 //! acting needs the Stories editor role on an `xops` account.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use chrono::{DateTime, Utc};
@@ -12,6 +12,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::{licensed_account, may_act, Principal};
 use crate::error::{ApiError, ApiResult};
+use crate::extract::{ApiJson, ApiQuery};
 use crate::AppState;
 
 #[derive(Debug, Default, Deserialize, IntoParams)]
@@ -109,6 +110,8 @@ impl ListParams {
             }
         }
         Ok(StoryQuery {
+            // An operator listing every account sees only the accounts licensed for stories.
+            licensed_only: account_id.is_none(),
             account_id,
             producer: self.producer.clone().filter(|s| !s.is_empty()),
             engine_type: self.engine_type.clone().filter(|s| !s.is_empty()),
@@ -155,7 +158,7 @@ pub(crate) async fn readable_scope(
 pub async fn list(
     State(state): State<AppState>,
     p: Principal,
-    Query(params): Query<ListParams>,
+    ApiQuery(params): ApiQuery<ListParams>,
 ) -> ApiResult<Json<StoryPage>> {
     let scope = readable_scope(&state, &p, params.account_id.as_deref()).await?;
     let q = params.to_query(scope)?;
@@ -182,6 +185,10 @@ pub async fn get(
         .get_story(scope.as_deref(), &id)
         .await
         .map_err(|e| ApiError::from_store(e, "story"))?;
+    if scope.is_none() {
+        // An operator reading across accounts: the story's own account must be licensed.
+        licensed_account(&state, &story.story.account_id).await?;
+    }
     Ok(Json(story))
 }
 
@@ -225,7 +232,7 @@ pub async fn patch(
     State(state): State<AppState>,
     p: Principal,
     Path(id): Path<String>,
-    Json(body): Json<PatchStory>,
+    ApiJson(body): ApiJson<PatchStory>,
 ) -> ApiResult<Json<StoryDetail>> {
     let account = actionable(&state, &p, &id).await?;
     if body.status.is_none() && body.verdict.is_none() && body.severity.is_none() {
@@ -260,7 +267,7 @@ pub async fn comment(
     State(state): State<AppState>,
     p: Principal,
     Path(id): Path<String>,
-    Json(body): Json<NewComment>,
+    ApiJson(body): ApiJson<NewComment>,
 ) -> ApiResult<(StatusCode, Json<Comment>)> {
     let account = actionable(&state, &p, &id).await?;
     let c = state

@@ -2,6 +2,7 @@
 
 mod access;
 mod pipeline;
+mod regressions;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,6 +25,9 @@ pub struct App {
     pub state: AppState,
     pub sim: RunningSim,
     pub tenant: Tenant,
+    /// A second tenant (another customer's console), accepting the same token.
+    pub other_sim: RunningSim,
+    pub other_tenant: Tenant,
     pub running: Running,
     pub dir: tempfile::TempDir,
 }
@@ -40,11 +44,20 @@ pub async fn spawn_app(threats: usize) -> App {
     let sim = dossier_s1sim::start(tenant.clone(), "127.0.0.1:0".parse().unwrap())
         .await
         .unwrap();
+    let other_tenant = Tenant::new(&SimConfig::new(12, 5, TOKEN));
+    other_tenant.generate_history(
+        7,
+        now - chrono::Duration::days(60),
+        now - chrono::Duration::days(40),
+    );
+    let other_sim = dossier_s1sim::start(other_tenant.clone(), "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
     let store = SqliteStore::open(dir.path().join("it.db").to_str().unwrap()).unwrap();
     let secrets = SecretBox::load_or_create(&dir.path().join("key")).unwrap();
     let config = ServerConfig {
         allow_private_tenants: true,
-        tenant_ca_pem: Some(sim.ca_pem.clone().into_bytes()),
+        tenant_ca_pem: Some(format!("{}\n{}", sim.ca_pem, other_sim.ca_pem).into_bytes()),
         poll_interval: Duration::from_millis(100),
         ..ServerConfig::default()
     };
@@ -58,6 +71,8 @@ pub async fn spawn_app(threats: usize) -> App {
         state,
         sim,
         tenant,
+        other_sim,
+        other_tenant,
         running,
         dir,
     }

@@ -1,0 +1,166 @@
+//! Regression tests, named after what broke.
+
+use dossier_domain::access::{Licence, Role};
+use serde_json::json;
+
+use crate::{spawn_app, TOKEN};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_tenant_url_never_receives_the_stored_token() {
+    let app = spawn_app(5).await;
+    let account = app.account(Licence::Xops).await;
+    let admin = app.key(Some(&account), &[Role::Admin]).await;
+    let c = app.create_connector(&admin).await;
+    let path = format!("/api/v1/connectors/{}", c["id"].as_str().unwrap());
+    app.until(30, || async {
+        let (_, c) = app.call("GET", &path, Some(&admin), None).await;
+        c["health"]["threats"].as_u64() == Some(5)
+    })
+    .await;
+
+    // Only the URL: refused, and the other tenant hears nothing.
+    let (status, e) = app
+        .call(
+            "PATCH",
+            &path,
+            Some(&admin),
+            Some(json!({"tenant_url": app.other_sim.base_url})),
+        )
+        .await;
+    assert_eq!(status, 400, "{e}");
+    assert!(
+        e["message"].as_str().unwrap().starts_with("api_token"),
+        "{e}"
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(app.other_tenant.request_count(), 0);
+    // The same URL again needs no token.
+    let (status, _) = app
+        .call(
+            "PATCH",
+            &path,
+            Some(&admin),
+            Some(json!({"tenant_url": app.sim.base_url})),
+        )
+        .await;
+    assert_eq!(status, 200);
+
+    // URL and token together: the new tenant's whole history arrives, though it is older than
+    // the old tenant's newest threat.
+    let (status, e) = app
+        .call(
+            "PATCH",
+            &path,
+            Some(&admin),
+            Some(json!({"tenant_url": app.other_sim.base_url, "api_token": TOKEN})),
+        )
+        .await;
+    assert_eq!(status, 200, "{e}");
+    app.until(30, || async {
+        let (_, p) = app
+            .call(
+                "GET",
+                "/api/v1/events?type=incident_created&limit=1000",
+                Some(&admin),
+                None,
+            )
+            .await;
+        p["items"].as_array().unwrap().len() == 5 + 7
+    })
+    .await;
+    app.running.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operators_read_stories_of_licensed_accounts_only() {
+    let app = spawn_app(10).await;
+    let unlicensed = app.account(Licence::None).await;
+    let admin = app.key(Some(&unlicensed), &[Role::Admin]).await;
+    let operator = app.key(None, &[Role::Operator]).await;
+    app.create_connector(&admin).await;
+    app.until(30, || async {
+        let (_, e) = app
+            .call(
+                "GET",
+                "/api/v1/events?type=story_created&limit=1",
+                Some(&admin),
+                None,
+            )
+            .await;
+        !e["items"].as_array().unwrap().is_empty()
+    })
+    .await;
+    let (_, e) = app
+        .call(
+            "GET",
+            "/api/v1/events?type=story_created&limit=1",
+            Some(&admin),
+            None,
+        )
+        .await;
+    let sid = e["items"][0]["story_id"].as_str().unwrap().to_owned();
+    let (status, p) = app
+        .call("GET", "/api/v1/stories", Some(&operator), None)
+        .await;
+    assert_eq!(status, 200);
+    assert!(p["items"].as_array().unwrap().is_empty(), "{p}");
+    let (status, _) = app
+        .call(
+            "GET",
+            &format!("/api/v1/stories/{sid}"),
+            Some(&operator),
+            None,
+        )
+        .await;
+    assert_eq!(status, 403);
+    let (status, _) = app
+        .call(
+            "GET",
+            &format!("/api/v1/stories?account_id={unlicensed}"),
+            Some(&operator),
+            None,
+        )
+        .await;
+    assert_eq!(status, 403);
+    app.running.stop().await;
+}
+
+#[tokio::test]
+async fn malformed_requests_get_the_api_error_shape() {
+    let app = spawn_app(1).await;
+    let account = app.account(Licence::Xops).await;
+    let admin = app.key(Some(&account), &[Role::Admin]).await;
+    for (method, path, body, status) in [
+        ("GET", "/api/v1/stories?limit=abc", None, 400),
+        ("GET", "/api/v1/events?limit=-1", None, 400),
+        (
+            "PATCH",
+            "/api/v1/stories/x",
+            Some(json!({"status": "bogus"})),
+            400,
+        ),
+        (
+            "POST",
+            "/api/v1/connectors",
+            Some(json!({"kind": "sentinelone", "name": "x"})),
+            400,
+        ),
+        (
+            "POST",
+            "/api/v1/connectors",
+            Some(
+                json!({"kind": "sentinelone", "name": "x", "tenant_url": "https://a.example", "api_token": "t", "extra": 1}),
+            ),
+            400,
+        ),
+        ("GET", "/api/v1/nothing-here", None, 404),
+    ] {
+        let (got, e) = app.call(method, path, Some(&admin), body).await;
+        assert_eq!(got, status, "{method} {path}: {e}");
+        assert!(
+            e["error"].is_string() && e["message"].is_string(),
+            "{method} {path}: {e}"
+        );
+    }
+    app.running.stop().await;
+}
