@@ -149,7 +149,11 @@ fn story_ids_depend_on_account() {
     let a = correlate("acc1", Producer::SentinelOne, &ms, &Policy::default());
     let b = correlate("acc2", Producer::SentinelOne, &ms, &Policy::default());
     assert_ne!(a[0].id, b[0].id);
-    assert_eq!(a[0].id.len(), 24);
+    assert_eq!(a[0].id.len(), 32);
+    assert!(
+        a[0].id.starts_with(&format!("{:010x}", t(0).timestamp())),
+        "ids start with the first incident's time"
+    );
 }
 
 #[test]

@@ -82,6 +82,7 @@ CREATE INDEX stories_created ON stories(account_id, created_at, id);
 CREATE INDEX stories_first_signal ON stories(account_id, first_signal_at, id);
 CREATE INDEX stories_status_updated ON stories(account_id, status, updated_at, id);
 CREATE INDEX stories_agent ON stories(account_id, agent_uuid);
+CREATE INDEX stories_previous ON stories(previous_id) WHERE previous_id IS NOT NULL;
 -- Related stories, the hash filter, and how many devices carry a file (the outbreak factor).
 CREATE INDEX stories_hash ON stories(account_id, file_hash, agent_uuid);
 CREATE INDEX stories_all_updated ON stories(updated_at, id);
