@@ -34,6 +34,11 @@ pub struct ServerConfig {
     pub tenant_ca_pem: Option<Vec<u8>>,
     pub poll_interval: Duration,
     pub request_timeout: Duration,
+    /// First and largest wait between retries against a tenant (429, 5xx, errors).
+    pub retry_base: Duration,
+    pub retry_cap: Duration,
+    /// Largest tenant response accepted.
+    pub max_body_bytes: u64,
     pub poll_policy: PollPolicy,
     pub correlation: Policy,
 }
@@ -45,6 +50,9 @@ impl Default for ServerConfig {
             tenant_ca_pem: None,
             poll_interval: Duration::from_millis(500),
             request_timeout: Duration::from_secs(60),
+            retry_base: Duration::from_secs(1),
+            retry_cap: Duration::from_secs(60),
+            max_body_bytes: 64 * 1024 * 1024,
             poll_policy: PollPolicy::default(),
             correlation: Policy::default(),
         }

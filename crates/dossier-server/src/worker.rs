@@ -117,6 +117,9 @@ fn build_client(state: &AppState, rec: &ConnectorRecord) -> Result<Client, Strin
     let mut cfg = ClientConfig::new(url, token);
     cfg.extra_roots_pem.clone_from(&state.config.tenant_ca_pem);
     cfg.request_timeout = state.config.request_timeout;
+    cfg.backoff_base = state.config.retry_base;
+    cfg.backoff_cap = state.config.retry_cap;
+    cfg.max_body_bytes = state.config.max_body_bytes;
     Client::new(cfg).map_err(|e| e.human_reason())
 }
 
@@ -188,8 +191,8 @@ async fn run_connector(state: AppState, rec: ConnectorRecord, mut shutdown: watc
     };
     let mut backoff = Backoff {
         attempt: 0,
-        base: Duration::from_secs(1),
-        cap: Duration::from_secs(60),
+        base: state.config.retry_base,
+        cap: state.config.retry_cap,
     };
     let client = match build_client(&state, &rec) {
         Ok(c) => c,

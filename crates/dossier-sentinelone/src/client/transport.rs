@@ -200,6 +200,15 @@ async fn read_body(resp: Response, limit: u64) -> Result<Vec<u8>, Failure> {
 fn transport_failure(err: reqwest::Error) -> Failure {
     let err = err.without_url();
     let message = chain(&err);
+    // A connection the tenant dropped (down, restarting, a proxy cutting it) is an outage, not a
+    // TLS problem, even when TLS is the layer that noticed the missing close_notify.
+    if is_dropped_connection(&err, &message) {
+        return Failure::Retry {
+            err: ClientError::Unreachable(message),
+            after: None,
+            transport: true,
+        };
+    }
     if is_tls(&err, &message) {
         return Failure::Final(ClientError::Tls(message));
     }
@@ -235,6 +244,36 @@ fn chain(err: &reqwest::Error) -> String {
         source = s.source();
     }
     parts.join(": ")
+}
+
+fn is_dropped_connection(err: &reqwest::Error, message: &str) -> bool {
+    use std::io::ErrorKind;
+    let mut source = err.source();
+    while let Some(s) = source {
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            if matches!(
+                io.kind(),
+                ErrorKind::UnexpectedEof
+                    | ErrorKind::ConnectionReset
+                    | ErrorKind::ConnectionAborted
+                    | ErrorKind::BrokenPipe
+            ) {
+                return true;
+            }
+        }
+        source = s.source();
+    }
+    let m = message.to_ascii_lowercase();
+    [
+        "close_notify",
+        "handshake eof",
+        "connection closed",
+        "connection reset",
+        "unexpected eof",
+        "broken pipe",
+    ]
+    .iter()
+    .any(|needle| m.contains(needle))
 }
 
 fn is_tls(err: &reqwest::Error, message: &str) -> bool {

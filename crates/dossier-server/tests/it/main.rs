@@ -1,6 +1,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod access;
+mod faults;
 mod pipeline;
 mod regressions;
 
@@ -59,6 +60,10 @@ pub async fn spawn_app(threats: usize) -> App {
         allow_private_tenants: true,
         tenant_ca_pem: Some(format!("{}\n{}", sim.ca_pem, other_sim.ca_pem).into_bytes()),
         poll_interval: Duration::from_millis(100),
+        retry_base: Duration::from_millis(20),
+        retry_cap: Duration::from_millis(200),
+        request_timeout: Duration::from_secs(2),
+        max_body_bytes: 4 * 1024 * 1024,
         ..ServerConfig::default()
     };
     let state = AppState::new(Arc::new(store), secrets, config);

@@ -1,0 +1,212 @@
+//! A tenant misbehaving in every way seen in the wild: the process keeps running, the status
+//! tells the truth, and after recovery every threat is present exactly once.
+
+use std::time::Duration;
+
+use dossier_domain::access::{Licence, Role};
+use dossier_s1sim::Fault;
+
+use crate::{spawn_app, App};
+
+async fn incident_ids(app: &App, key: &str) -> Vec<String> {
+    let mut ids = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let q = cursor
+            .as_ref()
+            .map_or(String::new(), |c| format!("&cursor={c}"));
+        let (_, p) = app
+            .call(
+                "GET",
+                &format!("/api/v1/events?type=incident_created&limit=1000{q}"),
+                Some(key),
+                None,
+            )
+            .await;
+        for e in p["items"].as_array().unwrap() {
+            ids.push(e["incident_id"].as_str().unwrap().to_owned());
+        }
+        match p["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => return ids,
+        }
+    }
+}
+
+async fn status(app: &App, key: &str, path: &str) -> serde_json::Value {
+    app.call("GET", path, Some(key), None).await.1
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_fault_is_survived_and_nothing_is_lost_or_doubled() {
+    let app = spawn_app(120).await;
+    let account = app.account(Licence::Xops).await;
+    let admin = app.key(Some(&account), &[Role::Admin]).await;
+    let c = app.create_connector(&admin).await;
+    let path = format!("/api/v1/connectors/{}", c["id"].as_str().unwrap());
+    app.until(30, || async {
+        status(&app, &admin, &path).await["health"]["threats"].as_u64() == Some(120)
+    })
+    .await;
+
+    let faults = [
+        Fault::RateLimited {
+            retry_after_secs: Some(1),
+        },
+        Fault::RateLimited {
+            retry_after_secs: None,
+        },
+        Fault::RateLimited {
+            retry_after_secs: None,
+        },
+        Fault::ServerError,
+        Fault::ServerError,
+        Fault::Truncated,
+        Fault::Garbage,
+        Fault::Oversized {
+            bytes: 6 * 1024 * 1024,
+        },
+        Fault::SchemaDrift,
+        Fault::Slow(Duration::from_secs(3)),
+        Fault::Trickle,
+        Fault::ServerError,
+    ];
+    let total_faults = faults.len();
+    let before = app.tenant.request_count();
+    app.tenant.push_faults(faults);
+    // The tenant keeps working meanwhile: new threats and updates of old ones.
+    let ids = app.tenant.all_ids();
+    for i in 0..40 {
+        app.tenant.generate_live(chrono::Utc::now());
+        app.tenant.update_threat(&ids[i * 3], chrono::Utc::now());
+    }
+    // Every fault is served, and the process still answers.
+    app.until(60, || async {
+        app.tenant.request_count() > before + total_faults as u64
+    })
+    .await;
+    let (s, _) = app.call("GET", "/healthz", None, None).await;
+    assert_eq!(s, 200);
+
+    // After the faults: connected again, with every threat once.
+    let want = app.tenant.threat_count();
+    app.until(60, || async {
+        let c = status(&app, &admin, &path).await;
+        c["status"] == "connected" && incident_ids(&app, &admin).await.len() == want
+    })
+    .await;
+    let got = incident_ids(&app, &admin).await;
+    let unique: std::collections::BTreeSet<&String> = got.iter().collect();
+    assert_eq!(
+        (got.len(), unique.len()),
+        (want, want),
+        "every threat exactly once"
+    );
+    let c = status(&app, &admin, &path).await;
+    assert!(
+        c["health"]["errors"].as_u64().unwrap() > 0,
+        "errors were counted: {c}"
+    );
+    let (_, e) = app
+        .call(
+            "GET",
+            "/api/v1/events?type=connector_error",
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert!(
+        !e["items"].as_array().unwrap().is_empty(),
+        "errors were recorded as events (track_errors)"
+    );
+    // Every update made during the faults reached its incident.
+    let (_, ev) = app
+        .call(
+            "GET",
+            "/api/v1/events?type=incident_updated&limit=1000",
+            Some(&admin),
+            None,
+        )
+        .await;
+    let updated: std::collections::BTreeSet<&str> = ev["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["incident_id"].as_str())
+        .collect();
+    for id in ids.iter().step_by(3).take(40) {
+        assert!(
+            updated.contains(id.as_str()),
+            "the update of {id} was not ingested"
+        );
+    }
+    app.running.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outage_turns_the_connector_to_error_and_recovery_heals_it() {
+    let app = spawn_app(30).await;
+    let account = app.account(Licence::Xops).await;
+    let admin = app.key(Some(&account), &[Role::Admin]).await;
+    let c = app.create_connector(&admin).await;
+    let path = format!("/api/v1/connectors/{}", c["id"].as_str().unwrap());
+    app.until(30, || async {
+        status(&app, &admin, &path).await["status"] == "connected"
+    })
+    .await;
+
+    app.tenant.set_down(true);
+    for _ in 0..10 {
+        app.tenant.generate_live(chrono::Utc::now());
+    }
+    app.until(30, || async {
+        status(&app, &admin, &path).await["status"] == "error"
+    })
+    .await;
+    let detail = status(&app, &admin, &path).await["status_detail"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        detail.contains("unreachable") || detail.contains("answer"),
+        "{detail}"
+    );
+
+    app.tenant.set_down(false);
+    app.until(30, || async {
+        let c = status(&app, &admin, &path).await;
+        c["status"] == "connected" && c["health"]["threats"].as_u64() == Some(40)
+    })
+    .await;
+    assert_eq!(incident_ids(&app, &admin).await.len(), 40);
+    app.running.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_tokens_are_errors_with_a_human_reason_until_a_good_poll() {
+    let app = spawn_app(5).await;
+    let account = app.account(Licence::Xops).await;
+    let admin = app.key(Some(&account), &[Role::Admin]).await;
+    let c = app.create_connector(&admin).await;
+    let path = format!("/api/v1/connectors/{}", c["id"].as_str().unwrap());
+    app.until(30, || async {
+        status(&app, &admin, &path).await["status"] == "connected"
+    })
+    .await;
+    for (fault, needle) in [(Fault::Forbidden, "403"), (Fault::Unauthorized, "401")] {
+        app.tenant.push_faults([fault]);
+        app.until(30, || async {
+            status(&app, &admin, &path).await["status"] == "error"
+        })
+        .await;
+        let c = status(&app, &admin, &path).await;
+        let detail = c["status_detail"].as_str().unwrap();
+        assert!(detail.contains(needle), "{detail}");
+        // One refusal: the next good poll heals it.
+        app.until(30, || async {
+            status(&app, &admin, &path).await["status"] == "connected"
+        })
+        .await;
+    }
+    app.running.stop().await;
+}
