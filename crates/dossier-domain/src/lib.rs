@@ -5,6 +5,7 @@ pub mod access;
 pub mod correlate;
 pub mod criticality;
 pub mod event;
+pub mod expiry;
 pub mod incident;
 pub mod story;
 pub mod summary;

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use dossier_domain::event::EventType;
+use dossier_domain::expiry::{Expiry, EXPIRED_REASON};
 use dossier_sentinelone::{
     map_threat, page_max_updated_at_until, Checkpoint, Client, ClientConfig, ClientError, Page,
     ThreatQuery,
@@ -130,6 +131,41 @@ struct Health<'a> {
 }
 
 impl Health<'_> {
+    async fn remember_expiry(&self, e: Expiry) {
+        let update = HealthUpdate {
+            expiry_warned: Some(e.code()),
+            ..HealthUpdate::default()
+        };
+        if let Err(err) = self
+            .state
+            .store
+            .set_connector_health(&self.rec.id, &update)
+            .await
+        {
+            tracing::error!(connector_id = %self.rec.id, error = %err, "cannot record expiry warning");
+        }
+    }
+
+    async fn warn(&self, message: &str, expires_at: chrono::DateTime<Utc>) {
+        tracing::warn!(connector_id = %self.rec.id, %expires_at, "{message}");
+        if !self.rec.track_errors {
+            return;
+        }
+        let event = NewEvent {
+            account_id: self.rec.account_id.clone(),
+            event_type: EventType::ConnectorWarning,
+            at: Utc::now(),
+            connector_id: Some(self.rec.id.clone()),
+            story_id: None,
+            incident_id: None,
+            message: format!("connector {}: {message}", self.rec.name),
+            data: serde_json::json!({ "token_expires_at": expires_at }),
+        };
+        if let Err(e) = self.state.store.insert_event(&event).await {
+            tracing::error!(connector_id = %self.rec.id, error = %e, "cannot record connector event");
+        }
+    }
+
     async fn error(&mut self, reason: String, counts_as_poll_error: bool) {
         let labels = Metrics::connector(&self.rec.id);
         if counts_as_poll_error {
@@ -167,6 +203,45 @@ impl Health<'_> {
         }
         self.status = "error".into();
     }
+}
+
+/// Reads the token's expiry from the tenant; `None` when the tenant cannot tell (some
+/// service-user tokens cannot be introspected).
+async fn token_expiry(client: &Client, rec: &ConnectorRecord) -> Option<chrono::DateTime<Utc>> {
+    match client.token_details().await {
+        Ok(d) => d.expires_at,
+        Err(e) => {
+            tracing::debug!(connector_id = %rec.id, error = %e, "token expiry unknown");
+            None
+        }
+    }
+}
+
+/// Gives the 30- and 7-day warnings once each (an event when the connector tracks errors),
+/// and turns the connector to `error` once the token has expired. Returns whether it has.
+async fn check_expiry(
+    health: &mut Health<'_>,
+    warned: &mut Expiry,
+    expires: Option<chrono::DateTime<Utc>>,
+) -> bool {
+    let now = Utc::now();
+    let state = Expiry::of(expires, now);
+    if state == Expiry::Expired {
+        if *warned != Expiry::Expired || health.status != "error" {
+            health.error(EXPIRED_REASON.to_owned(), false).await;
+            *warned = Expiry::Expired;
+            health.remember_expiry(Expiry::Expired).await;
+        }
+        return true;
+    }
+    if state > *warned {
+        if let (Some(at), Some(message)) = (expires, expires.and_then(|at| state.warning(at))) {
+            health.warn(&message, at).await;
+        }
+        *warned = state;
+        health.remember_expiry(state).await;
+    }
+    false
 }
 
 async fn timed_fetch(
@@ -209,20 +284,23 @@ async fn run_connector(state: AppState, rec: ConnectorRecord, mut shutdown: watc
         match client.verify().await {
             Ok(()) => break,
             Err(e) => {
-                health.error(e.human_reason(), true).await;
+                // A 401 for a token known to have expired says why in the operator's words.
+                let expired = e.is_token_rejected()
+                    && Expiry::of(rec.token_expires_at, Utc::now()) == Expiry::Expired;
+                let reason = if expired {
+                    EXPIRED_REASON.to_owned()
+                } else {
+                    e.human_reason()
+                };
+                health.error(reason, true).await;
                 if sleep_or_stop(backoff.next(), &mut shutdown).await {
                     return;
                 }
             }
         }
     }
-    let expires = match client.token_details().await {
-        Ok(d) => d.expires_at,
-        Err(e) => {
-            tracing::debug!(connector_id = %rec.id, error = %e, "token expiry unknown");
-            None
-        }
-    };
+    let mut expires = token_expiry(&client, &rec).await;
+    let mut token_checked = std::time::Instant::now();
     let update = HealthUpdate {
         status: Some("connected".into()),
         status_detail: Some(None),
@@ -234,6 +312,7 @@ async fn run_connector(state: AppState, rec: ConnectorRecord, mut shutdown: watc
     }
     health.status = "connected".into();
     backoff.reset();
+    let mut warned = Expiry::from_code(rec.expiry_warned);
 
     let mut checkpoint: Checkpoint = rec
         .checkpoint
@@ -246,6 +325,26 @@ async fn run_connector(state: AppState, rec: ConnectorRecord, mut shutdown: watc
     loop {
         if *shutdown.borrow() {
             return;
+        }
+        // The expiry is read again daily (a token can be extended); between reads the clock
+        // alone says when a warning is due.
+        if token_checked.elapsed() > Duration::from_secs(24 * 3600) {
+            expires = token_expiry(&client, &rec).await;
+            token_checked = std::time::Instant::now();
+            let update = HealthUpdate {
+                token_expires_at: Some(expires),
+                ..HealthUpdate::default()
+            };
+            if let Err(e) = state.store.set_connector_health(&rec.id, &update).await {
+                tracing::error!(connector_id = %rec.id, error = %e, "cannot record token expiry");
+            }
+        }
+        if check_expiry(&mut health, &mut warned, expires).await {
+            // Nothing to poll with: a new token (PATCH) restarts this worker.
+            if sleep_or_stop(state.config.retry_cap, &mut shutdown).await {
+                return;
+            }
+            continue;
         }
         let fetched = match prefetched.take() {
             Some(f) => f,

@@ -72,6 +72,8 @@ pub struct ConnectorRecord {
     pub threats: u64,
     /// Bumped on every configuration change, so a worker notices it must reload.
     pub generation: i64,
+    /// Which expiry warning was given for the current token (`Expiry::code`).
+    pub expiry_warned: i64,
 }
 
 impl std::fmt::Debug for ConnectorRecord {
@@ -114,6 +116,7 @@ pub struct HealthUpdate {
     pub errors_inc: u64,
     /// A new checkpoint outside a page commit (e.g. a walk restarted after a rejected cursor).
     pub checkpoint: Option<String>,
+    pub expiry_warned: Option<i64>,
 }
 
 /// One page of threats to commit.

@@ -1,6 +1,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod access;
+mod expiry;
 mod faults;
 mod pipeline;
 mod regressions;

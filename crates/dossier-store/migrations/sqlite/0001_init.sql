@@ -30,6 +30,8 @@ CREATE TABLE connectors (
     status_detail    TEXT,
     last_success_at  INTEGER,
     token_expires_at INTEGER,
+    -- Which expiry warning was given for the current token: 0 none, 30, 7, -1 expired.
+    expiry_warned    INTEGER NOT NULL DEFAULT 0,
     created_at       INTEGER NOT NULL,
     updated_at       INTEGER NOT NULL,
     checkpoint       TEXT,

@@ -86,7 +86,7 @@ pub(crate) fn find_api_key(conn: &Connection, key_hash: &str) -> Result<ApiKeyRe
 
 const CONNECTOR_COLUMNS: &str = "id, account_id, kind, name, description, tenant_url, token_enc,
     status, status_detail, last_success_at, token_expires_at, track_errors, write_back,
-    created_at, updated_at, checkpoint, polls, errors, threats, generation";
+    created_at, updated_at, checkpoint, polls, errors, threats, generation, expiry_warned";
 
 fn connector_row(r: &Row<'_>) -> rusqlite::Result<ConnectorRecord> {
     Ok(ConnectorRecord {
@@ -110,6 +110,7 @@ fn connector_row(r: &Row<'_>) -> rusqlite::Result<ConnectorRecord> {
         errors: r.get::<_, i64>(17)?.try_into().unwrap_or_default(),
         threats: r.get::<_, i64>(18)?.try_into().unwrap_or_default(),
         generation: r.get(19)?,
+        expiry_warned: r.get(20)?,
     })
 }
 
@@ -176,7 +177,9 @@ pub(crate) fn update_connector(
         "UPDATE connectors SET name = ?2, description = ?3, tenant_url = ?4, token_enc = ?5,
              track_errors = ?6, write_back = ?7, status = ?8, status_detail = ?9,
              updated_at = ?10, generation = generation + 1,
-             checkpoint = CASE WHEN ?11 THEN NULL ELSE checkpoint END
+             checkpoint = CASE WHEN ?11 THEN NULL ELSE checkpoint END,
+             expiry_warned = CASE WHEN ?12 THEN 0 ELSE expiry_warned END,
+             token_expires_at = CASE WHEN ?12 THEN NULL ELSE token_expires_at END
          WHERE id = ?1",
         params![
             id,
@@ -190,6 +193,8 @@ pub(crate) fn update_connector(
             detail,
             us(u.now.unwrap_or(current.updated_at)),
             u.reset_checkpoint,
+            // A new token: its expiry is learnt afresh, and so are its warnings.
+            u.token_enc.is_some(),
         ],
     )?;
     get_connector(conn, account_id, id)
@@ -216,7 +221,8 @@ pub(crate) fn set_connector_health(conn: &Connection, id: &str, h: &HealthUpdate
              status_detail = CASE WHEN ?3 THEN ?4 ELSE status_detail END,
              last_success_at = COALESCE(?5, last_success_at),
              token_expires_at = CASE WHEN ?6 THEN ?7 ELSE token_expires_at END,
-             polls = polls + ?8, errors = errors + ?9, checkpoint = COALESCE(?10, checkpoint)
+             polls = polls + ?8, errors = errors + ?9, checkpoint = COALESCE(?10, checkpoint),
+             expiry_warned = COALESCE(?11, expiry_warned)
          WHERE id = ?1",
         params![
             id,
@@ -229,6 +235,7 @@ pub(crate) fn set_connector_health(conn: &Connection, id: &str, h: &HealthUpdate
             h.polls_inc,
             h.errors_inc,
             h.checkpoint,
+            h.expiry_warned,
         ],
     )?;
     if n == 0 {

@@ -1,0 +1,185 @@
+//! Token expiry: warnings 30 and 7 days ahead, once each, and an honest error at expiry.
+
+use chrono::{Duration, Utc};
+use dossier_domain::access::{Licence, Role};
+use dossier_s1sim::TokenSpec;
+use serde_json::json;
+
+use crate::{spawn_app, TOKEN};
+
+fn token_expiring_in(d: Duration) -> TokenSpec {
+    TokenSpec {
+        expires_at: Some(Utc::now() + d),
+        ..TokenSpec::new(TOKEN)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_expiring_within_30_days_warns_once() {
+    let app = spawn_app(3).await;
+    app.tenant.set_token(token_expiring_in(Duration::days(20)));
+    let account = app.account(Licence::Xops).await;
+    let admin = app.key(Some(&account), &[Role::Admin]).await;
+    let c = app.create_connector(&admin).await;
+    let path = format!("/api/v1/connectors/{}", c["id"].as_str().unwrap());
+    app.until(30, || async {
+        let (_, e) = app
+            .call(
+                "GET",
+                "/api/v1/events?type=connector_warning",
+                Some(&admin),
+                None,
+            )
+            .await;
+        e["items"].as_array().unwrap().len() == 1
+    })
+    .await;
+    let (_, e) = app
+        .call(
+            "GET",
+            "/api/v1/events?type=connector_warning",
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert!(
+        e["items"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("30 days"),
+        "{e}"
+    );
+    let (_, c) = app.call("GET", &path, Some(&admin), None).await;
+    assert_eq!(c["status"], "connected", "a warning is not an error");
+    assert!(c["token_expires_at"].is_string());
+
+    // A restart of the worker (a configuration change) does not warn again.
+    let (status, _) = app
+        .call(
+            "PATCH",
+            &path,
+            Some(&admin),
+            Some(json!({"name": "renamed"})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+    let (_, e) = app
+        .call(
+            "GET",
+            "/api/v1/events?type=connector_warning",
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(e["items"].as_array().unwrap().len(), 1, "{e}");
+    app.running.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expiring_token_warns_at_7_days_then_turns_the_connector_to_error() {
+    let app = spawn_app(3).await;
+    app.tenant
+        .set_token(token_expiring_in(Duration::seconds(3)));
+    let account = app.account(Licence::Xops).await;
+    let admin = app.key(Some(&account), &[Role::Admin]).await;
+    let c = app.create_connector(&admin).await;
+    let path = format!("/api/v1/connectors/{}", c["id"].as_str().unwrap());
+    app.until(30, || async {
+        let (_, c) = app.call("GET", &path, Some(&admin), None).await;
+        c["status"] == "error"
+    })
+    .await;
+    let (_, c) = app.call("GET", &path, Some(&admin), None).await;
+    assert_eq!(
+        c["status_detail"],
+        "token expired — create a new service-user token"
+    );
+    let (_, w) = app
+        .call(
+            "GET",
+            "/api/v1/events?type=connector_warning",
+            Some(&admin),
+            None,
+        )
+        .await;
+    let warnings: Vec<&str> = w["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["message"].as_str())
+        .collect();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(warnings[0].contains("7 days"));
+    let (_, e) = app
+        .call(
+            "GET",
+            "/api/v1/events?type=connector_error",
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(e["items"].as_array().unwrap().len(), 1, "{e}");
+
+    // A new token heals it, keeping the checkpoint: nothing twice.
+    app.tenant.set_token(token_expiring_in(Duration::days(365)));
+    let (status, _) = app
+        .call(
+            "PATCH",
+            &path,
+            Some(&admin),
+            Some(json!({"api_token": TOKEN})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    app.tenant.generate_live(Utc::now());
+    app.until(30, || async {
+        let (_, c) = app.call("GET", &path, Some(&admin), None).await;
+        c["status"] == "connected" && c["health"]["threats"].as_u64() == Some(4)
+    })
+    .await;
+    let (_, e) = app
+        .call(
+            "GET",
+            "/api/v1/events?type=incident_created&limit=100",
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(e["items"].as_array().unwrap().len(), 4);
+    app.running.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_track_errors_only_the_status_changes() {
+    let app = spawn_app(2).await;
+    app.tenant.set_token(token_expiring_in(Duration::days(5)));
+    let account = app.account(Licence::Xops).await;
+    let admin = app.key(Some(&account), &[Role::Admin]).await;
+    let (status, c) = app
+        .call(
+            "POST",
+            "/api/v1/connectors",
+            Some(&admin),
+            Some(json!({"kind": "sentinelone", "name": "quiet", "tenant_url": app.sim.base_url, "api_token": TOKEN})),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let path = format!("/api/v1/connectors/{}", c["id"].as_str().unwrap());
+    app.until(30, || async {
+        let (_, c) = app.call("GET", &path, Some(&admin), None).await;
+        c["token_expires_at"].is_string() && c["health"]["threats"].as_u64() == Some(2)
+    })
+    .await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let (_, e) = app
+        .call(
+            "GET",
+            "/api/v1/events?type=connector_warning,connector_error",
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert!(e["items"].as_array().unwrap().is_empty(), "{e}");
+    app.running.stop().await;
+}
