@@ -7,6 +7,7 @@ pub mod criticality;
 pub mod event;
 pub mod expiry;
 pub mod incident;
+pub mod net;
 pub mod story;
 pub mod summary;
 pub mod time;

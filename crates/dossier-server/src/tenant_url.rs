@@ -2,7 +2,7 @@
 //! its origin, and a host that does not resolve to an internal address unless the deployment
 //! allows private tenants (a user-supplied URL must not reach the metadata service or the LAN).
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::IpAddr;
 
 use url::Url;
 
@@ -47,39 +47,7 @@ pub fn normalise(input: &str) -> Result<Url, ApiError> {
     Url::parse(&origin).map_err(|e| bad(&e.to_string()))
 }
 
-/// Returns whether an address is internal: loopback, private, link-local (which holds the
-/// cloud metadata address), CGNAT, multicast, unspecified, broadcast or reserved.
-#[must_use]
-pub fn is_internal(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => is_internal_v4(v4),
-        IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
-                return is_internal_v4(v4);
-            }
-            let seg0 = v6.segments()[0];
-            v6.is_loopback()
-                || v6.is_unspecified()
-                || v6.is_multicast()
-                || (seg0 & 0xfe00) == 0xfc00 // unique local, incl. fd00:ec2::254 metadata
-                || (seg0 & 0xffc0) == 0xfe80 // link-local
-                || v6 == Ipv6Addr::new(0x64, 0xff9b, 0, 0, 0, 0, 0xa9fe, 0xa9fe)
-        }
-    }
-}
-
-fn is_internal_v4(v4: Ipv4Addr) -> bool {
-    let o = v4.octets();
-    v4.is_loopback()
-        || v4.is_private()
-        || v4.is_link_local()
-        || v4.is_multicast()
-        || v4.is_unspecified()
-        || v4.is_broadcast()
-        || o[0] == 0
-        || (o[0] == 100 && (o[1] & 0xc0) == 64) // CGNAT 100.64.0.0/10
-        || o[0] >= 240
-}
+pub use dossier_domain::net::is_internal;
 
 /// Resolves the URL's host and refuses internal addresses unless `allow_private`.
 ///
@@ -140,29 +108,6 @@ mod tests {
             "not a url",
         ] {
             assert!(normalise(bad).is_err(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn knows_internal_addresses() {
-        for ip in [
-            "127.0.0.1",
-            "10.1.2.3",
-            "172.16.0.1",
-            "192.168.1.1",
-            "169.254.169.254",
-            "100.64.0.1",
-            "0.0.0.0",
-            "224.0.0.1",
-            "::1",
-            "fe80::1",
-            "fd00:ec2::254",
-            "::ffff:127.0.0.1",
-        ] {
-            assert!(is_internal(ip.parse().unwrap()), "{ip}");
-        }
-        for ip in ["8.8.8.8", "52.1.2.3", "2606:4700::1111", "100.128.0.1"] {
-            assert!(!is_internal(ip.parse().unwrap()), "{ip}");
         }
     }
 

@@ -121,6 +121,7 @@ fn build_client(state: &AppState, rec: &ConnectorRecord) -> Result<Client, Strin
     cfg.backoff_base = state.config.retry_base;
     cfg.backoff_cap = state.config.retry_cap;
     cfg.max_body_bytes = state.config.max_body_bytes;
+    cfg.refuse_internal_addresses = !state.config.allow_private_tenants;
     Client::new(cfg).map_err(|e| e.human_reason())
 }
 

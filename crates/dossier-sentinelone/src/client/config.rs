@@ -39,6 +39,11 @@ pub struct ClientConfig {
     /// is returned as `RateLimited` for the caller to schedule.
     pub backoff_cap: Duration,
     pub user_agent: String,
+    /// Refuse to connect to internal addresses (loopback, private, link-local, metadata…),
+    /// checked on every connection after DNS resolution, so that a host re-pointed after it
+    /// was validated (DNS rebinding) cannot reach them. Off by default; servers turn it on
+    /// unless the deployment allows private tenants.
+    pub refuse_internal_addresses: bool,
 }
 
 impl ClientConfig {
@@ -60,6 +65,7 @@ impl ClientConfig {
             backoff_base: Duration::from_secs(1),
             backoff_cap: Duration::from_secs(60),
             user_agent: concat!("dossier/", env!("CARGO_PKG_VERSION")).to_owned(),
+            refuse_internal_addresses: false,
         }
     }
 }

@@ -21,6 +21,8 @@ use secrecy::ExposeSecret;
 use serde::Deserialize;
 use url::Url;
 
+mod guard;
+
 pub use config::{ClientConfig, DEFAULT_MAX_BODY_BYTES};
 pub use error::ClientError;
 
@@ -101,6 +103,24 @@ impl Client {
             // The API does not redirect; a redirect means a wrong URL, and following it could
             // carry the request somewhere unexpected.
             .redirect(reqwest::redirect::Policy::none());
+        if config.refuse_internal_addresses {
+            // An address literal never goes through the resolver: check it here.
+            if let Some(url::Host::Ipv4(ip)) = config.base_url.host() {
+                if dossier_domain::net::is_internal(ip.into()) {
+                    return Err(ClientError::Config(format!(
+                        "the tenant URL points to an internal address ({ip})"
+                    )));
+                }
+            }
+            if let Some(url::Host::Ipv6(ip)) = config.base_url.host() {
+                if dossier_domain::net::is_internal(ip.into()) {
+                    return Err(ClientError::Config(format!(
+                        "the tenant URL points to an internal address ({ip})"
+                    )));
+                }
+            }
+            builder = builder.dns_resolver(std::sync::Arc::new(guard::PublicOnly));
+        }
         if let Some(pem) = &config.extra_roots_pem {
             let certs = reqwest::Certificate::from_pem_bundle(pem)
                 .map_err(|e| ClientError::Config(format!("extra trust roots: {e}")))?;

@@ -3,6 +3,7 @@
 
 mod client;
 mod client_calls;
+mod guard;
 mod poll;
 mod props;
 mod samples;
