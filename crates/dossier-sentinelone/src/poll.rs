@@ -21,6 +21,18 @@ pub struct Checkpoint {
     pub cursor: Option<String>,
     /// The highest `threatInfo.updatedAt` received so far.
     pub high_water: Option<DateTime<Utc>>,
+    /// While the first walk (the backfill) is under way: when it started.
+    #[serde(default)]
+    pub backfill_started: Option<DateTime<Utc>>,
+}
+
+/// How far the first walk (the backfill) has come.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BackfillProgress {
+    /// 0.0 to 1.0, by the `updatedAt` reached within the backfill window.
+    pub fraction: f64,
+    /// At the pace so far; `None` before anything arrived.
+    pub eta: Option<Duration>,
 }
 
 /// How a connector polls. Serialised with durations in whole seconds.
@@ -71,7 +83,23 @@ impl Checkpoint {
                 .unwrap_or(DateTime::<Utc>::MIN_UTC),
             cursor: None,
             high_water: None,
+            backfill_started: Some(now),
         }
+    }
+
+    /// Returns how far the backfill has come, or `None` once it is done.
+    #[must_use]
+    pub fn backfill_progress(&self, now: DateTime<Utc>) -> Option<BackfillProgress> {
+        let started = self.backfill_started?;
+        let window = (started - self.since).num_milliseconds().max(1) as f64;
+        let reached = self.high_water.map_or(0.0, |h| {
+            (h.min(started) - self.since).num_milliseconds().max(0) as f64
+        });
+        let fraction = (reached / window).clamp(0.0, 1.0);
+        let elapsed = (now - started).num_milliseconds().max(0) as f64;
+        let eta = (fraction > 0.0)
+            .then(|| Duration::milliseconds((elapsed * (1.0 - fraction) / fraction) as i64));
+        Some(BackfillProgress { fraction, eta })
     }
 
     /// Returns the query for the next page: `updatedAt__gte = since`, `updatedAt` ascending,
@@ -110,13 +138,16 @@ impl Checkpoint {
                 since: self.since,
                 cursor: Some(cursor.to_owned()),
                 high_water,
+                backfill_started: self.backfill_started,
             },
             None => {
                 let moved = high_water.and_then(|h| h.checked_sub_signed(policy.overlap.abs()));
+                // The first walk's end is the backfill's end.
                 Checkpoint {
                     since: self.since.max(moved.unwrap_or(self.since)),
                     cursor: None,
                     high_water,
+                    backfill_started: None,
                 }
             }
         }
@@ -130,6 +161,7 @@ impl Checkpoint {
             since: self.since,
             cursor: None,
             high_water: self.high_water,
+            backfill_started: self.backfill_started,
         }
     }
 
@@ -219,8 +251,13 @@ mod tests {
     fn an_empty_walk_keeps_since() {
         let policy = PollPolicy::default();
         let cp = Checkpoint::initial(t("2025-04-01T00:00:00Z"), &policy);
-        assert_eq!(cp.after_page(None, None, &policy), cp);
-        assert_eq!(cp.after_page(None, Some("null"), &policy), cp);
+        // An empty first walk ends the backfill and changes nothing else.
+        let ended = Checkpoint {
+            backfill_started: None,
+            ..cp.clone()
+        };
+        assert_eq!(cp.after_page(None, None, &policy), ended);
+        assert_eq!(cp.after_page(None, Some("null"), &policy), ended);
     }
 
     #[test]
@@ -230,6 +267,7 @@ mod tests {
             since: t("2025-03-01T00:00:00Z"),
             cursor: None,
             high_water: None,
+            backfill_started: None,
         };
         let done = cp.after_page(Some(t("2024-01-01T00:00:00Z")), None, &policy);
         assert_eq!(done.since, cp.since);
@@ -241,9 +279,36 @@ mod tests {
             since: t("2025-03-01T00:00:00Z"),
             cursor: Some("stale".into()),
             high_water: Some(t("2025-03-02T00:00:00Z")),
+            backfill_started: None,
         };
         let r = cp.restart_walk();
         assert_eq!(r.cursor, None);
         assert_eq!((r.since, r.high_water), (cp.since, cp.high_water));
+    }
+
+    #[test]
+    fn backfill_progress_follows_the_first_walk_and_ends_with_it() {
+        let policy = PollPolicy::default();
+        let now = t("2025-06-01T00:00:00Z");
+        let cp = Checkpoint::initial(now, &policy);
+        let p = cp.backfill_progress(now).unwrap();
+        assert!(p.fraction.abs() < f64::EPSILON && p.eta.is_none());
+        // Half the 90-day window reached after 10 minutes: 10 more to go.
+        let half = cp.since + Duration::days(45);
+        let cp = cp.after_page(Some(half), Some("c1"), &policy);
+        let p = cp.backfill_progress(now + Duration::minutes(10)).unwrap();
+        assert!((p.fraction - 0.5).abs() < 1e-6, "{p:?}");
+        assert_eq!(p.eta.map(|d| d.num_minutes()), Some(10));
+        // A restarted walk is still the backfill; the walk's end is its end.
+        let cp = cp.restart_walk();
+        assert!(cp.backfill_progress(now).is_some());
+        let cp = cp.after_page(Some(now), None, &policy);
+        assert!(cp.backfill_progress(now).is_none());
+        // Checkpoints saved before backfill tracking read as done.
+        let old: Checkpoint = serde_json::from_str(
+            r#"{"since":"2025-03-01T00:00:00Z","cursor":null,"high_water":null}"#,
+        )
+        .unwrap();
+        assert!(old.backfill_progress(now).is_none());
     }
 }

@@ -38,6 +38,25 @@ pub struct ConnectorView {
     pub account_id: String,
     pub write_back: bool,
     pub health: Health,
+    /// While the first sync (the backfill) is under way: how far it has come; `null` after.
+    pub backfill: Option<BackfillView>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BackfillView {
+    /// 0 to 100.
+    pub percent: f64,
+    /// At the pace so far; `null` before the first threats arrive.
+    pub eta_seconds: Option<i64>,
+}
+
+fn backfill_of(checkpoint: Option<&str>) -> Option<BackfillView> {
+    let cp: dossier_sentinelone::Checkpoint = serde_json::from_str(checkpoint?).ok()?;
+    let p = cp.backfill_progress(Utc::now())?;
+    Some(BackfillView {
+        percent: (p.fraction * 1000.0).round() / 10.0,
+        eta_seconds: p.eta.map(|d| d.num_seconds()),
+    })
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -49,7 +68,16 @@ pub struct Health {
 
 impl From<ConnectorRecord> for ConnectorView {
     fn from(c: ConnectorRecord) -> Self {
+        let backfill = match c.checkpoint.as_deref() {
+            // Never polled yet: the whole backfill is ahead.
+            None => Some(BackfillView {
+                percent: 0.0,
+                eta_seconds: None,
+            }),
+            Some(cp) => backfill_of(Some(cp)),
+        };
         Self {
+            backfill,
             id: c.id,
             kind: c.kind,
             name: c.name,

@@ -22,7 +22,7 @@ use crate::AppState;
         events::list,
     ),
     components(schemas(
-        connectors::ConnectorView, connectors::Health, connectors::CreateConnector, connectors::PatchConnector,
+        connectors::ConnectorView, connectors::Health, connectors::BackfillView, connectors::CreateConnector, connectors::PatchConnector,
         stories::PatchStory, stories::NewComment,
         dossier_store::Story, dossier_store::StoryPage, dossier_store::StoryDetail, dossier_store::DeviceView,
         dossier_store::FileView, dossier_store::IncidentView, dossier_store::TimelineEntry, dossier_store::Comment,

@@ -11,6 +11,10 @@ async fn threats_become_stories_through_the_api() {
     let connector = app.create_connector(&admin).await;
     assert_eq!(connector["status"], "pending");
     assert_eq!(
+        connector["backfill"]["percent"], 0.0,
+        "the whole backfill is ahead"
+    );
+    assert_eq!(
         connector["tenant_url"],
         app.sim.base_url.trim_end_matches('/')
     );
@@ -25,6 +29,7 @@ async fn threats_become_stories_through_the_api() {
     .await;
     let (_, c) = app.call("GET", &path, Some(&admin), None).await;
     assert!(c["token_expires_at"].is_string(), "{c}");
+    assert!(c["backfill"].is_null(), "the backfill is over: {c}");
     assert!(c["last_success_at"].is_string());
 
     // Every threat is in exactly one story.
