@@ -9,6 +9,7 @@ pub mod metrics;
 pub mod secrets;
 pub mod tenant_url;
 pub mod worker;
+pub mod writeback;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

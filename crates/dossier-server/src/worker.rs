@@ -109,7 +109,7 @@ async fn sleep_or_stop(d: Duration, shutdown: &mut watch::Receiver<bool>) -> boo
     }
 }
 
-fn build_client(state: &AppState, rec: &ConnectorRecord) -> Result<Client, String> {
+pub(crate) fn build_client(state: &AppState, rec: &ConnectorRecord) -> Result<Client, String> {
     let token = state
         .secrets
         .open(&rec.token_enc)

@@ -87,6 +87,15 @@ pub trait Store: Send + Sync + 'static {
         text: &str,
         now: DateTime<Utc>,
     ) -> Result<Comment>;
+    /// Records something that happened to a story (in its timeline and the audit log).
+    async fn record_on_story(
+        &self,
+        story_id: &str,
+        kind: &str,
+        actor: &str,
+        text: &str,
+        now: DateTime<Utc>,
+    ) -> Result<()>;
 
     // Events.
     async fn list_events(&self, q: &EventQuery) -> Result<EventPage>;

@@ -250,6 +250,14 @@ pub async fn patch(
         .update_story(account.as_deref(), &id, &u, &p.actor, Utc::now())
         .await
         .map_err(|e| ApiError::from_store(e, "story"))?;
+    // Closing with a verdict (or setting the verdict of a closed story) goes back to the
+    // tenants whose connectors write back; the change above is saved whatever happens there.
+    let closing = body.status == Some(Status::Closed) || body.verdict.is_some();
+    if let (Status::Closed, Some(verdict), true) =
+        (story.story.status, story.story.verdict, closing)
+    {
+        crate::writeback::spawn(state.clone(), story.clone(), verdict);
+    }
     Ok(Json(story))
 }
 

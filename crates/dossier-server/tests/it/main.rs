@@ -5,6 +5,7 @@ mod expiry;
 mod faults;
 mod pipeline;
 mod regressions;
+mod writeback;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -357,6 +357,27 @@ impl crate::Store for SqliteStore {
             .await
     }
 
+    async fn record_on_story(
+        &self,
+        story_id: &str,
+        kind: &str,
+        actor: &str,
+        text: &str,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let (id, kind, actor, text) = (
+            story_id.to_owned(),
+            kind.to_owned(),
+            actor.to_owned(),
+            text.to_owned(),
+        );
+        self.write(move |c| {
+            let story = stories::get_story_row(c, None, &id)?;
+            stories::record(c, &story, now, &actor, &kind, &text)
+        })
+        .await
+    }
+
     async fn list_events(&self, q: &crate::EventQuery) -> Result<crate::EventPage> {
         let q = q.clone();
         self.read(move |c| events::list(c, &q)).await

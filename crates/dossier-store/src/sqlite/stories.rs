@@ -448,7 +448,7 @@ fn related(
     Ok(out)
 }
 
-fn record(
+pub(crate) fn record(
     conn: &Connection,
     story: &Story,
     at: DateTime<Utc>,
