@@ -64,6 +64,8 @@ pub struct Health {
     pub polls: u64,
     pub errors: u64,
     pub threats: u64,
+    /// Seconds since the last successful poll: how stale the connector's stories may be.
+    pub lag_seconds: Option<i64>,
 }
 
 impl From<ConnectorRecord> for ConnectorView {
@@ -95,6 +97,9 @@ impl From<ConnectorRecord> for ConnectorView {
                 polls: c.polls,
                 errors: c.errors,
                 threats: c.threats,
+                lag_seconds: c
+                    .last_success_at
+                    .map(|t| (Utc::now() - t).num_seconds().max(0)),
             },
         }
     }

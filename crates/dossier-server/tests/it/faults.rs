@@ -210,3 +210,35 @@ async fn refused_tokens_are_errors_with_a_human_reason_until_a_good_poll() {
     }
     app.running.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_untrusted_certificate_is_a_tls_failure() {
+    let app = spawn_app(1).await;
+    // A tenant whose CA the server was not told to trust.
+    let stranger = dossier_s1sim::Tenant::new(&dossier_s1sim::SimConfig::new(3, 2, crate::TOKEN));
+    let sim = dossier_s1sim::start(stranger, "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let account = app.account(Licence::Xops).await;
+    let admin = app.key(Some(&account), &[Role::Admin]).await;
+    let (s, c) = app
+        .call(
+            "POST",
+            "/api/v1/connectors",
+            Some(&admin),
+            Some(serde_json::json!({"kind": "sentinelone", "name": "x", "tenant_url": sim.base_url, "api_token": crate::TOKEN})),
+        )
+        .await;
+    assert_eq!(s, 201);
+    let path = format!("/api/v1/connectors/{}", c["id"].as_str().unwrap());
+    app.until(30, || async {
+        status(&app, &admin, &path).await["status"] == "error"
+    })
+    .await;
+    let detail = status(&app, &admin, &path).await["status_detail"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(detail.starts_with("TLS failure"), "{detail}");
+    app.running.stop().await;
+}

@@ -35,7 +35,41 @@ pub struct App {
     pub dir: tempfile::TempDir,
 }
 
+/// Every log line of this test binary, at debug level, so that tests can look for secrets in it.
+pub static LOGS: std::sync::LazyLock<std::sync::Arc<std::sync::Mutex<Vec<u8>>>> =
+    std::sync::LazyLock::new(Default::default);
+
+#[derive(Clone)]
+struct LogSink;
+
+impl std::io::Write for LogSink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        LOGS.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn capture_logs() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new("debug"))
+            .with_writer(|| LogSink)
+            .with_ansi(false)
+            .try_init();
+    });
+}
+
+/// The captured logs, as text.
+pub fn logs() -> String {
+    String::from_utf8_lossy(&LOGS.lock().unwrap()).into_owned()
+}
+
 pub async fn spawn_app(threats: usize) -> App {
+    capture_logs();
     let dir = tempfile::tempdir().unwrap();
     let tenant = Tenant::new(&SimConfig::new(11, 40, TOKEN));
     let now = Utc::now();

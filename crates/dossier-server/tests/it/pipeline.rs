@@ -30,6 +30,12 @@ async fn threats_become_stories_through_the_api() {
     let (_, c) = app.call("GET", &path, Some(&admin), None).await;
     assert!(c["token_expires_at"].is_string(), "{c}");
     assert!(c["backfill"].is_null(), "the backfill is over: {c}");
+    assert!(
+        c["health"]["lag_seconds"]
+            .as_i64()
+            .is_some_and(|l| (0..30).contains(&l)),
+        "{c}"
+    );
     assert!(c["last_success_at"].is_string());
 
     // Every threat is in exactly one story.
@@ -139,6 +145,14 @@ async fn threats_become_stories_through_the_api() {
     assert!(!all.to_string().contains(TOKEN));
     let db = std::fs::read(app.dir.path().join("it.db")).unwrap();
     assert!(!db.windows(TOKEN.len()).any(|w| w == TOKEN.as_bytes()));
+    // Nor in the logs at debug level (of every test in this binary, all using the token).
+    let logs = crate::logs();
+    assert!(
+        logs.len() > 10_000,
+        "debug logs were captured ({} bytes)",
+        logs.len()
+    );
+    assert!(!logs.contains(TOKEN), "the token is in the logs");
 
     let (_, m) = app.call("GET", "/metrics", None, None).await;
     let m = m.as_str().unwrap().to_owned();
@@ -293,6 +307,10 @@ async fn a_bad_token_puts_the_connector_in_error_with_an_event() {
     let detail = c["status_detail"].as_str().unwrap();
     assert!(detail.contains("401"), "{detail}");
     assert!(!c.to_string().contains("wrong-token-xyz"));
+    assert!(
+        !crate::logs().contains("wrong-token-xyz"),
+        "a rejected token is not logged either"
+    );
     let (_, e) = app
         .call(
             "GET",
