@@ -112,7 +112,6 @@ pub async fn run(mut o: DemoOptions) -> anyhow::Result<()> {
     let base = format!("http://{}", running.addr);
     println!("Dossier demo is running.");
     println!();
-    println!("  Web:      {base}/");
     println!("  API:      {base}/api/v1/stories");
     println!("  API key:  {}", p.api_key);
     println!(
@@ -132,12 +131,52 @@ pub async fn run(mut o: DemoOptions) -> anyhow::Result<()> {
         o.every
     );
 
+    let progress = tokio::spawn(show_backfill(state.clone(), p.connector_id.clone()));
     let live = tokio::spawn(live_threats(tenant, o.every));
     crate::serve::wait_for_signal().await;
     live.abort();
+    progress.abort();
     running.stop().await;
     sim.shutdown().await;
     Ok(())
+}
+
+/// Shows the connector's first sync (the backfill) as a progress bar on stderr, with its ETA,
+/// until it is done.
+pub async fn show_backfill(state: AppState, connector_id: String) {
+    let bar = indicatif::ProgressBar::new(1000);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("backfill {bar:40} {percent}% {msg}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    loop {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let Ok(c) = state.store.get_connector(None, &connector_id).await else {
+            continue;
+        };
+        let Some(cp) = c.checkpoint.as_deref() else {
+            continue;
+        };
+        let Ok(cp) = serde_json::from_str::<dossier_sentinelone::Checkpoint>(cp) else {
+            continue;
+        };
+        match cp.backfill_progress(Utc::now()) {
+            Some(p) => {
+                bar.set_position((p.fraction * 1000.0) as u64);
+                if let Some(eta) = p.eta {
+                    bar.set_message(format!(
+                        "{} threats, about {} s left",
+                        c.threats,
+                        eta.num_seconds()
+                    ));
+                }
+            }
+            None => {
+                bar.finish_with_message(format!("done: {} threats", c.threats));
+                return;
+            }
+        }
+    }
 }
 
 /// Adds a new threat every `every` seconds, and now and then updates an older one (a
