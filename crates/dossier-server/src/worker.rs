@@ -149,18 +149,24 @@ impl Health<'_> {
 
     async fn warn(&self, message: &str, expires_at: chrono::DateTime<Utc>) {
         tracing::warn!(connector_id = %self.rec.id, %expires_at, "{message}");
-        if !self.rec.track_errors {
-            return;
+        if self.rec.track_errors {
+            let data = serde_json::json!({ "token_expires_at": expires_at });
+            let text = format!("connector {}: {message}", self.rec.name);
+            self.event(EventType::ConnectorWarning, text, data).await;
         }
+    }
+
+    /// Records a connector event (the caller decides whether the connector tracks them).
+    async fn event(&self, event_type: EventType, message: String, data: serde_json::Value) {
         let event = NewEvent {
             account_id: self.rec.account_id.clone(),
-            event_type: EventType::ConnectorWarning,
+            event_type,
             at: Utc::now(),
             connector_id: Some(self.rec.id.clone()),
             story_id: None,
             incident_id: None,
-            message: format!("connector {}: {message}", self.rec.name),
-            data: serde_json::json!({ "token_expires_at": expires_at }),
+            message,
+            data,
         };
         if let Err(e) = self.state.store.insert_event(&event).await {
             tracing::error!(connector_id = %self.rec.id, error = %e, "cannot record connector event");
@@ -188,19 +194,9 @@ impl Health<'_> {
             tracing::error!(connector_id = %self.rec.id, error = %e, "cannot record connector health");
         }
         if self.status != "error" && self.rec.track_errors {
-            let event = NewEvent {
-                account_id: self.rec.account_id.clone(),
-                event_type: EventType::ConnectorError,
-                at: Utc::now(),
-                connector_id: Some(self.rec.id.clone()),
-                story_id: None,
-                incident_id: None,
-                message: format!("connector {} is in error: {reason}", self.rec.name),
-                data: serde_json::json!({ "reason": reason }),
-            };
-            if let Err(e) = self.state.store.insert_event(&event).await {
-                tracing::error!(connector_id = %self.rec.id, error = %e, "cannot record connector event");
-            }
+            let text = format!("connector {} is in error: {reason}", self.rec.name);
+            let data = serde_json::json!({ "reason": reason });
+            self.event(EventType::ConnectorError, text, data).await;
         }
         self.status = "error".into();
     }

@@ -246,58 +246,68 @@ fn chain(err: &reqwest::Error) -> String {
     parts.join(": ")
 }
 
-fn is_dropped_connection(err: &reqwest::Error, message: &str) -> bool {
-    use std::io::ErrorKind;
+/// The error's sources, looking inside `io::Error`s too (they hide their payload from
+/// `source()`).
+fn sources(err: &reqwest::Error) -> Vec<&(dyn std::error::Error + 'static)> {
+    let mut out = Vec::new();
     let mut source = err.source();
     while let Some(s) = source {
-        if let Some(io) = s.downcast_ref::<std::io::Error>() {
-            if matches!(
+        out.push(s);
+        if let Some(inner) = s
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
+            out.push(inner);
+        }
+        source = s.source();
+    }
+    out
+}
+
+fn mentions(message: &str, needles: &[&str]) -> bool {
+    let m = message.to_ascii_lowercase();
+    needles.iter().any(|needle| m.contains(needle))
+}
+
+fn is_dropped_connection(err: &reqwest::Error, message: &str) -> bool {
+    use std::io::ErrorKind;
+    let dropped = sources(err).into_iter().any(|s| {
+        s.downcast_ref::<std::io::Error>().is_some_and(|io| {
+            matches!(
                 io.kind(),
                 ErrorKind::UnexpectedEof
                     | ErrorKind::ConnectionReset
                     | ErrorKind::ConnectionAborted
                     | ErrorKind::BrokenPipe
-            ) {
-                return true;
-            }
-        }
-        source = s.source();
-    }
-    let m = message.to_ascii_lowercase();
-    [
-        "close_notify",
-        "handshake eof",
-        "connection closed",
-        "connection reset",
-        "unexpected eof",
-        "broken pipe",
-    ]
-    .iter()
-    .any(|needle| m.contains(needle))
+            )
+        })
+    });
+    dropped
+        || mentions(
+            message,
+            &[
+                "close_notify",
+                "handshake eof",
+                "connection closed",
+                "connection reset",
+                "unexpected eof",
+                "broken pipe",
+            ],
+        )
 }
 
 fn is_tls(err: &reqwest::Error, message: &str) -> bool {
-    let mut source = err.source();
-    while let Some(s) = source {
-        // io::Error hides its payload from `source()`, so look inside it too.
-        let inner = s
-            .downcast_ref::<std::io::Error>()
-            .and_then(|io| io.get_ref());
-        if s.downcast_ref::<rustls::Error>().is_some()
-            || inner.is_some_and(|e| e.downcast_ref::<rustls::Error>().is_some())
-        {
-            return true;
-        }
-        source = s.source();
-    }
-    let m = message.to_ascii_lowercase();
-    [
-        "certificate",
-        "tls",
-        "handshake",
-        "invalidcontenttype",
-        "corrupt message",
-    ]
-    .iter()
-    .any(|needle| m.contains(needle))
+    sources(err)
+        .into_iter()
+        .any(|s| s.downcast_ref::<rustls::Error>().is_some())
+        || mentions(
+            message,
+            &[
+                "certificate",
+                "tls",
+                "handshake",
+                "invalidcontenttype",
+                "corrupt message",
+            ],
+        )
 }
