@@ -18,10 +18,7 @@ fn token_expiring_in(d: Duration) -> TokenSpec {
 async fn a_token_expiring_within_30_days_warns_once() {
     let app = spawn_app(3).await;
     app.tenant.set_token(token_expiring_in(Duration::days(20)));
-    let account = app.account(Licence::Xops).await;
-    let admin = app.key(Some(&account), &[Role::Admin]).await;
-    let c = app.create_connector(&admin).await;
-    let path = format!("/api/v1/connectors/{}", c["id"].as_str().unwrap());
+    let (admin, path) = app.admin_with_connector().await;
     app.until(30, || async {
         let (_, e) = app
             .call(
@@ -81,10 +78,7 @@ async fn an_expiring_token_warns_at_7_days_then_turns_the_connector_to_error() {
     let app = spawn_app(3).await;
     app.tenant
         .set_token(token_expiring_in(Duration::seconds(3)));
-    let account = app.account(Licence::Xops).await;
-    let admin = app.key(Some(&account), &[Role::Admin]).await;
-    let c = app.create_connector(&admin).await;
-    let path = format!("/api/v1/connectors/{}", c["id"].as_str().unwrap());
+    let (admin, path) = app.admin_with_connector().await;
     app.until(30, || async {
         let (_, c) = app.call("GET", &path, Some(&admin), None).await;
         c["status"] == "error"

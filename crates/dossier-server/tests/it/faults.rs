@@ -40,10 +40,7 @@ async fn status(app: &App, key: &str, path: &str) -> serde_json::Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_fault_is_survived_and_nothing_is_lost_or_doubled() {
     let app = spawn_app(120).await;
-    let account = app.account(Licence::Xops).await;
-    let admin = app.key(Some(&account), &[Role::Admin]).await;
-    let c = app.create_connector(&admin).await;
-    let path = format!("/api/v1/connectors/{}", c["id"].as_str().unwrap());
+    let (admin, path) = app.admin_with_connector().await;
     app.until(30, || async {
         status(&app, &admin, &path).await["health"]["threats"].as_u64() == Some(120)
     })
@@ -146,10 +143,7 @@ async fn every_fault_is_survived_and_nothing_is_lost_or_doubled() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_outage_turns_the_connector_to_error_and_recovery_heals_it() {
     let app = spawn_app(30).await;
-    let account = app.account(Licence::Xops).await;
-    let admin = app.key(Some(&account), &[Role::Admin]).await;
-    let c = app.create_connector(&admin).await;
-    let path = format!("/api/v1/connectors/{}", c["id"].as_str().unwrap());
+    let (admin, path) = app.admin_with_connector().await;
     app.until(30, || async {
         status(&app, &admin, &path).await["status"] == "connected"
     })
@@ -185,10 +179,7 @@ async fn an_outage_turns_the_connector_to_error_and_recovery_heals_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refused_tokens_are_errors_with_a_human_reason_until_a_good_poll() {
     let app = spawn_app(5).await;
-    let account = app.account(Licence::Xops).await;
-    let admin = app.key(Some(&account), &[Role::Admin]).await;
-    let c = app.create_connector(&admin).await;
-    let path = format!("/api/v1/connectors/{}", c["id"].as_str().unwrap());
+    let (admin, path) = app.admin_with_connector().await;
     app.until(30, || async {
         status(&app, &admin, &path).await["status"] == "connected"
     })

@@ -170,6 +170,15 @@ impl App {
         )
     }
 
+    /// An `xops` account with an admin key and a connector to the tenant: (key, connector path).
+    pub async fn admin_with_connector(&self) -> (String, String) {
+        let account = self.account(Licence::Xops).await;
+        let admin = self.key(Some(&account), &[Role::Admin]).await;
+        let c = self.create_connector(&admin).await;
+        let path = format!("/api/v1/connectors/{}", c["id"].as_str().unwrap());
+        (admin, path)
+    }
+
     pub async fn create_connector(&self, key: &str) -> Value {
         let (status, body) = self
             .call(

@@ -393,10 +393,7 @@ async fn a_far_future_timestamp_does_not_stall_the_poll() {
     odd["threatInfo"]["threatId"] = json!("9999999999999999999");
     odd["threatInfo"]["updatedAt"] = json!("2185-01-01T00:00:00.000000Z");
     app.tenant.put_threat(odd).unwrap();
-    let account = app.account(Licence::Xops).await;
-    let admin = app.key(Some(&account), &[Role::Admin]).await;
-    let c = app.create_connector(&admin).await;
-    let path = format!("/api/v1/connectors/{}", c["id"].as_str().unwrap());
+    let (admin, path) = app.admin_with_connector().await;
     app.until(30, || async {
         let (_, c) = app.call("GET", &path, Some(&admin), None).await;
         c["health"]["threats"].as_u64() == Some(21)

@@ -8,10 +8,7 @@ use crate::{spawn_app, TOKEN};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_tenant_url_never_receives_the_stored_token() {
     let app = spawn_app(5).await;
-    let account = app.account(Licence::Xops).await;
-    let admin = app.key(Some(&account), &[Role::Admin]).await;
-    let c = app.create_connector(&admin).await;
-    let path = format!("/api/v1/connectors/{}", c["id"].as_str().unwrap());
+    let (admin, path) = app.admin_with_connector().await;
     app.until(30, || async {
         let (_, c) = app.call("GET", &path, Some(&admin), None).await;
         c["health"]["threats"].as_u64() == Some(5)
