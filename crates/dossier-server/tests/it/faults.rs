@@ -144,19 +144,13 @@ async fn every_fault_is_survived_and_nothing_is_lost_or_doubled() {
 async fn an_outage_turns_the_connector_to_error_and_recovery_heals_it() {
     let app = spawn_app(30).await;
     let (admin, path) = app.admin_with_connector().await;
-    app.until(30, || async {
-        status(&app, &admin, &path).await["status"] == "connected"
-    })
-    .await;
+    app.until_status(&admin, &path, "connected").await;
 
     app.tenant.set_down(true);
     for _ in 0..10 {
         app.tenant.generate_live(chrono::Utc::now());
     }
-    app.until(30, || async {
-        status(&app, &admin, &path).await["status"] == "error"
-    })
-    .await;
+    app.until_status(&admin, &path, "error").await;
     let detail = status(&app, &admin, &path).await["status_detail"]
         .as_str()
         .unwrap()
@@ -180,24 +174,15 @@ async fn an_outage_turns_the_connector_to_error_and_recovery_heals_it() {
 async fn refused_tokens_are_errors_with_a_human_reason_until_a_good_poll() {
     let app = spawn_app(5).await;
     let (admin, path) = app.admin_with_connector().await;
-    app.until(30, || async {
-        status(&app, &admin, &path).await["status"] == "connected"
-    })
-    .await;
+    app.until_status(&admin, &path, "connected").await;
     for (fault, needle) in [(Fault::Forbidden, "403"), (Fault::Unauthorized, "401")] {
         app.tenant.push_faults([fault]);
-        app.until(30, || async {
-            status(&app, &admin, &path).await["status"] == "error"
-        })
-        .await;
+        app.until_status(&admin, &path, "error").await;
         let c = status(&app, &admin, &path).await;
         let detail = c["status_detail"].as_str().unwrap();
         assert!(detail.contains(needle), "{detail}");
         // One refusal: the next good poll heals it.
-        app.until(30, || async {
-            status(&app, &admin, &path).await["status"] == "connected"
-        })
-        .await;
+        app.until_status(&admin, &path, "connected").await;
     }
     app.running.stop().await;
 }
@@ -222,10 +207,7 @@ async fn an_untrusted_certificate_is_a_tls_failure() {
         .await;
     assert_eq!(s, 201);
     let path = format!("/api/v1/connectors/{}", c["id"].as_str().unwrap());
-    app.until(30, || async {
-        status(&app, &admin, &path).await["status"] == "error"
-    })
-    .await;
+    app.until_status(&admin, &path, "error").await;
     let detail = status(&app, &admin, &path).await["status_detail"]
         .as_str()
         .unwrap()

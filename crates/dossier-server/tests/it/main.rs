@@ -179,6 +179,34 @@ impl App {
         (admin, path)
     }
 
+    /// Waits until the API shows an `incident_created` event for the threat.
+    pub async fn until_ingested(&self, key: &str, threat_id: &str) {
+        self.until(15, || async {
+            let (_, e) = self
+                .call(
+                    "GET",
+                    "/api/v1/events?type=incident_created&limit=5",
+                    Some(key),
+                    None,
+                )
+                .await;
+            e["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|e| e["incident_id"] == threat_id)
+        })
+        .await;
+    }
+
+    /// Waits until the connector at `path` reports `status`.
+    pub async fn until_status(&self, key: &str, path: &str, status: &str) {
+        self.until(30, || async {
+            self.call("GET", path, Some(key), None).await.1["status"] == status
+        })
+        .await;
+    }
+
     pub async fn create_connector(&self, key: &str) -> Value {
         let (status, body) = self
             .call(

@@ -94,22 +94,7 @@ async fn threats_become_stories_through_the_api() {
 
     // A live threat reaches its story.
     let new_id = app.tenant.generate_live(chrono::Utc::now());
-    app.until(15, || async {
-        let (_, e) = app
-            .call(
-                "GET",
-                "/api/v1/events?type=incident_created&limit=5",
-                Some(&admin),
-                None,
-            )
-            .await;
-        e["items"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|e| e["incident_id"] == new_id.as_str())
-    })
-    .await;
+    app.until_ingested(&admin, &new_id).await;
 
     // Events filter by type and connector, and page with a cursor.
     let (status, e) = app
@@ -401,21 +386,6 @@ async fn a_far_future_timestamp_does_not_stall_the_poll() {
     .await;
     // Threats created after it still arrive.
     let later = app.tenant.generate_live(chrono::Utc::now());
-    app.until(15, || async {
-        let (_, e) = app
-            .call(
-                "GET",
-                "/api/v1/events?type=incident_created&limit=5",
-                Some(&admin),
-                None,
-            )
-            .await;
-        e["items"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|e| e["incident_id"] == later.as_str())
-    })
-    .await;
+    app.until_ingested(&admin, &later).await;
     app.running.stop().await;
 }
