@@ -40,6 +40,7 @@ impl ApiError {
             StoreError::NotFound => ApiError::NotFound(what),
             StoreError::Invalid(m) => ApiError::BadRequest(m),
             StoreError::Conflict(m) => ApiError::Conflict(m),
+            StoreError::Forbidden(m) => ApiError::Forbidden(m),
             other => ApiError::Internal(other.to_string()),
         }
     }

@@ -6,8 +6,10 @@ pub mod auth;
 pub mod error;
 pub mod extract;
 pub mod metrics;
+pub mod passwords;
 pub mod secrets;
 pub mod tenant_url;
+pub mod web;
 pub mod worker;
 pub mod writeback;
 
@@ -68,6 +70,7 @@ pub struct AppState {
     pub config: Arc<ServerConfig>,
     pub metrics: Arc<Metrics>,
     pub workers: Workers,
+    pub login_limiter: Arc<web::LoginLimiter>,
 }
 
 impl AppState {
@@ -79,6 +82,7 @@ impl AppState {
             config: Arc::new(config),
             metrics: Arc::new(Metrics::default()),
             workers: Workers::default(),
+            login_limiter: Arc::new(web::LoginLimiter::default()),
         }
     }
 }
@@ -86,9 +90,21 @@ impl AppState {
 /// Builds the HTTP application.
 pub fn app(state: AppState) -> Router {
     api::routes()
+        .merge(web::routes())
+        .fallback(fallback)
         .layer(RequestBodyLimitLayer::new(1024 * 1024))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
+}
+
+/// Unknown routes: a JSON error under `/api/`, a page elsewhere.
+async fn fallback(uri: axum::http::Uri) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    if uri.path().starts_with("/api/") {
+        error::ApiError::NotFound("route").into_response()
+    } else {
+        web::WebError::Api(error::ApiError::NotFound("page")).into_response()
+    }
 }
 
 /// A running server: its address, and the switch that stops it and its workers.
@@ -131,7 +147,11 @@ pub async fn start(state: AppState, addr: SocketAddr) -> std::io::Result<Running
     let app = app(state);
     let mut stop = rx;
     let server = tokio::spawn(async move {
-        let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
+        let serve = axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
             let _ = stop.wait_for(|s| *s).await;
         });
         if let Err(e) = serve.await {

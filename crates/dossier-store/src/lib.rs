@@ -18,6 +18,9 @@ pub enum StoreError {
     Conflict(String),
     #[error("invalid input: {0}")]
     Invalid(String),
+    /// The caller may not do this to this record (someone else's comment, say).
+    #[error("forbidden: {0}")]
+    Forbidden(String),
     /// A connector lost its lease: another node owns it now, and this write was refused.
     #[error("lease lost")]
     LeaseLost,
@@ -94,6 +97,57 @@ pub trait Store: Send + Sync + 'static {
         kind: &str,
         actor: &str,
         text: &str,
+        now: DateTime<Utc>,
+    ) -> Result<()>;
+
+    /// Counts the stories a list request matches per value of a field (the list's group-by).
+    async fn group_stories(
+        &self,
+        q: &StoryQuery,
+        by: StoryGroup,
+        limit: u32,
+    ) -> Result<Vec<GroupCount>>;
+    /// Deletes a comment; only its author may.
+    async fn delete_comment(
+        &self,
+        account_id: Option<&str>,
+        story_id: &str,
+        comment_id: &str,
+        actor: &str,
+        now: DateTime<Utc>,
+    ) -> Result<()>;
+
+    // Web users and sessions.
+    async fn create_user(&self, u: &UserRecord) -> Result<UserRecord>;
+    /// Finds a user by name (case-insensitive).
+    async fn find_user(&self, username: &str) -> Result<UserRecord>;
+    async fn list_users(&self, account_id: Option<&str>) -> Result<Vec<UserRecord>>;
+    async fn delete_user(&self, account_id: Option<&str>, id: &str) -> Result<()>;
+    async fn create_session(&self, s: &SessionRecord) -> Result<()>;
+    /// A live (unexpired) session and its user.
+    async fn find_session(
+        &self,
+        id_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(SessionRecord, UserRecord)>;
+    async fn delete_session(&self, id_hash: &str) -> Result<()>;
+
+    // The audit log.
+    /// Newest first; `before` is the `seq` to page back from.
+    async fn list_audit(
+        &self,
+        account_id: Option<&str>,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<AuditEntry>>;
+    /// Writes an audit line that does not belong to a story (users, connectors).
+    async fn audit(
+        &self,
+        account_id: &str,
+        actor: &str,
+        action: &str,
+        target: &str,
+        detail: &str,
         now: DateTime<Utc>,
     ) -> Result<()>;
 

@@ -339,6 +339,8 @@ pub struct StoryQuery {
     pub criticality_max: Option<u8>,
     pub device: Option<String>,
     pub hash: Option<String>,
+    /// Exact indication (threat name), as the list's group-by links use it.
+    pub indication: Option<String>,
     pub q: Option<String>,
     /// Bounds on `updated_at`.
     pub from: Option<DateTime<Utc>>,
@@ -363,6 +365,7 @@ impl Default for StoryQuery {
             criticality_max: None,
             device: None,
             hash: None,
+            indication: None,
             q: None,
             from: None,
             to: None,
@@ -425,4 +428,78 @@ pub struct EventQuery {
 pub struct EventPage {
     pub items: Vec<Event>,
     pub next_cursor: Option<String>,
+}
+
+/// A person who signs in to the web UI. `account_id` is `None` only for an operator.
+#[derive(Debug, Clone)]
+pub struct UserRecord {
+    pub id: String,
+    pub account_id: Option<String>,
+    pub username: String,
+    /// A PHC string (argon2id); never leaves the server.
+    pub password_hash: String,
+    pub roles: Vec<Role>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A signed-in browser. The cookie itself is never stored, only its SHA-256.
+#[derive(Debug, Clone)]
+pub struct SessionRecord {
+    pub id_hash: String,
+    pub user_id: String,
+    /// The token every state-changing form of this session must carry.
+    pub csrf: String,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// One line of an account's audit log: who did what, when, to what.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct AuditEntry {
+    pub seq: i64,
+    pub account_id: String,
+    pub at: DateTime<Utc>,
+    pub actor: String,
+    pub action: String,
+    pub target: String,
+    pub detail: String,
+}
+
+/// What the story list can be grouped by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoryGroup {
+    Source,
+    Indication,
+    Status,
+    Producer,
+}
+
+impl StoryGroup {
+    pub const ALL: &'static [(&'static str, StoryGroup)] = &[
+        ("source", StoryGroup::Source),
+        ("indication", StoryGroup::Indication),
+        ("status", StoryGroup::Status),
+        ("producer", StoryGroup::Producer),
+    ];
+
+    #[must_use]
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.iter().find(|(n, _)| *n == s).map(|(_, g)| *g)
+    }
+
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        Self::ALL
+            .iter()
+            .find(|(_, g)| *g == self)
+            .map_or("source", |(n, _)| n)
+    }
+}
+
+/// One group of the story list and how many stories it holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupCount {
+    /// The grouped value; empty when the stories have none (no device name, say).
+    pub value: String,
+    pub count: u64,
 }

@@ -26,6 +26,29 @@ pub enum ApiKeyCommand {
 }
 
 #[derive(Subcommand)]
+pub enum UserCommand {
+    /// Creates a web user. Without --password-stdin a password is generated and printed,
+    /// alone, on stdout.
+    Create {
+        /// Letters, digits, '.', '_', '-' and '@'; at most 64.
+        #[arg(long)]
+        username: String,
+        /// One or more of admin, operator, stories-editor, stories-viewer,
+        /// integrations-editor, integrations-viewer, comma-separated.
+        #[arg(long)]
+        role: String,
+        /// The account the user belongs to (every role but operator needs one).
+        #[arg(long)]
+        account: Option<String>,
+        /// Read the password (at least 12 characters) from the first line of stdin.
+        #[arg(long)]
+        password_stdin: bool,
+        #[command(flatten)]
+        db: DbOption,
+    },
+}
+
+#[derive(Subcommand)]
 pub enum AccountCommand {
     /// Creates an account and prints its id.
     Create {
@@ -39,16 +62,55 @@ pub enum AccountCommand {
     },
 }
 
-pub async fn api_key(c: ApiKeyCommand) -> anyhow::Result<()> {
-    let ApiKeyCommand::Create { role, account, db } = c;
-    let roles = parse_roles(&role).map_err(|bad| {
+fn roles_arg(role: &str) -> anyhow::Result<Vec<Role>> {
+    parse_roles(role).map_err(|bad| {
         let known: Vec<&str> = Role::ALL.iter().map(|r| r.as_str()).collect();
         if bad.is_empty() {
             anyhow!("--role: give at least one of {}", known.join(", "))
         } else {
             anyhow!("--role: unknown role {bad:?}; known: {}", known.join(", "))
         }
+    })
+}
+
+pub async fn user(c: UserCommand) -> anyhow::Result<()> {
+    let UserCommand::Create {
+        username,
+        role,
+        account,
+        password_stdin,
+        db,
+    } = c;
+    let roles = roles_arg(&role)?;
+    let (password, generated) = if password_stdin {
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line)?;
+        (line.trim_end_matches(['\r', '\n']).to_owned(), false)
+    } else {
+        (dossier_server::passwords::generate(), true)
+    };
+    let record = dossier_server::passwords::new_user(&username, &password, roles, account)
+        .map_err(|m| anyhow!("--{m}"))?;
+    let store = open_store(&db.db)?;
+    if let Some(a) = &record.account_id {
+        store
+            .get_account(a)
+            .await
+            .map_err(|_| anyhow!("--account: no account {a:?}"))?;
+    }
+    store.create_user(&record).await.map_err(|e| match e {
+        dossier_store::StoreError::Conflict(m) => anyhow!("--{m}"),
+        other => anyhow!(other),
     })?;
+    if generated {
+        println!("{password}");
+    }
+    Ok(())
+}
+
+pub async fn api_key(c: ApiKeyCommand) -> anyhow::Result<()> {
+    let ApiKeyCommand::Create { role, account, db } = c;
+    let roles = roles_arg(&role)?;
     let operator = roles.contains(&Role::Operator);
     if account.is_none() && !operator {
         bail!("--account: required unless the role is operator");

@@ -40,6 +40,8 @@ pub struct Provisioned {
     pub account_id: String,
     pub api_key: String,
     pub connector_id: String,
+    /// Web sign-ins: (username, password, what the user may do).
+    pub logins: Vec<(String, String, &'static str)>,
 }
 
 /// Creates an account, an admin key and a connector to `tenant_url` directly in the store.
@@ -76,10 +78,38 @@ pub async fn provision(
         })
         .await?;
     state.workers.notify_changed();
+    let mut logins = Vec::new();
+    for (name, roles, what) in [
+        ("admin", vec![Role::Admin], "admin"),
+        (
+            "viewer",
+            vec![Role::StoriesViewer, Role::IntegrationsViewer],
+            "read-only",
+        ),
+    ] {
+        // A kept database may hold these names from an earlier run already.
+        let taken = state.store.find_user(name).await.is_ok();
+        let username = if taken {
+            format!("{name}-{}", &account.id[..6])
+        } else {
+            name.to_owned()
+        };
+        let password = dossier_server::passwords::generate();
+        let record = tokio::task::spawn_blocking({
+            let (username, password, account) =
+                (username.clone(), password.clone(), account.id.clone());
+            move || dossier_server::passwords::new_user(&username, &password, roles, Some(account))
+        })
+        .await?
+        .map_err(|m| anyhow::anyhow!(m))?;
+        state.store.create_user(&record).await?;
+        logins.push((username, password, what));
+    }
     Ok(Provisioned {
         account_id: account.id,
         api_key,
         connector_id: connector.id,
+        logins,
     })
 }
 
@@ -112,6 +142,10 @@ pub async fn run(mut o: DemoOptions) -> anyhow::Result<()> {
     let base = format!("http://{}", running.addr);
     println!("Dossier demo is running.");
     println!();
+    println!("  Web UI:   {base}/");
+    for (user, password, what) in &p.logins {
+        println!("  Sign in:  {user} / {password}   ({what})");
+    }
     println!("  API:      {base}/api/v1/stories");
     println!("  API key:  {}", p.api_key);
     println!(

@@ -42,6 +42,9 @@ enum Command {
     /// Manage accounts.
     #[command(subcommand)]
     Account(admin::AccountCommand),
+    /// Manage web users.
+    #[command(subcommand)]
+    User(admin::UserCommand),
     /// Runs the SentinelOne tenant emulator on its own.
     Sim(sim::SimOptions),
 }
@@ -79,6 +82,7 @@ fn main() -> std::process::ExitCode {
             Command::Bench(o) => bench::run(o).await,
             Command::ApiKey(c) => admin::api_key(c).await,
             Command::Account(c) => admin::account(c).await,
+            Command::User(c) => admin::user(c).await,
             Command::Sim(o) => sim::run(o).await,
         }
     });

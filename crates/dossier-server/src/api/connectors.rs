@@ -199,6 +199,16 @@ pub async fn create(
     p: Principal,
     ApiJson(body): ApiJson<CreateConnector>,
 ) -> ApiResult<(StatusCode, Json<ConnectorView>)> {
+    let rec = create_connector(&state, &p, body).await?;
+    Ok((StatusCode::CREATED, Json(rec.into())))
+}
+
+/// Creates a connector for the API and the web UI alike.
+pub(crate) async fn create_connector(
+    state: &AppState,
+    p: &Principal,
+    body: CreateConnector,
+) -> ApiResult<ConnectorRecord> {
     p.require(p.perms.edit_integrations, "integrations-editor")?;
     let account_id = p
         .scope(body.account_id.as_deref())?
@@ -230,8 +240,41 @@ pub async fn create(
         .await
         .map_err(|e| ApiError::from_store(e, "account"))?;
     tracing::info!(connector_id = %rec.id, account_id = %rec.account_id, "connector created");
+    audit(
+        state,
+        p,
+        &rec,
+        "connector_created",
+        format!("created connector {:?} for {}", rec.name, rec.tenant_url),
+    )
+    .await;
     state.workers.notify_changed();
-    Ok((StatusCode::CREATED, Json(rec.into())))
+    Ok(rec)
+}
+
+/// Writes an audit line for a change to a connector. The change itself is saved already, so a
+/// failure here is logged rather than undoing it.
+async fn audit(
+    state: &AppState,
+    p: &Principal,
+    rec: &ConnectorRecord,
+    action: &str,
+    detail: String,
+) {
+    if let Err(e) = state
+        .store
+        .audit(
+            &rec.account_id,
+            &p.actor,
+            action,
+            &rec.id,
+            &detail,
+            Utc::now(),
+        )
+        .await
+    {
+        tracing::error!(error = %e, connector_id = %rec.id, "cannot write the audit log");
+    }
 }
 
 /// List connectors (Integrations viewer).
@@ -279,6 +322,17 @@ pub async fn patch(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<PatchConnector>,
 ) -> ApiResult<Json<ConnectorView>> {
+    let rec = patch_connector(&state, &p, &id, body).await?;
+    Ok(Json(rec.into()))
+}
+
+/// Changes a connector for the API and the web UI alike.
+pub(crate) async fn patch_connector(
+    state: &AppState,
+    p: &Principal,
+    id: &str,
+    body: PatchConnector,
+) -> ApiResult<ConnectorRecord> {
     p.require(p.perms.edit_integrations, "integrations-editor")?;
     let scope = p.scope(None)?;
     let mut u = ConnectorUpdate {
@@ -296,7 +350,7 @@ pub async fn patch(
         let url = url.as_str().trim_end_matches('/').to_owned();
         let current = state
             .store
-            .get_connector(scope.as_deref(), &id)
+            .get_connector(scope.as_deref(), id)
             .await
             .map_err(|e| ApiError::from_store(e, "connector"))?;
         if url != current.tenant_url {
@@ -327,11 +381,32 @@ pub async fn patch(
     u.write_back = body.write_back;
     let rec = state
         .store
-        .update_connector(scope.as_deref(), &id, &u)
+        .update_connector(scope.as_deref(), id, &u)
         .await
         .map_err(|e| ApiError::from_store(e, "connector"))?;
+    let mut changed = Vec::new();
+    for (what, yes) in [
+        ("name", u.name.is_some()),
+        ("description", u.description.is_some()),
+        ("tenant URL", u.tenant_url.is_some()),
+        ("API token", u.token_enc.is_some()),
+        ("track errors", u.track_errors.is_some()),
+        ("write-back", u.write_back.is_some()),
+    ] {
+        if yes {
+            changed.push(what);
+        }
+    }
+    audit(
+        state,
+        p,
+        &rec,
+        "connector_changed",
+        format!("changed {}", changed.join(", ")),
+    )
+    .await;
     state.workers.notify_changed();
-    Ok(Json(rec.into()))
+    Ok(rec)
 }
 
 /// Delete a connector (Integrations editor). Its incidents and stories stay as evidence.
@@ -341,13 +416,32 @@ pub async fn delete(
     p: Principal,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
+    delete_connector(&state, &p, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Deletes a connector for the API and the web UI alike.
+pub(crate) async fn delete_connector(state: &AppState, p: &Principal, id: &str) -> ApiResult<()> {
     p.require(p.perms.edit_integrations, "integrations-editor")?;
     let scope = p.scope(None)?;
-    state
+    let rec = state
         .store
-        .delete_connector(scope.as_deref(), &id)
+        .get_connector(scope.as_deref(), id)
         .await
         .map_err(|e| ApiError::from_store(e, "connector"))?;
+    state
+        .store
+        .delete_connector(scope.as_deref(), id)
+        .await
+        .map_err(|e| ApiError::from_store(e, "connector"))?;
+    audit(
+        state,
+        p,
+        &rec,
+        "connector_deleted",
+        format!("deleted connector {:?}", rec.name),
+    )
+    .await;
     state.workers.notify_changed();
-    Ok(StatusCode::NO_CONTENT)
+    Ok(())
 }

@@ -18,7 +18,7 @@ use crate::AppState;
     info(title = "Dossier API", version = "1", description = "EDR incidents correlated into stories."),
     paths(
         connectors::create, connectors::list, connectors::get, connectors::patch, connectors::delete,
-        stories::list, stories::get, stories::patch, stories::comment,
+        stories::list, stories::get, stories::patch, stories::comment, stories::delete_comment,
         events::list,
     ),
     components(schemas(
@@ -67,12 +67,15 @@ pub fn routes() -> Router<AppState> {
             "/api/v1/stories/{id}/comments",
             axum::routing::post(stories::comment),
         )
+        .route(
+            "/api/v1/stories/{id}/comments/{comment_id}",
+            axum::routing::delete(stories::delete_comment),
+        )
         .route("/api/v1/events", get(events::list))
         .route("/api/openapi.json", get(openapi))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
-        .fallback(|| async { crate::error::ApiError::NotFound("route") })
 }
 
 async fn openapi() -> Json<utoipa::openapi::OpenApi> {

@@ -29,6 +29,8 @@ pub struct ListParams {
     pub device: Option<String>,
     /// sha1, sha256 or md5.
     pub hash: Option<String>,
+    /// Exact indication (threat name).
+    pub indication: Option<String>,
     pub q: Option<String>,
     /// RFC 3339; bounds `updated_at`.
     pub from: Option<String>,
@@ -122,6 +124,7 @@ impl ListParams {
             criticality_max: self.criticality_max,
             device: self.device.clone(),
             hash: self.hash.clone(),
+            indication: self.indication.clone(),
             q: self.q.clone(),
             from,
             to,
@@ -162,14 +165,19 @@ pub async fn list(
 ) -> ApiResult<Json<StoryPage>> {
     let scope = readable_scope(&state, &p, params.account_id.as_deref()).await?;
     let q = params.to_query(scope)?;
+    Ok(Json(list_stories(&state, &q).await?))
+}
+
+/// Lists stories for a query whose scope was checked, timing it for `/metrics`.
+pub(crate) async fn list_stories(state: &AppState, q: &StoryQuery) -> ApiResult<StoryPage> {
     let started = std::time::Instant::now();
     let page = state
         .store
-        .list_stories(&q)
+        .list_stories(q)
         .await
         .map_err(|e| ApiError::from_store(e, "story"))?;
     state.metrics.observe_list(started.elapsed());
-    Ok(Json(page))
+    Ok(page)
 }
 
 /// A story with its incidents (raw JSON included), timeline, comments and related stories.
@@ -179,17 +187,22 @@ pub async fn get(
     p: Principal,
     Path(id): Path<String>,
 ) -> ApiResult<Json<StoryDetail>> {
-    let scope = readable_scope(&state, &p, None).await?;
+    Ok(Json(get_story(&state, &p, &id).await?))
+}
+
+/// Reads one story, checking role, account and licence.
+pub(crate) async fn get_story(state: &AppState, p: &Principal, id: &str) -> ApiResult<StoryDetail> {
+    let scope = readable_scope(state, p, None).await?;
     let story = state
         .store
-        .get_story(scope.as_deref(), &id)
+        .get_story(scope.as_deref(), id)
         .await
         .map_err(|e| ApiError::from_store(e, "story"))?;
     if scope.is_none() {
         // An operator reading across accounts: the story's own account must be licensed.
-        licensed_account(&state, &story.story.account_id).await?;
+        licensed_account(state, &story.story.account_id).await?;
     }
-    Ok(Json(story))
+    Ok(story)
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -234,7 +247,17 @@ pub async fn patch(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<PatchStory>,
 ) -> ApiResult<Json<StoryDetail>> {
-    let account = actionable(&state, &p, &id).await?;
+    Ok(Json(patch_story(&state, &p, &id, body).await?))
+}
+
+/// Applies an analyst's change, for the API and the web UI alike.
+pub(crate) async fn patch_story(
+    state: &AppState,
+    p: &Principal,
+    id: &str,
+    body: PatchStory,
+) -> ApiResult<StoryDetail> {
+    let account = actionable(state, p, id).await?;
     if body.status.is_none() && body.verdict.is_none() && body.severity.is_none() {
         return Err(ApiError::BadRequest(
             "nothing to change: send status, verdict or severity".into(),
@@ -247,7 +270,7 @@ pub async fn patch(
     };
     let story = state
         .store
-        .update_story(account.as_deref(), &id, &u, &p.actor, Utc::now())
+        .update_story(account.as_deref(), id, &u, &p.actor, Utc::now())
         .await
         .map_err(|e| ApiError::from_store(e, "story"))?;
     // Closing with a verdict (or setting the verdict of a closed story) goes back to the
@@ -258,7 +281,7 @@ pub async fn patch(
     {
         crate::writeback::spawn(state.clone(), story.clone(), verdict);
     }
-    Ok(Json(story))
+    Ok(story)
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -277,11 +300,48 @@ pub async fn comment(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<NewComment>,
 ) -> ApiResult<(StatusCode, Json<Comment>)> {
-    let account = actionable(&state, &p, &id).await?;
-    let c = state
-        .store
-        .add_comment(account.as_deref(), &id, &p.actor, &body.text, Utc::now())
-        .await
-        .map_err(|e| ApiError::from_store(e, "story"))?;
+    let c = add_comment(&state, &p, &id, &body.text).await?;
     Ok((StatusCode::CREATED, Json(c)))
+}
+
+/// Adds a comment, for the API and the web UI alike.
+pub(crate) async fn add_comment(
+    state: &AppState,
+    p: &Principal,
+    id: &str,
+    text: &str,
+) -> ApiResult<Comment> {
+    let account = actionable(state, p, id).await?;
+    state
+        .store
+        .add_comment(account.as_deref(), id, &p.actor, text, Utc::now())
+        .await
+        .map_err(|e| ApiError::from_store(e, "story"))
+}
+
+/// Delete your own comment (Stories editor; not on `mdr` accounts). Comments are never edited.
+#[utoipa::path(delete, path = "/api/v1/stories/{id}/comments/{comment_id}",
+    responses((status = 204), (status = 403), (status = 404)))]
+pub async fn delete_comment(
+    State(state): State<AppState>,
+    p: Principal,
+    Path((id, comment_id)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    remove_comment(&state, &p, &id, &comment_id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Deletes a comment (only its author may), for the API and the web UI alike.
+pub(crate) async fn remove_comment(
+    state: &AppState,
+    p: &Principal,
+    id: &str,
+    comment_id: &str,
+) -> ApiResult<()> {
+    let account = actionable(state, p, id).await?;
+    state
+        .store
+        .delete_comment(account.as_deref(), id, comment_id, &p.actor, Utc::now())
+        .await
+        .map_err(|e| ApiError::from_store(e, "comment"))
 }

@@ -11,6 +11,7 @@ mod ingest;
 mod refresh;
 mod stories;
 mod synthetic;
+mod users;
 
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -21,7 +22,10 @@ use rusqlite::{Connection, OpenFlags};
 
 use crate::{Result, StoreError};
 
-const MIGRATIONS: &[&str] = &[include_str!("../../migrations/sqlite/0001_init.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../../migrations/sqlite/0001_init.sql"),
+    include_str!("../../migrations/sqlite/0002_users.sql"),
+];
 const READERS: usize = 4;
 
 /// The embedded SQLite store. Cheap to clone.
@@ -376,6 +380,106 @@ impl crate::Store for SqliteStore {
             stories::record(c, &story, now, &actor, &kind, &text)
         })
         .await
+    }
+
+    async fn group_stories(
+        &self,
+        q: &crate::StoryQuery,
+        by: crate::StoryGroup,
+        limit: u32,
+    ) -> Result<Vec<crate::GroupCount>> {
+        let q = q.clone();
+        self.read(move |c| stories::group_counts(c, &q, by, limit))
+            .await
+    }
+
+    async fn delete_comment(
+        &self,
+        account_id: Option<&str>,
+        story_id: &str,
+        comment_id: &str,
+        actor: &str,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let (a, s, c, actor) = (
+            account_id.map(str::to_owned),
+            story_id.to_owned(),
+            comment_id.to_owned(),
+            actor.to_owned(),
+        );
+        self.write(move |conn| stories::delete_comment(conn, a.as_deref(), &s, &c, &actor, now))
+            .await
+    }
+
+    async fn create_user(&self, u: &crate::UserRecord) -> Result<crate::UserRecord> {
+        let u = u.clone();
+        self.write(move |c| users::create_user(c, &u)).await
+    }
+
+    async fn find_user(&self, username: &str) -> Result<crate::UserRecord> {
+        let n = username.to_owned();
+        self.read(move |c| users::find_user(c, &n)).await
+    }
+
+    async fn list_users(&self, account_id: Option<&str>) -> Result<Vec<crate::UserRecord>> {
+        let a = account_id.map(str::to_owned);
+        self.read(move |c| users::list_users(c, a.as_deref())).await
+    }
+
+    async fn delete_user(&self, account_id: Option<&str>, id: &str) -> Result<()> {
+        let (a, id) = (account_id.map(str::to_owned), id.to_owned());
+        self.write(move |c| users::delete_user(c, a.as_deref(), &id))
+            .await
+    }
+
+    async fn create_session(&self, s: &crate::SessionRecord) -> Result<()> {
+        let s = s.clone();
+        self.write(move |c| users::create_session(c, &s)).await
+    }
+
+    async fn find_session(
+        &self,
+        id_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(crate::SessionRecord, crate::UserRecord)> {
+        let h = id_hash.to_owned();
+        self.read(move |c| users::find_session(c, &h, now)).await
+    }
+
+    async fn delete_session(&self, id_hash: &str) -> Result<()> {
+        let h = id_hash.to_owned();
+        self.write(move |c| users::delete_session(c, &h)).await
+    }
+
+    async fn list_audit(
+        &self,
+        account_id: Option<&str>,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<crate::AuditEntry>> {
+        let a = account_id.map(str::to_owned);
+        self.read(move |c| users::list_audit(c, a.as_deref(), before, limit))
+            .await
+    }
+
+    async fn audit(
+        &self,
+        account_id: &str,
+        actor: &str,
+        action: &str,
+        target: &str,
+        detail: &str,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let (a, actor, action, target, detail) = (
+            account_id.to_owned(),
+            actor.to_owned(),
+            action.to_owned(),
+            target.to_owned(),
+            detail.to_owned(),
+        );
+        self.write(move |c| users::audit(c, &a, now, &actor, &action, &target, &detail))
+            .await
     }
 
     async fn list_events(&self, q: &crate::EventQuery) -> Result<crate::EventPage> {

@@ -12,8 +12,9 @@ use serde_json::value::RawValue;
 use super::cursor::{self, SortValue};
 use super::{new_id, nonempty, opt_ts, ts, us};
 use crate::{
-    Comment, DeviceView, FileView, IncidentView, RelatedStory, Result, StoreError, Story,
-    StoryDetail, StoryPage, StoryQuery, StorySortField, StoryUpdate, TimelineEntry,
+    Comment, DeviceView, FileView, GroupCount, IncidentView, RelatedStory, Result, StoreError,
+    Story, StoryDetail, StoryGroup, StoryPage, StoryQuery, StorySortField, StoryUpdate,
+    TimelineEntry,
 };
 
 const COLUMNS: &str = "id, producer, engine_type, vendor, indication, status, verdict, severity,
@@ -89,17 +90,16 @@ fn escape_like(s: &str) -> String {
         .replace('_', "\\_")
 }
 
-pub(crate) fn list(conn: &Connection, q: &StoryQuery) -> Result<StoryPage> {
-    let (col, is_int) = sort_column(q.sort);
-    let sort_name = format!("{}{}", if q.descending { "-" } else { "" }, q.sort.name());
-    let mut sql = format!("SELECT {COLUMNS}, {col} FROM stories WHERE 1 = 1");
-    let mut args: Vec<Value> = Vec::new();
-    let mut push = |sql: &mut String, clause: &str, v: Value| {
-        args.push(v);
-        sql.push_str(&clause.replace('?', &format!("?{}", args.len())));
-    };
+/// Appends a `?N` parameter clause to the SQL, numbering it after the arguments so far.
+fn push(sql: &mut String, args: &mut Vec<Value>, clause: &str, v: Value) {
+    args.push(v);
+    sql.push_str(&clause.replace('?', &format!("?{}", args.len())));
+}
+
+/// The WHERE clauses of a story list request (everything but the cursor).
+fn filters(q: &StoryQuery, sql: &mut String, args: &mut Vec<Value>) {
     if let Some(a) = &q.account_id {
-        push(&mut sql, " AND account_id = ?", Value::Text(a.clone()));
+        push(sql, args, " AND account_id = ?", Value::Text(a.clone()));
     }
     if q.licensed_only {
         sql.push_str(
@@ -107,10 +107,10 @@ pub(crate) fn list(conn: &Connection, q: &StoryQuery) -> Result<StoryPage> {
         );
     }
     if let Some(p) = &q.producer {
-        push(&mut sql, " AND producer = ?", Value::Text(p.clone()));
+        push(sql, args, " AND producer = ?", Value::Text(p.clone()));
     }
     if let Some(e) = &q.engine_type {
-        push(&mut sql, " AND engine_type = ?", Value::Text(e.clone()));
+        push(sql, args, " AND engine_type = ?", Value::Text(e.clone()));
     }
     for (name, values) in [
         (
@@ -128,57 +128,73 @@ pub(crate) fn list(conn: &Connection, q: &StoryQuery) -> Result<StoryPage> {
             if i > 0 {
                 sql.push_str(", ");
             }
-            push(&mut sql, "?", Value::Text((*v).to_owned()));
+            push(sql, args, "?", Value::Text((*v).to_owned()));
         }
         sql.push(')');
     }
     if let Some(min) = q.criticality_min {
         push(
-            &mut sql,
+            sql,
+            args,
             " AND criticality >= ?",
             Value::Integer(min.into()),
         );
     }
     if let Some(max) = q.criticality_max {
         push(
-            &mut sql,
+            sql,
+            args,
             " AND criticality <= ?",
             Value::Integer(max.into()),
         );
     }
     if let Some(d) = q.device.as_deref().map(str::trim).filter(|d| !d.is_empty()) {
         push(
-            &mut sql,
+            sql,
+            args,
             " AND (agent_uuid = ?",
             Value::Text(d.to_lowercase()),
         );
         push(
-            &mut sql,
+            sql,
+            args,
             " OR device_name = ? COLLATE NOCASE)",
             Value::Text(d.to_owned()),
         );
     }
     if let Some(h) = q.hash.as_deref().map(str::trim).filter(|h| !h.is_empty()) {
         let h = h.to_lowercase();
-        push(&mut sql, " AND (file_hash = ?", Value::Text(h.clone()));
-        push(&mut sql, " OR sha1 = ?", Value::Text(h.clone()));
-        push(&mut sql, " OR sha256 = ?", Value::Text(h.clone()));
-        push(&mut sql, " OR md5 = ?)", Value::Text(h));
+        push(sql, args, " AND (file_hash = ?", Value::Text(h.clone()));
+        push(sql, args, " OR sha1 = ?", Value::Text(h.clone()));
+        push(sql, args, " OR sha256 = ?", Value::Text(h.clone()));
+        push(sql, args, " OR md5 = ?)", Value::Text(h));
+    }
+    if let Some(i) = q.indication.as_deref().filter(|i| !i.is_empty()) {
+        push(sql, args, " AND indication = ?", Value::Text(i.to_owned()));
     }
     if let Some(text) = q.q.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
         push(
-            &mut sql,
+            sql,
+            args,
             " AND (search LIKE ? ESCAPE '\\'",
             Value::Text(format!("%{}%", escape_like(&text.to_lowercase()))),
         );
-        push(&mut sql, " OR id = ?)", Value::Text(text.to_owned()));
+        push(sql, args, " OR id = ?)", Value::Text(text.to_owned()));
     }
     if let Some(from) = q.from {
-        push(&mut sql, " AND updated_at >= ?", Value::Integer(us(from)));
+        push(sql, args, " AND updated_at >= ?", Value::Integer(us(from)));
     }
     if let Some(to) = q.to {
-        push(&mut sql, " AND updated_at <= ?", Value::Integer(us(to)));
+        push(sql, args, " AND updated_at <= ?", Value::Integer(us(to)));
     }
+}
+
+pub(crate) fn list(conn: &Connection, q: &StoryQuery) -> Result<StoryPage> {
+    let (col, is_int) = sort_column(q.sort);
+    let sort_name = format!("{}{}", if q.descending { "-" } else { "" }, q.sort.name());
+    let mut sql = format!("SELECT {COLUMNS}, {col} FROM stories WHERE 1 = 1");
+    let mut args: Vec<Value> = Vec::new();
+    filters(q, &mut sql, &mut args);
     let op = if q.descending { "<" } else { ">" };
     if let Some(c) = &q.cursor {
         let (value, id) = cursor::decode(c, &sort_name)?;
@@ -192,10 +208,15 @@ pub(crate) fn list(conn: &Connection, q: &StoryQuery) -> Result<StoryPage> {
             }
         };
         if col == "id" {
-            push(&mut sql, &format!(" AND id {op} ?"), Value::Text(id));
+            push(
+                &mut sql,
+                &mut args,
+                &format!(" AND id {op} ?"),
+                Value::Text(id),
+            );
         } else {
-            push(&mut sql, &format!(" AND ({col}, id) {op} (?"), v);
-            push(&mut sql, ", ?)", Value::Text(id));
+            push(&mut sql, &mut args, &format!(" AND ({col}, id) {op} (?"), v);
+            push(&mut sql, &mut args, ", ?)", Value::Text(id));
         }
     }
     let dir = if q.descending { "DESC" } else { "ASC" };
@@ -619,4 +640,81 @@ pub(crate) fn add_comment(
     record(&tx, &story, now, author, "comment_added", text)?;
     tx.commit()?;
     Ok(comment)
+}
+
+/// Counts the stories a list request matches, per value of the grouped field, largest group
+/// first (at most `limit` groups).
+pub(crate) fn group_counts(
+    conn: &Connection,
+    q: &StoryQuery,
+    by: StoryGroup,
+    limit: u32,
+) -> Result<Vec<GroupCount>> {
+    let col = match by {
+        StoryGroup::Source => "device_name",
+        StoryGroup::Indication => "indication",
+        StoryGroup::Status => "status",
+        StoryGroup::Producer => "producer",
+    };
+    let mut sql = format!("SELECT {col}, count(*) FROM stories WHERE 1 = 1");
+    let mut args: Vec<Value> = Vec::new();
+    filters(q, &mut sql, &mut args);
+    sql.push_str(&format!(
+        " GROUP BY {col} ORDER BY count(*) DESC, {col} LIMIT {}",
+        limit.clamp(1, 1000)
+    ));
+    let mut st = conn.prepare_cached(&sql)?;
+    let rows = st.query_map(params_from_iter(args.iter()), |r| {
+        Ok(GroupCount {
+            value: r.get(0)?,
+            count: r.get::<_, i64>(1)?.try_into().unwrap_or_default(),
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Deletes a comment. Only its author may; the deletion is recorded in the timeline and the
+/// audit log, and the comment's text leaves the timeline with it.
+pub(crate) fn delete_comment(
+    conn: &mut Connection,
+    account_id: Option<&str>,
+    story_id: &str,
+    comment_id: &str,
+    actor: &str,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    let tx = conn.transaction()?;
+    let story = get_story_row(&tx, account_id, story_id)?;
+    let found: Option<(String, String, i64)> = tx
+        .query_row(
+            "SELECT author, text, created_at FROM comments WHERE id = ?1 AND story_id = ?2",
+            params![comment_id, story.id],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .optional()?;
+    let Some((author, text, created_at)) = found else {
+        return Err(StoreError::NotFound);
+    };
+    if author != actor {
+        return Err(StoreError::Forbidden(
+            "only the author of a comment may delete it".into(),
+        ));
+    }
+    tx.execute("DELETE FROM comments WHERE id = ?1", [comment_id])?;
+    tx.execute(
+        "DELETE FROM timeline WHERE seq = (SELECT seq FROM timeline
+           WHERE story_id = ?1 AND kind = 'comment_added' AND actor = ?2 AND at = ?3 AND text = ?4
+           ORDER BY seq LIMIT 1)",
+        params![story.id, author, created_at, text],
+    )?;
+    tx.execute(
+        "INSERT INTO timeline (story_id, at, kind, actor, text) VALUES (?1, ?2, 'comment_deleted', ?3, ?4)",
+        params![story.id, us(now), actor, format!("{actor} deleted a comment")],
+    )?;
+    tx.execute(
+        "INSERT INTO audit_log (account_id, at, actor, action, target, detail) VALUES (?1, ?2, ?3, 'comment_deleted', ?4, ?5)",
+        params![story.account_id, us(now), actor, story.id, text],
+    )?;
+    tx.commit()?;
+    Ok(())
 }

@@ -1,0 +1,305 @@
+//! The Connectors page: status with its reason, last success, token expiry with a badge, the
+//! backfill's progress, and the forms to add, change and delete (Integrations editors). The
+//! token field is write-only: it is never filled in or shown again.
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use chrono::Utc;
+use dossier_domain::expiry::Expiry;
+use dossier_store::{Account, ConnectorRecord};
+use maud::{html, Markup};
+
+use super::layout::{self, Nav};
+use super::{FormData, WebResult, WebUser};
+use crate::api::connectors::{
+    create_connector, delete_connector, patch_connector, ConnectorView, CreateConnector,
+    PatchConnector,
+};
+use crate::error::ApiError;
+use crate::AppState;
+
+fn expiry_badge(c: &ConnectorView) -> Markup {
+    match Expiry::of(c.token_expires_at, Utc::now()) {
+        Expiry::Fine => html! {},
+        Expiry::Within30Days => html! { " " span.badge.expiry-warn { "expires within 30 days" } },
+        Expiry::Within7Days => html! { " " span.badge.expiry-bad { "expires within 7 days" } },
+        Expiry::Expired => html! { " " span.badge.expiry-bad { "expired" } },
+    }
+}
+
+fn eta(secs: i64) -> String {
+    layout::duration(chrono::Duration::seconds(secs))
+}
+
+pub async fn list(State(state): State<AppState>, user: WebUser) -> WebResult<Response> {
+    let p = &user.principal;
+    p.require(p.perms.view_integrations, "integrations-viewer")?;
+    let items: Vec<ConnectorView> = state
+        .store
+        .list_connectors(p.account_id.as_deref())
+        .await
+        .map_err(|e| ApiError::from_store(e, "connector"))?
+        .into_iter()
+        .map(Into::into)
+        .collect();
+    let editor = p.perms.edit_integrations;
+    let body = html! {
+        h1 { "Connectors" }
+        @if editor {
+            p { a.button href="/connectors/new" { "Add a SentinelOne connector" } }
+        }
+        @if items.is_empty() {
+            div.empty role="status" {
+                p { strong { "No connectors yet." } " A connector brings a SentinelOne tenant's threats into Dossier." }
+                @if !editor { p { "Ask an Integrations editor to add one." } }
+            }
+        } @else {
+            table.connectors {
+                thead { tr {
+                    th scope="col" { "Name" } th scope="col" { "Tenant" } th scope="col" { "Status" }
+                    th scope="col" { "Reason" } th scope="col" { "Last success" } th scope="col" { "Token expiry" }
+                    th scope="col" { "Backfill" } th.num scope="col" { "Polls" } th.num scope="col" { "Errors" }
+                    th.num scope="col" { "Threats" } th scope="col" { "Track errors" }
+                    @if editor { th scope="col" { "Actions" } }
+                } }
+                tbody {
+                    @for c in &items {
+                        tr {
+                            td { (c.name) @if let Some(d) = &c.description { br; span.hint { (d) } } }
+                            td.mono { (c.tenant_url) }
+                            td { (layout::status_badge(&c.status)) }
+                            td { (layout::opt(c.status_detail.as_deref())) }
+                            td { (layout::opt_time(c.last_success_at))
+                                 @if let Some(l) = c.health.lag_seconds { br; span.hint { (eta(l)) " ago" } } }
+                            td { (layout::opt_time(c.token_expires_at)) (expiry_badge(c)) }
+                            td { @match &c.backfill {
+                                Some(b) => {
+                                    progress max="100" value=(b.percent) aria-label="Backfill progress" { (b.percent) "%" }
+                                    " " (b.percent) "%"
+                                    @if let Some(s) = b.eta_seconds { br; span.hint { "about " (eta(s)) " left" } }
+                                },
+                                None => span.hint { "done" },
+                            } }
+                            td.num { (c.health.polls) }
+                            td.num { (c.health.errors) }
+                            td.num { (c.health.threats) }
+                            td { (if c.track_errors { "yes" } else { "no" }) }
+                            @if editor {
+                                td {
+                                    a href={ "/connectors/" (c.id) } { "Edit" } " "
+                                    form.inline method="post" action={ "/connectors/" (c.id) "/delete" } {
+                                        input type="hidden" name="_csrf" value=(user.csrf);
+                                        button.danger type="submit" aria-label={ "Delete " (c.name) } { "Delete" }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    Ok(layout::page("Connectors", &user, Nav::Connectors, body).into_response())
+}
+
+/// The values a connector form shows again after an error (never the token).
+#[derive(Default)]
+struct Values {
+    name: String,
+    description: String,
+    tenant_url: String,
+    track_errors: bool,
+    write_back: bool,
+    account_id: String,
+}
+
+fn form(
+    user: &WebUser,
+    action: &str,
+    v: &Values,
+    editing: bool,
+    accounts: &[Account],
+    error: Option<&str>,
+) -> Markup {
+    html! {
+        @if let Some(e) = error { p.error role="alert" { (e) } }
+        form.form-narrow method="post" action=(action) autocomplete="off" {
+            input type="hidden" name="_csrf" value=(user.csrf);
+            @if !accounts.is_empty() {
+                label for="account_id" { "Account" }
+                select #account_id name="account_id" required {
+                    @for a in accounts {
+                        option value=(a.id) selected[a.id == v.account_id] { (a.name) " (" (a.licence.as_str()) ")" }
+                    }
+                }
+            }
+            label for="name" { "Name" }
+            input #name type="text" name="name" value=(v.name) maxlength="100" required;
+            label for="description" { "Description " span.hint { "(optional)" } }
+            input #description type="text" name="description" value=(v.description) maxlength="500";
+            label for="tenant_url" { "Tenant URL " span.hint { "(https://, e.g. https://usea1-partners.sentinelone.net)" } }
+            input #tenant_url type="url" name="tenant_url" value=(v.tenant_url) required placeholder="https://";
+            label for="api_token" {
+                "API token "
+                @if editing { span.hint { "(leave empty to keep the saved token; a new tenant URL needs a new token)" } }
+                @else { span.hint { "(a service-user token; it is never shown again)" } }
+            }
+            input #api_token type="password" name="api_token" value="" autocomplete="new-password" required[!editing];
+            label.check { input type="checkbox" name="track_errors" value="1" checked[v.track_errors]; "Track errors by creating an event" }
+            br;
+            label.check { input type="checkbox" name="write_back" value="1" checked[v.write_back]; "Write verdicts back to SentinelOne when a story is closed" }
+            p {
+                button type="submit" { (if editing { "Save changes" } else { "Add connector" }) }
+                " " a href="/connectors" { "Cancel" }
+            }
+        }
+    }
+}
+
+async fn accounts_for(state: &AppState, user: &WebUser) -> WebResult<Vec<Account>> {
+    if user.principal.account_id.is_some() {
+        return Ok(Vec::new());
+    }
+    Ok(state
+        .store
+        .list_accounts()
+        .await
+        .map_err(|e| ApiError::from_store(e, "account"))?)
+}
+
+pub async fn new_form(State(state): State<AppState>, user: WebUser) -> WebResult<Response> {
+    let p = &user.principal;
+    p.require(p.perms.edit_integrations, "integrations-editor")?;
+    let accounts = accounts_for(&state, &user).await?;
+    let body = html! {
+        h1 { "Add a SentinelOne connector" }
+        (form(&user, "/connectors", &Values { track_errors: true, ..Values::default() }, false, &accounts, None))
+    };
+    Ok(layout::page("Add a connector", &user, Nav::Connectors, body).into_response())
+}
+
+fn values_of(f: &FormData) -> Values {
+    Values {
+        name: f.text("name").to_owned(),
+        description: f.text("description").to_owned(),
+        tenant_url: f.text("tenant_url").to_owned(),
+        track_errors: f.checked("track_errors"),
+        write_back: f.checked("write_back"),
+        account_id: f.text("account_id").to_owned(),
+    }
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    user: WebUser,
+    body: Bytes,
+) -> WebResult<Response> {
+    let f = FormData::parse(&body);
+    user.check_csrf(f.get("_csrf"))?;
+    let v = values_of(&f);
+    let req = CreateConnector {
+        kind: "sentinelone".into(),
+        name: v.name.clone(),
+        description: Some(v.description.clone()),
+        tenant_url: v.tenant_url.clone(),
+        api_token: f.text("api_token").to_owned(),
+        track_errors: Some(v.track_errors),
+        write_back: Some(v.write_back),
+        account_id: Some(v.account_id.clone()).filter(|a| !a.is_empty()),
+    };
+    match create_connector(&state, &user.principal, req).await {
+        Ok(_) => Ok(Redirect::to("/connectors").into_response()),
+        Err(ApiError::BadRequest(m) | ApiError::Conflict(m)) => {
+            let accounts = accounts_for(&state, &user).await?;
+            let body = html! {
+                h1 { "Add a SentinelOne connector" }
+                (form(&user, "/connectors", &v, false, &accounts, Some(&m)))
+            };
+            Ok((
+                StatusCode::BAD_REQUEST,
+                layout::page("Add a connector", &user, Nav::Connectors, body),
+            )
+                .into_response())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn load(state: &AppState, user: &WebUser, id: &str) -> WebResult<ConnectorRecord> {
+    let p = &user.principal;
+    p.require(p.perms.edit_integrations, "integrations-editor")?;
+    Ok(state
+        .store
+        .get_connector(p.account_id.as_deref(), id)
+        .await
+        .map_err(|e| ApiError::from_store(e, "connector"))?)
+}
+
+fn edit_page(user: &WebUser, c: &ConnectorRecord, v: &Values, error: Option<&str>) -> Markup {
+    let body = html! {
+        h1 { "Edit connector " (c.name) }
+        p { "Status: " (layout::status_badge(&c.status)) " " (layout::opt(c.status_detail.as_deref())) }
+        (form(user, &format!("/connectors/{}", c.id), v, true, &[], error))
+    };
+    layout::page("Edit connector", user, Nav::Connectors, body)
+}
+
+pub async fn edit_form(
+    State(state): State<AppState>,
+    user: WebUser,
+    Path(id): Path<String>,
+) -> WebResult<Response> {
+    let c = load(&state, &user, &id).await?;
+    let v = Values {
+        name: c.name.clone(),
+        description: c.description.clone().unwrap_or_default(),
+        tenant_url: c.tenant_url.clone(),
+        track_errors: c.track_errors,
+        write_back: c.write_back,
+        account_id: c.account_id.clone(),
+    };
+    Ok(edit_page(&user, &c, &v, None).into_response())
+}
+
+pub async fn update(
+    State(state): State<AppState>,
+    user: WebUser,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> WebResult<Response> {
+    let f = FormData::parse(&body);
+    user.check_csrf(f.get("_csrf"))?;
+    let c = load(&state, &user, &id).await?;
+    let v = values_of(&f);
+    let token = f.text("api_token");
+    let req = PatchConnector {
+        name: (v.name != c.name).then(|| v.name.clone()),
+        description: (Some(v.description.trim()) != c.description.as_deref().or(Some("")))
+            .then(|| Some(v.description.clone())),
+        tenant_url: Some(v.tenant_url.clone()),
+        api_token: Some(token.to_owned()).filter(|t| !t.trim().is_empty()),
+        track_errors: (v.track_errors != c.track_errors).then_some(v.track_errors),
+        write_back: (v.write_back != c.write_back).then_some(v.write_back),
+    };
+    match patch_connector(&state, &user.principal, &id, req).await {
+        Ok(_) => Ok(Redirect::to("/connectors").into_response()),
+        Err(ApiError::BadRequest(m) | ApiError::Conflict(m)) => {
+            Ok((StatusCode::BAD_REQUEST, edit_page(&user, &c, &v, Some(&m))).into_response())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub async fn delete(
+    State(state): State<AppState>,
+    user: WebUser,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> WebResult<Response> {
+    let f = FormData::parse(&body);
+    user.check_csrf(f.get("_csrf"))?;
+    delete_connector(&state, &user.principal, &id).await?;
+    Ok(Redirect::to("/connectors").into_response())
+}

@@ -1,0 +1,358 @@
+//! Sign-in, sessions and CSRF. A session cookie is 256 random bits, HttpOnly, SameSite=Lax,
+//! and Secure when the request came over TLS; the database keeps only its SHA-256. Each
+//! session has its own CSRF token that every state-changing form must send back.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use axum::extract::{ConnectInfo, FromRequestParts, Query, State};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::Form;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use chrono::Utc;
+use dossier_domain::access::Permissions;
+use dossier_store::{SessionRecord, StoreError};
+use maud::html;
+use rand::RngCore;
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+use super::layout;
+use super::{WebError, WebResult};
+use crate::auth::Principal;
+use crate::error::ApiError;
+use crate::{passwords, AppState};
+
+pub const COOKIE: &str = "dossier_session";
+const SESSION_HOURS: i64 = 12;
+
+/// At most this many failed sign-ins per user name, and per client address, in the window.
+const MAX_FAILURES_PER_USER: usize = 5;
+const MAX_FAILURES_PER_ADDRESS: usize = 20;
+const FAILURE_WINDOW: Duration = Duration::from_secs(15 * 60);
+
+/// A signed-in user, with what the API would know of an API key: the same checks apply.
+#[derive(Debug, Clone)]
+pub struct WebUser {
+    pub principal: Principal,
+    pub username: String,
+    pub csrf: String,
+    session_hash: String,
+}
+
+impl WebUser {
+    /// Checks the CSRF token a form sent.
+    ///
+    /// # Errors
+    /// Forbidden when it is missing or not this session's.
+    pub fn check_csrf(&self, sent: Option<&str>) -> WebResult<()> {
+        let sent = sent.unwrap_or_default().as_bytes();
+        let want = self.csrf.as_bytes();
+        let same = sent.len() == want.len()
+            && sent.iter().zip(want).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0;
+        if same {
+            Ok(())
+        } else {
+            Err(WebError::Api(ApiError::Forbidden(
+                "this form has expired; reload the page and try again".into(),
+            )))
+        }
+    }
+
+    /// Whether this user manages users and reads the audit log.
+    #[must_use]
+    pub fn is_admin(&self) -> bool {
+        self.principal
+            .roles
+            .iter()
+            .any(|r| matches!(r, dossier_domain::access::Role::Admin))
+            || self.principal.perms.all_accounts
+    }
+}
+
+fn hash_cookie(value: &str) -> String {
+    hex::encode(Sha256::digest(value.as_bytes()))
+}
+
+fn random_token() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+fn cookie_value(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == COOKIE)
+        .map(|(_, v)| v.to_owned())
+}
+
+/// Whether the browser reached us over TLS (Dossier itself speaks plain HTTP behind a
+/// TLS-terminating proxy, which says so in `X-Forwarded-Proto`).
+fn over_tls(headers: &HeaderMap) -> bool {
+    headers
+        .get("x-forwarded-proto")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("https"))
+}
+
+fn set_cookie(value: &str, max_age: i64, secure: bool) -> HeaderValue {
+    let secure = if secure { "; Secure" } else { "" };
+    HeaderValue::from_str(&format!(
+        "{COOKIE}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}"
+    ))
+    .unwrap_or_else(|_| HeaderValue::from_static("dossier_session=; Max-Age=0"))
+}
+
+impl FromRequestParts<AppState> for WebUser {
+    type Rejection = WebError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let next = parts
+            .uri
+            .path_and_query()
+            .map_or("/stories".to_owned(), |p| p.as_str().to_owned());
+        let sign_in = || WebError::SignIn { next: next.clone() };
+        let value = cookie_value(&parts.headers).ok_or_else(sign_in)?;
+        let id_hash = hash_cookie(&value);
+        let (session, user) = match state.store.find_session(&id_hash, Utc::now()).await {
+            Ok(found) => found,
+            Err(StoreError::NotFound) => return Err(sign_in()),
+            Err(e) => return Err(WebError::Api(ApiError::Internal(e.to_string()))),
+        };
+        let perms = Permissions::of(&user.roles);
+        Ok(WebUser {
+            principal: Principal {
+                actor: user.username.clone(),
+                account_id: if perms.all_accounts {
+                    None
+                } else {
+                    user.account_id
+                },
+                roles: user.roles,
+                perms,
+            },
+            username: user.username,
+            csrf: session.csrf,
+            session_hash: session.id_hash,
+        })
+    }
+}
+
+/// Counts failed sign-ins per user name and per client address in a sliding window.
+#[derive(Debug, Default)]
+pub struct LoginLimiter {
+    failures: Mutex<HashMap<String, VecDeque<Instant>>>,
+}
+
+impl LoginLimiter {
+    fn recent(&self, key: &str, now: Instant) -> usize {
+        let Ok(mut map) = self.failures.lock() else {
+            return 0;
+        };
+        let Some(q) = map.get_mut(key) else {
+            return 0;
+        };
+        while q
+            .front()
+            .is_some_and(|t| now.duration_since(*t) > FAILURE_WINDOW)
+        {
+            q.pop_front();
+        }
+        q.len()
+    }
+
+    /// Whether a sign-in for this user from this address may be tried now.
+    fn allowed(&self, user: &str, addr: &str) -> bool {
+        let now = Instant::now();
+        self.recent(&format!("u:{user}"), now) < MAX_FAILURES_PER_USER
+            && self.recent(&format!("a:{addr}"), now) < MAX_FAILURES_PER_ADDRESS
+    }
+
+    fn failed(&self, user: &str, addr: &str) {
+        let now = Instant::now();
+        if let Ok(mut map) = self.failures.lock() {
+            if map.len() > 100_000 {
+                // Bounded memory under a spray of names: old entries go first.
+                map.retain(|_, q| {
+                    q.back()
+                        .is_some_and(|t| now.duration_since(*t) < FAILURE_WINDOW)
+                });
+            }
+            map.entry(format!("u:{user}")).or_default().push_back(now);
+            map.entry(format!("a:{addr}")).or_default().push_back(now);
+        }
+    }
+
+    fn succeeded(&self, user: &str) {
+        if let Ok(mut map) = self.failures.lock() {
+            map.remove(&format!("u:{user}"));
+        }
+    }
+}
+
+/// The client's address as the connection shows it (empty when unknown, as in tests that
+/// drive the router directly).
+pub struct ClientAddr(String);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(ClientAddr(
+            parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map_or_else(String::new, |c| c.0.ip().to_string()),
+        ))
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct NextParam {
+    next: Option<String>,
+}
+
+/// Only a path on this site may follow a sign-in (no open redirect).
+fn safe_next(next: Option<&str>) -> String {
+    match next {
+        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n.to_owned(),
+        _ => "/stories".to_owned(),
+    }
+}
+
+fn login_form(next: &str, username: &str, error: Option<&str>) -> maud::Markup {
+    layout::bare(
+        "Sign in",
+        html! {
+            section.signin aria-labelledby="signin-title" {
+                h1 #signin-title { "Sign in to Dossier" }
+                @if let Some(e) = error {
+                    p.error role="alert" { (e) }
+                }
+                form method="post" action="/login" {
+                    input type="hidden" name="next" value=(next);
+                    label for="username" { "Username" }
+                    input #username type="text" name="username" value=(username) autocomplete="username" required autofocus;
+                    label for="password" { "Password" }
+                    input #password type="password" name="password" autocomplete="current-password" required;
+                    button type="submit" { "Sign in" }
+                }
+            }
+        },
+    )
+}
+
+pub async fn login_page(Query(q): Query<NextParam>) -> Response {
+    login_form(&safe_next(q.next.as_deref()), "", None).into_response()
+}
+
+#[derive(Deserialize)]
+pub struct LoginForm {
+    username: String,
+    password: String,
+    next: Option<String>,
+}
+
+pub async fn login(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ClientAddr(addr): ClientAddr,
+    Form(form): Form<LoginForm>,
+) -> Response {
+    let next = safe_next(form.next.as_deref());
+    let username = form.username.trim().to_lowercase();
+    if !state.login_limiter.allowed(&username, &addr) {
+        tracing::warn!(client = %addr, "sign-in refused: too many failed attempts");
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            login_form(
+                &next,
+                &form.username,
+                Some("Too many failed sign-ins. Wait 15 minutes and try again."),
+            ),
+        )
+            .into_response();
+    }
+    let user = match state.store.find_user(&username).await {
+        Ok(u) => Some(u),
+        Err(StoreError::NotFound) => None,
+        Err(e) => return WebError::Api(ApiError::Internal(e.to_string())).into_response(),
+    };
+    let stored = user.as_ref().map_or_else(
+        || passwords::decoy_hash().to_owned(),
+        |u| u.password_hash.clone(),
+    );
+    let password = form.password;
+    let ok = tokio::task::spawn_blocking(move || passwords::verify(&password, &stored))
+        .await
+        .unwrap_or(false);
+    let user = match (ok, user) {
+        (true, Some(u)) => u,
+        _ => {
+            state.login_limiter.failed(&username, &addr);
+            tracing::info!(client = %addr, "sign-in failed");
+            return (
+                StatusCode::UNAUTHORIZED,
+                login_form(&next, &form.username, Some("Wrong username or password.")),
+            )
+                .into_response();
+        }
+    };
+    state.login_limiter.succeeded(&username);
+    let value = random_token();
+    let now = Utc::now();
+    let session = SessionRecord {
+        id_hash: hash_cookie(&value),
+        user_id: user.id.clone(),
+        csrf: random_token(),
+        created_at: now,
+        expires_at: now + chrono::Duration::hours(SESSION_HOURS),
+    };
+    if let Err(e) = state.store.create_session(&session).await {
+        return WebError::Api(ApiError::Internal(e.to_string())).into_response();
+    }
+    tracing::info!(user = %user.username, "signed in");
+    let mut res = Redirect::to(&next).into_response();
+    res.headers_mut().insert(
+        header::SET_COOKIE,
+        set_cookie(&value, SESSION_HOURS * 3600, over_tls(&headers)),
+    );
+    res
+}
+
+#[derive(Deserialize)]
+pub struct CsrfForm {
+    #[serde(rename = "_csrf")]
+    csrf: Option<String>,
+}
+
+pub async fn logout(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    user: WebUser,
+    Form(form): Form<CsrfForm>,
+) -> WebResult<Response> {
+    user.check_csrf(form.csrf.as_deref())?;
+    state
+        .store
+        .delete_session(&user.session_hash)
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let mut res = Redirect::to("/login").into_response();
+    res.headers_mut()
+        .insert(header::SET_COOKIE, set_cookie("", 0, over_tls(&headers)));
+    Ok(res)
+}

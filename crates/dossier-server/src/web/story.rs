@@ -1,0 +1,442 @@
+//! The story page: everything an analyst needs to decide, and the actions to record it.
+
+use std::collections::{BTreeMap, HashMap};
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use dossier_domain::story::{Severity, Status, Verdict};
+use dossier_domain::MitreTechnique;
+use dossier_store::StoryDetail;
+use maud::{html, Markup};
+
+use super::layout::{self, Nav};
+use super::{urlencode, FormData, WebError, WebResult, WebUser};
+use crate::api::stories::{add_comment, get_story, patch_story, remove_comment, PatchStory};
+use crate::auth::{licensed_account, may_act};
+use crate::error::ApiError;
+use crate::AppState;
+
+/// A link to the threat in the tenant's console.
+fn console_link(tenant_url: &str, threat_id: &str) -> String {
+    format!(
+        "{}/incidents/threats/{}/overview",
+        tenant_url.trim_end_matches('/'),
+        urlencode(threat_id)
+    )
+}
+
+/// `T1055` → `/techniques/T1055/`; `T1055.012` → `/techniques/T1055/012/`.
+fn mitre_link(id: &str) -> Option<String> {
+    let ok = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric());
+    match id.split_once('.') {
+        Some((t, sub)) if ok(t) && ok(sub) => {
+            Some(format!("https://attack.mitre.org/techniques/{t}/{sub}/"))
+        }
+        None if ok(id) => Some(format!("https://attack.mitre.org/techniques/{id}/")),
+        _ => None,
+    }
+}
+
+async fn can_act(state: &AppState, user: &WebUser, d: &StoryDetail) -> Result<(), String> {
+    let account = licensed_account(state, &d.story.account_id)
+        .await
+        .map_err(|e| e.to_string())?;
+    may_act(&user.principal, &account).map_err(|e| e.to_string())
+}
+
+pub async fn page(
+    State(state): State<AppState>,
+    user: WebUser,
+    Path(id): Path<String>,
+) -> WebResult<Response> {
+    render(&state, &user, &id, None, StatusCode::OK).await
+}
+
+async fn render(
+    state: &AppState,
+    user: &WebUser,
+    id: &str,
+    error: Option<String>,
+    status: StatusCode,
+) -> WebResult<Response> {
+    let d = get_story(state, &user.principal, id).await?;
+    if d.story.id != id {
+        // Correlation replaced this story id; its successor holds the evidence.
+        return Ok(Redirect::to(&format!("/stories/{}", d.story.id)).into_response());
+    }
+    let act = can_act(state, user, &d).await;
+    let connectors: HashMap<String, String> = state
+        .store
+        .list_connectors(Some(&d.story.account_id))
+        .await
+        .map_err(|e| ApiError::from_store(e, "connector"))?
+        .into_iter()
+        .map(|c| (c.id, c.tenant_url))
+        .collect();
+    let body = story_body(user, &d, act, error.as_deref(), &connectors);
+    let title = d.story.indication.clone().unwrap_or_else(|| "Story".into());
+    Ok((status, layout::page(&title, user, Nav::Stories, body)).into_response())
+}
+
+fn story_body(
+    user: &WebUser,
+    d: &StoryDetail,
+    act: Result<(), String>,
+    error: Option<&str>,
+    connectors: &HashMap<String, String>,
+) -> Markup {
+    let s = &d.story;
+    let latest = d
+        .incidents
+        .iter()
+        .filter_map(|i| i.normalised.as_ref())
+        .max_by_key(|n| n.updated_at);
+    let device = latest.map(|n| &n.device);
+    let file = latest.map(|n| &n.file);
+    let mut mitre: BTreeMap<String, MitreTechnique> = BTreeMap::new();
+    for n in d.incidents.iter().filter_map(|i| i.normalised.as_ref()) {
+        for t in &n.mitre {
+            mitre.entry(t.id.clone()).or_insert_with(|| t.clone());
+        }
+    }
+    html! {
+        p { a href="/stories" { "« Stories" } }
+        section.story-head aria-labelledby="story-title" {
+            h1 #story-title { (s.indication.as_deref().unwrap_or("Unnamed threat")) }
+            p.summary { (d.summary) }
+            p {
+                strong { "Criticality " } (layout::criticality(s.criticality)) " of 10 "
+                (layout::status_badge(s.status.as_str()))
+            }
+            ul.reasons aria-label="Why this criticality" {
+                @for r in &d.criticality_detail.reasons { li { (r) } }
+            }
+        }
+        @if let Some(e) = error {
+            p.error role="alert" { (e) }
+        }
+        div.panels {
+            section aria-labelledby="summary-title" {
+                h2 #summary-title { "Summary" }
+                dl.facts {
+                    dt { "Story ID" } dd.mono { (s.id) }
+                    dt { "Indication" } dd { (layout::opt(s.indication.as_deref())) }
+                    dt { "Status" } dd { (s.status.as_str().replace('_', " ")) }
+                    dt { "Verdict" } dd { (layout::opt(s.verdict.map(Verdict::as_str))) }
+                    dt { "Severity" } dd { (layout::opt(s.severity.map(Severity::as_str))) }
+                    dt { "Producer" } dd { (s.vendor) " (" (s.producer) ")" }
+                    dt { "Incidents" } dd { (s.incident_count) }
+                    dt { "Duration" } dd { (layout::duration(s.last_signal_at - s.first_signal_at)) }
+                    dt { "First signal" } dd { (layout::time(s.first_signal_at)) }
+                    dt { "Last signal" } dd { (layout::time(s.last_signal_at)) }
+                    dt { "Created" } dd { (layout::time(s.created_at)) }
+                    dt { "Updated" } dd { (layout::time(s.updated_at)) }
+                    dt { "Mitigation" } dd { (layout::opt(s.mitigation_status.as_deref())) }
+                }
+            }
+            section aria-labelledby="device-title" {
+                h2 #device-title { "Device" }
+                dl.facts {
+                    dt { "Name" } dd { (layout::opt(s.device.name.as_deref())) }
+                    dt { "Agent UUID" } dd.mono { (layout::opt(s.device.agent_uuid.as_deref())) }
+                    dt { "OS" } dd { (layout::opt(device.and_then(|d| d.os_name.as_deref().or(d.os_type.as_deref())))) }
+                    dt { "IPs" } dd { (layout::opt(device.map(|d| d.ips.join(", ")).as_deref())) }
+                    dt { "Site" } dd { (layout::opt(device.and_then(|d| d.site.as_deref()))) }
+                    dt { "Group" } dd { (layout::opt(device.and_then(|d| d.group.as_deref()))) }
+                }
+            }
+            section aria-labelledby="file-title" {
+                h2 #file-title { "File" }
+                dl.facts {
+                    dt { "Name" } dd { (layout::opt(s.file.name.as_deref())) }
+                    dt { "Path" } dd.mono { (layout::opt(s.file.path.as_deref())) }
+                    dt { "SHA-1" } dd.mono { (layout::opt(s.file.sha1.as_deref())) }
+                    dt { "SHA-256" } dd.mono { (layout::opt(s.file.sha256.as_deref())) }
+                    dt { "MD5" } dd.mono { (layout::opt(s.file.md5.as_deref())) }
+                    dt { "Signer" } dd { (layout::opt(file.and_then(|f| f.signer.as_deref()))) }
+                    dt { "Size" } dd { (layout::opt(file.and_then(|f| f.size).map(|n| format!("{n} bytes")).as_deref())) }
+                }
+            }
+        }
+        section aria-labelledby="act-title" {
+            h2 #act-title { "Triage" }
+            @match &act {
+                Ok(()) => (actions(user, d)),
+                Err(why) => p.notice { "You can read this story but not act on it: " (why) },
+            }
+        }
+        section aria-labelledby="incidents-title" {
+            h2 #incidents-title { "Incidents (" (d.incidents.len()) ")" }
+            table.incidents {
+                thead { tr {
+                    th scope="col" { "Threat ID" } th scope="col" { "Created" } th scope="col" { "Classification" }
+                    th scope="col" { "Confidence" } th scope="col" { "Mitigation" } th scope="col" { "Analyst verdict" }
+                    th scope="col" { "Engines" } th scope="col" { "Console" }
+                } }
+                tbody {
+                    @for i in &d.incidents {
+                        tr {
+                            td.mono { (i.id) }
+                            td { (layout::time(i.created_at)) }
+                            td { (layout::opt(i.classification.as_deref())) }
+                            td { (layout::opt(i.confidence_level.as_deref())) }
+                            td { (layout::opt(i.mitigation_status.as_deref())) }
+                            td { (layout::opt(i.analyst_verdict.as_deref())) }
+                            td { (layout::opt(Some(i.engines.join(", ")).as_deref())) }
+                            td { @match connectors.get(&i.connector_id) {
+                                Some(url) => a href=(console_link(url, &i.id)) rel="noopener noreferrer" target="_blank" { "Open in SentinelOne" },
+                                None => span.none { "connector deleted" },
+                            } }
+                        }
+                    }
+                }
+            }
+        }
+        section aria-labelledby="mitre-title" {
+            h2 #mitre-title { "MITRE ATT&CK" }
+            @if mitre.is_empty() {
+                p.none { "No techniques were named by this story's indicators." }
+            } @else {
+                ul {
+                    @for t in mitre.values() {
+                        li {
+                            @match mitre_link(&t.id) {
+                                Some(href) => a href=(href) rel="noopener noreferrer" target="_blank" { (t.id) },
+                                None => (t.id),
+                            }
+                            @if let Some(n) = &t.name { " " (n) }
+                            @if let Some(tactic) = &t.tactic { " " span.hint { "(" (tactic) ")" } }
+                        }
+                    }
+                }
+            }
+        }
+        section aria-labelledby="timeline-title" {
+            h2 #timeline-title { "Timeline" }
+            table.timeline {
+                thead { tr { th scope="col" { "When" } th scope="col" { "What" } th scope="col" { "Who" } th scope="col" { "Detail" } } }
+                tbody {
+                    @for e in &d.timeline {
+                        tr {
+                            td { (layout::time(e.at)) }
+                            td { (e.kind.replace('_', " ")) }
+                            td { (layout::opt(e.actor.as_deref())) }
+                            td { (e.text) }
+                        }
+                    }
+                }
+            }
+        }
+        section #comments aria-labelledby="comments-title" {
+            h2 #comments-title { "Comments (" (d.comments.len()) ")" }
+            @if d.comments.is_empty() { p.none { "No comments yet." } }
+            ul.comments {
+                @for c in &d.comments {
+                    li {
+                        strong { (c.author) } " · " (layout::time(c.created_at))
+                        p { (c.text) }
+                        @if act.is_ok() && c.author == user.principal.actor {
+                            form.inline method="post" action={ "/stories/" (d.story.id) "/comments/" (c.id) "/delete" } {
+                                input type="hidden" name="_csrf" value=(user.csrf);
+                                button.secondary type="submit" { "Delete my comment" }
+                            }
+                        }
+                    }
+                }
+            }
+            @if act.is_ok() {
+                form method="post" action={ "/stories/" (d.story.id) "/comments" } {
+                    input type="hidden" name="_csrf" value=(user.csrf);
+                    label for="comment" { "Add a comment " span.hint { "(at most 500 characters; comments cannot be edited)" } }
+                    textarea #comment name="text" maxlength="500" rows="3" required {}
+                    button type="submit" { "Comment" }
+                }
+            }
+        }
+        section aria-labelledby="related-title" {
+            h2 #related-title { "Related stories" }
+            @if d.related.is_empty() {
+                p.none { "No other story shares this device or file." }
+            } @else {
+                table {
+                    thead { tr { th scope="col" { "Relation" } th scope="col" { "Story" } th scope="col" { "Device" } th scope="col" { "Updated" } } }
+                    tbody {
+                        @for r in &d.related {
+                            tr {
+                                td { (r.relation.replace('_', " ")) }
+                                td { a href={ "/stories/" (r.id) } { (r.indication.as_deref().unwrap_or("Unnamed threat")) } }
+                                td { (layout::opt(r.device_name.as_deref())) }
+                                td { (layout::time(r.updated_at)) }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        section aria-labelledby="raw-title" {
+            h2 #raw-title { "Raw threat JSON" }
+            @for i in &d.incidents {
+                details {
+                    summary { "Threat " (i.id) }
+                    pre.raw { (pretty(i.raw.get())) }
+                }
+            }
+        }
+    }
+}
+
+fn pretty(raw: &str) -> String {
+    serde_json::from_str::<serde_json::Value>(raw)
+        .and_then(|v| serde_json::to_string_pretty(&v))
+        .unwrap_or_else(|_| raw.to_owned())
+}
+
+fn actions(user: &WebUser, d: &StoryDetail) -> Markup {
+    let s = &d.story;
+    html! {
+        form.actions-form method="post" action={ "/stories/" (s.id) } {
+            input type="hidden" name="_csrf" value=(user.csrf);
+            div {
+                label for="status" { "Status" }
+                select #status name="status" {
+                    @for v in Status::ALL {
+                        option value=(v.as_str()) selected[s.status == *v] { (v.as_str().replace('_', " ")) }
+                    }
+                }
+            }
+            div {
+                label for="verdict" { "Verdict" }
+                select #verdict name="verdict" {
+                    option value="" selected[s.verdict.is_none()] { "none" }
+                    @for v in Verdict::ALL {
+                        option value=(v.as_str()) selected[s.verdict == Some(*v)] { (v.as_str()) }
+                    }
+                }
+            }
+            div {
+                label for="severity" { "Severity " span.hint { "(malicious only)" } }
+                select #severity name="severity" {
+                    option value="" selected[s.severity.is_none()] { "none" }
+                    @for v in Severity::ALL {
+                        option value=(v.as_str()) selected[s.severity == Some(*v)] { (v.as_str()) }
+                    }
+                }
+            }
+            div { button type="submit" { "Save" } }
+        }
+    }
+}
+
+fn parse_choice<T>(
+    field: &str,
+    v: Option<&str>,
+    parse: fn(&str) -> Option<T>,
+) -> Result<Option<T>, WebError> {
+    match v.map(str::trim).filter(|v| !v.is_empty()) {
+        None => Ok(None),
+        Some(v) => parse(v).map(Some).ok_or_else(|| {
+            WebError::Api(ApiError::BadRequest(format!(
+                "{field}: unknown value {v:?}"
+            )))
+        }),
+    }
+}
+
+/// Saves the triage form: only what changed is sent, so the timeline records exactly that.
+pub async fn act(
+    State(state): State<AppState>,
+    user: WebUser,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> WebResult<Response> {
+    let form = FormData::parse(&body);
+    user.check_csrf(form.get("_csrf"))?;
+    let current = get_story(&state, &user.principal, &id).await?.story;
+    let status = parse_choice("status", form.get("status"), Status::parse)?;
+    let verdict = parse_choice("verdict", form.get("verdict"), Verdict::parse)?;
+    let mut severity = parse_choice("severity", form.get("severity"), Severity::parse)?;
+    if verdict != Some(Verdict::Malicious) && severity == current.severity {
+        // The severity select still shows the old value; it goes with the malicious verdict.
+        severity = None;
+    }
+    let patch = PatchStory {
+        status: status.filter(|s| *s != current.status),
+        verdict: (verdict != current.verdict).then_some(verdict),
+        severity: (severity != current.severity).then_some(severity),
+    };
+    if patch.status.is_none() && patch.verdict.is_none() && patch.severity.is_none() {
+        return Ok(Redirect::to(&format!("/stories/{id}")).into_response());
+    }
+    match patch_story(&state, &user.principal, &id, patch).await {
+        Ok(_) => Ok(Redirect::to(&format!("/stories/{id}")).into_response()),
+        Err(ApiError::BadRequest(m) | ApiError::Conflict(m)) => {
+            render(&state, &user, &id, Some(m), StatusCode::BAD_REQUEST).await
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub async fn comment(
+    State(state): State<AppState>,
+    user: WebUser,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> WebResult<Response> {
+    let form = FormData::parse(&body);
+    user.check_csrf(form.get("_csrf"))?;
+    match add_comment(
+        &state,
+        &user.principal,
+        &id,
+        form.get("text").unwrap_or_default(),
+    )
+    .await
+    {
+        Ok(_) => Ok(Redirect::to(&format!("/stories/{id}#comments")).into_response()),
+        Err(ApiError::BadRequest(m) | ApiError::Conflict(m)) => {
+            render(&state, &user, &id, Some(m), StatusCode::BAD_REQUEST).await
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub async fn delete_comment(
+    State(state): State<AppState>,
+    user: WebUser,
+    Path((id, comment_id)): Path<(String, String)>,
+    body: Bytes,
+) -> WebResult<Response> {
+    let form = FormData::parse(&body);
+    user.check_csrf(form.get("_csrf"))?;
+    remove_comment(&state, &user.principal, &id, &comment_id).await?;
+    Ok(Redirect::to(&format!("/stories/{id}#comments")).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mitre_links_follow_the_site_layout() {
+        assert_eq!(
+            mitre_link("T1055").as_deref(),
+            Some("https://attack.mitre.org/techniques/T1055/")
+        );
+        assert_eq!(
+            mitre_link("T1055.012").as_deref(),
+            Some("https://attack.mitre.org/techniques/T1055/012/")
+        );
+        assert_eq!(mitre_link("T1055/../x"), None);
+    }
+
+    #[test]
+    fn console_links_escape_the_threat_id() {
+        assert_eq!(
+            console_link("https://t.sentinelone.net/", "123"),
+            "https://t.sentinelone.net/incidents/threats/123/overview"
+        );
+        assert!(console_link("https://t", "1/../2").ends_with("1%2F..%2F2/overview"));
+    }
+}
