@@ -101,6 +101,13 @@ pub fn time(t: DateTime<Utc>) -> Markup {
     }
 }
 
+/// A timestamp for a table cell: minutes, UTC said once in the caption.
+pub fn short_time(t: DateTime<Utc>) -> Markup {
+    html! {
+        time datetime=(t.to_rfc3339()) title=(t.to_rfc3339()) { (t.format("%Y-%m-%d %H:%M")) }
+    }
+}
+
 pub fn opt_time(t: Option<DateTime<Utc>>) -> Markup {
     match t {
         Some(t) => time(t),

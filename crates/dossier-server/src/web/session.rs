@@ -96,6 +96,23 @@ fn cookie_value(headers: &HeaderMap) -> Option<String> {
         .map(|(_, v)| v.to_owned())
 }
 
+/// The path of the page a request came from, when it came from this site.
+fn referring_page(headers: &HeaderMap) -> Option<String> {
+    let referer = url::Url::parse(headers.get(header::REFERER)?.to_str().ok()?).ok()?;
+    let host = headers.get(header::HOST)?.to_str().ok()?;
+    let authority = match referer.port() {
+        Some(p) => format!("{}:{p}", referer.host_str()?),
+        None => referer.host_str()?.to_owned(),
+    };
+    if !authority.eq_ignore_ascii_case(host) {
+        return None;
+    }
+    Some(match referer.query() {
+        Some(q) => format!("{}?{q}", referer.path()),
+        None => referer.path().to_owned(),
+    })
+}
+
 /// Whether the browser reached us over TLS (Dossier itself speaks plain HTTP behind a
 /// TLS-terminating proxy, which says so in `X-Forwarded-Proto`).
 fn over_tls(headers: &HeaderMap) -> bool {
@@ -120,10 +137,16 @@ impl FromRequestParts<AppState> for WebUser {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let next = parts
-            .uri
-            .path_and_query()
-            .map_or("/stories".to_owned(), |p| p.as_str().to_owned());
+        // After signing in, come back here; a form sent after the session ended comes back to
+        // the page it was sent from (its address only takes POSTs).
+        let next = if parts.method == axum::http::Method::GET {
+            parts
+                .uri
+                .path_and_query()
+                .map_or("/stories".to_owned(), |p| p.as_str().to_owned())
+        } else {
+            referring_page(&parts.headers).unwrap_or_else(|| "/stories".to_owned())
+        };
         let sign_in = || WebError::SignIn { next: next.clone() };
         let value = cookie_value(&parts.headers).ok_or_else(sign_in)?;
         let id_hash = hash_cookie(&value);
@@ -226,9 +249,19 @@ pub struct NextParam {
 }
 
 /// Only a path on this site may follow a sign-in (no open redirect).
+/// Browsers drop tabs and newlines from URLs and read `\\` as `/`, so `/\t/evil.example`
+/// would leave the site: any of them, or whitespace, refuses the path.
 fn safe_next(next: Option<&str>) -> String {
     match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n.to_owned(),
+        Some(n)
+            if n.starts_with('/')
+                && !n.starts_with("//")
+                && !n
+                    .chars()
+                    .any(|c| c == '\\' || c.is_whitespace() || c.is_control()) =>
+        {
+            n.to_owned()
+        }
         _ => "/stories".to_owned(),
     }
 }
@@ -257,6 +290,30 @@ fn login_form(next: &str, username: &str, error: Option<&str>) -> maud::Markup {
 
 pub async fn login_page(Query(q): Query<NextParam>) -> Response {
     login_form(&safe_next(q.next.as_deref()), "", None).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::safe_next;
+
+    #[test]
+    fn only_paths_on_this_site_follow_a_sign_in() {
+        assert_eq!(
+            safe_next(Some("/stories?status=open")),
+            "/stories?status=open"
+        );
+        for bad in [
+            "//evil.example",
+            "/\\evil.example",
+            "/\t/evil.example",
+            "/\n/evil.example",
+            "https://evil.example",
+            "evil",
+        ] {
+            assert_eq!(safe_next(Some(bad)), "/stories", "{bad:?}");
+        }
+        assert_eq!(safe_next(None), "/stories");
+    }
 }
 
 #[derive(Deserialize)]

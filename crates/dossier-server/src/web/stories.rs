@@ -390,28 +390,29 @@ fn checked(values: &[String], v: &str) -> bool {
 
 fn filters(view: &ListState) -> Markup {
     let range = view.range();
+    // The finer filters fold away unless one of them is in use.
+    let more_open = range == "custom"
+        || !view.cmin.is_empty()
+        || !view.cmax.is_empty()
+        || !view.status.is_empty()
+        || !view.verdict.is_empty()
+        || !view.severity.is_empty()
+        || !view.producer.is_empty()
+        || !view.indication.is_empty();
     html! {
         form.filters method="get" action="/stories" role="search" aria-label="Filter stories" {
             div {
-                label for="range" { "Time range" }
+                label for="range" { "Time range " span.hint { "(last update)" } }
                 select #range name="range" {
                     @for (k, label, _) in RANGES {
                         option value=(k) selected[range == *k] { (label) }
                     }
-                    option value="custom" selected[range == "custom"] { "Custom (below)" }
+                    option value="custom" selected[range == "custom"] { "Custom (under more filters)" }
                 }
             }
             div {
-                label for="from" { "From " span.hint { "(UTC, custom range)" } }
-                input #from type="datetime-local" name="from" value=(view.from);
-            }
-            div {
-                label for="to" { "To " span.hint { "(UTC, custom range)" } }
-                input #to type="datetime-local" name="to" value=(view.to);
-            }
-            div {
                 label for="q" { "Search " span.hint { "(press /)" } }
-                input #q type="text" name="q" value=(view.q) placeholder="threat, device, file, hash, id";
+                input #q type="search" name="q" value=(view.q) placeholder="threat, device, file, hash, id";
             }
             div {
                 label for="device" { "Device" }
@@ -422,39 +423,6 @@ fn filters(view: &ListState) -> Markup {
                 input #hash type="text" name="hash" value=(view.hash) placeholder="SHA-1, SHA-256 or MD5";
             }
             div {
-                label for="producer" { "Producer" }
-                select #producer name="producer" {
-                    option value="" selected[view.producer.is_empty()] { "All producers" }
-                    option value="sentinelone" selected[view.producer == "sentinelone"] { "SentinelOne" }
-                }
-            }
-            div {
-                label for="cmin" { "Criticality from" }
-                input #cmin type="number" min="1" max="10" name="cmin" value=(view.cmin);
-            }
-            div {
-                label for="cmax" { "Criticality to" }
-                input #cmax type="number" min="1" max="10" name="cmax" value=(view.cmax);
-            }
-            fieldset {
-                legend { "Status" }
-                @for s in Status::ALL {
-                    label.check { input type="checkbox" name="status" value=(s.as_str()) checked[checked(&view.status, s.as_str())]; (s.as_str().replace('_', " ")) }
-                }
-            }
-            fieldset {
-                legend { "Verdict" }
-                @for v in Verdict::ALL {
-                    label.check { input type="checkbox" name="verdict" value=(v.as_str()) checked[checked(&view.verdict, v.as_str())]; (v.as_str()) }
-                }
-            }
-            fieldset {
-                legend { "Severity" }
-                @for v in Severity::ALL {
-                    label.check { input type="checkbox" name="severity" value=(v.as_str()) checked[checked(&view.severity, v.as_str())]; (v.as_str()) }
-                }
-            }
-            div {
                 label for="group" { "Group by" }
                 select #group name="group" {
                     option value="" selected[view.group.is_empty()] { "No grouping" }
@@ -462,7 +430,62 @@ fn filters(view: &ListState) -> Markup {
                         option value=(k) selected[view.group == *k] { (k) }
                     }
                 }
+            }
+            div {
+                span.label-like { "Engine" }
                 label.check { input type="checkbox" name="endpoint" value="1" checked[view.endpoint]; "Endpoint stories only" }
+            }
+            details.more open[more_open] {
+                summary { "More filters" }
+                div.more-grid {
+                    div {
+                        label for="from" { "From " span.hint { "(UTC, custom range)" } }
+                        input #from type="datetime-local" name="from" value=(view.from);
+                    }
+                    div {
+                        label for="to" { "To " span.hint { "(UTC, custom range)" } }
+                        input #to type="datetime-local" name="to" value=(view.to);
+                    }
+                    div {
+                        label for="producer" { "Producer" }
+                        select #producer name="producer" {
+                            option value="" selected[view.producer.is_empty()] { "All producers" }
+                            option value="sentinelone" selected[view.producer == "sentinelone"] { "SentinelOne" }
+                        }
+                    }
+                    div {
+                        label for="cmin" { "Criticality from" }
+                        input #cmin type="number" min="1" max="10" name="cmin" value=(view.cmin);
+                    }
+                    div {
+                        label for="cmax" { "Criticality to" }
+                        input #cmax type="number" min="1" max="10" name="cmax" value=(view.cmax);
+                    }
+                    @if !view.indication.is_empty() {
+                        div {
+                            label for="indication" { "Indication" }
+                            input #indication type="text" name="indication" value=(view.indication);
+                        }
+                    }
+                    fieldset {
+                        legend { "Status" }
+                        @for s in Status::ALL {
+                            label.check { input type="checkbox" name="status" value=(s.as_str()) checked[checked(&view.status, s.as_str())]; (s.as_str().replace('_', " ")) }
+                        }
+                    }
+                    fieldset {
+                        legend { "Verdict" }
+                        @for v in Verdict::ALL {
+                            label.check { input type="checkbox" name="verdict" value=(v.as_str()) checked[checked(&view.verdict, v.as_str())]; (v.as_str()) }
+                        }
+                    }
+                    fieldset {
+                        legend { "Severity" }
+                        @for v in Severity::ALL {
+                            label.check { input type="checkbox" name="severity" value=(v.as_str()) checked[checked(&view.severity, v.as_str())]; (v.as_str()) }
+                        }
+                    }
+                }
             }
             @if !view.sort.is_empty() {
                 input type="hidden" name="sort" value=(view.sort);
@@ -536,7 +559,7 @@ fn table(view: &ListState, items: &[Story]) -> Markup {
     .unwrap_or((StorySortField::UpdatedAt, true));
     html! {
         table.stories {
-            caption.hint { "Stories, sorted by " (current.name().replace('_', " ")) (if desc { " (descending)" } else { " (ascending)" }) }
+            caption.hint { "Stories, sorted by " (current.name().replace('_', " ")) (if desc { " (descending)" } else { " (ascending)" }) "; times in UTC" }
             thead {
                 tr {
                     @for (label, field) in COLUMNS {
@@ -563,9 +586,9 @@ fn table(view: &ListState, items: &[Story]) -> Markup {
                         td { (layout::opt(s.verdict.map(Verdict::as_str))) }
                         td { (layout::opt(s.severity.map(Severity::as_str))) }
                         td.num { (s.incident_count) }
-                        td { (layout::time(s.first_signal_at)) }
-                        td { (layout::time(s.created_at)) }
-                        td { (layout::time(s.updated_at)) }
+                        td.when { (layout::short_time(s.first_signal_at)) }
+                        td.when { (layout::short_time(s.created_at)) }
+                        td.when { (layout::short_time(s.updated_at)) }
                         td { (s.vendor) }
                         td.hash { @match s.file.sha1.as_deref().or(s.file.sha256.as_deref()) {
                             Some(h) => span title=(h) { (h) },

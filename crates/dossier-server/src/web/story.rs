@@ -353,10 +353,22 @@ pub async fn act(
 ) -> WebResult<Response> {
     let form = FormData::parse(&body);
     user.check_csrf(form.get("_csrf"))?;
-    let current = get_story(&state, &user.principal, &id).await?.story;
+    let detail = get_story(&state, &user.principal, &id).await?;
+    // Refused before anything else, even a form that changes nothing.
+    can_act(&state, &user, &detail)
+        .await
+        .map_err(|m| WebError::Api(ApiError::Forbidden(m)))?;
+    let current = detail.story;
+    // A field the form leaves out keeps its value; an empty one clears it.
     let status = parse_choice("status", form.get("status"), Status::parse)?;
-    let verdict = parse_choice("verdict", form.get("verdict"), Verdict::parse)?;
-    let mut severity = parse_choice("severity", form.get("severity"), Severity::parse)?;
+    let verdict = match form.get("verdict") {
+        None => current.verdict,
+        v => parse_choice("verdict", v, Verdict::parse)?,
+    };
+    let mut severity = match form.get("severity") {
+        None => current.severity,
+        v => parse_choice("severity", v, Severity::parse)?,
+    };
     if verdict != Some(Verdict::Malicious) && severity == current.severity {
         // The severity select still shows the old value; it goes with the malicious verdict.
         severity = None;

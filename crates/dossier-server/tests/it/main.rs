@@ -1,10 +1,13 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod access;
+mod browser;
 mod expiry;
 mod faults;
 mod pipeline;
 mod regressions;
+mod web_access;
+mod web_client;
 mod writeback;
 
 use std::sync::Arc;

@@ -71,6 +71,11 @@ pub async fn run(o: BenchOptions) -> anyhow::Result<()> {
         println!("list_queries={}", l.queries);
         println!("list_p50_ms={:.1}", l.p50_ms);
         println!("list_p95_ms={:.1}", l.p95_ms);
+        println!("list_page_queries={}", l.page_queries);
+        println!("list_page_p50_ms={:.1}", l.page_p50_ms);
+        println!("list_page_p95_ms={:.1}", l.page_p95_ms);
+        println!("list_page_worst_view={:?}", l.page_worst.0);
+        println!("list_page_worst_p95_ms={:.1}", l.page_worst.1);
     }
     Ok(())
 }
