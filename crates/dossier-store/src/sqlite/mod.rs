@@ -25,6 +25,7 @@ use crate::{Result, StoreError};
 const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0001_init.sql"),
     include_str!("../../migrations/sqlite/0002_users.sql"),
+    include_str!("../../migrations/sqlite/0003_story_lookups.sql"),
 ];
 const READERS: usize = 4;
 

@@ -148,26 +148,63 @@ fn filters(q: &StoryQuery, sql: &mut String, args: &mut Vec<Value>) {
             Value::Integer(max.into()),
         );
     }
+    // Device and hash match any of several columns. Within an account each column has its
+    // index, and a union of index lookups finds the stories; an operator across accounts
+    // filters as it scans.
+    let lookup = |sql: &mut String, args: &mut Vec<Value>, columns: &[(&str, String)]| {
+        if let Some(a) = &q.account_id {
+            sql.push_str(" AND seq IN (");
+            for (i, (col, v)) in columns.iter().enumerate() {
+                if i > 0 {
+                    sql.push_str(" UNION ALL ");
+                }
+                push(
+                    sql,
+                    args,
+                    "SELECT seq FROM stories WHERE account_id = ?",
+                    Value::Text(a.clone()),
+                );
+                push(
+                    sql,
+                    args,
+                    &format!(" AND {col} = ?"),
+                    Value::Text(v.clone()),
+                );
+            }
+            sql.push(')');
+        } else {
+            sql.push_str(" AND (");
+            for (i, (col, v)) in columns.iter().enumerate() {
+                if i > 0 {
+                    sql.push_str(" OR ");
+                }
+                push(sql, args, &format!("{col} = ?"), Value::Text(v.clone()));
+            }
+            sql.push(')');
+        }
+    };
     if let Some(d) = q.device.as_deref().map(str::trim).filter(|d| !d.is_empty()) {
-        push(
+        lookup(
             sql,
             args,
-            " AND (agent_uuid = ?",
-            Value::Text(d.to_lowercase()),
-        );
-        push(
-            sql,
-            args,
-            " OR device_name = ? COLLATE NOCASE)",
-            Value::Text(d.to_owned()),
+            &[
+                ("agent_uuid", d.to_lowercase()),
+                ("device_name COLLATE NOCASE", d.to_owned()),
+            ],
         );
     }
     if let Some(h) = q.hash.as_deref().map(str::trim).filter(|h| !h.is_empty()) {
         let h = h.to_lowercase();
-        push(sql, args, " AND (file_hash = ?", Value::Text(h.clone()));
-        push(sql, args, " OR sha1 = ?", Value::Text(h.clone()));
-        push(sql, args, " OR sha256 = ?", Value::Text(h.clone()));
-        push(sql, args, " OR md5 = ?)", Value::Text(h));
+        lookup(
+            sql,
+            args,
+            &[
+                ("file_hash", h.clone()),
+                ("sha1", h.clone()),
+                ("sha256", h.clone()),
+                ("md5", h),
+            ],
+        );
     }
     if let Some(i) = q.indication.as_deref().filter(|i| !i.is_empty()) {
         push(sql, args, " AND indication = ?", Value::Text(i.to_owned()));
@@ -192,7 +229,10 @@ fn filters(q: &StoryQuery, sql: &mut String, args: &mut Vec<Value>) {
 pub(crate) fn list(conn: &Connection, q: &StoryQuery) -> Result<StoryPage> {
     let (col, is_int) = sort_column(q.sort);
     let sort_name = format!("{}{}", if q.descending { "-" } else { "" }, q.sort.name());
-    let mut sql = format!("SELECT {COLUMNS}, {col} FROM stories WHERE 1 = 1");
+    // The inner query finds the page's rows by their sort key alone; only those rows are then
+    // read in full. Sorting thousands of matches on a column without an index is then cheap,
+    // since the sorter no longer carries every column of every candidate.
+    let mut sql = "SELECT seq FROM stories WHERE 1 = 1".to_owned();
     let mut args: Vec<Value> = Vec::new();
     filters(q, &mut sql, &mut args);
     let op = if q.descending { "<" } else { ">" };
@@ -221,14 +261,15 @@ pub(crate) fn list(conn: &Connection, q: &StoryQuery) -> Result<StoryPage> {
     }
     let dir = if q.descending { "DESC" } else { "ASC" };
     let limit = q.limit.clamp(1, 1000);
-    if col == "id" {
-        sql.push_str(&format!(" ORDER BY id {dir} LIMIT {}", limit + 1));
+    let order = if col == "id" {
+        format!("ORDER BY id {dir}")
     } else {
-        sql.push_str(&format!(
-            " ORDER BY {col} {dir}, id {dir} LIMIT {}",
-            limit + 1
-        ));
-    }
+        format!("ORDER BY {col} {dir}, id {dir}")
+    };
+    let sql = format!(
+        "SELECT {COLUMNS}, {col} FROM stories WHERE seq IN ({sql} {order} LIMIT {}) {order}",
+        limit + 1
+    );
     let mut st = conn.prepare_cached(&sql)?;
     let rows = st.query_map(params_from_iter(args.iter()), |r| {
         let story = story_row(r)?;
@@ -659,8 +700,10 @@ pub(crate) fn group_counts(
     let mut sql = format!("SELECT {col}, count(*) FROM stories WHERE 1 = 1");
     let mut args: Vec<Value> = Vec::new();
     filters(q, &mut sql, &mut args);
+    // `+col` keeps the planner from walking a whole (account, column) index to get the groups
+    // in order: the time range picks far fewer rows, and grouping them costs less.
     sql.push_str(&format!(
-        " GROUP BY {col} ORDER BY count(*) DESC, {col} LIMIT {}",
+        " GROUP BY +{col} ORDER BY count(*) DESC, {col} LIMIT {}",
         limit.clamp(1, 1000)
     ));
     let mut st = conn.prepare_cached(&sql)?;

@@ -144,6 +144,27 @@ async fn filters_narrow_the_list() {
         .len(),
         1
     );
+    // An operator across accounts filters by device and hash too (without the per-account
+    // index lookups).
+    for across in [
+        StoryQuery {
+            device: Some("AA".into()),
+            ..Default::default()
+        },
+        StoryQuery {
+            hash: Some(sha1(2).to_uppercase()),
+            ..Default::default()
+        },
+    ] {
+        let found = f.store.list_stories(&across).await.unwrap().items;
+        assert_eq!(found.len(), 1, "{across:?}");
+    }
+    assert!(q(StoryQuery {
+        device: Some("nobody".into()),
+        ..Default::default()
+    })
+    .await
+    .is_empty());
     assert_eq!(
         q(StoryQuery {
             q: Some("EVIL".into()),

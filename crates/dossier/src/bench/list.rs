@@ -181,6 +181,7 @@ async fn pages(
         }
         times.sort_by(f64::total_cmp);
         let p95 = percentile(&times, 95.0);
+        eprintln!("list: page {view:?}: p95 {p95:.1} ms");
         if p95 > worst.1 {
             worst = ((*view).to_owned(), p95);
         }
