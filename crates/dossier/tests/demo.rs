@@ -1,4 +1,5 @@
-//! `dossier demo`: the first story is visible in the API within 5 seconds of start.
+//! `dossier demo`: the first story is visible in the API within 5 seconds of start, and the
+//! sign-in it prints works.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -9,6 +10,20 @@ use std::time::{Duration, Instant};
 fn get(port: u16, path: &str, key: &str) -> String {
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
     write!(s, "GET {path} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {key}\r\nConnection: close\r\n\r\n").unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
+fn sign_in(port: u16, user: &str, password: &str) -> String {
+    let body = format!("username={user}&password={password}&next=%2Fstories");
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        s,
+        "POST /login HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
     let mut out = String::new();
     s.read_to_string(&mut out).unwrap();
     out
@@ -32,12 +47,21 @@ fn the_first_story_is_in_the_api_within_five_seconds() {
         .spawn()
         .unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut logins = Vec::new();
     let key = loop {
         let line = lines.next().expect("the demo printed no API key").unwrap();
+        if let Some(login) = line.trim().strip_prefix("Sign in:") {
+            // "admin / <password>   (admin)"
+            let mut words = login.split_whitespace();
+            let user = words.next().unwrap().to_owned();
+            assert_eq!(words.next(), Some("/"));
+            logins.push((user, words.next().unwrap().to_owned()));
+        }
         if let Some(k) = line.trim().strip_prefix("API key:") {
             break k.trim().to_owned();
         }
     };
+    assert_eq!(logins.len(), 2, "an admin and a viewer sign-in");
     assert!(key.starts_with("dsk_"), "{key}");
     let story = loop {
         let resp = get(port, "/api/v1/stories?limit=1", &key);
@@ -53,6 +77,16 @@ fn the_first_story_is_in_the_api_within_five_seconds() {
     let elapsed = started.elapsed();
     eprintln!("first story after {:.2} s", elapsed.as_secs_f64());
     assert!(story.starts_with("HTTP/1.1 200"), "{story}");
+    for (user, password) in &logins {
+        let resp = sign_in(port, user, password);
+        assert!(
+            resp.starts_with("HTTP/1.1 303"),
+            "{user} cannot sign in: {resp}"
+        );
+        assert!(resp.contains("dossier_session="), "{resp}");
+    }
+    let wrong = sign_in(port, &logins[0].0, "not-the-password");
+    assert!(wrong.starts_with("HTTP/1.1 401"), "{wrong}");
     // The demo leaves nothing in the working directory.
     child.kill().unwrap();
     child.wait().unwrap();

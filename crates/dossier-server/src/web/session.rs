@@ -37,12 +37,21 @@ const MAX_FAILURES_PER_ADDRESS: usize = 20;
 const FAILURE_WINDOW: Duration = Duration::from_secs(15 * 60);
 
 /// A signed-in user, with what the API would know of an API key: the same checks apply.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct WebUser {
     pub principal: Principal,
     pub username: String,
     pub csrf: String,
     session_hash: String,
+}
+
+impl std::fmt::Debug for WebUser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebUser")
+            .field("username", &self.username)
+            .field("principal", &self.principal)
+            .finish_non_exhaustive()
+    }
 }
 
 impl WebUser {

@@ -177,3 +177,38 @@ async fn without_track_errors_only_the_status_changes() {
     assert!(e["items"].as_array().unwrap().is_empty(), "{e}");
     app.running.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_connectors_page_shows_the_expiry_badge_and_the_backfill() {
+    let app = spawn_app(3).await;
+    app.tenant.set_token(token_expiring_in(Duration::days(5)));
+    let account = app.account(Licence::Xops).await;
+    let admin = app.key(Some(&account), &[Role::Admin]).await;
+    let c = app.create_connector(&admin).await;
+    let path = format!("/api/v1/connectors/{}", c["id"].as_str().unwrap());
+    app.until(30, || async {
+        let (_, c) = app.call("GET", &path, Some(&admin), None).await;
+        c["token_expires_at"].is_string() && c["backfill"].is_null()
+    })
+    .await;
+    // A second connector that never reaches its tenant: its backfill has not started.
+    let stuck = app.create_connector_to(&admin, "https://127.0.0.1:9").await;
+    let mut web = app.signed_in(Some(&account), &[Role::Admin]).await;
+    let (status, html) = web.get("/connectors").await;
+    assert_eq!(status, 200);
+    let rows = crate::web_client::table_rows(&html, "connectors");
+    let synced = rows
+        .iter()
+        .find(|r| r.contains(c["id"].as_str().unwrap()))
+        .expect("the first connector's row");
+    assert!(synced.contains("expires within 7 days"), "{synced}");
+    assert!(synced.contains("done"), "the backfill is over: {synced}");
+    let pending = rows
+        .iter()
+        .find(|r| r.contains(stuck["id"].as_str().unwrap()))
+        .expect("the second connector's row");
+    assert!(pending.contains("<progress"), "{pending}");
+    assert!(pending.contains("0%"), "{pending}");
+    assert!(!pending.contains("expires within"), "{pending}");
+    app.running.stop().await;
+}
