@@ -44,6 +44,8 @@ pub struct ServerConfig {
     pub max_body_bytes: u64,
     pub poll_policy: PollPolicy,
     pub correlation: Policy,
+    /// Mark session cookies Secure whatever the request says (Dossier behind TLS).
+    pub secure_cookies: bool,
 }
 
 impl Default for ServerConfig {
@@ -58,6 +60,7 @@ impl Default for ServerConfig {
             max_body_bytes: 64 * 1024 * 1024,
             poll_policy: PollPolicy::default(),
             correlation: Policy::default(),
+            secure_cookies: false,
         }
     }
 }

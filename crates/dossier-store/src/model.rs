@@ -431,7 +431,7 @@ pub struct EventPage {
 }
 
 /// A person who signs in to the web UI. `account_id` is `None` only for an operator.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct UserRecord {
     pub id: String,
     pub account_id: Option<String>,
@@ -443,7 +443,7 @@ pub struct UserRecord {
 }
 
 /// A signed-in browser. The cookie itself is never stored, only its SHA-256.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct SessionRecord {
     pub id_hash: String,
     pub user_id: String,
@@ -451,6 +451,26 @@ pub struct SessionRecord {
     pub csrf: String,
     pub created_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
+}
+
+impl std::fmt::Debug for UserRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UserRecord")
+            .field("id", &self.id)
+            .field("account_id", &self.account_id)
+            .field("username", &self.username)
+            .field("roles", &self.roles)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for SessionRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionRecord")
+            .field("user_id", &self.user_id)
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
 }
 
 /// One line of an account's audit log: who did what, when, to what.

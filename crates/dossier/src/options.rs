@@ -34,6 +34,10 @@ pub struct ServeOptions {
     /// `dossier-secret.key` beside the SQLite database, or in the working directory.
     #[arg(long, env = "DOSSIER_SECRET_KEY_FILE")]
     pub secret_key_file: Option<PathBuf>,
+    /// Always mark web session cookies Secure (Dossier served over TLS through a proxy that
+    /// does not send X-Forwarded-Proto).
+    #[arg(long, env = "DOSSIER_SECURE_COOKIES")]
+    pub secure_cookies: bool,
 }
 
 /// Opens the store the URL names.
@@ -79,6 +83,7 @@ impl ServeOptions {
         Ok(ServerConfig {
             allow_private_tenants: self.allow_private_tenants,
             tenant_ca_pem,
+            secure_cookies: self.secure_cookies,
             ..ServerConfig::default()
         })
     }

@@ -99,6 +99,33 @@ async fn users_page(
     Ok((status, layout::page("Users", user, Nav::Users, body)).into_response())
 }
 
+/// Writes an audit line for a user change. An operator (no account) is audited under the
+/// empty account id, which only operators read. The change is saved already, so a failure here
+/// is logged rather than undoing it.
+async fn record(
+    state: &AppState,
+    account_id: Option<&str>,
+    actor: &str,
+    action: &str,
+    target: &str,
+    detail: &str,
+) {
+    if let Err(e) = state
+        .store
+        .audit(
+            account_id.unwrap_or_default(),
+            actor,
+            action,
+            target,
+            detail,
+            Utc::now(),
+        )
+        .await
+    {
+        tracing::error!(error = %e, "cannot write the audit log");
+    }
+}
+
 pub async fn users(State(state): State<AppState>, user: WebUser) -> WebResult<Response> {
     require_admin(&user)?;
     users_page(&state, &user, None, StatusCode::OK).await
@@ -154,20 +181,16 @@ pub async fn create_user(
     };
     match state.store.create_user(&rec).await {
         Ok(created) => {
-            if let Some(a) = &created.account_id {
-                let roles: Vec<&str> = created.roles.iter().map(|r| r.as_str()).collect();
-                let _ = state
-                    .store
-                    .audit(
-                        a,
-                        &user.principal.actor,
-                        "user_created",
-                        &created.username,
-                        &format!("roles {}", roles.join(", ")),
-                        Utc::now(),
-                    )
-                    .await;
-            }
+            let roles: Vec<&str> = created.roles.iter().map(|r| r.as_str()).collect();
+            record(
+                &state,
+                created.account_id.as_deref(),
+                &user.principal.actor,
+                "user_created",
+                &created.username,
+                &format!("roles {}", roles.join(", ")),
+            )
+            .await;
             Ok(Redirect::to("/users").into_response())
         }
         Err(dossier_store::StoreError::Conflict(m) | dossier_store::StoreError::Invalid(m)) => {
@@ -203,19 +226,15 @@ pub async fn delete_user(
         .delete_user(scope.as_deref(), &id)
         .await
         .map_err(|e| ApiError::from_store(e, "user"))?;
-    if let Some(a) = &target.account_id {
-        let _ = state
-            .store
-            .audit(
-                a,
-                &user.principal.actor,
-                "user_deleted",
-                &target.username,
-                "",
-                Utc::now(),
-            )
-            .await;
-    }
+    record(
+        &state,
+        target.account_id.as_deref(),
+        &user.principal.actor,
+        "user_deleted",
+        &target.username,
+        "",
+    )
+    .await;
     Ok(Redirect::to("/users").into_response())
 }
 

@@ -3,7 +3,6 @@
 use axum::extract::{RawQuery, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use chrono::{DateTime, NaiveDateTime, Utc};
 use dossier_domain::event::EventType;
 use dossier_store::{Event, EventQuery};
 use maud::html;
@@ -72,17 +71,7 @@ impl Filters {
             .iter()
             .map(|t| EventType::parse(t).ok_or_else(|| format!("type: unknown event type {t:?}")))
             .collect::<Result<_, _>>()?;
-        let time = |field: &str, v: &str| -> Result<Option<DateTime<Utc>>, String> {
-            if v.is_empty() {
-                return Ok(None);
-            }
-            if let Ok(t) = DateTime::parse_from_rfc3339(v) {
-                return Ok(Some(t.with_timezone(&Utc)));
-            }
-            NaiveDateTime::parse_from_str(v, "%Y-%m-%dT%H:%M")
-                .map(|t| Some(t.and_utc()))
-                .map_err(|_| format!("{field}: not a time, e.g. 2026-11-27T10:00"))
-        };
+        let time = super::stories::parse_local;
         let text = |s: &str| Some(s.to_owned()).filter(|s| !s.is_empty());
         Ok(EventQuery {
             account_id,

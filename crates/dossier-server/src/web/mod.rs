@@ -99,17 +99,20 @@ fn same_origin(req: &Request) -> bool {
     let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
         return true;
     };
-    let host = headers
-        .get(header::HOST)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
+    // Behind a reverse proxy the browser's host is in X-Forwarded-Host (a cross-site form
+    // cannot set that header), and Host may name the proxy's upstream instead.
+    let hosts: Vec<&str> = [header::HOST.as_str(), "x-forwarded-host"]
+        .iter()
+        .filter_map(|h| headers.get(*h).and_then(|v| v.to_str().ok()))
+        .map(str::trim)
+        .collect();
     url::Url::parse(origin).is_ok_and(|u| {
         let authority = match (u.host_str(), u.port()) {
             (Some(h), Some(p)) => format!("{h}:{p}"),
             (Some(h), None) => h.to_owned(),
             _ => return false,
         };
-        authority.eq_ignore_ascii_case(host)
+        hosts.iter().any(|h| authority.eq_ignore_ascii_case(h))
     })
 }
 
@@ -198,4 +201,47 @@ pub(crate) fn pairs(raw: &str) -> Vec<(String, String)> {
     url::form_urlencoded::parse(raw.as_bytes())
         .into_owned()
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn post(headers: &[(&str, &str)]) -> Request {
+        let mut b = Request::builder().method("POST").uri("/stories/x");
+        for (k, v) in headers {
+            b = b.header(*k, *v);
+        }
+        b.body(axum::body::Body::empty()).unwrap()
+    }
+
+    #[test]
+    fn forms_from_this_site_pass_and_from_others_do_not() {
+        assert!(same_origin(&post(&[
+            ("host", "dossier.example"),
+            ("origin", "https://dossier.example")
+        ])));
+        assert!(!same_origin(&post(&[
+            ("host", "dossier.example"),
+            ("origin", "https://evil.example")
+        ])));
+        // Behind a proxy that sends its upstream as Host.
+        assert!(same_origin(&post(&[
+            ("host", "127.0.0.1:8080"),
+            ("x-forwarded-host", "dossier.example"),
+            ("origin", "https://dossier.example"),
+        ])));
+        assert!(!same_origin(&post(&[
+            ("host", "127.0.0.1:8080"),
+            ("x-forwarded-host", "dossier.example"),
+            ("origin", "https://evil.example"),
+        ])));
+        assert!(!same_origin(&post(&[
+            ("host", "dossier.example"),
+            ("sec-fetch-site", "cross-site")
+        ])));
+        // No Origin at all (curl): the CSRF token decides.
+        assert!(same_origin(&post(&[("host", "dossier.example")])));
+    }
 }

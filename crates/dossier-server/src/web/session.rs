@@ -11,7 +11,6 @@ use axum::extract::{ConnectInfo, FromRequestParts, Query, State};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::Form;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use chrono::Utc;
@@ -31,9 +30,13 @@ use crate::{passwords, AppState};
 pub const COOKIE: &str = "dossier_session";
 const SESSION_HOURS: i64 = 12;
 
-/// At most this many failed sign-ins per user name, and per client address, in the window.
-const MAX_FAILURES_PER_USER: usize = 5;
-const MAX_FAILURES_PER_ADDRESS: usize = 20;
+/// Failed sign-ins allowed in the window: for one user name from one address, for one user
+/// name from anywhere (slow guessing spread over many addresses), and from one address (a spray
+/// over many names). The first is low; the others are high, so that nobody can lock a user out
+/// by failing on purpose from elsewhere, nor everyone behind one proxy address.
+const MAX_FAILURES_PER_USER_AND_ADDRESS: usize = 5;
+const MAX_FAILURES_PER_USER: usize = 50;
+const MAX_FAILURES_PER_ADDRESS: usize = 100;
 const FAILURE_WINDOW: Duration = Duration::from_secs(15 * 60);
 
 /// A signed-in user, with what the API would know of an API key: the same checks apply.
@@ -124,11 +127,12 @@ fn referring_page(headers: &HeaderMap) -> Option<String> {
 
 /// Whether the browser reached us over TLS (Dossier itself speaks plain HTTP behind a
 /// TLS-terminating proxy, which says so in `X-Forwarded-Proto`).
-fn over_tls(headers: &HeaderMap) -> bool {
-    headers
-        .get("x-forwarded-proto")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.eq_ignore_ascii_case("https"))
+fn over_tls(state: &AppState, headers: &HeaderMap) -> bool {
+    state.config.secure_cookies
+        || headers
+            .get("x-forwarded-proto")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.eq_ignore_ascii_case("https"))
 }
 
 fn set_cookie(value: &str, max_age: i64, secure: bool) -> HeaderValue {
@@ -206,11 +210,25 @@ impl LoginLimiter {
         q.len()
     }
 
+    fn keys(user: &str, addr: &str) -> [(String, usize); 3] {
+        // A name longer than any valid one is cut, so keys stay small.
+        let user: String = user.chars().take(passwords::MAX_USERNAME + 1).collect();
+        [
+            (
+                format!("ua:{user}|{addr}"),
+                MAX_FAILURES_PER_USER_AND_ADDRESS,
+            ),
+            (format!("u:{user}"), MAX_FAILURES_PER_USER),
+            (format!("a:{addr}"), MAX_FAILURES_PER_ADDRESS),
+        ]
+    }
+
     /// Whether a sign-in for this user from this address may be tried now.
     fn allowed(&self, user: &str, addr: &str) -> bool {
         let now = Instant::now();
-        self.recent(&format!("u:{user}"), now) < MAX_FAILURES_PER_USER
-            && self.recent(&format!("a:{addr}"), now) < MAX_FAILURES_PER_ADDRESS
+        Self::keys(user, addr)
+            .iter()
+            .all(|(k, max)| self.recent(k, now) < *max)
     }
 
     fn failed(&self, user: &str, addr: &str) {
@@ -223,14 +241,16 @@ impl LoginLimiter {
                         .is_some_and(|t| now.duration_since(*t) < FAILURE_WINDOW)
                 });
             }
-            map.entry(format!("u:{user}")).or_default().push_back(now);
-            map.entry(format!("a:{addr}")).or_default().push_back(now);
+            for (k, _) in Self::keys(user, addr) {
+                map.entry(k).or_default().push_back(now);
+            }
         }
     }
 
-    fn succeeded(&self, user: &str) {
+    fn succeeded(&self, user: &str, addr: &str) {
         if let Ok(mut map) = self.failures.lock() {
-            map.remove(&format!("u:{user}"));
+            let [(pair, _), _, _] = Self::keys(user, addr);
+            map.remove(&pair);
         }
     }
 }
@@ -258,16 +278,15 @@ pub struct NextParam {
 }
 
 /// Only a path on this site may follow a sign-in (no open redirect).
-/// Browsers drop tabs and newlines from URLs and read `\\` as `/`, so `/\t/evil.example`
+/// Only printable ASCII: anything else cannot be a `Location` header as it is. Browsers drop
+/// tabs and newlines from URLs and read `\\` as `/`, so `/\t/evil.example`
 /// would leave the site: any of them, or whitespace, refuses the path.
 fn safe_next(next: Option<&str>) -> String {
     match next {
         Some(n)
             if n.starts_with('/')
                 && !n.starts_with("//")
-                && !n
-                    .chars()
-                    .any(|c| c == '\\' || c.is_whitespace() || c.is_control()) =>
+                && n.chars().all(|c| c.is_ascii_graphic() && c != '\\') =>
         {
             n.to_owned()
         }
@@ -301,32 +320,7 @@ pub async fn login_page(Query(q): Query<NextParam>) -> Response {
     login_form(&safe_next(q.next.as_deref()), "", None).into_response()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::safe_next;
-
-    #[test]
-    fn only_paths_on_this_site_follow_a_sign_in() {
-        assert_eq!(
-            safe_next(Some("/stories?status=open")),
-            "/stories?status=open"
-        );
-        for bad in [
-            "//evil.example",
-            "/\\evil.example",
-            "/\t/evil.example",
-            "/\n/evil.example",
-            "https://evil.example",
-            "evil",
-        ] {
-            assert_eq!(safe_next(Some(bad)), "/stories", "{bad:?}");
-        }
-        assert_eq!(safe_next(None), "/stories");
-    }
-}
-
-#[derive(Deserialize)]
-pub struct LoginForm {
+struct LoginForm {
     username: String,
     password: String,
     next: Option<String>,
@@ -336,8 +330,14 @@ pub async fn login(
     State(state): State<AppState>,
     headers: HeaderMap,
     ClientAddr(addr): ClientAddr,
-    Form(form): Form<LoginForm>,
+    body: axum::body::Bytes,
 ) -> Response {
+    let fields = super::FormData::parse(&body);
+    let form = LoginForm {
+        username: fields.text("username").to_owned(),
+        password: fields.text("password").to_owned(),
+        next: fields.get("next").map(str::to_owned),
+    };
     let next = safe_next(form.next.as_deref());
     let username = form.username.trim().to_lowercase();
     if !state.login_limiter.allowed(&username, &addr) {
@@ -377,7 +377,7 @@ pub async fn login(
                 .into_response();
         }
     };
-    state.login_limiter.succeeded(&username);
+    state.login_limiter.succeeded(&username, &addr);
     let value = random_token();
     let now = Utc::now();
     let session = SessionRecord {
@@ -394,31 +394,52 @@ pub async fn login(
     let mut res = Redirect::to(&next).into_response();
     res.headers_mut().insert(
         header::SET_COOKIE,
-        set_cookie(&value, SESSION_HOURS * 3600, over_tls(&headers)),
+        set_cookie(&value, SESSION_HOURS * 3600, over_tls(&state, &headers)),
     );
     res
-}
-
-#[derive(Deserialize)]
-pub struct CsrfForm {
-    #[serde(rename = "_csrf")]
-    csrf: Option<String>,
 }
 
 pub async fn logout(
     State(state): State<AppState>,
     headers: HeaderMap,
     user: WebUser,
-    Form(form): Form<CsrfForm>,
+    body: axum::body::Bytes,
 ) -> WebResult<Response> {
-    user.check_csrf(form.csrf.as_deref())?;
+    user.check_csrf(super::FormData::parse(&body).get("_csrf"))?;
     state
         .store
         .delete_session(&user.session_hash)
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))?;
     let mut res = Redirect::to("/login").into_response();
-    res.headers_mut()
-        .insert(header::SET_COOKIE, set_cookie("", 0, over_tls(&headers)));
+    res.headers_mut().insert(
+        header::SET_COOKIE,
+        set_cookie("", 0, over_tls(&state, &headers)),
+    );
     Ok(res)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::safe_next;
+
+    #[test]
+    fn only_paths_on_this_site_follow_a_sign_in() {
+        assert_eq!(
+            safe_next(Some("/stories?status=open")),
+            "/stories?status=open"
+        );
+        for bad in [
+            "//evil.example",
+            "/\\evil.example",
+            "/\t/evil.example",
+            "/\n/evil.example",
+            "https://evil.example",
+            "evil",
+            "/\u{e9}",
+        ] {
+            assert_eq!(safe_next(Some(bad)), "/stories", "{bad:?}");
+        }
+        assert_eq!(safe_next(None), "/stories");
+    }
 }

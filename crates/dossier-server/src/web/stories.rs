@@ -218,6 +218,14 @@ impl ListState {
                 return Err("criticality: the lower bound is above the upper one".into());
             }
         }
+        if !self.group.is_empty() && StoryGroup::parse(&self.group).is_none() {
+            let names: Vec<&str> = StoryGroup::ALL.iter().map(|(n, _)| *n).collect();
+            return Err(format!(
+                "group: unknown grouping {:?}; one of {}",
+                self.group,
+                names.join(", ")
+            ));
+        }
         let (sort, descending) = if self.sort.is_empty() {
             (StorySortField::UpdatedAt, true)
         } else {
@@ -272,7 +280,7 @@ impl ListState {
 }
 
 /// A `datetime-local` value (or RFC 3339), read as UTC.
-fn parse_local(field: &str, v: &str) -> Result<Option<DateTime<Utc>>, String> {
+pub(crate) fn parse_local(field: &str, v: &str) -> Result<Option<DateTime<Utc>>, String> {
     if v.is_empty() {
         return Ok(None);
     }

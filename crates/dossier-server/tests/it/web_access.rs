@@ -614,6 +614,26 @@ async fn web_sign_in_refuses_wrong_passwords_and_limits_attempts() {
     // The limit is per user name: others still sign in from the same address.
     let resp = app.login(&user, &password, None, &[]).await;
     assert_eq!(resp.status().as_u16(), 303);
+    // And per address: failing on purpose from elsewhere does not lock the user out.
+    let elsewhere = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .local_address(std::net::IpAddr::from([127, 0, 0, 2]))
+        .build()
+        .unwrap();
+    let resp = elsewhere
+        .post(format!("{}/login", app.base))
+        .form(&[
+            ("username", victim.as_str()),
+            ("password", victim_pw.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        resp.status().as_u16(),
+        303,
+        "the victim signs in from another address"
+    );
     app.running.stop().await;
 }
 

@@ -692,7 +692,8 @@ pub(crate) fn group_counts(
     limit: u32,
 ) -> Result<Vec<GroupCount>> {
     let col = match by {
-        StoryGroup::Source => "device_name",
+        // As the device filter matches names: without regard to case.
+        StoryGroup::Source => "device_name COLLATE NOCASE",
         StoryGroup::Indication => "indication",
         StoryGroup::Status => "status",
         StoryGroup::Producer => "producer",

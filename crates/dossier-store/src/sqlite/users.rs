@@ -44,7 +44,7 @@ pub(crate) fn create_user(conn: &Connection, u: &UserRecord) -> Result<UserRecor
         user.id = new_id();
     }
     let roles: Vec<&str> = user.roles.iter().map(|r| r.as_str()).collect();
-    conn.execute(
+    let inserted = conn.execute(
         "INSERT INTO users (id, account_id, username, password_hash, roles, created_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         params![
@@ -55,8 +55,20 @@ pub(crate) fn create_user(conn: &Connection, u: &UserRecord) -> Result<UserRecor
             roles.join(","),
             us(user.created_at)
         ],
-    )?;
-    Ok(user)
+    );
+    match inserted {
+        Ok(_) => Ok(user),
+        // Taken between the check above and this insert.
+        Err(rusqlite::Error::SqliteFailure(e, _))
+            if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+        {
+            Err(StoreError::Conflict(format!(
+                "username: {:?} is taken",
+                user.username
+            )))
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 pub(crate) fn find_user(conn: &Connection, username: &str) -> Result<UserRecord> {
