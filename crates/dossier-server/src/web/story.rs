@@ -156,7 +156,8 @@ fn story_body(
                     dt { "SHA-256" } dd.mono { (layout::opt(s.file.sha256.as_deref())) }
                     dt { "MD5" } dd.mono { (layout::opt(s.file.md5.as_deref())) }
                     dt { "Signer" } dd { (layout::opt(file.and_then(|f| f.signer.as_deref()))) }
-                    dt { "Size" } dd { (layout::opt(file.and_then(|f| f.size).map(|n| format!("{n} bytes")).as_deref())) }
+                    // A fileless threat reports size 0: that is no file, not an empty one.
+                    dt { "Size" } dd { (layout::opt(file.and_then(|f| f.size).filter(|n| *n > 0).map(|n| format!("{n} bytes")).as_deref())) }
                 }
             }
         }
