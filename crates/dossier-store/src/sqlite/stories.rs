@@ -195,16 +195,15 @@ fn filters(q: &StoryQuery, sql: &mut String, args: &mut Vec<Value>) {
     }
     if let Some(h) = q.hash.as_deref().map(str::trim).filter(|h| !h.is_empty()) {
         let h = h.to_lowercase();
-        lookup(
-            sql,
-            args,
-            &[
-                ("file_hash", h.clone()),
-                ("sha1", h.clone()),
-                ("sha256", h.clone()),
-                ("md5", h),
-            ],
-        );
+        if h.len() == 32 {
+            // An MD5: the correlation hash when it is the only one, else the md5 column, which
+            // has no index (see migration 0003); the time range bounds the scan.
+            push(sql, args, " AND (file_hash = ?", Value::Text(h.clone()));
+            push(sql, args, " OR md5 = ?)", Value::Text(h));
+        } else {
+            // A SHA-1 is the correlation hash; a SHA-256 is that or the sha256 column.
+            lookup(sql, args, &[("file_hash", h.clone()), ("sha256", h)]);
+        }
     }
     if let Some(i) = q.indication.as_deref().filter(|i| !i.is_empty()) {
         push(sql, args, " AND indication = ?", Value::Text(i.to_owned()));

@@ -276,3 +276,44 @@ async fn comments_are_bounded() {
         .await
         .is_err());
 }
+
+#[tokio::test]
+async fn a_hash_filter_finds_stories_by_any_of_their_hashes() {
+    let f = fixture().await;
+    let mut full = incident("1", 0, "aa", Some(&sha1(1)));
+    full.file.sha256 = Some(format!("{:064x}", 11));
+    full.file.md5 = Some(format!("{:032x}", 111));
+    let mut md5_only = incident("2", 0, "bb", None);
+    md5_only.file.md5 = Some(format!("{:032x}", 222));
+    f.store
+        .commit_page(f.page(vec![full, md5_only], t0()))
+        .await
+        .unwrap();
+    for (account, scope) in [(Some(f.account.clone()), "account"), (None, "operator")] {
+        let find = |h: String| {
+            let q = StoryQuery {
+                account_id: account.clone(),
+                hash: Some(h),
+                ..Default::default()
+            };
+            let store = &f.store;
+            async move { store.list_stories(&q).await.unwrap().items }
+        };
+        for (h, agent) in [
+            (sha1(1), "aa"),
+            (format!("{:064X}", 11), "aa"),
+            (format!("{:032x}", 111), "aa"),
+            (format!("{:032x}", 222), "bb"),
+        ] {
+            let found = find(h.clone()).await;
+            assert_eq!(found.len(), 1, "{scope}: {h}");
+            assert_eq!(
+                found[0].device.agent_uuid.as_deref(),
+                Some(agent),
+                "{scope}: {h}"
+            );
+        }
+        assert!(find(sha1(9)).await.is_empty(), "{scope}");
+        assert!(find("not-a-hash".into()).await.is_empty(), "{scope}");
+    }
+}
