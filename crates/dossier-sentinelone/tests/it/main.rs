@@ -3,6 +3,7 @@
 
 mod client;
 mod client_calls;
+mod corpus;
 mod guard;
 mod poll;
 mod props;

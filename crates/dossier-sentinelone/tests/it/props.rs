@@ -151,7 +151,12 @@ fn samples() -> Vec<Value> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+    // 512 cases in every test run; a fuzzing run sets PROPTEST_CASES higher. Failing inputs
+    // are kept in proptest-regressions/ and replayed first.
+    #![proptest_config(ProptestConfig {
+        cases: std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(512),
+        ..ProptestConfig::default()
+    })]
 
     #[test]
     fn map_threat_never_panics_on_any_json(v in arb_json()) {
