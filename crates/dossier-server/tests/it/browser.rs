@@ -107,18 +107,8 @@ async fn sign_in(c: &Client, base: &str, user: &str, password: &str) {
     c.goto(&format!("{base}/stories")).await.unwrap();
     // Not signed in: the Workbench sends the browser to the sign-in page.
     assert_eq!(c.current_url().await.unwrap().path(), "/login");
-    c.find(Locator::Id("username"))
-        .await
-        .unwrap()
-        .send_keys(user)
-        .await
-        .unwrap();
-    c.find(Locator::Id("password"))
-        .await
-        .unwrap()
-        .send_keys(password)
-        .await
-        .unwrap();
+    type_into(c, "username", user).await;
+    type_into(c, "password", password).await;
     c.find(Locator::Css("form button[type=submit]"))
         .await
         .unwrap()
@@ -147,6 +137,24 @@ async fn body_text(c: &Client) -> String {
         .text()
         .await
         .unwrap()
+}
+
+async fn choose(c: &Client, id: &str, value: &str) {
+    c.find(Locator::Id(id))
+        .await
+        .unwrap()
+        .select_by_value(value)
+        .await
+        .unwrap();
+}
+
+async fn type_into(c: &Client, id: &str, text: &str) {
+    c.find(Locator::Id(id))
+        .await
+        .unwrap()
+        .send_keys(text)
+        .await
+        .unwrap();
 }
 
 async fn submit(c: &Client, css: &str) {
@@ -240,12 +248,7 @@ async fn an_analyst_triages_a_story_in_a_real_browser() {
     // Filter by a device through the form: every row is that device, and the URL keeps it.
     let device = texts(&c, "table.stories tbody td:nth-child(4)").await[0].clone();
     c.goto(&format!("{base}/stories")).await.unwrap();
-    c.find(Locator::Id("device"))
-        .await
-        .unwrap()
-        .send_keys(&device)
-        .await
-        .unwrap();
+    type_into(&c, "device", &device).await;
     submit(&c, "form.filters button[type=submit]").await;
     let url = c.current_url().await.unwrap();
     assert!(url.query().unwrap_or_default().contains("device="), "{url}");
@@ -286,31 +289,11 @@ async fn an_analyst_triages_a_story_in_a_real_browser() {
     }
 
     // Triage: status, verdict and severity, then a comment.
-    c.find(Locator::Id("status"))
-        .await
-        .unwrap()
-        .select_by_value("monitoring")
-        .await
-        .unwrap();
-    c.find(Locator::Id("verdict"))
-        .await
-        .unwrap()
-        .select_by_value("malicious")
-        .await
-        .unwrap();
-    c.find(Locator::Id("severity"))
-        .await
-        .unwrap()
-        .select_by_value("high")
-        .await
-        .unwrap();
+    choose(&c, "status", "monitoring").await;
+    choose(&c, "verdict", "malicious").await;
+    choose(&c, "severity", "high").await;
     submit(&c, "form.actions-form button[type=submit]").await;
-    c.find(Locator::Id("comment"))
-        .await
-        .unwrap()
-        .send_keys("Isolated the host; waiting on the owner.")
-        .await
-        .unwrap();
+    type_into(&c, "comment", "Isolated the host; waiting on the owner.").await;
     submit(&c, "#comments form button[type=submit]").await;
     let timeline = texts(&c, "table.timeline tbody tr").await.join("\n");
     assert!(timeline.contains("to monitoring"), "{timeline}");

@@ -521,11 +521,7 @@ pub(crate) fn record(
         "INSERT INTO timeline (story_id, at, kind, actor, text) VALUES (?1, ?2, ?3, ?4, ?5)",
         params![story.id, us(at), kind, actor, text],
     )?;
-    conn.execute(
-        "INSERT INTO audit_log (account_id, at, actor, action, target, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        params![story.account_id, us(at), actor, kind, story.id, text],
-    )?;
-    Ok(())
+    super::users::audit(conn, &story.account_id, at, actor, kind, &story.id, text)
 }
 
 pub(crate) fn update(
@@ -754,9 +750,14 @@ pub(crate) fn delete_comment(
         "INSERT INTO timeline (story_id, at, kind, actor, text) VALUES (?1, ?2, 'comment_deleted', ?3, ?4)",
         params![story.id, us(now), actor, format!("{actor} deleted a comment")],
     )?;
-    tx.execute(
-        "INSERT INTO audit_log (account_id, at, actor, action, target, detail) VALUES (?1, ?2, ?3, 'comment_deleted', ?4, ?5)",
-        params![story.account_id, us(now), actor, story.id, text],
+    super::users::audit(
+        &tx,
+        &story.account_id,
+        now,
+        actor,
+        "comment_deleted",
+        &story.id,
+        &text,
     )?;
     tx.commit()?;
     Ok(())
