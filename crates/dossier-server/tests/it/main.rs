@@ -8,6 +8,8 @@ mod pipeline;
 mod regressions;
 mod web_access;
 mod web_client;
+mod web_session;
+mod web_workflow;
 mod writeback;
 
 use std::sync::Arc;
