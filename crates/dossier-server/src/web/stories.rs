@@ -269,12 +269,15 @@ impl ListState {
     }
 
     fn has_filters(&self) -> bool {
-        let mut bare = ListState {
+        // Sort, grouping, account and page position show the stories differently; they do not
+        // narrow them.
+        let bare = ListState {
             sort: self.sort.clone(),
+            group: self.group.clone(),
             account: self.account.clone(),
+            cursor: self.cursor.clone(),
             ..ListState::default()
         };
-        bare.group.clone_from(&self.group);
         *self != bare
     }
 }
@@ -344,11 +347,16 @@ pub async fn page(
             Err(e) => return Err(e.into()),
         },
     };
-    let connectors = state
-        .store
-        .list_connectors(scope.as_deref())
-        .await
-        .map_err(|e| ApiError::from_store(e, "connector"))?;
+    // The empty state says whether any connector exists; a page with stories need not ask.
+    let no_connectors = match &result {
+        Some(page) if page.items.is_empty() => state
+            .store
+            .list_connectors(scope.as_deref())
+            .await
+            .map_err(|e| ApiError::from_store(e, "connector"))?
+            .is_empty(),
+        _ => false,
+    };
     let body = html! {
         h1 { "Stories" }
         (filters(&view))
@@ -362,7 +370,7 @@ pub async fn page(
         @if let Some(page) = &result {
             @if page.items.is_empty() {
                 div.empty role="status" {
-                    @if connectors.is_empty() {
+                    @if no_connectors {
                         p { strong { "No stories yet." } " Stories appear as soon as a connector brings in threats." }
                         @if user.principal.perms.edit_integrations {
                             p { a.button href="/connectors/new" { "Add a SentinelOne connector" } }

@@ -492,3 +492,22 @@ async fn web_an_unchanged_triage_form_from_a_reader_is_refused() {
     );
     app.running.stop().await;
 }
+
+/// An account without a connector is told where stories come from, and an admin is offered
+/// the form to add one; a reader is not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn web_an_empty_account_points_to_connectors() {
+    let app = spawn_app(1).await;
+    let account = app.account(Licence::Xops).await;
+    let mut admin = app.signed_in(Some(&account), &[Role::Admin]).await;
+    let (status, html) = admin.get("/stories").await;
+    assert_eq!(status, 200);
+    assert!(html.contains("No stories yet."), "{html}");
+    assert!(html.contains("href=\"/connectors/new\""), "{html}");
+    let mut reader = app.signed_in(Some(&account), &[Role::StoriesViewer]).await;
+    let (status, html) = reader.get("/stories").await;
+    assert_eq!(status, 200);
+    assert!(html.contains("No stories yet."), "{html}");
+    assert!(!html.contains("href=\"/connectors/new\""), "{html}");
+    app.running.stop().await;
+}
