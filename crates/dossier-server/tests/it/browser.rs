@@ -157,6 +157,18 @@ async fn type_into(c: &Client, id: &str, text: &str) {
         .unwrap();
 }
 
+/// Follows a link and waits for the page to show `then`; returns the new URL's query.
+async fn follow(c: &Client, link: Locator<'_>, then: Locator<'_>) -> String {
+    c.find(link).await.unwrap().click().await.unwrap();
+    c.wait().for_element(then).await.unwrap();
+    c.current_url()
+        .await
+        .unwrap()
+        .query()
+        .unwrap_or_default()
+        .to_owned()
+}
+
 async fn submit(c: &Client, css: &str) {
     c.find(Locator::Css(css))
         .await
@@ -197,23 +209,13 @@ async fn an_analyst_triages_a_story_in_a_real_browser() {
     screenshot(&c, "workbench.png").await;
 
     // Sort by criticality: the header link puts the sort in the URL, highest first.
-    c.find(Locator::LinkText("Criticality"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    c.wait()
-        .for_element(Locator::Css("table.stories"))
-        .await
-        .unwrap();
-    let url = c.current_url().await.unwrap();
-    assert!(
-        url.query()
-            .unwrap_or_default()
-            .contains("sort=-criticality"),
-        "{url}"
-    );
+    let query = follow(
+        &c,
+        Locator::LinkText("Criticality"),
+        Locator::Css("table.stories"),
+    )
+    .await;
+    assert!(query.contains("sort=-criticality"), "{query}");
     let crits: Vec<u8> = texts(&c, "table.stories tbody td:nth-child(3)")
         .await
         .iter()
@@ -223,24 +225,14 @@ async fn an_analyst_triages_a_story_in_a_real_browser() {
 
     // The next page: a keyset cursor in the URL, and other stories on it.
     let first_page = texts(&c, "table.stories tbody td.id").await;
-    c.find(Locator::Css("a[rel=next]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    c.wait()
-        .for_element(Locator::Css("table.stories"))
-        .await
-        .unwrap();
-    let url = c.current_url().await.unwrap();
-    assert!(url.query().unwrap_or_default().contains("cursor="), "{url}");
-    assert!(
-        url.query()
-            .unwrap_or_default()
-            .contains("sort=-criticality"),
-        "{url}"
-    );
+    let query = follow(
+        &c,
+        Locator::Css("a[rel=next]"),
+        Locator::Css("table.stories"),
+    )
+    .await;
+    assert!(query.contains("cursor="), "{query}");
+    assert!(query.contains("sort=-criticality"), "{query}");
     let second_page = texts(&c, "table.stories tbody td.id").await;
     assert!(!second_page.is_empty());
     assert!(second_page.iter().all(|id| !first_page.contains(id)));
@@ -265,16 +257,12 @@ async fn an_analyst_triages_a_story_in_a_real_browser() {
     assert_eq!(focused.as_deref(), Some("q"));
 
     // Open a story.
-    c.find(Locator::Css("table.stories tbody td.id a"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    c.wait()
-        .for_element(Locator::Id("story-title"))
-        .await
-        .unwrap();
+    follow(
+        &c,
+        Locator::Css("table.stories tbody td.id a"),
+        Locator::Id("story-title"),
+    )
+    .await;
     let story_url = c.current_url().await.unwrap().to_string();
     let text = body_text(&c).await;
     for section in [
