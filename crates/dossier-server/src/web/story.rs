@@ -382,10 +382,23 @@ pub async fn act(
     if patch.status.is_none() && patch.verdict.is_none() && patch.severity.is_none() {
         return Ok(Redirect::to(&format!("/stories/{id}")).into_response());
     }
-    match patch_story(&state, &user.principal, &id, patch).await {
-        Ok(_) => Ok(Redirect::to(&format!("/stories/{id}")).into_response()),
+    let saved = patch_story(&state, &user.principal, &id, patch).await;
+    answer(&state, &user, &id, saved, "").await
+}
+
+/// After a form: back to the story (at `anchor`) when it was saved, or the story page again
+/// with the reason when the input was refused.
+async fn answer<T>(
+    state: &AppState,
+    user: &WebUser,
+    id: &str,
+    saved: Result<T, ApiError>,
+    anchor: &str,
+) -> WebResult<Response> {
+    match saved {
+        Ok(_) => Ok(Redirect::to(&format!("/stories/{id}{anchor}")).into_response()),
         Err(ApiError::BadRequest(m) | ApiError::Conflict(m)) => {
-            render(&state, &user, &id, Some(m), StatusCode::BAD_REQUEST).await
+            render(state, user, id, Some(m), StatusCode::BAD_REQUEST).await
         }
         Err(e) => Err(e.into()),
     }
@@ -399,20 +412,9 @@ pub async fn comment(
 ) -> WebResult<Response> {
     let form = FormData::parse(&body);
     user.check_csrf(form.get("_csrf"))?;
-    match add_comment(
-        &state,
-        &user.principal,
-        &id,
-        form.get("text").unwrap_or_default(),
-    )
-    .await
-    {
-        Ok(_) => Ok(Redirect::to(&format!("/stories/{id}#comments")).into_response()),
-        Err(ApiError::BadRequest(m) | ApiError::Conflict(m)) => {
-            render(&state, &user, &id, Some(m), StatusCode::BAD_REQUEST).await
-        }
-        Err(e) => Err(e.into()),
-    }
+    let text = form.get("text").unwrap_or_default();
+    let saved = add_comment(&state, &user.principal, &id, text).await;
+    answer(&state, &user, &id, saved, "#comments").await
 }
 
 pub async fn delete_comment(
