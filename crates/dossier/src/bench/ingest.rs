@@ -97,7 +97,7 @@ async fn provision_connector(
     url: &str,
     token: &str,
 ) -> anyhow::Result<()> {
-    provision(state, &format!("Bench tenant {k}"), url, token).await?;
+    provision(state, &format!("Bench tenant {k}"), url, token, false).await?;
     Ok(())
 }
 

@@ -28,7 +28,7 @@ pub async fn run(o: &BenchOptions) -> anyhow::Result<LatencyResult> {
     );
     let sim = dossier_s1sim::start(tenant.clone(), "127.0.0.1:0".parse()?).await?;
     let bench = fresh_server(std::slice::from_ref(&sim.ca_pem)).await?;
-    let p = provision(&bench.state, "Latency", &sim.base_url, token).await?;
+    let p = provision(&bench.state, "Latency", &sim.base_url, token, false).await?;
     let base = format!("http://{}", bench.running.addr);
     let http = reqwest::Client::new();
 
