@@ -214,7 +214,10 @@ fn wait_for(db: &Path, want: u64, latest: &BTreeMap<String, String>) {
                     .prepare("SELECT i.external_id, b.raw FROM incidents i JOIN incident_bodies b ON b.seq = i.seq")
                     .unwrap();
                 let stale = st
-                    .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+                    .query_map([], |r| {
+                        let raw = dossier_store::sqlite::body::unpack(r.get_ref(1)?);
+                        Ok((r.get::<_, String>(0)?, raw.unwrap()))
+                    })
                     .unwrap()
                     .filter_map(Result::ok)
                     .filter(|(id, raw)| {

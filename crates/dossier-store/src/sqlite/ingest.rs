@@ -28,12 +28,15 @@ struct Stored {
 }
 
 /// One incident of a page, made ready for writing before the writer lock is taken: the raw
-/// JSON moved out and the normalised form serialised.
+/// JSON moved out, and it and the normalised form serialised and compressed.
 pub(crate) struct Prepared {
     pub inc: Incident,
-    pub raw: String,
-    pub normalised: String,
+    pub raw: Vec<u8>,
+    pub normalised: Vec<u8>,
     pub member_id: String,
+    /// The incident's event, but for its verb: what was seen on which device.
+    pub event_subject: String,
+    pub event_data: String,
 }
 
 /// Dedupes a page (the latest version of a threat wins) and serialises what will be written.
@@ -50,15 +53,19 @@ pub(crate) fn prepare(page: &mut IngestPage) -> Result<Vec<Prepared>> {
     latest
         .into_values()
         .map(|mut inc| {
-            let raw = std::mem::take(&mut inc.raw);
-            let normalised = serde_json::to_string(&inc)
+            let raw = super::body::pack(std::mem::take(&mut inc.raw).as_bytes());
+            let normalised = serde_json::to_vec(&inc)
                 .map_err(|e| StoreError::Invalid(format!("incident {}: {e}", inc.external_id)))?;
+            let normalised = super::body::pack(&normalised);
             let member_id = member_id(&page.connector_id, &inc.external_id);
+            let (event_subject, event_data) = incident_event(&inc);
             Ok(Prepared {
                 inc,
                 raw,
                 normalised,
                 member_id,
+                event_subject,
+                event_data,
             })
         })
         .collect()
@@ -105,7 +112,7 @@ pub(crate) fn commit_page(
                 touch.updated.insert(s.story_id.clone());
                 if s.member == member {
                     write_incident(&tx, page, p, &s.story_id)?;
-                    event_for_incident(&tx, page, &p.inc, &s.story_id, EventType::IncidentUpdated)?;
+                    event_for_incident(&tx, page, p, &s.story_id, EventType::IncidentUpdated)?;
                 } else {
                     // Its correlation key changed: correlation decides its story below.
                     old_terms.extend(correlate::terms(&s.member));
@@ -160,7 +167,7 @@ pub(crate) fn commit_page(
                     .or_default()
                     .push(p.member_id.clone());
             } else {
-                event_for_incident(&tx, page, &p.inc, story, EventType::IncidentUpdated)?;
+                event_for_incident(&tx, page, p, story, EventType::IncidentUpdated)?;
             }
         }
         apply_plans(&tx, &plans, &current_story, &in_page, &mut touch)?;
@@ -266,20 +273,11 @@ fn write_incident(
     Ok(())
 }
 
-pub(crate) fn event_for_incident(
-    tx: &Transaction<'_>,
-    page: &IngestPage,
-    inc: &Incident,
-    story_id: &str,
-    kind: EventType,
-) -> Result<()> {
+/// What an incident's event says, but for its verb, and its data: both known before the
+/// writer lock is taken.
+fn incident_event(inc: &Incident) -> (String, String) {
     let name = inc.threat_name.as_deref().unwrap_or("unnamed threat");
     let device = inc.device.name.as_deref().unwrap_or("an unnamed device");
-    let verb = if kind == EventType::IncidentCreated {
-        "detected"
-    } else {
-        "updated"
-    };
     let data = serde_json::json!({
         "threat_id": inc.external_id,
         "producer": inc.producer.as_str(),
@@ -289,6 +287,21 @@ pub(crate) fn event_for_incident(
         "agent_uuid": inc.device.agent_uuid,
         "sha1": inc.file.sha1,
     });
+    (format!("{name} on {device}"), data.to_string())
+}
+
+pub(crate) fn event_for_incident(
+    tx: &Transaction<'_>,
+    page: &IngestPage,
+    p: &Prepared,
+    story_id: &str,
+    kind: EventType,
+) -> Result<()> {
+    let verb = if kind == EventType::IncidentCreated {
+        "detected"
+    } else {
+        "updated"
+    };
     let mut st = tx.prepare_cached(
         "INSERT INTO events (account_id, type, at, connector_id, story_id, incident_id, message, data)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
@@ -303,9 +316,9 @@ pub(crate) fn event_for_incident(
         } else {
             Some(story_id)
         },
-        inc.external_id,
-        format!("{} {verb} {name} on {device}", inc.producer.vendor()),
-        data.to_string(),
+        p.inc.external_id,
+        format!("{} {verb} {}", p.inc.producer.vendor(), p.event_subject),
+        p.event_data,
     ])?;
     Ok(())
 }

@@ -5,6 +5,7 @@
 //! costs a few microseconds per statement where an async driver's per-query hop costs tens.
 
 mod admin;
+pub mod body;
 mod cursor;
 mod events;
 mod ingest;

@@ -66,6 +66,8 @@ pub(crate) fn refresh_stories(
         .iter()
         .map(|p| (p.member_id.as_str(), &p.inc))
         .collect();
+    let prepared: HashMap<&str, &Prepared> =
+        written.iter().map(|p| (p.member_id.as_str(), *p)).collect();
     // First what each touched story now is; then, with every story of the page known, how many
     // devices carry each file; then the rows.
     let mut pending: Vec<Pending<'_>> = Vec::new();
@@ -222,8 +224,8 @@ pub(crate) fn refresh_stories(
             tx.execute("DELETE FROM story_aliases WHERE old_id = ?1", [story_id])?;
         }
         for m in new_members {
-            if let Some(inc) = by_member.get(m.as_str()) {
-                event_for_incident(tx, page, inc, story_id, EventType::IncidentCreated)?;
+            if let Some(p) = prepared.get(m.as_str()) {
+                event_for_incident(tx, page, p, story_id, EventType::IncidentCreated)?;
             }
         }
         if reopened {
@@ -363,7 +365,9 @@ fn latest_incident<'a>(
         "SELECT b.normalised FROM incidents i JOIN incident_bodies b ON b.seq = i.seq
          WHERE i.connector_id = ?1 AND i.external_id = ?2",
     )?;
-    let text: String = st.query_row([&connector, &external], |r| r.get(0))?;
+    let text = st.query_row([&connector, &external], |r| {
+        Ok(super::body::unpack(r.get_ref(0)?))
+    })??;
     serde_json::from_str(&text)
         .map(Cow::Owned)
         .map_err(|e| StoreError::Database(format!("stored incident: {e}")))

@@ -9,6 +9,7 @@ use rusqlite::types::Value;
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Row};
 use serde_json::value::RawValue;
 
+use super::body;
 use super::cursor::{self, SortValue};
 use super::{new_id, nonempty, opt_ts, ts, us};
 use crate::{
@@ -348,14 +349,15 @@ pub(crate) fn get(conn: &Connection, account_id: Option<&str>, id: &str) -> Resu
             r.get::<_, String>(1)?,
             r.get::<_, i64>(2)?,
             r.get::<_, i64>(3)?,
-            r.get::<_, String>(4)?,
-            r.get::<_, String>(5)?,
+            body::unpack(r.get_ref(4)?),
+            body::unpack(r.get_ref(5)?),
         ))
     })?;
     let mut incidents = Vec::new();
     for row in rows {
         let (id, connector_id, created, updated, normalised, raw) = row?;
-        let normalised: Option<Incident> = serde_json::from_str(&normalised).ok();
+        let raw = raw?;
+        let normalised: Option<Incident> = serde_json::from_str(&normalised?).ok();
         let raw = RawValue::from_string(raw).or_else(|e| {
             RawValue::from_string(serde_json::Value::String(e.to_string()).to_string())
         });
