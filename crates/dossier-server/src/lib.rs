@@ -44,6 +44,10 @@ pub struct ServerConfig {
     pub max_body_bytes: u64,
     pub poll_policy: PollPolicy,
     pub correlation: Policy,
+    /// During a backfill, pages are read until this many threats wait, or this long has passed
+    /// since the last commit, then committed together.
+    pub ingest_batch: usize,
+    pub ingest_batch_wait: Duration,
     /// Mark session cookies Secure whatever the request says (Dossier behind TLS).
     pub secure_cookies: bool,
 }
@@ -60,6 +64,8 @@ impl Default for ServerConfig {
             max_body_bytes: 64 * 1024 * 1024,
             poll_policy: PollPolicy::default(),
             correlation: Policy::default(),
+            ingest_batch: 5_000,
+            ingest_batch_wait: Duration::from_secs(1),
             secure_cookies: false,
         }
     }

@@ -8,6 +8,7 @@ use std::time::Duration;
 use chrono::Utc;
 use dossier_domain::event::EventType;
 use dossier_domain::expiry::{Expiry, EXPIRED_REASON};
+use dossier_domain::Incident;
 use dossier_sentinelone::{
     map_threat, page_max_updated_at_until, Checkpoint, Client, ClientConfig, ClientError, Page,
     ThreatQuery,
@@ -311,11 +312,19 @@ async fn run_connector(state: AppState, rec: ConnectorRecord, mut shutdown: watc
     backoff.reset();
     let mut warned = Expiry::from_code(rec.expiry_warned);
 
-    let mut checkpoint: Checkpoint = rec
+    // The checkpoint of the last committed page, and where the walk has read to: during a
+    // backfill several pages are read before one commit, and a failure goes back to the former.
+    let mut durable: Checkpoint = rec
         .checkpoint
         .as_deref()
         .and_then(|c| serde_json::from_str(c).ok())
         .unwrap_or_else(|| Checkpoint::initial(Utc::now(), &policy));
+    let mut checkpoint = durable.clone();
+    // Threats read but not committed yet: always part of one walk, and always re-readable from
+    // `durable`.
+    let mut batch: Vec<Incident> = Vec::new();
+    // None until the first commit: the first page commits alone, so stories show at once.
+    let mut last_commit: Option<std::time::Instant> = None;
 
     // The next page of a walk, fetched while the previous page was being committed.
     let mut prefetched: Option<Result<Page, ClientError>> = None;
@@ -338,6 +347,8 @@ async fn run_connector(state: AppState, rec: ConnectorRecord, mut shutdown: watc
         }
         if check_expiry(&mut health, &mut warned, expires).await {
             // Nothing to poll with: a new token (PATCH) restarts this worker.
+            batch.clear();
+            checkpoint = durable.clone();
             if sleep_or_stop(state.config.retry_cap, &mut shutdown).await {
                 return;
             }
@@ -350,6 +361,9 @@ async fn run_connector(state: AppState, rec: ConnectorRecord, mut shutdown: watc
         let page = match fetched {
             Ok(p) => p,
             Err(e) => {
+                // What was read since the last commit is read again from there.
+                batch.clear();
+                checkpoint = durable.clone();
                 if matches!(e, ClientError::Rejected { status: 400, .. })
                     && checkpoint.walk_in_progress()
                 {
@@ -371,10 +385,10 @@ async fn run_connector(state: AppState, rec: ConnectorRecord, mut shutdown: watc
             }
         };
         let map_started = std::time::Instant::now();
-        let mut incidents = Vec::with_capacity(page.threats.len());
+        let before = batch.len();
         for raw in &page.threats {
             match map_threat(raw) {
-                Ok(i) => incidents.push(i),
+                Ok(i) => batch.push(i),
                 Err(e) => {
                     state.metrics.unmappable.get_or_create(&labels).inc();
                     tracing::warn!(connector_id = %rec.id, error = %e, "threat skipped: it cannot be read");
@@ -389,10 +403,21 @@ async fn run_connector(state: AppState, rec: ConnectorRecord, mut shutdown: watc
         // threat to come.
         let not_after = Utc::now() + chrono::Duration::minutes(5);
         let next = checkpoint.after_page(
-            page_max_updated_at_until(&incidents, not_after),
+            page_max_updated_at_until(&batch[before..], not_after),
             page.next_cursor.as_deref(),
             &policy,
         );
+        // A backfill reads on while the batch is small and young: one commit of several pages
+        // writes each touched index page once instead of once per page, and the age bound
+        // keeps stories coming (and the work a crash loses small) on a slow tenant or machine.
+        // Outside a walk (new threats as they come) every page commits at once.
+        if next.walk_in_progress()
+            && batch.len() < state.config.ingest_batch
+            && last_commit.is_some_and(|t| t.elapsed() < state.config.ingest_batch_wait)
+        {
+            checkpoint = next;
+            continue;
+        }
         let checkpoint_json = match serde_json::to_string(&next) {
             Ok(j) => j,
             Err(e) => {
@@ -400,6 +425,7 @@ async fn run_connector(state: AppState, rec: ConnectorRecord, mut shutdown: watc
                 return;
             }
         };
+        let incidents = std::mem::take(&mut batch);
         let now = Utc::now();
         let received = incidents.len() as u64;
         let created: Vec<chrono::DateTime<Utc>> = incidents.iter().map(|i| i.created_at).collect();
@@ -430,6 +456,8 @@ async fn run_connector(state: AppState, rec: ConnectorRecord, mut shutdown: watc
         };
         match committed {
             Ok(outcome) => {
+                last_commit = Some(std::time::Instant::now());
+                durable = next.clone();
                 checkpoint = next;
                 prefetched = next_page;
                 backoff.reset();
@@ -467,8 +495,9 @@ async fn run_connector(state: AppState, rec: ConnectorRecord, mut shutdown: watc
                 }
             }
             Err(e) => {
-                // Nothing was committed, so the checkpoint stays where it was: the page will be
-                // read again.
+                // Nothing was committed, so the checkpoint goes back to the last commit: the
+                // pages will be read again.
+                checkpoint = durable.clone();
                 tracing::error!(connector_id = %rec.id, error = %e, "cannot commit a page of threats");
                 if sleep_or_stop(backoff.next(), &mut shutdown).await {
                     return;

@@ -38,6 +38,12 @@ pub struct ServeOptions {
     /// does not send X-Forwarded-Proto).
     #[arg(long, env = "DOSSIER_SECURE_COOKIES")]
     pub secure_cookies: bool,
+    /// During a backfill, threats read before one commit (several pages written together
+    /// cost far less than page by page); a second after the last commit, what was read
+    /// commits anyway. A crash re-reads at most this many.
+    #[arg(long, env = "DOSSIER_INGEST_BATCH", default_value_t = 5_000,
+          value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub ingest_batch: u32,
 }
 
 /// Opens the store the URL names.
@@ -84,6 +90,7 @@ impl ServeOptions {
             allow_private_tenants: self.allow_private_tenants,
             tenant_ca_pem,
             secure_cookies: self.secure_cookies,
+            ingest_batch: self.ingest_batch as usize,
             ..ServerConfig::default()
         })
     }

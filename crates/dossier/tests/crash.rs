@@ -64,6 +64,9 @@ impl Server {
                 self.ca.to_str().unwrap(),
                 "--secret-key-file",
                 self.dir.join("secret.key").to_str().unwrap(),
+                // Two pages per commit: kills land both between commits and mid-batch.
+                "--ingest-batch",
+                "1500",
             ])
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())

@@ -1,6 +1,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod access;
+mod batching;
 mod browser;
 mod expiry;
 mod faults;
@@ -74,6 +75,11 @@ pub fn logs() -> String {
 }
 
 pub async fn spawn_app(threats: usize) -> App {
+    spawn_app_with(threats, |_| {}).await
+}
+
+/// [`spawn_app`], with the server's settings changed by `tweak` first.
+pub async fn spawn_app_with(threats: usize, tweak: impl FnOnce(&mut ServerConfig)) -> App {
     capture_logs();
     let dir = tempfile::tempdir().unwrap();
     let tenant = Tenant::new(&SimConfig::new(11, 40, TOKEN));
@@ -97,7 +103,7 @@ pub async fn spawn_app(threats: usize) -> App {
         .unwrap();
     let store = SqliteStore::open(dir.path().join("it.db").to_str().unwrap()).unwrap();
     let secrets = SecretBox::load_or_create(&dir.path().join("key")).unwrap();
-    let config = ServerConfig {
+    let mut config = ServerConfig {
         allow_private_tenants: true,
         tenant_ca_pem: Some(format!("{}\n{}", sim.ca_pem, other_sim.ca_pem).into_bytes()),
         poll_interval: Duration::from_millis(100),
@@ -107,6 +113,7 @@ pub async fn spawn_app(threats: usize) -> App {
         max_body_bytes: 4 * 1024 * 1024,
         ..ServerConfig::default()
     };
+    tweak(&mut config);
     let state = AppState::new(Arc::new(store), secrets, config);
     let running = dossier_server::start(state.clone(), "127.0.0.1:0".parse().unwrap())
         .await

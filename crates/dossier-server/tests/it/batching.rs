@@ -1,0 +1,127 @@
+//! A backfill reads several pages before it commits them together. A failure part-way reads
+//! the uncommitted pages again: nothing is lost, nothing is doubled, and the stories are those
+//! of a page-by-page ingest.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use dossier_s1sim::Fault;
+use serde_json::Value;
+
+use crate::{spawn_app_with, App};
+
+const THREATS: usize = 300;
+const PAGE: u32 = 10;
+
+async fn stories(app: &App, key: &str) -> Vec<Value> {
+    let mut out = Vec::new();
+    let mut cursor = String::new();
+    loop {
+        let (s, p) = app
+            .call(
+                "GET",
+                &format!("/api/v1/stories?limit=200{cursor}"),
+                Some(key),
+                None,
+            )
+            .await;
+        assert_eq!(s, 200, "{p}");
+        out.extend(p["items"].as_array().unwrap().iter().cloned());
+        match p["next_cursor"].as_str() {
+            Some(c) => cursor = format!("&cursor={c}"),
+            None => return out,
+        }
+    }
+}
+
+async fn created_incidents(app: &App, key: &str) -> Vec<String> {
+    let mut ids = Vec::new();
+    let mut cursor = String::new();
+    loop {
+        let (_, p) = app
+            .call(
+                "GET",
+                &format!("/api/v1/events?type=incident_created&limit=1000{cursor}"),
+                Some(key),
+                None,
+            )
+            .await;
+        for e in p["items"].as_array().unwrap() {
+            ids.push(e["incident_id"].as_str().unwrap().to_owned());
+        }
+        match p["next_cursor"].as_str() {
+            Some(c) => cursor = format!("&cursor={c}"),
+            None => return ids,
+        }
+    }
+}
+
+/// Ingests the seeded tenant with `batch` threats per commit, the tenant serving `faults`
+/// first; returns the story sizes, the incidents created and the commits made.
+async fn backfill(batch: usize, faults: Vec<Fault>) -> (Vec<u64>, Vec<String>, u64) {
+    let app = spawn_app_with(THREATS, |c| {
+        c.poll_policy.page_size = PAGE;
+        c.ingest_batch = batch;
+        c.ingest_batch_wait = Duration::from_secs(30);
+        // One walk, then quiet: every commit counted below belongs to the backfill.
+        c.poll_interval = Duration::from_secs(3600);
+    })
+    .await;
+    app.tenant.push_faults(faults);
+    let (admin, path) = app.admin_with_connector().await;
+    app.until(60, || async {
+        let (_, c) = app.call("GET", &path, Some(&admin), None).await;
+        c["health"]["threats"].as_u64() == Some(THREATS as u64) && c["status"] == "connected"
+    })
+    .await;
+    let mut sizes: Vec<u64> = stories(&app, &admin)
+        .await
+        .iter()
+        .map(|s| s["incident_count"].as_u64().unwrap())
+        .collect();
+    sizes.sort_unstable();
+    let ids = created_incidents(&app, &admin).await;
+    let (_, c) = app.call("GET", &path, Some(&admin), None).await;
+    let commits = c["health"]["polls"].as_u64().unwrap();
+    app.running.stop().await;
+    (sizes, ids, commits)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backfill_commits_pages_together_and_a_failure_reads_them_again() {
+    let pass = || Fault::Slow(Duration::ZERO);
+    // Failures in the middle of batches: the 4th, 11th and 19th requests for threats.
+    let mut faults = Vec::new();
+    for (normal, fault) in [
+        (3, Fault::ServerError),
+        (6, Fault::Truncated),
+        (7, Fault::Garbage),
+    ] {
+        faults.extend(std::iter::repeat_with(pass).take(normal));
+        faults.push(fault);
+    }
+    let (batched, ids, commits) = backfill(45, faults).await;
+    let (single, _, single_commits) = backfill(1, Vec::new()).await;
+
+    let unique: BTreeSet<&String> = ids.iter().collect();
+    assert_eq!(
+        (ids.len(), unique.len()),
+        (THREATS, THREATS),
+        "every threat became exactly one incident"
+    );
+    assert_eq!(batched.iter().sum::<u64>(), THREATS as u64);
+    assert_eq!(
+        batched, single,
+        "the same stories whether pages commit together or one by one"
+    );
+    let pages = (THREATS as u64).div_ceil(u64::from(PAGE));
+    assert!(
+        single_commits >= pages,
+        "page by page: a commit per page ({single_commits} for {pages} pages)"
+    );
+    // The first page commits alone (stories show at once), then five pages at a time.
+    assert!(
+        commits * 3 <= pages,
+        "batched: several pages per commit ({commits} commits for {pages} pages)"
+    );
+}
