@@ -48,6 +48,9 @@ pub struct ServerConfig {
     /// since the last commit, then committed together.
     pub ingest_batch: usize,
     pub ingest_batch_wait: Duration,
+    /// Threats all connectors together may hold read but not committed (beyond the page each
+    /// is reading): many tenants backfilling at once must not hold a batch each in memory.
+    pub ingest_budget: usize,
     /// Mark session cookies Secure whatever the request says (Dossier behind TLS).
     pub secure_cookies: bool,
 }
@@ -66,6 +69,7 @@ impl Default for ServerConfig {
             correlation: Policy::default(),
             ingest_batch: 5_000,
             ingest_batch_wait: Duration::from_secs(1),
+            ingest_budget: 20_000,
             secure_cookies: false,
         }
     }
@@ -80,14 +84,20 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub workers: Workers,
     pub login_limiter: Arc<web::LoginLimiter>,
+    /// Permits for threats held in backfill batches, one per threat (`ingest_budget`).
+    pub ingest_budget: Arc<tokio::sync::Semaphore>,
 }
 
 impl AppState {
     #[must_use]
     pub fn new(store: Arc<dyn Store>, secrets: SecretBox, config: ServerConfig) -> Self {
+        let budget = config
+            .ingest_budget
+            .min(tokio::sync::Semaphore::MAX_PERMITS);
         Self {
             store,
             secrets: Arc::new(secrets),
+            ingest_budget: Arc::new(tokio::sync::Semaphore::new(budget)),
             config: Arc::new(config),
             metrics: Arc::new(Metrics::default()),
             workers: Workers::default(),

@@ -15,7 +15,7 @@ use dossier_sentinelone::{
 };
 use dossier_store::{ConnectorRecord, HealthUpdate, IngestPage, NewEvent};
 use rand::Rng;
-use tokio::sync::{watch, Notify};
+use tokio::sync::{watch, Notify, OwnedSemaphorePermit};
 use tokio::task::JoinHandle;
 
 use crate::metrics::Metrics;
@@ -323,6 +323,8 @@ async fn run_connector(state: AppState, rec: ConnectorRecord, mut shutdown: watc
     // Threats read but not committed yet: always part of one walk, and always re-readable from
     // `durable`.
     let mut batch: Vec<Incident> = Vec::new();
+    // The batch's share of the budget all connectors' batches draw on; given back at commit.
+    let mut held: Vec<OwnedSemaphorePermit> = Vec::new();
     // None until the first commit: the first page commits alone, so stories show at once.
     let mut last_commit: Option<std::time::Instant> = None;
 
@@ -348,6 +350,7 @@ async fn run_connector(state: AppState, rec: ConnectorRecord, mut shutdown: watc
         if check_expiry(&mut health, &mut warned, expires).await {
             // Nothing to poll with: a new token (PATCH) restarts this worker.
             batch.clear();
+            held.clear();
             checkpoint = durable.clone();
             if sleep_or_stop(state.config.retry_cap, &mut shutdown).await {
                 return;
@@ -363,6 +366,7 @@ async fn run_connector(state: AppState, rec: ConnectorRecord, mut shutdown: watc
             Err(e) => {
                 // What was read since the last commit is read again from there.
                 batch.clear();
+                held.clear();
                 checkpoint = durable.clone();
                 if matches!(e, ClientError::Rejected { status: 400, .. })
                     && checkpoint.walk_in_progress()
@@ -415,8 +419,13 @@ async fn run_connector(state: AppState, rec: ConnectorRecord, mut shutdown: watc
             && batch.len() < state.config.ingest_batch
             && last_commit.is_some_and(|t| t.elapsed() < state.config.ingest_batch_wait)
         {
-            checkpoint = next;
-            continue;
+            let page_len = u32::try_from(batch.len() - before).unwrap_or(u32::MAX);
+            if let Ok(p) = Arc::clone(&state.ingest_budget).try_acquire_many_owned(page_len) {
+                held.push(p);
+                checkpoint = next;
+                continue;
+            }
+            // Other connectors hold the budget: this batch commits as it is.
         }
         let checkpoint_json = match serde_json::to_string(&next) {
             Ok(j) => j,
@@ -454,6 +463,8 @@ async fn run_connector(state: AppState, rec: ConnectorRecord, mut shutdown: watc
         } else {
             (commit.await, None)
         };
+        // The batch is out of memory once the store has answered, either way.
+        held.clear();
         match committed {
             Ok(outcome) => {
                 last_commit = Some(std::time::Instant::now());

@@ -56,12 +56,14 @@ async fn created_incidents(app: &App, key: &str) -> Vec<String> {
     }
 }
 
-/// Ingests the seeded tenant with `batch` threats per commit, the tenant serving `faults`
-/// first; returns the story sizes, the incidents created and the commits made.
-async fn backfill(batch: usize, faults: Vec<Fault>) -> (Vec<u64>, Vec<String>, u64) {
+/// Ingests the seeded tenant with `batch` threats per commit and `budget` for all batches,
+/// the tenant serving `faults` first; returns the story sizes, the incidents created and the
+/// commits made.
+async fn backfill(batch: usize, budget: usize, faults: Vec<Fault>) -> (Vec<u64>, Vec<String>, u64) {
     let app = spawn_app_with(THREATS, |c| {
         c.poll_policy.page_size = PAGE;
         c.ingest_batch = batch;
+        c.ingest_budget = budget;
         c.ingest_batch_wait = Duration::from_secs(30);
         // One walk, then quiet: every commit counted below belongs to the backfill.
         c.poll_interval = Duration::from_secs(3600);
@@ -100,8 +102,8 @@ async fn a_backfill_commits_pages_together_and_a_failure_reads_them_again() {
         faults.extend(std::iter::repeat_with(pass).take(normal));
         faults.push(fault);
     }
-    let (batched, ids, commits) = backfill(45, faults).await;
-    let (single, _, single_commits) = backfill(1, Vec::new()).await;
+    let (batched, ids, commits) = backfill(45, 1000, faults).await;
+    let (single, _, single_commits) = backfill(1, 1000, Vec::new()).await;
 
     let unique: BTreeSet<&String> = ids.iter().collect();
     assert_eq!(
@@ -123,5 +125,18 @@ async fn a_backfill_commits_pages_together_and_a_failure_reads_them_again() {
     assert!(
         commits * 3 <= pages,
         "batched: several pages per commit ({commits} commits for {pages} pages)"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_budget_left_every_page_commits_alone() {
+    // Other connectors hold the whole budget: nothing may wait in memory for a batch.
+    let (sizes, ids, commits) = backfill(45, 0, Vec::new()).await;
+    assert_eq!(ids.len(), THREATS);
+    assert_eq!(sizes.iter().sum::<u64>(), THREATS as u64);
+    let pages = (THREATS as u64).div_ceil(u64::from(PAGE));
+    assert!(
+        commits >= pages,
+        "{commits} commits for {pages} pages: pages were batched without budget"
     );
 }
