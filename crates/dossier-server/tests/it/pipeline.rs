@@ -72,6 +72,13 @@ async fn threats_become_stories_through_the_api() {
             for i in d["incidents"].as_array().unwrap() {
                 assert!(i["id"].is_string(), "threat ids are strings");
                 assert!(i["raw"]["threatInfo"].is_object(), "raw JSON kept");
+                // The evidence reads back as the tenant sent it (it is stored compressed).
+                let id = i["id"].as_str().unwrap();
+                assert_eq!(
+                    Some(&i["raw"]),
+                    app.tenant.threat(id).as_ref(),
+                    "raw JSON of {id} differs from the tenant's"
+                );
                 assert!(
                     seen.insert(i["id"].as_str().unwrap().to_owned()),
                     "an incident in two stories"
