@@ -111,7 +111,7 @@ pub(crate) fn commit_page(
                 written.push(p);
                 touch.updated.insert(s.story_id.clone());
                 if s.member == member {
-                    write_incident(&tx, page, p, &s.story_id)?;
+                    write_incident(&tx, page, p, &s.story_id, false)?;
                     event_for_incident(&tx, page, p, &s.story_id, EventType::IncidentUpdated)?;
                 } else {
                     // Its correlation key changed: correlation decides its story below.
@@ -159,7 +159,7 @@ pub(crate) fn commit_page(
                 .get(p.member_id.as_str())
                 .copied()
                 .unwrap_or_default();
-            write_incident(&tx, page, p, story)?;
+            write_incident(&tx, page, p, story, *new)?;
             if *new {
                 touch
                     .new_incidents
@@ -234,38 +234,48 @@ fn write_incident(
     page: &IngestPage,
     p: &Prepared,
     story_id: &str,
+    new: bool,
 ) -> Result<()> {
     let inc = &p.inc;
-    let mut st = tx.prepare_cached(
-        "INSERT INTO incidents (connector_id, external_id, account_id, story_id, created_at,
-             updated_at, agent, sha1, sha256, md5, storyline, confidence_rank, false_positive)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
-         ON CONFLICT (connector_id, external_id) DO UPDATE SET
-             created_at = excluded.created_at, updated_at = excluded.updated_at,
-             agent = excluded.agent, sha1 = excluded.sha1, sha256 = excluded.sha256,
-             md5 = excluded.md5, storyline = excluded.storyline,
-             confidence_rank = excluded.confidence_rank, false_positive = excluded.false_positive,
-             story_id = excluded.story_id
-         RETURNING seq",
-    )?;
-    let seq: i64 = st.query_row(
-        params![
-            page.connector_id,
-            inc.external_id,
-            page.account_id,
-            story_id,
-            us(inc.created_at),
-            us(inc.updated_at),
-            inc.device.agent_uuid,
-            inc.file.sha1,
-            inc.file.sha256,
-            inc.file.md5,
-            inc.storyline,
-            confidence_rank(inc.confidence_level.as_deref()),
-            i64::from(inc.analyst_verdict.as_deref() == Some("false_positive")),
-        ],
-        |r| r.get(0),
-    )?;
+    let values = params![
+        page.connector_id,
+        inc.external_id,
+        page.account_id,
+        story_id,
+        us(inc.created_at),
+        us(inc.updated_at),
+        inc.device.agent_uuid,
+        inc.file.sha1,
+        inc.file.sha256,
+        inc.file.md5,
+        inc.storyline,
+        confidence_rank(inc.confidence_level.as_deref()),
+        i64::from(inc.analyst_verdict.as_deref() == Some("false_positive")),
+    ];
+    // A threat seen for the first time is a plain insert (most of a backfill); a new version
+    // of a known one updates its row in place and keeps its seq.
+    let seq: i64 = if new {
+        let mut st = tx.prepare_cached(
+            "INSERT INTO incidents (connector_id, external_id, account_id, story_id, created_at,
+                 updated_at, agent, sha1, sha256, md5, storyline, confidence_rank, false_positive)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+        )?;
+        st.insert(values)?
+    } else {
+        let mut st = tx.prepare_cached(
+            "INSERT INTO incidents (connector_id, external_id, account_id, story_id, created_at,
+                 updated_at, agent, sha1, sha256, md5, storyline, confidence_rank, false_positive)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
+             ON CONFLICT (connector_id, external_id) DO UPDATE SET
+                 created_at = excluded.created_at, updated_at = excluded.updated_at,
+                 agent = excluded.agent, sha1 = excluded.sha1, sha256 = excluded.sha256,
+                 md5 = excluded.md5, storyline = excluded.storyline,
+                 confidence_rank = excluded.confidence_rank, false_positive = excluded.false_positive,
+                 story_id = excluded.story_id
+             RETURNING seq",
+        )?;
+        st.query_row(values, |r| r.get(0))?
+    };
     let mut st = tx.prepare_cached(
         "INSERT OR REPLACE INTO incident_bodies (seq, normalised, raw) VALUES (?1, ?2, ?3)",
     )?;

@@ -105,6 +105,11 @@ pub(crate) fn refresh_stories(
         });
     }
     let devices = devices_by_hash(tx, &page.account_id, &pending)?;
+    // A new story's id may once have been retired into an alias, which it must not shadow;
+    // while no story was ever retired there is nothing to look for.
+    let any_alias: bool = tx.query_row("SELECT EXISTS (SELECT 1 FROM story_aliases)", [], |r| {
+        r.get(0)
+    })?;
     let mut hashes = BTreeSet::new();
     for Pending {
         story_id,
@@ -219,7 +224,7 @@ pub(crate) fn refresh_stories(
             search,
         ])?;
 
-        if created {
+        if created && any_alias {
             // A window can come back to an id it once had; the story is real again.
             tx.execute("DELETE FROM story_aliases WHERE old_id = ?1", [story_id])?;
         }
