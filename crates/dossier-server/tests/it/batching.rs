@@ -34,28 +34,6 @@ async fn stories(app: &App, key: &str) -> Vec<Value> {
     }
 }
 
-async fn created_incidents(app: &App, key: &str) -> Vec<String> {
-    let mut ids = Vec::new();
-    let mut cursor = String::new();
-    loop {
-        let (_, p) = app
-            .call(
-                "GET",
-                &format!("/api/v1/events?type=incident_created&limit=1000{cursor}"),
-                Some(key),
-                None,
-            )
-            .await;
-        for e in p["items"].as_array().unwrap() {
-            ids.push(e["incident_id"].as_str().unwrap().to_owned());
-        }
-        match p["next_cursor"].as_str() {
-            Some(c) => cursor = format!("&cursor={c}"),
-            None => return ids,
-        }
-    }
-}
-
 /// Ingests the seeded tenant with `batch` threats per commit and `budget` for all batches,
 /// the tenant serving `faults` first; returns the story sizes, the incidents created and the
 /// commits made.
@@ -82,7 +60,7 @@ async fn backfill(batch: usize, budget: usize, faults: Vec<Fault>) -> (Vec<u64>,
         .map(|s| s["incident_count"].as_u64().unwrap())
         .collect();
     sizes.sort_unstable();
-    let ids = created_incidents(&app, &admin).await;
+    let ids = app.incident_ids(&admin).await;
     let (_, c) = app.call("GET", &path, Some(&admin), None).await;
     let commits = c["health"]["polls"].as_u64().unwrap();
     app.running.stop().await;

@@ -8,31 +8,6 @@ use dossier_s1sim::Fault;
 
 use crate::{spawn_app, App};
 
-async fn incident_ids(app: &App, key: &str) -> Vec<String> {
-    let mut ids = Vec::new();
-    let mut cursor: Option<String> = None;
-    loop {
-        let q = cursor
-            .as_ref()
-            .map_or(String::new(), |c| format!("&cursor={c}"));
-        let (_, p) = app
-            .call(
-                "GET",
-                &format!("/api/v1/events?type=incident_created&limit=1000{q}"),
-                Some(key),
-                None,
-            )
-            .await;
-        for e in p["items"].as_array().unwrap() {
-            ids.push(e["incident_id"].as_str().unwrap().to_owned());
-        }
-        match p["next_cursor"].as_str() {
-            Some(c) => cursor = Some(c.to_owned()),
-            None => return ids,
-        }
-    }
-}
-
 async fn status(app: &App, key: &str, path: &str) -> serde_json::Value {
     app.call("GET", path, Some(key), None).await.1
 }
@@ -89,10 +64,10 @@ async fn every_fault_is_survived_and_nothing_is_lost_or_doubled() {
     let want = app.tenant.threat_count();
     app.until(60, || async {
         let c = status(&app, &admin, &path).await;
-        c["status"] == "connected" && incident_ids(&app, &admin).await.len() == want
+        c["status"] == "connected" && app.incident_ids(&admin).await.len() == want
     })
     .await;
-    let got = incident_ids(&app, &admin).await;
+    let got = app.incident_ids(&admin).await;
     let unique: std::collections::BTreeSet<&String> = got.iter().collect();
     assert_eq!(
         (got.len(), unique.len()),
@@ -166,7 +141,7 @@ async fn an_outage_turns_the_connector_to_error_and_recovery_heals_it() {
         c["status"] == "connected" && c["health"]["threats"].as_u64() == Some(40)
     })
     .await;
-    assert_eq!(incident_ids(&app, &admin).await.len(), 40);
+    assert_eq!(app.incident_ids(&admin).await.len(), 40);
     app.running.stop().await;
 }
 
