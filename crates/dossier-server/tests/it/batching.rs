@@ -6,33 +6,11 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use dossier_s1sim::Fault;
-use serde_json::Value;
 
-use crate::{spawn_app_with, App};
+use crate::spawn_app_with;
 
 const THREATS: usize = 300;
 const PAGE: u32 = 10;
-
-async fn stories(app: &App, key: &str) -> Vec<Value> {
-    let mut out = Vec::new();
-    let mut cursor = String::new();
-    loop {
-        let (s, p) = app
-            .call(
-                "GET",
-                &format!("/api/v1/stories?limit=200{cursor}"),
-                Some(key),
-                None,
-            )
-            .await;
-        assert_eq!(s, 200, "{p}");
-        out.extend(p["items"].as_array().unwrap().iter().cloned());
-        match p["next_cursor"].as_str() {
-            Some(c) => cursor = format!("&cursor={c}"),
-            None => return out,
-        }
-    }
-}
 
 /// Ingests the seeded tenant with `batch` threats per commit and `budget` for all batches,
 /// the tenant serving `faults` first; returns the story sizes, the incidents created and the
@@ -54,7 +32,8 @@ async fn backfill(batch: usize, budget: usize, faults: Vec<Fault>) -> (Vec<u64>,
         c["health"]["threats"].as_u64() == Some(THREATS as u64) && c["status"] == "connected"
     })
     .await;
-    let mut sizes: Vec<u64> = stories(&app, &admin)
+    let mut sizes: Vec<u64> = app
+        .all_items(&admin, "/api/v1/stories")
         .await
         .iter()
         .map(|s| s["incident_count"].as_u64().unwrap())

@@ -185,25 +185,11 @@ impl App {
     /// An `xops` account with an admin key and a connector to the tenant: (key, connector path).
     /// The threat ids of every `incident_created` event the key can see, in event order.
     pub async fn incident_ids(&self, key: &str) -> Vec<String> {
-        let mut ids = Vec::new();
-        let mut cursor = String::new();
-        loop {
-            let (_, p) = self
-                .call(
-                    "GET",
-                    &format!("/api/v1/events?type=incident_created&limit=1000{cursor}"),
-                    Some(key),
-                    None,
-                )
-                .await;
-            for e in p["items"].as_array().unwrap() {
-                ids.push(e["incident_id"].as_str().unwrap().to_owned());
-            }
-            match p["next_cursor"].as_str() {
-                Some(c) => cursor = format!("&cursor={c}"),
-                None => return ids,
-            }
-        }
+        self.all_items(key, "/api/v1/events?type=incident_created")
+            .await
+            .iter()
+            .map(|e| e["incident_id"].as_str().unwrap().to_owned())
+            .collect()
     }
 
     pub async fn admin_with_connector(&self) -> (String, String) {
