@@ -229,6 +229,15 @@ pub(crate) fn confidence_rank(c: Option<&str>) -> i64 {
     }
 }
 
+/// The insert of an incident row, shared by the plain insert and the upsert.
+macro_rules! insert_incident {
+    () => {
+        "INSERT INTO incidents (connector_id, external_id, account_id, story_id, created_at,
+             updated_at, agent, sha1, sha256, md5, storyline, confidence_rank, false_positive)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
+    };
+}
+
 fn write_incident(
     tx: &Transaction<'_>,
     page: &IngestPage,
@@ -255,25 +264,19 @@ fn write_incident(
     // A threat seen for the first time is a plain insert (most of a backfill); a new version
     // of a known one updates its row in place and keeps its seq.
     let seq: i64 = if new {
-        let mut st = tx.prepare_cached(
-            "INSERT INTO incidents (connector_id, external_id, account_id, story_id, created_at,
-                 updated_at, agent, sha1, sha256, md5, storyline, confidence_rank, false_positive)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
-        )?;
+        let mut st = tx.prepare_cached(insert_incident!())?;
         st.insert(values)?
     } else {
-        let mut st = tx.prepare_cached(
-            "INSERT INTO incidents (connector_id, external_id, account_id, story_id, created_at,
-                 updated_at, agent, sha1, sha256, md5, storyline, confidence_rank, false_positive)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
-             ON CONFLICT (connector_id, external_id) DO UPDATE SET
+        let mut st = tx.prepare_cached(concat!(
+            insert_incident!(),
+            " ON CONFLICT (connector_id, external_id) DO UPDATE SET
                  created_at = excluded.created_at, updated_at = excluded.updated_at,
                  agent = excluded.agent, sha1 = excluded.sha1, sha256 = excluded.sha256,
                  md5 = excluded.md5, storyline = excluded.storyline,
                  confidence_rank = excluded.confidence_rank, false_positive = excluded.false_positive,
                  story_id = excluded.story_id
-             RETURNING seq",
-        )?;
+             RETURNING seq"
+        ))?;
         st.query_row(values, |r| r.get(0))?
     };
     let mut st = tx.prepare_cached(
