@@ -62,11 +62,7 @@ pub(crate) fn refresh_stories(
     touch: &Touch,
     outcome: &mut IngestOutcome,
 ) -> Result<()> {
-    let by_member: HashMap<&str, &Incident> = written
-        .iter()
-        .map(|p| (p.member_id.as_str(), &p.inc))
-        .collect();
-    let prepared: HashMap<&str, &Prepared> =
+    let by_member: HashMap<&str, &Prepared> =
         written.iter().map(|p| (p.member_id.as_str(), *p)).collect();
     // First what each touched story now is; then, with every story of the page known, how many
     // devices carry each file; then the rows.
@@ -229,7 +225,7 @@ pub(crate) fn refresh_stories(
             tx.execute("DELETE FROM story_aliases WHERE old_id = ?1", [story_id])?;
         }
         for m in new_members {
-            if let Some(p) = prepared.get(m.as_str()) {
+            if let Some(p) = by_member.get(m.as_str()) {
                 event_for_incident(tx, page, p, story_id, EventType::IncidentCreated)?;
             }
         }
@@ -280,7 +276,7 @@ pub(crate) fn refresh_stories(
 fn fresh_story<'a>(
     plan: &StoryPlan,
     touch: &Touch,
-    in_page: &HashMap<&str, &'a Incident>,
+    in_page: &HashMap<&str, &'a Prepared>,
 ) -> Option<(Aggregates, &'a Incident)> {
     let new = touch.new_incidents.get(&plan.id)?;
     if new.len() != plan.members.len() || touch.retired.values().any(|s| *s == plan.id) {
@@ -289,7 +285,7 @@ fn fresh_story<'a>(
     let incidents: Vec<&Incident> = plan
         .members
         .iter()
-        .map(|m| in_page.get(m.as_str()).copied())
+        .map(|m| in_page.get(m.as_str()).map(|p| &p.inc))
         .collect::<Option<_>>()?;
     let latest = *incidents.last()?;
     let agg = Aggregates {
@@ -355,7 +351,7 @@ fn aggregates(tx: &Transaction<'_>, story_id: &str) -> Result<Option<Aggregates>
 fn latest_incident<'a>(
     tx: &Transaction<'_>,
     story_id: &str,
-    in_page: &HashMap<&str, &'a Incident>,
+    in_page: &HashMap<&str, &'a Prepared>,
 ) -> Result<Cow<'a, Incident>> {
     let mut st = tx.prepare_cached(
         "SELECT connector_id, external_id FROM incidents WHERE story_id = ?1
@@ -363,8 +359,8 @@ fn latest_incident<'a>(
     )?;
     let (connector, external): (String, String) =
         st.query_row([story_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
-    if let Some(inc) = in_page.get(member_id(&connector, &external).as_str()) {
-        return Ok(Cow::Borrowed(*inc));
+    if let Some(p) = in_page.get(member_id(&connector, &external).as_str()) {
+        return Ok(Cow::Borrowed(&p.inc));
     }
     let mut st = tx.prepare_cached(
         "SELECT b.normalised FROM incidents i JOIN incident_bodies b ON b.seq = i.seq
