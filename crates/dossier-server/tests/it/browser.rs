@@ -157,9 +157,25 @@ async fn type_into(c: &Client, id: &str, text: &str) {
         .unwrap();
 }
 
+/// Clicks what `target` finds and waits until the browser has left the current document.
+/// Waiting for an element alone is not enough: the page being left may have one too, and
+/// what is found on it goes stale as the new page replaces it.
+async fn click_away(c: &Client, target: Locator<'_>) {
+    let old = c.find(Locator::Css("html")).await.unwrap();
+    c.find(target).await.unwrap().click().await.unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while old.tag_name().await.is_ok() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the click did not lead to another page"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// Follows a link and waits for the page to show `then`; returns the new URL's query.
 async fn follow(c: &Client, link: Locator<'_>, then: Locator<'_>) -> String {
-    c.find(link).await.unwrap().click().await.unwrap();
+    click_away(c, link).await;
     c.wait().for_element(then).await.unwrap();
     c.current_url()
         .await
@@ -170,12 +186,7 @@ async fn follow(c: &Client, link: Locator<'_>, then: Locator<'_>) -> String {
 }
 
 async fn submit(c: &Client, css: &str) {
-    c.find(Locator::Css(css))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click_away(c, Locator::Css(css)).await;
     c.wait().for_element(Locator::Css("main")).await.unwrap();
 }
 
