@@ -263,6 +263,19 @@ fn sigkill_during_ingest_loses_and_doubles_nothing() {
     let crashy = setup(root.path(), "crashy", &sim.base_url, &sim.ca_pem);
     let mut rng = rand::rngs::StdRng::seed_from_u64(2026);
     let mut child = crashy.spawn();
+    // Kills are timed in units of how long this machine takes from a start to a first commit,
+    // so that they land mid-ingest on a slow machine (or a debug build) as on a fast one.
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(300);
+    while incident_count(&crashy.db) == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the server never committed a page"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let unit = started.elapsed();
+    eprintln!("first commit {unit:?} after start");
     let mut counts = Vec::new();
     for _ in 0..KILLS {
         // The tenant keeps changing while the server dies and comes back.
@@ -274,7 +287,7 @@ fn sigkill_during_ingest_loses_and_doubles_nothing() {
             let id = &ids[rng.gen_range(0..ids.len())];
             tenant.update_threat(id, Utc::now());
         }
-        std::thread::sleep(Duration::from_millis(rng.gen_range(50..700)));
+        std::thread::sleep(unit.mul_f64(rng.gen_range(0.1..1.5)));
         kill9(&mut child);
         counts.push(incident_count(&crashy.db));
         child = crashy.spawn();
