@@ -71,10 +71,98 @@ pub(crate) fn prepare(page: &mut IngestPage) -> Result<Vec<Prepared>> {
         .collect()
 }
 
+/// What a page does to the incidents already stored, and the stories correlation decides on:
+/// everything about a commit that is read rather than written. It depends only on the
+/// account's incidents, so it can be worked out on a reader before the writer lock is taken,
+/// and used under the lock if no other commit of the account came in between.
+pub(crate) struct PagePlan {
+    /// Per prepared incident, in order.
+    actions: Vec<Action>,
+    /// The lookup terms' stored incidents, as correlation saw them: member id → story.
+    current_story: HashMap<String, String>,
+    plans: Vec<correlate::StoryPlan>,
+}
+
+enum Action {
+    /// A version no newer than the stored one: nothing to write.
+    Unchanged,
+    /// A newer version with the same correlation key: it stays in its story.
+    InPlace { story_id: String },
+    /// New, or its key changed: correlation decides its story.
+    Rekey { new: bool },
+}
+
+/// Reads what the page's incidents were and correlates those that need it. `conn` may be a
+/// reader in a read transaction, or the writer's own transaction.
+pub(crate) fn plan_page(
+    conn: &Connection,
+    page: &IngestPage,
+    prepared: &[Prepared],
+) -> Result<PagePlan> {
+    let mut actions = Vec::with_capacity(prepared.len());
+    let mut current_story: HashMap<String, String> = HashMap::new();
+    // The lookup terms of incidents whose key changed, as stored: their old key's stories must
+    // be correlated again too.
+    let mut old_terms: Vec<Term> = Vec::new();
+    let mut rekey: Vec<&Prepared> = Vec::new();
+    for p in prepared {
+        let stored = load_stored(conn, &page.connector_id, &p.inc.external_id, &p.member_id)?;
+        actions.push(match stored {
+            // Dedupe on (id, updatedAt): the overlap window re-delivers threats, and a stale
+            // version never overwrites a newer one.
+            Some(s) if s.updated_at >= us(p.inc.updated_at) => Action::Unchanged,
+            Some(s) => {
+                if s.member == Member::of_incident(p.member_id.clone(), &p.inc) {
+                    Action::InPlace {
+                        story_id: s.story_id,
+                    }
+                } else {
+                    old_terms.extend(correlate::terms(&s.member));
+                    current_story.insert(p.member_id.clone(), s.story_id);
+                    rekey.push(p);
+                    Action::Rekey { new: false }
+                }
+            }
+            None => {
+                rekey.push(p);
+                Action::Rekey { new: true }
+            }
+        });
+    }
+    let mut plans = Vec::new();
+    if !rekey.is_empty() {
+        let in_page: HashSet<&str> = rekey.iter().map(|p| p.member_id.as_str()).collect();
+        let seed = rekey
+            .iter()
+            .map(|p| Member::of_incident(p.member_id.clone(), &p.inc))
+            .collect();
+        let members = closure(
+            conn,
+            &page.account_id,
+            seed,
+            old_terms,
+            &in_page,
+            &mut current_story,
+        )?;
+        let producer = prepared
+            .first()
+            .map_or(Producer::SentinelOne, |p| p.inc.producer);
+        plans = correlate::correlate(&page.account_id, producer, &members, &page.policy);
+    }
+    Ok(PagePlan {
+        actions,
+        current_story,
+        plans,
+    })
+}
+
+/// Commits a page. `plan` is the page's plan if it was worked out beforehand and is still
+/// current; without one it is worked out here, inside the transaction.
 pub(crate) fn commit_page(
     conn: &mut Connection,
     page: &IngestPage,
     prepared: &[Prepared],
+    plan: Option<PagePlan>,
 ) -> Result<IngestOutcome> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let owner: Option<String> = tx
@@ -87,65 +175,48 @@ pub(crate) fn commit_page(
     if owner.as_deref() != Some(page.account_id.as_str()) {
         return Err(StoreError::NotFound);
     }
+    let PagePlan {
+        actions,
+        current_story,
+        plans,
+    } = match plan {
+        Some(plan) => plan,
+        None => plan_page(&tx, page, prepared)?,
+    };
 
     let mut outcome = IngestOutcome::default();
     let mut touch = Touch::default();
-    let mut rekey: Vec<(&Prepared, bool)> = Vec::new();
-    let mut current_story: HashMap<String, String> = HashMap::new();
     // The incidents this page writes: a re-delivered older version is not one of them, and must
     // not speak for its story.
     let mut written: Vec<&Prepared> = Vec::new();
-    // The lookup terms of incidents whose key changed, as stored: their old key's stories must
-    // be correlated again too.
-    let mut old_terms: Vec<Term> = Vec::new();
-
-    for p in prepared {
-        let stored = load_stored(&tx, &page.connector_id, &p.inc.external_id, &p.member_id)?;
-        let member = Member::of_incident(p.member_id.clone(), &p.inc);
-        match stored {
-            // Dedupe on (id, updatedAt): the overlap window re-delivers threats, and a stale
-            // version never overwrites a newer one.
-            Some(s) if s.updated_at >= us(p.inc.updated_at) => outcome.incidents_unchanged += 1,
-            Some(s) => {
+    let mut rekey: Vec<(&Prepared, bool)> = Vec::new();
+    for (p, action) in prepared.iter().zip(&actions) {
+        match action {
+            Action::Unchanged => outcome.incidents_unchanged += 1,
+            Action::InPlace { story_id } => {
                 outcome.incidents_updated += 1;
                 written.push(p);
-                touch.updated.insert(s.story_id.clone());
-                if s.member == member {
-                    write_incident(&tx, page, p, &s.story_id, false)?;
-                    event_for_incident(&tx, page, p, &s.story_id, EventType::IncidentUpdated)?;
-                } else {
-                    // Its correlation key changed: correlation decides its story below.
-                    old_terms.extend(correlate::terms(&s.member));
-                    current_story.insert(p.member_id.clone(), s.story_id);
-                    rekey.push((p, false));
-                }
+                touch.updated.insert(story_id.clone());
+                write_incident(&tx, page, p, story_id, false)?;
+                event_for_incident(&tx, page, p, story_id, EventType::IncidentUpdated)?;
             }
-            None => {
-                outcome.incidents_new += 1;
+            Action::Rekey { new } => {
+                if *new {
+                    outcome.incidents_new += 1;
+                } else {
+                    outcome.incidents_updated += 1;
+                    if let Some(old) = current_story.get(&p.member_id) {
+                        touch.updated.insert(old.clone());
+                    }
+                }
                 written.push(p);
-                rekey.push((p, true));
+                rekey.push((p, *new));
             }
         }
     }
 
     if !rekey.is_empty() {
-        let in_page: HashSet<String> = rekey.iter().map(|(p, _)| p.member_id.clone()).collect();
-        let seed = rekey
-            .iter()
-            .map(|(p, _)| Member::of_incident(p.member_id.clone(), &p.inc))
-            .collect();
-        let members = closure(
-            &tx,
-            &page.account_id,
-            seed,
-            old_terms,
-            &in_page,
-            &mut current_story,
-        )?;
-        let producer = prepared
-            .first()
-            .map_or(Producer::SentinelOne, |p| p.inc.producer);
-        let plans = correlate::correlate(&page.account_id, producer, &members, &page.policy);
+        let in_page: HashSet<&str> = rekey.iter().map(|(p, _)| p.member_id.as_str()).collect();
         let planned: HashMap<&str, &str> = plans
             .iter()
             .flat_map(|plan| {
@@ -192,7 +263,7 @@ pub(crate) fn commit_page(
 }
 
 fn load_stored(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     connector_id: &str,
     external_id: &str,
     id: &str,
@@ -339,11 +410,11 @@ pub(crate) fn event_for_incident(
 /// Loads every stored incident that shares a lookup term, transitively, with the members, so
 /// that correlation sees the whole of each key it decides on.
 fn closure(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     account_id: &str,
     seed: Vec<Member>,
     extra_terms: Vec<Term>,
-    in_page: &HashSet<String>,
+    in_page: &HashSet<&str>,
     current_story: &mut HashMap<String, String>,
 ) -> Result<Vec<Member>> {
     let mut members: BTreeMap<String, Member> = BTreeMap::new();
@@ -392,7 +463,7 @@ fn closure(
         })?;
         for row in rows {
             let (story_id, m) = row?;
-            if !in_page.contains(&m.id) {
+            if !in_page.contains(m.id.as_str()) {
                 current_story.entry(m.id.clone()).or_insert(story_id);
             }
             if !members.contains_key(&m.id) {
@@ -411,7 +482,7 @@ fn apply_plans(
     tx: &Transaction<'_>,
     plans: &[correlate::StoryPlan],
     current_story: &HashMap<String, String>,
-    in_page: &HashSet<String>,
+    in_page: &HashSet<&str>,
     touch: &mut Touch,
 ) -> Result<()> {
     // old story -> (new story -> members moved there)
@@ -422,7 +493,7 @@ fn apply_plans(
             if old.map(String::as_str) == Some(plan.id.as_str()) {
                 continue;
             }
-            if !in_page.contains(id) {
+            if !in_page.contains(id.as_str()) {
                 let (connector, external) = split_member_id(id);
                 let mut st = tx.prepare_cached(
                     "UPDATE incidents SET story_id = ?1 WHERE connector_id = ?2 AND external_id = ?3",

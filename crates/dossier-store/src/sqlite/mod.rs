@@ -14,6 +14,7 @@ mod stories;
 mod synthetic;
 mod users;
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -42,6 +43,62 @@ struct Inner {
     wal: std::path::PathBuf,
     readers: Vec<Mutex<Connection>>,
     next_reader: AtomicUsize,
+    /// Per account, how many ingest commits have changed its incidents. A page's plan worked
+    /// out on a reader is used under the writer lock only if this has not moved since.
+    epochs: Mutex<HashMap<String, u64>>,
+}
+
+impl Inner {
+    fn epoch(&self, account_id: &str) -> Result<u64> {
+        let epochs = self.epochs.lock().map_err(|_| poisoned())?;
+        Ok(epochs.get(account_id).copied().unwrap_or_default())
+    }
+
+    fn bump_epoch(&self, account_id: &str) -> Result<()> {
+        let mut epochs = self.epochs.lock().map_err(|_| poisoned())?;
+        *epochs.entry(account_id.to_owned()).or_default() += 1;
+        Ok(())
+    }
+
+    /// Commits a page. Serialising, the reads and correlation happen before the writer lock,
+    /// so they overlap other connectors' commits. `before_lock` runs just before the lock is
+    /// taken (tests commit a racing page there).
+    fn commit_page(
+        &self,
+        page: &mut crate::IngestPage,
+        before_lock: impl FnOnce(),
+    ) -> Result<crate::IngestOutcome> {
+        let prepared = ingest::prepare(page)?;
+        let (read_at, plan) = self.plan_ahead(page, &prepared)?;
+        before_lock();
+        let mut conn = self.writer.lock().map_err(|_| poisoned())?;
+        // Another commit of the account since the plan was read may have changed what it read:
+        // then the plan is worked out again inside the transaction.
+        let plan = (self.epoch(&page.account_id)? == read_at).then_some(plan);
+        let outcome = ingest::commit_page(&mut conn, page, &prepared, plan);
+        self.bump_epoch(&page.account_id)?;
+        restart_wal_if_large(&conn, &self.wal);
+        outcome
+    }
+
+    /// Works out a page's plan on a reader, before the writer lock: the reads and the
+    /// correlation then overlap other connectors' commits. Returns the account's epoch the
+    /// plan was read at.
+    fn plan_ahead(
+        &self,
+        page: &crate::IngestPage,
+        prepared: &[ingest::Prepared],
+    ) -> Result<(u64, ingest::PagePlan)> {
+        // The epoch is read before the snapshot is taken: every commit it counts is then in
+        // the snapshot (a commit bumps the epoch only after it is durable).
+        let epoch = self.epoch(&page.account_id)?;
+        let i = self.next_reader.fetch_add(1, Ordering::Relaxed) % self.readers.len();
+        let conn = self.readers[i].lock().map_err(|_| poisoned())?;
+        let tx = conn.unchecked_transaction()?;
+        let plan = ingest::plan_page(&tx, page, prepared)?;
+        tx.finish()?;
+        Ok((epoch, plan))
+    }
 }
 
 impl SqliteStore {
@@ -78,6 +135,7 @@ impl SqliteStore {
             wal: wal.into(),
             readers,
             next_reader: AtomicUsize::new(0),
+            epochs: Mutex::new(HashMap::new()),
         });
         spawn_checkpointer(checkpointer, Arc::downgrade(&inner));
         Ok(Self { inner })
@@ -301,16 +359,9 @@ impl crate::Store for SqliteStore {
 
     async fn commit_page(&self, mut page: crate::IngestPage) -> Result<crate::IngestOutcome> {
         let inner = Arc::clone(&self.inner);
-        tokio::task::spawn_blocking(move || {
-            // Serialising happens before the writer lock, so other connectors' commits overlap it.
-            let prepared = ingest::prepare(&mut page)?;
-            let mut conn = inner.writer.lock().map_err(|_| poisoned())?;
-            let outcome = ingest::commit_page(&mut conn, &page, &prepared);
-            restart_wal_if_large(&conn, &inner.wal);
-            outcome
-        })
-        .await
-        .map_err(|e| StoreError::Database(format!("store task failed: {e}")))?
+        tokio::task::spawn_blocking(move || inner.commit_page(&mut page, || {}))
+            .await
+            .map_err(|e| StoreError::Database(format!("store task failed: {e}")))?
     }
 
     async fn list_stories(&self, q: &crate::StoryQuery) -> Result<crate::StoryPage> {
@@ -500,5 +551,122 @@ impl crate::Store for SqliteStore {
                 .map(|_| ())?)
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use chrono::{TimeZone, Utc};
+    use dossier_domain::access::Licence;
+    use dossier_domain::correlate::Policy;
+    use dossier_domain::{Device, FileInfo, Incident, Producer};
+
+    use super::SqliteStore;
+    use crate::{IngestPage, NewConnector, Store};
+
+    fn incident(id: &str, day: i64) -> Incident {
+        let at = Utc.with_ymd_and_hms(2026, 6, 1, 0, 0, 0).unwrap() + chrono::Duration::days(day);
+        Incident {
+            producer: Producer::SentinelOne,
+            external_id: id.into(),
+            created_at: at,
+            updated_at: at,
+            device: Device {
+                agent_uuid: Some("agent-1".into()),
+                name: Some("host-1".into()),
+                ..Device::default()
+            },
+            file: FileInfo {
+                sha1: Some(format!("{:040x}", 7)),
+                ..FileInfo::default()
+            },
+            threat_name: Some("evil.exe".into()),
+            classification: None,
+            confidence_level: Some("malicious".into()),
+            mitigation_status: None,
+            analyst_verdict: None,
+            incident_status: None,
+            engines: Vec::new(),
+            storyline: None,
+            initiated_by: None,
+            is_fileless: false,
+            mitre: Vec::new(),
+            mitigation_actions: Vec::new(),
+            raw: format!("{{\"id\":\"{id}\"}}"),
+        }
+    }
+
+    /// Two connectors of one account whose threats share a device and a file.
+    async fn two_connectors() -> (tempfile::TempDir, SqliteStore, [IngestPage; 2]) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path().join("t.db").to_str().unwrap()).unwrap();
+        let account = store.create_account("Acme", Licence::Xops).await.unwrap();
+        let mut pages = Vec::new();
+        for (n, id) in ["a", "b"].into_iter().enumerate() {
+            let connector = store
+                .create_connector(&NewConnector {
+                    account_id: account.id.clone(),
+                    kind: "sentinelone".into(),
+                    name: format!("s1-{id}"),
+                    description: None,
+                    tenant_url: "https://example.sentinelone.net".into(),
+                    token_enc: vec![1],
+                    track_errors: false,
+                    write_back: false,
+                    now: Utc::now(),
+                })
+                .await
+                .unwrap();
+            pages.push(IngestPage {
+                account_id: account.id.clone(),
+                connector_id: connector.id,
+                incidents: vec![incident(id, i64::try_from(n).unwrap())],
+                checkpoint: "{}".into(),
+                now: Utc::now(),
+                policy: Policy::default(),
+            });
+        }
+        (dir, store, pages.try_into().ok().unwrap())
+    }
+
+    fn stories(store: &SqliteStore) -> Vec<(String, String)> {
+        let conn = store.inner.writer.lock().unwrap();
+        let mut st = conn
+            .prepare("SELECT external_id, story_id FROM incidents ORDER BY external_id")
+            .unwrap();
+        st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    }
+
+    /// A plan read before another commit of the same account changed its incidents is not
+    /// used: the page is correlated again under the lock, and both threats land in one story,
+    /// as they do when the pages commit one after the other.
+    #[tokio::test]
+    async fn a_plan_read_before_a_racing_commit_is_worked_out_again() {
+        let (_d1, sequential, [a, b]) = two_connectors().await;
+        sequential.commit_page(a).await.unwrap();
+        sequential.commit_page(b).await.unwrap();
+        let expected = stories(&sequential);
+        assert_eq!(expected.len(), 2);
+        assert_eq!(
+            expected[0].1, expected[1].1,
+            "one device and file: one story"
+        );
+
+        let (_d2, raced, [mut a, mut b]) = two_connectors().await;
+        let inner = &raced.inner;
+        // b's plan is read while a is not yet stored; a commits before b takes the lock.
+        inner
+            .commit_page(&mut b, || {
+                inner.commit_page(&mut a, || {}).unwrap();
+            })
+            .unwrap();
+        let got = stories(&raced);
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[0].1, got[1].1, "the racing commit was seen: {got:?}");
     }
 }

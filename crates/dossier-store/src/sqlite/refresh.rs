@@ -222,7 +222,8 @@ pub(crate) fn refresh_stories(
 
         if created && any_alias {
             // A window can come back to an id it once had; the story is real again.
-            tx.execute("DELETE FROM story_aliases WHERE old_id = ?1", [story_id])?;
+            let mut st = tx.prepare_cached("DELETE FROM story_aliases WHERE old_id = ?1")?;
+            st.execute([story_id])?;
         }
         for m in new_members {
             if let Some(p) = by_member.get(m.as_str()) {
@@ -457,10 +458,10 @@ fn refresh_outbreaks(
             let Some(agg) = agg else { continue };
             let latest = latest_incident(tx, &id, &HashMap::new())?;
             let (crit, crit_json) = story_criticality(&agg, &latest, devices)?;
-            tx.execute(
+            let mut st = tx.prepare_cached(
                 "UPDATE stories SET criticality = ?2, criticality_detail = ?3, outbreak_tier = ?4 WHERE id = ?1",
-                params![id, crit.score, crit_json, tier],
             )?;
+            st.execute(params![id, crit.score, crit_json, tier])?;
         }
     }
     Ok(())
