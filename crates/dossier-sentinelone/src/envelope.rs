@@ -93,6 +93,17 @@ struct Envelope<'a> {
     errors: Seq<Obj<RawError>>,
 }
 
+/// A list page: its threats are split out as they are read, not in a second pass over `data`.
+#[derive(Deserialize)]
+struct ListEnvelope<'a> {
+    #[serde(default)]
+    data: Option<Vec<Box<RawValue>>>,
+    #[serde(borrow, default)]
+    pagination: Option<&'a RawValue>,
+    #[serde(default, rename = "errors")]
+    _errors: serde::de::IgnoredAny,
+}
+
 #[derive(Default, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
 struct RawError {
@@ -122,6 +133,26 @@ pub fn parse_page(body: &[u8]) -> Result<Page, EnvelopeError> {
         None => return Err(EnvelopeError::Json("empty body".into())),
         Some(_) => return Err(EnvelopeError::Shape("expected a JSON object".into())),
     }
+    // A list page (`data` an array) is read in one pass; anything else, including every
+    // malformed body, takes the general path below, which names what is wrong.
+    if let Ok(ListEnvelope {
+        data: Some(threats),
+        pagination,
+        ..
+    }) = serde_json::from_str(text)
+    {
+        let (next_cursor, total_items) = pagination_of(pagination)?;
+        return Ok(Page {
+            threats,
+            next_cursor,
+            total_items,
+        });
+    }
+    parse_general(text)
+}
+
+/// Any page, in two passes: the envelope, then `data`.
+fn parse_general(text: &str) -> Result<Page, EnvelopeError> {
     let env: Envelope<'_> = match serde_json::from_str(text) {
         Ok(env) => env,
         Err(e) if e.is_data() => {
@@ -155,24 +186,29 @@ pub fn parse_page(body: &[u8]) -> Result<Page, EnvelopeError> {
             ))
         }
     };
-    let (next_cursor, total_items) = match env.pagination.map(RawValue::get) {
-        None | Some("null") => (None, None),
-        Some(p) if !p.starts_with('{') => {
-            return Err(EnvelopeError::Shape(
-                "`pagination` must be an object".into(),
-            ));
-        }
-        Some(p) => {
-            let p: Pagination<'_> = serde_json::from_str(p)
-                .map_err(|_| EnvelopeError::Shape("`pagination` must be an object".into()))?;
-            (cursor(p.next_cursor)?, p.total_items.0)
-        }
-    };
+    let (next_cursor, total_items) = pagination_of(env.pagination)?;
     Ok(Page {
         threats,
         next_cursor,
         total_items,
     })
+}
+
+/// The next cursor and total of a page's `pagination`.
+fn pagination_of(
+    pagination: Option<&RawValue>,
+) -> Result<(Option<String>, Option<u64>), EnvelopeError> {
+    match pagination.map(RawValue::get) {
+        None | Some("null") => Ok((None, None)),
+        Some(p) if !p.starts_with('{') => Err(EnvelopeError::Shape(
+            "`pagination` must be an object".into(),
+        )),
+        Some(p) => {
+            let p: Pagination<'_> = serde_json::from_str(p)
+                .map_err(|_| EnvelopeError::Shape("`pagination` must be an object".into()))?;
+            Ok((cursor(p.next_cursor)?, p.total_items.0))
+        }
+    }
 }
 
 /// A cursor is a non-empty string other than `"null"` (a fixture sends the string, §1.3).
@@ -215,4 +251,66 @@ fn error_entries(raw: Seq<Obj<RawError>>) -> Vec<ApiErrorEntry> {
         })
         .filter(|e| e.code.is_some() || e.title.is_some() || e.detail.is_some())
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::{parse_general, parse_page, Page};
+
+    fn view(page: &Page) -> (Vec<&str>, Option<&str>, Option<u64>) {
+        (
+            page.threats.iter().map(|t| t.get()).collect(),
+            page.next_cursor.as_deref(),
+            page.total_items,
+        )
+    }
+
+    fn part() -> impl Strategy<Value = &'static str> {
+        prop::sample::select(vec![
+            r#""data":[{"id":"1"},{"id":"2","x":[1,{"a":"\u00e9"}]}]"#,
+            r#""data":[]"#,
+            r#""data":[1,"two",null]"#,
+            r#""data":{"id":"3"}"#,
+            r#""data":null"#,
+            r#""data":"null""#,
+            r#""data":7"#,
+            r#""pagination":{"nextCursor":"abc","totalItems":2}"#,
+            r#""pagination":{"nextCursor":null,"totalItems":"2"}"#,
+            r#""pagination":{"nextCursor":"null"}"#,
+            r#""pagination":null"#,
+            r#""pagination":[]"#,
+            r#""errors":[{"code":4010010,"title":"Authentication Failed"}]"#,
+            r#""errors":"odd""#,
+            r#""other":{"data":[]}"#,
+        ])
+    }
+
+    proptest! {
+        /// The one-pass reading of a list page gives exactly what the general path gives, and
+        /// fails exactly when it fails (with its message).
+        #[test]
+        fn the_list_fast_path_agrees_with_the_general_path(
+            parts in prop::collection::vec(part(), 0..4),
+            cut in any::<prop::sample::Index>(),
+            truncate in any::<bool>(),
+        ) {
+            let mut body = format!("{{{}}}", parts.join(","));
+            if truncate {
+                body.truncate(cut.index(body.len()));
+            }
+            let text = body.as_str();
+            let general = if text.trim_start().starts_with('{') {
+                parse_general(text)
+            } else {
+                parse_page(body.as_bytes())
+            };
+            match (parse_page(body.as_bytes()), general) {
+                (Ok(a), Ok(b)) => prop_assert_eq!(view(&a), view(&b)),
+                (Err(a), Err(b)) => prop_assert_eq!(a, b),
+                (a, b) => prop_assert!(false, "{body}: {a:?} vs {b:?}"),
+            }
+        }
+    }
 }
