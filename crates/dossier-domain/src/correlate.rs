@@ -14,7 +14,7 @@
 //! page split of the same threats give the same stories, and story ids are derived from the
 //! account, the key and the story's first incident, so that every node computes the same ids.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Duration, Utc};
 use sha2::{Digest, Sha256};
@@ -286,7 +286,7 @@ fn make_plan(
     }
 }
 
-fn key_of(m: &Member, canonical: &BTreeMap<(String, String), String>) -> StoryKey {
+fn key_of(m: &Member, canonical: &HashMap<(&str, &str), &str>) -> StoryKey {
     let single = || StoryKey {
         kind: KeyKind::Single,
         agent: String::new(),
@@ -296,11 +296,11 @@ fn key_of(m: &Member, canonical: &BTreeMap<(String, String), String>) -> StoryKe
         return single();
     };
     if let Some(h) = m.linking_hashes().first() {
-        let value = canonical.get(&(agent.to_owned(), (*h).to_owned())).cloned();
+        let value = canonical.get(&(agent, *h)).copied().unwrap_or(h);
         return StoryKey {
             kind: KeyKind::Hash,
             agent: agent.to_owned(),
-            value: value.unwrap_or_else(|| (*h).to_owned()),
+            value: value.to_owned(),
         };
     }
     if let Some(s) = m.storyline() {
@@ -318,70 +318,69 @@ fn key_of(m: &Member, canonical: &BTreeMap<(String, String), String>) -> StoryKe
 
 /// Groups the hashes of each agent into components linked by members that carry several, and
 /// maps every (agent, hash) to its component's canonical hash: the smallest sha1 in it, else the
-/// smallest sha256, else the smallest hash.
+/// smallest sha256, else the hash itself.
 fn canonical_hashes<'a>(
     members: impl Iterator<Item = &'a Member>,
-) -> BTreeMap<(String, String), String> {
-    let mut parent: BTreeMap<(String, String), (String, String)> = BTreeMap::new();
-    fn find(
-        parent: &mut BTreeMap<(String, String), (String, String)>,
-        x: &(String, String),
-    ) -> (String, String) {
-        let mut root = x.clone();
-        while let Some(p) = parent.get(&root) {
-            if *p == root {
-                break;
-            }
-            root = p.clone();
+) -> HashMap<(&'a str, &'a str), &'a str> {
+    // Union-find over (agent, hash) nodes, by index.
+    fn find(parent: &mut [usize], x: usize) -> usize {
+        let mut root = x;
+        while parent[root] != root {
+            root = parent[root];
         }
         // Path compression keeps later finds short.
-        let mut cur = x.clone();
-        while cur != root {
-            let next = parent.get(&cur).cloned().unwrap_or_else(|| root.clone());
-            parent.insert(cur, root.clone());
+        let mut cur = x;
+        while parent[cur] != root {
+            let next = parent[cur];
+            parent[cur] = root;
             cur = next;
         }
         root
     }
+    let mut index: HashMap<(&'a str, &'a str), usize> = HashMap::new();
+    let mut nodes: Vec<(&'a str, &'a str)> = Vec::new();
+    let mut parent: Vec<usize> = Vec::new();
     for m in members {
         let Some(agent) = m.agent() else { continue };
-        let nodes: Vec<(String, String)> = m
+        let ids: Vec<usize> = m
             .linking_hashes()
             .into_iter()
-            .map(|h| (agent.to_owned(), h.to_owned()))
+            .map(|h| {
+                *index.entry((agent, h)).or_insert_with(|| {
+                    nodes.push((agent, h));
+                    parent.push(parent.len());
+                    parent.len() - 1
+                })
+            })
             .collect();
-        for n in &nodes {
-            parent.entry(n.clone()).or_insert_with(|| n.clone());
-        }
-        for pair in nodes.windows(2) {
-            let (a, b) = (find(&mut parent, &pair[0]), find(&mut parent, &pair[1]));
+        for pair in ids.windows(2) {
+            let (a, b) = (find(&mut parent, pair[0]), find(&mut parent, pair[1]));
             if a != b {
-                // Union by order keeps the result independent of insertion order.
-                let (lo, hi) = if a < b { (a, b) } else { (b, a) };
-                parent.insert(hi, lo);
+                parent[a.max(b)] = a.min(b);
             }
         }
     }
-    let nodes: Vec<(String, String)> = parent.keys().cloned().collect();
-    let mut components: BTreeMap<(String, String), BTreeSet<String>> = BTreeMap::new();
-    let mut root_of = Vec::with_capacity(nodes.len());
-    for n in nodes {
-        let root = find(&mut parent, &n);
-        components
-            .entry(root.clone())
-            .or_default()
-            .insert(n.1.clone());
-        root_of.push((n, root));
+    // Per component, its smallest sha1 and smallest sha256: the canonical hash does not depend
+    // on which node is the root, only on the component's hashes.
+    let mut best: HashMap<usize, (Option<&'a str>, Option<&'a str>)> = HashMap::new();
+    let roots: Vec<usize> = (0..nodes.len()).map(|i| find(&mut parent, i)).collect();
+    for (i, &(_, hash)) in nodes.iter().enumerate() {
+        let (sha1, sha256) = best.entry(roots[i]).or_default();
+        let slot = match hash.len() {
+            40 => sha1,
+            64 => sha256,
+            _ => continue,
+        };
+        if slot.is_none_or(|s| hash < s) {
+            *slot = Some(hash);
+        }
     }
-    root_of
-        .into_iter()
-        .map(|(node, root)| {
-            let hashes = &components[&root];
-            let pick = |len: usize| hashes.iter().find(|h| h.len() == len).cloned();
-            let canon = pick(40)
-                .or_else(|| pick(64))
-                .unwrap_or_else(|| node.1.clone());
-            (node, canon)
+    nodes
+        .iter()
+        .zip(roots)
+        .map(|(&node, root)| {
+            let (sha1, sha256) = best.get(&root).copied().unwrap_or_default();
+            (node, sha1.or(sha256).unwrap_or(node.1))
         })
         .collect()
 }

@@ -92,6 +92,25 @@ fn sha256_is_an_alias_of_sha1() {
 }
 
 #[test]
+fn two_sha1s_linked_through_a_sha256_key_on_the_smaller() {
+    // Whichever is seen first, the key is the smallest sha1 of the linked hashes.
+    for ms in [
+        [
+            m("1", 0, "ag", Some(C), Some(B)),
+            m("2", 1, "ag", Some(A), Some(B)),
+        ],
+        [
+            m("1", 0, "ag", Some(A), Some(B)),
+            m("2", 1, "ag", Some(C), Some(B)),
+        ],
+    ] {
+        let plans = correlate("acc", Producer::SentinelOne, &ms, &Policy::default());
+        assert_eq!(plans.len(), 1, "{plans:?}");
+        assert_eq!(plans[0].key.value, A);
+    }
+}
+
+#[test]
 fn fileless_threats_correlate_on_storyline_else_alone() {
     let mut a = m("1", 0, "ag", None, None);
     a.storyline = Some("S1".into());
