@@ -17,7 +17,7 @@ mod users;
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OpenFlags};
@@ -49,6 +49,21 @@ struct Inner {
 }
 
 impl Inner {
+    /// A reader connection: a free one if there is one (a batch being planned on one must not
+    /// hold up a page of the Workbench), else the next in turn.
+    fn reader(&self) -> Result<MutexGuard<'_, Connection>> {
+        let start = self.next_reader.fetch_add(1, Ordering::Relaxed);
+        let n = self.readers.len();
+        for k in 0..n {
+            match self.readers[(start + k) % n].try_lock() {
+                Ok(conn) => return Ok(conn),
+                Err(TryLockError::WouldBlock) => {}
+                Err(TryLockError::Poisoned(_)) => return Err(poisoned()),
+            }
+        }
+        self.readers[start % n].lock().map_err(|_| poisoned())
+    }
+
     fn epoch(&self, account_id: &str) -> Result<u64> {
         let epochs = self.epochs.lock().map_err(|_| poisoned())?;
         Ok(epochs.get(account_id).copied().unwrap_or_default())
@@ -69,12 +84,19 @@ impl Inner {
         before_lock: impl FnOnce(),
     ) -> Result<crate::IngestOutcome> {
         let prepared = ingest::prepare(page)?;
-        let (read_at, plan) = self.plan_ahead(page, &prepared)?;
+        // A failure here only costs speed: the batch is then read under the lock.
+        let ahead = self
+            .plan_ahead(page, &prepared)
+            .inspect_err(
+                |e| tracing::warn!(error = %e, "reading a batch ahead of its commit failed"),
+            )
+            .ok();
         before_lock();
         let mut conn = self.writer.lock().map_err(|_| poisoned())?;
         // Another commit of the account since the plan was read may have changed what it read:
         // then the plan is worked out again inside the transaction.
-        let plan = (self.epoch(&page.account_id)? == read_at).then_some(plan);
+        let current = self.epoch(&page.account_id)?;
+        let plan = ahead.and_then(|(read_at, plan)| (read_at == current).then_some(plan));
         let outcome = ingest::commit_page(&mut conn, page, &prepared, plan);
         self.bump_epoch(&page.account_id)?;
         restart_wal_if_large(&conn, &self.wal);
@@ -92,8 +114,7 @@ impl Inner {
         // The epoch is read before the snapshot is taken: every commit it counts is then in
         // the snapshot (a commit bumps the epoch only after it is durable).
         let epoch = self.epoch(&page.account_id)?;
-        let i = self.next_reader.fetch_add(1, Ordering::Relaxed) % self.readers.len();
-        let conn = self.readers[i].lock().map_err(|_| poisoned())?;
+        let conn = self.reader()?;
         let tx = conn.unchecked_transaction()?;
         let plan = ingest::plan_page(&tx, page, prepared)?;
         tx.finish()?;
@@ -163,13 +184,9 @@ impl SqliteStore {
         F: FnOnce(&Connection) -> Result<T> + Send + 'static,
     {
         let inner = Arc::clone(&self.inner);
-        tokio::task::spawn_blocking(move || {
-            let i = inner.next_reader.fetch_add(1, Ordering::Relaxed) % inner.readers.len();
-            let conn = inner.readers[i].lock().map_err(|_| poisoned())?;
-            f(&conn)
-        })
-        .await
-        .map_err(|e| StoreError::Database(format!("store task failed: {e}")))?
+        tokio::task::spawn_blocking(move || f(&*inner.reader()?))
+            .await
+            .map_err(|e| StoreError::Database(format!("store task failed: {e}")))?
     }
 }
 
