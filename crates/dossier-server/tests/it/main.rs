@@ -3,6 +3,7 @@
 mod access;
 mod batching;
 mod browser;
+mod concurrent;
 mod expiry;
 mod faults;
 mod pipeline;

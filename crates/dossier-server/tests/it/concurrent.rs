@@ -1,0 +1,84 @@
+//! Two connectors of one account read the same tenant at the same time. Their batches are
+//! planned on readers while the other's commit, so a plan is often out of date by the time
+//! it is used: the stories must still be those of one connector reading after the other.
+
+use std::time::Duration;
+
+use dossier_domain::access::{Licence, Role};
+
+use crate::{spawn_app_with, App};
+
+const THREATS: usize = 200;
+
+async fn app() -> App {
+    spawn_app_with(THREATS, |c| {
+        c.poll_policy.page_size = 10;
+        c.ingest_batch = 20;
+        c.ingest_batch_wait = Duration::from_millis(1);
+        c.poll_interval = Duration::from_secs(3600);
+    })
+    .await
+}
+
+/// Creates a connector to the tenant and returns its path.
+async fn connector(app: &App, key: &str) -> String {
+    let c = app.create_connector(key).await;
+    format!("/api/v1/connectors/{}", c["id"].as_str().unwrap())
+}
+
+async fn until_read(app: &App, key: &str, path: &str) {
+    app.until(120, || async {
+        let (_, c) = app.call("GET", path, Some(key), None).await;
+        c["health"]["threats"].as_u64() == Some(THREATS as u64) && c["status"] == "connected"
+    })
+    .await;
+}
+
+/// Every story's incident count, sorted.
+async fn sizes(app: &App, key: &str) -> Vec<u64> {
+    let mut sizes: Vec<u64> = app
+        .all_items(key, "/api/v1/stories")
+        .await
+        .iter()
+        .map(|s| s["incident_count"].as_u64().unwrap())
+        .collect();
+    sizes.sort_unstable();
+    sizes
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_connectors_of_one_account_correlate_as_if_one_read_after_the_other() {
+    let one_then_other = {
+        let app = app().await;
+        let account = app.account(Licence::Xops).await;
+        let admin = app.key(Some(&account), &[Role::Admin]).await;
+        let first = connector(&app, &admin).await;
+        until_read(&app, &admin, &first).await;
+        let second = connector(&app, &admin).await;
+        until_read(&app, &admin, &second).await;
+        let sizes = sizes(&app, &admin).await;
+        app.running.stop().await;
+        sizes
+    };
+    let together = {
+        let app = app().await;
+        let account = app.account(Licence::Xops).await;
+        let admin = app.key(Some(&account), &[Role::Admin]).await;
+        let (first, second) = (connector(&app, &admin).await, connector(&app, &admin).await);
+        until_read(&app, &admin, &first).await;
+        until_read(&app, &admin, &second).await;
+        let sizes = sizes(&app, &admin).await;
+        app.running.stop().await;
+        sizes
+    };
+    assert_eq!(
+        one_then_other.iter().sum::<u64>(),
+        2 * THREATS as u64,
+        "each threat is an incident of each connector"
+    );
+    assert!(
+        one_then_other.len() < THREATS,
+        "the connectors' incidents of one device and file share stories: {one_then_other:?}"
+    );
+    assert_eq!(together, one_then_other);
+}
