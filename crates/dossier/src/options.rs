@@ -44,6 +44,12 @@ pub struct ServeOptions {
     #[arg(long, env = "DOSSIER_INGEST_BATCH", default_value_t = 5_000,
           value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub ingest_batch: u32,
+    /// Threats that all connectors' backfill batches together may hold read but not yet
+    /// committed. A connector that finds it spent commits what it has; 0 makes every page
+    /// commit alone.
+    #[arg(long, env = "DOSSIER_INGEST_BUDGET", default_value_t = 20_000,
+          value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
+    pub ingest_budget: u32,
 }
 
 /// Opens the store the URL names.
@@ -91,6 +97,7 @@ impl ServeOptions {
             tenant_ca_pem,
             secure_cookies: self.secure_cookies,
             ingest_batch: self.ingest_batch as usize,
+            ingest_budget: self.ingest_budget as usize,
             ..ServerConfig::default()
         })
     }
@@ -98,5 +105,44 @@ impl ServeOptions {
     pub fn secrets(&self) -> anyhow::Result<SecretBox> {
         let path = self.secret_key_path();
         SecretBox::load_or_create(&path).map_err(|e| anyhow::anyhow!("--secret-key-file: {e}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use clap::Parser;
+
+    use super::ServeOptions;
+
+    #[derive(Parser)]
+    struct Serve {
+        #[command(flatten)]
+        options: ServeOptions,
+    }
+
+    fn config(args: &[&str]) -> Result<dossier_server::ServerConfig, String> {
+        let serve = Serve::try_parse_from(std::iter::once("serve").chain(args.iter().copied()))
+            .map_err(|e| e.to_string())?;
+        serve.options.server_config().map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn the_ingest_flags_reach_the_server_and_refuse_what_is_out_of_range() {
+        let c = config(&[]).unwrap();
+        assert_eq!((c.ingest_batch, c.ingest_budget), (5_000, 20_000));
+        let c = config(&["--ingest-batch", "300", "--ingest-budget", "0"]).unwrap();
+        assert_eq!((c.ingest_batch, c.ingest_budget), (300, 0));
+        for (bad, flag) in [
+            ("--ingest-batch=0", "--ingest-batch"),
+            ("--ingest-batch=100001", "--ingest-batch"),
+            ("--ingest-budget=-1", "--ingest-budget"),
+            ("--ingest-budget=1000001", "--ingest-budget"),
+            ("--ingest-budget=lots", "--ingest-budget"),
+        ] {
+            let err = config(&[bad]).unwrap_err();
+            assert!(err.contains(flag), "{bad}: {err}");
+        }
     }
 }
