@@ -27,18 +27,8 @@ async fn backfill(batch: usize, budget: usize, faults: Vec<Fault>) -> (Vec<u64>,
     .await;
     app.tenant.push_faults(faults);
     let (admin, path) = app.admin_with_connector().await;
-    app.until(60, || async {
-        let (_, c) = app.call("GET", &path, Some(&admin), None).await;
-        c["health"]["threats"].as_u64() == Some(THREATS as u64) && c["status"] == "connected"
-    })
-    .await;
-    let mut sizes: Vec<u64> = app
-        .all_items(&admin, "/api/v1/stories")
-        .await
-        .iter()
-        .map(|s| s["incident_count"].as_u64().unwrap())
-        .collect();
-    sizes.sort_unstable();
+    app.until_read(&admin, &path, THREATS, 60).await;
+    let sizes = app.story_sizes(&admin).await;
     let ids = app.incident_ids(&admin).await;
     let (_, c) = app.call("GET", &path, Some(&admin), None).await;
     let commits = c["health"]["polls"].as_u64().unwrap();

@@ -20,43 +20,17 @@ async fn app() -> App {
     .await
 }
 
-/// Creates a connector to the tenant and returns its path.
-async fn connector(app: &App, key: &str) -> String {
-    let c = app.create_connector(key).await;
-    format!("/api/v1/connectors/{}", c["id"].as_str().unwrap())
-}
-
-async fn until_read(app: &App, key: &str, path: &str) {
-    app.until(120, || async {
-        let (_, c) = app.call("GET", path, Some(key), None).await;
-        c["health"]["threats"].as_u64() == Some(THREATS as u64) && c["status"] == "connected"
-    })
-    .await;
-}
-
-/// Every story's incident count, sorted.
-async fn sizes(app: &App, key: &str) -> Vec<u64> {
-    let mut sizes: Vec<u64> = app
-        .all_items(key, "/api/v1/stories")
-        .await
-        .iter()
-        .map(|s| s["incident_count"].as_u64().unwrap())
-        .collect();
-    sizes.sort_unstable();
-    sizes
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_connectors_of_one_account_correlate_as_if_one_read_after_the_other() {
     let one_then_other = {
         let app = app().await;
         let account = app.account(Licence::Xops).await;
         let admin = app.key(Some(&account), &[Role::Admin]).await;
-        let first = connector(&app, &admin).await;
-        until_read(&app, &admin, &first).await;
-        let second = connector(&app, &admin).await;
-        until_read(&app, &admin, &second).await;
-        let sizes = sizes(&app, &admin).await;
+        let first = app.connector_path(&admin).await;
+        app.until_read(&admin, &first, THREATS, 120).await;
+        let second = app.connector_path(&admin).await;
+        app.until_read(&admin, &second, THREATS, 120).await;
+        let sizes = app.story_sizes(&admin).await;
         app.running.stop().await;
         sizes
     };
@@ -64,10 +38,11 @@ async fn two_connectors_of_one_account_correlate_as_if_one_read_after_the_other(
         let app = app().await;
         let account = app.account(Licence::Xops).await;
         let admin = app.key(Some(&account), &[Role::Admin]).await;
-        let (first, second) = (connector(&app, &admin).await, connector(&app, &admin).await);
-        until_read(&app, &admin, &first).await;
-        until_read(&app, &admin, &second).await;
-        let sizes = sizes(&app, &admin).await;
+        let first = app.connector_path(&admin).await;
+        let second = app.connector_path(&admin).await;
+        app.until_read(&admin, &first, THREATS, 120).await;
+        app.until_read(&admin, &second, THREATS, 120).await;
+        let sizes = app.story_sizes(&admin).await;
         app.running.stop().await;
         sizes
     };

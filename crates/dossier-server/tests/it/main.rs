@@ -183,7 +183,6 @@ impl App {
         )
     }
 
-    /// An `xops` account with an admin key and a connector to the tenant: (key, connector path).
     /// The threat ids of every `incident_created` event the key can see, in event order.
     pub async fn incident_ids(&self, key: &str) -> Vec<String> {
         self.all_items(key, "/api/v1/events?type=incident_created")
@@ -193,12 +192,40 @@ impl App {
             .collect()
     }
 
+    /// Every story's incident count, sorted: what "the same stories" means across two runs,
+    /// whose account ids (and so story ids) differ.
+    pub async fn story_sizes(&self, key: &str) -> Vec<u64> {
+        let mut sizes: Vec<u64> = self
+            .all_items(key, "/api/v1/stories")
+            .await
+            .iter()
+            .map(|s| s["incident_count"].as_u64().unwrap())
+            .collect();
+        sizes.sort_unstable();
+        sizes
+    }
+
+    /// An `xops` account with an admin key and a connector to the tenant: (key, connector path).
     pub async fn admin_with_connector(&self) -> (String, String) {
         let account = self.account(Licence::Xops).await;
         let admin = self.key(Some(&account), &[Role::Admin]).await;
-        let c = self.create_connector(&admin).await;
-        let path = format!("/api/v1/connectors/{}", c["id"].as_str().unwrap());
+        let path = self.connector_path(&admin).await;
         (admin, path)
+    }
+
+    /// Creates a connector to the tenant and returns its API path.
+    pub async fn connector_path(&self, key: &str) -> String {
+        let c = self.create_connector(key).await;
+        format!("/api/v1/connectors/{}", c["id"].as_str().unwrap())
+    }
+
+    /// Waits until the connector at `path` has read `threats` new threats and is connected.
+    pub async fn until_read(&self, key: &str, path: &str, threats: usize, secs: u64) {
+        self.until(secs, || async {
+            let (_, c) = self.call("GET", path, Some(key), None).await;
+            c["health"]["threats"].as_u64() == Some(threats as u64) && c["status"] == "connected"
+        })
+        .await;
     }
 
     /// Waits until the API shows an `incident_created` event for the threat.
