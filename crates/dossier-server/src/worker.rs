@@ -256,6 +256,19 @@ async fn timed_fetch(
     fetched
 }
 
+/// Forgets what was read since the last commit, and its share of the budget: the walk goes
+/// back to the last committed checkpoint and reads it again from there.
+fn rewind(
+    batch: &mut Vec<Incident>,
+    held: &mut Vec<OwnedSemaphorePermit>,
+    checkpoint: &mut Checkpoint,
+    durable: &Checkpoint,
+) {
+    batch.clear();
+    held.clear();
+    *checkpoint = durable.clone();
+}
+
 async fn run_connector(state: AppState, rec: ConnectorRecord, mut shutdown: watch::Receiver<bool>) {
     let mut health = Health {
         state: &state,
@@ -349,9 +362,7 @@ async fn run_connector(state: AppState, rec: ConnectorRecord, mut shutdown: watc
         }
         if check_expiry(&mut health, &mut warned, expires).await {
             // Nothing to poll with: a new token (PATCH) restarts this worker.
-            batch.clear();
-            held.clear();
-            checkpoint = durable.clone();
+            rewind(&mut batch, &mut held, &mut checkpoint, &durable);
             if sleep_or_stop(state.config.retry_cap, &mut shutdown).await {
                 return;
             }
@@ -364,10 +375,7 @@ async fn run_connector(state: AppState, rec: ConnectorRecord, mut shutdown: watc
         let page = match fetched {
             Ok(p) => p,
             Err(e) => {
-                // What was read since the last commit is read again from there.
-                batch.clear();
-                held.clear();
-                checkpoint = durable.clone();
+                rewind(&mut batch, &mut held, &mut checkpoint, &durable);
                 if matches!(e, ClientError::Rejected { status: 400, .. })
                     && checkpoint.walk_in_progress()
                 {
@@ -506,9 +514,8 @@ async fn run_connector(state: AppState, rec: ConnectorRecord, mut shutdown: watc
                 }
             }
             Err(e) => {
-                // Nothing was committed, so the checkpoint goes back to the last commit: the
-                // pages will be read again.
-                checkpoint = durable.clone();
+                // Nothing was committed: the pages will be read again.
+                rewind(&mut batch, &mut held, &mut checkpoint, &durable);
                 tracing::error!(connector_id = %rec.id, error = %e, "cannot commit a page of threats");
                 if sleep_or_stop(backoff.next(), &mut shutdown).await {
                     return;
