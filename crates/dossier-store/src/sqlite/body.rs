@@ -23,23 +23,22 @@ pub(crate) fn pack(text: &[u8]) -> Vec<u8> {
 /// Fails when the stored value is neither text nor a compressed body of UTF-8 text.
 pub fn unpack(v: ValueRef<'_>) -> Result<String> {
     match v {
-        ValueRef::Text(t) => String::from_utf8(t.to_vec())
-            .map_err(|e| StoreError::Database(format!("stored body: {e}"))),
+        ValueRef::Text(t) => String::from_utf8(t.to_vec()).map_err(|e| damaged(&e)),
         ValueRef::Blob(b) => {
-            let damaged =
-                |e: &dyn std::fmt::Display| StoreError::Database(format!("stored body: {e}"));
             let (size, block) = lz4_flex::block::uncompressed_size(b).map_err(|e| damaged(&e))?;
             // A damaged size must not ask for gigabytes: no tenant response is that large.
             if size > MAX_BODY {
                 return Err(damaged(&format!("claims {size} bytes")));
             }
             let bytes = lz4_flex::block::decompress(block, size).map_err(|e| damaged(&e))?;
-            String::from_utf8(bytes).map_err(|e| StoreError::Database(format!("stored body: {e}")))
+            String::from_utf8(bytes).map_err(|e| damaged(&e))
         }
-        _ => Err(StoreError::Database(
-            "stored body is neither text nor a compressed body".into(),
-        )),
+        _ => Err(damaged(&"neither text nor a compressed body")),
     }
+}
+
+fn damaged(e: &dyn std::fmt::Display) -> StoreError {
+    StoreError::Database(format!("stored body: {e}"))
 }
 
 #[cfg(test)]
