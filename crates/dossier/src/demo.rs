@@ -82,7 +82,6 @@ pub async fn provision(
         .await?;
     state.workers.notify_changed();
     let mut logins = Vec::new();
-    let wanted = if web_logins { 2 } else { 0 };
     for (name, roles, what) in [
         ("admin", vec![Role::Admin], "admin"),
         (
@@ -92,7 +91,7 @@ pub async fn provision(
         ),
     ]
     .into_iter()
-    .take(wanted)
+    .filter(|_| web_logins)
     {
         // A kept database may hold these names from an earlier run already.
         let taken = state.store.find_user(name).await.is_ok();
