@@ -127,11 +127,7 @@ async fn an_expiring_token_warns_at_7_days_then_turns_the_connector_to_error() {
         .await;
     assert_eq!(status, 200);
     app.tenant.generate_live(Utc::now());
-    app.until(30, || async {
-        let (_, c) = app.call("GET", &path, Some(&admin), None).await;
-        c["status"] == "connected" && c["health"]["threats"].as_u64() == Some(4)
-    })
-    .await;
+    app.until_read(&admin, &path, 4, 30).await;
     let (_, e) = app
         .call(
             "GET",

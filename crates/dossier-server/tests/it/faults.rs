@@ -136,11 +136,7 @@ async fn an_outage_turns_the_connector_to_error_and_recovery_heals_it() {
     );
 
     app.tenant.set_down(false);
-    app.until(30, || async {
-        let c = status(&app, &admin, &path).await;
-        c["status"] == "connected" && c["health"]["threats"].as_u64() == Some(40)
-    })
-    .await;
+    app.until_read(&admin, &path, 40, 30).await;
     assert_eq!(app.incident_ids(&admin).await.len(), 40);
     app.running.stop().await;
 }

@@ -22,11 +22,7 @@ async fn threats_become_stories_through_the_api() {
     let id = connector["id"].as_str().unwrap().to_owned();
 
     let path = format!("/api/v1/connectors/{id}");
-    app.until(30, || async {
-        let (_, c) = app.call("GET", &path, Some(&admin), None).await;
-        c["status"] == "connected" && c["health"]["threats"].as_u64() == Some(300)
-    })
-    .await;
+    app.until_read(&admin, &path, 300, 30).await;
     let (_, c) = app.call("GET", &path, Some(&admin), None).await;
     assert!(c["token_expires_at"].is_string(), "{c}");
     assert!(c["backfill"].is_null(), "the backfill is over: {c}");
