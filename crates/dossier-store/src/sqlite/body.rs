@@ -1,9 +1,17 @@
 //! How an incident's bodies (its raw JSON and its normalised form) are stored.
 //!
-//! A threat's JSON is a few kilobytes of repeated keys: compressed it is a quarter of that, and
-//! bodies are most of what ingest writes. The compression happens before the writer lock is
-//! taken, so it costs the writer nothing. A body is a BLOB holding the LZ4 block with its size
-//! in front; rows written before bodies were compressed hold TEXT, and read as they are.
+//! A threat's JSON is a few kilobytes of the same keys and much the same values, and bodies are
+//! most of what ingest writes. Each body is a BLOB: an LZ4 block with a four-byte header in
+//! front, whose low 28 bits are the text's size and whose top four bits say what the block was
+//! compressed against:
+//!
+//! - form 0, nothing: how bodies were first compressed;
+//! - form 1, [`THREAT_DICTIONARY`], a few typical threats, so the keys and common values of a
+//!   raw threat cost almost nothing;
+//! - form 2, the row's raw JSON: the normalised form repeats the raw's names, hashes and paths.
+//!
+//! Compression happens before the writer lock is taken, so it costs the writer nothing. Rows
+//! written before bodies were compressed hold TEXT, and read as they are.
 
 use rusqlite::types::ValueRef;
 
@@ -12,29 +20,98 @@ use crate::{Result, StoreError};
 /// Larger than any body ingest stores (a whole tenant response is at most 64 MiB).
 const MAX_BODY: usize = 64 * 1024 * 1024;
 
-/// Compresses a body for storing.
-pub(crate) fn pack(text: &[u8]) -> Vec<u8> {
-    lz4_flex::block::compress_prepend_size(text)
+/// The dictionary of form 1. Stored bodies are decoded with it, so it must never change: a
+/// better dictionary is a new form.
+pub(crate) const THREAT_DICTIONARY: &[u8] = include_bytes!("threat-dictionary.json");
+
+const SIZE_BITS: u32 = 28;
+const SIZE_MASK: u32 = (1 << SIZE_BITS) - 1;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Form {
+    Plain = 0,
+    ThreatDictionary = 1,
+    AgainstRaw = 2,
 }
 
-/// A stored body as text, whichever form it was stored in.
+impl Form {
+    fn of(bits: u32) -> Option<Self> {
+        [Self::Plain, Self::ThreatDictionary, Self::AgainstRaw]
+            .into_iter()
+            .find(|f| *f as u32 == bits)
+    }
+}
+
+fn packed(form: Form, text: &[u8], dict: &[u8]) -> Vec<u8> {
+    // A body over 64 MiB cannot come from a tenant (responses are bounded below that), so the
+    // size always fits below the form bits; were it not to, the body is stored plain, which
+    // the size alone describes.
+    let Some(size) = u32::try_from(text.len()).ok().filter(|s| *s <= SIZE_MASK) else {
+        return lz4_flex::block::compress_prepend_size(text);
+    };
+    let mut out = Vec::with_capacity(4 + text.len() / 2);
+    out.extend_from_slice(&(size | ((form as u32) << SIZE_BITS)).to_le_bytes());
+    let block = lz4_flex::block::compress_with_dict(text, dict);
+    out.extend_from_slice(&block);
+    out
+}
+
+/// Compresses a threat's raw JSON for storing.
+pub(crate) fn pack_raw(raw: &[u8]) -> Vec<u8> {
+    packed(Form::ThreatDictionary, raw, THREAT_DICTIONARY)
+}
+
+/// Compresses an incident's normalised form against its raw JSON, stored beside it.
+pub(crate) fn pack_normalised(normalised: &[u8], raw: &[u8]) -> Vec<u8> {
+    packed(Form::AgainstRaw, normalised, raw)
+}
+
+/// A stored raw body as text, whichever form it was stored in.
 ///
 /// # Errors
-/// Fails when the stored value is neither text nor a compressed body of UTF-8 text.
+/// Fails when the stored value is neither text nor a compressed body of UTF-8 text, or needs
+/// the raw body to be read (see [`unpack_normalised`]).
 pub fn unpack(v: ValueRef<'_>) -> Result<String> {
-    match v {
-        ValueRef::Text(t) => String::from_utf8(t.to_vec()).map_err(|e| damaged(&e)),
-        ValueRef::Blob(b) => {
-            let (size, block) = lz4_flex::block::uncompressed_size(b).map_err(|e| damaged(&e))?;
-            // A damaged size must not ask for gigabytes: no tenant response is that large.
-            if size > MAX_BODY {
-                return Err(damaged(&format!("claims {size} bytes")));
-            }
-            let bytes = lz4_flex::block::decompress(block, size).map_err(|e| damaged(&e))?;
-            String::from_utf8(bytes).map_err(|e| damaged(&e))
-        }
-        _ => Err(damaged(&"neither text nor a compressed body")),
+    unpack_against(v, None)
+}
+
+/// A stored normalised body as text, given the raw body of the same row (it may have been
+/// compressed against it).
+///
+/// # Errors
+/// As [`unpack`].
+pub fn unpack_normalised(v: ValueRef<'_>, raw: &str) -> Result<String> {
+    unpack_against(v, Some(raw.as_bytes()))
+}
+
+fn unpack_against(v: ValueRef<'_>, raw: Option<&[u8]>) -> Result<String> {
+    let b = match v {
+        ValueRef::Text(t) => return String::from_utf8(t.to_vec()).map_err(|e| damaged(&e)),
+        ValueRef::Blob(b) => b,
+        _ => return Err(damaged(&"neither text nor a compressed body")),
+    };
+    let (header, block) = b
+        .split_first_chunk::<4>()
+        .ok_or_else(|| damaged(&"shorter than its header"))?;
+    let header = u32::from_le_bytes(*header);
+    let size = (header & SIZE_MASK) as usize;
+    // A damaged size must not ask for gigabytes: no tenant response is that large.
+    if size > MAX_BODY {
+        return Err(damaged(&format!("claims {size} bytes")));
     }
+    let bytes = match Form::of(header >> SIZE_BITS) {
+        Some(Form::Plain) => lz4_flex::block::decompress(block, size),
+        Some(Form::ThreatDictionary) => {
+            lz4_flex::block::decompress_with_dict(block, size, THREAT_DICTIONARY)
+        }
+        Some(Form::AgainstRaw) => {
+            let raw = raw.ok_or_else(|| damaged(&"compressed against a raw body not given"))?;
+            lz4_flex::block::decompress_with_dict(block, size, raw)
+        }
+        None => return Err(damaged(&format!("unknown form {}", header >> SIZE_BITS))),
+    }
+    .map_err(|e| damaged(&e))?;
+    String::from_utf8(bytes).map_err(|e| damaged(&e))
 }
 
 fn damaged(e: &dyn std::fmt::Display) -> StoreError {
@@ -45,36 +122,82 @@ fn damaged(e: &dyn std::fmt::Display) -> StoreError {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    const THREAT: &str = r#"{"agentRealtimeInfo":{"agentComputerName":"host","agentOsName":"Windows 11"},"id":"1","threatInfo":{"classification":"Malware","confidenceLevel":"malicious","sha1":"é","updatedAt":"2025-01-01T00:00:00Z"}}"#;
 
     #[test]
-    fn a_packed_body_reads_back_exactly() {
-        let json = r#"{"id":"1","threatInfo":{"sha1":"é","updatedAt":"2025-01-01T00:00:00Z"}}"#;
-        let packed = pack(json.as_bytes());
-        assert_eq!(unpack(ValueRef::Blob(&packed)).unwrap(), json);
+    fn a_packed_raw_body_reads_back_exactly() {
+        let packed = pack_raw(THREAT.as_bytes());
+        assert_eq!(packed[3] >> 4, Form::ThreatDictionary as u8);
+        assert_eq!(unpack(ValueRef::Blob(&packed)).unwrap(), THREAT);
     }
 
     #[test]
-    fn bodies_stored_as_text_still_read() {
+    fn a_normalised_body_reads_back_with_its_raw_body_only() {
+        let normalised = r#"{"external_id":"1","sha1":"é","classification":"Malware"}"#;
+        let packed = pack_normalised(normalised.as_bytes(), THREAT.as_bytes());
+        assert_eq!(
+            unpack_normalised(ValueRef::Blob(&packed), THREAT).unwrap(),
+            normalised
+        );
+        assert!(unpack(ValueRef::Blob(&packed)).is_err());
+    }
+
+    /// Bodies stored before the forms: the size alone in front of a plain block.
+    #[test]
+    fn bodies_of_earlier_releases_still_read() {
+        let old = lz4_flex::block::compress_prepend_size(THREAT.as_bytes());
+        assert_eq!(unpack(ValueRef::Blob(&old)).unwrap(), THREAT);
+        assert_eq!(unpack_normalised(ValueRef::Blob(&old), "").unwrap(), THREAT);
         assert_eq!(
             unpack(ValueRef::Text(b"{\"id\":\"1\"}")).unwrap(),
             "{\"id\":\"1\"}"
         );
     }
 
+    /// Every stored body of form 1 is decoded with this dictionary: a change to it would make
+    /// them unreadable, or worse, read wrong.
+    #[test]
+    fn the_threat_dictionary_never_changes() {
+        use sha2::{Digest, Sha256};
+        assert_eq!(
+            hex::encode(Sha256::digest(THREAT_DICTIONARY)),
+            "142f3bda21c969f510e11b371bd8c3264deb527be309d66daa8325990fcd3d55"
+        );
+    }
+
     #[test]
     fn a_damaged_body_is_an_error_not_a_panic() {
-        let mut packed =
-            pack(br#"{"id":"1","name":"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"}"#);
-        packed.truncate(packed.len() / 2);
-        assert!(unpack(ValueRef::Blob(&packed)).is_err());
+        let long = r#"{"id":"1","name":"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"}"#;
+        for mut packed in [
+            pack_raw(long.as_bytes()),
+            lz4_flex::block::compress_prepend_size(long.as_bytes()),
+        ] {
+            packed.truncate(packed.len() / 2);
+            assert!(unpack(ValueRef::Blob(&packed)).is_err());
+        }
         assert!(unpack(ValueRef::Blob(&[0xff, 0xff, 0xff, 0x7f, 1])).is_err());
+        assert!(unpack(ValueRef::Blob(&[0, 0, 0, 0x30, 1])).is_err());
+        assert!(unpack(ValueRef::Blob(&[1, 0])).is_err());
         assert!(unpack(ValueRef::Integer(3)).is_err());
     }
 
     #[test]
-    fn json_bodies_shrink() {
-        let one = r#"{"agentRealtimeInfo":{"agentComputerName":"host","agentOsName":"Windows 11"},"threatInfo":{"classification":"Malware","confidenceLevel":"malicious"}}"#;
-        let many = format!("[{}]", vec![one; 20].join(","));
-        assert!(pack(many.as_bytes()).len() * 3 < many.len());
+    fn threat_bodies_shrink_to_a_fraction() {
+        let one = String::from_utf8(THREAT_DICTIONARY.to_vec()).unwrap();
+        let first = one.lines().next().unwrap();
+        // Another threat like the dictionary's: other ids and names, the same shape.
+        let other = first.replace("tsunami", "kaiten").replace('1', "7");
+        assert!(pack_raw(other.as_bytes()).len() * 4 < other.len());
+    }
+
+    proptest! {
+        #[test]
+        fn any_text_reads_back(text in ".{0,2000}", raw in ".{0,500}") {
+            prop_assert_eq!(unpack(ValueRef::Blob(&pack_raw(text.as_bytes()))).unwrap(), text.clone());
+            let n = pack_normalised(text.as_bytes(), raw.as_bytes());
+            prop_assert_eq!(unpack_normalised(ValueRef::Blob(&n), &raw).unwrap(), text);
+        }
     }
 }

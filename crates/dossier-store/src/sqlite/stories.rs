@@ -349,15 +349,17 @@ pub(crate) fn get(conn: &Connection, account_id: Option<&str>, id: &str) -> Resu
             r.get::<_, String>(1)?,
             r.get::<_, i64>(2)?,
             r.get::<_, i64>(3)?,
-            body::unpack(r.get_ref(4)?),
-            body::unpack(r.get_ref(5)?),
+            body::unpack(r.get_ref(5)?).and_then(|raw| {
+                let normalised = body::unpack_normalised(r.get_ref(4)?, &raw)?;
+                Ok((normalised, raw))
+            }),
         ))
     })?;
     let mut incidents = Vec::new();
     for row in rows {
-        let (id, connector_id, created, updated, normalised, raw) = row?;
-        let raw = raw?;
-        let normalised: Option<Incident> = serde_json::from_str(&normalised?).ok();
+        let (id, connector_id, created, updated, bodies) = row?;
+        let (normalised, raw) = bodies?;
+        let normalised: Option<Incident> = serde_json::from_str(&normalised).ok();
         let raw = RawValue::from_string(raw).or_else(|e| {
             RawValue::from_string(serde_json::Value::String(e.to_string()).to_string())
         });
