@@ -326,3 +326,31 @@ async fn a_file_spreading_to_other_devices_raises_every_story_of_it() {
         .iter()
         .any(|r| r.contains("outbreak")));
 }
+
+/// Pages within a tier leave the stories of a file at that tier, and the page that crosses
+/// into the next tier raises all of them, those of earlier pages too.
+#[tokio::test]
+async fn a_file_crossing_into_a_wide_outbreak_raises_every_story_of_it() {
+    let f = fixture().await;
+    let h = sha1(7);
+    let reasons = |d: &dossier_store::StoryDetail| d.criticality_detail.reasons.join("; ");
+    let mut n = 0;
+    // 5 devices, then 4 more: an outbreak throughout; then the tenth: a wide one.
+    for devices in [5, 4, 1] {
+        let page = (0..devices)
+            .map(|_| {
+                n += 1;
+                incident(&n.to_string(), 0, &format!("ag{n}"), Some(&h))
+            })
+            .collect();
+        f.store.commit_page(f.page(page, t0())).await.unwrap();
+        let a = f.assignment().await;
+        assert_eq!(a.len(), n);
+        for (id, (story, _)) in &a {
+            let d = f.store.get_story(Some(&f.account), story).await.unwrap();
+            let wide = reasons(&d).contains("wide outbreak");
+            assert_eq!(wide, n >= 10, "after {n} devices, story of {id}: {}", reasons(&d));
+            assert!(reasons(&d).contains("outbreak"), "story of {id}: {}", reasons(&d));
+        }
+    }
+}
