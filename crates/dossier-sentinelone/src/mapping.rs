@@ -32,7 +32,24 @@ pub enum MapError {
 /// # Errors
 /// [`MapError`] when the text is not an object, has no id, or has no usable timestamp.
 pub fn map_threat(raw: &RawValue) -> Result<Incident, MapError> {
-    let text = raw.get();
+    let mut incident = map_fields(raw.get())?;
+    incident.raw = raw.get().to_owned();
+    Ok(incident)
+}
+
+/// As [`map_threat`], keeping the threat's own text as the incident's raw JSON rather than a
+/// copy of it: a page's threats are kilobytes each.
+///
+/// # Errors
+/// As [`map_threat`].
+pub fn map_owned_threat(raw: Box<RawValue>) -> Result<Incident, MapError> {
+    let mut incident = map_fields(raw.get())?;
+    incident.raw = String::from(Box::<str>::from(raw));
+    Ok(incident)
+}
+
+/// Everything of an incident but its raw JSON.
+fn map_fields(text: &str) -> Result<Incident, MapError> {
     let mut de = serde_json::Deserializer::from_str(text);
     let parsed = Obj::<RawThreat>::deserialize(&mut de)
         .and_then(|t| de.end().map(|()| t))
@@ -123,7 +140,7 @@ pub fn map_threat(raw: &RawValue) -> Result<Incident, MapError> {
         is_fileless,
         mitre,
         mitigation_actions,
-        raw: text.to_owned(),
+        raw: String::new(),
     })
 }
 

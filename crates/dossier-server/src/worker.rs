@@ -10,8 +10,8 @@ use dossier_domain::event::EventType;
 use dossier_domain::expiry::{Expiry, EXPIRED_REASON};
 use dossier_domain::Incident;
 use dossier_sentinelone::{
-    map_threat, page_max_updated_at_until, Checkpoint, Client, ClientConfig, ClientError, Page,
-    ThreatQuery,
+    map_owned_threat, page_max_updated_at_until, Checkpoint, Client, ClientConfig, ClientError,
+    Page, ThreatQuery,
 };
 use dossier_store::{ConnectorRecord, HealthUpdate, IngestPage, NewEvent};
 use rand::Rng;
@@ -372,7 +372,7 @@ async fn run_connector(state: AppState, rec: ConnectorRecord, mut shutdown: watc
             Some(f) => f,
             None => timed_fetch(&state, &client, &checkpoint.query(&policy)).await,
         };
-        let page = match fetched {
+        let mut page = match fetched {
             Ok(p) => p,
             Err(e) => {
                 rewind(&mut batch, &mut held, &mut checkpoint, &durable);
@@ -398,8 +398,8 @@ async fn run_connector(state: AppState, rec: ConnectorRecord, mut shutdown: watc
         };
         let map_started = std::time::Instant::now();
         let before = batch.len();
-        for raw in &page.threats {
-            match map_threat(raw) {
+        for raw in std::mem::take(&mut page.threats) {
+            match map_owned_threat(raw) {
                 Ok(i) => batch.push(i),
                 Err(e) => {
                     state.metrics.unmappable.get_or_create(&labels).inc();

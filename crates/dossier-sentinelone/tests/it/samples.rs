@@ -1,7 +1,9 @@
 //! Every real SentinelOne threat in `testdata/sentinelone/` maps, and every envelope parses.
 
 use dossier_domain::Incident;
-use dossier_sentinelone::{map_threat, parse_error, parse_page, EnvelopeError, Page};
+use dossier_sentinelone::{
+    map_owned_threat, map_threat, parse_error, parse_page, EnvelopeError, Page,
+};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
@@ -93,6 +95,8 @@ fn every_sample_threat_maps_to_the_snapshot() {
         for (name, raw) in &threats {
             let incident = map_threat(raw).unwrap_or_else(|e| panic!("{name}: {e}"));
             assert_eq!(incident.raw, raw.get(), "{name}: raw text kept exactly");
+            // What the worker uses, keeping the page's own text: the same incident.
+            assert_eq!(map_owned_threat(raw.clone()).unwrap(), incident, "{name}");
             let mut value = serde_json::to_value(&incident).unwrap();
             value.as_object_mut().unwrap().remove("raw");
             insta::assert_json_snapshot!(name.as_str(), value);

@@ -349,8 +349,17 @@ async fn a_file_crossing_into_a_wide_outbreak_raises_every_story_of_it() {
         for (id, (story, _)) in &a {
             let d = f.store.get_story(Some(&f.account), story).await.unwrap();
             let wide = reasons(&d).contains("wide outbreak");
-            assert_eq!(wide, n >= 10, "after {n} devices, story of {id}: {}", reasons(&d));
-            assert!(reasons(&d).contains("outbreak"), "story of {id}: {}", reasons(&d));
+            assert_eq!(
+                wide,
+                n >= 10,
+                "after {n} devices, story of {id}: {}",
+                reasons(&d)
+            );
+            assert!(
+                reasons(&d).contains("outbreak"),
+                "story of {id}: {}",
+                reasons(&d)
+            );
         }
     }
 }
