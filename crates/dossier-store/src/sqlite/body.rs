@@ -42,27 +42,37 @@ impl Form {
     }
 }
 
-fn packed(form: Form, text: &[u8], dict: &[u8]) -> Vec<u8> {
-    // A body over 64 MiB cannot come from a tenant (responses are bounded below that), so the
-    // size always fits below the form bits; were it not to, the body is stored plain, which
-    // the size alone describes.
-    let Some(size) = u32::try_from(text.len()).ok().filter(|s| *s <= SIZE_MASK) else {
-        return lz4_flex::block::compress_prepend_size(text);
-    };
+fn packed(form: Form, text: &[u8], dict: &[u8]) -> Result<Vec<u8>> {
+    // No tenant response is that large, and a body that was could not be read back.
+    let size = u32::try_from(text.len())
+        .ok()
+        .filter(|s| *s as usize <= MAX_BODY)
+        .ok_or_else(|| {
+            StoreError::Invalid(format!(
+                "a body of {} bytes is over the {MAX_BODY} a body may have",
+                text.len()
+            ))
+        })?;
     let mut out = Vec::with_capacity(4 + text.len() / 2);
     out.extend_from_slice(&(size | ((form as u32) << SIZE_BITS)).to_le_bytes());
     let block = lz4_flex::block::compress_with_dict(text, dict);
     out.extend_from_slice(&block);
-    out
+    Ok(out)
 }
 
 /// Compresses a threat's raw JSON for storing.
-pub(crate) fn pack_raw(raw: &[u8]) -> Vec<u8> {
+///
+/// # Errors
+/// Fails for a body over 64 MiB.
+pub(crate) fn pack_raw(raw: &[u8]) -> Result<Vec<u8>> {
     packed(Form::ThreatDictionary, raw, THREAT_DICTIONARY)
 }
 
 /// Compresses an incident's normalised form against its raw JSON, stored beside it.
-pub(crate) fn pack_normalised(normalised: &[u8], raw: &[u8]) -> Vec<u8> {
+///
+/// # Errors
+/// Fails for a body over 64 MiB.
+pub(crate) fn pack_normalised(normalised: &[u8], raw: &[u8]) -> Result<Vec<u8>> {
     packed(Form::AgainstRaw, normalised, raw)
 }
 
@@ -128,7 +138,7 @@ mod tests {
 
     #[test]
     fn a_packed_raw_body_reads_back_exactly() {
-        let packed = pack_raw(THREAT.as_bytes());
+        let packed = pack_raw(THREAT.as_bytes()).unwrap();
         assert_eq!(packed[3] >> 4, Form::ThreatDictionary as u8);
         assert_eq!(unpack(ValueRef::Blob(&packed)).unwrap(), THREAT);
     }
@@ -136,7 +146,7 @@ mod tests {
     #[test]
     fn a_normalised_body_reads_back_with_its_raw_body_only() {
         let normalised = r#"{"external_id":"1","sha1":"é","classification":"Malware"}"#;
-        let packed = pack_normalised(normalised.as_bytes(), THREAT.as_bytes());
+        let packed = pack_normalised(normalised.as_bytes(), THREAT.as_bytes()).unwrap();
         assert_eq!(
             unpack_normalised(ValueRef::Blob(&packed), THREAT).unwrap(),
             normalised
@@ -171,7 +181,7 @@ mod tests {
     fn a_damaged_body_is_an_error_not_a_panic() {
         let long = r#"{"id":"1","name":"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"}"#;
         for mut packed in [
-            pack_raw(long.as_bytes()),
+            pack_raw(long.as_bytes()).unwrap(),
             lz4_flex::block::compress_prepend_size(long.as_bytes()),
         ] {
             packed.truncate(packed.len() / 2);
@@ -189,14 +199,21 @@ mod tests {
         let first = one.lines().next().unwrap();
         // Another threat like the dictionary's: other ids and names, the same shape.
         let other = first.replace("tsunami", "kaiten").replace('1', "7");
-        assert!(pack_raw(other.as_bytes()).len() * 4 < other.len());
+        assert!(pack_raw(other.as_bytes()).unwrap().len() * 4 < other.len());
+    }
+
+    #[test]
+    fn a_body_too_large_to_read_back_is_refused() {
+        let huge = vec![b' '; MAX_BODY + 1];
+        assert!(pack_raw(&huge).is_err());
+        assert!(pack_normalised(&huge, b"").is_err());
     }
 
     proptest! {
         #[test]
         fn any_text_reads_back(text in ".{0,2000}", raw in ".{0,500}") {
-            prop_assert_eq!(unpack(ValueRef::Blob(&pack_raw(text.as_bytes()))).unwrap(), text.clone());
-            let n = pack_normalised(text.as_bytes(), raw.as_bytes());
+            prop_assert_eq!(unpack(ValueRef::Blob(&pack_raw(text.as_bytes()).unwrap())).unwrap(), text.clone());
+            let n = pack_normalised(text.as_bytes(), raw.as_bytes()).unwrap();
             prop_assert_eq!(unpack_normalised(ValueRef::Blob(&n), &raw).unwrap(), text);
         }
     }

@@ -56,8 +56,8 @@ pub(crate) fn prepare(page: &mut IngestPage) -> Result<Vec<Prepared>> {
             let raw_text = std::mem::take(&mut inc.raw);
             let normalised = serde_json::to_vec(&inc)
                 .map_err(|e| StoreError::Invalid(format!("incident {}: {e}", inc.external_id)))?;
-            let normalised = super::body::pack_normalised(&normalised, raw_text.as_bytes());
-            let raw = super::body::pack_raw(raw_text.as_bytes());
+            let normalised = super::body::pack_normalised(&normalised, raw_text.as_bytes())?;
+            let raw = super::body::pack_raw(raw_text.as_bytes())?;
             let member_id = member_id(&page.connector_id, &inc.external_id);
             let (event_subject, event_data) = incident_event(&inc);
             Ok(Prepared {
