@@ -80,17 +80,23 @@ pub(crate) fn pack_normalised(normalised: &[u8], raw: &[u8]) -> Result<Vec<u8>> 
 ///
 /// # Errors
 /// Fails when the stored value is neither text nor a compressed body of UTF-8 text, or needs
-/// the raw body to be read (see [`unpack_normalised`]).
+/// the raw body to be read (see [`unpack_bodies`]).
 pub fn unpack(v: ValueRef<'_>) -> Result<String> {
     unpack_against(v, None)
 }
 
-/// A stored normalised body as text, given the raw body of the same row (it may have been
-/// compressed against it).
+/// A row's stored bodies as text: (normalised, raw). The raw body is read first, since the
+/// normalised one may have been compressed against it.
 ///
 /// # Errors
-/// As [`unpack`].
-pub fn unpack_normalised(v: ValueRef<'_>, raw: &str) -> Result<String> {
+/// As [`unpack`], for either body.
+pub fn unpack_bodies(normalised: ValueRef<'_>, raw: ValueRef<'_>) -> Result<(String, String)> {
+    let raw = unpack(raw)?;
+    Ok((unpack_normalised(normalised, &raw)?, raw))
+}
+
+/// A stored normalised body as text, given the raw body of the same row.
+fn unpack_normalised(v: ValueRef<'_>, raw: &str) -> Result<String> {
     unpack_against(v, Some(raw.as_bytes()))
 }
 

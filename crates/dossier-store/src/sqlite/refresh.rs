@@ -367,9 +367,8 @@ fn latest_incident<'a>(
         "SELECT b.normalised, b.raw FROM incidents i JOIN incident_bodies b ON b.seq = i.seq
          WHERE i.connector_id = ?1 AND i.external_id = ?2",
     )?;
-    let text = st.query_row([&connector, &external], |r| {
-        let raw = super::body::unpack(r.get_ref(1)?);
-        Ok(raw.and_then(|raw| super::body::unpack_normalised(r.get_ref(0)?, &raw)))
+    let (text, _) = st.query_row([&connector, &external], |r| {
+        Ok(super::body::unpack_bodies(r.get_ref(0)?, r.get_ref(1)?))
     })??;
     serde_json::from_str(&text)
         .map(Cow::Owned)

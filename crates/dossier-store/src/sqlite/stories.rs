@@ -349,10 +349,7 @@ pub(crate) fn get(conn: &Connection, account_id: Option<&str>, id: &str) -> Resu
             r.get::<_, String>(1)?,
             r.get::<_, i64>(2)?,
             r.get::<_, i64>(3)?,
-            body::unpack(r.get_ref(5)?).and_then(|raw| {
-                let normalised = body::unpack_normalised(r.get_ref(4)?, &raw)?;
-                Ok((normalised, raw))
-            }),
+            body::unpack_bodies(r.get_ref(4)?, r.get_ref(5)?),
         ))
     })?;
     let mut incidents = Vec::new();
