@@ -32,9 +32,7 @@ pub enum MapError {
 /// # Errors
 /// [`MapError`] when the text is not an object, has no id, or has no usable timestamp.
 pub fn map_threat(raw: &RawValue) -> Result<Incident, MapError> {
-    let mut incident = map_fields(raw.get())?;
-    incident.raw = raw.get().to_owned();
-    Ok(incident)
+    map_owned_threat(raw.to_owned())
 }
 
 /// As [`map_threat`], keeping the threat's own text as the incident's raw JSON rather than a
