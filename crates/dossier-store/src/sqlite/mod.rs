@@ -292,9 +292,24 @@ pub(crate) fn nonempty(s: String) -> Option<String> {
     }
 }
 
+/// A new id for an account, a connector, a user or a comment: 13 characters of lowercase
+/// base32 (65 random bits, letters that cannot be misread left out).
+///
+/// Account and connector ids are repeated in every index entry of stories, incidents and events,
+/// so their length is a good part of what ingest writes: 13 characters instead of a 32-character
+/// UUID make the bench's 100,000-threat database 9% smaller (443 → 405 MB). At 65 bits two ids
+/// of a deployment do not meet in practice, and the primary keys would refuse it if they did.
+/// Ids made before (UUIDs) stay valid: an id is any string.
 pub(crate) fn new_id() -> String {
-    uuid::Uuid::new_v4().simple().to_string()
+    use rand::Rng;
+    const ALPHABET: &[u8; 32] = b"0123456789abcdefghjkmnpqrstvwxyz";
+    let mut rng = rand::thread_rng();
+    (0..ID_LEN)
+        .map(|_| char::from(ALPHABET[rng.gen_range(0..ALPHABET.len())]))
+        .collect()
 }
+
+const ID_LEN: usize = 13;
 
 #[async_trait::async_trait]
 impl crate::Store for SqliteStore {
@@ -582,6 +597,28 @@ mod tests {
 
     use super::SqliteStore;
     use crate::{IngestPage, NewConnector, Store};
+
+    #[test]
+    fn new_ids_are_short_distinct_and_plain() {
+        let ids: std::collections::HashSet<String> = (0..20_000).map(|_| super::new_id()).collect();
+        assert_eq!(
+            ids.len(),
+            20_000,
+            "65 random bits never repeat in 20,000 draws"
+        );
+        for id in &ids {
+            assert_eq!(id.len(), super::ID_LEN, "{id}");
+            assert!(
+                id.bytes().all(
+                    |b| b.is_ascii_digit() || (b.is_ascii_lowercase() && !b"ilou".contains(&b))
+                ),
+                "{id} is lowercase base32"
+            );
+        }
+        // Every symbol is drawn: a skewed or truncated alphabet would show here.
+        let used: std::collections::HashSet<u8> = ids.iter().flat_map(|i| i.bytes()).collect();
+        assert_eq!(used.len(), 32);
+    }
 
     fn incident(id: &str, day: i64) -> Incident {
         let at = Utc.with_ymd_and_hms(2026, 6, 1, 0, 0, 0).unwrap() + chrono::Duration::days(day);
