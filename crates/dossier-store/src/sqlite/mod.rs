@@ -28,6 +28,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0001_init.sql"),
     include_str!("../../migrations/sqlite/0002_users.sql"),
     include_str!("../../migrations/sqlite/0003_story_lookups.sql"),
+    include_str!("../../migrations/sqlite/0004_outbreak_tier_in_hash_index.sql"),
 ];
 const READERS: usize = 4;
 
@@ -597,6 +598,53 @@ mod tests {
 
     use super::SqliteStore;
     use crate::{IngestPage, NewConnector, Store};
+
+    /// Ingest looks for stale outbreak tiers on every page, for every file the page touched; a
+    /// wide outbreak has hundreds of stories. The tier must be compared in the index entry, not
+    /// in the row, or each check reads every story of the file from the table.
+    #[test]
+    fn stale_outbreak_tiers_are_found_from_the_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let _store = SqliteStore::open(dir.path().join("t.db").to_str().unwrap()).unwrap();
+        let conn = rusqlite::Connection::open(dir.path().join("t.db")).unwrap();
+        let root = |name: &str| -> i64 {
+            conn.query_row(
+                "SELECT rootpage FROM sqlite_schema WHERE name = ?1",
+                [name],
+                |r| r.get(0),
+            )
+            .unwrap()
+        };
+        let (index_root, tier) = (root("stories_hash"), 3);
+        let tier_in_index: i64 = conn
+            .query_row(
+                "SELECT seqno FROM pragma_index_info('stories_hash') WHERE name = 'outbreak_tier'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(tier_in_index, tier);
+        let mut st = conn
+            .prepare(&format!("EXPLAIN {}", super::refresh::STALE_TIER))
+            .unwrap();
+        let ops: Vec<(String, i64, i64)> = st
+            .query_map(rusqlite::params!["a", "h", 2], |r| {
+                Ok((r.get(1)?, r.get(2)?, r.get(3)?))
+            })
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let cursor = ops
+            .iter()
+            .find(|(op, _, p2)| op == "OpenRead" && *p2 == index_root)
+            .map(|(_, p1, _)| *p1)
+            .expect("the query reads stories_hash");
+        assert!(
+            ops.iter()
+                .any(|(op, p1, p2)| op == "Column" && *p1 == cursor && *p2 == tier),
+            "the tier is read from the index entry: {ops:?}"
+        );
+    }
 
     #[test]
     fn new_ids_are_short_distinct_and_plain() {

@@ -431,6 +431,11 @@ fn devices_by_hash(
     Ok(out)
 }
 
+/// The stories of a file whose stored outbreak tier differs from the file's. The tier is in the
+/// `stories_hash` index, so stories that are current are passed over without reading their rows.
+pub(crate) const STALE_TIER: &str =
+    "SELECT id FROM stories WHERE account_id = ?1 AND file_hash = ?2 AND outbreak_tier != ?3";
+
 /// When a file spreads to more devices, the criticality of every story of that file on other
 /// devices changes too. Criticality depends on the device count only through its tier, so only
 /// stories whose stored tier differs are recomputed.
@@ -446,10 +451,7 @@ fn refresh_outbreaks(
         };
         let tier = outbreak_tier(devices);
         let stale: Vec<String> = {
-            let mut st = tx.prepare_cached(
-                "SELECT id FROM stories
-                 WHERE account_id = ?1 AND file_hash = ?2 AND outbreak_tier != ?3",
-            )?;
+            let mut st = tx.prepare_cached(STALE_TIER)?;
             let rows = st.query_map(params![page.account_id, hash, tier], |r| r.get(0))?;
             rows.collect::<Result<_, _>>()?
         };
