@@ -538,7 +538,7 @@ fn apply_plans(
         else {
             continue;
         };
-        retire_story(tx, &old, successor)?;
+        touch.vacated.extend(retire_story(tx, &old, successor)?);
         touch.updated.remove(&old);
         touch.retired.insert(old, successor.clone());
     }
@@ -546,8 +546,9 @@ fn apply_plans(
 }
 
 /// Replaces a story by its successor: the analyst's work (status, verdict, severity, comments,
-/// timeline) moves over, and the old id keeps resolving through an alias.
-fn retire_story(tx: &Transaction<'_>, old: &str, successor: &str) -> Result<()> {
+/// timeline) moves over, and the old id keeps resolving through an alias. Returns the file hash
+/// the old story was keyed on, if it still existed.
+fn retire_story(tx: &Transaction<'_>, old: &str, successor: &str) -> Result<Option<String>> {
     tx.execute(
         "INSERT INTO stories (id, account_id, producer, engine_type, vendor, connector_id, story_key,
              previous_id, status, verdict, severity, criticality, criticality_detail, created_at,
@@ -580,6 +581,11 @@ fn retire_story(tx: &Transaction<'_>, old: &str, successor: &str) -> Result<()> 
         "INSERT OR REPLACE INTO story_aliases (old_id, new_id) VALUES (?1, ?2)",
         params![old, successor],
     )?;
-    tx.execute("DELETE FROM stories WHERE id = ?1", [old])?;
-    Ok(())
+    Ok(tx
+        .query_row(
+            "DELETE FROM stories WHERE id = ?1 RETURNING file_hash",
+            [old],
+            |r| r.get(0),
+        )
+        .optional()?)
 }

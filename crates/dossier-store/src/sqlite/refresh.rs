@@ -27,6 +27,9 @@ pub(crate) struct Touch {
     pub plans: BTreeMap<String, StoryPlan>,
     /// Stories replaced by a successor: old id → new id.
     pub retired: BTreeMap<String, String>,
+    /// The file hashes of stories this page retired: a device may have left those files, and
+    /// the outbreak tier of their remaining stories must be checked again.
+    pub vacated: BTreeSet<String>,
 }
 
 struct Aggregates {
@@ -67,6 +70,7 @@ pub(crate) fn refresh_stories(
     // First what each touched story now is; then, with every story of the page known, how many
     // devices carry each file; then the rows.
     let mut pending: Vec<Pending<'_>> = Vec::new();
+    let mut vacated = touch.vacated.clone();
     for story_id in &touch.updated {
         if touch.retired.contains_key(story_id) {
             continue;
@@ -79,7 +83,14 @@ pub(crate) fn refresh_stories(
             None => {
                 let Some(agg) = aggregates(tx, story_id)? else {
                     // Every incident moved elsewhere without a successor: nothing to show.
-                    tx.execute("DELETE FROM stories WHERE id = ?1", [story_id])?;
+                    let hash: Option<String> = tx
+                        .query_row(
+                            "DELETE FROM stories WHERE id = ?1 RETURNING file_hash",
+                            [story_id],
+                            |r| r.get(0),
+                        )
+                        .optional()?;
+                    vacated.extend(hash);
                     continue;
                 };
                 let latest = latest_incident(tx, story_id, &by_member)?;
@@ -100,7 +111,8 @@ pub(crate) fn refresh_stories(
             story_key,
         });
     }
-    let devices = devices_by_hash(tx, &page.account_id, &pending)?;
+    vacated.remove("");
+    let devices = devices_by_hash(tx, &page.account_id, &pending, &vacated)?;
     // A new story's id may once have been retired into an alias, which it must not shadow;
     // while no story was ever retired there is nothing to look for.
     let any_alias: bool = tx.query_row("SELECT EXISTS (SELECT 1 FROM story_aliases)", [], |r| {
@@ -268,6 +280,7 @@ pub(crate) fn refresh_stories(
             .to_string(),
         ])?;
     }
+    hashes.extend(vacated);
     refresh_outbreaks(tx, page, &hashes, &devices)?;
     Ok(())
 }
@@ -400,14 +413,18 @@ fn key_hash(story_key: &str) -> String {
         .unwrap_or_default()
 }
 
-/// How many devices of the account carry each file of the touched stories: those stored, and
-/// those of this page's stories (not written yet).
+/// How many devices of the account carry each file of the touched stories, and each file a
+/// retired story left: those stored, and those of this page's stories (not written yet).
 fn devices_by_hash(
     tx: &Transaction<'_>,
     account_id: &str,
     pending: &[Pending<'_>],
+    vacated: &BTreeSet<String>,
 ) -> Result<HashMap<String, u32>> {
-    let mut agents: HashMap<&str, HashSet<String>> = HashMap::new();
+    let mut agents: HashMap<&str, HashSet<String>> = vacated
+        .iter()
+        .map(|h| (h.as_str(), HashSet::new()))
+        .collect();
     for p in pending.iter().filter(|p| !p.file_hash.is_empty()) {
         let set = agents.entry(p.file_hash.as_str()).or_default();
         if let Some(a) = &p.latest.device.agent_uuid {

@@ -215,10 +215,11 @@ async fn stories_of_one_account_are_invisible_to_another() {
 }
 
 fn arb_incidents() -> impl Strategy<Value = Vec<dossier_domain::Incident>> {
-    prop::collection::vec((0i64..300, 0u32..3, 0u32..3, any::<bool>()), 1..40).prop_map(|v| {
+    let one = (0i64..300, 0u32..3, 0u32..3, any::<bool>(), 0u32..3);
+    prop::collection::vec(one, 1..40).prop_map(|v| {
         v.into_iter()
             .enumerate()
-            .map(|(i, (day, agent, hash, fileless))| {
+            .map(|(i, (day, agent, hash, fileless, variant))| {
                 let h = sha1(hash);
                 let mut inc = incident(
                     &format!("{}", 1000 + i),
@@ -228,6 +229,14 @@ fn arb_incidents() -> impl Strategy<Value = Vec<dossier_domain::Incident>> {
                 );
                 if fileless {
                     inc.storyline = Some(format!("SL{hash}"));
+                }
+                // What a story shows comes from its latest incident: let it differ, down to
+                // the device's name, so a story updated in place must match one written whole.
+                inc.threat_name = Some(format!("evil-{variant}.exe"));
+                inc.device.name = Some(format!("host-ag{agent}-{}", variant % 2));
+                if variant == 2 {
+                    inc.mitigation_status = Some("mitigated".into());
+                    inc.file.sha256 = Some(format!("{hash:064x}"));
                 }
                 inc
             })
@@ -248,6 +257,7 @@ proptest! {
             let one = fixture().await;
             one.store.commit_page(one.page(incidents.clone(), t0())).await.unwrap();
             let expected = one.assignment().await;
+            let expected_stories = one.stories_by_members().await;
 
             let mut shuffled = incidents.clone();
             let mut s = seed;
@@ -274,6 +284,14 @@ proptest! {
                 v.into_iter().map(|g| g.join(",")).collect::<Vec<_>>()
             };
             assert_eq!(parts(&got), parts(&expected));
+            // And each story reads the same, whether it was written whole or page by page.
+            let got_stories = split.stories_by_members().await;
+            let differing: Vec<_> = expected_stories
+                .iter()
+                .filter(|(k, v)| got_stories.get(*k) != Some(*v))
+                .map(|(k, v)| (k, v, got_stories.get(k)))
+                .collect();
+            assert!(differing.is_empty(), "written whole vs page by page: {differing:#?}");
         });
     }
 }
@@ -325,6 +343,70 @@ async fn a_file_spreading_to_other_devices_raises_every_story_of_it() {
         .reasons
         .iter()
         .any(|r| r.contains("outbreak")));
+}
+
+/// A story keyed on a file's SHA-256 is re-keyed onto its SHA-1 when a threat linking the two
+/// arrives on that device. The device then no longer counts for the SHA-256, and the stories
+/// still keyed on it must drop out of the outbreak, as if the threats had come in one page.
+#[tokio::test]
+async fn a_device_leaving_a_file_lowers_the_outbreak_of_its_other_stories() {
+    let outbreak = |d: &dossier_store::StoryDetail| {
+        d.criticality_detail
+            .reasons
+            .iter()
+            .any(|r| r.contains("outbreak"))
+    };
+    let sha256 = format!("{:064x}", 7);
+    let only_sha256 = |id: &str, agent: &str| {
+        let mut inc = incident(id, 0, agent, None);
+        inc.file.sha256 = Some(sha256.clone());
+        inc
+    };
+    let f = fixture().await;
+    f.store
+        .commit_page(f.page(vec![only_sha256("1", "ag1"), only_sha256("2", "ag2")], t0()))
+        .await
+        .unwrap();
+    let a = f.assignment().await;
+    let second = f
+        .store
+        .get_story(Some(&f.account), &a["2"].0)
+        .await
+        .unwrap();
+    assert!(outbreak(&second), "{:?}", second.criticality_detail.reasons);
+
+    let mut linking = incident("3", 1, "ag1", Some(&sha1(7)));
+    linking.file.sha256 = Some(sha256.clone());
+    f.store
+        .commit_page(f.page(vec![linking.clone()], t0()))
+        .await
+        .unwrap();
+    let a = f.assignment().await;
+    assert_eq!(a["1"].0, a["3"].0, "the SHA-256 joined the SHA-1's story");
+    let second = f
+        .store
+        .get_story(Some(&f.account), &a["2"].0)
+        .await
+        .unwrap();
+    assert!(
+        !outbreak(&second),
+        "{:?}",
+        second.criticality_detail.reasons
+    );
+
+    let whole = fixture().await;
+    whole
+        .store
+        .commit_page(whole.page(
+            vec![only_sha256("1", "ag1"), only_sha256("2", "ag2"), linking],
+            t0(),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(
+        whole.stories_by_members().await,
+        f.stories_by_members().await
+    );
 }
 
 /// Pages within a tier leave the stories of a file at that tier, and the page that crosses

@@ -101,6 +101,36 @@ impl Fixture {
         }
     }
 
+    /// Every story as the list shows it, keyed by its incidents' threat ids, with what differs
+    /// between two fixtures (ids derived from the account, the connector) left out.
+    pub async fn stories_by_members(
+        &self,
+    ) -> std::collections::BTreeMap<String, serde_json::Value> {
+        let assignment = self.assignment().await;
+        let mut members: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
+        for (inc, (story, _)) in &assignment {
+            members.entry(story).or_default().push(inc);
+        }
+        let page = self
+            .store
+            .list_stories(&dossier_store::StoryQuery {
+                account_id: Some(self.account.clone()),
+                limit: 1000,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        let mut out = std::collections::BTreeMap::new();
+        for s in &page.items {
+            let mut v = serde_json::to_value(s).unwrap();
+            for k in ["id", "account_id", "connector_id"] {
+                v.as_object_mut().unwrap().remove(k);
+            }
+            out.insert(members[s.id.as_str()].join(","), v);
+        }
+        out
+    }
+
     /// Every incident's story, by threat id: what "the same stories" means.
     pub async fn assignment(&self) -> std::collections::BTreeMap<String, (String, u64)> {
         let mut out = std::collections::BTreeMap::new();
