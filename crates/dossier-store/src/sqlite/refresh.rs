@@ -56,6 +56,22 @@ struct Existing {
     closed_at: Option<i64>,
     story_key: String,
     previous_id: Option<String>,
+    /// The stored values of the columns that only some indexes carry (see [`Placed`]).
+    placed: Placed,
+}
+
+/// A story's columns that are in indexes its update need not otherwise touch: the device and
+/// file lookups, the first-signal sort and the outbreak index. SQLite rewrites the entry of
+/// every index whose columns an UPDATE sets, changed or not; a story's device and file rarely
+/// change, so an update that leaves these out skips five random index writes.
+#[derive(PartialEq, Eq)]
+struct Placed {
+    agent_uuid: String,
+    device_name: String,
+    sha256: String,
+    file_hash: String,
+    first_signal_at: i64,
+    outbreak_tier: i64,
 }
 
 pub(crate) fn refresh_stories(
@@ -174,63 +190,112 @@ pub(crate) fn refresh_stories(
         .to_lowercase();
 
         let created = existing.is_none();
-        let mut st = tx.prepare_cached(
-            "INSERT INTO stories (id, account_id, producer, engine_type, vendor, connector_id,
-                 story_key, previous_id, indication, status, criticality, criticality_detail,
-                 outbreak_tier, created_at, updated_at, first_signal_at, last_signal_at,
-                 incident_count, agent_uuid, device_name, os, sha1, sha256, md5, file_name,
-                 file_path, file_hash, mitigation, closed_at, search)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?14, ?15, ?16,
-                 ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29)
-             ON CONFLICT (id) DO UPDATE SET
-                 story_key = excluded.story_key, previous_id = excluded.previous_id,
-                 indication = excluded.indication, status = excluded.status,
-                 criticality = excluded.criticality, criticality_detail = excluded.criticality_detail,
-                 outbreak_tier = excluded.outbreak_tier, updated_at = excluded.updated_at,
-                 first_signal_at = excluded.first_signal_at, last_signal_at = excluded.last_signal_at,
-                 incident_count = excluded.incident_count, agent_uuid = excluded.agent_uuid,
-                 device_name = excluded.device_name, os = excluded.os, sha1 = excluded.sha1,
-                 sha256 = excluded.sha256, md5 = excluded.md5, file_name = excluded.file_name,
-                 file_path = excluded.file_path, file_hash = excluded.file_hash,
-                 mitigation = excluded.mitigation, closed_at = excluded.closed_at,
-                 search = excluded.search",
-        )?;
-        st.execute(params![
-            story_id,
-            page.account_id,
-            latest.producer.as_str(),
-            latest.producer.engine_type(),
-            latest.producer.vendor(),
-            page.connector_id,
-            story_key,
-            previous_id,
-            latest.threat_name.clone().unwrap_or_default(),
-            status,
-            crit.score,
-            crit_json,
-            outbreak_tier(devices),
-            us(page.now),
-            agg.first,
-            agg.last,
-            agg.count,
-            latest.device.agent_uuid.clone().unwrap_or_default(),
-            latest.device.name.clone().unwrap_or_default(),
-            latest
-                .device
-                .os_name
-                .clone()
-                .or_else(|| latest.device.os_type.clone())
-                .unwrap_or_default(),
-            latest.file.sha1.clone().unwrap_or_default(),
-            latest.file.sha256.clone().unwrap_or_default(),
-            latest.file.md5.clone().unwrap_or_default(),
-            latest.file.name.clone().unwrap_or_default(),
-            latest.file.path.clone().unwrap_or_default(),
+        let placed = Placed {
+            agent_uuid: latest.device.agent_uuid.clone().unwrap_or_default(),
+            device_name: latest.device.name.clone().unwrap_or_default(),
+            sha256: latest.file.sha256.clone().unwrap_or_default(),
             file_hash,
-            latest.mitigation_status.clone().unwrap_or_default(),
-            closed_at,
-            search,
-        ])?;
+            first_signal_at: agg.first,
+            outbreak_tier: i64::from(outbreak_tier(devices)),
+        };
+        let indication = latest.threat_name.clone().unwrap_or_default();
+        let os = latest
+            .device
+            .os_name
+            .clone()
+            .or_else(|| latest.device.os_type.clone())
+            .unwrap_or_default();
+        let sha1 = latest.file.sha1.clone().unwrap_or_default();
+        let md5 = latest.file.md5.clone().unwrap_or_default();
+        let file_name = latest.file.name.clone().unwrap_or_default();
+        let file_path = latest.file.path.clone().unwrap_or_default();
+        let mitigation = latest.mitigation_status.clone().unwrap_or_default();
+        if existing.as_ref().is_some_and(|e| e.placed == placed) {
+            // The same columns as the upsert below sets, but for the unchanged `Placed` ones.
+            let mut st = tx.prepare_cached(
+                "UPDATE stories SET story_key = ?2, previous_id = ?3, indication = ?4,
+                     status = ?5, criticality = ?6, criticality_detail = ?7, updated_at = ?8,
+                     last_signal_at = ?9, incident_count = ?10, os = ?11, sha1 = ?12, md5 = ?13,
+                     file_name = ?14, file_path = ?15, mitigation = ?16, closed_at = ?17,
+                     search = ?18
+                 WHERE id = ?1",
+            )?;
+            st.execute(params![
+                story_id,
+                story_key,
+                previous_id,
+                indication,
+                status,
+                crit.score,
+                crit_json,
+                us(page.now),
+                agg.last,
+                agg.count,
+                os,
+                sha1,
+                md5,
+                file_name,
+                file_path,
+                mitigation,
+                closed_at,
+                search,
+            ])?;
+        } else {
+            let mut st = tx.prepare_cached(
+                "INSERT INTO stories (id, account_id, producer, engine_type, vendor, connector_id,
+                     story_key, previous_id, indication, status, criticality, criticality_detail,
+                     outbreak_tier, created_at, updated_at, first_signal_at, last_signal_at,
+                     incident_count, agent_uuid, device_name, os, sha1, sha256, md5, file_name,
+                     file_path, file_hash, mitigation, closed_at, search)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?14, ?15,
+                     ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29)
+                 ON CONFLICT (id) DO UPDATE SET
+                     story_key = excluded.story_key, previous_id = excluded.previous_id,
+                     indication = excluded.indication, status = excluded.status,
+                     criticality = excluded.criticality,
+                     criticality_detail = excluded.criticality_detail,
+                     outbreak_tier = excluded.outbreak_tier, updated_at = excluded.updated_at,
+                     first_signal_at = excluded.first_signal_at,
+                     last_signal_at = excluded.last_signal_at,
+                     incident_count = excluded.incident_count, agent_uuid = excluded.agent_uuid,
+                     device_name = excluded.device_name, os = excluded.os, sha1 = excluded.sha1,
+                     sha256 = excluded.sha256, md5 = excluded.md5, file_name = excluded.file_name,
+                     file_path = excluded.file_path, file_hash = excluded.file_hash,
+                     mitigation = excluded.mitigation, closed_at = excluded.closed_at,
+                     search = excluded.search",
+            )?;
+            st.execute(params![
+                story_id,
+                page.account_id,
+                latest.producer.as_str(),
+                latest.producer.engine_type(),
+                latest.producer.vendor(),
+                page.connector_id,
+                story_key,
+                previous_id,
+                indication,
+                status,
+                crit.score,
+                crit_json,
+                placed.outbreak_tier,
+                us(page.now),
+                placed.first_signal_at,
+                agg.last,
+                agg.count,
+                placed.agent_uuid,
+                placed.device_name,
+                os,
+                sha1,
+                placed.sha256,
+                md5,
+                file_name,
+                file_path,
+                placed.file_hash,
+                mitigation,
+                closed_at,
+                search,
+            ])?;
+        }
 
         if created && any_alias {
             // A window can come back to an id it once had; the story is real again.
@@ -390,7 +455,9 @@ fn latest_incident<'a>(
 
 fn existing(tx: &Transaction<'_>, story_id: &str) -> Result<Option<Existing>> {
     let mut st = tx.prepare_cached(
-        "SELECT status, closed_at, story_key, previous_id FROM stories WHERE id = ?1",
+        "SELECT status, closed_at, story_key, previous_id, agent_uuid, device_name, sha256,
+             file_hash, first_signal_at, outbreak_tier
+         FROM stories WHERE id = ?1",
     )?;
     Ok(st
         .query_row([story_id], |r| {
@@ -399,6 +466,14 @@ fn existing(tx: &Transaction<'_>, story_id: &str) -> Result<Option<Existing>> {
                 closed_at: r.get(1)?,
                 story_key: r.get(2)?,
                 previous_id: r.get(3)?,
+                placed: Placed {
+                    agent_uuid: r.get(4)?,
+                    device_name: r.get(5)?,
+                    sha256: r.get(6)?,
+                    file_hash: r.get(7)?,
+                    first_signal_at: r.get(8)?,
+                    outbreak_tier: r.get(9)?,
+                },
             })
         })
         .optional()?)
