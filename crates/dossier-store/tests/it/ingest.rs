@@ -251,11 +251,17 @@ proptest! {
         incidents in arb_incidents(),
         seed in any::<u64>(),
         page_size in 1usize..8,
+        // The default cap, or one small enough that stories overflow into linked ones.
+        cap in prop::sample::select(vec![1000usize, 3]),
     ) {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         rt.block_on(async {
             let one = fixture().await;
-            one.store.commit_page(one.page(incidents.clone(), t0())).await.unwrap();
+            let capped = |mut p: dossier_store::IngestPage| {
+                p.policy.cap = cap;
+                p
+            };
+            one.store.commit_page(capped(one.page(incidents.clone(), t0()))).await.unwrap();
             let expected = one.assignment().await;
             let expected_stories = one.stories_by_members().await;
 
@@ -267,10 +273,10 @@ proptest! {
             }
             let split = fixture().await;
             for chunk in shuffled.chunks(page_size) {
-                split.store.commit_page(split.page(chunk.to_vec(), t0())).await.unwrap();
+                split.store.commit_page(capped(split.page(chunk.to_vec(), t0()))).await.unwrap();
             }
             // Re-ingesting everything again changes nothing.
-            split.store.commit_page(split.page(incidents.clone(), t0())).await.unwrap();
+            split.store.commit_page(capped(split.page(incidents.clone(), t0()))).await.unwrap();
             let got = split.assignment().await;
             assert_eq!(got.len(), incidents.len(), "every incident is in exactly one story");
             // Story ids are derived from the account, so compare the partitions.
