@@ -451,3 +451,66 @@ async fn a_file_crossing_into_a_wide_outbreak_raises_every_story_of_it() {
         }
     }
 }
+
+/// A database the release before left (schema version 3, `stories_hash` without the outbreak
+/// tier) migrates when opened, keeps its stories, and its outbreaks still rise.
+#[tokio::test]
+async fn a_database_of_the_release_before_migrates_and_keeps_its_stories() {
+    let outbreak = |d: &dossier_store::StoryDetail| {
+        d.criticality_detail
+            .reasons
+            .iter()
+            .any(|r| r.contains("outbreak"))
+    };
+    let f = fixture().await;
+    let h = sha1(5);
+    f.store
+        .commit_page(f.page(vec![incident("1", 0, "ag1", Some(&h))], t0()))
+        .await
+        .unwrap();
+    let before = f.stories_by_members().await;
+    let crate::Fixture {
+        store,
+        account,
+        connector,
+        _dir: dir,
+    } = f;
+    drop(store);
+    let path = dir.path().join("t.db");
+    {
+        let c = rusqlite::Connection::open(&path).unwrap();
+        c.execute_batch(
+            "DROP INDEX stories_hash;
+             CREATE INDEX stories_hash ON stories(account_id, file_hash, agent_uuid);
+             PRAGMA user_version = 3;",
+        )
+        .unwrap();
+    }
+    let store = dossier_store::sqlite::SqliteStore::open(path.to_str().unwrap()).unwrap();
+    let f = crate::Fixture {
+        store,
+        account,
+        connector,
+        _dir: dir,
+    };
+    assert_eq!(f.stories_by_members().await, before);
+    {
+        let c = rusqlite::Connection::open(&path).unwrap();
+        let version: i64 = c
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, 4);
+    }
+
+    f.store
+        .commit_page(f.page(vec![incident("2", 1, "ag2", Some(&h))], t0()))
+        .await
+        .unwrap();
+    let a = f.assignment().await;
+    let first = f
+        .store
+        .get_story(Some(&f.account), &a["1"].0)
+        .await
+        .unwrap();
+    assert!(outbreak(&first), "{:?}", first.criticality_detail.reasons);
+}
