@@ -302,6 +302,14 @@ proptest! {
     }
 }
 
+/// Whether a story's criticality counts an outbreak of its file among its reasons.
+fn in_outbreak(d: &dossier_store::StoryDetail) -> bool {
+    d.criticality_detail
+        .reasons
+        .iter()
+        .any(|r| r.contains("outbreak"))
+}
+
 #[tokio::test]
 async fn a_file_spreading_to_other_devices_raises_every_story_of_it() {
     let f = fixture().await;
@@ -312,11 +320,7 @@ async fn a_file_spreading_to_other_devices_raises_every_story_of_it() {
         .unwrap();
     let first = f.assignment().await["1"].0.clone();
     let before = f.store.get_story(Some(&f.account), &first).await.unwrap();
-    assert!(!before
-        .criticality_detail
-        .reasons
-        .iter()
-        .any(|r| r.contains("outbreak")));
+    assert!(!in_outbreak(&before));
 
     // Two more devices in a later page, one more in the same page as a second file.
     let page = vec![
@@ -329,10 +333,7 @@ async fn a_file_spreading_to_other_devices_raises_every_story_of_it() {
     for id in ["1", "2", "3"] {
         let d = f.store.get_story(Some(&f.account), &a[id].0).await.unwrap();
         assert!(
-            d.criticality_detail
-                .reasons
-                .iter()
-                .any(|r| r.contains("outbreak")),
+            in_outbreak(&d),
             "story of {id}: {:?}",
             d.criticality_detail.reasons
         );
@@ -344,11 +345,7 @@ async fn a_file_spreading_to_other_devices_raises_every_story_of_it() {
         .get_story(Some(&f.account), &a["4"].0)
         .await
         .unwrap();
-    assert!(!other
-        .criticality_detail
-        .reasons
-        .iter()
-        .any(|r| r.contains("outbreak")));
+    assert!(!in_outbreak(&other));
 }
 
 /// A story keyed on a file's SHA-256 is re-keyed onto its SHA-1 when a threat linking the two
@@ -356,12 +353,6 @@ async fn a_file_spreading_to_other_devices_raises_every_story_of_it() {
 /// still keyed on it must drop out of the outbreak, as if the threats had come in one page.
 #[tokio::test]
 async fn a_device_leaving_a_file_lowers_the_outbreak_of_its_other_stories() {
-    let outbreak = |d: &dossier_store::StoryDetail| {
-        d.criticality_detail
-            .reasons
-            .iter()
-            .any(|r| r.contains("outbreak"))
-    };
     let sha256 = format!("{:064x}", 7);
     let only_sha256 = |id: &str, agent: &str| {
         let mut inc = incident(id, 0, agent, None);
@@ -379,7 +370,11 @@ async fn a_device_leaving_a_file_lowers_the_outbreak_of_its_other_stories() {
         .get_story(Some(&f.account), &a["2"].0)
         .await
         .unwrap();
-    assert!(outbreak(&second), "{:?}", second.criticality_detail.reasons);
+    assert!(
+        in_outbreak(&second),
+        "{:?}",
+        second.criticality_detail.reasons
+    );
 
     let mut linking = incident("3", 1, "ag1", Some(&sha1(7)));
     linking.file.sha256 = Some(sha256.clone());
@@ -395,7 +390,7 @@ async fn a_device_leaving_a_file_lowers_the_outbreak_of_its_other_stories() {
         .await
         .unwrap();
     assert!(
-        !outbreak(&second),
+        !in_outbreak(&second),
         "{:?}",
         second.criticality_detail.reasons
     );
@@ -456,12 +451,6 @@ async fn a_file_crossing_into_a_wide_outbreak_raises_every_story_of_it() {
 /// tier) migrates when opened, keeps its stories, and its outbreaks still rise.
 #[tokio::test]
 async fn a_database_of_the_release_before_migrates_and_keeps_its_stories() {
-    let outbreak = |d: &dossier_store::StoryDetail| {
-        d.criticality_detail
-            .reasons
-            .iter()
-            .any(|r| r.contains("outbreak"))
-    };
     let f = fixture().await;
     let h = sha1(5);
     f.store
@@ -512,5 +501,9 @@ async fn a_database_of_the_release_before_migrates_and_keeps_its_stories() {
         .get_story(Some(&f.account), &a["1"].0)
         .await
         .unwrap();
-    assert!(outbreak(&first), "{:?}", first.criticality_detail.reasons);
+    assert!(
+        in_outbreak(&first),
+        "{:?}",
+        first.criticality_detail.reasons
+    );
 }
