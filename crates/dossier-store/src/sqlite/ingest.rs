@@ -28,11 +28,11 @@ struct Stored {
 }
 
 /// One incident of a page, made ready for writing before the writer lock is taken: the raw
-/// JSON moved out, and it and the normalised form serialised and compressed.
+/// JSON moved out and compressed. The normalised form is not stored: it is the producer's
+/// mapping of the raw JSON, and is mapped again when it is read ([`super::body::stored_incident`]).
 pub(crate) struct Prepared {
     pub inc: Incident,
     pub raw: Vec<u8>,
-    pub normalised: Vec<u8>,
     pub member_id: String,
     /// The incident's event, but for its verb: what was seen on which device.
     pub event_subject: String,
@@ -54,16 +54,12 @@ pub(crate) fn prepare(page: &mut IngestPage) -> Result<Vec<Prepared>> {
         .into_values()
         .map(|mut inc| {
             let raw_text = std::mem::take(&mut inc.raw);
-            let normalised = serde_json::to_vec(&inc)
-                .map_err(|e| StoreError::Invalid(format!("incident {}: {e}", inc.external_id)))?;
-            let normalised = super::body::pack_normalised(&normalised, raw_text.as_bytes())?;
             let raw = super::body::pack_raw(raw_text.as_bytes())?;
             let member_id = member_id(&page.connector_id, &inc.external_id);
             let (event_subject, event_data) = incident_event(&inc);
             Ok(Prepared {
                 inc,
                 raw,
-                normalised,
                 member_id,
                 event_subject,
                 event_data,
@@ -354,7 +350,7 @@ fn write_incident(
     let mut st = tx.prepare_cached(
         "INSERT OR REPLACE INTO incident_bodies (seq, normalised, raw) VALUES (?1, ?2, ?3)",
     )?;
-    st.execute(params![seq, p.normalised, p.raw])?;
+    st.execute(params![seq, super::body::DERIVED, p.raw])?;
     Ok(())
 }
 

@@ -9,7 +9,7 @@ use dossier_domain::criticality::{
 };
 use dossier_domain::event::EventType;
 use dossier_domain::story::Status;
-use dossier_domain::Incident;
+use dossier_domain::{Device, FileInfo, Incident, Producer};
 use rusqlite::{params, OptionalExtension, Transaction};
 
 use super::ingest::{event_for_incident, member_id, Prepared};
@@ -442,15 +442,55 @@ fn latest_incident<'a>(
         return Ok(Cow::Borrowed(&p.inc));
     }
     let mut st = tx.prepare_cached(
-        "SELECT b.normalised, b.raw FROM incidents i JOIN incident_bodies b ON b.seq = i.seq
+        "SELECT b.normalised, b.raw, i.created_at, i.updated_at, i.agent, i.sha1, i.sha256,
+             i.md5, i.storyline
+         FROM incidents i JOIN incident_bodies b ON b.seq = i.seq
          WHERE i.connector_id = ?1 AND i.external_id = ?2",
     )?;
-    let (text, _) = st.query_row([&connector, &external], |r| {
-        Ok(super::body::unpack_bodies(r.get_ref(0)?, r.get_ref(1)?))
-    })??;
-    serde_json::from_str(&text)
-        .map(Cow::Owned)
-        .map_err(|e| StoreError::Database(format!("stored incident: {e}")))
+    let (bodies, columns) = st.query_row([&connector, &external], |r| {
+        let columns = Incident {
+            producer: Producer::SentinelOne,
+            external_id: external.clone(),
+            created_at: ts(r.get(2)?),
+            updated_at: ts(r.get(3)?),
+            device: Device {
+                agent_uuid: r.get(4)?,
+                ..Device::default()
+            },
+            file: FileInfo {
+                sha1: r.get(5)?,
+                sha256: r.get(6)?,
+                md5: r.get(7)?,
+                ..FileInfo::default()
+            },
+            threat_name: None,
+            classification: None,
+            confidence_level: None,
+            mitigation_status: None,
+            analyst_verdict: None,
+            incident_status: None,
+            engines: Vec::new(),
+            storyline: r.get(8)?,
+            initiated_by: None,
+            is_fileless: false,
+            mitre: Vec::new(),
+            mitigation_actions: Vec::new(),
+            raw: String::new(),
+        };
+        Ok((
+            super::body::unpack_bodies(r.get_ref(0)?, r.get_ref(1)?),
+            columns,
+        ))
+    })?;
+    let (normalised, raw) = bodies?;
+    // A raw threat the mapper no longer reads must not stop the story from being refreshed (and
+    // with it every later page of the connector): what the incident row holds stands in.
+    Ok(Cow::Owned(
+        super::body::stored_incident(normalised.as_deref(), &raw).unwrap_or_else(|| {
+            tracing::warn!(threat = %external, "a stored threat no longer maps; its story shows its hashes and device only");
+            columns
+        }),
+    ))
 }
 
 fn existing(tx: &Transaction<'_>, story_id: &str) -> Result<Option<Existing>> {

@@ -356,7 +356,7 @@ pub(crate) fn get(conn: &Connection, account_id: Option<&str>, id: &str) -> Resu
     for row in rows {
         let (id, connector_id, created, updated, bodies) = row?;
         let (normalised, raw) = bodies?;
-        let normalised: Option<Incident> = serde_json::from_str(&normalised).ok();
+        let normalised = body::stored_incident(normalised.as_deref(), &raw);
         let raw = RawValue::from_string(raw).or_else(|e| {
             RawValue::from_string(serde_json::Value::String(e.to_string()).to_string())
         });

@@ -89,12 +89,104 @@ pub fn incident(id: &str, day: i64, agent: &str, hash: Option<&str>) -> Incident
     }
 }
 
+/// The SentinelOne threat an incident was mapped from: the store maps a stored incident's raw
+/// JSON again when it reads it, so a test's incident must be what its raw JSON maps to.
+pub fn as_threat(inc: &Incident) -> String {
+    use chrono::SecondsFormat::Micros;
+    use serde_json::json;
+    let d = &inc.device;
+    let mitre: Vec<serde_json::Value> = inc
+        .mitre
+        .iter()
+        .map(|m| {
+            let technique = match &m.name {
+                None => json!({"name": m.id}),
+                Some(name) => json!({
+                    "name": name,
+                    "link": format!("https://attack.mitre.org/techniques/{}/", m.id.replace('.', "/")),
+                }),
+            };
+            json!({"tactics": [{"name": m.tactic, "techniques": [technique]}]})
+        })
+        .collect();
+    let actions: Vec<serde_json::Value> = inc
+        .mitigation_actions
+        .iter()
+        .map(|a| match a.split_once(':') {
+            Some((action, status)) => json!({"action": action, "status": status}),
+            None => json!({"action": a}),
+        })
+        .collect();
+    json!({
+        "id": inc.external_id,
+        "threatInfo": {
+            "threatName": inc.threat_name,
+            "classification": inc.classification,
+            "confidenceLevel": inc.confidence_level,
+            "mitigationStatus": inc.mitigation_status,
+            "analystVerdict": inc.analyst_verdict,
+            "incidentStatus": inc.incident_status,
+            "createdAt": inc.created_at.to_rfc3339_opts(Micros, true),
+            "updatedAt": inc.updated_at.to_rfc3339_opts(Micros, true),
+            "storyline": inc.storyline,
+            "sha1": inc.file.sha1,
+            "sha256": inc.file.sha256,
+            "md5": inc.file.md5,
+            "filePath": inc.file.path,
+            "fileSize": inc.file.size,
+            "publisherName": inc.file.signer,
+            "fileVerificationType": inc.file.verification,
+            "initiatedBy": inc.initiated_by,
+            "isFileless": inc.is_fileless,
+            "engines": inc.engines,
+        },
+        "agentRealtimeInfo": {
+            "agentUuid": d.agent_uuid.as_ref().or(d.agent_uuid_raw.as_ref()),
+            "agentId": d.agent_id,
+            "agentComputerName": d.name,
+            "agentOsType": d.os_type,
+            "agentOsName": d.os_name,
+            "agentMachineType": d.machine_type,
+            "agentDomain": d.domain,
+            "siteName": d.site,
+            "groupName": d.group,
+            "networkInterfaces": [{"inet": d.ips}],
+        },
+        "indicators": mitre,
+        "mitigationStatus": actions,
+    })
+    .to_string()
+}
+
+/// What the threat of `inc` ([`as_threat`]) maps to: `inc` itself, with that raw JSON, but for
+/// what the mapping derives (the file's name is the threat's name, the agent's id as sent is
+/// its UUID). Fails the test when anything else differs, so no field a test sets is lost.
+pub fn mapped(inc: Incident) -> Incident {
+    let raw = serde_json::value::RawValue::from_string(as_threat(&inc)).unwrap();
+    let back = dossier_sentinelone::map_owned_threat(raw).unwrap();
+    let mut same = Incident {
+        raw: back.raw.clone(),
+        ..inc
+    };
+    same.file.name.clone_from(&back.file.name);
+    same.device
+        .agent_uuid_raw
+        .clone_from(&back.device.agent_uuid_raw);
+    assert_eq!(back, same, "the incident is what its threat maps to");
+    back
+}
+
 impl Fixture {
+    /// The database file.
+    pub fn path(&self) -> std::path::PathBuf {
+        self._dir.path().join("t.db")
+    }
+
     pub fn page(&self, incidents: Vec<Incident>, now: DateTime<Utc>) -> IngestPage {
         IngestPage {
             account_id: self.account.clone(),
             connector_id: self.connector.clone(),
-            incidents,
+            incidents: incidents.into_iter().map(mapped).collect(),
             checkpoint: "{}".into(),
             now,
             policy: Policy::default(),

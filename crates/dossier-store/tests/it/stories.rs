@@ -317,3 +317,91 @@ async fn a_hash_filter_finds_stories_by_any_of_their_hashes() {
         assert!(find("not-a-hash".into()).await.is_empty(), "{scope}");
     }
 }
+
+/// A story's incidents show their normalised form, mapped again from the stored threat: the
+/// normalised form is not stored. A row written when it was stored still shows the stored one.
+#[tokio::test]
+async fn a_story_shows_its_incidents_as_mapped_from_their_stored_threats() {
+    let f = fixture().await;
+    let mut inc = incident("41", 0, "ag1", Some(&sha1(1)));
+    inc.device.name = Some("FINANCE-07".into());
+    inc.classification = Some("Ransomware".into());
+    inc.mitigation_actions = vec!["kill:success".into(), "quarantine:failed".into()];
+    inc.mitre = vec![dossier_domain::MitreTechnique {
+        id: "T1055".into(),
+        name: None,
+        tactic: Some("Defense Evasion".into()),
+    }];
+    let inc = crate::mapped(inc);
+    f.store
+        .commit_page(f.page(vec![inc.clone()], t0()))
+        .await
+        .unwrap();
+    let story = &f.assignment().await["41"].0;
+    let d = f.store.get_story(Some(&f.account), story).await.unwrap();
+    let shown = &d.incidents[0];
+    assert_eq!(shown.classification.as_deref(), Some("Ransomware"));
+    assert_eq!(shown.mitigation_actions, inc.mitigation_actions);
+    assert_eq!(shown.raw.get(), inc.raw);
+    let normalised = shown.normalised.as_ref().expect("the threat maps");
+    assert_eq!(
+        normalised,
+        &dossier_domain::Incident {
+            raw: String::new(),
+            ..inc.clone()
+        }
+    );
+    assert!(d.summary.contains("FINANCE-07"), "{}", d.summary);
+
+    // The row holds no normalised form; one written before (here as text) is shown as stored.
+    let path = f.path();
+    let c = rusqlite::Connection::open(&path).unwrap();
+    let stored: String = c
+        .query_row("SELECT normalised FROM incident_bodies", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(stored, "");
+    let older = dossier_domain::Incident {
+        classification: Some("Worm".into()),
+        raw: String::new(),
+        ..inc
+    };
+    c.execute(
+        "UPDATE incident_bodies SET normalised = ?1",
+        [serde_json::to_string(&older).unwrap()],
+    )
+    .unwrap();
+    let d = f.store.get_story(Some(&f.account), story).await.unwrap();
+    assert_eq!(d.incidents[0].classification.as_deref(), Some("Worm"));
+}
+
+/// A stored threat the mapping can no longer read (a later release reads the producer's JSON
+/// differently, say) must not stop its story from being refreshed, which would stall every later
+/// page of its connector: what the incident row holds stands in for it.
+#[tokio::test]
+async fn a_stored_threat_that_no_longer_maps_does_not_stall_its_story() {
+    let f = fixture().await;
+    let h = sha1(3);
+    f.store
+        .commit_page(f.page(vec![incident("50", 5, "ag1", Some(&h))], t0()))
+        .await
+        .unwrap();
+    let c = rusqlite::Connection::open(f.path()).unwrap();
+    c.execute("UPDATE incident_bodies SET raw = '{\"id\":\"50\"}'", [])
+        .unwrap();
+    // An earlier threat of the same story: the story's latest incident is the stored one.
+    f.store
+        .commit_page(f.page(vec![incident("51", 1, "ag1", Some(&h))], t0()))
+        .await
+        .unwrap();
+    let a = f.assignment().await;
+    assert_eq!(a["50"].0, a["51"].0);
+    let d = f
+        .store
+        .get_story(Some(&f.account), &a["50"].0)
+        .await
+        .unwrap();
+    assert_eq!(d.story.incident_count, 2);
+    assert_eq!(d.story.file.sha1.as_deref(), Some(h.as_str()));
+    let unreadable = d.incidents.iter().find(|i| i.id == "50").unwrap();
+    assert!(unreadable.normalised.is_none());
+}
