@@ -225,8 +225,11 @@ pub(crate) fn count(store: &Store, q: &ThreatQuery, scope: Scope<'_>) -> usize {
 
 /// Returns the response body: `{"data":[…],"pagination":{"nextCursor":…,"totalItems":…}}`.
 pub(crate) fn body(items: &[&Entry], next_cursor: Option<&str>, total: Option<usize>) -> Vec<u8> {
-    let size: usize = items.iter().map(|e| e.text.len() + 1).sum();
-    let mut out = Vec::with_capacity(size + 128);
+    // Sized once: a page is megabytes, and regrowing it copies all of it.
+    let size: usize = items.iter().map(|e| e.text.len() + 1).sum::<usize>()
+        + next_cursor.map_or(0, str::len)
+        + 128;
+    let mut out = Vec::with_capacity(size);
     out.extend_from_slice(b"{\"data\":[");
     for (i, entry) in items.iter().enumerate() {
         if i > 0 {
@@ -251,4 +254,36 @@ pub(crate) fn body(items: &[&Entry], next_cursor: Option<&str>, total: Option<us
     }
     out.extend_from_slice(b"}}");
     out
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::store::Facets;
+
+    /// A page is megabytes: it is allocated once at its final size, never regrown (a regrowth
+    /// copies the whole page and doubles what it holds), whatever the cursor's length.
+    #[test]
+    fn a_page_body_is_allocated_once_at_its_size() {
+        let entries: Vec<Entry> = (0..50)
+            .map(|i| Entry {
+                id: i.to_string().into(),
+                text: format!("{{\"id\":\"{i}\",\"pad\":\"{}\"}}", "x".repeat(2000)).into(),
+                facets: Facets::default(),
+            })
+            .collect();
+        let items: Vec<&Entry> = entries.iter().collect();
+        let cursor = "c".repeat(600);
+        let body = body(&items, Some(&cursor), Some(7));
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["pagination"]["nextCursor"], cursor.as_str());
+        assert_eq!(v["data"].as_array().unwrap().len(), 50);
+        assert!(
+            body.capacity() <= body.len() + 256,
+            "capacity {} for {} bytes",
+            body.capacity(),
+            body.len()
+        );
+    }
 }
