@@ -442,25 +442,36 @@ fn latest_incident<'a>(
         return Ok(Cow::Borrowed(&p.inc));
     }
     let mut st = tx.prepare_cached(
-        "SELECT b.normalised, b.raw, i.created_at, i.updated_at, i.agent, i.sha1, i.sha256,
-             i.md5, i.storyline
-         FROM incidents i JOIN incident_bodies b ON b.seq = i.seq
+        "SELECT b.normalised, b.raw FROM incidents i JOIN incident_bodies b ON b.seq = i.seq
          WHERE i.connector_id = ?1 AND i.external_id = ?2",
     )?;
-    let (bodies, columns) = st.query_row([&connector, &external], |r| {
-        let columns = Incident {
+    let (normalised, raw) = st.query_row([&connector, &external], |r| {
+        Ok(super::body::unpack_bodies(r.get_ref(0)?, r.get_ref(1)?))
+    })??;
+    if let Some(inc) = super::body::stored_incident(normalised.as_deref(), &raw) {
+        return Ok(Cow::Owned(inc));
+    }
+    // A raw threat the mapping no longer reads must not stop the story from being refreshed
+    // (and with it every later page of the connector): what the incident row holds stands in.
+    tracing::warn!(threat = %external, "a stored threat no longer maps; its story shows its hashes and device only");
+    let mut st = tx.prepare_cached(
+        "SELECT created_at, updated_at, agent, sha1, sha256, md5, storyline
+         FROM incidents WHERE connector_id = ?1 AND external_id = ?2",
+    )?;
+    let inc = st.query_row([&connector, &external], |r| {
+        Ok(Incident {
             producer: Producer::SentinelOne,
             external_id: external.clone(),
-            created_at: ts(r.get(2)?),
-            updated_at: ts(r.get(3)?),
+            created_at: ts(r.get(0)?),
+            updated_at: ts(r.get(1)?),
             device: Device {
-                agent_uuid: r.get(4)?,
+                agent_uuid: r.get(2)?,
                 ..Device::default()
             },
             file: FileInfo {
-                sha1: r.get(5)?,
-                sha256: r.get(6)?,
-                md5: r.get(7)?,
+                sha1: r.get(3)?,
+                sha256: r.get(4)?,
+                md5: r.get(5)?,
                 ..FileInfo::default()
             },
             threat_name: None,
@@ -470,27 +481,15 @@ fn latest_incident<'a>(
             analyst_verdict: None,
             incident_status: None,
             engines: Vec::new(),
-            storyline: r.get(8)?,
+            storyline: r.get(6)?,
             initiated_by: None,
             is_fileless: false,
             mitre: Vec::new(),
             mitigation_actions: Vec::new(),
             raw: String::new(),
-        };
-        Ok((
-            super::body::unpack_bodies(r.get_ref(0)?, r.get_ref(1)?),
-            columns,
-        ))
+        })
     })?;
-    let (normalised, raw) = bodies?;
-    // A raw threat the mapper no longer reads must not stop the story from being refreshed (and
-    // with it every later page of the connector): what the incident row holds stands in.
-    Ok(Cow::Owned(
-        super::body::stored_incident(normalised.as_deref(), &raw).unwrap_or_else(|| {
-            tracing::warn!(threat = %external, "a stored threat no longer maps; its story shows its hashes and device only");
-            columns
-        }),
-    ))
+    Ok(Cow::Owned(inc))
 }
 
 fn existing(tx: &Transaction<'_>, story_id: &str) -> Result<Option<Existing>> {
