@@ -91,7 +91,7 @@ async fn an_update_of_a_threat_updates_its_incident_and_story() {
         (1, 1, 0)
     );
     let (story, _) = f.assignment().await["100"].clone();
-    let d = f.store.get_story(Some(&f.account), &story).await.unwrap();
+    let d = f.story(&story).await;
     assert_eq!(d.story.mitigation_status.as_deref(), Some("mitigated"));
     // An older version arriving late never overwrites the newer one.
     inc.updated_at -= Duration::hours(1);
@@ -102,7 +102,7 @@ async fn an_update_of_a_threat_updates_its_incident_and_story() {
         .await
         .unwrap();
     assert_eq!(out.incidents_unchanged, 1);
-    let d = f.store.get_story(Some(&f.account), &story).await.unwrap();
+    let d = f.story(&story).await;
     assert_eq!(d.story.mitigation_status.as_deref(), Some("mitigated"));
 }
 
@@ -137,7 +137,7 @@ async fn a_late_earlier_incident_reshapes_windows_and_keeps_the_analysts_work() 
     assert_eq!(a["1"].0, a["2"].0);
     let new = a["1"].0.clone();
     assert_ne!(new, old, "the id follows the first incident");
-    let d = f.store.get_story(Some(&f.account), &old).await.unwrap();
+    let d = f.story(&old).await;
     assert_eq!(d.story.id, new, "the old id resolves to its successor");
     assert_eq!(d.story.status, Status::PendingAnalysis);
     assert_eq!(d.comments.len(), 1);
@@ -168,7 +168,7 @@ async fn closed_stories_reopen_only_after_twelve_hours() {
         ))
         .await
         .unwrap();
-    let d = f.store.get_story(Some(&f.account), &id).await.unwrap();
+    let d = f.story(&id).await;
     assert_eq!(
         (d.story.status, d.story.incident_count),
         (Status::Closed, 2)
@@ -181,7 +181,7 @@ async fn closed_stories_reopen_only_after_twelve_hours() {
         ))
         .await
         .unwrap();
-    let d = f.store.get_story(Some(&f.account), &id).await.unwrap();
+    let d = f.story(&id).await;
     assert_eq!(
         (d.story.status, d.story.incident_count),
         (Status::Reopened, 3)
@@ -319,7 +319,7 @@ async fn a_file_spreading_to_other_devices_raises_every_story_of_it() {
         .await
         .unwrap();
     let first = f.assignment().await["1"].0.clone();
-    let before = f.store.get_story(Some(&f.account), &first).await.unwrap();
+    let before = f.story(&first).await;
     assert!(!in_outbreak(&before));
 
     // Two more devices in a later page, one more in the same page as a second file.
@@ -331,7 +331,7 @@ async fn a_file_spreading_to_other_devices_raises_every_story_of_it() {
     f.store.commit_page(f.page(page, t0())).await.unwrap();
     let a = f.assignment().await;
     for id in ["1", "2", "3"] {
-        let d = f.store.get_story(Some(&f.account), &a[id].0).await.unwrap();
+        let d = f.story(&a[id].0).await;
         assert!(
             in_outbreak(&d),
             "story of {id}: {:?}",
@@ -340,11 +340,7 @@ async fn a_file_spreading_to_other_devices_raises_every_story_of_it() {
         assert!(d.story.criticality > before.story.criticality);
         assert!(d.summary.contains("2 other devices"), "{}", d.summary);
     }
-    let other = f
-        .store
-        .get_story(Some(&f.account), &a["4"].0)
-        .await
-        .unwrap();
+    let other = f.story(&a["4"].0).await;
     assert!(!in_outbreak(&other));
 }
 
@@ -365,11 +361,7 @@ async fn a_device_leaving_a_file_lowers_the_outbreak_of_its_other_stories() {
         .await
         .unwrap();
     let a = f.assignment().await;
-    let second = f
-        .store
-        .get_story(Some(&f.account), &a["2"].0)
-        .await
-        .unwrap();
+    let second = f.story(&a["2"].0).await;
     assert!(
         in_outbreak(&second),
         "{:?}",
@@ -384,11 +376,7 @@ async fn a_device_leaving_a_file_lowers_the_outbreak_of_its_other_stories() {
         .unwrap();
     let a = f.assignment().await;
     assert_eq!(a["1"].0, a["3"].0, "the SHA-256 joined the SHA-1's story");
-    let second = f
-        .store
-        .get_story(Some(&f.account), &a["2"].0)
-        .await
-        .unwrap();
+    let second = f.story(&a["2"].0).await;
     assert!(
         !in_outbreak(&second),
         "{:?}",
@@ -430,7 +418,7 @@ async fn a_file_crossing_into_a_wide_outbreak_raises_every_story_of_it() {
         let a = f.assignment().await;
         assert_eq!(a.len(), n);
         for (id, (story, _)) in &a {
-            let d = f.store.get_story(Some(&f.account), story).await.unwrap();
+            let d = f.story(story).await;
             let wide = reasons(&d).contains("wide outbreak");
             assert_eq!(
                 wide,
@@ -496,11 +484,7 @@ async fn a_database_of_the_release_before_migrates_and_keeps_its_stories() {
         .await
         .unwrap();
     let a = f.assignment().await;
-    let first = f
-        .store
-        .get_story(Some(&f.account), &a["1"].0)
-        .await
-        .unwrap();
+    let first = f.story(&a["1"].0).await;
     assert!(
         in_outbreak(&first),
         "{:?}",

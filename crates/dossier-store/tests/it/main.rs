@@ -177,6 +177,11 @@ pub fn mapped(inc: Incident) -> Incident {
 }
 
 impl Fixture {
+    /// A story of the fixture's account, in full.
+    pub async fn story(&self, id: &str) -> dossier_store::StoryDetail {
+        self.store.get_story(Some(&self.account), id).await.unwrap()
+    }
+
     /// The database file.
     pub fn path(&self) -> std::path::PathBuf {
         self._dir.path().join("t.db")

@@ -67,7 +67,7 @@ async fn next_window_follows_its_reshaped_previous_window() {
         .unwrap();
     let a = f.assignment().await;
     let (s1, s2) = (a["x"].0.clone(), a["y"].0.clone());
-    let d2 = f.store.get_story(Some(&f.account), &s2).await.unwrap();
+    let d2 = f.story(&s2).await;
     assert!(d2
         .related
         .iter()
@@ -83,8 +83,8 @@ async fn next_window_follows_its_reshaped_previous_window() {
     assert_eq!(a["w"].0, s1_new);
     assert_ne!(s1_new, s1);
     assert_eq!(a["y"].0, s2, "window 2 keeps its id");
-    let d2 = f.store.get_story(Some(&f.account), &s2).await.unwrap();
-    let d1 = f.store.get_story(Some(&f.account), &s1_new).await.unwrap();
+    let d2 = f.story(&s2).await;
+    let d1 = f.story(&s1_new).await;
     assert!(
         d2.related
             .iter()
@@ -155,7 +155,7 @@ async fn a_stale_redelivery_does_not_speak_for_its_story() {
     l2.mitigation_status = Some("mitigated".into());
     f.store.commit_page(f.page(vec![l2], t0())).await.unwrap();
     let sid = f.assignment().await["l"].0.clone();
-    let before = f.store.get_story(Some(&f.account), &sid).await.unwrap();
+    let before = f.story(&sid).await;
     assert_eq!(before.story.mitigation_status.as_deref(), Some("mitigated"));
 
     // The overlap re-delivers the old version of l together with a new incident of the story.
@@ -166,7 +166,7 @@ async fn a_stale_redelivery_does_not_speak_for_its_story() {
         .await
         .unwrap();
     assert_eq!((out.incidents_new, out.incidents_unchanged), (1, 1));
-    let after = f.store.get_story(Some(&f.account), &sid).await.unwrap();
+    let after = f.story(&sid).await;
     let l_row = after.incidents.iter().find(|i| i.id == "l").unwrap();
     assert_eq!(l_row.mitigation_status.as_deref(), Some("mitigated"));
     assert_eq!(after.story.mitigation_status.as_deref(), Some("mitigated"));

@@ -338,7 +338,7 @@ async fn a_story_shows_its_incidents_as_mapped_from_their_stored_threats() {
         .await
         .unwrap();
     let story = &f.assignment().await["41"].0;
-    let d = f.store.get_story(Some(&f.account), story).await.unwrap();
+    let d = f.story(story).await;
     let shown = &d.incidents[0];
     assert_eq!(shown.classification.as_deref(), Some("Ransomware"));
     assert_eq!(shown.mitigation_actions, inc.mitigation_actions);
@@ -370,7 +370,7 @@ async fn a_story_shows_its_incidents_as_mapped_from_their_stored_threats() {
         [serde_json::to_string(&older).unwrap()],
     )
     .unwrap();
-    let d = f.store.get_story(Some(&f.account), story).await.unwrap();
+    let d = f.story(story).await;
     assert_eq!(d.incidents[0].classification.as_deref(), Some("Worm"));
 }
 
@@ -395,11 +395,7 @@ async fn a_stored_threat_that_no_longer_maps_does_not_stall_its_story() {
         .unwrap();
     let a = f.assignment().await;
     assert_eq!(a["50"].0, a["51"].0);
-    let d = f
-        .store
-        .get_story(Some(&f.account), &a["50"].0)
-        .await
-        .unwrap();
+    let d = f.story(&a["50"].0).await;
     assert_eq!(d.story.incident_count, 2);
     assert_eq!(d.story.file.sha1.as_deref(), Some(h.as_str()));
     let unreadable = d.incidents.iter().find(|i| i.id == "50").unwrap();
