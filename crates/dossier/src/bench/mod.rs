@@ -30,6 +30,11 @@ pub struct BenchOptions {
     /// New threats per second during the latency benchmark.
     #[arg(long, default_value_t = 10.0)]
     pub latency_rate: f64,
+    /// Ingest runs, each followed by its floor. With more than one, each run's figures go to
+    /// stderr and the ingest figures printed are the medians: on a shared or throttled machine
+    /// one run can be off by a tenth either way.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=50))]
+    pub ingest_runs: u32,
     /// Skip benchmarks: any of ingest, latency, list.
     #[arg(long, value_delimiter = ',')]
     pub skip: Vec<String>,
@@ -44,20 +49,39 @@ pub async fn run(o: BenchOptions) -> anyhow::Result<()> {
         std::thread::available_parallelism().map_or(0, std::num::NonZero::get)
     );
     if !o.skip.iter().any(|s| s == "ingest") {
-        let ingest = ingest::run(&o).await?;
-        let floor = floor::run(&ingest.pages).await?;
-        println!("ingest_threats={}", ingest.threats);
-        println!("ingest_seconds={:.2}", ingest.seconds);
-        println!(
-            "ingest_threats_per_s={:.0}",
-            ingest.threats as f64 / ingest.seconds
-        );
-        println!("ingest_stories={}", ingest.stories);
-        println!("floor_threats_per_s={floor:.0}");
-        println!(
-            "ingest_vs_floor={:.2}",
-            ingest.threats as f64 / ingest.seconds / floor
-        );
+        let mut runs = Vec::new();
+        for k in 1..=o.ingest_runs {
+            let ingest = ingest::run(&o).await?;
+            let floor = floor::run(&ingest.pages).await?;
+            let run = IngestRun {
+                threats: ingest.threats,
+                seconds: ingest.seconds,
+                stories: ingest.stories,
+                floor,
+            };
+            if o.ingest_runs > 1 {
+                eprintln!(
+                    "ingest run {k}/{}: {:.0} threats/s, floor {floor:.0}, ratio {:.2}",
+                    o.ingest_runs,
+                    run.per_s(),
+                    run.per_s() / floor
+                );
+            }
+            runs.push(run);
+        }
+        if runs.iter().any(|r| r.stories != runs[0].stories) {
+            // The same threats must always make the same stories.
+            let counts: Vec<u64> = runs.iter().map(|r| r.stories).collect();
+            anyhow::bail!("ingest runs made different numbers of stories: {counts:?}");
+        }
+        let median_of = |f: &dyn Fn(&IngestRun) -> f64| median(runs.iter().map(f).collect());
+        println!("ingest_runs={}", runs.len());
+        println!("ingest_threats={}", runs[0].threats);
+        println!("ingest_seconds={:.2}", median_of(&|r| r.seconds));
+        println!("ingest_threats_per_s={:.0}", median_of(&IngestRun::per_s));
+        println!("ingest_stories={}", runs[0].stories);
+        println!("floor_threats_per_s={:.0}", median_of(&|r| r.floor));
+        println!("ingest_vs_floor={:.2}", median_of(&|r| r.per_s() / r.floor));
     }
     if !o.skip.iter().any(|s| s == "latency") {
         let l = latency::run(&o).await?;
@@ -78,6 +102,30 @@ pub async fn run(o: BenchOptions) -> anyhow::Result<()> {
         println!("list_page_worst_p95_ms={:.1}", l.page_worst.1);
     }
     Ok(())
+}
+
+/// One ingest run and the floor measured right after it.
+struct IngestRun {
+    threats: u64,
+    seconds: f64,
+    stories: u64,
+    floor: f64,
+}
+
+impl IngestRun {
+    fn per_s(&self) -> f64 {
+        self.threats as f64 / self.seconds
+    }
+}
+
+/// The median of the values: the middle one, or the mean of the two middle ones.
+pub fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
 }
 
 /// The `p`-th percentile (0–100) of the samples, nearest rank.
@@ -120,6 +168,14 @@ pub async fn fresh_server(ca_pems: &[String]) -> anyhow::Result<Bench> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_median_is_the_middle_value_or_the_mean_of_the_middle_two() {
+        assert!((super::median(vec![3.0, 1.0, 2.0]) - 2.0).abs() < f64::EPSILON);
+        assert!((super::median(vec![4.0, 1.0, 3.0, 2.0]) - 2.5).abs() < f64::EPSILON);
+        assert!((super::median(vec![7.0]) - 7.0).abs() < f64::EPSILON);
+        assert!(super::median(Vec::new()).is_nan());
+    }
+
     #[test]
     fn percentiles_use_nearest_rank() {
         let v: Vec<f64> = (1..=100).map(f64::from).collect();
