@@ -21,6 +21,9 @@ where
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         match Json::<T>::from_request(req, state).await {
             Ok(Json(v)) => Ok(ApiJson(v)),
+            Err(r) if r.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE => {
+                Err(ApiError::PayloadTooLarge(crate::MAX_BODY))
+            }
             Err(r) => Err(ApiError::BadRequest(format!("body: {}", r.body_text()))),
         }
     }

@@ -111,9 +111,32 @@ pub fn app(state: AppState) -> Router {
     api::routes()
         .merge(web::routes())
         .fallback(fallback)
-        .layer(RequestBodyLimitLayer::new(1024 * 1024))
+        .layer(RequestBodyLimitLayer::new(MAX_BODY))
+        .layer(axum::middleware::from_fn(api_error_bodies))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
+}
+
+/// The largest request body the server reads.
+pub const MAX_BODY: usize = 1024 * 1024;
+
+/// A body over [`MAX_BODY`] is refused by the limit layer before any handler runs, with a
+/// plain-text 413; under `/api/` it gets the API's error shape like every other error.
+async fn api_error_bodies(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let api = req.uri().path().starts_with("/api/");
+    let res = next.run(req).await;
+    let json = res
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if api && !json && res.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+        return error::ApiError::PayloadTooLarge(MAX_BODY).into_response();
+    }
+    res
 }
 
 /// Unknown routes: a JSON error under `/api/`, a page elsewhere.

@@ -14,6 +14,7 @@ use crate::extract::ApiQuery;
 use crate::AppState;
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct EventParams {
     /// Comma-separated event types.
     #[serde(rename = "type")]
@@ -22,8 +23,11 @@ pub struct EventParams {
     pub story_id: Option<String>,
     pub from: Option<String>,
     pub to: Option<String>,
+    /// Events per page; default 50.
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
     pub cursor: Option<String>,
+    /// Operators only: the account to list.
     pub account_id: Option<String>,
 }
 
@@ -51,13 +55,20 @@ pub async fn list(
             })
             .collect::<Result<_, _>>()?,
     };
+    let from = parse_time("from", q.from.as_deref())?;
+    let to = parse_time("to", q.to.as_deref())?;
+    if let (Some(f), Some(t)) = (from, to) {
+        if f > t {
+            return Err(ApiError::BadRequest("from: is after to".into()));
+        }
+    }
     let query = EventQuery {
         account_id: scope,
         types,
         connector_id: q.connector_id.filter(|s| !s.is_empty()),
         story_id: q.story_id.filter(|s| !s.is_empty()),
-        from: parse_time("from", q.from.as_deref())?,
-        to: parse_time("to", q.to.as_deref())?,
+        from,
+        to,
         limit: parse_limit(q.limit)?,
         cursor: q.cursor.filter(|s| !s.is_empty()),
     };

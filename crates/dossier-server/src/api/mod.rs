@@ -20,6 +20,7 @@ use crate::AppState;
         connectors::create, connectors::list, connectors::get, connectors::patch, connectors::delete,
         stories::list, stories::get, stories::patch, stories::comment, stories::delete_comment,
         events::list,
+        healthz, readyz, metrics,
     ),
     components(schemas(
         connectors::ConnectorView, connectors::Health, connectors::BackfillView, connectors::CreateConnector, connectors::PatchConnector,
@@ -72,6 +73,8 @@ pub fn routes() -> Router<AppState> {
             axum::routing::delete(stories::delete_comment),
         )
         .route("/api/v1/events", get(events::list))
+        // A known route with another method: the API's error shape, not an empty 405.
+        .method_not_allowed_fallback(|| async { crate::error::ApiError::MethodNotAllowed })
         .route("/api/openapi.json", get(openapi))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
@@ -82,10 +85,15 @@ async fn openapi() -> Json<utoipa::openapi::OpenApi> {
     Json(ApiDoc::openapi())
 }
 
+/// Liveness: the process answers.
+#[utoipa::path(get, path = "/healthz", security(), responses((status = 200, description = "alive")))]
 async fn healthz() -> impl IntoResponse {
     Json(serde_json::json!({ "status": "ok" }))
 }
 
+/// Readiness: the database answers.
+#[utoipa::path(get, path = "/readyz", security(),
+    responses((status = 200, description = "ready"), (status = 503, description = "the database does not answer")))]
 async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     match state.store.ping().await {
         Ok(()) => (
@@ -102,6 +110,9 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     }
 }
 
+/// Prometheus metrics (OpenMetrics text).
+#[utoipa::path(get, path = "/metrics", security(),
+    responses((status = 200, description = "metrics", content_type = "application/openmetrics-text")))]
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     (
         [(

@@ -16,6 +16,7 @@ use crate::extract::{ApiJson, ApiQuery};
 use crate::AppState;
 
 #[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListParams {
     pub producer: Option<String>,
     pub engine_type: Option<String>,
@@ -23,7 +24,9 @@ pub struct ListParams {
     pub status: Option<String>,
     pub verdict: Option<String>,
     pub severity: Option<String>,
+    #[param(minimum = 1, maximum = 10)]
     pub criticality_min: Option<u8>,
+    #[param(minimum = 1, maximum = 10)]
     pub criticality_max: Option<u8>,
     /// Agent UUID or device name.
     pub device: Option<String>,
@@ -37,6 +40,8 @@ pub struct ListParams {
     pub to: Option<String>,
     /// A field name, `-` in front for descending; default `-updated_at`.
     pub sort: Option<String>,
+    /// Stories per page; default 50.
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
     pub cursor: Option<String>,
     /// Operators only: the account to list.

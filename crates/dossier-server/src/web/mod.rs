@@ -148,6 +148,12 @@ impl IntoResponse for WebError {
                     ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "Not allowed"),
                     ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "Not found"),
                     ApiError::Conflict(_) => (StatusCode::CONFLICT, "That did not work"),
+                    ApiError::MethodNotAllowed => {
+                        (StatusCode::METHOD_NOT_ALLOWED, "That did not work")
+                    }
+                    ApiError::PayloadTooLarge(_) => {
+                        (StatusCode::PAYLOAD_TOO_LARGE, "That did not work")
+                    }
                     ApiError::Internal(detail) => {
                         tracing::error!(error = %detail, "page failed");
                         (StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong")

@@ -331,6 +331,50 @@ async fn a_bad_token_puts_the_connector_in_error_with_an_event() {
     app.running.stop().await;
 }
 
+/// Every error under `/api/` has the contract's `{"error","message"}` shape, also those no
+/// handler makes: a method a route does not take, and a body over the limit.
+#[tokio::test]
+async fn errors_no_handler_makes_keep_the_api_error_shape() {
+    let app = spawn_app(1).await;
+    let account = app.account(Licence::Xops).await;
+    let admin = app.key(Some(&account), &[Role::Admin]).await;
+    for (method, path) in [
+        ("DELETE", "/api/v1/stories/x"),
+        ("POST", "/api/v1/stories"),
+        ("PUT", "/api/v1/connectors/x"),
+        ("GET", "/api/v1/stories/x/comments"),
+    ] {
+        for key in [Some(admin.as_str()), None] {
+            let (status, e) = app.call(method, path, key, None).await;
+            assert_eq!(status, 405, "{method} {path}: {e}");
+            assert_eq!(e["error"], "method_not_allowed", "{method} {path}: {e}");
+        }
+    }
+    let big = json!({ "text": "x".repeat(1024 * 1024) });
+    let (status, e) = app
+        .call(
+            "POST",
+            "/api/v1/stories/x/comments",
+            Some(&admin),
+            Some(big),
+        )
+        .await;
+    assert_eq!(status, 413, "{e}");
+    assert_eq!(e["error"], "payload_too_large", "{e}");
+    // Events refuse a reversed time range as stories do.
+    let (status, e) = app
+        .call(
+            "GET",
+            "/api/v1/events?from=2026-11-29T00:00:00Z&to=2026-11-28T00:00:00Z",
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(status, 400, "{e}");
+    assert!(e["message"].as_str().unwrap().contains("from"), "{e}");
+    app.running.stop().await;
+}
+
 #[tokio::test]
 async fn connector_input_is_validated_with_the_field_named() {
     let app = spawn_app(1).await;
@@ -365,6 +409,21 @@ async fn connector_input_is_validated_with_the_field_named() {
     let (_, doc) = app.call("GET", "/api/openapi.json", None, None).await;
     assert!(doc["paths"]["/api/v1/stories"].is_object());
     assert!(doc["paths"]["/api/v1/connectors/{id}"]["patch"].is_object());
+    // The lists' filters are optional query parameters, as a generated client must see them.
+    for list in ["/api/v1/stories", "/api/v1/events"] {
+        let params = doc["paths"][list]["get"]["parameters"].as_array().unwrap();
+        assert!(params.len() >= 7, "{list}: {params:?}");
+        for p in params {
+            assert_eq!(p["in"], "query", "{list}: {p}");
+            assert_ne!(p["required"], true, "{list}: {p}");
+        }
+        let limit = params.iter().find(|p| p["name"] == "limit").unwrap();
+        assert_eq!(limit["schema"]["minimum"], 1, "{list}: {limit}");
+        assert_eq!(limit["schema"]["maximum"], 1000, "{list}: {limit}");
+    }
+    for op in ["/healthz", "/readyz", "/metrics"] {
+        assert!(doc["paths"][op]["get"].is_object(), "{op} is in the spec");
+    }
     let (status, _) = app.call("GET", "/healthz", None, None).await;
     assert_eq!(status, 200);
     let (status, _) = app.call("GET", "/readyz", None, None).await;
