@@ -53,6 +53,10 @@ pub trait Store: Send + Sync + 'static {
     async fn list_accounts(&self) -> Result<Vec<Account>>;
     async fn insert_api_key(&self, key: &ApiKeyRecord) -> Result<()>;
     async fn find_api_key(&self, key_hash: &str) -> Result<ApiKeyRecord>;
+    /// The API keys of one account, or of every account (operator keys included), oldest first.
+    async fn list_api_keys(&self, account_id: Option<&str>) -> Result<Vec<ApiKeyRecord>>;
+    /// Deletes an API key: it stops authenticating at once. `NotFound` for an unknown id.
+    async fn delete_api_key(&self, id: &str) -> Result<()>;
 
     // Connectors.
     async fn create_connector(&self, c: &NewConnector) -> Result<ConnectorRecord>;

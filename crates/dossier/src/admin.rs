@@ -1,4 +1,4 @@
-//! `dossier api-key create` and `dossier account create`.
+//! `dossier api-key create|list|revoke`, `dossier user create` and `dossier account create`.
 
 use anyhow::{anyhow, bail};
 use chrono::Utc;
@@ -20,6 +20,21 @@ pub enum ApiKeyCommand {
         /// The account the key acts for (every role but operator needs one).
         #[arg(long)]
         account: Option<String>,
+        #[command(flatten)]
+        db: DbOption,
+    },
+    /// Lists API keys (never the keys themselves): id, account, roles, created, tab-separated.
+    List {
+        /// Only this account's keys.
+        #[arg(long)]
+        account: Option<String>,
+        #[command(flatten)]
+        db: DbOption,
+    },
+    /// Revokes an API key by its id (from `list`): it stops working at once, on every node.
+    Revoke {
+        /// The key's id.
+        id: String,
         #[command(flatten)]
         db: DbOption,
     },
@@ -109,7 +124,26 @@ pub async fn user(c: UserCommand) -> anyhow::Result<()> {
 }
 
 pub async fn api_key(c: ApiKeyCommand) -> anyhow::Result<()> {
-    let ApiKeyCommand::Create { role, account, db } = c;
+    let (role, account, db) = match c {
+        ApiKeyCommand::Create { role, account, db } => (role, account, db),
+        ApiKeyCommand::List { account, db } => return list_api_keys(account, &db).await,
+        ApiKeyCommand::Revoke { id, db } => {
+            let store = open_store(&db.db)?;
+            return match store.delete_api_key(id.trim()).await {
+                Ok(()) => {
+                    eprintln!("revoked API key {}", id.trim());
+                    Ok(())
+                }
+                Err(dossier_store::StoreError::NotFound) => {
+                    bail!(
+                        "no API key with id {:?} (see `dossier api-key list`)",
+                        id.trim()
+                    )
+                }
+                Err(e) => Err(e.into()),
+            };
+        }
+    };
     let roles = roles_arg(&role)?;
     let operator = roles.contains(&Role::Operator);
     if account.is_none() && !operator {
@@ -132,6 +166,32 @@ pub async fn api_key(c: ApiKeyCommand) -> anyhow::Result<()> {
     };
     store.insert_api_key(&record).await?;
     println!("{key}");
+    Ok(())
+}
+
+async fn list_api_keys(account: Option<String>, db: &DbOption) -> anyhow::Result<()> {
+    let store = open_store(&db.db)?;
+    if let Some(a) = &account {
+        store
+            .get_account(a)
+            .await
+            .map_err(|_| anyhow!("--account: no account {a:?}"))?;
+    }
+    let keys = store.list_api_keys(account.as_deref()).await?;
+    if keys.is_empty() {
+        eprintln!("no API keys; create one with `dossier api-key create`");
+    }
+    for k in keys {
+        let roles: Vec<&str> = k.roles.iter().map(|r| r.as_str()).collect();
+        println!(
+            "{}\t{}\t{}\t{}",
+            k.id,
+            k.account_id.as_deref().unwrap_or("-"),
+            roles.join(","),
+            k.created_at
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        );
+    }
     Ok(())
 }
 

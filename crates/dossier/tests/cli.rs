@@ -183,3 +183,90 @@ fn user_create_prints_a_password_alone_and_refuses_bad_input() {
         );
     }
 }
+
+/// `api-key list` names keys without showing them; `api-key revoke` removes one by its id and
+/// says so; an unknown id is a clear error.
+#[test]
+fn api_keys_are_listed_by_id_and_revoked() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("d.db").display());
+    let out = dossier(
+        &[
+            "account",
+            "create",
+            "--name",
+            "Acme",
+            "--licence",
+            "xops",
+            "--db",
+            &db,
+        ],
+        None,
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let account = text(&out.stdout).trim().to_owned();
+    let out = dossier(&["api-key", "list", "--db", &db], None);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).is_empty());
+    assert!(
+        text(&out.stderr).contains("no API keys"),
+        "{}",
+        text(&out.stderr)
+    );
+    let mut keys = Vec::new();
+    for role in ["admin", "stories-viewer"] {
+        let out = dossier(
+            &[
+                "api-key",
+                "create",
+                "--role",
+                role,
+                "--account",
+                &account,
+                "--db",
+                &db,
+            ],
+            None,
+        );
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        keys.push(text(&out.stdout).trim().to_owned());
+    }
+    let out = dossier(
+        &["api-key", "list", "--account", &account, "--db", &db],
+        None,
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let listed = text(&out.stdout);
+    let lines: Vec<&str> = listed.lines().collect();
+    assert_eq!(lines.len(), 2, "{listed}");
+    for k in &keys {
+        assert!(!listed.contains(k.as_str()), "a key is never printed again");
+    }
+    let first: Vec<&str> = lines[0].split('\t').collect();
+    assert_eq!(first[1], account);
+    assert!(lines.iter().any(|l| l.contains("\tadmin\t")), "{listed}");
+
+    let out = dossier(&["api-key", "revoke", first[0], "--db", &db], None);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("revoked"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = dossier(&["api-key", "list", "--db", &db], None);
+    assert_eq!(text(&out.stdout).lines().count(), 1);
+    let out = dossier(&["api-key", "revoke", first[0], "--db", &db], None);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("no API key with id"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = dossier(&["api-key", "list", "--account", "nope", "--db", &db], None);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("--account"),
+        "{}",
+        text(&out.stderr)
+    );
+}

@@ -235,3 +235,39 @@ async fn licences_gate_stories_but_not_events() {
     assert_eq!(status, 200, "{e}");
     app.running.stop().await;
 }
+
+/// A revoked key stops working at once, and listing keys is scoped to the account asked for.
+#[tokio::test]
+async fn a_revoked_key_is_refused_at_once() {
+    let app = spawn_app(1).await;
+    let own = app.account(Licence::Xops).await;
+    let other = app.account(Licence::Xops).await;
+    let keep = app.key(Some(&own), &[Role::StoriesViewer]).await;
+    let revoke = app.key(Some(&own), &[Role::Admin]).await;
+    let _theirs = app.key(Some(&other), &[Role::Admin]).await;
+    let (status, _) = app
+        .call("GET", "/api/v1/stories", Some(&revoke), None)
+        .await;
+    assert_eq!(status, 200);
+    let store = &app.state.store;
+    let mine = store.list_api_keys(Some(&own)).await.unwrap();
+    assert_eq!(mine.len(), 2, "only the account's keys");
+    assert!(mine
+        .iter()
+        .all(|k| k.account_id.as_deref() == Some(own.as_str())));
+    assert_eq!(store.list_api_keys(None).await.unwrap().len(), 3);
+    let hash = dossier_server::auth::hash_api_key(&revoke);
+    let id = mine.iter().find(|k| k.key_hash == hash).unwrap().id.clone();
+    store.delete_api_key(&id).await.unwrap();
+    let (status, e) = app
+        .call("GET", "/api/v1/stories", Some(&revoke), None)
+        .await;
+    assert_eq!(status, 401, "{e}");
+    let (status, _) = app.call("GET", "/api/v1/stories", Some(&keep), None).await;
+    assert_eq!(status, 200, "the account's other key still works");
+    assert!(matches!(
+        store.delete_api_key(&id).await,
+        Err(dossier_store::StoreError::NotFound)
+    ));
+    app.running.stop().await;
+}

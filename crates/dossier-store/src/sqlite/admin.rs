@@ -67,21 +67,42 @@ pub(crate) fn insert_api_key(conn: &Connection, key: &ApiKeyRecord) -> Result<()
     Ok(())
 }
 
+fn api_key_row(r: &Row<'_>) -> rusqlite::Result<ApiKeyRecord> {
+    let roles: String = r.get(3)?;
+    Ok(ApiKeyRecord {
+        id: r.get(0)?,
+        account_id: r.get(1)?,
+        key_hash: r.get(2)?,
+        roles: roles.split(',').filter_map(Role::parse).collect(),
+        created_at: ts(r.get(4)?),
+    })
+}
+
 pub(crate) fn find_api_key(conn: &Connection, key_hash: &str) -> Result<ApiKeyRecord> {
     Ok(conn.query_row(
         "SELECT id, account_id, key_hash, roles, created_at FROM api_keys WHERE key_hash = ?1",
         [key_hash],
-        |r| {
-            let roles: String = r.get(3)?;
-            Ok(ApiKeyRecord {
-                id: r.get(0)?,
-                account_id: r.get(1)?,
-                key_hash: r.get(2)?,
-                roles: roles.split(',').filter_map(Role::parse).collect(),
-                created_at: ts(r.get(4)?),
-            })
-        },
+        api_key_row,
     )?)
+}
+
+pub(crate) fn list_api_keys(
+    conn: &Connection,
+    account_id: Option<&str>,
+) -> Result<Vec<ApiKeyRecord>> {
+    let mut st = conn.prepare(
+        "SELECT id, account_id, key_hash, roles, created_at FROM api_keys
+         WHERE ?1 IS NULL OR account_id = ?1 ORDER BY created_at, id",
+    )?;
+    let rows = st.query_map([account_id], api_key_row)?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+pub(crate) fn delete_api_key(conn: &Connection, id: &str) -> Result<()> {
+    match conn.execute("DELETE FROM api_keys WHERE id = ?1", [id])? {
+        0 => Err(StoreError::NotFound),
+        _ => Ok(()),
+    }
 }
 
 const CONNECTOR_COLUMNS: &str = "id, account_id, kind, name, description, tenant_url, token_enc,

@@ -350,6 +350,17 @@ impl crate::Store for SqliteStore {
         self.read(move |c| admin::find_api_key(c, &h)).await
     }
 
+    async fn list_api_keys(&self, account_id: Option<&str>) -> Result<Vec<crate::ApiKeyRecord>> {
+        let a = account_id.map(str::to_owned);
+        self.read(move |c| admin::list_api_keys(c, a.as_deref()))
+            .await
+    }
+
+    async fn delete_api_key(&self, id: &str) -> Result<()> {
+        let id = id.to_owned();
+        self.write(move |c| admin::delete_api_key(c, &id)).await
+    }
+
     async fn create_connector(&self, new: &crate::NewConnector) -> Result<crate::ConnectorRecord> {
         let new = new.clone();
         self.write(move |c| admin::create_connector(c, &new)).await
