@@ -194,6 +194,7 @@ pub(crate) fn commit_page(
                 outcome.incidents_updated += 1;
                 written.push(p);
                 touch.updated.insert(story_id.clone());
+                touch.written_to(story_id, p);
                 write_incident(&tx, page, p, story_id, false)?;
                 event_for_incident(&tx, page, p, story_id, EventType::IncidentUpdated)?;
             }
@@ -228,6 +229,7 @@ pub(crate) fn commit_page(
                 .copied()
                 .unwrap_or_default();
             write_incident(&tx, page, p, story, *new)?;
+            touch.written_to(story, p);
             if *new {
                 touch
                     .new_incidents
@@ -491,6 +493,7 @@ fn apply_plans(
                 continue;
             }
             if !in_page.contains(id.as_str()) {
+                touch.received_stored.insert(plan.id.clone());
                 let (connector, external) = split_member_id(id);
                 let mut st = tx.prepare_cached(
                     "UPDATE incidents SET story_id = ?1 WHERE connector_id = ?2 AND external_id = ?3",
@@ -498,6 +501,7 @@ fn apply_plans(
                 st.execute(params![plan.id, connector, external])?;
             }
             if let Some(old) = old {
+                touch.lost.insert(old.clone());
                 *moved
                     .entry(old.clone())
                     .or_default()

@@ -30,6 +30,21 @@ pub(crate) struct Touch {
     /// The file hashes of stories this page retired: a device may have left those files, and
     /// the outbreak tier of their remaining stories must be checked again.
     pub vacated: BTreeSet<String>,
+    /// Per story, the member ids of every incident this page wrote into it.
+    pub written: BTreeMap<String, Vec<String>>,
+    /// Stories that stored incidents (not in this page) moved into.
+    pub received_stored: BTreeSet<String>,
+    /// Stories that incidents moved out of.
+    pub lost: BTreeSet<String>,
+}
+
+impl Touch {
+    pub(crate) fn written_to(&mut self, story_id: &str, p: &Prepared) {
+        self.written
+            .entry(story_id.to_owned())
+            .or_default()
+            .push(p.member_id.clone());
+    }
 }
 
 struct Aggregates {
@@ -46,6 +61,8 @@ struct Pending<'a> {
     plan: Option<&'a StoryPlan>,
     agg: Aggregates,
     latest: Cow<'a, Incident>,
+    /// Every incident of a story made only of this page's, oldest first.
+    fresh: Option<Vec<&'a Incident>>,
     existing: Option<Existing>,
     story_key: String,
     file_hash: String,
@@ -56,6 +73,9 @@ struct Existing {
     closed_at: Option<i64>,
     story_key: String,
     previous_id: Option<String>,
+    /// The stored SHA-1 and MD5 (the SHA-256 is in `placed`).
+    sha1: String,
+    md5: String,
     /// The stored values of the columns that only some indexes carry (see [`Placed`]).
     placed: Placed,
 }
@@ -93,9 +113,12 @@ pub(crate) fn refresh_stories(
         }
         let plan = touch.plans.get(story_id);
         let fresh = plan.and_then(|p| fresh_story(p, touch, &by_member));
-        let (agg, latest, existing) = match fresh {
+        let (agg, latest, fresh, existing) = match fresh {
             // A story made only of this page's new incidents: everything is in memory.
-            Some((agg, latest)) => (agg, Cow::Borrowed(latest), None),
+            Some((agg, incidents)) => {
+                let latest = *incidents.last().ok_or(StoreError::NotFound)?;
+                (agg, Cow::Borrowed(latest), Some(incidents), None)
+            }
             None => {
                 let Some(agg) = aggregates(tx, story_id)? else {
                     // Every incident moved elsewhere without a successor: nothing to show.
@@ -110,7 +133,7 @@ pub(crate) fn refresh_stories(
                     continue;
                 };
                 let latest = latest_incident(tx, story_id, &by_member)?;
-                (agg, latest, existing(tx, story_id)?)
+                (agg, latest, None, existing(tx, story_id)?)
             }
         };
         let story_key = plan
@@ -122,6 +145,7 @@ pub(crate) fn refresh_stories(
             plan,
             agg,
             latest,
+            fresh,
             existing,
             file_hash: key_hash(&story_key),
             story_key,
@@ -140,12 +164,22 @@ pub(crate) fn refresh_stories(
         plan,
         agg,
         latest,
+        fresh,
         existing,
         story_key,
         file_hash,
     } in pending
     {
         let latest: &Incident = &latest;
+        let [sha1, sha256, md5] = story_hashes(
+            tx,
+            story_id,
+            latest,
+            fresh.as_deref(),
+            existing.as_ref(),
+            touch,
+            &by_member,
+        )?;
         let new_members = touch
             .new_incidents
             .get(story_id)
@@ -176,9 +210,9 @@ pub(crate) fn refresh_stories(
             latest.threat_name.as_deref(),
             latest.device.name.as_deref(),
             latest.device.agent_uuid.as_deref(),
-            latest.file.sha1.as_deref(),
-            latest.file.sha256.as_deref(),
-            latest.file.md5.as_deref(),
+            Some(sha1.as_str()).filter(|h| !h.is_empty()),
+            Some(sha256.as_str()).filter(|h| !h.is_empty()),
+            Some(md5.as_str()).filter(|h| !h.is_empty()),
             latest.file.name.as_deref(),
             latest.file.path.as_deref(),
             latest.classification.as_deref(),
@@ -193,7 +227,7 @@ pub(crate) fn refresh_stories(
         let placed = Placed {
             agent_uuid: latest.device.agent_uuid.clone().unwrap_or_default(),
             device_name: latest.device.name.clone().unwrap_or_default(),
-            sha256: latest.file.sha256.clone().unwrap_or_default(),
+            sha256,
             file_hash,
             first_signal_at: agg.first,
             outbreak_tier: i64::from(outbreak_tier(devices)),
@@ -205,8 +239,6 @@ pub(crate) fn refresh_stories(
             .clone()
             .or_else(|| latest.device.os_type.clone())
             .unwrap_or_default();
-        let sha1 = latest.file.sha1.clone().unwrap_or_default();
-        let md5 = latest.file.md5.clone().unwrap_or_default();
         let file_name = latest.file.name.clone().unwrap_or_default();
         let file_path = latest.file.path.clone().unwrap_or_default();
         let mitigation = latest.mitigation_status.clone().unwrap_or_default();
@@ -356,7 +388,7 @@ fn fresh_story<'a>(
     plan: &StoryPlan,
     touch: &Touch,
     in_page: &HashMap<&str, &'a Prepared>,
-) -> Option<(Aggregates, &'a Incident)> {
+) -> Option<(Aggregates, Vec<&'a Incident>)> {
     let new = touch.new_incidents.get(&plan.id)?;
     if new.len() != plan.members.len() || touch.retired.values().any(|s| *s == plan.id) {
         return None;
@@ -366,7 +398,7 @@ fn fresh_story<'a>(
         .iter()
         .map(|m| in_page.get(m.as_str()).map(|p| &p.inc))
         .collect::<Option<_>>()?;
-    let latest = *incidents.last()?;
+    incidents.last()?;
     let agg = Aggregates {
         count: i64::try_from(incidents.len()).unwrap_or(i64::MAX),
         first: us(plan.first_at),
@@ -380,7 +412,86 @@ fn fresh_story<'a>(
             .iter()
             .all(|i| i.analyst_verdict.as_deref() == Some("false_positive")),
     };
-    Some((agg, latest))
+    Some((agg, incidents))
+}
+
+/// A story's file hashes (SHA-1, SHA-256, MD5): its latest incident's, and each one that lacks
+/// from another of the story's incidents that has it. SentinelOne often sends a file's SHA-256
+/// or MD5 on some of its threats and not on others; the story keeps showing, and is found by,
+/// every hash its file is known by. (The incidents of a story are of one file, so they agree on
+/// each hash they carry; where they could not, the most recent one's is taken.)
+///
+/// Each hash comes, in this order, from: the latest incident; any incident this page wrote into
+/// the story; the stored story, unless incidents left it; and only then the stored incidents,
+/// which are asked only when one could have it (the stored story had it, or stored incidents
+/// moved in). A stored story without a hash had no incident with it.
+fn story_hashes(
+    tx: &Transaction<'_>,
+    story_id: &str,
+    latest: &Incident,
+    fresh: Option<&[&Incident]>,
+    existing: Option<&Existing>,
+    touch: &Touch,
+    by_member: &HashMap<&str, &Prepared>,
+) -> Result<[String; 3]> {
+    fn hash(i: &Incident, k: usize) -> Option<&str> {
+        match k {
+            0 => i.file.sha1.as_deref(),
+            1 => i.file.sha256.as_deref(),
+            _ => i.file.md5.as_deref(),
+        }
+        .filter(|h| !h.is_empty())
+    }
+    const MOST_RECENT: [&str; 3] = [
+        "SELECT sha1 FROM incidents WHERE story_id = ?1 AND sha1 != ''
+         ORDER BY created_at DESC, connector_id DESC, external_id DESC LIMIT 1",
+        "SELECT sha256 FROM incidents WHERE story_id = ?1 AND sha256 != ''
+         ORDER BY created_at DESC, connector_id DESC, external_id DESC LIMIT 1",
+        "SELECT md5 FROM incidents WHERE story_id = ?1 AND md5 != ''
+         ORDER BY created_at DESC, connector_id DESC, external_id DESC LIMIT 1",
+    ];
+    let written: Vec<&Incident> = touch
+        .written
+        .get(story_id)
+        .map(|ids| {
+            ids.iter()
+                .filter_map(|m| by_member.get(m.as_str()).map(|p| &p.inc))
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut out: [String; 3] = Default::default();
+    for (k, slot) in out.iter_mut().enumerate() {
+        if let Some(h) = hash(latest, k) {
+            h.clone_into(slot);
+            continue;
+        }
+        if let Some(incidents) = fresh {
+            if let Some(h) = incidents.iter().rev().find_map(|i| hash(i, k)) {
+                h.clone_into(slot);
+            }
+            continue;
+        }
+        if let Some(h) = written.iter().rev().find_map(|i| hash(i, k)) {
+            h.clone_into(slot);
+            continue;
+        }
+        let stored = existing.map(|e| [e.sha1.as_str(), e.placed.sha256.as_str(), e.md5.as_str()]);
+        let stored = stored.map(|s| s[k]);
+        if let Some(h) = stored.filter(|h| !h.is_empty() && !touch.lost.contains(story_id)) {
+            h.clone_into(slot);
+            continue;
+        }
+        if stored.is_none_or(|h| !h.is_empty()) || touch.received_stored.contains(story_id) {
+            let mut st = tx.prepare_cached(MOST_RECENT[k])?;
+            if let Some(h) = st
+                .query_row([story_id], |r| r.get::<_, String>(0))
+                .optional()?
+            {
+                *slot = h;
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// A story's criticality from its aggregates and latest incident (the rule itself lives in
@@ -495,7 +606,7 @@ fn latest_incident<'a>(
 fn existing(tx: &Transaction<'_>, story_id: &str) -> Result<Option<Existing>> {
     let mut st = tx.prepare_cached(
         "SELECT status, closed_at, story_key, previous_id, agent_uuid, device_name, sha256,
-             file_hash, first_signal_at, outbreak_tier
+             file_hash, first_signal_at, outbreak_tier, sha1, md5
          FROM stories WHERE id = ?1",
     )?;
     Ok(st
@@ -505,6 +616,8 @@ fn existing(tx: &Transaction<'_>, story_id: &str) -> Result<Option<Existing>> {
                 closed_at: r.get(1)?,
                 story_key: r.get(2)?,
                 previous_id: r.get(3)?,
+                sha1: r.get(10)?,
+                md5: r.get(11)?,
                 placed: Placed {
                     agent_uuid: r.get(4)?,
                     device_name: r.get(5)?,

@@ -1,4 +1,5 @@
 use dossier_domain::story::{Severity, Status, Verdict};
+use dossier_domain::Incident;
 use dossier_store::{Store, StoryQuery, StorySortField, StoryUpdate};
 
 use crate::{fixture, incident, sha1, t0};
@@ -315,6 +316,64 @@ async fn a_hash_filter_finds_stories_by_any_of_their_hashes() {
         }
         assert!(find(sha1(9)).await.is_empty(), "{scope}");
         assert!(find("not-a-hash".into()).await.is_empty(), "{scope}");
+    }
+}
+
+/// SentinelOne sends a file's SHA-256 and MD5 on some threats and not on others. A story shows,
+/// and is found by, each hash any of its incidents carries (its latest incident's first), in
+/// whatever order and pages the threats arrive.
+#[tokio::test]
+async fn a_story_keeps_the_hashes_an_earlier_incident_carried() {
+    let sha256 = format!("{:064x}", 77);
+    let md5 = format!("{:032x}", 777);
+    let mut early = incident("1", 0, "aa", Some(&sha1(1)));
+    early.file.sha256 = Some(sha256.clone());
+    early.file.md5 = Some(md5.clone());
+    let late = incident("2", 3, "aa", Some(&sha1(1)));
+    let both = || vec![early.clone(), late.clone()];
+    let orders: [Vec<Vec<Incident>>; 3] = [
+        vec![both()],
+        vec![vec![early.clone()], vec![late.clone()]],
+        vec![vec![late.clone()], vec![early.clone()]],
+    ];
+    for (n, pages) in orders.into_iter().enumerate() {
+        let f = fixture().await;
+        for p in pages {
+            f.store.commit_page(f.page(p, t0())).await.unwrap();
+        }
+        let found = f
+            .store
+            .list_stories(&StoryQuery {
+                account_id: Some(f.account.clone()),
+                hash: Some(sha256.clone()),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .items;
+        assert_eq!(found.len(), 1, "order {n}: found by the SHA-256");
+        assert_eq!(found[0].incident_count, 2, "order {n}");
+        assert_eq!(
+            found[0].file.sha256.as_deref(),
+            Some(sha256.as_str()),
+            "order {n}"
+        );
+        assert_eq!(
+            found[0].file.md5.as_deref(),
+            Some(md5.as_str()),
+            "order {n}"
+        );
+        assert_eq!(
+            found[0].file.sha1.as_deref(),
+            Some(sha1(1).as_str()),
+            "order {n}"
+        );
+        let detail = f.story(&found[0].id).await;
+        assert_eq!(
+            detail.story.file.sha256.as_deref(),
+            Some(sha256.as_str()),
+            "order {n}"
+        );
     }
 }
 
