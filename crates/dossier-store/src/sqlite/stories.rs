@@ -546,6 +546,10 @@ pub(crate) fn update(
         severity = None;
     }
     let status = u.status.unwrap_or(story.status);
+    if (status, verdict, severity) == (story.status, story.verdict, story.severity) {
+        // Setting what is already set changes nothing: no new updated_at, no event.
+        return Ok(());
+    }
     if status != story.status {
         record(
             &tx,

@@ -242,6 +242,71 @@ async fn severity_needs_a_malicious_verdict_and_actions_reach_the_timeline() {
     assert!(!d.summary.is_empty());
 }
 
+/// Setting what a story already has changes nothing: its `updated_at` stays, and no event or
+/// timeline entry is written.
+#[tokio::test]
+async fn an_update_to_the_same_values_changes_nothing() {
+    let f = fixture().await;
+    f.store
+        .commit_page(f.page(vec![incident("1", 0, "aa", Some(&sha1(1)))], t0()))
+        .await
+        .unwrap();
+    let id = f.assignment().await["1"].0.clone();
+    let set = StoryUpdate {
+        status: Some(Status::Monitoring),
+        verdict: Some(Some(Verdict::Malicious)),
+        severity: Some(Some(Severity::High)),
+    };
+    let later = t0() + chrono::Duration::hours(1);
+    let first = f
+        .store
+        .update_story(Some(&f.account), &id, &set, "ann", later)
+        .await
+        .unwrap();
+    let events = || {
+        let q = dossier_store::EventQuery {
+            story_id: Some(id.clone()),
+            limit: 1000,
+            ..Default::default()
+        };
+        let store = &f.store;
+        async move { store.list_events(&q).await.unwrap().items.len() }
+    };
+    let before = events().await;
+    let again = f
+        .store
+        .update_story(
+            Some(&f.account),
+            &id,
+            &set,
+            "bob",
+            later + chrono::Duration::hours(1),
+        )
+        .await
+        .unwrap();
+    assert_eq!(again.story.updated_at, first.story.updated_at);
+    assert_eq!(again.timeline.len(), first.timeline.len());
+    assert_eq!(events().await, before, "no event for a change that is none");
+    // A real change still goes through.
+    let close = StoryUpdate {
+        status: Some(Status::Closed),
+        ..Default::default()
+    };
+    let closed = f
+        .store
+        .update_story(
+            Some(&f.account),
+            &id,
+            &close,
+            "bob",
+            later + chrono::Duration::hours(2),
+        )
+        .await
+        .unwrap();
+    assert_eq!(closed.story.status, Status::Closed);
+    assert_eq!(events().await, before + 1);
+}
+
 #[tokio::test]
 async fn comments_are_bounded() {
     let f = fixture().await;
