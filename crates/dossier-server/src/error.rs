@@ -59,7 +59,15 @@ impl IntoResponse for ApiError {
             tracing::error!(error = %detail, "request failed");
         }
         let body = serde_json::json!({ "error": kind, "message": self.to_string() });
-        (status, Json(body)).into_response()
+        let mut res = (status, Json(body)).into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            // RFC 6750: a 401 names the scheme the client should use.
+            res.headers_mut().insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static("Bearer"),
+            );
+        }
+        res
     }
 }
 

@@ -241,6 +241,10 @@ async fn analysts_act_on_stories() {
         assert!(kinds.contains(&k), "{k} missing from {kinds:?}");
     }
     assert_eq!(d["comments"][0]["text"], "escalated to IR");
+    assert_eq!(
+        d["comments"][0]["created_at"], c["created_at"],
+        "a comment reads the same when posted and when read back"
+    );
 
     // Filters and sort reach the list.
     let (_, l) = app
@@ -372,6 +376,26 @@ async fn errors_no_handler_makes_keep_the_api_error_shape() {
         .await;
     assert_eq!(status, 400, "{e}");
     assert!(e["message"].as_str().unwrap().contains("from"), "{e}");
+    for cursor in ["-5", "0", "x"] {
+        let (status, e) = app
+            .call(
+                "GET",
+                &format!("/api/v1/events?cursor={cursor}"),
+                Some(&admin),
+                None,
+            )
+            .await;
+        assert_eq!(status, 400, "cursor {cursor}: {e}");
+    }
+    // A 401 names the scheme to use (RFC 6750).
+    let res = app
+        .http
+        .get(format!("{}/api/v1/stories", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+    assert_eq!(res.headers()["www-authenticate"], "Bearer");
     app.running.stop().await;
 }
 

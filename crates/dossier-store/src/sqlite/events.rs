@@ -62,9 +62,12 @@ pub(crate) fn list(conn: &Connection, q: &EventQuery) -> Result<EventPage> {
         push(&mut sql, " AND at <= ?", Value::Integer(us(t)));
     }
     if let Some(c) = &q.cursor {
+        // Sequence numbers start at 1: nothing else was made by this list.
         let seq: i64 = c
             .parse()
-            .map_err(|_| StoreError::Invalid("cursor: not a cursor this list made".into()))?;
+            .ok()
+            .filter(|s| *s > 0)
+            .ok_or_else(|| StoreError::Invalid("cursor: not a cursor this list made".into()))?;
         push(&mut sql, " AND seq < ?", Value::Integer(seq));
     }
     let limit = q.limit.clamp(1, 1000);

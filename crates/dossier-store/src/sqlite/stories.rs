@@ -666,7 +666,8 @@ pub(crate) fn add_comment(
         story_id: story.id.clone(),
         author: author.to_owned(),
         text: text.to_owned(),
-        created_at: now,
+        // As stored (microseconds), so the answer to the POST reads as every later GET does.
+        created_at: ts(us(now)),
     };
     tx.execute(
         "INSERT INTO comments (id, story_id, author, text, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
