@@ -201,9 +201,55 @@ fn filters(q: &StoryQuery, sql: &mut String, args: &mut Vec<Value>) {
             // has no index (see migration 0003); the time range bounds the scan.
             push(sql, args, " AND (file_hash = ?", Value::Text(h.clone()));
             push(sql, args, " OR md5 = ?)", Value::Text(h));
+        } else if h.len() == 64 {
+            // A SHA-256 is the correlation hash of a story keyed on it, or the sha256 column; and
+            // the stories of the same file whose threats never carried its SHA-256 are found
+            // through the file's SHA-1, named by any story of the account that has both.
+            let t = |v: &str| Value::Text(v.to_owned());
+            match &q.account_id {
+                Some(a) => {
+                    push(
+                        sql,
+                        args,
+                        " AND seq IN (SELECT seq FROM stories WHERE account_id = ?",
+                        t(a),
+                    );
+                    push(sql, args, " AND file_hash = ?", t(&h));
+                    push(
+                        sql,
+                        args,
+                        " UNION ALL SELECT seq FROM stories WHERE account_id = ?",
+                        t(a),
+                    );
+                    push(sql, args, " AND sha256 = ?", t(&h));
+                    push(
+                        sql,
+                        args,
+                        " UNION ALL SELECT seq FROM stories WHERE account_id = ?",
+                        t(a),
+                    );
+                    push(
+                        sql,
+                        args,
+                        " AND file_hash IN (SELECT sha1 FROM stories WHERE account_id = ?",
+                        t(a),
+                    );
+                    push(sql, args, " AND sha256 = ? AND sha1 != ''))", t(&h));
+                }
+                None => {
+                    push(sql, args, " AND (file_hash = ?", t(&h));
+                    push(sql, args, " OR sha256 = ?", t(&h));
+                    push(
+                        sql,
+                        args,
+                        " OR file_hash IN (SELECT sha1 FROM stories WHERE sha256 = ? AND sha1 != ''))",
+                        t(&h),
+                    );
+                }
+            }
         } else {
-            // A SHA-1 is the correlation hash; a SHA-256 is that or the sha256 column.
-            lookup(sql, args, &[("file_hash", h.clone()), ("sha256", h)]);
+            // A SHA-1 is the correlation hash.
+            lookup(sql, args, &[("file_hash", h)]);
         }
     }
     if let Some(i) = q.indication.as_deref().filter(|i| !i.is_empty()) {

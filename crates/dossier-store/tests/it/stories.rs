@@ -442,6 +442,47 @@ async fn a_story_keeps_the_hashes_an_earlier_incident_carried() {
     }
 }
 
+/// A file's SHA-256 finds its stories on every device, also those whose threats never carried
+/// the SHA-256: another story of the account names the file by both hashes.
+#[tokio::test]
+async fn a_sha256_finds_the_stories_of_its_file_that_never_saw_it() {
+    let f = fixture().await;
+    let sha256 = format!("{:064x}", 5);
+    let mut known = incident("1", 0, "aa", Some(&sha1(5)));
+    known.file.sha256 = Some(sha256.clone());
+    let unknown = incident("2", 0, "bb", Some(&sha1(5)));
+    let other = incident("3", 0, "cc", Some(&sha1(6)));
+    f.store
+        .commit_page(f.page(vec![known, unknown, other], t0()))
+        .await
+        .unwrap();
+    for account in [Some(f.account.clone()), None] {
+        let found = |h: &str| {
+            let q = StoryQuery {
+                account_id: account.clone(),
+                hash: Some(h.to_owned()),
+                ..Default::default()
+            };
+            let store = &f.store;
+            async move {
+                let mut agents: Vec<String> = store
+                    .list_stories(&q)
+                    .await
+                    .unwrap()
+                    .items
+                    .into_iter()
+                    .filter_map(|s| s.device.agent_uuid)
+                    .collect();
+                agents.sort();
+                agents
+            }
+        };
+        assert_eq!(found(&sha256).await, ["aa", "bb"], "{account:?}");
+        assert_eq!(found(&sha1(5)).await, ["aa", "bb"], "{account:?}");
+        assert_eq!(found(&format!("{:064x}", 6)).await, Vec::<String>::new());
+    }
+}
+
 /// A story's incidents show their normalised form, mapped again from the stored threat: the
 /// normalised form is not stored. A row written when it was stored still shows the stored one.
 #[tokio::test]
