@@ -88,6 +88,20 @@ fn roles_arg(role: &str) -> anyhow::Result<Vec<Role>> {
     })
 }
 
+/// Fails with the flag named when `--account` names no account.
+async fn require_account(
+    store: &dyn dossier_store::Store,
+    account: Option<&str>,
+) -> anyhow::Result<()> {
+    if let Some(a) = account {
+        store
+            .get_account(a)
+            .await
+            .map_err(|_| anyhow!("--account: no account {a:?}"))?;
+    }
+    Ok(())
+}
+
 pub async fn user(c: UserCommand) -> anyhow::Result<()> {
     let UserCommand::Create {
         username,
@@ -107,12 +121,7 @@ pub async fn user(c: UserCommand) -> anyhow::Result<()> {
     let record = dossier_server::passwords::new_user(&username, &password, roles, account)
         .map_err(|m| anyhow!("--{m}"))?;
     let store = open_store(&db.db)?;
-    if let Some(a) = &record.account_id {
-        store
-            .get_account(a)
-            .await
-            .map_err(|_| anyhow!("--account: no account {a:?}"))?;
-    }
+    require_account(store.as_ref(), record.account_id.as_deref()).await?;
     store.create_user(&record).await.map_err(|e| match e {
         dossier_store::StoreError::Conflict(m) => anyhow!("--{m}"),
         other => anyhow!(other),
@@ -150,12 +159,7 @@ pub async fn api_key(c: ApiKeyCommand) -> anyhow::Result<()> {
         bail!("--account: required unless the role is operator");
     }
     let store = open_store(&db.db)?;
-    if let Some(a) = &account {
-        store
-            .get_account(a)
-            .await
-            .map_err(|_| anyhow!("--account: no account {a:?}"))?;
-    }
+    require_account(store.as_ref(), account.as_deref()).await?;
     let (key, hash) = new_api_key();
     let record = ApiKeyRecord {
         id: uuid_like(&hash),
@@ -171,12 +175,7 @@ pub async fn api_key(c: ApiKeyCommand) -> anyhow::Result<()> {
 
 async fn list_api_keys(account: Option<String>, db: &DbOption) -> anyhow::Result<()> {
     let store = open_store(&db.db)?;
-    if let Some(a) = &account {
-        store
-            .get_account(a)
-            .await
-            .map_err(|_| anyhow!("--account: no account {a:?}"))?;
-    }
+    require_account(store.as_ref(), account.as_deref()).await?;
     let keys = store.list_api_keys(account.as_deref()).await?;
     if keys.is_empty() {
         eprintln!("no API keys; create one with `dossier api-key create`");

@@ -26,9 +26,8 @@ fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
-#[test]
-fn user_create_prints_a_password_alone_and_refuses_bad_input() {
-    let dir = tempfile::tempdir().unwrap();
+/// A database in `dir` with one account: its URL and the account's id.
+fn new_account(dir: &tempfile::TempDir) -> (String, String) {
     let db = format!("sqlite://{}", dir.path().join("d.db").display());
     let out = dossier(
         &[
@@ -45,6 +44,13 @@ fn user_create_prints_a_password_alone_and_refuses_bad_input() {
     );
     assert!(out.status.success(), "{}", text(&out.stderr));
     let account = text(&out.stdout).trim().to_owned();
+    (db, account)
+}
+
+#[test]
+fn user_create_prints_a_password_alone_and_refuses_bad_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let (db, account) = new_account(&dir);
 
     let out = dossier(
         &[
@@ -189,22 +195,7 @@ fn user_create_prints_a_password_alone_and_refuses_bad_input() {
 #[test]
 fn api_keys_are_listed_by_id_and_revoked() {
     let dir = tempfile::tempdir().unwrap();
-    let db = format!("sqlite://{}", dir.path().join("d.db").display());
-    let out = dossier(
-        &[
-            "account",
-            "create",
-            "--name",
-            "Acme",
-            "--licence",
-            "xops",
-            "--db",
-            &db,
-        ],
-        None,
-    );
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let account = text(&out.stdout).trim().to_owned();
+    let (db, account) = new_account(&dir);
     let out = dossier(&["api-key", "list", "--db", &db], None);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(text(&out.stdout).is_empty());
