@@ -116,6 +116,7 @@ pub(crate) fn refresh_stories(
         let (agg, latest, fresh, existing) = match fresh {
             // A story made only of this page's new incidents: everything is in memory.
             Some((agg, incidents)) => {
+                // Never empty (see `fresh_story`); the latest is the last.
                 let latest = *incidents.last().ok_or(StoreError::NotFound)?;
                 (agg, Cow::Borrowed(latest), Some(incidents), None)
             }
@@ -398,7 +399,9 @@ fn fresh_story<'a>(
         .iter()
         .map(|m| in_page.get(m.as_str()).map(|p| &p.inc))
         .collect::<Option<_>>()?;
-    incidents.last()?;
+    if incidents.is_empty() {
+        return None;
+    }
     let agg = Aggregates {
         count: i64::try_from(incidents.len()).unwrap_or(i64::MAX),
         first: us(plan.first_at),
