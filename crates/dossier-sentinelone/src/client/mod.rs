@@ -29,7 +29,6 @@ pub use error::ClientError;
 use crate::envelope::{parse_page, Page};
 use crate::lenient::{Obj, Str, U64};
 use crate::query::ThreatQuery;
-use ratelimit::RateLimiter;
 use retry::Backoff;
 use transport::{Call, Transport};
 
@@ -139,7 +138,7 @@ impl Client {
         let transport = Transport {
             http,
             auth,
-            limiter: RateLimiter::new(rate, config.burst),
+            limiter: ratelimit::for_token(&config.base_url, token, rate, config.burst),
             backoff: Backoff {
                 base: config.backoff_base,
                 cap: config.backoff_cap,
@@ -368,10 +367,31 @@ mod tests {
     fn clones_share_one_rate_limiter() {
         let a = client();
         let b = a.clone();
-        assert!(std::ptr::eq(
+        assert!(Arc::ptr_eq(
             &a.inner.transport.limiter,
             &b.inner.transport.limiter
         ));
+    }
+
+    /// SentinelOne counts requests per token: two connectors with one token share one budget,
+    /// and a different token (or tenant) has its own.
+    #[test]
+    fn clients_with_one_token_share_its_rate_limit() {
+        let make = |url: &str, token: &str| {
+            Client::new(ClientConfig::new(
+                Url::parse(url).unwrap(),
+                secrecy::SecretString::from(token.to_owned()),
+            ))
+            .unwrap()
+        };
+        let a = make("https://shared.sentinelone.net", "tok-shared");
+        let b = make("https://SHARED.sentinelone.net/", " tok-shared ");
+        let other_token = make("https://shared.sentinelone.net", "tok-other");
+        let other_tenant = make("https://elsewhere.sentinelone.net", "tok-shared");
+        let limiter = |c: &Client| Arc::clone(&c.inner.transport.limiter);
+        assert!(Arc::ptr_eq(&limiter(&a), &limiter(&b)));
+        assert!(!Arc::ptr_eq(&limiter(&a), &limiter(&other_token)));
+        assert!(!Arc::ptr_eq(&limiter(&a), &limiter(&other_tenant)));
     }
 
     #[test]

@@ -5,8 +5,11 @@
 //! and then sleeps until it, so waiters are served in order and nobody busy-loops. Time is
 //! `tokio::time`, so tests drive it with a paused clock.
 
-use std::sync::{Mutex, PoisonError};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
 use std::time::Duration;
+
+use sha2::{Digest, Sha256};
 
 use tokio::time::Instant;
 
@@ -19,6 +22,42 @@ pub(crate) struct RateLimiter {
     tolerance: Duration,
     /// Theoretical arrival time of the next request.
     tat: Mutex<Option<Instant>>,
+}
+
+/// The throttle of a token at a tenant, shared by every client of the process that uses them:
+/// SentinelOne counts requests per token, so connectors configured with the same token must
+/// share one budget rather than each spend its own. The registry keys on a digest of the tenant
+/// host and the token, never the token, and lets go of a throttle no client holds. The rate is
+/// that of the first client; clients of one token are configured alike.
+pub(crate) fn for_token(
+    base_url: &url::Url,
+    token: &str,
+    per_sec: f64,
+    burst: u32,
+) -> Arc<RateLimiter> {
+    static BY_TOKEN: OnceLock<Mutex<HashMap<[u8; 32], Weak<RateLimiter>>>> = OnceLock::new();
+    let mut digest = Sha256::new();
+    digest.update(base_url.host_str().unwrap_or_default().to_ascii_lowercase());
+    digest.update(
+        base_url
+            .port_or_known_default()
+            .unwrap_or_default()
+            .to_be_bytes(),
+    );
+    digest.update([0]);
+    digest.update(token.trim());
+    let key: [u8; 32] = digest.finalize().into();
+    let mut by_token = BY_TOKEN
+        .get_or_init(Mutex::default)
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    if let Some(shared) = by_token.get(&key).and_then(Weak::upgrade) {
+        return shared;
+    }
+    by_token.retain(|_, held| held.strong_count() > 0);
+    let limiter = Arc::new(RateLimiter::new(per_sec, burst));
+    by_token.insert(key, Arc::downgrade(&limiter));
+    limiter
 }
 
 impl RateLimiter {

@@ -32,7 +32,7 @@ pub(crate) struct Call<'a> {
 pub(crate) struct Transport {
     pub http: reqwest::Client,
     pub auth: HeaderValue,
-    pub limiter: RateLimiter,
+    pub limiter: std::sync::Arc<RateLimiter>,
     pub backoff: Backoff,
     pub max_retries: u32,
     pub max_transport_retries: u32,
