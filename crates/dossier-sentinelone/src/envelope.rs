@@ -21,9 +21,12 @@ pub struct Page {
 /// Why a response body is not a usable page.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EnvelopeError {
-    /// Not JSON, or truncated JSON.
+    /// Not JSON.
     #[error("response is not valid JSON: {0}")]
     Json(String),
+    /// JSON that stops before its end: the answer was cut short on its way.
+    #[error("response was cut off before its end: {0}")]
+    Truncated(String),
     /// JSON of the wrong shape; names the field and what was expected.
     #[error("unexpected response shape: {0}")]
     Shape(String),
@@ -160,6 +163,7 @@ fn parse_general(text: &str) -> Result<Page, EnvelopeError> {
                 "expected an object with `data`: {e}"
             )))
         }
+        Err(e) if e.is_eof() => return Err(EnvelopeError::Truncated(e.to_string())),
         Err(e) => return Err(EnvelopeError::Json(e.to_string())),
     };
     let data = env

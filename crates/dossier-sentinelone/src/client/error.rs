@@ -133,6 +133,10 @@ impl ClientError {
             ClientError::TooLarge { limit } => {
                 format!("the tenant sent a response larger than {limit} bytes")
             }
+            ClientError::BadResponse(e) if e.starts_with("response was cut off") => format!(
+                "the tenant's answers kept being cut off before their end ({e}) — usually a \
+                 network or proxy fault; retrying later"
+            ),
             ClientError::BadResponse(e) => format!(
                 "the tenant sent a response that is not the SentinelOne API's: {e} — check the \
                  tenant URL"

@@ -26,7 +26,7 @@ mod guard;
 pub use config::{ClientConfig, DEFAULT_MAX_BODY_BYTES};
 pub use error::ClientError;
 
-use crate::envelope::{parse_page, Page};
+use crate::envelope::{parse_page, EnvelopeError, Page};
 use crate::lenient::{Obj, Str, U64};
 use crate::query::ThreatQuery;
 use retry::Backoff;
@@ -169,8 +169,24 @@ impl Client {
     /// Any [`ClientError`]; a body that is not a threats page is `BadResponse`.
     pub async fn threats_page(&self, q: &ThreatQuery) -> Result<Page, ClientError> {
         let url = self.url("threats", &q.to_pairs())?;
-        let body = self.call(Method::GET, "threats", url, None, true).await?;
-        parse_page(&body).map_err(|e| ClientError::BadResponse(e.to_string()))
+        let transport = &self.inner.transport;
+        let mut cut = 0u32;
+        loop {
+            let body = self
+                .call(Method::GET, "threats", url.clone(), None, true)
+                .await?;
+            match parse_page(&body) {
+                Ok(page) => return Ok(page),
+                // A page cut short on its way is asked for again, like a dropped connection:
+                // the tenant is not at fault, and the next answer is usually whole.
+                Err(e @ EnvelopeError::Truncated(_)) if cut < transport.max_transport_retries => {
+                    tracing::warn!(endpoint = "threats", error = %e, "a page was cut off; asking again");
+                    tokio::time::sleep(transport.backoff.delay(cut)).await;
+                    cut += 1;
+                }
+                Err(e) => return Err(ClientError::BadResponse(e.to_string())),
+            }
+        }
     }
 
     /// Asks when the token was created and when it expires (§3, §6.7).

@@ -145,6 +145,43 @@ async fn server_errors_are_retried() {
     assert_eq!(server.hits(), 4);
 }
 
+/// A page cut short on its way (valid HTTP, JSON that stops before its end) is asked for
+/// again within the transport budget, like a dropped connection; garbage is not.
+#[tokio::test]
+async fn a_page_cut_off_is_asked_for_again() {
+    let whole = r#"{"data":[{"id":"1"}],"pagination":{"nextCursor":null,"totalItems":1}}"#;
+    let cut = &whole[..whole.len() / 2];
+    let server = serve(move |n, _| async move {
+        if n == 0 {
+            json(200, cut)
+        } else {
+            json(200, whole)
+        }
+    })
+    .await;
+    let p = page(&server).await.unwrap();
+    assert_eq!(p.threats.len(), 1);
+    assert_eq!(server.hits(), 2);
+
+    // Cut off every time: a bounded number of tries, then a bad response that says why.
+    let server = serve(move |_, _| async move { json(200, cut) }).await;
+    let err = page(&server).await.unwrap_err();
+    assert_eq!(err.kind(), "bad_response");
+    assert!(err.to_string().contains("cut off"), "{err}");
+    assert!(
+        err.human_reason().contains("retrying later"),
+        "{}",
+        err.human_reason()
+    );
+    let budget = server.config().max_transport_retries as usize;
+    assert_eq!(server.hits(), budget + 1);
+
+    // Not JSON at all is a wrong answer, not a transient one: no second try.
+    let server = serve(|_, _| async { json(200, "<html>login</html>") }).await;
+    assert_eq!(page(&server).await.unwrap_err().kind(), "bad_response");
+    assert_eq!(server.hits(), 1);
+}
+
 #[tokio::test]
 async fn other_client_errors_are_rejections() {
     let body = r#"{"errors":[{"code":4000010,"detail":null,"title":"Validation Error"}]}"#;
@@ -161,14 +198,10 @@ async fn other_client_errors_are_rejections() {
     assert_eq!(server.hits(), 1);
 }
 
+/// (A truncated body is asked for again first: see `a_page_cut_off_is_asked_for_again`.)
 #[tokio::test]
-async fn garbage_and_truncated_bodies_are_bad_responses() {
-    for body in [
-        "<html>login</html>",
-        r#"{"data":[{"id":"1"},"#,
-        r#"{"data":5}"#,
-        "",
-    ] {
+async fn garbage_bodies_are_bad_responses() {
+    for body in ["<html>login</html>", r#"{"data":5}"#, ""] {
         let server = serve(move |_, _| async move { json(200, body) }).await;
         let err = page(&server).await.unwrap_err();
         assert!(
