@@ -129,7 +129,7 @@ impl ClientError {
             ClientError::Tls(e) => {
                 format!("TLS failure: {e} — check the tenant URL and trust roots")
             }
-            ClientError::Unreachable(e) => format!("tenant unreachable: {e}"),
+            ClientError::Unreachable(e) => format!("tenant unreachable: {}", plain_cause(e)),
             ClientError::TooLarge { limit } => {
                 format!("the tenant sent a response larger than {limit} bytes")
             }
@@ -162,6 +162,40 @@ impl ClientError {
                 | ClientError::Timeout
                 | ClientError::Unreachable(_)
         )
+    }
+}
+
+/// What an operator needs from a connection failure's error chain: the cause in plain words
+/// where it is a common one, else the chain without the links libraries append to it.
+fn plain_cause(chain: &str) -> String {
+    let l = chain.to_ascii_lowercase();
+    let has = |needles: &[&str]| needles.iter().any(|n| l.contains(n));
+    let without_links = || chain.split(": https://").next().unwrap_or(chain).to_owned();
+    if has(&["internal address"]) {
+        // The address guard's own sentence says what to do; keep it whole.
+        without_links()
+    } else if has(&[
+        "close_notify",
+        "connection reset",
+        "connection closed",
+        "broken pipe",
+        "unexpected eof",
+    ]) {
+        "it closed the connection before answering — retrying; check the network path if it lasts"
+            .into()
+    } else if has(&["connection refused"]) {
+        "the connection was refused — check the URL's host and port".into()
+    } else if has(&[
+        "dns error",
+        "failed to lookup",
+        "name or service not known",
+        "no such host",
+    ]) {
+        "its host name does not resolve — check the URL".into()
+    } else if has(&["network is unreachable", "no route to host"]) {
+        "there is no network route to it — check the network path".into()
+    } else {
+        without_links()
     }
 }
 
@@ -199,6 +233,26 @@ mod tests {
             ClientError::Unreachable("x".into()).human_reason(),
             "tenant unreachable: x"
         );
+        // The common causes in plain words, without the chain's links.
+        for (chain, plain) in [
+            (
+                "error sending request: client error (SendRequest): connection error: peer closed \
+                 connection without sending TLS close_notify: https://docs.rs/rustls/latest/rustls/manual/_03_howto/index.html#unexpected-eof",
+                "tenant unreachable: it closed the connection before answering",
+            ),
+            (
+                "error sending request: client error (Connect): tcp connect error: Connection refused (os error 111)",
+                "tenant unreachable: the connection was refused",
+            ),
+            (
+                "error sending request: client error (Connect): dns error: failed to lookup address information",
+                "tenant unreachable: its host name does not resolve",
+            ),
+        ] {
+            let reason = ClientError::Unreachable(chain.into()).human_reason();
+            assert!(reason.starts_with(plain), "{reason}");
+            assert!(!reason.contains("https://"), "{reason}");
+        }
         assert!(ClientError::Tls("bad cert".into())
             .human_reason()
             .starts_with("TLS failure: bad"));
