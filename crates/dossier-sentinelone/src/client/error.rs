@@ -168,19 +168,13 @@ impl ClientError {
 /// What an operator needs from a connection failure's error chain: the cause in plain words
 /// where it is a common one, else the chain without the links libraries append to it.
 fn plain_cause(chain: &str) -> String {
-    let l = chain.to_ascii_lowercase();
-    let has = |needles: &[&str]| needles.iter().any(|n| l.contains(n));
+    use super::transport::{mentions, DROPPED_CONNECTION};
+    let has = |needles: &[&str]| mentions(chain, needles);
     let without_links = || chain.split(": https://").next().unwrap_or(chain).to_owned();
     if has(&["internal address"]) {
         // The address guard's own sentence says what to do; keep it whole.
         without_links()
-    } else if has(&[
-        "close_notify",
-        "connection reset",
-        "connection closed",
-        "broken pipe",
-        "unexpected eof",
-    ]) {
+    } else if has(DROPPED_CONNECTION) {
         "it closed the connection before answering — retrying; check the network path if it lasts"
             .into()
     } else if has(&["connection refused"]) {

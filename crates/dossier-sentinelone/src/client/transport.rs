@@ -266,7 +266,17 @@ fn sources(err: &reqwest::Error) -> Vec<&(dyn std::error::Error + 'static)> {
     out
 }
 
-fn mentions(message: &str, needles: &[&str]) -> bool {
+/// How an error chain says the tenant (or something on the way) dropped the connection.
+pub(crate) const DROPPED_CONNECTION: &[&str] = &[
+    "close_notify",
+    "handshake eof",
+    "connection closed",
+    "connection reset",
+    "unexpected eof",
+    "broken pipe",
+];
+
+pub(crate) fn mentions(message: &str, needles: &[&str]) -> bool {
     let m = message.to_ascii_lowercase();
     needles.iter().any(|needle| m.contains(needle))
 }
@@ -284,18 +294,7 @@ fn is_dropped_connection(err: &reqwest::Error, message: &str) -> bool {
             )
         })
     });
-    dropped
-        || mentions(
-            message,
-            &[
-                "close_notify",
-                "handshake eof",
-                "connection closed",
-                "connection reset",
-                "unexpected eof",
-                "broken pipe",
-            ],
-        )
+    dropped || mentions(message, DROPPED_CONNECTION)
 }
 
 fn is_tls(err: &reqwest::Error, message: &str) -> bool {
