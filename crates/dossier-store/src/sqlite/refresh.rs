@@ -462,6 +462,8 @@ fn story_hashes(
                 .collect()
         })
         .unwrap_or_default();
+    let stored = existing.map(|e| [e.sha1.as_str(), e.placed.sha256.as_str(), e.md5.as_str()]);
+    let lost = touch.lost.contains(story_id);
     let mut out: [String; 3] = Default::default();
     for (k, slot) in out.iter_mut().enumerate() {
         if let Some(h) = hash(latest, k) {
@@ -478,9 +480,8 @@ fn story_hashes(
             h.clone_into(slot);
             continue;
         }
-        let stored = existing.map(|e| [e.sha1.as_str(), e.placed.sha256.as_str(), e.md5.as_str()]);
         let stored = stored.map(|s| s[k]);
-        if let Some(h) = stored.filter(|h| !h.is_empty() && !touch.lost.contains(story_id)) {
+        if let Some(h) = stored.filter(|h| !h.is_empty() && !lost) {
             h.clone_into(slot);
             continue;
         }
