@@ -137,17 +137,15 @@ pub async fn api_key(c: ApiKeyCommand) -> anyhow::Result<()> {
         ApiKeyCommand::Create { role, account, db } => (role, account, db),
         ApiKeyCommand::List { account, db } => return list_api_keys(account, &db).await,
         ApiKeyCommand::Revoke { id, db } => {
+            let id = id.trim();
             let store = open_store(&db.db)?;
-            return match store.delete_api_key(id.trim()).await {
+            return match store.delete_api_key(id).await {
                 Ok(()) => {
-                    eprintln!("revoked API key {}", id.trim());
+                    eprintln!("revoked API key {id}");
                     Ok(())
                 }
                 Err(dossier_store::StoreError::NotFound) => {
-                    bail!(
-                        "no API key with id {:?} (see `dossier api-key list`)",
-                        id.trim()
-                    )
+                    bail!("no API key with id {id:?} (see `dossier api-key list`)")
                 }
                 Err(e) => Err(e.into()),
             };

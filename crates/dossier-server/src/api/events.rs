@@ -7,7 +7,7 @@ use dossier_store::{EventPage, EventQuery};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
-use super::stories::{parse_limit, parse_time};
+use super::stories::{parse_limit, parse_range};
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::ApiQuery;
@@ -55,13 +55,7 @@ pub async fn list(
             })
             .collect::<Result<_, _>>()?,
     };
-    let from = parse_time("from", q.from.as_deref())?;
-    let to = parse_time("to", q.to.as_deref())?;
-    if let (Some(f), Some(t)) = (from, to) {
-        if f > t {
-            return Err(ApiError::BadRequest("from: is after to".into()));
-        }
-    }
+    let (from, to) = parse_range(q.from.as_deref(), q.to.as_deref())?;
     let query = EventQuery {
         account_id: scope,
         types,

@@ -61,6 +61,21 @@ fn list_of<T>(field: &str, raw: Option<&str>, parse: fn(&str) -> Option<T>) -> A
         .collect()
 }
 
+/// A time range's optional bounds.
+pub(crate) type Range = (Option<DateTime<Utc>>, Option<DateTime<Utc>>);
+
+/// A list's `from` and `to`, each optional, refused when `from` is after `to`.
+pub(crate) fn parse_range(from: Option<&str>, to: Option<&str>) -> ApiResult<Range> {
+    let from = parse_time("from", from)?;
+    let to = parse_time("to", to)?;
+    if let (Some(f), Some(t)) = (from, to) {
+        if f > t {
+            return Err(ApiError::BadRequest("from: is after to".into()));
+        }
+    }
+    Ok((from, to))
+}
+
 pub(crate) fn parse_time(field: &str, raw: Option<&str>) -> ApiResult<Option<DateTime<Utc>>> {
     raw.map(str::trim)
         .filter(|s| !s.is_empty())
@@ -101,13 +116,7 @@ impl ListParams {
                 ))
             })?,
         };
-        let from = parse_time("from", self.from.as_deref())?;
-        let to = parse_time("to", self.to.as_deref())?;
-        if let (Some(f), Some(t)) = (from, to) {
-            if f > t {
-                return Err(ApiError::BadRequest("from: is after to".into()));
-            }
-        }
+        let (from, to) = parse_range(self.from.as_deref(), self.to.as_deref())?;
         for (field, v) in [
             ("criticality_min", self.criticality_min),
             ("criticality_max", self.criticality_max),
