@@ -188,6 +188,7 @@ fn threats_answer(tenant: &Tenant, headers: &HeaderMap, pairs: &[(String, String
         page::body(&[], None, total)
     } else {
         let page = page::run(&store, &q, after.as_ref(), scope);
+        tenant.count_served(page.items.len());
         let next = page
             .next
             .map(|p| cursor::encode(&q.fingerprint, &q.sort_name, &p));

@@ -34,6 +34,7 @@ pub(crate) struct Inner {
     faults: Mutex<VecDeque<Fault>>,
     down: AtomicBool,
     requests: AtomicU64,
+    served: AtomicU64,
     writes: Mutex<Vec<Value>>,
     buckets: Mutex<HashMap<String, Bucket>>,
     /// `(query key, store version, count)` of the last `totalItems` computed: the pages of one
@@ -88,6 +89,7 @@ impl Tenant {
                 faults: Mutex::new(VecDeque::new()),
                 down: AtomicBool::new(false),
                 requests: AtomicU64::new(0),
+                served: AtomicU64::new(0),
                 writes: Mutex::new(Vec::new()),
                 buckets: Mutex::new(HashMap::new()),
                 count_cache: Mutex::new(None),
@@ -215,6 +217,12 @@ impl Tenant {
         self.inner.requests.load(Ordering::SeqCst)
     }
 
+    /// Returns the number of threat objects `GET /threats` has answered with, over all pages
+    /// (a threat read twice counts twice).
+    pub fn threats_served(&self) -> u64 {
+        self.inner.served.load(Ordering::SeqCst)
+    }
+
     /// Returns the bodies received on the write endpoints, oldest first.
     pub fn writes(&self) -> Vec<Value> {
         lock(&self.inner.writes).clone()
@@ -226,6 +234,12 @@ impl Tenant {
 
     pub(crate) fn count_request(&self) {
         self.inner.requests.fetch_add(1, Ordering::SeqCst);
+    }
+
+    pub(crate) fn count_served(&self, threats: usize) {
+        self.inner
+            .served
+            .fetch_add(threats as u64, Ordering::SeqCst);
     }
 
     pub(crate) fn pop_fault(&self) -> Option<Fault> {

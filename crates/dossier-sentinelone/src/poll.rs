@@ -1,10 +1,17 @@
 //! Where the next poll starts: pure checkpoint arithmetic, no IO.
 //!
-//! Polls on `threatInfo.updatedAt` ascending (SENTINELONE.md §6.2) with `updatedAt__gte` frozen
+//! Polls on `threatInfo.updatedAt` ascending (SENTINELONE.md §6.2) with the lower bound frozen
 //! while a cursor walk is in progress (§6.5, as Elastic does). When a walk ends the window moves
 //! to the highest `updatedAt` actually received minus an overlap (§6.3, §6.4): late-indexed and
 //! same-microsecond threats are re-read, and the store dedupes by `(id, updatedAt)`. The
 //! checkpoint never moves past what was received and never moves backwards.
+//!
+//! The overlap is also a length of time on the poller's clock: once the highest `updatedAt`
+//! has been re-read for an overlap's length after it first arrived, it has *settled*, and the
+//! next walks start just after it (`updatedAt__gt`). A threat indexed later than that would be
+//! missed by the overlap alone too, once newer threats moved the window; without settling, a
+//! quiet tenant would have the last overlap's threats (a bulk change can make that thousands)
+//! read again on every poll until something newer arrived.
 
 use chrono::{DateTime, Duration, Utc};
 use dossier_domain::Incident;
@@ -15,8 +22,12 @@ use crate::query::{SortBy, SortOrder, ThreatQuery, MAX_PAGE_SIZE};
 /// The persisted position of a connector's poll.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Checkpoint {
-    /// Lower bound (`updatedAt__gte`) of the current walk; frozen while `cursor` is set.
+    /// Lower bound of the current walk (`updatedAt__gte`, or `updatedAt__gt` when
+    /// `since_exclusive`); frozen while `cursor` is set.
     pub since: DateTime<Utc>,
+    /// `since` itself was read and has settled: walks start just after it.
+    #[serde(default)]
+    pub since_exclusive: bool,
     /// Cursor of the next page of the current walk; `None` between walks.
     pub cursor: Option<String>,
     /// The highest `threatInfo.updatedAt` received so far.
@@ -24,6 +35,9 @@ pub struct Checkpoint {
     /// While the first walk (the backfill) is under way: when it started.
     #[serde(default)]
     pub backfill_started: Option<DateTime<Utc>>,
+    /// When (on the poller's clock) `high_water` was first received.
+    #[serde(default)]
+    pub high_water_seen: Option<DateTime<Utc>>,
 }
 
 /// How far the first walk (the backfill) has come.
@@ -81,9 +95,11 @@ impl Checkpoint {
             since: now
                 .checked_sub_signed(policy.backfill)
                 .unwrap_or(DateTime::<Utc>::MIN_UTC),
+            since_exclusive: false,
             cursor: None,
             high_water: None,
             backfill_started: Some(now),
+            high_water_seen: None,
         }
     }
 
@@ -102,52 +118,81 @@ impl Checkpoint {
         Some(BackfillProgress { fraction, eta })
     }
 
-    /// Returns the query for the next page: `updatedAt__gte = since`, `updatedAt` ascending,
-    /// the policy's page size and the current cursor, if any.
+    /// Returns the query for the next page: `updatedAt__gte = since` (`updatedAt__gt` once it
+    /// has settled), `updatedAt` ascending, the policy's page size and the current cursor, if
+    /// any.
     #[must_use]
     pub fn query(&self, policy: &PollPolicy) -> ThreatQuery {
+        let (gte, gt) = if self.since_exclusive {
+            (None, Some(self.since))
+        } else {
+            (Some(self.since), None)
+        };
         ThreatQuery {
             limit: policy.page_size.clamp(1, MAX_PAGE_SIZE),
             cursor: self.cursor.clone(),
-            updated_at_gte: Some(self.since),
+            updated_at_gte: gte,
+            updated_at_gt: gt,
             sort_by: Some(SortBy::UpdatedAt),
             sort_order: Some(SortOrder::Asc),
             ..ThreatQuery::default()
         }
     }
 
-    /// Returns the checkpoint after a page was received and stored.
+    /// Returns the checkpoint after a page was received and stored at `now`.
     ///
     /// `page_max_updated_at` is the highest `updatedAt` on the page (see
     /// [`page_max_updated_at`]); `next_cursor` is the page's `pagination.nextCursor`. While a
     /// cursor follows, `since` stays frozen; when the walk ends, `since` moves to
-    /// `high_water - overlap` if that is later.
+    /// `high_water - overlap` if that is later, or just after `high_water` once it has settled
+    /// (arrived at least an overlap before `now`).
     #[must_use]
     pub fn after_page(
         &self,
         page_max_updated_at: Option<DateTime<Utc>>,
         next_cursor: Option<&str>,
         policy: &PollPolicy,
+        now: DateTime<Utc>,
     ) -> Checkpoint {
         let high_water = self.high_water.max(page_max_updated_at);
+        let high_water_seen = if high_water > self.high_water || self.high_water_seen.is_none() {
+            high_water.map(|_| now)
+        } else {
+            self.high_water_seen
+        };
         match next_cursor
             .map(str::trim)
             .filter(|c| !c.is_empty() && *c != "null")
         {
             Some(cursor) => Checkpoint {
-                since: self.since,
                 cursor: Some(cursor.to_owned()),
                 high_water,
-                backfill_started: self.backfill_started,
+                high_water_seen,
+                ..self.clone()
             },
             None => {
-                let moved = high_water.and_then(|h| h.checked_sub_signed(policy.overlap.abs()));
+                let overlap = policy.overlap.abs();
+                // The later of: where this walk started, the overlap before the high-water
+                // mark, and just after the mark once it has settled. At the same instant, an
+                // exclusive bound is the later one.
+                let mut bound = (self.since, self.since_exclusive);
+                if let Some(h) = high_water {
+                    if let Some(moved) = h.checked_sub_signed(overlap) {
+                        bound = bound.max((moved, false));
+                    }
+                    let settled = high_water_seen.is_some_and(|seen| now - seen >= overlap);
+                    if settled {
+                        bound = bound.max((h, true));
+                    }
+                }
                 // The first walk's end is the backfill's end.
                 Checkpoint {
-                    since: self.since.max(moved.unwrap_or(self.since)),
+                    since: bound.0,
+                    since_exclusive: bound.1,
                     cursor: None,
                     high_water,
                     backfill_started: None,
+                    high_water_seen,
                 }
             }
         }
@@ -158,10 +203,8 @@ impl Checkpoint {
     #[must_use]
     pub fn restart_walk(&self) -> Checkpoint {
         Checkpoint {
-            since: self.since,
             cursor: None,
-            high_water: self.high_water,
-            backfill_started: self.backfill_started,
+            ..self.clone()
         }
     }
 
@@ -233,15 +276,16 @@ mod tests {
         assert_eq!(q.sort_by, Some(SortBy::UpdatedAt));
         assert_eq!(q.limit, 1000);
 
-        let cp1 = cp.after_page(Some(t("2025-02-01T00:00:00Z")), Some("abcd"), &policy);
+        let now = t("2025-04-01T00:00:00Z");
+        let cp1 = cp.after_page(Some(t("2025-02-01T00:00:00Z")), Some("abcd"), &policy, now);
         assert_eq!(cp1.since, cp.since);
         assert!(cp1.walk_in_progress());
         assert_eq!(cp1.query(&policy).cursor.as_deref(), Some("abcd"));
         assert_eq!(cp1.query(&policy).updated_at_gte, Some(cp.since));
 
-        let cp2 = cp1.after_page(Some(t("2025-03-01T00:00:00Z")), Some("efgh"), &policy);
+        let cp2 = cp1.after_page(Some(t("2025-03-01T00:00:00Z")), Some("efgh"), &policy, now);
         assert_eq!(cp2.since, cp.since);
-        let done = cp2.after_page(None, None, &policy);
+        let done = cp2.after_page(None, None, &policy, now);
         assert!(!done.walk_in_progress());
         assert_eq!(done.since, t("2025-02-28T23:59:30Z"));
         assert_eq!(done.high_water, Some(t("2025-03-01T00:00:00Z")));
@@ -256,8 +300,9 @@ mod tests {
             backfill_started: None,
             ..cp.clone()
         };
-        assert_eq!(cp.after_page(None, None, &policy), ended);
-        assert_eq!(cp.after_page(None, Some("null"), &policy), ended);
+        let now = t("2025-04-01T00:00:01Z");
+        assert_eq!(cp.after_page(None, None, &policy, now), ended);
+        assert_eq!(cp.after_page(None, Some("null"), &policy, now), ended);
     }
 
     #[test]
@@ -265,11 +310,17 @@ mod tests {
         let policy = PollPolicy::default();
         let cp = Checkpoint {
             since: t("2025-03-01T00:00:00Z"),
+            since_exclusive: false,
             cursor: None,
             high_water: None,
             backfill_started: None,
+            high_water_seen: None,
         };
-        let done = cp.after_page(Some(t("2024-01-01T00:00:00Z")), None, &policy);
+        let now = t("2025-03-02T00:00:00Z");
+        let done = cp.after_page(Some(t("2024-01-01T00:00:00Z")), None, &policy, now);
+        assert_eq!(done.since, cp.since);
+        // Even once that old mark has settled.
+        let done = done.after_page(None, None, &policy, now + Duration::hours(1));
         assert_eq!(done.since, cp.since);
     }
 
@@ -277,13 +328,19 @@ mod tests {
     fn restart_walk_drops_only_the_cursor() {
         let cp = Checkpoint {
             since: t("2025-03-01T00:00:00Z"),
+            since_exclusive: true,
             cursor: Some("stale".into()),
             high_water: Some(t("2025-03-02T00:00:00Z")),
             backfill_started: None,
+            high_water_seen: Some(t("2025-03-02T00:00:01Z")),
         };
         let r = cp.restart_walk();
         assert_eq!(r.cursor, None);
         assert_eq!((r.since, r.high_water), (cp.since, cp.high_water));
+        assert_eq!(
+            r.query(&PollPolicy::default()).updated_at_gt,
+            Some(cp.since)
+        );
     }
 
     #[test]
@@ -295,14 +352,14 @@ mod tests {
         assert!(p.fraction.abs() < f64::EPSILON && p.eta.is_none());
         // Half the 90-day window reached after 10 minutes: 10 more to go.
         let half = cp.since + Duration::days(45);
-        let cp = cp.after_page(Some(half), Some("c1"), &policy);
+        let cp = cp.after_page(Some(half), Some("c1"), &policy, now);
         let p = cp.backfill_progress(now + Duration::minutes(10)).unwrap();
         assert!((p.fraction - 0.5).abs() < 1e-6, "{p:?}");
         assert_eq!(p.eta.map(|d| d.num_minutes()), Some(10));
         // A restarted walk is still the backfill; the walk's end is its end.
         let cp = cp.restart_walk();
         assert!(cp.backfill_progress(now).is_some());
-        let cp = cp.after_page(Some(now), None, &policy);
+        let cp = cp.after_page(Some(now), None, &policy, now);
         assert!(cp.backfill_progress(now).is_none());
         // Checkpoints saved before backfill tracking read as done.
         let old: Checkpoint = serde_json::from_str(
@@ -310,5 +367,105 @@ mod tests {
         )
         .unwrap();
         assert!(old.backfill_progress(now).is_none());
+    }
+
+    #[test]
+    fn a_settled_high_water_mark_is_not_read_again() {
+        // A bulk change gave many threats one updatedAt, and the tenant went quiet.
+        let policy = PollPolicy::default();
+        let bulk = t("2025-03-01T12:00:00.123456Z");
+        let seen = t("2025-03-01T12:00:01Z");
+        let cp = Checkpoint {
+            since: t("2025-03-01T11:00:00Z"),
+            since_exclusive: false,
+            cursor: None,
+            high_water: None,
+            backfill_started: None,
+            high_water_seen: None,
+        };
+        let cp = cp.after_page(Some(bulk), None, &policy, seen);
+        assert_eq!(cp.high_water_seen, Some(seen));
+        let q = cp.query(&policy);
+        assert_eq!(
+            (q.updated_at_gte, q.updated_at_gt),
+            (Some(bulk - policy.overlap), None)
+        );
+        // Re-read for the length of the overlap: late threats are still found meanwhile.
+        let mut now = seen;
+        let mut cp = cp;
+        while now - seen < policy.overlap {
+            cp = cp.after_page(Some(bulk), None, &policy, now);
+            assert_eq!(
+                cp.query(&policy).updated_at_gte,
+                Some(bulk - policy.overlap)
+            );
+            assert_eq!(
+                cp.high_water_seen,
+                Some(seen),
+                "re-reading the mark does not renew it"
+            );
+            now += Duration::milliseconds(500);
+        }
+        // Then the mark has settled: the next walks start just after it, and find nothing.
+        let cp = cp.after_page(Some(bulk), None, &policy, now);
+        let q = cp.query(&policy);
+        assert_eq!((q.updated_at_gte, q.updated_at_gt), (None, Some(bulk)));
+        let quiet = cp.after_page(None, None, &policy, now + Duration::hours(1));
+        assert_eq!(quiet, cp, "an empty walk changes nothing");
+        // A newer threat opens the overlap again, never behind the settled mark.
+        let newer = bulk + Duration::seconds(10);
+        let later = now + Duration::seconds(20);
+        let cp = quiet.after_page(Some(newer), None, &policy, later);
+        assert_eq!((cp.since, cp.since_exclusive), (bulk, true));
+        assert_eq!(cp.high_water_seen, Some(later));
+        let much_newer = bulk + Duration::minutes(5);
+        let cp = cp.after_page(
+            Some(much_newer),
+            None,
+            &policy,
+            later + Duration::seconds(1),
+        );
+        let q = cp.query(&policy);
+        assert_eq!(
+            (q.updated_at_gte, q.updated_at_gt),
+            (Some(much_newer - policy.overlap), None)
+        );
+    }
+
+    #[test]
+    fn a_walk_keeps_its_bound_exclusive_while_a_cursor_follows() {
+        let policy = PollPolicy::default();
+        let h = t("2025-03-01T12:00:00Z");
+        let cp = Checkpoint {
+            since: h,
+            since_exclusive: true,
+            cursor: None,
+            high_water: Some(h),
+            backfill_started: None,
+            high_water_seen: Some(h),
+        };
+        let now = h + Duration::hours(1);
+        let next = cp.after_page(Some(h + Duration::seconds(1)), Some("c1"), &policy, now);
+        assert_eq!(next.query(&policy).updated_at_gt, Some(h));
+        assert_eq!(next.query(&policy).updated_at_gte, None);
+        assert_eq!(next.high_water_seen, Some(now));
+    }
+
+    #[test]
+    fn checkpoints_saved_before_settling_existed_still_read() {
+        let old: Checkpoint = serde_json::from_str(
+            r#"{"since":"2025-03-01T00:00:00Z","cursor":null,"high_water":"2025-03-01T00:00:30Z"}"#,
+        )
+        .unwrap();
+        assert!(!old.since_exclusive);
+        assert_eq!(old.high_water_seen, None);
+        // The mark starts settling from the first walk that sees it.
+        let now = t("2025-03-02T00:00:00Z");
+        let policy = PollPolicy::default();
+        let cp = old.after_page(None, None, &policy, now);
+        assert_eq!(cp.high_water_seen, Some(now));
+        assert!(!cp.since_exclusive);
+        let cp = cp.after_page(None, None, &policy, now + policy.overlap);
+        assert!(cp.since_exclusive);
     }
 }

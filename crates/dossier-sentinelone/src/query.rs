@@ -55,6 +55,7 @@ pub struct ThreatQuery {
     /// Opaque cursor from the previous page's `pagination.nextCursor`.
     pub cursor: Option<String>,
     pub updated_at_gte: Option<DateTime<Utc>>,
+    pub updated_at_gt: Option<DateTime<Utc>>,
     pub created_at_gte: Option<DateTime<Utc>>,
     pub created_at_lte: Option<DateTime<Utc>>,
     pub sort_by: Option<SortBy>,
@@ -69,6 +70,7 @@ impl Default for ThreatQuery {
             limit: MAX_PAGE_SIZE,
             cursor: None,
             updated_at_gte: None,
+            updated_at_gt: None,
             created_at_gte: None,
             created_at_lte: None,
             sort_by: None,
@@ -85,6 +87,9 @@ impl ThreatQuery {
         let mut pairs = vec![("limit", self.limit.clamp(1, MAX_PAGE_SIZE).to_string())];
         if let Some(t) = self.updated_at_gte {
             pairs.push(("updatedAt__gte", format_micros(t)));
+        }
+        if let Some(t) = self.updated_at_gt {
+            pairs.push(("updatedAt__gt", format_micros(t)));
         }
         if let Some(t) = self.created_at_gte {
             pairs.push(("createdAt__gte", format_micros(t)));
@@ -152,5 +157,12 @@ mod tests {
         assert!(pairs.contains(&("sortBy", "updatedAt".to_owned())));
         assert!(pairs.contains(&("sortOrder", "asc".to_owned())));
         assert!(pairs.contains(&("cursor", "YWdlbnRfaWQ6NTgwMjkzODE=".to_owned())));
+        let q = ThreatQuery {
+            updated_at_gt: Some(t),
+            ..ThreatQuery::default()
+        };
+        let pairs = q.to_pairs();
+        assert!(pairs.contains(&("updatedAt__gt", "2021-03-16T14:00:16.879105Z".to_owned())));
+        assert!(!pairs.iter().any(|(k, _)| *k == "updatedAt__gte"));
     }
 }

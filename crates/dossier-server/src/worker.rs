@@ -418,6 +418,7 @@ async fn run_connector(state: AppState, rec: ConnectorRecord, mut shutdown: watc
             page_max_updated_at_until(&batch[before..], not_after),
             page.next_cursor.as_deref(),
             &policy,
+            Utc::now(),
         );
         // A backfill reads on while the batch is small and young: one commit of several pages
         // writes each touched index page once instead of once per page, and the age bound

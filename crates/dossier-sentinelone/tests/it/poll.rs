@@ -1,6 +1,6 @@
 //! Checkpoint invariants over arbitrary walks: `since` is frozen while cursors are followed,
 //! never exceeds the highest `updatedAt` received, never goes backwards, and the overlap is
-//! applied only when a walk ends.
+//! applied only when a walk ends, until the high-water mark has settled.
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use dossier_sentinelone::{Checkpoint, PollPolicy, SortBy, SortOrder};
@@ -25,6 +25,7 @@ proptest! {
         walks in arb_walks(),
         overlap_s in 0i64..600,
         backfill_days in 0i64..120,
+        steps in prop::collection::vec(0i64..400, 64),
     ) {
         let policy = PollPolicy {
             overlap: Duration::seconds(overlap_s),
@@ -34,20 +35,32 @@ proptest! {
         let mut cp = Checkpoint::initial(base() + Duration::days(30), &policy);
         let initial_since = cp.since;
         let mut max_received: Option<DateTime<Utc>> = None;
+        // The poller's clock, and when it first received the current high-water mark.
+        let mut now = base() + Duration::days(30);
+        let mut first_seen: Option<DateTime<Utc>> = None;
+        let mut step = steps.iter().cycle();
         for (w, walk) in walks.iter().enumerate() {
-            let walk_since = cp.since;
+            let walk_bound = (cp.since, cp.since_exclusive);
             for (p, page) in walk.iter().enumerate() {
+                now += Duration::seconds(*step.next().unwrap_or(&0));
                 let q = cp.query(&policy);
-                prop_assert_eq!(q.updated_at_gte, Some(walk_since), "frozen during a walk");
+                let sent = if walk_bound.1 { (None, Some(walk_bound.0)) } else { (Some(walk_bound.0), None) };
+                prop_assert_eq!((q.updated_at_gte, q.updated_at_gt), sent, "frozen during a walk");
                 prop_assert_eq!(q.sort_by, Some(SortBy::UpdatedAt));
                 prop_assert_eq!(q.sort_order, Some(SortOrder::Asc));
                 let page_max = page.iter().map(|s| base() + Duration::seconds(*s)).max();
+                if page_max > max_received {
+                    first_seen = Some(now);
+                }
                 max_received = max_received.max(page_max);
                 let last = p + 1 == walk.len();
                 let cursor = (!last).then(|| format!("c{w}-{p}"));
-                let next = cp.after_page(page_max, cursor.as_deref(), &policy);
+                let next = cp.after_page(page_max, cursor.as_deref(), &policy, now);
 
-                prop_assert!(next.since >= cp.since, "never backwards");
+                prop_assert!(
+                    (next.since, next.since_exclusive) >= (cp.since, cp.since_exclusive),
+                    "never backwards"
+                );
                 prop_assert!(
                     next.since <= initial_since.max(max_received.unwrap_or(initial_since)),
                     "never past the highest updatedAt received"
@@ -55,13 +68,25 @@ proptest! {
                 prop_assert_eq!(next.high_water, max_received);
                 if last {
                     prop_assert!(!next.walk_in_progress());
-                    let expected = match max_received {
-                        Some(h) => walk_since.max(h - policy.overlap),
-                        None => walk_since,
+                    let expected = match (max_received, first_seen) {
+                        (Some(h), Some(seen)) if now - seen >= policy.overlap => {
+                            walk_bound.max((h - policy.overlap, false)).max((h, true))
+                        }
+                        (Some(h), _) => walk_bound.max((h - policy.overlap, false)),
+                        (None, _) => walk_bound,
                     };
-                    prop_assert_eq!(next.since, expected, "overlap applied at walk end");
+                    prop_assert_eq!(
+                        (next.since, next.since_exclusive),
+                        expected,
+                        "overlap applied at walk end, until the mark settled"
+                    );
+                    prop_assert_eq!(next.high_water_seen, first_seen);
                 } else {
-                    prop_assert_eq!(next.since, walk_since, "since frozen while a cursor follows");
+                    prop_assert_eq!(
+                        (next.since, next.since_exclusive),
+                        walk_bound,
+                        "since frozen while a cursor follows"
+                    );
                     prop_assert_eq!(next.cursor.as_deref(), cursor.as_deref());
                 }
                 cp = next;
@@ -79,7 +104,7 @@ proptest! {
         let mut cp = Checkpoint::initial(base(), &policy);
         let since = cp.since;
         for (i, s) in offsets.iter().enumerate() {
-            cp = cp.after_page(Some(base() + Duration::seconds(*s)), Some(&format!("c{i}")), &policy);
+            cp = cp.after_page(Some(base() + Duration::seconds(*s)), Some(&format!("c{i}")), &policy, base());
         }
         let restarted = cp.restart_walk();
         prop_assert!(!restarted.walk_in_progress());

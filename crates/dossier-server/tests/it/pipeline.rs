@@ -1,5 +1,6 @@
 use dossier_domain::access::{Licence, Role};
 use serde_json::json;
+use std::time::Duration;
 
 use crate::{spawn_app, TOKEN};
 
@@ -473,5 +474,72 @@ async fn a_far_future_timestamp_does_not_stall_the_poll() {
     // Threats created after it still arrive.
     let later = app.tenant.generate_live(chrono::Utc::now());
     app.until_ingested(&admin, &later).await;
+    app.running.stop().await;
+}
+
+/// The `incident_updated` events the key can see (at most 1000).
+async fn updated_incidents(app: &crate::App, key: &str) -> Vec<String> {
+    let (_, e) = app
+        .call(
+            "GET",
+            "/api/v1/events?type=incident_updated&limit=1000",
+            Some(key),
+            None,
+        )
+        .await;
+    e["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["incident_id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quiet_tenant_is_not_read_again_once_its_last_change_has_settled() {
+    let overlap = chrono::Duration::seconds(8);
+    let app = crate::spawn_app_with(60, |c| c.poll_policy.overlap = overlap).await;
+    let (admin, path) = app.admin_with_connector().await;
+    app.until_read(&admin, &path, 60, 30).await;
+
+    // A bulk change: 40 threats resolved at once share one updatedAt (SENTINELONE.md §6.3).
+    let bulk_at = chrono::Utc::now();
+    let ids = app.tenant.all_ids();
+    for id in &ids[..40] {
+        assert!(app.tenant.update_threat(id, bulk_at));
+    }
+    app.until(30, || async {
+        updated_incidents(&app, &admin).await.len() >= 40
+    })
+    .await;
+    // Within the overlap, a threat indexed late (older than the bulk change) is still found.
+    let mut late = app.tenant.threat(&ids[50]).unwrap();
+    late["id"] = json!("8888888888888888888");
+    late["threatInfo"]["threatId"] = json!("8888888888888888888");
+    late["threatInfo"]["updatedAt"] = json!(dossier_domain::time::format_micros(
+        bulk_at - chrono::Duration::seconds(1)
+    ));
+    app.tenant.put_threat(late).unwrap();
+    app.until_ingested(&admin, "8888888888888888888").await;
+
+    // Once the bulk change has been re-read for the overlap's length, polls skip it.
+    tokio::time::sleep((overlap + chrono::Duration::seconds(2)).to_std().unwrap()).await;
+    let (requests, served) = (app.tenant.request_count(), app.tenant.threats_served());
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let polls = app.tenant.request_count() - requests;
+    assert!(polls >= 5, "the connector kept polling: {polls} polls");
+    assert_eq!(
+        app.tenant.threats_served() - served,
+        0,
+        "{polls} polls of a quiet tenant read threats again"
+    );
+    // New threats still arrive, and nothing was ingested twice.
+    let new = app.tenant.generate_live(chrono::Utc::now());
+    app.until_ingested(&admin, &new).await;
+    let (got, want) = (app.incident_ids(&admin).await, app.tenant.threat_count());
+    let unique: std::collections::BTreeSet<&String> = got.iter().collect();
+    assert_eq!((got.len(), unique.len()), (want, want));
+    let updated = updated_incidents(&app, &admin).await;
+    assert_eq!(updated.len(), 40, "each bulk update once: {updated:?}");
     app.running.stop().await;
 }
