@@ -103,6 +103,21 @@ impl Backoff {
     }
 }
 
+/// What the status says after a 401 or 403: the worker asks the tenant nothing more until the
+/// connector is saved again (a new token, or the same once its user has the permission), which
+/// restarts it.
+const PAUSED: &str = "polling is paused until the connector is saved again";
+
+/// Waits, asking the tenant nothing, until the server stops; the manager replaces the worker
+/// sooner when the connector is saved.
+async fn park(shutdown: &mut watch::Receiver<bool>) {
+    while !*shutdown.borrow() {
+        if shutdown.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
 async fn sleep_or_stop(d: Duration, shutdown: &mut watch::Receiver<bool>) -> bool {
     tokio::select! {
         () = tokio::time::sleep(d) => false,
@@ -303,6 +318,11 @@ async fn run_connector(state: AppState, rec: ConnectorRecord, mut shutdown: watc
                 } else {
                     e.human_reason()
                 };
+                if e.needs_operator() {
+                    health.error(format!("{reason}; {PAUSED}"), true).await;
+                    park(&mut shutdown).await;
+                    return;
+                }
                 health.error(reason, true).await;
                 if sleep_or_stop(backoff.next(), &mut shutdown).await {
                     return;
@@ -382,6 +402,15 @@ async fn run_connector(state: AppState, rec: ConnectorRecord, mut shutdown: watc
                     // The tenant no longer honours the cursor: walk again from the same bound.
                     tracing::warn!(connector_id = %rec.id, "cursor rejected; restarting the walk");
                     checkpoint = checkpoint.restart_walk();
+                }
+                if e.needs_operator() {
+                    // Not retried (SENTINELONE.md §6.7): a revoked token or a missing
+                    // permission stays so until someone changes it.
+                    health
+                        .error(format!("{}; {PAUSED}", e.human_reason()), true)
+                        .await;
+                    park(&mut shutdown).await;
+                    return;
                 }
                 health.error(e.human_reason(), true).await;
                 let wait = match &e {

@@ -142,7 +142,7 @@ async fn an_outage_turns_the_connector_to_error_and_recovery_heals_it() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn refused_tokens_are_errors_with_a_human_reason_until_a_good_poll() {
+async fn a_refused_token_is_not_retried_until_the_connector_is_saved_again() {
     let app = spawn_app(5).await;
     let (admin, path) = app.admin_with_connector().await;
     app.until_status(&admin, &path, "connected").await;
@@ -152,9 +152,30 @@ async fn refused_tokens_are_errors_with_a_human_reason_until_a_good_poll() {
         let c = status(&app, &admin, &path).await;
         let detail = c["status_detail"].as_str().unwrap();
         assert!(detail.contains(needle), "{detail}");
-        // One refusal: the next good poll heals it.
+        assert!(
+            detail.contains("paused until the connector is saved"),
+            "{detail}"
+        );
+        // The tenant is asked nothing more (SENTINELONE.md §6.7), though it would now answer.
+        let asked = app.tenant.request_count();
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        assert_eq!(app.tenant.request_count(), asked, "a refusal was retried");
+        assert_eq!(status(&app, &admin, &path).await["status"], "error");
+        // Saving the connector (here with no change but one setting) tries again.
+        let (s, _) = app
+            .call(
+                "PATCH",
+                &path,
+                Some(&admin),
+                Some(serde_json::json!({"track_errors": true})),
+            )
+            .await;
+        assert_eq!(s, 200);
         app.until_status(&admin, &path, "connected").await;
     }
+    // Threats that arrived meanwhile are read once the connector runs again.
+    let new = app.tenant.generate_live(chrono::Utc::now());
+    app.until_ingested(&admin, &new).await;
     app.running.stop().await;
 }
 
