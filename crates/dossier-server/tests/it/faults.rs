@@ -92,25 +92,13 @@ async fn every_fault_is_survived_and_nothing_is_lost_or_doubled() {
         "errors were recorded as events (track_errors)"
     );
     // Every update made during the faults reached its incident.
-    let (_, ev) = app
-        .call(
-            "GET",
-            "/api/v1/events?type=incident_updated&limit=1000",
-            Some(&admin),
-            None,
-        )
-        .await;
-    let updated: std::collections::BTreeSet<&str> = ev["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|e| e["incident_id"].as_str())
+    let updated: std::collections::BTreeSet<String> = app
+        .incident_events(&admin, "incident_updated", 1000)
+        .await
+        .into_iter()
         .collect();
     for id in ids.iter().step_by(3).take(40) {
-        assert!(
-            updated.contains(id.as_str()),
-            "the update of {id} was not ingested"
-        );
+        assert!(updated.contains(id), "the update of {id} was not ingested");
     }
     app.running.stop().await;
 }

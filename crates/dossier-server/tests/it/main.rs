@@ -228,22 +228,23 @@ impl App {
         .await;
     }
 
+    /// The incident ids of the newest `limit` events of `event_type` the key can see.
+    pub async fn incident_events(&self, key: &str, event_type: &str, limit: usize) -> Vec<String> {
+        let path = format!("/api/v1/events?type={event_type}&limit={limit}");
+        let (_, e) = self.call("GET", &path, Some(key), None).await;
+        e["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["incident_id"].as_str().unwrap().to_owned())
+            .collect()
+    }
+
     /// Waits until the API shows an `incident_created` event for the threat.
     pub async fn until_ingested(&self, key: &str, threat_id: &str) {
         self.until(15, || async {
-            let (_, e) = self
-                .call(
-                    "GET",
-                    "/api/v1/events?type=incident_created&limit=5",
-                    Some(key),
-                    None,
-                )
-                .await;
-            e["items"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .any(|e| e["incident_id"] == threat_id)
+            let created = self.incident_events(key, "incident_created", 5).await;
+            created.iter().any(|id| id == threat_id)
         })
         .await;
     }

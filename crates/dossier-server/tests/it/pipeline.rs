@@ -477,24 +477,6 @@ async fn a_far_future_timestamp_does_not_stall_the_poll() {
     app.running.stop().await;
 }
 
-/// The `incident_updated` events the key can see (at most 1000).
-async fn updated_incidents(app: &crate::App, key: &str) -> Vec<String> {
-    let (_, e) = app
-        .call(
-            "GET",
-            "/api/v1/events?type=incident_updated&limit=1000",
-            Some(key),
-            None,
-        )
-        .await;
-    e["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["incident_id"].as_str().unwrap().to_owned())
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_quiet_tenant_is_not_read_again_once_its_last_change_has_settled() {
     let overlap = chrono::Duration::seconds(8);
@@ -509,7 +491,10 @@ async fn a_quiet_tenant_is_not_read_again_once_its_last_change_has_settled() {
         assert!(app.tenant.update_threat(id, bulk_at));
     }
     app.until(30, || async {
-        updated_incidents(&app, &admin).await.len() >= 40
+        app.incident_events(&admin, "incident_updated", 1000)
+            .await
+            .len()
+            >= 40
     })
     .await;
     // Within the overlap, a threat indexed late (older than the bulk change) is still found.
@@ -539,7 +524,7 @@ async fn a_quiet_tenant_is_not_read_again_once_its_last_change_has_settled() {
     let (got, want) = (app.incident_ids(&admin).await, app.tenant.threat_count());
     let unique: std::collections::BTreeSet<&String> = got.iter().collect();
     assert_eq!((got.len(), unique.len()), (want, want));
-    let updated = updated_incidents(&app, &admin).await;
+    let updated = app.incident_events(&admin, "incident_updated", 1000).await;
     assert_eq!(updated.len(), 40, "each bulk update once: {updated:?}");
     app.running.stop().await;
 }

@@ -54,15 +54,8 @@ async fn a_new_tenant_url_never_receives_the_stored_token() {
         .await;
     assert_eq!(status, 200, "{e}");
     app.until(30, || async {
-        let (_, p) = app
-            .call(
-                "GET",
-                "/api/v1/events?type=incident_created&limit=1000",
-                Some(&admin),
-                None,
-            )
-            .await;
-        p["items"].as_array().unwrap().len() == 5 + 7
+        let created = app.incident_events(&admin, "incident_created", 1000).await;
+        created.len() == 5 + 7
     })
     .await;
     app.running.stop().await;
