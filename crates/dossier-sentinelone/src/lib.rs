@@ -13,7 +13,9 @@ pub mod query;
 mod lenient;
 mod threat;
 
-pub use client::{Client, ClientConfig, ClientError, SystemStatus, TokenDetails};
+pub use client::{
+    Client, ClientConfig, ClientError, RetryObserver, Retrying, SystemStatus, TokenDetails,
+};
 pub use envelope::{parse_error, parse_page, ApiErrorBody, ApiErrorEntry, EnvelopeError, Page};
 pub use mapping::{map_owned_threat, map_threat, MapError};
 pub use poll::{page_max_updated_at, page_max_updated_at_until, Checkpoint, PollPolicy};

@@ -1,10 +1,13 @@
 //! How a [`crate::Client`] is configured.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use secrecy::SecretString;
 use url::Url;
+
+use super::error::ClientError;
 
 /// 64 MiB: a full page of 1000 large threats is a few MiB; anything near this is not the API.
 pub const DEFAULT_MAX_BODY_BYTES: u64 = 64 * 1024 * 1024;
@@ -44,6 +47,26 @@ pub struct ClientConfig {
     /// was validated (DNS rebinding) cannot reach them. Off by default; servers turn it on
     /// unless the deployment allows private tenants.
     pub refuse_internal_addresses: bool,
+    /// Told of each retry before the client waits for it, so that a caller can show a tenant
+    /// that keeps failing while the client is still trying (a call can take minutes).
+    pub on_retry: Option<RetryObserver>,
+}
+
+/// Called with each [`Retrying`]; it runs inside the call, so it must return at once.
+pub type RetryObserver = Arc<dyn Fn(&Retrying) + Send + Sync>;
+
+/// A try that failed and that the client is about to make again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Retrying {
+    /// Why the try failed.
+    pub error: ClientError,
+    /// Which retry this is (1 for the first), of at most `of` for this kind of failure.
+    pub retry: u32,
+    pub of: u32,
+    /// How long the client waits before it.
+    pub delay: Duration,
+    /// How long the call has been going on: since it began, its first try included.
+    pub failing_for: Duration,
 }
 
 impl ClientConfig {
@@ -66,6 +89,7 @@ impl ClientConfig {
             backoff_cap: Duration::from_secs(60),
             user_agent: concat!("dossier/", env!("CARGO_PKG_VERSION")).to_owned(),
             refuse_internal_addresses: false,
+            on_retry: None,
         }
     }
 }
@@ -89,6 +113,7 @@ impl fmt::Debug for ClientConfig {
             .field("backoff_base", &self.backoff_base)
             .field("backoff_cap", &self.backoff_cap)
             .field("user_agent", &self.user_agent)
+            .field("on_retry", &self.on_retry.is_some())
             .finish()
     }
 }

@@ -23,7 +23,7 @@ use url::Url;
 
 mod guard;
 
-pub use config::{ClientConfig, DEFAULT_MAX_BODY_BYTES};
+pub use config::{ClientConfig, RetryObserver, Retrying, DEFAULT_MAX_BODY_BYTES};
 pub use error::ClientError;
 
 use crate::envelope::{parse_page, EnvelopeError, Page};
@@ -146,6 +146,7 @@ impl Client {
             max_retries: config.max_retries,
             max_transport_retries: config.max_transport_retries,
             max_body_bytes: config.max_body_bytes,
+            on_retry: config.on_retry.clone(),
         };
         let token = secrecy::SecretString::from(token.to_owned());
         Ok(Client {

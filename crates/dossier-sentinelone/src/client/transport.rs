@@ -10,6 +10,7 @@ use reqwest::{Method, Response, StatusCode};
 use tokio::time::Instant;
 use url::Url;
 
+use super::config::{RetryObserver, Retrying};
 use super::error::ClientError;
 use super::ratelimit::RateLimiter;
 use super::retry::{parse_retry_after, Backoff};
@@ -37,6 +38,7 @@ pub(crate) struct Transport {
     pub max_retries: u32,
     pub max_transport_retries: u32,
     pub max_body_bytes: u64,
+    pub on_retry: Option<RetryObserver>,
 }
 
 /// How one try ended, if not with a body.
@@ -55,6 +57,7 @@ impl Transport {
     /// budgets, and returns the body of the first success.
     pub(crate) async fn execute(&self, call: &Call<'_>) -> Result<Vec<u8>, ClientError> {
         let (mut http_retries, mut transport_retries) = (0u32, 0u32);
+        let first_try = Instant::now();
         for attempt in 1u32.. {
             self.limiter.acquire().await;
             let started = Instant::now();
@@ -102,6 +105,15 @@ impl Transport {
                 None => self.backoff.delay(*used),
             };
             *used += 1;
+            if let Some(observe) = &self.on_retry {
+                observe(&Retrying {
+                    error: err.clone(),
+                    retry: *used,
+                    of: budget,
+                    delay,
+                    failing_for: first_try.elapsed(),
+                });
+            }
             tracing::debug!(
                 method = %call.method,
                 endpoint = call.endpoint,

@@ -145,6 +145,100 @@ async fn server_errors_are_retried() {
     assert_eq!(server.hits(), 4);
 }
 
+/// Each retry is told to the observer before the client waits for it, with why, which retry
+/// of how many, and how long the call has been failing; a call that succeeds at once tells
+/// nothing, and neither does the last failure, which is returned instead.
+#[tokio::test]
+async fn every_retry_is_told_before_it_is_made() {
+    use std::sync::{Arc, Mutex};
+    let observed = |cfg: &mut dossier_sentinelone::ClientConfig| {
+        let seen: Arc<Mutex<Vec<dossier_sentinelone::Retrying>>> = Arc::default();
+        let sink = Arc::clone(&seen);
+        cfg.on_retry = Some(Arc::new(move |r: &dossier_sentinelone::Retrying| {
+            sink.lock().unwrap().push(r.clone());
+        }));
+        seen
+    };
+
+    let server = serve(|n, _| async move {
+        match n {
+            0 => json(503, ERR_500),
+            1 => {
+                let mut r = json(429, ERR_429);
+                r.headers_mut().insert("retry-after", "0".parse().unwrap());
+                r
+            }
+            _ => json(200, EMPTY_PAGE),
+        }
+    })
+    .await;
+    let mut cfg = server.config();
+    let seen = observed(&mut cfg);
+    Client::new(cfg)
+        .unwrap()
+        .threats_page(&ThreatQuery::default())
+        .await
+        .unwrap();
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    assert_eq!(
+        (&seen[0].error, seen[0].retry, seen[0].of),
+        (
+            &ClientError::Server {
+                status: 503,
+                code: Some(5_000_010)
+            },
+            1,
+            3
+        )
+    );
+    assert_eq!(
+        (&seen[1].error, seen[1].retry, seen[1].delay),
+        (
+            &ClientError::RateLimited {
+                retry_after: Some(Duration::ZERO)
+            },
+            2,
+            Duration::ZERO
+        )
+    );
+    assert!(seen[1].failing_for >= seen[0].failing_for + seen[0].delay);
+
+    // Timeouts count against the transport budget: one retry told, then the error returned.
+    let server = serve(|_, _| async {
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        json(200, EMPTY_PAGE)
+    })
+    .await;
+    let mut cfg = server.config();
+    cfg.request_timeout = Duration::from_millis(300);
+    let seen = observed(&mut cfg);
+    let err = Client::new(cfg)
+        .unwrap()
+        .threats_page(&ThreatQuery::default())
+        .await
+        .unwrap_err();
+    assert_eq!(err, ClientError::Timeout);
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert_eq!(
+        (&seen[0].error, seen[0].retry, seen[0].of),
+        (&ClientError::Timeout, 1, 1)
+    );
+    assert!(seen[0].failing_for >= Duration::from_millis(300));
+
+    // A call that succeeds at once tells nothing.
+    let server = serve(|_, _| async { json(200, EMPTY_PAGE) }).await;
+    let mut cfg = server.config();
+    let seen = observed(&mut cfg);
+    Client::new(cfg)
+        .unwrap()
+        .threats_page(&ThreatQuery::default())
+        .await
+        .unwrap();
+    assert!(seen.lock().unwrap().is_empty());
+}
+
 /// A page cut short on its way (valid HTTP, JSON that stops before its end) is asked for
 /// again within the transport budget, like a dropped connection; garbage is not.
 #[tokio::test]
