@@ -40,6 +40,10 @@ pub struct ServerConfig {
     /// First and largest wait between retries against a tenant (429, 5xx, errors).
     pub retry_base: Duration,
     pub retry_cap: Duration,
+    /// A call the client has been retrying for this long shows its failure on the connector
+    /// (in error, saying a retry is under way) before the client gives up: a tenant that stops
+    /// answering is seen after one request timeout, not after every retry.
+    pub retry_shown_after: Duration,
     /// Largest tenant response accepted.
     pub max_body_bytes: u64,
     pub poll_policy: PollPolicy,
@@ -64,6 +68,7 @@ impl Default for ServerConfig {
             request_timeout: Duration::from_secs(60),
             retry_base: Duration::from_secs(1),
             retry_cap: Duration::from_secs(60),
+            retry_shown_after: Duration::from_secs(10),
             max_body_bytes: 64 * 1024 * 1024,
             poll_policy: PollPolicy::default(),
             correlation: Policy::default(),

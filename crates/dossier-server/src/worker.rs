@@ -11,7 +11,7 @@ use dossier_domain::expiry::{Expiry, EXPIRED_REASON};
 use dossier_domain::Incident;
 use dossier_sentinelone::{
     map_owned_threat, page_max_updated_at_until, Checkpoint, Client, ClientConfig, ClientError,
-    Page, ThreatQuery,
+    Page, RetryObserver, Retrying, ThreatQuery,
 };
 use dossier_store::{ConnectorRecord, HealthUpdate, IngestPage, NewEvent};
 use rand::Rng;
@@ -125,7 +125,11 @@ async fn sleep_or_stop(d: Duration, shutdown: &mut watch::Receiver<bool>) -> boo
     }
 }
 
-pub(crate) fn build_client(state: &AppState, rec: &ConnectorRecord) -> Result<Client, String> {
+pub(crate) fn build_client(
+    state: &AppState,
+    rec: &ConnectorRecord,
+    on_retry: Option<RetryObserver>,
+) -> Result<Client, String> {
     let token = state
         .secrets
         .open(&rec.token_enc)
@@ -138,6 +142,7 @@ pub(crate) fn build_client(state: &AppState, rec: &ConnectorRecord) -> Result<Cl
     cfg.backoff_cap = state.config.retry_cap;
     cfg.max_body_bytes = state.config.max_body_bytes;
     cfg.refuse_internal_addresses = !state.config.allow_private_tenants;
+    cfg.on_retry = on_retry;
     Client::new(cfg).map_err(|e| e.human_reason())
 }
 
@@ -145,9 +150,40 @@ struct Health<'a> {
     state: &'a AppState,
     rec: &'a ConnectorRecord,
     status: String,
+    /// The retry the client last told of (see [`Health::watch`]).
+    retries: watch::Receiver<Option<Retrying>>,
+    /// Whether the last watched call showed a retry.
+    retry_shown: bool,
 }
 
 impl Health<'_> {
+    /// Awaits a client call. Once the client has been retrying it for `retry_shown_after`, each
+    /// retry shows on the connector: in error, with the failure and that a retry is under way.
+    /// The call's own outcome settles the status afterwards, as it would have anyway.
+    async fn watch<T>(&mut self, call: impl std::future::Future<Output = T>) -> T {
+        self.retry_shown = false;
+        self.retries.borrow_and_update();
+        tokio::pin!(call);
+        loop {
+            tokio::select! {
+                out = &mut call => return out,
+                Ok(()) = self.retries.changed() => {
+                    let Some(r) = self.retries.borrow_and_update().clone() else { continue };
+                    if r.failing_for >= self.state.config.retry_shown_after {
+                        let reason = format!(
+                            "{}; retry {} of {} under way",
+                            r.error.human_reason(),
+                            r.retry,
+                            r.of
+                        );
+                        self.error(reason, false).await;
+                        self.retry_shown = true;
+                    }
+                }
+            }
+        }
+    }
+
     async fn remember_expiry(&self, e: Expiry) {
         let update = HealthUpdate {
             expiry_warned: Some(e.code()),
@@ -259,11 +295,12 @@ async fn check_expiry(
 
 async fn timed_fetch(
     state: &AppState,
+    health: &mut Health<'_>,
     client: &Client,
     query: &ThreatQuery,
 ) -> Result<Page, ClientError> {
     let started = std::time::Instant::now();
-    let fetched = client.threats_page(query).await;
+    let fetched = health.watch(client.threats_page(query)).await;
     state
         .metrics
         .fetch_seconds
@@ -285,17 +322,23 @@ fn rewind(
 }
 
 async fn run_connector(state: AppState, rec: ConnectorRecord, mut shutdown: watch::Receiver<bool>) {
+    let (told, retries) = watch::channel(None);
     let mut health = Health {
         state: &state,
         rec: &rec,
         status: rec.status.clone(),
+        retries,
+        retry_shown: false,
     };
     let mut backoff = Backoff {
         attempt: 0,
         base: state.config.retry_base,
         cap: state.config.retry_cap,
     };
-    let client = match build_client(&state, &rec) {
+    let on_retry: RetryObserver = Arc::new(move |r: &Retrying| {
+        told.send_replace(Some(r.clone()));
+    });
+    let client = match build_client(&state, &rec, Some(on_retry)) {
         Ok(c) => c,
         Err(reason) => {
             health.error(reason, false).await;
@@ -307,7 +350,7 @@ async fn run_connector(state: AppState, rec: ConnectorRecord, mut shutdown: watc
 
     // Verify the token before polling, and learn its expiry where the tenant tells it.
     loop {
-        match client.verify().await {
+        match health.watch(client.verify()).await {
             Ok(()) => break,
             Err(e) => {
                 // A 401 for a token known to have expired says why in the operator's words.
@@ -390,7 +433,7 @@ async fn run_connector(state: AppState, rec: ConnectorRecord, mut shutdown: watc
         }
         let fetched = match prefetched.take() {
             Some(f) => f,
-            None => timed_fetch(&state, &client, &checkpoint.query(&policy)).await,
+            None => timed_fetch(&state, &mut health, &client, &checkpoint.query(&policy)).await,
         };
         let mut page = match fetched {
             Ok(p) => p,
@@ -496,7 +539,8 @@ async fn run_connector(state: AppState, rec: ConnectorRecord, mut shutdown: watc
         // on this page's cursor, not on the commit. It is used only if the commit succeeds.
         let (committed, next_page) = if next.walk_in_progress() {
             let next_query = next.query(&policy);
-            let (c, n) = tokio::join!(commit, timed_fetch(&state, &client, &next_query));
+            let fetch = timed_fetch(&state, &mut health, &client, &next_query);
+            let (c, n) = tokio::join!(commit, fetch);
             (c, Some(n))
         } else {
             (commit.await, None)
@@ -510,7 +554,11 @@ async fn run_connector(state: AppState, rec: ConnectorRecord, mut shutdown: watc
                 checkpoint = next;
                 prefetched = next_page;
                 backoff.reset();
-                health.status = "connected".into();
+                // A prefetch that showed a retry may have done so after this commit recorded
+                // the connector connected: its outcome settles the status, not this commit.
+                if !(prefetched.is_some() && health.retry_shown) {
+                    health.status = "connected".into();
+                }
                 state.metrics.polls.get_or_create(&labels).inc();
                 state
                     .metrics

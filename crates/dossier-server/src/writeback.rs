@@ -45,7 +45,7 @@ pub fn spawn(state: AppState, story: StoryDetail, verdict: Verdict) {
             if !rec.write_back {
                 continue;
             }
-            let outcome = match build_client(&state, &rec) {
+            let outcome = match build_client(&state, &rec, None) {
                 Err(reason) => Err(reason),
                 Ok(client) => {
                     let verdict_sent = client.set_analyst_verdict(&ids, s1_verdict(verdict)).await;

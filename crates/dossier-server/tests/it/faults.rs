@@ -195,3 +195,57 @@ async fn an_untrusted_certificate_is_a_tls_failure() {
     assert!(detail.starts_with("TLS failure"), "{detail}");
     app.running.stop().await;
 }
+
+/// A tenant that keeps failing shows on the connector while the client is still retrying,
+/// from the first check on: the connector does not stay `pending` (or `connected`) without a
+/// reason until every retry is spent. The outage is one `connector_error` event, and the first
+/// good answer makes the connector connected again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_tenant_shows_while_the_client_is_still_retrying() {
+    let app = crate::spawn_app_with(5, |c| {
+        // Room for the tenant's Retry-After, which the client then waits out itself.
+        c.retry_cap = Duration::from_secs(5);
+        c.retry_shown_after = Duration::ZERO;
+    })
+    .await;
+    // The first check meets three rate limits of 2 s each: over 6 s within one call.
+    app.tenant.push_faults(vec![
+        Fault::RateLimited {
+            retry_after_secs: Some(2)
+        };
+        3
+    ]);
+    let (admin, path) = app.admin_with_connector().await;
+    app.until(5, || async {
+        let c = status(&app, &admin, &path).await;
+        c["status"] == "error"
+            && c["status_detail"].as_str().is_some_and(|d| {
+                d.contains("rate limiting") && d.contains("; retry 1 of 5 under way")
+            })
+    })
+    .await;
+    assert!(
+        app.tenant.request_count() <= 2,
+        "shown while the first check was still being retried"
+    );
+    app.until(15, || async {
+        let c = status(&app, &admin, &path).await;
+        c["status"] == "connected"
+            && c["status_detail"].is_null()
+            && c["health"]["threats"].as_u64() == Some(5)
+    })
+    .await;
+    let c = status(&app, &admin, &path).await;
+    assert_eq!(c["health"]["errors"], 0, "retried, not failed: {c}");
+    let (_, e) = app
+        .call(
+            "GET",
+            "/api/v1/events?type=connector_error",
+            Some(&admin),
+            None,
+        )
+        .await;
+    let errors = e["items"].as_array().unwrap();
+    assert_eq!(errors.len(), 1, "one event for the outage: {e}");
+    app.running.stop().await;
+}
