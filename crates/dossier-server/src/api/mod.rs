@@ -110,15 +110,21 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     }
 }
 
-/// Prometheus metrics (OpenMetrics text).
-#[utoipa::path(get, path = "/metrics", security(),
-    responses((status = 200, description = "metrics", content_type = "application/openmetrics-text")))]
-async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    (
+/// Prometheus metrics (OpenMetrics text). They count every account's connectors and stories,
+/// so only an operator key, which spans accounts, may read them.
+#[utoipa::path(get, path = "/metrics",
+    responses((status = 200, description = "metrics", content_type = "application/openmetrics-text"),
+        (status = 401), (status = 403, description = "the key is not an operator's")))]
+async fn metrics(
+    State(state): State<AppState>,
+    p: crate::auth::Principal,
+) -> crate::error::ApiResult<impl IntoResponse> {
+    p.require(p.perms.all_accounts, "operator")?;
+    Ok((
         [(
             header::CONTENT_TYPE,
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
         state.metrics.render(),
-    )
+    ))
 }

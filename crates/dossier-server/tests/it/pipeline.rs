@@ -143,7 +143,14 @@ async fn threats_become_stories_through_the_api() {
     );
     assert!(!logs.contains(TOKEN), "the token is in the logs");
 
-    let (_, m) = app.call("GET", "/metrics", None, None).await;
+    // The metrics count every account: an operator's key reads them, no other.
+    let (status, _) = app.call("GET", "/metrics", None, None).await;
+    assert_eq!(status, 401);
+    let (status, e) = app.call("GET", "/metrics", Some(&admin), None).await;
+    assert_eq!((status, &e["error"]), (403, &json!("forbidden")), "{e}");
+    let operator = app.key(None, &[Role::Operator]).await;
+    let (status, m) = app.call("GET", "/metrics", Some(&operator), None).await;
+    assert_eq!(status, 200);
     let m = m.as_str().unwrap().to_owned();
     assert!(m.contains("dossier_connector_polls_total"), "{m}");
     assert!(m.contains("dossier_story_latency_seconds"));
