@@ -249,10 +249,116 @@ fn drift_threat(threat: &mut Value, variant: usize) {
     }
 }
 
+/// How a list of faults is written, for [`Fault::parse_list`].
+pub const FAULT_LIST_SYNTAX: &str = "comma-separated, each optionally repeated as NAME*N: \
+     429, 429:SECS (with Retry-After), 500, slow:SECS, trickle, truncated, garbage, \
+     oversized:BYTES, 401, 403, drift";
+
+impl Fault {
+    /// Reads a list of faults such as `429:2,500*3,slow:5`, in the order they are served.
+    ///
+    /// # Errors
+    /// What is wrong with the first item that cannot be read, and how a list is written.
+    pub fn parse_list(text: &str) -> Result<Vec<Fault>, String> {
+        const MAX_REPEAT: usize = 10_000;
+        let mut out = Vec::new();
+        for item in text.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+            let (name, times) = match item.split_once('*') {
+                Some((name, n)) => match n.trim().parse::<usize>() {
+                    Ok(n @ 1..=MAX_REPEAT) => (name.trim(), n),
+                    _ => {
+                        return Err(format!(
+                            "{item:?}: the repeat count must be 1 to {MAX_REPEAT}"
+                        ))
+                    }
+                },
+                None => (item, 1),
+            };
+            let (kind, arg) = match name.split_once(':') {
+                Some((k, a)) => (k.trim(), Some(a.trim())),
+                None => (name, None),
+            };
+            let number = |what: &str| -> Result<u64, String> {
+                arg.and_then(|a| a.parse::<u64>().ok())
+                    .ok_or_else(|| format!("{item:?}: {kind} takes {what}, e.g. {kind}:2"))
+            };
+            let fault = match (kind.to_ascii_lowercase().as_str(), arg) {
+                ("429", None) => Fault::RateLimited {
+                    retry_after_secs: None,
+                },
+                ("429", Some(_)) => Fault::RateLimited {
+                    retry_after_secs: Some(number("seconds")?),
+                },
+                ("500", None) => Fault::ServerError,
+                ("slow", _) => Fault::Slow(Duration::from_secs(number("seconds")?)),
+                ("trickle", None) => Fault::Trickle,
+                ("truncated", None) => Fault::Truncated,
+                ("garbage", None) => Fault::Garbage,
+                ("oversized", _) => Fault::Oversized {
+                    bytes: usize::try_from(number("a size in bytes")?).unwrap_or(usize::MAX),
+                },
+                ("401", None) => Fault::Unauthorized,
+                ("403", None) => Fault::Forbidden,
+                ("drift", None) => Fault::SchemaDrift,
+                _ => return Err(format!("{item:?}: not a fault; {FAULT_LIST_SYNTAX}")),
+            };
+            out.extend(std::iter::repeat_n(fault, times));
+        }
+        Ok(out)
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly")]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fault_lists_are_read_in_order_with_repeats() {
+        assert_eq!(
+            Fault::parse_list(" 429:2, 500*3 ,slow:1,drift, 401,429").unwrap(),
+            [
+                Fault::RateLimited {
+                    retry_after_secs: Some(2)
+                },
+                Fault::ServerError,
+                Fault::ServerError,
+                Fault::ServerError,
+                Fault::Slow(Duration::from_secs(1)),
+                Fault::SchemaDrift,
+                Fault::Unauthorized,
+                Fault::RateLimited {
+                    retry_after_secs: None
+                },
+            ]
+        );
+        assert_eq!(
+            Fault::parse_list("oversized:100,Garbage,truncated,trickle,403").unwrap(),
+            [
+                Fault::Oversized { bytes: 100 },
+                Fault::Garbage,
+                Fault::Truncated,
+                Fault::Trickle,
+                Fault::Forbidden,
+            ]
+        );
+        assert!(Fault::parse_list("").unwrap().is_empty());
+    }
+
+    #[test]
+    fn bad_fault_lists_say_what_is_wrong() {
+        for (list, says) in [
+            ("500,404", "\"404\": not a fault"),
+            ("slow", "slow takes seconds"),
+            ("429:soon", "429 takes seconds"),
+            ("500*0", "repeat count"),
+            ("500*x", "repeat count"),
+            ("500:3", "not a fault"),
+        ] {
+            let e = Fault::parse_list(list).unwrap_err();
+            assert!(e.contains(says), "{list}: {e}");
+        }
+    }
 
     #[test]
     fn drift_keeps_ids_and_timestamps() {

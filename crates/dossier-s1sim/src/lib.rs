@@ -63,6 +63,6 @@ mod writes;
 
 pub use config::{SimConfig, TokenSpec};
 pub use error::SimError;
-pub use faults::Fault;
+pub use faults::{Fault, FAULT_LIST_SYNTAX};
 pub use server::{start, RunningSim};
 pub use tenant::Tenant;

@@ -1,5 +1,5 @@
-//! `dossier user create`: a web user from the command line, with the password printed alone or
-//! read from stdin, and a clear error for each bad input.
+//! The command line: `dossier user create` (the password printed alone or read from stdin),
+//! API keys listed and revoked, `dossier sim --faults`, and a clear error for each bad input.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -259,5 +259,66 @@ fn api_keys_are_listed_by_id_and_revoked() {
         text(&out.stderr).contains("--account"),
         "{}",
         text(&out.stderr)
+    );
+}
+
+/// `dossier sim --faults`: the first requests for threats meet the faults given, in order, and a
+/// list it cannot read is refused before anything starts.
+#[test]
+fn the_emulator_serves_the_faults_it_is_given() {
+    let out = dossier(&["sim", "--token", "t", "--faults", "500,teapot"], None);
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(err.contains("--faults: \"teapot\": not a fault"), "{err}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    let mut sim = Command::new(env!("CARGO_BIN_EXE_dossier"))
+        .args([
+            "sim",
+            "--token",
+            "tok",
+            "--threats",
+            "3",
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .args(["--faults", "500,429:1*2", "--ca-out", ca.to_str().unwrap()])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(sim.stdout.take().unwrap()));
+    let first = lines.next().unwrap().unwrap();
+    let url = first.rsplit(' ').next().unwrap().to_owned();
+    let said: Vec<String> = lines.take(2).map(Result::unwrap).collect();
+    assert_eq!(
+        said[1],
+        "The first 3 requests for threats meet the faults given"
+    );
+
+    let statuses = tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let cert = reqwest::Certificate::from_pem(&std::fs::read(&ca).unwrap()).unwrap();
+        let http = reqwest::Client::builder()
+            .add_root_certificate(cert)
+            .build()
+            .unwrap();
+        let mut got = Vec::new();
+        for _ in 0..4 {
+            let r = http
+                .get(format!("{url}/web/api/v2.1/threats"))
+                .header("Authorization", "ApiToken tok")
+                .send()
+                .await
+                .unwrap();
+            got.push((r.status().as_u16(), r.headers().contains_key("retry-after")));
+        }
+        got
+    });
+    sim.kill().unwrap();
+    sim.wait().unwrap();
+    assert_eq!(
+        statuses,
+        [(500, false), (429, true), (429, true), (200, false)]
     );
 }
