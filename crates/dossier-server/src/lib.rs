@@ -55,6 +55,10 @@ pub struct ServerConfig {
     /// Threats all connectors together may hold read but not committed (beyond the page each
     /// is reading): many tenants backfilling at once must not hold a batch each in memory.
     pub ingest_budget: usize,
+    /// A poll that reads nothing new is written with the next one that does, or once this long
+    /// has passed since the last commit (keeping `last_success_at` and the poll count current):
+    /// an idle connector polling twice a second must not write the database twice a second.
+    pub idle_commit_every: Duration,
     /// Mark session cookies Secure whatever the request says (Dossier behind TLS).
     pub secure_cookies: bool,
 }
@@ -75,6 +79,7 @@ impl Default for ServerConfig {
             ingest_batch: 5_000,
             ingest_batch_wait: Duration::from_secs(1),
             ingest_budget: 20_000,
+            idle_commit_every: Duration::from_secs(30),
             secure_cookies: false,
         }
     }

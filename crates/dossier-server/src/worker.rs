@@ -406,6 +406,8 @@ async fn run_connector(state: AppState, rec: ConnectorRecord, mut shutdown: watc
 
     // The next page of a walk, fetched while the previous page was being committed.
     let mut prefetched: Option<Result<Page, ClientError>> = None;
+    // Polls that read nothing and were not written yet (see `idle_commit_every`).
+    let mut unwritten_polls: u64 = 0;
     loop {
         if *shutdown.borrow() {
             return;
@@ -508,6 +510,23 @@ async fn run_connector(state: AppState, rec: ConnectorRecord, mut shutdown: watc
             }
             // Other connectors hold the budget: this batch commits as it is.
         }
+        // An idle poll (nothing read, no walk going on, nothing waiting) is not written while
+        // the connector shows connected and the last commit is recent: losing its checkpoint
+        // costs only reading the same empty window again.
+        if batch.is_empty()
+            && !next.walk_in_progress()
+            && health.status == "connected"
+            && last_commit.is_some_and(|t| t.elapsed() < state.config.idle_commit_every)
+        {
+            unwritten_polls += 1;
+            checkpoint = next;
+            backoff.reset();
+            state.metrics.polls.get_or_create(&labels).inc();
+            if sleep_or_stop(state.config.poll_interval, &mut shutdown).await {
+                return;
+            }
+            continue;
+        }
         let checkpoint_json = match serde_json::to_string(&next) {
             Ok(j) => j,
             Err(e) => {
@@ -527,6 +546,7 @@ async fn run_connector(state: AppState, rec: ConnectorRecord, mut shutdown: watc
             checkpoint: checkpoint_json,
             now,
             policy: state.config.correlation,
+            polls: unwritten_polls + 1,
         };
         let commit_started = std::time::Instant::now();
         let commit = async {
@@ -549,6 +569,7 @@ async fn run_connector(state: AppState, rec: ConnectorRecord, mut shutdown: watc
         held.clear();
         match committed {
             Ok(outcome) => {
+                unwritten_polls = 0;
                 last_commit = Some(std::time::Instant::now());
                 durable = next.clone();
                 checkpoint = next;

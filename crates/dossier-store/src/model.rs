@@ -129,6 +129,9 @@ pub struct IngestPage {
     pub checkpoint: String,
     pub now: DateTime<Utc>,
     pub policy: Policy,
+    /// The successful polls this commit records: 1, or more when polls that read nothing were
+    /// not written on their own.
+    pub polls: u64,
 }
 
 /// What one page commit changed.

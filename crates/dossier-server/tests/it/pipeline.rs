@@ -535,3 +535,59 @@ async fn a_quiet_tenant_is_not_read_again_once_its_last_change_has_settled() {
     assert_eq!(updated.len(), 40, "each bulk update once: {updated:?}");
     app.running.stop().await;
 }
+
+/// An idle connector keeps polling but does not write the database on every poll: a poll
+/// that read nothing is written with the next one that reads something, or once
+/// `idle_commit_every` has passed, and the poll count still counts every poll.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_polls_are_counted_but_not_each_written() {
+    let app = crate::spawn_app_with(20, |c| {
+        c.poll_policy.overlap = chrono::Duration::seconds(1);
+        c.poll_interval = Duration::from_millis(200);
+        c.idle_commit_every = Duration::from_secs(3);
+    })
+    .await;
+    let (admin, path) = app.admin_with_connector().await;
+    app.until_read(&admin, &path, 20, 30).await;
+    // Past the overlap, polls read nothing.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    let health = || async {
+        let (_, c) = app.call("GET", &path, Some(&admin), None).await;
+        (
+            c["health"]["polls"].as_u64().unwrap(),
+            c["last_success_at"].as_str().unwrap().to_owned(),
+        )
+    };
+    let (polls_before, _) = health().await;
+    let requests_before = app.tenant.request_count();
+    let mut written = std::collections::BTreeSet::new();
+    for _ in 0..70 {
+        written.insert(health().await.1);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let requests = app.tenant.request_count() - requests_before;
+    assert!(
+        requests >= 10,
+        "the connector kept polling: {requests} polls"
+    );
+    assert!(
+        written.len() <= 4,
+        "{requests} idle polls were written {} times: {written:?}",
+        written.len()
+    );
+    // Every poll is counted once written: at either end, at most one interval's polls are
+    // pending.
+    let (polls_after, _) = health().await;
+    let pending_at_most = 3_000 / 200 + 1;
+    let counted = polls_after - polls_before;
+    assert!(
+        counted + pending_at_most >= requests && counted <= requests + pending_at_most,
+        "{requests} polls, {counted} counted"
+    );
+
+    // A poll that reads something is written at once.
+    let new = app.tenant.generate_live(chrono::Utc::now());
+    app.until_ingested(&admin, &new).await;
+    app.running.stop().await;
+}

@@ -247,14 +247,15 @@ pub(crate) fn commit_page(
 
     // A committed page is a successful poll: the connector is connected again.
     tx.execute(
-        "UPDATE connectors SET checkpoint = ?1, threats = threats + ?2, polls = polls + 1,
+        "UPDATE connectors SET checkpoint = ?1, threats = threats + ?2, polls = polls + ?5,
              last_success_at = ?4, status = 'connected', status_detail = NULL
          WHERE id = ?3",
         params![
             page.checkpoint,
             outcome.incidents_new,
             page.connector_id,
-            us(page.now)
+            us(page.now),
+            page.polls.max(1),
         ],
     )?;
     tx.commit()?;

@@ -769,6 +769,7 @@ mod tests {
                 checkpoint: "{}".into(),
                 now: Utc::now(),
                 policy: Policy::default(),
+                polls: 1,
             });
         }
         (dir, store, pages.try_into().ok().unwrap())

@@ -195,6 +195,7 @@ impl Fixture {
             checkpoint: "{}".into(),
             now,
             policy: Policy::default(),
+            polls: 1,
         }
     }
 
