@@ -19,6 +19,28 @@ async fn page(server: &Server) -> Result<dossier_sentinelone::Page, ClientError>
     server.client().threats_page(&ThreatQuery::default()).await
 }
 
+/// A tenant that takes 30 s to answer, and a client config that waits 300 ms for it.
+async fn never_answering() -> (Server, dossier_sentinelone::ClientConfig) {
+    let server = serve(|_, _| async {
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        json(200, EMPTY_PAGE)
+    })
+    .await;
+    let mut cfg = server.config();
+    cfg.request_timeout = Duration::from_millis(300);
+    (server, cfg)
+}
+
+/// The first page, read by a client with `cfg`.
+async fn page_with(
+    cfg: dossier_sentinelone::ClientConfig,
+) -> Result<dossier_sentinelone::Page, ClientError> {
+    Client::new(cfg)
+        .unwrap()
+        .threats_page(&ThreatQuery::default())
+        .await
+}
+
 #[tokio::test]
 async fn unauthorized_is_not_retried() {
     let server = serve(|_, _| async { json(401, ERR_401) }).await;
@@ -67,11 +89,7 @@ async fn rate_limit_with_retry_after_is_honoured() {
     let mut cfg = server.config();
     cfg.backoff_cap = Duration::from_secs(5);
     let started = Instant::now();
-    Client::new(cfg)
-        .unwrap()
-        .threats_page(&ThreatQuery::default())
-        .await
-        .unwrap();
+    page_with(cfg).await.unwrap();
     assert!(
         started.elapsed() >= Duration::from_millis(950),
         "{:?}",
@@ -174,11 +192,7 @@ async fn every_retry_is_told_before_it_is_made() {
     .await;
     let mut cfg = server.config();
     let seen = observed(&mut cfg);
-    Client::new(cfg)
-        .unwrap()
-        .threats_page(&ThreatQuery::default())
-        .await
-        .unwrap();
+    page_with(cfg).await.unwrap();
     let seen = seen.lock().unwrap().clone();
     assert_eq!(seen.len(), 2, "{seen:?}");
     assert_eq!(
@@ -205,19 +219,9 @@ async fn every_retry_is_told_before_it_is_made() {
     assert!(seen[1].failing_for >= seen[0].failing_for + seen[0].delay);
 
     // Timeouts count against the transport budget: one retry told, then the error returned.
-    let server = serve(|_, _| async {
-        tokio::time::sleep(Duration::from_secs(30)).await;
-        json(200, EMPTY_PAGE)
-    })
-    .await;
-    let mut cfg = server.config();
-    cfg.request_timeout = Duration::from_millis(300);
+    let (_server, mut cfg) = never_answering().await;
     let seen = observed(&mut cfg);
-    let err = Client::new(cfg)
-        .unwrap()
-        .threats_page(&ThreatQuery::default())
-        .await
-        .unwrap_err();
+    let err = page_with(cfg).await.unwrap_err();
     assert_eq!(err, ClientError::Timeout);
     let seen = seen.lock().unwrap().clone();
     assert_eq!(seen.len(), 1, "{seen:?}");
@@ -231,11 +235,7 @@ async fn every_retry_is_told_before_it_is_made() {
     let server = serve(|_, _| async { json(200, EMPTY_PAGE) }).await;
     let mut cfg = server.config();
     let seen = observed(&mut cfg);
-    Client::new(cfg)
-        .unwrap()
-        .threats_page(&ThreatQuery::default())
-        .await
-        .unwrap();
+    page_with(cfg).await.unwrap();
     assert!(seen.lock().unwrap().is_empty());
 }
 
@@ -317,11 +317,7 @@ async fn oversize_bodies_are_refused() {
     .await;
     let mut cfg = server.config();
     cfg.max_body_bytes = 1024;
-    let err = Client::new(cfg)
-        .unwrap()
-        .threats_page(&ThreatQuery::default())
-        .await
-        .unwrap_err();
+    let err = page_with(cfg).await.unwrap_err();
     assert_eq!(err, ClientError::TooLarge { limit: 1024 });
 
     // Chunked, without Content-Length: the stream is cut off as it passes the limit.
@@ -332,11 +328,7 @@ async fn oversize_bodies_are_refused() {
     .await;
     let mut cfg = server.config();
     cfg.max_body_bytes = 4096;
-    let err = Client::new(cfg)
-        .unwrap()
-        .threats_page(&ThreatQuery::default())
-        .await
-        .unwrap_err();
+    let err = page_with(cfg).await.unwrap_err();
     assert_eq!(err, ClientError::TooLarge { limit: 4096 });
 }
 
@@ -369,18 +361,8 @@ async fn gzip_bodies_are_decoded() {
 
 #[tokio::test]
 async fn slow_answers_time_out_after_bounded_retries() {
-    let server = serve(|_, _| async {
-        tokio::time::sleep(Duration::from_secs(30)).await;
-        json(200, EMPTY_PAGE)
-    })
-    .await;
-    let mut cfg = server.config();
-    cfg.request_timeout = Duration::from_millis(300);
-    let err = Client::new(cfg)
-        .unwrap()
-        .threats_page(&ThreatQuery::default())
-        .await
-        .unwrap_err();
+    let (server, cfg) = never_answering().await;
+    let err = page_with(cfg).await.unwrap_err();
     assert_eq!(err, ClientError::Timeout);
     assert_eq!(
         server.hits(),

@@ -105,15 +105,8 @@ async fn an_expiring_token_warns_at_7_days_then_turns_the_connector_to_error() {
         .collect();
     assert_eq!(warnings.len(), 1, "{warnings:?}");
     assert!(warnings[0].contains("7 days"));
-    let (_, e) = app
-        .call(
-            "GET",
-            "/api/v1/events?type=connector_error",
-            Some(&admin),
-            None,
-        )
-        .await;
-    assert_eq!(e["items"].as_array().unwrap().len(), 1, "{e}");
+    let errors = app.events(&admin, "connector_error", 50).await;
+    assert_eq!(errors.len(), 1, "{errors:?}");
 
     // A new token heals it, keeping the checkpoint: nothing twice.
     app.tenant.set_token(token_expiring_in(Duration::days(365)));

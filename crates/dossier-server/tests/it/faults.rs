@@ -79,16 +79,8 @@ async fn every_fault_is_survived_and_nothing_is_lost_or_doubled() {
         c["health"]["errors"].as_u64().unwrap() > 0,
         "errors were counted: {c}"
     );
-    let (_, e) = app
-        .call(
-            "GET",
-            "/api/v1/events?type=connector_error",
-            Some(&admin),
-            None,
-        )
-        .await;
     assert!(
-        !e["items"].as_array().unwrap().is_empty(),
+        !app.events(&admin, "connector_error", 50).await.is_empty(),
         "errors were recorded as events (track_errors)"
     );
     // Every update made during the faults reached its incident.
@@ -237,15 +229,7 @@ async fn a_failing_tenant_shows_while_the_client_is_still_retrying() {
     .await;
     let c = status(&app, &admin, &path).await;
     assert_eq!(c["health"]["errors"], 0, "retried, not failed: {c}");
-    let (_, e) = app
-        .call(
-            "GET",
-            "/api/v1/events?type=connector_error",
-            Some(&admin),
-            None,
-        )
-        .await;
-    let errors = e["items"].as_array().unwrap();
-    assert_eq!(errors.len(), 1, "one event for the outage: {e}");
+    let errors = app.events(&admin, "connector_error", 50).await;
+    assert_eq!(errors.len(), 1, "one event for the outage: {errors:?}");
     app.running.stop().await;
 }

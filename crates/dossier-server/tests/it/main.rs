@@ -228,13 +228,18 @@ impl App {
         .await;
     }
 
+    /// The newest `limit` events of `event_type` the key can see.
+    pub async fn events(&self, key: &str, event_type: &str, limit: usize) -> Vec<Value> {
+        let path = format!("/api/v1/events?type={event_type}&limit={limit}");
+        let (status, e) = self.call("GET", &path, Some(key), None).await;
+        assert_eq!(status, 200, "{e}");
+        e["items"].as_array().unwrap().clone()
+    }
+
     /// The incident ids of the newest `limit` events of `event_type` the key can see.
     pub async fn incident_events(&self, key: &str, event_type: &str, limit: usize) -> Vec<String> {
-        let path = format!("/api/v1/events?type={event_type}&limit={limit}");
-        let (_, e) = self.call("GET", &path, Some(key), None).await;
-        e["items"]
-            .as_array()
-            .unwrap()
+        let events = self.events(key, event_type, limit).await;
+        events
             .iter()
             .map(|e| e["incident_id"].as_str().unwrap().to_owned())
             .collect()
