@@ -40,6 +40,9 @@ pub enum Fault {
     Unauthorized,
     /// 403 "Insufficient permissions", whatever the token.
     Forbidden,
+    /// 200 with no threats and no `nextCursor`: a walk's last page that is empty, as real
+    /// tenants send (SENTINELONE.md §6), here wherever the walk is.
+    EmptyLastPage,
     /// The real page with every threat drifted: missing keys, unknown keys, wrong types,
     /// nulls for objects. `id` and the `threatInfo` timestamps stay valid strings.
     SchemaDrift,
@@ -84,6 +87,10 @@ impl Fault {
             Fault::Unauthorized => Plan::Replace(crate::envelope::unauthorized()),
             Fault::Forbidden => Plan::Replace(crate::envelope::forbidden()),
             Fault::Garbage => Plan::Replace(garbage()),
+            Fault::EmptyLastPage => Plan::Replace(with_headers(
+                StatusCode::OK,
+                Body::from(r#"{"data":[],"pagination":{"nextCursor":null,"totalItems":0}}"#),
+            )),
             other => Plan::Alter(other),
         }
     }
@@ -252,7 +259,7 @@ fn drift_threat(threat: &mut Value, variant: usize) {
 /// How a list of faults is written, for [`Fault::parse_list`].
 pub const FAULT_LIST_SYNTAX: &str = "comma-separated, each optionally repeated as NAME*N: \
      429, 429:SECS (with Retry-After), 500, slow:SECS, trickle, truncated, garbage, \
-     oversized:BYTES, 401, 403, drift";
+     oversized:BYTES, 401, 403, drift, empty (an empty last page)";
 
 impl Fault {
     /// Reads a list of faults such as `429:2,500*3,slow:5`, in the order they are served.
@@ -261,6 +268,7 @@ impl Fault {
     /// What is wrong with the first item that cannot be read, and how a list is written.
     pub fn parse_list(text: &str) -> Result<Vec<Fault>, String> {
         const MAX_REPEAT: usize = 10_000;
+        const MAX_TOTAL: usize = 100_000;
         let mut out = Vec::new();
         for item in text.split(',').map(str::trim).filter(|i| !i.is_empty()) {
             let (name, times) = match item.split_once('*') {
@@ -300,8 +308,12 @@ impl Fault {
                 ("401", None) => Fault::Unauthorized,
                 ("403", None) => Fault::Forbidden,
                 ("drift", None) => Fault::SchemaDrift,
+                ("empty", None) => Fault::EmptyLastPage,
                 _ => return Err(format!("{item:?}: not a fault; {FAULT_LIST_SYNTAX}")),
             };
+            if out.len() + times > MAX_TOTAL {
+                return Err(format!("at most {MAX_TOTAL} faults in all"));
+            }
             out.extend(std::iter::repeat_n(fault, times));
         }
         Ok(out)
@@ -333,13 +345,14 @@ mod tests {
             ]
         );
         assert_eq!(
-            Fault::parse_list("oversized:100,Garbage,truncated,trickle,403").unwrap(),
+            Fault::parse_list("oversized:100,Garbage,truncated,trickle,403,empty").unwrap(),
             [
                 Fault::Oversized { bytes: 100 },
                 Fault::Garbage,
                 Fault::Truncated,
                 Fault::Trickle,
                 Fault::Forbidden,
+                Fault::EmptyLastPage,
             ]
         );
         assert!(Fault::parse_list("").unwrap().is_empty());
@@ -353,6 +366,7 @@ mod tests {
             ("429:soon", "429 takes seconds"),
             ("500*0", "repeat count"),
             ("500*x", "repeat count"),
+            ("500*10000,429*10000,500*10000,500*10000,500*10000,500*10000,500*10000,500*10000,500*10000,500*10000,500", "at most 100000 faults"),
             ("500:3", "not a fault"),
         ] {
             let e = Fault::parse_list(list).unwrap_err();

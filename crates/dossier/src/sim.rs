@@ -25,7 +25,7 @@ pub struct SimOptions {
     pub ca_out: PathBuf,
     /// Faults the first `GET /threats` requests meet, one each, before the tenant answers
     /// normally, e.g. `429:2,500*20,slow:70` (429, 429:SECS, 500, slow:SECS, trickle, truncated,
-    /// garbage, oversized:BYTES, 401, 403, drift; NAME*N repeats one).
+    /// garbage, oversized:BYTES, 401, 403, drift, empty; NAME*N repeats one).
     #[arg(long, default_value = "")]
     pub faults: String,
 }
