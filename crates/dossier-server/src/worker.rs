@@ -21,6 +21,9 @@ use tokio::task::JoinHandle;
 use crate::metrics::Metrics;
 use crate::AppState;
 
+/// The longest `Retry-After` the worker waits out.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
+
 /// A handle to wake the manager when connectors change.
 #[derive(Clone, Default)]
 pub struct Workers {
@@ -182,6 +185,24 @@ impl Health<'_> {
                 }
             }
         }
+    }
+
+    /// Records the connector connected again, without a reason.
+    async fn connected(&mut self) {
+        let update = HealthUpdate {
+            status: Some("connected".into()),
+            status_detail: Some(None),
+            ..HealthUpdate::default()
+        };
+        if let Err(e) = self
+            .state
+            .store
+            .set_connector_health(&self.rec.id, &update)
+            .await
+        {
+            tracing::error!(connector_id = %self.rec.id, error = %e, "cannot record connector health");
+        }
+        self.status = "connected".into();
     }
 
     async fn remember_expiry(&self, e: Expiry) {
@@ -459,9 +480,10 @@ async fn run_connector(state: AppState, rec: ConnectorRecord, mut shutdown: watc
                 }
                 health.error(e.human_reason(), true).await;
                 let wait = match &e {
+                    // Honoured, up to an hour: a bogus value must not stop the connector.
                     ClientError::RateLimited {
                         retry_after: Some(d),
-                    } => *d,
+                    } => (*d).min(MAX_RETRY_AFTER),
                     _ => backoff.next(),
                 };
                 if sleep_or_stop(wait, &mut shutdown).await {
@@ -512,9 +534,13 @@ async fn run_connector(state: AppState, rec: ConnectorRecord, mut shutdown: watc
         }
         // An idle poll (nothing read, no walk going on, nothing waiting) is not written while
         // the connector shows connected and the last commit is recent: losing its checkpoint
-        // costs only reading the same empty window again.
+        // costs only reading the same empty window again. The page that ends a walk (or the
+        // backfill) is always written, even empty: the stored checkpoint must not stay
+        // mid-walk.
         if batch.is_empty()
             && !next.walk_in_progress()
+            && !durable.walk_in_progress()
+            && durable.backfill_started.is_none()
             && health.status == "connected"
             && last_commit.is_some_and(|t| t.elapsed() < state.config.idle_commit_every)
         {
@@ -575,10 +601,13 @@ async fn run_connector(state: AppState, rec: ConnectorRecord, mut shutdown: watc
                 checkpoint = next;
                 prefetched = next_page;
                 backoff.reset();
-                // A prefetch that showed a retry may have done so after this commit recorded
-                // the connector connected: its outcome settles the status, not this commit.
-                if !(prefetched.is_some() && health.retry_shown) {
-                    health.status = "connected".into();
+                // A prefetch that showed a retry may have done so before or after this commit
+                // recorded the connector connected: its outcome settles the status. A failure
+                // is recorded when it is handled; a success is recorded here.
+                match (&prefetched, health.retry_shown) {
+                    (Some(Err(_)), true) => {}
+                    (Some(Ok(_)), true) => health.connected().await,
+                    _ => health.status = "connected".into(),
                 }
                 state.metrics.polls.get_or_create(&labels).inc();
                 state

@@ -584,3 +584,33 @@ async fn idle_polls_are_counted_but_not_each_written() {
     app.until_ingested(&admin, &new).await;
     app.running.stop().await;
 }
+
+/// A walk whose last page is empty (real tenants send one) is written at once, though the page
+/// read nothing: the stored checkpoint must not stay mid-walk, or the backfill would show
+/// under way, and a restart would take up the finished walk again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_empty_last_page_ends_the_walk_in_the_database_at_once() {
+    let app = crate::spawn_app_with(30, |c| {
+        c.poll_policy.page_size = 10;
+        c.ingest_batch = 1;
+        // No poll after the walk comes soon enough to hide a checkpoint left mid-walk.
+        c.poll_interval = Duration::from_secs(60);
+        c.idle_commit_every = Duration::from_secs(60);
+    })
+    .await;
+    // The check, two pages of the backfill, then an empty last page.
+    let pass = dossier_s1sim::Fault::Slow(Duration::ZERO);
+    app.tenant.push_faults([
+        pass.clone(),
+        pass.clone(),
+        pass,
+        dossier_s1sim::Fault::EmptyLastPage,
+    ]);
+    let (admin, path) = app.admin_with_connector().await;
+    app.until(10, || async {
+        let (_, c) = app.call("GET", &path, Some(&admin), None).await;
+        c["health"]["threats"].as_u64() >= Some(20) && c["backfill"].is_null()
+    })
+    .await;
+    app.running.stop().await;
+}
