@@ -187,21 +187,27 @@ impl Health<'_> {
         }
     }
 
-    /// Records the connector connected again, without a reason.
-    async fn connected(&mut self) {
-        let update = HealthUpdate {
-            status: Some("connected".into()),
-            status_detail: Some(None),
-            ..HealthUpdate::default()
-        };
+    /// Writes `update` to the connector; a failure is logged (`what` could not be recorded)
+    /// and the worker goes on.
+    async fn record(&self, update: &HealthUpdate, what: &str) {
         if let Err(e) = self
             .state
             .store
-            .set_connector_health(&self.rec.id, &update)
+            .set_connector_health(&self.rec.id, update)
             .await
         {
-            tracing::error!(connector_id = %self.rec.id, error = %e, "cannot record connector health");
+            tracing::error!(connector_id = %self.rec.id, error = %e, "cannot record {what}");
         }
+    }
+
+    /// Records the connector connected again, without a reason, with the rest of `update`.
+    async fn connected(&mut self, update: HealthUpdate) {
+        let update = HealthUpdate {
+            status: Some("connected".into()),
+            status_detail: Some(None),
+            ..update
+        };
+        self.record(&update, "connector health").await;
         self.status = "connected".into();
     }
 
@@ -210,14 +216,7 @@ impl Health<'_> {
             expiry_warned: Some(e.code()),
             ..HealthUpdate::default()
         };
-        if let Err(err) = self
-            .state
-            .store
-            .set_connector_health(&self.rec.id, &update)
-            .await
-        {
-            tracing::error!(connector_id = %self.rec.id, error = %err, "cannot record expiry warning");
-        }
+        self.record(&update, "expiry warning").await;
     }
 
     async fn warn(&self, message: &str, expires_at: chrono::DateTime<Utc>) {
@@ -258,14 +257,7 @@ impl Health<'_> {
             errors_inc: u64::from(counts_as_poll_error),
             ..HealthUpdate::default()
         };
-        if let Err(e) = self
-            .state
-            .store
-            .set_connector_health(&self.rec.id, &update)
-            .await
-        {
-            tracing::error!(connector_id = %self.rec.id, error = %e, "cannot record connector health");
-        }
+        self.record(&update, "connector health").await;
         if self.status != "error" && self.rec.track_errors {
             let text = format!("connector {} is in error: {reason}", self.rec.name);
             let data = serde_json::json!({ "reason": reason });
@@ -397,15 +389,10 @@ async fn run_connector(state: AppState, rec: ConnectorRecord, mut shutdown: watc
     let mut expires = token_expiry(&client, &rec).await;
     let mut token_checked = std::time::Instant::now();
     let update = HealthUpdate {
-        status: Some("connected".into()),
-        status_detail: Some(None),
         token_expires_at: Some(expires),
         ..HealthUpdate::default()
     };
-    if let Err(e) = state.store.set_connector_health(&rec.id, &update).await {
-        tracing::error!(connector_id = %rec.id, error = %e, "cannot record connector health");
-    }
-    health.status = "connected".into();
+    health.connected(update).await;
     backoff.reset();
     let mut warned = Expiry::from_code(rec.expiry_warned);
 
@@ -442,9 +429,7 @@ async fn run_connector(state: AppState, rec: ConnectorRecord, mut shutdown: watc
                 token_expires_at: Some(expires),
                 ..HealthUpdate::default()
             };
-            if let Err(e) = state.store.set_connector_health(&rec.id, &update).await {
-                tracing::error!(connector_id = %rec.id, error = %e, "cannot record token expiry");
-            }
+            health.record(&update, "token expiry").await;
         }
         if check_expiry(&mut health, &mut warned, expires).await {
             // Nothing to poll with: a new token (PATCH) restarts this worker.
@@ -606,7 +591,7 @@ async fn run_connector(state: AppState, rec: ConnectorRecord, mut shutdown: watc
                 // is recorded when it is handled; a success is recorded here.
                 match (&prefetched, health.retry_shown) {
                     (Some(Err(_)), true) => {}
-                    (Some(Ok(_)), true) => health.connected().await,
+                    (Some(Ok(_)), true) => health.connected(HealthUpdate::default()).await,
                     _ => health.status = "connected".into(),
                 }
                 state.metrics.polls.get_or_create(&labels).inc();
