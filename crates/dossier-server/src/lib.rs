@@ -48,8 +48,9 @@ pub struct ServerConfig {
     pub max_body_bytes: u64,
     pub poll_policy: PollPolicy,
     pub correlation: Policy,
-    /// During a backfill, pages are read until this many threats wait, or this long has passed
-    /// since the last commit, then committed together.
+    /// During a backfill, pages are read while another commit holds the writer, until this
+    /// many threats wait or this long has passed since the last commit, then committed
+    /// together.
     pub ingest_batch: usize,
     pub ingest_batch_wait: Duration,
     /// Threats all connectors together may hold read but not committed (beyond the page each
@@ -96,6 +97,8 @@ pub struct AppState {
     pub login_limiter: Arc<web::LoginLimiter>,
     /// Permits for threats held in backfill batches, one per threat (`ingest_budget`).
     pub ingest_budget: Arc<tokio::sync::Semaphore>,
+    /// Page commits under way (or waiting for the writer), across all connectors.
+    pub commits_in_flight: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl AppState {
@@ -108,6 +111,7 @@ impl AppState {
             store,
             secrets: Arc::new(secrets),
             ingest_budget: Arc::new(tokio::sync::Semaphore::new(budget)),
+            commits_in_flight: Arc::default(),
             config: Arc::new(config),
             metrics: Arc::new(Metrics::default()),
             workers: Workers::default(),

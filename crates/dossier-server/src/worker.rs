@@ -2,6 +2,7 @@
 //! checkpoint. A manager starts, restarts (on a configuration change) and stops them.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -113,6 +114,23 @@ const PAUSED: &str = "polling is paused until the connector is saved again";
 
 /// Waits, asking the tenant nothing, until the server stops; the manager replaces the worker
 /// sooner when the connector is saved.
+/// One page commit counted in [`AppState::commits_in_flight`] while it lasts (also when the
+/// commit future is dropped part way).
+struct InFlight<'a>(&'a AtomicUsize);
+
+impl<'a> InFlight<'a> {
+    fn enter(counter: &'a AtomicUsize) -> Self {
+        counter.fetch_add(1, Ordering::Relaxed);
+        Self(counter)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 async fn park(shutdown: &mut watch::Receiver<bool>) {
     while !*shutdown.borrow() {
         if shutdown.changed().await.is_err() {
@@ -501,12 +519,15 @@ async fn run_connector(state: AppState, rec: ConnectorRecord, mut shutdown: watc
             &policy,
             Utc::now(),
         );
-        // A backfill reads on while the batch is small and young: one commit of several pages
-        // writes each touched index page once instead of once per page, and the age bound
-        // keeps stories coming (and the work a crash loses small) on a slow tenant or machine.
-        // Outside a walk (new threats as they come) every page commits at once.
+        // A backfill reads on while another commit holds the writer and the batch is small and
+        // young: one commit of several pages writes each touched index page once instead of
+        // once per page, and the age bound keeps stories coming (and the work a crash loses
+        // small) on a slow tenant or machine. A writer with nothing to do takes the batch as
+        // it is: waiting for more would leave it idle. Outside a walk (new threats as they
+        // come) every page commits at once.
         if next.walk_in_progress()
             && batch.len() < state.config.ingest_batch
+            && state.commits_in_flight.load(Ordering::Relaxed) > 0
             && last_commit.is_some_and(|t| t.elapsed() < state.config.ingest_batch_wait)
         {
             let page_len = u32::try_from(batch.len() - before).unwrap_or(u32::MAX);
@@ -561,6 +582,7 @@ async fn run_connector(state: AppState, rec: ConnectorRecord, mut shutdown: watc
         };
         let commit_started = std::time::Instant::now();
         let commit = async {
+            let _in_flight = InFlight::enter(&state.commits_in_flight);
             let committed = state.store.commit_page(ingest).await;
             let elapsed = commit_started.elapsed().as_secs_f64();
             state.metrics.commit_seconds.inc_by(elapsed);

@@ -1,8 +1,10 @@
-//! A backfill reads several pages before it commits them together. A failure part-way reads
-//! the uncommitted pages again: nothing is lost, nothing is doubled, and the stories are those
-//! of a page-by-page ingest.
+//! A backfill reads several pages before it commits them together while another commit holds
+//! the writer, and commits at once when the writer is free. A failure part-way reads the
+//! uncommitted pages again: nothing is lost, nothing is doubled, and the stories are those of a
+//! page-by-page ingest.
 
 use std::collections::BTreeSet;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use dossier_s1sim::Fault;
@@ -14,8 +16,14 @@ const PAGE: u32 = 10;
 
 /// Ingests the seeded tenant with `batch` threats per commit and `budget` for all batches,
 /// the tenant serving `faults` first; returns the story sizes, the incidents created and the
-/// commits made.
-async fn backfill(batch: usize, budget: usize, faults: Vec<Fault>) -> (Vec<u64>, Vec<String>, u64) {
+/// commits made. With `writer_busy`, the connector sees another commit under way throughout
+/// (as when other connectors keep the writer busy).
+async fn backfill(
+    batch: usize,
+    budget: usize,
+    faults: Vec<Fault>,
+    writer_busy: bool,
+) -> (Vec<u64>, Vec<String>, u64) {
     let app = spawn_app_with(THREATS, |c| {
         c.poll_policy.page_size = PAGE;
         c.ingest_batch = batch;
@@ -26,6 +34,9 @@ async fn backfill(batch: usize, budget: usize, faults: Vec<Fault>) -> (Vec<u64>,
     })
     .await;
     app.tenant.push_faults(faults);
+    if writer_busy {
+        app.state.commits_in_flight.fetch_add(1, Ordering::Relaxed);
+    }
     let (admin, path) = app.admin_with_connector().await;
     app.until_read(&admin, &path, THREATS, 60).await;
     let sizes = app.story_sizes(&admin).await;
@@ -49,8 +60,8 @@ async fn a_backfill_commits_pages_together_and_a_failure_reads_them_again() {
         faults.extend(std::iter::repeat_with(pass).take(normal));
         faults.push(fault);
     }
-    let (batched, ids, commits) = backfill(45, 1000, faults).await;
-    let (single, _, single_commits) = backfill(1, 1000, Vec::new()).await;
+    let (batched, ids, commits) = backfill(45, 1000, faults, true).await;
+    let (single, _, single_commits) = backfill(1, 1000, Vec::new(), true).await;
 
     let unique: BTreeSet<&String> = ids.iter().collect();
     assert_eq!(
@@ -76,9 +87,22 @@ async fn a_backfill_commits_pages_together_and_a_failure_reads_them_again() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_free_writer_takes_every_page_at_once() {
+    // Nothing else is committing: waiting for more pages would leave the writer idle.
+    let (sizes, ids, commits) = backfill(45, 1000, Vec::new(), false).await;
+    assert_eq!(ids.len(), THREATS);
+    assert_eq!(sizes.iter().sum::<u64>(), THREATS as u64);
+    let pages = (THREATS as u64).div_ceil(u64::from(PAGE));
+    assert!(
+        commits >= pages,
+        "{commits} commits for {pages} pages: pages waited for a batch with the writer free"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_budget_left_every_page_commits_alone() {
     // Other connectors hold the whole budget: nothing may wait in memory for a batch.
-    let (sizes, ids, commits) = backfill(45, 0, Vec::new()).await;
+    let (sizes, ids, commits) = backfill(45, 0, Vec::new(), true).await;
     assert_eq!(ids.len(), THREATS);
     assert_eq!(sizes.iter().sum::<u64>(), THREATS as u64);
     let pages = (THREATS as u64).div_ceil(u64::from(PAGE));
