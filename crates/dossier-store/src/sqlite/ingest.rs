@@ -153,6 +153,15 @@ pub(crate) fn plan_page(
     })
 }
 
+/// What a commit worked with, handed back so that the caller frees it after the writer lock
+/// is released: freeing a large batch's maps and plans is not work the lock must wait for.
+pub(crate) struct Spent {
+    _plans: Vec<correlate::StoryPlan>,
+    _current_story: HashMap<String, String>,
+    _actions: Vec<Action>,
+    _touch: Touch,
+}
+
 /// Commits a page. `plan` is the page's plan if it was worked out beforehand and is still
 /// current; without one it is worked out here, inside the transaction.
 pub(crate) fn commit_page(
@@ -160,7 +169,7 @@ pub(crate) fn commit_page(
     page: &IngestPage,
     prepared: &[Prepared],
     plan: Option<PagePlan>,
-) -> Result<IngestOutcome> {
+) -> Result<(IngestOutcome, Spent)> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let owner: Option<String> = tx
         .query_row(
@@ -259,7 +268,15 @@ pub(crate) fn commit_page(
         ],
     )?;
     tx.commit()?;
-    Ok(outcome)
+    Ok((
+        outcome,
+        Spent {
+            _plans: plans,
+            _current_story: current_story,
+            _actions: actions,
+            _touch: touch,
+        },
+    ))
 }
 
 fn load_stored(

@@ -105,10 +105,12 @@ impl Inner {
         // then the plan is worked out again inside the transaction.
         let current = self.epoch(&page.account_id)?;
         let plan = ahead.and_then(|(read_at, plan)| (read_at == current).then_some(plan));
-        let outcome = ingest::commit_page(&mut conn, page, &prepared, plan);
+        let committed = ingest::commit_page(&mut conn, page, &prepared, plan);
         self.bump_epoch(&page.account_id)?;
         restart_wal_if_large(&conn, &self.wal);
-        outcome
+        // What the commit worked with is freed once the lock is released.
+        drop(conn);
+        committed.map(|(outcome, _spent)| outcome)
     }
 
     /// Works out a page's plan on a reader, before the writer lock: the reads and the

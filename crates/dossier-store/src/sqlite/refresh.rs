@@ -105,7 +105,7 @@ pub(crate) fn refresh_stories(
         written.iter().map(|p| (p.member_id.as_str(), *p)).collect();
     // First what each touched story now is; then, with every story of the page known, how many
     // devices carry each file; then the rows.
-    let mut pending: Vec<Pending<'_>> = Vec::new();
+    let mut pending: Vec<Pending<'_>> = Vec::with_capacity(touch.updated.len());
     let mut vacated = touch.vacated.clone();
     for story_id in &touch.updated {
         if touch.retired.contains_key(story_id) {
@@ -369,18 +369,27 @@ pub(crate) fn refresh_stories(
             page.connector_id,
             story_id,
             format!("story {verb}: {name} on {device}"),
-            serde_json::json!({
-                "incident_count": agg.count,
-                "criticality": crit.score,
-                "status": status,
-                "reopened": reopened,
+            serde_json::to_string(&StoryEventData {
+                criticality: crit.score,
+                incident_count: agg.count,
+                reopened,
+                status: &status,
             })
-            .to_string(),
+            .map_err(|e| StoreError::Invalid(e.to_string()))?,
         ])?;
     }
     hashes.extend(vacated);
     refresh_outbreaks(tx, page, &hashes, &devices)?;
     Ok(())
+}
+
+/// The data of a story's created/updated event (its keys in this order, as they always were).
+#[derive(serde::Serialize)]
+struct StoryEventData<'a> {
+    criticality: u8,
+    incident_count: i64,
+    reopened: bool,
+    status: &'a str,
 }
 
 /// For a story whose incidents are all new in this page, its aggregates and latest incident,
