@@ -77,9 +77,9 @@ impl Default for ServerConfig {
             max_body_bytes: 64 * 1024 * 1024,
             poll_policy: PollPolicy::default(),
             correlation: Policy::default(),
-            ingest_batch: 5_000,
+            ingest_batch: 10_000,
             ingest_batch_wait: Duration::from_secs(1),
-            ingest_budget: 20_000,
+            ingest_budget: 40_000,
             idle_commit_every: Duration::from_secs(30),
             secure_cookies: false,
         }

@@ -41,13 +41,13 @@ pub struct ServeOptions {
     /// During a backfill, threats read before one commit (several pages written together
     /// cost far less than page by page); a second after the last commit, what was read
     /// commits anyway. A crash re-reads at most this many.
-    #[arg(long, env = "DOSSIER_INGEST_BATCH", default_value_t = 5_000,
+    #[arg(long, env = "DOSSIER_INGEST_BATCH", default_value_t = 10_000,
           value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub ingest_batch: u32,
     /// Threats that all connectors' backfill batches together may hold read but not yet
     /// committed. A connector that finds it spent commits what it has; 0 makes every page
     /// commit alone.
-    #[arg(long, env = "DOSSIER_INGEST_BUDGET", default_value_t = 20_000,
+    #[arg(long, env = "DOSSIER_INGEST_BUDGET", default_value_t = 40_000,
           value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
     pub ingest_budget: u32,
 }
@@ -131,7 +131,7 @@ mod tests {
     #[test]
     fn the_ingest_flags_reach_the_server_and_refuse_what_is_out_of_range() {
         let c = config(&[]).unwrap();
-        assert_eq!((c.ingest_batch, c.ingest_budget), (5_000, 20_000));
+        assert_eq!((c.ingest_batch, c.ingest_budget), (10_000, 40_000));
         let c = config(&["--ingest-batch", "300", "--ingest-budget", "0"]).unwrap();
         assert_eq!((c.ingest_batch, c.ingest_budget), (300, 0));
         for (bad, flag) in [
