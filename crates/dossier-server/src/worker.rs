@@ -404,16 +404,6 @@ async fn run_connector(state: AppState, rec: ConnectorRecord, mut shutdown: watc
             }
         }
     }
-    let mut expires = token_expiry(&client, &rec).await;
-    let mut token_checked = std::time::Instant::now();
-    let update = HealthUpdate {
-        token_expires_at: Some(expires),
-        ..HealthUpdate::default()
-    };
-    health.connected(update).await;
-    backoff.reset();
-    let mut warned = Expiry::from_code(rec.expiry_warned);
-
     // The checkpoint of the last committed page, and where the walk has read to: during a
     // backfill several pages are read before one commit, and a failure goes back to the former.
     let mut durable: Checkpoint = rec
@@ -422,6 +412,22 @@ async fn run_connector(state: AppState, rec: ConnectorRecord, mut shutdown: watc
         .and_then(|c| serde_json::from_str(c).ok())
         .unwrap_or_else(|| Checkpoint::initial(Utc::now(), &policy));
     let mut checkpoint = durable.clone();
+
+    // The first page is read while the token's expiry is asked: each waits only for its turn
+    // at the token's throttle, and the first stories do not wait for the expiry.
+    let first_query = checkpoint.query(&policy);
+    let (mut expires, first_page) = tokio::join!(
+        token_expiry(&client, &rec),
+        timed_fetch(&state, &mut health, &client, &first_query)
+    );
+    let mut token_checked = std::time::Instant::now();
+    let update = HealthUpdate {
+        token_expires_at: Some(expires),
+        ..HealthUpdate::default()
+    };
+    health.connected(update).await;
+    backoff.reset();
+    let mut warned = Expiry::from_code(rec.expiry_warned);
     // Threats read but not committed yet: always part of one walk, and always re-readable from
     // `durable`.
     let mut batch: Vec<Incident> = Vec::new();
@@ -430,8 +436,9 @@ async fn run_connector(state: AppState, rec: ConnectorRecord, mut shutdown: watc
     // None until the first commit: the first page commits alone, so stories show at once.
     let mut last_commit: Option<std::time::Instant> = None;
 
-    // The next page of a walk, fetched while the previous page was being committed.
-    let mut prefetched: Option<Result<Page, ClientError>> = None;
+    // The next page of a walk, fetched while the previous page was being committed (or, at
+    // the start, with the token's expiry).
+    let mut prefetched: Option<Result<Page, ClientError>> = Some(first_page);
     // Polls that read nothing and were not written yet (see `idle_commit_every`).
     let mut unwritten_polls: u64 = 0;
     loop {
