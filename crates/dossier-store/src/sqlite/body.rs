@@ -59,10 +59,14 @@ fn packed(form: Form, text: &[u8], dict: &[u8]) -> Result<Vec<u8>> {
                 text.len()
             ))
         })?;
-    let mut out = Vec::with_capacity(4 + text.len() / 2);
-    out.extend_from_slice(&(size | ((form as u32) << SIZE_BITS)).to_le_bytes());
-    let block = lz4_flex::block::compress_with_dict(text, dict);
-    out.extend_from_slice(&block);
+    // Compressed straight after the header, not into a buffer of its own that is then copied.
+    let mut out = vec![0u8; 4 + lz4_flex::block::get_maximum_output_size(text.len())];
+    out[..4].copy_from_slice(&(size | ((form as u32) << SIZE_BITS)).to_le_bytes());
+    let len = lz4_flex::block::compress_into_with_dict(text, &mut out[4..], dict)
+        .map_err(|e| StoreError::Invalid(format!("cannot compress a body: {e}")))?;
+    out.truncate(4 + len);
+    // A batch holds thousands of these until its commit: not at their worst-case size.
+    out.shrink_to_fit();
     Ok(out)
 }
 
