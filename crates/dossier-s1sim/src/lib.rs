@@ -65,4 +65,4 @@ pub use config::{SimConfig, TokenSpec};
 pub use error::SimError;
 pub use faults::{Fault, FAULT_LIST_SYNTAX};
 pub use server::{start, RunningSim};
-pub use tenant::Tenant;
+pub use tenant::{Tenant, ARRIVALS_KEPT, THREATS, TOKEN_DETAILS};

@@ -226,6 +226,7 @@ pub(crate) fn parse_body(body: &Bytes) -> Result<Value, Response> {
 }
 
 async fn token_details(State(tenant): State<Tenant>, headers: HeaderMap, body: Bytes) -> Response {
+    tenant.arrived(crate::tenant::TOKEN_DETAILS);
     if let Err(response) = authenticate(&tenant, &headers) {
         return response;
     }

@@ -35,12 +35,22 @@ pub(crate) struct Inner {
     down: AtomicBool,
     requests: AtomicU64,
     served: AtomicU64,
+    /// The first [`ARRIVALS_KEPT`] requests to `/threats` and `/users/api-token-details`, by
+    /// endpoint, in the order they arrived.
+    arrivals: Mutex<Vec<&'static str>>,
     writes: Mutex<Vec<Value>>,
     buckets: Mutex<HashMap<String, Bucket>>,
     /// `(query key, store version, count)` of the last `totalItems` computed: the pages of one
     /// walk share it.
     count_cache: Mutex<Option<(String, u64, usize)>>,
 }
+
+/// How many requests [`Tenant::arrivals`] keeps: a long-running emulator must not grow it.
+pub const ARRIVALS_KEPT: usize = 10_000;
+/// `GET /threats` in [`Tenant::arrivals`].
+pub const THREATS: &str = "threats";
+/// `POST /users/api-token-details` in [`Tenant::arrivals`].
+pub const TOKEN_DETAILS: &str = "users/api-token-details";
 
 pub(crate) fn read<T>(lock: &RwLock<T>) -> RwLockReadGuard<'_, T> {
     lock.read().unwrap_or_else(PoisonError::into_inner)
@@ -90,6 +100,7 @@ impl Tenant {
                 down: AtomicBool::new(false),
                 requests: AtomicU64::new(0),
                 served: AtomicU64::new(0),
+                arrivals: Mutex::new(Vec::new()),
                 writes: Mutex::new(Vec::new()),
                 buckets: Mutex::new(HashMap::new()),
                 count_cache: Mutex::new(None),
@@ -234,6 +245,22 @@ impl Tenant {
 
     pub(crate) fn count_request(&self) {
         self.inner.requests.fetch_add(1, Ordering::SeqCst);
+        self.arrived(THREATS);
+    }
+
+    /// Notes a request to `endpoint` in [`Tenant::arrivals`].
+    pub(crate) fn arrived(&self, endpoint: &'static str) {
+        let mut arrivals = lock(&self.inner.arrivals);
+        if arrivals.len() < ARRIVALS_KEPT {
+            arrivals.push(endpoint);
+        }
+    }
+
+    /// Returns the endpoints of the first requests to `/threats` ([`THREATS`]) and
+    /// `/users/api-token-details` ([`TOKEN_DETAILS`]), in the order they arrived (tests check
+    /// what a client asks first).
+    pub fn arrivals(&self) -> Vec<&'static str> {
+        lock(&self.inner.arrivals).clone()
     }
 
     pub(crate) fn count_served(&self, threats: usize) {

@@ -413,12 +413,13 @@ async fn run_connector(state: AppState, rec: ConnectorRecord, mut shutdown: watc
         .unwrap_or_else(|| Checkpoint::initial(Utc::now(), &policy));
     let mut checkpoint = durable.clone();
 
-    // The first page is read while the token's expiry is asked: each waits only for its turn
-    // at the token's throttle, and the first stories do not wait for the expiry.
+    // The first page is read while the token's expiry is asked, and takes the earlier turn at
+    // the token's throttle (polled first): the first stories do not wait for the expiry.
     let first_query = checkpoint.query(&policy);
-    let (mut expires, first_page) = tokio::join!(
-        token_expiry(&client, &rec),
-        timed_fetch(&state, &mut health, &client, &first_query)
+    let (first_page, mut expires) = tokio::join!(
+        biased;
+        timed_fetch(&state, &mut health, &client, &first_query),
+        token_expiry(&client, &rec)
     );
     let mut token_checked = std::time::Instant::now();
     let update = HealthUpdate {
