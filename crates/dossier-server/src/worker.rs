@@ -379,10 +379,21 @@ async fn run_connector(state: AppState, rec: ConnectorRecord, mut shutdown: watc
     let labels = Metrics::connector(&rec.id);
     let policy = state.config.poll_policy.clone();
 
-    // Verify the token before polling, and learn its expiry where the tenant tells it.
-    loop {
-        match health.watch(client.verify()).await {
-            Ok(()) => break,
+    // The checkpoint of the last committed page, and where the walk has read to: during a
+    // backfill several pages are read before one commit, and a failure goes back to the former.
+    let mut durable: Checkpoint = rec
+        .checkpoint
+        .as_deref()
+        .and_then(|c| serde_json::from_str(c).ok())
+        .unwrap_or_else(|| Checkpoint::initial(Utc::now(), &policy));
+    let mut checkpoint = durable.clone();
+
+    // The first page verifies URL, TLS, token and permission as every poll meets them; only
+    // then is the token's expiry asked, so the first stories do not wait a turn at the token's
+    // throttle for it.
+    let first_page = loop {
+        match timed_fetch(&state, &mut health, &client, &checkpoint.query(&policy)).await {
+            Ok(page) => break page,
             Err(e) => {
                 // A 401 for a token known to have expired says why in the operator's words.
                 let expired = e.is_token_rejected()
@@ -397,30 +408,21 @@ async fn run_connector(state: AppState, rec: ConnectorRecord, mut shutdown: watc
                     park(&mut shutdown).await;
                     return;
                 }
+                if matches!(e, ClientError::Rejected { status: 400, .. })
+                    && checkpoint.walk_in_progress()
+                {
+                    // A walk resumed after a restart with a cursor the tenant no longer honours.
+                    tracing::warn!(connector_id = %rec.id, "cursor rejected; restarting the walk");
+                    checkpoint = checkpoint.restart_walk();
+                }
                 health.error(reason, true).await;
                 if sleep_or_stop(backoff.next(), &mut shutdown).await {
                     return;
                 }
             }
         }
-    }
-    // The checkpoint of the last committed page, and where the walk has read to: during a
-    // backfill several pages are read before one commit, and a failure goes back to the former.
-    let mut durable: Checkpoint = rec
-        .checkpoint
-        .as_deref()
-        .and_then(|c| serde_json::from_str(c).ok())
-        .unwrap_or_else(|| Checkpoint::initial(Utc::now(), &policy));
-    let mut checkpoint = durable.clone();
-
-    // The first page is read while the token's expiry is asked, and takes the earlier turn at
-    // the token's throttle (polled first): the first stories do not wait for the expiry.
-    let first_query = checkpoint.query(&policy);
-    let (first_page, mut expires) = tokio::join!(
-        biased;
-        timed_fetch(&state, &mut health, &client, &first_query),
-        token_expiry(&client, &rec)
-    );
+    };
+    let mut expires = token_expiry(&client, &rec).await;
     let mut token_checked = std::time::Instant::now();
     let update = HealthUpdate {
         token_expires_at: Some(expires),
@@ -438,8 +440,8 @@ async fn run_connector(state: AppState, rec: ConnectorRecord, mut shutdown: watc
     let mut last_commit: Option<std::time::Instant> = None;
 
     // The next page of a walk, fetched while the previous page was being committed (or, at
-    // the start, with the token's expiry).
-    let mut prefetched: Option<Result<Page, ClientError>> = Some(first_page);
+    // the start, the page that verified the connector).
+    let mut prefetched: Option<Result<Page, ClientError>> = Some(Ok(first_page));
     // Polls that read nothing and were not written yet (see `idle_commit_every`).
     let mut unwritten_polls: u64 = 0;
     loop {

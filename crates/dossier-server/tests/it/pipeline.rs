@@ -614,3 +614,58 @@ async fn an_empty_last_page_ends_the_walk_in_the_database_at_once() {
     .await;
     app.running.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_walk_resumed_with_a_cursor_the_tenant_no_longer_honours_starts_again() {
+    let app = spawn_app(30).await;
+    let (admin, path) = app.admin_with_connector().await;
+    app.until_read(&admin, &path, 30, 30).await;
+    let (_, c) = app.call("GET", &path, Some(&admin), None).await;
+    let (account, id) = (
+        c["account_id"].as_str().unwrap().to_owned(),
+        c["id"].as_str().unwrap().to_owned(),
+    );
+    app.running.stop().await;
+
+    // As if the server had stopped mid-walk, and the tenant forgot its cursors meanwhile.
+    let store = &app.state.store;
+    let rec = store.get_connector(None, &id).await.unwrap();
+    let mut checkpoint: dossier_sentinelone::Checkpoint =
+        serde_json::from_str(rec.checkpoint.as_deref().unwrap()).unwrap();
+    checkpoint.cursor = Some("bm8tc3VjaC1jdXJzb3I".into());
+    store
+        .commit_page(dossier_store::IngestPage {
+            account_id: account,
+            connector_id: id.clone(),
+            incidents: Vec::new(),
+            checkpoint: serde_json::to_string(&checkpoint).unwrap(),
+            now: chrono::Utc::now(),
+            policy: app.state.config.correlation,
+            polls: 1,
+        })
+        .await
+        .unwrap();
+    let now = chrono::Utc::now();
+    app.tenant
+        .generate_history(5, now - chrono::Duration::minutes(1), now);
+
+    let running = dossier_server::start(app.state.clone(), "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let rec = store.get_connector(None, &id).await.unwrap();
+        if rec.threats == 35 && rec.status == "connected" {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the walk did not start again: {} threats, {} ({:?})",
+            rec.threats,
+            rec.status,
+            rec.status_detail
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    running.stop().await;
+}
