@@ -94,8 +94,8 @@ impl SqliteStore {
             tx.commit()?;
             conn.execute_batch("ANALYZE")?;
             // A million stories written in one transaction leave a WAL of about a gigabyte,
-            // which a database that grew over months never has (the writer restarts it past
-            // 256 MiB): until it is copied back, reads are served from it, each reader
+            // which a database that grew over months does not keep (the writer restarts it past
+            // 1 GiB, and the checkpoint thread copies it back meanwhile): until it is copied back, reads are served from it, each reader
             // connection caching its own copy of the pages. The seed ends as such a database
             // would be.
             conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
