@@ -56,7 +56,7 @@ pub(crate) fn prepare(page: &mut IngestPage) -> Result<Vec<Prepared>> {
             let raw_text = std::mem::take(&mut inc.raw);
             let raw = super::body::pack_raw(raw_text.as_bytes())?;
             let member_id = member_id(&page.connector_id, &inc.external_id);
-            let (event_subject, event_data) = incident_event(&inc);
+            let (event_subject, event_data) = incident_event(&inc)?;
             Ok(Prepared {
                 inc,
                 raw,
@@ -376,19 +376,31 @@ fn write_incident(
 
 /// What an incident's event says, but for its verb, and its data: both known before the
 /// writer lock is taken.
-fn incident_event(inc: &Incident) -> (String, String) {
+fn incident_event(inc: &Incident) -> Result<(String, String)> {
+    /// The event's data (its keys in this order, as they always were).
+    #[derive(serde::Serialize)]
+    struct Data<'a> {
+        agent_uuid: Option<&'a str>,
+        confidence_level: Option<&'a str>,
+        mitigation_status: Option<&'a str>,
+        producer: &'a str,
+        sha1: Option<&'a str>,
+        threat_id: &'a str,
+        threat_name: Option<&'a str>,
+    }
     let name = inc.threat_name.as_deref().unwrap_or("unnamed threat");
     let device = inc.device.name.as_deref().unwrap_or("an unnamed device");
-    let data = serde_json::json!({
-        "threat_id": inc.external_id,
-        "producer": inc.producer.as_str(),
-        "threat_name": inc.threat_name,
-        "confidence_level": inc.confidence_level,
-        "mitigation_status": inc.mitigation_status,
-        "agent_uuid": inc.device.agent_uuid,
-        "sha1": inc.file.sha1,
-    });
-    (format!("{name} on {device}"), data.to_string())
+    let data = serde_json::to_string(&Data {
+        agent_uuid: inc.device.agent_uuid.as_deref(),
+        confidence_level: inc.confidence_level.as_deref(),
+        mitigation_status: inc.mitigation_status.as_deref(),
+        producer: inc.producer.as_str(),
+        sha1: inc.file.sha1.as_deref(),
+        threat_id: &inc.external_id,
+        threat_name: inc.threat_name.as_deref(),
+    })
+    .map_err(|e| StoreError::Invalid(e.to_string()))?;
+    Ok((format!("{name} on {device}"), data))
 }
 
 pub(crate) fn event_for_incident(

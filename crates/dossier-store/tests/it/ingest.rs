@@ -491,3 +491,58 @@ async fn a_database_of_the_release_before_migrates_and_keeps_its_stories() {
         first.criticality_detail.reasons
     );
 }
+
+#[tokio::test]
+async fn events_carry_what_the_incident_and_the_story_were() {
+    let f = fixture().await;
+    let h = sha1(7);
+    f.store
+        .commit_page(f.page(vec![incident("700", 0, "ag7", Some(&h))], t0()))
+        .await
+        .unwrap();
+    let events = f
+        .store
+        .list_events(&EventQuery {
+            limit: 100,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .items;
+    let of = |t: &str| {
+        events
+            .iter()
+            .find(|e| e.event_type.as_str() == t)
+            .unwrap_or_else(|| panic!("no {t} event in {events:?}"))
+    };
+    let detected = of("incident_created");
+    assert_eq!(
+        detected.message,
+        "SentinelOne detected evil.exe on host-ag7"
+    );
+    assert_eq!(
+        detected.data,
+        serde_json::json!({
+            "agent_uuid": "ag7",
+            "confidence_level": "malicious",
+            "mitigation_status": "not_mitigated",
+            "producer": "sentinelone",
+            "sha1": h,
+            "threat_id": "700",
+            "threat_name": "evil.exe",
+        })
+    );
+    let created = of("story_created");
+    assert_eq!(created.message, "story created: evil.exe on host-ag7");
+    let score = created.data["criticality"].as_u64().unwrap();
+    assert!((1..=10).contains(&score), "{created:?}");
+    assert_eq!(
+        created.data,
+        serde_json::json!({
+            "criticality": score,
+            "incident_count": 1,
+            "reopened": false,
+            "status": "open",
+        })
+    );
+}
