@@ -112,8 +112,6 @@ impl Backoff {
 /// restarts it.
 const PAUSED: &str = "polling is paused until the connector is saved again";
 
-/// Waits, asking the tenant nothing, until the server stops; the manager replaces the worker
-/// sooner when the connector is saved.
 /// One page commit counted in [`AppState::commits_in_flight`] while it lasts (also when the
 /// commit future is dropped part way).
 struct InFlight<'a>(&'a AtomicUsize);
@@ -131,6 +129,8 @@ impl Drop for InFlight<'_> {
     }
 }
 
+/// Waits, asking the tenant nothing, until the server stops; the manager replaces the worker
+/// sooner when the connector is saved.
 async fn park(shutdown: &mut watch::Receiver<bool>) {
     while !*shutdown.borrow() {
         if shutdown.changed().await.is_err() {
