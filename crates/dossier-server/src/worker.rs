@@ -339,6 +339,19 @@ async fn timed_fetch(
     fetched
 }
 
+/// A 400 in the middle of a walk means the tenant no longer honours the cursor: the walk starts
+/// again from the same bound instead of asking with that cursor again.
+fn restart_walk_if_cursor_rejected(
+    e: &ClientError,
+    checkpoint: &mut Checkpoint,
+    connector_id: &str,
+) {
+    if matches!(e, ClientError::Rejected { status: 400, .. }) && checkpoint.walk_in_progress() {
+        tracing::warn!(connector_id = %connector_id, "cursor rejected; restarting the walk");
+        *checkpoint = checkpoint.restart_walk();
+    }
+}
+
 /// Forgets what was read since the last commit, and its share of the budget: the walk goes
 /// back to the last committed checkpoint and reads it again from there.
 fn rewind(
@@ -408,13 +421,8 @@ async fn run_connector(state: AppState, rec: ConnectorRecord, mut shutdown: watc
                     park(&mut shutdown).await;
                     return;
                 }
-                if matches!(e, ClientError::Rejected { status: 400, .. })
-                    && checkpoint.walk_in_progress()
-                {
-                    // A walk resumed after a restart with a cursor the tenant no longer honours.
-                    tracing::warn!(connector_id = %rec.id, "cursor rejected; restarting the walk");
-                    checkpoint = checkpoint.restart_walk();
-                }
+                // A walk resumed after a restart may carry a cursor the tenant no longer honours.
+                restart_walk_if_cursor_rejected(&e, &mut checkpoint, &rec.id);
                 health.error(reason, true).await;
                 if sleep_or_stop(backoff.next(), &mut shutdown).await {
                     return;
@@ -475,13 +483,7 @@ async fn run_connector(state: AppState, rec: ConnectorRecord, mut shutdown: watc
             Ok(p) => p,
             Err(e) => {
                 rewind(&mut batch, &mut held, &mut checkpoint, &durable);
-                if matches!(e, ClientError::Rejected { status: 400, .. })
-                    && checkpoint.walk_in_progress()
-                {
-                    // The tenant no longer honours the cursor: walk again from the same bound.
-                    tracing::warn!(connector_id = %rec.id, "cursor rejected; restarting the walk");
-                    checkpoint = checkpoint.restart_walk();
-                }
+                restart_walk_if_cursor_rejected(&e, &mut checkpoint, &rec.id);
                 if e.needs_operator() {
                     // Not retried (SENTINELONE.md §6.7): a revoked token or a missing
                     // permission stays so until someone changes it.
