@@ -13,6 +13,9 @@ pub struct IngestResult {
     pub threats: u64,
     pub seconds: f64,
     pub stories: u64,
+    /// CPU seconds the whole process (Dossier and the emulated tenants) spent during the run,
+    /// when the platform tells: steadier than wall time on a shared machine.
+    pub cpu_seconds: Option<f64>,
     /// The same threats as list pages, for the floor.
     pub pages: Vec<Vec<u8>>,
 }
@@ -49,6 +52,7 @@ pub async fn run(o: &BenchOptions) -> anyhow::Result<IngestResult> {
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     let started = Instant::now();
+    let cpu_at_start = super::process_cpu_seconds();
     for (k, (sim, _, token)) in sims.iter().enumerate() {
         provision_connector(&bench.state, k, &sim.base_url, token).await?;
     }
@@ -69,6 +73,9 @@ pub async fn run(o: &BenchOptions) -> anyhow::Result<IngestResult> {
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     let seconds = started.elapsed().as_secs_f64();
+    let cpu_seconds = cpu_at_start
+        .zip(super::process_cpu_seconds())
+        .map(|(a, b)| b - a);
     bar.finish_and_clear();
     let story_count = count_stories(&bench).await?;
     let m = &bench.state.metrics;
@@ -86,6 +93,7 @@ pub async fn run(o: &BenchOptions) -> anyhow::Result<IngestResult> {
         threats: done,
         seconds,
         stories: story_count,
+        cpu_seconds,
         pages,
     })
 }

@@ -58,13 +58,16 @@ pub async fn run(o: BenchOptions) -> anyhow::Result<()> {
                 seconds: ingest.seconds,
                 stories: ingest.stories,
                 floor,
+                cpu_seconds: ingest.cpu_seconds,
             };
             if o.ingest_runs > 1 {
                 eprintln!(
-                    "ingest run {k}/{}: {:.0} threats/s, floor {floor:.0}, ratio {:.2}",
+                    "ingest run {k}/{}: {:.0} threats/s, floor {floor:.0}, ratio {:.2}, {} CPU-s",
                     o.ingest_runs,
                     run.per_s(),
-                    run.per_s() / floor
+                    run.per_s() / floor,
+                    run.cpu_seconds
+                        .map_or_else(|| "unknown".to_owned(), |c| format!("{c:.2}"))
                 );
             }
             runs.push(run);
@@ -82,6 +85,10 @@ pub async fn run(o: BenchOptions) -> anyhow::Result<()> {
         println!("ingest_stories={}", runs[0].stories);
         println!("floor_threats_per_s={:.0}", median_of(&|r| r.floor));
         println!("ingest_vs_floor={:.2}", median_of(&|r| r.per_s() / r.floor));
+        if runs.iter().all(|r| r.cpu_seconds.is_some()) {
+            let cpu = median_of(&|r| r.cpu_seconds.unwrap_or(f64::NAN));
+            println!("ingest_cpu_seconds={cpu:.2}");
+        }
     }
     if !o.skip.iter().any(|s| s == "latency") {
         let l = latency::run(&o).await?;
@@ -110,6 +117,7 @@ struct IngestRun {
     seconds: f64,
     stories: u64,
     floor: f64,
+    cpu_seconds: Option<f64>,
 }
 
 impl IngestRun {
@@ -126,6 +134,23 @@ pub fn median(mut v: Vec<f64>) -> f64 {
         n if n % 2 == 1 => v[n / 2],
         n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
     }
+}
+
+/// CPU seconds this process has used (user and system, all threads), read from
+/// `/proc/self/stat`; `None` where there is no such file.
+pub fn process_cpu_seconds() -> Option<f64> {
+    cpu_seconds_of_stat(&std::fs::read_to_string("/proc/self/stat").ok()?)
+}
+
+/// `utime` and `stime` of a `/proc/PID/stat` line, in seconds. They are fields 14 and 15,
+/// counted in clock ticks of 1/100 s (`USER_HZ`, fixed on Linux); the fields are counted
+/// after the command name, which is in parentheses and may itself hold spaces.
+fn cpu_seconds_of_stat(stat: &str) -> Option<f64> {
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let mut fields = rest.split_ascii_whitespace().skip(11);
+    let utime: u64 = fields.next()?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some((utime + stime) as f64 / 100.0)
 }
 
 /// The `p`-th percentile (0–100) of the samples, nearest rank.
@@ -168,6 +193,18 @@ pub async fn fresh_server(ca_pems: &[String]) -> anyhow::Result<Bench> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn cpu_time_is_read_after_the_command_name_even_with_spaces_in_it() {
+        let stat = "4242 (tokio rt) worker) S 1 4242 4242 0 -1 4194560 1500 0 0 0 \
+                    1234 567 0 0 20 0 9 0 100 1000000 2000 18446744073709551615";
+        assert_eq!(super::cpu_seconds_of_stat(stat), Some(18.01));
+        assert_eq!(super::cpu_seconds_of_stat("4242 (x) S 1"), None);
+        assert_eq!(super::cpu_seconds_of_stat("no parenthesis"), None);
+        if cfg!(target_os = "linux") {
+            assert!(super::process_cpu_seconds().is_some_and(|s| s >= 0.0));
+        }
+    }
+
     #[test]
     fn a_median_is_the_middle_value_or_the_mean_of_the_middle_two() {
         assert!((super::median(vec![3.0, 1.0, 2.0]) - 2.0).abs() < f64::EPSILON);
