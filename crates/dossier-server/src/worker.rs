@@ -76,11 +76,20 @@ pub fn spawn_manager(state: AppState, mut shutdown: watch::Receiver<bool>) -> Jo
                 _ = shutdown.changed() => break,
             }
         }
-        for (_, (_, h)) in running {
-            h.abort();
+        // Workers see the same signal and stop at their next wait, writing what is pending
+        // (idle polls); one still busy with the tenant after the grace is cut off, which
+        // loses nothing that was not committed anyway.
+        let deadline = tokio::time::Instant::now() + WORKER_STOP_GRACE;
+        for (_, (_, mut h)) in running {
+            if tokio::time::timeout_at(deadline, &mut h).await.is_err() {
+                h.abort();
+            }
         }
     })
 }
+
+/// How long a stopping server waits for its connector workers to finish by themselves.
+const WORKER_STOP_GRACE: Duration = Duration::from_secs(2);
 
 /// Exponential backoff with full jitter.
 struct Backoff {
@@ -450,11 +459,13 @@ async fn run_connector(state: AppState, rec: ConnectorRecord, mut shutdown: watc
     // The next page of a walk, fetched while the previous page was being committed (or, at
     // the start, the page that verified the connector).
     let mut prefetched: Option<Result<Page, ClientError>> = Some(Ok(first_page));
-    // Polls that read nothing and were not written yet (see `idle_commit_every`).
+    // Polls that read nothing and were not written yet (see `idle_commit_every`), and when
+    // the last of them was answered.
     let mut unwritten_polls: u64 = 0;
+    let mut last_poll_at = Utc::now();
     loop {
         if *shutdown.borrow() {
-            return;
+            break;
         }
         // The expiry is read again daily (a token can be extended); between reads the clock
         // alone says when a warning is due.
@@ -477,7 +488,14 @@ async fn run_connector(state: AppState, rec: ConnectorRecord, mut shutdown: watc
         }
         let fetched = match prefetched.take() {
             Some(f) => f,
-            None => timed_fetch(&state, &mut health, &client, &checkpoint.query(&policy)).await,
+            // A stop does not wait for a slow tenant: the poll is simply not made.
+            None => {
+                let query = checkpoint.query(&policy);
+                tokio::select! {
+                    f = timed_fetch(&state, &mut health, &client, &query) => f,
+                    _ = shutdown.wait_for(|stop| *stop) => break,
+                }
+            }
         };
         let mut page = match fetched {
             Ok(p) => p,
@@ -563,11 +581,12 @@ async fn run_connector(state: AppState, rec: ConnectorRecord, mut shutdown: watc
             && last_commit.is_some_and(|t| t.elapsed() < state.config.idle_commit_every)
         {
             unwritten_polls += 1;
+            last_poll_at = Utc::now();
             checkpoint = next;
             backoff.reset();
             state.metrics.polls.get_or_create(&labels).inc();
             if sleep_or_stop(state.config.poll_interval, &mut shutdown).await {
-                return;
+                break;
             }
             continue;
         }
@@ -673,7 +692,45 @@ async fn run_connector(state: AppState, rec: ConnectorRecord, mut shutdown: watc
         if !checkpoint.walk_in_progress()
             && sleep_or_stop(state.config.poll_interval, &mut shutdown).await
         {
+            break;
+        }
+    }
+    // Stopping: idle polls not written yet are written now, so that after a restart the
+    // connector shows every poll it made and when it last succeeded. A batch read mid-walk is
+    // not: it is read again from the stored checkpoint.
+    if unwritten_polls > 0 && batch.is_empty() && health.status == "connected" {
+        write_idle_polls(&state, &rec, &checkpoint, unwritten_polls, last_poll_at).await;
+    }
+}
+
+/// Commits the checkpoint of polls that read nothing, counting them, as of `at`.
+async fn write_idle_polls(
+    state: &AppState,
+    rec: &ConnectorRecord,
+    checkpoint: &Checkpoint,
+    polls: u64,
+    at: chrono::DateTime<Utc>,
+) {
+    let checkpoint = match serde_json::to_string(checkpoint) {
+        Ok(j) => j,
+        Err(e) => {
+            tracing::error!(connector_id = %rec.id, error = %e, "cannot encode checkpoint");
             return;
+        }
+    };
+    let page = IngestPage {
+        account_id: rec.account_id.clone(),
+        connector_id: rec.id.clone(),
+        incidents: Vec::new(),
+        checkpoint,
+        now: at,
+        policy: state.config.correlation,
+        polls,
+    };
+    match state.store.commit_page(page).await {
+        Ok(_) => tracing::debug!(connector_id = %rec.id, polls, "idle polls written on stopping"),
+        Err(e) => {
+            tracing::warn!(connector_id = %rec.id, error = %e, "idle polls not written on stopping");
         }
     }
 }

@@ -585,6 +585,61 @@ async fn idle_polls_are_counted_but_not_each_written() {
     app.running.stop().await;
 }
 
+/// A server that stops writes the idle polls it had not written yet: after a restart the
+/// connector shows every poll it made, and its last success is its last poll, not the last
+/// poll that read something.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stopping_writes_the_idle_polls_not_written_yet() {
+    let app = crate::spawn_app_with(20, |c| {
+        c.poll_policy.overlap = chrono::Duration::seconds(1);
+        c.poll_interval = Duration::from_millis(200);
+        // Nothing idle is written while the server runs.
+        c.idle_commit_every = Duration::from_secs(600);
+    })
+    .await;
+    let (admin, path) = app.admin_with_connector().await;
+    app.until_read(&admin, &path, 20, 30).await;
+    // Past the overlap, polls read nothing.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (_, c) = app.call("GET", &path, Some(&admin), None).await;
+    let id = c["id"].as_str().unwrap().to_owned();
+    let store = &app.state.store;
+    let before = store.get_connector(None, &id).await.unwrap();
+    let requests_before = app.tenant.request_count();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let idle = store.get_connector(None, &id).await.unwrap();
+    assert_eq!(
+        (idle.polls, idle.last_success_at),
+        (before.polls, before.last_success_at),
+        "idle polls are not written while the server runs"
+    );
+
+    app.running.stop().await;
+    let idle_requests = app.tenant.request_count() - requests_before;
+    assert!(
+        idle_requests >= 5,
+        "the connector kept polling: {idle_requests} polls"
+    );
+    // Every request the tenant saw is one poll, counted once; a poll under way when the stop
+    // came is not made, nor counted.
+    let requests = app.tenant.request_count();
+    let after = store.get_connector(None, &id).await.unwrap();
+    assert!(
+        after.polls + 1 >= requests && after.polls <= requests,
+        "{requests} polls in all, {} counted ({} before the stop)",
+        after.polls,
+        before.polls
+    );
+    assert!(
+        after.last_success_at > before.last_success_at,
+        "the last success moves to the last poll: {:?} then {:?}",
+        before.last_success_at,
+        after.last_success_at
+    );
+    assert_eq!(after.status, "connected");
+    assert_eq!(after.threats, 20, "nothing read twice or lost");
+}
+
 /// A walk whose last page is empty (real tenants send one) is written at once, though the page
 /// read nothing: the stored checkpoint must not stay mid-walk, or the backfill would show
 /// under way, and a restart would take up the finished walk again.
