@@ -6,7 +6,9 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use dossier_domain::correlate::{self, Member, Term};
 use dossier_domain::event::EventType;
 use dossier_domain::{Incident, Producer};
-use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
+use rusqlite::{
+    params, CachedStatement, Connection, OptionalExtension, Transaction, TransactionBehavior,
+};
 
 use super::refresh::{refresh_stories, Touch};
 use super::us;
@@ -192,6 +194,7 @@ pub(crate) fn commit_page(
 
     let mut outcome = IngestOutcome::default();
     let mut touch = Touch::default();
+    let mut writes = Writes::prepare(&tx)?;
     // The incidents this page writes: a re-delivered older version is not one of them, and must
     // not speak for its story.
     let mut written: Vec<&Prepared> = Vec::new();
@@ -204,8 +207,8 @@ pub(crate) fn commit_page(
                 written.push(p);
                 touch.updated.insert(story_id.clone());
                 touch.written_to(story_id, p);
-                write_incident(&tx, page, p, story_id, false)?;
-                event_for_incident(&tx, page, p, story_id, EventType::IncidentUpdated)?;
+                write_incident(&mut writes, page, p, story_id, false)?;
+                event_for_incident(&mut writes, page, p, story_id, EventType::IncidentUpdated)?;
             }
             Action::Rekey { new } => {
                 if *new {
@@ -237,7 +240,7 @@ pub(crate) fn commit_page(
                 .get(p.member_id.as_str())
                 .copied()
                 .unwrap_or_default();
-            write_incident(&tx, page, p, story, *new)?;
+            write_incident(&mut writes, page, p, story, *new)?;
             touch.written_to(story, p);
             if *new {
                 touch
@@ -246,13 +249,14 @@ pub(crate) fn commit_page(
                     .or_default()
                     .push(p.member_id.clone());
             } else {
-                event_for_incident(&tx, page, p, story, EventType::IncidentUpdated)?;
+                event_for_incident(&mut writes, page, p, story, EventType::IncidentUpdated)?;
             }
         }
         apply_plans(&tx, &plans, &current_story, &in_page, &mut touch)?;
     }
 
-    refresh_stories(&tx, page, &written, &touch, &mut outcome)?;
+    refresh_stories(&tx, &mut writes, page, &written, &touch, &mut outcome)?;
+    drop(writes);
 
     // A committed page is a successful poll: the connector is connected again.
     tx.execute(
@@ -327,7 +331,7 @@ macro_rules! insert_incident {
 }
 
 fn write_incident(
-    tx: &Transaction<'_>,
+    writes: &mut Writes<'_>,
     page: &IngestPage,
     p: &Prepared,
     story_id: &str,
@@ -352,26 +356,55 @@ fn write_incident(
     // A threat seen for the first time is a plain insert (most of a backfill); a new version
     // of a known one updates its row in place and keeps its seq.
     let seq: i64 = if new {
-        let mut st = tx.prepare_cached(insert_incident!())?;
-        st.insert(values)?
+        writes.insert_incident.insert(values)?
     } else {
-        let mut st = tx.prepare_cached(concat!(
-            insert_incident!(),
-            " ON CONFLICT (connector_id, external_id) DO UPDATE SET
-                 created_at = excluded.created_at, updated_at = excluded.updated_at,
-                 agent = excluded.agent, sha1 = excluded.sha1, sha256 = excluded.sha256,
-                 md5 = excluded.md5, storyline = excluded.storyline,
-                 confidence_rank = excluded.confidence_rank, false_positive = excluded.false_positive,
-                 story_id = excluded.story_id
-             RETURNING seq"
-        ))?;
-        st.query_row(values, |r| r.get(0))?
+        writes.upsert_incident.query_row(values, |r| r.get(0))?
     };
-    let mut st = tx.prepare_cached(
-        "INSERT OR REPLACE INTO incident_bodies (seq, normalised, raw) VALUES (?1, ?2, ?3)",
-    )?;
-    st.execute(params![seq, super::body::DERIVED, p.raw])?;
+    writes
+        .body
+        .execute(params![seq, super::body::DERIVED, p.raw])?;
     Ok(())
+}
+
+/// The statements a page commit runs for each incident and each story, prepared once per
+/// commit: taken from the statement cache for each row, every use hashed the statement's text
+/// twice (to find it, and to put it back).
+pub(crate) struct Writes<'c> {
+    insert_incident: CachedStatement<'c>,
+    upsert_incident: CachedStatement<'c>,
+    body: CachedStatement<'c>,
+    incident_event: CachedStatement<'c>,
+    pub(crate) story_update: CachedStatement<'c>,
+    pub(crate) story_upsert: CachedStatement<'c>,
+    pub(crate) story_event: CachedStatement<'c>,
+}
+
+impl<'c> Writes<'c> {
+    fn prepare(conn: &'c Connection) -> Result<Self> {
+        Ok(Self {
+            insert_incident: conn.prepare_cached(insert_incident!())?,
+            upsert_incident: conn.prepare_cached(concat!(
+                insert_incident!(),
+                " ON CONFLICT (connector_id, external_id) DO UPDATE SET
+                     created_at = excluded.created_at, updated_at = excluded.updated_at,
+                     agent = excluded.agent, sha1 = excluded.sha1, sha256 = excluded.sha256,
+                     md5 = excluded.md5, storyline = excluded.storyline,
+                     confidence_rank = excluded.confidence_rank,
+                     false_positive = excluded.false_positive, story_id = excluded.story_id
+                 RETURNING seq"
+            ))?,
+            body: conn.prepare_cached(
+                "INSERT OR REPLACE INTO incident_bodies (seq, normalised, raw) VALUES (?1, ?2, ?3)",
+            )?,
+            incident_event: conn.prepare_cached(
+                "INSERT INTO events (account_id, type, at, connector_id, story_id, incident_id, message, data)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            )?,
+            story_update: conn.prepare_cached(super::refresh::STORY_UPDATE)?,
+            story_upsert: conn.prepare_cached(super::refresh::STORY_UPSERT)?,
+            story_event: conn.prepare_cached(super::refresh::STORY_EVENT)?,
+        })
+    }
 }
 
 /// What an incident's event says, but for its verb, and its data: both known before the
@@ -404,7 +437,7 @@ fn incident_event(inc: &Incident) -> Result<(String, String)> {
 }
 
 pub(crate) fn event_for_incident(
-    tx: &Transaction<'_>,
+    writes: &mut Writes<'_>,
     page: &IngestPage,
     p: &Prepared,
     story_id: &str,
@@ -415,11 +448,7 @@ pub(crate) fn event_for_incident(
     } else {
         "updated"
     };
-    let mut st = tx.prepare_cached(
-        "INSERT INTO events (account_id, type, at, connector_id, story_id, incident_id, message, data)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-    )?;
-    st.execute(params![
+    writes.incident_event.execute(params![
         page.account_id,
         kind.as_str(),
         us(page.now),

@@ -12,7 +12,7 @@ use dossier_domain::story::Status;
 use dossier_domain::{Device, FileInfo, Incident, Producer};
 use rusqlite::{params, OptionalExtension, Transaction};
 
-use super::ingest::{event_for_incident, member_id, Prepared};
+use super::ingest::{event_for_incident, member_id, Prepared, Writes};
 use super::{ts, us};
 use crate::{IngestOutcome, IngestPage, Result, StoreError};
 
@@ -96,6 +96,7 @@ struct Placed {
 
 pub(crate) fn refresh_stories(
     tx: &Transaction<'_>,
+    writes: &mut Writes<'_>,
     page: &IngestPage,
     written: &[&Prepared],
     touch: &Touch,
@@ -245,14 +246,7 @@ pub(crate) fn refresh_stories(
         let mitigation = latest.mitigation_status.clone().unwrap_or_default();
         if existing.as_ref().is_some_and(|e| e.placed == placed) {
             // The same columns as the upsert below sets, but for the unchanged `Placed` ones.
-            let mut st = tx.prepare_cached(
-                "UPDATE stories SET story_key = ?2, previous_id = ?3, indication = ?4,
-                     status = ?5, criticality = ?6, criticality_detail = ?7, updated_at = ?8,
-                     last_signal_at = ?9, incident_count = ?10, os = ?11, sha1 = ?12, md5 = ?13,
-                     file_name = ?14, file_path = ?15, mitigation = ?16, closed_at = ?17,
-                     search = ?18
-                 WHERE id = ?1",
-            )?;
+            let st = &mut writes.story_update;
             st.execute(params![
                 story_id,
                 story_key,
@@ -274,29 +268,7 @@ pub(crate) fn refresh_stories(
                 search,
             ])?;
         } else {
-            let mut st = tx.prepare_cached(
-                "INSERT INTO stories (id, account_id, producer, engine_type, vendor, connector_id,
-                     story_key, previous_id, indication, status, criticality, criticality_detail,
-                     outbreak_tier, created_at, updated_at, first_signal_at, last_signal_at,
-                     incident_count, agent_uuid, device_name, os, sha1, sha256, md5, file_name,
-                     file_path, file_hash, mitigation, closed_at, search)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?14, ?15,
-                     ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29)
-                 ON CONFLICT (id) DO UPDATE SET
-                     story_key = excluded.story_key, previous_id = excluded.previous_id,
-                     indication = excluded.indication, status = excluded.status,
-                     criticality = excluded.criticality,
-                     criticality_detail = excluded.criticality_detail,
-                     outbreak_tier = excluded.outbreak_tier, updated_at = excluded.updated_at,
-                     first_signal_at = excluded.first_signal_at,
-                     last_signal_at = excluded.last_signal_at,
-                     incident_count = excluded.incident_count, agent_uuid = excluded.agent_uuid,
-                     device_name = excluded.device_name, os = excluded.os, sha1 = excluded.sha1,
-                     sha256 = excluded.sha256, md5 = excluded.md5, file_name = excluded.file_name,
-                     file_path = excluded.file_path, file_hash = excluded.file_hash,
-                     mitigation = excluded.mitigation, closed_at = excluded.closed_at,
-                     search = excluded.search",
-            )?;
+            let st = &mut writes.story_upsert;
             st.execute(params![
                 story_id,
                 page.account_id,
@@ -337,7 +309,7 @@ pub(crate) fn refresh_stories(
         }
         for m in new_members {
             if let Some(p) = by_member.get(m.as_str()) {
-                event_for_incident(tx, page, p, story_id, EventType::IncidentCreated)?;
+                event_for_incident(writes, page, p, story_id, EventType::IncidentCreated)?;
             }
         }
         if reopened {
@@ -358,11 +330,7 @@ pub(crate) fn refresh_stories(
         };
         let name = latest.threat_name.as_deref().unwrap_or("unnamed threat");
         let device = latest.device.name.as_deref().unwrap_or("an unnamed device");
-        let mut st = tx.prepare_cached(
-            "INSERT INTO events (account_id, type, at, connector_id, story_id, incident_id, message, data)
-             VALUES (?1, ?2, ?3, ?4, ?5, NULL, ?6, ?7)",
-        )?;
-        st.execute(params![
+        writes.story_event.execute(params![
             page.account_id,
             kind.as_str(),
             us(page.now),
@@ -382,6 +350,45 @@ pub(crate) fn refresh_stories(
     refresh_outbreaks(tx, page, &hashes, &devices)?;
     Ok(())
 }
+
+/// Rewrites a story whose placed columns (device, hashes, first signal, outbreak tier) did not
+/// change, leaving the index entries on them alone.
+pub(crate) const STORY_UPDATE: &str =
+    "UPDATE stories SET story_key = ?2, previous_id = ?3, indication = ?4,
+                     status = ?5, criticality = ?6, criticality_detail = ?7, updated_at = ?8,
+                     last_signal_at = ?9, incident_count = ?10, os = ?11, sha1 = ?12, md5 = ?13,
+                     file_name = ?14, file_path = ?15, mitigation = ?16, closed_at = ?17,
+                     search = ?18
+                 WHERE id = ?1";
+
+/// Writes a story, new or not.
+pub(crate) const STORY_UPSERT: &str =
+    "INSERT INTO stories (id, account_id, producer, engine_type, vendor, connector_id,
+                     story_key, previous_id, indication, status, criticality, criticality_detail,
+                     outbreak_tier, created_at, updated_at, first_signal_at, last_signal_at,
+                     incident_count, agent_uuid, device_name, os, sha1, sha256, md5, file_name,
+                     file_path, file_hash, mitigation, closed_at, search)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?14, ?15,
+                     ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29)
+                 ON CONFLICT (id) DO UPDATE SET
+                     story_key = excluded.story_key, previous_id = excluded.previous_id,
+                     indication = excluded.indication, status = excluded.status,
+                     criticality = excluded.criticality,
+                     criticality_detail = excluded.criticality_detail,
+                     outbreak_tier = excluded.outbreak_tier, updated_at = excluded.updated_at,
+                     first_signal_at = excluded.first_signal_at,
+                     last_signal_at = excluded.last_signal_at,
+                     incident_count = excluded.incident_count, agent_uuid = excluded.agent_uuid,
+                     device_name = excluded.device_name, os = excluded.os, sha1 = excluded.sha1,
+                     sha256 = excluded.sha256, md5 = excluded.md5, file_name = excluded.file_name,
+                     file_path = excluded.file_path, file_hash = excluded.file_hash,
+                     mitigation = excluded.mitigation, closed_at = excluded.closed_at,
+                     search = excluded.search";
+
+/// A story's created or updated event.
+pub(crate) const STORY_EVENT: &str =
+    "INSERT INTO events (account_id, type, at, connector_id, story_id, incident_id, message, data)
+     VALUES (?1, ?2, ?3, ?4, ?5, NULL, ?6, ?7)";
 
 /// The data of a story's created/updated event (its keys in this order, as they always were).
 #[derive(serde::Serialize)]
