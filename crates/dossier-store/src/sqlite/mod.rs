@@ -107,7 +107,7 @@ impl Inner {
         let plan = ahead.and_then(|(read_at, plan)| (read_at == current).then_some(plan));
         let committed = ingest::commit_page(&mut conn, page, &prepared, plan);
         self.bump_epoch(&page.account_id)?;
-        restart_wal_if_large(&conn, &self.wal);
+        restart_wal_if_large(&conn, &self.wal, WAL_RESTART_BYTES);
         // What the commit worked with is freed once the lock is released.
         drop(conn);
         committed.map(|(outcome, _spent)| outcome)
@@ -226,9 +226,11 @@ fn spawn_checkpointer(conn: Connection, store: std::sync::Weak<Inner>) {
 /// Most frames are already copied by then, but the last commit's are not, and copying them
 /// holds the writer 80-200 ms: at 256 MiB that was twice in a 100,000-threat backfill, 5% of
 /// the writer's time.
-fn restart_wal_if_large(conn: &Connection, wal: &Path) {
-    const LIMIT: u64 = 1024 * 1024 * 1024;
-    if std::fs::metadata(wal).is_ok_and(|m| m.len() > LIMIT) {
+const WAL_RESTART_BYTES: u64 = 1024 * 1024 * 1024;
+
+/// Restarts the WAL when its file is over `limit` bytes (see [`WAL_RESTART_BYTES`]).
+fn restart_wal_if_large(conn: &Connection, wal: &Path, limit: u64) {
+    if std::fs::metadata(wal).is_ok_and(|m| m.len() > limit) {
         if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(RESTART)", [], |_| Ok(())) {
             tracing::warn!(error = %e, "wal restart failed");
         }
@@ -620,6 +622,48 @@ mod tests {
 
     use super::SqliteStore;
     use crate::{IngestPage, NewConnector, Store};
+
+    /// A WAL past the limit is started over, so that the next commits reuse its file from the
+    /// start instead of growing it; one under the limit is left to grow.
+    #[test]
+    fn a_wal_past_its_limit_is_started_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let conn = super::open_conn(&path, true).unwrap();
+        conn.pragma_update(None, "wal_autocheckpoint", 0).unwrap();
+        conn.execute_batch("CREATE TABLE t (x BLOB)").unwrap();
+        let wal = dir.path().join("t.db-wal");
+        let wal_len = || std::fs::metadata(&wal).unwrap().len();
+        let write = |n: usize| {
+            for _ in 0..n {
+                conn.execute("INSERT INTO t VALUES (zeroblob(4000))", [])
+                    .unwrap();
+            }
+        };
+        write(50);
+        let first = wal_len();
+        assert!(first > 100_000, "the WAL grew: {first} bytes");
+
+        super::restart_wal_if_large(&conn, &wal, first * 10);
+        write(50);
+        let grown = wal_len();
+        assert!(
+            grown > first,
+            "under the limit the WAL keeps growing: {first} then {grown}"
+        );
+
+        super::restart_wal_if_large(&conn, &wal, first);
+        write(50);
+        assert_eq!(
+            wal_len(),
+            grown,
+            "past the limit the next commits write the WAL from its start"
+        );
+        let rows: i64 = conn
+            .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(rows, 150);
+    }
 
     /// Ingest looks for stale outbreak tiers on every page, for every file the page touched; a
     /// wide outbreak has hundreds of stories. The tier must be compared in the index entry, not
