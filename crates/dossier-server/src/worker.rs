@@ -590,26 +590,14 @@ async fn run_connector(state: AppState, rec: ConnectorRecord, mut shutdown: watc
             }
             continue;
         }
-        let checkpoint_json = match serde_json::to_string(&next) {
-            Ok(j) => j,
-            Err(e) => {
-                tracing::error!(connector_id = %rec.id, error = %e, "cannot encode checkpoint");
-                return;
-            }
-        };
-        let incidents = std::mem::take(&mut batch);
         let now = Utc::now();
-        let received = incidents.len() as u64;
-        let created: Vec<chrono::DateTime<Utc>> = incidents.iter().map(|i| i.created_at).collect();
-        let newest = incidents.iter().map(|i| i.updated_at).max();
-        let ingest = IngestPage {
-            account_id: rec.account_id.clone(),
-            connector_id: rec.id.clone(),
-            incidents,
-            checkpoint: checkpoint_json,
-            now,
-            policy: state.config.correlation,
-            polls: unwritten_polls + 1,
+        let received = batch.len() as u64;
+        let created: Vec<chrono::DateTime<Utc>> = batch.iter().map(|i| i.created_at).collect();
+        let newest = batch.iter().map(|i| i.updated_at).max();
+        let incidents = std::mem::take(&mut batch);
+        let Some(ingest) = ingest_page(&state, &rec, &next, incidents, now, unwritten_polls + 1)
+        else {
+            return;
         };
         let commit_started = std::time::Instant::now();
         let commit = async {
@@ -703,6 +691,32 @@ async fn run_connector(state: AppState, rec: ConnectorRecord, mut shutdown: watc
     }
 }
 
+/// The page that commits `incidents` with `checkpoint`, counting `polls` polls, as of `now`;
+/// `None` (logged) when the checkpoint cannot be encoded.
+fn ingest_page(
+    state: &AppState,
+    rec: &ConnectorRecord,
+    checkpoint: &Checkpoint,
+    incidents: Vec<Incident>,
+    now: chrono::DateTime<Utc>,
+    polls: u64,
+) -> Option<IngestPage> {
+    let checkpoint = serde_json::to_string(checkpoint)
+        .inspect_err(|e| {
+            tracing::error!(connector_id = %rec.id, error = %e, "cannot encode checkpoint");
+        })
+        .ok()?;
+    Some(IngestPage {
+        account_id: rec.account_id.clone(),
+        connector_id: rec.id.clone(),
+        incidents,
+        checkpoint,
+        now,
+        policy: state.config.correlation,
+        polls,
+    })
+}
+
 /// Commits the checkpoint of polls that read nothing, counting them, as of `at`.
 async fn write_idle_polls(
     state: &AppState,
@@ -711,21 +725,8 @@ async fn write_idle_polls(
     polls: u64,
     at: chrono::DateTime<Utc>,
 ) {
-    let checkpoint = match serde_json::to_string(checkpoint) {
-        Ok(j) => j,
-        Err(e) => {
-            tracing::error!(connector_id = %rec.id, error = %e, "cannot encode checkpoint");
-            return;
-        }
-    };
-    let page = IngestPage {
-        account_id: rec.account_id.clone(),
-        connector_id: rec.id.clone(),
-        incidents: Vec::new(),
-        checkpoint,
-        now: at,
-        policy: state.config.correlation,
-        polls,
+    let Some(page) = ingest_page(state, rec, checkpoint, Vec::new(), at, polls) else {
+        return;
     };
     match state.store.commit_page(page).await {
         Ok(_) => tracing::debug!(connector_id = %rec.id, polls, "idle polls written on stopping"),
