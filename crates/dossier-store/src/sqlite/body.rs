@@ -48,34 +48,53 @@ impl Form {
     }
 }
 
-fn packed(form: Form, text: &[u8], dict: &[u8]) -> Result<Vec<u8>> {
-    // No tenant response is that large, and a body that was could not be read back.
-    let size = u32::try_from(text.len())
-        .ok()
-        .filter(|s| *s as usize <= MAX_BODY)
-        .ok_or_else(|| {
-            StoreError::Invalid(format!(
-                "a body of {} bytes is over the {MAX_BODY} a body may have",
-                text.len()
-            ))
-        })?;
-    // Compressed straight after the header, not into a buffer of its own that is then copied.
-    let mut out = vec![0u8; 4 + lz4_flex::block::get_maximum_output_size(text.len())];
-    out[..4].copy_from_slice(&(size | ((form as u32) << SIZE_BITS)).to_le_bytes());
-    let len = lz4_flex::block::compress_into_with_dict(text, &mut out[4..], dict)
-        .map_err(|e| StoreError::Invalid(format!("cannot compress a body: {e}")))?;
-    out.truncate(4 + len);
-    // A batch holds thousands of these until its commit: not at their worst-case size.
-    out.shrink_to_fit();
-    Ok(out)
+/// Compresses bodies one after another through one scratch buffer: each body then costs one
+/// allocation of its compressed size, not a zeroed buffer of the worst case that is shrunk
+/// (and copied) afterwards.
+#[derive(Default)]
+pub(crate) struct Packer {
+    scratch: Vec<u8>,
 }
 
-/// Compresses a threat's raw JSON for storing.
+impl Packer {
+    fn packed(&mut self, form: Form, text: &[u8], dict: &[u8]) -> Result<Vec<u8>> {
+        // No tenant response is that large, and a body that was could not be read back.
+        let size = u32::try_from(text.len())
+            .ok()
+            .filter(|s| *s as usize <= MAX_BODY)
+            .ok_or_else(|| {
+                StoreError::Invalid(format!(
+                    "a body of {} bytes is over the {MAX_BODY} a body may have",
+                    text.len()
+                ))
+            })?;
+        let worst = 4 + lz4_flex::block::get_maximum_output_size(text.len());
+        if self.scratch.len() < worst {
+            self.scratch.resize(worst, 0);
+        }
+        let (header, block) = self.scratch.split_at_mut(4);
+        header.copy_from_slice(&(size | ((form as u32) << SIZE_BITS)).to_le_bytes());
+        let len = lz4_flex::block::compress_into_with_dict(text, block, dict)
+            .map_err(|e| StoreError::Invalid(format!("cannot compress a body: {e}")))?;
+        Ok(self.scratch[..4 + len].to_vec())
+    }
+
+    /// Compresses a threat's raw JSON for storing.
+    ///
+    /// # Errors
+    /// Fails for a body over 64 MiB.
+    pub(crate) fn raw(&mut self, raw: &[u8]) -> Result<Vec<u8>> {
+        self.packed(Form::ThreatDictionary, raw, THREAT_DICTIONARY)
+    }
+}
+
+/// Compresses a threat's raw JSON for storing (see [`Packer::raw`]).
 ///
 /// # Errors
 /// Fails for a body over 64 MiB.
+#[cfg(test)]
 pub(crate) fn pack_raw(raw: &[u8]) -> Result<Vec<u8>> {
-    packed(Form::ThreatDictionary, raw, THREAT_DICTIONARY)
+    Packer::default().raw(raw)
 }
 
 /// Compresses an incident's normalised form against its raw JSON, as rows were written before
@@ -85,7 +104,7 @@ pub(crate) fn pack_raw(raw: &[u8]) -> Result<Vec<u8>> {
 /// Fails for a body over 64 MiB.
 #[cfg(test)]
 pub(crate) fn pack_normalised(normalised: &[u8], raw: &[u8]) -> Result<Vec<u8>> {
-    packed(Form::AgainstRaw, normalised, raw)
+    Packer::default().packed(Form::AgainstRaw, normalised, raw)
 }
 
 /// A stored raw body as text, whichever form it was stored in.
@@ -262,6 +281,19 @@ mod tests {
             prop_assert_eq!(unpack(ValueRef::Blob(&pack_raw(text.as_bytes()).unwrap())).unwrap(), text.clone());
             let n = pack_normalised(text.as_bytes(), raw.as_bytes()).unwrap();
             prop_assert_eq!(unpack_normalised(ValueRef::Blob(&n), &raw).unwrap(), text);
+        }
+
+        /// One packer compresses a whole batch through its scratch buffer: what a larger body
+        /// left in it must never leak into a smaller one's.
+        #[test]
+        fn bodies_packed_one_after_another_each_read_back(
+            texts in proptest::collection::vec(".{0,3000}", 1..12),
+        ) {
+            let mut packer = Packer::default();
+            let packed: Vec<Vec<u8>> = texts.iter().map(|t| packer.raw(t.as_bytes()).unwrap()).collect();
+            for (text, blob) in texts.iter().zip(&packed) {
+                prop_assert_eq!(&unpack(ValueRef::Blob(blob)).unwrap(), text);
+            }
         }
     }
 }

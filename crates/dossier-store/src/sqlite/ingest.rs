@@ -52,11 +52,12 @@ pub(crate) fn prepare(page: &mut IngestPage) -> Result<Vec<Prepared>> {
             }
         }
     }
+    let mut packer = super::body::Packer::default();
     latest
         .into_values()
         .map(|mut inc| {
             let raw_text = std::mem::take(&mut inc.raw);
-            let raw = super::body::pack_raw(raw_text.as_bytes())?;
+            let raw = packer.raw(raw_text.as_bytes())?;
             let member_id = member_id(&page.connector_id, &inc.external_id);
             let (event_subject, event_data) = incident_event(&inc)?;
             Ok(Prepared {
