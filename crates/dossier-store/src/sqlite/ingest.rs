@@ -10,7 +10,7 @@ use rusqlite::{
     params, CachedStatement, Connection, OptionalExtension, Transaction, TransactionBehavior,
 };
 
-use super::refresh::{refresh_stories, Touch};
+use super::refresh::{refresh_stories, FreshStory, Touch};
 use super::us;
 use crate::{IngestOutcome, IngestPage, Result, StoreError};
 
@@ -81,6 +81,9 @@ pub(crate) struct PagePlan {
     /// The lookup terms' stored incidents, as correlation saw them: member id → story.
     current_story: HashMap<String, String>,
     plans: Vec<correlate::StoryPlan>,
+    /// The planned stories made only of the page's new incidents, by id: their rows need
+    /// nothing more from the database.
+    fresh: HashMap<String, FreshStory>,
 }
 
 enum Action {
@@ -130,6 +133,7 @@ pub(crate) fn plan_page(
         });
     }
     let mut plans = Vec::new();
+    let mut fresh = HashMap::new();
     if !rekey.is_empty() {
         let in_page: HashSet<&str> = rekey.iter().map(|p| p.member_id.as_str()).collect();
         let seed = rekey
@@ -148,11 +152,24 @@ pub(crate) fn plan_page(
             .first()
             .map_or(Producer::SentinelOne, |p| p.inc.producer);
         plans = correlate::correlate(&page.account_id, producer, &members, &page.policy);
+        let new: HashMap<&str, &Incident> = prepared
+            .iter()
+            .zip(&actions)
+            .filter(|(_, a)| matches!(a, Action::Rekey { new: true }))
+            .map(|(p, _)| (p.member_id.as_str(), &p.inc))
+            .collect();
+        fresh = plans
+            .iter()
+            .filter_map(|plan| {
+                FreshStory::of(plan, |m| new.get(m).copied()).map(|f| (plan.id.clone(), f))
+            })
+            .collect();
     }
     Ok(PagePlan {
         actions,
         current_story,
         plans,
+        fresh,
     })
 }
 
@@ -163,6 +180,7 @@ pub(crate) struct Spent {
     _current_story: HashMap<String, String>,
     _actions: Vec<Action>,
     _touch: Touch,
+    _fresh: HashMap<String, FreshStory>,
 }
 
 /// Commits a page. `plan` is the page's plan if it was worked out beforehand and is still
@@ -187,7 +205,8 @@ pub(crate) fn commit_page(
     let PagePlan {
         actions,
         current_story,
-        plans,
+        mut plans,
+        mut fresh,
     } = match plan {
         Some(plan) => plan,
         None => plan_page(&tx, page, prepared)?,
@@ -254,9 +273,23 @@ pub(crate) fn commit_page(
             }
         }
         apply_plans(&tx, &plans, &current_story, &in_page, &mut touch)?;
+        // The plans move to the stories' refresh: cloning them (every member id) cost the
+        // writer more than the map they go into.
+        touch.plans = std::mem::take(&mut plans)
+            .into_iter()
+            .map(|plan| (plan.id.clone(), plan))
+            .collect();
     }
 
-    refresh_stories(&tx, &mut writes, page, &written, &touch, &mut outcome)?;
+    refresh_stories(
+        &tx,
+        &mut writes,
+        page,
+        &written,
+        &touch,
+        &mut fresh,
+        &mut outcome,
+    )?;
     drop(writes);
 
     // A committed page is a successful poll: the connector is connected again.
@@ -280,6 +313,7 @@ pub(crate) fn commit_page(
             _current_story: current_story,
             _actions: actions,
             _touch: touch,
+            _fresh: fresh,
         },
     ))
 }
@@ -571,7 +605,6 @@ fn apply_plans(
             }
             touch.updated.insert(plan.id.clone());
         }
-        touch.plans.insert(plan.id.clone(), plan.clone());
     }
     if !moved.is_empty() {
         // Windows were reshaped: a window whose own incidents did not move may still follow a

@@ -47,7 +47,7 @@ impl Touch {
     }
 }
 
-struct Aggregates {
+pub(crate) struct Aggregates {
     count: i64,
     first: i64,
     last: i64,
@@ -55,14 +55,148 @@ struct Aggregates {
     all_false_positive: bool,
 }
 
+/// What a story shows of its latest incident and of its file: every column of its row that is
+/// neither a count, a time nor the analyst's.
+pub(crate) struct Shown {
+    producer: Producer,
+    /// The latest incident's device, if it names one: it counts towards the file's devices.
+    agent: Option<String>,
+    agent_uuid: String,
+    device_name: String,
+    indication: String,
+    os: String,
+    sha1: String,
+    sha256: String,
+    md5: String,
+    file_name: String,
+    file_path: String,
+    mitigation: String,
+    /// The lowercased text the list's search matches.
+    search: String,
+    /// What the story's events call it: a threat on a device.
+    subject: String,
+    unmitigated: bool,
+    is_server: bool,
+}
+
+impl Shown {
+    fn of(latest: &Incident, [sha1, sha256, md5]: [String; 3]) -> Self {
+        let search = [
+            latest.threat_name.as_deref(),
+            latest.device.name.as_deref(),
+            latest.device.agent_uuid.as_deref(),
+            Some(sha1.as_str()).filter(|h| !h.is_empty()),
+            Some(sha256.as_str()).filter(|h| !h.is_empty()),
+            Some(md5.as_str()).filter(|h| !h.is_empty()),
+            latest.file.name.as_deref(),
+            latest.file.path.as_deref(),
+            latest.classification.as_deref(),
+        ]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .to_lowercase();
+        let name = latest.threat_name.as_deref().unwrap_or("unnamed threat");
+        let device = latest.device.name.as_deref().unwrap_or("an unnamed device");
+        Self {
+            producer: latest.producer,
+            agent: latest.device.agent_uuid.clone(),
+            agent_uuid: latest.device.agent_uuid.clone().unwrap_or_default(),
+            device_name: latest.device.name.clone().unwrap_or_default(),
+            indication: latest.threat_name.clone().unwrap_or_default(),
+            os: latest
+                .device
+                .os_name
+                .clone()
+                .or_else(|| latest.device.os_type.clone())
+                .unwrap_or_default(),
+            sha1,
+            sha256,
+            md5,
+            file_name: latest.file.name.clone().unwrap_or_default(),
+            file_path: latest.file.path.clone().unwrap_or_default(),
+            mitigation: latest.mitigation_status.clone().unwrap_or_default(),
+            search,
+            subject: format!("{name} on {device}"),
+            unmitigated: is_unmitigated(latest.mitigation_status.as_deref()),
+            is_server: latest.device.machine_type.as_deref() == Some("server"),
+        }
+    }
+}
+
+/// A story made only of a page's new incidents, worked out from the page alone: everything
+/// its row holds but what depends on the rest of the account (how many devices carry its file,
+/// and with that its criticality). It is worked out with the page's plan, before the writer
+/// lock is taken.
+pub(crate) struct FreshStory {
+    agg: Aggregates,
+    shown: Shown,
+    story_key: String,
+    file_hash: String,
+}
+
+impl FreshStory {
+    /// `None` unless every member of the plan is one of `incidents`.
+    pub(crate) fn of<'a>(
+        plan: &StoryPlan,
+        incidents: impl Fn(&str) -> Option<&'a Incident>,
+    ) -> Option<Self> {
+        let members: Vec<&Incident> = plan
+            .members
+            .iter()
+            .map(|m| incidents(m))
+            .collect::<Option<_>>()?;
+        // The members are oldest first: the latest is the last.
+        let latest = *members.last()?;
+        let agg = Aggregates {
+            count: i64::try_from(members.len()).unwrap_or(i64::MAX),
+            first: us(plan.first_at),
+            last: us(plan.last_at),
+            confidence_rank: members
+                .iter()
+                .map(|i| super::ingest::confidence_rank(i.confidence_level.as_deref()))
+                .max()
+                .unwrap_or_default(),
+            all_false_positive: members
+                .iter()
+                .all(|i| i.analyst_verdict.as_deref() == Some("false_positive")),
+        };
+        // Each hash the latest incident lacks comes from the most recent one that has it.
+        let hashes = [0, 1, 2].map(|k| {
+            members
+                .iter()
+                .rev()
+                .find_map(|i| file_hash_of(i, k))
+                .unwrap_or_default()
+                .to_owned()
+        });
+        let story_key = plan.key.encode();
+        Some(Self {
+            agg,
+            shown: Shown::of(latest, hashes),
+            file_hash: key_hash(&story_key),
+            story_key,
+        })
+    }
+}
+
+/// An incident's SHA-1 (0), SHA-256 (1) or MD5 (2), if it has one.
+fn file_hash_of(i: &Incident, k: usize) -> Option<&str> {
+    match k {
+        0 => i.file.sha1.as_deref(),
+        1 => i.file.sha256.as_deref(),
+        _ => i.file.md5.as_deref(),
+    }
+    .filter(|h| !h.is_empty())
+}
+
 /// A touched story, before its criticality is known.
 struct Pending<'a> {
     story_id: &'a str,
     plan: Option<&'a StoryPlan>,
     agg: Aggregates,
-    latest: Cow<'a, Incident>,
-    /// Every incident of a story made only of this page's, oldest first.
-    fresh: Option<Vec<&'a Incident>>,
+    shown: Shown,
     existing: Option<Existing>,
     story_key: String,
     file_hash: String,
@@ -94,12 +228,16 @@ struct Placed {
     outbreak_tier: i64,
 }
 
+/// Writes the row and the event of every story the page touched. `fresh` holds the stories
+/// made only of the page's new incidents, as worked out before the lock (each is taken out of
+/// it when used); any other story is read back from the database.
 pub(crate) fn refresh_stories(
     tx: &Transaction<'_>,
     writes: &mut Writes<'_>,
     page: &IngestPage,
     written: &[&Prepared],
     touch: &Touch,
+    fresh: &mut HashMap<String, FreshStory>,
     outcome: &mut IngestOutcome,
 ) -> Result<()> {
     let by_member: HashMap<&str, &Prepared> =
@@ -113,31 +251,38 @@ pub(crate) fn refresh_stories(
             continue;
         }
         let plan = touch.plans.get(story_id);
-        let fresh = plan.and_then(|p| fresh_story(p, touch, &by_member));
-        let (agg, latest, fresh, existing) = match fresh {
-            // A story made only of this page's new incidents: everything is in memory.
-            Some((agg, incidents)) => {
-                // Never empty (see `fresh_story`); the latest is the last.
-                let latest = *incidents.last().ok_or(StoreError::NotFound)?;
-                (agg, Cow::Borrowed(latest), Some(incidents), None)
-            }
-            None => {
-                let Some(agg) = aggregates(tx, story_id)? else {
-                    // Every incident moved elsewhere without a successor: nothing to show.
-                    let hash: Option<String> = tx
-                        .query_row(
-                            "DELETE FROM stories WHERE id = ?1 RETURNING file_hash",
-                            [story_id],
-                            |r| r.get(0),
-                        )
-                        .optional()?;
-                    vacated.extend(hash);
-                    continue;
-                };
-                let latest = latest_incident(tx, story_id, &by_member)?;
-                (agg, latest, None, existing(tx, story_id)?)
-            }
+        let made_fresh = plan.filter(|p| is_fresh(p, touch)).and_then(|p| {
+            fresh
+                .remove(&p.id)
+                .or_else(|| FreshStory::of(p, |m| by_member.get(m).map(|p| &p.inc)))
+        });
+        if let Some(f) = made_fresh {
+            pending.push(Pending {
+                story_id,
+                plan,
+                agg: f.agg,
+                shown: f.shown,
+                existing: None,
+                story_key: f.story_key,
+                file_hash: f.file_hash,
+            });
+            continue;
+        }
+        let Some(agg) = aggregates(tx, story_id)? else {
+            // Every incident moved elsewhere without a successor: nothing to show.
+            let hash: Option<String> = tx
+                .query_row(
+                    "DELETE FROM stories WHERE id = ?1 RETURNING file_hash",
+                    [story_id],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            vacated.extend(hash);
+            continue;
         };
+        let latest = latest_incident(tx, story_id, &by_member)?;
+        let existing = existing(tx, story_id)?;
+        let hashes = story_hashes(tx, story_id, &latest, existing.as_ref(), touch, &by_member)?;
         let story_key = plan
             .map(|p| p.key.encode())
             .or_else(|| existing.as_ref().map(|e| e.story_key.clone()))
@@ -146,8 +291,7 @@ pub(crate) fn refresh_stories(
             story_id,
             plan,
             agg,
-            latest,
-            fresh,
+            shown: Shown::of(&latest, hashes),
             existing,
             file_hash: key_hash(&story_key),
             story_key,
@@ -165,30 +309,20 @@ pub(crate) fn refresh_stories(
         story_id,
         plan,
         agg,
-        latest,
-        fresh,
+        shown,
         existing,
         story_key,
         file_hash,
     } in pending
     {
-        let latest: &Incident = &latest;
-        let [sha1, sha256, md5] = story_hashes(
-            tx,
-            story_id,
-            latest,
-            fresh.as_deref(),
-            existing.as_ref(),
-            touch,
-            &by_member,
-        )?;
         let new_members = touch
             .new_incidents
             .get(story_id)
             .map_or(&[][..], Vec::as_slice);
         let devices = devices.get(&file_hash).copied().unwrap_or(1);
         hashes.insert(file_hash.clone());
-        let (crit, crit_json) = story_criticality(&agg, latest, devices)?;
+        let (crit, crit_json) =
+            story_criticality(&agg, shown.unmitigated, shown.is_server, devices)?;
 
         let (mut status, mut closed_at) = match &existing {
             Some(e) => (e.status.clone(), e.closed_at),
@@ -208,42 +342,32 @@ pub(crate) fn refresh_stories(
             Some(p) => p.previous.clone(),
             None => existing.as_ref().and_then(|e| e.previous_id.clone()),
         };
-        let search = [
-            latest.threat_name.as_deref(),
-            latest.device.name.as_deref(),
-            latest.device.agent_uuid.as_deref(),
-            Some(sha1.as_str()).filter(|h| !h.is_empty()),
-            Some(sha256.as_str()).filter(|h| !h.is_empty()),
-            Some(md5.as_str()).filter(|h| !h.is_empty()),
-            latest.file.name.as_deref(),
-            latest.file.path.as_deref(),
-            latest.classification.as_deref(),
-        ]
-        .into_iter()
-        .flatten()
-        .collect::<Vec<_>>()
-        .join(" ")
-        .to_lowercase();
 
         let created = existing.is_none();
+        let Shown {
+            producer,
+            agent_uuid,
+            device_name,
+            indication,
+            os,
+            sha1,
+            sha256,
+            md5,
+            file_name,
+            file_path,
+            mitigation,
+            search,
+            subject,
+            ..
+        } = shown;
         let placed = Placed {
-            agent_uuid: latest.device.agent_uuid.clone().unwrap_or_default(),
-            device_name: latest.device.name.clone().unwrap_or_default(),
+            agent_uuid,
+            device_name,
             sha256,
             file_hash,
             first_signal_at: agg.first,
             outbreak_tier: i64::from(outbreak_tier(devices)),
         };
-        let indication = latest.threat_name.clone().unwrap_or_default();
-        let os = latest
-            .device
-            .os_name
-            .clone()
-            .or_else(|| latest.device.os_type.clone())
-            .unwrap_or_default();
-        let file_name = latest.file.name.clone().unwrap_or_default();
-        let file_path = latest.file.path.clone().unwrap_or_default();
-        let mitigation = latest.mitigation_status.clone().unwrap_or_default();
         if existing.as_ref().is_some_and(|e| e.placed == placed) {
             // The same columns as the upsert below sets, but for the unchanged `Placed` ones.
             let st = &mut writes.story_update;
@@ -272,9 +396,9 @@ pub(crate) fn refresh_stories(
             st.execute(params![
                 story_id,
                 page.account_id,
-                latest.producer.as_str(),
-                latest.producer.engine_type(),
-                latest.producer.vendor(),
+                producer.as_str(),
+                producer.engine_type(),
+                producer.vendor(),
                 page.connector_id,
                 story_key,
                 previous_id,
@@ -328,15 +452,13 @@ pub(crate) fn refresh_stories(
             outcome.stories_updated += 1;
             (EventType::StoryUpdated, "updated")
         };
-        let name = latest.threat_name.as_deref().unwrap_or("unnamed threat");
-        let device = latest.device.name.as_deref().unwrap_or("an unnamed device");
         writes.story_event.execute(params![
             page.account_id,
             kind.as_str(),
             us(page.now),
             page.connector_id,
             story_id,
-            format!("story {verb}: {name} on {device}"),
+            format!("story {verb}: {subject}"),
             serde_json::to_string(&StoryEventData {
                 criticality: crit.score,
                 incident_count: agg.count,
@@ -399,39 +521,15 @@ struct StoryEventData<'a> {
     status: &'a str,
 }
 
-/// For a story whose incidents are all new in this page, its aggregates and latest incident,
-/// computed from the page instead of read back.
-fn fresh_story<'a>(
-    plan: &StoryPlan,
-    touch: &Touch,
-    in_page: &HashMap<&str, &'a Prepared>,
-) -> Option<(Aggregates, Vec<&'a Incident>)> {
-    let new = touch.new_incidents.get(&plan.id)?;
-    if new.len() != plan.members.len() || touch.retired.values().any(|s| *s == plan.id) {
-        return None;
-    }
-    let incidents: Vec<&Incident> = plan
-        .members
-        .iter()
-        .map(|m| in_page.get(m.as_str()).map(|p| &p.inc))
-        .collect::<Option<_>>()?;
-    if incidents.is_empty() {
-        return None;
-    }
-    let agg = Aggregates {
-        count: i64::try_from(incidents.len()).unwrap_or(i64::MAX),
-        first: us(plan.first_at),
-        last: us(plan.last_at),
-        confidence_rank: incidents
-            .iter()
-            .map(|i| super::ingest::confidence_rank(i.confidence_level.as_deref()))
-            .max()
-            .unwrap_or_default(),
-        all_false_positive: incidents
-            .iter()
-            .all(|i| i.analyst_verdict.as_deref() == Some("false_positive")),
-    };
-    Some((agg, incidents))
+/// Whether a story planned by this page is made only of the page's new incidents, so that
+/// nothing of it need be read back. A story that a retired one passed its analyst state to is
+/// never fresh, whatever its incidents.
+fn is_fresh(plan: &StoryPlan, touch: &Touch) -> bool {
+    touch
+        .new_incidents
+        .get(&plan.id)
+        .is_some_and(|new| new.len() == plan.members.len())
+        && !touch.retired.values().any(|s| *s == plan.id)
 }
 
 /// A story's file hashes (SHA-1, SHA-256, MD5): its latest incident's, and each one that lacks
@@ -448,19 +546,11 @@ fn story_hashes(
     tx: &Transaction<'_>,
     story_id: &str,
     latest: &Incident,
-    fresh: Option<&[&Incident]>,
     existing: Option<&Existing>,
     touch: &Touch,
     by_member: &HashMap<&str, &Prepared>,
 ) -> Result<[String; 3]> {
-    fn hash(i: &Incident, k: usize) -> Option<&str> {
-        match k {
-            0 => i.file.sha1.as_deref(),
-            1 => i.file.sha256.as_deref(),
-            _ => i.file.md5.as_deref(),
-        }
-        .filter(|h| !h.is_empty())
-    }
+    let hash = file_hash_of;
     const MOST_RECENT: [&str; 3] = [
         "SELECT sha1 FROM incidents WHERE story_id = ?1 AND sha1 != ''
          ORDER BY created_at DESC, connector_id DESC, external_id DESC LIMIT 1",
@@ -486,12 +576,6 @@ fn story_hashes(
             h.clone_into(slot);
             continue;
         }
-        if let Some(incidents) = fresh {
-            if let Some(h) = incidents.iter().rev().find_map(|i| hash(i, k)) {
-                h.clone_into(slot);
-            }
-            continue;
-        }
         if let Some(h) = written.iter().rev().find_map(|i| hash(i, k)) {
             h.clone_into(slot);
             continue;
@@ -514,11 +598,13 @@ fn story_hashes(
     Ok(out)
 }
 
-/// A story's criticality from its aggregates and latest incident (the rule itself lives in
-/// `dossier_domain::criticality`), with its stored JSON form.
+/// A story's criticality from its aggregates and what its latest incident says (its threat is
+/// unmitigated, its device a server); the rule itself lives in `dossier_domain::criticality`.
+/// Returned with its stored JSON form.
 fn story_criticality(
     agg: &Aggregates,
-    latest: &Incident,
+    unmitigated: bool,
+    is_server: bool,
     devices: u32,
 ) -> Result<(Criticality, String)> {
     let facts = CriticalityFacts {
@@ -528,10 +614,10 @@ fn story_criticality(
             1 => Some("n/a".into()),
             _ => None,
         },
-        unmitigated: is_unmitigated(latest.mitigation_status.as_deref()),
+        unmitigated,
         incident_count: u32::try_from(agg.count).unwrap_or(u32::MAX),
         devices_with_hash: devices,
-        is_server: latest.device.machine_type.as_deref() == Some("server"),
+        is_server,
         false_positive: agg.all_false_positive,
     };
     let crit = criticality(&facts);
@@ -674,7 +760,7 @@ fn devices_by_hash(
         .collect();
     for p in pending.iter().filter(|p| !p.file_hash.is_empty()) {
         let set = agents.entry(p.file_hash.as_str()).or_default();
-        if let Some(a) = &p.latest.device.agent_uuid {
+        if let Some(a) = &p.shown.agent {
             set.insert(a.clone());
         }
     }
@@ -723,7 +809,12 @@ fn refresh_outbreaks(
             let agg = aggregates(tx, &id)?;
             let Some(agg) = agg else { continue };
             let latest = latest_incident(tx, &id, &HashMap::new())?;
-            let (crit, crit_json) = story_criticality(&agg, &latest, devices)?;
+            let (crit, crit_json) = story_criticality(
+                &agg,
+                is_unmitigated(latest.mitigation_status.as_deref()),
+                latest.device.machine_type.as_deref() == Some("server"),
+                devices,
+            )?;
             let mut st = tx.prepare_cached(
                 "UPDATE stories SET criticality = ?2, criticality_detail = ?3, outbreak_tier = ?4 WHERE id = ?1",
             )?;
