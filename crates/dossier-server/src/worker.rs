@@ -527,6 +527,7 @@ async fn run_connector(state: AppState, rec: ConnectorRecord, mut shutdown: watc
         };
         let map_started = std::time::Instant::now();
         let before = batch.len();
+        batch.reserve(page.threats.len());
         for raw in std::mem::take(&mut page.threats) {
             match map_owned_threat(raw) {
                 Ok(i) => batch.push(i),
