@@ -41,34 +41,43 @@ pub(crate) struct Prepared {
     pub event_data: String,
 }
 
-/// Dedupes a page (the latest version of a threat wins) and serialises what will be written.
+/// Dedupes a page (the latest version of a threat wins; of versions equally recent, the last)
+/// and serialises what will be written, in the order of the threats' ids.
 pub(crate) fn prepare(page: &mut IngestPage) -> Result<Vec<Prepared>> {
-    let mut latest: BTreeMap<String, Incident> = BTreeMap::new();
-    for inc in std::mem::take(&mut page.incidents) {
-        match latest.get(&inc.external_id) {
-            Some(prev) if prev.updated_at > inc.updated_at => {}
-            _ => {
-                latest.insert(inc.external_id.clone(), inc);
+    let incidents = std::mem::take(&mut page.incidents);
+    // Which version of each threat wins is worked out on positions: a batch is thousands of
+    // incidents of a kilobyte or so each, and a map of them moved them all at every split.
+    let mut keep: Vec<usize> = {
+        let mut winner: HashMap<&str, usize> = HashMap::with_capacity(incidents.len());
+        for (i, inc) in incidents.iter().enumerate() {
+            let slot = winner.entry(inc.external_id.as_str()).or_insert(i);
+            if incidents[*slot].updated_at <= inc.updated_at {
+                *slot = i;
             }
         }
-    }
+        winner.into_values().collect()
+    };
+    keep.sort_unstable_by(|&a, &b| incidents[a].external_id.cmp(&incidents[b].external_id));
+    let mut slots: Vec<Option<Incident>> = incidents.into_iter().map(Some).collect();
     let mut packer = super::body::Packer::default();
-    latest
-        .into_values()
-        .map(|mut inc| {
-            let raw_text = std::mem::take(&mut inc.raw);
-            let raw = packer.raw(raw_text.as_bytes())?;
-            let member_id = member_id(&page.connector_id, &inc.external_id);
-            let (event_subject, event_data) = incident_event(&inc)?;
-            Ok(Prepared {
-                inc,
-                raw,
-                member_id,
-                event_subject,
-                event_data,
-            })
-        })
-        .collect()
+    let mut prepared = Vec::with_capacity(keep.len());
+    for i in keep {
+        let Some(mut inc) = slots.get_mut(i).and_then(Option::take) else {
+            continue;
+        };
+        let raw_text = std::mem::take(&mut inc.raw);
+        let raw = packer.raw(raw_text.as_bytes())?;
+        let member_id = member_id(&page.connector_id, &inc.external_id);
+        let (event_subject, event_data) = incident_event(&inc)?;
+        prepared.push(Prepared {
+            inc,
+            raw,
+            member_id,
+            event_subject,
+            event_data,
+        });
+    }
+    Ok(prepared)
 }
 
 /// What a page does to the incidents already stored, and the stories correlation decides on:

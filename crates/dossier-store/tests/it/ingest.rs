@@ -107,6 +107,47 @@ async fn an_update_of_a_threat_updates_its_incident_and_story() {
 }
 
 #[tokio::test]
+async fn a_threat_twice_in_one_page_is_stored_once_as_its_latest_version() {
+    let f = fixture().await;
+    let first = incident("300", 0, "ag1", Some(&sha1(3)));
+    let mut newer = first.clone();
+    newer.updated_at += Duration::hours(2);
+    newer.mitigation_status = Some("mitigated".into());
+    let mut older = first.clone();
+    older.updated_at += Duration::hours(1);
+    older.mitigation_status = Some("not_mitigated".into());
+    let other = incident("200", 1, "ag2", Some(&sha1(2)));
+    // The newest version comes between two older ones; another threat sorts before it.
+    let out = f
+        .store
+        .commit_page(f.page(vec![first, newer, older, other], t0()))
+        .await
+        .unwrap();
+    assert_eq!((out.incidents_new, out.stories_created), (2, 2));
+    let assignment = f.assignment().await;
+    assert_eq!(assignment.len(), 2);
+    let d = f.story(&assignment["300"].0).await;
+    assert_eq!(d.story.mitigation_status.as_deref(), Some("mitigated"));
+    assert_eq!(
+        d.incidents.len(),
+        1,
+        "one incident for the threat, not three"
+    );
+
+    // Of two versions equally recent, the later in the page wins.
+    let mut a = incident("400", 0, "ag3", Some(&sha1(4)));
+    a.mitigation_status = Some("not_mitigated".into());
+    let mut b = a.clone();
+    b.mitigation_status = Some("marked_as_benign".into());
+    f.store.commit_page(f.page(vec![a, b], t0())).await.unwrap();
+    let d = f.story(&f.assignment().await["400"].0).await;
+    assert_eq!(
+        d.story.mitigation_status.as_deref(),
+        Some("marked_as_benign")
+    );
+}
+
+#[tokio::test]
 async fn a_late_earlier_incident_reshapes_windows_and_keeps_the_analysts_work() {
     let f = fixture().await;
     let h = sha1(7);
