@@ -75,8 +75,25 @@ pub(crate) struct Shown {
     search: String,
     /// What the story's events call it: a threat on a device.
     subject: String,
+    latest: LatestFacts,
+}
+
+/// What a story's criticality takes from its latest incident.
+#[derive(Clone, Copy)]
+struct LatestFacts {
+    /// Its threat is neither mitigated nor marked benign.
     unmitigated: bool,
+    /// Its device is a server.
     is_server: bool,
+}
+
+impl LatestFacts {
+    fn of(latest: &Incident) -> Self {
+        Self {
+            unmitigated: is_unmitigated(latest.mitigation_status.as_deref()),
+            is_server: latest.device.machine_type.as_deref() == Some("server"),
+        }
+    }
 }
 
 impl Shown {
@@ -119,8 +136,7 @@ impl Shown {
             mitigation: latest.mitigation_status.clone().unwrap_or_default(),
             search,
             subject: format!("{name} on {device}"),
-            unmitigated: is_unmitigated(latest.mitigation_status.as_deref()),
-            is_server: latest.device.machine_type.as_deref() == Some("server"),
+            latest: LatestFacts::of(latest),
         }
     }
 }
@@ -321,8 +337,7 @@ pub(crate) fn refresh_stories(
             .map_or(&[][..], Vec::as_slice);
         let devices = devices.get(&file_hash).copied().unwrap_or(1);
         hashes.insert(file_hash.clone());
-        let (crit, crit_json) =
-            story_criticality(&agg, shown.unmitigated, shown.is_server, devices)?;
+        let (crit, crit_json) = story_criticality(&agg, shown.latest, devices)?;
 
         let (mut status, mut closed_at) = match &existing {
             Some(e) => (e.status.clone(), e.closed_at),
@@ -550,7 +565,6 @@ fn story_hashes(
     touch: &Touch,
     by_member: &HashMap<&str, &Prepared>,
 ) -> Result<[String; 3]> {
-    let hash = file_hash_of;
     const MOST_RECENT: [&str; 3] = [
         "SELECT sha1 FROM incidents WHERE story_id = ?1 AND sha1 != ''
          ORDER BY created_at DESC, connector_id DESC, external_id DESC LIMIT 1",
@@ -572,11 +586,11 @@ fn story_hashes(
     let lost = touch.lost.contains(story_id);
     let mut out: [String; 3] = Default::default();
     for (k, slot) in out.iter_mut().enumerate() {
-        if let Some(h) = hash(latest, k) {
+        if let Some(h) = file_hash_of(latest, k) {
             h.clone_into(slot);
             continue;
         }
-        if let Some(h) = written.iter().rev().find_map(|i| hash(i, k)) {
+        if let Some(h) = written.iter().rev().find_map(|i| file_hash_of(i, k)) {
             h.clone_into(slot);
             continue;
         }
@@ -598,13 +612,11 @@ fn story_hashes(
     Ok(out)
 }
 
-/// A story's criticality from its aggregates and what its latest incident says (its threat is
-/// unmitigated, its device a server); the rule itself lives in `dossier_domain::criticality`.
-/// Returned with its stored JSON form.
+/// A story's criticality from its aggregates and what its latest incident says; the rule itself
+/// lives in `dossier_domain::criticality`. Returned with its stored JSON form.
 fn story_criticality(
     agg: &Aggregates,
-    unmitigated: bool,
-    is_server: bool,
+    latest: LatestFacts,
     devices: u32,
 ) -> Result<(Criticality, String)> {
     let facts = CriticalityFacts {
@@ -614,10 +626,10 @@ fn story_criticality(
             1 => Some("n/a".into()),
             _ => None,
         },
-        unmitigated,
+        unmitigated: latest.unmitigated,
         incident_count: u32::try_from(agg.count).unwrap_or(u32::MAX),
         devices_with_hash: devices,
-        is_server,
+        is_server: latest.is_server,
         false_positive: agg.all_false_positive,
     };
     let crit = criticality(&facts);
@@ -809,12 +821,7 @@ fn refresh_outbreaks(
             let agg = aggregates(tx, &id)?;
             let Some(agg) = agg else { continue };
             let latest = latest_incident(tx, &id, &HashMap::new())?;
-            let (crit, crit_json) = story_criticality(
-                &agg,
-                is_unmitigated(latest.mitigation_status.as_deref()),
-                latest.device.machine_type.as_deref() == Some("server"),
-                devices,
-            )?;
+            let (crit, crit_json) = story_criticality(&agg, LatestFacts::of(&latest), devices)?;
             let mut st = tx.prepare_cached(
                 "UPDATE stories SET criticality = ?2, criticality_detail = ?3, outbreak_tier = ?4 WHERE id = ?1",
             )?;
