@@ -14,7 +14,7 @@ use dossier_sentinelone::{
     map_owned_threat, page_max_updated_at_until, Checkpoint, Client, ClientConfig, ClientError,
     Page, RetryObserver, Retrying, ThreatQuery,
 };
-use dossier_store::{ConnectorRecord, HealthUpdate, IngestPage, NewEvent};
+use dossier_store::{ConnectorRecord, HealthUpdate, IngestPage, NewEvent, StoreError};
 use rand::Rng;
 use tokio::sync::{watch, Notify, OwnedSemaphorePermit};
 use tokio::task::JoinHandle;
@@ -215,15 +215,27 @@ impl Health<'_> {
     }
 
     /// Writes `update` to the connector; a failure is logged (`what` could not be recorded)
-    /// and the worker goes on.
+    /// and the worker goes on. Only while the connector is at the generation this worker was
+    /// started for: a worker being replaced does not overwrite what the save, or its
+    /// successor, recorded.
     async fn record(&self, update: &HealthUpdate, what: &str) {
-        if let Err(e) = self
+        let update = HealthUpdate {
+            generation: Some(self.rec.generation),
+            ..update.clone()
+        };
+        match self
             .state
             .store
-            .set_connector_health(&self.rec.id, update)
+            .set_connector_health(&self.rec.id, &update)
             .await
         {
-            tracing::error!(connector_id = %self.rec.id, error = %e, "cannot record {what}");
+            Ok(()) => {}
+            Err(StoreError::LeaseLost) => {
+                tracing::debug!(connector_id = %self.rec.id, "{what} not recorded: the connector changed");
+            }
+            Err(e) => {
+                tracing::error!(connector_id = %self.rec.id, error = %e, "cannot record {what}");
+            }
         }
     }
 
@@ -668,6 +680,13 @@ async fn run_connector(state: AppState, rec: ConnectorRecord, mut shutdown: watc
                         .set((now - n).num_seconds());
                 }
             }
+            Err(StoreError::LeaseLost) => {
+                // The connector was saved again or deleted while this page was on its way:
+                // nothing of it was written, and the worker of the new generation (if any)
+                // reads on from the stored checkpoint.
+                tracing::info!(connector_id = %rec.id, "connector changed: its old worker stops");
+                return;
+            }
             Err(e) => {
                 // Nothing was committed: the pages will be read again.
                 rewind(&mut batch, &mut held, &mut checkpoint, &durable);
@@ -715,6 +734,7 @@ fn ingest_page(
         now,
         policy: state.config.correlation,
         polls,
+        generation: rec.generation,
     })
 }
 
@@ -731,6 +751,9 @@ async fn write_idle_polls(
     };
     match state.store.commit_page(page).await {
         Ok(_) => tracing::debug!(connector_id = %rec.id, polls, "idle polls written on stopping"),
+        Err(StoreError::LeaseLost) => {
+            tracing::debug!(connector_id = %rec.id, "idle polls not written: the connector changed");
+        }
         Err(e) => {
             tracing::warn!(connector_id = %rec.id, error = %e, "idle polls not written on stopping");
         }

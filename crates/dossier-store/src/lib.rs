@@ -21,8 +21,10 @@ pub enum StoreError {
     /// The caller may not do this to this record (someone else's comment, say).
     #[error("forbidden: {0}")]
     Forbidden(String),
-    /// A connector lost its lease: another node owns it now, and this write was refused.
-    #[error("lease lost")]
+    /// A connector worker lost its lease, and its write was refused: the connector was saved
+    /// again (its worker is replaced) or deleted since the worker started, or, when nodes share
+    /// a database, another node owns it now.
+    #[error("lease lost: the connector changed since this worker started")]
     LeaseLost,
     #[error("database error: {0}")]
     Database(String),

@@ -117,6 +117,10 @@ pub struct HealthUpdate {
     /// A new checkpoint outside a page commit (e.g. a walk restarted after a rejected cursor).
     pub checkpoint: Option<String>,
     pub expiry_warned: Option<i64>,
+    /// The connector's generation the worker was started for: when set, the update is refused
+    /// ([`crate::StoreError::LeaseLost`]) once the connector was saved again or deleted, so a
+    /// replaced worker cannot overwrite what its successor (or the save) wrote.
+    pub generation: Option<i64>,
 }
 
 /// One page of threats to commit.
@@ -132,6 +136,11 @@ pub struct IngestPage {
     /// The successful polls this commit records: 1, or more when polls that read nothing were
     /// not written on their own.
     pub polls: u64,
+    /// The connector's generation the worker was started for: the commit is refused
+    /// ([`crate::StoreError::LeaseLost`]), and nothing of it written, once the connector was
+    /// saved again (a new URL or token restarts its worker) or deleted. A replaced worker's
+    /// last page cannot land after its successor started, or after the connector is gone.
+    pub generation: i64,
 }
 
 /// What one page commit changed.

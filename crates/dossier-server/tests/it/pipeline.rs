@@ -697,6 +697,7 @@ async fn a_walk_resumed_with_a_cursor_the_tenant_no_longer_honours_starts_again(
             now: chrono::Utc::now(),
             policy: app.state.config.correlation,
             polls: 1,
+            generation: rec.generation,
         })
         .await
         .unwrap();

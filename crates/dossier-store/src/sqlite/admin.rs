@@ -244,7 +244,7 @@ pub(crate) fn set_connector_health(conn: &Connection, id: &str, h: &HealthUpdate
              token_expires_at = CASE WHEN ?6 THEN ?7 ELSE token_expires_at END,
              polls = polls + ?8, errors = errors + ?9, checkpoint = COALESCE(?10, checkpoint),
              expiry_warned = COALESCE(?11, expiry_warned)
-         WHERE id = ?1",
+         WHERE id = ?1 AND (?12 IS NULL OR generation = ?12)",
         params![
             id,
             h.status,
@@ -257,10 +257,12 @@ pub(crate) fn set_connector_health(conn: &Connection, id: &str, h: &HealthUpdate
             h.errors_inc,
             h.checkpoint,
             h.expiry_warned,
+            h.generation,
         ],
     )?;
-    if n == 0 {
-        return Err(StoreError::NotFound);
+    match (n, h.generation) {
+        (0, Some(_)) => Err(StoreError::LeaseLost),
+        (0, None) => Err(StoreError::NotFound),
+        _ => Ok(()),
     }
-    Ok(())
 }

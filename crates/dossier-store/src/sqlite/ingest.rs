@@ -201,15 +201,23 @@ pub(crate) fn commit_page(
     plan: Option<PagePlan>,
 ) -> Result<(IngestOutcome, Spent)> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let owner: Option<String> = tx
+    let owner: Option<(String, i64)> = tx
         .query_row(
-            "SELECT account_id FROM connectors WHERE id = ?1",
+            "SELECT account_id, generation FROM connectors WHERE id = ?1",
             [&page.connector_id],
-            |r| r.get(0),
+            |r| Ok((r.get(0)?, r.get(1)?)),
         )
         .optional()?;
-    if owner.as_deref() != Some(page.account_id.as_str()) {
-        return Err(StoreError::NotFound);
+    // Only the worker of the connector's current generation writes: one replaced (the
+    // connector was saved again) or orphaned (deleted) while its page was on the way writes
+    // nothing, so its successor's checkpoint and status stand.
+    match owner {
+        None => return Err(StoreError::LeaseLost),
+        Some((account, _)) if account != page.account_id => return Err(StoreError::NotFound),
+        Some((_, generation)) if generation != page.generation => {
+            return Err(StoreError::LeaseLost)
+        }
+        Some(_) => {}
     }
     let PagePlan {
         actions,

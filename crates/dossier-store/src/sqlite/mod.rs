@@ -818,6 +818,7 @@ mod tests {
                 now: Utc::now(),
                 policy: Policy::default(),
                 polls: 1,
+                generation: connector.generation,
             });
         }
         (dir, store, pages.try_into().ok().unwrap())

@@ -491,6 +491,7 @@ async fn a_database_of_the_release_before_migrates_and_keeps_its_stories() {
         store,
         account,
         connector,
+        generation,
         _dir: dir,
     } = f;
     drop(store);
@@ -509,6 +510,7 @@ async fn a_database_of_the_release_before_migrates_and_keeps_its_stories() {
         store,
         account,
         connector,
+        generation,
         _dir: dir,
     };
     assert_eq!(f.stories_by_members().await, before);

@@ -1,6 +1,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod ingest;
+mod leases;
 mod regressions;
 mod stories;
 
@@ -15,6 +16,8 @@ pub struct Fixture {
     pub store: SqliteStore,
     pub account: String,
     pub connector: String,
+    /// The connector's generation when the fixture was made: the worker's lease.
+    pub generation: i64,
     _dir: tempfile::TempDir,
 }
 
@@ -40,6 +43,7 @@ pub async fn fixture() -> Fixture {
         store,
         account: account.id,
         connector: connector.id,
+        generation: connector.generation,
         _dir: dir,
     }
 }
@@ -196,6 +200,7 @@ impl Fixture {
             now,
             policy: Policy::default(),
             polls: 1,
+            generation: self.generation,
         }
     }
 

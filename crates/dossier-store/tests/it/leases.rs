@@ -1,0 +1,153 @@
+//! A connector's worker holds it for one generation: once the connector is saved again (its
+//! worker is replaced) or deleted, what the old worker still sends is refused whole.
+
+use chrono::Duration;
+use dossier_store::{ConnectorUpdate, EventQuery, HealthUpdate, Store, StoreError};
+
+use crate::{fixture, incident, sha1, t0, Fixture};
+
+/// What a refused write must leave as it was: the connector's position, counts and status,
+/// every incident and story, every event.
+async fn state(f: &Fixture) -> (Option<String>, u64, u64, String, usize, usize) {
+    let c = f.store.get_connector(None, &f.connector).await.unwrap();
+    let events = f
+        .store
+        .list_events(&EventQuery {
+            limit: 1000,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    (
+        c.checkpoint,
+        c.threats,
+        c.polls,
+        c.status,
+        f.assignment().await.len(),
+        events.items.len(),
+    )
+}
+
+/// Saves the connector as an editor would with a new tenant URL: a new generation, back to
+/// `pending`, its position forgotten.
+async fn save_with_new_url(f: &Fixture) -> i64 {
+    let saved = f
+        .store
+        .update_connector(
+            Some(&f.account),
+            &f.connector,
+            &ConnectorUpdate {
+                tenant_url: Some("https://other.sentinelone.net".into()),
+                token_enc: Some(vec![4, 5, 6]),
+                status: Some(("pending".into(), None)),
+                reset_checkpoint: true,
+                ..ConnectorUpdate::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(saved.generation, f.generation + 1);
+    saved.generation
+}
+
+#[tokio::test]
+async fn a_page_of_a_replaced_worker_writes_nothing() {
+    let f = fixture().await;
+    let h = sha1(1);
+    f.store
+        .commit_page(f.page(vec![incident("1", 0, "ag1", Some(&h))], t0()))
+        .await
+        .unwrap();
+    let generation = save_with_new_url(&f).await;
+    let before = state(&f).await;
+    assert_eq!(
+        (before.0.as_deref(), before.3.as_str()),
+        (None, "pending"),
+        "the save reset the connector"
+    );
+
+    // The old worker's page, on its way when the connector was saved.
+    let mut stale = f.page(
+        vec![
+            incident("1", 1, "ag1", Some(&h)),
+            incident("2", 2, "ag2", Some(&h)),
+        ],
+        t0() + Duration::hours(1),
+    );
+    stale.checkpoint = r#"{"old":"tenant"}"#.into();
+    assert!(matches!(
+        f.store.commit_page(stale.clone()).await,
+        Err(StoreError::LeaseLost)
+    ));
+    assert_eq!(state(&f).await, before, "a refused page leaves everything");
+
+    // The worker of the new generation writes the same page.
+    stale.generation = generation;
+    let out = f.store.commit_page(stale).await.unwrap();
+    assert_eq!((out.incidents_new, out.incidents_updated), (1, 1));
+    let after = state(&f).await;
+    assert_eq!(
+        (after.0.as_deref(), after.3.as_str(), after.4),
+        (Some(r#"{"old":"tenant"}"#), "connected", 2)
+    );
+}
+
+#[tokio::test]
+async fn health_from_a_replaced_worker_is_refused() {
+    let f = fixture().await;
+    let error = HealthUpdate {
+        status: Some("error".into()),
+        status_detail: Some(Some("the tenant refused the API token".into())),
+        errors_inc: 1,
+        checkpoint: Some(r#"{"old":"tenant"}"#.into()),
+        generation: Some(f.generation),
+        ..HealthUpdate::default()
+    };
+    let generation = save_with_new_url(&f).await;
+    let before = state(&f).await;
+    assert!(matches!(
+        f.store.set_connector_health(&f.connector, &error).await,
+        Err(StoreError::LeaseLost)
+    ));
+    let c = f.store.get_connector(None, &f.connector).await.unwrap();
+    assert_eq!(
+        (c.status.as_str(), c.status_detail, c.errors),
+        ("pending", None, 0)
+    );
+    assert_eq!(state(&f).await, before);
+
+    let current = HealthUpdate {
+        generation: Some(generation),
+        ..error
+    };
+    f.store
+        .set_connector_health(&f.connector, &current)
+        .await
+        .unwrap();
+    let c = f.store.get_connector(None, &f.connector).await.unwrap();
+    assert_eq!((c.status.as_str(), c.errors), ("error", 1));
+}
+
+#[tokio::test]
+async fn a_page_for_a_deleted_connector_writes_nothing() {
+    let f = fixture().await;
+    let page = f.page(vec![incident("1", 0, "ag1", Some(&sha1(1)))], t0());
+    f.store
+        .delete_connector(Some(&f.account), &f.connector)
+        .await
+        .unwrap();
+    assert!(matches!(
+        f.store.commit_page(page).await,
+        Err(StoreError::LeaseLost)
+    ));
+    assert!(f.assignment().await.is_empty(), "no incident was stored");
+    let events = f
+        .store
+        .list_events(&EventQuery {
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(events.items.is_empty(), "no event was recorded");
+}
