@@ -14,7 +14,8 @@ mod lenient;
 mod threat;
 
 pub use client::{
-    Client, ClientConfig, ClientError, RetryObserver, Retrying, SystemStatus, TokenDetails,
+    extra_roots, Client, ClientConfig, ClientError, RetryObserver, Retrying, SystemStatus,
+    TokenDetails,
 };
 pub use envelope::{parse_error, parse_page, ApiErrorBody, ApiErrorEntry, EnvelopeError, Page};
 pub use mapping::{map_owned_threat, map_threat, MapError};

@@ -153,8 +153,11 @@ pub async fn api_key(c: ApiKeyCommand) -> anyhow::Result<()> {
     };
     let roles = roles_arg(&role)?;
     let operator = roles.contains(&Role::Operator);
-    if account.is_none() && !operator {
-        bail!("--account: required unless the role is operator");
+    match (&account, operator) {
+        // As for users: an operator key spans every account, so an account would mislead.
+        (Some(_), true) => bail!("--account: an operator spans accounts and has none"),
+        (None, false) => bail!("--account: required unless the role is operator"),
+        _ => {}
     }
     let store = open_store(&db.db)?;
     require_account(store.as_ref(), account.as_deref()).await?;

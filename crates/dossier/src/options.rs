@@ -5,7 +5,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{bail, Context};
-use clap::Args;
+use clap::builder::BoolishValueParser;
+use clap::{ArgAction, Args};
 use dossier_server::{SecretBox, ServerConfig};
 use dossier_store::sqlite::SqliteStore;
 use dossier_store::Store;
@@ -28,7 +29,8 @@ pub struct ServeOptions {
     #[arg(long, env = "DOSSIER_TENANT_CA_FILE")]
     pub tenant_ca_file: Option<PathBuf>,
     /// Permit tenant URLs that resolve to loopback or private addresses.
-    #[arg(long, env = "DOSSIER_ALLOW_PRIVATE_TENANTS")]
+    #[arg(long, env = "DOSSIER_ALLOW_PRIVATE_TENANTS", action = ArgAction::SetTrue,
+          value_parser = BoolishValueParser::new())]
     pub allow_private_tenants: bool,
     /// Key file for encrypting connector tokens at rest; created (0600) if absent. Default:
     /// `dossier-secret.key` beside the SQLite database, or in the working directory.
@@ -36,7 +38,8 @@ pub struct ServeOptions {
     pub secret_key_file: Option<PathBuf>,
     /// Always mark web session cookies Secure (Dossier served over TLS through a proxy that
     /// does not send X-Forwarded-Proto).
-    #[arg(long, env = "DOSSIER_SECURE_COOKIES")]
+    #[arg(long, env = "DOSSIER_SECURE_COOKIES", action = ArgAction::SetTrue,
+          value_parser = BoolishValueParser::new())]
     pub secure_cookies: bool,
     /// During a backfill, threats read before one commit (several pages written together
     /// cost far less than page by page); a second after the last commit, what was read
@@ -86,10 +89,15 @@ impl ServeOptions {
 
     pub fn server_config(&self) -> anyhow::Result<ServerConfig> {
         let tenant_ca_pem = match &self.tenant_ca_file {
-            Some(p) => Some(
-                std::fs::read(p)
-                    .with_context(|| format!("--tenant-ca-file: cannot read {}", p.display()))?,
-            ),
+            Some(p) => {
+                let pem = std::fs::read(p)
+                    .with_context(|| format!("--tenant-ca-file: cannot read {}", p.display()))?;
+                // Refused now, not by every connector once it polls.
+                dossier_sentinelone::extra_roots(&pem).map_err(|e| {
+                    anyhow::anyhow!("--tenant-ca-file: {} is not usable: {e}", p.display())
+                })?;
+                Some(pem)
+            }
             None => None,
         };
         Ok(ServerConfig {

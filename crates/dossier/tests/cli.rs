@@ -253,12 +253,91 @@ fn api_keys_are_listed_by_id_and_revoked() {
         "{}",
         text(&out.stderr)
     );
+    let out = dossier(
+        &[
+            "api-key",
+            "create",
+            "--role",
+            "operator",
+            "--account",
+            &account,
+            "--db",
+            &db,
+        ],
+        None,
+    );
+    assert!(!out.status.success(), "an operator key has no account");
+    assert!(
+        text(&out.stdout).is_empty() && text(&out.stderr).contains("operator spans accounts"),
+        "{}",
+        text(&out.stderr)
+    );
     let out = dossier(&["api-key", "list", "--account", "nope", "--db", &db], None);
     assert!(!out.status.success());
     assert!(
         text(&out.stderr).contains("--account"),
         "{}",
         text(&out.stderr)
+    );
+}
+
+/// `dossier serve` with `envs` set; it must exit by itself within 30 s.
+fn serve_with(args: &[&str], envs: &[(&str, &std::ffi::OsStr)]) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_dossier"))
+        .arg("serve")
+        .args(args)
+        .envs(envs.iter().copied())
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("serve started where it should have refused: {envs:?}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// The switches of `serve` read from the environment as people write them (`1`, `yes`, `on`,
+/// `true` and their opposites), refuse what is neither, and a CA file that holds no
+/// certificate is refused before the server starts, not by every connector once it polls.
+#[test]
+fn serve_reads_its_switches_from_the_environment_and_refuses_a_ca_file_without_certificates() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("d.db").display());
+    let args = ["--db", db.as_str(), "--listen", "127.0.0.1:0"];
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, "not a certificate\n").unwrap();
+    for value in ["1", "yes", "on", "true", "TRUE", "0", "no", "off", "false"] {
+        let out = serve_with(
+            &args,
+            &[
+                ("DOSSIER_ALLOW_PRIVATE_TENANTS", value.as_ref()),
+                ("DOSSIER_SECURE_COOKIES", value.as_ref()),
+                ("DOSSIER_TENANT_CA_FILE", ca.as_os_str()),
+            ],
+        );
+        let err = text(&out.stderr);
+        assert!(!out.status.success(), "{value}: {err}");
+        assert!(
+            err.contains("--tenant-ca-file") && err.contains("no certificate"),
+            "{value}: {err}"
+        );
+    }
+    let out = serve_with(
+        &args,
+        &[("DOSSIER_ALLOW_PRIVATE_TENANTS", "maybe".as_ref())],
+    );
+    let err = text(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("maybe") && err.contains("allow-private-tenants"),
+        "{err}"
     );
 }
 

@@ -121,13 +121,8 @@ impl Client {
             builder = builder.dns_resolver(std::sync::Arc::new(guard::PublicOnly));
         }
         if let Some(pem) = &config.extra_roots_pem {
-            let certs = reqwest::Certificate::from_pem_bundle(pem)
+            let certs = extra_roots(pem)
                 .map_err(|e| ClientError::Config(format!("extra trust roots: {e}")))?;
-            if certs.is_empty() {
-                return Err(ClientError::Config(
-                    "extra trust roots: no certificate in PEM".into(),
-                ));
-            }
             for cert in certs {
                 builder = builder.add_root_certificate(cert);
             }
@@ -365,6 +360,19 @@ fn data_object<'de, T: Deserialize<'de>>(
         .0
         .and_then(|d| d.data.0)
         .ok_or_else(|| ClientError::BadResponse(format!("{endpoint}: no `data` object")))
+}
+
+/// The certificates of a PEM bundle of extra trust roots.
+///
+/// # Errors
+/// A message when the bundle cannot be read or holds no certificate: checked when the server
+/// starts, so that a wrong file is refused at once rather than failing every connector.
+pub fn extra_roots(pem: &[u8]) -> Result<Vec<reqwest::Certificate>, String> {
+    let certs = reqwest::Certificate::from_pem_bundle(pem).map_err(|e| e.to_string())?;
+    if certs.is_empty() {
+        return Err("no certificate in PEM".into());
+    }
+    Ok(certs)
 }
 
 #[cfg(test)]
