@@ -656,8 +656,10 @@ fn apply_plans(
 }
 
 /// Replaces a story by its successor: the analyst's work (status, verdict, severity, comments,
-/// timeline) moves over, and the old id keeps resolving through an alias. Returns the file hash
-/// the old story was keyed on, if it still existed.
+/// timeline) moves over, and the old id keeps resolving through an alias. A successor that has
+/// a status (or a verdict) of its own keeps it; otherwise it takes the old story's, each with
+/// what goes with it (the time it was closed; the severity of a `malicious` verdict). Returns
+/// the file hash the old story was keyed on, if it still existed.
 fn retire_story(tx: &Transaction<'_>, old: &str, successor: &str) -> Result<Option<String>> {
     tx.execute(
         "INSERT INTO stories (id, account_id, producer, engine_type, vendor, connector_id, story_key,
@@ -669,9 +671,11 @@ fn retire_story(tx: &Transaction<'_>, old: &str, successor: &str) -> Result<Opti
          FROM stories WHERE id = ?1
          ON CONFLICT (id) DO UPDATE SET
              status = CASE WHEN stories.status = 'open' THEN excluded.status ELSE stories.status END,
+             closed_at = CASE WHEN stories.status = 'open' THEN excluded.closed_at
+                              ELSE stories.closed_at END,
              verdict = CASE WHEN stories.verdict = '' THEN excluded.verdict ELSE stories.verdict END,
-             severity = CASE WHEN stories.severity = '' THEN excluded.severity ELSE stories.severity END,
-             closed_at = COALESCE(stories.closed_at, excluded.closed_at),
+             severity = CASE WHEN stories.verdict = '' THEN excluded.severity
+                             ELSE stories.severity END,
              created_at = min(stories.created_at, excluded.created_at)",
         params![old, successor],
     )?;

@@ -1,5 +1,5 @@
 use chrono::Duration;
-use dossier_domain::story::Status;
+use dossier_domain::story::{Severity, Status, Verdict};
 use dossier_store::{EventQuery, Store, StoryUpdate};
 use proptest::prelude::*;
 
@@ -182,6 +182,60 @@ async fn a_late_earlier_incident_reshapes_windows_and_keeps_the_analysts_work() 
     assert_eq!(d.story.id, new, "the old id resolves to its successor");
     assert_eq!(d.story.status, Status::PendingAnalysis);
     assert_eq!(d.comments.len(), 1);
+}
+
+/// Two stories an analyst triaged apart become one when a threat shows their files are the
+/// same (its SHA-1 and SHA-256 together): the merged story keeps one story's verdict with
+/// that story's severity and status, never one's verdict with the other's severity.
+#[tokio::test]
+async fn triaged_stories_merged_by_a_sha256_alias_keep_a_verdict_with_its_own_severity() {
+    let f = fixture().await;
+    let (h1, h256) = (sha1(11), format!("{:064x}", 11));
+    let mut by_sha256 = incident("2", 1, "ag", None);
+    by_sha256.file.sha256 = Some(h256.clone());
+    f.store
+        .commit_page(f.page(vec![incident("1", 0, "ag", Some(&h1)), by_sha256], t0()))
+        .await
+        .unwrap();
+    let a = f.assignment().await;
+    let (first, second) = (a["1"].0.clone(), a["2"].0.clone());
+    assert_ne!(first, second, "two files as far as anyone knows");
+    let triage = [
+        (&first, Status::PendingAnalysis, Verdict::Benign, None),
+        (
+            &second,
+            Status::Closed,
+            Verdict::Malicious,
+            Some(Severity::High),
+        ),
+    ];
+    for (id, status, verdict, severity) in triage {
+        let upd = StoryUpdate {
+            status: Some(status),
+            verdict: Some(Some(verdict)),
+            severity: Some(severity),
+        };
+        f.store
+            .update_story(Some(&f.account), id, &upd, "ann", t0())
+            .await
+            .unwrap();
+    }
+
+    let mut both = incident("3", 2, "ag", Some(&h1));
+    both.file.sha256 = Some(h256);
+    f.store
+        .commit_page(f.page(vec![both], t0() + Duration::days(2)))
+        .await
+        .unwrap();
+    let a = f.assignment().await;
+    assert!(a["1"].0 == a["2"].0 && a["2"].0 == a["3"].0, "{a:?}");
+    let merged = f.story(&a["3"].0).await.story;
+    let kept = (merged.status, merged.verdict, merged.severity);
+    assert!(
+        kept == (triage[0].1, Some(triage[0].2), triage[0].3)
+            || kept == (triage[1].1, Some(triage[1].2), triage[1].3),
+        "one story's triage, whole: {kept:?}"
+    );
 }
 
 #[tokio::test]
