@@ -81,10 +81,17 @@ impl Default for ThreatQuery {
 }
 
 impl ThreatQuery {
+    /// The `limit` sent: at least 1 and at most [`MAX_PAGE_SIZE`], and so the most threats a
+    /// page of this query may hold.
+    #[must_use]
+    pub fn page_limit(&self) -> usize {
+        self.limit.clamp(1, MAX_PAGE_SIZE) as usize
+    }
+
     /// Returns the query parameters in a stable order, timestamps as UTC with `Z` (§6.9).
     #[must_use]
     pub fn to_pairs(&self) -> Vec<(&'static str, String)> {
-        let mut pairs = vec![("limit", self.limit.clamp(1, MAX_PAGE_SIZE).to_string())];
+        let mut pairs = vec![("limit", self.page_limit().to_string())];
         if let Some(t) = self.updated_at_gte {
             pairs.push(("updatedAt__gte", format_micros(t)));
         }

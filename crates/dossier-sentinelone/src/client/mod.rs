@@ -172,6 +172,15 @@ impl Client {
                 .call(Method::GET, "threats", url.clone(), None, true)
                 .await?;
             match parse_page(&body) {
+                // The API never sends more than was asked for; a tenant (or something posing
+                // as one) that does could make a worker hold millions of threats at once.
+                Ok(page) if page.threats.len() > q.page_limit() => {
+                    return Err(ClientError::BadResponse(format!(
+                        "a page of at most {} threats held {}",
+                        q.page_limit(),
+                        page.threats.len()
+                    )))
+                }
                 Ok(page) => return Ok(page),
                 // A page cut short on its way is asked for again, like a dropped connection:
                 // the tenant is not at fault, and the next answer is usually whole.

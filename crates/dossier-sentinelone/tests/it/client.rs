@@ -307,6 +307,34 @@ async fn garbage_bodies_are_bad_responses() {
     }
 }
 
+/// A page never holds more threats than its `limit` asked for: one that does is not the API's,
+/// and is refused before a single threat of it is mapped.
+#[tokio::test]
+async fn a_page_holding_more_threats_than_asked_for_is_refused() {
+    let threats: Vec<String> = (0..6).map(|i| format!(r#"{{"id":"{i}"}}"#)).collect();
+    let body = format!(r#"{{"data":[{}],"pagination":{{}}}}"#, threats.join(","));
+    let server = serve(move |_, _| {
+        let body = body.clone();
+        async move { json(200, &body) }
+    })
+    .await;
+    let client = server.client();
+    for (limit, held) in [(6, true), (5, false), (0, false)] {
+        let q = ThreatQuery {
+            limit,
+            ..ThreatQuery::default()
+        };
+        match client.threats_page(&q).await {
+            Ok(page) => assert!(held, "limit {limit}: {} threats", page.threats.len()),
+            Err(e) => {
+                assert!(!held, "limit {limit}: {e:?}");
+                assert!(e.to_string().contains("held 6"), "limit {limit}: {e}");
+                assert_eq!(e.kind(), "bad_response");
+            }
+        }
+    }
+}
+
 #[tokio::test]
 async fn oversize_bodies_are_refused() {
     let big = format!(r#"{{"data":[],"pad":"{}"}}"#, "x".repeat(10_000));
