@@ -181,7 +181,7 @@ impl Client {
                         page.threats.len()
                     )))
                 }
-                Ok(page) => return Ok(page),
+                Ok(page) => return check_cursor(q, page),
                 // A page cut short on its way is asked for again, like a dropped connection:
                 // the tenant is not at fault, and the next answer is usually whole.
                 Err(e @ EnvelopeError::Truncated(_)) if cut < transport.max_transport_retries => {
@@ -369,6 +369,25 @@ fn data_object<'de, T: Deserialize<'de>>(
         .0
         .and_then(|d| d.data.0)
         .ok_or_else(|| ClientError::BadResponse(format!("{endpoint}: no `data` object")))
+}
+
+/// The longest `nextCursor` taken: the API's are about a hundred characters, and a cursor is
+/// sent back in the URL and kept in every checkpoint.
+pub const MAX_CURSOR_LEN: usize = 4096;
+
+/// Refuses a page whose cursor would keep a walk going forever (the very cursor it was asked
+/// with) or could not be sent back (one longer than [`MAX_CURSOR_LEN`]).
+fn check_cursor(q: &ThreatQuery, page: Page) -> Result<Page, ClientError> {
+    match page.next_cursor.as_deref() {
+        Some(next) if next.len() > MAX_CURSOR_LEN => Err(ClientError::BadResponse(format!(
+            "a next cursor of {} characters (at most {MAX_CURSOR_LEN})",
+            next.len()
+        ))),
+        Some(next) if q.cursor.as_deref() == Some(next) => Err(ClientError::BadResponse(
+            "the next cursor is the one the page was asked with: the walk would never end".into(),
+        )),
+        _ => Ok(page),
+    }
 }
 
 /// The certificates of a PEM bundle of extra trust roots.

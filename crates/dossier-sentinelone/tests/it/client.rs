@@ -335,6 +335,42 @@ async fn a_page_holding_more_threats_than_asked_for_is_refused() {
     }
 }
 
+/// A tenant that answers a cursor with that same cursor would keep a walk going forever, at
+/// the token's full rate; one whose cursor is too long to send back could not go on either.
+#[tokio::test]
+async fn a_cursor_that_would_never_end_the_walk_is_refused() {
+    let long = "c".repeat(dossier_sentinelone::client::MAX_CURSOR_LEN + 1);
+    let server = serve(move |_, seen| {
+        let long = long.clone();
+        async move {
+            let next = if seen.query.contains("cursor=long") {
+                long
+            } else {
+                "same".to_owned()
+            };
+            json(
+                200,
+                &format!(r#"{{"data":[{{"id":"1"}}],"pagination":{{"nextCursor":"{next}"}}}}"#),
+            )
+        }
+    })
+    .await;
+    let client = server.client();
+    let at = |cursor: Option<&str>| ThreatQuery {
+        cursor: cursor.map(Into::into),
+        ..ThreatQuery::default()
+    };
+    let first = client.threats_page(&at(None)).await.unwrap();
+    assert_eq!(first.next_cursor.as_deref(), Some("same"));
+    let other = client.threats_page(&at(Some("other"))).await.unwrap();
+    assert_eq!(other.next_cursor.as_deref(), Some("same"));
+    let err = client.threats_page(&at(Some("same"))).await.unwrap_err();
+    assert!(err.to_string().contains("never end"), "{err}");
+    let err = client.threats_page(&at(Some("long"))).await.unwrap_err();
+    assert!(err.to_string().contains("characters"), "{err}");
+    assert_eq!(err.kind(), "bad_response");
+}
+
 #[tokio::test]
 async fn oversize_bodies_are_refused() {
     let big = format!(r#"{{"data":[],"pad":"{}"}}"#, "x".repeat(10_000));
