@@ -159,7 +159,7 @@ impl Transport {
             .ok()
             .and_then(|b| parse_error(&b));
         let code = api.as_ref().and_then(|a| a.code());
-        let title = api.as_ref().and_then(|a| a.title().map(str::to_owned));
+        let title = api.as_ref().and_then(|a| a.title().map(tenant_text));
         Err(match status {
             StatusCode::UNAUTHORIZED => Failure::Final(ClientError::Unauthorized { code, title }),
             StatusCode::FORBIDDEN => Failure::Final(ClientError::Forbidden { code, title }),
@@ -176,13 +176,37 @@ impl Transport {
                 after: retry_after,
                 transport: false,
             },
+            // Here the detail says what was wrong with the request (a 400 names the field).
             s => Failure::Final(ClientError::Rejected {
                 status: s.as_u16(),
                 code,
-                title,
+                title: match (title, api.as_ref().and_then(|a| a.detail())) {
+                    (Some(t), Some(d)) => Some(tenant_text(&format!("{t}: {d}"))),
+                    (t, d) => t.or_else(|| d.map(tenant_text)),
+                },
             }),
         })
     }
+}
+
+/// The most characters of a tenant's own words (an error's title and detail) kept: they go
+/// into the connector's status and its events.
+const TENANT_TEXT_CHARS: usize = 200;
+
+/// A tenant's words as shown to operators: on one line, without control characters, and cut
+/// to [`TENANT_TEXT_CHARS`].
+fn tenant_text(s: &str) -> String {
+    let mut out: String = s
+        .split_whitespace()
+        .flat_map(|w| std::iter::once(' ').chain(w.chars().filter(|c| !c.is_control())))
+        .skip(1)
+        .take(TENANT_TEXT_CHARS + 1)
+        .collect();
+    if out.chars().count() > TENANT_TEXT_CHARS {
+        out = out.chars().take(TENANT_TEXT_CHARS - 1).collect();
+        out.push('…');
+    }
+    out
 }
 
 fn elapsed_ms(since: Instant) -> u64 {

@@ -290,6 +290,37 @@ async fn other_client_errors_are_rejections() {
         }
     );
     assert_eq!(server.hits(), 1);
+
+    // The detail says what was wrong, and is kept; a tenant's words are cut to one short line.
+    let sample =
+        include_str!("../../../../testdata/sentinelone/issue_error_400_invalid_identifier.json");
+    let server = serve(move |_, _| async move { json(400, sample) }).await;
+    let err = page(&server).await.unwrap_err();
+    assert!(
+        err.human_reason().contains(
+            "Invalid Identifier: Account ID 768962829865462837 in url didn't match data url"
+        ),
+        "{}",
+        err.human_reason()
+    );
+    let long = format!(
+        r#"{{"errors":[{{"code":4000010,"title":"Bad\nrequest","detail":"{}"}}]}}"#,
+        "x".repeat(20_000)
+    );
+    let server = serve(move |_, _| {
+        let long = long.clone();
+        async move { json(400, &long) }
+    })
+    .await;
+    let ClientError::Rejected {
+        title: Some(title), ..
+    } = page(&server).await.unwrap_err()
+    else {
+        panic!("a rejection with its title");
+    };
+    assert!(title.starts_with("Bad request: xxx"), "{title}");
+    assert_eq!(title.chars().count(), 200, "{title}");
+    assert!(title.ends_with('…'));
 }
 
 /// (A truncated body is asked for again first: see `a_page_cut_off_is_asked_for_again`.)
