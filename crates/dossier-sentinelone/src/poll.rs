@@ -12,6 +12,11 @@
 //! missed by the overlap alone too, once newer threats moved the window; without settling, a
 //! quiet tenant would have the last overlap's threats (a bulk change can make that thousands)
 //! read again on every poll until something newer arrived.
+//!
+//! The overlap is short (30 s) because every poll pays for it. Threats indexed minutes late are
+//! found by a *sweep*: while the tenant is active, once every `sweep_every` (a minute) a walk
+//! starts `sweep_overlap` (five minutes) before the high-water mark instead, frozen like any
+//! walk, and the walks after it go on from `since` as before. `since` itself never moves back.
 
 use chrono::{DateTime, Duration, Utc};
 use dossier_domain::Incident;
@@ -38,6 +43,13 @@ pub struct Checkpoint {
     /// When (on the poller's clock) `high_water` was first received.
     #[serde(default)]
     pub high_water_seen: Option<DateTime<Utc>>,
+    /// While a sweep walk is under way (or is the next walk): its lower bound
+    /// (`updatedAt__gte`), frozen while `cursor` is set. `since` stays where it was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sweep_from: Option<DateTime<Utc>>,
+    /// When (on the poller's clock) the last sweep was begun, or the backfill ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_sweep: Option<DateTime<Utc>>,
 }
 
 /// How far the first walk (the backfill) has come.
@@ -60,6 +72,29 @@ pub struct PollPolicy {
     /// How far back the first walk reaches (bounded, §6.16).
     #[serde(rename = "backfill_secs", with = "seconds")]
     pub backfill: Duration,
+    /// How far before the high-water mark a sweep walk starts: threats indexed up to about
+    /// this late are still found (§6.4).
+    #[serde(
+        rename = "sweep_overlap_secs",
+        with = "seconds",
+        default = "default_sweep_overlap"
+    )]
+    pub sweep_overlap: Duration,
+    /// How often a sweep walk is made while the tenant is active.
+    #[serde(
+        rename = "sweep_every_secs",
+        with = "seconds",
+        default = "default_sweep_every"
+    )]
+    pub sweep_every: Duration,
+}
+
+fn default_sweep_overlap() -> Duration {
+    Duration::minutes(5)
+}
+
+fn default_sweep_every() -> Duration {
+    Duration::minutes(1)
 }
 
 /// `chrono::Duration` as whole seconds (chrono has no serde for it).
@@ -83,6 +118,8 @@ impl Default for PollPolicy {
             page_size: MAX_PAGE_SIZE,
             overlap: Duration::seconds(30),
             backfill: Duration::days(90),
+            sweep_overlap: default_sweep_overlap(),
+            sweep_every: default_sweep_every(),
         }
     }
 }
@@ -100,6 +137,8 @@ impl Checkpoint {
             high_water: None,
             backfill_started: Some(now),
             high_water_seen: None,
+            sweep_from: None,
+            last_sweep: None,
         }
     }
 
@@ -119,14 +158,14 @@ impl Checkpoint {
     }
 
     /// Returns the query for the next page: `updatedAt__gte = since` (`updatedAt__gt` once it
-    /// has settled), `updatedAt` ascending, the policy's page size and the current cursor, if
-    /// any.
+    /// has settled, `updatedAt__gte = sweep_from` in a sweep), `updatedAt` ascending, the
+    /// policy's page size and the current cursor, if any.
     #[must_use]
     pub fn query(&self, policy: &PollPolicy) -> ThreatQuery {
-        let (gte, gt) = if self.since_exclusive {
-            (None, Some(self.since))
-        } else {
-            (Some(self.since), None)
+        let (gte, gt) = match (self.sweep_from, self.since_exclusive) {
+            (Some(from), _) => (Some(from), None),
+            (None, true) => (None, Some(self.since)),
+            (None, false) => (Some(self.since), None),
         };
         ThreatQuery {
             limit: policy.page_size.clamp(1, MAX_PAGE_SIZE),
@@ -185,17 +224,40 @@ impl Checkpoint {
                         bound = bound.max((h, true));
                     }
                 }
-                // The first walk's end is the backfill's end.
-                Checkpoint {
+                // The first walk's end is the backfill's end, and starts the sweeps' clock.
+                let mut next = Checkpoint {
                     since: bound.0,
                     since_exclusive: bound.1,
                     cursor: None,
                     high_water,
                     backfill_started: None,
                     high_water_seen,
+                    sweep_from: None,
+                    last_sweep: self.last_sweep,
+                };
+                if self.backfill_started.is_some() {
+                    next.last_sweep = Some(now);
+                } else if let Some(from) = next.sweep_due(policy, now) {
+                    next.sweep_from = Some(from);
+                    next.last_sweep = Some(now);
                 }
+                next
             }
         }
+    }
+
+    /// Where the next walk should start to sweep, if one is due: a sweep every `sweep_every`,
+    /// while the high-water mark is recent enough that threats indexed late may still come
+    /// (one sweep more once it has been quiet for `sweep_overlap`), and only when it reaches
+    /// further back than the next walk would anyway.
+    fn sweep_due(&self, policy: &PollPolicy, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let (h, seen) = self.high_water.zip(self.high_water_seen)?;
+        let every = policy.sweep_every.abs();
+        let reach = policy.sweep_overlap.abs();
+        let due = self.last_sweep.is_none_or(|t| now - t >= every);
+        let active = now - seen <= reach + every;
+        let from = h.checked_sub_signed(reach)?;
+        (due && active && (from, false) < (self.since, self.since_exclusive)).then_some(from)
     }
 
     /// Returns the checkpoint to use when the API rejected the cursor (expired, or bound to
@@ -253,7 +315,8 @@ mod tests {
         let json = serde_json::to_value(&policy).unwrap();
         assert_eq!(
             json,
-            serde_json::json!({"page_size": 1000, "overlap_secs": 30, "backfill_secs": 7_776_000})
+            serde_json::json!({"page_size": 1000, "overlap_secs": 30, "backfill_secs": 7_776_000,
+                               "sweep_overlap_secs": 300, "sweep_every_secs": 60})
         );
         assert_eq!(serde_json::from_value::<PollPolicy>(json).unwrap(), policy);
     }
@@ -295,12 +358,14 @@ mod tests {
     fn an_empty_walk_keeps_since() {
         let policy = PollPolicy::default();
         let cp = Checkpoint::initial(t("2025-04-01T00:00:00Z"), &policy);
-        // An empty first walk ends the backfill and changes nothing else.
+        // An empty first walk ends the backfill (which starts the sweeps' clock) and changes
+        // nothing else.
+        let now = t("2025-04-01T00:00:01Z");
         let ended = Checkpoint {
             backfill_started: None,
+            last_sweep: Some(now),
             ..cp.clone()
         };
-        let now = t("2025-04-01T00:00:01Z");
         assert_eq!(cp.after_page(None, None, &policy, now), ended);
         assert_eq!(cp.after_page(None, Some("null"), &policy, now), ended);
     }
@@ -315,6 +380,8 @@ mod tests {
             high_water: None,
             backfill_started: None,
             high_water_seen: None,
+            sweep_from: None,
+            last_sweep: None,
         };
         let now = t("2025-03-02T00:00:00Z");
         let done = cp.after_page(Some(t("2024-01-01T00:00:00Z")), None, &policy, now);
@@ -333,6 +400,8 @@ mod tests {
             high_water: Some(t("2025-03-02T00:00:00Z")),
             backfill_started: None,
             high_water_seen: Some(t("2025-03-02T00:00:01Z")),
+            sweep_from: None,
+            last_sweep: None,
         };
         let r = cp.restart_walk();
         assert_eq!(r.cursor, None);
@@ -375,6 +444,7 @@ mod tests {
         let policy = PollPolicy::default();
         let bulk = t("2025-03-01T12:00:00.123456Z");
         let seen = t("2025-03-01T12:00:01Z");
+        // (A sweep was just made: none is due while this test runs.)
         let cp = Checkpoint {
             since: t("2025-03-01T11:00:00Z"),
             since_exclusive: false,
@@ -382,6 +452,8 @@ mod tests {
             high_water: None,
             backfill_started: None,
             high_water_seen: None,
+            sweep_from: None,
+            last_sweep: Some(seen),
         };
         let cp = cp.after_page(Some(bulk), None, &policy, seen);
         assert_eq!(cp.high_water_seen, Some(seen));
@@ -443,12 +515,58 @@ mod tests {
             high_water: Some(h),
             backfill_started: None,
             high_water_seen: Some(h),
+            sweep_from: None,
+            last_sweep: None,
         };
         let now = h + Duration::hours(1);
         let next = cp.after_page(Some(h + Duration::seconds(1)), Some("c1"), &policy, now);
         assert_eq!(next.query(&policy).updated_at_gt, Some(h));
         assert_eq!(next.query(&policy).updated_at_gte, None);
         assert_eq!(next.high_water_seen, Some(now));
+    }
+
+    #[test]
+    fn an_active_tenant_is_swept_once_a_minute_from_five_minutes_back() {
+        let policy = PollPolicy::default();
+        let start = t("2025-03-01T12:00:00Z");
+        let s = Duration::seconds;
+        let bounds = |cp: &Checkpoint| {
+            let q = cp.query(&policy);
+            (q.updated_at_gte, q.updated_at_gt)
+        };
+        // The backfill ends: the sweeps' clock starts.
+        let cp = Checkpoint::initial(start - s(60), &policy);
+        let cp = cp.after_page(Some(start - s(5)), None, &policy, start);
+        assert_eq!((cp.sweep_from, cp.last_sweep), (None, Some(start)));
+        // Threats keep coming; within the minute, walks start an overlap before the mark.
+        let cp = cp.after_page(Some(start + s(58)), None, &policy, start + s(59));
+        assert_eq!(bounds(&cp), (Some(start + s(28)), None));
+        // A minute on, the next walk reaches five minutes back; `since` stays.
+        let h = start + s(59);
+        let cp = cp.after_page(Some(h), None, &policy, start + s(60));
+        assert_eq!(cp.sweep_from, Some(h - s(300)));
+        assert_eq!(bounds(&cp), (Some(h - s(300)), None));
+        assert_eq!(cp.since, h - s(30));
+        // The sweep's bound is frozen while its cursor follows, and dropped when it ends.
+        let cp = cp.after_page(Some(h - s(200)), Some("c1"), &policy, start + s(61));
+        assert_eq!(bounds(&cp), (Some(h - s(300)), None));
+        let cp = cp.after_page(Some(h + s(1)), None, &policy, start + s(62));
+        assert_eq!(bounds(&cp), (Some(h - s(29)), None));
+        assert_eq!(cp.last_sweep, Some(start + s(60)));
+        // The tenant goes quiet: one more sweep a minute later, then none.
+        let cp = cp.after_page(None, None, &policy, start + s(121));
+        assert_eq!(cp.sweep_from, Some(h + s(1) - s(300)));
+        // Quiet polls every half minute: a sweep a minute until six minutes after the last
+        // threat arrived (at 62 s), then none.
+        let mut cp = cp;
+        let mut swept = Vec::new();
+        for at in (122..1800).step_by(30) {
+            cp = cp.after_page(None, None, &policy, start + s(at));
+            if cp.sweep_from.is_some() {
+                swept.push(at);
+            }
+        }
+        assert_eq!(swept, [182, 242, 302, 362, 422]);
     }
 
     #[test]

@@ -7,6 +7,7 @@ pub mod error;
 pub mod extract;
 pub mod metrics;
 pub mod passwords;
+mod recent;
 pub mod secrets;
 pub mod tenant_url;
 pub mod web;

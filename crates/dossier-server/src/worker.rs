@@ -11,8 +11,8 @@ use dossier_domain::event::EventType;
 use dossier_domain::expiry::{Expiry, EXPIRED_REASON};
 use dossier_domain::Incident;
 use dossier_sentinelone::{
-    map_owned_threat, page_max_updated_at_until, Checkpoint, Client, ClientConfig, ClientError,
-    Page, RetryObserver, Retrying, ThreatQuery,
+    map_owned_threat, Checkpoint, Client, ClientConfig, ClientError, Page, PollPolicy,
+    RetryObserver, Retrying, ThreatQuery,
 };
 use dossier_store::{ConnectorRecord, HealthUpdate, IngestPage, NewEvent, StoreError};
 use rand::Rng;
@@ -20,6 +20,7 @@ use tokio::sync::{watch, Notify, OwnedSemaphorePermit};
 use tokio::task::JoinHandle;
 
 use crate::metrics::Metrics;
+use crate::recent::Recent;
 use crate::AppState;
 
 /// The longest `Retry-After` the worker waits out.
@@ -468,6 +469,8 @@ async fn run_connector(state: AppState, rec: ConnectorRecord, mut shutdown: watc
     // None until the first commit: the first page commits alone, so stories show at once.
     let mut last_commit: Option<std::time::Instant> = None;
 
+    // Threats committed recently enough to be read again: not committed twice.
+    let mut recent = Recent::default();
     // The next page of a walk, fetched while the previous page was being committed (or, at
     // the start, the page that verified the connector).
     let mut prefetched: Option<Result<Page, ClientError>> = Some(Ok(first_page));
@@ -540,9 +543,21 @@ async fn run_connector(state: AppState, rec: ConnectorRecord, mut shutdown: watc
         let map_started = std::time::Instant::now();
         let before = batch.len();
         batch.reserve(page.threats.len());
+        // A far-future timestamp (seen in STAR alerts) must not push the checkpoint past every
+        // threat to come.
+        let not_after = Utc::now() + chrono::Duration::minutes(5);
+        let mut page_max = None;
         for raw in std::mem::take(&mut page.threats) {
             match map_owned_threat(raw) {
-                Ok(i) => batch.push(i),
+                Ok(i) => {
+                    if i.updated_at <= not_after {
+                        page_max = page_max.max(Some(i.updated_at));
+                    }
+                    // Read again (the overlap, a sweep, a far-future threat): not new.
+                    if !recent.knows(&i) {
+                        batch.push(i);
+                    }
+                }
                 Err(e) => {
                     state.metrics.unmappable.get_or_create(&labels).inc();
                     tracing::warn!(connector_id = %rec.id, error = %e, "threat skipped: it cannot be read");
@@ -553,15 +568,8 @@ async fn run_connector(state: AppState, rec: ConnectorRecord, mut shutdown: watc
             .metrics
             .map_seconds
             .inc_by(map_started.elapsed().as_secs_f64());
-        // A far-future timestamp (seen in STAR alerts) must not push the checkpoint past every
-        // threat to come.
-        let not_after = Utc::now() + chrono::Duration::minutes(5);
-        let next = checkpoint.after_page(
-            page_max_updated_at_until(&batch[before..], not_after),
-            page.next_cursor.as_deref(),
-            &policy,
-            Utc::now(),
-        );
+        let next =
+            checkpoint.after_page(page_max, page.next_cursor.as_deref(), &policy, Utc::now());
         // A backfill reads on while another commit holds the writer and the batch is small and
         // young: one commit of several pages writes each touched index page once instead of
         // once per page, and the age bound keeps stories coming (and the work a crash loses
@@ -607,6 +615,8 @@ async fn run_connector(state: AppState, rec: ConnectorRecord, mut shutdown: watc
         let received = batch.len() as u64;
         let created: Vec<chrono::DateTime<Utc>> = batch.iter().map(|i| i.created_at).collect();
         let newest = batch.iter().map(|i| i.updated_at).max();
+        let horizon = now - recent_horizon(&policy);
+        let versions = Recent::worth_keeping(&batch, horizon);
         let incidents = std::mem::take(&mut batch);
         let Some(ingest) = ingest_page(&state, &rec, &next, incidents, now, unwritten_polls + 1)
         else {
@@ -634,6 +644,7 @@ async fn run_connector(state: AppState, rec: ConnectorRecord, mut shutdown: watc
         held.clear();
         match committed {
             Ok(outcome) => {
+                recent.committed(versions, horizon);
                 unwritten_polls = 0;
                 last_commit = Some(std::time::Instant::now());
                 durable = next.clone();
@@ -709,6 +720,12 @@ async fn run_connector(state: AppState, rec: ConnectorRecord, mut shutdown: watc
     if unwritten_polls > 0 && batch.is_empty() && health.status == "connected" {
         write_idle_polls(&state, &rec, &checkpoint, unwritten_polls, last_poll_at).await;
     }
+}
+
+/// How long before now a threat's `updatedAt` may be and a walk still read it again (a sweep
+/// reaches furthest), with room for the tenant's clock being ahead of ours or behind.
+fn recent_horizon(policy: &PollPolicy) -> chrono::Duration {
+    policy.sweep_overlap.abs().max(policy.overlap.abs()) + chrono::Duration::minutes(10)
 }
 
 /// The page that commits `incidents` with `checkpoint`, counting `polls` polls, as of `now`;

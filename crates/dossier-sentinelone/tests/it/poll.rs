@@ -1,6 +1,8 @@
 //! Checkpoint invariants over arbitrary walks: `since` is frozen while cursors are followed,
 //! never exceeds the highest `updatedAt` received, never goes backwards, and the overlap is
-//! applied only when a walk ends, until the high-water mark has settled.
+//! applied only when a walk ends, until the high-water mark has settled. A sweep walk starts
+//! `sweep_overlap` before the mark, no more often than `sweep_every`, only while the tenant is
+//! active, and leaves `since` alone.
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use dossier_sentinelone::{Checkpoint, PollPolicy, SortBy, SortOrder};
@@ -25,11 +27,15 @@ proptest! {
         walks in arb_walks(),
         overlap_s in 0i64..600,
         backfill_days in 0i64..120,
+        sweep_overlap_s in 0i64..3600,
+        sweep_every_s in 0i64..600,
         steps in prop::collection::vec(0i64..400, 64),
     ) {
         let policy = PollPolicy {
             overlap: Duration::seconds(overlap_s),
             backfill: Duration::days(backfill_days),
+            sweep_overlap: Duration::seconds(sweep_overlap_s),
+            sweep_every: Duration::seconds(sweep_every_s),
             ..PollPolicy::default()
         };
         let mut cp = Checkpoint::initial(base() + Duration::days(30), &policy);
@@ -38,13 +44,21 @@ proptest! {
         // The poller's clock, and when it first received the current high-water mark.
         let mut now = base() + Duration::days(30);
         let mut first_seen: Option<DateTime<Utc>> = None;
+        // When the last sweep was begun (or the backfill ended).
+        let mut last_sweep: Option<DateTime<Utc>> = None;
         let mut step = steps.iter().cycle();
         for (w, walk) in walks.iter().enumerate() {
             let walk_bound = (cp.since, cp.since_exclusive);
+            let sweep = cp.sweep_from;
+            let backfill = cp.backfill_started.is_some();
             for (p, page) in walk.iter().enumerate() {
                 now += Duration::seconds(*step.next().unwrap_or(&0));
                 let q = cp.query(&policy);
-                let sent = if walk_bound.1 { (None, Some(walk_bound.0)) } else { (Some(walk_bound.0), None) };
+                let sent = match sweep {
+                    Some(from) => (Some(from), None),
+                    None if walk_bound.1 => (None, Some(walk_bound.0)),
+                    None => (Some(walk_bound.0), None),
+                };
                 prop_assert_eq!((q.updated_at_gte, q.updated_at_gt), sent, "frozen during a walk");
                 prop_assert_eq!(q.sort_by, Some(SortBy::UpdatedAt));
                 prop_assert_eq!(q.sort_order, Some(SortOrder::Asc));
@@ -81,6 +95,17 @@ proptest! {
                         "overlap applied at walk end, until the mark settled"
                     );
                     prop_assert_eq!(next.high_water_seen, first_seen);
+                    // The next walk sweeps when one is due, and only then.
+                    let due = !backfill
+                        && last_sweep.is_none_or(|t| now - t >= policy.sweep_every)
+                        && first_seen.is_some_and(|seen| now - seen <= policy.sweep_overlap + policy.sweep_every);
+                    let from = max_received.map(|h| h - policy.sweep_overlap);
+                    let expected_sweep = from.filter(|f| due && (*f, false) < (next.since, next.since_exclusive));
+                    prop_assert_eq!(next.sweep_from, expected_sweep, "a sweep when due");
+                    if backfill || expected_sweep.is_some() {
+                        last_sweep = Some(now);
+                    }
+                    prop_assert_eq!(next.last_sweep, last_sweep);
                 } else {
                     prop_assert_eq!(
                         (next.since, next.since_exclusive),
@@ -88,6 +113,7 @@ proptest! {
                         "since frozen while a cursor follows"
                     );
                     prop_assert_eq!(next.cursor.as_deref(), cursor.as_deref());
+                    prop_assert_eq!(next.sweep_from, sweep, "a sweep's bound is frozen too");
                 }
                 cp = next;
             }

@@ -456,9 +456,15 @@ async fn connector_input_is_validated_with_the_field_named() {
     app.running.stop().await;
 }
 
+/// A threat stamped in 2185 is in every poll's window: it neither lifts the checkpoint past the
+/// threats to come nor makes every poll a commit.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_far_future_timestamp_does_not_stall_the_poll() {
-    let app = spawn_app(20).await;
+    let app = crate::spawn_app_with(20, |c| {
+        c.poll_policy.overlap = chrono::Duration::seconds(1);
+        c.poll_interval = Duration::from_millis(200);
+    })
+    .await;
     // A STAR-style threat updated in 2185 (SENTINELONE.md §6.9).
     let mut odd = app.tenant.threat(&app.tenant.all_ids()[0]).unwrap();
     odd["id"] = json!("9999999999999999999");
@@ -471,9 +477,70 @@ async fn a_far_future_timestamp_does_not_stall_the_poll() {
         c["health"]["threats"].as_u64() == Some(21)
     })
     .await;
+    // Read again on every poll, it is not committed again: the polls are idle.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let last_success = || async {
+        let (_, c) = app.call("GET", &path, Some(&admin), None).await;
+        c["last_success_at"].as_str().unwrap().to_owned()
+    };
+    let (requests, before) = (app.tenant.request_count(), last_success().await);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let polls = app.tenant.request_count() - requests;
+    assert!(polls >= 5, "the connector kept polling: {polls} polls");
+    assert_eq!(
+        last_success().await,
+        before,
+        "{polls} polls that read only the far-future threat were written"
+    );
     // Threats created after it still arrive.
     let later = app.tenant.generate_live(chrono::Utc::now());
     app.until_ingested(&admin, &later).await;
+    app.running.stop().await;
+}
+
+/// A threat indexed late, with an `updatedAt` before where the polls now start (past the
+/// overlap), is found by the next sweep; sweeps that find nothing new commit nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_threat_indexed_minutes_late_is_found_by_a_sweep() {
+    let app = crate::spawn_app_with(20, |c| {
+        c.poll_policy.overlap = chrono::Duration::seconds(1);
+        c.poll_policy.sweep_every = chrono::Duration::seconds(2);
+        c.poll_policy.sweep_overlap = chrono::Duration::seconds(120);
+        c.poll_interval = Duration::from_millis(200);
+    })
+    .await;
+    let (admin, path) = app.admin_with_connector().await;
+    app.until_read(&admin, &path, 20, 30).await;
+    let newest = chrono::Utc::now();
+    let live = app.tenant.generate_live(newest);
+    app.until_ingested(&admin, &live).await;
+    // Past the overlap, polls start just after the newest threat.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    let mut late = app.tenant.threat(&live).unwrap();
+    late["id"] = json!("7777777777777777777");
+    late["threatInfo"]["threatId"] = json!("7777777777777777777");
+    late["threatInfo"]["updatedAt"] = json!(dossier_domain::time::format_micros(
+        newest - chrono::Duration::seconds(30)
+    ));
+    app.tenant.put_threat(late).unwrap();
+    app.until_ingested(&admin, "7777777777777777777").await;
+
+    // Later sweeps read the same threats again and add nothing.
+    let events = app.events(&admin, "incident_created", 1000).await.len();
+    let served = app.tenant.threats_served();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert!(
+        app.tenant.threats_served() > served,
+        "sweeps went on reading the last minutes"
+    );
+    assert_eq!(
+        app.events(&admin, "incident_created", 1000).await.len(),
+        events
+    );
+    let (got, want) = (app.incident_ids(&admin).await, app.tenant.threat_count());
+    let unique: std::collections::BTreeSet<&String> = got.iter().collect();
+    assert_eq!((got.len(), unique.len()), (want, want));
     app.running.stop().await;
 }
 
