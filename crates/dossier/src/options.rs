@@ -7,6 +7,8 @@ use std::sync::Arc;
 use anyhow::{bail, Context};
 use clap::builder::BoolishValueParser;
 use clap::{ArgAction, Args};
+use dossier_domain::correlate::Policy;
+use dossier_sentinelone::PollPolicy;
 use dossier_server::{SecretBox, ServerConfig};
 use dossier_store::sqlite::SqliteStore;
 use dossier_store::Store;
@@ -53,6 +55,20 @@ pub struct ServeOptions {
     #[arg(long, env = "DOSSIER_INGEST_BUDGET", default_value_t = 40_000,
           value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
     pub ingest_budget: u32,
+    /// How far back, in days, a new connector's first sync reads its tenant's threats.
+    #[arg(long, env = "DOSSIER_BACKFILL_DAYS", default_value_t = 90,
+          value_parser = clap::value_parser!(u32).range(1..=3650))]
+    pub backfill_days: u32,
+    /// How much older than a story's first incident, in days, an incident with the same device
+    /// and file may be and still join it; later ones start a linked story. A new value applies
+    /// to a device and file's stories the next time one of its threats arrives.
+    #[arg(long, env = "DOSSIER_CORRELATION_WINDOW_DAYS", default_value_t = 90,
+          value_parser = clap::value_parser!(u32).range(1..=3650))]
+    pub correlation_window_days: u32,
+    /// The most incidents one story holds; more continue in a linked story.
+    #[arg(long, env = "DOSSIER_STORY_CAP", default_value_t = 1000,
+          value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub story_cap: u32,
 }
 
 /// Opens the store the URL names.
@@ -100,13 +116,23 @@ impl ServeOptions {
             }
             None => None,
         };
+        let defaults = ServerConfig::default();
         Ok(ServerConfig {
             allow_private_tenants: self.allow_private_tenants,
             tenant_ca_pem,
             secure_cookies: self.secure_cookies,
             ingest_batch: self.ingest_batch as usize,
             ingest_budget: self.ingest_budget as usize,
-            ..ServerConfig::default()
+            poll_policy: PollPolicy {
+                backfill: chrono::Duration::days(self.backfill_days.into()),
+                ..defaults.poll_policy.clone()
+            },
+            correlation: Policy {
+                window: chrono::Duration::days(self.correlation_window_days.into()),
+                cap: self.story_cap as usize,
+                ..defaults.correlation
+            },
+            ..defaults
         })
     }
 
@@ -134,6 +160,41 @@ mod tests {
         let serve = Serve::try_parse_from(std::iter::once("serve").chain(args.iter().copied()))
             .map_err(|e| e.to_string())?;
         serve.options.server_config().map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn the_backfill_and_correlation_flags_reach_the_server() {
+        let c = config(&[]).unwrap();
+        assert_eq!(
+            (c.poll_policy.backfill, c.correlation),
+            (
+                chrono::Duration::days(90),
+                dossier_domain::correlate::Policy::default()
+            )
+        );
+        let c = config(&[
+            "--backfill-days",
+            "7",
+            "--correlation-window-days",
+            "30",
+            "--story-cap",
+            "50",
+        ])
+        .unwrap();
+        assert_eq!(c.poll_policy.backfill, chrono::Duration::days(7));
+        assert_eq!(c.correlation.window, chrono::Duration::days(30));
+        assert_eq!(c.correlation.cap, 50);
+        assert_eq!(c.correlation.reopen_after, chrono::Duration::hours(12));
+        for bad in [
+            "--backfill-days=0",
+            "--correlation-window-days=0",
+            "--correlation-window-days=5000",
+            "--story-cap=0",
+        ] {
+            let flag = bad.split('=').next().unwrap_or_default();
+            let err = config(&[bad]).unwrap_err();
+            assert!(err.contains(flag), "{bad}: {err}");
+        }
     }
 
     #[test]
