@@ -26,6 +26,8 @@ fn m(id: &str, day: i64, agent: &str, sha1: Option<&str>, sha256: Option<&str>) 
 const A: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
 const B: &str = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
 const C: &str = "cccccccccccccccccccccccccccccccccccccccc";
+/// An MD5: the key only of a threat without SHA-1 or SHA-256.
+const M: &str = "dddddddddddddddddddddddddddddddd";
 
 fn groups(plans: &[StoryPlan]) -> BTreeSet<Vec<String>> {
     plans.iter().map(|p| p.members.clone()).collect()
@@ -68,6 +70,25 @@ fn other_agents_and_other_hashes_are_other_stories() {
     assert_eq!(
         correlate("acc", Producer::SentinelOne, &ms, &Policy::default()).len(),
         3
+    );
+}
+
+#[test]
+fn an_md5_keys_a_story_only_when_there_is_no_sha1_or_sha256() {
+    let md5 = |id: &str, sha1: Option<&str>| Member {
+        md5: Some(M.into()),
+        ..m(id, 0, "ag", sha1, None)
+    };
+    let ms = [md5("1", None), md5("2", None), md5("3", Some(A))];
+    let plans = correlate("acc", Producer::SentinelOne, &ms, &Policy::default());
+    assert_eq!(
+        groups(&plans),
+        BTreeSet::from([vec!["1".to_owned(), "2".to_owned()], vec!["3".to_owned()]])
+    );
+    let keys: BTreeSet<String> = plans.iter().map(|p| p.key.encode()).collect();
+    assert_eq!(
+        keys,
+        BTreeSet::from([format!("hash:ag:{M}"), format!("hash:ag:{A}")])
     );
 }
 
@@ -194,12 +215,15 @@ fn terms_link_sha1_and_sha256() {
 }
 
 fn arb_member() -> impl Strategy<Value = Member> {
+    let some = |h: &str| Some(h.to_owned());
     let hash = prop_oneof![
-        Just((Some(A.to_owned()), None)),
-        Just((None, Some(B.to_owned()))),
-        Just((Some(A.to_owned()), Some(B.to_owned()))),
-        Just((Some(C.to_owned()), None)),
-        Just((None, None)),
+        Just((some(A), None, None)),
+        Just((None, some(B), None)),
+        Just((some(A), some(B), None)),
+        Just((some(C), None, None)),
+        Just((None, None, None)),
+        Just((None, None, some(M))),
+        Just((some(A), None, some(M))),
     ];
     (
         0i64..400,
@@ -215,13 +239,13 @@ fn arb_member() -> impl Strategy<Value = Member> {
             Just(Some("S2".to_owned()))
         ],
     )
-        .prop_map(|(day, agent, (sha1, sha256), storyline)| Member {
+        .prop_map(|(day, agent, (sha1, sha256, md5), storyline)| Member {
             id: String::new(),
             created_at: t(0) + Duration::hours(day * 6),
             agent,
             sha1,
             sha256,
-            md5: None,
+            md5,
             storyline,
         })
 }
