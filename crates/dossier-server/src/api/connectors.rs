@@ -278,7 +278,7 @@ async fn audit(
 }
 
 /// List connectors (Integrations viewer).
-#[utoipa::path(get, path = "/api/v1/connectors", responses((status = 200, body = [ConnectorView])))]
+#[utoipa::path(get, path = "/api/v1/connectors", responses((status = 200, body = [ConnectorView]), (status = 401), (status = 403)))]
 pub async fn list(
     State(state): State<AppState>,
     p: Principal,
@@ -295,7 +295,7 @@ pub async fn list(
 }
 
 /// Get a connector (Integrations viewer).
-#[utoipa::path(get, path = "/api/v1/connectors/{id}", responses((status = 200, body = ConnectorView), (status = 404)))]
+#[utoipa::path(get, path = "/api/v1/connectors/{id}", responses((status = 200, body = ConnectorView), (status = 401), (status = 403), (status = 404)))]
 pub async fn get(
     State(state): State<AppState>,
     p: Principal,
@@ -315,7 +315,7 @@ pub async fn get(
 /// A new token keeps the checkpoint, so nothing is ingested twice or skipped; a new URL needs a
 /// new token and starts the poll over, since it is another tenant.
 #[utoipa::path(patch, path = "/api/v1/connectors/{id}", request_body = PatchConnector,
-    responses((status = 200, body = ConnectorView), (status = 400), (status = 404)))]
+    responses((status = 200, body = ConnectorView), (status = 400), (status = 401), (status = 403), (status = 404)))]
 pub async fn patch(
     State(state): State<AppState>,
     p: Principal,
@@ -410,7 +410,7 @@ pub(crate) async fn patch_connector(
 }
 
 /// Delete a connector (Integrations editor). Its incidents and stories stay as evidence.
-#[utoipa::path(delete, path = "/api/v1/connectors/{id}", responses((status = 204), (status = 404)))]
+#[utoipa::path(delete, path = "/api/v1/connectors/{id}", responses((status = 204), (status = 401), (status = 403), (status = 404)))]
 pub async fn delete(
     State(state): State<AppState>,
     p: Principal,

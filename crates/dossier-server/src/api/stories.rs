@@ -195,7 +195,7 @@ pub(crate) async fn list_stories(state: &AppState, q: &StoryQuery) -> ApiResult<
 }
 
 /// A story with its incidents (raw JSON included), timeline, comments and related stories.
-#[utoipa::path(get, path = "/api/v1/stories/{id}", responses((status = 200, body = StoryDetail), (status = 404)))]
+#[utoipa::path(get, path = "/api/v1/stories/{id}", responses((status = 200, body = StoryDetail), (status = 401), (status = 403), (status = 404)))]
 pub async fn get(
     State(state): State<AppState>,
     p: Principal,
@@ -254,7 +254,7 @@ async fn actionable(state: &AppState, p: &Principal, id: &str) -> ApiResult<Opti
 
 /// Set a story's status, verdict or severity (Stories editor; not on `mdr` accounts).
 #[utoipa::path(patch, path = "/api/v1/stories/{id}", request_body = PatchStory,
-    responses((status = 200, body = StoryDetail), (status = 400), (status = 403), (status = 404)))]
+    responses((status = 200, body = StoryDetail), (status = 400), (status = 401), (status = 403), (status = 404)))]
 pub async fn patch(
     State(state): State<AppState>,
     p: Principal,
@@ -307,7 +307,7 @@ pub struct NewComment {
 
 /// Comment on a story (Stories editor; not on `mdr` accounts).
 #[utoipa::path(post, path = "/api/v1/stories/{id}/comments", request_body = NewComment,
-    responses((status = 201, body = Comment), (status = 400), (status = 403), (status = 404), (status = 409)))]
+    responses((status = 201, body = Comment), (status = 400), (status = 401), (status = 403), (status = 404), (status = 409)))]
 pub async fn comment(
     State(state): State<AppState>,
     p: Principal,
@@ -335,7 +335,7 @@ pub(crate) async fn add_comment(
 
 /// Delete your own comment (Stories editor; not on `mdr` accounts). Comments are never edited.
 #[utoipa::path(delete, path = "/api/v1/stories/{id}/comments/{comment_id}",
-    responses((status = 204), (status = 403), (status = 404)))]
+    responses((status = 204), (status = 401), (status = 403), (status = 404)))]
 pub async fn delete_comment(
     State(state): State<AppState>,
     p: Principal,

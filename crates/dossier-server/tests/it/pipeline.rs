@@ -446,6 +446,20 @@ async fn connector_input_is_validated_with_the_field_named() {
         assert_eq!(limit["schema"]["minimum"], 1, "{list}: {limit}");
         assert_eq!(limit["schema"]["maximum"], 1000, "{list}: {limit}");
     }
+    // Every operation that takes a key says how a missing key and a missing role answer.
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            if ["/healthz", "/readyz"].contains(&path.as_str()) {
+                continue;
+            }
+            for status in ["401", "403"] {
+                assert!(
+                    op["responses"][status].is_object(),
+                    "{method} {path} does not document {status}"
+                );
+            }
+        }
+    }
     for op in ["/healthz", "/readyz", "/metrics"] {
         assert!(doc["paths"][op]["get"].is_object(), "{op} is in the spec");
     }
