@@ -26,9 +26,12 @@ impl Recent {
     /// Tells whether a version at least as new as this one was committed: the store would
     /// find it unchanged.
     pub(crate) fn knows(&self, incident: &Incident) -> bool {
-        self.latest
-            .get(incident.external_id.as_str())
-            .is_some_and(|at| incident.updated_at <= *at)
+        // Not even hashed while nothing is remembered, as through a backfill.
+        !self.latest.is_empty()
+            && self
+                .latest
+                .get(incident.external_id.as_str())
+                .is_some_and(|at| incident.updated_at <= *at)
     }
 
     /// The versions among `incidents` worth remembering once committed: those updated at or
