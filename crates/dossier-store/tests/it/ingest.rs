@@ -1,6 +1,6 @@
 use chrono::Duration;
 use dossier_domain::story::{Severity, Status, Verdict};
-use dossier_store::{EventQuery, Store, StoryUpdate};
+use dossier_store::{Store, StoryUpdate};
 use proptest::prelude::*;
 
 use crate::{fixture, incident, sha1, t0};
@@ -24,14 +24,7 @@ async fn a_page_becomes_stories_and_reingest_changes_nothing() {
     let before = f.assignment().await;
     assert_eq!(before["100"].0, before["101"].0);
     assert_ne!(before["100"].0, before["102"].0);
-    let events = f
-        .store
-        .list_events(&EventQuery {
-            limit: 1000,
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    let events = f.events().await;
 
     let out = f
         .store
@@ -47,24 +40,9 @@ async fn a_page_becomes_stories_and_reingest_changes_nothing() {
         (0, 4, 0)
     );
     assert_eq!(f.assignment().await, before);
-    let again = f
-        .store
-        .list_events(&EventQuery {
-            limit: 1000,
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    assert_eq!(
-        events.items.len(),
-        again.items.len(),
-        "re-ingest creates no events"
-    );
-    assert_eq!(
-        events.items.len(),
-        4 + 3,
-        "one event per incident and per story"
-    );
+    let again = f.events().await;
+    assert_eq!(events.len(), again.len(), "re-ingest creates no events");
+    assert_eq!(events.len(), 4 + 3, "one event per incident and per story");
 }
 
 #[tokio::test]
@@ -597,15 +575,7 @@ async fn events_carry_what_the_incident_and_the_story_were() {
         .commit_page(f.page(vec![incident("700", 0, "ag7", Some(&h))], t0()))
         .await
         .unwrap();
-    let events = f
-        .store
-        .list_events(&EventQuery {
-            limit: 100,
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .items;
+    let events = f.events().await;
     let of = |t: &str| {
         events
             .iter()

@@ -2,7 +2,7 @@
 //! worker is replaced) or deleted, what the old worker still sends is refused whole.
 
 use chrono::Duration;
-use dossier_store::{ConnectorUpdate, EventQuery, HealthUpdate, Store, StoreError};
+use dossier_store::{ConnectorUpdate, HealthUpdate, Store, StoreError};
 
 use crate::{fixture, incident, sha1, t0, Fixture};
 
@@ -10,21 +10,13 @@ use crate::{fixture, incident, sha1, t0, Fixture};
 /// every incident and story, every event.
 async fn state(f: &Fixture) -> (Option<String>, u64, u64, String, usize, usize) {
     let c = f.store.get_connector(None, &f.connector).await.unwrap();
-    let events = f
-        .store
-        .list_events(&EventQuery {
-            limit: 1000,
-            ..Default::default()
-        })
-        .await
-        .unwrap();
     (
         c.checkpoint,
         c.threats,
         c.polls,
         c.status,
         f.assignment().await.len(),
-        events.items.len(),
+        f.events().await.len(),
     )
 }
 
@@ -141,13 +133,5 @@ async fn a_page_for_a_deleted_connector_writes_nothing() {
         Err(StoreError::LeaseLost)
     ));
     assert!(f.assignment().await.is_empty(), "no incident was stored");
-    let events = f
-        .store
-        .list_events(&EventQuery {
-            limit: 10,
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    assert!(events.items.is_empty(), "no event was recorded");
+    assert!(f.events().await.is_empty(), "no event was recorded");
 }

@@ -234,6 +234,18 @@ impl Fixture {
         out
     }
 
+    /// Every event of the database (up to 1,000), newest first.
+    pub async fn events(&self) -> Vec<dossier_store::Event> {
+        self.store
+            .list_events(&dossier_store::EventQuery {
+                limit: 1000,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .items
+    }
+
     /// Every incident's story, by threat id: what "the same stories" means.
     pub async fn assignment(&self) -> std::collections::BTreeMap<String, (String, u64)> {
         let mut out = std::collections::BTreeMap::new();
