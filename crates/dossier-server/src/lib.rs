@@ -63,6 +63,9 @@ pub struct ServerConfig {
     pub idle_commit_every: Duration,
     /// Mark session cookies Secure whatever the request says (Dossier behind TLS).
     pub secure_cookies: bool,
+    /// How often the worker manager looks at the connectors again without being told of a
+    /// change (a save or a deletion through this node tells it at once).
+    pub manager_every: Duration,
 }
 
 impl Default for ServerConfig {
@@ -83,6 +86,7 @@ impl Default for ServerConfig {
             ingest_budget: 40_000,
             idle_commit_every: Duration::from_secs(30),
             secure_cookies: false,
+            manager_every: Duration::from_secs(5),
         }
     }
 }

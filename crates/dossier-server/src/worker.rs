@@ -73,7 +73,7 @@ pub fn spawn_manager(state: AppState, mut shutdown: watch::Receiver<bool>) -> Jo
             }
             tokio::select! {
                 () = state.workers.changed.notified() => {}
-                () = tokio::time::sleep(Duration::from_secs(5)) => {}
+                () = tokio::time::sleep(state.config.manager_every) => {}
                 _ = shutdown.changed() => break,
             }
         }
@@ -185,6 +185,9 @@ struct Health<'a> {
     retries: watch::Receiver<Option<Retrying>>,
     /// Whether the last watched call showed a retry.
     retry_shown: bool,
+    /// The connector was saved again or deleted since this worker started: what it records is
+    /// refused, it records no more events, and it stops at its next turn.
+    lost: std::sync::atomic::AtomicBool,
 }
 
 impl Health<'_> {
@@ -233,6 +236,7 @@ impl Health<'_> {
             Ok(()) => {}
             Err(StoreError::LeaseLost) => {
                 tracing::debug!(connector_id = %self.rec.id, "{what} not recorded: the connector changed");
+                self.lost.store(true, Ordering::Relaxed);
             }
             Err(e) => {
                 tracing::error!(connector_id = %self.rec.id, error = %e, "cannot record {what}");
@@ -270,6 +274,9 @@ impl Health<'_> {
 
     /// Records a connector event (the caller decides whether the connector tracks them).
     async fn event(&self, event_type: EventType, message: String, data: serde_json::Value) {
+        if self.lost.load(Ordering::Relaxed) {
+            return;
+        }
         let event = NewEvent {
             account_id: self.rec.account_id.clone(),
             event_type,
@@ -395,6 +402,7 @@ async fn run_connector(state: AppState, rec: ConnectorRecord, mut shutdown: watc
         status: rec.status.clone(),
         retries,
         retry_shown: false,
+        lost: std::sync::atomic::AtomicBool::new(false),
     };
     let mut backoff = Backoff {
         attempt: 0,
@@ -440,13 +448,17 @@ async fn run_connector(state: AppState, rec: ConnectorRecord, mut shutdown: watc
                 };
                 if e.needs_operator() {
                     health.error(format!("{reason}; {PAUSED}"), true).await;
-                    park(&mut shutdown).await;
+                    if !health.lost.load(Ordering::Relaxed) {
+                        park(&mut shutdown).await;
+                    }
                     return;
                 }
                 // A walk resumed after a restart may carry a cursor the tenant no longer honours.
                 restart_walk_if_cursor_rejected(&e, &mut checkpoint, &rec.id);
                 health.error(reason, true).await;
-                if sleep_or_stop(backoff.next(), &mut shutdown).await {
+                if health.lost.load(Ordering::Relaxed)
+                    || sleep_or_stop(backoff.next(), &mut shutdown).await
+                {
                     return;
                 }
             }
@@ -481,6 +493,10 @@ async fn run_connector(state: AppState, rec: ConnectorRecord, mut shutdown: watc
     loop {
         if *shutdown.borrow() {
             break;
+        }
+        if health.lost.load(Ordering::Relaxed) {
+            tracing::info!(connector_id = %rec.id, "connector changed: its old worker stops");
+            return;
         }
         // The expiry is read again daily (a token can be extended); between reads the clock
         // alone says when a warning is due.
@@ -523,7 +539,9 @@ async fn run_connector(state: AppState, rec: ConnectorRecord, mut shutdown: watc
                     health
                         .error(format!("{}; {PAUSED}", e.human_reason()), true)
                         .await;
-                    park(&mut shutdown).await;
+                    if !health.lost.load(Ordering::Relaxed) {
+                        park(&mut shutdown).await;
+                    }
                     return;
                 }
                 health.error(e.human_reason(), true).await;

@@ -233,3 +233,47 @@ async fn a_failing_tenant_shows_while_the_client_is_still_retrying() {
     assert_eq!(errors.len(), 1, "one event for the outage: {errors:?}");
     app.running.stop().await;
 }
+
+/// A worker whose connector was saved again behind its back (the manager not told, and not
+/// looking again for ten minutes) stops at its next write: what the save recorded stands, and
+/// the tenant hears no more from the old worker.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_whose_connector_changed_under_it_stops_by_itself() {
+    let app = crate::spawn_app_with(20, |c| {
+        c.manager_every = Duration::from_secs(600);
+        c.retry_base = Duration::from_millis(50);
+        c.retry_cap = Duration::from_millis(100);
+    })
+    .await;
+    app.tenant.push_faults(vec![Fault::Garbage; 100_000]);
+    let (admin, path) = app.admin_with_connector().await;
+    app.until_status(&admin, &path, "error").await;
+    let id = status(&app, &admin, &path).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let store = &app.state.store;
+    store
+        .update_connector(
+            None,
+            &id,
+            &dossier_store::ConnectorUpdate {
+                name: Some("renamed".into()),
+                status: Some(("pending".into(), None)),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let requests = app.tenant.request_count();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        app.tenant.request_count(),
+        requests,
+        "the old worker went on asking the tenant"
+    );
+    let c = store.get_connector(None, &id).await.unwrap();
+    assert_eq!((c.status.as_str(), c.status_detail), ("pending", None));
+    app.running.stop().await;
+}
