@@ -376,18 +376,29 @@ fn data_object<'de, T: Deserialize<'de>>(
 pub const MAX_CURSOR_LEN: usize = 4096;
 
 /// Refuses a page whose cursor would keep a walk going forever (the very cursor it was asked
-/// with) or could not be sent back (one longer than [`MAX_CURSOR_LEN`]).
-fn check_cursor(q: &ThreatQuery, page: Page) -> Result<Page, ClientError> {
-    match page.next_cursor.as_deref() {
-        Some(next) if next.len() > MAX_CURSOR_LEN => Err(ClientError::BadResponse(format!(
+/// with) or could not be sent back (one longer than [`MAX_CURSOR_LEN`]). An empty page that
+/// hands back the cursor it was asked with is the end of the walk, like an empty last page
+/// (SENTINELONE.md §6.5): there is nothing after it to read.
+fn check_cursor(q: &ThreatQuery, mut page: Page) -> Result<Page, ClientError> {
+    let Some(next) = page.next_cursor.as_deref().map(str::trim) else {
+        return Ok(page);
+    };
+    if next.len() > MAX_CURSOR_LEN {
+        return Err(ClientError::BadResponse(format!(
             "a next cursor of {} characters (at most {MAX_CURSOR_LEN})",
             next.len()
-        ))),
-        Some(next) if q.cursor.as_deref() == Some(next) => Err(ClientError::BadResponse(
-            "the next cursor is the one the page was asked with: the walk would never end".into(),
-        )),
-        _ => Ok(page),
+        )));
     }
+    if q.cursor.as_deref().map(str::trim) == Some(next) {
+        if !page.threats.is_empty() {
+            return Err(ClientError::BadResponse(
+                "the next cursor is the one the page was asked with: the walk would never end"
+                    .into(),
+            ));
+        }
+        page.next_cursor = None;
+    }
+    Ok(page)
 }
 
 /// The certificates of a PEM bundle of extra trust roots.

@@ -366,22 +366,25 @@ async fn a_page_holding_more_threats_than_asked_for_is_refused() {
     }
 }
 
-/// A tenant that answers a cursor with that same cursor would keep a walk going forever, at
-/// the token's full rate; one whose cursor is too long to send back could not go on either.
+/// A tenant that answers a cursor with that same cursor and more threats would keep a walk
+/// going forever, at the token's full rate; one whose cursor is too long to send back could
+/// not go on either. An empty page that hands its cursor back is the walk's end.
 #[tokio::test]
 async fn a_cursor_that_would_never_end_the_walk_is_refused() {
     let long = "c".repeat(dossier_sentinelone::client::MAX_CURSOR_LEN + 1);
     let server = serve(move |_, seen| {
         let long = long.clone();
         async move {
-            let next = if seen.query.contains("cursor=long") {
-                long
+            let (data, next) = if seen.query.contains("cursor=long") {
+                (r#"{"id":"1"}"#, long)
+            } else if seen.query.contains("cursor=empty") {
+                ("", " empty ".to_owned())
             } else {
-                "same".to_owned()
+                (r#"{"id":"1"}"#, "same".to_owned())
             };
             json(
                 200,
-                &format!(r#"{{"data":[{{"id":"1"}}],"pagination":{{"nextCursor":"{next}"}}}}"#),
+                &format!(r#"{{"data":[{data}],"pagination":{{"nextCursor":"{next}"}}}}"#),
             )
         }
     })
@@ -400,6 +403,9 @@ async fn a_cursor_that_would_never_end_the_walk_is_refused() {
     let err = client.threats_page(&at(Some("long"))).await.unwrap_err();
     assert!(err.to_string().contains("characters"), "{err}");
     assert_eq!(err.kind(), "bad_response");
+    // An empty page that hands its cursor back (spaces aside) ends the walk.
+    let last = client.threats_page(&at(Some("empty"))).await.unwrap();
+    assert_eq!((last.threats.len(), last.next_cursor), (0, None));
 }
 
 #[tokio::test]
