@@ -19,5 +19,5 @@ pub use client::{
 };
 pub use envelope::{parse_error, parse_page, ApiErrorBody, ApiErrorEntry, EnvelopeError, Page};
 pub use mapping::{map_owned_threat, map_threat, MapError};
-pub use poll::{page_max_updated_at, page_max_updated_at_until, Checkpoint, PollPolicy};
+pub use poll::{credible_updated_at, Checkpoint, PollPolicy};
 pub use query::{SortBy, SortOrder, ThreatQuery, MAX_PAGE_SIZE};

@@ -19,7 +19,6 @@
 //! walk, and the walks after it go on from `since` as before. `since` itself never moves back.
 
 use chrono::{DateTime, Duration, Utc};
-use dossier_domain::Incident;
 use serde::{Deserialize, Serialize};
 
 use crate::query::{SortBy, SortOrder, ThreatQuery, MAX_PAGE_SIZE};
@@ -180,8 +179,8 @@ impl Checkpoint {
 
     /// Returns the checkpoint after a page was received and stored at `now`.
     ///
-    /// `page_max_updated_at` is the highest `updatedAt` on the page (see
-    /// [`page_max_updated_at`]); `next_cursor` is the page's `pagination.nextCursor`. While a
+    /// `page_max_updated_at` is the highest credible `updatedAt` on the page (see
+    /// [`credible_updated_at`]); `next_cursor` is the page's `pagination.nextCursor`. While a
     /// cursor follows, `since` stays frozen; when the walk ends, `since` moves to
     /// `high_water - overlap` if that is later, or just after `high_water` once it has settled
     /// (arrived at least an overlap before `now`).
@@ -277,26 +276,19 @@ impl Checkpoint {
     }
 }
 
-/// Returns the highest `updated_at` among `incidents`.
-#[must_use]
-pub fn page_max_updated_at(incidents: &[Incident]) -> Option<DateTime<Utc>> {
-    incidents.iter().map(|i| i.updated_at).max()
-}
+/// How far past the poller's clock a threat's `updatedAt` may be and still count towards the
+/// high-water mark: a tolerated clock skew between the tenant and Dossier.
+const MAX_CLOCK_SKEW_MINUTES: i64 = 5;
 
-/// Like [`page_max_updated_at`], but ignores timestamps after `not_after`.
+/// Returns `updated_at` if it may count towards the high-water mark at `now` ([`after_page`]'s
+/// `page_max_updated_at` is the highest of these on a page), `None` if it is in the future past
+/// a tolerated clock skew. Far-future timestamps exist in real data (`2185-…`, §6.9); one of
+/// them would otherwise lift the checkpoint past every threat to come.
 ///
-/// Far-future timestamps exist in real data (`2185-…`, §6.9); one of them would otherwise lift
-/// the checkpoint past every future threat. Callers pass `now` plus a tolerated clock skew.
+/// [`after_page`]: Checkpoint::after_page
 #[must_use]
-pub fn page_max_updated_at_until(
-    incidents: &[Incident],
-    not_after: DateTime<Utc>,
-) -> Option<DateTime<Utc>> {
-    incidents
-        .iter()
-        .map(|i| i.updated_at)
-        .filter(|t| *t <= not_after)
-        .max()
+pub fn credible_updated_at(updated_at: DateTime<Utc>, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    (updated_at <= now + Duration::minutes(MAX_CLOCK_SKEW_MINUTES)).then_some(updated_at)
 }
 
 #[cfg(test)]
@@ -307,6 +299,23 @@ mod tests {
 
     fn t(s: &str) -> DateTime<Utc> {
         parse_lenient(s).unwrap()
+    }
+
+    #[test]
+    fn a_far_future_updated_at_does_not_count_towards_the_high_water_mark() {
+        let now = t("2025-03-01T12:00:00Z");
+        for (at, counts) in [
+            ("2025-03-01T11:00:00Z", true),
+            ("2025-03-01T12:05:00Z", true),
+            ("2025-03-01T12:05:01Z", false),
+            ("2185-01-01T00:00:00Z", false),
+        ] {
+            assert_eq!(
+                credible_updated_at(t(at), now),
+                counts.then(|| t(at)),
+                "{at}"
+            );
+        }
     }
 
     #[test]

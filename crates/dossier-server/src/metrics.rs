@@ -67,7 +67,7 @@ impl Default for Metrics {
             );
             r.register(
                 "connector_threats",
-                "Threats received by a connector",
+                "Threats a connector read and committed (a threat read again unchanged is not counted)",
                 m.threats.clone(),
             );
             r.register(

@@ -11,8 +11,8 @@ use dossier_domain::event::EventType;
 use dossier_domain::expiry::{Expiry, EXPIRED_REASON};
 use dossier_domain::Incident;
 use dossier_sentinelone::{
-    map_owned_threat, Checkpoint, Client, ClientConfig, ClientError, Page, PollPolicy,
-    RetryObserver, Retrying, ThreatQuery,
+    credible_updated_at, map_owned_threat, Checkpoint, Client, ClientConfig, ClientError, Page,
+    PollPolicy, RetryObserver, Retrying, ThreatQuery,
 };
 use dossier_store::{ConnectorRecord, HealthUpdate, IngestPage, NewEvent, StoreError};
 use rand::Rng;
@@ -563,14 +563,12 @@ async fn run_connector(state: AppState, rec: ConnectorRecord, mut shutdown: watc
         batch.reserve(page.threats.len());
         // A far-future timestamp (seen in STAR alerts) must not push the checkpoint past every
         // threat to come.
-        let not_after = Utc::now() + chrono::Duration::minutes(5);
+        let read_at = Utc::now();
         let mut page_max = None;
         for raw in std::mem::take(&mut page.threats) {
             match map_owned_threat(raw) {
                 Ok(i) => {
-                    if i.updated_at <= not_after {
-                        page_max = page_max.max(Some(i.updated_at));
-                    }
+                    page_max = page_max.max(credible_updated_at(i.updated_at, read_at));
                     // Read again (the overlap, a sweep, a far-future threat): not new.
                     if !recent.knows(&i) {
                         batch.push(i);
