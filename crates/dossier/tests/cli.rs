@@ -341,6 +341,76 @@ fn serve_reads_its_switches_from_the_environment_and_refuses_a_ca_file_without_c
     );
 }
 
+/// Posts `body` to `path` on a server at `port` with `key`; returns the response's status line.
+fn post(port: u16, path: &str, key: &str, body: &str) -> String {
+    use std::io::Read;
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        s,
+        "POST {path} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {key}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out.lines().next().unwrap_or_default().to_owned()
+}
+
+/// `0` and `off` in the environment turn a switch off, `1` and `yes` on: a tenant URL on an
+/// internal address is refused, or taken, as DOSSIER_ALLOW_PRIVATE_TENANTS says.
+#[test]
+fn the_private_tenant_switch_follows_the_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let (db, account) = new_account(&dir);
+    let out = dossier(
+        &[
+            "api-key",
+            "create",
+            "--role",
+            "admin",
+            "--account",
+            &account,
+            "--db",
+            &db,
+        ],
+        None,
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let key = text(&out.stdout).trim().to_owned();
+    let connector =
+        r#"{"kind":"sentinelone","name":"Lab","tenant_url":"https://127.0.0.1:9","api_token":"t"}"#;
+    for (value, answer) in [("0", "400"), ("off", "400"), ("1", "201"), ("yes", "201")] {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_dossier"))
+            .args([
+                "serve",
+                "--db",
+                &db,
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+            ])
+            .env("DOSSIER_ALLOW_PRIVATE_TENANTS", value)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(std::time::Instant::now() < deadline, "serve did not start");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let status = post(port, "/api/v1/connectors", &key, connector);
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert!(status.contains(answer), "{value}: {status}");
+    }
+}
+
 /// `dossier sim --faults`: the first requests for threats meet the faults given, in order, and a
 /// list it cannot read is refused before anything starts.
 #[test]
