@@ -47,6 +47,23 @@ fn new_account(dir: &tempfile::TempDir) -> (String, String) {
     (db, account)
 }
 
+/// `dossier api-key create --role ROLE --account ACCOUNT --db DB`.
+fn create_key(db: &str, account: &str, role: &str) -> Output {
+    dossier(
+        &[
+            "api-key",
+            "create",
+            "--role",
+            role,
+            "--account",
+            account,
+            "--db",
+            db,
+        ],
+        None,
+    )
+}
+
 #[test]
 fn user_create_prints_a_password_alone_and_refuses_bad_input() {
     let dir = tempfile::tempdir().unwrap();
@@ -206,19 +223,7 @@ fn api_keys_are_listed_by_id_and_revoked() {
     );
     let mut keys = Vec::new();
     for role in ["admin", "stories-viewer"] {
-        let out = dossier(
-            &[
-                "api-key",
-                "create",
-                "--role",
-                role,
-                "--account",
-                &account,
-                "--db",
-                &db,
-            ],
-            None,
-        );
+        let out = create_key(&db, &account, role);
         assert!(out.status.success(), "{}", text(&out.stderr));
         keys.push(text(&out.stdout).trim().to_owned());
     }
@@ -253,19 +258,7 @@ fn api_keys_are_listed_by_id_and_revoked() {
         "{}",
         text(&out.stderr)
     );
-    let out = dossier(
-        &[
-            "api-key",
-            "create",
-            "--role",
-            "operator",
-            "--account",
-            &account,
-            "--db",
-            &db,
-        ],
-        None,
-    );
+    let out = create_key(&db, &account, "operator");
     assert!(!out.status.success(), "an operator key has no account");
     assert!(
         text(&out.stdout).is_empty() && text(&out.stderr).contains("operator spans accounts"),
@@ -362,19 +355,7 @@ fn post(port: u16, path: &str, key: &str, body: &str) -> String {
 fn the_private_tenant_switch_follows_the_environment() {
     let dir = tempfile::tempdir().unwrap();
     let (db, account) = new_account(&dir);
-    let out = dossier(
-        &[
-            "api-key",
-            "create",
-            "--role",
-            "admin",
-            "--account",
-            &account,
-            "--db",
-            &db,
-        ],
-        None,
-    );
+    let out = create_key(&db, &account, "admin");
     assert!(out.status.success(), "{}", text(&out.stderr));
     let key = text(&out.stdout).trim().to_owned();
     let connector =
