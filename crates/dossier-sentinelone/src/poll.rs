@@ -245,10 +245,10 @@ impl Checkpoint {
         }
     }
 
-    /// Where the next walk should start to sweep, if one is due: a sweep every `sweep_every`,
-    /// while the high-water mark is recent enough that threats indexed late may still come
-    /// (one sweep more once it has been quiet for `sweep_overlap`), and only when it reaches
-    /// further back than the next walk would anyway.
+    /// Where the next walk should start to sweep, if one is due: a sweep every `sweep_every`
+    /// while threats indexed late may still come (until `sweep_overlap` and one `sweep_every`
+    /// after the high-water mark arrived), and only when it reaches further back than the next
+    /// walk would anyway.
     fn sweep_due(&self, policy: &PollPolicy, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
         let (h, seen) = self.high_water.zip(self.high_water_seen)?;
         let every = policy.sweep_every.abs();
@@ -562,7 +562,7 @@ mod tests {
         let cp = cp.after_page(Some(h + s(1)), None, &policy, start + s(62));
         assert_eq!(bounds(&cp), (Some(h - s(29)), None));
         assert_eq!(cp.last_sweep, Some(start + s(60)));
-        // The tenant goes quiet: one more sweep a minute later, then none.
+        // The tenant goes quiet: the sweeps go on a minute apart.
         let cp = cp.after_page(None, None, &policy, start + s(121));
         assert_eq!(cp.sweep_from, Some(h + s(1) - s(300)));
         // Quiet polls every half minute: a sweep a minute until six minutes after the last
