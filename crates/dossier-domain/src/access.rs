@@ -89,6 +89,20 @@ impl Role {
     }
 }
 
+/// Checks that a user or key with `roles` is given an account exactly when it needs one: an
+/// operator spans every account and has none (an account would mislead: it would be ignored);
+/// every other role acts within one.
+///
+/// # Errors
+/// What is wrong, starting with the field's name (`account: …`).
+pub fn check_account(roles: &[Role], account: Option<&str>) -> Result<(), &'static str> {
+    match (account, roles.contains(&Role::Operator)) {
+        (Some(_), true) => Err("account: an operator spans accounts and has none"),
+        (None, false) => Err("account: required unless the role is operator"),
+        _ => Ok(()),
+    }
+}
+
 /// What a set of roles permits, within the account it belongs to (or any account, for an
 /// operator).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -87,18 +87,12 @@ pub fn new_user(
     roles: Vec<dossier_domain::access::Role>,
     account_id: Option<String>,
 ) -> Result<dossier_store::UserRecord, String> {
-    use dossier_domain::access::Role;
     let username = check_username(username)?;
     check_password(password)?;
     if roles.is_empty() {
         return Err("roles: give at least one".into());
     }
-    let operator = roles.contains(&Role::Operator);
-    match (&account_id, operator) {
-        (Some(_), true) => return Err("account: an operator spans accounts and has none".into()),
-        (None, false) => return Err("account: required unless the role is operator".into()),
-        _ => {}
-    }
+    dossier_domain::access::check_account(&roles, account_id.as_deref())?;
     Ok(dossier_store::UserRecord {
         id: String::new(),
         account_id,

@@ -3,7 +3,7 @@
 use anyhow::{anyhow, bail};
 use chrono::Utc;
 use clap::Subcommand;
-use dossier_domain::access::{parse_roles, Licence, Role};
+use dossier_domain::access::{check_account, parse_roles, Licence, Role};
 use dossier_server::auth::new_api_key;
 use dossier_store::ApiKeyRecord;
 
@@ -152,13 +152,7 @@ pub async fn api_key(c: ApiKeyCommand) -> anyhow::Result<()> {
         }
     };
     let roles = roles_arg(&role)?;
-    let operator = roles.contains(&Role::Operator);
-    match (&account, operator) {
-        // As for users: an operator key spans every account, so an account would mislead.
-        (Some(_), true) => bail!("--account: an operator spans accounts and has none"),
-        (None, false) => bail!("--account: required unless the role is operator"),
-        _ => {}
-    }
+    check_account(&roles, account.as_deref()).map_err(|m| anyhow!("--{m}"))?;
     let store = open_store(&db.db)?;
     require_account(store.as_ref(), account.as_deref()).await?;
     let (key, hash) = new_api_key();
