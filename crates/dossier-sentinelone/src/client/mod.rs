@@ -172,16 +172,7 @@ impl Client {
                 .call(Method::GET, "threats", url.clone(), None, true)
                 .await?;
             match parse_page(&body) {
-                // The API never sends more than was asked for; a tenant (or something posing
-                // as one) that does could make a worker hold millions of threats at once.
-                Ok(page) if page.threats.len() > q.page_limit() => {
-                    return Err(ClientError::BadResponse(format!(
-                        "a page of at most {} threats held {}",
-                        q.page_limit(),
-                        page.threats.len()
-                    )))
-                }
-                Ok(page) => return check_cursor(q, page),
+                Ok(page) => return check_page(q, page),
                 // A page cut short on its way is asked for again, like a dropped connection:
                 // the tenant is not at fault, and the next answer is usually whole.
                 Err(e @ EnvelopeError::Truncated(_)) if cut < transport.max_transport_retries => {
@@ -375,11 +366,20 @@ fn data_object<'de, T: Deserialize<'de>>(
 /// sent back in the URL and kept in every checkpoint.
 pub const MAX_CURSOR_LEN: usize = 4096;
 
-/// Refuses a page whose cursor would keep a walk going forever (the very cursor it was asked
-/// with) or could not be sent back (one longer than [`MAX_CURSOR_LEN`]). An empty page that
-/// hands back the cursor it was asked with is the end of the walk, like an empty last page
+/// Refuses a page that is not what the API sends for `q`: one holding more threats than asked
+/// for (a tenant, or something posing as one, could make a worker hold millions at once), or
+/// one whose cursor would keep a walk going forever (the very cursor it was asked with) or
+/// could not be sent back (one longer than [`MAX_CURSOR_LEN`]). An empty page that hands back
+/// the cursor it was asked with is the end of the walk, like an empty last page
 /// (SENTINELONE.md §6.5): there is nothing after it to read.
-fn check_cursor(q: &ThreatQuery, mut page: Page) -> Result<Page, ClientError> {
+fn check_page(q: &ThreatQuery, mut page: Page) -> Result<Page, ClientError> {
+    if page.threats.len() > q.page_limit() {
+        return Err(ClientError::BadResponse(format!(
+            "a page of at most {} threats held {}",
+            q.page_limit(),
+            page.threats.len()
+        )));
+    }
     let Some(next) = page.next_cursor.as_deref().map(str::trim) else {
         return Ok(page);
     };

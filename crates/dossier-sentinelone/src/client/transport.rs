@@ -159,7 +159,11 @@ impl Transport {
             .ok()
             .and_then(|b| parse_error(&b));
         let code = api.as_ref().and_then(|a| a.code());
-        let title = api.as_ref().and_then(|a| a.title().map(tenant_text));
+        let (title_text, detail) = (
+            api.as_ref().and_then(|a| a.title()),
+            api.as_ref().and_then(|a| a.detail()),
+        );
+        let title = title_text.map(tenant_text);
         Err(match status {
             StatusCode::UNAUTHORIZED => Failure::Final(ClientError::Unauthorized { code, title }),
             StatusCode::FORBIDDEN => Failure::Final(ClientError::Forbidden { code, title }),
@@ -180,9 +184,9 @@ impl Transport {
             s => Failure::Final(ClientError::Rejected {
                 status: s.as_u16(),
                 code,
-                title: match (title, api.as_ref().and_then(|a| a.detail())) {
+                title: match (title_text, detail) {
                     (Some(t), Some(d)) => Some(tenant_text(&format!("{t}: {d}"))),
-                    (t, d) => t.or_else(|| d.map(tenant_text)),
+                    (t, d) => t.or(d).map(tenant_text),
                 },
             }),
         })
