@@ -274,9 +274,9 @@ fn api_keys_are_listed_by_id_and_revoked() {
     );
 }
 
-/// `dossier serve` with `envs` set; it must exit by itself within 30 s.
-fn serve_with(args: &[&str], envs: &[(&str, &std::ffi::OsStr)]) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_dossier"))
+/// Starts `dossier serve` with `args` and `envs`.
+fn spawn_serve(args: &[&str], envs: &[(&str, &std::ffi::OsStr)]) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_dossier"))
         .arg("serve")
         .args(args)
         .envs(envs.iter().copied())
@@ -284,7 +284,12 @@ fn serve_with(args: &[&str], envs: &[(&str, &std::ffi::OsStr)]) -> Output {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .unwrap();
+        .unwrap()
+}
+
+/// `dossier serve` with `envs` set; it must exit by itself within 30 s.
+fn serve_with(args: &[&str], envs: &[(&str, &std::ffi::OsStr)]) -> Output {
+    let mut child = spawn_serve(args, envs);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     while child.try_wait().unwrap().is_none() {
         if std::time::Instant::now() > deadline {
@@ -366,20 +371,11 @@ fn the_private_tenant_switch_follows_the_environment() {
             .local_addr()
             .unwrap()
             .port();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_dossier"))
-            .args([
-                "serve",
-                "--db",
-                &db,
-                "--listen",
-                &format!("127.0.0.1:{port}"),
-            ])
-            .env("DOSSIER_ALLOW_PRIVATE_TENANTS", value)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+        let listen = format!("127.0.0.1:{port}");
+        let mut child = spawn_serve(
+            &["--db", &db, "--listen", &listen],
+            &[("DOSSIER_ALLOW_PRIVATE_TENANTS", value.as_ref())],
+        );
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
             assert!(std::time::Instant::now() < deadline, "serve did not start");
