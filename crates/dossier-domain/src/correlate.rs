@@ -42,6 +42,18 @@ impl Default for Policy {
     }
 }
 
+impl Policy {
+    /// Returns the timeline text of a story reopened under this policy, written from its
+    /// reopen period: `a new incident arrived 12 hours or more after the story was closed`.
+    #[must_use]
+    pub fn reopen_text(&self) -> String {
+        format!(
+            "a new incident arrived {} or more after the story was closed",
+            crate::time::period(self.reopen_after)
+        )
+    }
+}
+
 /// What correlation needs to know of one incident.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Member {
@@ -71,18 +83,21 @@ impl Member {
         }
     }
 
-    /// The hashes that link this member to others: sha1 and sha256 (alias), or md5 alone when
-    /// it has neither.
-    fn linking_hashes(&self) -> Vec<&str> {
-        let strong: Vec<&str> = [self.sha1.as_deref(), self.sha256.as_deref()]
-            .into_iter()
-            .flatten()
-            .filter(|h| !h.is_empty())
-            .collect();
+    /// The hashes that link this member to others, each with its kind: sha1 and sha256
+    /// (alias), or md5 alone when it has neither.
+    fn linking_hashes(&self) -> Vec<(HashKind, &str)> {
+        fn present(kind: HashKind, h: Option<&str>) -> Option<(HashKind, &str)> {
+            h.filter(|h| !h.is_empty()).map(|h| (kind, h))
+        }
+        let strong: Vec<(HashKind, &str)> = [
+            present(HashKind::Sha1, self.sha1.as_deref()),
+            present(HashKind::Sha256, self.sha256.as_deref()),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
         if strong.is_empty() {
-            self.md5
-                .as_deref()
-                .filter(|h| !h.is_empty())
+            present(HashKind::Md5, self.md5.as_deref())
                 .into_iter()
                 .collect()
         } else {
@@ -133,6 +148,14 @@ pub struct StoryKey {
 }
 
 impl StoryKey {
+    /// Returns the file hash a story of this key is about: the canonical hash of a key on a
+    /// file, `None` for a storyline or a story of its own. The outbreak of a story's file counts
+    /// the devices of the account with a story of the same file hash.
+    #[must_use]
+    pub fn file_hash(&self) -> Option<&str> {
+        (self.kind == KeyKind::Hash).then_some(self.value.as_str())
+    }
+
     /// Returns the key as one string, the form it is stored and indexed in.
     #[must_use]
     pub fn encode(&self) -> String {
@@ -140,14 +163,41 @@ impl StoryKey {
     }
 }
 
+/// Which of a file's hashes a term is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum HashKind {
+    Sha1,
+    Sha256,
+    Md5,
+}
+
 /// A term the store looks incidents up by: every stored incident that shares a term with a new
 /// one may share its story. The store loads all incidents matching the terms of a batch, then
 /// the terms of what it loaded, until nothing new turns up, and hands that closed set to
 /// [`correlate`].
+///
+/// A stored incident matches a term when the term is one of its own [`terms`]: for a sha1 or a
+/// sha256, the incident has that hash; for an md5, it has that md5 and neither a sha1 nor a
+/// sha256; for a storyline, it has that storyline and no hash at all. Each on the same agent.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Term {
-    Hash { agent: String, hash: String },
-    Storyline { agent: String, storyline: String },
+    Hash {
+        agent: String,
+        kind: HashKind,
+        hash: String,
+    },
+    Storyline {
+        agent: String,
+        storyline: String,
+    },
+}
+
+impl Term {
+    /// Returns whether a member matches this term (see [`Term`]).
+    #[must_use]
+    pub fn matches(&self, member: &Member) -> bool {
+        terms(member).contains(self)
+    }
 }
 
 /// Returns the lookup terms of a member (none for a story of its own).
@@ -160,8 +210,9 @@ pub fn terms(member: &Member) -> Vec<Term> {
     if !hashes.is_empty() {
         return hashes
             .into_iter()
-            .map(|h| Term::Hash {
+            .map(|(kind, h)| Term::Hash {
                 agent: agent.to_owned(),
+                kind,
                 hash: h.to_owned(),
             })
             .collect();
@@ -211,7 +262,9 @@ pub fn correlate(
     let cap = policy.cap.max(1);
     let mut plans = Vec::new();
     for (key, mut group) in by_key {
-        group.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        group.sort_by(|a, b| {
+            crate::criticality::story_order((a.created_at, &a.id), (b.created_at, &b.id))
+        });
         let mut previous: Option<String> = None;
         let mut window: Vec<&Member> = Vec::new();
         for m in group {
@@ -295,7 +348,7 @@ fn key_of(m: &Member, canonical: &HashMap<(&str, &str), &str>) -> StoryKey {
     let Some(agent) = m.agent() else {
         return single();
     };
-    if let Some(h) = m.linking_hashes().first() {
+    if let Some((_, h)) = m.linking_hashes().first() {
         let value = canonical.get(&(agent, *h)).copied().unwrap_or(h);
         return StoryKey {
             kind: KeyKind::Hash,
@@ -339,15 +392,17 @@ fn canonical_hashes<'a>(
     }
     let mut index: HashMap<(&'a str, &'a str), usize> = HashMap::new();
     let mut nodes: Vec<(&'a str, &'a str)> = Vec::new();
+    let mut kinds: Vec<HashKind> = Vec::new();
     let mut parent: Vec<usize> = Vec::new();
     for m in members {
         let Some(agent) = m.agent() else { continue };
         let ids: Vec<usize> = m
             .linking_hashes()
             .into_iter()
-            .map(|h| {
+            .map(|(kind, h)| {
                 *index.entry((agent, h)).or_insert_with(|| {
                     nodes.push((agent, h));
+                    kinds.push(kind);
                     parent.push(parent.len());
                     parent.len() - 1
                 })
@@ -366,10 +421,10 @@ fn canonical_hashes<'a>(
     let roots: Vec<usize> = (0..nodes.len()).map(|i| find(&mut parent, i)).collect();
     for (i, &(_, hash)) in nodes.iter().enumerate() {
         let (sha1, sha256) = best.entry(roots[i]).or_default();
-        let slot = match hash.len() {
-            40 => sha1,
-            64 => sha256,
-            _ => continue,
+        let slot = match kinds[i] {
+            HashKind::Sha1 => sha1,
+            HashKind::Sha256 => sha256,
+            HashKind::Md5 => continue,
         };
         if slot.is_none_or(|s| hash < s) {
             *slot = Some(hash);

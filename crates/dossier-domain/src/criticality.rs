@@ -8,9 +8,9 @@
 //!
 //! | Factor | Effect | Reason |
 //! |---|---|---|
-//! | base, confidence `malicious` | 7 | `base 7: SentinelOne confidence malicious` |
-//! | base, confidence `suspicious` | 5 | `base 5: SentinelOne confidence suspicious` |
-//! | base, confidence `n/a`, other or none | 3 | `base 3: SentinelOne confidence n/a` (or `unknown`) |
+//! | base, confidence malicious | 7 | `base 7: SentinelOne confidence malicious` |
+//! | base, confidence suspicious | 5 | `base 5: SentinelOne confidence suspicious` |
+//! | base, confidence n/a, other or none | 3 | `base 3: SentinelOne confidence n/a` (or `unknown`) |
 //! | not mitigated | +1 | `+1: not mitigated` |
 //! | recurrence: 2 or more incidents on the device | +1 | `+1: recurred on this device (N incidents)` |
 //! | outbreak tier 1: the hash is on 2–9 devices | +1 | `+1: outbreak, the same file is on 2 to 9 devices of the account` |
@@ -18,20 +18,25 @@
 //! | the device is a server | +1 | `+1: the device is a server` |
 //! | analyst verdict false positive | −3 | `-3: analyst verdict false positive in SentinelOne` |
 //!
+//! The reasons name the story's producer from data (`SentinelOne`, `Microsoft Defender`, …),
+//! never a vendor written here.
+//!
 //! The factors are summed first and the total is clamped to 1..=10 once, at the end. Clamping
 //! only at the end keeps the false-positive factor visible on a story whose aggravating factors
 //! already exceed 10 (7 + 1 + 1 + 2 + 1 − 3 = 9, not 10 − 3 = 7). Clamping adds no reason: the
 //! reasons list the factors, and the score is their clamped sum.
 //!
-//! Confidence is matched case-insensitively after trimming (samples carry both `malicious` and
-//! `MALICIOUS`). The outbreak factor depends on the device count only through
+//! The rule reads only the neutral vocabulary ([`crate::vocabulary`]): each source's mapper reads
+//! its vendor's values whatever their letter case (samples carry both `malicious` and
+//! `MALICIOUS`), so spelling never moves a score. The outbreak factor depends on the device count only through
 //! [`outbreak_tier`], and its reason names the tier rather than the count, so a story's
 //! criticality (score and reasons) changes only when its hash crosses a tier boundary and the
 //! store refreshes the other stories of a hash only then.
 
 use serde::{Deserialize, Serialize};
 
-use crate::incident::Incident;
+use crate::incident::{Incident, Producer};
+use crate::vocabulary::{Confidence, DeviceKind, ProducerVerdict};
 
 /// Devices carrying a hash from which the same file counts as an outbreak (tier 1).
 const OUTBREAK_DEVICES: u32 = 2;
@@ -39,26 +44,56 @@ const OUTBREAK_DEVICES: u32 = 2;
 /// same detected file is well past one user's mistake in the accounts Dossier serves.
 const WIDE_OUTBREAK_DEVICES: u32 = 10;
 
-/// Facts about a story that criticality is computed from (the store fills it in, or builds it
-/// with [`CriticalityFacts::from_incidents`]).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// Facts about a story that criticality is computed from. A store builds them with
+/// [`CriticalityFacts::new`] from what it aggregates over a story's incidents, or with
+/// [`CriticalityFacts::from_incidents`] from the incidents themselves; both give the same facts.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CriticalityFacts {
-    /// Highest confidence across the story's incidents: `malicious` > `suspicious` > `n/a`/`None`
-    /// (see [`confidence_rank`]).
-    pub confidence: Option<String>,
-    /// True when the latest incident's mitigation status is neither `mitigated` nor
-    /// `marked_as_benign` (see [`is_unmitigated`]).
+    /// Whose judgement the base is; the reasons name its vendor.
+    pub producer: Producer,
+    /// Highest confidence across the story's incidents.
+    pub confidence: Confidence,
+    /// True when the latest incident is not mitigated (see [`crate::vocabulary::Mitigation`]).
     pub unmitigated: bool,
     /// Number of incidents in the story (recurrence on the same device when > 1).
     pub incident_count: u32,
     /// Number of distinct devices in the account carrying the same file hash (1 = only this one).
     pub devices_with_hash: u32,
-    /// The device is a server (machine type `server`).
+    /// The latest incident's device is a server.
     pub is_server: bool,
-    /// The producer's analyst verdict is `false_positive` on every incident of the story. Every,
+    /// The producer's analyst verdict is false positive on every incident of the story. Every,
     /// not the latest: a new occurrence nobody has reviewed yet must not inherit an earlier
     /// verdict and stay hidden at a lowered score.
     pub false_positive: bool,
+}
+
+/// What criticality takes from a story's latest incident (see [`latest_incident`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LatestFacts {
+    pub producer: Producer,
+    /// Its threat is neither mitigated nor marked benign.
+    pub unmitigated: bool,
+    /// Its device is a server.
+    pub is_server: bool,
+}
+
+impl LatestFacts {
+    /// Reads the facts of a story's latest incident.
+    #[must_use]
+    pub fn of(latest: &Incident) -> Self {
+        Self {
+            producer: latest.producer,
+            unmitigated: latest.mitigation.is_unmitigated(),
+            is_server: latest.device.kind == DeviceKind::Server,
+        }
+    }
+}
+
+/// Returns whether an incident counts towards a story's "false positive in the producer"
+/// factor. A store may keep it per incident and aggregate it with `min` over the story.
+#[must_use]
+pub fn is_false_positive(incident: &Incident) -> bool {
+    incident.producer_verdict == ProducerVerdict::FalsePositive
 }
 
 /// A story's criticality: a score and the reasons that produced it, one per applied factor.
@@ -74,21 +109,18 @@ pub struct Criticality {
 /// Computes a story's criticality from its facts, following the rule in the module doc.
 #[must_use]
 pub fn criticality(facts: &CriticalityFacts) -> Criticality {
+    let vendor = facts.producer.vendor();
     let mut reasons = Vec::new();
-    let (base, label) = match confidence_rank(facts.confidence.as_deref()) {
-        2 => (7, "malicious"),
-        1 => (5, "suspicious"),
-        _ if facts
-            .confidence
-            .as_deref()
-            .is_some_and(|c| c.trim().eq_ignore_ascii_case("n/a")) =>
-        {
-            (3, "n/a")
-        }
-        _ => (3, "unknown"),
+    let base = match facts.confidence {
+        Confidence::Malicious => 7,
+        Confidence::Suspicious => 5,
+        Confidence::NotApplicable | Confidence::Unknown => 3,
     };
     let mut total: i32 = base;
-    reasons.push(format!("base {base}: SentinelOne confidence {label}"));
+    reasons.push(format!(
+        "base {base}: {vendor} confidence {}",
+        facts.confidence.as_str()
+    ));
 
     let mut apply = |delta: i32, why: String| {
         total += delta;
@@ -128,10 +160,7 @@ pub fn criticality(facts: &CriticalityFacts) -> Criticality {
         apply(1, "the device is a server".to_owned());
     }
     if facts.false_positive {
-        apply(
-            -3,
-            "analyst verdict false positive in SentinelOne".to_owned(),
-        );
+        apply(-3, format!("analyst verdict false positive in {vendor}"));
     }
 
     // The clamp makes the value fit in 1..=10, so the conversion cannot fail.
@@ -153,103 +182,95 @@ pub fn outbreak_tier(devices_with_hash: u32) -> u8 {
     }
 }
 
-/// Ranks a confidence level: 2 for `malicious`, 1 for `suspicious`, 0 for `n/a`, anything else
-/// or none. Case-insensitive. Use it to pick a story's highest confidence.
-#[must_use]
-pub fn confidence_rank(confidence: Option<&str>) -> u8 {
-    match confidence.map(str::trim) {
-        Some(c) if c.eq_ignore_ascii_case("malicious") => 2,
-        Some(c) if c.eq_ignore_ascii_case("suspicious") => 1,
-        _ => 0,
-    }
-}
-
-/// Returns whether a mitigation status counts as not mitigated: anything but `mitigated` and
-/// `marked_as_benign`, including an unknown or missing status (a threat nobody has confirmed
-/// as handled is treated as open). Case-insensitive.
-#[must_use]
-pub fn is_unmitigated(mitigation_status: Option<&str>) -> bool {
-    !matches!(
-        mitigation_status
-            .map(|s| s.trim().to_ascii_lowercase())
-            .as_deref(),
-        Some("mitigated" | "marked_as_benign")
-    )
-}
-
 impl CriticalityFacts {
-    /// Builds the facts of a story from its incidents and the number of distinct devices in the
-    /// account carrying its hash. The latest incident is the one created last (ties broken by
-    /// the later update, then by the numerically larger external id), so the result does not
-    /// depend on the order of `incidents`.
+    /// Builds the facts from what a store aggregates over a story's incidents: the latest
+    /// incident's facts, the highest confidence, the count, and whether every incident
+    /// [`is_false_positive`].
     #[must_use]
-    pub fn from_incidents(incidents: &[Incident], devices_with_hash: u32) -> Self {
-        let latest = latest_incident(incidents);
-        // Canonical spellings, so the result does not depend on which incident said it first.
-        let confidences = || incidents.iter().map(|i| i.confidence_level.as_deref());
-        let confidence = match confidences().map(confidence_rank).max() {
-            Some(2) => Some("malicious"),
-            Some(1) => Some("suspicious"),
-            _ if confidences()
-                .flatten()
-                .any(|c| c.trim().eq_ignore_ascii_case("n/a")) =>
-            {
-                Some("n/a")
-            }
-            _ => None,
-        }
-        .map(str::to_owned);
+    pub fn new(
+        latest: LatestFacts,
+        confidence: Confidence,
+        incident_count: u32,
+        all_false_positive: bool,
+        devices_with_hash: u32,
+    ) -> Self {
         Self {
+            producer: latest.producer,
             confidence,
-            unmitigated: latest.is_some_and(|i| is_unmitigated(i.mitigation_status.as_deref())),
-            incident_count: u32::try_from(incidents.len()).unwrap_or(u32::MAX),
+            unmitigated: latest.unmitigated,
+            incident_count,
             devices_with_hash,
-            is_server: latest.is_some_and(|i| {
-                i.device
-                    .machine_type
-                    .as_deref()
-                    .is_some_and(|m| m.trim().eq_ignore_ascii_case("server"))
-            }),
-            false_positive: !incidents.is_empty()
-                && incidents.iter().all(|i| {
-                    i.analyst_verdict
-                        .as_deref()
-                        .is_some_and(|v| v.trim().eq_ignore_ascii_case("false_positive"))
-                }),
+            is_server: latest.is_server,
+            false_positive: all_false_positive,
         }
+    }
+
+    /// Builds the facts of a story from its incidents, in story order (see
+    /// [`latest_incident`]), and the number of distinct devices in the account carrying its
+    /// hash. `None` for a story without incidents.
+    #[must_use]
+    pub fn from_incidents(incidents: &[Incident], devices_with_hash: u32) -> Option<Self> {
+        let latest = latest_incident(incidents)?;
+        Some(Self::new(
+            LatestFacts::of(latest),
+            highest_confidence(incidents),
+            u32::try_from(incidents.len()).unwrap_or(u32::MAX),
+            incidents.iter().all(is_false_positive),
+            devices_with_hash,
+        ))
     }
 }
 
-/// Returns the latest incident: created last, then updated last, then the larger external id
-/// (the producer's ids are decimal strings longer than `u64`, so they compare by length first).
-pub(crate) fn latest_incident(incidents: &[Incident]) -> Option<&Incident> {
-    incidents.iter().max_by(|a, b| {
-        (
-            a.created_at,
-            a.updated_at,
-            a.external_id.len(),
-            &a.external_id,
-        )
-            .cmp(&(
-                b.created_at,
-                b.updated_at,
-                b.external_id.len(),
-                &b.external_id,
-            ))
-    })
+/// Returns the highest confidence of a story's incidents.
+#[must_use]
+pub fn highest_confidence(incidents: &[Incident]) -> Confidence {
+    incidents
+        .iter()
+        .map(|i| i.confidence)
+        .max()
+        .unwrap_or_default()
+}
+
+/// Compares two incidents of a story in story order: created first, and of incidents created
+/// at the same instant, the smaller member id (the id a store knows the incident by, unique in
+/// its account) first. Correlation orders a story's members this way, and a store that lists a
+/// story's incidents lists them this way too.
+#[must_use]
+pub fn story_order(
+    a: (chrono::DateTime<chrono::Utc>, &str),
+    b: (chrono::DateTime<chrono::Utc>, &str),
+) -> std::cmp::Ordering {
+    a.cmp(&b)
+}
+
+/// Returns a story's latest incident: the last in story order (see [`story_order`]), which is
+/// the one every story rule describes the story by (what it shows, criticality, summary).
+#[must_use]
+pub fn latest_incident(incidents_in_story_order: &[Incident]) -> Option<&Incident> {
+    debug_assert!(
+        incidents_in_story_order
+            .windows(2)
+            .all(|w| w[0].created_at <= w[1].created_at),
+        "incidents must come in story order"
+    );
+    incidents_in_story_order.last()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::vocabulary::Mitigation;
     use proptest::prelude::*;
 
-    fn facts(confidence: &str) -> CriticalityFacts {
+    fn facts(confidence: Confidence) -> CriticalityFacts {
         CriticalityFacts {
-            confidence: Some(confidence.to_owned()),
+            producer: Producer::SentinelOne,
+            confidence,
+            unmitigated: false,
             incident_count: 1,
             devices_with_hash: 1,
-            ..CriticalityFacts::default()
+            is_server: false,
+            false_positive: false,
         }
     }
 
@@ -260,36 +281,31 @@ mod tests {
     #[test]
     fn base_follows_confidence() {
         assert_eq!(
-            criticality(&facts("malicious")),
+            criticality(&facts(Confidence::Malicious)),
             Criticality {
                 score: 7,
                 reasons: vec!["base 7: SentinelOne confidence malicious".into()]
             }
         );
         assert_eq!(
-            criticality(&facts("suspicious")).reasons,
+            criticality(&facts(Confidence::Suspicious)).reasons,
             ["base 5: SentinelOne confidence suspicious"]
         );
         assert_eq!(
-            criticality(&facts("n/a")).reasons,
+            criticality(&facts(Confidence::NotApplicable)).reasons,
             ["base 3: SentinelOne confidence n/a"]
         );
         assert_eq!(
-            criticality(&CriticalityFacts::default()).reasons,
+            criticality(&facts(Confidence::Unknown)).reasons,
             ["base 3: SentinelOne confidence unknown"]
         );
-        assert_eq!(
-            criticality(&facts("test")).reasons,
-            ["base 3: SentinelOne confidence unknown"]
-        );
-        assert_eq!(score(&facts(" MALICIOUS ")), 7);
-        assert_eq!(score(&facts("suspicious")), 5);
-        assert_eq!(score(&facts("n/a")), 3);
+        assert_eq!(score(&facts(Confidence::Suspicious)), 5);
+        assert_eq!(score(&facts(Confidence::NotApplicable)), 3);
     }
 
     #[test]
     fn each_factor_moves_the_score_as_documented() {
-        let base = facts("suspicious");
+        let base = facts(Confidence::Suspicious);
         let with = |f: fn(&mut CriticalityFacts)| {
             let mut x = base.clone();
             f(&mut x);
@@ -342,12 +358,11 @@ mod tests {
     #[test]
     fn clamps_to_ten_and_one_but_keeps_every_reason() {
         let worst = CriticalityFacts {
-            confidence: Some("malicious".into()),
             unmitigated: true,
             incident_count: 5,
             devices_with_hash: 50,
             is_server: true,
-            false_positive: false,
+            ..facts(Confidence::Malicious)
         };
         let c = criticality(&worst);
         assert_eq!(c.score, 10, "7 + 1 + 1 + 2 + 1 = 12 clamps to 10");
@@ -363,7 +378,7 @@ mod tests {
 
         let c = criticality(&CriticalityFacts {
             false_positive: true,
-            ..facts("n/a")
+            ..facts(Confidence::NotApplicable)
         });
         assert_eq!(c.score, 1, "3 - 3 = 0 clamps to 1");
         assert_eq!(
@@ -375,22 +390,15 @@ mod tests {
         );
     }
 
-    #[test]
-    fn helpers_classify_producer_values() {
-        assert_eq!(confidence_rank(Some("Malicious")), 2);
-        assert_eq!(confidence_rank(Some("suspicious")), 1);
-        assert_eq!(confidence_rank(Some("n/a")), 0);
-        assert_eq!(confidence_rank(None), 0);
-        assert!(is_unmitigated(Some("not_mitigated")));
-        assert!(is_unmitigated(None));
-        assert!(!is_unmitigated(Some("mitigated")));
-        assert!(!is_unmitigated(Some("marked_as_benign")));
-    }
-
-    fn incident(id: &str, day: u32, confidence: Option<&str>, verdict: &str) -> Incident {
+    pub(crate) fn incident(
+        id: &str,
+        day: u32,
+        confidence: Confidence,
+        verdict: ProducerVerdict,
+    ) -> Incident {
         let t = chrono::DateTime::from_timestamp(i64::from(day) * 86_400, 0).unwrap_or_default();
         Incident {
-            producer: crate::Producer::SentinelOne,
+            producer: Producer::SentinelOne,
             external_id: id.to_owned(),
             created_at: t,
             updated_at: t,
@@ -398,9 +406,13 @@ mod tests {
             file: crate::FileInfo::default(),
             threat_name: None,
             classification: None,
-            confidence_level: confidence.map(str::to_owned),
-            mitigation_status: Some("mitigated".into()),
-            analyst_verdict: Some(verdict.into()),
+            confidence_level: None,
+            mitigation_status: None,
+            analyst_verdict: None,
+            confidence,
+            mitigation: Mitigation::Mitigated,
+            producer_verdict: verdict,
+            severity: None,
             incident_status: None,
             engines: vec![],
             storyline: None,
@@ -414,55 +426,76 @@ mod tests {
 
     #[test]
     fn facts_from_incidents_use_the_latest_and_the_highest() {
-        let mut older = incident("9", 1, Some("MALICIOUS"), "false_positive");
-        older.mitigation_status = Some("not_mitigated".into());
-        let mut latest = incident("10", 5, Some("n/a"), "false_positive");
-        latest.device.machine_type = Some("server".into());
+        let mut older = incident(
+            "9",
+            1,
+            Confidence::Malicious,
+            ProducerVerdict::FalsePositive,
+        );
+        older.mitigation = Mitigation::NotMitigated;
+        let mut latest = incident(
+            "10",
+            5,
+            Confidence::NotApplicable,
+            ProducerVerdict::FalsePositive,
+        );
+        latest.device.kind = DeviceKind::Server;
         let mut incidents = vec![older, latest];
         let expected = CriticalityFacts {
-            confidence: Some("malicious".into()),
+            producer: Producer::SentinelOne,
+            confidence: Confidence::Malicious,
             unmitigated: false,
             incident_count: 2,
             devices_with_hash: 3,
             is_server: true,
             false_positive: true,
         };
-        assert_eq!(CriticalityFacts::from_incidents(&incidents, 3), expected);
-        incidents.reverse();
         assert_eq!(
             CriticalityFacts::from_incidents(&incidents, 3),
-            expected,
-            "order-independent"
+            Some(expected)
         );
 
         // One unreviewed occurrence keeps the story at full score.
-        incidents.push(incident("11", 6, None, "undefined"));
-        assert!(!CriticalityFacts::from_incidents(&incidents, 3).false_positive);
+        incidents.push(incident(
+            "11",
+            6,
+            Confidence::Unknown,
+            ProducerVerdict::Undefined,
+        ));
+        assert!(!CriticalityFacts::from_incidents(&incidents, 3).is_some_and(|f| f.false_positive));
+        assert_eq!(CriticalityFacts::from_incidents(&[], 0), None);
+    }
 
-        // Same creation time: the numerically larger id (longer string) is the latest.
-        let mut a = incident("99", 1, None, "undefined");
-        a.mitigation_status = Some("not_mitigated".into());
-        let b = incident("100", 1, Some("n/a"), "undefined");
-        let facts = CriticalityFacts::from_incidents(&[b.clone(), a.clone()], 1);
-        assert_eq!(facts, CriticalityFacts::from_incidents(&[a, b], 1));
-        assert!(!facts.unmitigated);
-        assert_eq!(facts.confidence.as_deref(), Some("n/a"));
-
-        assert_eq!(
-            CriticalityFacts::from_incidents(&[], 0),
-            CriticalityFacts::default()
+    #[test]
+    fn the_latest_incident_is_the_last_in_story_order() {
+        let t = chrono::DateTime::from_timestamp(86_400, 0).unwrap_or_default();
+        assert!(
+            story_order((t, "c:10"), (t, "c:9")).is_lt(),
+            "member ids compare as text"
         );
+        assert!(story_order((t, "z:1"), (t + chrono::Duration::seconds(1), "a:1")).is_lt());
+        let a = incident("1", 1, Confidence::Unknown, ProducerVerdict::Undefined);
+        let b = incident("2", 2, Confidence::Malicious, ProducerVerdict::Undefined);
+        let both = [a, b];
+        assert_eq!(
+            latest_incident(&both).map(|i| i.external_id.as_str()),
+            Some("2")
+        );
+        assert_eq!(latest_incident(&[]), None);
+    }
+
+    fn arb_confidence() -> impl Strategy<Value = Confidence> {
+        prop_oneof![
+            Just(Confidence::Unknown),
+            Just(Confidence::NotApplicable),
+            Just(Confidence::Suspicious),
+            Just(Confidence::Malicious),
+        ]
     }
 
     fn arb_facts() -> impl Strategy<Value = CriticalityFacts> {
         (
-            prop_oneof![
-                Just(None),
-                Just(Some("malicious".to_owned())),
-                Just(Some("suspicious".to_owned())),
-                Just(Some("n/a".to_owned())),
-                any::<String>().prop_map(Some),
-            ],
+            arb_confidence(),
             any::<bool>(),
             any::<u32>(),
             prop_oneof![0..20u32, any::<u32>()],
@@ -472,6 +505,7 @@ mod tests {
             .prop_map(
                 |(confidence, unmitigated, incident_count, devices_with_hash, is_server, fp)| {
                     CriticalityFacts {
+                        producer: Producer::SentinelOne,
                         confidence,
                         unmitigated,
                         incident_count,
@@ -513,10 +547,8 @@ mod tests {
                 1 => worse.incident_count = worse.incident_count.max(2),
                 2 => worse.devices_with_hash = worse.devices_with_hash.saturating_add(5),
                 3 => worse.is_server = true,
-                4 => worse.confidence = Some("malicious".into()),
-                _ => if confidence_rank(worse.confidence.as_deref()) == 0 {
-                    worse.confidence = Some("suspicious".into());
-                },
+                4 => worse.confidence = Confidence::Malicious,
+                _ => worse.confidence = worse.confidence.max(Confidence::Suspicious),
             }
             prop_assert!(score(&worse) >= score(&f));
             let mut better = f.clone();

@@ -3,6 +3,8 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::vocabulary::{Confidence, DeviceKind, Mitigation, ProducerVerdict, VendorSeverity};
+
 /// Where an incident comes from. The story model is producer-agnostic; each producer names its
 /// vendor, its engine type and its correlation policy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
@@ -61,6 +63,9 @@ pub struct Device {
     pub os_name: Option<String>,
     /// `desktop`, `laptop`, `server`, … as the producer spells it.
     pub machine_type: Option<String>,
+    /// What the machine type means, whoever the producer (rules read this, never the text).
+    #[serde(default)]
+    pub kind: DeviceKind,
     pub ips: Vec<String>,
     pub site: Option<String>,
     pub group: Option<String>,
@@ -109,12 +114,27 @@ pub struct Incident {
     /// Threat name, the story's indication.
     pub threat_name: Option<String>,
     pub classification: Option<String>,
-    /// `malicious`, `suspicious` or `n/a`.
+    /// The producer's confidence as it spells it, for display: `malicious`, `suspicious`,
+    /// `n/a`, `MALICIOUS`, …
     pub confidence_level: Option<String>,
-    /// `not_mitigated`, `mitigated`, `marked_as_benign`, … (`threatInfo.mitigationStatus`).
+    /// The producer's mitigation status as it spells it, for display: `not_mitigated`,
+    /// `mitigated`, `marked_as_benign`, …
     pub mitigation_status: Option<String>,
-    /// `undefined`, `true_positive`, `false_positive`, `suspicious`.
+    /// The producer's analyst verdict as it spells it, for display: `undefined`,
+    /// `true_positive`, `false_positive`, `suspicious`.
     pub analyst_verdict: Option<String>,
+    /// What `confidence_level` means, whoever the producer (rules read this, never the text).
+    #[serde(default)]
+    pub confidence: Confidence,
+    /// What `mitigation_status` means.
+    #[serde(default)]
+    pub mitigation: Mitigation,
+    /// What `analyst_verdict` means.
+    #[serde(default)]
+    pub producer_verdict: ProducerVerdict,
+    /// The producer's severity, where it gives one.
+    #[serde(default)]
+    pub severity: Option<VendorSeverity>,
     /// `unresolved`, `in_progress`, `resolved`.
     pub incident_status: Option<String>,
     pub engines: Vec<String>,

@@ -11,5 +11,6 @@ pub mod net;
 pub mod story;
 pub mod summary;
 pub mod time;
+pub mod vocabulary;
 
 pub use incident::{Device, FileInfo, Incident, MitreTechnique, Producer};

@@ -1,5 +1,6 @@
-//! Story vocabulary: the analyst-facing state of a story.
+//! Story vocabulary: the analyst-facing state of a story, and the rules of its triage.
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 macro_rules! string_enum {
@@ -65,6 +66,107 @@ string_enum!(
     }
 );
 
+/// The analyst's state of a story: where it stands, the verdict with the severity that goes
+/// with it, and when it was closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Triage {
+    pub status: Status,
+    pub verdict: Option<Verdict>,
+    /// Only with the verdict `malicious`.
+    pub severity: Option<Severity>,
+    /// When the story was closed; `None` unless it is closed.
+    pub closed_at: Option<DateTime<Utc>>,
+}
+
+/// An analyst's change of a story's triage: a field left `None` stays as it is; `Some(None)`
+/// clears the verdict or the severity.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TriageChange {
+    pub status: Option<Status>,
+    pub verdict: Option<Option<Verdict>>,
+    pub severity: Option<Option<Severity>>,
+}
+
+/// Why an analyst's change cannot be made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum TriageError {
+    /// A severity was set on a story whose verdict is not `malicious`.
+    #[error("severity: only a story with the verdict malicious has a severity")]
+    SeverityWithoutMalicious,
+}
+
+impl Default for Triage {
+    /// A new story: open, no verdict, no severity.
+    fn default() -> Self {
+        Self {
+            status: Status::Open,
+            verdict: None,
+            severity: None,
+            closed_at: None,
+        }
+    }
+}
+
+impl Triage {
+    /// Applies an analyst's change made at `now`.
+    ///
+    /// The severity rule: only the verdict `malicious` carries a severity. A change that sets a
+    /// severity on any other verdict is refused; a change of the verdict away from `malicious`
+    /// clears the severity. A story closed by the change is closed at `now`; one that stays
+    /// closed keeps its time; one that leaves `closed` has none.
+    ///
+    /// # Errors
+    /// [`TriageError::SeverityWithoutMalicious`].
+    pub fn apply(self, change: TriageChange, now: DateTime<Utc>) -> Result<Self, TriageError> {
+        let verdict = change.verdict.unwrap_or(self.verdict);
+        let mut severity = change.severity.unwrap_or(self.severity);
+        if verdict != Some(Verdict::Malicious) {
+            if change.severity.flatten().is_some() {
+                return Err(TriageError::SeverityWithoutMalicious);
+            }
+            severity = None;
+        }
+        let status = change.status.unwrap_or(self.status);
+        let closed_at = match (status, self.status) {
+            (Status::Closed, Status::Closed) => self.closed_at.or(Some(now)),
+            (Status::Closed, _) => Some(now),
+            _ => None,
+        };
+        Ok(Self {
+            status,
+            verdict,
+            severity,
+            closed_at,
+        })
+    }
+
+    /// Returns the triage of a story that replaces `retired` (a late, earlier incident moved
+    /// the first incident of its window, so the story's id changed): the analyst's work moves
+    /// over. A successor that has a status of its own (anything but `open`) keeps it, with its
+    /// closed time; otherwise it takes the retired story's. Likewise the verdict, with the
+    /// severity that goes with it, so a merged story never pairs one story's verdict with the
+    /// other's severity.
+    #[must_use]
+    pub fn inherit(self, retired: Triage) -> Self {
+        let (status, closed_at) = if self.status == Status::Open {
+            (retired.status, retired.closed_at)
+        } else {
+            (self.status, self.closed_at)
+        };
+        let (verdict, severity) = if self.verdict.is_none() {
+            (retired.verdict, retired.severity)
+        } else {
+            (self.verdict, self.severity)
+        };
+        Self {
+            status,
+            verdict,
+            severity,
+            closed_at,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -86,6 +188,114 @@ mod tests {
                 .ok()
                 .as_deref(),
             Some("\"pending_more_info\"")
+        );
+    }
+
+    fn at(h: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(h * 3600, 0).unwrap_or_default()
+    }
+
+    #[test]
+    fn only_a_malicious_verdict_carries_a_severity() {
+        let open = Triage::default();
+        let malicious = open
+            .apply(
+                TriageChange {
+                    verdict: Some(Some(Verdict::Malicious)),
+                    severity: Some(Some(Severity::High)),
+                    ..TriageChange::default()
+                },
+                at(1),
+            )
+            .unwrap_or_default();
+        assert_eq!(malicious.severity, Some(Severity::High));
+        // Away from malicious, the severity goes with it.
+        let benign = malicious.apply(
+            TriageChange {
+                verdict: Some(Some(Verdict::Benign)),
+                ..TriageChange::default()
+            },
+            at(2),
+        );
+        assert_eq!(benign.map(|t| t.severity), Ok(None));
+        // A severity without the malicious verdict is refused, not dropped.
+        for verdict in [None, Some(Some(Verdict::Suspicious))] {
+            let change = TriageChange {
+                verdict,
+                severity: Some(Some(Severity::Low)),
+                ..TriageChange::default()
+            };
+            assert_eq!(
+                open.apply(change, at(1)),
+                Err(TriageError::SeverityWithoutMalicious)
+            );
+        }
+        // Clearing the severity is always allowed.
+        let cleared = open.apply(
+            TriageChange {
+                severity: Some(None),
+                ..TriageChange::default()
+            },
+            at(1),
+        );
+        assert_eq!(cleared, Ok(open));
+    }
+
+    #[test]
+    fn closing_keeps_the_time_it_was_first_closed() {
+        let close = TriageChange {
+            status: Some(Status::Closed),
+            ..TriageChange::default()
+        };
+        let closed = Triage::default().apply(close, at(1)).unwrap_or_default();
+        assert_eq!(closed.closed_at, Some(at(1)));
+        let again = closed.apply(close, at(5)).unwrap_or_default();
+        assert_eq!(
+            again.closed_at,
+            Some(at(1)),
+            "closing a closed story keeps its time"
+        );
+        let reopened = again
+            .apply(
+                TriageChange {
+                    status: Some(Status::Monitoring),
+                    ..TriageChange::default()
+                },
+                at(6),
+            )
+            .unwrap_or_default();
+        assert_eq!(reopened.closed_at, None);
+    }
+
+    #[test]
+    fn a_successor_keeps_its_own_work_and_takes_the_rest_whole() {
+        let retired = Triage {
+            status: Status::Closed,
+            verdict: Some(Verdict::Malicious),
+            severity: Some(Severity::High),
+            closed_at: Some(at(3)),
+        };
+        assert_eq!(Triage::default().inherit(retired), retired);
+        let own = Triage {
+            status: Status::Monitoring,
+            verdict: Some(Verdict::Benign),
+            severity: None,
+            closed_at: None,
+        };
+        assert_eq!(own.inherit(retired), own);
+        // A verdict moves with its own severity; a status with its own closed time.
+        let verdict_only = Triage {
+            verdict: Some(Verdict::Suspicious),
+            ..Triage::default()
+        };
+        assert_eq!(
+            verdict_only.inherit(retired),
+            Triage {
+                status: Status::Closed,
+                verdict: Some(Verdict::Suspicious),
+                severity: None,
+                closed_at: Some(at(3)),
+            }
         );
     }
 }

@@ -14,8 +14,9 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::criticality::{confidence_rank, latest_incident};
+use crate::criticality::{highest_confidence, latest_incident};
 use crate::incident::Incident;
+use crate::vocabulary::{Confidence, Mitigation};
 
 /// The facts a story summary is written from.
 #[derive(Debug, Clone, Default)]
@@ -24,8 +25,8 @@ pub struct SummaryFacts<'a> {
     pub indication: Option<&'a str>,
     /// e.g. `Trojan`.
     pub classification: Option<&'a str>,
-    /// `malicious`, `suspicious` or `n/a`.
-    pub confidence: Option<&'a str>,
+    /// The highest confidence of the story's incidents.
+    pub confidence: Confidence,
     pub device_name: Option<&'a str>,
     pub os_name: Option<&'a str>,
     pub file_path: Option<&'a str>,
@@ -33,7 +34,10 @@ pub struct SummaryFacts<'a> {
     pub incident_count: u32,
     pub first_signal_at: Option<DateTime<Utc>>,
     pub last_signal_at: Option<DateTime<Utc>>,
-    /// Latest status: `mitigated`, `not_mitigated`, `marked_as_benign`, …
+    /// What the latest incident's mitigation status means.
+    pub mitigation: Mitigation,
+    /// The latest incident's mitigation status as the producer spells it, shown when no rule
+    /// knows what it means.
     pub mitigation_status: Option<&'a str>,
     /// Actions as `action:status`, e.g. `kill:success`, `quarantine:failed`.
     pub mitigation_actions: &'a [String],
@@ -44,9 +48,9 @@ pub struct SummaryFacts<'a> {
 }
 
 impl<'a> SummaryFacts<'a> {
-    /// Builds the facts of a story from its incidents and the number of other devices in the
-    /// account carrying its hash. Descriptive fields come from the latest incident (see
-    /// [`crate::criticality::CriticalityFacts::from_incidents`]), the confidence is the highest
+    /// Builds the facts of a story from its incidents, in story order, and the number of other
+    /// devices in the account carrying its hash. Descriptive fields come from the latest
+    /// incident (see [`crate::criticality::latest_incident`]), the confidence is the highest
     /// across incidents, and the signal period spans every incident's creation time.
     #[must_use]
     pub fn from_incidents(incidents: &'a [Incident], other_devices_with_hash: u32) -> Self {
@@ -56,11 +60,7 @@ impl<'a> SummaryFacts<'a> {
                 ..Self::default()
             };
         };
-        let confidence = incidents
-            .iter()
-            .map(|i| i.confidence_level.as_deref())
-            .filter_map(|c| known(c))
-            .max_by_key(|c| (confidence_rank(Some(c)), *c));
+        let confidence = highest_confidence(incidents);
         Self {
             indication: latest.threat_name.as_deref(),
             classification: latest.classification.as_deref(),
@@ -72,6 +72,7 @@ impl<'a> SummaryFacts<'a> {
             incident_count: u32::try_from(incidents.len()).unwrap_or(u32::MAX),
             first_signal_at: incidents.iter().map(|i| i.created_at).min(),
             last_signal_at: incidents.iter().map(|i| i.created_at).max(),
+            mitigation: latest.mitigation,
             mitigation_status: latest.mitigation_status.as_deref(),
             mitigation_actions: &latest.mitigation_actions,
             other_devices_with_hash,
@@ -116,12 +117,13 @@ fn detection(f: &SummaryFacts<'_>, vendor: &str) -> String {
             format!("{noun}{name}{class}")
         }
     };
-    // Canonical spelling for the known levels (samples also carry `MALICIOUS`).
-    let confidence = known(f.confidence).map(|c| match confidence_rank(Some(c)) {
-        2 => " (malicious)".to_owned(),
-        1 => " (suspicious)".to_owned(),
-        _ => format!(" ({c})"),
-    });
+    // Only a judgement is worth saying: `n/a` or nothing leaves the clause out.
+    let confidence = match f.confidence {
+        Confidence::Malicious | Confidence::Suspicious => {
+            Some(format!(" ({})", f.confidence.as_str()))
+        }
+        Confidence::NotApplicable | Confidence::Unknown => None,
+    };
     // A fileless threat's "file" is the host process, not what was detected.
     let path = known(f.file_path)
         .filter(|_| !f.fileless)
@@ -238,14 +240,18 @@ fn mitigation(f: &SummaryFacts<'_>, vendor: &str) -> Option<String> {
             clauses.push(format!("{} {verb}", join_list(&nouns)));
         }
     }
-    if let Some(status) = known(f.mitigation_status) {
-        let normalised = status.to_ascii_lowercase().replace([' ', '-'], "_");
-        clauses.push(match normalised.as_str() {
-            "mitigated" => "the threat is mitigated".to_owned(),
-            "not_mitigated" => "the threat is not mitigated".to_owned(),
-            "marked_as_benign" => "the threat is marked as benign".to_owned(),
-            _ => format!("the mitigation status is {}", status.replace('_', " ")),
-        });
+    match f.mitigation {
+        Mitigation::Mitigated => clauses.push("the threat is mitigated".to_owned()),
+        Mitigation::NotMitigated => clauses.push("the threat is not mitigated".to_owned()),
+        Mitigation::MarkedBenign => clauses.push("the threat is marked as benign".to_owned()),
+        Mitigation::Unknown => {
+            if let Some(status) = known(f.mitigation_status) {
+                clauses.push(format!(
+                    "the mitigation status is {}",
+                    status.replace('_', " ")
+                ));
+            }
+        }
     }
     if clauses.is_empty() {
         return None;
@@ -401,7 +407,7 @@ mod tests {
         SummaryFacts {
             indication: Some("setup.exe"),
             classification: Some("Trojan"),
-            confidence: Some("malicious"),
+            confidence: Confidence::Malicious,
             device_name: Some("WIN-FIN-0042"),
             os_name: Some("Windows 10 Pro"),
             file_path: None,
@@ -409,6 +415,7 @@ mod tests {
             incident_count: 3,
             first_signal_at: at("2026-11-01T09:12:31Z"),
             last_signal_at: at("2026-11-13T17:40:02Z"),
+            mitigation: Mitigation::Mitigated,
             mitigation_status: Some("mitigated"),
             mitigation_actions: acts,
             other_devices_with_hash: 4,
@@ -477,7 +484,7 @@ mod tests {
         let f = SummaryFacts {
             indication: Some("None"),
             classification: Some("Trojan"),
-            confidence: Some("n/a"),
+            confidence: Confidence::NotApplicable,
             os_name: Some("null"),
             incident_count: 5,
             first_signal_at: at("2026-11-01T09:12:00Z"),
@@ -516,6 +523,7 @@ mod tests {
             file_path: Some(r"C:\Windows\powershell.exe"),
             incident_count: 1,
             other_devices_with_hash: 1,
+            mitigation: Mitigation::Unknown,
             mitigation_status: None,
             ..example(&[])
         };
@@ -531,6 +539,7 @@ mod tests {
     fn not_mitigated_and_marked_as_benign() {
         let acts = actions(&["kill:success", "quarantine:failed"]);
         let f = SummaryFacts {
+            mitigation: Mitigation::NotMitigated,
             mitigation_status: Some("not_mitigated"),
             ..example(&acts)
         };
@@ -538,11 +547,13 @@ mod tests {
             ". SentinelOne killed it but failed to quarantine it; the threat is not mitigated. "
         ));
         let f = SummaryFacts {
+            mitigation: Mitigation::NotMitigated,
             mitigation_status: Some("Not mitigated"),
             ..example(&[])
         };
         assert!(summary(&f).contains(". The threat is not mitigated. "));
         let f = SummaryFacts {
+            mitigation: Mitigation::MarkedBenign,
             mitigation_status: Some("marked_as_benign"),
             ..example(&[])
         };
@@ -585,6 +596,7 @@ mod tests {
         for (acts, expected) in cases {
             let acts = actions(acts);
             let f = SummaryFacts {
+                mitigation: Mitigation::Unknown,
                 mitigation_status: None,
                 ..example(&acts)
             };
@@ -694,6 +706,17 @@ mod tests {
             confidence_level: Some(confidence.into()),
             mitigation_status: Some(status.into()),
             analyst_verdict: None,
+            confidence: match confidence {
+                "malicious" => Confidence::Malicious,
+                "suspicious" => Confidence::Suspicious,
+                _ => Confidence::Unknown,
+            },
+            mitigation: match status {
+                "mitigated" => Mitigation::Mitigated,
+                _ => Mitigation::NotMitigated,
+            },
+            producer_verdict: crate::vocabulary::ProducerVerdict::Undefined,
+            severity: None,
             incident_status: None,
             engines: vec![],
             storyline: None,
@@ -704,8 +727,8 @@ mod tests {
             raw: String::new(),
         };
         let incidents = [
-            inc("20", "2026-11-13T17:40:00Z", "suspicious", "not_mitigated"),
             inc("10", "2026-11-01T09:12:00Z", "malicious", "mitigated"),
+            inc("20", "2026-11-13T17:40:00Z", "suspicious", "not_mitigated"),
         ];
         let f = SummaryFacts::from_incidents(&incidents, 0);
         assert_eq!(
@@ -730,6 +753,8 @@ mod tests {
         actions: Vec<String>,
         others: u32,
         fileless: bool,
+        confidence: Confidence,
+        mitigation: Mitigation,
     }
 
     impl Owned {
@@ -739,7 +764,7 @@ mod tests {
             SummaryFacts {
                 indication: t(0),
                 classification: t(1),
-                confidence: t(2),
+                confidence: self.confidence,
                 device_name: t(3),
                 os_name: t(4),
                 file_path: t(5),
@@ -747,6 +772,7 @@ mod tests {
                 incident_count: self.count,
                 first_signal_at: when(self.first),
                 last_signal_at: when(self.last),
+                mitigation: self.mitigation,
                 mitigation_status: t(7),
                 mitigation_actions: &self.actions,
                 other_devices_with_hash: self.others,
@@ -811,16 +837,32 @@ mod tests {
             prop::collection::vec(action, 0..5),
             prop_oneof![0..3u32, any::<u32>()],
             any::<bool>(),
+            prop::sample::select(vec![
+                Confidence::Unknown,
+                Confidence::NotApplicable,
+                Confidence::Suspicious,
+                Confidence::Malicious,
+            ]),
+            prop::sample::select(vec![
+                Mitigation::Unknown,
+                Mitigation::NotMitigated,
+                Mitigation::Mitigated,
+                Mitigation::MarkedBenign,
+            ]),
         )
             .prop_map(
-                |(text, count, first, last, actions, others, fileless)| Owned {
-                    text,
-                    count,
-                    first,
-                    last,
-                    actions,
-                    others,
-                    fileless,
+                |(text, count, first, last, actions, others, fileless, confidence, mitigation)| {
+                    Owned {
+                        text,
+                        count,
+                        first,
+                        last,
+                        actions,
+                        others,
+                        fileless,
+                        confidence,
+                        mitigation,
+                    }
                 },
             )
     }

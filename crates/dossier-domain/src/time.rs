@@ -53,6 +53,18 @@ pub fn from_micros(us: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_micros(us).unwrap_or_default()
 }
 
+/// Writes a length of time in the largest whole unit it is a multiple of: `12 hours`, `1 day`,
+/// `90 minutes`, `1 second`. Negative lengths read as their size.
+#[must_use]
+pub fn period(d: chrono::TimeDelta) -> String {
+    let secs = d.num_seconds().unsigned_abs();
+    let (n, unit) = [(86_400, "day"), (3_600, "hour"), (60, "minute")]
+        .into_iter()
+        .find(|(size, _)| secs > 0 && secs % size == 0)
+        .map_or((secs, "second"), |(size, unit)| (secs / size, unit));
+    format!("{n} {unit}{}", if n == 1 { "" } else { "s" })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -75,6 +87,17 @@ mod tests {
         for s in ["", "null", "yesterday", "2021-13-01T00:00:00Z"] {
             assert!(parse_lenient(s).is_none(), "{s}");
         }
+    }
+
+    #[test]
+    fn periods_read_in_their_largest_whole_unit() {
+        use chrono::TimeDelta;
+        assert_eq!(period(TimeDelta::hours(12)), "12 hours");
+        assert_eq!(period(TimeDelta::hours(24)), "1 day");
+        assert_eq!(period(TimeDelta::minutes(90)), "90 minutes");
+        assert_eq!(period(TimeDelta::seconds(1)), "1 second");
+        assert_eq!(period(TimeDelta::seconds(61)), "61 seconds");
+        assert_eq!(period(TimeDelta::zero()), "0 seconds");
     }
 
     #[test]

@@ -6,6 +6,9 @@
 
 use chrono::{DateTime, Utc};
 use dossier_domain::time::parse_lenient;
+use dossier_domain::vocabulary::{
+    vendor_value, Confidence, DeviceKind, Mitigation, ProducerVerdict,
+};
 use dossier_domain::{Device, FileInfo, Incident, MitreTechnique, Producer};
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -119,6 +122,9 @@ fn map_fields(text: &str) -> Result<Incident, MapError> {
         verification: file_verification_type.into_inner(),
     };
 
+    let confidence_level = confidence_level.into_inner();
+    let mitigation_status = mitigation_status.into_inner();
+    let analyst_verdict = analyst_verdict.into_inner();
     Ok(Incident {
         producer: Producer::SentinelOne,
         external_id,
@@ -128,9 +134,14 @@ fn map_fields(text: &str) -> Result<Incident, MapError> {
         file,
         threat_name,
         classification: classification.into_inner(),
-        confidence_level: confidence_level.into_inner(),
-        mitigation_status: mitigation_status.into_inner(),
-        analyst_verdict: analyst_verdict.into_inner(),
+        confidence: vendor_value(confidence_level.as_deref(), CONFIDENCE).unwrap_or_default(),
+        mitigation: vendor_value(mitigation_status.as_deref(), MITIGATION).unwrap_or_default(),
+        producer_verdict: vendor_value(analyst_verdict.as_deref(), VERDICT).unwrap_or_default(),
+        // A SentinelOne threat carries a confidence, not a severity (SENTINELONE.md §2).
+        severity: None,
+        confidence_level,
+        mitigation_status,
+        analyst_verdict,
         incident_status: incident_status.into_inner(),
         engines,
         storyline: storyline.into_inner(),
@@ -141,6 +152,42 @@ fn map_fields(text: &str) -> Result<Incident, MapError> {
         raw: String::new(),
     })
 }
+
+/// `threatInfo.confidenceLevel` (SENTINELONE.md §1.2, `confidenceLevels`), in any letter case.
+const CONFIDENCE: &[(&str, Confidence)] = &[
+    ("malicious", Confidence::Malicious),
+    ("suspicious", Confidence::Suspicious),
+    ("n/a", Confidence::NotApplicable),
+];
+
+/// `threatInfo.mitigationStatus` (SENTINELONE.md §1.2, `mitigationStatuses`), in any letter
+/// case, with a space or an underscore.
+const MITIGATION: &[(&str, Mitigation)] = &[
+    ("mitigated", Mitigation::Mitigated),
+    ("not_mitigated", Mitigation::NotMitigated),
+    ("not mitigated", Mitigation::NotMitigated),
+    ("marked_as_benign", Mitigation::MarkedBenign),
+];
+
+/// `threatInfo.analystVerdict` (SENTINELONE.md §1.2, `analystVerdicts`), in any letter case.
+const VERDICT: &[(&str, ProducerVerdict)] = &[
+    ("true_positive", ProducerVerdict::TruePositive),
+    ("false_positive", ProducerVerdict::FalsePositive),
+    ("suspicious", ProducerVerdict::Suspicious),
+    ("undefined", ProducerVerdict::Undefined),
+];
+
+/// `agentRealtimeInfo.agentMachineType` (SENTINELONE.md §1.2, `agentMachineTypes`), in any
+/// letter case.
+const MACHINE: &[(&str, DeviceKind)] = &[
+    ("desktop", DeviceKind::Workstation),
+    ("laptop", DeviceKind::Workstation),
+    ("server", DeviceKind::Server),
+    ("kubernetes node", DeviceKind::Other),
+    ("kubernetes pod", DeviceKind::Other),
+    ("ecs task", DeviceKind::Other),
+    ("storage", DeviceKind::Other),
+];
 
 /// Reads an identifier from its raw JSON: a string as is (trimmed), an integer as its exact
 /// digits (never through `u64`: a sample id has 20 digits). Anything else is no id.
@@ -212,7 +259,10 @@ fn device(realtime: RealtimeInfo, detection: DetectionInfo) -> Device {
         }
     }
 
+    let machine_type = realtime.agent_machine_type.into_inner();
     Device {
+        kind: vendor_value(machine_type.as_deref(), MACHINE).unwrap_or_default(),
+        machine_type,
         agent_uuid,
         agent_uuid_raw,
         agent_id: realtime.agent_id.into_inner(),
@@ -222,7 +272,6 @@ fn device(realtime: RealtimeInfo, detection: DetectionInfo) -> Device {
             .agent_os_name
             .into_inner()
             .or_else(|| detection.agent_os_name.into_inner()),
-        machine_type: realtime.agent_machine_type.into_inner(),
         ips,
         site: realtime
             .site_name
@@ -339,6 +388,68 @@ mod tests {
     fn map(json: &str) -> Result<Incident, MapError> {
         let raw = RawValue::from_string(json.to_owned()).unwrap();
         map_threat(&raw)
+    }
+
+    fn threat(confidence: &str, mitigation: &str, verdict: &str, machine: &str) -> Incident {
+        map(&format!(
+            r#"{{"id":"1","threatInfo":{{"createdAt":"2026-01-01T00:00:00Z",
+                "confidenceLevel":"{confidence}","mitigationStatus":"{mitigation}",
+                "analystVerdict":"{verdict}"}},
+                "agentRealtimeInfo":{{"agentMachineType":"{machine}"}}}}"#
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn vendor_values_become_neutral_whatever_their_letter_case() {
+        for (c, m, v, k) in [
+            ("malicious", "not_mitigated", "false_positive", "server"),
+            ("MALICIOUS", "NOT_MITIGATED", "FALSE_POSITIVE", "SERVER"),
+            (" Malicious ", "Not_Mitigated", "False_Positive", "Server"),
+        ] {
+            let inc = threat(c, m, v, k);
+            assert_eq!(inc.confidence, Confidence::Malicious, "{c}");
+            assert_eq!(inc.mitigation, Mitigation::NotMitigated, "{m}");
+            assert_eq!(inc.producer_verdict, ProducerVerdict::FalsePositive, "{v}");
+            assert_eq!(inc.device.kind, DeviceKind::Server, "{k}");
+            // The vendor's own text stays for display, as sent.
+            assert!(inc
+                .confidence_level
+                .as_deref()
+                .is_some_and(|t| t.trim() == c.trim()));
+        }
+        let inc = threat("n/a", "marked_as_benign", "true_positive", "laptop");
+        assert_eq!(
+            (
+                inc.confidence,
+                inc.mitigation,
+                inc.producer_verdict,
+                inc.device.kind
+            ),
+            (
+                Confidence::NotApplicable,
+                Mitigation::MarkedBenign,
+                ProducerVerdict::TruePositive,
+                DeviceKind::Workstation
+            )
+        );
+        let inc = threat("test", "pending", "whatever", "toaster");
+        assert_eq!(
+            (
+                inc.confidence,
+                inc.mitigation,
+                inc.producer_verdict,
+                inc.device.kind
+            ),
+            (
+                Confidence::Unknown,
+                Mitigation::Unknown,
+                ProducerVerdict::Undefined,
+                DeviceKind::Unknown
+            )
+        );
+        assert_eq!(inc.confidence_level.as_deref(), Some("test"));
+        assert_eq!(inc.severity, None);
     }
 
     #[test]

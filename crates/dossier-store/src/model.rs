@@ -264,12 +264,8 @@ pub struct StoryDetail {
 }
 
 /// A change an analyst makes to a story; `None` leaves a field as it is, `Some(None)` clears it.
-#[derive(Debug, Clone, Default)]
-pub struct StoryUpdate {
-    pub status: Option<Status>,
-    pub verdict: Option<Option<Verdict>>,
-    pub severity: Option<Option<Severity>>,
-}
+/// What it may change is the domain's rule ([`dossier_domain::story::Triage::apply`]).
+pub use dossier_domain::story::TriageChange as StoryUpdate;
 
 /// Fields the story list sorts on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

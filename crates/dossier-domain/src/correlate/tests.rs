@@ -329,3 +329,54 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn terms_carry_the_kind_of_their_hash_and_match_as_documented() {
+    let both = m("1", 0, "ag", Some(A), Some(B));
+    let kinds: Vec<HashKind> = terms(&both)
+        .iter()
+        .filter_map(|t| match t {
+            Term::Hash { kind, .. } => Some(*kind),
+            Term::Storyline { .. } => None,
+        })
+        .collect();
+    assert_eq!(kinds, [HashKind::Sha1, HashKind::Sha256]);
+
+    // An MD5 term matches only incidents whose MD5 is their only hash.
+    let md5_only = Member {
+        md5: Some(M.into()),
+        ..m("2", 0, "ag", None, None)
+    };
+    let md5_and_sha1 = Member {
+        md5: Some(M.into()),
+        ..m("3", 0, "ag", Some(C), None)
+    };
+    let md5_term = Term::Hash {
+        agent: "ag".into(),
+        kind: HashKind::Md5,
+        hash: M.into(),
+    };
+    assert_eq!(terms(&md5_only), std::slice::from_ref(&md5_term));
+    assert!(md5_term.matches(&md5_only));
+    assert!(!md5_term.matches(&md5_and_sha1));
+
+    // A storyline term matches only incidents with no hash at all, on the same agent.
+    let fileless = Member {
+        storyline: Some("SL".into()),
+        ..m("4", 0, "ag", None, None)
+    };
+    let hashed = Member {
+        storyline: Some("SL".into()),
+        ..m("5", 0, "ag", Some(A), None)
+    };
+    let sl = Term::Storyline {
+        agent: "ag".into(),
+        storyline: "SL".into(),
+    };
+    assert!(sl.matches(&fileless));
+    assert!(!sl.matches(&hashed));
+    assert!(!sl.matches(&Member {
+        agent: Some("other".into()),
+        ..fileless
+    }));
+}

@@ -141,18 +141,31 @@ pub fn unpack_bodies(
 /// was done on reading, else the producer's mapping of the raw JSON (the same mapping ingest
 /// did, so the same incident). `None` when neither reads. The incident's `raw` is left empty.
 ///
+/// A stored normalised form predates the neutral vocabulary: its neutral values (confidence,
+/// mitigation, the producer's verdict, the device's kind) come from mapping its raw JSON, so
+/// that every rule reads them the same for old rows and new.
+///
 /// Every incident stored so far is SentinelOne's; a second producer would add its name to the
 /// incident row to choose the mapping by.
 pub(crate) fn stored_incident(normalised: Option<&str>, raw: &str) -> Option<Incident> {
-    match normalised {
-        Some(text) => serde_json::from_str(text).ok(),
-        None => {
-            let raw = serde_json::value::RawValue::from_string(raw.to_owned()).ok()?;
-            let mut inc = dossier_sentinelone::map_owned_threat(raw).ok()?;
-            inc.raw = String::new();
-            Some(inc)
-        }
+    let mapped = || {
+        let raw = serde_json::value::RawValue::from_string(raw.to_owned()).ok()?;
+        let mut inc = dossier_sentinelone::map_owned_threat(raw).ok()?;
+        inc.raw = String::new();
+        Some(inc)
+    };
+    let Some(text) = normalised else {
+        return mapped();
+    };
+    let mut inc: Incident = serde_json::from_str(text).ok()?;
+    if let Some(m) = mapped() {
+        inc.confidence = m.confidence;
+        inc.mitigation = m.mitigation;
+        inc.producer_verdict = m.producer_verdict;
+        inc.severity = m.severity;
+        inc.device.kind = m.device.kind;
     }
+    Some(inc)
 }
 
 /// A stored normalised body as text, given the raw body of the same row.

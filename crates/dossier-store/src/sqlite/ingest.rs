@@ -3,8 +3,9 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
-use dossier_domain::correlate::{self, Member, Term};
+use dossier_domain::correlate::{self, HashKind, Member, Term};
 use dossier_domain::event::EventType;
+use dossier_domain::story::{Severity, Status, Triage, Verdict};
 use dossier_domain::{Incident, Producer};
 use rusqlite::{
     params, CachedStatement, Connection, OptionalExtension, Transaction, TransactionBehavior,
@@ -13,6 +14,28 @@ use rusqlite::{
 use super::refresh::{refresh_stories, FreshStory, Touch};
 use super::us;
 use crate::{IngestOutcome, IngestPage, Result, StoreError};
+
+/// A stored story's triage, if the story exists.
+fn triage(tx: &Transaction<'_>, id: &str) -> Result<Option<Triage>> {
+    let mut st = tx
+        .prepare_cached("SELECT status, verdict, severity, closed_at FROM stories WHERE id = ?1")?;
+    let row = st
+        .query_row([id], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, Option<i64>>(3)?,
+            ))
+        })
+        .optional()?;
+    Ok(row.map(|(status, verdict, severity, closed_at)| Triage {
+        status: Status::parse(&status).unwrap_or(Status::Open),
+        verdict: Verdict::parse(&verdict),
+        severity: Severity::parse(&severity),
+        closed_at: closed_at.map(super::ts),
+    }))
+}
 
 /// The id correlation knows an incident by: unique within an account.
 pub(crate) fn member_id(connector_id: &str, external_id: &str) -> String {
@@ -364,15 +387,6 @@ fn load_stored(
         .optional()?)
 }
 
-pub(crate) fn confidence_rank(c: Option<&str>) -> i64 {
-    match c {
-        Some("malicious") => 3,
-        Some("suspicious") => 2,
-        Some(_) => 1,
-        None => 0,
-    }
-}
-
 /// The insert of an incident row, shared by the plain insert and the upsert.
 macro_rules! insert_incident {
     () => {
@@ -402,8 +416,10 @@ fn write_incident(
         inc.file.sha256,
         inc.file.md5,
         inc.storyline,
-        confidence_rank(inc.confidence_level.as_deref()),
-        i64::from(inc.analyst_verdict.as_deref() == Some("false_positive")),
+        // Kept per incident so that a story's aggregates are `max` and `min` over its rows;
+        // what they mean is the domain's (`Confidence::rank`, `is_false_positive`).
+        inc.confidence.rank(),
+        dossier_domain::criticality::is_false_positive(inc),
     ];
     // A threat seen for the first time is a plain insert (most of a backfill); a new version
     // of a known one updates its row in place and keeps its seq.
@@ -539,11 +555,12 @@ fn closure(
             continue;
         }
         let (sql, agent, value) = match &term {
-            Term::Hash { agent, hash } => (
-                match hash.len() {
-                    40 => "SELECT connector_id, external_id, story_id, created_at, agent, sha1, sha256, md5, storyline FROM incidents WHERE account_id = ?1 AND agent = ?2 AND sha1 = ?3",
-                    64 => "SELECT connector_id, external_id, story_id, created_at, agent, sha1, sha256, md5, storyline FROM incidents WHERE account_id = ?1 AND agent = ?2 AND sha256 = ?3",
-                    _ => "SELECT connector_id, external_id, story_id, created_at, agent, sha1, sha256, md5, storyline FROM incidents WHERE account_id = ?1 AND agent = ?2 AND md5 = ?3 AND sha1 IS NULL AND sha256 IS NULL",
+            // What matches a term is the domain's rule (`Term`); each query is that rule.
+            Term::Hash { agent, kind, hash } => (
+                match kind {
+                    HashKind::Sha1 => "SELECT connector_id, external_id, story_id, created_at, agent, sha1, sha256, md5, storyline FROM incidents WHERE account_id = ?1 AND agent = ?2 AND sha1 = ?3",
+                    HashKind::Sha256 => "SELECT connector_id, external_id, story_id, created_at, agent, sha1, sha256, md5, storyline FROM incidents WHERE account_id = ?1 AND agent = ?2 AND sha256 = ?3",
+                    HashKind::Md5 => "SELECT connector_id, external_id, story_id, created_at, agent, sha1, sha256, md5, storyline FROM incidents WHERE account_id = ?1 AND agent = ?2 AND md5 = ?3 AND sha1 IS NULL AND sha256 IS NULL",
                 },
                 agent,
                 hash,
@@ -656,11 +673,11 @@ fn apply_plans(
 }
 
 /// Replaces a story by its successor: the analyst's work (status, verdict, severity, comments,
-/// timeline) moves over, and the old id keeps resolving through an alias. A successor that has
-/// a status (or a verdict) of its own keeps it; otherwise it takes the old story's, each with
-/// what goes with it (the time it was closed; the severity of a `malicious` verdict). Returns
-/// the file hash the old story was keyed on, if it still existed.
+/// timeline) moves over, and the old id keeps resolving through an alias. Whose status and
+/// verdict the successor keeps is the domain's rule ([`Triage::inherit`]). Returns the file hash
+/// the old story was keyed on, if it still existed.
 fn retire_story(tx: &Transaction<'_>, old: &str, successor: &str) -> Result<Option<String>> {
+    let retired = triage(tx, old)?;
     tx.execute(
         "INSERT INTO stories (id, account_id, producer, engine_type, vendor, connector_id, story_key,
              previous_id, status, verdict, severity, criticality, criticality_detail, created_at,
@@ -669,16 +686,25 @@ fn retire_story(tx: &Transaction<'_>, old: &str, successor: &str) -> Result<Opti
              status, verdict, severity, criticality, criticality_detail, created_at, updated_at,
              first_signal_at, last_signal_at, 0, closed_at
          FROM stories WHERE id = ?1
-         ON CONFLICT (id) DO UPDATE SET
-             status = CASE WHEN stories.status = 'open' THEN excluded.status ELSE stories.status END,
-             closed_at = CASE WHEN stories.status = 'open' THEN excluded.closed_at
-                              ELSE stories.closed_at END,
-             verdict = CASE WHEN stories.verdict = '' THEN excluded.verdict ELSE stories.verdict END,
-             severity = CASE WHEN stories.verdict = '' THEN excluded.severity
-                             ELSE stories.severity END,
-             created_at = min(stories.created_at, excluded.created_at)",
+         ON CONFLICT (id) DO UPDATE SET created_at = min(stories.created_at, excluded.created_at)",
         params![old, successor],
     )?;
+    if let (Some(retired), Some(own)) = (retired, triage(tx, successor)?) {
+        let t = own.inherit(retired);
+        if t != own {
+            tx.execute(
+                "UPDATE stories SET status = ?2, verdict = ?3, severity = ?4, closed_at = ?5
+                 WHERE id = ?1",
+                params![
+                    successor,
+                    t.status.as_str(),
+                    t.verdict.map_or("", Verdict::as_str),
+                    t.severity.map_or("", Severity::as_str),
+                    t.closed_at.map(us),
+                ],
+            )?;
+        }
+    }
     tx.execute(
         "UPDATE timeline SET story_id = ?2 WHERE story_id = ?1",
         params![old, successor],

@@ -442,7 +442,7 @@ impl crate::Store for SqliteStore {
         let (a, id, u, actor) = (
             account_id.map(str::to_owned),
             id.to_owned(),
-            u.clone(),
+            *u,
             actor.to_owned(),
         );
         let a2 = a.clone();
@@ -778,6 +778,10 @@ mod tests {
             confidence_level: Some("malicious".into()),
             mitigation_status: None,
             analyst_verdict: None,
+            confidence: dossier_domain::vocabulary::Confidence::Malicious,
+            mitigation: dossier_domain::vocabulary::Mitigation::Unknown,
+            producer_verdict: dossier_domain::vocabulary::ProducerVerdict::Undefined,
+            severity: None,
             incident_status: None,
             engines: Vec::new(),
             storyline: None,

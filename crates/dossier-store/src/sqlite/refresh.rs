@@ -5,10 +5,11 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use dossier_domain::correlate::{should_reopen, StoryPlan};
 use dossier_domain::criticality::{
-    criticality, is_unmitigated, outbreak_tier, Criticality, CriticalityFacts,
+    criticality, is_false_positive, outbreak_tier, Criticality, CriticalityFacts, LatestFacts,
 };
 use dossier_domain::event::EventType;
 use dossier_domain::story::Status;
+use dossier_domain::vocabulary::Confidence;
 use dossier_domain::{Device, FileInfo, Incident, Producer};
 use rusqlite::{params, OptionalExtension, Transaction};
 
@@ -51,7 +52,7 @@ pub(crate) struct Aggregates {
     count: i64,
     first: i64,
     last: i64,
-    confidence_rank: i64,
+    confidence: Confidence,
     all_false_positive: bool,
 }
 
@@ -76,24 +77,6 @@ pub(crate) struct Shown {
     /// What the story's events call it: a threat on a device.
     subject: String,
     latest: LatestFacts,
-}
-
-/// What a story's criticality takes from its latest incident.
-#[derive(Clone, Copy)]
-struct LatestFacts {
-    /// Its threat is neither mitigated nor marked benign.
-    unmitigated: bool,
-    /// Its device is a server.
-    is_server: bool,
-}
-
-impl LatestFacts {
-    fn of(latest: &Incident) -> Self {
-        Self {
-            unmitigated: is_unmitigated(latest.mitigation_status.as_deref()),
-            is_server: latest.device.machine_type.as_deref() == Some("server"),
-        }
-    }
 }
 
 impl Shown {
@@ -169,14 +152,12 @@ impl FreshStory {
             count: i64::try_from(members.len()).unwrap_or(i64::MAX),
             first: us(plan.first_at),
             last: us(plan.last_at),
-            confidence_rank: members
+            confidence: members
                 .iter()
-                .map(|i| super::ingest::confidence_rank(i.confidence_level.as_deref()))
+                .map(|i| i.confidence)
                 .max()
                 .unwrap_or_default(),
-            all_false_positive: members
-                .iter()
-                .all(|i| i.analyst_verdict.as_deref() == Some("false_positive")),
+            all_false_positive: members.iter().all(|i| is_false_positive(i)),
         };
         // Each hash the latest incident lacks comes from the most recent one that has it.
         let hashes = [0, 1, 2].map(|k| {
@@ -452,13 +433,7 @@ pub(crate) fn refresh_stories(
             }
         }
         if reopened {
-            timeline(
-                tx,
-                story_id,
-                page,
-                "reopened",
-                "a new incident arrived 12 hours or more after the story was closed",
-            )?;
+            timeline(tx, story_id, page, "reopened", &page.policy.reopen_text())?;
         }
         let (kind, verb) = if created {
             outcome.stories_created += 1;
@@ -619,19 +594,13 @@ fn story_criticality(
     latest: LatestFacts,
     devices: u32,
 ) -> Result<(Criticality, String)> {
-    let facts = CriticalityFacts {
-        confidence: match agg.confidence_rank {
-            3 => Some("malicious".into()),
-            2 => Some("suspicious".into()),
-            1 => Some("n/a".into()),
-            _ => None,
-        },
-        unmitigated: latest.unmitigated,
-        incident_count: u32::try_from(agg.count).unwrap_or(u32::MAX),
-        devices_with_hash: devices,
-        is_server: latest.is_server,
-        false_positive: agg.all_false_positive,
-    };
+    let facts = CriticalityFacts::new(
+        latest,
+        agg.confidence,
+        u32::try_from(agg.count).unwrap_or(u32::MAX),
+        agg.all_false_positive,
+        devices,
+    );
     let crit = criticality(&facts);
     let json = serde_json::to_string(&crit).map_err(|e| StoreError::Invalid(e.to_string()))?;
     Ok((crit, json))
@@ -647,7 +616,7 @@ fn aggregates(tx: &Transaction<'_>, story_id: &str) -> Result<Option<Aggregates>
             count: r.get(0)?,
             first: r.get::<_, Option<i64>>(1)?.unwrap_or_default(),
             last: r.get::<_, Option<i64>>(2)?.unwrap_or_default(),
-            confidence_rank: r.get::<_, Option<i64>>(3)?.unwrap_or_default(),
+            confidence: Confidence::from_rank(r.get::<_, Option<i64>>(3)?.unwrap_or_default()),
             all_false_positive: r.get::<_, Option<i64>>(4)?.unwrap_or_default() == 1,
         })
     })?;
@@ -661,6 +630,8 @@ fn latest_incident<'a>(
     story_id: &str,
     in_page: &HashMap<&str, &'a Prepared>,
 ) -> Result<Cow<'a, Incident>> {
+    // The last in story order (`dossier_domain::criticality::story_order`): created last, then
+    // the greatest member id, which is the connector id and then the external id.
     let mut st = tx.prepare_cached(
         "SELECT connector_id, external_id FROM incidents WHERE story_id = ?1
          ORDER BY created_at DESC, connector_id DESC, external_id DESC LIMIT 1",
@@ -684,12 +655,26 @@ fn latest_incident<'a>(
     // (and with it every later page of the connector): what the incident row holds stands in.
     tracing::warn!(threat = %external, "a stored threat no longer maps; its story shows its hashes and device only");
     let mut st = tx.prepare_cached(
-        "SELECT created_at, updated_at, agent, sha1, sha256, md5, storyline
-         FROM incidents WHERE connector_id = ?1 AND external_id = ?2",
+        "SELECT i.created_at, i.updated_at, i.agent, i.sha1, i.sha256, i.md5, i.storyline,
+             coalesce(s.producer, c.kind)
+         FROM incidents i LEFT JOIN stories s ON s.id = i.story_id
+             LEFT JOIN connectors c ON c.id = i.connector_id
+         WHERE i.connector_id = ?1 AND i.external_id = ?2",
     )?;
     let inc = st.query_row([&connector, &external], |r| {
+        let producer: Option<String> = r.get(7)?;
+        let producer = producer
+            .as_deref()
+            .and_then(Producer::parse)
+            .ok_or_else(|| {
+                rusqlite::Error::InvalidColumnType(
+                    7,
+                    "producer".into(),
+                    rusqlite::types::Type::Text,
+                )
+            })?;
         Ok(Incident {
-            producer: Producer::SentinelOne,
+            producer,
             external_id: external.clone(),
             created_at: ts(r.get(0)?),
             updated_at: ts(r.get(1)?),
@@ -708,6 +693,10 @@ fn latest_incident<'a>(
             confidence_level: None,
             mitigation_status: None,
             analyst_verdict: None,
+            confidence: Confidence::Unknown,
+            mitigation: dossier_domain::vocabulary::Mitigation::Unknown,
+            producer_verdict: dossier_domain::vocabulary::ProducerVerdict::Undefined,
+            severity: None,
             incident_status: None,
             engines: Vec::new(),
             storyline: r.get(6)?,

@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use dossier_domain::criticality::Criticality;
-use dossier_domain::story::{Severity, Status, Verdict};
+use dossier_domain::story::{Severity, Status, Triage, Verdict};
 use dossier_domain::summary::{summary, SummaryFacts};
 use dossier_domain::Incident;
 use rusqlite::types::Value;
@@ -581,17 +581,26 @@ pub(crate) fn update(
 ) -> Result<()> {
     let tx = conn.transaction()?;
     let story = get_story_row(&tx, account_id, id)?;
-    let verdict = u.verdict.unwrap_or(story.verdict);
-    let mut severity = u.severity.unwrap_or(story.severity);
-    if verdict != Some(Verdict::Malicious) {
-        if u.severity.flatten().is_some() {
-            return Err(StoreError::Invalid(
-                "severity: only a story with the verdict malicious has a severity".into(),
-            ));
-        }
-        severity = None;
-    }
-    let status = u.status.unwrap_or(story.status);
+    let closed_at: Option<i64> = tx.query_row(
+        "SELECT closed_at FROM stories WHERE id = ?1",
+        [&story.id],
+        |r| r.get(0),
+    )?;
+    let before = Triage {
+        status: story.status,
+        verdict: story.verdict,
+        severity: story.severity,
+        closed_at: closed_at.map(ts),
+    };
+    let after = before
+        .apply(*u, now)
+        .map_err(|e| StoreError::Invalid(e.to_string()))?;
+    let Triage {
+        status,
+        verdict,
+        severity,
+        closed_at,
+    } = after;
     if (status, verdict, severity) == (story.status, story.verdict, story.severity) {
         // Setting what is already set changes nothing: no new updated_at, no event.
         return Ok(());
@@ -636,19 +645,6 @@ pub(crate) fn update(
             ),
         )?;
     }
-    let closed_at: Option<i64> = if status == Status::Closed {
-        if story.status == Status::Closed {
-            tx.query_row(
-                "SELECT closed_at FROM stories WHERE id = ?1",
-                [&story.id],
-                |r| r.get(0),
-            )?
-        } else {
-            Some(us(now))
-        }
-    } else {
-        None
-    };
     tx.execute(
         "UPDATE stories SET status = ?2, verdict = ?3, severity = ?4, closed_at = ?5, updated_at = ?6 WHERE id = ?1",
         params![
@@ -656,7 +652,7 @@ pub(crate) fn update(
             status.as_str(),
             verdict.map_or("", Verdict::as_str),
             severity.map_or("", Severity::as_str),
-            closed_at,
+            closed_at.map(us),
             us(now)
         ],
     )?;

@@ -1,5 +1,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod agreement;
 mod ingest;
 mod leases;
 mod regressions;
@@ -8,6 +9,7 @@ mod stories;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use dossier_domain::access::Licence;
 use dossier_domain::correlate::Policy;
+use dossier_domain::vocabulary::{Confidence, DeviceKind, Mitigation, ProducerVerdict};
 use dossier_domain::{Device, FileInfo, Incident, Producer};
 use dossier_store::sqlite::SqliteStore;
 use dossier_store::{IngestPage, NewConnector, Store};
@@ -69,6 +71,7 @@ pub fn incident(id: &str, day: i64, agent: &str, hash: Option<&str>) -> Incident
             name: Some(format!("host-{agent}")),
             os_name: Some("Windows 11".into()),
             machine_type: Some("desktop".into()),
+            kind: DeviceKind::Workstation,
             ..Device::default()
         },
         file: FileInfo {
@@ -82,6 +85,10 @@ pub fn incident(id: &str, day: i64, agent: &str, hash: Option<&str>) -> Incident
         confidence_level: Some("malicious".into()),
         mitigation_status: Some("not_mitigated".into()),
         analyst_verdict: Some("undefined".into()),
+        confidence: Confidence::Malicious,
+        mitigation: Mitigation::NotMitigated,
+        producer_verdict: ProducerVerdict::Undefined,
+        severity: None,
         incident_status: Some("unresolved".into()),
         engines: vec!["On-Write Static AI".into()],
         storyline: Some(format!("SL-{id}")),
@@ -164,14 +171,20 @@ pub fn as_threat(inc: &Incident) -> String {
 
 /// What the threat of `inc` ([`as_threat`]) maps to: `inc` itself, with that raw JSON, but for
 /// what the mapping derives (the file's name is the threat's name, the agent's id as sent is
-/// its UUID). Fails the test when anything else differs, so no field a test sets is lost.
+/// its UUID, the neutral values are what the vendor's text means). Fails the test when anything
+/// else differs, so no field a test sets is lost.
 pub fn mapped(inc: Incident) -> Incident {
     let raw = serde_json::value::RawValue::from_string(as_threat(&inc)).unwrap();
     let back = dossier_sentinelone::map_owned_threat(raw).unwrap();
     let mut same = Incident {
         raw: back.raw.clone(),
+        confidence: back.confidence,
+        mitigation: back.mitigation,
+        producer_verdict: back.producer_verdict,
+        severity: back.severity,
         ..inc
     };
+    same.device.kind = back.device.kind;
     same.file.name.clone_from(&back.file.name);
     same.device
         .agent_uuid_raw
