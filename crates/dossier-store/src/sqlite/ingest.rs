@@ -215,13 +215,23 @@ pub(crate) struct Spent {
     _fresh: HashMap<String, FreshStory>,
 }
 
-/// Commits a page. `plan` is the page's plan if it was worked out beforehand and is still
-/// current; without one it is worked out here, inside the transaction.
+/// How many ingest commits have changed an account's incidents (see `account_epochs`).
+pub(crate) fn account_epoch(conn: &Connection, account_id: &str) -> Result<i64> {
+    let mut st = conn.prepare_cached("SELECT epoch FROM account_epochs WHERE account_id = ?1")?;
+    Ok(st
+        .query_row([account_id], |r| r.get(0))
+        .optional()?
+        .unwrap_or_default())
+}
+
+/// Commits a page. `ahead` is the page's plan if it was worked out beforehand, with the
+/// account's epoch it was read at: it is used only if no commit of the account came in between
+/// (checked here, inside the transaction); otherwise the plan is worked out again here.
 pub(crate) fn commit_page(
     conn: &mut Connection,
     page: &IngestPage,
     prepared: &[Prepared],
-    plan: Option<PagePlan>,
+    ahead: Option<(i64, PagePlan)>,
 ) -> Result<(IngestOutcome, Spent)> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let owner: Option<(String, i64)> = tx
@@ -242,15 +252,21 @@ pub(crate) fn commit_page(
         }
         Some(_) => {}
     }
+    let epoch = account_epoch(&tx, &page.account_id)?;
     let PagePlan {
         actions,
         current_story,
         mut plans,
         mut fresh,
-    } = match plan {
-        Some(plan) => plan,
-        None => plan_page(&tx, page, prepared)?,
+    } = match ahead {
+        Some((read_at, plan)) if read_at == epoch => plan,
+        _ => plan_page(&tx, page, prepared)?,
     };
+    tx.prepare_cached(
+        "INSERT INTO account_epochs (account_id, epoch) VALUES (?1, ?2)
+         ON CONFLICT (account_id) DO UPDATE SET epoch = excluded.epoch",
+    )?
+    .execute(params![page.account_id, epoch + 1])?;
 
     let mut outcome = IngestOutcome::default();
     let mut touch = Touch::default();

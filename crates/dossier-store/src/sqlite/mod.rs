@@ -14,7 +14,6 @@ mod stories;
 mod synthetic;
 mod users;
 
-use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
@@ -29,6 +28,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0002_users.sql"),
     include_str!("../../migrations/sqlite/0003_story_lookups.sql"),
     include_str!("../../migrations/sqlite/0004_outbreak_tier_in_hash_index.sql"),
+    include_str!("../../migrations/sqlite/0005_account_epochs.sql"),
 ];
 const READERS: usize = 4;
 /// The page size of a new database. An index entry that ingest adds lands on a random page of
@@ -51,9 +51,6 @@ struct Inner {
     wal: std::path::PathBuf,
     readers: Vec<Mutex<Connection>>,
     next_reader: AtomicUsize,
-    /// Per account, how many ingest commits have changed its incidents. A page's plan worked
-    /// out on a reader is used under the writer lock only if this has not moved since.
-    epochs: Mutex<HashMap<String, u64>>,
 }
 
 impl Inner {
@@ -70,17 +67,6 @@ impl Inner {
             }
         }
         self.readers[start % n].lock().map_err(|_| poisoned())
-    }
-
-    fn epoch(&self, account_id: &str) -> Result<u64> {
-        let epochs = self.epochs.lock().map_err(|_| poisoned())?;
-        Ok(epochs.get(account_id).copied().unwrap_or_default())
-    }
-
-    fn bump_epoch(&self, account_id: &str) -> Result<()> {
-        let mut epochs = self.epochs.lock().map_err(|_| poisoned())?;
-        *epochs.entry(account_id.to_owned()).or_default() += 1;
-        Ok(())
     }
 
     /// Commits a page. Serialising, the reads and correlation happen before the writer lock,
@@ -101,12 +87,7 @@ impl Inner {
             .ok();
         before_lock();
         let mut conn = self.writer.lock().map_err(|_| poisoned())?;
-        // Another commit of the account since the plan was read may have changed what it read:
-        // then the plan is worked out again inside the transaction.
-        let current = self.epoch(&page.account_id)?;
-        let plan = ahead.and_then(|(read_at, plan)| (read_at == current).then_some(plan));
-        let committed = ingest::commit_page(&mut conn, page, &prepared, plan);
-        self.bump_epoch(&page.account_id)?;
+        let committed = ingest::commit_page(&mut conn, page, &prepared, ahead);
         restart_wal_if_large(&conn, &self.wal, WAL_RESTART_BYTES);
         // What the commit worked with is freed once the lock is released.
         drop(conn);
@@ -115,17 +96,15 @@ impl Inner {
 
     /// Works out a page's plan on a reader, before the writer lock: the reads and the
     /// correlation then overlap other connectors' commits. Returns the account's epoch the
-    /// plan was read at.
+    /// plan was read at, read in the same snapshot as the plan.
     fn plan_ahead(
         &self,
         page: &crate::IngestPage,
         prepared: &[ingest::Prepared],
-    ) -> Result<(u64, ingest::PagePlan)> {
-        // The epoch is read before the snapshot is taken: every commit it counts is then in
-        // the snapshot (a commit bumps the epoch only after it is durable).
-        let epoch = self.epoch(&page.account_id)?;
+    ) -> Result<(i64, ingest::PagePlan)> {
         let conn = self.reader()?;
         let tx = conn.unchecked_transaction()?;
+        let epoch = ingest::account_epoch(&tx, &page.account_id)?;
         let plan = ingest::plan_page(&tx, page, prepared)?;
         tx.finish()?;
         Ok((epoch, plan))
@@ -166,7 +145,6 @@ impl SqliteStore {
             wal: wal.into(),
             readers,
             next_reader: AtomicUsize::new(0),
-            epochs: Mutex::new(HashMap::new()),
         });
         spawn_checkpointer(checkpointer, Arc::downgrade(&inner));
         Ok(Self { inner })
@@ -865,5 +843,26 @@ mod tests {
         let got = stories(&raced);
         assert_eq!(got.len(), 2);
         assert_eq!(got[0].1, got[1].1, "the racing commit was seen: {got:?}");
+    }
+
+    /// The same race, with the racing commit made by another process's store on the same
+    /// database (a second node, or `dossier` run twice): whether a plan is still current is
+    /// state in the database, not in the process that read it.
+    #[tokio::test]
+    async fn a_plan_read_before_another_process_commits_is_worked_out_again() {
+        let (dir, raced, [mut a, mut b]) = two_connectors().await;
+        let other = SqliteStore::open(dir.path().join("t.db").to_str().unwrap()).unwrap();
+        raced
+            .inner
+            .commit_page(&mut b, || {
+                other.inner.commit_page(&mut a, || {}).unwrap();
+            })
+            .unwrap();
+        let got = stories(&raced);
+        assert_eq!(got.len(), 2);
+        assert_eq!(
+            got[0].1, got[1].1,
+            "the other process's commit was seen: {got:?}"
+        );
     }
 }

@@ -531,7 +531,8 @@ async fn a_database_of_the_release_before_migrates_and_keeps_its_stories() {
     {
         let c = rusqlite::Connection::open(&path).unwrap();
         c.execute_batch(
-            "DROP INDEX stories_hash;
+            "DROP TABLE account_epochs;
+             DROP INDEX stories_hash;
              CREATE INDEX stories_hash ON stories(account_id, file_hash, agent_uuid);
              PRAGMA user_version = 3;",
         )
@@ -551,7 +552,7 @@ async fn a_database_of_the_release_before_migrates_and_keeps_its_stories() {
         let version: i64 = c
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap();
-        assert_eq!(version, 4);
+        assert_eq!(version, 5);
     }
 
     f.store
