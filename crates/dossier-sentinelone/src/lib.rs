@@ -18,6 +18,6 @@ pub use client::{
     TokenDetails,
 };
 pub use envelope::{parse_error, parse_page, ApiErrorBody, ApiErrorEntry, EnvelopeError, Page};
-pub use mapping::{map_owned_threat, map_threat, MapError};
+pub use mapping::{map_owned_threat, map_threat, remap_stored, MapError};
 pub use poll::{credible_updated_at, Checkpoint, PollPolicy};
 pub use query::{SortBy, SortOrder, ThreatQuery, MAX_PAGE_SIZE};

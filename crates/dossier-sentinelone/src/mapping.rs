@@ -49,6 +49,13 @@ pub fn map_owned_threat(raw: Box<RawValue>) -> Result<Incident, MapError> {
     Ok(incident)
 }
 
+/// Maps a stored threat's raw JSON again, as ingest mapped it, leaving the incident's `raw`
+/// empty (the store has it). `None` when the text no longer maps.
+#[must_use]
+pub fn remap_stored(raw: &str) -> Option<Incident> {
+    map_fields(raw).ok()
+}
+
 /// Everything of an incident but its raw JSON.
 fn map_fields(text: &str) -> Result<Incident, MapError> {
     let mut de = serde_json::Deserializer::from_str(text);

@@ -1,8 +1,10 @@
-//! Storage of Dossier. [`Store`] is what the server and the connector workers need; the
-//! embedded SQLite implementation is the default, chosen from the `--db` URL at startup.
+//! Storage of Dossier. [`Store`] is what the server and the connector workers need; each
+//! backend is a crate of its own (`dossier-store-sqlite`, the embedded default), chosen from the
+//! `--db` URL at startup. No backend depends on a source: a stored incident keeps what the
+//! story rules look it up by, its producer and its raw JSON, and a [`Remap`] given by the
+//! binary maps that JSON again with its source's own mapping when an incident is read.
 
 pub mod model;
-pub mod sqlite;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -30,6 +32,7 @@ pub enum StoreError {
     Database(String),
 }
 
+#[cfg(feature = "rusqlite")]
 impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> Self {
         match e {
@@ -40,6 +43,13 @@ impl From<rusqlite::Error> for StoreError {
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Maps an incident's raw JSON, as its producer sent it, back to the incident its source's
+/// mapping made of it at ingest: the same mapping, so the same incident (its `raw` left empty).
+/// `None` when the JSON no longer maps.
+pub type Remap = std::sync::Arc<
+    dyn Fn(dossier_domain::Producer, &str) -> Option<dossier_domain::Incident> + Send + Sync,
+>;
 
 /// Everything Dossier keeps. Every read and write of account data names the account, so that
 /// no query can cross accounts by mistake.

@@ -10,8 +10,8 @@ use clap::{ArgAction, Args};
 use dossier_domain::correlate::Policy;
 use dossier_sentinelone::PollPolicy;
 use dossier_server::{SecretBox, ServerConfig};
-use dossier_store::sqlite::SqliteStore;
 use dossier_store::Store;
+use dossier_store_sqlite::SqliteStore;
 
 #[derive(Args, Debug, Clone)]
 pub struct DbOption {
@@ -79,8 +79,17 @@ pub fn open_store(url: &str) -> anyhow::Result<Arc<dyn Store>> {
     if !url.starts_with("sqlite:") && url.contains("://") {
         bail!("--db: unknown database URL {url:?}; use sqlite://PATH");
     }
-    let store = SqliteStore::open(url).with_context(|| format!("--db: cannot open {url}"))?;
+    let store =
+        SqliteStore::open(url, remap()).with_context(|| format!("--db: cannot open {url}"))?;
     Ok(Arc::new(store))
+}
+
+/// Each producer's mapping of a stored incident's raw JSON, for the store: the binary is the
+/// one place that names every source.
+pub fn remap() -> dossier_store::Remap {
+    Arc::new(|producer, raw| match producer {
+        dossier_domain::Producer::SentinelOne => dossier_sentinelone::remap_stored(raw),
+    })
 }
 
 fn sqlite_path(url: &str) -> Option<&Path> {

@@ -218,7 +218,7 @@ fn wait_for(db: &Path, want: u64, latest: &BTreeMap<String, String>) {
                     .unwrap();
                 let stale = st
                     .query_map([], |r| {
-                        let raw = dossier_store::sqlite::body::unpack(r.get_ref(1)?);
+                        let raw = dossier_store_sqlite::body::unpack(r.get_ref(1)?);
                         Ok((r.get::<_, String>(0)?, raw.unwrap()))
                     })
                     .unwrap()

@@ -22,8 +22,8 @@ use dossier_domain::access::{Licence, Role};
 use dossier_s1sim::{RunningSim, SimConfig, Tenant};
 use dossier_server::auth::new_api_key;
 use dossier_server::{AppState, Running, SecretBox, ServerConfig};
-use dossier_store::sqlite::SqliteStore;
 use dossier_store::ApiKeyRecord;
+use dossier_store_sqlite::SqliteStore;
 use serde_json::{json, Value};
 
 pub const TOKEN: &str = "it-secret-token-3f9a7c";
@@ -102,7 +102,10 @@ pub async fn spawn_app_with(threats: usize, tweak: impl FnOnce(&mut ServerConfig
     let other_sim = dossier_s1sim::start(other_tenant.clone(), "127.0.0.1:0".parse().unwrap())
         .await
         .unwrap();
-    let store = SqliteStore::open(dir.path().join("it.db").to_str().unwrap()).unwrap();
+    let remap: dossier_store::Remap = Arc::new(|p, raw| match p {
+        dossier_domain::Producer::SentinelOne => dossier_sentinelone::remap_stored(raw),
+    });
+    let store = SqliteStore::open(dir.path().join("it.db").to_str().unwrap(), remap).unwrap();
     let secrets = SecretBox::load_or_create(&dir.path().join("key")).unwrap();
     let mut config = ServerConfig {
         allow_private_tenants: true,

@@ -166,7 +166,7 @@ pub fn percentile(sorted: &[f64], p: f64) -> f64 {
 pub struct Bench {
     pub state: dossier_server::AppState,
     pub running: dossier_server::Running,
-    pub store: dossier_store::sqlite::SqliteStore,
+    pub store: dossier_store_sqlite::SqliteStore,
     /// Holds the temporary database until the benchmark ends.
     pub _dir: tempfile::TempDir,
 }
@@ -174,7 +174,10 @@ pub struct Bench {
 pub async fn fresh_server(ca_pems: &[String]) -> anyhow::Result<Bench> {
     let dir = tempfile::tempdir()?;
     let db = dir.path().join("bench.db");
-    let store = dossier_store::sqlite::SqliteStore::open(db.to_str().unwrap_or_default())?;
+    let store = dossier_store_sqlite::SqliteStore::open(
+        db.to_str().unwrap_or_default(),
+        crate::options::remap(),
+    )?;
     let secrets = dossier_server::SecretBox::load_or_create(&dir.path().join("key"))?;
     let config = dossier_server::ServerConfig {
         allow_private_tenants: true,

@@ -11,8 +11,8 @@ use dossier_domain::access::Licence;
 use dossier_domain::correlate::Policy;
 use dossier_domain::vocabulary::{Confidence, DeviceKind, Mitigation, ProducerVerdict};
 use dossier_domain::{Device, FileInfo, Incident, Producer};
-use dossier_store::sqlite::SqliteStore;
 use dossier_store::{IngestPage, NewConnector, Store};
+use dossier_store_sqlite::SqliteStore;
 
 pub struct Fixture {
     pub store: SqliteStore,
@@ -23,9 +23,21 @@ pub struct Fixture {
     _dir: tempfile::TempDir,
 }
 
+/// SentinelOne's mapping, the one every test incident here is stored with.
+pub fn s1() -> dossier_store::Remap {
+    std::sync::Arc::new(|p, raw| match p {
+        Producer::SentinelOne => dossier_sentinelone::remap_stored(raw),
+    })
+}
+
 pub async fn fixture() -> Fixture {
+    fixture_with(s1()).await
+}
+
+/// A fixture whose store maps stored incidents with `remap`.
+pub async fn fixture_with(remap: dossier_store::Remap) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(dir.path().join("t.db").to_str().unwrap()).unwrap();
+    let store = SqliteStore::open(dir.path().join("t.db").to_str().unwrap(), remap).unwrap();
     let account = store.create_account("Acme", Licence::Xops).await.unwrap();
     let connector = store
         .create_connector(&NewConnector {

@@ -18,10 +18,10 @@
 //! Compression happens before the writer lock is taken, so it costs the writer nothing. Rows
 //! written before bodies were compressed hold TEXT, and read as they are.
 
-use dossier_domain::Incident;
+use dossier_domain::{Incident, Producer};
 use rusqlite::types::ValueRef;
 
-use crate::{Result, StoreError};
+use dossier_store::{Remap, Result, StoreError};
 
 /// Larger than any body ingest stores (a whole tenant response is at most 64 MiB).
 const MAX_BODY: usize = 64 * 1024 * 1024;
@@ -145,15 +145,15 @@ pub fn unpack_bodies(
 /// mitigation, the producer's verdict, the device's kind) come from mapping its raw JSON, so
 /// that every rule reads them the same for old rows and new.
 ///
-/// Every incident stored so far is SentinelOne's; a second producer would add its name to the
-/// incident row to choose the mapping by.
-pub(crate) fn stored_incident(normalised: Option<&str>, raw: &str) -> Option<Incident> {
-    let mapped = || {
-        let raw = serde_json::value::RawValue::from_string(raw.to_owned()).ok()?;
-        let mut inc = dossier_sentinelone::map_owned_threat(raw).ok()?;
-        inc.raw = String::new();
-        Some(inc)
-    };
+/// The mapping is the incident's producer's, given by the binary ([`Remap`]): the store knows
+/// no source.
+pub(crate) fn stored_incident(
+    remap: &Remap,
+    producer: Producer,
+    normalised: Option<&str>,
+    raw: &str,
+) -> Option<Incident> {
+    let mapped = || remap(producer, raw);
     let Some(text) = normalised else {
         return mapped();
     };

@@ -21,14 +21,15 @@ use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OpenFlags};
 
-use crate::{Result, StoreError};
+use dossier_store::{Remap, Result, StoreError};
 
 const MIGRATIONS: &[&str] = &[
-    include_str!("../../migrations/sqlite/0001_init.sql"),
-    include_str!("../../migrations/sqlite/0002_users.sql"),
-    include_str!("../../migrations/sqlite/0003_story_lookups.sql"),
-    include_str!("../../migrations/sqlite/0004_outbreak_tier_in_hash_index.sql"),
-    include_str!("../../migrations/sqlite/0005_account_epochs.sql"),
+    include_str!("../migrations/sqlite/0001_init.sql"),
+    include_str!("../migrations/sqlite/0002_users.sql"),
+    include_str!("../migrations/sqlite/0003_story_lookups.sql"),
+    include_str!("../migrations/sqlite/0004_outbreak_tier_in_hash_index.sql"),
+    include_str!("../migrations/sqlite/0005_account_epochs.sql"),
+    include_str!("../migrations/sqlite/0006_incident_producer.sql"),
 ];
 const READERS: usize = 4;
 /// The page size of a new database. An index entry that ingest adds lands on a random page of
@@ -51,6 +52,8 @@ struct Inner {
     wal: std::path::PathBuf,
     readers: Vec<Mutex<Connection>>,
     next_reader: AtomicUsize,
+    /// Each producer's mapping of a stored incident's raw JSON.
+    remap: Remap,
 }
 
 impl Inner {
@@ -74,9 +77,9 @@ impl Inner {
     /// taken (tests commit a racing page there).
     fn commit_page(
         &self,
-        page: &mut crate::IngestPage,
+        page: &mut dossier_store::IngestPage,
         before_lock: impl FnOnce(),
-    ) -> Result<crate::IngestOutcome> {
+    ) -> Result<dossier_store::IngestOutcome> {
         let prepared = ingest::prepare(page)?;
         // A failure here only costs speed: the batch is then read under the lock.
         let ahead = self
@@ -87,7 +90,7 @@ impl Inner {
             .ok();
         before_lock();
         let mut conn = self.writer.lock().map_err(|_| poisoned())?;
-        let committed = ingest::commit_page(&mut conn, page, &prepared, ahead);
+        let committed = ingest::commit_page(&mut conn, &self.remap, page, &prepared, ahead);
         restart_wal_if_large(&conn, &self.wal, WAL_RESTART_BYTES);
         // What the commit worked with is freed once the lock is released.
         drop(conn);
@@ -99,7 +102,7 @@ impl Inner {
     /// plan was read at, read in the same snapshot as the plan.
     fn plan_ahead(
         &self,
-        page: &crate::IngestPage,
+        page: &dossier_store::IngestPage,
         prepared: &[ingest::Prepared],
     ) -> Result<(i64, ingest::PagePlan)> {
         let conn = self.reader()?;
@@ -113,11 +116,12 @@ impl Inner {
 
 impl SqliteStore {
     /// Opens (creating if needed) the database named by a `sqlite://PATH` URL or a plain path,
-    /// and brings its schema up to date.
+    /// and brings its schema up to date. `remap` maps a stored incident's raw JSON again with
+    /// its producer's mapping when the incident is read.
     ///
     /// # Errors
     /// Fails when the file cannot be opened or the schema cannot be migrated.
-    pub fn open(url: &str) -> Result<Self> {
+    pub fn open(url: &str, remap: Remap) -> Result<Self> {
         let path = url
             .strip_prefix("sqlite://")
             .or_else(|| url.strip_prefix("sqlite:"))
@@ -145,6 +149,7 @@ impl SqliteStore {
             wal: wal.into(),
             readers,
             next_reader: AtomicUsize::new(0),
+            remap,
         });
         spawn_checkpointer(checkpointer, Arc::downgrade(&inner));
         Ok(Self { inner })
@@ -304,37 +309,40 @@ pub(crate) fn new_id() -> String {
 const ID_LEN: usize = 13;
 
 #[async_trait::async_trait]
-impl crate::Store for SqliteStore {
+impl dossier_store::Store for SqliteStore {
     async fn create_account(
         &self,
         name: &str,
         licence: dossier_domain::access::Licence,
-    ) -> Result<crate::Account> {
+    ) -> Result<dossier_store::Account> {
         let name = name.to_owned();
         self.write(move |c| admin::create_account(c, &name, licence, Utc::now()))
             .await
     }
 
-    async fn get_account(&self, id: &str) -> Result<crate::Account> {
+    async fn get_account(&self, id: &str) -> Result<dossier_store::Account> {
         let id = id.to_owned();
         self.read(move |c| admin::get_account(c, &id)).await
     }
 
-    async fn list_accounts(&self) -> Result<Vec<crate::Account>> {
+    async fn list_accounts(&self) -> Result<Vec<dossier_store::Account>> {
         self.read(admin::list_accounts).await
     }
 
-    async fn insert_api_key(&self, key: &crate::ApiKeyRecord) -> Result<()> {
+    async fn insert_api_key(&self, key: &dossier_store::ApiKeyRecord) -> Result<()> {
         let key = key.clone();
         self.write(move |c| admin::insert_api_key(c, &key)).await
     }
 
-    async fn find_api_key(&self, key_hash: &str) -> Result<crate::ApiKeyRecord> {
+    async fn find_api_key(&self, key_hash: &str) -> Result<dossier_store::ApiKeyRecord> {
         let h = key_hash.to_owned();
         self.read(move |c| admin::find_api_key(c, &h)).await
     }
 
-    async fn list_api_keys(&self, account_id: Option<&str>) -> Result<Vec<crate::ApiKeyRecord>> {
+    async fn list_api_keys(
+        &self,
+        account_id: Option<&str>,
+    ) -> Result<Vec<dossier_store::ApiKeyRecord>> {
         let a = account_id.map(str::to_owned);
         self.read(move |c| admin::list_api_keys(c, a.as_deref()))
             .await
@@ -345,7 +353,10 @@ impl crate::Store for SqliteStore {
         self.write(move |c| admin::delete_api_key(c, &id)).await
     }
 
-    async fn create_connector(&self, new: &crate::NewConnector) -> Result<crate::ConnectorRecord> {
+    async fn create_connector(
+        &self,
+        new: &dossier_store::NewConnector,
+    ) -> Result<dossier_store::ConnectorRecord> {
         let new = new.clone();
         self.write(move |c| admin::create_connector(c, &new)).await
     }
@@ -353,7 +364,7 @@ impl crate::Store for SqliteStore {
     async fn list_connectors(
         &self,
         account_id: Option<&str>,
-    ) -> Result<Vec<crate::ConnectorRecord>> {
+    ) -> Result<Vec<dossier_store::ConnectorRecord>> {
         let a = account_id.map(str::to_owned);
         self.read(move |c| admin::list_connectors(c, a.as_deref()))
             .await
@@ -363,7 +374,7 @@ impl crate::Store for SqliteStore {
         &self,
         account_id: Option<&str>,
         id: &str,
-    ) -> Result<crate::ConnectorRecord> {
+    ) -> Result<dossier_store::ConnectorRecord> {
         let (a, id) = (account_id.map(str::to_owned), id.to_owned());
         self.read(move |c| admin::get_connector(c, a.as_deref(), &id))
             .await
@@ -373,8 +384,8 @@ impl crate::Store for SqliteStore {
         &self,
         account_id: Option<&str>,
         id: &str,
-        u: &crate::ConnectorUpdate,
-    ) -> Result<crate::ConnectorRecord> {
+        u: &dossier_store::ConnectorUpdate,
+    ) -> Result<dossier_store::ConnectorRecord> {
         let (a, id, u) = (account_id.map(str::to_owned), id.to_owned(), u.clone());
         self.write(move |c| admin::update_connector(c, a.as_deref(), &id, &u))
             .await
@@ -386,37 +397,49 @@ impl crate::Store for SqliteStore {
             .await
     }
 
-    async fn set_connector_health(&self, id: &str, h: &crate::HealthUpdate) -> Result<()> {
+    async fn set_connector_health(&self, id: &str, h: &dossier_store::HealthUpdate) -> Result<()> {
         let (id, h) = (id.to_owned(), h.clone());
         self.write(move |c| admin::set_connector_health(c, &id, &h))
             .await
     }
 
-    async fn commit_page(&self, mut page: crate::IngestPage) -> Result<crate::IngestOutcome> {
+    async fn commit_page(
+        &self,
+        mut page: dossier_store::IngestPage,
+    ) -> Result<dossier_store::IngestOutcome> {
         let inner = Arc::clone(&self.inner);
         tokio::task::spawn_blocking(move || inner.commit_page(&mut page, || {}))
             .await
             .map_err(|e| StoreError::Database(format!("store task failed: {e}")))?
     }
 
-    async fn list_stories(&self, q: &crate::StoryQuery) -> Result<crate::StoryPage> {
+    async fn list_stories(
+        &self,
+        q: &dossier_store::StoryQuery,
+    ) -> Result<dossier_store::StoryPage> {
         let q = q.clone();
         self.read(move |c| stories::list(c, &q)).await
     }
 
-    async fn get_story(&self, account_id: Option<&str>, id: &str) -> Result<crate::StoryDetail> {
+    async fn get_story(
+        &self,
+        account_id: Option<&str>,
+        id: &str,
+    ) -> Result<dossier_store::StoryDetail> {
         let (a, id) = (account_id.map(str::to_owned), id.to_owned());
-        self.read(move |c| stories::get(c, a.as_deref(), &id)).await
+        let remap = Arc::clone(&self.inner.remap);
+        self.read(move |c| stories::get(c, &remap, a.as_deref(), &id))
+            .await
     }
 
     async fn update_story(
         &self,
         account_id: Option<&str>,
         id: &str,
-        u: &crate::StoryUpdate,
+        u: &dossier_store::StoryUpdate,
         actor: &str,
         now: DateTime<Utc>,
-    ) -> Result<crate::StoryDetail> {
+    ) -> Result<dossier_store::StoryDetail> {
         let (a, id, u, actor) = (
             account_id.map(str::to_owned),
             id.to_owned(),
@@ -427,7 +450,8 @@ impl crate::Store for SqliteStore {
         let id2 = id.clone();
         self.write(move |c| stories::update(c, a.as_deref(), &id, &u, &actor, now))
             .await?;
-        self.read(move |c| stories::get(c, a2.as_deref(), &id2))
+        let remap = Arc::clone(&self.inner.remap);
+        self.read(move |c| stories::get(c, &remap, a2.as_deref(), &id2))
             .await
     }
 
@@ -438,7 +462,7 @@ impl crate::Store for SqliteStore {
         author: &str,
         text: &str,
         now: DateTime<Utc>,
-    ) -> Result<crate::Comment> {
+    ) -> Result<dossier_store::Comment> {
         let (a, id, author, text) = (
             account_id.map(str::to_owned),
             story_id.to_owned(),
@@ -472,10 +496,10 @@ impl crate::Store for SqliteStore {
 
     async fn group_stories(
         &self,
-        q: &crate::StoryQuery,
-        by: crate::StoryGroup,
+        q: &dossier_store::StoryQuery,
+        by: dossier_store::StoryGroup,
         limit: u32,
-    ) -> Result<Vec<crate::GroupCount>> {
+    ) -> Result<Vec<dossier_store::GroupCount>> {
         let q = q.clone();
         self.read(move |c| stories::group_counts(c, &q, by, limit))
             .await
@@ -499,17 +523,20 @@ impl crate::Store for SqliteStore {
             .await
     }
 
-    async fn create_user(&self, u: &crate::UserRecord) -> Result<crate::UserRecord> {
+    async fn create_user(
+        &self,
+        u: &dossier_store::UserRecord,
+    ) -> Result<dossier_store::UserRecord> {
         let u = u.clone();
         self.write(move |c| users::create_user(c, &u)).await
     }
 
-    async fn find_user(&self, username: &str) -> Result<crate::UserRecord> {
+    async fn find_user(&self, username: &str) -> Result<dossier_store::UserRecord> {
         let n = username.to_owned();
         self.read(move |c| users::find_user(c, &n)).await
     }
 
-    async fn list_users(&self, account_id: Option<&str>) -> Result<Vec<crate::UserRecord>> {
+    async fn list_users(&self, account_id: Option<&str>) -> Result<Vec<dossier_store::UserRecord>> {
         let a = account_id.map(str::to_owned);
         self.read(move |c| users::list_users(c, a.as_deref())).await
     }
@@ -520,7 +547,7 @@ impl crate::Store for SqliteStore {
             .await
     }
 
-    async fn create_session(&self, s: &crate::SessionRecord) -> Result<()> {
+    async fn create_session(&self, s: &dossier_store::SessionRecord) -> Result<()> {
         let s = s.clone();
         self.write(move |c| users::create_session(c, &s)).await
     }
@@ -529,7 +556,7 @@ impl crate::Store for SqliteStore {
         &self,
         id_hash: &str,
         now: DateTime<Utc>,
-    ) -> Result<(crate::SessionRecord, crate::UserRecord)> {
+    ) -> Result<(dossier_store::SessionRecord, dossier_store::UserRecord)> {
         let h = id_hash.to_owned();
         self.read(move |c| users::find_session(c, &h, now)).await
     }
@@ -544,7 +571,7 @@ impl crate::Store for SqliteStore {
         account_id: Option<&str>,
         before: Option<i64>,
         limit: u32,
-    ) -> Result<Vec<crate::AuditEntry>> {
+    ) -> Result<Vec<dossier_store::AuditEntry>> {
         let a = account_id.map(str::to_owned);
         self.read(move |c| users::list_audit(c, a.as_deref(), before, limit))
             .await
@@ -570,12 +597,12 @@ impl crate::Store for SqliteStore {
             .await
     }
 
-    async fn list_events(&self, q: &crate::EventQuery) -> Result<crate::EventPage> {
+    async fn list_events(&self, q: &dossier_store::EventQuery) -> Result<dossier_store::EventPage> {
         let q = q.clone();
         self.read(move |c| events::list(c, &q)).await
     }
 
-    async fn insert_event(&self, e: &crate::NewEvent) -> Result<()> {
+    async fn insert_event(&self, e: &dossier_store::NewEvent) -> Result<()> {
         let e = e.clone();
         self.write(move |c| events::insert(c, &e)).await
     }
@@ -599,7 +626,14 @@ mod tests {
     use dossier_domain::{Device, FileInfo, Incident, Producer};
 
     use super::SqliteStore;
-    use crate::{IngestPage, NewConnector, Store};
+    use dossier_store::{IngestPage, NewConnector, Remap, Store};
+
+    /// SentinelOne's mapping, the one every test incident here is stored with.
+    fn s1() -> Remap {
+        std::sync::Arc::new(|p, raw| match p {
+            Producer::SentinelOne => dossier_sentinelone::remap_stored(raw),
+        })
+    }
 
     /// A WAL past the limit is started over, so that the next commits reuse its file from the
     /// start instead of growing it; one under the limit is left to grow.
@@ -649,7 +683,7 @@ mod tests {
     #[test]
     fn stale_outbreak_tiers_are_found_from_the_index() {
         let dir = tempfile::tempdir().unwrap();
-        let _store = SqliteStore::open(dir.path().join("t.db").to_str().unwrap()).unwrap();
+        let _store = SqliteStore::open(dir.path().join("t.db").to_str().unwrap(), s1()).unwrap();
         let conn = rusqlite::Connection::open(dir.path().join("t.db")).unwrap();
         let root = |name: &str| -> i64 {
             conn.query_row(
@@ -700,7 +734,7 @@ mod tests {
                 .unwrap()
         };
         let new = dir.path().join("new.db");
-        drop(SqliteStore::open(new.to_str().unwrap()).unwrap());
+        drop(SqliteStore::open(new.to_str().unwrap(), s1()).unwrap());
         assert_eq!(page_size(&new), super::PAGE_SIZE);
 
         let old = dir.path().join("old.db");
@@ -709,7 +743,7 @@ mod tests {
             c.execute_batch("PRAGMA page_size=16384; PRAGMA journal_mode=WAL; CREATE TABLE t (x);")
                 .unwrap();
         }
-        drop(SqliteStore::open(old.to_str().unwrap()).unwrap());
+        drop(SqliteStore::open(old.to_str().unwrap(), s1()).unwrap());
         assert_eq!(page_size(&old), 16384);
     }
 
@@ -774,7 +808,7 @@ mod tests {
     /// Two connectors of one account whose threats share a device and a file.
     async fn two_connectors() -> (tempfile::TempDir, SqliteStore, [IngestPage; 2]) {
         let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(dir.path().join("t.db").to_str().unwrap()).unwrap();
+        let store = SqliteStore::open(dir.path().join("t.db").to_str().unwrap(), s1()).unwrap();
         let account = store.create_account("Acme", Licence::Xops).await.unwrap();
         let mut pages = Vec::new();
         for (n, id) in ["a", "b"].into_iter().enumerate() {
@@ -851,7 +885,7 @@ mod tests {
     #[tokio::test]
     async fn a_plan_read_before_another_process_commits_is_worked_out_again() {
         let (dir, raced, [mut a, mut b]) = two_connectors().await;
-        let other = SqliteStore::open(dir.path().join("t.db").to_str().unwrap()).unwrap();
+        let other = SqliteStore::open(dir.path().join("t.db").to_str().unwrap(), s1()).unwrap();
         raced
             .inner
             .commit_page(&mut b, || {

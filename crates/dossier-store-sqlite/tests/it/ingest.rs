@@ -531,14 +531,16 @@ async fn a_database_of_the_release_before_migrates_and_keeps_its_stories() {
     {
         let c = rusqlite::Connection::open(&path).unwrap();
         c.execute_batch(
-            "DROP TABLE account_epochs;
+            "ALTER TABLE incidents DROP COLUMN producer;
+             DROP TABLE account_epochs;
              DROP INDEX stories_hash;
              CREATE INDEX stories_hash ON stories(account_id, file_hash, agent_uuid);
              PRAGMA user_version = 3;",
         )
         .unwrap();
     }
-    let store = dossier_store::sqlite::SqliteStore::open(path.to_str().unwrap()).unwrap();
+    let store =
+        dossier_store_sqlite::SqliteStore::open(path.to_str().unwrap(), crate::s1()).unwrap();
     let f = crate::Fixture {
         store,
         account,
@@ -552,7 +554,7 @@ async fn a_database_of_the_release_before_migrates_and_keeps_its_stories() {
         let version: i64 = c
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap();
-        assert_eq!(version, 5);
+        assert_eq!(version, 6);
     }
 
     f.store

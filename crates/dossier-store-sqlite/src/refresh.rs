@@ -15,7 +15,7 @@ use rusqlite::{params, OptionalExtension, Transaction};
 
 use super::ingest::{event_for_incident, member_id, Prepared, Writes};
 use super::{ts, us};
-use crate::{IngestOutcome, IngestPage, Result, StoreError};
+use dossier_store::{IngestOutcome, IngestPage, Remap, Result, StoreError};
 
 /// Which stories a page touched, and how.
 #[derive(Default)]
@@ -237,6 +237,7 @@ pub(crate) fn refresh_stories(
     fresh: &mut HashMap<String, FreshStory>,
     outcome: &mut IngestOutcome,
 ) -> Result<()> {
+    let remap = &std::sync::Arc::clone(&writes.remap);
     let by_member: HashMap<&str, &Prepared> =
         written.iter().map(|p| (p.member_id.as_str(), *p)).collect();
     // First what each touched story now is; then, with every story of the page known, how many
@@ -277,7 +278,7 @@ pub(crate) fn refresh_stories(
             vacated.extend(hash);
             continue;
         };
-        let latest = latest_incident(tx, story_id, &by_member)?;
+        let latest = latest_incident(tx, remap, story_id, &by_member)?;
         let existing = existing(tx, story_id)?;
         let hashes = story_hashes(tx, story_id, &latest, existing.as_ref(), touch, &by_member)?;
         let story_key = plan
@@ -459,7 +460,7 @@ pub(crate) fn refresh_stories(
         ])?;
     }
     hashes.extend(vacated);
-    refresh_outbreaks(tx, page, &hashes, &devices)?;
+    refresh_outbreaks(tx, remap, page, &hashes, &devices)?;
     Ok(())
 }
 
@@ -627,6 +628,7 @@ fn aggregates(tx: &Transaction<'_>, story_id: &str) -> Result<Option<Aggregates>
 /// page when it is there, else from the database.
 fn latest_incident<'a>(
     tx: &Transaction<'_>,
+    remap: &Remap,
     story_id: &str,
     in_page: &HashMap<&str, &'a Prepared>,
 ) -> Result<Cow<'a, Incident>> {
@@ -642,13 +644,23 @@ fn latest_incident<'a>(
         return Ok(Cow::Borrowed(&p.inc));
     }
     let mut st = tx.prepare_cached(
-        "SELECT b.normalised, b.raw FROM incidents i JOIN incident_bodies b ON b.seq = i.seq
+        "SELECT b.normalised, b.raw, i.producer FROM incidents i
+             JOIN incident_bodies b ON b.seq = i.seq
          WHERE i.connector_id = ?1 AND i.external_id = ?2",
     )?;
-    let (normalised, raw) = st.query_row([&connector, &external], |r| {
-        Ok(super::body::unpack_bodies(r.get_ref(0)?, r.get_ref(1)?))
-    })??;
-    if let Some(inc) = super::body::stored_incident(normalised.as_deref(), &raw) {
+    let (bodies, producer) = st.query_row([&connector, &external], |r| {
+        Ok((
+            super::body::unpack_bodies(r.get_ref(0)?, r.get_ref(1)?),
+            r.get::<_, String>(2)?,
+        ))
+    })?;
+    let (normalised, raw) = bodies?;
+    let producer = Producer::parse(&producer).ok_or_else(|| {
+        StoreError::Database(format!(
+            "threat {external} names no known producer: {producer}"
+        ))
+    })?;
+    if let Some(inc) = super::body::stored_incident(remap, producer, normalised.as_deref(), &raw) {
         return Ok(Cow::Owned(inc));
     }
     // A raw threat the mapping no longer reads must not stop the story from being refreshed
@@ -792,6 +804,7 @@ pub(crate) const STALE_TIER: &str =
 /// stories whose stored tier differs are recomputed.
 fn refresh_outbreaks(
     tx: &Transaction<'_>,
+    remap: &Remap,
     page: &IngestPage,
     hashes: &BTreeSet<String>,
     devices_cache: &HashMap<String, u32>,
@@ -809,7 +822,7 @@ fn refresh_outbreaks(
         for id in stale {
             let agg = aggregates(tx, &id)?;
             let Some(agg) = agg else { continue };
-            let latest = latest_incident(tx, &id, &HashMap::new())?;
+            let latest = latest_incident(tx, remap, &id, &HashMap::new())?;
             let (crit, crit_json) = story_criticality(&agg, LatestFacts::of(&latest), devices)?;
             let mut st = tx.prepare_cached(
                 "UPDATE stories SET criticality = ?2, criticality_detail = ?3, outbreak_tier = ?4 WHERE id = ?1",

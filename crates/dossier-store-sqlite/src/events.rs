@@ -5,7 +5,7 @@ use rusqlite::types::Value;
 use rusqlite::{params, params_from_iter, Connection};
 
 use super::{ts, us};
-use crate::{Event, EventPage, EventQuery, NewEvent, Result, StoreError};
+use dossier_store::{Event, EventPage, EventQuery, NewEvent, Result, StoreError};
 
 pub(crate) fn insert(conn: &Connection, e: &NewEvent) -> Result<()> {
     conn.execute(

@@ -4,7 +4,7 @@
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 
-use crate::{Result, StoreError};
+use dossier_store::{Result, StoreError};
 
 /// A position in a sorted list: the sort column's value and the row id.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -566,3 +566,34 @@ async fn a_stored_threat_that_no_longer_maps_does_not_stall_its_story() {
     let unreadable = d.incidents.iter().find(|i| i.id == "50").unwrap();
     assert!(unreadable.normalised.is_none());
 }
+
+/// The store reads a stored incident with the mapping the binary gave it for the incident's
+/// producer, not with one of its own: it knows no source.
+#[tokio::test]
+async fn stored_incidents_are_read_with_the_mapping_given_for_their_producer() {
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = std::sync::Arc::clone(&seen);
+    let remap: dossier_store::Remap = std::sync::Arc::new(move |producer, raw| {
+        log.lock().unwrap().push(producer);
+        let mut inc = crate::s1()(producer, raw)?;
+        inc.classification = Some("as the source maps it".into());
+        Some(inc)
+    });
+    let f = crate::fixture_with(remap).await;
+    f.store
+        .commit_page(f.page(vec![incident("1", 0, "ag1", Some(&sha1(1)))], t0()))
+        .await
+        .unwrap();
+    let story = f.assignment().await["1"].0.clone();
+    let d = f.story(&story).await;
+    assert_eq!(
+        d.incidents[0].classification.as_deref(),
+        Some("as the source maps it")
+    );
+    assert!(seen
+        .lock()
+        .unwrap()
+        .iter()
+        .all(|p| *p == dossier_domain::Producer::SentinelOne));
+    assert!(!seen.lock().unwrap().is_empty());
+}

@@ -13,7 +13,7 @@ use rusqlite::{
 
 use super::refresh::{refresh_stories, FreshStory, Touch};
 use super::us;
-use crate::{IngestOutcome, IngestPage, Result, StoreError};
+use dossier_store::{IngestOutcome, IngestPage, Remap, Result, StoreError};
 
 /// A stored story's triage, if the story exists.
 fn triage(tx: &Transaction<'_>, id: &str) -> Result<Option<Triage>> {
@@ -229,6 +229,7 @@ pub(crate) fn account_epoch(conn: &Connection, account_id: &str) -> Result<i64> 
 /// (checked here, inside the transaction); otherwise the plan is worked out again here.
 pub(crate) fn commit_page(
     conn: &mut Connection,
+    remap: &Remap,
     page: &IngestPage,
     prepared: &[Prepared],
     ahead: Option<(i64, PagePlan)>,
@@ -270,7 +271,7 @@ pub(crate) fn commit_page(
 
     let mut outcome = IngestOutcome::default();
     let mut touch = Touch::default();
-    let mut writes = Writes::prepare(&tx)?;
+    let mut writes = Writes::prepare(&tx, remap)?;
     // The incidents this page writes: a re-delivered older version is not one of them, and must
     // not speak for its story.
     let mut written: Vec<&Prepared> = Vec::new();
@@ -407,8 +408,9 @@ fn load_stored(
 macro_rules! insert_incident {
     () => {
         "INSERT INTO incidents (connector_id, external_id, account_id, story_id, created_at,
-             updated_at, agent, sha1, sha256, md5, storyline, confidence_rank, false_positive)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
+             updated_at, agent, sha1, sha256, md5, storyline, confidence_rank, false_positive,
+             producer)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"
     };
 }
 
@@ -436,6 +438,7 @@ fn write_incident(
         // what they mean is the domain's (`Confidence::rank`, `is_false_positive`).
         inc.confidence.rank(),
         dossier_domain::criticality::is_false_positive(inc),
+        inc.producer.as_str(),
     ];
     // A threat seen for the first time is a plain insert (most of a backfill); a new version
     // of a known one updates its row in place and keeps its seq.
@@ -461,11 +464,14 @@ pub(crate) struct Writes<'c> {
     pub(crate) story_update: CachedStatement<'c>,
     pub(crate) story_upsert: CachedStatement<'c>,
     pub(crate) story_event: CachedStatement<'c>,
+    /// Each producer's mapping, for stored incidents a story is refreshed from.
+    pub(crate) remap: Remap,
 }
 
 impl<'c> Writes<'c> {
-    fn prepare(conn: &'c Connection) -> Result<Self> {
+    fn prepare(conn: &'c Connection, remap: &Remap) -> Result<Self> {
         Ok(Self {
+            remap: std::sync::Arc::clone(remap),
             insert_incident: conn.prepare_cached(insert_incident!())?,
             upsert_incident: conn.prepare_cached(concat!(
                 insert_incident!(),

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use dossier_domain::criticality::Criticality;
 use dossier_domain::story::{Severity, Status, Triage, Verdict};
 use dossier_domain::summary::{summary, SummaryFacts};
-use dossier_domain::Incident;
+use dossier_domain::{Incident, Producer};
 use rusqlite::types::Value;
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Row};
 use serde_json::value::RawValue;
@@ -12,9 +12,9 @@ use serde_json::value::RawValue;
 use super::body;
 use super::cursor::{self, SortValue};
 use super::{new_id, nonempty, opt_ts, ts, us};
-use crate::{
-    Comment, DeviceView, FileView, GroupCount, IncidentView, RelatedStory, Result, StoreError,
-    Story, StoryDetail, StoryGroup, StoryPage, StoryQuery, StorySortField, StoryUpdate,
+use dossier_store::{
+    Comment, DeviceView, FileView, GroupCount, IncidentView, RelatedStory, Remap, Result,
+    StoreError, Story, StoryDetail, StoryGroup, StoryPage, StoryQuery, StorySortField, StoryUpdate,
     TimelineEntry,
 };
 
@@ -367,7 +367,12 @@ pub(crate) fn get_story_row(
     )?)
 }
 
-pub(crate) fn get(conn: &Connection, account_id: Option<&str>, id: &str) -> Result<StoryDetail> {
+pub(crate) fn get(
+    conn: &Connection,
+    remap: &Remap,
+    account_id: Option<&str>,
+    id: &str,
+) -> Result<StoryDetail> {
     let story = get_story_row(conn, account_id, id)?;
     let (crit_json, closed_at, previous_id, file_hash): (
         String,
@@ -385,7 +390,8 @@ pub(crate) fn get(conn: &Connection, account_id: Option<&str>, id: &str) -> Resu
     });
 
     let mut st = conn.prepare_cached(
-        "SELECT i.external_id, i.connector_id, i.created_at, i.updated_at, b.normalised, b.raw
+        "SELECT i.external_id, i.connector_id, i.created_at, i.updated_at, b.normalised, b.raw,
+             i.producer
          FROM incidents i JOIN incident_bodies b ON b.seq = i.seq
          WHERE i.story_id = ?1 ORDER BY i.created_at, i.connector_id, i.external_id",
     )?;
@@ -396,13 +402,15 @@ pub(crate) fn get(conn: &Connection, account_id: Option<&str>, id: &str) -> Resu
             r.get::<_, i64>(2)?,
             r.get::<_, i64>(3)?,
             body::unpack_bodies(r.get_ref(4)?, r.get_ref(5)?),
+            r.get::<_, String>(6)?,
         ))
     })?;
     let mut incidents = Vec::new();
     for row in rows {
-        let (id, connector_id, created, updated, bodies) = row?;
+        let (id, connector_id, created, updated, bodies, producer) = row?;
         let (normalised, raw) = bodies?;
-        let normalised = body::stored_incident(normalised.as_deref(), &raw);
+        let normalised = Producer::parse(&producer)
+            .and_then(|p| body::stored_incident(remap, p, normalised.as_deref(), &raw));
         let raw = RawValue::from_string(raw).or_else(|e| {
             RawValue::from_string(serde_json::Value::String(e.to_string()).to_string())
         });

@@ -5,7 +5,7 @@ use dossier_domain::access::Role;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::{new_id, ts, us};
-use crate::{AuditEntry, Result, SessionRecord, StoreError, UserRecord};
+use dossier_store::{AuditEntry, Result, SessionRecord, StoreError, UserRecord};
 
 const USER_COLUMNS: &str = "id, account_id, username, password_hash, roles, created_at";
 

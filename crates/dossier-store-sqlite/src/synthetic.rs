@@ -6,7 +6,7 @@ use rand::{Rng, SeedableRng};
 use rusqlite::params;
 
 use super::{us, SqliteStore};
-use crate::Result;
+use dossier_store::Result;
 
 const STATUSES: &[&str] = &[
     "open",

@@ -5,7 +5,7 @@ use dossier_domain::access::{Licence, Role};
 use rusqlite::{params, Connection, Row};
 
 use super::{new_id, opt_ts, ts, us};
-use crate::{
+use dossier_store::{
     Account, ApiKeyRecord, ConnectorRecord, ConnectorUpdate, HealthUpdate, NewConnector, Result,
     StoreError,
 };
