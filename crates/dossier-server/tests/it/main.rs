@@ -314,6 +314,15 @@ impl App {
             .await;
     }
 
+    /// Creates a connector to the other tenant, whose polls show time passing for workers that
+    /// ask nothing (a paused or stopped one): returns its API path.
+    pub async fn witness(&self, key: &str) -> String {
+        let c = self
+            .create_connector_to(key, &self.other_sim.base_url)
+            .await;
+        format!("/api/v1/connectors/{}", c["id"].as_str().unwrap())
+    }
+
     /// Waits until the condition holds, up to `secs` seconds.
     pub async fn until<F, Fut>(&self, secs: u64, mut f: F)
     where
