@@ -35,6 +35,8 @@ pub(crate) struct Inner {
     down: AtomicBool,
     requests: AtomicU64,
     served: AtomicU64,
+    /// Pages of `GET /threats` answered with no threats.
+    empty_pages: AtomicU64,
     /// The first [`ARRIVALS_KEPT`] requests to `/threats` and `/users/api-token-details`, by
     /// endpoint, in the order they arrived.
     arrivals: Mutex<Vec<&'static str>>,
@@ -100,6 +102,7 @@ impl Tenant {
                 down: AtomicBool::new(false),
                 requests: AtomicU64::new(0),
                 served: AtomicU64::new(0),
+                empty_pages: AtomicU64::new(0),
                 arrivals: Mutex::new(Vec::new()),
                 writes: Mutex::new(Vec::new()),
                 buckets: Mutex::new(HashMap::new()),
@@ -234,6 +237,13 @@ impl Tenant {
         self.inner.served.load(Ordering::SeqCst)
     }
 
+    /// Returns the number of pages `GET /threats` has answered with no threats (before any
+    /// fault alters the answer): each is a poll that found nothing, which tests wait for
+    /// rather than for time to pass.
+    pub fn empty_pages(&self) -> u64 {
+        self.inner.empty_pages.load(Ordering::SeqCst)
+    }
+
     /// Returns the bodies received on the write endpoints, oldest first.
     pub fn writes(&self) -> Vec<Value> {
         lock(&self.inner.writes).clone()
@@ -267,6 +277,9 @@ impl Tenant {
         self.inner
             .served
             .fetch_add(threats as u64, Ordering::SeqCst);
+        if threats == 0 {
+            self.inner.empty_pages.fetch_add(1, Ordering::SeqCst);
+        }
     }
 
     pub(crate) fn pop_fault(&self) -> Option<Fault> {

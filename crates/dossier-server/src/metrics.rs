@@ -16,6 +16,13 @@ pub struct ConnectorLabels {
     pub connector_id: String,
 }
 
+/// What became of a closed story's verdict in one connector's tenant.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WriteBackLabels {
+    /// `sent`, `failed`, or `off` (the connector does not write back).
+    pub outcome: String,
+}
+
 pub struct Metrics {
     registry: Mutex<Registry>,
     pub polls: Family<ConnectorLabels, Counter>,
@@ -23,6 +30,7 @@ pub struct Metrics {
     pub threats: Family<ConnectorLabels, Counter>,
     pub unmappable: Family<ConnectorLabels, Counter>,
     pub lag_seconds: Family<ConnectorLabels, Gauge>,
+    pub write_backs: Family<WriteBackLabels, Counter>,
     pub incidents_new: Counter,
     pub incidents_updated: Counter,
     pub stories_created: Counter,
@@ -43,6 +51,7 @@ impl Default for Metrics {
             threats: Family::default(),
             unmappable: Family::default(),
             lag_seconds: Family::default(),
+            write_backs: Family::default(),
             incidents_new: Counter::default(),
             incidents_updated: Counter::default(),
             stories_created: Counter::default(),
@@ -79,6 +88,12 @@ impl Default for Metrics {
                 "connector_lag_seconds",
                 "Age of the newest threat update a connector has committed",
                 m.lag_seconds.clone(),
+            );
+            r.register(
+                "write_backs",
+                "Verdicts of closed stories, per connector of their threats, by outcome: sent, \
+                 failed, or off (the connector does not write back)",
+                m.write_backs.clone(),
             );
             r.register(
                 "incidents_new",
@@ -123,6 +138,14 @@ impl Metrics {
             let _ = prometheus_client::encoding::text::encode(&mut out, &r);
         }
         out
+    }
+
+    /// The labels of a write-back with this outcome.
+    #[must_use]
+    pub fn write_back(outcome: &str) -> WriteBackLabels {
+        WriteBackLabels {
+            outcome: outcome.to_owned(),
+        }
     }
 
     #[must_use]

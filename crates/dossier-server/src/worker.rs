@@ -353,6 +353,21 @@ async fn check_expiry(
     false
 }
 
+/// What the connector shows for a failed request, in an operator's words: a 401 for a token
+/// known (`expires`) to have expired by `now` says that the token expired, whether it came on
+/// the first page or on any poll after; every other failure says what the tenant answered.
+fn failure_reason(
+    e: &ClientError,
+    expires: Option<chrono::DateTime<Utc>>,
+    now: chrono::DateTime<Utc>,
+) -> String {
+    if e.is_token_rejected() && Expiry::of(expires, now) == Expiry::Expired {
+        EXPIRED_REASON.to_owned()
+    } else {
+        e.human_reason()
+    }
+}
+
 async fn timed_fetch(
     state: &AppState,
     health: &mut Health<'_>,
@@ -431,6 +446,9 @@ async fn run_connector(state: AppState, rec: ConnectorRecord, mut shutdown: watc
         .unwrap_or_else(|| Checkpoint::initial(Utc::now(), &policy));
     let mut checkpoint = durable.clone();
 
+    // When the token expires, as far as this worker knows: what was stored until the tenant
+    // is asked again.
+    let mut expires = rec.token_expires_at;
     // The first page verifies URL, TLS, token and permission as every poll meets them; only
     // then is the token's expiry asked, so the first stories do not wait a turn at the token's
     // throttle for it.
@@ -438,14 +456,7 @@ async fn run_connector(state: AppState, rec: ConnectorRecord, mut shutdown: watc
         match timed_fetch(&state, &mut health, &client, &checkpoint.query(&policy)).await {
             Ok(page) => break page,
             Err(e) => {
-                // A 401 for a token known to have expired says why in the operator's words.
-                let expired = e.is_token_rejected()
-                    && Expiry::of(rec.token_expires_at, Utc::now()) == Expiry::Expired;
-                let reason = if expired {
-                    EXPIRED_REASON.to_owned()
-                } else {
-                    e.human_reason()
-                };
+                let reason = failure_reason(&e, expires, Utc::now());
                 if e.needs_operator() {
                     health.error(format!("{reason}; {PAUSED}"), true).await;
                     if !health.lost.load(Ordering::Relaxed) {
@@ -464,7 +475,7 @@ async fn run_connector(state: AppState, rec: ConnectorRecord, mut shutdown: watc
             }
         }
     };
-    let mut expires = token_expiry(&client, &rec).await;
+    expires = token_expiry(&client, &rec).await;
     let mut token_checked = std::time::Instant::now();
     let update = HealthUpdate {
         token_expires_at: Some(expires),
@@ -533,18 +544,18 @@ async fn run_connector(state: AppState, rec: ConnectorRecord, mut shutdown: watc
             Err(e) => {
                 rewind(&mut batch, &mut held, &mut checkpoint, &durable);
                 restart_walk_if_cursor_rejected(&e, &mut checkpoint, &rec.id);
+                // The token may have expired while this request was on its way.
+                let reason = failure_reason(&e, expires, Utc::now());
                 if e.needs_operator() {
                     // Not retried (SENTINELONE.md §6.7): a revoked token or a missing
                     // permission stays so until someone changes it.
-                    health
-                        .error(format!("{}; {PAUSED}", e.human_reason()), true)
-                        .await;
+                    health.error(format!("{reason}; {PAUSED}"), true).await;
                     if !health.lost.load(Ordering::Relaxed) {
                         park(&mut shutdown).await;
                     }
                     return;
                 }
-                health.error(e.human_reason(), true).await;
+                health.error(reason, true).await;
                 let wait = match &e {
                     // Honoured, up to an hour: a bogus value must not stop the connector.
                     ClientError::RateLimited {

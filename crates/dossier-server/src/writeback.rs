@@ -8,6 +8,7 @@ use chrono::Utc;
 use dossier_domain::story::Verdict;
 use dossier_store::StoryDetail;
 
+use crate::metrics::Metrics;
 use crate::worker::build_client;
 use crate::AppState;
 
@@ -43,6 +44,11 @@ pub fn spawn(state: AppState, story: StoryDetail, verdict: Verdict) {
                 continue; // deleted since: nothing to write to
             };
             if !rec.write_back {
+                state
+                    .metrics
+                    .write_backs
+                    .get_or_create(&Metrics::write_back("off"))
+                    .inc();
                 continue;
             }
             let outcome = match build_client(&state, &rec, None) {
@@ -58,6 +64,12 @@ pub fn spawn(state: AppState, story: StoryDetail, verdict: Verdict) {
                     }
                 }
             };
+            let outcome_label = if outcome.is_ok() { "sent" } else { "failed" };
+            state
+                .metrics
+                .write_backs
+                .get_or_create(&Metrics::write_back(outcome_label))
+                .inc();
             let (kind, text) = match outcome {
                 Ok(_) => (
                     "write_back",

@@ -2,10 +2,15 @@
 
 use chrono::{Duration, Utc};
 use dossier_domain::access::{Licence, Role};
-use dossier_s1sim::TokenSpec;
+use dossier_s1sim::{TokenSpec, THREATS, TOKEN_DETAILS};
 use serde_json::json;
 
 use crate::{spawn_app, TOKEN};
+
+/// How many times the tenant was asked a token's details.
+fn token_details_asked(arrivals: &[&str]) -> usize {
+    arrivals.iter().filter(|a| **a == TOKEN_DETAILS).count()
+}
 
 fn token_expiring_in(d: Duration) -> TokenSpec {
     TokenSpec {
@@ -51,6 +56,7 @@ async fn a_token_expiring_within_30_days_warns_once() {
     assert!(c["token_expires_at"].is_string());
 
     // A restart of the worker (a configuration change) does not warn again.
+    let asked = token_details_asked(&app.tenant.arrivals());
     let (status, _) = app
         .call(
             "PATCH",
@@ -60,7 +66,16 @@ async fn a_token_expiring_within_30_days_warns_once() {
         )
         .await;
     assert_eq!(status, 200);
-    tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+    // The new worker asks the token's expiry, then checks it before each poll it makes.
+    app.until(30, || async {
+        let arrivals = app.tenant.arrivals();
+        let asked_again = arrivals
+            .iter()
+            .rposition(|a| *a == TOKEN_DETAILS)
+            .filter(|_| token_details_asked(&arrivals) > asked);
+        asked_again.is_some_and(|at| arrivals[at..].iter().filter(|a| **a == THREATS).count() >= 2)
+    })
+    .await;
     let (_, e) = app
         .call(
             "GET",
@@ -154,7 +169,8 @@ async fn without_track_errors_only_the_status_changes() {
         c["token_expires_at"].is_string() && c["health"]["threats"].as_u64() == Some(2)
     })
     .await;
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    // The worker checks the expiry before each poll.
+    app.until_polls(&path, 2).await;
     let (_, e) = app
         .call(
             "GET",

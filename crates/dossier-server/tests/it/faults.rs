@@ -125,6 +125,7 @@ async fn an_outage_turns_the_connector_to_error_and_recovery_heals_it() {
 async fn a_refused_token_is_not_retried_until_the_connector_is_saved_again() {
     let app = spawn_app(5).await;
     let (admin, path) = app.admin_with_connector().await;
+    let witness = app.witness(&admin).await;
     app.until_status(&admin, &path, "connected").await;
     for (fault, needle) in [(Fault::Forbidden, "403"), (Fault::Unauthorized, "401")] {
         app.tenant.push_faults([fault]);
@@ -136,9 +137,11 @@ async fn a_refused_token_is_not_retried_until_the_connector_is_saved_again() {
             detail.contains("paused until the connector is saved"),
             "{detail}"
         );
-        // The tenant is asked nothing more (SENTINELONE.md §6.7), though it would now answer.
+        // The tenant is asked nothing more (SENTINELONE.md §6.7), though it would now answer:
+        // not while the witness makes ten polls, at least nine poll intervals (900 ms), where
+        // a retry would come within `retry_cap` (200 ms).
         let asked = app.tenant.request_count();
-        tokio::time::sleep(Duration::from_millis(1500)).await;
+        app.until_polls(&witness, 10).await;
         assert_eq!(app.tenant.request_count(), asked, "a refusal was retried");
         assert_eq!(status(&app, &admin, &path).await["status"], "error");
         // Saving the connector (here with no change but one setting) tries again.
@@ -247,6 +250,8 @@ async fn a_worker_whose_connector_changed_under_it_stops_by_itself() {
     .await;
     app.tenant.push_faults(vec![Fault::Garbage; 100_000]);
     let (admin, path) = app.admin_with_connector().await;
+    // Made now: a connector made later would have the manager replace the changed worker.
+    let witness = app.witness(&admin).await;
     app.until_status(&admin, &path, "error").await;
     let id = status(&app, &admin, &path).await["id"]
         .as_str()
@@ -265,9 +270,12 @@ async fn a_worker_whose_connector_changed_under_it_stops_by_itself() {
         )
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    // The old worker, retrying within `retry_cap` (100 ms), meets the change while the
+    // witness makes five polls (at least 400 ms); from then on it asks nothing, not while the
+    // witness makes ten more.
+    app.until_polls(&witness, 5).await;
     let requests = app.tenant.request_count();
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    app.until_polls(&witness, 10).await;
     assert_eq!(
         app.tenant.request_count(),
         requests,

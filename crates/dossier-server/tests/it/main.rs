@@ -284,6 +284,48 @@ impl App {
         body
     }
 
+    /// How many polls the worker of the connector at `path` has made, read or idle, as
+    /// `/metrics` counts them: a poll counts once the worker is done with it.
+    pub fn polls(&self, path: &str) -> u64 {
+        let id = path.rsplit('/').next().unwrap();
+        self.state
+            .metrics
+            .polls
+            .get_or_create(&dossier_server::metrics::Metrics::connector(id))
+            .get()
+    }
+
+    /// Waits until the worker of the connector at `path` has made `n` more polls than so far.
+    pub async fn until_polls(&self, path: &str, n: u64) {
+        let from = self.polls(path);
+        self.until(30, || async { self.polls(path) >= from + n })
+            .await;
+    }
+
+    /// The stored checkpoint of the connector at `path`.
+    pub async fn checkpoint(&self, path: &str) -> Option<dossier_sentinelone::Checkpoint> {
+        let id = path.rsplit('/').next().unwrap();
+        let rec = self.state.store.get_connector(None, id).await.unwrap();
+        rec.checkpoint.map(|c| serde_json::from_str(&c).unwrap())
+    }
+
+    /// Waits until the tenant answers a poll with a page of no threats: the polls have read
+    /// everything there is, and find nothing more.
+    pub async fn until_a_poll_reads_nothing(&self) {
+        let from = self.tenant.empty_pages();
+        self.until(30, || async { self.tenant.empty_pages() > from })
+            .await;
+    }
+
+    /// Creates a connector to the other tenant, whose polls show time passing for workers that
+    /// ask nothing (a paused or stopped one): returns its API path.
+    pub async fn witness(&self, key: &str) -> String {
+        let c = self
+            .create_connector_to(key, &self.other_sim.base_url)
+            .await;
+        format!("/api/v1/connectors/{}", c["id"].as_str().unwrap())
+    }
+
     /// Waits until the condition holds, up to `secs` seconds.
     pub async fn until<F, Fut>(&self, secs: u64, mut f: F)
     where

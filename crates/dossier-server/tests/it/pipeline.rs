@@ -491,16 +491,23 @@ async fn a_far_future_timestamp_does_not_stall_the_poll() {
         c["health"]["threats"].as_u64() == Some(21)
     })
     .await;
-    // Read again on every poll, it is not committed again: the polls are idle.
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Read again on every poll, it is not committed again: the polls are idle once the newest
+    // threat before it has been re-read for the overlap's length (until then, each poll
+    // commits what it re-read in the overlap).
+    app.until(30, || async {
+        app.checkpoint(&path)
+            .await
+            .is_some_and(|c| c.since_exclusive)
+    })
+    .await;
     let last_success = || async {
         let (_, c) = app.call("GET", &path, Some(&admin), None).await;
         c["last_success_at"].as_str().unwrap().to_owned()
     };
-    let (requests, before) = (app.tenant.request_count(), last_success().await);
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    let before = last_success().await;
+    let requests = app.tenant.request_count();
+    app.until_polls(&path, 5).await;
     let polls = app.tenant.request_count() - requests;
-    assert!(polls >= 5, "the connector kept polling: {polls} polls");
     assert_eq!(
         last_success().await,
         before,
@@ -528,8 +535,9 @@ async fn a_threat_indexed_minutes_late_is_found_by_a_sweep() {
     let newest = chrono::Utc::now();
     let live = app.tenant.generate_live(newest);
     app.until_ingested(&admin, &live).await;
-    // Past the overlap, polls start just after the newest threat.
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Polls now start within the overlap before the newest threat, far after the late one
+    // below: only a sweep reaches back to it.
+    app.until_polls(&path, 2).await;
 
     let mut late = app.tenant.threat(&live).unwrap();
     late["id"] = json!("7777777777777777777");
@@ -543,11 +551,10 @@ async fn a_threat_indexed_minutes_late_is_found_by_a_sweep() {
     // Later sweeps read the same threats again and add nothing.
     let events = app.events(&admin, "incident_created", 1000).await.len();
     let served = app.tenant.threats_served();
-    tokio::time::sleep(Duration::from_secs(5)).await;
-    assert!(
-        app.tenant.threats_served() > served,
-        "sweeps went on reading the last minutes"
-    );
+    app.until(30, || async { app.tenant.threats_served() > served })
+        .await;
+    // The worker is done with the sweep's pages once it has made two more polls.
+    app.until_polls(&path, 2).await;
     assert_eq!(
         app.events(&admin, "incident_created", 1000).await.len(),
         events
@@ -588,12 +595,12 @@ async fn a_quiet_tenant_is_not_read_again_once_its_last_change_has_settled() {
     app.tenant.put_threat(late).unwrap();
     app.until_ingested(&admin, "8888888888888888888").await;
 
-    // Once the bulk change has been re-read for the overlap's length, polls skip it.
-    tokio::time::sleep((overlap + chrono::Duration::seconds(2)).to_std().unwrap()).await;
+    // Once the bulk change has been re-read for the overlap's length, polls skip it: one
+    // finds nothing, and so do the ones after it.
+    app.until_a_poll_reads_nothing().await;
     let (requests, served) = (app.tenant.request_count(), app.tenant.threats_served());
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    app.until_polls(&path, 5).await;
     let polls = app.tenant.request_count() - requests;
-    assert!(polls >= 5, "the connector kept polling: {polls} polls");
     assert_eq!(
         app.tenant.threats_served() - served,
         0,
@@ -624,7 +631,7 @@ async fn idle_polls_are_counted_but_not_each_written() {
     let (admin, path) = app.admin_with_connector().await;
     app.until_read(&admin, &path, 20, 30).await;
     // Past the overlap, polls read nothing.
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    app.until_a_poll_reads_nothing().await;
 
     let health = || async {
         let (_, c) = app.call("GET", &path, Some(&admin), None).await;
@@ -635,20 +642,25 @@ async fn idle_polls_are_counted_but_not_each_written() {
     };
     let (polls_before, _) = health().await;
     let requests_before = app.tenant.request_count();
+    let started = std::time::Instant::now();
+    // What was written, read between every two polls, over 20 idle polls.
     let mut written = std::collections::BTreeSet::new();
-    for _ in 0..70 {
+    let target = app.polls(&path) + 20;
+    while app.polls(&path) < target {
         written.insert(health().await.1);
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        let seen = app.polls(&path);
+        app.until(30, || async { app.polls(&path) > seen }).await;
     }
+    written.insert(health().await.1);
     let requests = app.tenant.request_count() - requests_before;
+    // The polls last at least 20 intervals; a write every `idle_commit_every` of them at most
+    // (and the one already there) is allowed, each poll written is not.
+    let allowed = started.elapsed().as_secs() / 3 + 2;
     assert!(
-        requests >= 10,
-        "the connector kept polling: {requests} polls"
-    );
-    assert!(
-        written.len() <= 4,
-        "{requests} idle polls were written {} times: {written:?}",
-        written.len()
+        (written.len() as u64) <= allowed && (written.len() as u64) < requests,
+        "{requests} idle polls were written {} times, in {:?}: {written:?}",
+        written.len(),
+        started.elapsed()
     );
     // Every poll is counted once written: at either end, at most one interval's polls are
     // pending.
@@ -681,13 +693,13 @@ async fn stopping_writes_the_idle_polls_not_written_yet() {
     let (admin, path) = app.admin_with_connector().await;
     app.until_read(&admin, &path, 20, 30).await;
     // Past the overlap, polls read nothing.
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    app.until_a_poll_reads_nothing().await;
     let (_, c) = app.call("GET", &path, Some(&admin), None).await;
     let id = c["id"].as_str().unwrap().to_owned();
     let store = &app.state.store;
     let before = store.get_connector(None, &id).await.unwrap();
     let requests_before = app.tenant.request_count();
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    app.until_polls(&path, 5).await;
     let idle = store.get_connector(None, &id).await.unwrap();
     assert_eq!(
         (idle.polls, idle.last_success_at),

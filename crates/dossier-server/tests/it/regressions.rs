@@ -1,6 +1,10 @@
 //! Regression tests, named after what broke.
 
+use std::time::Duration;
+
 use dossier_domain::access::{Licence, Role};
+use dossier_domain::expiry::EXPIRED_REASON;
+use dossier_s1sim::{Fault, TokenSpec};
 use serde_json::json;
 
 use crate::{spawn_app, TOKEN};
@@ -29,7 +33,8 @@ async fn a_new_tenant_url_never_receives_the_stored_token() {
         e["message"].as_str().unwrap().starts_with("api_token"),
         "{e}"
     );
-    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    // The connector goes on polling its own tenant, and only it.
+    app.until_polls(&path, 3).await;
     assert_eq!(app.other_tenant.request_count(), 0);
     // The same URL again needs no token.
     let (status, _) = app
@@ -152,5 +157,40 @@ async fn malformed_requests_get_the_api_error_shape() {
             "{method} {path}: {e}"
         );
     }
+    app.running.stop().await;
+}
+
+/// A 401 for a token known to have expired read "token expired" when it came on the first
+/// page, but "the API token was rejected" when it came on a later poll whose request was on
+/// its way as the token expired: the same cause now gives the same reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expired_token_401_reads_expired_after_the_first_page_too() {
+    // The slow poll below must not time out before the tenant answers it.
+    let app = crate::spawn_app_with(3, |c| c.request_timeout = Duration::from_secs(30)).await;
+    let expires_at = chrono::Utc::now() + chrono::Duration::seconds(5);
+    app.tenant.set_token(TokenSpec {
+        expires_at: Some(expires_at),
+        ..TokenSpec::new(TOKEN)
+    });
+    let (admin, path) = app.admin_with_connector().await;
+    // The worker is past its first page and knows when the token expires.
+    app.until(30, || async {
+        let (_, c) = app.call("GET", &path, Some(&admin), None).await;
+        c["token_expires_at"].is_string() && c["health"]["threats"].as_u64() == Some(3)
+    })
+    .await;
+    // Its next poll is asked before the token expires, and answered (401) after.
+    let left = (expires_at - chrono::Utc::now())
+        .to_std()
+        .expect("the token has not expired yet");
+    app.tenant
+        .push_faults([Fault::Slow(left + Duration::from_millis(500))]);
+    app.until_status(&admin, &path, "error").await;
+    let (_, c) = app.call("GET", &path, Some(&admin), None).await;
+    let detail = c["status_detail"].as_str().unwrap();
+    assert!(
+        detail.starts_with(EXPIRED_REASON),
+        "a 401 after the expiry: {detail}"
+    );
     app.running.stop().await;
 }

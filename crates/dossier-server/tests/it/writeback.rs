@@ -2,6 +2,7 @@
 //! connector writes back; a failure shows on the story and the analyst's change stays.
 
 use dossier_domain::access::{Licence, Role};
+use dossier_server::metrics::Metrics;
 use serde_json::json;
 
 use crate::{spawn_app, App, TOKEN};
@@ -154,6 +155,13 @@ async fn without_write_back_nothing_is_sent() {
     connector(&app, &admin, false).await;
     let story = first_story(&app, &admin).await;
     let sid = story["id"].as_str().unwrap();
+    let off = || {
+        app.state
+            .metrics
+            .write_backs
+            .get_or_create(&Metrics::write_back("off"))
+            .get()
+    };
     let (status, _) = app
         .call(
             "PATCH",
@@ -163,7 +171,8 @@ async fn without_write_back_nothing_is_sent() {
         )
         .await;
     assert_eq!(status, 200);
-    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    // The write-back has looked at the story's connector, and sent nothing.
+    app.until(15, || async { off() == 1 }).await;
     assert!(app.tenant.writes().is_empty());
     app.running.stop().await;
 }
