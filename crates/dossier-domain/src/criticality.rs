@@ -246,14 +246,18 @@ pub fn story_order(
 /// Returns a story's latest incident: the last in story order (see [`story_order`]), which is
 /// the one every story rule describes the story by (what it shows, criticality, summary).
 #[must_use]
-pub fn latest_incident(incidents_in_story_order: &[Incident]) -> Option<&Incident> {
-    debug_assert!(
-        incidents_in_story_order
-            .windows(2)
-            .all(|w| w[0].created_at <= w[1].created_at),
-        "incidents must come in story order"
-    );
-    incidents_in_story_order.last()
+pub fn latest_incident<'a>(
+    incidents_in_story_order: impl IntoIterator<Item = &'a Incident>,
+) -> Option<&'a Incident> {
+    incidents_in_story_order
+        .into_iter()
+        .reduce(|earlier, later| {
+            debug_assert!(
+                earlier.created_at <= later.created_at,
+                "incidents must come in story order"
+            );
+            later
+        })
 }
 
 #[cfg(test)]

@@ -1,5 +1,5 @@
-//! SentinelOne Management API v2.1 connector: the HTTP client, the mapping of threats onto
-//! domain incidents, and the pure checkpoint logic of polling.
+//! SentinelOne Management API v2.1 as a source of Dossier: the HTTP client, the mapping of
+//! threats onto domain incidents, and the [`SentinelOne`] source the generic worker drives.
 //!
 //! The API and its pitfalls are described in `docs/SENTINELONE.md`; comments cite its sections
 //! (§6.x are the pitfalls a robust poller must handle).
@@ -7,8 +7,8 @@
 pub mod client;
 pub mod envelope;
 pub mod mapping;
-pub mod poll;
 pub mod query;
+pub mod source;
 
 mod lenient;
 mod threat;
@@ -19,5 +19,5 @@ pub use client::{
 };
 pub use envelope::{parse_error, parse_page, ApiErrorBody, ApiErrorEntry, EnvelopeError, Page};
 pub use mapping::{map_owned_threat, map_threat, remap_stored, MapError};
-pub use poll::{credible_updated_at, Checkpoint, PollPolicy};
 pub use query::{SortBy, SortOrder, ThreatQuery, MAX_PAGE_SIZE};
+pub use source::{failure, s1_verdict, threat_query, SentinelOne};

@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use axum::Router;
 use dossier_domain::correlate::Policy;
-use dossier_sentinelone::PollPolicy;
+use dossier_source::{PollPolicy, Sources};
 use dossier_store::Store;
 use tokio::sync::watch;
 use tower_http::limit::RequestBodyLimitLayer;
@@ -95,6 +95,8 @@ impl Default for ServerConfig {
 #[derive(Clone)]
 pub struct AppState {
     pub store: Arc<dyn Store>,
+    /// The sources this build knows, by connector kind.
+    pub sources: Sources,
     pub secrets: Arc<SecretBox>,
     pub config: Arc<ServerConfig>,
     pub metrics: Arc<Metrics>,
@@ -108,12 +110,18 @@ pub struct AppState {
 
 impl AppState {
     #[must_use]
-    pub fn new(store: Arc<dyn Store>, secrets: SecretBox, config: ServerConfig) -> Self {
+    pub fn new(
+        store: Arc<dyn Store>,
+        sources: Sources,
+        secrets: SecretBox,
+        config: ServerConfig,
+    ) -> Self {
         let budget = config
             .ingest_budget
             .min(tokio::sync::Semaphore::MAX_PERMITS);
         Self {
             store,
+            sources,
             secrets: Arc::new(secrets),
             ingest_budget: Arc::new(tokio::sync::Semaphore::new(budget)),
             commits_in_flight: Arc::default(),

@@ -19,7 +19,7 @@ fn bad(reason: &str) -> ApiError {
 pub fn normalise(input: &str) -> Result<Url, ApiError> {
     let input = input.trim();
     if input.is_empty() {
-        return Err(bad("is required, e.g. https://usea1-acme.sentinelone.net"));
+        return Err(bad("is required: the tenant's https:// address"));
     }
     if input.len() > 2048 {
         return Err(bad("is longer than 2048 characters"));

@@ -10,9 +10,9 @@ use chrono::Utc;
 use dossier_domain::event::EventType;
 use dossier_domain::expiry::{Expiry, EXPIRED_REASON};
 use dossier_domain::Incident;
-use dossier_sentinelone::{
-    credible_updated_at, map_owned_threat, Checkpoint, Client, ClientConfig, ClientError, Page,
-    PollPolicy, RetryObserver, Retrying, ThreatQuery,
+use dossier_source::{
+    credible_updated_at, Checkpoint, Connection, Environment, Failure, FailureKind, Page,
+    PollPolicy, RetryObserver, Retrying, Settings, Source, Window,
 };
 use dossier_store::{ConnectorRecord, HealthUpdate, IngestPage, NewEvent, StoreError};
 use rand::Rng;
@@ -156,25 +156,43 @@ async fn sleep_or_stop(d: Duration, shutdown: &mut watch::Receiver<bool>) -> boo
     }
 }
 
-pub(crate) fn build_client(
+/// The source of a connector's kind; a kind this build does not know is an error to show.
+pub(crate) fn source_of(
     state: &AppState,
     rec: &ConnectorRecord,
+) -> Result<Arc<dyn Source>, String> {
+    state.sources.by_kind(&rec.kind).cloned().ok_or_else(|| {
+        format!(
+            "this build of Dossier has no {:?} connector (it knows: {})",
+            rec.kind,
+            state.sources.kinds()
+        )
+    })
+}
+
+/// Connects a connector to its tenant with the deployment's settings.
+pub(crate) fn connect(
+    state: &AppState,
+    source: &dyn Source,
+    rec: &ConnectorRecord,
     on_retry: Option<RetryObserver>,
-) -> Result<Client, String> {
-    let token = state
+) -> Result<Arc<dyn Connection>, String> {
+    let secret = state
         .secrets
         .open(&rec.token_enc)
         .map_err(|e| e.to_string())?;
-    let url = url::Url::parse(&rec.tenant_url).map_err(|e| format!("tenant URL: {e}"))?;
-    let mut cfg = ClientConfig::new(url, token);
-    cfg.extra_roots_pem.clone_from(&state.config.tenant_ca_pem);
-    cfg.request_timeout = state.config.request_timeout;
-    cfg.backoff_base = state.config.retry_base;
-    cfg.backoff_cap = state.config.retry_cap;
-    cfg.max_body_bytes = state.config.max_body_bytes;
-    cfg.refuse_internal_addresses = !state.config.allow_private_tenants;
-    cfg.on_retry = on_retry;
-    Client::new(cfg).map_err(|e| e.human_reason())
+    let tenant_url = url::Url::parse(&rec.tenant_url).map_err(|e| format!("tenant URL: {e}"))?;
+    let env = Environment {
+        extra_roots_pem: state.config.tenant_ca_pem.clone(),
+        request_timeout: state.config.request_timeout,
+        retry_base: state.config.retry_base,
+        retry_cap: state.config.retry_cap,
+        max_body_bytes: state.config.max_body_bytes,
+        refuse_internal_addresses: !state.config.allow_private_tenants,
+    };
+    source
+        .connect(Settings { tenant_url, secret }, &env, on_retry)
+        .map_err(|f| f.reason)
 }
 
 struct Health<'a> {
@@ -204,12 +222,8 @@ impl Health<'_> {
                 Ok(()) = self.retries.changed() => {
                     let Some(r) = self.retries.borrow_and_update().clone() else { continue };
                     if r.failing_for >= self.state.config.retry_shown_after {
-                        let reason = format!(
-                            "{}; retry {} of {} under way",
-                            r.error.human_reason(),
-                            r.retry,
-                            r.of
-                        );
+                        let reason =
+                            format!("{}; retry {} of {} under way", r.reason, r.retry, r.of);
                         self.error(reason, false).await;
                         self.retry_shown = true;
                     }
@@ -314,11 +328,14 @@ impl Health<'_> {
     }
 }
 
-/// Reads the token's expiry from the tenant; `None` when the tenant cannot tell (some
+/// Reads the credentials' expiry from the tenant; `None` when the tenant cannot tell (some
 /// service-user tokens cannot be introspected).
-async fn token_expiry(client: &Client, rec: &ConnectorRecord) -> Option<chrono::DateTime<Utc>> {
-    match client.token_details().await {
-        Ok(d) => d.expires_at,
+async fn token_expiry(
+    conn: &dyn Connection,
+    rec: &ConnectorRecord,
+) -> Option<chrono::DateTime<Utc>> {
+    match conn.credential_expiry().await {
+        Ok(at) => at,
         Err(e) => {
             tracing::debug!(connector_id = %rec.id, error = %e, "token expiry unknown");
             None
@@ -357,25 +374,25 @@ async fn check_expiry(
 /// known (`expires`) to have expired by `now` says that the token expired, whether it came on
 /// the first page or on any poll after; every other failure says what the tenant answered.
 fn failure_reason(
-    e: &ClientError,
+    e: &Failure,
     expires: Option<chrono::DateTime<Utc>>,
     now: chrono::DateTime<Utc>,
 ) -> String {
-    if e.is_token_rejected() && Expiry::of(expires, now) == Expiry::Expired {
+    if e.kind == FailureKind::CredentialsRejected && Expiry::of(expires, now) == Expiry::Expired {
         EXPIRED_REASON.to_owned()
     } else {
-        e.human_reason()
+        e.reason.clone()
     }
 }
 
 async fn timed_fetch(
     state: &AppState,
     health: &mut Health<'_>,
-    client: &Client,
-    query: &ThreatQuery,
-) -> Result<Page, ClientError> {
+    conn: &dyn Connection,
+    window: &Window,
+) -> Result<Page, Failure> {
     let started = std::time::Instant::now();
-    let fetched = health.watch(client.threats_page(query)).await;
+    let fetched = health.watch(conn.fetch(window)).await;
     state
         .metrics
         .fetch_seconds
@@ -385,12 +402,8 @@ async fn timed_fetch(
 
 /// A 400 in the middle of a walk means the tenant no longer honours the cursor: the walk starts
 /// again from the same bound instead of asking with that cursor again.
-fn restart_walk_if_cursor_rejected(
-    e: &ClientError,
-    checkpoint: &mut Checkpoint,
-    connector_id: &str,
-) {
-    if matches!(e, ClientError::Rejected { status: 400, .. }) && checkpoint.walk_in_progress() {
+fn restart_walk_if_cursor_rejected(e: &Failure, checkpoint: &mut Checkpoint, connector_id: &str) {
+    if e.kind == FailureKind::Rejected && checkpoint.walk_in_progress() {
         tracing::warn!(connector_id = %connector_id, "cursor rejected; restarting the walk");
         *checkpoint = checkpoint.restart_walk();
     }
@@ -427,13 +440,21 @@ async fn run_connector(state: AppState, rec: ConnectorRecord, mut shutdown: watc
     let on_retry: RetryObserver = Arc::new(move |r: &Retrying| {
         told.send_replace(Some(r.clone()));
     });
-    let client = match build_client(&state, &rec, Some(on_retry)) {
+    let source = match source_of(&state, &rec) {
+        Ok(s) => s,
+        Err(reason) => {
+            health.error(reason, false).await;
+            return;
+        }
+    };
+    let client = match connect(&state, source.as_ref(), &rec, Some(on_retry)) {
         Ok(c) => c,
         Err(reason) => {
             health.error(reason, false).await;
             return;
         }
     };
+    let client = client.as_ref();
     let labels = Metrics::connector(&rec.id);
     let policy = state.config.poll_policy.clone();
 
@@ -453,7 +474,7 @@ async fn run_connector(state: AppState, rec: ConnectorRecord, mut shutdown: watc
     // then is the token's expiry asked, so the first stories do not wait a turn at the token's
     // throttle for it.
     let first_page = loop {
-        match timed_fetch(&state, &mut health, &client, &checkpoint.query(&policy)).await {
+        match timed_fetch(&state, &mut health, client, &checkpoint.window(&policy)).await {
             Ok(page) => break page,
             Err(e) => {
                 let reason = failure_reason(&e, expires, Utc::now());
@@ -475,7 +496,7 @@ async fn run_connector(state: AppState, rec: ConnectorRecord, mut shutdown: watc
             }
         }
     };
-    expires = token_expiry(&client, &rec).await;
+    expires = token_expiry(client, &rec).await;
     let mut token_checked = std::time::Instant::now();
     let update = HealthUpdate {
         token_expires_at: Some(expires),
@@ -496,7 +517,7 @@ async fn run_connector(state: AppState, rec: ConnectorRecord, mut shutdown: watc
     let mut recent = Recent::default();
     // The next page of a walk, fetched while the previous page was being committed (or, at
     // the start, the page that verified the connector).
-    let mut prefetched: Option<Result<Page, ClientError>> = Some(Ok(first_page));
+    let mut prefetched: Option<Result<Page, Failure>> = Some(Ok(first_page));
     // Polls that read nothing and were not written yet (see `idle_commit_every`), and when
     // the last of them was answered.
     let mut unwritten_polls: u64 = 0;
@@ -512,7 +533,7 @@ async fn run_connector(state: AppState, rec: ConnectorRecord, mut shutdown: watc
         // The expiry is read again daily (a token can be extended); between reads the clock
         // alone says when a warning is due.
         if token_checked.elapsed() > Duration::from_secs(24 * 3600) {
-            expires = token_expiry(&client, &rec).await;
+            expires = token_expiry(client, &rec).await;
             token_checked = std::time::Instant::now();
             let update = HealthUpdate {
                 token_expires_at: Some(expires),
@@ -532,9 +553,9 @@ async fn run_connector(state: AppState, rec: ConnectorRecord, mut shutdown: watc
             Some(f) => f,
             // A stop does not wait for a slow tenant: the poll is simply not made.
             None => {
-                let query = checkpoint.query(&policy);
+                let window = checkpoint.window(&policy);
                 tokio::select! {
-                    f = timed_fetch(&state, &mut health, &client, &query) => f,
+                    f = timed_fetch(&state, &mut health, client, &window) => f,
                     _ = shutdown.wait_for(|stop| *stop) => break,
                 }
             }
@@ -558,8 +579,12 @@ async fn run_connector(state: AppState, rec: ConnectorRecord, mut shutdown: watc
                 health.error(reason, true).await;
                 let wait = match &e {
                     // Honoured, up to an hour: a bogus value must not stop the connector.
-                    ClientError::RateLimited {
-                        retry_after: Some(d),
+                    Failure {
+                        kind:
+                            FailureKind::RateLimited {
+                                retry_after: Some(d),
+                            },
+                        ..
                     } => (*d).min(MAX_RETRY_AFTER),
                     _ => backoff.next(),
                 };
@@ -571,13 +596,13 @@ async fn run_connector(state: AppState, rec: ConnectorRecord, mut shutdown: watc
         };
         let map_started = std::time::Instant::now();
         let before = batch.len();
-        batch.reserve(page.threats.len());
+        batch.reserve(page.records.len());
         // A far-future timestamp (seen in STAR alerts) must not push the checkpoint past every
         // threat to come.
         let read_at = Utc::now();
         let mut page_max = None;
-        for raw in std::mem::take(&mut page.threats) {
-            match map_owned_threat(raw) {
+        for raw in std::mem::take(&mut page.records) {
+            match source.map(raw) {
                 Ok(i) => {
                     page_max = page_max.max(credible_updated_at(i.updated_at, read_at));
                     // Read again (the overlap, a sweep, a far-future threat): not new.
@@ -660,8 +685,8 @@ async fn run_connector(state: AppState, rec: ConnectorRecord, mut shutdown: watc
         // While a walk goes on, the next page is fetched as this one commits: its query depends
         // on this page's cursor, not on the commit. It is used only if the commit succeeds.
         let (committed, next_page) = if next.walk_in_progress() {
-            let next_query = next.query(&policy);
-            let fetch = timed_fetch(&state, &mut health, &client, &next_query);
+            let next_window = next.window(&policy);
+            let fetch = timed_fetch(&state, &mut health, client, &next_window);
             let (c, n) = tokio::join!(commit, fetch);
             (c, Some(n))
         } else {

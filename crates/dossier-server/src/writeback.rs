@@ -1,6 +1,7 @@
 //! Write-back, opt-in per connector: when an analyst closes a story with a verdict, the verdict
-//! and the resolved status go to the story's SentinelOne threats. It runs after the analyst's
-//! change is saved, and its outcome, good or bad, is recorded on the story.
+//! goes to the story's records in the producer's console, in the producer's own terms (its
+//! source's [`dossier_source::Connection::write_back`]). It runs after the analyst's change is
+//! saved, and its outcome, good or bad, is recorded on the story.
 
 use std::collections::BTreeMap;
 
@@ -9,21 +10,10 @@ use dossier_domain::story::Verdict;
 use dossier_store::StoryDetail;
 
 use crate::metrics::Metrics;
-use crate::worker::build_client;
+use crate::worker::{connect, source_of};
 use crate::AppState;
 
 const ACTOR: &str = "dossier";
-
-/// SentinelOne's analyst verdict for Dossier's (SentinelOne has `true_positive`,
-/// `false_positive`, `suspicious` and `undefined`; an informational story is not a threat).
-#[must_use]
-pub fn s1_verdict(v: Verdict) -> &'static str {
-    match v {
-        Verdict::Malicious => "true_positive",
-        Verdict::Suspicious => "suspicious",
-        Verdict::Benign | Verdict::Informational => "false_positive",
-    }
-}
 
 /// Sends the verdict of a closed story to the tenants of its incidents, in the background.
 pub fn spawn(state: AppState, story: StoryDetail, verdict: Verdict) {
@@ -51,18 +41,13 @@ pub fn spawn(state: AppState, story: StoryDetail, verdict: Verdict) {
                     .inc();
                 continue;
             }
-            let outcome = match build_client(&state, &rec, None) {
+            let source = source_of(&state, &rec);
+            let (vendor, record) = source.as_ref().map_or(("the producer", "record"), |s| {
+                (s.labels().vendor, s.labels().record_name)
+            });
+            let outcome = match source.and_then(|s| connect(&state, s.as_ref(), &rec, None)) {
                 Err(reason) => Err(reason),
-                Ok(client) => {
-                    let verdict_sent = client.set_analyst_verdict(&ids, s1_verdict(verdict)).await;
-                    match verdict_sent {
-                        Err(e) => Err(e.human_reason()),
-                        Ok(_) => client
-                            .set_incident_status(&ids, "resolved")
-                            .await
-                            .map_err(|e| e.human_reason()),
-                    }
-                }
+                Ok(conn) => conn.write_back(&ids, verdict).await.map_err(|f| f.reason),
             };
             let outcome_label = if outcome.is_ok() { "sent" } else { "failed" };
             state
@@ -71,11 +56,10 @@ pub fn spawn(state: AppState, story: StoryDetail, verdict: Verdict) {
                 .get_or_create(&Metrics::write_back(outcome_label))
                 .inc();
             let (kind, text) = match outcome {
-                Ok(_) => (
+                Ok(sent) => (
                     "write_back",
                     format!(
-                        "verdict {} and status resolved sent to SentinelOne ({}) for {} threat(s)",
-                        s1_verdict(verdict),
+                        "{sent} sent to {vendor} ({}) for {} {record}(s)",
                         rec.name,
                         ids.len()
                     ),
@@ -84,7 +68,10 @@ pub fn spawn(state: AppState, story: StoryDetail, verdict: Verdict) {
                     tracing::warn!(story_id = %story.story.id, connector_id = %rec.id, %reason, "write-back failed");
                     (
                         "write_back_failed",
-                        format!("could not update SentinelOne ({}): {reason}; the story keeps its verdict", rec.name),
+                        format!(
+                            "could not update {vendor} ({}): {reason}; the story keeps its verdict",
+                            rec.name
+                        ),
                     )
                 }
             };

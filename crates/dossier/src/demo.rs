@@ -139,7 +139,7 @@ pub async fn run(mut o: DemoOptions) -> anyhow::Result<()> {
     // allows that.
     config.allow_private_tenants = true;
     config.tenant_ca_pem = Some(sim.ca_pem.clone().into_bytes());
-    let state = AppState::new(store, o.serve.secrets()?, config);
+    let state = AppState::new(store, crate::options::sources(), o.serve.secrets()?, config);
     let running = dossier_server::start(state.clone(), o.serve.listen)
         .await
         .map_err(|e| anyhow::anyhow!("--listen: cannot listen on {}: {e}", o.serve.listen))?;
@@ -197,7 +197,7 @@ pub async fn show_backfill(state: AppState, connector_id: String) {
         let Some(cp) = c.checkpoint.as_deref() else {
             continue;
         };
-        let Ok(cp) = serde_json::from_str::<dossier_sentinelone::Checkpoint>(cp) else {
+        let Ok(cp) = serde_json::from_str::<dossier_source::Checkpoint>(cp) else {
             continue;
         };
         match cp.backfill_progress(Utc::now()) {

@@ -8,8 +8,8 @@ use anyhow::{bail, Context};
 use clap::builder::BoolishValueParser;
 use clap::{ArgAction, Args};
 use dossier_domain::correlate::Policy;
-use dossier_sentinelone::PollPolicy;
 use dossier_server::{SecretBox, ServerConfig};
+use dossier_source::{PollPolicy, Sources};
 use dossier_store::Store;
 use dossier_store_sqlite::SqliteStore;
 
@@ -84,12 +84,14 @@ pub fn open_store(url: &str) -> anyhow::Result<Arc<dyn Store>> {
     Ok(Arc::new(store))
 }
 
-/// Each producer's mapping of a stored incident's raw JSON, for the store: the binary is the
-/// one place that names every source.
+/// The sources this build has: the binary is the one place that names every source.
+pub fn sources() -> Sources {
+    Sources::new(vec![Arc::new(dossier_sentinelone::SentinelOne)])
+}
+
+/// Each producer's mapping of a stored incident's raw JSON, for the store.
 pub fn remap() -> dossier_store::Remap {
-    Arc::new(|producer, raw| match producer {
-        dossier_domain::Producer::SentinelOne => dossier_sentinelone::remap_stored(raw),
-    })
+    Arc::new(sources().remap())
 }
 
 fn sqlite_path(url: &str) -> Option<&Path> {

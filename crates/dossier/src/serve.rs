@@ -6,7 +6,12 @@ use crate::options::{open_store, ServeOptions};
 
 pub async fn run(o: ServeOptions) -> anyhow::Result<()> {
     let store = open_store(&o.db.db)?;
-    let state = AppState::new(store, o.secrets()?, o.server_config()?);
+    let state = AppState::new(
+        store,
+        crate::options::sources(),
+        o.secrets()?,
+        o.server_config()?,
+    );
     let running = dossier_server::start(state, o.listen)
         .await
         .map_err(|e| anyhow::anyhow!("--listen: cannot listen on {}: {e}", o.listen))?;

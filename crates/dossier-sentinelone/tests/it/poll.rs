@@ -5,7 +5,8 @@
 //! active, and leaves `since` alone.
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
-use dossier_sentinelone::{Checkpoint, PollPolicy, SortBy, SortOrder};
+use dossier_sentinelone::{threat_query, SortBy, SortOrder};
+use dossier_source::{Checkpoint, PollPolicy};
 use proptest::prelude::*;
 
 fn base() -> DateTime<Utc> {
@@ -53,7 +54,7 @@ proptest! {
             let backfill = cp.backfill_started.is_some();
             for (p, page) in walk.iter().enumerate() {
                 now += Duration::seconds(*step.next().unwrap_or(&0));
-                let q = cp.query(&policy);
+                let q = threat_query(&cp.window(&policy));
                 let sent = match sweep {
                     Some(from) => (Some(from), None),
                     None if walk_bound.1 => (None, Some(walk_bound.0)),
@@ -135,7 +136,7 @@ proptest! {
         let restarted = cp.restart_walk();
         prop_assert!(!restarted.walk_in_progress());
         prop_assert_eq!(restarted.since, since);
-        prop_assert_eq!(restarted.query(&policy).cursor, None);
-        prop_assert_eq!(restarted.query(&policy).updated_at_gte, Some(since));
+        prop_assert_eq!(threat_query(&restarted.window(&policy)).cursor, None);
+        prop_assert_eq!(threat_query(&restarted.window(&policy)).updated_at_gte, Some(since));
     }
 }

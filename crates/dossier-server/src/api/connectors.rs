@@ -5,6 +5,9 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use chrono::{DateTime, Utc};
+use std::sync::Arc;
+
+use dossier_source::Source;
 use dossier_store::{ConnectorRecord, ConnectorUpdate, NewConnector};
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
@@ -18,7 +21,6 @@ use crate::AppState;
 
 const MAX_NAME: usize = 100;
 const MAX_DESCRIPTION: usize = 500;
-const MAX_TOKEN: usize = 4096;
 
 /// A connector as the API shows it. It never carries the token.
 #[derive(Debug, Serialize, ToSchema)]
@@ -51,7 +53,7 @@ pub struct BackfillView {
 }
 
 fn backfill_of(checkpoint: Option<&str>) -> Option<BackfillView> {
-    let cp: dossier_sentinelone::Checkpoint = serde_json::from_str(checkpoint?).ok()?;
+    let cp: dossier_source::Checkpoint = serde_json::from_str(checkpoint?).ok()?;
     let p = cp.backfill_progress(Utc::now())?;
     Some(BackfillView {
         percent: (p.fraction * 1000.0).round() / 10.0,
@@ -108,7 +110,7 @@ impl From<ConnectorRecord> for ConnectorView {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateConnector {
-    /// Only `sentinelone` for now.
+    /// The connector kind: one of the sources this build knows (`sentinelone`).
     pub kind: String,
     pub name: String,
     pub description: Option<String>,
@@ -178,17 +180,21 @@ fn check_description(d: Option<String>) -> ApiResult<Option<String>> {
     Ok(d)
 }
 
-fn check_token(t: &str) -> ApiResult<SecretString> {
-    let t = t.trim();
-    if t.is_empty() {
-        return Err(ApiError::BadRequest("api_token: is required".into()));
-    }
-    if t.len() > MAX_TOKEN || t.chars().any(char::is_control) {
-        return Err(ApiError::BadRequest(
-            "api_token: is not a SentinelOne API token".into(),
-        ));
-    }
-    Ok(SecretString::from(t.to_owned()))
+/// The source's check of a secret as an editor typed it.
+fn check_token(source: &dyn Source, t: &str) -> ApiResult<SecretString> {
+    source
+        .check_secret(t)
+        .map_err(|why| ApiError::BadRequest(format!("api_token: {why}")))
+}
+
+/// The source of a connector kind, or a clear error naming the kinds there are.
+fn source_of_kind(state: &AppState, kind: &str) -> ApiResult<Arc<dyn Source>> {
+    state.sources.by_kind(kind).cloned().ok_or_else(|| {
+        ApiError::BadRequest(format!(
+            "kind: unknown connector kind {kind:?}; known: {}",
+            state.sources.kinds()
+        ))
+    })
 }
 
 /// Create a connector (Integrations editor).
@@ -213,16 +219,11 @@ pub(crate) async fn create_connector(
     let account_id = p
         .scope(body.account_id.as_deref())?
         .ok_or_else(|| ApiError::BadRequest("account_id: an operator names the account".into()))?;
-    if body.kind != "sentinelone" {
-        return Err(ApiError::BadRequest(format!(
-            "kind: unknown connector kind {:?}; known: sentinelone",
-            body.kind
-        )));
-    }
+    let source = source_of_kind(state, &body.kind)?;
     let name = check_name(&body.name)?;
     let description = check_description(body.description)?;
     let url = tenant_url::normalise(&body.tenant_url)?;
-    let token = check_token(&body.api_token)?;
+    let token = check_token(source.as_ref(), &body.api_token)?;
     tenant_url::check_host(&url, state.config.allow_private_tenants).await?;
     let rec = state
         .store
@@ -345,14 +346,14 @@ pub(crate) async fn patch_connector(
     if let Some(d) = body.description {
         u.description = Some(check_description(d)?);
     }
+    let current = state
+        .store
+        .get_connector(scope.as_deref(), id)
+        .await
+        .map_err(|e| ApiError::from_store(e, "connector"))?;
     if let Some(t) = &body.tenant_url {
         let url = tenant_url::normalise(t)?;
         let url = url.as_str().trim_end_matches('/').to_owned();
-        let current = state
-            .store
-            .get_connector(scope.as_deref(), id)
-            .await
-            .map_err(|e| ApiError::from_store(e, "connector"))?;
         if url != current.tenant_url {
             // The stored token belongs to the old tenant: it must never be sent to another
             // host, so a new URL comes with its own token.
@@ -374,7 +375,8 @@ pub(crate) async fn patch_connector(
         }
     }
     if let Some(t) = &body.api_token {
-        u.token_enc = Some(state.secrets.seal(&check_token(t)?));
+        let source = source_of_kind(state, &current.kind)?;
+        u.token_enc = Some(state.secrets.seal(&check_token(source.as_ref(), t)?));
         u.status = Some(("pending".into(), None));
     }
     u.track_errors = body.track_errors;

@@ -3,11 +3,14 @@
 //! token field is write-only: it is never filled in or shown again.
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use chrono::Utc;
 use dossier_domain::expiry::Expiry;
+use dossier_source::{Labels, Source};
 use dossier_store::{Account, ConnectorRecord};
 use maud::{html, Markup};
 
@@ -45,14 +48,17 @@ pub async fn list(State(state): State<AppState>, user: WebUser) -> WebResult<Res
         .map(Into::into)
         .collect();
     let editor = p.perms.edit_integrations;
+    let vendors: Vec<&str> = state.sources.iter().map(|s| s.labels().vendor).collect();
     let body = html! {
         h1 { "Connectors" }
         @if editor {
-            p { a.button href="/connectors/new" { "Add a SentinelOne connector" } }
+            p { @for s in state.sources.iter() {
+                a.button href={ "/connectors/new?kind=" (s.kind()) } { "Add a " (s.labels().vendor) " connector" } " "
+            } }
         }
         @if items.is_empty() {
             div.empty role="status" {
-                p { strong { "No connectors yet." } " A connector brings a SentinelOne tenant's threats into Dossier." }
+                p { strong { "No connectors yet." } " A connector brings a tenant's threats into Dossier, from " (vendors.join(" or ")) "." }
                 @if !editor { p { "Ask an Integrations editor to add one." } }
             }
         } @else {
@@ -107,6 +113,7 @@ pub async fn list(State(state): State<AppState>, user: WebUser) -> WebResult<Res
 /// The values a connector form shows again after an error (never the token).
 #[derive(Default)]
 struct Values {
+    kind: String,
     name: String,
     description: String,
     tenant_url: String,
@@ -115,18 +122,26 @@ struct Values {
     account_id: String,
 }
 
+/// What a form is for: a new connector or a saved one, of the source's kind.
+struct FormFor<'a> {
+    action: &'a str,
+    editing: bool,
+    labels: Labels,
+}
+
 fn form(
     user: &WebUser,
-    action: &str,
+    to: &FormFor<'_>,
     v: &Values,
-    editing: bool,
     accounts: &[Account],
     error: Option<&str>,
 ) -> Markup {
+    let (editing, l) = (to.editing, to.labels);
     html! {
         @if let Some(e) = error { p.error role="alert" { (e) } }
-        form.form-narrow method="post" action=(action) autocomplete="off" {
+        form.form-narrow method="post" action=(to.action) autocomplete="off" {
             input type="hidden" name="_csrf" value=(user.csrf);
+            input type="hidden" name="kind" value=(v.kind);
             @if !accounts.is_empty() {
                 label for="account_id" { "Account" }
                 select #account_id name="account_id" required {
@@ -139,17 +154,17 @@ fn form(
             input #name type="text" name="name" value=(v.name) maxlength="100" required;
             label for="description" { "Description " span.hint { "(optional)" } }
             input #description type="text" name="description" value=(v.description) maxlength="500";
-            label for="tenant_url" { "Tenant URL " span.hint { "(https://, e.g. https://usea1-partners.sentinelone.net)" } }
+            label for="tenant_url" { "Tenant URL " span.hint { "(https://, e.g. " (l.tenant_url_example) ")" } }
             input #tenant_url type="url" name="tenant_url" value=(v.tenant_url) required placeholder="https://";
             label for="api_token" {
-                "API token "
-                @if editing { span.hint { "(leave empty to keep the saved token; a new tenant URL needs a new token)" } }
-                @else { span.hint { "(a service-user token; it is never shown again)" } }
+                (l.secret_name) " "
+                @if editing { span.hint { "(leave empty to keep the saved one; a new tenant URL needs a new one)" } }
+                @else { span.hint { "(it is never shown again)" } }
             }
             input #api_token type="password" name="api_token" value="" autocomplete="new-password" required[!editing];
             label.check { input type="checkbox" name="track_errors" value="1" checked[v.track_errors]; "Track errors by creating an event" }
             br;
-            label.check { input type="checkbox" name="write_back" value="1" checked[v.write_back]; "Write verdicts back to SentinelOne when a story is closed" }
+            label.check { input type="checkbox" name="write_back" value="1" checked[v.write_back]; "Write verdicts back to " (l.vendor) " when a story is closed" }
             p {
                 button type="submit" { (if editing { "Save changes" } else { "Add connector" }) }
                 " " a href="/connectors" { "Cancel" }
@@ -169,19 +184,67 @@ async fn accounts_for(state: &AppState, user: &WebUser) -> WebResult<Vec<Account
         .map_err(|e| ApiError::from_store(e, "account"))?)
 }
 
-pub async fn new_form(State(state): State<AppState>, user: WebUser) -> WebResult<Response> {
+/// The source a form is for: the kind it names, else the first this build knows.
+fn source_for(state: &AppState, kind: &str) -> WebResult<Arc<dyn Source>> {
+    let source = if kind.is_empty() {
+        state.sources.iter().next()
+    } else {
+        state.sources.by_kind(kind)
+    };
+    Ok(source.cloned().ok_or_else(|| {
+        ApiError::BadRequest(format!(
+            "kind: unknown connector kind {kind:?}; known: {}",
+            state.sources.kinds()
+        ))
+    })?)
+}
+
+/// The page to add a connector of a source.
+fn new_page(
+    user: &WebUser,
+    source: &dyn Source,
+    v: &Values,
+    accounts: &[Account],
+    error: Option<&str>,
+) -> Markup {
+    let to = FormFor {
+        action: "/connectors",
+        editing: false,
+        labels: source.labels(),
+    };
+    let body = html! {
+        h1 { "Add a " (to.labels.vendor) " connector" }
+        (form(user, &to, v, accounts, error))
+    };
+    layout::page("Add a connector", user, Nav::Connectors, body)
+}
+
+#[derive(serde::Deserialize)]
+pub struct KindParam {
+    #[serde(default)]
+    kind: String,
+}
+
+pub async fn new_form(
+    State(state): State<AppState>,
+    user: WebUser,
+    Query(q): Query<KindParam>,
+) -> WebResult<Response> {
     let p = &user.principal;
     p.require(p.perms.edit_integrations, "integrations-editor")?;
+    let source = source_for(&state, &q.kind)?;
     let accounts = accounts_for(&state, &user).await?;
-    let body = html! {
-        h1 { "Add a SentinelOne connector" }
-        (form(&user, "/connectors", &Values { track_errors: true, ..Values::default() }, false, &accounts, None))
+    let v = Values {
+        kind: source.kind().to_owned(),
+        track_errors: true,
+        ..Values::default()
     };
-    Ok(layout::page("Add a connector", &user, Nav::Connectors, body).into_response())
+    Ok(new_page(&user, source.as_ref(), &v, &accounts, None).into_response())
 }
 
 fn values_of(f: &FormData) -> Values {
     Values {
+        kind: f.text("kind").to_owned(),
         name: f.text("name").to_owned(),
         description: f.text("description").to_owned(),
         tenant_url: f.text("tenant_url").to_owned(),
@@ -198,9 +261,11 @@ pub async fn create(
 ) -> WebResult<Response> {
     let f = FormData::parse(&body);
     user.check_csrf(f.get("_csrf"))?;
-    let v = values_of(&f);
+    let mut v = values_of(&f);
+    let source = source_for(&state, &v.kind)?;
+    source.kind().clone_into(&mut v.kind);
     let req = CreateConnector {
-        kind: "sentinelone".into(),
+        kind: v.kind.clone(),
         name: v.name.clone(),
         description: Some(v.description.clone()),
         tenant_url: v.tenant_url.clone(),
@@ -213,15 +278,8 @@ pub async fn create(
         Ok(_) => Ok(Redirect::to("/connectors").into_response()),
         Err(ApiError::BadRequest(m) | ApiError::Conflict(m)) => {
             let accounts = accounts_for(&state, &user).await?;
-            let body = html! {
-                h1 { "Add a SentinelOne connector" }
-                (form(&user, "/connectors", &v, false, &accounts, Some(&m)))
-            };
-            Ok((
-                StatusCode::BAD_REQUEST,
-                layout::page("Add a connector", &user, Nav::Connectors, body),
-            )
-                .into_response())
+            let page = new_page(&user, source.as_ref(), &v, &accounts, Some(&m));
+            Ok((StatusCode::BAD_REQUEST, page).into_response())
         }
         Err(e) => Err(e.into()),
     }
@@ -237,13 +295,26 @@ async fn load(state: &AppState, user: &WebUser, id: &str) -> WebResult<Connector
         .map_err(|e| ApiError::from_store(e, "connector"))?)
 }
 
-fn edit_page(user: &WebUser, c: &ConnectorRecord, v: &Values, error: Option<&str>) -> Markup {
+fn edit_page(
+    state: &AppState,
+    user: &WebUser,
+    c: &ConnectorRecord,
+    v: &Values,
+    error: Option<&str>,
+) -> WebResult<Markup> {
+    let source = source_for(state, &c.kind)?;
+    let action = format!("/connectors/{}", c.id);
+    let to = FormFor {
+        action: &action,
+        editing: true,
+        labels: source.labels(),
+    };
     let body = html! {
         h1 { "Edit connector " (c.name) }
         p { "Status: " (layout::status_badge(&c.status)) " " (layout::opt(c.status_detail.as_deref())) }
-        (form(user, &format!("/connectors/{}", c.id), v, true, &[], error))
+        (form(user, &to, v, &[], error))
     };
-    layout::page("Edit connector", user, Nav::Connectors, body)
+    Ok(layout::page("Edit connector", user, Nav::Connectors, body))
 }
 
 pub async fn edit_form(
@@ -253,6 +324,7 @@ pub async fn edit_form(
 ) -> WebResult<Response> {
     let c = load(&state, &user, &id).await?;
     let v = Values {
+        kind: c.kind.clone(),
         name: c.name.clone(),
         description: c.description.clone().unwrap_or_default(),
         tenant_url: c.tenant_url.clone(),
@@ -260,7 +332,7 @@ pub async fn edit_form(
         write_back: c.write_back,
         account_id: c.account_id.clone(),
     };
-    Ok(edit_page(&user, &c, &v, None).into_response())
+    Ok(edit_page(&state, &user, &c, &v, None)?.into_response())
 }
 
 pub async fn update(
@@ -286,7 +358,8 @@ pub async fn update(
     match patch_connector(&state, &user.principal, &id, req).await {
         Ok(_) => Ok(Redirect::to("/connectors").into_response()),
         Err(ApiError::BadRequest(m) | ApiError::Conflict(m)) => {
-            Ok((StatusCode::BAD_REQUEST, edit_page(&user, &c, &v, Some(&m))).into_response())
+            let page = edit_page(&state, &user, &c, &v, Some(&m))?;
+            Ok((StatusCode::BAD_REQUEST, page).into_response())
         }
         Err(e) => Err(e.into()),
     }

@@ -5,6 +5,7 @@ use axum::extract::{RawQuery, State};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Duration, NaiveDateTime, Utc};
 use dossier_domain::story::{Severity, Status, Verdict};
+use dossier_source::Sources;
 use dossier_store::{GroupCount, Story, StoryGroup, StoryQuery, StorySortField};
 use maud::{html, Markup};
 
@@ -359,7 +360,7 @@ pub async fn page(
     };
     let body = html! {
         h1 { "Stories" }
-        (filters(&view))
+        (filters(&view, &state.sources))
         (quick(&view))
         @if let Some(e) = &error {
             p.error role="alert" { (e) }
@@ -373,7 +374,7 @@ pub async fn page(
                     @if no_connectors {
                         p { strong { "No stories yet." } " Stories appear as soon as a connector brings in threats." }
                         @if user.principal.perms.edit_integrations {
-                            p { a.button href="/connectors/new" { "Add a SentinelOne connector" } }
+                            p { a.button href="/connectors/new" { "Add a connector" } }
                         }
                     } @else if view.has_filters() {
                         p { strong { "No stories match these filters." } }
@@ -404,7 +405,7 @@ fn checked(values: &[String], v: &str) -> bool {
     values.iter().any(|x| x == v)
 }
 
-fn filters(view: &ListState) -> Markup {
+fn filters(view: &ListState, sources: &Sources) -> Markup {
     let range = view.range();
     // The finer filters fold away unless one of them is in use.
     let more_open = range == "custom"
@@ -466,7 +467,10 @@ fn filters(view: &ListState) -> Markup {
                         label for="producer" { "Producer" }
                         select #producer name="producer" {
                             option value="" selected[view.producer.is_empty()] { "All producers" }
-                            option value="sentinelone" selected[view.producer == "sentinelone"] { "SentinelOne" }
+                            @for s in sources.iter() {
+                                @let producer = s.producer().as_str();
+                                option value=(producer) selected[view.producer == producer] { (s.labels().vendor) }
+                            }
                         }
                     }
                     div {

@@ -1,31 +1,25 @@
 //! The story page: everything an analyst needs to decide, and the actions to record it.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
+use dossier_domain::criticality::latest_incident;
 use dossier_domain::story::{Severity, Status, Verdict};
 use dossier_domain::MitreTechnique;
+use dossier_source::Source;
 use dossier_store::StoryDetail;
 use maud::{html, Markup};
 
 use super::layout::{self, Nav};
-use super::{urlencode, FormData, WebError, WebResult, WebUser};
+use super::{FormData, WebError, WebResult, WebUser};
 use crate::api::stories::{add_comment, get_story, patch_story, remove_comment, PatchStory};
 use crate::auth::{licensed_account, may_act};
 use crate::error::ApiError;
 use crate::AppState;
-
-/// A link to the threat in the tenant's console.
-fn console_link(tenant_url: &str, threat_id: &str) -> String {
-    format!(
-        "{}/incidents/threats/{}/overview",
-        tenant_url.trim_end_matches('/'),
-        urlencode(threat_id)
-    )
-}
 
 /// `T1055` → `/techniques/T1055/`; `T1055.012` → `/techniques/T1055/012/`.
 fn mitre_link(id: &str) -> Option<String> {
@@ -67,17 +61,33 @@ async fn render(
         return Ok(Redirect::to(&format!("/stories/{}", d.story.id)).into_response());
     }
     let act = can_act(state, user, &d).await;
-    let connectors: HashMap<String, String> = state
+    // Per connector, its console link for a record and what the link says, from its source.
+    let connectors: HashMap<String, Console> = state
         .store
         .list_connectors(Some(&d.story.account_id))
         .await
         .map_err(|e| ApiError::from_store(e, "connector"))?
         .into_iter()
-        .map(|c| (c.id, c.tenant_url))
+        .filter_map(|c| {
+            let source = state.sources.by_kind(&c.kind)?.clone();
+            Some((
+                c.id,
+                Console {
+                    source,
+                    tenant_url: c.tenant_url,
+                },
+            ))
+        })
         .collect();
     let body = story_body(user, &d, act, error.as_deref(), &connectors);
     let title = d.story.indication.clone().unwrap_or_else(|| "Story".into());
     Ok((status, layout::page(&title, user, Nav::Stories, body)).into_response())
+}
+
+/// Where a connector's records open in its producer's console.
+struct Console {
+    source: Arc<dyn Source>,
+    tenant_url: String,
 }
 
 fn story_body(
@@ -85,14 +95,11 @@ fn story_body(
     d: &StoryDetail,
     act: Result<(), String>,
     error: Option<&str>,
-    connectors: &HashMap<String, String>,
+    connectors: &HashMap<String, Console>,
 ) -> Markup {
     let s = &d.story;
-    let latest = d
-        .incidents
-        .iter()
-        .filter_map(|i| i.normalised.as_ref())
-        .max_by_key(|n| n.updated_at);
+    // The store lists a story's incidents in story order; the domain says which is the latest.
+    let latest = latest_incident(d.incidents.iter().filter_map(|i| i.normalised.as_ref()));
     let device = latest.map(|n| &n.device);
     let file = latest.map(|n| &n.file);
     let mut mitre: BTreeMap<String, MitreTechnique> = BTreeMap::new();
@@ -187,7 +194,10 @@ fn story_body(
                             td { (layout::opt(i.analyst_verdict.as_deref())) }
                             td { (layout::opt(Some(i.engines.join(", ")).as_deref())) }
                             td { @match connectors.get(&i.connector_id) {
-                                Some(url) => a href=(console_link(url, &i.id)) rel="noopener noreferrer" target="_blank" { "Open in SentinelOne" },
+                                Some(c) => @match c.source.console_link(&c.tenant_url, &i.id) {
+                                    Some(link) => a href=(link) rel="noopener noreferrer" target="_blank" { "Open in " (c.source.labels().vendor) },
+                                    None => span.none { "no console link" },
+                                },
                                 None => span.none { "connector deleted" },
                             } }
                         }
@@ -444,14 +454,5 @@ mod tests {
             Some("https://attack.mitre.org/techniques/T1055/012/")
         );
         assert_eq!(mitre_link("T1055/../x"), None);
-    }
-
-    #[test]
-    fn console_links_escape_the_threat_id() {
-        assert_eq!(
-            console_link("https://t.sentinelone.net/", "123"),
-            "https://t.sentinelone.net/incidents/threats/123/overview"
-        );
-        assert!(console_link("https://t", "1/../2").ends_with("1%2F..%2F2/overview"));
     }
 }

@@ -102,10 +102,12 @@ pub async fn spawn_app_with(threats: usize, tweak: impl FnOnce(&mut ServerConfig
     let other_sim = dossier_s1sim::start(other_tenant.clone(), "127.0.0.1:0".parse().unwrap())
         .await
         .unwrap();
-    let remap: dossier_store::Remap = Arc::new(|p, raw| match p {
-        dossier_domain::Producer::SentinelOne => dossier_sentinelone::remap_stored(raw),
-    });
-    let store = SqliteStore::open(dir.path().join("it.db").to_str().unwrap(), remap).unwrap();
+    let sources = dossier_source::Sources::new(vec![Arc::new(dossier_sentinelone::SentinelOne)]);
+    let store = SqliteStore::open(
+        dir.path().join("it.db").to_str().unwrap(),
+        Arc::new(sources.remap()),
+    )
+    .unwrap();
     let secrets = SecretBox::load_or_create(&dir.path().join("key")).unwrap();
     let mut config = ServerConfig {
         allow_private_tenants: true,
@@ -118,7 +120,7 @@ pub async fn spawn_app_with(threats: usize, tweak: impl FnOnce(&mut ServerConfig
         ..ServerConfig::default()
     };
     tweak(&mut config);
-    let state = AppState::new(Arc::new(store), secrets, config);
+    let state = AppState::new(Arc::new(store), sources, secrets, config);
     let running = dossier_server::start(state.clone(), "127.0.0.1:0".parse().unwrap())
         .await
         .unwrap();
@@ -303,7 +305,7 @@ impl App {
     }
 
     /// The stored checkpoint of the connector at `path`.
-    pub async fn checkpoint(&self, path: &str) -> Option<dossier_sentinelone::Checkpoint> {
+    pub async fn checkpoint(&self, path: &str) -> Option<dossier_source::Checkpoint> {
         let id = path.rsplit('/').next().unwrap();
         let rec = self.state.store.get_connector(None, id).await.unwrap();
         rec.checkpoint.map(|c| serde_json::from_str(&c).unwrap())

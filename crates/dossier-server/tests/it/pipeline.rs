@@ -778,7 +778,7 @@ async fn a_walk_resumed_with_a_cursor_the_tenant_no_longer_honours_starts_again(
     // As if the server had stopped mid-walk, and the tenant forgot its cursors meanwhile.
     let store = &app.state.store;
     let rec = store.get_connector(None, &id).await.unwrap();
-    let mut checkpoint: dossier_sentinelone::Checkpoint =
+    let mut checkpoint: dossier_source::Checkpoint =
         serde_json::from_str(rec.checkpoint.as_deref().unwrap()).unwrap();
     checkpoint.cursor = Some("bm8tc3VjaC1jdXJzb3I".into());
     store

@@ -184,7 +184,12 @@ pub async fn fresh_server(ca_pems: &[String]) -> anyhow::Result<Bench> {
         tenant_ca_pem: Some(ca_pems.join("\n").into_bytes()),
         ..dossier_server::ServerConfig::default()
     };
-    let state = dossier_server::AppState::new(std::sync::Arc::new(store.clone()), secrets, config);
+    let state = dossier_server::AppState::new(
+        std::sync::Arc::new(store.clone()),
+        crate::options::sources(),
+        secrets,
+        config,
+    );
     let running = dossier_server::start(state.clone(), "127.0.0.1:0".parse()?).await?;
     Ok(Bench {
         state,

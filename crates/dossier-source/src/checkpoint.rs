@@ -1,6 +1,9 @@
-//! Where the next poll starts: pure checkpoint arithmetic, no IO.
+//! Where the next poll starts: pure checkpoint arithmetic, no IO, for any producer whose records
+//! can be read in order of their update time, a page at a time with a cursor (SentinelOne's
+//! `updatedAt` with `nextCursor`; Defender's `lastUpdateDateTime`, CrowdStrike's
+//! `updated_timestamp` likewise). Each source turns a [`Window`] into its own request.
 //!
-//! Polls on `threatInfo.updatedAt` ascending (SENTINELONE.md §6.2) with the lower bound frozen
+//! Polls on the update time ascending (SENTINELONE.md §6.2) with the lower bound frozen
 //! while a cursor walk is in progress (§6.5, as Elastic does). When a walk ends the window moves
 //! to the highest `updatedAt` actually received minus an overlap (§6.3, §6.4): late-indexed and
 //! same-microsecond threats are re-read, and the store dedupes by `(id, updatedAt)`. The
@@ -21,7 +24,23 @@
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::query::{SortBy, SortOrder, ThreatQuery, MAX_PAGE_SIZE};
+/// The largest page a walk asks for; each source may ask for fewer.
+pub const MAX_PAGE_SIZE: u32 = 1000;
+
+/// What the next request of a walk asks a producer for: records updated from a bound on (the
+/// bound inclusive, or exclusive once it has settled), oldest update first, at most `limit`,
+/// after `cursor` when a walk is under way.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Window {
+    /// Records updated at or after this (`updatedAt__gte`).
+    pub updated_gte: Option<DateTime<Utc>>,
+    /// Records updated strictly after this (`updatedAt__gt`).
+    pub updated_gt: Option<DateTime<Utc>>,
+    /// The walk's next page.
+    pub cursor: Option<String>,
+    /// Records per page.
+    pub limit: u32,
+}
 
 /// The persisted position of a connector's poll.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -157,23 +176,20 @@ impl Checkpoint {
     }
 
     /// Returns the query for the next page: `updatedAt__gte = since` (`updatedAt__gt` once it
-    /// has settled, `updatedAt__gte = sweep_from` in a sweep), `updatedAt` ascending, the
+    /// has settled, `updatedAt__gte = sweep_from` in a sweep), update time ascending, the
     /// policy's page size and the current cursor, if any.
     #[must_use]
-    pub fn query(&self, policy: &PollPolicy) -> ThreatQuery {
+    pub fn window(&self, policy: &PollPolicy) -> Window {
         let (gte, gt) = match (self.sweep_from, self.since_exclusive) {
             (Some(from), _) => (Some(from), None),
             (None, true) => (None, Some(self.since)),
             (None, false) => (Some(self.since), None),
         };
-        ThreatQuery {
+        Window {
             limit: policy.page_size.clamp(1, MAX_PAGE_SIZE),
             cursor: self.cursor.clone(),
-            updated_at_gte: gte,
-            updated_at_gt: gt,
-            sort_by: Some(SortBy::UpdatedAt),
-            sort_order: Some(SortOrder::Asc),
-            ..ThreatQuery::default()
+            updated_gte: gte,
+            updated_gt: gt,
         }
     }
 
@@ -343,17 +359,16 @@ mod tests {
     fn a_walk_freezes_since_then_moves_it_to_high_water_minus_overlap() {
         let policy = PollPolicy::default();
         let cp = Checkpoint::initial(t("2025-04-01T00:00:00Z"), &policy);
-        let q = cp.query(&policy);
-        assert_eq!(q.updated_at_gte, Some(cp.since));
-        assert_eq!(q.sort_by, Some(SortBy::UpdatedAt));
+        let q = cp.window(&policy);
+        assert_eq!(q.updated_gte, Some(cp.since));
         assert_eq!(q.limit, 1000);
 
         let now = t("2025-04-01T00:00:00Z");
         let cp1 = cp.after_page(Some(t("2025-02-01T00:00:00Z")), Some("abcd"), &policy, now);
         assert_eq!(cp1.since, cp.since);
         assert!(cp1.walk_in_progress());
-        assert_eq!(cp1.query(&policy).cursor.as_deref(), Some("abcd"));
-        assert_eq!(cp1.query(&policy).updated_at_gte, Some(cp.since));
+        assert_eq!(cp1.window(&policy).cursor.as_deref(), Some("abcd"));
+        assert_eq!(cp1.window(&policy).updated_gte, Some(cp.since));
 
         let cp2 = cp1.after_page(Some(t("2025-03-01T00:00:00Z")), Some("efgh"), &policy, now);
         assert_eq!(cp2.since, cp.since);
@@ -415,10 +430,7 @@ mod tests {
         let r = cp.restart_walk();
         assert_eq!(r.cursor, None);
         assert_eq!((r.since, r.high_water), (cp.since, cp.high_water));
-        assert_eq!(
-            r.query(&PollPolicy::default()).updated_at_gt,
-            Some(cp.since)
-        );
+        assert_eq!(r.window(&PollPolicy::default()).updated_gt, Some(cp.since));
     }
 
     #[test]
@@ -466,9 +478,9 @@ mod tests {
         };
         let cp = cp.after_page(Some(bulk), None, &policy, seen);
         assert_eq!(cp.high_water_seen, Some(seen));
-        let q = cp.query(&policy);
+        let q = cp.window(&policy);
         assert_eq!(
-            (q.updated_at_gte, q.updated_at_gt),
+            (q.updated_gte, q.updated_gt),
             (Some(bulk - policy.overlap), None)
         );
         // Re-read for the length of the overlap: late threats are still found meanwhile.
@@ -476,10 +488,7 @@ mod tests {
         let mut cp = cp;
         while now - seen < policy.overlap {
             cp = cp.after_page(Some(bulk), None, &policy, now);
-            assert_eq!(
-                cp.query(&policy).updated_at_gte,
-                Some(bulk - policy.overlap)
-            );
+            assert_eq!(cp.window(&policy).updated_gte, Some(bulk - policy.overlap));
             assert_eq!(
                 cp.high_water_seen,
                 Some(seen),
@@ -489,8 +498,8 @@ mod tests {
         }
         // Then the mark has settled: the next walks start just after it, and find nothing.
         let cp = cp.after_page(Some(bulk), None, &policy, now);
-        let q = cp.query(&policy);
-        assert_eq!((q.updated_at_gte, q.updated_at_gt), (None, Some(bulk)));
+        let q = cp.window(&policy);
+        assert_eq!((q.updated_gte, q.updated_gt), (None, Some(bulk)));
         let quiet = cp.after_page(None, None, &policy, now + Duration::hours(1));
         assert_eq!(quiet, cp, "an empty walk changes nothing");
         // A newer threat opens the overlap again, never behind the settled mark.
@@ -506,9 +515,9 @@ mod tests {
             &policy,
             later + Duration::seconds(1),
         );
-        let q = cp.query(&policy);
+        let q = cp.window(&policy);
         assert_eq!(
-            (q.updated_at_gte, q.updated_at_gt),
+            (q.updated_gte, q.updated_gt),
             (Some(much_newer - policy.overlap), None)
         );
     }
@@ -529,8 +538,8 @@ mod tests {
         };
         let now = h + Duration::hours(1);
         let next = cp.after_page(Some(h + Duration::seconds(1)), Some("c1"), &policy, now);
-        assert_eq!(next.query(&policy).updated_at_gt, Some(h));
-        assert_eq!(next.query(&policy).updated_at_gte, None);
+        assert_eq!(next.window(&policy).updated_gt, Some(h));
+        assert_eq!(next.window(&policy).updated_gte, None);
         assert_eq!(next.high_water_seen, Some(now));
     }
 
@@ -540,8 +549,8 @@ mod tests {
         let start = t("2025-03-01T12:00:00Z");
         let s = Duration::seconds;
         let bounds = |cp: &Checkpoint| {
-            let q = cp.query(&policy);
-            (q.updated_at_gte, q.updated_at_gt)
+            let q = cp.window(&policy);
+            (q.updated_gte, q.updated_gt)
         };
         // The backfill ends: the sweeps' clock starts.
         let cp = Checkpoint::initial(start - s(60), &policy);
