@@ -422,6 +422,57 @@ fn rewind(
     *checkpoint = durable.clone();
 }
 
+/// What the loop does after a step.
+enum Flow {
+    /// Go on with the next turn at once.
+    Next,
+    /// Go on after the poll interval, unless a walk is under way.
+    Wait,
+    /// Stop, writing idle polls not written yet.
+    Stop,
+    /// Stop at once: the connector changed or cannot poll.
+    Quit,
+}
+
+/// One connector's worker while it runs: where its walk is, what it read and not yet
+/// committed, and how its tenant has been answering.
+struct Poller<'a> {
+    state: &'a AppState,
+    rec: &'a ConnectorRecord,
+    source: &'a dyn Source,
+    conn: &'a dyn Connection,
+    health: Health<'a>,
+    backoff: Backoff,
+    policy: PollPolicy,
+    labels: crate::metrics::ConnectorLabels,
+    /// The checkpoint of the last committed page, and where the walk has read to: during a
+    /// backfill several pages are read before one commit, and a failure goes back to the
+    /// former.
+    durable: Checkpoint,
+    checkpoint: Checkpoint,
+    /// When the token expires, as far as this worker knows: what was stored until the tenant
+    /// is asked again.
+    expires: Option<chrono::DateTime<Utc>>,
+    token_checked: std::time::Instant,
+    warned: Expiry,
+    /// Threats read but not committed yet: always part of one walk, and always re-readable
+    /// from `durable`.
+    batch: Vec<Incident>,
+    /// The batch's share of the budget all connectors' batches draw on; given back at commit.
+    held: Vec<OwnedSemaphorePermit>,
+    /// None until the first commit: the first page commits alone, so stories show at once.
+    last_commit: Option<std::time::Instant>,
+    /// Threats committed recently enough to be read again: not committed twice.
+    recent: Recent,
+    /// The next page of a walk, fetched while the previous page was being committed (or, at
+    /// the start, the page that verified the connector).
+    prefetched: Option<Result<Page, Failure>>,
+    /// Polls that read nothing and were not written yet (see `idle_commit_every`), and when
+    /// the last of them was answered.
+    unwritten_polls: u64,
+    last_poll_at: chrono::DateTime<Utc>,
+}
+
 async fn run_connector(state: AppState, rec: ConnectorRecord, mut shutdown: watch::Receiver<bool>) {
     let (told, retries) = watch::channel(None);
     let mut health = Health {
@@ -432,247 +483,339 @@ async fn run_connector(state: AppState, rec: ConnectorRecord, mut shutdown: watc
         retry_shown: false,
         lost: std::sync::atomic::AtomicBool::new(false),
     };
-    let mut backoff = Backoff {
-        attempt: 0,
-        base: state.config.retry_base,
-        cap: state.config.retry_cap,
-    };
     let on_retry: RetryObserver = Arc::new(move |r: &Retrying| {
         told.send_replace(Some(r.clone()));
     });
-    let source = match source_of(&state, &rec) {
-        Ok(s) => s,
-        Err(reason) => {
-            health.error(reason, false).await;
-            return;
-        }
-    };
-    let client = match connect(&state, source.as_ref(), &rec, Some(on_retry)) {
+    let connected = source_of(&state, &rec)
+        .and_then(|s| Ok((connect(&state, s.as_ref(), &rec, Some(on_retry))?, s)));
+    let (conn, source) = match connected {
         Ok(c) => c,
         Err(reason) => {
             health.error(reason, false).await;
             return;
         }
     };
-    let client = client.as_ref();
-    let labels = Metrics::connector(&rec.id);
     let policy = state.config.poll_policy.clone();
-
-    // The checkpoint of the last committed page, and where the walk has read to: during a
-    // backfill several pages are read before one commit, and a failure goes back to the former.
-    let mut durable: Checkpoint = rec
+    let durable: Checkpoint = rec
         .checkpoint
         .as_deref()
         .and_then(|c| serde_json::from_str(c).ok())
         .unwrap_or_else(|| Checkpoint::initial(Utc::now(), &policy));
-    let mut checkpoint = durable.clone();
-
-    // When the token expires, as far as this worker knows: what was stored until the tenant
-    // is asked again.
-    let mut expires = rec.token_expires_at;
-    // The first page verifies URL, TLS, token and permission as every poll meets them; only
-    // then is the token's expiry asked, so the first stories do not wait a turn at the token's
-    // throttle for it.
-    let first_page = loop {
-        match timed_fetch(&state, &mut health, client, &checkpoint.window(&policy)).await {
-            Ok(page) => break page,
-            Err(e) => {
-                let reason = failure_reason(&e, expires, Utc::now());
-                if e.needs_operator() {
-                    health.error(format!("{reason}; {PAUSED}"), true).await;
-                    if !health.lost.load(Ordering::Relaxed) {
-                        park(&mut shutdown).await;
-                    }
-                    return;
-                }
-                // A walk resumed after a restart may carry a cursor the tenant no longer honours.
-                restart_walk_if_cursor_rejected(&e, &mut checkpoint, &rec.id);
-                health.error(reason, true).await;
-                if health.lost.load(Ordering::Relaxed)
-                    || sleep_or_stop(backoff.next(), &mut shutdown).await
-                {
-                    return;
-                }
-            }
-        }
+    let mut p = Poller {
+        state: &state,
+        rec: &rec,
+        source: source.as_ref(),
+        conn: conn.as_ref(),
+        health,
+        backoff: Backoff {
+            attempt: 0,
+            base: state.config.retry_base,
+            cap: state.config.retry_cap,
+        },
+        policy,
+        labels: Metrics::connector(&rec.id),
+        checkpoint: durable.clone(),
+        durable,
+        expires: rec.token_expires_at,
+        token_checked: std::time::Instant::now(),
+        warned: Expiry::from_code(rec.expiry_warned),
+        batch: Vec::new(),
+        held: Vec::new(),
+        last_commit: None,
+        recent: Recent::default(),
+        prefetched: None,
+        unwritten_polls: 0,
+        last_poll_at: Utc::now(),
     };
-    expires = token_expiry(client, &rec).await;
-    let mut token_checked = std::time::Instant::now();
-    let update = HealthUpdate {
-        token_expires_at: Some(expires),
-        ..HealthUpdate::default()
+    let Some(first_page) = p.verify(&mut shutdown).await else {
+        return;
     };
-    health.connected(update).await;
-    backoff.reset();
-    let mut warned = Expiry::from_code(rec.expiry_warned);
-    // Threats read but not committed yet: always part of one walk, and always re-readable from
-    // `durable`.
-    let mut batch: Vec<Incident> = Vec::new();
-    // The batch's share of the budget all connectors' batches draw on; given back at commit.
-    let mut held: Vec<OwnedSemaphorePermit> = Vec::new();
-    // None until the first commit: the first page commits alone, so stories show at once.
-    let mut last_commit: Option<std::time::Instant> = None;
-
-    // Threats committed recently enough to be read again: not committed twice.
-    let mut recent = Recent::default();
-    // The next page of a walk, fetched while the previous page was being committed (or, at
-    // the start, the page that verified the connector).
-    let mut prefetched: Option<Result<Page, Failure>> = Some(Ok(first_page));
-    // Polls that read nothing and were not written yet (see `idle_commit_every`), and when
-    // the last of them was answered.
-    let mut unwritten_polls: u64 = 0;
-    let mut last_poll_at = Utc::now();
+    p.prefetched = Some(Ok(first_page));
     loop {
         if *shutdown.borrow() {
             break;
         }
-        if health.lost.load(Ordering::Relaxed) {
+        if p.health.lost.load(Ordering::Relaxed) {
             tracing::info!(connector_id = %rec.id, "connector changed: its old worker stops");
             return;
         }
-        // The expiry is read again daily (a token can be extended); between reads the clock
-        // alone says when a warning is due.
-        if token_checked.elapsed() > Duration::from_secs(24 * 3600) {
-            expires = token_expiry(client, &rec).await;
-            token_checked = std::time::Instant::now();
-            let update = HealthUpdate {
-                token_expires_at: Some(expires),
-                ..HealthUpdate::default()
-            };
-            health.record(&update, "token expiry").await;
+        let flow = p.turn(&mut shutdown).await;
+        let wait = match flow {
+            Flow::Next => false,
+            Flow::Wait => !p.checkpoint.walk_in_progress(),
+            Flow::Stop => break,
+            Flow::Quit => return,
+        };
+        if wait && sleep_or_stop(state.config.poll_interval, &mut shutdown).await {
+            break;
         }
-        if check_expiry(&mut health, &mut warned, expires).await {
-            // Nothing to poll with: a new token (PATCH) restarts this worker.
-            rewind(&mut batch, &mut held, &mut checkpoint, &durable);
-            if sleep_or_stop(state.config.retry_cap, &mut shutdown).await {
-                return;
+    }
+    // Stopping: idle polls not written yet are written now, so that after a restart the
+    // connector shows every poll it made and when it last succeeded. A batch read mid-walk is
+    // not: it is read again from the stored checkpoint.
+    if p.unwritten_polls > 0 && p.batch.is_empty() && p.health.status == "connected" {
+        write_idle_polls(
+            &state,
+            &rec,
+            &p.checkpoint,
+            p.unwritten_polls,
+            p.last_poll_at,
+        )
+        .await;
+    }
+}
+
+impl Poller<'_> {
+    /// Reads the first page, which also verifies URL, TLS, token and permission as every poll
+    /// meets them; only then is the token's expiry asked, so the first stories do not wait a
+    /// turn at the token's throttle for it. `None` when the worker stops instead.
+    async fn verify(&mut self, shutdown: &mut watch::Receiver<bool>) -> Option<Page> {
+        let first_page = loop {
+            let window = self.checkpoint.window(&self.policy);
+            match timed_fetch(self.state, &mut self.health, self.conn, &window).await {
+                Ok(page) => break page,
+                Err(e) => {
+                    let reason = failure_reason(&e, self.expires, Utc::now());
+                    if e.needs_operator() {
+                        self.pause(&reason, shutdown).await;
+                        return None;
+                    }
+                    // A walk resumed after a restart may carry a cursor the tenant no longer
+                    // honours.
+                    restart_walk_if_cursor_rejected(&e, &mut self.checkpoint, &self.rec.id);
+                    self.health.error(reason, true).await;
+                    if self.health.lost.load(Ordering::Relaxed)
+                        || sleep_or_stop(self.backoff.next(), shutdown).await
+                    {
+                        return None;
+                    }
+                }
             }
-            continue;
+        };
+        self.expires = token_expiry(self.conn, self.rec).await;
+        self.token_checked = std::time::Instant::now();
+        let update = HealthUpdate {
+            token_expires_at: Some(self.expires),
+            ..HealthUpdate::default()
+        };
+        self.health.connected(update).await;
+        self.backoff.reset();
+        Some(first_page)
+    }
+
+    /// Puts the connector in error with a reason only an operator can mend, and waits for the
+    /// server to stop (the manager replaces the worker sooner when the connector is saved).
+    async fn pause(&mut self, reason: &str, shutdown: &mut watch::Receiver<bool>) {
+        self.health.error(format!("{reason}; {PAUSED}"), true).await;
+        if !self.health.lost.load(Ordering::Relaxed) {
+            park(shutdown).await;
         }
-        let fetched = match prefetched.take() {
+    }
+
+    /// One turn of the loop: the expiry, a page read (or taken from the prefetch), and what
+    /// becomes of it.
+    async fn turn(&mut self, shutdown: &mut watch::Receiver<bool>) -> Flow {
+        if self.expired().await {
+            // Nothing to poll with: a new token (PATCH) restarts this worker.
+            rewind(
+                &mut self.batch,
+                &mut self.held,
+                &mut self.checkpoint,
+                &self.durable,
+            );
+            if sleep_or_stop(self.state.config.retry_cap, shutdown).await {
+                return Flow::Quit;
+            }
+            return Flow::Next;
+        }
+        let fetched = match self.prefetched.take() {
             Some(f) => f,
             // A stop does not wait for a slow tenant: the poll is simply not made.
             None => {
-                let window = checkpoint.window(&policy);
+                let window = self.checkpoint.window(&self.policy);
                 tokio::select! {
-                    f = timed_fetch(&state, &mut health, client, &window) => f,
-                    _ = shutdown.wait_for(|stop| *stop) => break,
+                    f = timed_fetch(self.state, &mut self.health, self.conn, &window) => f,
+                    _ = shutdown.wait_for(|stop| *stop) => return Flow::Stop,
                 }
             }
         };
-        let mut page = match fetched {
-            Ok(p) => p,
-            Err(e) => {
-                rewind(&mut batch, &mut held, &mut checkpoint, &durable);
-                restart_walk_if_cursor_rejected(&e, &mut checkpoint, &rec.id);
-                // The token may have expired while this request was on its way.
-                let reason = failure_reason(&e, expires, Utc::now());
-                if e.needs_operator() {
-                    // Not retried (SENTINELONE.md §6.7): a revoked token or a missing
-                    // permission stays so until someone changes it.
-                    health.error(format!("{reason}; {PAUSED}"), true).await;
-                    if !health.lost.load(Ordering::Relaxed) {
-                        park(&mut shutdown).await;
-                    }
-                    return;
-                }
-                health.error(reason, true).await;
-                let wait = match &e {
-                    // Honoured, up to an hour: a bogus value must not stop the connector.
-                    Failure {
-                        kind:
-                            FailureKind::RateLimited {
-                                retry_after: Some(d),
-                            },
-                        ..
-                    } => (*d).min(MAX_RETRY_AFTER),
-                    _ => backoff.next(),
-                };
-                if sleep_or_stop(wait, &mut shutdown).await {
-                    return;
-                }
-                continue;
-            }
+        match fetched {
+            Ok(page) => self.read(page, shutdown).await,
+            Err(e) => self.failed(&e, shutdown).await,
+        }
+    }
+
+    /// Reads the token's expiry again daily (a token can be extended; between reads the clock
+    /// alone says when a warning is due), gives the warnings, and returns whether the token
+    /// has expired.
+    async fn expired(&mut self) -> bool {
+        if self.token_checked.elapsed() > Duration::from_secs(24 * 3600) {
+            self.expires = token_expiry(self.conn, self.rec).await;
+            self.token_checked = std::time::Instant::now();
+            let update = HealthUpdate {
+                token_expires_at: Some(self.expires),
+                ..HealthUpdate::default()
+            };
+            self.health.record(&update, "token expiry").await;
+        }
+        check_expiry(&mut self.health, &mut self.warned, self.expires).await
+    }
+
+    /// A read that failed: the walk goes back to the last commit, and the worker pauses (a
+    /// refused token or permission) or waits its turn to try again.
+    async fn failed(&mut self, e: &Failure, shutdown: &mut watch::Receiver<bool>) -> Flow {
+        rewind(
+            &mut self.batch,
+            &mut self.held,
+            &mut self.checkpoint,
+            &self.durable,
+        );
+        restart_walk_if_cursor_rejected(e, &mut self.checkpoint, &self.rec.id);
+        // The token may have expired while this request was on its way.
+        let reason = failure_reason(e, self.expires, Utc::now());
+        if e.needs_operator() {
+            // Not retried (SENTINELONE.md §6.7): a revoked token or a missing permission stays
+            // so until someone changes it.
+            self.pause(&reason, shutdown).await;
+            return Flow::Quit;
+        }
+        self.health.error(reason, true).await;
+        let wait = match e.kind {
+            // Honoured, up to an hour: a bogus value must not stop the connector.
+            FailureKind::RateLimited {
+                retry_after: Some(d),
+            } => d.min(MAX_RETRY_AFTER),
+            _ => self.backoff.next(),
         };
+        if sleep_or_stop(wait, shutdown).await {
+            return Flow::Quit;
+        }
+        Flow::Next
+    }
+
+    /// Maps a page's records into the batch, leaving out those committed already, and returns
+    /// the page's highest credible update time.
+    fn map_page(&mut self, page: &mut Page) -> Option<chrono::DateTime<Utc>> {
         let map_started = std::time::Instant::now();
-        let before = batch.len();
-        batch.reserve(page.records.len());
+        self.batch.reserve(page.records.len());
         // A far-future timestamp (seen in STAR alerts) must not push the checkpoint past every
         // threat to come.
         let read_at = Utc::now();
         let mut page_max = None;
         for raw in std::mem::take(&mut page.records) {
-            match source.map(raw) {
+            match self.source.map(raw) {
                 Ok(i) => {
                     page_max = page_max.max(credible_updated_at(i.updated_at, read_at));
                     // Read again (the overlap, a sweep, a far-future threat): not new.
-                    if !recent.knows(&i) {
-                        batch.push(i);
+                    if !self.recent.knows(&i) {
+                        self.batch.push(i);
                     }
                 }
                 Err(e) => {
-                    state.metrics.unmappable.get_or_create(&labels).inc();
-                    tracing::warn!(connector_id = %rec.id, error = %e, "threat skipped: it cannot be read");
+                    self.state
+                        .metrics
+                        .unmappable
+                        .get_or_create(&self.labels)
+                        .inc();
+                    tracing::warn!(connector_id = %self.rec.id, error = %e, "threat skipped: it cannot be read");
                 }
             }
         }
-        state
+        self.state
             .metrics
             .map_seconds
             .inc_by(map_started.elapsed().as_secs_f64());
-        let next =
-            checkpoint.after_page(page_max, page.next_cursor.as_deref(), &policy, Utc::now());
-        // A backfill reads on while another commit holds the writer and the batch is small and
-        // young: one commit of several pages writes each touched index page once instead of
-        // once per page, and the age bound keeps stories coming (and the work a crash loses
-        // small) on a slow tenant or machine. A writer with nothing to do takes the batch as
-        // it is: waiting for more would leave it idle. Outside a walk (new threats as they
-        // come) every page commits at once.
-        if next.walk_in_progress()
-            && batch.len() < state.config.ingest_batch
-            && state.commits_in_flight.load(Ordering::Relaxed) > 0
-            && last_commit.is_some_and(|t| t.elapsed() < state.config.ingest_batch_wait)
+        page_max
+    }
+
+    /// A page read: its threats join the batch, which is held for more pages, passed over as
+    /// an idle poll, or committed.
+    async fn read(&mut self, mut page: Page, shutdown: &mut watch::Receiver<bool>) -> Flow {
+        let before = self.batch.len();
+        let page_max = self.map_page(&mut page);
+        let next = self.checkpoint.after_page(
+            page_max,
+            page.next_cursor.as_deref(),
+            &self.policy,
+            Utc::now(),
+        );
+        if self.hold(&next, before) {
+            self.checkpoint = next;
+            return Flow::Next;
+        }
+        if self.idle(&next) {
+            self.unwritten_polls += 1;
+            self.last_poll_at = Utc::now();
+            self.checkpoint = next;
+            self.backoff.reset();
+            self.state.metrics.polls.get_or_create(&self.labels).inc();
+            if sleep_or_stop(self.state.config.poll_interval, shutdown).await {
+                return Flow::Stop;
+            }
+            return Flow::Next;
+        }
+        self.commit(next, shutdown).await
+    }
+
+    /// Whether the batch waits for more pages, holding its share of the budget. A backfill
+    /// reads on while another commit holds the writer and the batch is small and young: one
+    /// commit of several pages writes each touched index page once instead of once per page,
+    /// and the age bound keeps stories coming (and the work a crash loses small) on a slow
+    /// tenant or machine. A writer with nothing to do takes the batch as it is: waiting for
+    /// more would leave it idle. Outside a walk (new threats as they come) every page commits
+    /// at once.
+    fn hold(&mut self, next: &Checkpoint, before: usize) -> bool {
+        let config = &self.state.config;
+        if !(next.walk_in_progress()
+            && self.batch.len() < config.ingest_batch
+            && self.state.commits_in_flight.load(Ordering::Relaxed) > 0
+            && self
+                .last_commit
+                .is_some_and(|t| t.elapsed() < config.ingest_batch_wait))
         {
-            let page_len = u32::try_from(batch.len() - before).unwrap_or(u32::MAX);
-            if let Ok(p) = Arc::clone(&state.ingest_budget).try_acquire_many_owned(page_len) {
-                held.push(p);
-                checkpoint = next;
-                continue;
+            return false;
+        }
+        let page_len = u32::try_from(self.batch.len() - before).unwrap_or(u32::MAX);
+        match Arc::clone(&self.state.ingest_budget).try_acquire_many_owned(page_len) {
+            Ok(permit) => {
+                self.held.push(permit);
+                true
             }
             // Other connectors hold the budget: this batch commits as it is.
+            Err(_) => false,
         }
-        // An idle poll (nothing read, no walk going on, nothing waiting) is not written while
-        // the connector shows connected and the last commit is recent: losing its checkpoint
-        // costs only reading the same empty window again. The page that ends a walk (or the
-        // backfill) is always written, even empty: the stored checkpoint must not stay
-        // mid-walk.
-        if batch.is_empty()
+    }
+
+    /// Whether this poll is idle and not written now: nothing read, no walk going on, nothing
+    /// waiting, the connector connected and the last commit recent. Losing its checkpoint
+    /// costs only reading the same empty window again. The page that ends a walk (or the
+    /// backfill) is always written, even empty: the stored checkpoint must not stay mid-walk.
+    fn idle(&self, next: &Checkpoint) -> bool {
+        self.batch.is_empty()
             && !next.walk_in_progress()
-            && !durable.walk_in_progress()
-            && durable.backfill_started.is_none()
-            && health.status == "connected"
-            && last_commit.is_some_and(|t| t.elapsed() < state.config.idle_commit_every)
-        {
-            unwritten_polls += 1;
-            last_poll_at = Utc::now();
-            checkpoint = next;
-            backoff.reset();
-            state.metrics.polls.get_or_create(&labels).inc();
-            if sleep_or_stop(state.config.poll_interval, &mut shutdown).await {
-                break;
-            }
-            continue;
-        }
+            && !self.durable.walk_in_progress()
+            && self.durable.backfill_started.is_none()
+            && self.health.status == "connected"
+            && self
+                .last_commit
+                .is_some_and(|t| t.elapsed() < self.state.config.idle_commit_every)
+    }
+
+    /// Commits the batch with the checkpoint `next`; while a walk goes on, the next page is
+    /// fetched as this one commits (its window depends on this page's cursor, not on the
+    /// commit), and used only if the commit succeeds.
+    async fn commit(&mut self, next: Checkpoint, shutdown: &mut watch::Receiver<bool>) -> Flow {
+        let state = self.state;
         let now = Utc::now();
-        let received = batch.len() as u64;
-        let created: Vec<chrono::DateTime<Utc>> = batch.iter().map(|i| i.created_at).collect();
-        let newest = batch.iter().map(|i| i.updated_at).max();
-        let horizon = now - recent_horizon(&policy);
-        let versions = Recent::worth_keeping(&batch, horizon);
-        let incidents = std::mem::take(&mut batch);
-        let Some(ingest) = ingest_page(&state, &rec, &next, incidents, now, unwritten_polls + 1)
-        else {
-            return;
+        let received = self.batch.len() as u64;
+        let created: Vec<chrono::DateTime<Utc>> = self.batch.iter().map(|i| i.created_at).collect();
+        let newest = self.batch.iter().map(|i| i.updated_at).max();
+        let horizon = now - recent_horizon(&self.policy);
+        let versions = Recent::worth_keeping(&self.batch, horizon);
+        let incidents = std::mem::take(&mut self.batch);
+        let polls = self.unwritten_polls + 1;
+        let Some(ingest) = ingest_page(state, self.rec, &next, incidents, now, polls) else {
+            return Flow::Quit;
         };
         let commit_started = std::time::Instant::now();
         let commit = async {
@@ -682,95 +825,90 @@ async fn run_connector(state: AppState, rec: ConnectorRecord, mut shutdown: watc
             state.metrics.commit_seconds.inc_by(elapsed);
             committed
         };
-        // While a walk goes on, the next page is fetched as this one commits: its query depends
-        // on this page's cursor, not on the commit. It is used only if the commit succeeds.
         let (committed, next_page) = if next.walk_in_progress() {
-            let next_window = next.window(&policy);
-            let fetch = timed_fetch(&state, &mut health, client, &next_window);
+            let next_window = next.window(&self.policy);
+            let fetch = timed_fetch(state, &mut self.health, self.conn, &next_window);
             let (c, n) = tokio::join!(commit, fetch);
             (c, Some(n))
         } else {
             (commit.await, None)
         };
         // The batch is out of memory once the store has answered, either way.
-        held.clear();
+        self.held.clear();
         match committed {
             Ok(outcome) => {
-                recent.committed(versions, horizon);
-                unwritten_polls = 0;
-                last_commit = Some(std::time::Instant::now());
-                durable = next.clone();
-                checkpoint = next;
-                prefetched = next_page;
-                backoff.reset();
+                self.recent.committed(versions, horizon);
+                self.unwritten_polls = 0;
+                self.last_commit = Some(std::time::Instant::now());
+                self.durable = next.clone();
+                self.checkpoint = next;
+                self.prefetched = next_page;
+                self.backoff.reset();
                 // A prefetch that showed a retry may have done so before or after this commit
                 // recorded the connector connected: its outcome settles the status. A failure
                 // is recorded when it is handled; a success is recorded here.
-                match (&prefetched, health.retry_shown) {
+                match (&self.prefetched, self.health.retry_shown) {
                     (Some(Err(_)), true) => {}
-                    (Some(Ok(_)), true) => health.connected(HealthUpdate::default()).await,
-                    _ => health.status = "connected".into(),
+                    (Some(Ok(_)), true) => self.health.connected(HealthUpdate::default()).await,
+                    _ => self.health.status = "connected".into(),
                 }
-                state.metrics.polls.get_or_create(&labels).inc();
-                state
-                    .metrics
-                    .threats
-                    .get_or_create(&labels)
-                    .inc_by(received);
-                state.metrics.incidents_new.inc_by(outcome.incidents_new);
-                state
-                    .metrics
-                    .incidents_updated
-                    .inc_by(outcome.incidents_updated);
-                state
-                    .metrics
-                    .stories_created
-                    .inc_by(outcome.stories_created);
-                if outcome.incidents_new > 0 {
-                    let committed = Utc::now();
-                    for c in created {
-                        let secs = (committed - c).num_milliseconds() as f64 / 1000.0;
-                        if (0.0..3600.0).contains(&secs) {
-                            state.metrics.story_latency.observe(secs);
-                        }
-                    }
-                }
-                if let Some(n) = newest {
-                    state
-                        .metrics
-                        .lag_seconds
-                        .get_or_create(&labels)
-                        .set((now - n).num_seconds());
-                }
+                self.count(&outcome, received, &created, newest, now);
+                Flow::Wait
             }
             Err(StoreError::LeaseLost) => {
                 // The connector was saved again or deleted while this page was on its way:
                 // nothing of it was written, and the worker of the new generation (if any)
                 // reads on from the stored checkpoint.
-                tracing::info!(connector_id = %rec.id, "connector changed: its old worker stops");
-                return;
+                tracing::info!(connector_id = %self.rec.id, "connector changed: its old worker stops");
+                Flow::Quit
             }
             Err(e) => {
                 // Nothing was committed: the pages will be read again.
-                rewind(&mut batch, &mut held, &mut checkpoint, &durable);
-                tracing::error!(connector_id = %rec.id, error = %e, "cannot commit a page of threats");
-                if sleep_or_stop(backoff.next(), &mut shutdown).await {
-                    return;
+                rewind(
+                    &mut self.batch,
+                    &mut self.held,
+                    &mut self.checkpoint,
+                    &self.durable,
+                );
+                tracing::error!(connector_id = %self.rec.id, error = %e, "cannot commit a page of threats");
+                if sleep_or_stop(self.backoff.next(), shutdown).await {
+                    return Flow::Quit;
                 }
-                continue;
+                Flow::Next
             }
         }
-        if !checkpoint.walk_in_progress()
-            && sleep_or_stop(state.config.poll_interval, &mut shutdown).await
-        {
-            break;
-        }
     }
-    // Stopping: idle polls not written yet are written now, so that after a restart the
-    // connector shows every poll it made and when it last succeeded. A batch read mid-walk is
-    // not: it is read again from the stored checkpoint.
-    if unwritten_polls > 0 && batch.is_empty() && health.status == "connected" {
-        write_idle_polls(&state, &rec, &checkpoint, unwritten_polls, last_poll_at).await;
+
+    /// Counts a committed page in the metrics: the poll, its threats, what the store made of
+    /// them, how long new threats took to become stories, and the connector's lag.
+    fn count(
+        &self,
+        outcome: &dossier_store::IngestOutcome,
+        received: u64,
+        created: &[chrono::DateTime<Utc>],
+        newest: Option<chrono::DateTime<Utc>>,
+        now: chrono::DateTime<Utc>,
+    ) {
+        let m = &self.state.metrics;
+        m.polls.get_or_create(&self.labels).inc();
+        m.threats.get_or_create(&self.labels).inc_by(received);
+        m.incidents_new.inc_by(outcome.incidents_new);
+        m.incidents_updated.inc_by(outcome.incidents_updated);
+        m.stories_created.inc_by(outcome.stories_created);
+        if outcome.incidents_new > 0 {
+            let committed = Utc::now();
+            for c in created {
+                let secs = (committed - *c).num_milliseconds() as f64 / 1000.0;
+                if (0.0..3600.0).contains(&secs) {
+                    m.story_latency.observe(secs);
+                }
+            }
+        }
+        if let Some(n) = newest {
+            m.lag_seconds
+                .get_or_create(&self.labels)
+                .set((now - n).num_seconds());
+        }
     }
 }
 
