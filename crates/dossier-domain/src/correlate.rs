@@ -287,6 +287,68 @@ pub fn correlate(
     plans
 }
 
+/// Returns whether a story reopens when new incidents arrive at `arrived_at`: it is closed,
+/// something new arrived, and it was closed at least the policy's reopen period before. Within
+/// that period the incidents are added and the story stays closed (PRODUCT.md, Correlation).
+#[must_use]
+pub fn reopens(
+    status: crate::story::Status,
+    closed_at: Option<DateTime<Utc>>,
+    new_incidents: bool,
+    arrived_at: DateTime<Utc>,
+    policy: &Policy,
+) -> bool {
+    status == crate::story::Status::Closed
+        && new_incidents
+        && closed_at.is_some_and(|c| should_reopen(c, arrived_at, policy))
+}
+
+/// A stored story that correlating again left without incidents, and the story that takes
+/// its place (and its analyst's work, [`crate::story::Triage::inherit`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Retirement {
+    pub retired: String,
+    pub successor: String,
+}
+
+/// Returns the stories a page retires: every story some member was stored in (`before`:
+/// member id → story id) that no plan keeps, each with its successor, the plan most of its
+/// members moved to (of plans equally many, the smaller id). `plans` are the stories of a
+/// closed set of members (see [`Term`]), so a story not among them has lost every incident.
+#[must_use]
+pub fn retirements<'a>(
+    before: impl IntoIterator<Item = (&'a str, &'a str)>,
+    plans: &[StoryPlan],
+) -> Vec<Retirement> {
+    let plan_of: HashMap<&str, &str> = plans
+        .iter()
+        .flat_map(|p| p.members.iter().map(|m| (m.as_str(), p.id.as_str())))
+        .collect();
+    let kept: std::collections::HashSet<&str> = plans.iter().map(|p| p.id.as_str()).collect();
+    // retired story -> (successor -> members moved there)
+    let mut moved: BTreeMap<&str, BTreeMap<&str, usize>> = BTreeMap::new();
+    for (member, story) in before {
+        if kept.contains(story) {
+            continue;
+        }
+        if let Some(now_in) = plan_of.get(member) {
+            *moved.entry(story).or_default().entry(now_in).or_default() += 1;
+        }
+    }
+    moved
+        .into_iter()
+        .filter_map(|(retired, targets)| {
+            let (successor, _) = targets
+                .into_iter()
+                .max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(a.0)))?;
+            Some(Retirement {
+                retired: retired.to_owned(),
+                successor: successor.to_owned(),
+            })
+        })
+        .collect()
+}
+
 /// Returns whether a closed story reopens for an incident arriving at `arrived_at`.
 #[must_use]
 pub fn should_reopen(closed_at: DateTime<Utc>, arrived_at: DateTime<Utc>, policy: &Policy) -> bool {

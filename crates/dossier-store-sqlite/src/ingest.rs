@@ -634,8 +634,7 @@ fn apply_plans(
     in_page: &HashSet<&str>,
     touch: &mut Touch,
 ) -> Result<()> {
-    // old story -> (new story -> members moved there)
-    let mut moved: BTreeMap<String, BTreeMap<String, usize>> = BTreeMap::new();
+    let mut moved = false;
     for plan in plans {
         for id in &plan.members {
             let old = current_story.get(id);
@@ -652,17 +651,13 @@ fn apply_plans(
             }
             if let Some(old) = old {
                 touch.lost.insert(old.clone());
-                *moved
-                    .entry(old.clone())
-                    .or_default()
-                    .entry(plan.id.clone())
-                    .or_default() += 1;
+                moved = true;
                 touch.updated.insert(old.clone());
             }
             touch.updated.insert(plan.id.clone());
         }
     }
-    if !moved.is_empty() {
+    if moved {
         // Windows were reshaped: a window whose own incidents did not move may still follow a
         // different story now.
         let mut st = tx.prepare_cached(
@@ -672,24 +667,25 @@ fn apply_plans(
             st.execute(params![plan.id, plan.previous])?;
         }
     }
-    for (old, targets) in moved {
+    // Which stories lost every incident, and to whom, is the domain's rule.
+    let before = current_story.iter().map(|(m, s)| (m.as_str(), s.as_str()));
+    for correlate::Retirement { retired, successor } in correlate::retirements(before, plans) {
         let remaining: i64 = tx.query_row(
             "SELECT count(*) FROM incidents WHERE story_id = ?1",
-            [&old],
+            [&retired],
             |r| r.get(0),
         )?;
         if remaining > 0 {
+            // The lookup terms reach every incident of a touched story, so this cannot
+            // happen; were it to, the story is kept rather than its incidents orphaned.
+            tracing::error!(story_id = %retired, remaining, "a story to retire still has incidents; kept");
             continue;
         }
-        let Some((successor, _)) = targets
-            .iter()
-            .max_by(|a, b| a.1.cmp(b.1).then(b.0.cmp(a.0)))
-        else {
-            continue;
-        };
-        touch.vacated.extend(retire_story(tx, &old, successor)?);
-        touch.updated.remove(&old);
-        touch.retired.insert(old, successor.clone());
+        touch
+            .vacated
+            .extend(retire_story(tx, &retired, &successor)?);
+        touch.updated.remove(&retired);
+        touch.retired.insert(retired, successor);
     }
     Ok(())
 }

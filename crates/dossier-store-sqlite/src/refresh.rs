@@ -3,7 +3,7 @@
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
-use dossier_domain::correlate::{should_reopen, StoryPlan};
+use dossier_domain::correlate::{reopens, StoryPlan};
 use dossier_domain::criticality::{
     criticality, is_false_positive, outbreak_tier, Criticality, CriticalityFacts, LatestFacts,
 };
@@ -325,15 +325,16 @@ pub(crate) fn refresh_stories(
             Some(e) => (e.status.clone(), e.closed_at),
             None => (Status::Open.as_str().to_owned(), None),
         };
-        let mut reopened = false;
-        if status == Status::Closed.as_str() && !new_members.is_empty() {
-            if let Some(c) = closed_at {
-                if should_reopen(ts(c), page.now, &page.policy) {
-                    status = Status::Reopened.as_str().to_owned();
-                    closed_at = None;
-                    reopened = true;
-                }
-            }
+        let reopened = reopens(
+            Status::parse(&status).unwrap_or(Status::Open),
+            closed_at.map(ts),
+            !new_members.is_empty(),
+            page.now,
+            &page.policy,
+        );
+        if reopened {
+            status = Status::Reopened.as_str().to_owned();
+            closed_at = None;
         }
         let previous_id = match plan {
             Some(p) => p.previous.clone(),

@@ -380,3 +380,60 @@ fn terms_carry_the_kind_of_their_hash_and_match_as_documented() {
         ..fileless
     }));
 }
+
+#[test]
+fn a_story_reopens_only_when_closed_long_enough_and_something_new_arrived() {
+    use crate::story::Status;
+    let policy = Policy::default();
+    let closed = Some(t(0));
+    let later = t(0) + Duration::hours(12);
+    let sooner = t(0) + Duration::hours(11);
+    assert!(reopens(Status::Closed, closed, true, later, &policy));
+    assert!(!reopens(Status::Closed, closed, true, sooner, &policy));
+    assert!(!reopens(Status::Closed, closed, false, later, &policy));
+    assert!(!reopens(Status::Monitoring, closed, true, later, &policy));
+    assert!(!reopens(Status::Closed, None, true, later, &policy));
+    assert_eq!(
+        policy.reopen_text(),
+        "a new incident arrived 12 hours or more after the story was closed"
+    );
+}
+
+#[test]
+fn a_story_left_without_incidents_retires_into_the_one_most_of_them_joined() {
+    let plan = |id: &str, members: &[&str]| StoryPlan {
+        id: id.into(),
+        key: StoryKey {
+            kind: KeyKind::Hash,
+            agent: "ag".into(),
+            value: A.into(),
+        },
+        members: members.iter().map(|m| (*m).to_owned()).collect(),
+        first_at: t(0),
+        last_at: t(0),
+        previous: None,
+    };
+    let plans = [
+        plan("new1", &["1", "2"]),
+        plan("new2", &["3"]),
+        plan("kept", &["4"]),
+    ];
+    let before = [
+        ("1", "old"),
+        ("2", "old"),
+        ("3", "old"),
+        ("4", "kept"),
+        ("5", "gone"),
+    ];
+    assert_eq!(
+        retirements(before, &plans),
+        [Retirement {
+            retired: "old".into(),
+            successor: "new1".into()
+        }]
+    );
+    // Of successors equally many, the smaller id.
+    let before = [("1", "old"), ("3", "old")];
+    let plans = [plan("b", &["1"]), plan("a", &["3"])];
+    assert_eq!(retirements(before, &plans)[0].successor, "a");
+}
