@@ -10,13 +10,11 @@ use dossier_domain::story::{Severity, Status, Verdict};
 use dossier_domain::Incident;
 use serde::Serialize;
 use serde_json::value::RawValue;
-use utoipa::ToSchema;
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Account {
     pub id: String,
     pub name: String,
-    #[schema(value_type = String)]
     pub licence: Licence,
     pub created_at: DateTime<Utc>,
 }
@@ -153,14 +151,14 @@ pub struct IngestOutcome {
     pub stories_updated: u64,
 }
 
-#[derive(Debug, Clone, Serialize, ToSchema, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct DeviceView {
     pub agent_uuid: Option<String>,
     pub name: Option<String>,
     pub os: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize, ToSchema, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct FileView {
     pub sha1: Option<String>,
     pub sha256: Option<String>,
@@ -170,18 +168,15 @@ pub struct FileView {
 }
 
 /// A story as the list shows it (API v1 story object).
-#[derive(Debug, Clone, Serialize, ToSchema, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Story {
     pub id: String,
     pub producer: String,
     pub engine_type: String,
     pub vendor: String,
     pub indication: Option<String>,
-    #[schema(value_type = String)]
     pub status: Status,
-    #[schema(value_type = Option<String>)]
     pub verdict: Option<Verdict>,
-    #[schema(value_type = Option<String>)]
     pub severity: Option<Severity>,
     pub criticality: u8,
     pub created_at: DateTime<Utc>,
@@ -197,7 +192,7 @@ pub struct Story {
 }
 
 /// One incident of a story, with its raw JSON as evidence.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize)]
 pub struct IncidentView {
     /// The producer's threat id, a string.
     pub id: String,
@@ -212,14 +207,13 @@ pub struct IncidentView {
     pub incident_status: Option<String>,
     pub engines: Vec<String>,
     pub mitigation_actions: Vec<String>,
-    #[schema(value_type = Object)]
     pub raw: Box<RawValue>,
     /// The normalised incident (device, file, MITRE techniques…), for the story page.
     #[serde(skip)]
     pub normalised: Option<Incident>,
 }
 
-#[derive(Debug, Clone, Serialize, ToSchema, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct TimelineEntry {
     pub at: DateTime<Utc>,
     /// `incident_added`, `incident_updated`, `status_changed`, `verdict_changed`,
@@ -229,7 +223,7 @@ pub struct TimelineEntry {
     pub text: String,
 }
 
-#[derive(Debug, Clone, Serialize, ToSchema, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Comment {
     pub id: String,
     pub story_id: String,
@@ -238,7 +232,7 @@ pub struct Comment {
     pub created_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, Serialize, ToSchema, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct RelatedStory {
     pub id: String,
     /// `previous_window`, `next_window`, `same_device`, `same_hash`.
@@ -249,12 +243,11 @@ pub struct RelatedStory {
 }
 
 /// A story with everything behind it.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize)]
 pub struct StoryDetail {
     #[serde(flatten)]
     pub story: Story,
     pub summary: String,
-    #[schema(value_type = Object)]
     pub criticality_detail: Criticality,
     pub incidents: Vec<IncidentView>,
     pub timeline: Vec<TimelineEntry>,
@@ -385,18 +378,17 @@ impl Default for StoryQuery {
     }
 }
 
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize)]
 pub struct StoryPage {
     pub items: Vec<Story>,
     pub next_cursor: Option<String>,
 }
 
 /// An event (API v1 event object).
-#[derive(Debug, Clone, Serialize, ToSchema, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Event {
     pub id: String,
     #[serde(rename = "type")]
-    #[schema(value_type = String)]
     pub event_type: EventType,
     pub at: DateTime<Utc>,
     pub account_id: String,
@@ -404,7 +396,6 @@ pub struct Event {
     pub story_id: Option<String>,
     pub incident_id: Option<String>,
     pub message: String,
-    #[schema(value_type = Object)]
     pub data: serde_json::Value,
 }
 
@@ -432,7 +423,7 @@ pub struct EventQuery {
     pub cursor: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize)]
 pub struct EventPage {
     pub items: Vec<Event>,
     pub next_cursor: Option<String>,

@@ -3,7 +3,7 @@
 use axum::extract::State;
 use axum::Json;
 use dossier_domain::event::EventType;
-use dossier_store::{EventPage, EventQuery};
+use dossier_store::EventQuery;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
@@ -33,12 +33,12 @@ pub struct EventParams {
 
 /// List events, newest first, with filters and a cursor.
 #[utoipa::path(get, path = "/api/v1/events", params(EventParams),
-    responses((status = 200, body = EventPage), (status = 400), (status = 401), (status = 403)))]
+    responses((status = 200, body = super::json::EventPage), (status = 400), (status = 401), (status = 403)))]
 pub async fn list(
     State(state): State<AppState>,
     p: Principal,
     ApiQuery(q): ApiQuery<EventParams>,
-) -> ApiResult<Json<EventPage>> {
+) -> ApiResult<Json<super::json::EventPage>> {
     if p.roles.is_empty() {
         return Err(ApiError::Forbidden("this key has no role".into()));
     }
@@ -71,5 +71,5 @@ pub async fn list(
         .list_events(&query)
         .await
         .map_err(|e| ApiError::from_store(e, "event"))?;
-    Ok(Json(page))
+    Ok(Json(page.into()))
 }

@@ -2,6 +2,7 @@
 
 pub mod connectors;
 pub mod events;
+pub mod json;
 pub mod stories;
 
 use axum::extract::State;
@@ -25,9 +26,9 @@ use crate::AppState;
     components(schemas(
         connectors::ConnectorView, connectors::Health, connectors::BackfillView, connectors::CreateConnector, connectors::PatchConnector,
         stories::PatchStory, stories::NewComment,
-        dossier_store::Story, dossier_store::StoryPage, dossier_store::StoryDetail, dossier_store::DeviceView,
-        dossier_store::FileView, dossier_store::IncidentView, dossier_store::TimelineEntry, dossier_store::Comment,
-        dossier_store::RelatedStory, dossier_store::Event, dossier_store::EventPage,
+        json::Story, json::StoryPage, json::StoryDetail, json::DeviceView,
+        json::FileView, json::IncidentView, json::TimelineEntry, json::Comment,
+        json::RelatedStory, json::Event, json::EventPage,
     )),
     modifiers(&BearerAuth),
     security(("api_key" = []))

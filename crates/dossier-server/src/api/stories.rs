@@ -7,6 +7,8 @@ use axum::Json;
 use chrono::{DateTime, Utc};
 use dossier_domain::story::{Severity, Status, Verdict};
 use dossier_store::{Comment, StoryDetail, StoryPage, StoryQuery, StorySortField, StoryUpdate};
+
+use super::json;
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
@@ -171,15 +173,15 @@ pub(crate) async fn readable_scope(
 
 /// List stories, newest update first by default, with filters and a keyset cursor.
 #[utoipa::path(get, path = "/api/v1/stories", params(ListParams),
-    responses((status = 200, body = StoryPage), (status = 400), (status = 401), (status = 403)))]
+    responses((status = 200, body = json::StoryPage), (status = 400), (status = 401), (status = 403)))]
 pub async fn list(
     State(state): State<AppState>,
     p: Principal,
     ApiQuery(params): ApiQuery<ListParams>,
-) -> ApiResult<Json<StoryPage>> {
+) -> ApiResult<Json<json::StoryPage>> {
     let scope = readable_scope(&state, &p, params.account_id.as_deref()).await?;
     let q = params.to_query(scope)?;
-    Ok(Json(list_stories(&state, &q).await?))
+    Ok(Json(list_stories(&state, &q).await?.into()))
 }
 
 /// Lists stories for a query whose scope was checked, timing it for `/metrics`.
@@ -195,13 +197,13 @@ pub(crate) async fn list_stories(state: &AppState, q: &StoryQuery) -> ApiResult<
 }
 
 /// A story with its incidents (raw JSON included), timeline, comments and related stories.
-#[utoipa::path(get, path = "/api/v1/stories/{id}", responses((status = 200, body = StoryDetail), (status = 401), (status = 403), (status = 404)))]
+#[utoipa::path(get, path = "/api/v1/stories/{id}", responses((status = 200, body = json::StoryDetail), (status = 401), (status = 403), (status = 404)))]
 pub async fn get(
     State(state): State<AppState>,
     p: Principal,
     Path(id): Path<String>,
-) -> ApiResult<Json<StoryDetail>> {
-    Ok(Json(get_story(&state, &p, &id).await?))
+) -> ApiResult<Json<json::StoryDetail>> {
+    Ok(Json(get_story(&state, &p, &id).await?.into()))
 }
 
 /// Reads one story, checking role, account and licence.
@@ -254,14 +256,14 @@ async fn actionable(state: &AppState, p: &Principal, id: &str) -> ApiResult<Opti
 
 /// Set a story's status, verdict or severity (Stories editor; not on `mdr` accounts).
 #[utoipa::path(patch, path = "/api/v1/stories/{id}", request_body = PatchStory,
-    responses((status = 200, body = StoryDetail), (status = 400), (status = 401), (status = 403), (status = 404)))]
+    responses((status = 200, body = json::StoryDetail), (status = 400), (status = 401), (status = 403), (status = 404)))]
 pub async fn patch(
     State(state): State<AppState>,
     p: Principal,
     Path(id): Path<String>,
     ApiJson(body): ApiJson<PatchStory>,
-) -> ApiResult<Json<StoryDetail>> {
-    Ok(Json(patch_story(&state, &p, &id, body).await?))
+) -> ApiResult<Json<json::StoryDetail>> {
+    Ok(Json(patch_story(&state, &p, &id, body).await?.into()))
 }
 
 /// Applies an analyst's change, for the API and the web UI alike.
@@ -307,15 +309,15 @@ pub struct NewComment {
 
 /// Comment on a story (Stories editor; not on `mdr` accounts).
 #[utoipa::path(post, path = "/api/v1/stories/{id}/comments", request_body = NewComment,
-    responses((status = 201, body = Comment), (status = 400), (status = 401), (status = 403), (status = 404), (status = 409)))]
+    responses((status = 201, body = json::Comment), (status = 400), (status = 401), (status = 403), (status = 404), (status = 409)))]
 pub async fn comment(
     State(state): State<AppState>,
     p: Principal,
     Path(id): Path<String>,
     ApiJson(body): ApiJson<NewComment>,
-) -> ApiResult<(StatusCode, Json<Comment>)> {
+) -> ApiResult<(StatusCode, Json<json::Comment>)> {
     let c = add_comment(&state, &p, &id, &body.text).await?;
-    Ok((StatusCode::CREATED, Json(c)))
+    Ok((StatusCode::CREATED, Json(c.into())))
 }
 
 /// Adds a comment, for the API and the web UI alike.

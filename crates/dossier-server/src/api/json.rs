@@ -1,0 +1,345 @@
+//! The JSON the API answers with: the public contract (PRODUCT.md, HTTP API v1), written here
+//! beside the handlers, and made from the store's model. A field the store adds reaches the
+//! API only when it is added here.
+
+use chrono::{DateTime, Utc};
+use dossier_domain::criticality::Criticality;
+use serde::Serialize;
+use serde_json::value::RawValue;
+use utoipa::ToSchema;
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeviceView {
+    pub agent_uuid: Option<String>,
+    pub name: Option<String>,
+    pub os: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FileView {
+    pub sha1: Option<String>,
+    pub sha256: Option<String>,
+    pub md5: Option<String>,
+    pub name: Option<String>,
+    pub path: Option<String>,
+}
+
+/// A story as the list shows it (API v1 story object).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Story {
+    pub id: String,
+    pub producer: String,
+    pub engine_type: String,
+    pub vendor: String,
+    pub indication: Option<String>,
+    /// `open`, `pending_analysis`, `pending_more_info`, `monitoring`, `closed`, `reopened`.
+    pub status: String,
+    /// `suspicious`, `malicious`, `informational`, `benign`, or `null`.
+    pub verdict: Option<String>,
+    /// `low`, `medium`, `high` (only with the verdict `malicious`), or `null`.
+    pub severity: Option<String>,
+    pub criticality: u8,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub first_signal_at: DateTime<Utc>,
+    pub last_signal_at: DateTime<Utc>,
+    pub incident_count: u64,
+    pub device: DeviceView,
+    pub file: FileView,
+    pub mitigation_status: Option<String>,
+    pub connector_id: Option<String>,
+    pub account_id: String,
+}
+
+/// One incident of a story, with its raw JSON as evidence.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct IncidentView {
+    /// The producer's threat id, a string.
+    pub id: String,
+    pub connector_id: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub threat_name: Option<String>,
+    pub classification: Option<String>,
+    pub confidence_level: Option<String>,
+    pub mitigation_status: Option<String>,
+    pub analyst_verdict: Option<String>,
+    pub incident_status: Option<String>,
+    pub engines: Vec<String>,
+    pub mitigation_actions: Vec<String>,
+    #[schema(value_type = Object)]
+    pub raw: Box<RawValue>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TimelineEntry {
+    pub at: DateTime<Utc>,
+    /// `incident_added`, `incident_updated`, `status_changed`, `verdict_changed`,
+    /// `severity_changed`, `comment_added`, `comment_deleted`, `reopened`, `story_created`.
+    pub kind: String,
+    pub actor: Option<String>,
+    pub text: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Comment {
+    pub id: String,
+    pub story_id: String,
+    pub author: String,
+    pub text: String,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RelatedStory {
+    pub id: String,
+    /// `previous_window`, `next_window`, `same_device`, `same_hash`.
+    pub relation: String,
+    pub indication: Option<String>,
+    pub device_name: Option<String>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A story with everything behind it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StoryDetail {
+    #[serde(flatten)]
+    pub story: Story,
+    pub summary: String,
+    #[schema(value_type = Object)]
+    pub criticality_detail: Criticality,
+    pub incidents: Vec<IncidentView>,
+    pub timeline: Vec<TimelineEntry>,
+    pub comments: Vec<Comment>,
+    pub related: Vec<RelatedStory>,
+    pub closed_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StoryPage {
+    pub items: Vec<Story>,
+    pub next_cursor: Option<String>,
+}
+
+/// An event (API v1 event object).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Event {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub event_type: String,
+    pub at: DateTime<Utc>,
+    pub account_id: String,
+    pub connector_id: Option<String>,
+    pub story_id: Option<String>,
+    pub incident_id: Option<String>,
+    pub message: String,
+    #[schema(value_type = Object)]
+    pub data: serde_json::Value,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EventPage {
+    pub items: Vec<Event>,
+    pub next_cursor: Option<String>,
+}
+
+impl From<dossier_store::Story> for Story {
+    fn from(s: dossier_store::Story) -> Self {
+        Self {
+            id: s.id,
+            producer: s.producer,
+            engine_type: s.engine_type,
+            vendor: s.vendor,
+            indication: s.indication,
+            status: s.status.as_str().to_owned(),
+            verdict: s.verdict.map(|v| v.as_str().to_owned()),
+            severity: s.severity.map(|v| v.as_str().to_owned()),
+            criticality: s.criticality,
+            created_at: s.created_at,
+            updated_at: s.updated_at,
+            first_signal_at: s.first_signal_at,
+            last_signal_at: s.last_signal_at,
+            incident_count: s.incident_count,
+            device: DeviceView {
+                agent_uuid: s.device.agent_uuid,
+                name: s.device.name,
+                os: s.device.os,
+            },
+            file: FileView {
+                sha1: s.file.sha1,
+                sha256: s.file.sha256,
+                md5: s.file.md5,
+                name: s.file.name,
+                path: s.file.path,
+            },
+            mitigation_status: s.mitigation_status,
+            connector_id: s.connector_id,
+            account_id: s.account_id,
+        }
+    }
+}
+
+impl From<dossier_store::IncidentView> for IncidentView {
+    fn from(i: dossier_store::IncidentView) -> Self {
+        Self {
+            id: i.id,
+            connector_id: i.connector_id,
+            created_at: i.created_at,
+            updated_at: i.updated_at,
+            threat_name: i.threat_name,
+            classification: i.classification,
+            confidence_level: i.confidence_level,
+            mitigation_status: i.mitigation_status,
+            analyst_verdict: i.analyst_verdict,
+            incident_status: i.incident_status,
+            engines: i.engines,
+            mitigation_actions: i.mitigation_actions,
+            raw: i.raw,
+        }
+    }
+}
+
+impl From<dossier_store::TimelineEntry> for TimelineEntry {
+    fn from(t: dossier_store::TimelineEntry) -> Self {
+        Self {
+            at: t.at,
+            kind: t.kind,
+            actor: t.actor,
+            text: t.text,
+        }
+    }
+}
+
+impl From<dossier_store::Comment> for Comment {
+    fn from(c: dossier_store::Comment) -> Self {
+        Self {
+            id: c.id,
+            story_id: c.story_id,
+            author: c.author,
+            text: c.text,
+            created_at: c.created_at,
+        }
+    }
+}
+
+impl From<dossier_store::RelatedStory> for RelatedStory {
+    fn from(r: dossier_store::RelatedStory) -> Self {
+        Self {
+            id: r.id,
+            relation: r.relation,
+            indication: r.indication,
+            device_name: r.device_name,
+            updated_at: r.updated_at,
+        }
+    }
+}
+
+impl From<dossier_store::StoryDetail> for StoryDetail {
+    fn from(d: dossier_store::StoryDetail) -> Self {
+        Self {
+            story: d.story.into(),
+            summary: d.summary,
+            criticality_detail: d.criticality_detail,
+            incidents: d.incidents.into_iter().map(Into::into).collect(),
+            timeline: d.timeline.into_iter().map(Into::into).collect(),
+            comments: d.comments.into_iter().map(Into::into).collect(),
+            related: d.related.into_iter().map(Into::into).collect(),
+            closed_at: d.closed_at,
+        }
+    }
+}
+
+impl From<dossier_store::StoryPage> for StoryPage {
+    fn from(p: dossier_store::StoryPage) -> Self {
+        Self {
+            items: p.items.into_iter().map(Into::into).collect(),
+            next_cursor: p.next_cursor,
+        }
+    }
+}
+
+impl From<dossier_store::Event> for Event {
+    fn from(e: dossier_store::Event) -> Self {
+        Self {
+            id: e.id,
+            event_type: e.event_type.as_str().to_owned(),
+            at: e.at,
+            account_id: e.account_id,
+            connector_id: e.connector_id,
+            story_id: e.story_id,
+            incident_id: e.incident_id,
+            message: e.message,
+            data: e.data,
+        }
+    }
+}
+
+impl From<dossier_store::EventPage> for EventPage {
+    fn from(p: dossier_store::EventPage) -> Self {
+        Self {
+            items: p.items.into_iter().map(Into::into).collect(),
+            next_cursor: p.next_cursor,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// The API's story is the store's, field for field: serialising either gives the same JSON
+    /// (the model keeps `Serialize` for the store's own tests), so the contract did not move
+    /// when its types moved here.
+    #[test]
+    fn the_api_story_is_the_stores_field_for_field() {
+        use dossier_domain::story::{Severity, Status, Verdict};
+        let t = DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+        let s = dossier_store::Story {
+            id: "s1".into(),
+            producer: "sentinelone".into(),
+            engine_type: "endpoint".into(),
+            vendor: "SentinelOne".into(),
+            indication: Some("evil.exe".into()),
+            status: Status::PendingMoreInfo,
+            verdict: Some(Verdict::Malicious),
+            severity: Some(Severity::High),
+            criticality: 9,
+            created_at: t,
+            updated_at: t,
+            first_signal_at: t,
+            last_signal_at: t,
+            incident_count: 3,
+            device: dossier_store::DeviceView {
+                agent_uuid: Some("ag".into()),
+                name: Some("host".into()),
+                os: None,
+            },
+            file: dossier_store::FileView {
+                sha1: Some("a".repeat(40)),
+                sha256: None,
+                md5: None,
+                name: Some("evil.exe".into()),
+                path: Some("C:\\evil.exe".into()),
+            },
+            mitigation_status: Some("not_mitigated".into()),
+            connector_id: Some("c1".into()),
+            account_id: "a1".into(),
+        };
+        let store_json = serde_json::to_value(&s).unwrap();
+        assert_eq!(serde_json::to_value(Story::from(s)).unwrap(), store_json);
+        let e = dossier_store::Event {
+            id: "7".into(),
+            event_type: dossier_domain::event::EventType::StoryCreated,
+            at: t,
+            account_id: "a1".into(),
+            connector_id: None,
+            story_id: Some("s1".into()),
+            incident_id: None,
+            message: "m".into(),
+            data: serde_json::json!({"k": 1}),
+        };
+        let store_json = serde_json::to_value(&e).unwrap();
+        assert_eq!(serde_json::to_value(Event::from(e)).unwrap(), store_json);
+    }
+}
