@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use dossier_domain::correlate::{self, HashKind, Member, Term};
 use dossier_domain::event::EventType;
 use dossier_domain::story::{Severity, Status, Triage, Verdict};
-use dossier_domain::{Incident, Producer};
+use dossier_domain::Incident;
 use rusqlite::{
     params, CachedStatement, Connection, OptionalExtension, Transaction, TransactionBehavior,
 };
@@ -180,9 +180,8 @@ pub(crate) fn plan_page(
             &in_page,
             &mut current_story,
         )?;
-        let producer = prepared
-            .first()
-            .map_or(Producer::SentinelOne, |p| p.inc.producer);
+        // A page is one connector's, so one producer's; `rekey` is not empty here.
+        let producer = rekey[0].inc.producer;
         plans = correlate::correlate(&page.account_id, producer, &members, &page.policy);
         let new: HashMap<&str, &Incident> = prepared
             .iter()
