@@ -18,6 +18,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod agreement;
+mod events;
 mod ingest;
 mod leases;
 mod regressions;
@@ -35,6 +36,7 @@ use dossier_domain::{Device, FileInfo, Incident, Producer};
 use crate::{IngestPage, NewConnector, Remap, Store};
 
 pub use agreement::*;
+pub use events::*;
 pub use ingest::*;
 pub use leases::*;
 pub use regressions::*;
@@ -385,6 +387,7 @@ macro_rules! store_conformance_suite {
             an_update_changing_the_key_recorrelates_the_old_key,
             a_stale_redelivery_does_not_speak_for_its_story,
             vendor_values_in_any_letter_case_tell_the_same_stories,
+            events_page_back_by_their_cursor,
         );
         $crate::store_conformance_suite!(@blocking $backend;
             any_order_and_page_split_gives_the_same_stories,
