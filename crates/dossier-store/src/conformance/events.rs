@@ -64,6 +64,7 @@ pub async fn events_page_back_by_their_cursor<B: Backend>(b: &B) {
         loop {
             let page = f.store.list_events(&query(limit, cursor)).await.unwrap();
             pages += 1;
+            assert!(pages <= ids.len(), "limit {limit}: the cursor goes back");
             assert!(!page.items.is_empty(), "limit {limit}: no empty page");
             assert!(page.items.len() <= limit as usize);
             seen.extend(page.items.iter().map(|e| e.id.clone()));
