@@ -6,6 +6,9 @@
 
 pub mod model;
 
+#[cfg(feature = "conformance")]
+pub mod conformance;
+
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 

@@ -21,6 +21,8 @@ fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_dossier")
 }
 
+/// The one place that says which database the servers run on: every command of a server is
+/// given the URL it makes. The checks read the SQLite file itself (`snapshot`, `wait_for`).
 fn db_url(db: &Path) -> String {
     format!("sqlite://{}", db.display())
 }
@@ -45,6 +47,8 @@ fn free_port() -> u16 {
 
 struct Server {
     db: PathBuf,
+    /// The URL of `db`, as every command of this server is given it.
+    url: String,
     dir: PathBuf,
     port: u16,
     ca: PathBuf,
@@ -56,7 +60,7 @@ impl Server {
             .args([
                 "serve",
                 "--db",
-                &db_url(&self.db),
+                &self.url,
                 "--listen",
                 &format!("127.0.0.1:{}", self.port),
                 "--allow-private-tenants",
@@ -96,6 +100,7 @@ fn setup(root: &Path, name: &str, base_url: &str, ca_pem: &str) -> Server {
     let dir = root.join(name);
     std::fs::create_dir_all(&dir).unwrap();
     let db = dir.join("dossier.db");
+    let url = db_url(&db);
     let ca = dir.join("ca.pem");
     std::fs::write(&ca, ca_pem).unwrap();
     let account = run(&[
@@ -106,7 +111,7 @@ fn setup(root: &Path, name: &str, base_url: &str, ca_pem: &str) -> Server {
         "--licence",
         "xops",
         "--db",
-        &db_url(&db),
+        &url,
     ]);
     let key = run(&[
         "api-key",
@@ -116,10 +121,11 @@ fn setup(root: &Path, name: &str, base_url: &str, ca_pem: &str) -> Server {
         "--account",
         &account,
         "--db",
-        &db_url(&db),
+        &url,
     ]);
     let server = Server {
         db,
+        url,
         dir,
         port: free_port(),
         ca,

@@ -2,14 +2,13 @@
 use std::collections::BTreeSet;
 
 use chrono::Duration;
-use dossier_store::{Store, StoryQuery, StorySortField};
 
-use crate::{fixture, incident, sha1, t0};
+use super::{incident, sha1, t0, Backend, Fixture};
+use crate::{Store, StoryQuery, StorySortField};
 
 /// A threat name containing U+001F breaks the keyset cursor when sorting by indication.
-#[tokio::test]
-async fn cursor_survives_a_separator_inside_a_threat_name() {
-    let f = fixture().await;
+pub async fn cursor_survives_a_separator_inside_a_threat_name<B: Backend>(b: &B) {
+    let f = Fixture::new(b).await;
     let names = ["a", "a\u{1}", "a\u{1f}b", "b"];
     let incs = names
         .iter()
@@ -51,9 +50,8 @@ async fn cursor_survives_a_separator_inside_a_threat_name() {
 
 /// After a late earlier incident changes a window's id, the next window's previous_id
 /// still points at the retired id, so the previous/next relation disappears.
-#[tokio::test]
-async fn next_window_follows_its_reshaped_previous_window() {
-    let f = fixture().await;
+pub async fn next_window_follows_its_reshaped_previous_window<B: Backend>(b: &B) {
+    let f = Fixture::new(b).await;
     let h = sha1(7);
     f.store
         .commit_page(f.page(
@@ -101,8 +99,7 @@ async fn next_window_follows_its_reshaped_previous_window() {
 
 /// An update that changes an incident's correlation key leaves the stories of its old key
 /// uncorrelated: the result differs from ingesting the final state once.
-#[tokio::test]
-async fn an_update_changing_the_key_recorrelates_the_old_key() {
+pub async fn an_update_changing_the_key_recorrelates_the_old_key<B: Backend>(b: &B) {
     let parts = |a: &std::collections::BTreeMap<String, (String, u64)>| {
         let mut by_story: std::collections::BTreeMap<String, Vec<String>> = Default::default();
         for (inc, (story, _)) in a {
@@ -118,7 +115,7 @@ async fn an_update_changing_the_key_recorrelates_the_old_key() {
     x2.device.agent_uuid = Some("ag-real-uuid".into());
     x2.updated_at = x.updated_at + Duration::days(200);
 
-    let inc = fixture().await;
+    let inc = Fixture::new(b).await;
     inc.store
         .commit_page(inc.page(vec![x, y.clone(), z.clone()], t0()))
         .await
@@ -129,7 +126,7 @@ async fn an_update_changing_the_key_recorrelates_the_old_key() {
         .unwrap();
     let got = parts(&inc.assignment().await);
 
-    let once = fixture().await;
+    let once = Fixture::new(b).await;
     once.store
         .commit_page(once.page(vec![x2, y, z], t0()))
         .await
@@ -140,9 +137,8 @@ async fn an_update_changing_the_key_recorrelates_the_old_key() {
 
 /// A stale (older) version of a story's latest incident, re-delivered in a page that also
 /// touches the story, is used to recompute the story although the incident row keeps the newer one.
-#[tokio::test]
-async fn a_stale_redelivery_does_not_speak_for_its_story() {
-    let f = fixture().await;
+pub async fn a_stale_redelivery_does_not_speak_for_its_story<B: Backend>(b: &B) {
+    let f = Fixture::new(b).await;
     let h = sha1(5);
     let k = incident("k", 0, "ag", Some(&h));
     let l1 = incident("l", 2, "ag", Some(&h));

@@ -2,13 +2,13 @@
 //! worker is replaced) or deleted, what the old worker still sends is refused whole.
 
 use chrono::Duration;
-use dossier_store::{ConnectorUpdate, HealthUpdate, Store, StoreError};
 
-use crate::{fixture, incident, sha1, t0, Fixture};
+use super::{incident, sha1, t0, Backend, Fixture};
+use crate::{ConnectorUpdate, HealthUpdate, Store, StoreError};
 
 /// What a refused write must leave as it was: the connector's position, counts and status,
 /// every incident and story, every event.
-async fn state(f: &Fixture) -> (Option<String>, u64, u64, String, usize, usize) {
+async fn state<B: Backend>(f: &Fixture<B>) -> (Option<String>, u64, u64, String, usize, usize) {
     let c = f.store.get_connector(None, &f.connector).await.unwrap();
     (
         c.checkpoint,
@@ -22,7 +22,7 @@ async fn state(f: &Fixture) -> (Option<String>, u64, u64, String, usize, usize) 
 
 /// Saves the connector as an editor would with a new tenant URL: a new generation, back to
 /// `pending`, its position forgotten.
-async fn save_with_new_url(f: &Fixture) -> i64 {
+async fn save_with_new_url<B: Backend>(f: &Fixture<B>) -> i64 {
     let saved = f
         .store
         .update_connector(
@@ -42,9 +42,8 @@ async fn save_with_new_url(f: &Fixture) -> i64 {
     saved.generation
 }
 
-#[tokio::test]
-async fn a_page_of_a_replaced_worker_writes_nothing() {
-    let f = fixture().await;
+pub async fn a_page_of_a_replaced_worker_writes_nothing<B: Backend>(b: &B) {
+    let f = Fixture::new(b).await;
     let h = sha1(1);
     f.store
         .commit_page(f.page(vec![incident("1", 0, "ag1", Some(&h))], t0()))
@@ -84,9 +83,8 @@ async fn a_page_of_a_replaced_worker_writes_nothing() {
     );
 }
 
-#[tokio::test]
-async fn health_from_a_replaced_worker_is_refused() {
-    let f = fixture().await;
+pub async fn health_from_a_replaced_worker_is_refused<B: Backend>(b: &B) {
+    let f = Fixture::new(b).await;
     let error = HealthUpdate {
         status: Some("error".into()),
         status_detail: Some(Some("the tenant refused the API token".into())),
@@ -120,9 +118,8 @@ async fn health_from_a_replaced_worker_is_refused() {
     assert_eq!((c.status.as_str(), c.errors), ("error", 1));
 }
 
-#[tokio::test]
-async fn a_page_for_a_deleted_connector_writes_nothing() {
-    let f = fixture().await;
+pub async fn a_page_for_a_deleted_connector_writes_nothing<B: Backend>(b: &B) {
+    let f = Fixture::new(b).await;
     let page = f.page(vec![incident("1", 0, "ag1", Some(&sha1(1)))], t0());
     f.store
         .delete_connector(Some(&f.account), &f.connector)

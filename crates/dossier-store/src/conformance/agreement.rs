@@ -9,10 +9,10 @@ use dossier_domain::correlate::{correlate, Member, Policy, StoryPlan};
 use dossier_domain::criticality::{criticality, CriticalityFacts};
 use dossier_domain::summary::{summary, SummaryFacts};
 use dossier_domain::{Incident, Producer};
-use dossier_store::Store;
 use proptest::prelude::*;
 
-use crate::{fixture, incident, mapped, sha1, t0, Fixture};
+use super::{incident, sha1, t0, Backend, Fixture};
+use crate::Store;
 
 /// Vendor values as SentinelOne spells them, and as odd tenants do: other letter cases, stray
 /// white space, values no rule knows.
@@ -95,12 +95,12 @@ struct Told {
     summary: String,
 }
 
-fn member_id(f: &Fixture, inc: &Incident) -> String {
+fn member_id<B: Backend>(f: &Fixture<B>, inc: &Incident) -> String {
     format!("{}:{}", f.connector, inc.external_id)
 }
 
 /// The stories of `incidents` by the domain's rules alone, by story id.
-fn domain_stories(f: &Fixture, incidents: &[Incident]) -> BTreeMap<String, Told> {
+fn domain_stories<B: Backend>(f: &Fixture<B>, incidents: &[Incident]) -> BTreeMap<String, Told> {
     let by_member: BTreeMap<String, &Incident> =
         incidents.iter().map(|i| (member_id(f, i), i)).collect();
     let members: Vec<Member> = by_member
@@ -144,7 +144,7 @@ fn domain_stories(f: &Fixture, incidents: &[Incident]) -> BTreeMap<String, Told>
 }
 
 /// The stories the store tells, by story id.
-async fn store_stories(f: &Fixture) -> BTreeMap<String, Told> {
+async fn store_stories<B: Backend>(f: &Fixture<B>) -> BTreeMap<String, Told> {
     let assignment = f.assignment().await;
     let ids: BTreeSet<&String> = assignment.values().map(|(s, _)| s).collect();
     let mut out = BTreeMap::new();
@@ -165,35 +165,37 @@ async fn store_stories(f: &Fixture) -> BTreeMap<String, Told> {
     out
 }
 
-proptest! {
-    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
-    #[test]
-    fn the_store_tells_the_stories_the_domain_tells(
+/// The same random incidents, driven through the domain's rules alone and through the store
+/// page by page, tell the same stories.
+pub fn the_store_tells_the_stories_the_domain_tells<B: Backend>(b: &B) {
+    let config = ProptestConfig {
+        cases: 24,
+        ..ProptestConfig::default()
+    };
+    proptest!(config, |(
         incidents in arb_incidents(),
         page_size in 1usize..8,
-    ) {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        rt.block_on(async {
-            let f = fixture().await;
+    )| {
+        super::block_on(async {
+            let f = Fixture::new(b).await;
             for chunk in incidents.chunks(page_size) {
                 f.store.commit_page(f.page(chunk.to_vec(), t0())).await.unwrap();
             }
             // The domain sees what the store sees: each threat as its raw JSON maps.
-            let seen: Vec<Incident> = incidents.into_iter().map(mapped).collect();
+            let seen: Vec<Incident> = incidents.into_iter().map(|i| f.mapped(i)).collect();
             let expected = domain_stories(&f, &seen);
             let got = store_stories(&f).await;
             assert_eq!(got, expected);
         });
-    }
+    });
 }
 
 /// Threats that differ only in the letter case of their vendor values tell the same stories,
 /// with the same criticality, reasons and summary: a tenant that answers `MALICIOUS` is as
 /// malicious as one that answers `malicious`.
-#[tokio::test]
-async fn vendor_values_in_any_letter_case_tell_the_same_stories() {
-    let lower = fixture().await;
-    let upper = fixture().await;
+pub async fn vendor_values_in_any_letter_case_tell_the_same_stories<B: Backend>(b: &B) {
+    let lower = Fixture::new(b).await;
+    let upper = Fixture::new(b).await;
     let mut plain = Vec::new();
     let mut shouted = Vec::new();
     for (i, agent) in ["ag1", "ag1", "ag2"].into_iter().enumerate() {

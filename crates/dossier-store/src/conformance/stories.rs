@@ -1,0 +1,583 @@
+use std::sync::Arc;
+
+use dossier_domain::story::{Severity, Status, Verdict};
+use dossier_domain::Incident;
+
+use super::{incident, sha1, t0, Backend, Fixture};
+use crate::{Store, StoryQuery, StorySortField, StoryUpdate};
+
+pub async fn keyset_paging_visits_every_story_once_in_every_sort<B: Backend>(b: &B) {
+    let f = Fixture::new(b).await;
+    let incidents: Vec<_> = (0..57)
+        .map(|i| {
+            incident(
+                &format!("{i}"),
+                i64::from(i % 9),
+                &format!("ag{}", i % 11),
+                Some(&sha1(i % 5)),
+            )
+        })
+        .collect();
+    f.store.commit_page(f.page(incidents, t0())).await.unwrap();
+    let total = f
+        .assignment()
+        .await
+        .values()
+        .map(|(s, _)| s.clone())
+        .collect::<std::collections::BTreeSet<_>>()
+        .len();
+    for (name, field) in StorySortField::ALL {
+        for desc in [false, true] {
+            let mut seen = Vec::new();
+            let mut cursor = None;
+            loop {
+                let q = StoryQuery {
+                    account_id: Some(f.account.clone()),
+                    sort: *field,
+                    descending: desc,
+                    limit: 7,
+                    cursor: cursor.clone(),
+                    ..Default::default()
+                };
+                let page = f.store.list_stories(&q).await.unwrap();
+                seen.extend(page.items.iter().map(|s| s.id.clone()));
+                match page.next_cursor {
+                    Some(c) => cursor = Some(c),
+                    None => break,
+                }
+            }
+            let unique: std::collections::BTreeSet<_> = seen.iter().collect();
+            assert_eq!(
+                (seen.len(), unique.len()),
+                (total, total),
+                "sort {name} desc={desc}"
+            );
+        }
+    }
+}
+
+pub async fn filters_narrow_the_list<B: Backend>(b: &B) {
+    let f = Fixture::new(b).await;
+    f.store
+        .commit_page(f.page(
+            vec![
+                incident("1", 0, "aa", Some(&sha1(1))),
+                incident("2", 0, "bb", Some(&sha1(2))),
+            ],
+            t0(),
+        ))
+        .await
+        .unwrap();
+    let all = f
+        .store
+        .list_stories(&StoryQuery {
+            account_id: Some(f.account.clone()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(all.items.len(), 2);
+    let id = all.items[0].id.clone();
+    let upd = StoryUpdate {
+        verdict: Some(Some(Verdict::Malicious)),
+        severity: Some(Some(Severity::High)),
+        status: Some(Status::Monitoring),
+    };
+    f.store
+        .update_story(Some(&f.account), &id, &upd, "ann", t0())
+        .await
+        .unwrap();
+    let q = |q: StoryQuery| {
+        let f = &f;
+        async move {
+            f.store
+                .list_stories(&StoryQuery {
+                    account_id: Some(f.account.clone()),
+                    ..q
+                })
+                .await
+                .unwrap()
+                .items
+        }
+    };
+    assert_eq!(
+        q(StoryQuery {
+            status: vec![Status::Monitoring],
+            ..Default::default()
+        })
+        .await
+        .len(),
+        1
+    );
+    assert_eq!(
+        q(StoryQuery {
+            severity: vec![Severity::High],
+            ..Default::default()
+        })
+        .await
+        .len(),
+        1
+    );
+    assert_eq!(
+        q(StoryQuery {
+            device: Some("AA".into()),
+            ..Default::default()
+        })
+        .await
+        .len(),
+        1
+    );
+    assert_eq!(
+        q(StoryQuery {
+            device: Some("host-bb".into()),
+            ..Default::default()
+        })
+        .await
+        .len(),
+        1
+    );
+    assert_eq!(
+        q(StoryQuery {
+            hash: Some(sha1(2).to_uppercase()),
+            ..Default::default()
+        })
+        .await
+        .len(),
+        1
+    );
+    // An operator across accounts filters by device and hash too (without the per-account
+    // index lookups).
+    for across in [
+        StoryQuery {
+            device: Some("AA".into()),
+            ..Default::default()
+        },
+        StoryQuery {
+            hash: Some(sha1(2).to_uppercase()),
+            ..Default::default()
+        },
+    ] {
+        let found = f.store.list_stories(&across).await.unwrap().items;
+        assert_eq!(found.len(), 1, "{across:?}");
+    }
+    assert!(q(StoryQuery {
+        device: Some("nobody".into()),
+        ..Default::default()
+    })
+    .await
+    .is_empty());
+    assert_eq!(
+        q(StoryQuery {
+            q: Some("EVIL".into()),
+            ..Default::default()
+        })
+        .await
+        .len(),
+        2
+    );
+    assert_eq!(
+        q(StoryQuery {
+            q: Some("100%".into()),
+            ..Default::default()
+        })
+        .await
+        .len(),
+        0
+    );
+    assert_eq!(
+        q(StoryQuery {
+            criticality_min: Some(11),
+            ..Default::default()
+        })
+        .await
+        .len(),
+        0
+    );
+}
+
+pub async fn severity_needs_a_malicious_verdict_and_actions_reach_the_timeline<B: Backend>(b: &B) {
+    let f = Fixture::new(b).await;
+    f.store
+        .commit_page(f.page(vec![incident("1", 0, "aa", Some(&sha1(1)))], t0()))
+        .await
+        .unwrap();
+    let id = f.assignment().await["1"].0.clone();
+    let bad = StoryUpdate {
+        severity: Some(Some(Severity::Low)),
+        ..Default::default()
+    };
+    assert!(f
+        .store
+        .update_story(Some(&f.account), &id, &bad, "ann", t0())
+        .await
+        .is_err());
+    let ok = StoryUpdate {
+        verdict: Some(Some(Verdict::Malicious)),
+        severity: Some(Some(Severity::Low)),
+        ..Default::default()
+    };
+    let d = f
+        .store
+        .update_story(Some(&f.account), &id, &ok, "ann", t0())
+        .await
+        .unwrap();
+    assert_eq!(d.story.severity, Some(Severity::Low));
+    // Leaving malicious clears the severity.
+    let benign = StoryUpdate {
+        verdict: Some(Some(Verdict::Benign)),
+        ..Default::default()
+    };
+    let d = f
+        .store
+        .update_story(Some(&f.account), &id, &benign, "bob", t0())
+        .await
+        .unwrap();
+    assert_eq!(d.story.severity, None);
+    let kinds: Vec<_> = d.timeline.iter().map(|e| e.kind.as_str()).collect();
+    assert!(
+        kinds.contains(&"verdict_changed") && kinds.contains(&"severity_changed"),
+        "{kinds:?}"
+    );
+    assert!(!d.summary.is_empty());
+}
+
+/// Setting what a story already has changes nothing: its `updated_at` stays, and no event or
+/// timeline entry is written.
+pub async fn an_update_to_the_same_values_changes_nothing<B: Backend>(b: &B) {
+    let f = Fixture::new(b).await;
+    f.store
+        .commit_page(f.page(vec![incident("1", 0, "aa", Some(&sha1(1)))], t0()))
+        .await
+        .unwrap();
+    let id = f.assignment().await["1"].0.clone();
+    let set = StoryUpdate {
+        status: Some(Status::Monitoring),
+        verdict: Some(Some(Verdict::Malicious)),
+        severity: Some(Some(Severity::High)),
+    };
+    let later = t0() + chrono::Duration::hours(1);
+    let first = f
+        .store
+        .update_story(Some(&f.account), &id, &set, "ann", later)
+        .await
+        .unwrap();
+    let events = || {
+        let q = crate::EventQuery {
+            story_id: Some(id.clone()),
+            limit: 1000,
+            ..Default::default()
+        };
+        let store = &f.store;
+        async move { store.list_events(&q).await.unwrap().items.len() }
+    };
+    let before = events().await;
+    let again = f
+        .store
+        .update_story(
+            Some(&f.account),
+            &id,
+            &set,
+            "bob",
+            later + chrono::Duration::hours(1),
+        )
+        .await
+        .unwrap();
+    assert_eq!(again.story.updated_at, first.story.updated_at);
+    assert_eq!(again.timeline.len(), first.timeline.len());
+    assert_eq!(events().await, before, "no event for a change that is none");
+    // A real change still goes through.
+    let close = StoryUpdate {
+        status: Some(Status::Closed),
+        ..Default::default()
+    };
+    let closed = f
+        .store
+        .update_story(
+            Some(&f.account),
+            &id,
+            &close,
+            "bob",
+            later + chrono::Duration::hours(2),
+        )
+        .await
+        .unwrap();
+    assert_eq!(closed.story.status, Status::Closed);
+    assert_eq!(events().await, before + 1);
+}
+
+pub async fn comments_are_bounded<B: Backend>(b: &B) {
+    let f = Fixture::new(b).await;
+    f.store
+        .commit_page(f.page(vec![incident("1", 0, "aa", Some(&sha1(1)))], t0()))
+        .await
+        .unwrap();
+    let id = f.assignment().await["1"].0.clone();
+    assert!(f
+        .store
+        .add_comment(Some(&f.account), &id, "ann", &"x".repeat(501), t0())
+        .await
+        .is_err());
+    assert!(f
+        .store
+        .add_comment(Some(&f.account), &id, "ann", "   ", t0())
+        .await
+        .is_err());
+    assert!(f
+        .store
+        .add_comment(Some(&f.account), &id, "ann", &"é".repeat(500), t0())
+        .await
+        .is_ok());
+    for i in 1..200 {
+        f.store
+            .add_comment(Some(&f.account), &id, "ann", &format!("c{i}"), t0())
+            .await
+            .unwrap();
+    }
+    assert!(f
+        .store
+        .add_comment(Some(&f.account), &id, "ann", "one too many", t0())
+        .await
+        .is_err());
+}
+
+pub async fn a_hash_filter_finds_stories_by_any_of_their_hashes<B: Backend>(b: &B) {
+    let f = Fixture::new(b).await;
+    let mut full = incident("1", 0, "aa", Some(&sha1(1)));
+    full.file.sha256 = Some(format!("{:064x}", 11));
+    full.file.md5 = Some(format!("{:032x}", 111));
+    let mut md5_only = incident("2", 0, "bb", None);
+    md5_only.file.md5 = Some(format!("{:032x}", 222));
+    f.store
+        .commit_page(f.page(vec![full, md5_only], t0()))
+        .await
+        .unwrap();
+    for (account, scope) in [(Some(f.account.clone()), "account"), (None, "operator")] {
+        let find = |h: String| {
+            let q = StoryQuery {
+                account_id: account.clone(),
+                hash: Some(h),
+                ..Default::default()
+            };
+            let store = &f.store;
+            async move { store.list_stories(&q).await.unwrap().items }
+        };
+        for (h, agent) in [
+            (sha1(1), "aa"),
+            (format!("{:064X}", 11), "aa"),
+            (format!("{:032x}", 111), "aa"),
+            (format!("{:032x}", 222), "bb"),
+        ] {
+            let found = find(h.clone()).await;
+            assert_eq!(found.len(), 1, "{scope}: {h}");
+            assert_eq!(
+                found[0].device.agent_uuid.as_deref(),
+                Some(agent),
+                "{scope}: {h}"
+            );
+        }
+        assert!(find(sha1(9)).await.is_empty(), "{scope}");
+        assert!(find("not-a-hash".into()).await.is_empty(), "{scope}");
+    }
+}
+
+/// SentinelOne sends a file's SHA-256 and MD5 on some threats and not on others. A story shows,
+/// and is found by, each hash any of its incidents carries (its latest incident's first), in
+/// whatever order and pages the threats arrive.
+pub async fn a_story_keeps_the_hashes_an_earlier_incident_carried<B: Backend>(b: &B) {
+    let sha256 = format!("{:064x}", 77);
+    let md5 = format!("{:032x}", 777);
+    let mut early = incident("1", 0, "aa", Some(&sha1(1)));
+    early.file.sha256 = Some(sha256.clone());
+    early.file.md5 = Some(md5.clone());
+    let late = incident("2", 3, "aa", Some(&sha1(1)));
+    let both = || vec![early.clone(), late.clone()];
+    let orders: [Vec<Vec<Incident>>; 3] = [
+        vec![both()],
+        vec![vec![early.clone()], vec![late.clone()]],
+        vec![vec![late.clone()], vec![early.clone()]],
+    ];
+    for (n, pages) in orders.into_iter().enumerate() {
+        let f = Fixture::new(b).await;
+        for p in pages {
+            f.store.commit_page(f.page(p, t0())).await.unwrap();
+        }
+        let found = f
+            .store
+            .list_stories(&StoryQuery {
+                account_id: Some(f.account.clone()),
+                hash: Some(sha256.clone()),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .items;
+        assert_eq!(found.len(), 1, "order {n}: found by the SHA-256");
+        assert_eq!(found[0].incident_count, 2, "order {n}");
+        assert_eq!(
+            found[0].file.sha256.as_deref(),
+            Some(sha256.as_str()),
+            "order {n}"
+        );
+        assert_eq!(
+            found[0].file.md5.as_deref(),
+            Some(md5.as_str()),
+            "order {n}"
+        );
+        assert_eq!(
+            found[0].file.sha1.as_deref(),
+            Some(sha1(1).as_str()),
+            "order {n}"
+        );
+        let detail = f.story(&found[0].id).await;
+        assert_eq!(
+            detail.story.file.sha256.as_deref(),
+            Some(sha256.as_str()),
+            "order {n}"
+        );
+    }
+}
+
+/// A file's SHA-256 finds its stories on every device, also those whose threats never carried
+/// the SHA-256: another story of the account names the file by both hashes.
+pub async fn a_sha256_finds_the_stories_of_its_file_that_never_saw_it<B: Backend>(b: &B) {
+    let f = Fixture::new(b).await;
+    let sha256 = format!("{:064x}", 5);
+    let mut known = incident("1", 0, "aa", Some(&sha1(5)));
+    known.file.sha256 = Some(sha256.clone());
+    let unknown = incident("2", 0, "bb", Some(&sha1(5)));
+    let other = incident("3", 0, "cc", Some(&sha1(6)));
+    f.store
+        .commit_page(f.page(vec![known, unknown, other], t0()))
+        .await
+        .unwrap();
+    for account in [Some(f.account.clone()), None] {
+        let found = |h: &str| {
+            let q = StoryQuery {
+                account_id: account.clone(),
+                hash: Some(h.to_owned()),
+                ..Default::default()
+            };
+            let store = &f.store;
+            async move {
+                let mut agents: Vec<String> = store
+                    .list_stories(&q)
+                    .await
+                    .unwrap()
+                    .items
+                    .into_iter()
+                    .filter_map(|s| s.device.agent_uuid)
+                    .collect();
+                agents.sort();
+                agents
+            }
+        };
+        assert_eq!(found(&sha256).await, ["aa", "bb"], "{account:?}");
+        assert_eq!(found(&sha1(5)).await, ["aa", "bb"], "{account:?}");
+        assert_eq!(found(&format!("{:064x}", 6)).await, Vec::<String>::new());
+    }
+}
+
+/// A story's incidents show their normalised form, mapped again from the stored threat: the
+/// normalised form is not stored.
+pub async fn a_story_shows_its_incidents_as_mapped_from_their_stored_threats<B: Backend>(b: &B) {
+    let f = Fixture::new(b).await;
+    let mut inc = incident("41", 0, "ag1", Some(&sha1(1)));
+    inc.device.name = Some("FINANCE-07".into());
+    inc.classification = Some("Ransomware".into());
+    inc.mitigation_actions = vec!["kill:success".into(), "quarantine:failed".into()];
+    inc.mitre = vec![dossier_domain::MitreTechnique {
+        id: "T1055".into(),
+        name: None,
+        tactic: Some("Defense Evasion".into()),
+    }];
+    let inc = f.mapped(inc);
+    f.store
+        .commit_page(f.page(vec![inc.clone()], t0()))
+        .await
+        .unwrap();
+    let story = &f.assignment().await["41"].0;
+    let d = f.story(story).await;
+    let shown = &d.incidents[0];
+    assert_eq!(shown.classification.as_deref(), Some("Ransomware"));
+    assert_eq!(shown.mitigation_actions, inc.mitigation_actions);
+    assert_eq!(shown.raw.get(), inc.raw);
+    let normalised = shown.normalised.as_ref().expect("the threat maps");
+    assert_eq!(
+        normalised,
+        &dossier_domain::Incident {
+            raw: String::new(),
+            ..inc.clone()
+        }
+    );
+    assert!(d.summary.contains("FINANCE-07"), "{}", d.summary);
+}
+
+/// A stored threat the mapping can no longer read (a later release reads the producer's JSON
+/// differently, say) must not stop its story from being refreshed, which would stall every later
+/// page of its connector: what the incident row holds stands in for it.
+pub async fn a_stored_threat_that_no_longer_maps_does_not_stall_its_story<B: Backend>(b: &B) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    // The mapping reads threat 50 until the release that no longer can.
+    let later_release = Arc::new(AtomicBool::new(false));
+    let source = b.remap();
+    let switched = Arc::clone(&later_release);
+    let remap: crate::Remap = Arc::new(move |producer, raw| {
+        let threat: serde_json::Value = serde_json::from_str(raw).ok()?;
+        if switched.load(Ordering::SeqCst) && threat["id"] == "50" {
+            return None;
+        }
+        source(producer, raw)
+    });
+    let f = Fixture::with_remap(b, remap).await;
+    let h = sha1(3);
+    f.store
+        .commit_page(f.page(vec![incident("50", 5, "ag1", Some(&h))], t0()))
+        .await
+        .unwrap();
+    later_release.store(true, Ordering::SeqCst);
+    // An earlier threat of the same story: the story's latest incident is the stored one.
+    f.store
+        .commit_page(f.page(vec![incident("51", 1, "ag1", Some(&h))], t0()))
+        .await
+        .unwrap();
+    let a = f.assignment().await;
+    assert_eq!(a["50"].0, a["51"].0);
+    let d = f.story(&a["50"].0).await;
+    assert_eq!(d.story.incident_count, 2);
+    assert_eq!(d.story.file.sha1.as_deref(), Some(h.as_str()));
+    let unreadable = d.incidents.iter().find(|i| i.id == "50").unwrap();
+    assert!(unreadable.normalised.is_none());
+}
+
+/// The store reads a stored incident with the mapping the binary gave it for the incident's
+/// producer, not with one of its own: it knows no source.
+pub async fn stored_incidents_are_read_with_the_mapping_given_for_their_producer<B: Backend>(
+    b: &B,
+) {
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = Arc::clone(&seen);
+    let source = b.remap();
+    let remap: crate::Remap = Arc::new(move |producer, raw| {
+        log.lock().unwrap().push(producer);
+        let mut inc = source(producer, raw)?;
+        inc.classification = Some("as the source maps it".into());
+        Some(inc)
+    });
+    let f = Fixture::with_remap(b, remap).await;
+    f.store
+        .commit_page(f.page(vec![incident("1", 0, "ag1", Some(&sha1(1)))], t0()))
+        .await
+        .unwrap();
+    let story = f.assignment().await["1"].0.clone();
+    let d = f.story(&story).await;
+    assert_eq!(
+        d.incidents[0].classification.as_deref(),
+        Some("as the source maps it")
+    );
+    assert!(seen
+        .lock()
+        .unwrap()
+        .iter()
+        .all(|p| *p == dossier_domain::Producer::SentinelOne));
+    assert!(!seen.lock().unwrap().is_empty());
+}
