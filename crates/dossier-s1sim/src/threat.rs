@@ -22,6 +22,10 @@ pub(crate) enum Source {
 }
 
 /// A generated threat before rendering.
+#[expect(
+    clippy::struct_excessive_bools,
+    reason = "each flag is one independent quirk of a generated threat"
+)]
 pub(crate) struct Draft {
     pub id: u128,
     pub agent: usize,
@@ -47,6 +51,10 @@ struct EngineRef<'a> {
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
+#[expect(
+    clippy::struct_excessive_bools,
+    reason = "the fields are the API's `threatInfo`, as SentinelOne names and types them"
+)]
 struct ThreatInfo<'a> {
     analyst_verdict: &'a str,
     analyst_verdict_description: &'a str,
@@ -100,6 +108,10 @@ struct ThreatInfo<'a> {
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
+#[expect(
+    clippy::struct_field_names,
+    reason = "the fields are the API's threat object, `threatInfo` included"
+)]
 struct Threat<'a> {
     agent_detection_info: &'a RawValue,
     agent_realtime_info: &'a RawValue,

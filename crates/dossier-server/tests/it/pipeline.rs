@@ -484,7 +484,7 @@ async fn a_far_future_timestamp_does_not_stall_the_poll() {
     odd["id"] = json!("9999999999999999999");
     odd["threatInfo"]["threatId"] = json!("9999999999999999999");
     odd["threatInfo"]["updatedAt"] = json!("2185-01-01T00:00:00.000000Z");
-    app.tenant.put_threat(odd).unwrap();
+    app.tenant.put_threat(&odd).unwrap();
     let (admin, path) = app.admin_with_connector().await;
     app.until(30, || async {
         let (_, c) = app.call("GET", &path, Some(&admin), None).await;
@@ -545,7 +545,7 @@ async fn a_threat_indexed_minutes_late_is_found_by_a_sweep() {
     late["threatInfo"]["updatedAt"] = json!(dossier_domain::time::format_micros(
         newest - chrono::Duration::seconds(30)
     ));
-    app.tenant.put_threat(late).unwrap();
+    app.tenant.put_threat(&late).unwrap();
     app.until_ingested(&admin, "7777777777777777777").await;
 
     // Later sweeps read the same threats again and add nothing.
@@ -592,7 +592,7 @@ async fn a_quiet_tenant_is_not_read_again_once_its_last_change_has_settled() {
     late["threatInfo"]["updatedAt"] = json!(dossier_domain::time::format_micros(
         bulk_at - chrono::Duration::seconds(1)
     ));
-    app.tenant.put_threat(late).unwrap();
+    app.tenant.put_threat(&late).unwrap();
     app.until_ingested(&admin, "8888888888888888888").await;
 
     // Once the bulk change has been re-read for the overlap's length, polls skip it: one
