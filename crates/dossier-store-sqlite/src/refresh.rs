@@ -329,7 +329,7 @@ pub(crate) fn refresh_stories(
         if status == Status::Closed.as_str() && !new_members.is_empty() {
             if let Some(c) = closed_at {
                 if should_reopen(ts(c), page.now, &page.policy) {
-                    status = Status::Reopened.as_str().to_owned();
+                    Status::Reopened.as_str().clone_into(&mut status);
                     closed_at = None;
                     reopened = true;
                 }

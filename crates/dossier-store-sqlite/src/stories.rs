@@ -1,5 +1,7 @@
 //! Reading stories, and the analyst's changes to them.
 
+use std::fmt::Write as _;
+
 use chrono::{DateTime, Utc};
 use dossier_domain::criticality::Criticality;
 use dossier_domain::story::{Severity, Status, Triage, Verdict};
@@ -124,7 +126,7 @@ fn filters(q: &StoryQuery, sql: &mut String, args: &mut Vec<Value>) {
         if values.is_empty() {
             continue;
         }
-        sql.push_str(&format!(" AND {name} IN ("));
+        let _ = write!(sql, " AND {name} IN (");
         for (i, v) in values.iter().enumerate() {
             if i > 0 {
                 sql.push_str(", ");
@@ -206,46 +208,43 @@ fn filters(q: &StoryQuery, sql: &mut String, args: &mut Vec<Value>) {
             // the stories of the same file whose threats never carried its SHA-256 are found
             // through the file's SHA-1, named by any story of the account that has both.
             let t = |v: &str| Value::Text(v.to_owned());
-            match &q.account_id {
-                Some(a) => {
-                    push(
-                        sql,
-                        args,
-                        " AND seq IN (SELECT seq FROM stories WHERE account_id = ?",
-                        t(a),
-                    );
-                    push(sql, args, " AND file_hash = ?", t(&h));
-                    push(
-                        sql,
-                        args,
-                        " UNION ALL SELECT seq FROM stories WHERE account_id = ?",
-                        t(a),
-                    );
-                    push(sql, args, " AND sha256 = ?", t(&h));
-                    push(
-                        sql,
-                        args,
-                        " UNION ALL SELECT seq FROM stories WHERE account_id = ?",
-                        t(a),
-                    );
-                    push(
-                        sql,
-                        args,
-                        " AND file_hash IN (SELECT sha1 FROM stories WHERE account_id = ?",
-                        t(a),
-                    );
-                    push(sql, args, " AND sha256 = ? AND sha1 != ''))", t(&h));
-                }
-                None => {
-                    push(sql, args, " AND (file_hash = ?", t(&h));
-                    push(sql, args, " OR sha256 = ?", t(&h));
-                    push(
-                        sql,
-                        args,
-                        " OR file_hash IN (SELECT sha1 FROM stories WHERE sha256 = ? AND sha1 != ''))",
-                        t(&h),
-                    );
-                }
+            if let Some(a) = &q.account_id {
+                push(
+                    sql,
+                    args,
+                    " AND seq IN (SELECT seq FROM stories WHERE account_id = ?",
+                    t(a),
+                );
+                push(sql, args, " AND file_hash = ?", t(&h));
+                push(
+                    sql,
+                    args,
+                    " UNION ALL SELECT seq FROM stories WHERE account_id = ?",
+                    t(a),
+                );
+                push(sql, args, " AND sha256 = ?", t(&h));
+                push(
+                    sql,
+                    args,
+                    " UNION ALL SELECT seq FROM stories WHERE account_id = ?",
+                    t(a),
+                );
+                push(
+                    sql,
+                    args,
+                    " AND file_hash IN (SELECT sha1 FROM stories WHERE account_id = ?",
+                    t(a),
+                );
+                push(sql, args, " AND sha256 = ? AND sha1 != ''))", t(&h));
+            } else {
+                push(sql, args, " AND (file_hash = ?", t(&h));
+                push(sql, args, " OR sha256 = ?", t(&h));
+                push(
+                    sql,
+                    args,
+                    " OR file_hash IN (SELECT sha1 FROM stories WHERE sha256 = ? AND sha1 != ''))",
+                    t(&h),
+                );
             }
         } else {
             // A SHA-1 is the correlation hash.
@@ -583,7 +582,7 @@ pub(crate) fn update(
     conn: &mut Connection,
     account_id: Option<&str>,
     id: &str,
-    u: &StoryUpdate,
+    u: StoryUpdate,
     actor: &str,
     now: DateTime<Utc>,
 ) -> Result<()> {
@@ -601,7 +600,7 @@ pub(crate) fn update(
         closed_at: closed_at.map(ts),
     };
     let after = before
-        .apply(*u, now)
+        .apply(u, now)
         .map_err(|e| StoreError::Invalid(e.to_string()))?;
     let Triage {
         status,
@@ -754,10 +753,11 @@ pub(crate) fn group_counts(
     filters(q, &mut sql, &mut args);
     // `+col` keeps the planner from walking a whole (account, column) index to get the groups
     // in order: the time range picks far fewer rows, and grouping them costs less.
-    sql.push_str(&format!(
+    let _ = write!(
+        sql,
         " GROUP BY +{col} ORDER BY count(*) DESC, {col} LIMIT {}",
         limit.clamp(1, 1000)
-    ));
+    );
     let mut st = conn.prepare_cached(&sql)?;
     let rows = st.query_map(params_from_iter(args.iter()), |r| {
         Ok(GroupCount {
