@@ -20,7 +20,8 @@ const CHROMEDRIVER: &[&str] = &["/usr/bin/chromedriver", "/usr/lib/chromium/chro
 
 struct Driver {
     process: Child,
-    _profile: tempfile::TempDir,
+    /// Chromium's profile directory, removed when the driver is.
+    profile: tempfile::TempDir,
 }
 
 impl Drop for Driver {
@@ -61,10 +62,7 @@ async fn browser() -> Option<(Client, Driver)> {
         .spawn()
         .expect("chromedriver starts");
     let profile = tempfile::tempdir().unwrap();
-    let driver = Driver {
-        process,
-        _profile: profile,
-    };
+    let driver = Driver { process, profile };
     let mut caps = serde_json::Map::new();
     caps.insert(
         "goog:chromeOptions".into(),
@@ -74,7 +72,7 @@ async fn browser() -> Option<(Client, Driver)> {
                 "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                 "--disable-quic", "--no-first-run", "--disable-background-networking",
                 "--disable-component-update", "--disable-sync", "--window-size=1440,1000",
-                format!("--user-data-dir={}", driver._profile.path().display()),
+                format!("--user-data-dir={}", driver.profile.path().display()),
             ]
         }),
     );

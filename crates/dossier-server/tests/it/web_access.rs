@@ -123,7 +123,7 @@ fn denied(got: &Posted) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn web_roles_and_accounts_are_enforced_on_every_page() {
-    let app = spawn_app(THREATS as usize).await;
+    let app = spawn_app(usize::try_from(THREATS).unwrap()).await;
     let own = tenancy(&app, Licence::Xops).await;
     let foreign = tenancy(&app, Licence::Xops).await;
     app.until_backfilled(&own.key, &own.connector, THREATS)

@@ -263,7 +263,7 @@ fn group_total(html: &str) -> (Vec<String>, u64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn web_story_list_keeps_its_view_in_the_url() {
-    let app = spawn_app(THREATS as usize).await;
+    let app = spawn_app(usize::try_from(THREATS).unwrap()).await;
     let own = tenancy(&app, Licence::Xops).await;
     app.until_backfilled(&own.key, &own.connector, THREATS)
         .await;
@@ -385,7 +385,7 @@ fn csv_ids(csv: &str) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn web_events_export_is_the_accounts_events() {
-    let app = spawn_app(THREATS as usize).await;
+    let app = spawn_app(usize::try_from(THREATS).unwrap()).await;
     let own = tenancy(&app, Licence::Xops).await;
     let foreign = app.account(Licence::Xops).await;
     let foreign_key = app.key(Some(&foreign), &[Role::Admin]).await;
@@ -429,7 +429,7 @@ async fn web_events_export_is_the_accounts_events() {
     let ids = csv_ids(&csv);
     println!("events CSV: {} rows, API: {} events", ids.len(), api.len());
     assert!(
-        ids.len() >= THREATS as usize,
+        u64::try_from(ids.len()).unwrap() >= THREATS,
         "at least one event per threat"
     );
     let csv_set: BTreeSet<String> = ids.iter().cloned().collect();
