@@ -106,6 +106,10 @@ pub fn check_account(roles: &[Role], account: Option<&str>) -> Result<(), &'stat
 /// What a set of roles permits, within the account it belongs to (or any account, for an
 /// operator).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[expect(
+    clippy::struct_excessive_bools,
+    reason = "each flag is one permission that roles grant independently, not a state machine"
+)]
 pub struct Permissions {
     pub view_stories: bool,
     pub edit_stories: bool,

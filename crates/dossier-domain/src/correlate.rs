@@ -233,7 +233,7 @@ pub struct StoryPlan {
     /// Deterministic id: the same set of incidents always yields the same id.
     pub id: String,
     pub key: StoryKey,
-    /// Member ids, ordered by (created_at, id).
+    /// Member ids, ordered by (`created_at`, id).
     pub members: Vec<String>,
     pub first_at: DateTime<Utc>,
     pub last_at: DateTime<Utc>,

@@ -23,18 +23,14 @@ pub fn is_internal(ip: IpAddr) -> bool {
     }
 }
 
-/// The IPv4 address an IPv6 address stands for: IPv4-mapped, NAT64 (64:ff9b::/96) or 6to4
-/// (2002::/16).
+/// The IPv4 address an IPv6 address stands for: IPv4-mapped, NAT64 (`64:ff9b::/96`) or 6to4
+/// (`2002::/16`).
 fn embedded_v4(v6: Ipv6Addr) -> Option<Ipv4Addr> {
     if let Some(v4) = v6.to_ipv4_mapped() {
         return Some(v4);
     }
     let s = v6.segments();
-    let from = |hi: u16, lo: u16| {
-        let [a, b] = hi.to_be_bytes();
-        let [c, d] = lo.to_be_bytes();
-        Ipv4Addr::new(a, b, c, d)
-    };
+    let from = |hi: u16, lo: u16| Ipv4Addr::from((u32::from(hi) << 16) | u32::from(lo));
     if s[0] == 0x64 && s[1] == 0xff9b && s[2..6] == [0, 0, 0, 0] {
         return Some(from(s[6], s[7]));
     }

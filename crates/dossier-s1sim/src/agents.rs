@@ -32,6 +32,10 @@ pub(crate) struct Layout {
 }
 
 /// One simulated device.
+#[expect(
+    clippy::struct_field_names,
+    reason = "`agent_version` is the API's `agentVersion`, kept under its own name"
+)]
 pub(crate) struct Agent {
     pub id: String,
     pub os: Os,

@@ -81,6 +81,11 @@ impl Bucket {
     }
 
     /// Takes one request; `Err(seconds)` tells how long until one is allowed again.
+    #[expect(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        reason = "the wait is a positive number of seconds, at most a few, and `as` saturates"
+    )]
     pub(crate) fn take(&mut self, rate: u32, now: Instant) -> Result<(), u64> {
         let rate = f64::from(rate.max(1));
         let elapsed = now.saturating_duration_since(self.last).as_secs_f64();

@@ -148,7 +148,7 @@ mod tests {
 
     #[test]
     fn every_family_points_at_known_engines_and_indicators() {
-        for f in FAMILIES.iter() {
+        for f in FAMILIES {
             assert!(f.engine < ENGINES.len(), "{}", f.name);
             assert!(
                 f.indicators.iter().all(|i| *i < INDICATORS.len()),

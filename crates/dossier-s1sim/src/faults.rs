@@ -98,7 +98,7 @@ impl Fault {
     /// Turns the real answer (`status`, JSON `body`) into the faulty one.
     pub(crate) fn alter(self, status: StatusCode, body: Vec<u8>) -> Response {
         match self {
-            Fault::Trickle => trickle(status, body),
+            Fault::Trickle => trickle(status, &body),
             Fault::Truncated => {
                 let cut = (body.len() / 2).max(1).min(body.len());
                 let mut body = body;
@@ -125,7 +125,7 @@ fn garbage() -> Response {
     with_headers(StatusCode::OK, Body::from(body))
 }
 
-fn trickle(status: StatusCode, body: Vec<u8>) -> Response {
+fn trickle(status: StatusCode, body: &[u8]) -> Response {
     const CHUNKS: usize = 40;
     let size = body.len().div_ceil(CHUNKS).max(16);
     let chunks: Vec<Bytes> = body.chunks(size).map(Bytes::copy_from_slice).collect();

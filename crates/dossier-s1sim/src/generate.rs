@@ -13,7 +13,7 @@
 //!
 //! History threats get later updates (mitigation, verdict, incident status) minutes to days
 //! after creation for about a third of them; 2 % have `updatedAt` a few milliseconds *before*
-//! `createdAt`, as in sekoia_threat.json.
+//! `createdAt`, as in `sekoia_threat.json`.
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -219,9 +219,10 @@ impl Generator {
                     .copied()
                     .filter(|f| self.files[*f].os == os)
                     .collect();
-                match on_os.is_empty() {
-                    true => Source::File(self.pick_file(os)),
-                    false => Source::File(on_os[self.rng.gen_range(0..on_os.len())]),
+                if on_os.is_empty() {
+                    Source::File(self.pick_file(os))
+                } else {
+                    Source::File(on_os[self.rng.gen_range(0..on_os.len())])
                 }
             }
             // Recurrence: the agent's earlier file comes back (a per-agent favourite file).
@@ -241,6 +242,10 @@ impl Generator {
         &mut self.rng
     }
 
+    #[expect(
+        clippy::cast_possible_wrap,
+        reason = "counts of generated threats times 100, far below 2^63"
+    )]
     fn next_kind(&mut self) -> Kind {
         // The kind furthest below its target share, ties broken at random.
         let total: u64 = self.produced.iter().sum::<u64>() + 1;
@@ -263,6 +268,11 @@ impl Generator {
     }
 
     /// Noisy agents see more threats: a skewed pick.
+    #[expect(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        reason = "a fraction in [0, 1) of a length: the floor is an index"
+    )]
     fn pick_agent(&mut self) -> usize {
         let u: f64 = self.rng.gen();
         ((u * u * u) * self.agents.len() as f64) as usize % self.agents.len()
@@ -279,6 +289,11 @@ impl Generator {
     }
 
     /// Common files are seen more: a skewed pick in the OS's catalogue.
+    #[expect(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        reason = "a fraction in [0, 1) of a length: the floor is an index"
+    )]
     fn pick_file(&mut self, os: Os) -> usize {
         let list = &self.files_by_os[os_slot(os)];
         let u: f64 = self.rng.gen();

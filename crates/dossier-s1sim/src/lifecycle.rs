@@ -19,6 +19,10 @@ pub(crate) struct Status {
 
 /// One `mitigationStatus[]` action.
 #[derive(Debug, Clone)]
+#[expect(
+    clippy::struct_field_names,
+    reason = "`action` is the API's `mitigationStatus[].action`, kept under its own name"
+)]
 pub(crate) struct Action {
     pub action: &'static str,
     pub at: i64,
@@ -97,13 +101,13 @@ impl Status {
     /// Applies `change` at `at`; returns the mitigation actions it performed (newest first).
     pub(crate) fn apply(&mut self, change: Change, at: i64, report_base: u128) -> Vec<Action> {
         let mut actions = Vec::new();
-        let mut act = |action, offset: i64| {
+        let mut act = |action, offset: u16| {
             actions.insert(
                 0,
                 Action {
                     action,
-                    at: at + offset,
-                    report_id: report_base + offset as u128,
+                    at: at + i64::from(offset),
+                    report_id: report_base + u128::from(offset),
                 },
             );
         };
@@ -111,30 +115,30 @@ impl Status {
             Change::Mitigate => {
                 act("kill", 0);
                 act("quarantine", 180);
-                self.mitigation = "mitigated".to_owned();
+                "mitigated".clone_into(&mut self.mitigation);
             }
             Change::InProgress => {
-                self.incident = "in_progress".to_owned();
+                "in_progress".clone_into(&mut self.incident);
                 if self.verdict == "undefined" {
-                    self.verdict = "suspicious".to_owned();
+                    "suspicious".clone_into(&mut self.verdict);
                 }
             }
             Change::TruePositive => {
                 if self.mitigation != "mitigated" {
                     act("kill", 0);
                     act("quarantine", 180);
-                    self.mitigation = "mitigated".to_owned();
+                    "mitigated".clone_into(&mut self.mitigation);
                 }
-                self.verdict = "true_positive".to_owned();
-                self.incident = "resolved".to_owned();
+                "true_positive".clone_into(&mut self.verdict);
+                "resolved".clone_into(&mut self.incident);
             }
             Change::FalsePositive => {
                 if self.mitigation == "mitigated" {
                     act("unquarantine", 0);
                 }
-                self.verdict = "false_positive".to_owned();
-                self.incident = "resolved".to_owned();
-                self.mitigation = "marked_as_benign".to_owned();
+                "false_positive".clone_into(&mut self.verdict);
+                "resolved".clone_into(&mut self.incident);
+                "marked_as_benign".clone_into(&mut self.mitigation);
             }
         }
         actions

@@ -191,12 +191,12 @@ fn number(name: &str, value: &str, lo: usize, hi: usize) -> Result<usize, String
         .trim()
         .parse()
         .map_err(|_| format!("{name}: Not a valid integer."))?;
-    if n < lo as i64 || n > hi as i64 {
-        return Err(format!(
+    match usize::try_from(n) {
+        Ok(n) if (lo..=hi).contains(&n) => Ok(n),
+        _ => Err(format!(
             "{name}: Must be greater than or equal to {lo} and less than or equal to {hi}."
-        ));
+        )),
     }
-    Ok(n as usize)
 }
 
 impl ThreatQuery {

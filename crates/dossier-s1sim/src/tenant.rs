@@ -168,7 +168,7 @@ impl Tenant {
 
     /// Inserts or replaces a threat object as-is; its id is read from `id` (a decimal string,
     /// or an integer). `threatInfo.createdAt` must be a timestamp.
-    pub fn put_threat(&self, threat: Value) -> Result<String, SimError> {
+    pub fn put_threat(&self, threat: &Value) -> Result<String, SimError> {
         let id = match &threat["id"] {
             Value::String(s) => s.clone(),
             Value::Number(n) => n.to_string(),
@@ -176,7 +176,7 @@ impl Tenant {
         };
         let key = id_key(&id)
             .ok_or_else(|| SimError::InvalidThreat(format!("id {id:?} is not a decimal id")))?;
-        let facets = Facets::from_threat(&threat).map_err(SimError::InvalidThreat)?;
+        let facets = Facets::from_threat(threat).map_err(SimError::InvalidThreat)?;
         let entry = Entry {
             id: id.clone().into(),
             text: threat.to_string().into(),

@@ -22,6 +22,10 @@ pub(crate) enum Source {
 }
 
 /// A generated threat before rendering.
+#[expect(
+    clippy::struct_excessive_bools,
+    reason = "each flag is one independent quirk of a generated threat"
+)]
 pub(crate) struct Draft {
     pub id: u128,
     pub agent: usize,
@@ -47,6 +51,10 @@ struct EngineRef<'a> {
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
+#[expect(
+    clippy::struct_excessive_bools,
+    reason = "the fields are the API's `threatInfo`, as SentinelOne names and types them"
+)]
 struct ThreatInfo<'a> {
     analyst_verdict: &'a str,
     analyst_verdict_description: &'a str,
@@ -100,6 +108,10 @@ struct ThreatInfo<'a> {
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
+#[expect(
+    clippy::struct_field_names,
+    reason = "the fields are the API's threat object, `threatInfo` included"
+)]
 struct Threat<'a> {
     agent_detection_info: &'a RawValue,
     agent_realtime_info: &'a RawValue,
@@ -160,168 +172,22 @@ pub(crate) fn render(ctx: &Context<'_>, d: &Draft) -> (String, Facets) {
     } else {
         &agent.detection
     };
-    let status = &d.status;
-    let created_at = format_micros(d.created);
-    let identified_at = format_millis(d.created - 2_000_000);
-    let updated_at = format_micros(d.updated);
-    let process_user = match agent.os {
-        crate::catalog::Os::Windows => format!("{}\\{}", agent.computer_name, agent.user),
-        _ if agent.machine_type == "server" => "root".to_owned(),
-        _ => agent.user.clone(),
+    let shared = Shared {
+        id: &id,
+        created_at: format_micros(d.created),
+        identified_at: format_millis(d.created - 2_000_000),
+        updated_at: format_micros(d.updated),
+        process_user: match agent.os {
+            crate::catalog::Os::Windows => format!("{}\\{}", agent.computer_name, agent.user),
+            _ if agent.machine_type == "server" => "root".to_owned(),
+            _ => agent.user.clone(),
+        },
     };
     let (info, indicators, facets_name) = match d.source {
-        Source::File(index) => {
-            let file = &ctx.files[index];
-            let family = &ctx.families[file.family];
-            let engine: &Engine = &ENGINES[family.engine];
-            let signed = !family.signer.0.is_empty();
-            let info = ThreatInfo {
-                analyst_verdict: &status.verdict,
-                analyst_verdict_description: describe(&status.verdict),
-                automatically_resolved: false,
-                browser_type: None,
-                certificate_id: family.signer.1,
-                classification: family.classification,
-                classification_source: engine.source,
-                cloud_files_hash_verdict: if engine.source == "Cloud" {
-                    Some("black")
-                } else {
-                    Some("provider_unknown")
-                },
-                collection_id: &file.collection_id,
-                confidence_level: family.confidence,
-                created_at,
-                detection_engines: [EngineRef {
-                    key: engine.key,
-                    title: engine.title,
-                }],
-                detection_type: engine.detection_type,
-                engines: [engine.legacy],
-                external_ticket_exists: false,
-                external_ticket_id: None,
-                failed_actions: false,
-                file_extension: family.extension.map(|e| e.0),
-                file_extension_type: family.extension.map(|e| e.1),
-                file_path: file.path(&agent.user),
-                file_size: file.size,
-                file_verification_type: if signed {
-                    "SignedVerified"
-                } else {
-                    "NotSigned"
-                },
-                identified_at,
-                incident_status: &status.incident,
-                incident_status_description: describe(&status.incident),
-                initiated_by: "agent_policy",
-                initiated_by_description: describe("agent_policy"),
-                initiating_user_id: None,
-                initiating_username: None,
-                is_fileless: false,
-                is_valid_certificate: signed,
-                malicious_process_arguments: None,
-                md5: d.with_md5.then_some(file.md5.as_str()),
-                mitigated_preemptively: d.mitigated_preemptively,
-                mitigation_status: &status.mitigation,
-                mitigation_status_description: describe(&status.mitigation),
-                originator_process: Some(&file.originator),
-                pending_actions: false,
-                process_user,
-                publisher_name: family.signer.0,
-                reached_events_limit: false,
-                reboot_required: false,
-                sha1: &file.sha1,
-                sha256: d.with_sha256.then_some(file.sha256.as_str()),
-                storyline: &d.storyline,
-                threat_id: &id,
-                threat_name: &file.name,
-                updated_at,
-            };
-            (
-                info,
-                &ctx.family_indicators[file.family],
-                file.name.as_str(),
-            )
-        }
-        Source::Fileless(kind) => {
-            let (name, classification, _) = FILELESS[kind];
-            let engine = &ENGINES[MANUAL];
-            let info = ThreatInfo {
-                analyst_verdict: &status.verdict,
-                analyst_verdict_description: describe(&status.verdict),
-                automatically_resolved: false,
-                browser_type: None,
-                certificate_id: "",
-                classification,
-                classification_source: engine.source,
-                cloud_files_hash_verdict: None,
-                collection_id: &id,
-                confidence_level: "malicious",
-                created_at,
-                detection_engines: [EngineRef {
-                    key: engine.key,
-                    title: engine.title,
-                }],
-                detection_type: engine.detection_type,
-                engines: [engine.legacy],
-                external_ticket_exists: false,
-                external_ticket_id: None,
-                failed_actions: false,
-                file_extension: Some(""),
-                file_extension_type: Some("None"),
-                file_path: String::new(),
-                file_size: 0,
-                file_verification_type: "NotSigned",
-                identified_at,
-                incident_status: &status.incident,
-                incident_status_description: describe(&status.incident),
-                initiated_by: "star_active",
-                initiated_by_description: describe("star_active"),
-                initiating_user_id: None,
-                initiating_username: None,
-                is_fileless: true,
-                is_valid_certificate: false,
-                malicious_process_arguments: Some(""),
-                md5: None,
-                mitigated_preemptively: false,
-                mitigation_status: &status.mitigation,
-                mitigation_status_description: describe(&status.mitigation),
-                originator_process: None,
-                pending_actions: false,
-                process_user,
-                publisher_name: "",
-                reached_events_limit: false,
-                reboot_required: false,
-                sha1: "",
-                sha256: None,
-                storyline: &d.storyline,
-                threat_id: &id,
-                threat_name: name,
-                updated_at,
-            };
-            (info, &ctx.fileless_indicators[kind], name)
-        }
+        Source::File(index) => file_info(ctx, d, index, shared),
+        Source::Fileless(kind) => fileless_info(ctx, d, kind, shared),
     };
-    let facets = Facets {
-        created: d.created,
-        updated: d.updated,
-        agent_id: agent.id.clone(),
-        site_id: agent.site_id.clone(),
-        group_id: agent.group_id.clone(),
-        account_id: agent.account_id.clone(),
-        os_type: agent.os.os_type().to_owned(),
-        machine_type: agent.machine_type.to_owned(),
-        agent_version: agent.agent_version.clone(),
-        sha1: info.sha1.to_owned(),
-        sha256: info.sha256.unwrap_or_default().to_owned(),
-        storyline: d.storyline.clone(),
-        threat_name: facets_name.to_owned(),
-        classification: info.classification.to_owned(),
-        confidence: info.confidence_level.to_owned(),
-        mitigation: status.mitigation.clone(),
-        incident: status.incident.clone(),
-        verdict: status.verdict.clone(),
-        initiated_by: info.initiated_by.to_owned(),
-    };
+    let facets = facets(agent, d, &info, facets_name);
     let whitening: &[&str] = match d.source {
         Source::File(_) => &["hash", "path"],
         Source::Fileless(_) => &[],
@@ -339,4 +205,202 @@ pub(crate) fn render(ctx: &Context<'_>, d: &Draft) -> (String, Facets) {
     };
     // Serialising plain structs and valid raw values cannot fail.
     (serde_json::to_string(&threat).unwrap_or_default(), facets)
+}
+
+/// What a file threat's `threatInfo` and a fileless one's have in common, worked out once.
+struct Shared<'a> {
+    id: &'a str,
+    created_at: String,
+    identified_at: String,
+    updated_at: String,
+    process_user: String,
+}
+
+/// The `threatInfo` of a threat on a file of the catalogue, with its family's indicators and
+/// the name the threat is found by.
+fn file_info<'a>(
+    ctx: &'a Context<'_>,
+    d: &'a Draft,
+    index: usize,
+    shared: Shared<'a>,
+) -> (ThreatInfo<'a>, &'a RawValue, &'a str) {
+    let Shared {
+        id,
+        created_at,
+        identified_at,
+        updated_at,
+        process_user,
+    } = shared;
+    let agent = &ctx.agents[d.agent];
+    let status = &d.status;
+    let file = &ctx.files[index];
+    let family = &ctx.families[file.family];
+    let engine: &Engine = &ENGINES[family.engine];
+    let signed = !family.signer.0.is_empty();
+    let info = ThreatInfo {
+        analyst_verdict: &status.verdict,
+        analyst_verdict_description: describe(&status.verdict),
+        automatically_resolved: false,
+        browser_type: None,
+        certificate_id: family.signer.1,
+        classification: family.classification,
+        classification_source: engine.source,
+        cloud_files_hash_verdict: if engine.source == "Cloud" {
+            Some("black")
+        } else {
+            Some("provider_unknown")
+        },
+        collection_id: &file.collection_id,
+        confidence_level: family.confidence,
+        created_at,
+        detection_engines: [EngineRef {
+            key: engine.key,
+            title: engine.title,
+        }],
+        detection_type: engine.detection_type,
+        engines: [engine.legacy],
+        external_ticket_exists: false,
+        external_ticket_id: None,
+        failed_actions: false,
+        file_extension: family.extension.map(|e| e.0),
+        file_extension_type: family.extension.map(|e| e.1),
+        file_path: file.path(&agent.user),
+        file_size: file.size,
+        file_verification_type: if signed {
+            "SignedVerified"
+        } else {
+            "NotSigned"
+        },
+        identified_at,
+        incident_status: &status.incident,
+        incident_status_description: describe(&status.incident),
+        initiated_by: "agent_policy",
+        initiated_by_description: describe("agent_policy"),
+        initiating_user_id: None,
+        initiating_username: None,
+        is_fileless: false,
+        is_valid_certificate: signed,
+        malicious_process_arguments: None,
+        md5: d.with_md5.then_some(file.md5.as_str()),
+        mitigated_preemptively: d.mitigated_preemptively,
+        mitigation_status: &status.mitigation,
+        mitigation_status_description: describe(&status.mitigation),
+        originator_process: Some(&file.originator),
+        pending_actions: false,
+        process_user,
+        publisher_name: family.signer.0,
+        reached_events_limit: false,
+        reboot_required: false,
+        sha1: &file.sha1,
+        sha256: d.with_sha256.then_some(file.sha256.as_str()),
+        storyline: &d.storyline,
+        threat_id: id,
+        threat_name: &file.name,
+        updated_at,
+    };
+    (
+        info,
+        &ctx.family_indicators[file.family],
+        file.name.as_str(),
+    )
+}
+
+/// The `threatInfo` of a fileless (STAR) detection, with its kind's indicators and the name
+/// the threat is found by.
+fn fileless_info<'a>(
+    ctx: &'a Context<'_>,
+    d: &'a Draft,
+    kind: usize,
+    shared: Shared<'a>,
+) -> (ThreatInfo<'a>, &'a RawValue, &'a str) {
+    let Shared {
+        id,
+        created_at,
+        identified_at,
+        updated_at,
+        process_user,
+    } = shared;
+    let status = &d.status;
+    let (name, classification, _) = FILELESS[kind];
+    let engine = &ENGINES[MANUAL];
+    let info = ThreatInfo {
+        analyst_verdict: &status.verdict,
+        analyst_verdict_description: describe(&status.verdict),
+        automatically_resolved: false,
+        browser_type: None,
+        certificate_id: "",
+        classification,
+        classification_source: engine.source,
+        cloud_files_hash_verdict: None,
+        collection_id: id,
+        confidence_level: "malicious",
+        created_at,
+        detection_engines: [EngineRef {
+            key: engine.key,
+            title: engine.title,
+        }],
+        detection_type: engine.detection_type,
+        engines: [engine.legacy],
+        external_ticket_exists: false,
+        external_ticket_id: None,
+        failed_actions: false,
+        file_extension: Some(""),
+        file_extension_type: Some("None"),
+        file_path: String::new(),
+        file_size: 0,
+        file_verification_type: "NotSigned",
+        identified_at,
+        incident_status: &status.incident,
+        incident_status_description: describe(&status.incident),
+        initiated_by: "star_active",
+        initiated_by_description: describe("star_active"),
+        initiating_user_id: None,
+        initiating_username: None,
+        is_fileless: true,
+        is_valid_certificate: false,
+        malicious_process_arguments: Some(""),
+        md5: None,
+        mitigated_preemptively: false,
+        mitigation_status: &status.mitigation,
+        mitigation_status_description: describe(&status.mitigation),
+        originator_process: None,
+        pending_actions: false,
+        process_user,
+        publisher_name: "",
+        reached_events_limit: false,
+        reboot_required: false,
+        sha1: "",
+        sha256: None,
+        storyline: &d.storyline,
+        threat_id: id,
+        threat_name: name,
+        updated_at,
+    };
+    (info, &ctx.fileless_indicators[kind], name)
+}
+
+/// What the simulator's queries filter and sort the threat by.
+fn facets(agent: &Agent, d: &Draft, info: &ThreatInfo<'_>, threat_name: &str) -> Facets {
+    let status = &d.status;
+    Facets {
+        created: d.created,
+        updated: d.updated,
+        agent_id: agent.id.clone(),
+        site_id: agent.site_id.clone(),
+        group_id: agent.group_id.clone(),
+        account_id: agent.account_id.clone(),
+        os_type: agent.os.os_type().to_owned(),
+        machine_type: agent.machine_type.to_owned(),
+        agent_version: agent.agent_version.clone(),
+        sha1: info.sha1.to_owned(),
+        sha256: info.sha256.unwrap_or_default().to_owned(),
+        storyline: d.storyline.clone(),
+        threat_name: threat_name.to_owned(),
+        classification: info.classification.to_owned(),
+        confidence: info.confidence_level.to_owned(),
+        mitigation: status.mitigation.clone(),
+        incident: status.incident.clone(),
+        verdict: status.verdict.clone(),
+        initiated_by: info.initiated_by.to_owned(),
+    }
 }

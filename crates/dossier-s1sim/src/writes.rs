@@ -52,14 +52,14 @@ fn write_request(
     Ok((caller, body, ids))
 }
 
-async fn set_status_field(
-    tenant: Tenant,
-    headers: HeaderMap,
-    body: Bytes,
+fn set_status_field(
+    tenant: &Tenant,
+    headers: &HeaderMap,
+    body: &Bytes,
     field: &'static str,
     allowed: &[&str],
 ) -> Response {
-    let (caller, body, ids) = match write_request(&tenant, &headers, &body) {
+    let (caller, body, ids) = match write_request(tenant, headers, body) {
         Ok(parts) => parts,
         Err(response) => return response,
     };
@@ -82,7 +82,7 @@ async fn set_status_field(
     json_value(
         StatusCode::OK,
         &json!({"data": {"affected": affected}}),
-        wants_gzip(&tenant, &headers),
+        wants_gzip(tenant, headers),
     )
 }
 
@@ -92,7 +92,7 @@ pub(crate) async fn analyst_verdict(
     body: Bytes,
 ) -> Response {
     let allowed = ["undefined", "true_positive", "false_positive", "suspicious"];
-    set_status_field(tenant, headers, body, "analystVerdict", &allowed).await
+    set_status_field(&tenant, &headers, &body, "analystVerdict", &allowed)
 }
 
 pub(crate) async fn incident(
@@ -101,7 +101,7 @@ pub(crate) async fn incident(
     body: Bytes,
 ) -> Response {
     let allowed = ["unresolved", "in_progress", "resolved"];
-    set_status_field(tenant, headers, body, "incidentStatus", &allowed).await
+    set_status_field(&tenant, &headers, &body, "incidentStatus", &allowed)
 }
 
 pub(crate) async fn mitigate(

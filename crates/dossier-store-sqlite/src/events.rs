@@ -1,5 +1,7 @@
 //! The append-only event log.
 
+use std::fmt::Write as _;
+
 use dossier_domain::event::EventType;
 use rusqlite::types::Value;
 use rusqlite::{params, params_from_iter, Connection};
@@ -71,7 +73,7 @@ pub(crate) fn list(conn: &Connection, q: &EventQuery) -> Result<EventPage> {
         push(&mut sql, " AND seq < ?", Value::Integer(seq));
     }
     let limit = q.limit.clamp(1, 1000);
-    sql.push_str(&format!(" ORDER BY seq DESC LIMIT {}", limit + 1));
+    let _ = write!(sql, " ORDER BY seq DESC LIMIT {}", limit + 1);
     let mut st = conn.prepare_cached(&sql)?;
     let rows = st.query_map(params_from_iter(args.iter()), |r| {
         let kind: String = r.get(1)?;

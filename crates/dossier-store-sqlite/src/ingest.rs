@@ -570,9 +570,9 @@ fn closure(
         frontier.extend(correlate::terms(&m));
         members.insert(m.id.clone(), m);
     }
-    let mut seen: BTreeSet<Term> = BTreeSet::new();
+    let mut visited: BTreeSet<Term> = BTreeSet::new();
     while let Some(term) = frontier.pop() {
-        if !seen.insert(term.clone()) {
+        if !visited.insert(term.clone()) {
             continue;
         }
         let (sql, agent, value) = match &term {

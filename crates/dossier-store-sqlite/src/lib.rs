@@ -448,7 +448,7 @@ impl dossier_store::Store for SqliteStore {
         );
         let a2 = a.clone();
         let id2 = id.clone();
-        self.write(move |c| stories::update(c, a.as_deref(), &id, &u, &actor, now))
+        self.write(move |c| stories::update(c, a.as_deref(), &id, u, &actor, now))
             .await?;
         let remap = Arc::clone(&self.inner.remap);
         self.read(move |c| stories::get(c, &remap, a2.as_deref(), &id2))

@@ -242,8 +242,45 @@ pub(crate) fn refresh_stories(
         written.iter().map(|p| (p.member_id.as_str(), *p)).collect();
     // First what each touched story now is; then, with every story of the page known, how many
     // devices carry each file; then the rows.
-    let mut pending: Vec<Pending<'_>> = Vec::with_capacity(touch.updated.len());
     let mut vacated = touch.vacated.clone();
+    let pending = pending_stories(tx, remap, touch, fresh, &by_member, &mut vacated)?;
+    vacated.remove("");
+    let devices = devices_by_hash(tx, &page.account_id, &pending, &vacated)?;
+    // A new story's id may once have been retired into an alias, which it must not shadow;
+    // while no story was ever retired there is nothing to look for.
+    let any_alias: bool = tx.query_row("SELECT EXISTS (SELECT 1 FROM story_aliases)", [], |r| {
+        r.get(0)
+    })?;
+    let story_page = StoryPage {
+        tx,
+        page,
+        touch,
+        by_member: &by_member,
+        devices: &devices,
+        any_alias,
+    };
+    let mut hashes = BTreeSet::new();
+    for p in pending {
+        write_story(&story_page, writes, p, &mut hashes, outcome)?;
+    }
+    hashes.extend(vacated);
+    refresh_outbreaks(tx, remap, page, &hashes, &devices)?;
+    Ok(())
+}
+
+/// What each touched story now is: made of the page's new incidents alone (from `fresh`), or
+/// read back from the database. A story left with no incident is deleted, and its file hash
+/// added to `vacated`.
+fn pending_stories<'t>(
+    tx: &Transaction<'_>,
+    remap: &Remap,
+    touch: &'t Touch,
+    fresh: &mut HashMap<String, FreshStory>,
+    by_member: &HashMap<&str, &Prepared>,
+    vacated: &mut BTreeSet<String>,
+) -> Result<Vec<Pending<'t>>> {
+    let mut pending: Vec<Pending<'_>> = Vec::with_capacity(touch.updated.len());
+
     for story_id in &touch.updated {
         if touch.retired.contains_key(story_id) {
             continue;
@@ -278,9 +315,9 @@ pub(crate) fn refresh_stories(
             vacated.extend(hash);
             continue;
         };
-        let latest = latest_incident(tx, remap, story_id, &by_member)?;
+        let latest = latest_incident(tx, remap, story_id, by_member)?;
         let existing = existing(tx, story_id)?;
-        let hashes = story_hashes(tx, story_id, &latest, existing.as_ref(), touch, &by_member)?;
+        let hashes = story_hashes(tx, story_id, &latest, existing.as_ref(), touch, by_member)?;
         let story_key = plan
             .map(|p| p.key.encode())
             .or_else(|| existing.as_ref().map(|e| e.story_key.clone()))
@@ -295,15 +332,37 @@ pub(crate) fn refresh_stories(
             story_key,
         });
     }
-    vacated.remove("");
-    let devices = devices_by_hash(tx, &page.account_id, &pending, &vacated)?;
-    // A new story's id may once have been retired into an alias, which it must not shadow;
-    // while no story was ever retired there is nothing to look for.
-    let any_alias: bool = tx.query_row("SELECT EXISTS (SELECT 1 FROM story_aliases)", [], |r| {
-        r.get(0)
-    })?;
-    let mut hashes = BTreeSet::new();
-    for Pending {
+    Ok(pending)
+}
+
+/// What every story of a page is written with, besides its own `Pending`.
+struct StoryPage<'p> {
+    tx: &'p Transaction<'p>,
+    page: &'p IngestPage,
+    touch: &'p Touch,
+    by_member: &'p HashMap<&'p str, &'p Prepared>,
+    /// Per file hash, how many devices carry the file.
+    devices: &'p HashMap<String, u32>,
+    /// Whether any story was ever retired into an alias.
+    any_alias: bool,
+}
+
+/// Writes one story's row, the events of its new incidents, and its own event; adds its file
+/// hash to `hashes`.
+fn write_story(
+    sp: &StoryPage<'_>,
+    writes: &mut Writes<'_>,
+    pending: Pending<'_>,
+    hashes: &mut BTreeSet<String>,
+    outcome: &mut IngestOutcome,
+) -> Result<()> {
+    let StoryPage {
+        page,
+        touch,
+        devices,
+        ..
+    } = *sp;
+    let Pending {
         story_id,
         plan,
         agg,
@@ -311,157 +370,204 @@ pub(crate) fn refresh_stories(
         existing,
         story_key,
         file_hash,
-    } in pending
-    {
-        let new_members = touch
-            .new_incidents
-            .get(story_id)
-            .map_or(&[][..], Vec::as_slice);
-        let devices = devices.get(&file_hash).copied().unwrap_or(1);
-        hashes.insert(file_hash.clone());
-        let (crit, crit_json) = story_criticality(&agg, shown.latest, devices)?;
+    } = pending;
+    let new_members = touch
+        .new_incidents
+        .get(story_id)
+        .map_or(&[][..], Vec::as_slice);
+    let devices = devices.get(&file_hash).copied().unwrap_or(1);
+    hashes.insert(file_hash.clone());
+    let (crit, crit_json) = story_criticality(&agg, shown.latest, devices)?;
 
-        let (mut status, mut closed_at) = match &existing {
-            Some(e) => (e.status.clone(), e.closed_at),
-            None => (Status::Open.as_str().to_owned(), None),
-        };
-        let reopened = reopens(
-            Status::parse(&status).unwrap_or(Status::Open),
-            closed_at.map(ts),
-            !new_members.is_empty(),
-            page.now,
-            &page.policy,
-        );
-        if reopened {
-            status = Status::Reopened.as_str().to_owned();
-            closed_at = None;
-        }
-        let previous_id = match plan {
-            Some(p) => p.previous.clone(),
-            None => existing.as_ref().and_then(|e| e.previous_id.clone()),
-        };
+    let (status, closed_at, reopened) = status_after(existing.as_ref(), new_members, page);
+    let previous_id = match plan {
+        Some(p) => p.previous.clone(),
+        None => existing.as_ref().and_then(|e| e.previous_id.clone()),
+    };
 
-        let created = existing.is_none();
-        let Shown {
-            producer,
-            agent_uuid,
-            device_name,
+    let created = existing.is_none();
+    let Shown {
+        producer,
+        agent_uuid,
+        device_name,
+        indication,
+        os,
+        sha1,
+        sha256,
+        md5,
+        file_name,
+        file_path,
+        mitigation,
+        search,
+        subject,
+        ..
+    } = shown;
+    let placed = Placed {
+        agent_uuid,
+        device_name,
+        sha256,
+        file_hash,
+        first_signal_at: agg.first,
+        outbreak_tier: i64::from(outbreak_tier(devices)),
+    };
+    if existing.as_ref().is_some_and(|e| e.placed == placed) {
+        // The same columns as the upsert below sets, but for the unchanged `Placed` ones.
+        let st = &mut writes.story_update;
+        st.execute(params![
+            story_id,
+            story_key,
+            previous_id,
             indication,
+            status,
+            crit.score,
+            crit_json,
+            us(page.now),
+            agg.last,
+            agg.count,
             os,
             sha1,
-            sha256,
             md5,
             file_name,
             file_path,
             mitigation,
+            closed_at,
             search,
-            subject,
-            ..
-        } = shown;
-        let placed = Placed {
-            agent_uuid,
-            device_name,
-            sha256,
-            file_hash,
-            first_signal_at: agg.first,
-            outbreak_tier: i64::from(outbreak_tier(devices)),
-        };
-        if existing.as_ref().is_some_and(|e| e.placed == placed) {
-            // The same columns as the upsert below sets, but for the unchanged `Placed` ones.
-            let st = &mut writes.story_update;
-            st.execute(params![
-                story_id,
-                story_key,
-                previous_id,
-                indication,
-                status,
-                crit.score,
-                crit_json,
-                us(page.now),
-                agg.last,
-                agg.count,
-                os,
-                sha1,
-                md5,
-                file_name,
-                file_path,
-                mitigation,
-                closed_at,
-                search,
-            ])?;
-        } else {
-            let st = &mut writes.story_upsert;
-            st.execute(params![
-                story_id,
-                page.account_id,
-                producer.as_str(),
-                producer.engine_type(),
-                producer.vendor(),
-                page.connector_id,
-                story_key,
-                previous_id,
-                indication,
-                status,
-                crit.score,
-                crit_json,
-                placed.outbreak_tier,
-                us(page.now),
-                placed.first_signal_at,
-                agg.last,
-                agg.count,
-                placed.agent_uuid,
-                placed.device_name,
-                os,
-                sha1,
-                placed.sha256,
-                md5,
-                file_name,
-                file_path,
-                placed.file_hash,
-                mitigation,
-                closed_at,
-                search,
-            ])?;
-        }
-
-        if created && any_alias {
-            // A window can come back to an id it once had; the story is real again.
-            let mut st = tx.prepare_cached("DELETE FROM story_aliases WHERE old_id = ?1")?;
-            st.execute([story_id])?;
-        }
-        for m in new_members {
-            if let Some(p) = by_member.get(m.as_str()) {
-                event_for_incident(writes, page, p, story_id, EventType::IncidentCreated)?;
-            }
-        }
-        if reopened {
-            timeline(tx, story_id, page, "reopened", &page.policy.reopen_text())?;
-        }
-        let (kind, verb) = if created {
-            outcome.stories_created += 1;
-            (EventType::StoryCreated, "created")
-        } else {
-            outcome.stories_updated += 1;
-            (EventType::StoryUpdated, "updated")
-        };
-        writes.story_event.execute(params![
-            page.account_id,
-            kind.as_str(),
-            us(page.now),
-            page.connector_id,
+        ])?;
+    } else {
+        let st = &mut writes.story_upsert;
+        st.execute(params![
             story_id,
-            format!("story {verb}: {subject}"),
-            serde_json::to_string(&StoryEventData {
-                criticality: crit.score,
-                incident_count: agg.count,
-                reopened,
-                status: &status,
-            })
-            .map_err(|e| StoreError::Invalid(e.to_string()))?,
+            page.account_id,
+            producer.as_str(),
+            producer.engine_type(),
+            producer.vendor(),
+            page.connector_id,
+            story_key,
+            previous_id,
+            indication,
+            status,
+            crit.score,
+            crit_json,
+            placed.outbreak_tier,
+            us(page.now),
+            placed.first_signal_at,
+            agg.last,
+            agg.count,
+            placed.agent_uuid,
+            placed.device_name,
+            os,
+            sha1,
+            placed.sha256,
+            md5,
+            file_name,
+            file_path,
+            placed.file_hash,
+            mitigation,
+            closed_at,
+            search,
         ])?;
     }
-    hashes.extend(vacated);
-    refresh_outbreaks(tx, remap, page, &hashes, &devices)?;
+
+    after_row(sp, writes, story_id, new_members, created, reopened)?;
+    let (kind, verb) = if created {
+        outcome.stories_created += 1;
+        (EventType::StoryCreated, "created")
+    } else {
+        outcome.stories_updated += 1;
+        (EventType::StoryUpdated, "updated")
+    };
+    let data = StoryEventData {
+        criticality: crit.score,
+        incident_count: agg.count,
+        reopened,
+        status: &status,
+    };
+    story_event(
+        writes,
+        page,
+        story_id,
+        kind,
+        &format!("story {verb}: {subject}"),
+        &data,
+    )
+}
+
+/// What follows a story's row: a new story's id leaves the aliases, its new incidents get
+/// their events, and a reopening goes on its timeline.
+fn after_row(
+    sp: &StoryPage<'_>,
+    writes: &mut Writes<'_>,
+    story_id: &str,
+    new_members: &[String],
+    created: bool,
+    reopened: bool,
+) -> Result<()> {
+    let StoryPage {
+        tx,
+        page,
+        by_member,
+        any_alias,
+        ..
+    } = *sp;
+    if created && any_alias {
+        // A window can come back to an id it once had; the story is real again.
+        let mut st = tx.prepare_cached("DELETE FROM story_aliases WHERE old_id = ?1")?;
+        st.execute([story_id])?;
+    }
+    for m in new_members {
+        if let Some(p) = by_member.get(m.as_str()) {
+            event_for_incident(writes, page, p, story_id, EventType::IncidentCreated)?;
+        }
+    }
+    if reopened {
+        timeline(tx, story_id, page, "reopened", &page.policy.reopen_text())?;
+    }
+    Ok(())
+}
+
+/// A story's status after the page, and when it closed: a closed story that gets new
+/// incidents reopens if the policy says so (the `bool`).
+fn status_after(
+    existing: Option<&Existing>,
+    new_members: &[String],
+    page: &IngestPage,
+) -> (String, Option<i64>, bool) {
+    let (mut status, mut closed_at) = match existing {
+        Some(e) => (e.status.clone(), e.closed_at),
+        None => (Status::Open.as_str().to_owned(), None),
+    };
+    let reopened = reopens(
+        Status::parse(&status).unwrap_or(Status::Open),
+        closed_at.map(ts),
+        !new_members.is_empty(),
+        page.now,
+        &page.policy,
+    );
+    if reopened {
+        Status::Reopened.as_str().clone_into(&mut status);
+        closed_at = None;
+    }
+    (status, closed_at, reopened)
+}
+
+/// Records that a story was created or updated.
+fn story_event(
+    writes: &mut Writes<'_>,
+    page: &IngestPage,
+    story_id: &str,
+    kind: EventType,
+    text: &str,
+    data: &StoryEventData<'_>,
+) -> Result<()> {
+    writes.story_event.execute(params![
+        page.account_id,
+        kind.as_str(),
+        us(page.now),
+        page.connector_id,
+        story_id,
+        text,
+        serde_json::to_string(data).map_err(|e| StoreError::Invalid(e.to_string()))?,
+    ])?;
     Ok(())
 }
 

@@ -1,5 +1,7 @@
 //! Reading stories, and the analyst's changes to them.
 
+use std::fmt::Write as _;
+
 use chrono::{DateTime, Utc};
 use dossier_domain::criticality::Criticality;
 use dossier_domain::story::{Severity, Status, Triage, Verdict};
@@ -124,7 +126,7 @@ fn filters(q: &StoryQuery, sql: &mut String, args: &mut Vec<Value>) {
         if values.is_empty() {
             continue;
         }
-        sql.push_str(&format!(" AND {name} IN ("));
+        let _ = write!(sql, " AND {name} IN (");
         for (i, v) in values.iter().enumerate() {
             if i > 0 {
                 sql.push_str(", ");
@@ -149,43 +151,10 @@ fn filters(q: &StoryQuery, sql: &mut String, args: &mut Vec<Value>) {
             Value::Integer(max.into()),
         );
     }
-    // Device and hash match any of several columns. Within an account each column has its
-    // index, and a union of index lookups finds the stories; an operator across accounts
-    // filters as it scans.
-    let lookup = |sql: &mut String, args: &mut Vec<Value>, columns: &[(&str, String)]| {
-        if let Some(a) = &q.account_id {
-            sql.push_str(" AND seq IN (");
-            for (i, (col, v)) in columns.iter().enumerate() {
-                if i > 0 {
-                    sql.push_str(" UNION ALL ");
-                }
-                push(
-                    sql,
-                    args,
-                    "SELECT seq FROM stories WHERE account_id = ?",
-                    Value::Text(a.clone()),
-                );
-                push(
-                    sql,
-                    args,
-                    &format!(" AND {col} = ?"),
-                    Value::Text(v.clone()),
-                );
-            }
-            sql.push(')');
-        } else {
-            sql.push_str(" AND (");
-            for (i, (col, v)) in columns.iter().enumerate() {
-                if i > 0 {
-                    sql.push_str(" OR ");
-                }
-                push(sql, args, &format!("{col} = ?"), Value::Text(v.clone()));
-            }
-            sql.push(')');
-        }
-    };
+    let account_id = q.account_id.as_deref();
     if let Some(d) = q.device.as_deref().map(str::trim).filter(|d| !d.is_empty()) {
-        lookup(
+        any_column(
+            account_id,
             sql,
             args,
             &[
@@ -195,62 +164,7 @@ fn filters(q: &StoryQuery, sql: &mut String, args: &mut Vec<Value>) {
         );
     }
     if let Some(h) = q.hash.as_deref().map(str::trim).filter(|h| !h.is_empty()) {
-        let h = h.to_lowercase();
-        if h.len() == 32 {
-            // An MD5: the correlation hash when it is the only one, else the md5 column, which
-            // has no index (see migration 0003); the time range bounds the scan.
-            push(sql, args, " AND (file_hash = ?", Value::Text(h.clone()));
-            push(sql, args, " OR md5 = ?)", Value::Text(h));
-        } else if h.len() == 64 {
-            // A SHA-256 is the correlation hash of a story keyed on it, or the sha256 column; and
-            // the stories of the same file whose threats never carried its SHA-256 are found
-            // through the file's SHA-1, named by any story of the account that has both.
-            let t = |v: &str| Value::Text(v.to_owned());
-            match &q.account_id {
-                Some(a) => {
-                    push(
-                        sql,
-                        args,
-                        " AND seq IN (SELECT seq FROM stories WHERE account_id = ?",
-                        t(a),
-                    );
-                    push(sql, args, " AND file_hash = ?", t(&h));
-                    push(
-                        sql,
-                        args,
-                        " UNION ALL SELECT seq FROM stories WHERE account_id = ?",
-                        t(a),
-                    );
-                    push(sql, args, " AND sha256 = ?", t(&h));
-                    push(
-                        sql,
-                        args,
-                        " UNION ALL SELECT seq FROM stories WHERE account_id = ?",
-                        t(a),
-                    );
-                    push(
-                        sql,
-                        args,
-                        " AND file_hash IN (SELECT sha1 FROM stories WHERE account_id = ?",
-                        t(a),
-                    );
-                    push(sql, args, " AND sha256 = ? AND sha1 != ''))", t(&h));
-                }
-                None => {
-                    push(sql, args, " AND (file_hash = ?", t(&h));
-                    push(sql, args, " OR sha256 = ?", t(&h));
-                    push(
-                        sql,
-                        args,
-                        " OR file_hash IN (SELECT sha1 FROM stories WHERE sha256 = ? AND sha1 != ''))",
-                        t(&h),
-                    );
-                }
-            }
-        } else {
-            // A SHA-1 is the correlation hash.
-            lookup(sql, args, &[("file_hash", h)]);
-        }
+        hash_filter(account_id, sql, args, h);
     }
     if let Some(i) = q.indication.as_deref().filter(|i| !i.is_empty()) {
         push(sql, args, " AND indication = ?", Value::Text(i.to_owned()));
@@ -269,6 +183,103 @@ fn filters(q: &StoryQuery, sql: &mut String, args: &mut Vec<Value>) {
     }
     if let Some(to) = q.to {
         push(sql, args, " AND updated_at <= ?", Value::Integer(us(to)));
+    }
+}
+
+/// Matches any of several columns. Within an account each column has its index, and a union
+/// of index lookups finds the stories; an operator across accounts filters as it scans.
+fn any_column(
+    account_id: Option<&str>,
+    sql: &mut String,
+    args: &mut Vec<Value>,
+    columns: &[(&str, String)],
+) {
+    if let Some(a) = account_id {
+        sql.push_str(" AND seq IN (");
+        for (i, (col, v)) in columns.iter().enumerate() {
+            if i > 0 {
+                sql.push_str(" UNION ALL ");
+            }
+            push(
+                sql,
+                args,
+                "SELECT seq FROM stories WHERE account_id = ?",
+                Value::Text(a.to_owned()),
+            );
+            push(
+                sql,
+                args,
+                &format!(" AND {col} = ?"),
+                Value::Text(v.clone()),
+            );
+        }
+        sql.push(')');
+    } else {
+        sql.push_str(" AND (");
+        for (i, (col, v)) in columns.iter().enumerate() {
+            if i > 0 {
+                sql.push_str(" OR ");
+            }
+            push(sql, args, &format!("{col} = ?"), Value::Text(v.clone()));
+        }
+        sql.push(')');
+    }
+}
+
+/// A file hash, told apart by its length: an MD5, a SHA-256 or else a SHA-1.
+fn hash_filter(account_id: Option<&str>, sql: &mut String, args: &mut Vec<Value>, h: &str) {
+    let h = h.to_lowercase();
+    if h.len() == 32 {
+        // An MD5: the correlation hash when it is the only one, else the md5 column, which
+        // has no index (see migration 0003); the time range bounds the scan.
+        push(sql, args, " AND (file_hash = ?", Value::Text(h.clone()));
+        push(sql, args, " OR md5 = ?)", Value::Text(h));
+    } else if h.len() == 64 {
+        // A SHA-256 is the correlation hash of a story keyed on it, or the sha256 column; and
+        // the stories of the same file whose threats never carried its SHA-256 are found
+        // through the file's SHA-1, named by any story of the account that has both.
+        let t = |v: &str| Value::Text(v.to_owned());
+        if let Some(a) = account_id {
+            push(
+                sql,
+                args,
+                " AND seq IN (SELECT seq FROM stories WHERE account_id = ?",
+                t(a),
+            );
+            push(sql, args, " AND file_hash = ?", t(&h));
+            push(
+                sql,
+                args,
+                " UNION ALL SELECT seq FROM stories WHERE account_id = ?",
+                t(a),
+            );
+            push(sql, args, " AND sha256 = ?", t(&h));
+            push(
+                sql,
+                args,
+                " UNION ALL SELECT seq FROM stories WHERE account_id = ?",
+                t(a),
+            );
+            push(
+                sql,
+                args,
+                " AND file_hash IN (SELECT sha1 FROM stories WHERE account_id = ?",
+                t(a),
+            );
+            push(sql, args, " AND sha256 = ? AND sha1 != ''))", t(&h));
+        } else {
+            push(sql, args, " AND (file_hash = ?", t(&h));
+            push(sql, args, " OR sha256 = ?", t(&h));
+            push(
+                sql,
+                args,
+                " OR file_hash IN (SELECT sha1 FROM stories WHERE sha256 = ? AND sha1 != ''))",
+                t(&h),
+            );
+        }
+    } else {
+        // A SHA-1 is the correlation hash.
+        any_column(account_id, sql, args, &[("file_hash", h)]);
     }
 }
 
@@ -583,7 +594,7 @@ pub(crate) fn update(
     conn: &mut Connection,
     account_id: Option<&str>,
     id: &str,
-    u: &StoryUpdate,
+    u: StoryUpdate,
     actor: &str,
     now: DateTime<Utc>,
 ) -> Result<()> {
@@ -601,7 +612,7 @@ pub(crate) fn update(
         closed_at: closed_at.map(ts),
     };
     let after = before
-        .apply(*u, now)
+        .apply(u, now)
         .map_err(|e| StoreError::Invalid(e.to_string()))?;
     let Triage {
         status,
@@ -754,10 +765,11 @@ pub(crate) fn group_counts(
     filters(q, &mut sql, &mut args);
     // `+col` keeps the planner from walking a whole (account, column) index to get the groups
     // in order: the time range picks far fewer rows, and grouping them costs less.
-    sql.push_str(&format!(
+    let _ = write!(
+        sql,
         " GROUP BY +{col} ORDER BY count(*) DESC, {col} LIMIT {}",
         limit.clamp(1, 1000)
-    ));
+    );
     let mut st = conn.prepare_cached(&sql)?;
     let rows = st.query_map(params_from_iter(args.iter()), |r| {
         Ok(GroupCount {

@@ -94,8 +94,8 @@ pub async fn provision(
     .filter(|_| web_logins)
     {
         // A kept database may hold these names from an earlier run already.
-        let taken = state.store.find_user(name).await.is_ok();
-        let username = if taken {
+        let name_in_use = state.store.find_user(name).await.is_ok();
+        let username = if name_in_use {
             format!("{name}-{}", &account.id[..6])
         } else {
             name.to_owned()
@@ -200,21 +200,24 @@ pub async fn show_backfill(state: AppState, connector_id: String) {
         let Ok(cp) = serde_json::from_str::<dossier_source::Checkpoint>(cp) else {
             continue;
         };
-        match cp.backfill_progress(Utc::now()) {
-            Some(p) => {
-                bar.set_position((p.fraction * 1000.0) as u64);
-                if let Some(eta) = p.eta {
-                    bar.set_message(format!(
-                        "{} threats, about {} s left",
-                        c.threats,
-                        eta.num_seconds()
-                    ));
-                }
+        if let Some(p) = cp.backfill_progress(Utc::now()) {
+            #[expect(
+                clippy::cast_possible_truncation,
+                clippy::cast_sign_loss,
+                reason = "a fraction in [0, 1] as per mille"
+            )]
+            let per_mille = (p.fraction * 1000.0) as u64;
+            bar.set_position(per_mille);
+            if let Some(eta) = p.eta {
+                bar.set_message(format!(
+                    "{} threats, about {} s left",
+                    c.threats,
+                    eta.num_seconds()
+                ));
             }
-            None => {
-                bar.finish_with_message(format!("done: {} threats", c.threats));
-                return;
-            }
+        } else {
+            bar.finish_with_message(format!("done: {} threats", c.threats));
+            return;
         }
     }
 }

@@ -355,7 +355,7 @@ fn post(port: u16, path: &str, key: &str, body: &str) -> String {
 }
 
 /// `0` and `off` in the environment turn a switch off, `1` and `yes` on: a tenant URL on an
-/// internal address is refused, or taken, as DOSSIER_ALLOW_PRIVATE_TENANTS says.
+/// internal address is refused, or taken, as `DOSSIER_ALLOW_PRIVATE_TENANTS` says.
 #[test]
 fn the_private_tenant_switch_follows_the_environment() {
     let dir = tempfile::tempdir().unwrap();

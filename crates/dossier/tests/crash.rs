@@ -88,7 +88,7 @@ impl Server {
 
 fn kill9(child: &mut Child) {
     nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap()),
         nix::sys::signal::Signal::SIGKILL,
     )
     .unwrap();
@@ -196,7 +196,7 @@ fn snapshot(db: &Path) -> (u64, u64, Snapshot) {
         .query_row("SELECT count(*) FROM stories", [], |r| r.get(0))
         .unwrap();
     assert_eq!(
-        stories as usize,
+        usize::try_from(stories).unwrap(),
         by_story.len(),
         "no story without incidents"
     );

@@ -288,7 +288,7 @@ proptest! {
         // A deterministic shuffle from the seed.
         let mut s = seed;
         for i in (1..shuffled.len()).rev() {
-            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            s = s.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
             shuffled.swap(i, usize::try_from(s >> 33).unwrap_or(0) % (i + 1));
         }
         let b = correlate("acc", Producer::SentinelOne, &shuffled, &policy);

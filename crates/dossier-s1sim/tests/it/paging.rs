@@ -121,7 +121,7 @@ async fn equal_updated_at_across_page_boundaries() {
         t["id"] = json!(id);
         t["threatInfo"]["threatId"] = json!(id);
         t["threatInfo"]["updatedAt"] = json!(stamp);
-        assert_eq!(sim.tenant.put_threat(t).unwrap(), *id);
+        assert_eq!(sim.tenant.put_threat(&t).unwrap(), *id);
     }
     for order in ["asc", "desc"] {
         let query = [
@@ -314,12 +314,12 @@ async fn real_samples_are_served_as_they_were_put() {
     let last = samples.len() - 1;
     samples[last]["id"] = samples[last]["threatInfo"]["threatId"].clone();
     for s in &samples {
-        tenant.put_threat(s.clone()).unwrap();
+        tenant.put_threat(s).unwrap();
     }
     assert!(tenant
-        .put_threat(json!({"id": "x1", "threatInfo": {"createdAt": "2021-01-01T00:00:00Z"}}))
+        .put_threat(&json!({"id": "x1", "threatInfo": {"createdAt": "2021-01-01T00:00:00Z"}}))
         .is_err());
-    assert!(tenant.put_threat(json!({"threatInfo": {}})).is_err());
+    assert!(tenant.put_threat(&json!({"threatInfo": {}})).is_err());
     let (sim, client) = spawn_tenant(tenant).await;
     let (_, page) = get_threats(&client, &sim, &[("limit", "100"), ("sortBy", "updatedAt")]).await;
     let served = page["data"].as_array().unwrap();

@@ -5,12 +5,13 @@
 //! dossier-sentinelone --test it props`.
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 use std::path::Path;
 
 use dossier_sentinelone::{map_threat, parse_error, parse_page};
 use serde_json::value::RawValue;
 
-/// What each input gives: `page` (parse_page), `threat` (map_threat of the whole document),
+/// What each input gives: `page` (`parse_page`), `threat` (`map_threat` of the whole document),
 /// each `ok` or `err`; `-` when the document is not JSON a threat could be read from.
 fn outcome(body: &[u8]) -> String {
     let page = match parse_page(body) {
@@ -60,7 +61,10 @@ fn the_corpus_keeps_its_outcomes() {
             seen.insert(name, got);
         }
     }
-    let listing: String = seen.iter().map(|(n, o)| format!("{n} {o}\n")).collect();
+    let listing = seen.iter().fold(String::new(), |mut listing, (n, o)| {
+        let _ = writeln!(listing, "{n} {o}");
+        listing
+    });
     assert_eq!(
         seen, expected,
         "every corpus file needs its outcome in EXPECTED; now:\n{listing}"

@@ -160,13 +160,10 @@ pub(crate) async fn readable_scope(
 ) -> ApiResult<Option<String>> {
     p.require(p.perms.view_stories, "stories-viewer")?;
     let scope = p.scope(requested)?;
-    match &scope {
-        Some(a) => {
-            licensed_account(state, a).await?;
-        }
-        None => {
-            // An operator across accounts: allowed, the provider reads all its customers.
-        }
+    // With no scope, an operator reads across accounts: allowed, the provider reads all its
+    // customers.
+    if let Some(a) = &scope {
+        licensed_account(state, a).await?;
     }
     Ok(scope)
 }
@@ -234,6 +231,10 @@ pub struct PatchStory {
     pub severity: Option<Option<Severity>>,
 }
 
+#[expect(
+    clippy::option_option,
+    reason = "a PATCH field is absent (keep), null (clear) or a value (set): three states"
+)]
 fn nullable<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
 where
     D: serde::Deserializer<'de>,

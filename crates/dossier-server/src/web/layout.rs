@@ -30,6 +30,10 @@ fn head(title: &str) -> Markup {
 }
 
 /// A page without navigation (sign-in, errors before a session).
+#[expect(
+    clippy::needless_pass_by_value,
+    reason = "every caller hands over the body it has just built and has no use for it after"
+)]
 pub fn bare(title: &str, body: Markup) -> Markup {
     html! {
         (DOCTYPE)
@@ -43,6 +47,10 @@ pub fn bare(title: &str, body: Markup) -> Markup {
 }
 
 /// A page of the signed-in UI.
+#[expect(
+    clippy::needless_pass_by_value,
+    reason = "every caller hands over the body it has just built and has no use for it after"
+)]
 pub fn page(title: &str, user: &WebUser, nav: Nav, body: Markup) -> Markup {
     let link = |to: &str, label: &str, me: Nav| {
         html! {
@@ -109,16 +117,18 @@ pub fn short_time(t: DateTime<Utc>) -> Markup {
 }
 
 pub fn opt_time(t: Option<DateTime<Utc>>) -> Markup {
-    match t {
-        Some(t) => time(t),
-        None => html! { span.none { "—" } },
+    if let Some(t) = t {
+        time(t)
+    } else {
+        html! { span.none { "—" } }
     }
 }
 
 pub fn opt(s: Option<&str>) -> Markup {
-    match s.filter(|s| !s.is_empty()) {
-        Some(s) => html! { (s) },
-        None => html! { span.none { "—" } },
+    if let Some(s) = s.filter(|s| !s.is_empty()) {
+        html! { (s) }
+    } else {
+        html! { span.none { "—" } }
     }
 }
 

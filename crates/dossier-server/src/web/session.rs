@@ -365,17 +365,14 @@ pub async fn login(
     let ok = tokio::task::spawn_blocking(move || passwords::verify(&password, &stored))
         .await
         .unwrap_or(false);
-    let user = match (ok, user) {
-        (true, Some(u)) => u,
-        _ => {
-            state.login_limiter.failed(&username, &addr);
-            tracing::info!(client = %addr, "sign-in failed");
-            return (
-                StatusCode::UNAUTHORIZED,
-                login_form(&next, &form.username, Some("Wrong username or password.")),
-            )
-                .into_response();
-        }
+    let (true, Some(user)) = (ok, user) else {
+        state.login_limiter.failed(&username, &addr);
+        tracing::info!(client = %addr, "sign-in failed");
+        return (
+            StatusCode::UNAUTHORIZED,
+            login_form(&next, &form.username, Some("Wrong username or password.")),
+        )
+            .into_response();
     };
     state.login_limiter.succeeded(&username, &addr);
     let value = random_token();

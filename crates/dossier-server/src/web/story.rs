@@ -79,7 +79,7 @@ async fn render(
             ))
         })
         .collect();
-    let body = story_body(user, &d, act, error.as_deref(), &connectors);
+    let body = story_body(user, &d, &act, error.as_deref(), &connectors);
     let title = d.story.indication.clone().unwrap_or_else(|| "Story".into());
     Ok((status, layout::page(&title, user, Nav::Stories, body)).into_response())
 }
@@ -93,21 +93,32 @@ struct Console {
 fn story_body(
     user: &WebUser,
     d: &StoryDetail,
-    act: Result<(), String>,
+    act: &Result<(), String>,
     error: Option<&str>,
     connectors: &HashMap<String, Console>,
 ) -> Markup {
-    let s = &d.story;
-    // The store lists a story's incidents in story order; the domain says which is the latest.
-    let latest = latest_incident(d.incidents.iter().filter_map(|i| i.normalised.as_ref()));
-    let device = latest.map(|n| &n.device);
-    let file = latest.map(|n| &n.file);
-    let mut mitre: BTreeMap<String, MitreTechnique> = BTreeMap::new();
-    for n in d.incidents.iter().filter_map(|i| i.normalised.as_ref()) {
-        for t in &n.mitre {
-            mitre.entry(t.id.clone()).or_insert_with(|| t.clone());
+    html! {
+        (story_head(d, error))
+        (fact_panels(d))
+        section aria-labelledby="act-title" {
+            h2 #act-title { "Triage" }
+            @match act {
+                Ok(()) => (actions(user, d)),
+                Err(why) => p.notice { "You can read this story but not act on it: " (why) },
+            }
         }
+        (incidents_section(d, connectors))
+        (mitre_section(d))
+        (timeline_section(d))
+        (comments_section(user, d, act.is_ok()))
+        (related_section(d))
+        (raw_section(d))
     }
+}
+
+/// The story's name, summary and criticality, and the error of the last action if any.
+fn story_head(d: &StoryDetail, error: Option<&str>) -> Markup {
+    let s = &d.story;
     html! {
         p { a href="/stories" { "« Stories" } }
         section.story-head aria-labelledby="story-title" {
@@ -124,6 +135,17 @@ fn story_body(
         @if let Some(e) = error {
             p.error role="alert" { (e) }
         }
+    }
+}
+
+/// The summary, device and file facts; device and file details are the latest incident's.
+fn fact_panels(d: &StoryDetail) -> Markup {
+    let s = &d.story;
+    // The store lists a story's incidents in story order; the domain says which is the latest.
+    let latest = latest_incident(d.incidents.iter().filter_map(|i| i.normalised.as_ref()));
+    let device = latest.map(|n| &n.device);
+    let file = latest.map(|n| &n.file);
+    html! {
         div.panels {
             section aria-labelledby="summary-title" {
                 h2 #summary-title { "Summary" }
@@ -168,13 +190,12 @@ fn story_body(
                 }
             }
         }
-        section aria-labelledby="act-title" {
-            h2 #act-title { "Triage" }
-            @match &act {
-                Ok(()) => (actions(user, d)),
-                Err(why) => p.notice { "You can read this story but not act on it: " (why) },
-            }
-        }
+    }
+}
+
+/// Each incident in a row, with a link to it in its tenant's console while the connector is there.
+fn incidents_section(d: &StoryDetail, connectors: &HashMap<String, Console>) -> Markup {
+    html! {
         section aria-labelledby="incidents-title" {
             h2 #incidents-title { "Incidents (" (d.incidents.len()) ")" }
             table.incidents {
@@ -205,6 +226,18 @@ fn story_body(
                 }
             }
         }
+    }
+}
+
+/// The MITRE ATT&CK techniques the incidents name, each once.
+fn mitre_section(d: &StoryDetail) -> Markup {
+    let mut mitre: BTreeMap<String, MitreTechnique> = BTreeMap::new();
+    for n in d.incidents.iter().filter_map(|i| i.normalised.as_ref()) {
+        for t in &n.mitre {
+            mitre.entry(t.id.clone()).or_insert_with(|| t.clone());
+        }
+    }
+    html! {
         section aria-labelledby="mitre-title" {
             h2 #mitre-title { "MITRE ATT&CK" }
             @if mitre.is_empty() {
@@ -224,6 +257,12 @@ fn story_body(
                 }
             }
         }
+    }
+}
+
+/// What happened to the story, oldest first.
+fn timeline_section(d: &StoryDetail) -> Markup {
+    html! {
         section aria-labelledby="timeline-title" {
             h2 #timeline-title { "Timeline" }
             table.timeline {
@@ -240,6 +279,12 @@ fn story_body(
                 }
             }
         }
+    }
+}
+
+/// The comments, and the forms to add one and delete one's own when the user may act.
+fn comments_section(user: &WebUser, d: &StoryDetail, may_act: bool) -> Markup {
+    html! {
         section #comments aria-labelledby="comments-title" {
             h2 #comments-title { "Comments (" (d.comments.len()) ")" }
             @if d.comments.is_empty() { p.none { "No comments yet." } }
@@ -248,7 +293,7 @@ fn story_body(
                     li {
                         strong { (c.author) } " · " (layout::time(c.created_at))
                         p { (c.text) }
-                        @if act.is_ok() && c.author == user.principal.actor {
+                        @if may_act && c.author == user.principal.actor {
                             form.inline method="post" action={ "/stories/" (d.story.id) "/comments/" (c.id) "/delete" } {
                                 input type="hidden" name="_csrf" value=(user.csrf);
                                 button.secondary type="submit" { "Delete my comment" }
@@ -257,7 +302,7 @@ fn story_body(
                     }
                 }
             }
-            @if act.is_ok() {
+            @if may_act {
                 form method="post" action={ "/stories/" (d.story.id) "/comments" } {
                     input type="hidden" name="_csrf" value=(user.csrf);
                     label for="comment" { "Add a comment " span.hint { "(at most 500 characters; comments cannot be edited)" } }
@@ -266,6 +311,12 @@ fn story_body(
                 }
             }
         }
+    }
+}
+
+/// Other stories on the same device or file.
+fn related_section(d: &StoryDetail) -> Markup {
+    html! {
         section aria-labelledby="related-title" {
             h2 #related-title { "Related stories" }
             @if d.related.is_empty() {
@@ -286,6 +337,12 @@ fn story_body(
                 }
             }
         }
+    }
+}
+
+/// Each incident's threat as the source sent it.
+fn raw_section(d: &StoryDetail) -> Markup {
+    html! {
         section aria-labelledby="raw-title" {
             h2 #raw-title { "Raw threat JSON" }
             @for i in &d.incidents {

@@ -1,10 +1,86 @@
 //! Roles × endpoints × own and foreign account: every combination allowed or denied as
 //! PRODUCT.md says, and no cross-account read or write.
 
-use dossier_domain::access::{Licence, Role};
-use serde_json::json;
+use dossier_domain::access::{Licence, Permissions, Role};
+use serde_json::{json, Value};
 
-use crate::spawn_app;
+use crate::{spawn_app, App};
+
+/// Which permission an endpoint needs.
+#[derive(Clone, Copy, PartialEq)]
+enum Need {
+    ViewInt,
+    EditInt,
+    ViewStories,
+    EditStories,
+    AnyRole,
+}
+
+impl Need {
+    fn granted_by(self, p: Permissions) -> bool {
+        match self {
+            Need::ViewInt => p.view_integrations,
+            Need::EditInt => p.edit_integrations,
+            Need::ViewStories => p.view_stories,
+            Need::EditStories => p.edit_stories,
+            Need::AnyRole => true,
+        }
+    }
+}
+
+/// (method, path, body, which permission it needs) for each endpoint, on connector `c` and
+/// story `s`.
+fn endpoints(c: &str, s: &str) -> Vec<(&'static str, String, Option<Value>, Need)> {
+    vec![
+        ("GET", "/api/v1/connectors".to_owned(), None, Need::ViewInt),
+        (
+            "GET",
+            format!("/api/v1/connectors/{c}"),
+            None,
+            Need::ViewInt,
+        ),
+        (
+            "PATCH",
+            format!("/api/v1/connectors/{c}"),
+            Some(json!({"name": "renamed"})),
+            Need::EditInt,
+        ),
+        ("GET", "/api/v1/stories".to_owned(), None, Need::ViewStories),
+        (
+            "GET",
+            format!("/api/v1/stories/{s}"),
+            None,
+            Need::ViewStories,
+        ),
+        (
+            "PATCH",
+            format!("/api/v1/stories/{s}"),
+            Some(json!({"status": "monitoring"})),
+            Need::EditStories,
+        ),
+        (
+            "POST",
+            format!("/api/v1/stories/{s}/comments"),
+            Some(json!({"text": "hi"})),
+            Need::EditStories,
+        ),
+        ("GET", "/api/v1/events".to_owned(), None, Need::AnyRole),
+    ]
+}
+
+/// No key, a wrong key, a wrong scheme: each is 401.
+async fn no_credentials_is_unauthenticated(app: &App) {
+    for auth in [None, Some("Bearer nope"), Some("Basic abc")] {
+        let mut req = app.http.get(format!("{}/api/v1/stories", app.base));
+        if let Some(a) = auth {
+            req = req.header("authorization", a);
+        }
+        let resp = req.send().await.unwrap();
+        assert_eq!(resp.status().as_u16(), 401);
+        let body: serde_json::Value = resp.json().await.unwrap();
+        assert_eq!(body["error"], "unauthenticated");
+    }
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn roles_and_accounts_are_enforced_on_every_endpoint() {
@@ -16,7 +92,7 @@ async fn roles_and_accounts_are_enforced_on_every_endpoint() {
     let connector = app.create_connector(&own_admin).await;
     let cid = connector["id"].as_str().unwrap().to_owned();
     let foreign_connector = app.create_connector(&foreign_admin).await;
-    let fcid = foreign_connector["id"].as_str().unwrap().to_owned();
+    let foreign_connector_id = foreign_connector["id"].as_str().unwrap().to_owned();
     app.until(30, || async {
         let (_, p) = app
             .call("GET", "/api/v1/stories?limit=1", Some(&own_admin), None)
@@ -34,54 +110,8 @@ async fn roles_and_accounts_are_enforced_on_every_endpoint() {
     let (_, p) = app
         .call("GET", "/api/v1/stories?limit=1", Some(&foreign_admin), None)
         .await;
-    let fsid = p["items"][0]["id"].as_str().unwrap().to_owned();
+    let foreign_story_id = p["items"][0]["id"].as_str().unwrap().to_owned();
 
-    // (method, path, body, which permission it needs)
-    #[derive(Clone, Copy, PartialEq)]
-    enum Need {
-        ViewInt,
-        EditInt,
-        ViewStories,
-        EditStories,
-        AnyRole,
-    }
-    let endpoints = |c: &str, s: &str| {
-        vec![
-            ("GET", "/api/v1/connectors".to_owned(), None, Need::ViewInt),
-            (
-                "GET",
-                format!("/api/v1/connectors/{c}"),
-                None,
-                Need::ViewInt,
-            ),
-            (
-                "PATCH",
-                format!("/api/v1/connectors/{c}"),
-                Some(json!({"name": "renamed"})),
-                Need::EditInt,
-            ),
-            ("GET", "/api/v1/stories".to_owned(), None, Need::ViewStories),
-            (
-                "GET",
-                format!("/api/v1/stories/{s}"),
-                None,
-                Need::ViewStories,
-            ),
-            (
-                "PATCH",
-                format!("/api/v1/stories/{s}"),
-                Some(json!({"status": "monitoring"})),
-                Need::EditStories,
-            ),
-            (
-                "POST",
-                format!("/api/v1/stories/{s}/comments"),
-                Some(json!({"text": "hi"})),
-                Need::EditStories,
-            ),
-            ("GET", "/api/v1/events".to_owned(), None, Need::AnyRole),
-        ]
-    };
     let roles = [
         Role::Admin,
         Role::StoriesEditor,
@@ -93,15 +123,9 @@ async fn roles_and_accounts_are_enforced_on_every_endpoint() {
     let mut cross_account_leaks = 0;
     for role in roles {
         let key = app.key(Some(&own), &[role]).await;
-        let p = dossier_domain::access::Permissions::of(&[role]);
+        let p = Permissions::of(&[role]);
         for (method, path, body, need) in endpoints(&cid, &sid) {
-            let allowed = match need {
-                Need::ViewInt => p.view_integrations,
-                Need::EditInt => p.edit_integrations,
-                Need::ViewStories => p.view_stories,
-                Need::EditStories => p.edit_stories,
-                Need::AnyRole => true,
-            };
+            let allowed = need.granted_by(p);
             let (status, resp) = app.call(method, &path, Some(&key), body.clone()).await;
             if allowed {
                 assert!(
@@ -114,7 +138,7 @@ async fn roles_and_accounts_are_enforced_on_every_endpoint() {
             checked += 1;
         }
         // The foreign account's resources: never readable, never writable.
-        for (method, path, body, _) in endpoints(&fcid, &fsid) {
+        for (method, path, body, _) in endpoints(&foreign_connector_id, &foreign_story_id) {
             let (status, resp) = app.call(method, &path, Some(&key), body).await;
             let list = path == "/api/v1/connectors"
                 || path == "/api/v1/stories"
@@ -122,7 +146,10 @@ async fn roles_and_accounts_are_enforced_on_every_endpoint() {
             if list {
                 if status == 200 {
                     let text = resp.to_string();
-                    if text.contains(&fcid) || text.contains(&fsid) || text.contains(&foreign) {
+                    if text.contains(&foreign_connector_id)
+                        || text.contains(&foreign_story_id)
+                        || text.contains(&foreign)
+                    {
                         cross_account_leaks += 1;
                     }
                 }
@@ -145,22 +172,12 @@ async fn roles_and_accounts_are_enforced_on_every_endpoint() {
     assert_eq!(cross_account_leaks, 0, "cross-account reads or writes");
     assert!(checked >= 80);
 
-    // No key, a wrong key, a wrong scheme.
-    for auth in [None, Some("Bearer nope"), Some("Basic abc")] {
-        let mut req = app.http.get(format!("{}/api/v1/stories", app.base));
-        if let Some(a) = auth {
-            req = req.header("authorization", a);
-        }
-        let resp = req.send().await.unwrap();
-        assert_eq!(resp.status().as_u16(), 401);
-        let body: serde_json::Value = resp.json().await.unwrap();
-        assert_eq!(body["error"], "unauthenticated");
-    }
+    no_credentials_is_unauthenticated(&app).await;
     // The foreign connector was not renamed by anyone in this account.
     let (_, c) = app
         .call(
             "GET",
-            &format!("/api/v1/connectors/{fcid}"),
+            &format!("/api/v1/connectors/{foreign_connector_id}"),
             Some(&foreign_admin),
             None,
         )

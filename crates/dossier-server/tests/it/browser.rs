@@ -20,7 +20,8 @@ const CHROMEDRIVER: &[&str] = &["/usr/bin/chromedriver", "/usr/lib/chromium/chro
 
 struct Driver {
     process: Child,
-    _profile: tempfile::TempDir,
+    /// Chromium's profile directory, removed when the driver is.
+    profile: tempfile::TempDir,
 }
 
 impl Drop for Driver {
@@ -61,10 +62,7 @@ async fn browser() -> Option<(Client, Driver)> {
         .spawn()
         .expect("chromedriver starts");
     let profile = tempfile::tempdir().unwrap();
-    let driver = Driver {
-        process,
-        _profile: profile,
-    };
+    let driver = Driver { process, profile };
     let mut caps = serde_json::Map::new();
     caps.insert(
         "goog:chromeOptions".into(),
@@ -74,7 +72,7 @@ async fn browser() -> Option<(Client, Driver)> {
                 "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                 "--disable-quic", "--no-first-run", "--disable-background-networking",
                 "--disable-component-update", "--disable-sync", "--window-size=1440,1000",
-                format!("--user-data-dir={}", driver._profile.path().display()),
+                format!("--user-data-dir={}", driver.profile.path().display()),
             ]
         }),
     );
@@ -219,15 +217,31 @@ async fn an_analyst_triages_a_story_in_a_real_browser() {
     assert_eq!(rows.len(), 50, "a full first page");
     screenshot(&c, "workbench.png").await;
 
+    the_list_sorts_pages_and_filters(&c, &base).await;
+    let story_url = open_and_triage_a_story(&c, &editor).await;
+    a_viewer_reads_but_cannot_triage(&c, &base, &viewer, &viewer_pw, &story_url).await;
+
+    // Connectors and events pages render for the viewer's roles as the roles allow.
+    c.goto(&format!("{base}/events")).await.unwrap();
+    c.wait()
+        .for_element(Locator::Css("table.events"))
+        .await
+        .unwrap();
+    c.close().await.unwrap();
+}
+
+/// The story list: sorting by a header link, the next page, a filter through the form and the
+/// "/" key, each kept in the URL.
+async fn the_list_sorts_pages_and_filters(c: &Client, base: &str) {
     // Sort by criticality: the header link puts the sort in the URL, highest first.
     let query = follow(
-        &c,
+        c,
         Locator::LinkText("Criticality"),
         Locator::Css("table.stories"),
     )
     .await;
     assert!(query.contains("sort=-criticality"), "{query}");
-    let crits: Vec<u8> = texts(&c, "table.stories tbody td:nth-child(3)")
+    let crits: Vec<u8> = texts(c, "table.stories tbody td:nth-child(3)")
         .await
         .iter()
         .map(|t| t.trim().parse().unwrap())
@@ -235,27 +249,27 @@ async fn an_analyst_triages_a_story_in_a_real_browser() {
     assert!(crits.windows(2).all(|w| w[0] >= w[1]), "{crits:?}");
 
     // The next page: a keyset cursor in the URL, and other stories on it.
-    let first_page = texts(&c, "table.stories tbody td.id").await;
+    let first_page = texts(c, "table.stories tbody td.id").await;
     let query = follow(
-        &c,
+        c,
         Locator::Css("a[rel=next]"),
         Locator::Css("table.stories"),
     )
     .await;
     assert!(query.contains("cursor="), "{query}");
     assert!(query.contains("sort=-criticality"), "{query}");
-    let second_page = texts(&c, "table.stories tbody td.id").await;
+    let second_page = texts(c, "table.stories tbody td.id").await;
     assert!(!second_page.is_empty());
     assert!(second_page.iter().all(|id| !first_page.contains(id)));
 
     // Filter by a device through the form: every row is that device, and the URL keeps it.
-    let device = texts(&c, "table.stories tbody td:nth-child(4)").await[0].clone();
+    let device = texts(c, "table.stories tbody td:nth-child(4)").await[0].clone();
     c.goto(&format!("{base}/stories")).await.unwrap();
-    type_into(&c, "device", &device).await;
-    submit(&c, "form.filters button[type=submit]").await;
+    type_into(c, "device", &device).await;
+    submit(c, "form.filters button[type=submit]").await;
     let url = c.current_url().await.unwrap();
     assert!(url.query().unwrap_or_default().contains("device="), "{url}");
-    let devices = texts(&c, "table.stories tbody td:nth-child(4)").await;
+    let devices = texts(c, "table.stories tbody td:nth-child(4)").await;
     assert!(!devices.is_empty());
     assert!(devices.iter().all(|d| *d == device), "{devices:?}");
 
@@ -266,16 +280,20 @@ async fn an_analyst_triages_a_story_in_a_real_browser() {
     c.perform_actions(slash).await.unwrap();
     let focused = c.active_element().await.unwrap().attr("id").await.unwrap();
     assert_eq!(focused.as_deref(), Some("q"));
+}
 
+/// Opens the first story of the list and triages it: status, verdict and severity, then a
+/// comment, each on the timeline by `editor`. Returns the story's URL.
+async fn open_and_triage_a_story(c: &Client, editor: &str) -> String {
     // Open a story.
     follow(
-        &c,
+        c,
         Locator::Css("table.stories tbody td.id a"),
         Locator::Id("story-title"),
     )
     .await;
     let story_url = c.current_url().await.unwrap().to_string();
-    let text = body_text(&c).await;
+    let text = body_text(c).await;
     for section in [
         "Summary",
         "Device",
@@ -288,13 +306,13 @@ async fn an_analyst_triages_a_story_in_a_real_browser() {
     }
 
     // Triage: status, verdict and severity, then a comment.
-    choose(&c, "status", "monitoring").await;
-    choose(&c, "verdict", "malicious").await;
-    choose(&c, "severity", "high").await;
-    submit(&c, "form.actions-form button[type=submit]").await;
-    type_into(&c, "comment", "Isolated the host; waiting on the owner.").await;
-    submit(&c, "#comments form button[type=submit]").await;
-    let timeline = texts(&c, "table.timeline tbody tr").await.join("\n");
+    choose(c, "status", "monitoring").await;
+    choose(c, "verdict", "malicious").await;
+    choose(c, "severity", "high").await;
+    submit(c, "form.actions-form button[type=submit]").await;
+    type_into(c, "comment", "Isolated the host; waiting on the owner.").await;
+    submit(c, "#comments form button[type=submit]").await;
+    let timeline = texts(c, "table.timeline tbody tr").await.join("\n");
     assert!(timeline.contains("to monitoring"), "{timeline}");
     assert!(
         timeline.contains("verdict changed from none to malicious"),
@@ -305,21 +323,31 @@ async fn an_analyst_triages_a_story_in_a_real_browser() {
         "{timeline}"
     );
     assert!(timeline.contains("Isolated the host"), "{timeline}");
-    assert!(timeline.contains(&editor), "the timeline names who acted");
-    let comments = texts(&c, "#comments li").await.join("\n");
+    assert!(timeline.contains(editor), "the timeline names who acted");
+    let comments = texts(c, "#comments li").await.join("\n");
     assert!(comments.contains("Isolated the host; waiting on the owner."));
     c.goto(&story_url).await.unwrap();
     c.wait()
         .for_element(Locator::Id("story-title"))
         .await
         .unwrap();
-    screenshot(&c, "story.png").await;
+    screenshot(c, "story.png").await;
+    story_url
+}
 
+/// Signs out; a viewer reads the same story but gets no triage form.
+async fn a_viewer_reads_but_cannot_triage(
+    c: &Client,
+    base: &str,
+    viewer: &str,
+    password: &str,
+    story_url: &str,
+) {
     // Sign out; a viewer reads the same story but gets no triage form.
-    submit(&c, "header form button[type=submit]").await;
+    submit(c, "header form button[type=submit]").await;
     assert_eq!(c.current_url().await.unwrap().path(), "/login");
-    sign_in(&c, &base, &viewer, &viewer_pw).await;
-    c.goto(&story_url).await.unwrap();
+    sign_in(c, base, viewer, password).await;
+    c.goto(story_url).await.unwrap();
     c.wait()
         .for_element(Locator::Id("story-title"))
         .await
@@ -330,17 +358,9 @@ async fn an_analyst_triages_a_story_in_a_real_browser() {
         .unwrap()
         .is_empty());
     assert!(c.find_all(Locator::Id("comment")).await.unwrap().is_empty());
-    assert!(body_text(&c)
+    assert!(body_text(c)
         .await
         .contains("You can read this story but not act on it"));
-
-    // Connectors and events pages render for the viewer's roles as the roles allow.
-    c.goto(&format!("{base}/events")).await.unwrap();
-    c.wait()
-        .for_element(Locator::Css("table.events"))
-        .await
-        .unwrap();
-    c.close().await.unwrap();
 }
 
 async fn new_user(app: &crate::App, account: &str, name: &str, roles: &[Role]) -> (String, String) {

@@ -2,7 +2,7 @@ use dossier_domain::access::{Licence, Role};
 use serde_json::json;
 use std::time::Duration;
 
-use crate::{spawn_app, TOKEN};
+use crate::{spawn_app, App, TOKEN};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn threats_become_stories_through_the_api() {
@@ -35,66 +35,7 @@ async fn threats_become_stories_through_the_api() {
     );
     assert!(c["last_success_at"].is_string());
 
-    // Every threat is in exactly one story.
-    let mut seen = std::collections::BTreeSet::new();
-    let mut cursor: Option<String> = None;
-    let mut stories = 0;
-    loop {
-        let q = cursor
-            .as_ref()
-            .map_or(String::new(), |c| format!("&cursor={c}"));
-        let (status, page) = app
-            .call(
-                "GET",
-                &format!("/api/v1/stories?limit=40{q}"),
-                Some(&admin),
-                None,
-            )
-            .await;
-        assert_eq!(status, 200, "{page}");
-        for s in page["items"].as_array().unwrap() {
-            stories += 1;
-            let (_, d) = app
-                .call(
-                    "GET",
-                    &format!("/api/v1/stories/{}", s["id"].as_str().unwrap()),
-                    Some(&admin),
-                    None,
-                )
-                .await;
-            assert_eq!(
-                d["incidents"].as_array().unwrap().len() as u64,
-                s["incident_count"].as_u64().unwrap()
-            );
-            for i in d["incidents"].as_array().unwrap() {
-                assert!(i["id"].is_string(), "threat ids are strings");
-                assert!(i["raw"]["threatInfo"].is_object(), "raw JSON kept");
-                // The evidence reads back as the tenant sent it (it is stored compressed).
-                let id = i["id"].as_str().unwrap();
-                assert_eq!(
-                    Some(&i["raw"]),
-                    app.tenant.threat(id).as_ref(),
-                    "raw JSON of {id} differs from the tenant's"
-                );
-                assert!(
-                    seen.insert(i["id"].as_str().unwrap().to_owned()),
-                    "an incident in two stories"
-                );
-            }
-            assert!(!d["summary"].as_str().unwrap().is_empty());
-            assert!(!d["timeline"].as_array().unwrap().is_empty());
-            assert!((1..=10).contains(&d["criticality"].as_u64().unwrap()));
-        }
-        match page["next_cursor"].as_str() {
-            Some(c) => cursor = Some(c.to_owned()),
-            None => break,
-        }
-    }
-    assert_eq!(seen.len(), 300);
-    assert!(
-        stories < 300,
-        "correlation groups recurring threats ({stories} stories)"
-    );
+    every_threat_is_in_exactly_one_story(&app, &admin, 300).await;
 
     // A live threat reaches its story.
     let new_id = app.tenant.generate_live(chrono::Utc::now());
@@ -155,6 +96,70 @@ async fn threats_become_stories_through_the_api() {
     assert!(m.contains("dossier_connector_polls_total"), "{m}");
     assert!(m.contains("dossier_story_latency_seconds"));
     app.running.stop().await;
+}
+
+/// Walks the story list page by page: every threat is in exactly one story, and recurring
+/// threats share one, so there are fewer stories than threats.
+async fn every_threat_is_in_exactly_one_story(app: &App, admin: &str, threats: usize) {
+    let mut seen = std::collections::BTreeSet::new();
+    let mut cursor: Option<String> = None;
+    let mut stories = 0;
+    loop {
+        let q = cursor
+            .as_ref()
+            .map_or(String::new(), |c| format!("&cursor={c}"));
+        let (status, page) = app
+            .call(
+                "GET",
+                &format!("/api/v1/stories?limit=40{q}"),
+                Some(admin),
+                None,
+            )
+            .await;
+        assert_eq!(status, 200, "{page}");
+        for s in page["items"].as_array().unwrap() {
+            stories += 1;
+            let (_, d) = app
+                .call(
+                    "GET",
+                    &format!("/api/v1/stories/{}", s["id"].as_str().unwrap()),
+                    Some(admin),
+                    None,
+                )
+                .await;
+            assert_eq!(
+                d["incidents"].as_array().unwrap().len() as u64,
+                s["incident_count"].as_u64().unwrap()
+            );
+            for i in d["incidents"].as_array().unwrap() {
+                assert!(i["id"].is_string(), "threat ids are strings");
+                assert!(i["raw"]["threatInfo"].is_object(), "raw JSON kept");
+                // The evidence reads back as the tenant sent it (it is stored compressed).
+                let id = i["id"].as_str().unwrap();
+                assert_eq!(
+                    Some(&i["raw"]),
+                    app.tenant.threat(id).as_ref(),
+                    "raw JSON of {id} differs from the tenant's"
+                );
+                assert!(
+                    seen.insert(i["id"].as_str().unwrap().to_owned()),
+                    "an incident in two stories"
+                );
+            }
+            assert!(!d["summary"].as_str().unwrap().is_empty());
+            assert!(!d["timeline"].as_array().unwrap().is_empty());
+            assert!((1..=10).contains(&d["criticality"].as_u64().unwrap()));
+        }
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), threats);
+    assert!(
+        stories < threats,
+        "correlation groups recurring threats ({stories} stories)"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -255,7 +260,7 @@ async fn analysts_act_on_stories() {
     );
 
     // Filters and sort reach the list.
-    let (_, l) = app
+    let (_, filtered) = app
         .call(
             "GET",
             "/api/v1/stories?status=pending_analysis&verdict=malicious",
@@ -263,7 +268,7 @@ async fn analysts_act_on_stories() {
             None,
         )
         .await;
-    assert_eq!(l["items"].as_array().unwrap().len(), 1);
+    assert_eq!(filtered["items"].as_array().unwrap().len(), 1);
     let (status, e) = app
         .call("GET", "/api/v1/stories?sort=-nonsense", Some(&admin), None)
         .await;
@@ -484,7 +489,7 @@ async fn a_far_future_timestamp_does_not_stall_the_poll() {
     odd["id"] = json!("9999999999999999999");
     odd["threatInfo"]["threatId"] = json!("9999999999999999999");
     odd["threatInfo"]["updatedAt"] = json!("2185-01-01T00:00:00.000000Z");
-    app.tenant.put_threat(odd).unwrap();
+    app.tenant.put_threat(&odd).unwrap();
     let (admin, path) = app.admin_with_connector().await;
     app.until(30, || async {
         let (_, c) = app.call("GET", &path, Some(&admin), None).await;
@@ -545,7 +550,7 @@ async fn a_threat_indexed_minutes_late_is_found_by_a_sweep() {
     late["threatInfo"]["updatedAt"] = json!(dossier_domain::time::format_micros(
         newest - chrono::Duration::seconds(30)
     ));
-    app.tenant.put_threat(late).unwrap();
+    app.tenant.put_threat(&late).unwrap();
     app.until_ingested(&admin, "7777777777777777777").await;
 
     // Later sweeps read the same threats again and add nothing.
@@ -592,7 +597,7 @@ async fn a_quiet_tenant_is_not_read_again_once_its_last_change_has_settled() {
     late["threatInfo"]["updatedAt"] = json!(dossier_domain::time::format_micros(
         bulk_at - chrono::Duration::seconds(1)
     ));
-    app.tenant.put_threat(late).unwrap();
+    app.tenant.put_threat(&late).unwrap();
     app.until_ingested(&admin, "8888888888888888888").await;
 
     // Once the bulk change has been re-read for the overlap's length, polls skip it: one

@@ -3,7 +3,7 @@
 use dossier_domain::access::{Licence, Permissions, Role};
 use serde_json::Value;
 
-use crate::web_client::{between, table_rows, Posted};
+use crate::web_client::{between, table_rows, Posted, WebSession};
 use crate::{spawn_app, App};
 
 pub(crate) const THREATS: u64 = 30;
@@ -83,6 +83,10 @@ pub(crate) async fn connector_name(app: &App, key: &str, id: &str) -> Option<Str
 struct Tally {
     checked: usize,
     failures: Vec<String>,
+    /// Checks on the foreign account's pages.
+    foreign_checks: usize,
+    /// Foreign pages read or changed by a role of the own account.
+    cross_account: usize,
 }
 
 impl Tally {
@@ -121,30 +125,444 @@ fn denied(got: &Posted) -> bool {
     got.0 == 403 || got.0 == 404
 }
 
+/// The two accounts of the web matrix, each with its connector and a story.
+struct Matrix {
+    own: Tenancy,
+    foreign: Tenancy,
+    own_story: String,
+    foreign_story: String,
+    /// The own connector's tenant, and another one to make connectors to.
+    tenant_url: String,
+    other_url: String,
+}
+
+/// One role, signed in, going through the pages of both accounts.
+struct Visit<'a> {
+    app: &'a App,
+    m: &'a Matrix,
+    t: &'a mut Tally,
+    web: WebSession,
+    who: String,
+    me: String,
+    p: Permissions,
+    operator: bool,
+    /// An admin or the operator: may read the users and the audit log.
+    admin: bool,
+    /// The pages that list things, with their bodies: none may show the foreign account.
+    lists: Vec<(String, String)>,
+}
+
+/// The form that saves a connector of that name on the own tenant, keeping its token.
+fn rename_form<'s>(m: &'s Matrix, name: &'s str) -> [(&'static str, &'s str); 5] {
+    [
+        ("name", name),
+        ("description", ""),
+        ("tenant_url", &m.tenant_url),
+        ("api_token", ""),
+        ("track_errors", "1"),
+    ]
+}
+
+/// The form that makes a connector of that name to the other tenant.
+fn create_form<'s>(m: &'s Matrix, name: &'s str) -> Vec<(&'static str, &'s str)> {
+    vec![
+        ("name", name),
+        ("description", ""),
+        ("tenant_url", m.other_url.as_str()),
+        ("api_token", crate::TOKEN),
+        ("track_errors", "1"),
+    ]
+}
+
+impl Visit<'_> {
+    async fn own_story(&mut self) {
+        let (app, m, p) = (self.app, self.m, self.p);
+        let sid = &m.own_story;
+        let who = &self.who;
+        let r = self.web.get_with_location("/stories").await;
+        self.t.expect(who, "GET /stories", p.view_stories, &r, None);
+        self.lists.push(("/stories".into(), r.1));
+        let r = self.web.get_with_location(&format!("/stories/{sid}")).await;
+        self.t
+            .expect(who, "GET own story", p.view_stories, &r, None);
+
+        let before = status_of(&app.story(&m.own.key, sid).await);
+        let target = other_status(&before);
+        let r = self
+            .web
+            .post_form(
+                &format!("/stories/{sid}"),
+                &[("status", target), ("verdict", ""), ("severity", "")],
+            )
+            .await;
+        let to = format!("/stories/{sid}");
+        self.t
+            .expect(who, "POST own story", p.edit_stories, &r, Some(&to));
+        let after = status_of(&app.story(&m.own.key, sid).await);
+        let want = if p.edit_stories { target } else { &before };
+        if after != want {
+            self.t.fail(format!(
+                "{who}: own story status is {after}, expected {want}"
+            ));
+        }
+
+        let text = format!("hi from {}", self.me);
+        let r = self
+            .web
+            .post_form(&format!("/stories/{sid}/comments"), &[("text", &text)])
+            .await;
+        let to = format!("/stories/{sid}#comments");
+        self.t
+            .expect(who, "POST own comment", p.edit_stories, &r, Some(&to));
+        let n = comments_by(&app.story(&m.own.key, sid).await, &self.me);
+        if n != usize::from(p.edit_stories) {
+            self.t
+                .fail(format!("{who}: {n} comments of theirs on the own story"));
+        }
+    }
+
+    async fn own_connector(&mut self) {
+        let (app, m, p) = (self.app, self.m, self.p);
+        let cid = &m.own.connector;
+        let who = &self.who;
+        let r = self.web.get_with_location("/connectors").await;
+        self.t
+            .expect(who, "GET /connectors", p.view_integrations, &r, None);
+        self.lists.push(("/connectors".into(), r.1));
+        let r = self.web.get_with_location("/connectors/new").await;
+        self.t
+            .expect(who, "GET /connectors/new", p.edit_integrations, &r, None);
+        let r = self
+            .web
+            .get_with_location(&format!("/connectors/{cid}"))
+            .await;
+        self.t
+            .expect(who, "GET own connector", p.edit_integrations, &r, None);
+
+        let before = connector_name(app, &m.own.key, cid).await.unwrap();
+        let name = format!("renamed by {}", self.me);
+        let form = rename_form(m, &name);
+        let r = self
+            .web
+            .post_form(&format!("/connectors/{cid}"), &form)
+            .await;
+        self.t.expect(
+            who,
+            "POST own connector",
+            p.edit_integrations,
+            &r,
+            Some("/connectors"),
+        );
+        let after = connector_name(app, &m.own.key, cid).await.unwrap();
+        let want = if p.edit_integrations { &name } else { &before };
+        if &after != want {
+            self.t.fail(format!(
+                "{who}: own connector is named {after:?}, expected {want:?}"
+            ));
+        }
+    }
+
+    /// Create a connector, then delete it: the one this role made, or else the main one
+    /// (which must survive the attempt).
+    async fn own_connector_create_and_delete(&mut self) {
+        let (app, m, p) = (self.app, self.m, self.p);
+        let who = &self.who;
+        let throwaway = format!("throwaway of {}", self.me);
+        let mut create = create_form(m, &throwaway);
+        if self.operator {
+            create.push(("account_id", m.own.account.as_str()));
+        }
+        let r = self.web.post_form("/connectors", &create).await;
+        self.t.expect(
+            who,
+            "POST /connectors (create)",
+            p.edit_integrations,
+            &r,
+            Some("/connectors"),
+        );
+        let made = connector_named(app, &m.own.key, &throwaway).await;
+        if made.is_some() != p.edit_integrations {
+            self.t
+                .fail(format!("{who}: connector created: {}", made.is_some()));
+        }
+        let victim = made.unwrap_or_else(|| m.own.connector.clone());
+        let r = self
+            .web
+            .post_form(&format!("/connectors/{victim}/delete"), &[])
+            .await;
+        self.t.expect(
+            who,
+            "POST own connector delete",
+            p.edit_integrations,
+            &r,
+            Some("/connectors"),
+        );
+        let exists = connector_name(app, &m.own.key, &victim).await.is_some();
+        if exists == p.edit_integrations {
+            self.t.fail(format!(
+                "{who}: connector {victim} exists after delete: {exists}"
+            ));
+        }
+    }
+
+    /// Events, for every role; users and the audit log, for admins and operators.
+    async fn events_users_and_audit(&mut self) {
+        let (admin, who) = (self.admin, &self.who);
+        for (path, allowed) in [
+            ("/events", true),
+            ("/events.csv", true),
+            ("/users", admin),
+            ("/audit", admin),
+        ] {
+            let r = self.web.get_with_location(path).await;
+            self.t
+                .expect(who, &format!("GET {path}"), allowed, &r, None);
+            self.lists.push((path.into(), r.1));
+        }
+    }
+
+    /// The foreign account: only the operator reads or writes it. For everyone else, any
+    /// answer but 403 or 404, and any change seen through the foreign admin's key, counts as
+    /// a cross-account success.
+    fn foreign_result(&mut self, what: &str, r: &Posted, to: Option<&str>, changed: bool) {
+        self.t.foreign_checks += 1;
+        if self.operator {
+            self.t.expect(&self.who, what, true, r, to);
+        } else {
+            self.t.expect(&self.who, what, false, r, to);
+            if !denied(r) || changed {
+                self.t.cross_account += 1;
+                if changed {
+                    self.t
+                        .fail(format!("{}: {what}: the foreign account changed", self.who));
+                }
+            }
+        }
+    }
+
+    async fn foreign_story(&mut self) {
+        let (app, m, operator) = (self.app, self.m, self.operator);
+        let fsid = &m.foreign_story;
+        let r = self
+            .web
+            .get_with_location(&format!("/stories/{fsid}"))
+            .await;
+        self.foreign_result("GET foreign story", &r, None, false);
+
+        let before = status_of(&app.story(&m.foreign.key, fsid).await);
+        let target = other_status(&before);
+        let r = self
+            .web
+            .post_form(
+                &format!("/stories/{fsid}"),
+                &[("status", target), ("verdict", ""), ("severity", "")],
+            )
+            .await;
+        let after = status_of(&app.story(&m.foreign.key, fsid).await);
+        let to = format!("/stories/{fsid}");
+        self.foreign_result(
+            "POST foreign story",
+            &r,
+            Some(&to),
+            after != before && !operator,
+        );
+        if operator && after != target {
+            self.t.fail(format!(
+                "{}: foreign story status {after}, expected {target}",
+                self.who
+            ));
+        }
+
+        let text = format!("hi from {}", self.me);
+        let r = self
+            .web
+            .post_form(&format!("/stories/{fsid}/comments"), &[("text", &text)])
+            .await;
+        let n = comments_by(&app.story(&m.foreign.key, fsid).await, &self.me);
+        let to = format!("/stories/{fsid}#comments");
+        self.foreign_result("POST foreign comment", &r, Some(&to), n > 0 && !operator);
+        if operator && n != 1 {
+            self.t
+                .fail(format!("{}: {n} comments on the foreign story", self.who));
+        }
+    }
+
+    async fn foreign_connector(&mut self) {
+        let (app, m, operator) = (self.app, self.m, self.operator);
+        let fcid = &m.foreign.connector;
+        let r = self
+            .web
+            .get_with_location(&format!("/connectors/{fcid}"))
+            .await;
+        self.foreign_result("GET foreign connector", &r, None, false);
+
+        let before = connector_name(app, &m.foreign.key, fcid).await.unwrap();
+        let name = format!("renamed by {}", self.me);
+        let form = rename_form(m, &name);
+        let r = self
+            .web
+            .post_form(&format!("/connectors/{fcid}"), &form)
+            .await;
+        let after = connector_name(app, &m.foreign.key, fcid).await.unwrap();
+        self.foreign_result(
+            "POST foreign connector",
+            &r,
+            Some("/connectors"),
+            after != before && !operator,
+        );
+        if operator && after != name {
+            self.t
+                .fail(format!("{}: foreign connector named {after:?}", self.who));
+        }
+    }
+
+    /// Creating a connector in the foreign account; the operator deletes what it made there,
+    /// the others try the foreign connector.
+    async fn foreign_connector_create_and_delete(&mut self) {
+        let (app, m, operator) = (self.app, self.m, self.operator);
+        let throwaway = format!("throwaway of {}", self.me);
+        let mut create = create_form(m, &throwaway);
+        create.push(("account_id", m.foreign.account.as_str()));
+        let r = self.web.post_form("/connectors", &create).await;
+        let made = connector_named(app, &m.foreign.key, &throwaway).await;
+        self.foreign_result(
+            "POST /connectors into the foreign account",
+            &r,
+            Some("/connectors"),
+            made.is_some() && !operator,
+        );
+        if operator && made.is_none() {
+            self.t.fail(format!(
+                "{}: no connector made in the foreign account",
+                self.who
+            ));
+        }
+        let victim = made.unwrap_or_else(|| m.foreign.connector.clone());
+        let r = self
+            .web
+            .post_form(&format!("/connectors/{victim}/delete"), &[])
+            .await;
+        let exists = connector_name(app, &m.foreign.key, &victim).await.is_some();
+        self.foreign_result(
+            "POST foreign connector delete",
+            &r,
+            Some("/connectors"),
+            !exists && !operator,
+        );
+        if operator && exists {
+            self.t.fail(format!(
+                "{}: foreign connector {victim} not deleted",
+                self.who
+            ));
+        }
+    }
+
+    /// Naming the foreign account, or its connector and story, in a filter.
+    async fn foreign_filters(&mut self) {
+        let m = self.m;
+        let r = self
+            .web
+            .get_with_location(&format!("/stories?account={}", m.foreign.account))
+            .await;
+        self.foreign_result("GET /stories?account=foreign", &r, None, false);
+        for path in [
+            format!("/events.csv?connector_id={}", m.foreign.connector),
+            format!("/events.csv?story_id={}", m.foreign_story),
+            format!("/events?story_id={}", m.foreign_story),
+        ] {
+            let r = self.web.get_with_location(&path).await;
+            self.t.foreign_checks += 1;
+            self.t.checked += 1;
+            if r.0 != 200 {
+                self.t.fail(format!("{}: GET {path}: {}", self.who, r.0));
+            }
+            self.lists.push((path, r.1));
+        }
+    }
+
+    /// No page of the own account shows the foreign account's story, connector or id.
+    fn no_foreign_marks(&mut self) {
+        let m = self.m;
+        let foreign_marks = [&m.foreign_story, &m.foreign.connector, &m.foreign.account];
+        for (path, body) in &self.lists {
+            // The filter echoes the story id it was given; the events must not show it.
+            let body = if path.starts_with("/events?story_id=") {
+                body.rsplit("</form>").next().unwrap_or_default()
+            } else if path.starts_with("/events.csv?") {
+                body.split_once('\n').map_or("", |(_, rows)| rows)
+            } else {
+                body.as_str()
+            };
+            for mark in foreign_marks {
+                if body.contains(mark.as_str()) {
+                    self.t.cross_account += 1;
+                    self.t
+                        .fail(format!("{}: {path} shows the foreign {mark}", self.who));
+                }
+            }
+        }
+    }
+}
+
+/// One role through every page of both accounts; returns the user it signed in as.
+async fn visit_as(app: &App, m: &Matrix, t: &mut Tally, role: Role) -> String {
+    let operator = role == Role::Operator;
+    let account = (!operator).then_some(m.own.account.as_str());
+    let web = app.signed_in(account, &[role]).await;
+    let me = web.username.clone();
+    let mut v = Visit {
+        app,
+        m,
+        t,
+        web,
+        who: format!("{} ({me})", role.as_str()),
+        me: me.clone(),
+        p: Permissions::of(&[role]),
+        operator,
+        admin: role == Role::Admin || operator,
+        lists: Vec::new(),
+    };
+    v.own_story().await;
+    v.own_connector().await;
+    v.own_connector_create_and_delete().await;
+    v.events_users_and_audit().await;
+    v.foreign_story().await;
+    v.foreign_connector().await;
+    v.foreign_connector_create_and_delete().await;
+    v.foreign_filters().await;
+    if !operator {
+        v.no_foreign_marks();
+    }
+    me
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn web_roles_and_accounts_are_enforced_on_every_page() {
-    let app = spawn_app(THREATS as usize).await;
+    let app = spawn_app(usize::try_from(THREATS).unwrap()).await;
     let own = tenancy(&app, Licence::Xops).await;
     let foreign = tenancy(&app, Licence::Xops).await;
     app.until_backfilled(&own.key, &own.connector, THREATS)
         .await;
     app.until_backfilled(&foreign.key, &foreign.connector, THREATS)
         .await;
-    let sid = first_story(&app, &own.key).await;
-    let fsid = first_story(&app, &foreign.key).await;
-    let (cid, fcid) = (own.connector.clone(), foreign.connector.clone());
+    let own_story = first_story(&app, &own.key).await;
+    let foreign_story = first_story(&app, &foreign.key).await;
     let (_, c) = app
         .call(
             "GET",
-            &format!("/api/v1/connectors/{cid}"),
+            &format!("/api/v1/connectors/{}", own.connector),
             Some(&own.key),
             None,
         )
         .await;
-    let tenant_url = c["tenant_url"].as_str().unwrap().to_owned();
-    let other_url = app.other_sim.base_url.clone();
-    // Strings whose appearance on a page of the own account would be a leak.
-    let foreign_marks = [fsid.clone(), fcid.clone(), foreign.account.clone()];
+    let m = Matrix {
+        tenant_url: c["tenant_url"].as_str().unwrap().to_owned(),
+        other_url: app.other_sim.base_url.clone(),
+        own,
+        foreign,
+        own_story,
+        foreign_story,
+    };
 
     let roles = [
         Role::Admin,
@@ -155,318 +573,16 @@ async fn web_roles_and_accounts_are_enforced_on_every_page() {
         Role::IntegrationsViewer,
     ];
     let mut t = Tally::default();
-    let mut cross_account = 0usize;
-    let mut foreign_checks = 0usize;
     let mut operator_name = String::new();
     for role in roles {
-        let operator = role == Role::Operator;
-        let account = (!operator).then_some(own.account.as_str());
-        let mut web = app.signed_in(account, &[role]).await;
-        let me = web.username.clone();
-        if operator {
-            operator_name.clone_from(&me);
-        }
-        let who = format!("{} ({me})", role.as_str());
-        let p = Permissions::of(&[role]);
-        let admin = role == Role::Admin || operator;
-        let mut lists: Vec<(String, String)> = Vec::new();
-
-        // Stories.
-        let r = web.get_with_location("/stories").await;
-        t.expect(&who, "GET /stories", p.view_stories, &r, None);
-        lists.push(("/stories".into(), r.1));
-        let r = web.get_with_location(&format!("/stories/{sid}")).await;
-        t.expect(&who, "GET own story", p.view_stories, &r, None);
-
-        let before = status_of(&app.story(&own.key, &sid).await);
-        let target = other_status(&before);
-        let r = web
-            .post_form(
-                &format!("/stories/{sid}"),
-                &[("status", target), ("verdict", ""), ("severity", "")],
-            )
-            .await;
-        let to = format!("/stories/{sid}");
-        t.expect(&who, "POST own story", p.edit_stories, &r, Some(&to));
-        let after = status_of(&app.story(&own.key, &sid).await);
-        let want = if p.edit_stories { target } else { &before };
-        if after != want {
-            t.fail(format!(
-                "{who}: own story status is {after}, expected {want}"
-            ));
-        }
-
-        let text = format!("hi from {me}");
-        let r = web
-            .post_form(&format!("/stories/{sid}/comments"), &[("text", &text)])
-            .await;
-        let to = format!("/stories/{sid}#comments");
-        t.expect(&who, "POST own comment", p.edit_stories, &r, Some(&to));
-        let n = comments_by(&app.story(&own.key, &sid).await, &me);
-        if n != usize::from(p.edit_stories) {
-            t.fail(format!("{who}: {n} comments of theirs on the own story"));
-        }
-
-        // Connectors.
-        let r = web.get_with_location("/connectors").await;
-        t.expect(&who, "GET /connectors", p.view_integrations, &r, None);
-        lists.push(("/connectors".into(), r.1));
-        let r = web.get_with_location("/connectors/new").await;
-        t.expect(&who, "GET /connectors/new", p.edit_integrations, &r, None);
-        let r = web.get_with_location(&format!("/connectors/{cid}")).await;
-        t.expect(&who, "GET own connector", p.edit_integrations, &r, None);
-
-        let before = connector_name(&app, &own.key, &cid).await.unwrap();
-        let name = format!("renamed by {me}");
-        let r = web
-            .post_form(
-                &format!("/connectors/{cid}"),
-                &[
-                    ("name", &name),
-                    ("description", ""),
-                    ("tenant_url", &tenant_url),
-                    ("api_token", ""),
-                    ("track_errors", "1"),
-                ],
-            )
-            .await;
-        t.expect(
-            &who,
-            "POST own connector",
-            p.edit_integrations,
-            &r,
-            Some("/connectors"),
-        );
-        let after = connector_name(&app, &own.key, &cid).await.unwrap();
-        let want = if p.edit_integrations { &name } else { &before };
-        if &after != want {
-            t.fail(format!(
-                "{who}: own connector is named {after:?}, expected {want:?}"
-            ));
-        }
-
-        // Create a connector, then delete it: the one this role made, or else the main one
-        // (which must survive the attempt).
-        let throwaway = format!("throwaway of {me}");
-        let mut create = vec![
-            ("name", throwaway.as_str()),
-            ("description", ""),
-            ("tenant_url", other_url.as_str()),
-            ("api_token", crate::TOKEN),
-            ("track_errors", "1"),
-        ];
-        if operator {
-            create.push(("account_id", own.account.as_str()));
-        }
-        let r = web.post_form("/connectors", &create).await;
-        t.expect(
-            &who,
-            "POST /connectors (create)",
-            p.edit_integrations,
-            &r,
-            Some("/connectors"),
-        );
-        let made = connector_named(&app, &own.key, &throwaway).await;
-        if made.is_some() != p.edit_integrations {
-            t.fail(format!("{who}: connector created: {}", made.is_some()));
-        }
-        let victim = made.unwrap_or_else(|| cid.clone());
-        let r = web
-            .post_form(&format!("/connectors/{victim}/delete"), &[])
-            .await;
-        t.expect(
-            &who,
-            "POST own connector delete",
-            p.edit_integrations,
-            &r,
-            Some("/connectors"),
-        );
-        let exists = connector_name(&app, &own.key, &victim).await.is_some();
-        if exists == p.edit_integrations {
-            t.fail(format!(
-                "{who}: connector {victim} exists after delete: {exists}"
-            ));
-        }
-
-        // Events, for every role.
-        let r = web.get_with_location("/events").await;
-        t.expect(&who, "GET /events", true, &r, None);
-        lists.push(("/events".into(), r.1));
-        let r = web.get_with_location("/events.csv").await;
-        t.expect(&who, "GET /events.csv", true, &r, None);
-        lists.push(("/events.csv".into(), r.1));
-
-        // Users and the audit log: admins and operators.
-        let r = web.get_with_location("/users").await;
-        t.expect(&who, "GET /users", admin, &r, None);
-        lists.push(("/users".into(), r.1));
-        let r = web.get_with_location("/audit").await;
-        t.expect(&who, "GET /audit", admin, &r, None);
-        lists.push(("/audit".into(), r.1));
-
-        // The foreign account: only the operator reads or writes it. For everyone else, any
-        // answer but 403 or 404, and any change seen through the foreign admin's key, counts
-        // as a cross-account success.
-        let mut foreign_result =
-            |t: &mut Tally, what: &str, r: &Posted, to: Option<&str>, changed: bool| {
-                foreign_checks += 1;
-                if operator {
-                    t.expect(&who, what, true, r, to);
-                } else {
-                    t.expect(&who, what, false, r, to);
-                    if !denied(r) || changed {
-                        cross_account += 1;
-                        if changed {
-                            t.fail(format!("{who}: {what}: the foreign account changed"));
-                        }
-                    }
-                }
-            };
-        let r = web.get_with_location(&format!("/stories/{fsid}")).await;
-        foreign_result(&mut t, "GET foreign story", &r, None, false);
-
-        let before = status_of(&app.story(&foreign.key, &fsid).await);
-        let target = other_status(&before);
-        let r = web
-            .post_form(
-                &format!("/stories/{fsid}"),
-                &[("status", target), ("verdict", ""), ("severity", "")],
-            )
-            .await;
-        let after = status_of(&app.story(&foreign.key, &fsid).await);
-        let to = format!("/stories/{fsid}");
-        foreign_result(
-            &mut t,
-            "POST foreign story",
-            &r,
-            Some(&to),
-            after != before && !operator,
-        );
-        if operator && after != target {
-            t.fail(format!(
-                "{who}: foreign story status {after}, expected {target}"
-            ));
-        }
-
-        let r = web
-            .post_form(&format!("/stories/{fsid}/comments"), &[("text", &text)])
-            .await;
-        let n = comments_by(&app.story(&foreign.key, &fsid).await, &me);
-        let to = format!("/stories/{fsid}#comments");
-        foreign_result(
-            &mut t,
-            "POST foreign comment",
-            &r,
-            Some(&to),
-            n > 0 && !operator,
-        );
-        if operator && n != 1 {
-            t.fail(format!("{who}: {n} comments on the foreign story"));
-        }
-
-        let r = web.get_with_location(&format!("/connectors/{fcid}")).await;
-        foreign_result(&mut t, "GET foreign connector", &r, None, false);
-
-        let before = connector_name(&app, &foreign.key, &fcid).await.unwrap();
-        let r = web
-            .post_form(
-                &format!("/connectors/{fcid}"),
-                &[
-                    ("name", &name),
-                    ("description", ""),
-                    ("tenant_url", &tenant_url),
-                    ("api_token", ""),
-                    ("track_errors", "1"),
-                ],
-            )
-            .await;
-        let after = connector_name(&app, &foreign.key, &fcid).await.unwrap();
-        foreign_result(
-            &mut t,
-            "POST foreign connector",
-            &r,
-            Some("/connectors"),
-            after != before && !operator,
-        );
-        if operator && after != name {
-            t.fail(format!("{who}: foreign connector named {after:?}"));
-        }
-
-        // Creating a connector in the foreign account.
-        let mut create = create.clone();
-        create.retain(|(k, _)| *k != "account_id");
-        create.push(("account_id", foreign.account.as_str()));
-        let r = web.post_form("/connectors", &create).await;
-        let made = connector_named(&app, &foreign.key, &throwaway).await;
-        foreign_result(
-            &mut t,
-            "POST /connectors into the foreign account",
-            &r,
-            Some("/connectors"),
-            made.is_some() && !operator,
-        );
-        if operator && made.is_none() {
-            t.fail(format!("{who}: no connector made in the foreign account"));
-        }
-        // The operator deletes what it made there; the others try the foreign connector.
-        let victim = made.unwrap_or_else(|| fcid.clone());
-        let r = web
-            .post_form(&format!("/connectors/{victim}/delete"), &[])
-            .await;
-        let exists = connector_name(&app, &foreign.key, &victim).await.is_some();
-        foreign_result(
-            &mut t,
-            "POST foreign connector delete",
-            &r,
-            Some("/connectors"),
-            !exists && !operator,
-        );
-        if operator && exists {
-            t.fail(format!("{who}: foreign connector {victim} not deleted"));
-        }
-
-        // Naming the foreign account, or its connector and story, in a filter.
-        let r = web
-            .get_with_location(&format!("/stories?account={}", foreign.account))
-            .await;
-        foreign_result(&mut t, "GET /stories?account=foreign", &r, None, false);
-        for path in [
-            format!("/events.csv?connector_id={fcid}"),
-            format!("/events.csv?story_id={fsid}"),
-            format!("/events?story_id={fsid}"),
-        ] {
-            let r = web.get_with_location(&path).await;
-            foreign_checks += 1;
-            t.checked += 1;
-            if r.0 != 200 {
-                t.fail(format!("{who}: GET {path}: {}", r.0));
-            }
-            lists.push((path, r.1));
-        }
-
-        // No page of the own account shows the foreign account's story, connector or id.
-        if !operator {
-            for (path, body) in &lists {
-                // The filter echoes the story id it was given; the events must not show it.
-                let body = if path.starts_with("/events?story_id=") {
-                    body.rsplit("</form>").next().unwrap_or_default()
-                } else if path.starts_with("/events.csv?") {
-                    body.split_once('\n').map_or("", |(_, rows)| rows)
-                } else {
-                    body.as_str()
-                };
-                for mark in &foreign_marks {
-                    if body.contains(mark.as_str()) {
-                        cross_account += 1;
-                        t.fail(format!("{who}: {path} shows the foreign {mark}"));
-                    }
-                }
-            }
+        let me = visit_as(&app, &m, &mut t, role).await;
+        if role == Role::Operator {
+            operator_name = me;
         }
     }
     println!(
-        "web matrix: {} checks, {foreign_checks} on the foreign account, {cross_account} cross-account successes",
-        t.checked
+        "web matrix: {} checks, {} on the foreign account, {} cross-account successes",
+        t.checked, t.foreign_checks, t.cross_account
     );
     assert!(
         t.failures.is_empty(),
@@ -474,11 +590,11 @@ async fn web_roles_and_accounts_are_enforced_on_every_page() {
         t.failures.len(),
         t.failures.join("\n")
     );
-    assert_eq!(cross_account, 0, "cross-account reads or writes");
+    assert_eq!(t.cross_account, 0, "cross-account reads or writes");
     assert!(t.checked >= 6 * 25, "{} checks", t.checked);
     // The operator renamed the foreign connector; nobody after it did.
     assert_eq!(
-        connector_name(&app, &foreign.key, &fcid).await,
+        connector_name(&app, &m.foreign.key, &m.foreign.connector).await,
         Some(format!("renamed by {operator_name}"))
     );
     app.running.stop().await;

@@ -6,9 +6,9 @@ use chrono::{SecondsFormat, Utc};
 use dossier_domain::access::{Licence, Role};
 use serde_json::Value;
 
-use crate::spawn_app;
-use crate::web_access::{first_story, status_of, tenancy, THREATS};
-use crate::web_client::{between, content_type, table_rows};
+use crate::web_access::{first_story, status_of, tenancy, Tenancy, THREATS};
+use crate::web_client::{between, content_type, table_rows, WebSession};
+use crate::{spawn_app, App};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn web_analyst_workflow_through_the_forms() {
@@ -23,9 +23,20 @@ async fn web_analyst_workflow_through_the_forms() {
         .signed_in(Some(&own.account), &[Role::StoriesEditor])
         .await;
     let me = web.username.clone();
-    let path = format!("/stories/{sid}");
 
-    // The page offers the triage form and the comment form.
+    triage_through_the_form(&app, &mut web, &own, &sid).await;
+    audit_names_the_user(&app, &own, &sid, &me).await;
+    severity_needs_a_malicious_verdict(&app, &mut web, &own, &sid, &sid2).await;
+    let full = comments_are_bounded_and_escaped(&app, &mut web, &own, &sid).await;
+    only_the_author_deletes_a_comment(&app, &mut web, &own, &sid, &full).await;
+    app.running.stop().await;
+}
+
+/// The page offers the triage form and the comment form; each change the form saves is
+/// on the timeline once, by the user, and saving it again changes nothing.
+async fn triage_through_the_form(app: &App, web: &mut WebSession, own: &Tenancy, sid: &str) {
+    let me = web.username.clone();
+    let path = format!("/stories/{sid}");
     let (status, page) = web.get(&path).await;
     assert_eq!(status, 200);
     assert!(page.contains("class=\"actions-form\""));
@@ -61,7 +72,7 @@ async fn web_analyst_workflow_through_the_forms() {
         (303, Some(path.as_str())),
         "{body}"
     );
-    let s = app.story(&own.key, &sid).await;
+    let s = app.story(&own.key, sid).await;
     assert_eq!(
         (
             s["status"].as_str(),
@@ -112,8 +123,10 @@ async fn web_analyst_workflow_through_the_forms() {
     for kind in ["status changed", "verdict changed", "severity changed"] {
         assert_eq!(count(&again, kind), 1, "{kind}");
     }
+}
 
-    // The audit log names the user for each change.
+/// The audit log names the user for each change.
+async fn audit_names_the_user(app: &App, own: &Tenancy, sid: &str, me: &str) {
     let mut admin = app.signed_in(Some(&own.account), &[Role::Admin]).await;
     let (status, audit) = admin.get("/audit").await;
     assert_eq!(status, 200);
@@ -122,14 +135,23 @@ async fn web_analyst_workflow_through_the_forms() {
         assert!(
             rows.iter().any(|r| r.contains(&format!("<td>{me}</td>"))
                 && r.contains(&format!("<td>{action}</td>"))
-                && r.contains(&sid)),
+                && r.contains(sid)),
             "{action} by {me} in the audit log: {rows:#?}"
         );
     }
+}
 
-    // A severity needs the verdict malicious.
+/// A severity needs the verdict malicious, and a verdict away from malicious drops it.
+async fn severity_needs_a_malicious_verdict(
+    app: &App,
+    web: &mut WebSession,
+    own: &Tenancy,
+    sid: &str,
+    sid2: &str,
+) {
+    let path = format!("/stories/{sid}");
     let path2 = format!("/stories/{sid2}");
-    let status2 = status_of(&app.story(&own.key, &sid2).await);
+    let status2 = status_of(&app.story(&own.key, sid2).await);
     let (status, body, _) = web
         .post_form(
             &path2,
@@ -143,7 +165,7 @@ async fn web_analyst_workflow_through_the_forms() {
     assert_eq!(status, 400, "{body}");
     let alert = between(&body, "role=\"alert\">", "<").unwrap();
     assert!(alert.contains("severity"), "{alert}");
-    let s2 = app.story(&own.key, &sid2).await;
+    let s2 = app.story(&own.key, sid2).await;
     assert!(s2["verdict"].is_null() && s2["severity"].is_null(), "{s2}");
     // Changing the verdict away from malicious drops the severity the select still shows.
     let (status, _, _) = web
@@ -157,11 +179,19 @@ async fn web_analyst_workflow_through_the_forms() {
         )
         .await;
     assert_eq!(status, 303);
-    let s = app.story(&own.key, &sid).await;
+    let s = app.story(&own.key, sid).await;
     assert_eq!(s["verdict"], "benign");
     assert!(s["severity"].is_null(), "{s}");
+}
 
-    // Comments: at most 500 characters, escaped on the page.
+/// Comments: at most 500 characters, escaped on the page. Returns the 500-character one.
+async fn comments_are_bounded_and_escaped(
+    app: &App,
+    web: &mut WebSession,
+    own: &Tenancy,
+    sid: &str,
+) -> String {
+    let path = format!("/stories/{sid}");
     let long = "x".repeat(501);
     let (status, body, _) = web
         .post_form(&format!("{path}/comments"), &[("text", &long)])
@@ -184,17 +214,28 @@ async fn web_analyst_workflow_through_the_forms() {
     assert!(page.contains(&full));
     assert!(page.contains("&lt;b&gt;not bold&lt;/b&gt; &amp; more"));
     assert!(!page.contains(html));
-    let s = app.story(&own.key, &sid).await;
+    let s = app.story(&own.key, sid).await;
     let comments = s["comments"].as_array().unwrap();
     assert_eq!(comments.len(), 2, "the long one was not saved");
+    full
+}
 
-    // Only the author deletes a comment.
+/// Only the author deletes a comment; the story's other comments (`kept`) stay.
+async fn only_the_author_deletes_a_comment(
+    app: &App,
+    web: &mut WebSession,
+    own: &Tenancy,
+    sid: &str,
+    kept: &str,
+) {
+    let me = web.username.clone();
+    let path = format!("/stories/{sid}");
     let secret = format!("delete me, {me}");
     let (status, _, _) = web
         .post_form(&format!("{path}/comments"), &[("text", &secret)])
         .await;
     assert_eq!(status, 303);
-    let s = app.story(&own.key, &sid).await;
+    let s = app.story(&own.key, sid).await;
     let cid = s["comments"]
         .as_array()
         .unwrap()
@@ -218,11 +259,7 @@ async fn web_analyst_workflow_through_the_forms() {
         .post_form(&format!("{path}/comments/{cid}/delete"), &[])
         .await;
     assert_eq!(status, 403);
-    assert!(app
-        .story(&own.key, &sid)
-        .await
-        .to_string()
-        .contains(&secret));
+    assert!(app.story(&own.key, sid).await.to_string().contains(&secret));
     let (_, page) = web.get(&path).await;
     assert!(page.contains(&format!("action=\"/stories/{sid}/comments/{cid}/delete\"")));
     let (status, _, to) = web
@@ -234,15 +271,14 @@ async fn web_analyst_workflow_through_the_forms() {
         !page.contains(&secret),
         "the deleted comment's text is gone"
     );
-    assert!(page.contains(&full), "the other comments stay");
-    let s = app.story(&own.key, &sid).await;
+    assert!(page.contains(kept), "the other comments stay");
+    let s = app.story(&own.key, sid).await;
     assert!(!s["comments"].to_string().contains(&secret));
     assert!(s["timeline"]
         .as_array()
         .unwrap()
         .iter()
         .any(|e| e["kind"] == "comment_deleted" && e["actor"] == me.as_str()));
-    app.running.stop().await;
 }
 
 /// The sum of the counts of the group table.
@@ -263,7 +299,7 @@ fn group_total(html: &str) -> (Vec<String>, u64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn web_story_list_keeps_its_view_in_the_url() {
-    let app = spawn_app(THREATS as usize).await;
+    let app = spawn_app(usize::try_from(THREATS).unwrap()).await;
     let own = tenancy(&app, Licence::Xops).await;
     app.until_backfilled(&own.key, &own.connector, THREATS)
         .await;
@@ -385,7 +421,7 @@ fn csv_ids(csv: &str) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn web_events_export_is_the_accounts_events() {
-    let app = spawn_app(THREATS as usize).await;
+    let app = spawn_app(usize::try_from(THREATS).unwrap()).await;
     let own = tenancy(&app, Licence::Xops).await;
     let foreign = app.account(Licence::Xops).await;
     let foreign_key = app.key(Some(&foreign), &[Role::Admin]).await;
@@ -429,7 +465,7 @@ async fn web_events_export_is_the_accounts_events() {
     let ids = csv_ids(&csv);
     println!("events CSV: {} rows, API: {} events", ids.len(), api.len());
     assert!(
-        ids.len() >= THREATS as usize,
+        u64::try_from(ids.len()).unwrap() >= THREATS,
         "at least one event per threat"
     );
     let csv_set: BTreeSet<String> = ids.iter().cloned().collect();

@@ -17,6 +17,16 @@ pub struct LatencyResult {
     pub p99_ms: f64,
 }
 
+/// How many threats `seconds` at `rate` per second make: at least one.
+#[expect(
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    reason = "a rounded product of two positive options, at least 1: a count of threats"
+)]
+fn threats_to_make(seconds: u64, rate: f64) -> usize {
+    (seconds as f64 * rate).round().max(1.0) as usize
+}
+
 pub async fn run(o: &BenchOptions) -> anyhow::Result<LatencyResult> {
     let token = "bench-latency-token";
     let tenant = Tenant::new(&SimConfig::new(77, 200, token));
@@ -49,7 +59,7 @@ pub async fn run(o: &BenchOptions) -> anyhow::Result<LatencyResult> {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
-    let total = (o.latency_seconds as f64 * o.latency_rate).round().max(1.0) as usize;
+    let total = threats_to_make(o.latency_seconds, o.latency_rate);
     eprintln!("latency: {total} threats at {}/s", o.latency_rate);
     let gen_tenant = tenant.clone();
     let rate = o.latency_rate.max(0.1);

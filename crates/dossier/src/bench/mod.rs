@@ -132,7 +132,7 @@ pub fn median(mut v: Vec<f64>) -> f64 {
     match v.len() {
         0 => f64::NAN,
         n if n % 2 == 1 => v[n / 2],
-        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+        n => f64::midpoint(v[n / 2 - 1], v[n / 2]),
     }
 }
 
@@ -154,6 +154,11 @@ fn cpu_seconds_of_stat(stat: &str) -> Option<f64> {
 }
 
 /// The `p`-th percentile (0–100) of the samples, nearest rank.
+#[expect(
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    reason = "a share of the sample count, rounded up: a rank, clamped to the samples next"
+)]
 pub fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
