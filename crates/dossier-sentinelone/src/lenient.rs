@@ -100,6 +100,12 @@ impl<'de> Deserialize<'de> for U64 {
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<U64, E> {
                 Ok(U64(u64::try_from(v).ok()))
             }
+            #[expect(
+                clippy::cast_possible_truncation,
+                clippy::cast_sign_loss,
+                clippy::cast_precision_loss,
+                reason = "the cast is made only for finite, non-negative whole numbers below 2^64"
+            )]
             fn visit_f64<E: de::Error>(self, v: f64) -> Result<U64, E> {
                 // Only exact, in-range integers; `as` on anything else would invent a value.
                 // `u64::MAX as f64` rounds up to 2^64, so `<` keeps the cast in range.

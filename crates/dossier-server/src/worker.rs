@@ -55,8 +55,10 @@ pub fn spawn_manager(state: AppState, mut shutdown: watch::Receiver<bool>) -> Jo
                         keep
                     });
                     for c in connectors {
-                        let stale = running.get(&c.id).is_some_and(|(g, _)| *g != c.generation);
-                        if stale {
+                        let replaced = running
+                            .get(&c.id)
+                            .is_some_and(|(generation, _)| *generation != c.generation);
+                        if replaced {
                             if let Some((_, h)) = running.remove(&c.id) {
                                 h.abort();
                             }
@@ -628,15 +630,14 @@ impl Poller<'_> {
             }
             return Flow::Next;
         }
-        let fetched = match self.prefetched.take() {
-            Some(f) => f,
+        let fetched = if let Some(f) = self.prefetched.take() {
+            f
+        } else {
             // A stop does not wait for a slow tenant: the poll is simply not made.
-            None => {
-                let window = self.checkpoint.window(&self.policy);
-                tokio::select! {
-                    f = timed_fetch(self.state, &mut self.health, self.conn, &window) => f,
-                    _ = shutdown.wait_for(|stop| *stop) => return Flow::Stop,
-                }
+            let window = self.checkpoint.window(&self.policy);
+            tokio::select! {
+                f = timed_fetch(self.state, &mut self.health, self.conn, &window) => f,
+                _ = shutdown.wait_for(|stop| *stop) => return Flow::Stop,
             }
         };
         match fetched {

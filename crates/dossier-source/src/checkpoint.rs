@@ -170,6 +170,10 @@ impl Checkpoint {
         });
         let fraction = (reached / window).clamp(0.0, 1.0);
         let elapsed = (now - started).num_milliseconds().max(0) as f64;
+        #[expect(
+            clippy::cast_possible_truncation,
+            reason = "an estimate in milliseconds: saturating at i64's bounds is fine"
+        )]
         let eta = (fraction > 0.0)
             .then(|| Duration::milliseconds((elapsed * (1.0 - fraction) / fraction) as i64));
         Some(BackfillProgress { fraction, eta })
@@ -214,50 +218,49 @@ impl Checkpoint {
         } else {
             self.high_water_seen
         };
-        match next_cursor
+        if let Some(cursor) = next_cursor
             .map(str::trim)
             .filter(|c| !c.is_empty() && *c != "null")
         {
-            Some(cursor) => Checkpoint {
+            Checkpoint {
                 cursor: Some(cursor.to_owned()),
                 high_water,
                 high_water_seen,
                 ..self.clone()
-            },
-            None => {
-                let overlap = policy.overlap.abs();
-                // The later of: where this walk started, the overlap before the high-water
-                // mark, and just after the mark once it has settled. At the same instant, an
-                // exclusive bound is the later one.
-                let mut bound = (self.since, self.since_exclusive);
-                if let Some(h) = high_water {
-                    if let Some(moved) = h.checked_sub_signed(overlap) {
-                        bound = bound.max((moved, false));
-                    }
-                    let settled = high_water_seen.is_some_and(|seen| now - seen >= overlap);
-                    if settled {
-                        bound = bound.max((h, true));
-                    }
-                }
-                // The first walk's end is the backfill's end, and starts the sweeps' clock.
-                let mut next = Checkpoint {
-                    since: bound.0,
-                    since_exclusive: bound.1,
-                    cursor: None,
-                    high_water,
-                    backfill_started: None,
-                    high_water_seen,
-                    sweep_from: None,
-                    last_sweep: self.last_sweep,
-                };
-                if self.backfill_started.is_some() {
-                    next.last_sweep = Some(now);
-                } else if let Some(from) = next.sweep_due(policy, now) {
-                    next.sweep_from = Some(from);
-                    next.last_sweep = Some(now);
-                }
-                next
             }
+        } else {
+            let overlap = policy.overlap.abs();
+            // The later of: where this walk started, the overlap before the high-water
+            // mark, and just after the mark once it has settled. At the same instant, an
+            // exclusive bound is the later one.
+            let mut bound = (self.since, self.since_exclusive);
+            if let Some(h) = high_water {
+                if let Some(moved) = h.checked_sub_signed(overlap) {
+                    bound = bound.max((moved, false));
+                }
+                let settled = high_water_seen.is_some_and(|seen| now - seen >= overlap);
+                if settled {
+                    bound = bound.max((h, true));
+                }
+            }
+            // The first walk's end is the backfill's end, and starts the sweeps' clock.
+            let mut next = Checkpoint {
+                since: bound.0,
+                since_exclusive: bound.1,
+                cursor: None,
+                high_water,
+                backfill_started: None,
+                high_water_seen,
+                sweep_from: None,
+                last_sweep: self.last_sweep,
+            };
+            if self.backfill_started.is_some() {
+                next.last_sweep = Some(now);
+            } else if let Some(from) = next.sweep_due(policy, now) {
+                next.sweep_from = Some(from);
+                next.last_sweep = Some(now);
+            }
+            next
         }
     }
 

@@ -101,7 +101,7 @@ impl fmt::Debug for ClientConfig {
             .field("token", &"<redacted>")
             .field(
                 "extra_roots_pem",
-                &self.extra_roots_pem.as_ref().map(|p| p.len()),
+                &self.extra_roots_pem.as_ref().map(std::vec::Vec::len),
             )
             .field("connect_timeout", &self.connect_timeout)
             .field("request_timeout", &self.request_timeout)
@@ -114,6 +114,7 @@ impl fmt::Debug for ClientConfig {
             .field("backoff_cap", &self.backoff_cap)
             .field("user_agent", &self.user_agent)
             .field("on_retry", &self.on_retry.is_some())
+            .field("refuse_internal_addresses", &self.refuse_internal_addresses)
             .finish()
     }
 }

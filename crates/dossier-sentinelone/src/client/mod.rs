@@ -75,6 +75,10 @@ impl Client {
     /// # Errors
     /// [`ClientError::Config`] for a URL that is not http(s), a token that cannot go in a
     /// header, unusable PEM, or a rate that is not a positive number.
+    #[expect(
+        clippy::needless_pass_by_value,
+        reason = "a client is made from a configuration its caller hands over and no longer needs"
+    )]
     pub fn new(config: ClientConfig) -> Result<Client, ClientError> {
         let root = config::api_root(&config.base_url).map_err(ClientError::Config)?;
         let rate = config.max_requests_per_sec;

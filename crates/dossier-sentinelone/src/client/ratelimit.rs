@@ -104,7 +104,7 @@ mod tests {
         }
         let took = start.elapsed();
         assert!(took >= Duration::from_millis(2900), "{took:?}");
-        assert!(took < Duration::from_millis(3000), "{took:?}");
+        assert!(took < Duration::from_secs(3), "{took:?}");
     }
 
     #[tokio::test(start_paused = true)]
@@ -120,7 +120,7 @@ mod tests {
         }
         let took = start.elapsed();
         assert!(
-            took >= Duration::from_millis(1000) && took < Duration::from_millis(1100),
+            took >= Duration::from_secs(1) && took < Duration::from_millis(1100),
             "{took:?}"
         );
     }

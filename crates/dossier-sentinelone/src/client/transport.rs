@@ -158,7 +158,9 @@ impl Transport {
             .await
             .ok()
             .and_then(|b| parse_error(&b));
-        let code = api.as_ref().and_then(|a| a.code());
+        let code = api
+            .as_ref()
+            .and_then(super::super::envelope::ApiErrorBody::code);
         let (title_text, detail) = (
             api.as_ref().and_then(|a| a.title()),
             api.as_ref().and_then(|a| a.detail()),

@@ -144,6 +144,10 @@ pub struct PatchConnector {
     pub write_back: Option<bool>,
 }
 
+#[expect(
+    clippy::option_option,
+    reason = "a PATCH field is absent (keep), null (clear) or a value (set): three states"
+)]
 fn double_option<'de, D: serde::Deserializer<'de>>(
     d: D,
 ) -> Result<Option<Option<String>>, D::Error> {

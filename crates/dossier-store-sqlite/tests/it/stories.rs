@@ -73,8 +73,8 @@ async fn a_stored_threat_that_no_longer_maps_does_not_stall_its_story() {
         .commit_page(f.page(vec![incident("50", 5, "ag1", Some(&h))], t0()))
         .await
         .unwrap();
-    let c = rusqlite::Connection::open(crate::path(&f)).unwrap();
-    c.execute("UPDATE incident_bodies SET raw = '{\"id\":\"50\"}'", [])
+    let db = rusqlite::Connection::open(crate::path(&f)).unwrap();
+    db.execute("UPDATE incident_bodies SET raw = '{\"id\":\"50\"}'", [])
         .unwrap();
     // An earlier threat of the same story: the story's latest incident is the stored one.
     f.store

@@ -167,7 +167,7 @@ async fn store_stories<B: Backend>(f: &Fixture<B>) -> BTreeMap<String, Told> {
 
 /// The same random incidents, driven through the domain's rules alone and through the store
 /// page by page, tell the same stories.
-pub fn the_store_tells_the_stories_the_domain_tells<B: Backend>(b: &B) {
+pub fn the_store_tells_the_stories_the_domain_tells<B: Backend>(backend: &B) {
     let config = ProptestConfig {
         cases: 24,
         ..ProptestConfig::default()
@@ -177,7 +177,7 @@ pub fn the_store_tells_the_stories_the_domain_tells<B: Backend>(b: &B) {
         page_size in 1usize..8,
     )| {
         super::block_on(async {
-            let f = Fixture::new(b).await;
+            let f = Fixture::new(backend).await;
             for chunk in incidents.chunks(page_size) {
                 f.store.commit_page(f.page(chunk.to_vec(), t0())).await.unwrap();
             }
@@ -193,9 +193,9 @@ pub fn the_store_tells_the_stories_the_domain_tells<B: Backend>(b: &B) {
 /// Threats that differ only in the letter case of their vendor values tell the same stories,
 /// with the same criticality, reasons and summary: a tenant that answers `MALICIOUS` is as
 /// malicious as one that answers `malicious`.
-pub async fn vendor_values_in_any_letter_case_tell_the_same_stories<B: Backend>(b: &B) {
-    let lower = Fixture::new(b).await;
-    let upper = Fixture::new(b).await;
+pub async fn vendor_values_in_any_letter_case_tell_the_same_stories<B: Backend>(backend: &B) {
+    let lower = Fixture::new(backend).await;
+    let upper = Fixture::new(backend).await;
     let mut plain = Vec::new();
     let mut shouted = Vec::new();
     for (i, agent) in ["ag1", "ag1", "ag2"].into_iter().enumerate() {

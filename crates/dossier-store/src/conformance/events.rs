@@ -8,8 +8,8 @@ use crate::{EventQuery, NewEvent, Store, StoreError};
 /// Paging through the events of an account by their cursor shows each event once, in the order
 /// of the whole list, stops without an empty last page, and sees nothing that happened after the
 /// first page was read, nor anything of another account.
-pub async fn events_page_back_by_their_cursor<B: Backend>(b: &B) {
-    let f = Fixture::new(b).await;
+pub async fn events_page_back_by_their_cursor<B: Backend>(backend: &B) {
+    let f = Fixture::new(backend).await;
     let incidents = (0..8u32)
         .map(|i| {
             incident(

@@ -5,8 +5,8 @@ use proptest::prelude::*;
 use super::{incident, sha1, t0, Backend, Fixture};
 use crate::{Store, StoryUpdate};
 
-pub async fn a_page_becomes_stories_and_reingest_changes_nothing<B: Backend>(b: &B) {
-    let f = Fixture::new(b).await;
+pub async fn a_page_becomes_stories_and_reingest_changes_nothing<B: Backend>(backend: &B) {
+    let f = Fixture::new(backend).await;
     let h = sha1(1);
     let page = vec![
         incident("100", 0, "ag1", Some(&h)),
@@ -44,8 +44,8 @@ pub async fn a_page_becomes_stories_and_reingest_changes_nothing<B: Backend>(b: 
     assert_eq!(events.len(), 4 + 3, "one event per incident and per story");
 }
 
-pub async fn an_update_of_a_threat_updates_its_incident_and_story<B: Backend>(b: &B) {
-    let f = Fixture::new(b).await;
+pub async fn an_update_of_a_threat_updates_its_incident_and_story<B: Backend>(backend: &B) {
+    let f = Fixture::new(backend).await;
     let mut inc = incident("100", 0, "ag1", Some(&sha1(1)));
     f.store
         .commit_page(f.page(vec![inc.clone()], t0()))
@@ -82,8 +82,10 @@ pub async fn an_update_of_a_threat_updates_its_incident_and_story<B: Backend>(b:
     assert_eq!(d.story.mitigation_status.as_deref(), Some("mitigated"));
 }
 
-pub async fn a_threat_twice_in_one_page_is_stored_once_as_its_latest_version<B: Backend>(b: &B) {
-    let f = Fixture::new(b).await;
+pub async fn a_threat_twice_in_one_page_is_stored_once_as_its_latest_version<B: Backend>(
+    backend: &B,
+) {
+    let f = Fixture::new(backend).await;
     let first = incident("300", 0, "ag1", Some(&sha1(3)));
     let mut newer = first.clone();
     newer.updated_at += Duration::hours(2);
@@ -123,9 +125,9 @@ pub async fn a_threat_twice_in_one_page_is_stored_once_as_its_latest_version<B: 
 }
 
 pub async fn a_late_earlier_incident_reshapes_windows_and_keeps_the_analysts_work<B: Backend>(
-    b: &B,
+    backend: &B,
 ) {
-    let f = Fixture::new(b).await;
+    let f = Fixture::new(backend).await;
     let h = sha1(7);
     f.store
         .commit_page(f.page(vec![incident("2", 100, "ag", Some(&h))], t0()))
@@ -166,9 +168,9 @@ pub async fn a_late_earlier_incident_reshapes_windows_and_keeps_the_analysts_wor
 pub async fn triaged_stories_merged_by_a_sha256_alias_keep_a_verdict_with_its_own_severity<
     B: Backend,
 >(
-    b: &B,
+    backend: &B,
 ) {
-    let f = Fixture::new(b).await;
+    let f = Fixture::new(backend).await;
     let (h1, h256) = (sha1(11), format!("{:064x}", 11));
     let mut by_sha256 = incident("2", 1, "ag", None);
     by_sha256.file.sha256 = Some(h256.clone());
@@ -217,8 +219,8 @@ pub async fn triaged_stories_merged_by_a_sha256_alias_keep_a_verdict_with_its_ow
     );
 }
 
-pub async fn closed_stories_reopen_only_after_twelve_hours<B: Backend>(b: &B) {
-    let f = Fixture::new(b).await;
+pub async fn closed_stories_reopen_only_after_twelve_hours<B: Backend>(backend: &B) {
+    let f = Fixture::new(backend).await;
     let h = sha1(9);
     f.store
         .commit_page(f.page(vec![incident("1", 0, "ag", Some(&h))], t0()))
@@ -262,8 +264,8 @@ pub async fn closed_stories_reopen_only_after_twelve_hours<B: Backend>(b: &B) {
     assert!(d.timeline.iter().any(|e| e.kind == "reopened"));
 }
 
-pub async fn stories_of_one_account_are_invisible_to_another<B: Backend>(b: &B) {
-    let f = Fixture::new(b).await;
+pub async fn stories_of_one_account_are_invisible_to_another<B: Backend>(backend: &B) {
+    let f = Fixture::new(backend).await;
     f.store
         .commit_page(f.page(vec![incident("1", 0, "ag", Some(&sha1(1)))], t0()))
         .await
@@ -318,7 +320,7 @@ fn arb_incidents() -> impl Strategy<Value = Vec<dossier_domain::Incident>> {
 
 /// Any order of the same threats, in pages of any size, tells the same stories, each reading
 /// the same, as one page of all of them.
-pub fn any_order_and_page_split_gives_the_same_stories<B: Backend>(b: &B) {
+pub fn any_order_and_page_split_gives_the_same_stories<B: Backend>(backend: &B) {
     let config = ProptestConfig {
         cases: 24,
         ..ProptestConfig::default()
@@ -331,7 +333,7 @@ pub fn any_order_and_page_split_gives_the_same_stories<B: Backend>(b: &B) {
         cap in prop::sample::select(vec![1000usize, 3]),
     )| {
         super::block_on(async {
-            let one = Fixture::new(b).await;
+            let one = Fixture::new(backend).await;
             let capped = |mut p: crate::IngestPage| {
                 p.policy.cap = cap;
                 p
@@ -343,10 +345,10 @@ pub fn any_order_and_page_split_gives_the_same_stories<B: Backend>(b: &B) {
             let mut shuffled = incidents.clone();
             let mut s = seed;
             for i in (1..shuffled.len()).rev() {
-                s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                s = s.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
                 shuffled.swap(i, (s >> 33) as usize % (i + 1));
             }
-            let split = Fixture::new(b).await;
+            let split = Fixture::new(backend).await;
             for chunk in shuffled.chunks(page_size) {
                 split.store.commit_page(capped(split.page(chunk.to_vec(), t0()))).await.unwrap();
             }
@@ -356,7 +358,7 @@ pub fn any_order_and_page_split_gives_the_same_stories<B: Backend>(b: &B) {
             assert_eq!(got.len(), incidents.len(), "every incident is in exactly one story");
             // Story ids are derived from the account, so compare the partitions.
             let parts = |a: &std::collections::BTreeMap<String, (String, u64)>| {
-                let mut by_story: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
+                let mut by_story = std::collections::BTreeMap::<&str, Vec<&str>>::default();
                 for (inc, (story, _)) in a {
                     by_story.entry(story).or_default().push(inc);
                 }
@@ -385,8 +387,8 @@ pub fn in_outbreak(d: &crate::StoryDetail) -> bool {
         .any(|r| r.contains("outbreak"))
 }
 
-pub async fn a_file_spreading_to_other_devices_raises_every_story_of_it<B: Backend>(b: &B) {
-    let f = Fixture::new(b).await;
+pub async fn a_file_spreading_to_other_devices_raises_every_story_of_it<B: Backend>(backend: &B) {
+    let f = Fixture::new(backend).await;
     let h = sha1(42);
     f.store
         .commit_page(f.page(vec![incident("1", 0, "ag1", Some(&h))], t0()))
@@ -421,14 +423,16 @@ pub async fn a_file_spreading_to_other_devices_raises_every_story_of_it<B: Backe
 /// A story keyed on a file's SHA-256 is re-keyed onto its SHA-1 when a threat linking the two
 /// arrives on that device. The device then no longer counts for the SHA-256, and the stories
 /// still keyed on it must drop out of the outbreak, as if the threats had come in one page.
-pub async fn a_device_leaving_a_file_lowers_the_outbreak_of_its_other_stories<B: Backend>(b: &B) {
+pub async fn a_device_leaving_a_file_lowers_the_outbreak_of_its_other_stories<B: Backend>(
+    backend: &B,
+) {
     let sha256 = format!("{:064x}", 7);
     let only_sha256 = |id: &str, agent: &str| {
         let mut inc = incident(id, 0, agent, None);
         inc.file.sha256 = Some(sha256.clone());
         inc
     };
-    let f = Fixture::new(b).await;
+    let f = Fixture::new(backend).await;
     f.store
         .commit_page(f.page(vec![only_sha256("1", "ag1"), only_sha256("2", "ag2")], t0()))
         .await
@@ -456,7 +460,7 @@ pub async fn a_device_leaving_a_file_lowers_the_outbreak_of_its_other_stories<B:
         second.criticality_detail.reasons
     );
 
-    let whole = Fixture::new(b).await;
+    let whole = Fixture::new(backend).await;
     whole
         .store
         .commit_page(whole.page(
@@ -473,29 +477,31 @@ pub async fn a_device_leaving_a_file_lowers_the_outbreak_of_its_other_stories<B:
 
 /// Pages within a tier leave the stories of a file at that tier, and the page that crosses
 /// into the next tier raises all of them, those of earlier pages too.
-pub async fn a_file_crossing_into_a_wide_outbreak_raises_every_story_of_it<B: Backend>(b: &B) {
-    let f = Fixture::new(b).await;
+pub async fn a_file_crossing_into_a_wide_outbreak_raises_every_story_of_it<B: Backend>(
+    backend: &B,
+) {
+    let f = Fixture::new(backend).await;
     let h = sha1(7);
     let reasons = |d: &crate::StoryDetail| d.criticality_detail.reasons.join("; ");
-    let mut n = 0;
+    let mut next_id = 0;
     // 5 devices, then 4 more: an outbreak throughout; then the tenth: a wide one.
     for devices in [5, 4, 1] {
         let page = (0..devices)
             .map(|_| {
-                n += 1;
-                incident(&n.to_string(), 0, &format!("ag{n}"), Some(&h))
+                next_id += 1;
+                incident(&next_id.to_string(), 0, &format!("ag{next_id}"), Some(&h))
             })
             .collect();
         f.store.commit_page(f.page(page, t0())).await.unwrap();
         let a = f.assignment().await;
-        assert_eq!(a.len(), n);
+        assert_eq!(a.len(), next_id);
         for (id, (story, _)) in &a {
             let d = f.story(story).await;
             let wide = reasons(&d).contains("wide outbreak");
             assert_eq!(
                 wide,
-                n >= 10,
-                "after {n} devices, story of {id}: {}",
+                next_id >= 10,
+                "after {next_id} devices, story of {id}: {}",
                 reasons(&d)
             );
             assert!(
@@ -507,8 +513,8 @@ pub async fn a_file_crossing_into_a_wide_outbreak_raises_every_story_of_it<B: Ba
     }
 }
 
-pub async fn events_carry_what_the_incident_and_the_story_were<B: Backend>(b: &B) {
-    let f = Fixture::new(b).await;
+pub async fn events_carry_what_the_incident_and_the_story_were<B: Backend>(backend: &B) {
+    let f = Fixture::new(backend).await;
     let h = sha1(7);
     f.store
         .commit_page(f.page(vec![incident("700", 0, "ag7", Some(&h))], t0()))

@@ -42,8 +42,8 @@ async fn save_with_new_url<B: Backend>(f: &Fixture<B>) -> i64 {
     saved.generation
 }
 
-pub async fn a_page_of_a_replaced_worker_writes_nothing<B: Backend>(b: &B) {
-    let f = Fixture::new(b).await;
+pub async fn a_page_of_a_replaced_worker_writes_nothing<B: Backend>(backend: &B) {
+    let f = Fixture::new(backend).await;
     let h = sha1(1);
     f.store
         .commit_page(f.page(vec![incident("1", 0, "ag1", Some(&h))], t0()))
@@ -83,8 +83,8 @@ pub async fn a_page_of_a_replaced_worker_writes_nothing<B: Backend>(b: &B) {
     );
 }
 
-pub async fn health_from_a_replaced_worker_is_refused<B: Backend>(b: &B) {
-    let f = Fixture::new(b).await;
+pub async fn health_from_a_replaced_worker_is_refused<B: Backend>(backend: &B) {
+    let f = Fixture::new(backend).await;
     let error = HealthUpdate {
         status: Some("error".into()),
         status_detail: Some(Some("the tenant refused the API token".into())),
@@ -118,8 +118,8 @@ pub async fn health_from_a_replaced_worker_is_refused<B: Backend>(b: &B) {
     assert_eq!((c.status.as_str(), c.errors), ("error", 1));
 }
 
-pub async fn a_page_for_a_deleted_connector_writes_nothing<B: Backend>(b: &B) {
-    let f = Fixture::new(b).await;
+pub async fn a_page_for_a_deleted_connector_writes_nothing<B: Backend>(backend: &B) {
+    let f = Fixture::new(backend).await;
     let page = f.page(vec![incident("1", 0, "ag1", Some(&sha1(1)))], t0());
     f.store
         .delete_connector(Some(&f.account), &f.connector)

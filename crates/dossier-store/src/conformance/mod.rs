@@ -160,7 +160,7 @@ impl<B: Backend> Fixture<B> {
     /// between two fixtures (ids derived from the account, the connector) left out.
     pub async fn stories_by_members(&self) -> BTreeMap<String, serde_json::Value> {
         let assignment = self.assignment().await;
-        let mut members: BTreeMap<&str, Vec<&str>> = Default::default();
+        let mut members = BTreeMap::<&str, Vec<&str>>::default();
         for (inc, (story, _)) in &assignment {
             members.entry(story).or_default().push(inc);
         }

@@ -7,14 +7,19 @@ use super::{incident, sha1, t0, Backend, Fixture};
 use crate::{Store, StoryQuery, StorySortField};
 
 /// A threat name containing U+001F breaks the keyset cursor when sorting by indication.
-pub async fn cursor_survives_a_separator_inside_a_threat_name<B: Backend>(b: &B) {
-    let f = Fixture::new(b).await;
+pub async fn cursor_survives_a_separator_inside_a_threat_name<B: Backend>(backend: &B) {
+    let f = Fixture::new(backend).await;
     let names = ["a", "a\u{1}", "a\u{1f}b", "b"];
     let incs = names
         .iter()
         .enumerate()
         .map(|(i, n)| {
-            let mut inc = incident(&format!("{i}"), 0, &format!("ag{i}"), Some(&sha1(i as u32)));
+            let mut inc = incident(
+                &format!("{i}"),
+                0,
+                &format!("ag{i}"),
+                Some(&sha1(u32::try_from(i).unwrap())),
+            );
             inc.threat_name = Some((*n).to_owned());
             inc
         })
@@ -48,10 +53,10 @@ pub async fn cursor_survives_a_separator_inside_a_threat_name<B: Backend>(b: &B)
     assert_eq!(seen.len(), 4, "each story once; got {seen:?}");
 }
 
-/// After a late earlier incident changes a window's id, the next window's previous_id
+/// After a late earlier incident changes a window's id, the next window's `previous_id`
 /// still points at the retired id, so the previous/next relation disappears.
-pub async fn next_window_follows_its_reshaped_previous_window<B: Backend>(b: &B) {
-    let f = Fixture::new(b).await;
+pub async fn next_window_follows_its_reshaped_previous_window<B: Backend>(backend: &B) {
+    let f = Fixture::new(backend).await;
     let h = sha1(7);
     f.store
         .commit_page(f.page(
@@ -99,9 +104,9 @@ pub async fn next_window_follows_its_reshaped_previous_window<B: Backend>(b: &B)
 
 /// An update that changes an incident's correlation key leaves the stories of its old key
 /// uncorrelated: the result differs from ingesting the final state once.
-pub async fn an_update_changing_the_key_recorrelates_the_old_key<B: Backend>(b: &B) {
+pub async fn an_update_changing_the_key_recorrelates_the_old_key<B: Backend>(backend: &B) {
     let parts = |a: &std::collections::BTreeMap<String, (String, u64)>| {
-        let mut by_story: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+        let mut by_story = std::collections::BTreeMap::<String, Vec<String>>::default();
         for (inc, (story, _)) in a {
             by_story.entry(story.clone()).or_default().push(inc.clone());
         }
@@ -115,7 +120,7 @@ pub async fn an_update_changing_the_key_recorrelates_the_old_key<B: Backend>(b: 
     x2.device.agent_uuid = Some("ag-real-uuid".into());
     x2.updated_at = x.updated_at + Duration::days(200);
 
-    let inc = Fixture::new(b).await;
+    let inc = Fixture::new(backend).await;
     inc.store
         .commit_page(inc.page(vec![x, y.clone(), z.clone()], t0()))
         .await
@@ -126,7 +131,7 @@ pub async fn an_update_changing_the_key_recorrelates_the_old_key<B: Backend>(b: 
         .unwrap();
     let got = parts(&inc.assignment().await);
 
-    let once = Fixture::new(b).await;
+    let once = Fixture::new(backend).await;
     once.store
         .commit_page(once.page(vec![x2, y, z], t0()))
         .await
@@ -137,8 +142,8 @@ pub async fn an_update_changing_the_key_recorrelates_the_old_key<B: Backend>(b: 
 
 /// A stale (older) version of a story's latest incident, re-delivered in a page that also
 /// touches the story, is used to recompute the story although the incident row keeps the newer one.
-pub async fn a_stale_redelivery_does_not_speak_for_its_story<B: Backend>(b: &B) {
-    let f = Fixture::new(b).await;
+pub async fn a_stale_redelivery_does_not_speak_for_its_story<B: Backend>(backend: &B) {
+    let f = Fixture::new(backend).await;
     let h = sha1(5);
     let k = incident("k", 0, "ag", Some(&h));
     let l1 = incident("l", 2, "ag", Some(&h));

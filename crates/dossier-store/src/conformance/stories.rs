@@ -6,8 +6,8 @@ use dossier_domain::Incident;
 use super::{incident, sha1, t0, Backend, Fixture};
 use crate::{Store, StoryQuery, StorySortField, StoryUpdate};
 
-pub async fn keyset_paging_visits_every_story_once_in_every_sort<B: Backend>(b: &B) {
-    let f = Fixture::new(b).await;
+pub async fn keyset_paging_visits_every_story_once_in_every_sort<B: Backend>(backend: &B) {
+    let f = Fixture::new(backend).await;
     let incidents: Vec<_> = (0..57)
         .map(|i| {
             incident(
@@ -56,8 +56,8 @@ pub async fn keyset_paging_visits_every_story_once_in_every_sort<B: Backend>(b: 
     }
 }
 
-pub async fn filters_narrow_the_list<B: Backend>(b: &B) {
-    let f = Fixture::new(b).await;
+pub async fn filters_narrow_the_list<B: Backend>(backend: &B) {
+    let f = Fixture::new(backend).await;
     f.store
         .commit_page(f.page(
             vec![
@@ -195,8 +195,10 @@ pub async fn filters_narrow_the_list<B: Backend>(b: &B) {
     );
 }
 
-pub async fn severity_needs_a_malicious_verdict_and_actions_reach_the_timeline<B: Backend>(b: &B) {
-    let f = Fixture::new(b).await;
+pub async fn severity_needs_a_malicious_verdict_and_actions_reach_the_timeline<B: Backend>(
+    backend: &B,
+) {
+    let f = Fixture::new(backend).await;
     f.store
         .commit_page(f.page(vec![incident("1", 0, "aa", Some(&sha1(1)))], t0()))
         .await
@@ -243,8 +245,8 @@ pub async fn severity_needs_a_malicious_verdict_and_actions_reach_the_timeline<B
 
 /// Setting what a story already has changes nothing: its `updated_at` stays, and no event or
 /// timeline entry is written.
-pub async fn an_update_to_the_same_values_changes_nothing<B: Backend>(b: &B) {
-    let f = Fixture::new(b).await;
+pub async fn an_update_to_the_same_values_changes_nothing<B: Backend>(backend: &B) {
+    let f = Fixture::new(backend).await;
     f.store
         .commit_page(f.page(vec![incident("1", 0, "aa", Some(&sha1(1)))], t0()))
         .await
@@ -305,8 +307,8 @@ pub async fn an_update_to_the_same_values_changes_nothing<B: Backend>(b: &B) {
     assert_eq!(events().await, before + 1);
 }
 
-pub async fn comments_are_bounded<B: Backend>(b: &B) {
-    let f = Fixture::new(b).await;
+pub async fn comments_are_bounded<B: Backend>(backend: &B) {
+    let f = Fixture::new(backend).await;
     f.store
         .commit_page(f.page(vec![incident("1", 0, "aa", Some(&sha1(1)))], t0()))
         .await
@@ -340,8 +342,8 @@ pub async fn comments_are_bounded<B: Backend>(b: &B) {
         .is_err());
 }
 
-pub async fn a_hash_filter_finds_stories_by_any_of_their_hashes<B: Backend>(b: &B) {
-    let f = Fixture::new(b).await;
+pub async fn a_hash_filter_finds_stories_by_any_of_their_hashes<B: Backend>(backend: &B) {
+    let f = Fixture::new(backend).await;
     let mut full = incident("1", 0, "aa", Some(&sha1(1)));
     full.file.sha256 = Some(format!("{:064x}", 11));
     full.file.md5 = Some(format!("{:032x}", 111));
@@ -383,7 +385,7 @@ pub async fn a_hash_filter_finds_stories_by_any_of_their_hashes<B: Backend>(b: &
 /// SentinelOne sends a file's SHA-256 and MD5 on some threats and not on others. A story shows,
 /// and is found by, each hash any of its incidents carries (its latest incident's first), in
 /// whatever order and pages the threats arrive.
-pub async fn a_story_keeps_the_hashes_an_earlier_incident_carried<B: Backend>(b: &B) {
+pub async fn a_story_keeps_the_hashes_an_earlier_incident_carried<B: Backend>(backend: &B) {
     let sha256 = format!("{:064x}", 77);
     let md5 = format!("{:032x}", 777);
     let mut early = incident("1", 0, "aa", Some(&sha1(1)));
@@ -397,7 +399,7 @@ pub async fn a_story_keeps_the_hashes_an_earlier_incident_carried<B: Backend>(b:
         vec![vec![late.clone()], vec![early.clone()]],
     ];
     for (n, pages) in orders.into_iter().enumerate() {
-        let f = Fixture::new(b).await;
+        let f = Fixture::new(backend).await;
         for p in pages {
             f.store.commit_page(f.page(p, t0())).await.unwrap();
         }
@@ -439,8 +441,8 @@ pub async fn a_story_keeps_the_hashes_an_earlier_incident_carried<B: Backend>(b:
 
 /// A file's SHA-256 finds its stories on every device, also those whose threats never carried
 /// the SHA-256: another story of the account names the file by both hashes.
-pub async fn a_sha256_finds_the_stories_of_its_file_that_never_saw_it<B: Backend>(b: &B) {
-    let f = Fixture::new(b).await;
+pub async fn a_sha256_finds_the_stories_of_its_file_that_never_saw_it<B: Backend>(backend: &B) {
+    let f = Fixture::new(backend).await;
     let sha256 = format!("{:064x}", 5);
     let mut known = incident("1", 0, "aa", Some(&sha1(5)));
     known.file.sha256 = Some(sha256.clone());
@@ -479,8 +481,10 @@ pub async fn a_sha256_finds_the_stories_of_its_file_that_never_saw_it<B: Backend
 
 /// A story's incidents show their normalised form, mapped again from the stored threat: the
 /// normalised form is not stored.
-pub async fn a_story_shows_its_incidents_as_mapped_from_their_stored_threats<B: Backend>(b: &B) {
-    let f = Fixture::new(b).await;
+pub async fn a_story_shows_its_incidents_as_mapped_from_their_stored_threats<B: Backend>(
+    backend: &B,
+) {
+    let f = Fixture::new(backend).await;
     let mut inc = incident("41", 0, "ag1", Some(&sha1(1)));
     inc.device.name = Some("FINANCE-07".into());
     inc.classification = Some("Ransomware".into());
@@ -515,11 +519,11 @@ pub async fn a_story_shows_its_incidents_as_mapped_from_their_stored_threats<B: 
 /// A stored threat the mapping can no longer read (a later release reads the producer's JSON
 /// differently, say) must not stop its story from being refreshed, which would stall every later
 /// page of its connector: what the incident row holds stands in for it.
-pub async fn a_stored_threat_that_no_longer_maps_does_not_stall_its_story<B: Backend>(b: &B) {
+pub async fn a_stored_threat_that_no_longer_maps_does_not_stall_its_story<B: Backend>(backend: &B) {
     use std::sync::atomic::{AtomicBool, Ordering};
     // The mapping reads threat 50 until the release that no longer can.
     let later_release = Arc::new(AtomicBool::new(false));
-    let source = b.remap();
+    let source = backend.remap();
     let switched = Arc::clone(&later_release);
     let remap: crate::Remap = Arc::new(move |producer, raw| {
         let threat: serde_json::Value = serde_json::from_str(raw).ok()?;
@@ -528,7 +532,7 @@ pub async fn a_stored_threat_that_no_longer_maps_does_not_stall_its_story<B: Bac
         }
         source(producer, raw)
     });
-    let f = Fixture::with_remap(b, remap).await;
+    let f = Fixture::with_remap(backend, remap).await;
     let h = sha1(3);
     f.store
         .commit_page(f.page(vec![incident("50", 5, "ag1", Some(&h))], t0()))
@@ -552,18 +556,18 @@ pub async fn a_stored_threat_that_no_longer_maps_does_not_stall_its_story<B: Bac
 /// The store reads a stored incident with the mapping the binary gave it for the incident's
 /// producer, not with one of its own: it knows no source.
 pub async fn stored_incidents_are_read_with_the_mapping_given_for_their_producer<B: Backend>(
-    b: &B,
+    backend: &B,
 ) {
     let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
     let log = Arc::clone(&seen);
-    let source = b.remap();
+    let source = backend.remap();
     let remap: crate::Remap = Arc::new(move |producer, raw| {
         log.lock().unwrap().push(producer);
         let mut inc = source(producer, raw)?;
         inc.classification = Some("as the source maps it".into());
         Some(inc)
     });
-    let f = Fixture::with_remap(b, remap).await;
+    let f = Fixture::with_remap(backend, remap).await;
     f.store
         .commit_page(f.page(vec![incident("1", 0, "ag1", Some(&sha1(1)))], t0()))
         .await
