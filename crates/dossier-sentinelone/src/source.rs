@@ -81,6 +81,8 @@ impl Source for SentinelOne {
             vendor: Producer::SentinelOne.vendor(),
             tenant_url_example: "https://usea1-partners.sentinelone.net",
             secret_name: "API token",
+            secret_noun: "token",
+            secret_hint: "a service-user token",
             record_name: "threat",
         }
     }

@@ -142,6 +142,10 @@ pub struct Labels {
     pub tenant_url_example: &'static str,
     /// What the secret is called: `API token`.
     pub secret_name: &'static str,
+    /// The secret in a word, inside sentences: `token`.
+    pub secret_noun: &'static str,
+    /// Which secret to create in the vendor's console: `a service-user token`.
+    pub secret_hint: &'static str,
     /// What a record is called in the producer's console: `threat`.
     pub record_name: &'static str,
 }

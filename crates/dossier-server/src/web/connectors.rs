@@ -158,8 +158,8 @@ fn form(
             input #tenant_url type="url" name="tenant_url" value=(v.tenant_url) required placeholder="https://";
             label for="api_token" {
                 (l.secret_name) " "
-                @if editing { span.hint { "(leave empty to keep the saved one; a new tenant URL needs a new one)" } }
-                @else { span.hint { "(it is never shown again)" } }
+                @if editing { span.hint { "(leave empty to keep the saved " (l.secret_noun) "; a new tenant URL needs a new " (l.secret_noun) ")" } }
+                @else { span.hint { "(" (l.secret_hint) "; it is never shown again)" } }
             }
             input #api_token type="password" name="api_token" value="" autocomplete="new-password" required[!editing];
             label.check { input type="checkbox" name="track_errors" value="1" checked[v.track_errors]; "Track errors by creating an event" }
