@@ -287,6 +287,39 @@ pub fn correlate(
     plans
 }
 
+/// What a page's version of an incident does to the stored stories.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Arrival {
+    /// The incident was never seen: correlation decides its story.
+    New,
+    /// No newer than the stored version (the overlap and sweeps read threats again): nothing
+    /// is written, and a stale version never overwrites a newer one.
+    Unchanged,
+    /// Newer, and what correlation reads of it is the same: it stays in its story, which grows
+    /// or changes in place.
+    InPlace,
+    /// Newer, and its key changed (a hash or a device arrived, say): correlation decides again,
+    /// for its new key's stories and for its old key's.
+    Rekeyed,
+}
+
+/// Returns what a version of an incident updated at `updated_at`, correlated as `member`, does
+/// given the stored version, if any (its update time and how it was correlated). Versions are
+/// deduplicated on (id, update time).
+#[must_use]
+pub fn arrival(
+    stored: Option<(DateTime<Utc>, &Member)>,
+    updated_at: DateTime<Utc>,
+    member: &Member,
+) -> Arrival {
+    match stored {
+        None => Arrival::New,
+        Some((stored_at, _)) if stored_at >= updated_at => Arrival::Unchanged,
+        Some((_, was)) if was == member => Arrival::InPlace,
+        Some(_) => Arrival::Rekeyed,
+    }
+}
+
 /// Returns whether a story reopens when new incidents arrive at `arrived_at`: it is closed,
 /// something new arrived, and it was closed at least the policy's reopen period before. Within
 /// that period the incidents are added and the story stays closed (PRODUCT.md, Correlation).

@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
-use dossier_domain::correlate::{self, HashKind, Member, Term};
+use dossier_domain::correlate::{self, Arrival, HashKind, Member, Term};
 use dossier_domain::event::EventType;
 use dossier_domain::story::{Severity, Status, Triage, Verdict};
 use dossier_domain::Incident;
@@ -142,23 +142,25 @@ pub(crate) fn plan_page(
     let mut rekey: Vec<&Prepared> = Vec::new();
     for p in prepared {
         let stored = load_stored(conn, &page.connector_id, &p.inc.external_id, &p.member_id)?;
-        actions.push(match stored {
-            // Dedupe on (id, updatedAt): the overlap window re-delivers threats, and a stale
-            // version never overwrites a newer one.
-            Some(s) if s.updated_at >= us(p.inc.updated_at) => Action::Unchanged,
-            Some(s) => {
-                if s.member == Member::of_incident(p.member_id.clone(), &p.inc) {
-                    Action::InPlace {
-                        story_id: s.story_id,
-                    }
-                } else {
-                    old_terms.extend(correlate::terms(&s.member));
-                    current_story.insert(p.member_id.clone(), s.story_id);
-                    rekey.push(p);
-                    Action::Rekey { new: false }
-                }
+        let member = Member::of_incident(p.member_id.clone(), &p.inc);
+        // Compared as stored, to the microsecond.
+        let arrival = correlate::arrival(
+            stored.as_ref().map(|s| (super::ts(s.updated_at), &s.member)),
+            super::ts(us(p.inc.updated_at)),
+            &member,
+        );
+        actions.push(match (arrival, stored) {
+            (Arrival::Unchanged, _) => Action::Unchanged,
+            (Arrival::InPlace, Some(s)) => Action::InPlace {
+                story_id: s.story_id,
+            },
+            (Arrival::Rekeyed, Some(s)) => {
+                old_terms.extend(correlate::terms(&s.member));
+                current_story.insert(p.member_id.clone(), s.story_id);
+                rekey.push(p);
+                Action::Rekey { new: false }
             }
-            None => {
+            _ => {
                 rekey.push(p);
                 Action::Rekey { new: true }
             }

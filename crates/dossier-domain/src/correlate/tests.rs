@@ -437,3 +437,25 @@ fn a_story_left_without_incidents_retires_into_the_one_most_of_them_joined() {
     let plans = [plan("b", &["1"]), plan("a", &["3"])];
     assert_eq!(retirements(before, &plans)[0].successor, "a");
 }
+
+#[test]
+fn a_version_is_new_unchanged_in_place_or_rekeyed() {
+    let was = m("c:1", 0, "ag", Some(A), None);
+    let now = t(1);
+    assert_eq!(arrival(None, now, &was), Arrival::New);
+    assert_eq!(arrival(Some((now, &was)), now, &was), Arrival::Unchanged);
+    assert_eq!(
+        arrival(Some((t(2), &was)), now, &was),
+        Arrival::Unchanged,
+        "an older version never overwrites a newer one"
+    );
+    assert_eq!(arrival(Some((t(0), &was)), now, &was), Arrival::InPlace);
+    let hashed_again = Member {
+        sha256: Some(B.into()),
+        ..was.clone()
+    };
+    assert_eq!(
+        arrival(Some((t(0), &was)), now, &hashed_again),
+        Arrival::Rekeyed
+    );
+}
