@@ -145,7 +145,9 @@ pub(crate) fn plan_page(
         let member = Member::of_incident(p.member_id.clone(), &p.inc);
         // Compared as stored, to the microsecond.
         let arrival = correlate::arrival(
-            stored.as_ref().map(|s| (super::ts(s.updated_at), &s.member)),
+            stored
+                .as_ref()
+                .map(|s| (super::ts(s.updated_at), &s.member)),
             super::ts(us(p.inc.updated_at)),
             &member,
         );
