@@ -158,20 +158,6 @@ async fn sleep_or_stop(d: Duration, shutdown: &mut watch::Receiver<bool>) -> boo
     }
 }
 
-/// The source of a connector's kind; a kind this build does not know is an error to show.
-pub(crate) fn source_of(
-    state: &AppState,
-    rec: &ConnectorRecord,
-) -> Result<Arc<dyn Source>, String> {
-    state.sources.by_kind(&rec.kind).cloned().ok_or_else(|| {
-        format!(
-            "this build of Dossier has no {:?} connector (it knows: {})",
-            rec.kind,
-            state.sources.kinds()
-        )
-    })
-}
-
 /// Connects a connector to its tenant with the deployment's settings.
 pub(crate) fn connect(
     state: &AppState,
@@ -488,7 +474,9 @@ async fn run_connector(state: AppState, rec: ConnectorRecord, mut shutdown: watc
     let on_retry: RetryObserver = Arc::new(move |r: &Retrying| {
         told.send_replace(Some(r.clone()));
     });
-    let connected = source_of(&state, &rec)
+    let connected = state
+        .sources
+        .of_kind(&rec.kind)
         .and_then(|s| Ok((connect(&state, s.as_ref(), &rec, Some(on_retry))?, s)));
     let (conn, source) = match connected {
         Ok(c) => c,

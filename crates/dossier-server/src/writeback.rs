@@ -10,7 +10,7 @@ use dossier_domain::story::Verdict;
 use dossier_store::StoryDetail;
 
 use crate::metrics::Metrics;
-use crate::worker::{connect, source_of};
+use crate::worker::connect;
 use crate::AppState;
 
 const ACTOR: &str = "dossier";
@@ -41,7 +41,7 @@ pub fn spawn(state: AppState, story: StoryDetail, verdict: Verdict) {
                     .inc();
                 continue;
             }
-            let source = source_of(&state, &rec);
+            let source = state.sources.of_kind(&rec.kind);
             let (vendor, record) = source.as_ref().map_or(("the producer", "record"), |s| {
                 (s.labels().vendor, s.labels().record_name)
             });

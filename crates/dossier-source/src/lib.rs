@@ -222,9 +222,18 @@ impl Sources {
         self.all.iter()
     }
 
+    /// The source of a connector kind.
+    ///
+    /// # Errors
+    /// When this build has no such kind: a sentence naming the kinds it has.
+    pub fn of_kind(&self, kind: &str) -> Result<Arc<dyn Source>, String> {
+        self.by_kind(kind)
+            .cloned()
+            .ok_or_else(|| format!("unknown connector kind {kind:?}; known: {}", self.kinds()))
+    }
+
     /// The connector kinds, comma-separated, for error messages.
-    #[must_use]
-    pub fn kinds(&self) -> String {
+    fn kinds(&self) -> String {
         self.all
             .iter()
             .map(|s| s.kind())
@@ -236,5 +245,64 @@ impl Sources {
     pub fn remap(&self) -> impl Fn(Producer, &str) -> Option<Incident> + Send + Sync + 'static {
         let sources = self.clone();
         move |producer, raw| sources.by_producer(producer)?.remap_stored(raw)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Named(&'static str);
+
+    impl Source for Named {
+        fn kind(&self) -> &'static str {
+            self.0
+        }
+        fn producer(&self) -> Producer {
+            Producer::SentinelOne
+        }
+        fn labels(&self) -> Labels {
+            Labels {
+                vendor: "V",
+                tenant_url_example: "",
+                secret_name: "",
+                secret_noun: "",
+                secret_hint: "",
+                record_name: "",
+            }
+        }
+        fn check_secret(&self, secret: &str) -> Result<SecretString, String> {
+            Ok(SecretString::from(secret.to_owned()))
+        }
+        fn connect(
+            &self,
+            _: Settings,
+            _: &Environment,
+            _: Option<RetryObserver>,
+        ) -> Result<Arc<dyn Connection>, Failure> {
+            Err(Failure {
+                kind: FailureKind::Other,
+                reason: "not here".into(),
+            })
+        }
+        fn map(&self, _: Box<RawValue>) -> Result<Incident, String> {
+            Err("not here".into())
+        }
+        fn remap_stored(&self, _: &str) -> Option<Incident> {
+            None
+        }
+        fn console_link(&self, _: &str, _: &str) -> Option<String> {
+            None
+        }
+    }
+
+    #[test]
+    fn an_unknown_kind_names_the_kinds_there_are() {
+        let sources = Sources::new(vec![Arc::new(Named("a")), Arc::new(Named("b"))]);
+        assert_eq!(sources.of_kind("b").map(|s| s.kind()), Ok("b"));
+        assert_eq!(
+            sources.of_kind("c").err().as_deref(),
+            Some("unknown connector kind \"c\"; known: a, b")
+        );
     }
 }

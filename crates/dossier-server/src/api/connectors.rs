@@ -192,13 +192,11 @@ fn check_token(source: &dyn Source, t: &str) -> ApiResult<SecretString> {
 }
 
 /// The source of a connector kind, or a clear error naming the kinds there are.
-fn source_of_kind(state: &AppState, kind: &str) -> ApiResult<Arc<dyn Source>> {
-    state.sources.by_kind(kind).cloned().ok_or_else(|| {
-        ApiError::BadRequest(format!(
-            "kind: unknown connector kind {kind:?}; known: {}",
-            state.sources.kinds()
-        ))
-    })
+pub(crate) fn source_of_kind(state: &AppState, kind: &str) -> ApiResult<Arc<dyn Source>> {
+    state
+        .sources
+        .of_kind(kind)
+        .map_err(|why| ApiError::BadRequest(format!("kind: {why}")))
 }
 
 /// Create a connector (Integrations editor).

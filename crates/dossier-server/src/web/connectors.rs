@@ -17,8 +17,8 @@ use maud::{html, Markup};
 use super::layout::{self, Nav};
 use super::{FormData, WebResult, WebUser};
 use crate::api::connectors::{
-    create_connector, delete_connector, patch_connector, ConnectorView, CreateConnector,
-    PatchConnector,
+    create_connector, delete_connector, patch_connector, source_of_kind, ConnectorView,
+    CreateConnector, PatchConnector,
 };
 use crate::error::ApiError;
 use crate::AppState;
@@ -186,17 +186,16 @@ async fn accounts_for(state: &AppState, user: &WebUser) -> WebResult<Vec<Account
 
 /// The source a form is for: the kind it names, else the first this build knows.
 fn source_for(state: &AppState, kind: &str) -> WebResult<Arc<dyn Source>> {
-    let source = if kind.is_empty() {
-        state.sources.iter().next()
-    } else {
-        state.sources.by_kind(kind)
-    };
-    Ok(source.cloned().ok_or_else(|| {
-        ApiError::BadRequest(format!(
-            "kind: unknown connector kind {kind:?}; known: {}",
-            state.sources.kinds()
-        ))
-    })?)
+    let first = state
+        .sources
+        .iter()
+        .next()
+        .map(|s| s.kind())
+        .unwrap_or_default();
+    Ok(source_of_kind(
+        state,
+        if kind.is_empty() { first } else { kind },
+    )?)
 }
 
 /// The page to add a connector of a source.

@@ -288,6 +288,40 @@ async fn analysts_act_on_stories() {
     app.running.stop().await;
 }
 
+/// A connector of a kind this build has no source for is refused with the kinds it has, by the
+/// API and by the connector form alike; nothing is created.
+#[tokio::test]
+async fn a_connector_of_an_unknown_kind_is_refused_naming_the_known_kinds() {
+    let app = spawn_app(1).await;
+    let account = app.account(Licence::Xops).await;
+    let admin = app.key(Some(&account), &[Role::Admin]).await;
+    let body = json!({"kind": "carbonblack", "name": "x", "tenant_url": app.sim.base_url, "api_token": crate::TOKEN});
+    let (status, e) = app
+        .call("POST", "/api/v1/connectors", Some(&admin), Some(body))
+        .await;
+    assert_eq!(
+        (status, e["error"].as_str()),
+        (400, Some("bad_request")),
+        "{e}"
+    );
+    assert_eq!(
+        e["message"],
+        "kind: unknown connector kind \"carbonblack\"; known: sentinelone"
+    );
+    let (_, list) = app
+        .call("GET", "/api/v1/connectors", Some(&admin), None)
+        .await;
+    assert_eq!(list.as_array().map(Vec::len), Some(0), "{list}");
+    let mut web = app.signed_in(Some(&account), &[Role::Admin]).await;
+    let (status, html) = web.get("/connectors/new?kind=carbonblack").await;
+    assert_eq!(status, 400, "{html}");
+    assert!(html.contains("known: sentinelone"), "{html}");
+    let (status, html) = web.get("/connectors/new").await;
+    assert_eq!(status, 200);
+    assert!(html.contains("Add a SentinelOne connector"), "{html}");
+    app.running.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bad_token_puts_the_connector_in_error_with_an_event() {
     let app = spawn_app(5).await;
