@@ -1,7 +1,7 @@
 //! What SQLite keeps of a story's incidents: their bodies, and the normalised form an older
 //! release stored in them.
 
-use dossier_store::conformance::{incident, sha1, t0};
+use dossier_store::conformance::{incident, sha1, story_of_a_mapped_threat, t0};
 use dossier_store::Store;
 
 use crate::fixture;
@@ -11,35 +11,7 @@ use crate::fixture;
 #[tokio::test]
 async fn a_story_shows_its_incidents_as_mapped_from_their_stored_threats() {
     let f = fixture().await;
-    let mut inc = incident("41", 0, "ag1", Some(&sha1(1)));
-    inc.device.name = Some("FINANCE-07".into());
-    inc.classification = Some("Ransomware".into());
-    inc.mitigation_actions = vec!["kill:success".into(), "quarantine:failed".into()];
-    inc.mitre = vec![dossier_domain::MitreTechnique {
-        id: "T1055".into(),
-        name: None,
-        tactic: Some("Defense Evasion".into()),
-    }];
-    let inc = f.mapped(inc);
-    f.store
-        .commit_page(f.page(vec![inc.clone()], t0()))
-        .await
-        .unwrap();
-    let story = &f.assignment().await["41"].0;
-    let d = f.story(story).await;
-    let shown = &d.incidents[0];
-    assert_eq!(shown.classification.as_deref(), Some("Ransomware"));
-    assert_eq!(shown.mitigation_actions, inc.mitigation_actions);
-    assert_eq!(shown.raw.get(), inc.raw);
-    let normalised = shown.normalised.as_ref().expect("the threat maps");
-    assert_eq!(
-        normalised,
-        &dossier_domain::Incident {
-            raw: String::new(),
-            ..inc.clone()
-        }
-    );
-    assert!(d.summary.contains("FINANCE-07"), "{}", d.summary);
+    let (story, inc) = story_of_a_mapped_threat(&f).await;
 
     // The row holds no normalised form; one written before (here as text) is shown as stored.
     let path = crate::path(&f);
@@ -58,7 +30,7 @@ async fn a_story_shows_its_incidents_as_mapped_from_their_stored_threats() {
         [serde_json::to_string(&older).unwrap()],
     )
     .unwrap();
-    let d = f.story(story).await;
+    let d = f.story(&story).await;
     assert_eq!(d.incidents[0].classification.as_deref(), Some("Worm"));
 }
 
