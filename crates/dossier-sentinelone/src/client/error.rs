@@ -152,16 +152,6 @@ impl ClientError {
         matches!(self, ClientError::Unauthorized { .. })
     }
 
-    /// Tells whether the tenant refused the token itself (401) or what it may do (403): asking
-    /// again cannot help until someone changes the token or its user's permissions (§6.7).
-    #[must_use]
-    pub fn needs_operator(&self) -> bool {
-        matches!(
-            self,
-            ClientError::Unauthorized { .. } | ClientError::Forbidden { .. }
-        )
-    }
-
     /// Tells whether trying again later may succeed without anyone changing anything.
     #[must_use]
     pub fn is_transient(&self) -> bool {
