@@ -16,7 +16,7 @@ use super::us;
 use dossier_store::{IngestOutcome, IngestPage, Remap, Result, StoreError};
 
 /// A stored story's triage, if the story exists.
-fn triage(tx: &Transaction<'_>, id: &str) -> Result<Option<Triage>> {
+pub(crate) fn triage(tx: &Connection, id: &str) -> Result<Option<Triage>> {
     let mut st = tx
         .prepare_cached("SELECT status, verdict, severity, closed_at FROM stories WHERE id = ?1")?;
     let row = st

@@ -600,17 +600,7 @@ pub(crate) fn update(
 ) -> Result<()> {
     let tx = conn.transaction()?;
     let story = get_story_row(&tx, account_id, id)?;
-    let closed_at: Option<i64> = tx.query_row(
-        "SELECT closed_at FROM stories WHERE id = ?1",
-        [&story.id],
-        |r| r.get(0),
-    )?;
-    let before = Triage {
-        status: story.status,
-        verdict: story.verdict,
-        severity: story.severity,
-        closed_at: closed_at.map(ts),
-    };
+    let before = super::ingest::triage(&tx, &story.id)?.ok_or(StoreError::NotFound)?;
     let after = before
         .apply(u, now)
         .map_err(|e| StoreError::Invalid(e.to_string()))?;
