@@ -58,7 +58,6 @@ mod tenant;
 mod threat;
 mod time;
 mod timeline;
-mod tls;
 mod writes;
 
 pub use config::{SimConfig, TokenSpec};

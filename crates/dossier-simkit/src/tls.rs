@@ -11,20 +11,20 @@ use rcgen::{
 use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
 use rustls::ServerConfig;
 
-use crate::error::SimError;
+use crate::SimkitError as SimError;
 
 /// The CA (PEM, for clients to trust) and the server's TLS configuration.
-pub(crate) struct Certs {
+pub struct Certs {
     pub ca_pem: String,
     pub server_config: ServerConfig,
 }
 
-/// Generates a CA and a leaf certificate signed by it.
-pub(crate) fn generate() -> Result<Certs, SimError> {
+/// Generates a CA named `ca_name` and a leaf certificate signed by it.
+pub fn generate(ca_name: &str) -> Result<Certs, SimError> {
     let ca_key = KeyPair::generate()?;
     let mut ca = CertificateParams::new(Vec::<String>::new())?;
     ca.distinguished_name
-        .push(DnType::CommonName, "Dossier SentinelOne emulator CA");
+        .push(DnType::CommonName, ca_name);
     ca.distinguished_name
         .push(DnType::OrganizationName, "Dossier");
     ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -70,10 +70,10 @@ mod tests {
 
     #[test]
     fn generates_a_pem_ca() {
-        let certs = generate().unwrap();
+        let certs = generate("test CA").unwrap();
         assert!(certs.ca_pem.starts_with("-----BEGIN CERTIFICATE-----"));
         assert_ne!(
-            generate().unwrap().ca_pem,
+            generate("test CA").unwrap().ca_pem,
             certs.ca_pem,
             "a fresh CA each time"
         );

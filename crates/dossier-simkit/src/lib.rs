@@ -1,0 +1,176 @@
+//! What every tenant emulator shares: a fresh self-signed CA ([`tls::generate`]) and an HTTPS
+//! server for an axum router ([`serve_https`]) that can play a tenant that is down.
+//!
+//! Each emulator (`dossier-s1sim`, `dossier-mdesim`, `dossier-cssim`) keeps its vendor's routes,
+//! state, error bodies and faults; only the transport lives here, once.
+
+pub mod tls;
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::Request;
+use axum::Router;
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tokio::task::{JoinHandle, JoinSet};
+use tokio_rustls::TlsAcceptor;
+use tower::ServiceExt;
+
+/// What can go wrong when starting an emulator's server.
+#[derive(Debug, thiserror::Error)]
+pub enum SimkitError {
+    /// The listen address cannot be bound or the server cannot run.
+    #[error("io error: {0}")]
+    Io(#[from] std::io::Error),
+    /// The certificates cannot be generated.
+    #[error("certificate generation failed: {0}")]
+    Certificate(#[from] rcgen::Error),
+    /// The TLS configuration is rejected.
+    #[error("tls configuration failed: {0}")]
+    Tls(#[from] rustls::Error),
+}
+
+/// Says whether the tenant is down: while it is, connections are closed without a response.
+pub type IsDown = Arc<dyn Fn() -> bool + Send + Sync>;
+
+/// A running HTTPS server. Dropping it stops the server too; `shutdown` also waits for it.
+pub struct Https {
+    /// `https://127.0.0.1:PORT` (the certificate also names `localhost`).
+    pub base_url: String,
+    /// The CA that signed the server certificate, PEM.
+    pub ca_pem: String,
+    /// The bound address.
+    pub local_addr: SocketAddr,
+    stop: Option<watch::Sender<bool>>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Https {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Https")
+            .field("base_url", &self.base_url)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Https {
+    /// Stops accepting, drops open connections and waits until the port is released.
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(true);
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for Https {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(true);
+        }
+    }
+}
+
+/// Serves `router` over HTTPS with a freshly generated CA named `ca_name`. `listen` may use
+/// port 0.
+pub async fn serve_https(
+    router: Router,
+    listen: SocketAddr,
+    ca_name: &str,
+    is_down: IsDown,
+) -> Result<Https, SimkitError> {
+    let certs = tls::generate(ca_name)?;
+    let acceptor = TlsAcceptor::from(Arc::new(certs.server_config));
+    let listener = TcpListener::bind(listen).await?;
+    let local_addr = listener.local_addr()?;
+    let host = match local_addr.ip() {
+        ip if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        ip => ip,
+    };
+    let base_url = format!("https://{}", SocketAddr::new(host, local_addr.port()));
+    let (stop, stopped) = watch::channel(false);
+    let task = tokio::spawn(accept_loop(listener, acceptor, router, is_down, stopped));
+    tracing::debug!(%base_url, ca_name, "emulator listening");
+    Ok(Https {
+        base_url,
+        ca_pem: certs.ca_pem,
+        local_addr,
+        stop: Some(stop),
+        task: Some(task),
+    })
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    acceptor: TlsAcceptor,
+    router: Router,
+    is_down: IsDown,
+    mut stopped: watch::Receiver<bool>,
+) {
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            // A stop signal, or the handle dropped.
+            _ = stopped.changed() => break,
+            accepted = listener.accept() => match accepted {
+                Ok((tcp, _)) => {
+                    if is_down() {
+                        drop(tcp);
+                        continue;
+                    }
+                    let _ = tcp.set_nodelay(true);
+                    connections.spawn(serve(tcp, acceptor.clone(), router.clone(), Arc::clone(&is_down)));
+                }
+                Err(error) => {
+                    // Out of descriptors and the like: back off instead of spinning.
+                    tracing::debug!(%error, "emulator accept failed");
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            },
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
+    }
+    connections.shutdown().await;
+}
+
+/// The tenant is down: the connection is closed without a response.
+#[derive(Debug)]
+struct TenantDown;
+
+impl std::fmt::Display for TenantDown {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("tenant is down")
+    }
+}
+
+impl std::error::Error for TenantDown {}
+
+async fn serve(tcp: TcpStream, acceptor: TlsAcceptor, router: Router, is_down: IsDown) {
+    let Ok(Ok(tls)) = tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await
+    else {
+        return;
+    };
+    let service = hyper::service::service_fn(move |request: Request<Incoming>| {
+        let router = router.clone();
+        let is_down = Arc::clone(&is_down);
+        async move {
+            if is_down() {
+                return Err(TenantDown);
+            }
+            match router.oneshot(request).await {
+                Ok(response) => Ok(response),
+                Err(never) => match never {},
+            }
+        }
+    });
+    let _ = hyper::server::conn::http1::Builder::new()
+        .keep_alive(true)
+        .serve_connection(TokioIo::new(tls), service)
+        .await;
+}
