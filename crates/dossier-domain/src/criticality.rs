@@ -11,12 +11,21 @@
 //! | base, confidence malicious | 7 | `base 7: SentinelOne confidence malicious` |
 //! | base, confidence suspicious | 5 | `base 5: SentinelOne confidence suspicious` |
 //! | base, confidence n/a, other or none | 3 | `base 3: SentinelOne confidence n/a` (or `unknown`) |
+//! | base, severity critical | 8 | `base 8: CrowdStrike severity critical` |
+//! | base, severity high | 7 | `base 7: Microsoft Defender severity high` |
+//! | base, severity medium | 5 | `base 5: … severity medium` |
+//! | base, severity low, or none | 3 | `base 3: … severity low` (or `unknown`) |
+//! | base, severity informational | 2 | `base 2: … severity informational` |
 //! | not mitigated | +1 | `+1: not mitigated` |
 //! | recurrence: 2 or more incidents on the device | +1 | `+1: recurred on this device (N incidents)` |
 //! | outbreak tier 1: the hash is on 2–9 devices | +1 | `+1: outbreak, the same file is on 2 to 9 devices of the account` |
 //! | outbreak tier 2: the hash is on 10+ devices | +2 | `+2: wide outbreak, the same file is on 10 or more devices of the account` |
 //! | the device is a server | +1 | `+1: the device is a server` |
 //! | analyst verdict false positive | −3 | `-3: analyst verdict false positive in SentinelOne` |
+//!
+//! The base is the producer's own judgement, on the scale it judges by
+//! ([`crate::Judged`]): SentinelOne's confidence, Defender's and CrowdStrike's severity. The two
+//! scales meet where they mean the same: a malicious verdict and a high severity both start at 7.
 //!
 //! The reasons name the story's producer from data (`SentinelOne`, `Microsoft Defender`, …),
 //! never a vendor written here.
@@ -36,7 +45,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::incident::{Incident, Producer};
-use crate::vocabulary::{Confidence, DeviceKind, ProducerVerdict};
+use crate::vocabulary::{Confidence, DeviceKind, Judgement, ProducerVerdict, VendorSeverity};
 
 /// Devices carrying a hash from which the same file counts as an outbreak (tier 1).
 const OUTBREAK_DEVICES: u32 = 2;
@@ -51,8 +60,8 @@ const WIDE_OUTBREAK_DEVICES: u32 = 10;
 pub struct CriticalityFacts {
     /// Whose judgement the base is; the reasons name its vendor.
     pub producer: Producer,
-    /// Highest confidence across the story's incidents.
-    pub confidence: Confidence,
+    /// The producer's highest judgement across the story's incidents.
+    pub judgement: Judgement,
     /// True when the latest incident is not mitigated (see [`crate::vocabulary::Mitigation`]).
     pub unmitigated: bool,
     /// Number of incidents in the story (recurrence on the same device when > 1).
@@ -111,15 +120,11 @@ pub struct Criticality {
 pub fn criticality(facts: &CriticalityFacts) -> Criticality {
     let vendor = facts.producer.vendor();
     let mut reasons = Vec::new();
-    let base = match facts.confidence {
-        Confidence::Malicious => 7,
-        Confidence::Suspicious => 5,
-        Confidence::NotApplicable | Confidence::Unknown => 3,
-    };
+    let base = base(facts.judgement);
     let mut total: i32 = base;
     reasons.push(format!(
-        "base {base}: {vendor} confidence {}",
-        facts.confidence.as_str()
+        "base {base}: {vendor} {}",
+        facts.judgement.describe()
     ));
 
     let mut apply = |delta: i32, why: String| {
@@ -168,6 +173,20 @@ pub fn criticality(facts: &CriticalityFacts) -> Criticality {
     Criticality { score, reasons }
 }
 
+/// Returns the score a judgement starts a story at (the base rows of the rule).
+fn base(judgement: Judgement) -> i32 {
+    match judgement {
+        Judgement::Confidence(Confidence::Malicious)
+        | Judgement::Severity(Some(VendorSeverity::High)) => 7,
+        Judgement::Confidence(Confidence::Suspicious)
+        | Judgement::Severity(Some(VendorSeverity::Medium)) => 5,
+        Judgement::Confidence(Confidence::NotApplicable | Confidence::Unknown)
+        | Judgement::Severity(None | Some(VendorSeverity::Low)) => 3,
+        Judgement::Severity(Some(VendorSeverity::Critical)) => 8,
+        Judgement::Severity(Some(VendorSeverity::Informational)) => 2,
+    }
+}
+
 /// Returns the outbreak tier of the number of devices in the account carrying a hash:
 /// 0 for one device (or none), 1 for 2 to 9 devices, 2 for 10 devices or more.
 ///
@@ -184,19 +203,19 @@ pub fn outbreak_tier(devices_with_hash: u32) -> u8 {
 
 impl CriticalityFacts {
     /// Builds the facts from what a store aggregates over a story's incidents: the latest
-    /// incident's facts, the highest confidence, the count, and whether every incident
+    /// incident's facts, the highest judgement, the count, and whether every incident
     /// [`is_false_positive`].
     #[must_use]
     pub fn new(
         latest: LatestFacts,
-        confidence: Confidence,
+        judgement: Judgement,
         incident_count: u32,
         all_false_positive: bool,
         devices_with_hash: u32,
     ) -> Self {
         Self {
             producer: latest.producer,
-            confidence,
+            judgement,
             unmitigated: latest.unmitigated,
             incident_count,
             devices_with_hash,
@@ -213,7 +232,7 @@ impl CriticalityFacts {
         let latest = latest_incident(incidents)?;
         Some(Self::new(
             LatestFacts::of(latest),
-            highest_confidence(incidents),
+            highest_judgement(incidents)?,
             u32::try_from(incidents.len()).unwrap_or(u32::MAX),
             incidents.iter().all(is_false_positive),
             devices_with_hash,
@@ -221,14 +240,16 @@ impl CriticalityFacts {
     }
 }
 
-/// Returns the highest confidence of a story's incidents.
+/// Returns the producer's highest judgement of a story's incidents (they share one producer,
+/// so one scale); `None` for no incidents.
 #[must_use]
-pub fn highest_confidence(incidents: &[Incident]) -> Confidence {
+pub fn highest_judgement<'a>(
+    incidents: impl IntoIterator<Item = &'a Incident>,
+) -> Option<Judgement> {
     incidents
-        .iter()
-        .map(|i| i.confidence)
-        .max()
-        .unwrap_or_default()
+        .into_iter()
+        .map(Judgement::of)
+        .reduce(Judgement::max)
 }
 
 /// Compares two incidents of a story in story order: created first, and of incidents created
@@ -257,13 +278,14 @@ pub fn latest_incident<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::producer::test_producer;
     use crate::vocabulary::Mitigation;
     use proptest::prelude::*;
 
     fn facts(confidence: Confidence) -> CriticalityFacts {
         CriticalityFacts {
-            producer: Producer::SentinelOne,
-            confidence,
+            producer: test_producer(),
+            judgement: Judgement::Confidence(confidence),
             unmitigated: false,
             incident_count: 1,
             devices_with_hash: 1,
@@ -277,25 +299,54 @@ mod tests {
     }
 
     #[test]
+    fn base_follows_severity_for_a_producer_that_judges_by_severity() {
+        let with = |s| CriticalityFacts {
+            judgement: Judgement::Severity(s),
+            ..facts(Confidence::Unknown)
+        };
+        let cases = [
+            (Some(VendorSeverity::Critical), 8, "severity critical"),
+            (Some(VendorSeverity::High), 7, "severity high"),
+            (Some(VendorSeverity::Medium), 5, "severity medium"),
+            (Some(VendorSeverity::Low), 3, "severity low"),
+            (None, 3, "severity unknown"),
+            (
+                Some(VendorSeverity::Informational),
+                2,
+                "severity informational",
+            ),
+        ];
+        for (severity, base, words) in cases {
+            assert_eq!(
+                criticality(&with(severity)),
+                Criticality {
+                    score: base,
+                    reasons: vec![format!("base {base}: TestVendor {words}")],
+                }
+            );
+        }
+    }
+
+    #[test]
     fn base_follows_confidence() {
         assert_eq!(
             criticality(&facts(Confidence::Malicious)),
             Criticality {
                 score: 7,
-                reasons: vec!["base 7: SentinelOne confidence malicious".into()]
+                reasons: vec!["base 7: TestVendor confidence malicious".into()]
             }
         );
         assert_eq!(
             criticality(&facts(Confidence::Suspicious)).reasons,
-            ["base 5: SentinelOne confidence suspicious"]
+            ["base 5: TestVendor confidence suspicious"]
         );
         assert_eq!(
             criticality(&facts(Confidence::NotApplicable)).reasons,
-            ["base 3: SentinelOne confidence n/a"]
+            ["base 3: TestVendor confidence n/a"]
         );
         assert_eq!(
             criticality(&facts(Confidence::Unknown)).reasons,
-            ["base 3: SentinelOne confidence unknown"]
+            ["base 3: TestVendor confidence unknown"]
         );
         assert_eq!(score(&facts(Confidence::Suspicious)), 5);
         assert_eq!(score(&facts(Confidence::NotApplicable)), 3);
@@ -340,7 +391,7 @@ mod tests {
         let c = with(|f| f.false_positive = true);
         assert_eq!(
             (c.score, c.reasons[1].as_str()),
-            (2, "-3: analyst verdict false positive in SentinelOne")
+            (2, "-3: analyst verdict false positive in TestVendor")
         );
         assert!(with(|_| {}).reasons.len() == 1);
     }
@@ -382,8 +433,8 @@ mod tests {
         assert_eq!(
             c.reasons,
             [
-                "base 3: SentinelOne confidence n/a",
-                "-3: analyst verdict false positive in SentinelOne"
+                "base 3: TestVendor confidence n/a",
+                "-3: analyst verdict false positive in TestVendor"
             ]
         );
     }
@@ -396,7 +447,7 @@ mod tests {
     ) -> Incident {
         let t = chrono::DateTime::from_timestamp(i64::from(day) * 86_400, 0).unwrap_or_default();
         Incident {
-            producer: Producer::SentinelOne,
+            producer: test_producer(),
             external_id: id.to_owned(),
             created_at: t,
             updated_at: t,
@@ -440,8 +491,8 @@ mod tests {
         latest.device.kind = DeviceKind::Server;
         let mut incidents = vec![older, latest];
         let expected = CriticalityFacts {
-            producer: Producer::SentinelOne,
-            confidence: Confidence::Malicious,
+            producer: test_producer(),
+            judgement: Judgement::Confidence(Confidence::Malicious),
             unmitigated: false,
             incident_count: 2,
             devices_with_hash: 3,
@@ -491,9 +542,16 @@ mod tests {
         ]
     }
 
+    fn arb_judgement() -> impl Strategy<Value = Judgement> {
+        prop_oneof![
+            arb_confidence().prop_map(Judgement::Confidence),
+            (0..6i64).prop_map(|r| Judgement::from_rank(crate::Judged::BySeverity, r)),
+        ]
+    }
+
     fn arb_facts() -> impl Strategy<Value = CriticalityFacts> {
         (
-            arb_confidence(),
+            arb_judgement(),
             any::<bool>(),
             any::<u32>(),
             prop_oneof![0..20u32, any::<u32>()],
@@ -501,10 +559,10 @@ mod tests {
             any::<bool>(),
         )
             .prop_map(
-                |(confidence, unmitigated, incident_count, devices_with_hash, is_server, fp)| {
+                |(judgement, unmitigated, incident_count, devices_with_hash, is_server, fp)| {
                     CriticalityFacts {
-                        producer: Producer::SentinelOne,
-                        confidence,
+                        producer: test_producer(),
+                        judgement,
                         unmitigated,
                         incident_count,
                         devices_with_hash,
@@ -545,8 +603,14 @@ mod tests {
                 1 => worse.incident_count = worse.incident_count.max(2),
                 2 => worse.devices_with_hash = worse.devices_with_hash.saturating_add(5),
                 3 => worse.is_server = true,
-                4 => worse.confidence = Confidence::Malicious,
-                _ => worse.confidence = worse.confidence.max(Confidence::Suspicious),
+                4 => worse.judgement = worse.judgement.max(match worse.judgement {
+                    Judgement::Confidence(_) => Judgement::Confidence(Confidence::Malicious),
+                    Judgement::Severity(_) => Judgement::Severity(Some(VendorSeverity::Critical)),
+                }),
+                _ => worse.judgement = worse.judgement.max(match worse.judgement {
+                    Judgement::Confidence(_) => Judgement::Confidence(Confidence::Suspicious),
+                    Judgement::Severity(_) => Judgement::Severity(Some(VendorSeverity::Medium)),
+                }),
             }
             prop_assert!(score(&worse) >= score(&f));
             let mut better = f.clone();

@@ -3,50 +3,8 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+pub use crate::producer::Producer;
 use crate::vocabulary::{Confidence, DeviceKind, Mitigation, ProducerVerdict, VendorSeverity};
-
-/// Where an incident comes from. The story model is producer-agnostic; each producer names its
-/// vendor, its engine type and its correlation policy.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
-pub enum Producer {
-    #[serde(rename = "sentinelone")]
-    SentinelOne,
-}
-
-impl Producer {
-    /// Returns the stable name used in the API and the database.
-    #[must_use]
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Producer::SentinelOne => "sentinelone",
-        }
-    }
-
-    /// Returns the vendor shown in the Workbench.
-    #[must_use]
-    pub fn vendor(self) -> &'static str {
-        match self {
-            Producer::SentinelOne => "SentinelOne",
-        }
-    }
-
-    /// Returns the engine type, which the "Endpoint" quick filter selects on.
-    #[must_use]
-    pub fn engine_type(self) -> &'static str {
-        match self {
-            Producer::SentinelOne => "endpoint",
-        }
-    }
-
-    /// Parses the stable name.
-    #[must_use]
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "sentinelone" => Some(Producer::SentinelOne),
-            _ => None,
-        }
-    }
-}
 
 /// The device an incident happened on, as the producer saw it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -8,9 +8,11 @@ pub mod event;
 pub mod expiry;
 pub mod incident;
 pub mod net;
+pub mod producer;
 pub mod story;
 pub mod summary;
 pub mod time;
 pub mod vocabulary;
 
-pub use incident::{Device, FileInfo, Incident, MitreTechnique, Producer};
+pub use incident::{Device, FileInfo, Incident, MitreTechnique};
+pub use producer::{Judged, Producer, ProducerSpec};

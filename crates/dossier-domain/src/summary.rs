@@ -14,9 +14,9 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::criticality::{highest_confidence, latest_incident};
+use crate::criticality::{highest_judgement, latest_incident};
 use crate::incident::Incident;
-use crate::vocabulary::{Confidence, Mitigation};
+use crate::vocabulary::{Judgement, Mitigation};
 
 /// The facts a story summary is written from.
 #[derive(Debug, Clone, Default)]
@@ -25,8 +25,8 @@ pub struct SummaryFacts<'a> {
     pub indication: Option<&'a str>,
     /// e.g. `Trojan`.
     pub classification: Option<&'a str>,
-    /// The highest confidence of the story's incidents.
-    pub confidence: Confidence,
+    /// The producer's highest judgement of the story's incidents.
+    pub judgement: Judgement,
     pub device_name: Option<&'a str>,
     pub os_name: Option<&'a str>,
     pub file_path: Option<&'a str>,
@@ -50,7 +50,7 @@ pub struct SummaryFacts<'a> {
 impl<'a> SummaryFacts<'a> {
     /// Builds the facts of a story from its incidents, in story order, and the number of other
     /// devices in the account carrying its hash. Descriptive fields come from the latest
-    /// incident (see [`crate::criticality::latest_incident`]), the confidence is the highest
+    /// incident (see [`crate::criticality::latest_incident`]), the judgement is the highest
     /// across incidents, and the signal period spans every incident's creation time.
     #[must_use]
     pub fn from_incidents(incidents: &'a [Incident], other_devices_with_hash: u32) -> Self {
@@ -60,11 +60,11 @@ impl<'a> SummaryFacts<'a> {
                 ..Self::default()
             };
         };
-        let confidence = highest_confidence(incidents);
+        let judgement = highest_judgement(incidents).unwrap_or_default();
         Self {
             indication: latest.threat_name.as_deref(),
             classification: latest.classification.as_deref(),
-            confidence,
+            judgement,
             device_name: latest.device.name.as_deref(),
             os_name: latest.device.os_name.as_deref(),
             file_path: latest.file.path.as_deref(),
@@ -118,12 +118,7 @@ fn detection(f: &SummaryFacts<'_>, vendor: &str) -> String {
         }
     };
     // Only a judgement is worth saying: `n/a` or nothing leaves the clause out.
-    let confidence = match f.confidence {
-        Confidence::Malicious | Confidence::Suspicious => {
-            Some(format!(" ({})", f.confidence.as_str()))
-        }
-        Confidence::NotApplicable | Confidence::Unknown => None,
-    };
+    let confidence = f.judgement.clause().map(|c| format!(" ({c})"));
     // A fileless threat's "file" is the host process, not what was detected.
     let path = known(f.file_path)
         .filter(|_| !f.fileless)
@@ -390,6 +385,7 @@ fn known(s: Option<&str>) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::vocabulary::Confidence;
     use proptest::prelude::*;
 
     fn at(s: &str) -> Option<DateTime<Utc>> {
@@ -407,7 +403,7 @@ mod tests {
         SummaryFacts {
             indication: Some("setup.exe"),
             classification: Some("Trojan"),
-            confidence: Confidence::Malicious,
+            judgement: Judgement::Confidence(Confidence::Malicious),
             device_name: Some("WIN-FIN-0042"),
             os_name: Some("Windows 10 Pro"),
             file_path: None,
@@ -484,7 +480,7 @@ mod tests {
         let f = SummaryFacts {
             indication: Some("None"),
             classification: Some("Trojan"),
-            confidence: Confidence::NotApplicable,
+            judgement: Judgement::Confidence(Confidence::NotApplicable),
             os_name: Some("null"),
             incident_count: 5,
             first_signal_at: at("2026-11-01T09:12:00Z"),
@@ -689,7 +685,7 @@ mod tests {
     #[test]
     fn builds_facts_from_incidents() {
         let inc = |id: &str, created: &str, confidence: &str, status: &str| Incident {
-            producer: crate::Producer::SentinelOne,
+            producer: crate::producer::test_producer(),
             external_id: id.to_owned(),
             created_at: at(created).unwrap_or_default(),
             updated_at: at(created).unwrap_or_default(),
@@ -733,8 +729,8 @@ mod tests {
         let f = SummaryFacts::from_incidents(&incidents, 0);
         assert_eq!(
             summary(&f),
-            "SentinelOne detected Trojan \"setup.exe\" (malicious) on WIN-FIN-0042 twice over \
-             12 days, from 2026-11-01 09:12 UTC to 2026-11-13 17:40 UTC. SentinelOne killed it; \
+            "TestVendor detected Trojan \"setup.exe\" (malicious) on WIN-FIN-0042 twice over \
+             12 days, from 2026-11-01 09:12 UTC to 2026-11-13 17:40 UTC. TestVendor killed it; \
              the threat is not mitigated."
         );
         assert_eq!(
@@ -764,7 +760,7 @@ mod tests {
             SummaryFacts {
                 indication: t(0),
                 classification: t(1),
-                confidence: self.confidence,
+                judgement: Judgement::Confidence(self.confidence),
                 device_name: t(3),
                 os_name: t(4),
                 file_path: t(5),

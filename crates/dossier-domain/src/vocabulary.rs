@@ -7,6 +7,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::producer::Judged;
+
 /// How sure the producer is that the threat is malicious, lowest first (the order is the rank
 /// a story's highest confidence is taken by).
 #[derive(
@@ -120,6 +122,118 @@ pub enum VendorSeverity {
     Critical,
 }
 
+impl VendorSeverity {
+    /// Returns the word the criticality reasons and the summary use.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VendorSeverity::Informational => "informational",
+            VendorSeverity::Low => "low",
+            VendorSeverity::Medium => "medium",
+            VendorSeverity::High => "high",
+            VendorSeverity::Critical => "critical",
+        }
+    }
+}
+
+/// A producer's own judgement of a threat, on the scale it judges by ([`Judged`]): the value a
+/// story's criticality starts from. A story's judgement is the highest of its incidents'; a store
+/// keeps [`Judgement::rank`] per incident and aggregates it with `max`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Judgement {
+    Confidence(Confidence),
+    /// `None` when the producer gave no severity a rule knows.
+    Severity(Option<VendorSeverity>),
+}
+
+impl Default for Judgement {
+    /// Nothing judged, on the confidence scale (a story without incidents).
+    fn default() -> Self {
+        Judgement::Confidence(Confidence::Unknown)
+    }
+}
+
+impl Judgement {
+    /// Returns an incident's judgement on its producer's scale.
+    #[must_use]
+    pub fn of(incident: &crate::Incident) -> Self {
+        match incident.producer.judged() {
+            Judged::ByConfidence => Judgement::Confidence(incident.confidence),
+            Judged::BySeverity => Judgement::Severity(incident.severity),
+        }
+    }
+
+    /// Returns the rank a store keeps and aggregates with `max`, lowest first; it orders the
+    /// judgements of one scale (a story's incidents share one producer, so one scale).
+    #[must_use]
+    pub fn rank(self) -> u8 {
+        match self {
+            Judgement::Confidence(c) => c.rank(),
+            Judgement::Severity(None) => 0,
+            Judgement::Severity(Some(s)) => match s {
+                VendorSeverity::Informational => 1,
+                VendorSeverity::Low => 2,
+                VendorSeverity::Medium => 3,
+                VendorSeverity::High => 4,
+                VendorSeverity::Critical => 5,
+            },
+        }
+    }
+
+    /// The judgement of a rank given by [`Judgement::rank`] on a scale; anything else is the
+    /// scale's unknown.
+    #[must_use]
+    pub fn from_rank(judged: Judged, rank: i64) -> Self {
+        match judged {
+            Judged::ByConfidence => Judgement::Confidence(Confidence::from_rank(rank)),
+            Judged::BySeverity => Judgement::Severity(match rank {
+                1 => Some(VendorSeverity::Informational),
+                2 => Some(VendorSeverity::Low),
+                3 => Some(VendorSeverity::Medium),
+                4 => Some(VendorSeverity::High),
+                5 => Some(VendorSeverity::Critical),
+                _ => None,
+            }),
+        }
+    }
+
+    /// The higher of two judgements of one scale.
+    #[must_use]
+    pub fn max(self, other: Self) -> Self {
+        if other.rank() > self.rank() {
+            other
+        } else {
+            self
+        }
+    }
+
+    /// Returns the judgement in words for the reasons: `confidence malicious`, `severity high`.
+    #[must_use]
+    pub fn describe(self) -> String {
+        match self {
+            Judgement::Confidence(c) => format!("confidence {}", c.as_str()),
+            Judgement::Severity(s) => {
+                format!("severity {}", s.map_or("unknown", VendorSeverity::as_str))
+            }
+        }
+    }
+
+    /// Returns what the summary says of the judgement, only when it is worth saying:
+    /// `malicious`, `suspicious`, `high severity`; `None` for n/a, unknown or low.
+    #[must_use]
+    pub fn clause(self) -> Option<String> {
+        match self {
+            Judgement::Confidence(c @ (Confidence::Malicious | Confidence::Suspicious)) => {
+                Some(c.as_str().to_owned())
+            }
+            Judgement::Severity(Some(
+                s @ (VendorSeverity::Medium | VendorSeverity::High | VendorSeverity::Critical),
+            )) => Some(format!("{} severity", s.as_str())),
+            Judgement::Confidence(_) | Judgement::Severity(_) => None,
+        }
+    }
+}
+
 /// Matches a vendor's value against the spellings of each neutral value, ignoring letter case
 /// and surrounding white space: `vendor_value(Some(" MALICIOUS "), &[("malicious",
 /// Confidence::Malicious)])` is `Some(Confidence::Malicious)`. Each source lists its own
@@ -152,6 +266,38 @@ mod tests {
         assert!(Confidence::NotApplicable > Confidence::Unknown);
         assert_eq!(Confidence::from_rank(-1), Confidence::Unknown);
         assert_eq!(Confidence::from_rank(4), Confidence::Unknown);
+    }
+
+    #[test]
+    fn judgement_ranks_round_trip_on_each_scale() {
+        let severities = [
+            None,
+            Some(VendorSeverity::Informational),
+            Some(VendorSeverity::Low),
+            Some(VendorSeverity::Medium),
+            Some(VendorSeverity::High),
+            Some(VendorSeverity::Critical),
+        ];
+        for (i, s) in severities.into_iter().enumerate() {
+            let j = Judgement::Severity(s);
+            assert_eq!(usize::from(j.rank()), i);
+            assert_eq!(
+                Judgement::from_rank(Judged::BySeverity, i64::from(j.rank())),
+                j
+            );
+        }
+        let high = Judgement::Severity(Some(VendorSeverity::High));
+        let low = Judgement::Severity(Some(VendorSeverity::Low));
+        assert_eq!(low.max(high), high);
+        assert_eq!(high.max(low), high);
+        assert_eq!(high.describe(), "severity high");
+        assert_eq!(Judgement::Severity(None).describe(), "severity unknown");
+        assert_eq!(high.clause().as_deref(), Some("high severity"));
+        assert_eq!(low.clause(), None);
+        let m = Judgement::Confidence(Confidence::Malicious);
+        assert_eq!(Judgement::from_rank(Judged::ByConfidence, 3), m);
+        assert_eq!(m.describe(), "confidence malicious");
+        assert_eq!(m.clause().as_deref(), Some("malicious"));
     }
 
     #[test]

@@ -21,3 +21,19 @@ pub use envelope::{parse_error, parse_page, ApiErrorBody, ApiErrorEntry, Envelop
 pub use mapping::{map_owned_threat, map_threat, remap_stored, MapError};
 pub use query::{SortBy, SortOrder, ThreatQuery, MAX_PAGE_SIZE};
 pub use source::{failure, s1_verdict, threat_query, SentinelOne};
+
+use dossier_domain::{Judged, Producer, ProducerSpec};
+
+/// SentinelOne as a producer: its threats' stable name, vendor and engine, and its judgement of
+/// a threat, a confidence (PRODUCT.md, "Producers").
+static PRODUCER: ProducerSpec = ProducerSpec {
+    name: "sentinelone",
+    vendor: "SentinelOne",
+    engine_type: "endpoint",
+    judged: Judged::ByConfidence,
+};
+
+/// Returns SentinelOne as a producer.
+pub fn producer() -> Producer {
+    Producer::new(&PRODUCER)
+}

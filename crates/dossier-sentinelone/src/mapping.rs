@@ -9,7 +9,7 @@ use dossier_domain::time::parse_lenient;
 use dossier_domain::vocabulary::{
     vendor_value, Confidence, DeviceKind, Mitigation, ProducerVerdict,
 };
-use dossier_domain::{Device, FileInfo, Incident, MitreTechnique, Producer};
+use dossier_domain::{Device, FileInfo, Incident, MitreTechnique};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
@@ -133,7 +133,7 @@ fn map_fields(text: &str) -> Result<Incident, MapError> {
     let mitigation_status = mitigation_status.into_inner();
     let analyst_verdict = analyst_verdict.into_inner();
     Ok(Incident {
-        producer: Producer::SentinelOne,
+        producer: crate::producer(),
         external_id,
         created_at,
         updated_at,

@@ -73,12 +73,12 @@ impl Source for SentinelOne {
     }
 
     fn producer(&self) -> Producer {
-        Producer::SentinelOne
+        crate::producer()
     }
 
     fn labels(&self) -> Labels {
         Labels {
-            vendor: Producer::SentinelOne.vendor(),
+            vendor: crate::producer().vendor(),
             tenant_url_example: "https://usea1-partners.sentinelone.net",
             secret_name: "API token",
             secret_noun: "token",

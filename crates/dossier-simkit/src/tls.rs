@@ -23,8 +23,7 @@ pub struct Certs {
 pub fn generate(ca_name: &str) -> Result<Certs, SimError> {
     let ca_key = KeyPair::generate()?;
     let mut ca = CertificateParams::new(Vec::<String>::new())?;
-    ca.distinguished_name
-        .push(DnType::CommonName, ca_name);
+    ca.distinguished_name.push(DnType::CommonName, ca_name);
     ca.distinguished_name
         .push(DnType::OrganizationName, "Dossier");
     ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);

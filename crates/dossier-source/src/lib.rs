@@ -202,6 +202,11 @@ impl Sources {
     /// The sources of a build, in the order the Workbench lists them.
     #[must_use]
     pub fn new(all: Vec<Arc<dyn Source>>) -> Self {
+        // Each source declares its producer as it names it, so that a stored producer name
+        // parses from the start, before the first record is mapped.
+        for source in &all {
+            let _ = source.producer();
+        }
         Self { all: Arc::new(all) }
     }
 
@@ -259,7 +264,13 @@ mod tests {
             self.0
         }
         fn producer(&self) -> Producer {
-            Producer::SentinelOne
+            static SPEC: dossier_domain::ProducerSpec = dossier_domain::ProducerSpec {
+                name: "named",
+                vendor: "Named",
+                engine_type: "endpoint",
+                judged: dossier_domain::Judged::ByConfidence,
+            };
+            Producer::new(&SPEC)
         }
         fn labels(&self) -> Labels {
             Labels {

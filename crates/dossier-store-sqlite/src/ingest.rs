@@ -438,8 +438,8 @@ fn write_incident(
         inc.file.md5,
         inc.storyline,
         // Kept per incident so that a story's aggregates are `max` and `min` over its rows;
-        // what they mean is the domain's (`Confidence::rank`, `is_false_positive`).
-        inc.confidence.rank(),
+        // what they mean is the domain's (`Judgement::rank`, `is_false_positive`).
+        dossier_domain::vocabulary::Judgement::of(inc).rank(),
         dossier_domain::criticality::is_false_positive(inc),
         inc.producer.as_str(),
     ];

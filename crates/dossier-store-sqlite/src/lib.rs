@@ -623,15 +623,17 @@ mod tests {
     use chrono::{TimeZone, Utc};
     use dossier_domain::access::Licence;
     use dossier_domain::correlate::Policy;
-    use dossier_domain::{Device, FileInfo, Incident, Producer};
+    use dossier_domain::{Device, FileInfo, Incident};
 
     use super::SqliteStore;
     use dossier_store::{IngestPage, NewConnector, Remap, Store};
 
     /// SentinelOne's mapping, the one every test incident here is stored with.
     fn s1() -> Remap {
-        std::sync::Arc::new(|p, raw| match p {
-            Producer::SentinelOne => dossier_sentinelone::remap_stored(raw),
+        std::sync::Arc::new(|p, raw| {
+            (p == dossier_sentinelone::producer())
+                .then(|| dossier_sentinelone::remap_stored(raw))
+                .flatten()
         })
     }
 
@@ -772,7 +774,7 @@ mod tests {
     fn incident(id: &str, day: i64) -> Incident {
         let at = Utc.with_ymd_and_hms(2026, 6, 1, 0, 0, 0).unwrap() + chrono::Duration::days(day);
         Incident {
-            producer: Producer::SentinelOne,
+            producer: dossier_sentinelone::producer(),
             external_id: id.into(),
             created_at: at,
             updated_at: at,

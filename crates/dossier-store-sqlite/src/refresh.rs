@@ -5,11 +5,12 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use dossier_domain::correlate::{reopens, StoryPlan};
 use dossier_domain::criticality::{
-    criticality, is_false_positive, outbreak_tier, Criticality, CriticalityFacts, LatestFacts,
+    criticality, highest_judgement, is_false_positive, outbreak_tier, Criticality,
+    CriticalityFacts, LatestFacts,
 };
 use dossier_domain::event::EventType;
 use dossier_domain::story::Status;
-use dossier_domain::vocabulary::Confidence;
+use dossier_domain::vocabulary::Judgement;
 use dossier_domain::{Device, FileInfo, Incident, Producer};
 use rusqlite::{params, OptionalExtension, Transaction};
 
@@ -52,7 +53,8 @@ pub(crate) struct Aggregates {
     count: i64,
     first: i64,
     last: i64,
-    confidence: Confidence,
+    /// The highest [`Judgement::rank`] of the story's incidents.
+    judgement_rank: i64,
     all_false_positive: bool,
 }
 
@@ -152,11 +154,9 @@ impl FreshStory {
             count: i64::try_from(members.len()).unwrap_or(i64::MAX),
             first: us(plan.first_at),
             last: us(plan.last_at),
-            confidence: members
-                .iter()
-                .map(|i| i.confidence)
-                .max()
-                .unwrap_or_default(),
+            judgement_rank: i64::from(
+                highest_judgement(members.iter().copied()).map_or(0, Judgement::rank),
+            ),
             all_false_positive: members.iter().all(|i| is_false_positive(i)),
         };
         // Each hash the latest incident lacks comes from the most recent one that has it.
@@ -704,7 +704,7 @@ fn story_criticality(
 ) -> Result<(Criticality, String)> {
     let facts = CriticalityFacts::new(
         latest,
-        agg.confidence,
+        Judgement::from_rank(latest.producer.judged(), agg.judgement_rank),
         u32::try_from(agg.count).unwrap_or(u32::MAX),
         agg.all_false_positive,
         devices,
@@ -724,7 +724,7 @@ fn aggregates(tx: &Transaction<'_>, story_id: &str) -> Result<Option<Aggregates>
             count: r.get(0)?,
             first: r.get::<_, Option<i64>>(1)?.unwrap_or_default(),
             last: r.get::<_, Option<i64>>(2)?.unwrap_or_default(),
-            confidence: Confidence::from_rank(r.get::<_, Option<i64>>(3)?.unwrap_or_default()),
+            judgement_rank: r.get::<_, Option<i64>>(3)?.unwrap_or_default(),
             all_false_positive: r.get::<_, Option<i64>>(4)?.unwrap_or_default() == 1,
         })
     })?;
@@ -812,7 +812,7 @@ fn latest_incident<'a>(
             confidence_level: None,
             mitigation_status: None,
             analyst_verdict: None,
-            confidence: Confidence::Unknown,
+            confidence: dossier_domain::vocabulary::Confidence::Unknown,
             mitigation: dossier_domain::vocabulary::Mitigation::Unknown,
             producer_verdict: dossier_domain::vocabulary::ProducerVerdict::Undefined,
             severity: None,

@@ -6,6 +6,7 @@ use chrono::{DateTime, Duration, TimeZone, Utc};
 use proptest::prelude::*;
 
 use super::*;
+use crate::producer::test_producer;
 
 fn t(days: i64) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap() + Duration::days(days)
@@ -40,7 +41,7 @@ fn same_agent_and_hash_within_90_days_is_one_story() {
         m("2", 30, "ag", Some(A), None),
         m("3", 90, "ag", Some(A), None),
     ];
-    let plans = correlate("acc", Producer::SentinelOne, &ms, &Policy::default());
+    let plans = correlate("acc", test_producer(), &ms, &Policy::default());
     assert_eq!(plans.len(), 1);
     assert_eq!(plans[0].members, vec!["1", "2", "3"]);
     assert_eq!(plans[0].key.encode(), format!("hash:ag:{A}"));
@@ -52,7 +53,7 @@ fn an_incident_past_the_window_starts_a_linked_story() {
         m("1", 0, "ag", Some(A), None),
         m("2", 91, "ag", Some(A), None),
     ];
-    let plans = correlate("acc", Producer::SentinelOne, &ms, &Policy::default());
+    let plans = correlate("acc", test_producer(), &ms, &Policy::default());
     assert_eq!(plans.len(), 2);
     let second = plans.iter().find(|p| p.members == ["2"]).unwrap();
     let first = plans.iter().find(|p| p.members == ["1"]).unwrap();
@@ -68,7 +69,7 @@ fn other_agents_and_other_hashes_are_other_stories() {
         m("3", 0, "ag", Some(C), None),
     ];
     assert_eq!(
-        correlate("acc", Producer::SentinelOne, &ms, &Policy::default()).len(),
+        correlate("acc", test_producer(), &ms, &Policy::default()).len(),
         3
     );
 }
@@ -80,7 +81,7 @@ fn an_md5_keys_a_story_only_when_there_is_no_sha1_or_sha256() {
         ..m(id, 0, "ag", sha1, None)
     };
     let ms = [md5("1", None), md5("2", None), md5("3", Some(A))];
-    let plans = correlate("acc", Producer::SentinelOne, &ms, &Policy::default());
+    let plans = correlate("acc", test_producer(), &ms, &Policy::default());
     assert_eq!(
         groups(&plans),
         BTreeSet::from([vec!["1".to_owned(), "2".to_owned()], vec!["3".to_owned()]])
@@ -99,13 +100,13 @@ fn sha256_is_an_alias_of_sha1() {
         m("2", 1, "ag", Some(A), Some(B)),
         m("3", 2, "ag", Some(A), None),
     ];
-    let plans = correlate("acc", Producer::SentinelOne, &ms, &Policy::default());
+    let plans = correlate("acc", test_producer(), &ms, &Policy::default());
     assert_eq!(plans.len(), 1, "{plans:?}");
     assert_eq!(plans[0].key.value, A, "the sha1 is the canonical key");
     // Without the linking threat, the sha256-only threat is a story of its own.
     let plans = correlate(
         "acc",
-        Producer::SentinelOne,
+        test_producer(),
         &[ms[0].clone(), ms[2].clone()],
         &Policy::default(),
     );
@@ -125,7 +126,7 @@ fn two_sha1s_linked_through_a_sha256_key_on_the_smaller() {
             m("2", 1, "ag", Some(C), Some(B)),
         ],
     ] {
-        let plans = correlate("acc", Producer::SentinelOne, &ms, &Policy::default());
+        let plans = correlate("acc", test_producer(), &ms, &Policy::default());
         assert_eq!(plans.len(), 1, "{plans:?}");
         assert_eq!(plans[0].key.value, A);
     }
@@ -139,12 +140,7 @@ fn fileless_threats_correlate_on_storyline_else_alone() {
     b.storyline = Some("S1".into());
     let c = m("3", 1, "ag", None, None);
     let d = m("4", 1, "ag", None, None);
-    let plans = correlate(
-        "acc",
-        Producer::SentinelOne,
-        &[a, b, c, d],
-        &Policy::default(),
-    );
+    let plans = correlate("acc", test_producer(), &[a, b, c, d], &Policy::default());
     assert_eq!(
         groups(&plans),
         BTreeSet::from([
@@ -163,7 +159,7 @@ fn no_agent_means_a_story_of_its_own() {
     let mut b = m("2", 0, "", Some(A), None);
     b.agent = None;
     assert_eq!(
-        correlate("acc", Producer::SentinelOne, &[a, b], &Policy::default()).len(),
+        correlate("acc", test_producer(), &[a, b], &Policy::default()).len(),
         2
     );
 }
@@ -177,7 +173,7 @@ fn the_cap_overflows_into_a_linked_story() {
     let ms: Vec<Member> = (0..5)
         .map(|i| m(&format!("{i}"), i, "ag", Some(A), None))
         .collect();
-    let plans = correlate("acc", Producer::SentinelOne, &ms, &policy);
+    let plans = correlate("acc", test_producer(), &ms, &policy);
     assert_eq!(plans.len(), 3);
     assert!(plans.iter().all(|p| p.members.len() <= 2));
     assert_eq!(plans.iter().filter(|p| p.previous.is_none()).count(), 1);
@@ -186,8 +182,8 @@ fn the_cap_overflows_into_a_linked_story() {
 #[test]
 fn story_ids_depend_on_account() {
     let ms = [m("1", 0, "ag", Some(A), None)];
-    let a = correlate("acc1", Producer::SentinelOne, &ms, &Policy::default());
-    let b = correlate("acc2", Producer::SentinelOne, &ms, &Policy::default());
+    let a = correlate("acc1", test_producer(), &ms, &Policy::default());
+    let b = correlate("acc2", test_producer(), &ms, &Policy::default());
     assert_ne!(a[0].id, b[0].id);
     assert_eq!(a[0].id.len(), 32);
     assert!(
@@ -266,7 +262,7 @@ proptest! {
     #[test]
     fn every_member_is_in_exactly_one_story(ms in arb_members()) {
         let policy = Policy { cap: 4, window: Duration::days(30), ..Policy::default() };
-        let plans = correlate("acc", Producer::SentinelOne, &ms, &policy);
+        let plans = correlate("acc", test_producer(), &ms, &policy);
         let mut seen = BTreeMap::new();
         for p in &plans {
             for id in &p.members {
@@ -283,7 +279,7 @@ proptest! {
     #[test]
     fn any_permutation_gives_the_same_stories(ms in arb_members(), seed in any::<u64>()) {
         let policy = Policy { cap: 4, window: Duration::days(30), ..Policy::default() };
-        let a = correlate("acc", Producer::SentinelOne, &ms, &policy);
+        let a = correlate("acc", test_producer(), &ms, &policy);
         let mut shuffled = ms.clone();
         // A deterministic shuffle from the seed.
         let mut s = seed;
@@ -291,24 +287,24 @@ proptest! {
             s = s.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
             shuffled.swap(i, usize::try_from(s >> 33).unwrap_or(0) % (i + 1));
         }
-        let b = correlate("acc", Producer::SentinelOne, &shuffled, &policy);
+        let b = correlate("acc", test_producer(), &shuffled, &policy);
         prop_assert_eq!(a, b);
     }
 
     #[test]
     fn reingesting_changes_nothing(ms in arb_members()) {
         let policy = Policy::default();
-        let once = correlate("acc", Producer::SentinelOne, &ms, &policy);
+        let once = correlate("acc", test_producer(), &ms, &policy);
         let mut twice = ms.clone();
         twice.extend(ms.iter().cloned());
-        prop_assert_eq!(once, correlate("acc", Producer::SentinelOne, &twice, &policy));
+        prop_assert_eq!(once, correlate("acc", test_producer(), &twice, &policy));
     }
 
     #[test]
     fn members_sharing_a_story_share_a_term_chain(ms in arb_members()) {
         // Stories never join members that no chain of lookup terms connects: this is what lets
         // the store hand correlation only the closure of a batch's terms.
-        let plans = correlate("acc", Producer::SentinelOne, &ms, &Policy::default());
+        let plans = correlate("acc", test_producer(), &ms, &Policy::default());
         let by_id: BTreeMap<&str, &Member> = ms.iter().map(|m| (m.id.as_str(), m)).collect();
         for p in plans.iter().filter(|p| p.members.len() > 1) {
             let mut reached: BTreeSet<Term> = terms(by_id[p.members[0].as_str()]).into_iter().collect();

@@ -7,7 +7,6 @@ mod ingest;
 mod stories;
 
 use async_trait::async_trait;
-use dossier_domain::Producer;
 use dossier_store::conformance::Backend;
 use dossier_store::Remap;
 use dossier_store_sqlite::SqliteStore;
@@ -29,6 +28,10 @@ impl Backend for SqliteBackend {
     fn remap(&self) -> Remap {
         s1()
     }
+
+    fn producer(&self) -> dossier_domain::Producer {
+        dossier_sentinelone::producer()
+    }
 }
 
 mod conformance {
@@ -39,8 +42,10 @@ pub type Fixture = dossier_store::conformance::Fixture<SqliteBackend>;
 
 /// SentinelOne's mapping, the one every test incident here is stored with.
 pub fn s1() -> Remap {
-    std::sync::Arc::new(|p, raw| match p {
-        Producer::SentinelOne => dossier_sentinelone::remap_stored(raw),
+    std::sync::Arc::new(|p, raw| {
+        (p == dossier_sentinelone::producer())
+            .then(|| dossier_sentinelone::remap_stored(raw))
+            .flatten()
     })
 }
 

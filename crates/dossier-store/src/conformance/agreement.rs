@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use dossier_domain::correlate::{correlate, Member, Policy, StoryPlan};
 use dossier_domain::criticality::{criticality, CriticalityFacts};
 use dossier_domain::summary::{summary, SummaryFacts};
-use dossier_domain::{Incident, Producer};
+use dossier_domain::Incident;
 use proptest::prelude::*;
 
 use super::{incident, sha1, t0, Backend, Fixture};
@@ -107,12 +107,7 @@ fn domain_stories<B: Backend>(f: &Fixture<B>, incidents: &[Incident]) -> BTreeMa
         .iter()
         .map(|(id, i)| Member::of_incident(id.clone(), i))
         .collect();
-    let plans = correlate(
-        &f.account,
-        Producer::SentinelOne,
-        &members,
-        &Policy::default(),
-    );
+    let plans = correlate(&f.account, super::producer(), &members, &Policy::default());
     // The devices of the account with a story of each file.
     let mut devices: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
     for p in &plans {

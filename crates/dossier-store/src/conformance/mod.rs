@@ -55,6 +55,20 @@ pub trait Backend: Send + Sync {
 
     /// SentinelOne's mapping of a stored threat, which the test incidents are made with.
     fn remap(&self) -> Remap;
+
+    /// The producer of that mapping, named [`PRODUCER`]; declaring it lets the suite's
+    /// incidents name it.
+    fn producer(&self) -> Producer;
+}
+
+/// The producer the suite's threats are shaped for ([`as_threat`]): the backend's mapping
+/// declares it ([`Backend::producer`]).
+pub const PRODUCER: &str = "sentinelone";
+
+/// The producer of the suite's incidents, once the backend has declared it.
+pub fn producer() -> Producer {
+    Producer::parse(PRODUCER)
+        .expect("the backend declares the suite's producer before a test makes incidents")
 }
 
 /// Runs a test's future to its end on a runtime of its own, as `#[tokio::test]` does.
@@ -87,6 +101,7 @@ impl<B: Backend> Fixture<B> {
 
     /// A fixture whose store maps stored incidents with `remap`.
     pub async fn with_remap(backend: &B, remap: Remap) -> Self {
+        assert_eq!(backend.producer().as_str(), PRODUCER);
         let (store, guard) = backend.fresh(remap).await;
         let account = store.create_account("Acme", Licence::Xops).await.unwrap();
         let connector = store
@@ -124,7 +139,7 @@ impl<B: Backend> Fixture<B> {
     /// when anything else differs, so no field a test sets is lost.
     pub fn mapped(&self, inc: Incident) -> Incident {
         let raw = as_threat(&inc);
-        let mut back = (self.source)(Producer::SentinelOne, &raw).expect("the threat maps");
+        let mut back = (self.source)(producer(), &raw).expect("the threat maps");
         back.raw = raw;
         let mut same = Incident {
             raw: back.raw.clone(),
@@ -242,7 +257,7 @@ pub fn sha1(n: u32) -> String {
 pub fn incident(id: &str, day: i64, agent: &str, hash: Option<&str>) -> Incident {
     let created = t0() + Duration::days(day);
     Incident {
-        producer: Producer::SentinelOne,
+        producer: producer(),
         external_id: id.into(),
         created_at: created,
         updated_at: created,

@@ -586,10 +586,6 @@ pub async fn stored_incidents_are_read_with_the_mapping_given_for_their_producer
         d.incidents[0].classification.as_deref(),
         Some("as the source maps it")
     );
-    assert!(seen
-        .lock()
-        .unwrap()
-        .iter()
-        .all(|p| *p == dossier_domain::Producer::SentinelOne));
+    assert!(seen.lock().unwrap().iter().all(|p| *p == super::producer()));
     assert!(!seen.lock().unwrap().is_empty());
 }
