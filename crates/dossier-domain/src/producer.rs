@@ -43,7 +43,7 @@ impl Producer {
     #[must_use]
     pub fn new(spec: &'static ProducerSpec) -> Self {
         let known = |list: &Vec<&'static ProducerSpec>| list.iter().any(|s| s.name == spec.name);
-        let already = KNOWN.read().map_or(false, |list| known(&list));
+        let already = KNOWN.read().is_ok_and(|list| known(&list));
         if !already {
             if let Ok(mut list) = KNOWN.write() {
                 if !known(&list) {
