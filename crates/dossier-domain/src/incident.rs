@@ -103,6 +103,10 @@ pub struct Incident {
     pub mitre: Vec<MitreTechnique>,
     /// Mitigation actions taken, e.g. `kill:success`, `quarantine:failed`.
     pub mitigation_actions: Vec<String>,
+    /// The link to the record in the producer's console, where the record carries one
+    /// (Defender's `alertWebUrl`, CrowdStrike's `falcon_host_link`), as given: never built.
+    #[serde(default)]
+    pub console_url: Option<String>,
     /// The producer's JSON for the threat, exactly as received (serialised text).
     pub raw: String,
 }

@@ -215,7 +215,7 @@ fn incidents_section(d: &StoryDetail, connectors: &HashMap<String, Console>) -> 
                             td { (layout::opt(i.analyst_verdict.as_deref())) }
                             td { (layout::opt(Some(i.engines.join(", ")).as_deref())) }
                             td { @match connectors.get(&i.connector_id) {
-                                Some(c) => @match c.source.console_link(&c.tenant_url, &i.id) {
+                                Some(c) => @match console_link(i, c) {
                                     Some(link) => a href=(link) rel="noopener noreferrer" target="_blank" { "Open in " (c.source.labels().vendor) },
                                     None => span.none { "no console link" },
                                 },
@@ -227,6 +227,16 @@ fn incidents_section(d: &StoryDetail, connectors: &HashMap<String, Console>) -> 
             }
         }
     }
+}
+
+/// The link to an incident in its producer's console: the one the record carries, else the one
+/// its source builds. Only an `https://` link is shown: the record's text comes from the tenant.
+fn console_link(i: &dossier_store::IncidentView, c: &Console) -> Option<String> {
+    i.normalised
+        .as_ref()
+        .and_then(|n| n.console_url.clone())
+        .or_else(|| c.source.console_link(&c.tenant_url, &i.id))
+        .filter(|link| link.starts_with("https://"))
 }
 
 /// The MITRE ATT&CK techniques the incidents name, each once.

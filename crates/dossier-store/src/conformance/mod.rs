@@ -111,6 +111,7 @@ impl<B: Backend> Fixture<B> {
                 name: "s1".into(),
                 description: None,
                 tenant_url: "https://example.sentinelone.net".into(),
+                config: "{}".into(),
                 token_enc: vec![1, 2, 3],
                 track_errors: true,
                 write_back: false,
@@ -292,6 +293,7 @@ pub fn incident(id: &str, day: i64, agent: &str, hash: Option<&str>) -> Incident
         is_fileless: false,
         mitre: Vec::new(),
         mitigation_actions: Vec::new(),
+        console_url: None,
         raw: format!("{{\"id\":\"{id}\"}}"),
     }
 }
@@ -397,6 +399,7 @@ macro_rules! store_conformance_suite {
             a_page_of_a_replaced_worker_writes_nothing,
             health_from_a_replaced_worker_is_refused,
             a_page_for_a_deleted_connector_writes_nothing,
+            a_connectors_settings_are_kept_and_replaced,
             cursor_survives_a_separator_inside_a_threat_name,
             next_window_follows_its_reshaped_previous_window,
             an_update_changing_the_key_recorrelates_the_old_key,
