@@ -57,7 +57,7 @@ pub trait Backend: Send + Sync {
     fn remap(&self) -> Remap;
 
     /// The producer of that mapping, named [`PRODUCER`]; declaring it lets the suite's
-    /// incidents name it.
+    /// incidents name it. Each test of the suite declares it first.
     fn producer(&self) -> Producer;
 }
 
@@ -396,6 +396,7 @@ macro_rules! store_conformance_suite {
             a_story_shows_its_incidents_as_mapped_from_their_stored_threats,
             a_stored_threat_that_no_longer_maps_does_not_stall_its_story,
             stored_incidents_are_read_with_the_mapping_given_for_their_producer,
+            stories_relate_across_producers_by_sha256_and_device_name,
             a_page_of_a_replaced_worker_writes_nothing,
             health_from_a_replaced_worker_is_refused,
             a_page_for_a_deleted_connector_writes_nothing,
@@ -416,7 +417,9 @@ macro_rules! store_conformance_suite {
         $(
             #[test]
             fn $test() {
-                $crate::conformance::block_on($crate::conformance::$test(&$backend));
+                let backend = $backend;
+                $crate::conformance::Backend::producer(&backend);
+                $crate::conformance::block_on($crate::conformance::$test(&backend));
             }
         )*
     };
@@ -424,7 +427,9 @@ macro_rules! store_conformance_suite {
         $(
             #[test]
             fn $test() {
-                $crate::conformance::$test(&$backend);
+                let backend = $backend;
+                $crate::conformance::Backend::producer(&backend);
+                $crate::conformance::$test(&backend);
             }
         )*
     };
