@@ -137,9 +137,71 @@ pub struct Incident {
     pub raw: String,
 }
 
+impl Incident {
+    /// Returns whether a newer version of an incident changes nothing an analyst sees: every
+    /// field is the same but the update time and the raw JSON. CrowdStrike moves an alert's
+    /// `updated_timestamp` with no visible change (PRODUCERS.md §2.7); such a version is no
+    /// update of its story, raises no event, and only moves the stored update time on.
+    #[must_use]
+    pub fn only_touched(&self, stored: &Incident) -> bool {
+        let same_times = Incident {
+            updated_at: stored.updated_at,
+            raw: String::new(),
+            ..self.clone()
+        };
+        same_times
+            == Incident {
+                raw: String::new(),
+                ..stored.clone()
+            }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::MitreTechnique;
+
+    #[test]
+    fn a_version_that_moves_only_its_update_time_is_only_touched() {
+        let at = chrono::DateTime::from_timestamp(1_700_000_000, 0).unwrap_or_default();
+        let stored = super::Incident {
+            producer: crate::producer::test_producer(),
+            external_id: "a1".into(),
+            created_at: at,
+            updated_at: at,
+            device: super::Device::default(),
+            file: super::FileInfo::default(),
+            threat_name: Some("x".into()),
+            classification: None,
+            confidence_level: None,
+            mitigation_status: None,
+            analyst_verdict: None,
+            confidence: crate::vocabulary::Confidence::Unknown,
+            mitigation: crate::vocabulary::Mitigation::Unknown,
+            producer_verdict: crate::vocabulary::ProducerVerdict::Undefined,
+            severity: None,
+            incident_status: Some("new".into()),
+            engines: vec![],
+            storyline: None,
+            initiated_by: None,
+            is_fileless: false,
+            mitre: vec![],
+            mitigation_actions: vec![],
+            console_url: None,
+            raw: "{\"updated\":1}".into(),
+        };
+        let touched = super::Incident {
+            updated_at: at + chrono::Duration::seconds(5),
+            raw: "{\"updated\":2}".into(),
+            ..stored.clone()
+        };
+        assert!(touched.only_touched(&stored));
+        let changed = super::Incident {
+            incident_status: Some("in_progress".into()),
+            ..touched.clone()
+        };
+        assert!(!changed.only_touched(&stored));
+    }
 
     fn url(id: &str) -> Option<String> {
         MitreTechnique {

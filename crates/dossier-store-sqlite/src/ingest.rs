@@ -121,6 +121,9 @@ pub(crate) struct PagePlan {
 enum Action {
     /// A version no newer than the stored one: nothing to write.
     Unchanged,
+    /// A newer version that changes nothing an analyst sees
+    /// ([`dossier_domain::Incident::only_touched`]): only its update time moves on.
+    Touched,
     /// A newer version with the same correlation key: it stays in its story.
     InPlace { story_id: String },
     /// New, or its key changed: correlation decides its story.
@@ -131,6 +134,7 @@ enum Action {
 /// reader in a read transaction, or the writer's own transaction.
 pub(crate) fn plan_page(
     conn: &Connection,
+    remap: &Remap,
     page: &IngestPage,
     prepared: &[Prepared],
 ) -> Result<PagePlan> {
@@ -153,6 +157,12 @@ pub(crate) fn plan_page(
         );
         actions.push(match (arrival, stored) {
             (Arrival::Unchanged, _) => Action::Unchanged,
+            (Arrival::InPlace, Some(_))
+                if stored_version(conn, remap, &page.connector_id, &p.inc)?
+                    .is_some_and(|was| p.inc.only_touched(&was)) =>
+            {
+                Action::Touched
+            }
             (Arrival::InPlace, Some(s)) => Action::InPlace {
                 story_id: s.story_id,
             },
@@ -264,7 +274,7 @@ pub(crate) fn commit_page(
         mut fresh,
     } = match ahead {
         Some((read_at, plan)) if read_at == epoch => plan,
-        _ => plan_page(&tx, page, prepared)?,
+        _ => plan_page(&tx, remap, page, prepared)?,
     };
     tx.prepare_cached(
         "INSERT INTO account_epochs (account_id, epoch) VALUES (?1, ?2)
@@ -282,6 +292,13 @@ pub(crate) fn commit_page(
     for (p, action) in prepared.iter().zip(&actions) {
         match action {
             Action::Unchanged => outcome.incidents_unchanged += 1,
+            Action::Touched => {
+                outcome.incidents_unchanged += 1;
+                tx.prepare_cached(
+                    "UPDATE incidents SET updated_at = ?3 WHERE connector_id = ?1 AND external_id = ?2",
+                )?
+                .execute(params![page.connector_id, p.inc.external_id, us(p.inc.updated_at)])?;
+            }
             Action::InPlace { story_id } => {
                 outcome.incidents_updated += 1;
                 written.push(p);
@@ -375,6 +392,35 @@ pub(crate) fn commit_page(
             _touch: touch,
             _fresh: fresh,
         },
+    ))
+}
+
+/// The stored version of a page's incident, as its producer's mapping reads it; `None` when it
+/// no longer maps (it is then written again in full).
+fn stored_version(
+    conn: &Connection,
+    remap: &Remap,
+    connector_id: &str,
+    inc: &Incident,
+) -> Result<Option<Incident>> {
+    let mut st = conn.prepare_cached(
+        "SELECT b.normalised, b.raw FROM incidents i JOIN incident_bodies b ON b.seq = i.seq
+         WHERE i.connector_id = ?1 AND i.external_id = ?2",
+    )?;
+    let bodies = st
+        .query_row(params![connector_id, inc.external_id], |r| {
+            Ok(super::body::unpack_bodies(r.get_ref(0)?, r.get_ref(1)?))
+        })
+        .optional()?;
+    let Some(bodies) = bodies else {
+        return Ok(None);
+    };
+    let (normalised, raw) = bodies?;
+    Ok(super::body::stored_incident(
+        remap,
+        inc.producer,
+        normalised.as_deref(),
+        &raw,
     ))
 }
 

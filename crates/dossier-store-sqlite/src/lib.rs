@@ -109,7 +109,7 @@ impl Inner {
         let conn = self.reader()?;
         let tx = conn.unchecked_transaction()?;
         let epoch = ingest::account_epoch(&tx, &page.account_id)?;
-        let plan = ingest::plan_page(&tx, page, prepared)?;
+        let plan = ingest::plan_page(&tx, &self.remap, page, prepared)?;
         tx.finish()?;
         Ok((epoch, plan))
     }

@@ -558,3 +558,50 @@ pub async fn events_carry_what_the_incident_and_the_story_were<B: Backend>(backe
         })
     );
 }
+
+/// A newer version that changes nothing an analyst sees (CrowdStrike moves `updated_timestamp`
+/// for its own reasons) updates no story and raises no event; only its update time moves on, so
+/// that it is not read as new again, and a real change after it is still an update.
+pub async fn a_version_that_only_moves_its_update_time_changes_no_story<B: Backend>(backend: &B) {
+    let f = Fixture::new(backend).await;
+    let mut inc = incident("100", 0, "ag1", Some(&sha1(1)));
+    f.store
+        .commit_page(f.page(vec![inc.clone()], t0()))
+        .await
+        .unwrap();
+    let (story, _) = f.assignment().await["100"].clone();
+    let before = (f.story(&story).await.story, f.events().await.len());
+
+    inc.updated_at += Duration::hours(2);
+    let out = f
+        .store
+        .commit_page(f.page(vec![inc.clone()], t0() + Duration::hours(2)))
+        .await
+        .unwrap();
+    assert_eq!((out.incidents_updated, out.stories_updated), (0, 0));
+    assert_eq!(
+        (f.story(&story).await.story, f.events().await.len()),
+        before
+    );
+    // The same version again is no news either.
+    let again = f
+        .store
+        .commit_page(f.page(vec![inc.clone()], t0() + Duration::hours(3)))
+        .await
+        .unwrap();
+    assert_eq!(again.incidents_unchanged, 1);
+
+    inc.updated_at += Duration::hours(1);
+    inc.mitigation_status = Some("mitigated".into());
+    let out = f
+        .store
+        .commit_page(f.page(vec![inc], t0() + Duration::hours(4)))
+        .await
+        .unwrap();
+    assert_eq!((out.incidents_updated, out.stories_updated), (1, 1));
+    assert_eq!(
+        f.events().await.len(),
+        before.1 + 2,
+        "an incident and a story event"
+    );
+}

@@ -376,6 +376,7 @@ macro_rules! store_conformance_suite {
         $crate::store_conformance_suite!(@async $backend;
             a_page_becomes_stories_and_reingest_changes_nothing,
             an_update_of_a_threat_updates_its_incident_and_story,
+            a_version_that_only_moves_its_update_time_changes_no_story,
             a_threat_twice_in_one_page_is_stored_once_as_its_latest_version,
             a_late_earlier_incident_reshapes_windows_and_keeps_the_analysts_work,
             triaged_stories_merged_by_a_sha256_alias_keep_a_verdict_with_its_own_severity,
