@@ -1,4 +1,4 @@
-//! The Falcon clouds and their API hosts (PRODUCERS.md §2.3, from FalconPy's `_base_url.py`
+//! The Falcon clouds and their API hosts (PRODUCERS.md §2.3, from `FalconPy`'s `_base_url.py`
 //! [C3]).
 
 use url::Url;

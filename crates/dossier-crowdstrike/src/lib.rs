@@ -1,4 +1,4 @@
-//! CrowdStrike Falcon as a source of Dossier: the OAuth2 client of the Alerts API, the mapping
+//! CrowdStrike Falcon as a source of Dossier: the OAuth 2.0 client of the Alerts API, the mapping
 //! of endpoint alerts onto domain incidents, and the [`CrowdStrike`] source the generic worker
 //! drives.
 //!
@@ -9,11 +9,13 @@ pub mod client;
 pub mod cloud;
 pub mod mapping;
 pub mod query;
+pub mod source;
 
 pub use client::{Client, ClientConfig, ClientError};
 pub use cloud::Cloud;
 pub use mapping::{map_alert, map_owned_alert, remap_stored, MapError};
-pub use query::{AlertQuery, Cursor, QUERY_WINDOW};
+pub use query::{AlertQuery, Cursor, MAX_IDS_PER_CALL, QUERY_WINDOW};
+pub use source::{cs_verdict_tag, CrowdStrike};
 
 use dossier_domain::{Judged, Producer, ProducerSpec};
 

@@ -126,6 +126,9 @@ fn map_fields(text: &str) -> Result<Incident, MapError> {
         is_fileless,
         mitre: mitre(&alert),
         mitigation_actions,
+        // The link exactly as CrowdStrike gives it: its forms differ by product and over time
+        // (PRODUCERS.md §2.4), so it is never built.
+        console_url: text_of(&alert, "falcon_host_link"),
         raw: String::new(),
     })
 }
@@ -312,8 +315,8 @@ fn verdict(alert: &Map<String, Value>) -> (ProducerVerdict, Option<String>) {
         .into_iter()
         .flatten()
         .filter_map(Value::as_str)
-        .filter_map(|t| vendor_value(Some(t), VERDICT).map(|v| (v, t.trim().to_ascii_lowercase())))
-        .last();
+        .rev()
+        .find_map(|t| vendor_value(Some(t), VERDICT).map(|v| (v, t.trim().to_ascii_lowercase())));
     match found {
         Some((v, text)) => (v, Some(text)),
         None => (ProducerVerdict::Undefined, None),

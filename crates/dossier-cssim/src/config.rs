@@ -46,7 +46,7 @@ impl SimConfig {
     }
 }
 
-/// One API client (OAuth2 client credentials) the tenant accepts.
+/// One API client (OAuth 2.0 client credentials) the tenant accepts.
 #[derive(Clone)]
 pub struct ClientSpec {
     pub client_id: String,

@@ -49,7 +49,7 @@ pub(crate) fn token_client_auth_failed() -> Response {
     )
 }
 
-/// 400 from `/oauth2/token` for a request it cannot read (ansible_collection_falcon#173).
+/// 400 from `/oauth2/token` for a request it cannot read (`ansible_collection_falcon#173`).
 pub(crate) fn token_failed_to_generate(client_id: &str) -> Response {
     error(
         StatusCode::BAD_REQUEST,
@@ -73,7 +73,7 @@ pub(crate) fn invalid_bearer_token() -> Response {
     r
 }
 
-/// 403 for a valid token without the scope (ansible_collection_falcon#154).
+/// 403 for a valid token without the scope (`ansible_collection_falcon#154`).
 pub(crate) fn authorization_failed() -> Response {
     error(
         StatusCode::FORBIDDEN,

@@ -83,14 +83,18 @@ mod tests {
         assert_eq!(
             Fault::parse_list(" 429:2, 500*2 ,401,403,garbage,slow:1,429").unwrap(),
             [
-                Fault::RateLimited { retry_after_secs: 2 },
+                Fault::RateLimited {
+                    retry_after_secs: 2
+                },
                 Fault::ServerError,
                 Fault::ServerError,
                 Fault::Unauthorized,
                 Fault::Forbidden,
                 Fault::Garbage,
                 Fault::Slow(Duration::from_secs(1)),
-                Fault::RateLimited { retry_after_secs: 1 },
+                Fault::RateLimited {
+                    retry_after_secs: 1
+                },
             ]
         );
         assert!(Fault::parse_list("").unwrap().is_empty());

@@ -116,7 +116,8 @@ mod tests {
 
     #[test]
     fn the_pollers_filter_parses_and_matches() {
-        let f = Filter::parse("product:'epp'+updated_timestamp:>='2024-01-01T00:00:00.5Z'").unwrap();
+        let f =
+            Filter::parse("product:'epp'+updated_timestamp:>='2024-01-01T00:00:00.5Z'").unwrap();
         assert_eq!(f.lower_bound(), Some(t("2024-01-01T00:00:00.5Z")));
         assert!(f.matches(Some("epp"), Some(t("2024-01-01T00:00:00.5Z"))));
         assert!(!f.matches(Some("idp"), Some(t("2024-01-02T00:00:00Z"))));
@@ -129,7 +130,13 @@ mod tests {
 
     #[test]
     fn what_it_cannot_read_is_refused() {
-        for bad in ["status:'new'", "product:epp", "updated_timestamp:'2024-01-01T00:00:00Z'", "updated_timestamp:>'yesterday'", "product"] {
+        for bad in [
+            "status:'new'",
+            "product:epp",
+            "updated_timestamp:'2024-01-01T00:00:00Z'",
+            "updated_timestamp:>'yesterday'",
+            "product",
+        ] {
             assert!(Filter::parse(bad).is_err(), "{bad}");
         }
         assert_eq!(Filter::parse("").unwrap(), Filter::default());

@@ -100,9 +100,23 @@ pub(crate) struct Generator {
     sequence: u64,
 }
 
-const SITES: &[&str] = &["Default-First-Site-Name", "HQ-Paris", "AP-IN-Chakan-SIL", "US-East"];
+const SITES: &[&str] = &[
+    "Default-First-Site-Name",
+    "HQ-Paris",
+    "AP-IN-Chakan-SIL",
+    "US-East",
+];
 const DOMAINS: &[&str] = &["CORP.LOCAL", "admin.example.com", "ABC.LOCAL"];
-const EXE: &[&str] = &["setup.exe", "invoice_viewer.exe", "keygen.exe", "update.exe", "svch0st.exe", "tool.exe", "driver_installer.exe", "7zsfx.exe"];
+const EXE: &[&str] = &[
+    "setup.exe",
+    "invoice_viewer.exe",
+    "keygen.exe",
+    "update.exe",
+    "svch0st.exe",
+    "tool.exe",
+    "driver_installer.exe",
+    "7zsfx.exe",
+];
 
 impl Generator {
     pub(crate) fn new(config: &SimConfig) -> Self {
@@ -165,9 +179,10 @@ impl Generator {
             self.shared_hosts[self.rng.gen_range(0..self.shared_hosts.len())].clone()
         } else {
             // Skewed towards the first hosts: some devices are noisier than others.
+            // (the lower of two draws: hosts early in the list come up more often).
             let n = self.hosts.len();
-            let i = (self.rng.gen_range(0.0f64..1.0).powi(2) * n as f64) as usize;
-            self.hosts[i.min(n - 1)].clone()
+            let i = self.rng.gen_range(0..n).min(self.rng.gen_range(0..n));
+            self.hosts[i].clone()
         };
         let (file, detection) = self.pick(&host, shared_host);
         self.endpoint_alert(at, &host, file.as_ref(), detection)
@@ -180,18 +195,26 @@ impl Generator {
             let fileless: Vec<&Detection> = DETECTIONS.iter().filter(|d| d.fileless).collect();
             return (None, fileless[self.rng.gen_range(0..fileless.len())]);
         }
-        let with_file: Vec<&'static Detection> = DETECTIONS.iter().filter(|d| !d.fileless).collect();
+        let with_file: Vec<&'static Detection> =
+            DETECTIONS.iter().filter(|d| !d.fileless).collect();
         let detection = with_file[self.rng.gen_range(0..with_file.len())];
         if !self.shared_files.is_empty() && roll < 10 {
             let f = self.shared_files[self.rng.gen_range(0..self.shared_files.len())].clone();
             return (Some(f), detection);
         }
-        let host_index = self.hosts.iter().position(|h| h.device_id == host.device_id);
+        let host_index = self
+            .hosts
+            .iter()
+            .position(|h| h.device_id == host.device_id);
         let file = match (roll, host_index) {
             (10..35, Some(h)) if !shared_host => {
                 // A recurrence: a file this host had before, when there is one.
-                let before: Vec<usize> =
-                    self.seen.iter().filter(|(sh, _)| *sh == h).map(|(_, f)| *f).collect();
+                let before: Vec<usize> = self
+                    .seen
+                    .iter()
+                    .filter(|(sh, _)| *sh == h)
+                    .map(|(_, f)| *f)
+                    .collect();
                 if before.is_empty() {
                     self.rng.gen_range(0..self.files.len())
                 } else {
@@ -221,10 +244,16 @@ impl Generator {
         let tree_id = self.rng.gen_range(100_000_000u64..999_999_999_999);
         let (kind_id, composite_id) = if d.kind == "ods" {
             let event = random_hex(&mut self.rng, 32);
-            (format!("ods:{aid}:{event}"), format!("{}:ods:{aid}:{event}", self.cid))
+            (
+                format!("ods:{aid}:{event}"),
+                format!("{}:ods:{aid}:{event}", self.cid),
+            )
         } else {
             let tail = format!("{process_id}-{}-{}", d.pattern_id, self.sequence);
-            (format!("ind:{aid}:{tail}"), format!("{}:ind:{aid}:{tail}", self.cid))
+            (
+                format!("ind:{aid}:{tail}"),
+                format!("{}:ind:{aid}:{tail}", self.cid),
+            )
         };
         let (sha256, md5, filename) = match file {
             Some(f) => (f.sha256.clone(), f.md5.clone(), f.name.clone()),
@@ -312,7 +341,11 @@ impl Generator {
     fn identity_alert(&mut self, at: DateTime<Utc>) -> Value {
         let source = self.hosts[self.rng.gen_range(0..self.hosts.len())].clone();
         let target = self.hosts[self.rng.gen_range(0..self.hosts.len())].clone();
-        let event = format!("{:08X}-0F17-412C-8105-{:012X}", self.rng.gen::<u32>(), self.sequence);
+        let event = format!(
+            "{:08X}-0F17-412C-8105-{:012X}",
+            self.rng.gen::<u32>(),
+            self.sequence
+        );
         let composite_id = format!("{}:ind:{}:{event}", self.cid, self.cid);
         let stamp = nanos_text(at);
         json!({
@@ -358,7 +391,14 @@ impl Generator {
 
 fn make_host(rng: &mut StdRng, hostname: String) -> Host {
     let (platform, os_version) = match rng.gen_range(0..100) {
-        0..70 => ("Windows", if rng.gen_bool(0.5) { "Windows 11" } else { "Windows 10" }),
+        0..70 => (
+            "Windows",
+            if rng.gen_bool(0.5) {
+                "Windows 11"
+            } else {
+                "Windows 10"
+            },
+        ),
         70..85 => ("Mac", "Sonoma (14)"),
         _ => ("Linux", "Ubuntu 22.04"),
     };
@@ -373,7 +413,12 @@ fn make_host(rng: &mut StdRng, hostname: String) -> Host {
         platform,
         os_version,
         product_type_desc,
-        local_ip: format!("10.{}.{}.{}", rng.gen_range(0..255), rng.gen_range(0..255), rng.gen_range(1..255)),
+        local_ip: format!(
+            "10.{}.{}.{}",
+            rng.gen_range(0..255),
+            rng.gen_range(0..255),
+            rng.gen_range(1..255)
+        ),
         external_ip: format!("81.2.69.{}", rng.gen_range(1..255)),
         site: SITES[rng.gen_range(0..SITES.len())],
         domain: DOMAINS[rng.gen_range(0..DOMAINS.len())],

@@ -1,4 +1,4 @@
-//! An emulated CrowdStrike Falcon tenant (OAuth2 and Alerts API) for the demo, integration
+//! An emulated CrowdStrike Falcon tenant (OAuth 2.0 and Alerts API) for the demo, integration
 //! tests and benchmarks.
 //!
 //! - [`Tenant`] holds the state: seeded, realistic alerts in the exact shape of the Alerts API

@@ -41,7 +41,13 @@ pub(crate) fn router(tenant: Tenant) -> Router {
         .route("/alerts/entities/alerts/v2", post(get_alerts))
         .route("/alerts/entities/alerts/v3", patch(update_alerts))
         .route("/detects/{*rest}", any(retired))
-        .fallback(|| async { error(StatusCode::NOT_FOUND, "crowdstrike-api-gateway", "Not Found") })
+        .fallback(|| async {
+            error(
+                StatusCode::NOT_FOUND,
+                "crowdstrike-api-gateway",
+                "Not Found",
+            )
+        })
         .with_state(tenant)
 }
 
@@ -56,7 +62,10 @@ async fn retired() -> Response {
 async fn token(State(tenant): State<Tenant>, body: Bytes) -> Response {
     tenant.inner.token_requests.fetch_add(1, Ordering::SeqCst);
     let form: HashMap<String, String> = url_form(&body);
-    let client_id = form.get("client_id").map(String::as_str).unwrap_or_default();
+    let client_id = form
+        .get("client_id")
+        .map(String::as_str)
+        .unwrap_or_default();
     let Some(secret) = form.get("client_secret").filter(|_| !client_id.is_empty()) else {
         return envelope::token_failed_to_generate(client_id);
     };
@@ -65,7 +74,11 @@ async fn token(State(tenant): State<Tenant>, body: Bytes) -> Response {
         return envelope::token_client_auth_failed();
     };
     if let Some(member) = form.get("member_cid") {
-        if !spec.member_cids.iter().any(|m| m.eq_ignore_ascii_case(member)) {
+        if !spec
+            .member_cids
+            .iter()
+            .any(|m| m.eq_ignore_ascii_case(member))
+        {
             return envelope::token_failed_to_generate(client_id);
         }
     }
@@ -90,7 +103,9 @@ fn url_form(body: &[u8]) -> HashMap<String, String> {
         let mut out = Vec::with_capacity(bytes.len());
         let mut i = 0;
         while i < bytes.len() {
-            let hex = bytes.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
+            let hex = bytes
+                .get(i + 1..i + 3)
+                .and_then(|h| std::str::from_utf8(h).ok());
             match (bytes[i], hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
                 (b'%', Some(b)) => {
                     out.push(b);
@@ -207,7 +222,10 @@ fn with_budget(mut r: Response, (limit, remaining): (u32, u32)) -> Response {
     h.insert("x-ratelimit-remaining", HeaderValue::from(remaining));
     if remaining == 0 {
         let now = Utc::now().timestamp();
-        h.insert("x-ratelimit-retryafter", HeaderValue::from(now - now.rem_euclid(60) + 60));
+        h.insert(
+            "x-ratelimit-retryafter",
+            HeaderValue::from(now - now.rem_euclid(60) + 60),
+        );
     }
     r
 }
@@ -226,7 +244,12 @@ async fn query_alerts(
         Ok((_, budget)) => budget,
         Err(r) => return r,
     };
-    let param = |name: &str| params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+    let param = |name: &str| {
+        params
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
     let number = |name: &str, default: u64| -> Result<u64, Response> {
         param(name).map_or(Ok(default), |v| {
             v.trim()
@@ -298,7 +321,10 @@ fn composite_ids(body: &Value) -> Result<Vec<String>, Response> {
         return Err(error(
             StatusCode::PAYLOAD_TOO_LARGE,
             "detectsapi",
-            &format!("at most {MAX_IDS} composite_ids a request; got {}", list.len()),
+            &format!(
+                "at most {MAX_IDS} composite_ids a request; got {}",
+                list.len()
+            ),
         ));
     }
     Ok(list
@@ -309,7 +335,10 @@ fn composite_ids(body: &Value) -> Result<Vec<String>, Response> {
 }
 
 async fn get_alerts(State(tenant): State<Tenant>, headers: HeaderMap, body: Bytes) -> Response {
-    tenant.inner.entities_requests.fetch_add(1, Ordering::SeqCst);
+    tenant
+        .inner
+        .entities_requests
+        .fetch_add(1, Ordering::SeqCst);
     let budget = match gate(&tenant, &headers, false).await {
         Ok((_, budget)) => budget,
         Err(r) => return r,
@@ -332,7 +361,13 @@ async fn get_alerts(State(tenant): State<Tenant>, headers: HeaderMap, body: Byte
 }
 
 /// The actions `PATCH …/v3` takes, and the values `update_status` does (§2.1).
-const ACTIONS: &[&str] = &["update_status", "add_tag", "remove_tag", "append_comment", "show_in_ui"];
+const ACTIONS: &[&str] = &[
+    "update_status",
+    "add_tag",
+    "remove_tag",
+    "append_comment",
+    "show_in_ui",
+];
 const STATUSES: &[&str] = &["new", "in_progress", "reopened", "closed"];
 
 async fn update_alerts(State(tenant): State<Tenant>, headers: HeaderMap, body: Bytes) -> Response {
@@ -372,4 +407,3 @@ async fn update_alerts(State(tenant): State<Tenant>, headers: HeaderMap, body: B
     });
     with_budget(json_response(StatusCode::OK, &body), budget)
 }
-

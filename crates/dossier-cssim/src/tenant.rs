@@ -110,7 +110,12 @@ impl Tenant {
     /// Generates `n` alerts deterministically from the seed, created between `from` and `to`
     /// in order; about a third get a later update (triage, or a bump of `updated_timestamp`
     /// alone, PRODUCERS.md §2.7) no later than `to`. Returns their composite ids, oldest first.
-    pub fn generate_history(&self, n: usize, from: DateTime<Utc>, to: DateTime<Utc>) -> Vec<String> {
+    pub fn generate_history(
+        &self,
+        n: usize,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Vec<String> {
         let span = (to - from).num_nanoseconds().unwrap_or(i64::MAX).max(1);
         let mut generator = lock(&self.inner.generator);
         let mut store = lock(&self.inner.store);
@@ -121,12 +126,17 @@ impl Tenant {
             let at = from + Duration::nanoseconds(step * i64::try_from(i).unwrap_or(0) + jitter);
             let mut alert = generator.alert(at);
             if generator.rng().gen_bool(0.33) {
-                let later_ns = generator.rng().gen_range(0..(to - at).num_nanoseconds().unwrap_or(0).max(1));
+                let later_ns = generator
+                    .rng()
+                    .gen_range(0..(to - at).num_nanoseconds().unwrap_or(0).max(1));
                 let later = at + Duration::nanoseconds(later_ns);
                 let change = generator.rng().gen_range(0..4u8);
                 lifecycle(&mut alert, change, later);
             }
-            let id = alert["composite_id"].as_str().unwrap_or_default().to_owned();
+            let id = alert["composite_id"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
             store.put(id.clone(), alert);
             ids.push(id);
         }
@@ -136,7 +146,10 @@ impl Tenant {
     /// Generates one new alert created at `now`. Returns its composite id.
     pub fn generate_live(&self, now: DateTime<Utc>) -> String {
         let alert = lock(&self.inner.generator).alert(now);
-        let id = alert["composite_id"].as_str().unwrap_or_default().to_owned();
+        let id = alert["composite_id"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
         lock(&self.inner.store).put(id.clone(), alert);
         id
     }
@@ -174,7 +187,9 @@ impl Tenant {
             .ok_or_else(|| SimError::InvalidAlert("composite_id is missing".into()))?
             .to_owned();
         if !alert["updated_timestamp"].is_string() {
-            return Err(SimError::InvalidAlert("updated_timestamp is missing".into()));
+            return Err(SimError::InvalidAlert(
+                "updated_timestamp is missing".into(),
+            ));
         }
         lock(&self.inner.store).put(id.clone(), alert);
         Ok(id)
@@ -182,12 +197,19 @@ impl Tenant {
 
     /// Returns a stored alert.
     pub fn alert(&self, id: &str) -> Option<Value> {
-        lock(&self.inner.store).by_id.get(id).map(|(_, a)| a.clone())
+        lock(&self.inner.store)
+            .by_id
+            .get(id)
+            .map(|(_, a)| a.clone())
     }
 
     /// Returns every composite id in `updated_timestamp` order.
     pub fn ids_by_update(&self) -> Vec<String> {
-        lock(&self.inner.store).order.iter().map(|(_, id)| id.clone()).collect()
+        lock(&self.inner.store)
+            .order
+            .iter()
+            .map(|(_, id)| id.clone())
+            .collect()
     }
 
     /// Returns the number of stored alerts, of every product.
@@ -259,13 +281,20 @@ fn lifecycle(alert: &mut Value, change: u8, at: DateTime<Utc>) {
     alert["updated_timestamp"] = json!(stamp);
     alert["crawled_timestamp"] = json!(stamp);
     if let Some(device) = alert.get_mut("device").and_then(Value::as_object_mut) {
-        device.insert("last_seen".into(), json!(at.format("%Y-%m-%dT%H:%M:%SZ").to_string()));
+        device.insert(
+            "last_seen".into(),
+            json!(at.format("%Y-%m-%dT%H:%M:%SZ").to_string()),
+        );
     }
     match change {
         1 => alert["status"] = json!("in_progress"),
         2 => {
             alert["status"] = json!("closed");
-            let tag = if at.timestamp_subsec_nanos() % 3 == 0 { "false_positive" } else { "true_positive" };
+            let tag = if at.timestamp_subsec_nanos() % 3 == 0 {
+                "false_positive"
+            } else {
+                "true_positive"
+            };
             add_tag(alert, tag);
         }
         3 => alert["status"] = json!("reopened"),

@@ -10,9 +10,9 @@ use dossier_source::{Failure, FailureKind};
 /// A failed call to the Falcon API.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ClientError {
-    /// `POST /oauth2/token` refused the client id or secret (403 "Failed to issue access token
-    /// - Client authentication failed", 400 "Failed to generate access token", §2.8), or a
-    /// freshly issued token was refused too (401 "access denied, invalid bearer token").
+    /// `POST /oauth2/token` refused the client id or secret (403 "Failed to issue access
+    /// token", 400 "Failed to generate access token", §2.8), or a freshly issued token was
+    /// refused too (401 "access denied, invalid bearer token").
     #[error("client id or secret rejected (http {status}{})", said(message.as_deref()))]
     CredentialsRejected {
         status: u16,

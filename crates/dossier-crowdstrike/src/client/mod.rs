@@ -1,4 +1,4 @@
-//! The HTTP client of the Falcon OAuth2 and Alerts APIs.
+//! The HTTP client of the Falcon OAuth 2.0 and Alerts APIs.
 //!
 //! rustls only, extra trust roots from PEM, a bearer token fetched with the client
 //! credentials, cached and renewed before it expires (§2.3), bounded retries that honour the
@@ -39,11 +39,11 @@ pub const ENTITIES_PATH: &str = "/alerts/entities/alerts/v2";
 /// `PATCH /alerts/entities/alerts/v3`: actions on alerts.
 pub const UPDATE_PATH: &str = "/alerts/entities/alerts/v3";
 
-/// The lifetime assumed when a token response gives none: FalconPy's default, and what the
+/// The lifetime assumed when a token response gives none: `FalconPy`'s default, and what the
 /// API answers (§2.3).
 const DEFAULT_TOKEN_SECS: u64 = 1799;
 
-/// How long before a token's expiry it is renewed: five minutes (FalconPy renews 120–1,200 s
+/// How long before a token's expiry it is renewed: five minutes (`FalconPy` renews 120–1,200 s
 /// early, §2.3), or a quarter of the lifetime for short-lived tokens.
 #[must_use]
 pub fn renew_margin(lifetime: Duration) -> Duration {
@@ -99,6 +99,10 @@ impl Client {
     /// # Errors
     /// [`ClientError::Config`] for a URL that is not http(s) or has no host, an empty client id
     /// or secret, a member CID that is not 32 hex digits, or unusable PEM.
+    #[expect(
+        clippy::needless_pass_by_value,
+        reason = "a client is made from a configuration its caller hands over and no longer needs"
+    )]
     pub fn new(config: ClientConfig) -> Result<Client, ClientError> {
         let root = api_root(&config.base_url).map_err(ClientError::Config)?;
         if config.client_id.is_empty() || config.client_secret.expose_secret().trim().is_empty() {
@@ -389,20 +393,20 @@ impl Client {
             access_token: Option<String>,
             expires_in: Option<u64>,
         }
-        let mut form = url::form_urlencoded::Serializer::new(String::new());
-        form.append_pair("client_id", &self.inner.client_id);
-        form.append_pair("client_secret", self.inner.secret.expose_secret());
-        if let Some(cid) = &self.inner.member_cid {
-            form.append_pair("member_cid", cid);
-        }
+        let form = {
+            let mut form = url::form_urlencoded::Serializer::new(String::new());
+            form.append_pair("client_id", &self.inner.client_id);
+            form.append_pair("client_secret", self.inner.secret.expose_secret());
+            if let Some(cid) = &self.inner.member_cid {
+                form.append_pair("member_cid", cid);
+            }
+            form.finish().into_bytes()
+        };
         let call = Call {
             method: Method::POST,
             path: TOKEN_PATH,
             url: self.url(TOKEN_PATH),
-            body: Some((
-                "application/x-www-form-urlencoded",
-                form.finish().into_bytes(),
-            )),
+            body: Some(("application/x-www-form-urlencoded", form)),
             auth: None,
         };
         let started = Instant::now();
