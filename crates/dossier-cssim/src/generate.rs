@@ -264,7 +264,7 @@ impl Generator {
         let user = format!("user{}", self.rng.gen_range(1..400));
         let stamp = nanos_text(at);
         let filepath = format!("\\Device\\HarddiskVolume3\\Users\\{user}\\Downloads\\{filename}");
-        json!({
+        let mut alert = json!({
             "agent_id": aid,
             "aggregate_id": format!("aggind:{aid}:{tree_id}"),
             "alleged_filetype": "exe",
@@ -334,7 +334,14 @@ impl Generator {
             "updated_timestamp": stamp,
             "user_id": format!("S-1-5-21-1909377054-3469629671-4104191496-{}", 1000 + process_id % 9000),
             "user_name": user,
-        })
+        });
+        // Like sample 1, some alerts carry the number alone.
+        if self.rng.gen_bool(0.2) {
+            if let Some(a) = alert.as_object_mut() {
+                a.remove("severity_name");
+            }
+        }
+        alert
     }
 
     /// An identity alert like sample 2: no `device`, endpoints named by sensor id.
