@@ -1,0 +1,144 @@
+//! The subset of FQL (PRODUCERS.md §2.2) the emulator understands: `+`-joined terms on
+//! `product` (`product:'epp'`, `product:['epp','idp']`) and `updated_timestamp` (`>`, `>=`,
+//! `<`, `<=` a quoted RFC 3339 time). Anything else is refused, as the API refuses a filter it
+//! cannot read.
+
+use chrono::{DateTime, Utc};
+
+/// A comparison on `updated_timestamp`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Op {
+    Gt,
+    Ge,
+    Lt,
+    Le,
+}
+
+/// A parsed filter.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct Filter {
+    pub products: Option<Vec<String>>,
+    pub updated: Vec<(Op, DateTime<Utc>)>,
+}
+
+impl Filter {
+    pub(crate) fn parse(text: &str) -> Result<Filter, String> {
+        let mut filter = Filter::default();
+        for term in text.split('+').map(str::trim).filter(|t| !t.is_empty()) {
+            let (property, value) = term
+                .split_once(':')
+                .ok_or_else(|| format!("Invalid filter: {term:?} is not property:value"))?;
+            match property.trim() {
+                "product" => filter.products = Some(products(value.trim())?),
+                "updated_timestamp" => filter.updated.push(comparison(value.trim())?),
+                other => {
+                    return Err(format!(
+                        "Invalid filter: property {other:?} is not supported here"
+                    ))
+                }
+            }
+        }
+        Ok(filter)
+    }
+
+    /// Tells whether an alert with this product and update time matches.
+    pub(crate) fn matches(&self, product: Option<&str>, updated: Option<DateTime<Utc>>) -> bool {
+        let product_ok = self
+            .products
+            .as_ref()
+            .is_none_or(|ps| product.is_some_and(|p| ps.iter().any(|q| q == p)));
+        let time_ok = self.updated.iter().all(|(op, bound)| {
+            updated.is_some_and(|t| match op {
+                Op::Gt => t > *bound,
+                Op::Ge => t >= *bound,
+                Op::Lt => t < *bound,
+                Op::Le => t <= *bound,
+            })
+        });
+        product_ok && time_ok
+    }
+
+    /// The lowest update time a match can have, for starting the scan there.
+    pub(crate) fn lower_bound(&self) -> Option<DateTime<Utc>> {
+        self.updated
+            .iter()
+            .filter(|(op, _)| matches!(op, Op::Gt | Op::Ge))
+            .map(|(_, t)| *t)
+            .max()
+    }
+}
+
+fn quoted(value: &str) -> Result<&str, String> {
+    value
+        .strip_prefix('\'')
+        .and_then(|v| v.strip_suffix('\''))
+        .ok_or_else(|| format!("Invalid filter: {value:?} is not a quoted value"))
+}
+
+fn products(value: &str) -> Result<Vec<String>, String> {
+    if let Some(list) = value.strip_prefix('[').and_then(|v| v.strip_suffix(']')) {
+        return list
+            .split(',')
+            .map(|v| quoted(v.trim()).map(str::to_owned))
+            .collect();
+    }
+    Ok(vec![quoted(value)?.to_owned()])
+}
+
+fn comparison(value: &str) -> Result<(Op, DateTime<Utc>), String> {
+    let (op, rest) = if let Some(r) = value.strip_prefix(">=") {
+        (Op::Ge, r)
+    } else if let Some(r) = value.strip_prefix("<=") {
+        (Op::Le, r)
+    } else if let Some(r) = value.strip_prefix('>') {
+        (Op::Gt, r)
+    } else if let Some(r) = value.strip_prefix('<') {
+        (Op::Lt, r)
+    } else {
+        return Err(format!(
+            "Invalid filter: updated_timestamp takes >, >=, < or <=, not {value:?}"
+        ));
+    };
+    let text = quoted(rest.trim())?;
+    let t = DateTime::parse_from_rfc3339(text)
+        .map_err(|_| format!("Invalid filter: {text:?} is not an RFC 3339 time"))?;
+    Ok((op, t.with_timezone(&Utc)))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly")]
+mod tests {
+    use super::*;
+
+    fn t(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    #[test]
+    fn the_pollers_filter_parses_and_matches() {
+        let f =
+            Filter::parse("product:'epp'+updated_timestamp:>='2024-01-01T00:00:00.5Z'").unwrap();
+        assert_eq!(f.lower_bound(), Some(t("2024-01-01T00:00:00.5Z")));
+        assert!(f.matches(Some("epp"), Some(t("2024-01-01T00:00:00.5Z"))));
+        assert!(!f.matches(Some("idp"), Some(t("2024-01-02T00:00:00Z"))));
+        assert!(!f.matches(Some("epp"), Some(t("2024-01-01T00:00:00.499999999Z"))));
+        let f = Filter::parse("updated_timestamp:>'2024-01-01T00:00:00Z'+updated_timestamp:<='2024-01-02T00:00:00Z'+product:['epp','idp']").unwrap();
+        assert!(f.matches(Some("idp"), Some(t("2024-01-02T00:00:00Z"))));
+        assert!(!f.matches(Some("epp"), Some(t("2024-01-01T00:00:00Z"))));
+        assert!(!f.matches(Some("epp"), None));
+    }
+
+    #[test]
+    fn what_it_cannot_read_is_refused() {
+        for bad in [
+            "status:'new'",
+            "product:epp",
+            "updated_timestamp:'2024-01-01T00:00:00Z'",
+            "updated_timestamp:>'yesterday'",
+            "product",
+        ] {
+            assert!(Filter::parse(bad).is_err(), "{bad}");
+        }
+        assert_eq!(Filter::parse("").unwrap(), Filter::default());
+    }
+}
