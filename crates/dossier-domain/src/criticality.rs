@@ -469,6 +469,7 @@ mod tests {
             is_fileless: false,
             mitre: vec![],
             mitigation_actions: vec![],
+            console_url: None,
             raw: String::new(),
         }
     }

@@ -48,10 +48,36 @@ pub struct FileInfo {
 /// A MITRE ATT&CK technique named by an indicator.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MitreTechnique {
-    /// Technique id such as `T1055` or `T1055.012`.
+    /// Technique id such as `T1055` or `T1055.012`, or a producer's own id kept as it gave it
+    /// (`CST0007`); see [`MitreTechnique::attack_url`].
     pub id: String,
     pub name: Option<String>,
     pub tactic: Option<String>,
+}
+
+impl MitreTechnique {
+    /// Returns the technique's page on attack.mitre.org, only for a real ATT&CK id: a technique
+    /// `T1234` or `T1234.567`, a tactic `TA1234`. A producer's own ids (CrowdStrike's `CSTA0004`
+    /// "Machine Learning", `CST0007`) are no ATT&CK ids, and turning them into one would name a
+    /// wrong technique (PRODUCERS.md §2.4), so they get no link.
+    #[must_use]
+    pub fn attack_url(&self) -> Option<String> {
+        let digits = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_digit());
+        let id = self.id.as_str();
+        if let Some(tactic) = id.strip_prefix("TA") {
+            return digits(tactic, 4).then(|| format!("https://attack.mitre.org/tactics/{id}/"));
+        }
+        let technique = id.strip_prefix('T')?;
+        match technique.split_once('.') {
+            Some((t, sub)) if digits(t, 4) && digits(sub, 3) => {
+                Some(format!("https://attack.mitre.org/techniques/T{t}/{sub}/"))
+            }
+            None if digits(technique, 4) => {
+                Some(format!("https://attack.mitre.org/techniques/{id}/"))
+            }
+            _ => None,
+        }
+    }
 }
 
 /// One threat from one producer, normalised. Identified by (connector, `external_id`); a later
@@ -103,6 +129,51 @@ pub struct Incident {
     pub mitre: Vec<MitreTechnique>,
     /// Mitigation actions taken, e.g. `kill:success`, `quarantine:failed`.
     pub mitigation_actions: Vec<String>,
+    /// The link to the record in the producer's console, where the record carries one
+    /// (Defender's `alertWebUrl`, CrowdStrike's `falcon_host_link`), as given: never built.
+    #[serde(default)]
+    pub console_url: Option<String>,
     /// The producer's JSON for the threat, exactly as received (serialised text).
     pub raw: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::MitreTechnique;
+
+    fn url(id: &str) -> Option<String> {
+        MitreTechnique {
+            id: id.into(),
+            name: None,
+            tactic: None,
+        }
+        .attack_url()
+    }
+
+    #[test]
+    fn only_attack_ids_link_to_attack() {
+        assert_eq!(
+            url("T1055").as_deref(),
+            Some("https://attack.mitre.org/techniques/T1055/")
+        );
+        assert_eq!(
+            url("T1055.012").as_deref(),
+            Some("https://attack.mitre.org/techniques/T1055/012/")
+        );
+        assert_eq!(
+            url("TA0006").as_deref(),
+            Some("https://attack.mitre.org/tactics/TA0006/")
+        );
+        for not_attack in [
+            "CSTA0004",
+            "CST0007",
+            "T1055/../x",
+            "T10",
+            "TA00061",
+            "",
+            "t1055",
+        ] {
+            assert_eq!(url(not_attack), None, "{not_attack}");
+        }
+    }
 }

@@ -720,6 +720,7 @@ mod tests {
             is_fileless: false,
             mitre: vec![],
             mitigation_actions: vec!["kill:success".into()],
+            console_url: None,
             raw: String::new(),
         };
         let incidents = [

@@ -156,6 +156,9 @@ fn map_fields(text: &str) -> Result<Incident, MapError> {
         is_fileless,
         mitre,
         mitigation_actions,
+        // The console link is built from the connector's tenant URL (`Source::console_link`):
+        // a threat does not carry it.
+        console_url: None,
         raw: String::new(),
     })
 }

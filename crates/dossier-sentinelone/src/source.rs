@@ -7,10 +7,10 @@ use chrono::{DateTime, Utc};
 use dossier_domain::story::Verdict;
 use dossier_domain::{Incident, Producer};
 use dossier_source::{
-    Connection, Environment, Failure, FailureKind, Labels, Page, RetryObserver, Retrying, Settings,
-    Source, Window,
+    only_fields, parse_tenant_url, secret_field, text_field, Config, Configured, Connection,
+    Environment, Failure, FailureKind, Field, Labels, Page, RetryObserver, Retrying, Settings,
+    Source, Stored, Window,
 };
-use secrecy::SecretString;
 use serde_json::value::RawValue;
 
 use crate::client::{Client, ClientConfig, ClientError};
@@ -18,6 +18,30 @@ use crate::query::{SortBy, SortOrder, ThreatQuery, MAX_PAGE_SIZE};
 
 /// Longest API token accepted; real ones are a few hundred characters.
 const MAX_TOKEN: usize = 4096;
+
+/// A SentinelOne connector's fields (PRODUCT.md, `POST /api/v1/connectors`).
+const FIELDS: [Field; 2] = [
+    Field {
+        name: "tenant_url",
+        label: "Tenant URL",
+        help: "The address of your SentinelOne management console, as in the browser's address \
+               bar when you sign in.",
+        example: "https://usea1-partners.sentinelone.net",
+        secret: false,
+        required: true,
+        choices: &[],
+    },
+    Field {
+        name: "api_token",
+        label: "API token",
+        help: "Create a service user in Settings › Users › Service Users (role Viewer, or IR Team \
+               to write verdicts back), then copy its API token; it is shown only once.",
+        example: "",
+        secret: true,
+        required: true,
+        choices: &[],
+    },
+];
 
 /// The SentinelOne connector kind.
 #[derive(Debug, Default, Clone, Copy)]
@@ -79,23 +103,35 @@ impl Source for SentinelOne {
     fn labels(&self) -> Labels {
         Labels {
             vendor: crate::producer().vendor(),
-            tenant_url_example: "https://usea1-partners.sentinelone.net",
-            secret_name: "API token",
-            secret_noun: "token",
-            secret_hint: "a service-user token",
             record_name: "threat",
         }
     }
 
-    fn check_secret(&self, secret: &str) -> Result<SecretString, String> {
-        let t = secret.trim();
-        if t.is_empty() {
-            return Err("is required".into());
+    fn fields(&self) -> &'static [Field] {
+        &FIELDS
+    }
+
+    fn configure(&self, body: &Config, current: Option<Stored<'_>>) -> Result<Configured, String> {
+        only_fields(body, "sentinelone", &FIELDS)?;
+        let url = match (text_field(body, "tenant_url")?, current) {
+            (Some(url), _) => url,
+            (None, Some(stored)) => stored.tenant_url.to_owned(),
+            (None, None) => return Err("tenant_url: is required: an https:// address".into()),
+        };
+        let tenant_url = parse_tenant_url(&url, "tenant_url")?;
+        // Not text at all says so; text that is no token says only that, never echoing it.
+        text_field(body, "api_token")?;
+        let secret = secret_field(body, "api_token", MAX_TOKEN)
+            .map_err(|_| "api_token: is not a SentinelOne API token".to_owned())?;
+        if secret.is_none() && (current.is_none() || body.contains_key("api_token")) {
+            return Err("api_token: is required".into());
         }
-        if t.len() > MAX_TOKEN || t.chars().any(char::is_control) {
-            return Err("is not a SentinelOne API token".into());
-        }
-        Ok(SecretString::from(t.to_owned()))
+        Ok(Configured {
+            secret_urls: vec![tenant_url.clone()],
+            tenant_url,
+            config: Config::new(),
+            secret,
+        })
     }
 
     fn connect(
@@ -232,12 +268,51 @@ mod tests {
         assert!(!failure(&ClientError::Timeout).needs_operator());
     }
 
+    fn body(json: &str) -> Config {
+        serde_json::from_str(json).unwrap_or_default()
+    }
+
     #[test]
     fn secrets_are_checked_without_being_echoed() {
         let s1 = SentinelOne;
-        assert!(s1.check_secret("  abc  ").is_ok());
-        assert_eq!(s1.check_secret(" ").err().as_deref(), Some("is required"));
-        let bad = s1.check_secret("abc\u{7}def").err().unwrap_or_default();
+        let ok = s1.configure(
+            &body(r#"{"tenant_url":"https://a.example.net/x","api_token":"  abc  "}"#),
+            None,
+        );
+        assert_eq!(
+            ok.as_ref().map(|c| c.tenant_url.as_str()),
+            Ok("https://a.example.net/")
+        );
+        let blank = s1.configure(
+            &body(r#"{"tenant_url":"https://a.example.net","api_token":" "}"#),
+            None,
+        );
+        assert_eq!(blank.err().as_deref(), Some("api_token: is required"));
+        let bad = s1
+            .configure(
+                &body(r#"{"tenant_url":"https://a.example.net","api_token":"abc\u0007def"}"#),
+                None,
+            )
+            .err()
+            .unwrap_or_default();
+        assert!(bad.starts_with("api_token: "), "{bad}");
         assert!(!bad.contains("abc"), "{bad}");
+    }
+
+    #[test]
+    fn a_change_keeps_what_it_leaves_out_and_refuses_other_kinds_fields() {
+        let s1 = SentinelOne;
+        let config = Config::new();
+        let stored = Stored {
+            tenant_url: "https://a.example.net",
+            config: &config,
+        };
+        let kept = s1.configure(&body("{}"), Some(stored));
+        assert!(kept.as_ref().is_ok_and(|c| c.secret.is_none()), "{kept:?}");
+        let foreign = s1.configure(&body(r#"{"client_id":"x"}"#), Some(stored));
+        assert!(foreign
+            .err()
+            .unwrap_or_default()
+            .starts_with("client_id: not a field"));
     }
 }

@@ -1,6 +1,7 @@
-//! Validation of a tenant URL: `https://` only, no userinfo, query or fragment, normalised to
-//! its origin, and a host that does not resolve to an internal address unless the deployment
-//! allows private tenants (a user-supplied URL must not reach the metadata service or the LAN).
+//! The address guard of a tenant URL: a host that does not resolve to an internal address
+//! unless the deployment allows private tenants (a user-supplied URL must not reach the
+//! metadata service or the LAN). Its form (`https://` only, no userinfo, query or fragment) is
+//! checked by the source that reads it ([`dossier_source::parse_tenant_url`]).
 
 use std::net::IpAddr;
 
@@ -12,39 +13,14 @@ fn bad(reason: &str) -> ApiError {
     ApiError::BadRequest(format!("tenant_url: {reason}"))
 }
 
-/// Parses and normalises a tenant URL to its origin (`https://host[:port]`).
+/// Parses and normalises a tenant URL to its origin (`https://host[:port]`); the rule is the
+/// sources' ([`dossier_source::parse_tenant_url`]).
 ///
 /// # Errors
 /// A bad request naming what is wrong.
-pub fn normalise(input: &str) -> Result<Url, ApiError> {
-    let input = input.trim();
-    if input.is_empty() {
-        return Err(bad("is required: the tenant's https:// address"));
-    }
-    if input.len() > 2048 {
-        return Err(bad("is longer than 2048 characters"));
-    }
-    let url = Url::parse(input).map_err(|e| bad(&format!("is not a URL ({e})")))?;
-    if url.scheme() != "https" {
-        return Err(bad("must start with https://"));
-    }
-    if !url.username().is_empty() || url.password().is_some() {
-        return Err(bad("must not contain a user name or password"));
-    }
-    if url.query().is_some() {
-        return Err(bad("must not contain a query (?…)"));
-    }
-    if url.fragment().is_some() {
-        return Err(bad("must not contain a fragment (#…)"));
-    }
-    let Some(host) = url.host_str() else {
-        return Err(bad("has no host"));
-    };
-    let origin = match url.port() {
-        Some(p) => format!("https://{host}:{p}"),
-        None => format!("https://{host}"),
-    };
-    Url::parse(&origin).map_err(|e| bad(&e.to_string()))
+#[cfg(test)]
+fn normalise(input: &str) -> Result<Url, ApiError> {
+    dossier_source::parse_tenant_url(input, "tenant_url").map_err(ApiError::BadRequest)
 }
 
 pub use dossier_domain::net::is_internal;

@@ -170,6 +170,8 @@ pub(crate) fn connect(
         .open(&rec.token_enc)
         .map_err(|e| e.to_string())?;
     let tenant_url = url::Url::parse(&rec.tenant_url).map_err(|e| format!("tenant URL: {e}"))?;
+    let config = serde_json::from_str(&rec.config)
+        .map_err(|e| format!("the connector's stored settings do not read: {e}"))?;
     let env = Environment {
         extra_roots_pem: state.config.tenant_ca_pem.clone(),
         request_timeout: state.config.request_timeout,
@@ -179,7 +181,15 @@ pub(crate) fn connect(
         refuse_internal_addresses: !state.config.allow_private_tenants,
     };
     source
-        .connect(Settings { tenant_url, secret }, &env, on_retry)
+        .connect(
+            Settings {
+                tenant_url,
+                config,
+                secret,
+            },
+            &env,
+            on_retry,
+        )
         .map_err(|f| f.reason)
 }
 
@@ -255,6 +265,19 @@ impl Health<'_> {
         };
         self.record(&update, "connector health").await;
         self.status = "connected".into();
+    }
+
+    /// Records the connector waiting for a permission to be granted (`pending`, with what to
+    /// grant and where); no error event, since nothing failed that Dossier could mend.
+    async fn awaiting_consent(&mut self, reason: &str) {
+        tracing::info!(connector_id = %self.rec.id, reason, "connector awaits consent");
+        let update = HealthUpdate {
+            status: Some("pending".into()),
+            status_detail: Some(Some(reason.to_owned())),
+            ..HealthUpdate::default()
+        };
+        self.record(&update, "connector health").await;
+        self.status = "pending".into();
     }
 
     async fn remember_expiry(&self, e: Expiry) {
@@ -566,6 +589,16 @@ impl Poller<'_> {
                 Ok(page) => break page,
                 Err(e) => {
                     let reason = failure_reason(&e, self.expires, Utc::now());
+                    if e.kind == FailureKind::ConsentPending {
+                        // Granted in the vendor's console, not here: asked again every while.
+                        self.health.awaiting_consent(&reason).await;
+                        if self.health.lost.load(Ordering::Relaxed)
+                            || sleep_or_stop(self.state.config.retry_cap, shutdown).await
+                        {
+                            return None;
+                        }
+                        continue;
+                    }
                     if e.needs_operator() {
                         self.pause(&reason, shutdown).await;
                         return None;
@@ -662,6 +695,13 @@ impl Poller<'_> {
         restart_walk_if_cursor_rejected(e, &mut self.checkpoint, &self.rec.id);
         // The token may have expired while this request was on its way.
         let reason = failure_reason(e, self.expires, Utc::now());
+        if e.kind == FailureKind::ConsentPending {
+            self.health.awaiting_consent(&reason).await;
+            if sleep_or_stop(self.state.config.retry_cap, shutdown).await {
+                return Flow::Quit;
+            }
+            return Flow::Next;
+        }
         if e.needs_operator() {
             // Not retried (SENTINELONE.md §6.7): a revoked token or a missing permission stays
             // so until someone changes it.

@@ -32,6 +32,11 @@ pub enum FailureKind {
     CredentialsRejected,
     /// The credentials lack a permission or the scope (403): paused likewise.
     PermissionDenied,
+    /// The credentials are valid, but a permission is not granted or consented yet (Defender's
+    /// "Missing application roles"): the connector is `pending`, with a reason saying which
+    /// permission to grant and where, and the worker asks again every while, since the grant
+    /// happens in the vendor's console, not in Dossier.
+    ConsentPending,
     /// Rate limited on every try, or told to wait longer than the client waits itself.
     RateLimited { retry_after: Option<Duration> },
     /// The producer refused the request itself (a 400): mid-walk, the cursor is no longer
@@ -102,10 +107,12 @@ pub struct Environment {
     pub refuse_internal_addresses: bool,
 }
 
-/// What a connector is configured with: the tenant's base URL and its secret (opened from its
-/// encrypted form only to connect).
+/// What a connector is configured with: the tenant's base URL, the kind's other fields (not
+/// secret) and its secret (opened from its encrypted form only to connect).
 pub struct Settings {
     pub tenant_url: Url,
+    /// The kind's own fields as [`Source::configure`] returned them (`tenant_id`, `client_id`, …).
+    pub config: Config,
     pub secret: SecretString,
 }
 
@@ -113,9 +120,151 @@ impl std::fmt::Debug for Settings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Settings")
             .field("tenant_url", &self.tenant_url.as_str())
+            .field("config", &self.config)
             .field("secret", &"<hidden>")
             .finish()
     }
+}
+
+/// A connector kind's own fields that are not secret, stored in clear beside the connector.
+pub type Config = serde_json::Map<String, serde_json::Value>;
+
+/// One field a connector kind is configured with, as the API names it and the connector form
+/// asks for it.
+#[derive(Debug, Clone, Copy)]
+pub struct Field {
+    /// The API's name for it: `client_id`.
+    pub name: &'static str,
+    /// What the form calls it: `Application (client) ID`.
+    pub label: &'static str,
+    /// Where to find it in the vendor's console, for the form.
+    pub help: &'static str,
+    /// An example value, for the form's placeholder.
+    pub example: &'static str,
+    /// Written once and never shown again (the API never returns it).
+    pub secret: bool,
+    /// A create needs it.
+    pub required: bool,
+    /// The values it may take, when it is a choice (`us-1`, `eu-1`, …); empty otherwise.
+    pub choices: &'static [&'static str],
+}
+
+/// What a connector has stored, for a change to be read against.
+#[derive(Debug, Clone, Copy)]
+pub struct Stored<'a> {
+    pub tenant_url: &'a str,
+    pub config: &'a Config,
+}
+
+/// A connector's configuration as its source read it from a create or change body.
+pub struct Configured {
+    /// The base URL the connector polls (the API's `tenant_url`).
+    pub tenant_url: Url,
+    /// Every URL the secret is sent to (the base URL, a login URL, …). Each passes the address
+    /// guard, and a change to any of them needs the secret again: a stored secret is only ever
+    /// sent where it was saved for.
+    pub secret_urls: Vec<Url>,
+    /// The kind's other fields, not secret.
+    pub config: Config,
+    /// The secret, when the body gave one.
+    pub secret: Option<SecretString>,
+}
+
+impl std::fmt::Debug for Configured {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Configured")
+            .field("tenant_url", &self.tenant_url.as_str())
+            .field("config", &self.config)
+            .field("secret", &self.secret.as_ref().map(|_| "<hidden>"))
+            .finish_non_exhaustive()
+    }
+}
+
+/// Parses and normalises a URL a connector sends its secret to, to its origin
+/// (`https://host[:port]`): `https://` only, no user name or password, query or fragment.
+///
+/// # Errors
+/// A sentence naming `field` and what is wrong.
+pub fn parse_tenant_url(input: &str, field: &str) -> Result<Url, String> {
+    let bad = |reason: &str| format!("{field}: {reason}");
+    let input = input.trim();
+    if input.is_empty() {
+        return Err(bad("is required: an https:// address"));
+    }
+    if input.len() > 2048 {
+        return Err(bad("is longer than 2048 characters"));
+    }
+    let url = Url::parse(input).map_err(|e| bad(&format!("is not a URL ({e})")))?;
+    if url.scheme() != "https" {
+        return Err(bad("must start with https://"));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(bad("must not contain a user name or password"));
+    }
+    if url.query().is_some() {
+        return Err(bad("must not contain a query (?…)"));
+    }
+    if url.fragment().is_some() {
+        return Err(bad("must not contain a fragment (#…)"));
+    }
+    let Some(host) = url.host_str() else {
+        return Err(bad("has no host"));
+    };
+    let origin = match url.port() {
+        Some(p) => format!("https://{host}:{p}"),
+        None => format!("https://{host}"),
+    };
+    Url::parse(&origin).map_err(|e| bad(&e.to_string()))
+}
+
+/// Reads a configuration body's text field: trimmed, `None` when absent or blank.
+///
+/// # Errors
+/// When the field is there but not text.
+pub fn text_field(body: &Config, name: &str) -> Result<Option<String>, String> {
+    match body.get(name) {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(serde_json::Value::String(s)) => {
+            let s = s.trim();
+            Ok((!s.is_empty()).then(|| s.to_owned()))
+        }
+        Some(_) => Err(format!("{name}: must be a string")),
+    }
+}
+
+/// Refuses a configuration body's fields that a kind does not have.
+///
+/// # Errors
+/// A sentence naming the first unknown field and the kind's fields.
+pub fn only_fields(body: &Config, kind: &str, fields: &[Field]) -> Result<(), String> {
+    if let Some(unknown) = body.keys().find(|k| !fields.iter().any(|f| f.name == *k)) {
+        let known: Vec<&str> = fields.iter().map(|f| f.name).collect();
+        return Err(format!(
+            "{unknown}: not a field of a {kind} connector (its fields: {})",
+            known.join(", ")
+        ));
+    }
+    Ok(())
+}
+
+/// Reads a secret as an editor typed it: trimmed, at most `max` bytes, no control characters.
+///
+/// # Errors
+/// A sentence naming `field`, never echoing the secret.
+pub fn secret_field(
+    body: &Config,
+    field: &str,
+    max: usize,
+) -> Result<Option<SecretString>, String> {
+    let Some(secret) = text_field(body, field)? else {
+        return Ok(None);
+    };
+    if secret.len() > max || secret.chars().any(char::is_control) {
+        return Err(format!(
+            "{field}: is not a valid value (at most {max} characters, no control characters)"
+        ));
+    }
+    Ok(Some(SecretString::from(secret)))
 }
 
 /// One connector's link to its tenant.
@@ -138,14 +287,6 @@ pub trait Connection: Send + Sync {
 pub struct Labels {
     /// The vendor's name: `SentinelOne`.
     pub vendor: &'static str,
-    /// An example tenant URL for the connector form.
-    pub tenant_url_example: &'static str,
-    /// What the secret is called: `API token`.
-    pub secret_name: &'static str,
-    /// The secret in a word, inside sentences: `token`.
-    pub secret_noun: &'static str,
-    /// Which secret to create in the vendor's console: `a service-user token`.
-    pub secret_hint: &'static str,
     /// What a record is called in the producer's console: `threat`.
     pub record_name: &'static str,
 }
@@ -161,11 +302,16 @@ pub trait Source: Send + Sync {
     /// Its words for the Workbench.
     fn labels(&self) -> Labels;
 
-    /// Checks a secret as an editor typed it, before it is encrypted and stored.
+    /// The fields a connector of this kind is configured with, in the form's order.
+    fn fields(&self) -> &'static [Field];
+
+    /// Reads a connector's own fields from a create body (`current` is `None`) or a change
+    /// body, where a field left out keeps its stored value. Checks every value, and refuses a
+    /// field the kind does not have. The secret is checked here, before it is encrypted.
     ///
     /// # Errors
-    /// A sentence naming what is wrong, never echoing the secret.
-    fn check_secret(&self, secret: &str) -> Result<SecretString, String>;
+    /// A sentence naming the field and what is wrong with it, never echoing a secret.
+    fn configure(&self, body: &Config, current: Option<Stored<'_>>) -> Result<Configured, String>;
 
     /// Connects a connector to its tenant.
     ///
@@ -275,15 +421,14 @@ mod tests {
         fn labels(&self) -> Labels {
             Labels {
                 vendor: "V",
-                tenant_url_example: "",
-                secret_name: "",
-                secret_noun: "",
-                secret_hint: "",
                 record_name: "",
             }
         }
-        fn check_secret(&self, secret: &str) -> Result<SecretString, String> {
-            Ok(SecretString::from(secret.to_owned()))
+        fn fields(&self) -> &'static [Field] {
+            &[]
+        }
+        fn configure(&self, _: &Config, _: Option<Stored<'_>>) -> Result<Configured, String> {
+            Err("not here".into())
         }
         fn connect(
             &self,
@@ -305,6 +450,59 @@ mod tests {
         fn console_link(&self, _: &str, _: &str) -> Option<String> {
             None
         }
+    }
+
+    #[test]
+    fn a_tenant_url_is_an_https_origin() {
+        assert_eq!(
+            parse_tenant_url(" https://a.example.net/web/api ", "graph_url").map(String::from),
+            Ok("https://a.example.net/".to_owned())
+        );
+        for (bad, why) in [
+            ("", "graph_url: is required"),
+            (
+                "http://a.example.net",
+                "graph_url: must start with https://",
+            ),
+            (
+                "https://u:p@a.example.net",
+                "graph_url: must not contain a user name",
+            ),
+            (
+                "https://a.example.net/?x=1",
+                "graph_url: must not contain a query",
+            ),
+        ] {
+            let e = parse_tenant_url(bad, "graph_url").err().unwrap_or_default();
+            assert!(e.starts_with(why), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn configuration_fields_are_read_and_checked() {
+        const FIELDS: [Field; 1] = [Field {
+            name: "client_id",
+            label: "",
+            help: "",
+            example: "",
+            secret: false,
+            required: true,
+            choices: &[],
+        }];
+        let body: Config =
+            serde_json::from_str(r#"{"client_id":" abc ","blank":"  ","n":3,"secret":"s\u0007x"}"#)
+                .unwrap_or_default();
+        assert_eq!(text_field(&body, "client_id"), Ok(Some("abc".into())));
+        assert_eq!(text_field(&body, "blank"), Ok(None));
+        assert_eq!(text_field(&body, "absent"), Ok(None));
+        assert_eq!(text_field(&body, "n"), Err("n: must be a string".into()));
+        let e = secret_field(&body, "secret", 100).err().unwrap_or_default();
+        assert!(e.starts_with("secret: is not a valid value"), "{e}");
+        assert!(!e.contains("s\u{7}x"));
+        assert_eq!(
+            only_fields(&body, "k", &FIELDS).err().as_deref(),
+            Some("blank: not a field of a k connector (its fields: client_id)")
+        );
     }
 
     #[test]

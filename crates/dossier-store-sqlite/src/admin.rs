@@ -107,7 +107,7 @@ pub(crate) fn delete_api_key(conn: &Connection, id: &str) -> Result<()> {
 
 const CONNECTOR_COLUMNS: &str = "id, account_id, kind, name, description, tenant_url, token_enc,
     status, status_detail, last_success_at, token_expires_at, track_errors, write_back,
-    created_at, updated_at, checkpoint, polls, errors, threats, generation, expiry_warned";
+    created_at, updated_at, checkpoint, polls, errors, threats, generation, expiry_warned, config";
 
 fn connector_row(r: &Row<'_>) -> rusqlite::Result<ConnectorRecord> {
     Ok(ConnectorRecord {
@@ -132,6 +132,7 @@ fn connector_row(r: &Row<'_>) -> rusqlite::Result<ConnectorRecord> {
         threats: r.get::<_, i64>(18)?.try_into().unwrap_or_default(),
         generation: r.get(19)?,
         expiry_warned: r.get(20)?,
+        config: r.get(21)?,
     })
 }
 
@@ -141,8 +142,8 @@ pub(crate) fn create_connector(conn: &Connection, c: &NewConnector) -> Result<Co
     let id = new_id();
     conn.execute(
         "INSERT INTO connectors (id, account_id, kind, name, description, tenant_url, token_enc,
-             track_errors, write_back, status, created_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'pending', ?10, ?10)",
+             track_errors, write_back, status, created_at, updated_at, config)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'pending', ?10, ?10, ?11)",
         params![
             id,
             c.account_id,
@@ -153,7 +154,8 @@ pub(crate) fn create_connector(conn: &Connection, c: &NewConnector) -> Result<Co
             c.token_enc,
             c.track_errors,
             c.write_back,
-            us(c.now)
+            us(c.now),
+            c.config
         ],
     )?;
     get_connector(conn, None, &id)
@@ -200,7 +202,8 @@ pub(crate) fn update_connector(
              updated_at = ?10, generation = generation + 1,
              checkpoint = CASE WHEN ?11 THEN NULL ELSE checkpoint END,
              expiry_warned = CASE WHEN ?12 THEN 0 ELSE expiry_warned END,
-             token_expires_at = CASE WHEN ?12 THEN NULL ELSE token_expires_at END
+             token_expires_at = CASE WHEN ?12 THEN NULL ELSE token_expires_at END,
+             config = ?13
          WHERE id = ?1",
         params![
             id,
@@ -216,6 +219,7 @@ pub(crate) fn update_connector(
             u.reset_checkpoint,
             // A new token: its expiry is learnt afresh, and so are its warnings.
             u.token_enc.is_some(),
+            u.config.as_ref().unwrap_or(&current.config),
         ],
     )?;
     get_connector(conn, account_id, id)

@@ -30,6 +30,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0004_outbreak_tier_in_hash_index.sql"),
     include_str!("../migrations/sqlite/0005_account_epochs.sql"),
     include_str!("../migrations/sqlite/0006_incident_producer.sql"),
+    include_str!("../migrations/sqlite/0007_connector_config.sql"),
 ];
 const READERS: usize = 4;
 /// The page size of a new database. An index entry that ingest adds lands on a random page of
@@ -803,6 +804,7 @@ mod tests {
             is_fileless: false,
             mitre: Vec::new(),
             mitigation_actions: Vec::new(),
+            console_url: None,
             raw: format!("{{\"id\":\"{id}\"}}"),
         }
     }
@@ -821,6 +823,7 @@ mod tests {
                     name: format!("s1-{id}"),
                     description: None,
                     tenant_url: "https://example.sentinelone.net".into(),
+                    config: "{}".into(),
                     token_enc: vec![1],
                     track_errors: false,
                     write_back: false,

@@ -823,6 +823,7 @@ fn latest_incident<'a>(
             is_fileless: false,
             mitre: Vec::new(),
             mitigation_actions: Vec::new(),
+            console_url: None,
             raw: String::new(),
         })
     })?;

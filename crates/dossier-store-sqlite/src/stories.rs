@@ -572,6 +572,26 @@ fn related(
             &[&story.account_id, &file_hash],
         )?;
     }
+    // Across producers: each keys a file by the hash it prefers (SentinelOne's SHA-1,
+    // CrowdStrike's SHA-256), but a SHA-256 is the same file whoever saw it; and a device has
+    // another id under each EDR, but the same name.
+    if let Some(sha256) = story.file.sha256.as_deref().filter(|h| !h.is_empty()) {
+        add(
+            "SELECT id, indication, device_name, updated_at FROM stories
+             WHERE account_id = ?1 AND sha256 = ?2 ORDER BY updated_at DESC LIMIT 10",
+            "same_sha256",
+            &[&story.account_id, &sha256],
+        )?;
+    }
+    if let Some(name) = story.device.name.as_deref().filter(|n| !n.is_empty()) {
+        add(
+            "SELECT id, indication, device_name, updated_at FROM stories
+             WHERE account_id = ?1 AND device_name = ?2 COLLATE NOCASE AND producer != ?3
+             ORDER BY updated_at DESC LIMIT 10",
+            "same_device_name",
+            &[&story.account_id, &name, &story.producer],
+        )?;
+    }
     Ok(out)
 }
 

@@ -6,6 +6,7 @@ use rand::{Rng, SeedableRng};
 use rusqlite::params;
 
 use super::{us, SqliteStore};
+use dossier_domain::Producer;
 use dossier_store::Result;
 
 const STATUSES: &[&str] = &[
@@ -36,8 +37,8 @@ const NAMES: &[&str] = &[
 ];
 
 impl SqliteStore {
-    /// Inserts `n` synthetic stories into `account_id`, updated over the 90 days before `now`.
-    /// For benchmarks only: they have no incidents behind them.
+    /// Inserts `n` synthetic stories into `account_id`, updated over the 90 days before `now`,
+    /// of the `producers` in turn. For benchmarks only: they have no incidents behind them.
     ///
     /// # Errors
     /// Fails on a database error.
@@ -46,8 +47,15 @@ impl SqliteStore {
         account_id: &str,
         n: u64,
         now: DateTime<Utc>,
+        producers: &[Producer],
     ) -> Result<()> {
+        if producers.is_empty() {
+            return Err(dossier_store::StoreError::Invalid(
+                "synthetic stories need a producer".into(),
+            ));
+        }
         let account = account_id.to_owned();
+        let producers = producers.to_vec();
         self.write(move |conn| {
             let mut rng = rand::rngs::StdRng::seed_from_u64(42);
             let span = 90 * 24 * 3600 * 1_000_000i64;
@@ -58,7 +66,7 @@ impl SqliteStore {
                          indication, status, verdict, severity, criticality, criticality_detail,
                          created_at, updated_at, first_signal_at, last_signal_at, incident_count,
                          agent_uuid, device_name, os, sha1, file_name, file_hash, mitigation, search)
-                     VALUES (?1, ?2, 'sentinelone', 'endpoint', 'SentinelOne', ?3, ?4, ?5, ?6, ?7, ?8,
+                     VALUES (?1, ?2, ?17, ?18, ?19, ?3, ?4, ?5, ?6, ?7, ?8,
                          '{\"score\":5,\"reasons\":[]}', ?9, ?10, ?9, ?10, ?11, ?12, ?13, 'Windows 11',
                          ?14, ?4, ?14, ?15, ?16)",
                 )?;
@@ -71,6 +79,7 @@ impl SqliteStore {
                     let verdict = VERDICTS[rng.gen_range(0..VERDICTS.len())];
                     let severity = if verdict == "malicious" { "high" } else { "" };
                     let device = format!("host-{}", &agent[26..]);
+                    let producer = producers[usize::try_from(i).unwrap_or_default() % producers.len()];
                     st.execute(params![
                         format!("syn{i:021}"),
                         account,
@@ -88,6 +97,9 @@ impl SqliteStore {
                         sha1,
                         if rng.gen_bool(0.7) { "mitigated" } else { "not_mitigated" },
                         format!("{name} {device} {agent} {sha1}"),
+                        producer.as_str(),
+                        producer.engine_type(),
+                        producer.vendor(),
                     ])?;
                 }
             }

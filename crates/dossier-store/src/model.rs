@@ -38,6 +38,8 @@ pub struct NewConnector {
     pub name: String,
     pub description: Option<String>,
     pub tenant_url: String,
+    /// The kind's own fields that are not secret, a JSON object (`{}` for none).
+    pub config: String,
     pub token_enc: Vec<u8>,
     pub track_errors: bool,
     pub write_back: bool,
@@ -72,6 +74,8 @@ pub struct ConnectorRecord {
     pub generation: i64,
     /// Which expiry warning was given for the current token (`Expiry::code`).
     pub expiry_warned: i64,
+    /// The kind's own fields that are not secret, a JSON object.
+    pub config: String,
 }
 
 impl std::fmt::Debug for ConnectorRecord {
@@ -93,6 +97,8 @@ pub struct ConnectorUpdate {
     pub name: Option<String>,
     pub description: Option<Option<String>>,
     pub tenant_url: Option<String>,
+    /// The kind's own fields, a JSON object, when they change.
+    pub config: Option<String>,
     pub token_enc: Option<Vec<u8>>,
     pub track_errors: Option<bool>,
     pub write_back: Option<bool>,

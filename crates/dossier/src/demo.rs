@@ -74,6 +74,7 @@ pub async fn provision(
             name: format!("{name} SentinelOne"),
             description: Some("emulated tenant".into()),
             tenant_url: tenant_url.to_owned(),
+            config: "{}".into(),
             token_enc: state.secrets.seal(&SecretString::from(token.to_owned())),
             track_errors: true,
             write_back: false,

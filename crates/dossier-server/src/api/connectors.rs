@@ -7,9 +7,8 @@ use axum::Json;
 use chrono::{DateTime, Utc};
 use std::sync::Arc;
 
-use dossier_source::Source;
+use dossier_source::{Config, Configured, Source, Stored};
 use dossier_store::{ConnectorRecord, ConnectorUpdate, NewConnector};
-use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -107,41 +106,60 @@ impl From<ConnectorRecord> for ConnectorView {
     }
 }
 
+/// A new connector: the fields every kind has, and the kind's own (`tenant_url` and
+/// `api_token` for `sentinelone`; `tenant_id`, `client_id`, `client_secret`, `graph_url`,
+/// `login_url` for `defender`; `cloud`, `base_url`, `client_id`, `client_secret`, `member_cid`
+/// for `crowdstrike`), which the kind's source reads and checks, refusing any it does not have.
 #[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
 pub struct CreateConnector {
-    /// The connector kind: one of the sources this build knows (`sentinelone`).
+    /// The connector kind: one of the sources this build knows (`sentinelone`, `defender`,
+    /// `crowdstrike`).
     pub kind: String,
     pub name: String,
     pub description: Option<String>,
-    pub tenant_url: String,
-    pub api_token: String,
     pub track_errors: Option<bool>,
     pub write_back: Option<bool>,
     /// For operators: the account to create the connector in.
     pub account_id: Option<String>,
+    /// The kind's own fields.
+    #[serde(flatten)]
+    #[schema(value_type = Object)]
+    pub fields: Config,
 }
 
 impl std::fmt::Debug for CreateConnector {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CreateConnector")
+            .field("kind", &self.kind)
             .field("name", &self.name)
-            .field("api_token", &"<hidden>")
+            .field("fields", &"<hidden>")
             .finish_non_exhaustive()
     }
 }
 
+/// A change to a connector: what every kind has, and the kind's own fields to change (a field
+/// left out keeps its value).
 #[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
 pub struct PatchConnector {
     pub name: Option<String>,
     #[serde(default, deserialize_with = "double_option")]
     #[schema(value_type = Option<String>)]
     pub description: Option<Option<String>>,
-    pub tenant_url: Option<String>,
-    pub api_token: Option<String>,
     pub track_errors: Option<bool>,
     pub write_back: Option<bool>,
+    /// The kind's own fields to change.
+    #[serde(flatten)]
+    #[schema(value_type = Object)]
+    pub fields: Config,
+}
+
+impl std::fmt::Debug for PatchConnector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PatchConnector")
+            .field("name", &self.name)
+            .field("fields", &"<hidden>")
+            .finish_non_exhaustive()
+    }
 }
 
 #[expect(
@@ -184,11 +202,22 @@ fn check_description(d: Option<String>) -> ApiResult<Option<String>> {
     Ok(d)
 }
 
-/// The source's check of a secret as an editor typed it.
-fn check_token(source: &dyn Source, t: &str) -> ApiResult<SecretString> {
-    source
-        .check_secret(t)
-        .map_err(|why| ApiError::BadRequest(format!("api_token: {why}")))
+/// Checks every address a connector's secret is sent to against the address guard.
+async fn check_hosts(state: &AppState, c: &Configured) -> ApiResult<()> {
+    for url in &c.secret_urls {
+        tenant_url::check_host(url, state.config.allow_private_tenants).await?;
+    }
+    Ok(())
+}
+
+/// The stored form of a base URL: its origin without the final slash.
+fn stored_url(url: &url::Url) -> String {
+    url.as_str().trim_end_matches('/').to_owned()
+}
+
+/// The kind's own fields as stored, a JSON object.
+fn stored_config(c: &Configured) -> String {
+    stored_config_of(&c.config)
 }
 
 /// The source of a connector kind, or a clear error naming the kinds there are.
@@ -224,9 +253,16 @@ pub(crate) async fn create_connector(
     let source = source_of_kind(state, &body.kind)?;
     let name = check_name(&body.name)?;
     let description = check_description(body.description)?;
-    let url = tenant_url::normalise(&body.tenant_url)?;
-    let token = check_token(source.as_ref(), &body.api_token)?;
-    tenant_url::check_host(&url, state.config.allow_private_tenants).await?;
+    let configured = source
+        .configure(&body.fields, None)
+        .map_err(ApiError::BadRequest)?;
+    let Some(secret) = &configured.secret else {
+        return Err(ApiError::BadRequest(format!(
+            "{}: is required",
+            secret_field_name(source.as_ref())
+        )));
+    };
+    check_hosts(state, &configured).await?;
     let rec = state
         .store
         .create_connector(&NewConnector {
@@ -234,8 +270,9 @@ pub(crate) async fn create_connector(
             kind: body.kind,
             name,
             description,
-            tenant_url: url.as_str().trim_end_matches('/').to_owned(),
-            token_enc: state.secrets.seal(&token),
+            tenant_url: stored_url(&configured.tenant_url),
+            config: stored_config(&configured),
+            token_enc: state.secrets.seal(secret),
             track_errors: body.track_errors.unwrap_or(false),
             write_back: body.write_back.unwrap_or(false),
             now: Utc::now(),
@@ -353,33 +390,8 @@ pub(crate) async fn patch_connector(
         .get_connector(scope.as_deref(), id)
         .await
         .map_err(|e| ApiError::from_store(e, "connector"))?;
-    if let Some(t) = &body.tenant_url {
-        let url = tenant_url::normalise(t)?;
-        let url = url.as_str().trim_end_matches('/').to_owned();
-        if url != current.tenant_url {
-            // The stored token belongs to the old tenant: it must never be sent to another
-            // host, so a new URL comes with its own token.
-            if body.api_token.is_none() {
-                return Err(ApiError::BadRequest(
-                    "api_token: required when tenant_url changes (the stored token is only sent to the tenant it was saved for)".into(),
-                ));
-            }
-            tenant_url::check_host(
-                &url::Url::parse(&url)
-                    .map_err(|e| ApiError::BadRequest(format!("tenant_url: {e}")))?,
-                state.config.allow_private_tenants,
-            )
-            .await?;
-            u.tenant_url = Some(url);
-            u.status = Some(("pending".into(), None));
-            // Another tenant's history starts from the beginning.
-            u.reset_checkpoint = true;
-        }
-    }
-    if let Some(t) = &body.api_token {
-        let source = source_of_kind(state, &current.kind)?;
-        u.token_enc = Some(state.secrets.seal(&check_token(source.as_ref(), t)?));
-        u.status = Some(("pending".into(), None));
+    if !body.fields.is_empty() {
+        configure_change(state, &current, &body.fields, &mut u).await?;
     }
     u.track_errors = body.track_errors;
     u.write_back = body.write_back;
@@ -393,7 +405,8 @@ pub(crate) async fn patch_connector(
         ("name", u.name.is_some()),
         ("description", u.description.is_some()),
         ("tenant URL", u.tenant_url.is_some()),
-        ("API token", u.token_enc.is_some()),
+        ("settings", u.config.is_some()),
+        ("secret", u.token_enc.is_some()),
         ("track errors", u.track_errors.is_some()),
         ("write-back", u.write_back.is_some()),
     ] {
@@ -411,6 +424,70 @@ pub(crate) async fn patch_connector(
     .await;
     state.workers.notify_changed();
     Ok(rec)
+}
+
+/// The name of a kind's secret field (`api_token`, `client_secret`).
+fn secret_field_name(source: &dyn Source) -> &'static str {
+    source
+        .fields()
+        .iter()
+        .find(|f| f.secret)
+        .map_or("secret", |f| f.name)
+}
+
+/// Reads a change to a connector's own fields into `u`. A change to any address the secret is
+/// sent to needs the secret again (the stored one is only ever sent where it was saved for),
+/// starts the poll over (it may be another tenant) and sends the connector back to `pending`,
+/// as a new secret does.
+async fn configure_change(
+    state: &AppState,
+    current: &ConnectorRecord,
+    fields: &Config,
+    u: &mut ConnectorUpdate,
+) -> ApiResult<()> {
+    let source = source_of_kind(state, &current.kind)?;
+    let stored_config: Config = serde_json::from_str(&current.config).unwrap_or_default();
+    let stored = Stored {
+        tenant_url: &current.tenant_url,
+        config: &stored_config,
+    };
+    let before = source
+        .configure(&Config::new(), Some(stored))
+        .map_err(ApiError::BadRequest)?;
+    let after = source
+        .configure(fields, Some(stored))
+        .map_err(ApiError::BadRequest)?;
+    let moved = after.secret_urls != before.secret_urls;
+    if moved {
+        if after.secret.is_none() {
+            let secret = secret_field_name(source.as_ref());
+            return Err(ApiError::BadRequest(format!(
+                "{secret}: required when an address changes (the stored secret is only sent to \
+                 the tenant it was saved for)"
+            )));
+        }
+        check_hosts(state, &after).await?;
+        // Another tenant's history starts from the beginning.
+        u.reset_checkpoint = true;
+    }
+    let url = stored_url(&after.tenant_url);
+    if url != current.tenant_url {
+        u.tenant_url = Some(url);
+    }
+    if after.config != stored_config {
+        u.config = Some(stored_config_of(&after.config));
+    }
+    if let Some(secret) = &after.secret {
+        u.token_enc = Some(state.secrets.seal(secret));
+    }
+    if moved || after.secret.is_some() || u.config.is_some() {
+        u.status = Some(("pending".into(), None));
+    }
+    Ok(())
+}
+
+fn stored_config_of(config: &Config) -> String {
+    serde_json::Value::Object(config.clone()).to_string()
 }
 
 /// Delete a connector (Integrations editor). Its incidents and stories stay as evidence.

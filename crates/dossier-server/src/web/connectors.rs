@@ -10,7 +10,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use chrono::Utc;
 use dossier_domain::expiry::Expiry;
-use dossier_source::{Labels, Source};
+use dossier_source::{Config, Field, Labels, Source};
 use dossier_store::{Account, ConnectorRecord};
 use maud::{html, Markup};
 
@@ -110,13 +110,14 @@ pub async fn list(State(state): State<AppState>, user: WebUser) -> WebResult<Res
     Ok(layout::page("Connectors", &user, Nav::Connectors, body).into_response())
 }
 
-/// The values a connector form shows again after an error (never the token).
+/// The values a connector form shows again after an error (never a secret).
 #[derive(Default)]
 struct Values {
     kind: String,
     name: String,
     description: String,
-    tenant_url: String,
+    /// The kind's own fields that are not secret, by name.
+    fields: std::collections::BTreeMap<String, String>,
     track_errors: bool,
     write_back: bool,
     account_id: String,
@@ -127,6 +128,7 @@ struct FormFor<'a> {
     action: &'a str,
     editing: bool,
     labels: Labels,
+    fields: &'static [Field],
 }
 
 fn form(
@@ -154,14 +156,7 @@ fn form(
             input #name type="text" name="name" value=(v.name) maxlength="100" required;
             label for="description" { "Description " span.hint { "(optional)" } }
             input #description type="text" name="description" value=(v.description) maxlength="500";
-            label for="tenant_url" { "Tenant URL " span.hint { "(https://, e.g. " (l.tenant_url_example) ")" } }
-            input #tenant_url type="url" name="tenant_url" value=(v.tenant_url) required placeholder="https://";
-            label for="api_token" {
-                (l.secret_name) " "
-                @if editing { span.hint { "(leave empty to keep the saved " (l.secret_noun) "; a new tenant URL needs a new " (l.secret_noun) ")" } }
-                @else { span.hint { "(" (l.secret_hint) "; it is never shown again)" } }
-            }
-            input #api_token type="password" name="api_token" value="" autocomplete="new-password" required[!editing];
+            @for field in to.fields { (kind_field(field, v, editing)) }
             label.check { input type="checkbox" name="track_errors" value="1" checked[v.track_errors]; "Track errors by creating an event" }
             br;
             label.check { input type="checkbox" name="write_back" value="1" checked[v.write_back]; "Write verdicts back to " (l.vendor) " when a story is closed" }
@@ -171,6 +166,58 @@ fn form(
             }
         }
     }
+}
+
+/// One of the kind's own fields, with its help text. A secret is never filled in; editing, it
+/// may be left empty to keep the saved one.
+fn kind_field(field: &Field, v: &Values, editing: bool) -> Markup {
+    let help = format!("help-{}", field.name);
+    let optional = !field.required || (editing && field.secret);
+    html! {
+        label for=(field.name) {
+            (field.label)
+            @if field.secret {
+                " " span.hint { @if editing { "(leave empty to keep the saved one; a new address needs it again)" } @else { "(never shown again)" } }
+            } @else if !field.required { " " span.hint { "(optional)" } }
+        }
+        @if field.secret {
+            input id=(field.name) type="password" name=(field.name) value="" autocomplete="new-password"
+                aria-describedby=(help) required[!optional];
+        } @else if !field.choices.is_empty() {
+            select id=(field.name) name=(field.name) aria-describedby=(help) {
+                @if !field.required { option value="" { "—" } }
+                @for c in field.choices {
+                    option value=(c) selected[v.fields.get(field.name).is_some_and(|x| x == c)] { (c) }
+                }
+            }
+        } @else {
+            input id=(field.name) type="text" name=(field.name)
+                value=(v.fields.get(field.name).map_or("", String::as_str))
+                placeholder=(field.example) aria-describedby=(help) required[!optional];
+        }
+        p.hint id=(help) { (field.help) }
+    }
+}
+
+/// The kind's own fields of a submitted form, as the API takes them: every field the form
+/// filled in (an empty secret is left out, to keep the saved one).
+fn fields_of(f: &FormData, fields: &[Field], editing: bool) -> Config {
+    let mut out = Config::new();
+    for field in fields {
+        let value = f.text(field.name);
+        if value.trim().is_empty() && (field.secret && editing || !field.required) {
+            if editing && !field.secret {
+                // Emptied on purpose: the kind falls back to its default.
+                out.insert(field.name.to_owned(), serde_json::Value::Null);
+            }
+            continue;
+        }
+        out.insert(
+            field.name.to_owned(),
+            serde_json::Value::String(value.to_owned()),
+        );
+    }
+    out
 }
 
 async fn accounts_for(state: &AppState, user: &WebUser) -> WebResult<Vec<Account>> {
@@ -210,6 +257,7 @@ fn new_page(
         action: "/connectors",
         editing: false,
         labels: source.labels(),
+        fields: source.fields(),
     };
     let body = html! {
         h1 { "Add a " (to.labels.vendor) " connector" }
@@ -241,12 +289,16 @@ pub async fn new_form(
     Ok(new_page(&user, source.as_ref(), &v, &accounts, None).into_response())
 }
 
-fn values_of(f: &FormData) -> Values {
+fn values_of(f: &FormData, fields: &[Field]) -> Values {
     Values {
         kind: f.text("kind").to_owned(),
         name: f.text("name").to_owned(),
         description: f.text("description").to_owned(),
-        tenant_url: f.text("tenant_url").to_owned(),
+        fields: fields
+            .iter()
+            .filter(|field| !field.secret)
+            .map(|field| (field.name.to_owned(), f.text(field.name).to_owned()))
+            .collect(),
         track_errors: f.checked("track_errors"),
         write_back: f.checked("write_back"),
         account_id: f.text("account_id").to_owned(),
@@ -260,15 +312,14 @@ pub async fn create(
 ) -> WebResult<Response> {
     let f = FormData::parse(&body);
     user.check_csrf(f.get("_csrf"))?;
-    let mut v = values_of(&f);
-    let source = source_for(&state, &v.kind)?;
+    let source = source_for(&state, f.text("kind"))?;
+    let mut v = values_of(&f, source.fields());
     source.kind().clone_into(&mut v.kind);
     let req = CreateConnector {
         kind: v.kind.clone(),
         name: v.name.clone(),
         description: Some(v.description.clone()),
-        tenant_url: v.tenant_url.clone(),
-        api_token: f.text("api_token").to_owned(),
+        fields: fields_of(&f, source.fields(), false),
         track_errors: Some(v.track_errors),
         write_back: Some(v.write_back),
         account_id: Some(v.account_id.clone()).filter(|a| !a.is_empty()),
@@ -307,6 +358,7 @@ fn edit_page(
         action: &action,
         editing: true,
         labels: source.labels(),
+        fields: source.fields(),
     };
     let body = html! {
         h1 { "Edit connector " (c.name) }
@@ -326,7 +378,7 @@ pub async fn edit_form(
         kind: c.kind.clone(),
         name: c.name.clone(),
         description: c.description.clone().unwrap_or_default(),
-        tenant_url: c.tenant_url.clone(),
+        fields: stored_fields(&c),
         track_errors: c.track_errors,
         write_back: c.write_back,
         account_id: c.account_id.clone(),
@@ -343,14 +395,13 @@ pub async fn update(
     let f = FormData::parse(&body);
     user.check_csrf(f.get("_csrf"))?;
     let c = load(&state, &user, &id).await?;
-    let v = values_of(&f);
-    let token = f.text("api_token");
+    let source = source_for(&state, &c.kind)?;
+    let v = values_of(&f, source.fields());
     let req = PatchConnector {
         name: (v.name != c.name).then(|| v.name.clone()),
         description: (Some(v.description.trim()) != c.description.as_deref().or(Some("")))
             .then(|| Some(v.description.clone())),
-        tenant_url: Some(v.tenant_url.clone()),
-        api_token: Some(token.to_owned()).filter(|t| !t.trim().is_empty()),
+        fields: fields_of(&f, source.fields(), true),
         track_errors: (v.track_errors != c.track_errors).then_some(v.track_errors),
         write_back: (v.write_back != c.write_back).then_some(v.write_back),
     };
@@ -362,6 +413,19 @@ pub async fn update(
         }
         Err(e) => Err(e.into()),
     }
+}
+
+/// A saved connector's fields that are not secret, as its form shows them: the base URL and
+/// the kind's stored settings.
+fn stored_fields(c: &ConnectorRecord) -> std::collections::BTreeMap<String, String> {
+    let config: Config = serde_json::from_str(&c.config).unwrap_or_default();
+    let mut out: std::collections::BTreeMap<String, String> = config
+        .into_iter()
+        .filter_map(|(k, v)| v.as_str().map(|s| (k, s.to_owned())))
+        .collect();
+    out.entry("tenant_url".to_owned())
+        .or_insert_with(|| c.tenant_url.clone());
+    out
 }
 
 pub async fn delete(

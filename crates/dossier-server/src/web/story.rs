@@ -21,18 +21,6 @@ use crate::auth::{licensed_account, may_act};
 use crate::error::ApiError;
 use crate::AppState;
 
-/// `T1055` → `/techniques/T1055/`; `T1055.012` → `/techniques/T1055/012/`.
-fn mitre_link(id: &str) -> Option<String> {
-    let ok = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric());
-    match id.split_once('.') {
-        Some((t, sub)) if ok(t) && ok(sub) => {
-            Some(format!("https://attack.mitre.org/techniques/{t}/{sub}/"))
-        }
-        None if ok(id) => Some(format!("https://attack.mitre.org/techniques/{id}/")),
-        _ => None,
-    }
-}
-
 async fn can_act(state: &AppState, user: &WebUser, d: &StoryDetail) -> Result<(), String> {
     let account = licensed_account(state, &d.story.account_id)
         .await
@@ -215,7 +203,7 @@ fn incidents_section(d: &StoryDetail, connectors: &HashMap<String, Console>) -> 
                             td { (layout::opt(i.analyst_verdict.as_deref())) }
                             td { (layout::opt(Some(i.engines.join(", ")).as_deref())) }
                             td { @match connectors.get(&i.connector_id) {
-                                Some(c) => @match c.source.console_link(&c.tenant_url, &i.id) {
+                                Some(c) => @match console_link(i, c) {
                                     Some(link) => a href=(link) rel="noopener noreferrer" target="_blank" { "Open in " (c.source.labels().vendor) },
                                     None => span.none { "no console link" },
                                 },
@@ -227,6 +215,16 @@ fn incidents_section(d: &StoryDetail, connectors: &HashMap<String, Console>) -> 
             }
         }
     }
+}
+
+/// The link to an incident in its producer's console: the one the record carries, else the one
+/// its source builds. Only an `https://` link is shown: the record's text comes from the tenant.
+fn console_link(i: &dossier_store::IncidentView, c: &Console) -> Option<String> {
+    i.normalised
+        .as_ref()
+        .and_then(|n| n.console_url.clone())
+        .or_else(|| c.source.console_link(&c.tenant_url, &i.id))
+        .filter(|link| link.starts_with("https://"))
 }
 
 /// The MITRE ATT&CK techniques the incidents name, each once.
@@ -246,7 +244,7 @@ fn mitre_section(d: &StoryDetail) -> Markup {
                 ul {
                     @for t in mitre.values() {
                         li {
-                            @match mitre_link(&t.id) {
+                            @match t.attack_url() {
                                 Some(href) => a href=(href) rel="noopener noreferrer" target="_blank" { (t.id) },
                                 None => (t.id),
                             }
@@ -494,22 +492,4 @@ pub async fn delete_comment(
     user.check_csrf(form.get("_csrf"))?;
     remove_comment(&state, &user.principal, &id, &comment_id).await?;
     Ok(Redirect::to(&format!("/stories/{id}#comments")).into_response())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn mitre_links_follow_the_site_layout() {
-        assert_eq!(
-            mitre_link("T1055").as_deref(),
-            Some("https://attack.mitre.org/techniques/T1055/")
-        );
-        assert_eq!(
-            mitre_link("T1055.012").as_deref(),
-            Some("https://attack.mitre.org/techniques/T1055/012/")
-        );
-        assert_eq!(mitre_link("T1055/../x"), None);
-    }
 }

@@ -460,7 +460,14 @@ async fn connector_input_is_validated_with_the_field_named() {
         ("name", json!(""), "name"),
         ("name", json!("n".repeat(101)), "name"),
         ("api_token", json!("  "), "api_token"),
-        ("kind", json!("crowdstrike"), "kind"),
+        ("api_token", json!(42), "api_token: must be a string"),
+        ("kind", json!("no-such-kind"), "kind"),
+        // Another kind's field is refused by name, never ignored.
+        (
+            "client_secret",
+            json!("s"),
+            "client_secret: not a field of a sentinelone connector",
+        ),
     ] {
         let mut b = base.clone();
         b[field] = value;

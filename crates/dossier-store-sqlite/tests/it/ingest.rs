@@ -30,6 +30,7 @@ async fn a_database_of_the_release_before_migrates_and_keeps_its_stories() {
         let c = rusqlite::Connection::open(&path).unwrap();
         c.execute_batch(
             "ALTER TABLE incidents DROP COLUMN producer;
+             ALTER TABLE connectors DROP COLUMN config;
              DROP TABLE account_epochs;
              DROP INDEX stories_hash;
              CREATE INDEX stories_hash ON stories(account_id, file_hash, agent_uuid);
@@ -53,7 +54,7 @@ async fn a_database_of_the_release_before_migrates_and_keeps_its_stories() {
         let version: i64 = c
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap();
-        assert_eq!(version, 6);
+        assert_eq!(version, 7);
     }
 
     f.store

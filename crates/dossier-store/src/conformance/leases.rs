@@ -132,3 +132,41 @@ pub async fn a_page_for_a_deleted_connector_writes_nothing<B: Backend>(backend: 
     assert!(f.assignment().await.is_empty(), "no incident was stored");
     assert!(f.events().await.is_empty(), "no event was recorded");
 }
+
+/// A connector's own settings are kept as saved, and a change replaces them whole (and, like
+/// any save, makes a new generation); a change without them keeps them.
+pub async fn a_connectors_settings_are_kept_and_replaced<B: Backend>(backend: &B) {
+    let f = Fixture::new(backend).await;
+    let saved = f.store.get_connector(None, &f.connector).await.unwrap();
+    assert_eq!(saved.config, "{}");
+    let settings = r#"{"client_id":"00000000-0000-0000-0000-000000000001","tenant_id":"t"}"#;
+    let changed = f
+        .store
+        .update_connector(
+            Some(&f.account),
+            &f.connector,
+            &ConnectorUpdate {
+                config: Some(settings.into()),
+                ..ConnectorUpdate::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(changed.config, settings);
+    assert_eq!(changed.generation, f.generation + 1);
+    let renamed = f
+        .store
+        .update_connector(
+            Some(&f.account),
+            &f.connector,
+            &ConnectorUpdate {
+                name: Some("renamed".into()),
+                ..ConnectorUpdate::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(renamed.config, settings);
+    let listed = f.store.list_connectors(Some(&f.account)).await.unwrap();
+    assert_eq!(listed[0].config, settings);
+}

@@ -57,7 +57,7 @@ pub trait Backend: Send + Sync {
     fn remap(&self) -> Remap;
 
     /// The producer of that mapping, named [`PRODUCER`]; declaring it lets the suite's
-    /// incidents name it.
+    /// incidents name it. Each test of the suite declares it first.
     fn producer(&self) -> Producer;
 }
 
@@ -111,6 +111,7 @@ impl<B: Backend> Fixture<B> {
                 name: "s1".into(),
                 description: None,
                 tenant_url: "https://example.sentinelone.net".into(),
+                config: "{}".into(),
                 token_enc: vec![1, 2, 3],
                 track_errors: true,
                 write_back: false,
@@ -292,6 +293,7 @@ pub fn incident(id: &str, day: i64, agent: &str, hash: Option<&str>) -> Incident
         is_fileless: false,
         mitre: Vec::new(),
         mitigation_actions: Vec::new(),
+        console_url: None,
         raw: format!("{{\"id\":\"{id}\"}}"),
     }
 }
@@ -394,9 +396,11 @@ macro_rules! store_conformance_suite {
             a_story_shows_its_incidents_as_mapped_from_their_stored_threats,
             a_stored_threat_that_no_longer_maps_does_not_stall_its_story,
             stored_incidents_are_read_with_the_mapping_given_for_their_producer,
+            stories_relate_across_producers_by_sha256_and_device_name,
             a_page_of_a_replaced_worker_writes_nothing,
             health_from_a_replaced_worker_is_refused,
             a_page_for_a_deleted_connector_writes_nothing,
+            a_connectors_settings_are_kept_and_replaced,
             cursor_survives_a_separator_inside_a_threat_name,
             next_window_follows_its_reshaped_previous_window,
             an_update_changing_the_key_recorrelates_the_old_key,
@@ -413,7 +417,9 @@ macro_rules! store_conformance_suite {
         $(
             #[test]
             fn $test() {
-                $crate::conformance::block_on($crate::conformance::$test(&$backend));
+                let backend = $backend;
+                $crate::conformance::Backend::producer(&backend);
+                $crate::conformance::block_on($crate::conformance::$test(&backend));
             }
         )*
     };
@@ -421,7 +427,9 @@ macro_rules! store_conformance_suite {
         $(
             #[test]
             fn $test() {
-                $crate::conformance::$test(&$backend);
+                let backend = $backend;
+                $crate::conformance::Backend::producer(&backend);
+                $crate::conformance::$test(&backend);
             }
         )*
     };

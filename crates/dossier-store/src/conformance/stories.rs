@@ -589,3 +589,105 @@ pub async fn stored_incidents_are_read_with_the_mapping_given_for_their_producer
     assert!(seen.lock().unwrap().iter().all(|p| *p == super::producer()));
     assert!(!seen.lock().unwrap().is_empty());
 }
+
+/// A second producer for the tests that span producers: its incidents are the suite's threats,
+/// told apart only by their producer.
+fn other_producer() -> dossier_domain::Producer {
+    static SPEC: dossier_domain::ProducerSpec = dossier_domain::ProducerSpec {
+        name: "otheredr",
+        vendor: "Other EDR",
+        engine_type: "endpoint",
+        judged: dossier_domain::Judged::BySeverity,
+    };
+    dossier_domain::Producer::new(&SPEC)
+}
+
+/// The same SHA-256 under two producers, and one device name under two producers, relate their
+/// stories; a story never relates to itself, and the same name under one producer is no
+/// relation of this kind (its own device id says more).
+pub async fn stories_relate_across_producers_by_sha256_and_device_name<B: Backend>(backend: &B) {
+    let other = other_producer();
+    let source = backend.remap();
+    let remap: crate::Remap = Arc::new(move |producer, raw| {
+        let base = if producer == other {
+            super::producer()
+        } else {
+            producer
+        };
+        let mut inc = source(base, raw)?;
+        inc.producer = producer;
+        Some(inc)
+    });
+    let f = Fixture::with_remap(backend, remap).await;
+    let second = f
+        .store
+        .create_connector(&crate::NewConnector {
+            account_id: f.account.clone(),
+            kind: "otheredr".into(),
+            name: "other".into(),
+            description: None,
+            tenant_url: "https://other.example.net".into(),
+            config: "{}".into(),
+            token_enc: vec![1],
+            track_errors: false,
+            write_back: false,
+            now: t0(),
+        })
+        .await
+        .unwrap();
+    let sha256 = format!("{:064x}", 77);
+    let mut s1 = incident("1", 0, "ag1", Some(&sha1(1)));
+    s1.file.sha256 = Some(sha256.clone());
+    s1.device.name = Some("HOST-A".into());
+    let mut by_name = incident("2", 0, "ag9", Some(&sha1(2)));
+    by_name.device.name = Some("HOST-B".into());
+    f.store
+        .commit_page(f.page(vec![s1, by_name], t0()))
+        .await
+        .unwrap();
+
+    let mut same_file = f.mapped(incident("10", 1, "other-ag1", None));
+    same_file.file.sha256 = Some(sha256.clone());
+    same_file.producer = other;
+    let mut same_host = f.mapped(incident("11", 1, "other-ag2", Some(&sha1(3))));
+    same_host.device.name = Some("host-b".into());
+    same_host.producer = other;
+    let page = crate::IngestPage {
+        connector_id: second.id.clone(),
+        incidents: vec![same_file, same_host],
+        generation: second.generation,
+        ..f.page(vec![], t0())
+    };
+    f.store.commit_page(page).await.unwrap();
+
+    let stories = f.assignment().await;
+    let of_s1 = relations(&f, &stories["1"].0).await;
+    assert!(
+        of_s1.contains(&("same_sha256".into(), stories["10"].0.clone())),
+        "{of_s1:?}"
+    );
+    let of_host = relations(&f, &stories["2"].0).await;
+    assert!(
+        of_host.contains(&("same_device_name".into(), stories["11"].0.clone())),
+        "{of_host:?}"
+    );
+    assert!(
+        of_host.iter().all(|(_, id)| *id != stories["2"].0),
+        "{of_host:?}"
+    );
+    let of_other = relations(&f, &stories["11"].0).await;
+    assert!(
+        of_other.contains(&("same_device_name".into(), stories["2"].0.clone())),
+        "{of_other:?}"
+    );
+}
+
+/// A story's related stories as (relation, story id).
+async fn relations<B: Backend>(f: &Fixture<B>, id: &str) -> Vec<(String, String)> {
+    f.story(id)
+        .await
+        .related
+        .iter()
+        .map(|r| (r.relation.clone(), r.id.clone()))
+        .collect()
+}

@@ -61,11 +61,17 @@ pub async fn run(o: &BenchOptions) -> anyhow::Result<ListResult> {
             created_at: Utc::now(),
         })
         .await?;
-    eprintln!("list: seeding {} stories", o.stories);
+    // Every producer's stories mixed, as an estate with several EDRs has them.
+    let producers: Vec<_> = bench.state.sources.iter().map(|s| s.producer()).collect();
+    eprintln!(
+        "list: seeding {} stories of {} producers",
+        o.stories,
+        producers.len()
+    );
     let t = Instant::now();
     bench
         .store
-        .seed_synthetic_stories(&account.id, o.stories, Utc::now())
+        .seed_synthetic_stories(&account.id, o.stories, Utc::now(), &producers)
         .await?;
     eprintln!("list: seeded in {:.1}s", t.elapsed().as_secs_f64());
 
