@@ -136,6 +136,8 @@ fn map_fields(json: &str) -> Result<Incident, MapError> {
         is_fileless: false,
         mitre: mitre(&alert),
         mitigation_actions: remediations(&evidence),
+        // As given, never built: its form changed over time (§1.1, [I11]).
+        console_url: text(&alert, "alertWebUrl"),
         raw: String::new(),
     })
 }
@@ -522,9 +524,10 @@ mod tests {
         );
         let i = map(r#"{"id":"x","lastUpdateDateTime":"2024-01-01T00:00:00.1234567Z"}"#).unwrap();
         assert_eq!(i.created_at, i.updated_at);
-        for junk in ["[]", "1", "\"x\"", "null", "{", "[{\"id\":\"1\"}]"] {
+        for junk in ["[]", "1", "\"x\"", "null", "[{\"id\":\"1\"}]"] {
             assert!(matches!(map(junk), Err(MapError::Malformed(_))), "{junk}");
         }
+        assert_eq!(remap_stored("{"), None);
     }
 
     #[test]

@@ -1,19 +1,253 @@
 //! Microsoft Defender for Endpoint as a [`Source`]: what the generic connector worker drives.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use dossier_domain::story::Verdict;
-use dossier_source::{Connection, Failure, FailureKind, Page, Window};
+use dossier_domain::{Incident, Producer};
+use dossier_source::{
+    only_fields, parse_tenant_url, secret_field, text_field, Config, Configured, Connection,
+    Environment, Failure, FailureKind, Field, Labels, Page, RetryObserver, Retrying, Settings,
+    Source, Stored, Window,
+};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
+use url::Url;
 
-use crate::client::{AlertsPage, Client, ClientError};
+use crate::client::{AlertsPage, Client, ClientConfig, ClientError, Credentials};
 use crate::query::{AlertQuery, Bound, Cursor, MAX_TOP};
+
+/// Microsoft Graph, where alerts are read (PRODUCERS.md §1.1).
+pub const DEFAULT_GRAPH_URL: &str = "https://graph.microsoft.com";
+/// Entra ID, where tokens are issued (§1.2).
+pub const DEFAULT_LOGIN_URL: &str = "https://login.microsoftonline.com";
+
+/// Longest client secret accepted; Entra's are 40 characters.
+const MAX_SECRET: usize = 1024;
+
+/// A Defender connector's fields (PRODUCT.md, `POST /api/v1/connectors`).
+const FIELDS: [Field; 5] = [
+    Field {
+        name: "tenant_id",
+        label: "Directory (tenant) ID",
+        help: "In the Microsoft Entra admin center, Entra ID › App registrations › your app › \
+               Overview: Directory (tenant) ID.",
+        example: "3adb963c-8e61-48e8-a06d-6dbb0dacea39",
+        secret: false,
+        required: true,
+        choices: &[],
+    },
+    Field {
+        name: "client_id",
+        label: "Application (client) ID",
+        help: "Entra ID › App registrations › your app › Overview: Application (client) ID. The \
+               app needs the Microsoft Graph application permission SecurityAlert.Read.All \
+               (SecurityAlert.ReadWrite.All to write verdicts back), with admin consent.",
+        example: "734ef928-d74c-4555-8d1b-d942fa0a1a41",
+        secret: false,
+        required: true,
+        choices: &[],
+    },
+    Field {
+        name: "client_secret",
+        label: "Client secret",
+        help: "Entra ID › App registrations › your app › Certificates & secrets › New client \
+               secret: copy its Value (not its Secret ID); it is shown only once.",
+        example: "",
+        secret: true,
+        required: true,
+        choices: &[],
+    },
+    Field {
+        name: "graph_url",
+        label: "Microsoft Graph URL",
+        help: "Leave empty for https://graph.microsoft.com; a national cloud has its own \
+               (https://graph.microsoft.us for US Government L4).",
+        example: DEFAULT_GRAPH_URL,
+        secret: false,
+        required: false,
+        choices: &[],
+    },
+    Field {
+        name: "login_url",
+        label: "Entra ID sign-in URL",
+        help: "Leave empty for https://login.microsoftonline.com; a national cloud has its own \
+               (https://login.microsoftonline.us for US Government).",
+        example: DEFAULT_LOGIN_URL,
+        secret: false,
+        required: false,
+        choices: &[],
+    },
+];
 
 /// The Defender connector kind.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Defender;
+
+/// Reads a GUID field (`tenant_id`, `client_id`), lowercase.
+fn guid_field(body: &Config, current: Option<&Config>, name: &str) -> Result<String, String> {
+    let text = match text_field(body, name)? {
+        Some(t) => t,
+        None => match current.and_then(|c| c.get(name)).and_then(Value::as_str) {
+            Some(stored) => stored.to_owned(),
+            None => return Err(format!("{name}: is required")),
+        },
+    };
+    let groups: Vec<&str> = text.split('-').collect();
+    let shape = [8, 4, 4, 4, 12];
+    let is_guid = groups.len() == 5
+        && groups
+            .iter()
+            .zip(shape)
+            .all(|(g, n)| g.len() == n && g.bytes().all(|b| b.is_ascii_hexdigit()));
+    if !is_guid {
+        return Err(format!(
+            "{name}: must be a GUID such as 3adb963c-8e61-48e8-a06d-6dbb0dacea39"
+        ));
+    }
+    Ok(text.to_ascii_lowercase())
+}
+
+/// Reads an optional URL field, else its stored value, else its default.
+fn url_field(
+    body: &Config,
+    current: Option<&Config>,
+    name: &str,
+    default: &str,
+) -> Result<Url, String> {
+    let text = match text_field(body, name)? {
+        Some(t) => t,
+        None if body.contains_key(name) => default.to_owned(),
+        None => current
+            .and_then(|c| c.get(name))
+            .and_then(Value::as_str)
+            .unwrap_or(default)
+            .to_owned(),
+    };
+    parse_tenant_url(&text, name)
+}
+
+impl Source for Defender {
+    fn kind(&self) -> &'static str {
+        "defender"
+    }
+
+    fn producer(&self) -> Producer {
+        crate::producer()
+    }
+
+    fn labels(&self) -> Labels {
+        Labels {
+            vendor: crate::producer().vendor(),
+            record_name: "alert",
+        }
+    }
+
+    fn fields(&self) -> &'static [Field] {
+        &FIELDS
+    }
+
+    fn configure(&self, body: &Config, current: Option<Stored<'_>>) -> Result<Configured, String> {
+        only_fields(body, "defender", &FIELDS)?;
+        let stored = current.map(|c| c.config);
+        let tenant_id = guid_field(body, stored, "tenant_id")?;
+        let client_id = guid_field(body, stored, "client_id")?;
+        // The stored graph_url is the connector's tenant_url.
+        let graph_url = match (text_field(body, "graph_url")?, current) {
+            (None, Some(c)) if !body.contains_key("graph_url") => {
+                parse_tenant_url(c.tenant_url, "graph_url")?
+            }
+            _ => url_field(body, None, "graph_url", DEFAULT_GRAPH_URL)?,
+        };
+        let login_url = url_field(body, stored, "login_url", DEFAULT_LOGIN_URL)?;
+        // Not text at all says so; text that is no secret says only that, never echoing it.
+        text_field(body, "client_secret")?;
+        let secret = secret_field(body, "client_secret", MAX_SECRET)
+            .map_err(|_| "client_secret: is not a client secret value".to_owned())?;
+        if secret.is_none() && (current.is_none() || body.contains_key("client_secret")) {
+            return Err("client_secret: is required".into());
+        }
+        let mut config = Config::new();
+        config.insert("tenant_id".into(), Value::String(tenant_id));
+        config.insert("client_id".into(), Value::String(client_id));
+        config.insert(
+            "login_url".into(),
+            Value::String(login_url.as_str().trim_end_matches('/').to_owned()),
+        );
+        Ok(Configured {
+            secret_urls: vec![graph_url.clone(), login_url],
+            tenant_url: graph_url,
+            config,
+            secret,
+        })
+    }
+
+    fn connect(
+        &self,
+        settings: Settings,
+        env: &Environment,
+        on_retry: Option<RetryObserver>,
+    ) -> Result<Arc<dyn Connection>, Failure> {
+        let config_error = |reason: String| Failure {
+            kind: FailureKind::Other,
+            reason: format!("the connector configuration is invalid: {reason}"),
+        };
+        let stored = |name: &str| -> Result<String, Failure> {
+            settings
+                .config
+                .get(name)
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+                .ok_or_else(|| config_error(format!("{name} is missing")))
+        };
+        let login_url = match settings.config.get("login_url").and_then(Value::as_str) {
+            Some(text) => Url::parse(text).map_err(|e| config_error(format!("login_url: {e}")))?,
+            None => Url::parse(DEFAULT_LOGIN_URL).map_err(|e| config_error(e.to_string()))?,
+        };
+        let credentials = Credentials {
+            tenant_id: stored("tenant_id")?,
+            client_id: stored("client_id")?,
+            client_secret: settings.secret,
+            login_url,
+            graph_url: settings.tenant_url,
+        };
+        let mut cfg = ClientConfig::new(credentials);
+        cfg.extra_roots_pem.clone_from(&env.extra_roots_pem);
+        cfg.request_timeout = env.request_timeout;
+        cfg.retry_base = env.retry_base;
+        cfg.retry_cap = env.retry_cap;
+        cfg.max_body_bytes = env.max_body_bytes;
+        cfg.refuse_internal_addresses = env.refuse_internal_addresses;
+        cfg.on_retry = on_retry.map(|told| -> crate::client::RetryObserver {
+            Arc::new(move |r: &crate::client::Retrying| {
+                told(&Retrying {
+                    reason: r.error.human_reason(),
+                    retry: r.retry,
+                    of: r.of,
+                    failing_for: r.failing_for,
+                });
+            })
+        });
+        let client = Client::new(cfg).map_err(|e| failure(&e))?;
+        Ok(Arc::new(DefenderConnection::new(client)))
+    }
+
+    fn map(&self, record: Box<RawValue>) -> Result<Incident, String> {
+        crate::mapping::map_alert(record).map_err(|e| e.to_string())
+    }
+
+    fn remap_stored(&self, raw: &str) -> Option<Incident> {
+        crate::mapping::remap_stored(raw)
+    }
+
+    /// Every alert carries its own link (`alertWebUrl`), whose form changed over time
+    /// (PRODUCERS.md §1.1): the incident's `console_url` holds it, and none is built here.
+    fn console_link(&self, _tenant_url: &str, _record_id: &str) -> Option<String> {
+        None
+    }
+}
 
 /// What the worker does about a client error, with the operator's words for it.
 #[must_use]
@@ -22,7 +256,7 @@ pub fn failure(e: &ClientError) -> Failure {
         ClientError::Entra { .. } | ClientError::TokenRefused { .. } => {
             FailureKind::CredentialsRejected
         }
-        ClientError::ConsentPending { .. } => FailureKind::PermissionDenied,
+        ClientError::ConsentPending { .. } => FailureKind::ConsentPending,
         ClientError::Forbidden { .. } => FailureKind::PermissionDenied,
         ClientError::RateLimited { retry_after } => FailureKind::RateLimited {
             retry_after: *retry_after,
@@ -269,7 +503,7 @@ mod tests {
         assert_eq!(failure(&secret).kind, FailureKind::CredentialsRejected);
         assert_eq!(
             failure(&ClientError::ConsentPending { write: false }).kind,
-            FailureKind::PermissionDenied
+            FailureKind::ConsentPending
         );
         let forbidden = ClientError::Forbidden {
             code: None,
@@ -283,5 +517,112 @@ mod tests {
             message: None,
         };
         assert_eq!(failure(&bad).kind, FailureKind::Rejected);
+    }
+
+    fn body(json: &str) -> Config {
+        serde_json::from_str(json).unwrap()
+    }
+
+    const TENANT: &str = "3ADB963C-8E61-48E8-A06D-6DBB0DACEA39";
+    const CLIENT: &str = "734ef928-d74c-4555-8d1b-d942fa0a1a41";
+
+    #[test]
+    fn a_create_reads_every_field_with_defaults() {
+        let c = Defender
+            .configure(
+                &body(&format!(
+                    r#"{{"tenant_id":"{TENANT}","client_id":"{CLIENT}","client_secret":" s~1 "}}"#
+                )),
+                None,
+            )
+            .unwrap();
+        assert_eq!(c.tenant_url.as_str(), "https://graph.microsoft.com/");
+        let urls: Vec<&str> = c.secret_urls.iter().map(Url::as_str).collect();
+        assert_eq!(
+            urls,
+            ["https://graph.microsoft.com/", "https://login.microsoftonline.com/"]
+        );
+        assert_eq!(c.config["tenant_id"], TENANT.to_ascii_lowercase());
+        assert_eq!(c.config["client_id"], CLIENT);
+        assert_eq!(c.config["login_url"], "https://login.microsoftonline.com");
+        assert!(c.config.get("client_secret").is_none());
+        assert!(!format!("{c:?}").contains("s~1"));
+    }
+
+    #[test]
+    fn bad_fields_are_named() {
+        for (json, says) in [
+            (r#"{"client_id":"x"}"#.to_owned(), "tenant_id: is required"),
+            (
+                format!(r#"{{"tenant_id":"not-a-guid","client_id":"{CLIENT}","client_secret":"s"}}"#),
+                "tenant_id: must be a GUID",
+            ),
+            (
+                format!(r#"{{"tenant_id":"{TENANT}","client_id":"{CLIENT}1","client_secret":"s"}}"#),
+                "client_id: must be a GUID",
+            ),
+            (
+                format!(r#"{{"tenant_id":"{TENANT}","client_id":"{CLIENT}"}}"#),
+                "client_secret: is required",
+            ),
+            (
+                format!(
+                    r#"{{"tenant_id":"{TENANT}","client_id":"{CLIENT}","client_secret":"s","graph_url":"http://g"}}"#
+                ),
+                "graph_url: must start with https://",
+            ),
+            (
+                format!(
+                    r#"{{"tenant_id":"{TENANT}","client_id":"{CLIENT}","client_secret":"s","api_token":"t"}}"#
+                ),
+                "api_token: not a field of a defender connector",
+            ),
+        ] {
+            let e = Defender.configure(&body(&json), None).unwrap_err();
+            assert!(e.starts_with(says), "{json}: {e}");
+        }
+        let secret = Defender
+            .configure(
+                &body(&format!(
+                    r#"{{"tenant_id":"{TENANT}","client_id":"{CLIENT}","client_secret":"ab\u0007cd"}}"#
+                )),
+                None,
+            )
+            .unwrap_err();
+        assert!(secret.starts_with("client_secret: ") && !secret.contains("ab"), "{secret}");
+    }
+
+    #[test]
+    fn a_change_keeps_what_it_leaves_out() {
+        let stored_config = body(&format!(
+            r#"{{"tenant_id":"{TENANT}","client_id":"{CLIENT}","login_url":"https://login.microsoftonline.us"}}"#
+        ));
+        let stored = Stored {
+            tenant_url: "https://graph.microsoft.us",
+            config: &stored_config,
+        };
+        let c = Defender.configure(&body("{}"), Some(stored)).unwrap();
+        assert_eq!(c.tenant_url.as_str(), "https://graph.microsoft.us/");
+        assert_eq!(c.config["login_url"], "https://login.microsoftonline.us");
+        assert!(c.secret.is_none());
+        let reset = Defender
+            .configure(&body(r#"{"login_url":null,"client_secret":"new"}"#), Some(stored))
+            .unwrap();
+        assert_eq!(reset.config["login_url"], "https://login.microsoftonline.com");
+    }
+
+    #[test]
+    fn the_console_link_is_the_alerts_own() {
+        assert_eq!(Defender.console_link("https://graph.microsoft.com", "da1"), None);
+        let raw = RawValue::from_string(
+            r#"{"id":"da1","createdDateTime":"2024-01-01T00:00:00Z","alertWebUrl":"https://security.microsoft.com/alerts/da1?tid=t"}"#
+                .to_owned(),
+        )
+        .unwrap();
+        let incident = Defender.map(raw).unwrap();
+        assert_eq!(
+            incident.console_url.as_deref(),
+            Some("https://security.microsoft.com/alerts/da1?tid=t")
+        );
     }
 }
