@@ -88,8 +88,9 @@ fn map_fields(json: &str) -> Result<Incident, MapError> {
         return Err(MapError::Malformed("expected an object".into()));
     };
     let external_id = id_text(alert.get("id")).ok_or(MapError::MissingId)?;
-    let created = time(&alert, "createdDateTime");
-    let updated = time(&alert, "lastUpdateDateTime");
+    // The legacy MDE API names them `alertCreationTime` and `lastUpdateTime` (§1.3).
+    let created = time(&alert, "createdDateTime").or_else(|| time(&alert, "alertCreationTime"));
+    let updated = time(&alert, "lastUpdateDateTime").or_else(|| time(&alert, "lastUpdateTime"));
     let created_at = created.or(updated).ok_or_else(|| MapError::MissingTimestamp {
         id: external_id.clone(),
     })?;
@@ -100,11 +101,12 @@ fn map_fields(json: &str) -> Result<Incident, MapError> {
         .and_then(Value::as_array)
         .map(|list| list.iter().filter_map(Value::as_object).collect())
         .unwrap_or_default();
-    let device = device(&evidence);
+    let device = device(&evidence).unwrap_or_else(|| legacy_device(&alert));
     let file = device
         .agent_uuid
         .as_deref()
         .and_then(|id| file_on(&evidence, id))
+        .or_else(|| legacy_file(&evidence))
         .unwrap_or_default();
 
     let status = text(&alert, "status");
@@ -118,7 +120,9 @@ fn map_fields(json: &str) -> Result<Incident, MapError> {
         updated_at,
         device,
         file,
-        threat_name: text(&alert, "threatDisplayName").or_else(|| text(&alert, "title")),
+        threat_name: text(&alert, "threatDisplayName")
+            .or_else(|| text(&alert, "threatName"))
+            .or_else(|| text(&alert, "title")),
         classification: text(&alert, "category"),
         // Defender judges by severity; it states no confidence (PRODUCT.md, "Producers").
         confidence_level: None,
@@ -142,13 +146,14 @@ fn map_fields(json: &str) -> Result<Incident, MapError> {
     })
 }
 
-/// A string field, trimmed; `None` when absent, not a string, or blank.
+/// A string field, trimmed; `None` when absent, not a string, blank, or the text `null`
+/// (a legacy capture's `"category": "null"`, samples README).
 fn text(object: &Map<String, Value>, key: &str) -> Option<String> {
     object
         .get(key)
         .and_then(Value::as_str)
         .map(str::trim)
-        .filter(|s| !s.is_empty())
+        .filter(|s| !s.is_empty() && *s != "null")
         .map(str::to_owned)
 }
 
@@ -177,16 +182,46 @@ fn is_type(evidence: &Map<String, Value>, wanted: &str) -> bool {
     odata_type(evidence).trim().eq_ignore_ascii_case(wanted)
 }
 
-/// The device of the first `deviceEvidence` with an `mdeDeviceId`; other devices stay in the
-/// raw JSON (an alert can name several, §1.3).
-fn device(evidence: &[&Map<String, Value>]) -> Device {
-    let Some((e, id)) = evidence
-        .iter()
-        .filter(|e| is_type(e, DEVICE_EVIDENCE))
-        .find_map(|e| text(e, "mdeDeviceId").map(|id| (*e, id)))
-    else {
+/// The device of a legacy MDE alert: `machineId` is the same id as Graph's `mdeDeviceId`
+/// (§0, §1.3).
+fn legacy_device(alert: &Map<String, Value>) -> Device {
+    let Some(id) = text(alert, "machineId") else {
         return Device::default();
     };
+    Device {
+        agent_uuid: Some(id.to_ascii_lowercase()),
+        agent_uuid_raw: Some(id),
+        name: text(alert, "computerDnsName"),
+        group: text(alert, "rbacGroupName"),
+        ..Device::default()
+    }
+}
+
+/// The file of a legacy alert's flat evidence rows (`entityType` File, then Process), which
+/// all belong to its one machine.
+fn legacy_file(evidence: &[&Map<String, Value>]) -> Option<FileInfo> {
+    let rows: Vec<&Map<String, Value>> = ["File", "Process"]
+        .iter()
+        .flat_map(|kind| {
+            evidence.iter().copied().filter(move |e| {
+                text(e, "entityType").is_some_and(|t| t.eq_ignore_ascii_case(kind))
+            })
+        })
+        .collect();
+    let chosen = rows
+        .iter()
+        .find(|d| hash(d, "sha256", 64).is_some())
+        .or_else(|| rows.iter().find(|d| hash(d, "sha1", 40).is_some()))?;
+    Some(file_info(chosen))
+}
+
+/// The device of the first `deviceEvidence` with an `mdeDeviceId`; other devices stay in the
+/// raw JSON (an alert can name several, §1.3).
+fn device(evidence: &[&Map<String, Value>]) -> Option<Device> {
+    let (e, id) = evidence
+        .iter()
+        .filter(|e| is_type(e, DEVICE_EVIDENCE))
+        .find_map(|e| text(e, "mdeDeviceId").map(|id| (*e, id)))?;
     let platform = text(e, "osPlatform");
     let mut ips: Vec<String> = Vec::new();
     for ip in e
@@ -203,7 +238,7 @@ fn device(evidence: &[&Map<String, Value>]) -> Device {
             ips.push(ip.to_owned());
         }
     }
-    Device {
+    Some(Device {
         agent_uuid: Some(id.to_ascii_lowercase()),
         agent_uuid_raw: Some(id),
         agent_id: None,
@@ -216,7 +251,7 @@ fn device(evidence: &[&Map<String, Value>]) -> Device {
         site: None,
         group: text(e, "rbacGroupName"),
         domain: None,
-    }
+    })
 }
 
 /// The OS family of an `osPlatform` (`Windows10`, `WindowsServer2022`, `macOS`, `Linux`, …),
@@ -270,9 +305,14 @@ fn file_on(evidence: &[&Map<String, Value>], device: &str) -> Option<FileInfo> {
         .iter()
         .find(|d| hash(d, "sha256", 64).is_some())
         .or_else(|| details.iter().find(|d| hash(d, "sha1", 40).is_some()))?;
+    Some(file_info(chosen))
+}
+
+/// The file of a `fileDetails` (or a legacy evidence row, which has the same names).
+fn file_info(chosen: &Map<String, Value>) -> FileInfo {
     let path = text(chosen, "filePath");
     let name = text(chosen, "fileName");
-    Some(FileInfo {
+    FileInfo {
         sha1: hash(chosen, "sha1", 40),
         sha256: hash(chosen, "sha256", 64),
         md5: hash(chosen, "md5", 32),
@@ -285,7 +325,7 @@ fn file_on(evidence: &[&Map<String, Value>], device: &str) -> Option<FileInfo> {
         size: chosen.get("fileSize").and_then(Value::as_u64),
         signer: text(chosen, "signer").or_else(|| text(chosen, "filePublisher")),
         verification: None,
-    })
+    }
 }
 
 /// `C:\Windows\System32` + `cmd.exe` → `C:\Windows\System32\cmd.exe`, with the folder's own

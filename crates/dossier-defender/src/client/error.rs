@@ -82,6 +82,20 @@ fn describe(code: Option<&str>, message: Option<&str>) -> String {
 }
 
 impl ClientError {
+    /// Classifies an error answer (`status`, body) of Entra ID's token endpoint, as the client
+    /// does.
+    #[must_use]
+    pub fn from_entra(status: u16, body: &[u8]) -> Self {
+        super::transport::entra_error(status, body)
+    }
+
+    /// Classifies an error answer of Microsoft Graph, as the client does before renewing its
+    /// token once on a 401.
+    #[must_use]
+    pub fn from_graph(status: u16, body: &[u8]) -> Self {
+        super::transport::graph_error(status, body)
+    }
+
     /// Returns a stable machine-readable name for the failure, for logs and metrics.
     #[must_use]
     pub fn kind(&self) -> &'static str {

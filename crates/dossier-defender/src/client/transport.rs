@@ -210,6 +210,24 @@ fn classify(api: Api, status: StatusCode, retry_after: Option<Duration>, body: &
     })
 }
 
+/// Classifies an error answer of Entra ID's token endpoint as the client does.
+pub(crate) fn entra_error(status: u16, body: &[u8]) -> ClientError {
+    classified(Api::Entra, status, body)
+}
+
+/// Classifies an error answer of Microsoft Graph as the client does (before the one renewal a
+/// 401 gets).
+pub(crate) fn graph_error(status: u16, body: &[u8]) -> ClientError {
+    classified(Api::Graph, status, body)
+}
+
+fn classified(api: Api, status: u16, body: &[u8]) -> ClientError {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    match classify(api, status, None, body) {
+        Attempt::Final(e) | Attempt::Retry { err: e, .. } => e,
+    }
+}
+
 /// Entra ID's token error body (§1.8).
 #[derive(Debug, Default, Deserialize)]
 struct EntraError {
