@@ -189,7 +189,7 @@ fn legacy_device(alert: &Map<String, Value>) -> Device {
         return Device::default();
     };
     Device {
-        agent_uuid: Some(id.to_ascii_lowercase()),
+        agent_uuid: Some(id.to_lowercase()),
         agent_uuid_raw: Some(id),
         name: text(alert, "computerDnsName"),
         group: text(alert, "rbacGroupName"),
@@ -239,7 +239,7 @@ fn device(evidence: &[&Map<String, Value>]) -> Option<Device> {
         }
     }
     Some(Device {
-        agent_uuid: Some(id.to_ascii_lowercase()),
+        agent_uuid: Some(id.to_lowercase()),
         agent_uuid_raw: Some(id),
         agent_id: None,
         name: text(e, "deviceDnsName"),

@@ -158,12 +158,17 @@ fn next_link(headers: &HeaderMap, pairs: &[(String, String)], q: &ListQuery) -> 
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
         .unwrap_or("graph.microsoft.com");
-    let mut query = url::form_urlencoded::Serializer::new(String::new());
-    for (k, v) in pairs.iter().filter(|(k, _)| k != "$skip" && k != "$skiptoken") {
-        query.append_pair(k, v);
-    }
-    query.append_pair("$skiptoken", &q.next_token());
-    format!("https://{host}{ALERTS}?{}", query.finish())
+    // Graph writes the option names as they are (`$skiptoken=`), values encoded.
+    let encode = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+    let token = q.next_token();
+    let query: Vec<String> = pairs
+        .iter()
+        .filter(|(k, _)| k != "$skip" && k != "$skiptoken")
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .chain([("$skiptoken", token.as_str())])
+        .map(|(k, v)| format!("{}={}", encode(k).replace("%24", "$"), encode(v)))
+        .collect();
+    format!("https://{host}{ALERTS}?{}", query.join("&"))
 }
 
 async fn one(State(tenant): State<Tenant>, headers: HeaderMap, Path(id): Path<String>) -> Response {
