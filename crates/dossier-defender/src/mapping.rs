@@ -53,7 +53,7 @@ pub fn remap_stored(raw: &str) -> Option<Incident> {
 
 /// `severity` (PRODUCERS.md §1.3: `unknown | informational | low | medium | high |
 /// unknownFutureValue`; no "critical"), in any letter case: the incidents API spells enums in
-/// PascalCase (samples README).
+/// `PascalCase` (samples README).
 const SEVERITY: &[(&str, VendorSeverity)] = &[
     ("informational", VendorSeverity::Informational),
     ("low", VendorSeverity::Low),
@@ -91,9 +91,11 @@ fn map_fields(json: &str) -> Result<Incident, MapError> {
     // The legacy MDE API names them `alertCreationTime` and `lastUpdateTime` (§1.3).
     let created = time(&alert, "createdDateTime").or_else(|| time(&alert, "alertCreationTime"));
     let updated = time(&alert, "lastUpdateDateTime").or_else(|| time(&alert, "lastUpdateTime"));
-    let created_at = created.or(updated).ok_or_else(|| MapError::MissingTimestamp {
-        id: external_id.clone(),
-    })?;
+    let created_at = created
+        .or(updated)
+        .ok_or_else(|| MapError::MissingTimestamp {
+            id: external_id.clone(),
+        })?;
     let updated_at = updated.unwrap_or(created_at);
 
     let evidence: Vec<&Map<String, Value>> = alert
@@ -168,7 +170,10 @@ fn id_text(value: Option<&Value>) -> Option<String> {
 }
 
 fn time(object: &Map<String, Value>, key: &str) -> Option<DateTime<Utc>> {
-    object.get(key).and_then(Value::as_str).and_then(parse_lenient)
+    object
+        .get(key)
+        .and_then(Value::as_str)
+        .and_then(parse_lenient)
 }
 
 fn odata_type(evidence: &Map<String, Value>) -> &str {
@@ -233,7 +238,9 @@ fn device(evidence: &[&Map<String, Value>]) -> Option<Device> {
         .map(str::trim)
     {
         // Loopback addresses are listed on every device and identify none.
-        let loopback = ip.parse::<std::net::IpAddr>().is_ok_and(|a| a.is_loopback());
+        let loopback = ip
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|a| a.is_loopback());
         if !ip.is_empty() && !loopback && !ips.iter().any(|known| known == ip) {
             ips.push(ip.to_owned());
         }
@@ -291,16 +298,19 @@ fn file_on(evidence: &[&Map<String, Value>], device: &str) -> Option<FileInfo> {
     let on_device = |e: &&&Map<String, Value>| {
         text(e, "mdeDeviceId").is_some_and(|d| d.eq_ignore_ascii_case(device))
     };
-    let details: Vec<&Map<String, Value>> = [(FILE_EVIDENCE, "fileDetails"), (PROCESS_EVIDENCE, "imageFile")]
-        .iter()
-        .flat_map(|(kind, field)| {
-            evidence
-                .iter()
-                .filter(|e| is_type(e, kind))
-                .filter(on_device)
-                .filter_map(|e| e.get(*field).and_then(Value::as_object))
-        })
-        .collect();
+    let details: Vec<&Map<String, Value>> = [
+        (FILE_EVIDENCE, "fileDetails"),
+        (PROCESS_EVIDENCE, "imageFile"),
+    ]
+    .iter()
+    .flat_map(|(kind, field)| {
+        evidence
+            .iter()
+            .filter(|e| is_type(e, kind))
+            .filter(on_device)
+            .filter_map(|e| e.get(*field).and_then(Value::as_object))
+    })
+    .collect();
     let chosen = details
         .iter()
         .find(|d| hash(d, "sha256", 64).is_some())
@@ -526,7 +536,12 @@ mod tests {
 
     #[test]
     fn without_a_device_there_is_no_file_and_the_incident_is_the_term() {
-        let f = file("abcdef0123456789abcdef0123456789abcdef01", &"a".repeat(64), "", "none");
+        let f = file(
+            "abcdef0123456789abcdef0123456789abcdef01",
+            &"a".repeat(64),
+            "",
+            "none",
+        );
         let i = map(&alert(&format!(r#","incidentId":28282,"evidence":[{f}]"#))).unwrap();
         assert_eq!(i.device.agent_uuid, None);
         assert_eq!(i.file, FileInfo::default());
@@ -545,7 +560,10 @@ mod tests {
         assert_eq!(i.mitigation, Mitigation::Mitigated);
         assert_eq!(i.mitigation_status.as_deref(), Some("Prevented"));
         assert_eq!(i.mitigation_actions, ["file:Prevented"]);
-        let open = map(&alert(&format!(r#","status":"inProgress","evidence":[{DEVICE}]"#))).unwrap();
+        let open = map(&alert(&format!(
+            r#","status":"inProgress","evidence":[{DEVICE}]"#
+        )))
+        .unwrap();
         assert_eq!(open.mitigation, Mitigation::NotMitigated);
         assert_eq!(open.mitigation_status.as_deref(), Some("none"));
         let resolved = map(&alert(r#","status":"resolved""#)).unwrap();
@@ -582,7 +600,10 @@ mod tests {
 
     #[test]
     fn the_threat_name_falls_back_to_the_title() {
-        let i = map(&alert(r#","title":"Suspicious thing","threatDisplayName":null"#)).unwrap();
+        let i = map(&alert(
+            r#","title":"Suspicious thing","threatDisplayName":null"#,
+        ))
+        .unwrap();
         assert_eq!(i.threat_name.as_deref(), Some("Suspicious thing"));
         let i = map(&alert(r#","title":"T","threatDisplayName":"Wacatac""#)).unwrap();
         assert_eq!(i.threat_name.as_deref(), Some("Wacatac"));

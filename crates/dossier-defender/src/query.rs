@@ -80,17 +80,16 @@ impl AlertQuery {
     /// digits (§1.3): a coarser bound would re-read or, with `gt`, skip alerts.
     #[must_use]
     pub fn filter(&self) -> String {
-        let mut filter = format!("serviceSource eq '{SERVICE_SOURCE}'");
+        let source = format!("serviceSource eq '{SERVICE_SOURCE}'");
         match self.bound {
             Some(Bound::AtOrAfter(t)) => {
-                filter.push_str(&format!(" and lastUpdateDateTime ge {}", format_ticks(t)));
+                format!("{source} and lastUpdateDateTime ge {}", format_ticks(t))
             }
             Some(Bound::After(t)) => {
-                filter.push_str(&format!(" and lastUpdateDateTime gt {}", format_ticks(t)));
+                format!("{source} and lastUpdateDateTime gt {}", format_ticks(t))
             }
-            None => {}
+            None => source,
         }
-        filter
     }
 
     /// Returns the URL of the request under the Graph root (`https://graph.microsoft.com`).
@@ -125,7 +124,7 @@ pub fn format_ticks(t: DateTime<Utc>) -> String {
     format!("{}.{ticks:07}Z", t.format("%Y-%m-%dT%H:%M:%S"))
 }
 
-/// Returns whether `link` may be followed with the token: it must be an alerts_v2 URL on the
+/// Returns whether `link` may be followed with the token: it must be an `alerts_v2` URL on the
 /// configured Graph origin, so that a tampered cursor cannot send the token elsewhere.
 #[must_use]
 pub fn is_own_link(link: &Url, graph_root: &Url) -> bool {
@@ -205,8 +204,8 @@ mod tests {
     #[test]
     fn only_links_to_the_graph_origin_are_followed() {
         let root = Url::parse("https://graph.microsoft.com/").unwrap();
-        let ok = Url::parse("https://graph.microsoft.com/v1.0/security/alerts_v2?$skiptoken=1")
-            .unwrap();
+        let ok =
+            Url::parse("https://graph.microsoft.com/v1.0/security/alerts_v2?$skiptoken=1").unwrap();
         assert!(is_own_link(&ok, &root));
         for bad in [
             "https://evil.example/v1.0/security/alerts_v2",

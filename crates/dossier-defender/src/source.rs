@@ -434,7 +434,9 @@ mod tests {
         AlertsPage {
             alerts: stamps
                 .iter()
-                .map(|s| RawValue::from_string(format!(r#"{{"lastUpdateDateTime":"{s}"}}"#)).unwrap())
+                .map(|s| {
+                    RawValue::from_string(format!(r#"{{"lastUpdateDateTime":"{s}"}}"#)).unwrap()
+                })
                 .collect(),
             next_link: link.map(str::to_owned),
         }
@@ -446,18 +448,26 @@ mod tests {
 
     #[test]
     fn a_short_page_ends_the_walk() {
-        assert_eq!(next_cursor(&page(&["2024-01-01T00:00:00.1Z"], None), 2), None);
+        assert_eq!(
+            next_cursor(&page(&["2024-01-01T00:00:00.1Z"], None), 2),
+            None
+        );
     }
 
     #[test]
     fn a_full_page_goes_on_from_its_highest_time_inclusive() {
         let p = page(
-            &["2024-01-01T00:00:00.0000001Z", "2024-01-01T00:00:00.0000003Z"],
+            &[
+                "2024-01-01T00:00:00.0000001Z",
+                "2024-01-01T00:00:00.0000003Z",
+            ],
             Some("https://graph/x"),
         );
         assert_eq!(
             next_cursor(&p, 2),
-            Some(Cursor::From(Bound::AtOrAfter(at("2024-01-01T00:00:00.0000003Z"))))
+            Some(Cursor::From(Bound::AtOrAfter(at(
+                "2024-01-01T00:00:00.0000003Z"
+            ))))
         );
     }
 
@@ -482,7 +492,10 @@ mod tests {
             describe_update(&m),
             "classification truePositive, determination other and status resolved"
         );
-        assert_eq!(graph_verdict(Verdict::Benign)["classification"], "falsePositive");
+        assert_eq!(
+            graph_verdict(Verdict::Benign)["classification"],
+            "falsePositive"
+        );
         assert_eq!(
             graph_verdict(Verdict::Informational)["classification"],
             "informationalExpectedActivity"
@@ -540,7 +553,10 @@ mod tests {
         let urls: Vec<&str> = c.secret_urls.iter().map(Url::as_str).collect();
         assert_eq!(
             urls,
-            ["https://graph.microsoft.com/", "https://login.microsoftonline.com/"]
+            [
+                "https://graph.microsoft.com/",
+                "https://login.microsoftonline.com/"
+            ]
         );
         assert_eq!(c.config["tenant_id"], TENANT.to_ascii_lowercase());
         assert_eq!(c.config["client_id"], CLIENT);
@@ -554,11 +570,15 @@ mod tests {
         for (json, says) in [
             (r#"{"client_id":"x"}"#.to_owned(), "tenant_id: is required"),
             (
-                format!(r#"{{"tenant_id":"not-a-guid","client_id":"{CLIENT}","client_secret":"s"}}"#),
+                format!(
+                    r#"{{"tenant_id":"not-a-guid","client_id":"{CLIENT}","client_secret":"s"}}"#
+                ),
                 "tenant_id: must be a GUID",
             ),
             (
-                format!(r#"{{"tenant_id":"{TENANT}","client_id":"{CLIENT}1","client_secret":"s"}}"#),
+                format!(
+                    r#"{{"tenant_id":"{TENANT}","client_id":"{CLIENT}1","client_secret":"s"}}"#
+                ),
                 "client_id: must be a GUID",
             ),
             (
@@ -589,7 +609,10 @@ mod tests {
                 None,
             )
             .unwrap_err();
-        assert!(secret.starts_with("client_secret: ") && !secret.contains("ab"), "{secret}");
+        assert!(
+            secret.starts_with("client_secret: ") && !secret.contains("ab"),
+            "{secret}"
+        );
     }
 
     #[test]
@@ -606,14 +629,23 @@ mod tests {
         assert_eq!(c.config["login_url"], "https://login.microsoftonline.us");
         assert!(c.secret.is_none());
         let reset = Defender
-            .configure(&body(r#"{"login_url":null,"client_secret":"new"}"#), Some(stored))
+            .configure(
+                &body(r#"{"login_url":null,"client_secret":"new"}"#),
+                Some(stored),
+            )
             .unwrap();
-        assert_eq!(reset.config["login_url"], "https://login.microsoftonline.com");
+        assert_eq!(
+            reset.config["login_url"],
+            "https://login.microsoftonline.com"
+        );
     }
 
     #[test]
     fn the_console_link_is_the_alerts_own() {
-        assert_eq!(Defender.console_link("https://graph.microsoft.com", "da1"), None);
+        assert_eq!(
+            Defender.console_link("https://graph.microsoft.com", "da1"),
+            None
+        );
         let raw = RawValue::from_string(
             r#"{"id":"da1","createdDateTime":"2024-01-01T00:00:00Z","alertWebUrl":"https://security.microsoft.com/alerts/da1?tid=t"}"#
                 .to_owned(),

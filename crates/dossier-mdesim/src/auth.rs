@@ -56,7 +56,11 @@ pub(crate) fn graph_error(status: StatusCode, code: &str, message: &str) -> Resp
 
 /// 401 as Graph sends it, with the `WWW-Authenticate` challenge.
 pub(crate) fn unauthenticated(message: &str) -> Response {
-    let mut r = graph_error(StatusCode::UNAUTHORIZED, "InvalidAuthenticationToken", message);
+    let mut r = graph_error(
+        StatusCode::UNAUTHORIZED,
+        "InvalidAuthenticationToken",
+        message,
+    );
     r.headers_mut().insert(
         header::WWW_AUTHENTICATE,
         HeaderValue::from_static("Bearer realm=\"\", error=\"invalid_token\""),
@@ -85,9 +89,19 @@ pub(crate) enum Grant {
 }
 
 /// Checks a client-credentials request for `tenant` against the known apps.
-pub(crate) fn grant(tenant_id: &str, path_tenant: &str, form: &[(String, String)], apps: &[AppSpec]) -> Grant {
-    let field = |k: &str| form.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str());
-    let refuse = |status, error, code, text: &str| Grant::Refused(entra_error(status, error, code, text));
+pub(crate) fn grant(
+    tenant_id: &str,
+    path_tenant: &str,
+    form: &[(String, String)],
+    apps: &[AppSpec],
+) -> Grant {
+    let field = |k: &str| {
+        form.iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.as_str())
+    };
+    let refuse =
+        |status, error, code, text: &str| Grant::Refused(entra_error(status, error, code, text));
     if !path_tenant.eq_ignore_ascii_case(tenant_id) {
         return refuse(
             StatusCode::BAD_REQUEST,
@@ -105,7 +119,10 @@ pub(crate) fn grant(tenant_id: &str, path_tenant: &str, form: &[(String, String)
         );
     }
     let client_id = field("client_id").unwrap_or_default();
-    let Some(app) = apps.iter().find(|a| a.client_id.eq_ignore_ascii_case(client_id)) else {
+    let Some(app) = apps
+        .iter()
+        .find(|a| a.client_id.eq_ignore_ascii_case(client_id))
+    else {
         return refuse(
             StatusCode::BAD_REQUEST,
             "unauthorized_client",

@@ -210,14 +210,33 @@ pub(crate) const PLATFORMS: &[(&str, &str, u32)] = &[
 ];
 
 pub(crate) const USERS: &[&str] = &[
-    "jsmith", "akumar", "mgarcia", "lchen", "ofischer", "svc-backup", "admin-rk", "pdubois",
-    "tnguyen", "ekowalski",
+    "jsmith",
+    "akumar",
+    "mgarcia",
+    "lchen",
+    "ofischer",
+    "svc-backup",
+    "admin-rk",
+    "pdubois",
+    "tnguyen",
+    "ekowalski",
 ];
 
 pub(crate) const FILE_NAMES: &[&str] = &[
-    "invoice.exe", "setup_x64.exe", "update.dll", "svchosts.exe", "payload.ps1", "doc_0412.scr",
-    "mimikatz.exe", "xmrig.exe", "tmp8F3A.exe", "chrome_installer.exe", "libcrypt.so",
-    "agent.bin", "report.js", "helper.vbs",
+    "invoice.exe",
+    "setup_x64.exe",
+    "update.dll",
+    "svchosts.exe",
+    "payload.ps1",
+    "doc_0412.scr",
+    "mimikatz.exe",
+    "xmrig.exe",
+    "tmp8F3A.exe",
+    "chrome_installer.exe",
+    "libcrypt.so",
+    "agent.bin",
+    "report.js",
+    "helper.vbs",
 ];
 
 pub(crate) const FOLDERS: &[&str] = &[

@@ -77,7 +77,11 @@ impl AppSpec {
 
     /// Returns the demo app, granted both alert permissions.
     pub fn demo() -> Self {
-        Self::new(Self::DEMO_CLIENT_ID, Self::DEMO_SECRET, &[READ_ROLE, WRITE_ROLE])
+        Self::new(
+            Self::DEMO_CLIENT_ID,
+            Self::DEMO_SECRET,
+            &[READ_ROLE, WRITE_ROLE],
+        )
     }
 
     /// Returns the demo app's secret.

@@ -93,7 +93,11 @@ impl Fault {
             let (name, times) = match item.split_once('*') {
                 Some((name, n)) => match n.trim().parse::<usize>() {
                     Ok(n @ 1..=MAX_REPEAT) => (name.trim(), n),
-                    _ => return Err(format!("{item:?}: the repeat count must be 1 to {MAX_REPEAT}")),
+                    _ => {
+                        return Err(format!(
+                            "{item:?}: the repeat count must be 1 to {MAX_REPEAT}"
+                        ))
+                    }
                 },
                 None => (item, 1),
             };
@@ -106,8 +110,12 @@ impl Fault {
                     .ok_or_else(|| format!("{item:?}: {kind} takes seconds, e.g. {kind}:2"))
             };
             let fault = match (kind.to_ascii_lowercase().as_str(), arg) {
-                ("429", None) => Fault::RateLimited { retry_after_secs: None },
-                ("429", Some(_)) => Fault::RateLimited { retry_after_secs: Some(secs()?) },
+                ("429", None) => Fault::RateLimited {
+                    retry_after_secs: None,
+                },
+                ("429", Some(_)) => Fault::RateLimited {
+                    retry_after_secs: Some(secs()?),
+                },
                 ("500", None) => Fault::ServerError,
                 ("503", None) => Fault::Unavailable,
                 ("slow", _) => Fault::Slow(Duration::from_secs(secs()?)),
@@ -133,7 +141,9 @@ mod tests {
         assert_eq!(
             Fault::parse_list(" 429:2, 500*2 ,slow:1,403,503,garbage,truncated,401,429").unwrap(),
             [
-                Fault::RateLimited { retry_after_secs: Some(2) },
+                Fault::RateLimited {
+                    retry_after_secs: Some(2)
+                },
                 Fault::ServerError,
                 Fault::ServerError,
                 Fault::Slow(Duration::from_secs(1)),
@@ -142,10 +152,16 @@ mod tests {
                 Fault::Garbage,
                 Fault::Truncated,
                 Fault::Unauthorized,
-                Fault::RateLimited { retry_after_secs: None },
+                Fault::RateLimited {
+                    retry_after_secs: None
+                },
             ]
         );
-        for (bad, says) in [("404", "not a fault"), ("slow", "takes seconds"), ("500*0", "repeat")] {
+        for (bad, says) in [
+            ("404", "not a fault"),
+            ("slow", "takes seconds"),
+            ("500*0", "repeat"),
+        ] {
             let e = Fault::parse_list(bad).unwrap_err();
             assert!(e.contains(says), "{bad}: {e}");
         }

@@ -75,11 +75,22 @@ fn hex(rng: &mut StdRng, len: usize) -> String {
 
 fn guid(rng: &mut StdRng) -> String {
     let h = hex(rng, 32);
-    format!("{}-{}-{}-{}-{}", &h[..8], &h[8..12], &h[12..16], &h[16..20], &h[20..])
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..]
+    )
 }
 
 fn pick<'a, T>(rng: &mut StdRng, list: &'a [T]) -> &'a T {
     &list[rng.gen_range(0..list.len())]
+}
+
+fn pick_str(rng: &mut StdRng, list: &[&'static str]) -> &'static str {
+    list[rng.gen_range(0..list.len())]
 }
 
 fn device(rng: &mut StdRng, index: usize, name: Option<&str>) -> Device {
@@ -94,7 +105,10 @@ fn device(rng: &mut StdRng, index: usize, name: Option<&str>) -> Device {
         })
         .unwrap_or(&PLATFORMS[0]);
     let generated = match platform {
-        p if p.contains("Server") => format!("srv-{}-{index:03}", pick(rng, &["sql", "app", "file", "dc", "web"])),
+        p if p.contains("Server") => format!(
+            "srv-{}-{index:03}",
+            pick(rng, &["sql", "app", "file", "dc", "web"])
+        ),
         "Linux" => format!("ubuntu-web-{index:02}"),
         "macOS" => format!("macbook-{}", pick(rng, USERS)),
         _ => format!("desktop-{}", hex(rng, 7)),
@@ -105,9 +119,17 @@ fn device(rng: &mut StdRng, index: usize, name: Option<&str>) -> Device {
         name: name.map_or_else(|| format!("{generated}.contoso.local"), str::to_owned),
         platform,
         version,
-        ip: format!("10.{}.{}.{}", rng.gen_range(0..16), rng.gen_range(0..255), rng.gen_range(1..255)),
-        group: *pick(rng, &["UnassignedGroup", "Workstations", "Servers", "Finance"]),
-        user: *pick(rng, USERS),
+        ip: format!(
+            "10.{}.{}.{}",
+            rng.gen_range(0..16),
+            rng.gen_range(0..255),
+            rng.gen_range(1..255)
+        ),
+        group: pick_str(
+            rng,
+            &["UnassignedGroup", "Workstations", "Servers", "Finance"],
+        ),
+        user: pick_str(rng, USERS),
     }
 }
 
@@ -196,7 +218,7 @@ impl Generator {
             kind,
             device: &dev,
             file: file.as_ref(),
-            command: *pick(&mut self.rng, COMMAND_LINES),
+            command: pick_str(&mut self.rng, COMMAND_LINES),
             pid: self.rng.gen_range(1_000..30_000),
         })
     }
@@ -348,16 +370,22 @@ fn render(d: &Draft<'_>) -> Value {
         }
         (Shape::Process, Some(f)) => {
             let image = details(&f.name, &f.folder, Some(&f.sha1), Some(&f.sha256), f.size);
-            evidence.push(process_evidence(&at, d, image, remediation));
+            evidence.push(process_evidence(&at, d, &image, remediation));
         }
         _ => {
             let (name, folder, sha1, sha256, size) = INTERPRETERS[0];
             let image = if k.shape == Shape::Interpreter {
                 details(name, folder, Some(sha1), Some(sha256), size)
             } else {
-                details("wmiprvse.exe", "C:\\Windows\\System32\\wbem", None, None, 520_192)
+                details(
+                    "wmiprvse.exe",
+                    "C:\\Windows\\System32\\wbem",
+                    None,
+                    None,
+                    520_192,
+                )
             };
-            evidence.push(process_evidence(&at, d, image, "none"));
+            evidence.push(process_evidence(&at, d, &image, "none"));
         }
     }
     alert["evidence"] = Value::Array(evidence);
@@ -451,7 +479,7 @@ fn file_evidence(at: &str, device: &str, f: &File, remediation: &str) -> Value {
     )
 }
 
-fn process_evidence(at: &str, d: &Draft<'_>, image: Value, remediation: &str) -> Value {
+fn process_evidence(at: &str, d: &Draft<'_>, image: &Value, remediation: &str) -> Value {
     let command = if image["fileName"] == "powershell.exe" {
         d.command.to_owned()
     } else {
@@ -525,8 +553,14 @@ mod tests {
         config.shared_files = vec![("A".repeat(64), "shared.exe".into())];
         let mut g = Generator::new(&config);
         let alerts: Vec<String> = (0..2_000).map(|i| g.alert(i).to_string()).collect();
-        let hosts = alerts.iter().filter(|a| a.contains("shared-host.contoso.local")).count();
-        let files = alerts.iter().filter(|a| a.contains(&"a".repeat(64))).count();
+        let hosts = alerts
+            .iter()
+            .filter(|a| a.contains("shared-host.contoso.local"))
+            .count();
+        let files = alerts
+            .iter()
+            .filter(|a| a.contains(&"a".repeat(64)))
+            .count();
         assert!((40..200).contains(&hosts), "{hosts}");
         assert!(files > 10, "{files}");
     }

@@ -1,4 +1,4 @@
-//! The OData query of `GET /v1.0/security/alerts_v2`: `$filter`, `$orderby`, `$top`, `$skip`,
+//! The query options of `GET /v1.0/security/alerts_v2`: `$filter`, `$orderby`, `$top`, `$skip`,
 //! `$count` and the `$skiptoken` of `@odata.nextLink`.
 //!
 //! Limits as documented for Graph security alerts (PRODUCERS.md §1.4): `$top` at most 1000,
@@ -182,13 +182,19 @@ impl ListQuery {
         let want = self.offset + self.top + 1;
         let mut items: Vec<&Stored> = if self.by_created {
             let mut all: Vec<&Stored> = store.by_id.values().filter(|a| self.matches(a)).collect();
-            all.sort_by(|a, b| (a.created, &a.value["id"].to_string()).cmp(&(b.created, &b.value["id"].to_string())));
+            all.sort_by(|a, b| {
+                (a.created, &a.value["id"].to_string())
+                    .cmp(&(b.created, &b.value["id"].to_string()))
+            });
             if self.descending {
                 all.reverse();
             }
-            all.into_iter().skip(self.offset).take(self.top + 1).collect()
+            all.into_iter()
+                .skip(self.offset)
+                .take(self.top + 1)
+                .collect()
         } else {
-            let stored = |((_, id), ()): (&(i64, String), &())| store.by_id.get(id);
+            let stored = |(_, id): &(i64, String)| store.by_id.get(id);
             let hits: Box<dyn Iterator<Item = &Stored>> = if self.descending {
                 Box::new(store.by_update.iter().rev().filter_map(stored))
             } else {

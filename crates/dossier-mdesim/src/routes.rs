@@ -1,4 +1,4 @@
-//! The HTTP API: Entra's token endpoint and Graph's alerts_v2.
+//! The HTTP API: Entra's token endpoint and Graph's `alerts_v2`.
 
 use axum::body::Bytes;
 use axum::extract::rejection::QueryRejection;
@@ -39,7 +39,11 @@ pub(crate) fn router(tenant: Tenant) -> Router {
         .with_state(tenant)
 }
 
-async fn token(State(tenant): State<Tenant>, Path(path_tenant): Path<String>, body: Bytes) -> Response {
+async fn token(
+    State(tenant): State<Tenant>,
+    Path(path_tenant): Path<String>,
+    body: Bytes,
+) -> Response {
     tenant.count_token_request();
     let form: Vec<(String, String)> = url::form_urlencoded::parse(&body).into_owned().collect();
     match grant(tenant.tenant_id(), &path_tenant, &form, &tenant.apps()) {
@@ -52,15 +56,23 @@ async fn token(State(tenant): State<Tenant>, Path(path_tenant): Path<String>, bo
 }
 
 /// Checks the bearer token and the roles a call needs.
+#[expect(
+    clippy::result_large_err,
+    reason = "the error is the answer itself, on the cold path"
+)]
 fn authorize(tenant: &Tenant, headers: &HeaderMap, needs: &[&str]) -> Result<Issued, Response> {
     let Some(token) = bearer(headers).filter(|t| !t.is_empty()) else {
         return Err(unauthenticated("Access token is empty."));
     };
     let Some(issued) = tenant.issued(token) else {
-        return Err(unauthenticated("Access token validation failure. Invalid audience."));
+        return Err(unauthenticated(
+            "Access token validation failure. Invalid audience.",
+        ));
     };
     if issued.expires_at <= Utc::now() {
-        return Err(unauthenticated("Lifetime validation failed, the token is expired."));
+        return Err(unauthenticated(
+            "Lifetime validation failed, the token is expired.",
+        ));
     }
     if !issued.roles.iter().any(|r| needs.contains(&r.as_str())) {
         let required: Vec<&str> = needs.to_vec();
@@ -86,8 +98,10 @@ fn wants_unknown_members(headers: &HeaderMap) -> bool {
         .iter()
         .filter_map(|v| v.to_str().ok())
         .any(|v| {
-            v.split(',')
-                .any(|p| p.trim().eq_ignore_ascii_case("include-unknown-enum-members"))
+            v.split(',').any(|p| {
+                p.trim()
+                    .eq_ignore_ascii_case("include-unknown-enum-members")
+            })
         })
 }
 
@@ -139,9 +153,16 @@ async fn list(
             body.insert("@odata.count".into(), json!(total));
         }
         if listing.more {
-            body.insert("@odata.nextLink".into(), json!(next_link(&headers, &pairs, &q)));
+            body.insert(
+                "@odata.nextLink".into(),
+                json!(next_link(&headers, &pairs, &q)),
+            );
         }
-        let value: Vec<Value> = listing.items.iter().map(|a| shown(a, unknown_members)).collect();
+        let value: Vec<Value> = listing
+            .items
+            .iter()
+            .map(|a| shown(a, unknown_members))
+            .collect();
         body.insert("value".into(), Value::Array(value));
         serde_json::to_vec(&Value::Object(body)).unwrap_or_default()
     };
@@ -195,14 +216,30 @@ const UPDATABLE: &[(&str, &[&str])] = &[
     ("status", &["new", "inProgress", "resolved"]),
     (
         "classification",
-        &["unknown", "falsePositive", "truePositive", "informationalExpectedActivity"],
+        &[
+            "unknown",
+            "falsePositive",
+            "truePositive",
+            "informationalExpectedActivity",
+        ],
     ),
     (
         "determination",
         &[
-            "unknown", "apt", "malware", "securityPersonnel", "securityTesting",
-            "unwantedSoftware", "other", "multiStagedAttack", "compromisedUser", "phishing",
-            "maliciousUserActivity", "clean", "insufficientData", "confirmedUserActivity",
+            "unknown",
+            "apt",
+            "malware",
+            "securityPersonnel",
+            "securityTesting",
+            "unwantedSoftware",
+            "other",
+            "multiStagedAttack",
+            "compromisedUser",
+            "phishing",
+            "maliciousUserActivity",
+            "clean",
+            "insufficientData",
+            "confirmedUserActivity",
             "lineOfBusinessApplication",
         ],
     ),
@@ -221,7 +258,9 @@ fn check_update(body: &Bytes) -> Result<Map<String, Value>, String> {
             continue;
         }
         let Some((_, allowed)) = UPDATABLE.iter().find(|(k, _)| k == key) else {
-            return Err(format!("Property '{key}' does not exist or cannot be updated."));
+            return Err(format!(
+                "Property '{key}' does not exist or cannot be updated."
+            ));
         };
         if !value.as_str().is_some_and(|v| allowed.contains(&v)) {
             return Err(format!("Invalid value for property '{key}'."));
@@ -255,7 +294,11 @@ async fn update(
     }
     alert["lastUpdateDateTime"] = json!(now);
     if tenant.put_alert(&alert).is_err() {
-        return graph_error(StatusCode::INTERNAL_SERVER_ERROR, "InternalServerError", "update failed");
+        return graph_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "InternalServerError",
+            "update failed",
+        );
     }
     tenant.record_write(Write {
         id,

@@ -1,6 +1,6 @@
 //! The alerts, by id and in `lastUpdateDateTime` order.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeSet, HashMap};
 
 use serde_json::Value;
 
@@ -50,7 +50,7 @@ impl Stored {
 pub(crate) struct Store {
     pub by_id: HashMap<String, Stored>,
     /// `(lastUpdateDateTime, id)`, the order of `$orderby=lastUpdateDateTime`.
-    pub by_update: BTreeMap<(i64, String), ()>,
+    pub by_update: BTreeSet<(i64, String)>,
 }
 
 impl Store {
@@ -59,7 +59,7 @@ impl Store {
         if let Some(old) = self.by_id.get(&id) {
             self.by_update.remove(&(old.updated, id.clone()));
         }
-        self.by_update.insert((stored.updated, id.clone()), ());
+        self.by_update.insert((stored.updated, id.clone()));
         self.by_id.insert(id, stored);
     }
 }

@@ -101,14 +101,23 @@ impl Tenant {
     /// Generates `n` alerts deterministically from the seed, created evenly spread between
     /// `from` and `to`; about a third are later moved on (in progress, resolved) no later than
     /// `to`. Returns their ids, oldest first.
-    pub fn generate_history(&self, n: usize, from: DateTime<Utc>, to: DateTime<Utc>) -> Vec<String> {
+    pub fn generate_history(
+        &self,
+        n: usize,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Vec<String> {
         let (from, to) = (ticks(from), ticks(to).max(ticks(from)));
         let span = to - from;
         let mut generator = lock(&self.inner.generator);
         let mut alerts = Vec::with_capacity(n);
         for i in 0..n {
             let step = span / i64::try_from(n.max(1)).unwrap_or(i64::MAX);
-            let jitter = if step > 1 { generator.rng().gen_range(0..step) } else { 0 };
+            let jitter = if step > 1 {
+                generator.rng().gen_range(0..step)
+            } else {
+                0
+            };
             let created = from + step * i64::try_from(i).unwrap_or(0) + jitter;
             let mut alert = generator.alert(created);
             let mut at = created;
@@ -117,7 +126,9 @@ impl Tenant {
                 if left <= 1 {
                     break;
                 }
-                at += generator.rng().gen_range(1..=left.min(3 * 86_400 * 10_000_000));
+                at += generator
+                    .rng()
+                    .gen_range(1..=left.min(3 * 86_400 * 10_000_000));
                 if !advance(&mut alert, at, generator.rng()) {
                     break;
                 }
@@ -141,9 +152,8 @@ impl Tenant {
     pub fn generate_live(&self, now: DateTime<Utc>) -> String {
         let at = ticks(now);
         let alert = lock(&self.inner.generator).alert(at);
-        let (id, stored) = match Stored::new(alert) {
-            Ok(s) => s,
-            Err(_) => return String::new(),
+        let Ok((id, stored)) = Stored::new(alert) else {
+            return String::new();
         };
         write(&self.inner.store).put(id.clone(), stored);
         if self.inner.live_calls.fetch_add(1, Ordering::SeqCst) % 4 == 3 {
@@ -186,7 +196,10 @@ impl Tenant {
 
     /// Returns a stored alert.
     pub fn alert(&self, id: &str) -> Option<Value> {
-        read(&self.inner.store).by_id.get(id).map(|a| a.value.clone())
+        read(&self.inner.store)
+            .by_id
+            .get(id)
+            .map(|a| a.value.clone())
     }
 
     /// Returns the number of stored alerts, of every service source.

@@ -28,7 +28,7 @@ pub(crate) fn format(ticks: i64) -> String {
     format_ticks(time(ticks))
 }
 
-/// Parses an OData datetime literal or a JSON timestamp (RFC 3339, any fraction) into ticks.
+/// Parses a `$filter` datetime literal or a JSON timestamp (RFC 3339, any fraction) into ticks.
 pub(crate) fn parse(text: &str) -> Option<i64> {
     DateTime::parse_from_rfc3339(text.trim())
         .ok()
@@ -50,10 +50,16 @@ mod tests {
     fn ticks_round_trip_with_seven_digits() {
         let t = parse("2021-05-02T14:19:01.3266667Z").unwrap();
         assert_eq!(format(t), "2021-05-02T14:19:01.3266667Z");
-        assert_eq!(format(parse("2021-05-02T14:19:01Z").unwrap()), "2021-05-02T14:19:01.0000000Z");
+        assert_eq!(
+            format(parse("2021-05-02T14:19:01Z").unwrap()),
+            "2021-05-02T14:19:01.0000000Z"
+        );
         assert_eq!(parse("yesterday"), None);
         // The docs sample's id and creation time agree.
         let created = parse("2021-04-27T12:19:27.7211305Z").unwrap();
-        assert_eq!(dotnet(created) / 10_000_000, 637_551_227_677_560_813 / 10_000_000);
+        assert_eq!(
+            dotnet(created) / 10_000_000,
+            637_551_227_677_560_813 / 10_000_000
+        );
     }
 }

@@ -262,7 +262,10 @@ mod tests {
             .starts_with("client secret expired (AADSTS7000222) — create a new client secret"));
         assert!(e(90_002).human_reason().contains("tenant_id"));
         let other = e(50_000).human_reason();
-        assert!(other.contains("invalid_client, AADSTS50000: AADSTS1: words"), "{other}");
+        assert!(
+            other.contains("invalid_client, AADSTS50000: AADSTS1: words"),
+            "{other}"
+        );
         assert_eq!(
             e(7_000_215).to_string(),
             "entra id refused the credentials (http 401, invalid_client, AADSTS7000215)"

@@ -249,10 +249,12 @@ impl Client {
     /// Follows an `@odata.nextLink` Graph gave for an alerts query.
     ///
     /// # Errors
-    /// `Rejected` (400) for a link that is not an alerts_v2 URL of the configured Graph: the
+    /// `Rejected` (400) for a link that is not an `alerts_v2` URL of the configured Graph: the
     /// token is never sent anywhere else. Otherwise as [`Client::alerts`].
     pub async fn alerts_link(&self, link: &str) -> Result<AlertsPage, ClientError> {
-        let url = Url::parse(link).ok().filter(|u| is_own_link(u, self.graph_url()));
+        let url = Url::parse(link)
+            .ok()
+            .filter(|u| is_own_link(u, self.graph_url()));
         let Some(url) = url else {
             return Err(ClientError::Rejected {
                 status: 400,
@@ -283,14 +285,20 @@ impl Client {
     ///
     /// # Errors
     /// Any [`ClientError`]; a 403 for missing roles names `SecurityAlert.ReadWrite.All`.
-    pub async fn update_alert(&self, id: &str, body: &serde_json::Value) -> Result<(), ClientError> {
+    pub async fn update_alert(
+        &self,
+        id: &str,
+        body: &serde_json::Value,
+    ) -> Result<(), ClientError> {
         let mut url = alerts_url(self.graph_url());
         url.path_segments_mut()
             .map_err(|()| ClientError::Config("graph_url cannot be a base".into()))?
             .push(id);
         let body = serde_json::to_vec(body).map_err(|e| ClientError::Config(e.to_string()))?;
         match self.graph(Method::PATCH, url, Some(body)).await {
-            Err(ClientError::ConsentPending { .. }) => Err(ClientError::ConsentPending { write: true }),
+            Err(ClientError::ConsentPending { .. }) => {
+                Err(ClientError::ConsentPending { write: true })
+            }
             other => other.map(|_| ()),
         }
     }
@@ -345,7 +353,7 @@ impl Client {
     /// Drops the kept token if it is still `refused`.
     async fn forget(&self, refused: &HeaderValue) {
         let mut kept = self.inner.token.lock().await;
-        if kept.as_ref().is_some_and(|t| &t.header == refused) {
+        if kept.as_ref().is_some_and(|t| t.header == *refused) {
             *kept = None;
         }
     }
@@ -394,7 +402,10 @@ impl Client {
         let mut header = HeaderValue::from_str(&format!("Bearer {}", grant.access_token.trim()))
             .map_err(|_| ClientError::BadResponse("token: not a header value".into()))?;
         header.set_sensitive(true);
-        tracing::debug!(lifetime_s = lifetime.as_secs(), "defender access token fetched");
+        tracing::debug!(
+            lifetime_s = lifetime.as_secs(),
+            "defender access token fetched"
+        );
         Ok(Token { header, renew_at })
     }
 }

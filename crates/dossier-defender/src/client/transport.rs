@@ -71,7 +71,11 @@ impl Transport {
             let (err, after, transport) = match self.try_once(call).await {
                 Ok(body) => return Ok(body),
                 Err(Attempt::Final(err)) => {
-                    tracing::debug!(endpoint = call.endpoint, kind = err.kind(), "defender request failed");
+                    tracing::debug!(
+                        endpoint = call.endpoint,
+                        kind = err.kind(),
+                        "defender request failed"
+                    );
                     return Err(err);
                 }
                 Err(Attempt::Retry {
@@ -130,7 +134,10 @@ impl Transport {
             .headers(call.headers.clone());
         if let Some((content_type, body)) = &call.body {
             req = req
-                .header(reqwest::header::CONTENT_TYPE, HeaderValue::from_static(content_type))
+                .header(
+                    reqwest::header::CONTENT_TYPE,
+                    HeaderValue::from_static(content_type),
+                )
                 .body(body.clone());
         }
         let resp = req.send().await.map_err(transport_failure)?;
@@ -258,7 +265,9 @@ impl GraphError {
         struct Envelope {
             error: GraphError,
         }
-        serde_json::from_slice::<Envelope>(body).ok().map(|e| e.error)
+        serde_json::from_slice::<Envelope>(body)
+            .ok()
+            .map(|e| e.error)
     }
 }
 
@@ -327,7 +336,9 @@ fn transport_failure(err: reqwest::Error) -> Attempt {
             transport: true,
         };
     }
-    let tls = sources(&err).into_iter().any(|s| s.downcast_ref::<rustls::Error>().is_some())
+    let tls = sources(&err)
+        .into_iter()
+        .any(|s| s.downcast_ref::<rustls::Error>().is_some())
         || has(&["certificate", "tls", "handshake"]);
     if tls {
         return Attempt::Final(ClientError::Tls(message));
@@ -421,7 +432,12 @@ mod tests {
             ClientError::Forbidden { .. }
         ));
         assert!(matches!(
-            final_error(classify(Api::Graph, StatusCode::UNAUTHORIZED, None, b"<html>")),
+            final_error(classify(
+                Api::Graph,
+                StatusCode::UNAUTHORIZED,
+                None,
+                b"<html>"
+            )),
             ClientError::TokenRefused { code: None }
         ));
     }
@@ -435,13 +451,19 @@ mod tests {
         ));
         assert!(matches!(
             classify(Api::Entra, StatusCode::SERVICE_UNAVAILABLE, None, b"{}"),
-            Attempt::Retry { err: ClientError::Server { status: 503, .. }, .. }
+            Attempt::Retry {
+                err: ClientError::Server { status: 503, .. },
+                ..
+            }
         ));
     }
 
     #[test]
     fn vendor_text_is_one_bounded_line() {
         assert_eq!(tenant_text("a\r\n b\u{7}c"), "a bc");
-        assert_eq!(tenant_text(&"x ".repeat(500)).chars().count(), TENANT_TEXT_CHARS);
+        assert_eq!(
+            tenant_text(&"x ".repeat(500)).chars().count(),
+            TENANT_TEXT_CHARS
+        );
     }
 }

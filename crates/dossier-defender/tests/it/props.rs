@@ -11,7 +11,9 @@ fn any_json() -> impl Strategy<Value = Value> {
         Just(Value::Null),
         any::<bool>().prop_map(Value::Bool),
         any::<i64>().prop_map(|n| json!(n)),
-        any::<f64>().prop_filter("finite", |f| f.is_finite()).prop_map(|f| json!(f)),
+        any::<f64>()
+            .prop_filter("finite", |f| f.is_finite())
+            .prop_map(|f| json!(f)),
         ".{0,12}".prop_map(Value::String),
         Just(json!("2021-05-02T14:19:01.3266667Z")),
         Just(json!("#microsoft.graph.security.deviceEvidence")),
@@ -29,11 +31,31 @@ fn any_json() -> impl Strategy<Value = Value> {
 fn key() -> impl Strategy<Value = String> {
     prop_oneof![
         prop::sample::select(vec![
-            "id", "incidentId", "createdDateTime", "lastUpdateDateTime", "severity", "status",
-            "classification", "category", "evidence", "@odata.type", "mdeDeviceId",
-            "fileDetails", "imageFile", "sha256", "sha1", "md5", "fileSize", "ipInterfaces",
-            "osPlatform", "remediationStatus", "mitreTechniques", "alertWebUrl", "machineId",
-            "entityType", "title",
+            "id",
+            "incidentId",
+            "createdDateTime",
+            "lastUpdateDateTime",
+            "severity",
+            "status",
+            "classification",
+            "category",
+            "evidence",
+            "@odata.type",
+            "mdeDeviceId",
+            "fileDetails",
+            "imageFile",
+            "sha256",
+            "sha1",
+            "md5",
+            "fileSize",
+            "ipInterfaces",
+            "osPlatform",
+            "remediationStatus",
+            "mitreTechniques",
+            "alertWebUrl",
+            "machineId",
+            "entityType",
+            "title",
         ])
         .prop_map(str::to_owned),
         "[a-zA-Z@.]{0,10}",
@@ -43,10 +65,13 @@ fn key() -> impl Strategy<Value = String> {
 /// A real alert with one field replaced by anything.
 fn mangled_alert() -> impl Strategy<Value = Value> {
     (key(), any_json()).prop_map(|(k, v)| {
-        let mut alert: Value = serde_json::from_str(&std::fs::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/samples/elastic_m365_alert_sample_event_original.json"
-        )).unwrap())
+        let mut alert: Value = serde_json::from_str(
+            &std::fs::read_to_string(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/samples/elastic_m365_alert_sample_event_original.json"
+            ))
+            .unwrap(),
+        )
         .unwrap();
         alert[k.as_str()] = v.clone();
         if let Some(first) = alert["evidence"].get_mut(0) {

@@ -20,8 +20,12 @@ const NO_ROLES: &str = "99999999-2222-4333-8444-555555555555";
 
 fn config(devices: usize) -> SimConfig {
     let mut config = SimConfig::new(11, devices);
-    config.apps.push(AppSpec::new(READER, "reader-secret", &[READ_ROLE]));
-    config.apps.push(AppSpec::new(NO_ROLES, "no-roles-secret", &[]));
+    config
+        .apps
+        .push(AppSpec::new(READER, "reader-secret", &[READ_ROLE]));
+    config
+        .apps
+        .push(AppSpec::new(NO_ROLES, "no-roles-secret", &[]));
     config
 }
 
@@ -101,7 +105,10 @@ async fn a_backfill_reads_every_endpoint_alert_over_several_pages() {
     let mut checkpoint = Checkpoint::initial(now, &policy);
     let (ids, pages) = walk(conn.as_ref(), &mut checkpoint, &policy).await;
     let expected: BTreeSet<String> = sim.tenant.endpoint_alert_ids().into_iter().collect();
-    assert!(expected.len() < 2_500, "other services' alerts are left out");
+    assert!(
+        expected.len() < 2_500,
+        "other services' alerts are left out"
+    );
     assert_eq!(ids, expected);
     assert!(pages >= 3, "{pages} pages");
     assert_eq!(sim.tenant.token_requests(), 1, "the token is kept");
@@ -111,8 +118,11 @@ async fn a_backfill_reads_every_endpoint_alert_over_several_pages() {
 async fn polling_goes_on_with_new_alerts_and_updates() {
     let sim = sim(&config(20)).await;
     let now = Utc::now();
-    sim.tenant
-        .generate_history(300, now - chrono::Duration::days(2), now - chrono::Duration::hours(1));
+    sim.tenant.generate_history(
+        300,
+        now - chrono::Duration::days(2),
+        now - chrono::Duration::hours(1),
+    );
     let conn = connect(&sim);
     let policy = policy(100);
     let mut checkpoint = Checkpoint::initial(now, &policy);
@@ -125,7 +135,11 @@ async fn polling_goes_on_with_new_alerts_and_updates() {
         .collect();
     let open = old
         .iter()
-        .find(|id| sim.tenant.alert(id).is_some_and(|a| a["status"] != "resolved"))
+        .find(|id| {
+            sim.tenant
+                .alert(id)
+                .is_some_and(|a| a["status"] != "resolved")
+        })
         .unwrap()
         .clone();
     assert!(sim.tenant.update_alert(&open, later));
@@ -133,7 +147,11 @@ async fn polling_goes_on_with_new_alerts_and_updates() {
     for id in fresh.iter().chain([&open]) {
         assert!(ids.contains(id), "{id} was not read again");
     }
-    assert!(ids.len() < 40, "only the overlap and the news are read: {}", ids.len());
+    assert!(
+        ids.len() < 40,
+        "only the overlap and the news are read: {}",
+        ids.len()
+    );
 }
 
 /// PRODUCERS.md §1.4: a full page whose alerts share one instant cannot move a time bound;
@@ -182,13 +200,36 @@ async fn credential_errors_say_what_to_do() {
     let sim = sim(&config).await;
     let window = Checkpoint::initial(Utc::now(), &policy(10)).window(&policy(10));
     let cases = [
-        (AppSpec::DEMO_CLIENT_ID, "the Secret ID", FailureKind::CredentialsRejected, "paste the secret's Value, not its Secret ID"),
-        ("22222222-2222-4333-8444-555555555555", "old", FailureKind::CredentialsRejected, "client secret expired (AADSTS7000222)"),
-        ("33333333-2222-4333-8444-555555555555", "x", FailureKind::CredentialsRejected, "AADSTS700016"),
-        (NO_ROLES, "no-roles-secret", FailureKind::ConsentPending, "grant the application permission SecurityAlert.Read.All"),
+        (
+            AppSpec::DEMO_CLIENT_ID,
+            "the Secret ID",
+            FailureKind::CredentialsRejected,
+            "paste the secret's Value, not its Secret ID",
+        ),
+        (
+            "22222222-2222-4333-8444-555555555555",
+            "old",
+            FailureKind::CredentialsRejected,
+            "client secret expired (AADSTS7000222)",
+        ),
+        (
+            "33333333-2222-4333-8444-555555555555",
+            "x",
+            FailureKind::CredentialsRejected,
+            "AADSTS700016",
+        ),
+        (
+            NO_ROLES,
+            "no-roles-secret",
+            FailureKind::ConsentPending,
+            "grant the application permission SecurityAlert.Read.All",
+        ),
     ];
     for (client, secret, kind, says) in cases {
-        let e = connect_as(&sim, client, secret).fetch(&window).await.unwrap_err();
+        let e = connect_as(&sim, client, secret)
+            .fetch(&window)
+            .await
+            .unwrap_err();
         assert_eq!(e.kind, kind, "{client}: {}", e.reason);
         assert!(e.reason.contains(says), "{client}: {}", e.reason);
         assert!(!e.reason.contains(secret), "{client}: the secret is echoed");
@@ -204,7 +245,10 @@ async fn throttling_waits_for_retry_after_and_a_long_one_is_the_workers() {
         .push_faults(Fault::parse_list("429:1,500").unwrap());
     let started = Instant::now();
     conn.fetch(&window).await.unwrap();
-    assert!(started.elapsed() >= Duration::from_secs(1), "Retry-After was honoured");
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "Retry-After was honoured"
+    );
     assert_eq!(sim.tenant.list_requests(), 3);
     sim.tenant.push_faults([Fault::RateLimited {
         retry_after_secs: Some(30),
@@ -227,11 +271,14 @@ async fn a_refused_token_is_renewed_once_then_fails() {
     sim.tenant.revoke_tokens();
     conn.fetch(&window).await.unwrap();
     assert_eq!(sim.tenant.token_requests(), 2);
-    sim.tenant
-        .push_faults(Fault::parse_list("401*2").unwrap());
+    sim.tenant.push_faults(Fault::parse_list("401*2").unwrap());
     let e = conn.fetch(&window).await.unwrap_err();
     assert_eq!(e.kind, FailureKind::CredentialsRejected);
-    assert!(e.reason.contains("refused a fresh access token"), "{}", e.reason);
+    assert!(
+        e.reason.contains("refused a fresh access token"),
+        "{}",
+        e.reason
+    );
     assert_eq!(sim.tenant.token_requests(), 3);
 }
 
@@ -246,7 +293,10 @@ async fn write_back_resolves_the_alerts_in_the_tenant() {
         .write_back(&ids[..2], Verdict::Malicious)
         .await
         .unwrap();
-    assert_eq!(said, "classification truePositive, determination other and status resolved");
+    assert_eq!(
+        said,
+        "classification truePositive, determination other and status resolved"
+    );
     let writes = sim.tenant.writes();
     assert_eq!(writes.len(), 2);
     assert_eq!(writes[0].id, ids[0]);
@@ -260,7 +310,11 @@ async fn write_back_resolves_the_alerts_in_the_tenant() {
         .await
         .unwrap_err();
     assert_eq!(e.kind, FailureKind::ConsentPending);
-    assert!(e.reason.contains("SecurityAlert.ReadWrite.All"), "{}", e.reason);
+    assert!(
+        e.reason.contains("SecurityAlert.ReadWrite.All"),
+        "{}",
+        e.reason
+    );
     assert_eq!(sim.tenant.writes().len(), 2);
 }
 
