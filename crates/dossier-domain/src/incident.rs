@@ -138,6 +138,17 @@ pub struct Incident {
 }
 
 impl Incident {
+    /// Returns the producer's judgement in its own words, for display: its confidence as it
+    /// spelled it (`malicious`), else its severity (`high`), else its severity's text
+    /// (`30 (Low)`, which a mapper keeps in `confidence_level`).
+    #[must_use]
+    pub fn judgement_text(&self) -> Option<String> {
+        self.confidence_level
+            .clone()
+            .filter(|t| !t.trim().is_empty())
+            .or_else(|| self.severity.map(|s| s.as_str().to_owned()))
+    }
+
     /// Returns whether a newer version of an incident changes nothing an analyst sees: every
     /// field is the same but the update time and the raw JSON. CrowdStrike moves an alert's
     /// `updated_timestamp` with no visible change (PRODUCERS.md §2.7); such a version is no

@@ -1,5 +1,7 @@
-//! `dossier demo`: the server, an emulated SentinelOne tenant with realistic threats, and a
-//! connector pointing at it, so a newcomer sees live stories at once.
+//! `dossier demo`: the server, an emulated tenant of every producer this build has (SentinelOne,
+//! Microsoft Defender for Endpoint, CrowdStrike Falcon) with realistic threats, one file seen and
+//! one device named under two EDRs, and a connector to each, so a newcomer sees live stories at
+//! once.
 
 use std::time::Duration;
 
@@ -7,7 +9,6 @@ use anyhow::Context;
 use chrono::Utc;
 use clap::Args;
 use dossier_domain::access::{Licence, Role};
-use dossier_s1sim::{SimConfig, Tenant};
 use dossier_server::auth::new_api_key;
 use dossier_server::AppState;
 use dossier_store::{ApiKeyRecord, NewConnector};
@@ -15,16 +16,17 @@ use rand::Rng;
 use secrecy::SecretString;
 
 use crate::admin::uuid_like;
+use crate::emulated::{Connector, Emulated, Plan, Shared, KINDS};
 use crate::options::{open_store, ServeOptions};
 
 #[derive(Args, Debug)]
 pub struct DemoOptions {
     #[command(flatten)]
     pub serve: ServeOptions,
-    /// Threats the emulated tenant starts with, spread over the last 30 days.
+    /// Threats each emulated tenant starts with, spread over the last 30 days.
     #[arg(long, default_value_t = 3000)]
     pub threats: usize,
-    /// Devices in the emulated tenant.
+    /// Devices in each emulated tenant.
     #[arg(long, default_value_t = 300)]
     pub agents: usize,
     /// Seconds between new live threats.
@@ -35,23 +37,23 @@ pub struct DemoOptions {
     pub keep: bool,
 }
 
-/// An account with an admin key and a connector to an emulated tenant.
+/// An account with an admin key and a connector to each emulated tenant.
 pub struct Provisioned {
     pub account_id: String,
     pub api_key: String,
-    pub connector_id: String,
+    /// In the order of the connectors given.
+    pub connector_ids: Vec<String>,
     /// Web sign-ins: (username, password, what the user may do).
     pub logins: Vec<(String, String, &'static str)>,
 }
 
-/// Creates an account, an admin key and a connector to `tenant_url` directly in the store,
-/// and with `web_logins` an admin and a read-only web sign-in (the benchmarks leave these out:
-/// a password hash costs a core for a moment, and would be timed with the ingest).
+/// Creates an account, an admin key and the connectors directly in the store, and with
+/// `web_logins` an admin and a read-only web sign-in (the benchmarks leave these out: a
+/// password hash costs a core for a moment, and would be timed with the ingest).
 pub async fn provision(
     state: &AppState,
     name: &str,
-    tenant_url: &str,
-    token: &str,
+    connectors: &[(&str, Connector)],
     web_logins: bool,
 ) -> anyhow::Result<Provisioned> {
     let account = state.store.create_account(name, Licence::Xops).await?;
@@ -66,21 +68,25 @@ pub async fn provision(
             created_at: Utc::now(),
         })
         .await?;
-    let connector = state
-        .store
-        .create_connector(&NewConnector {
-            account_id: account.id.clone(),
-            kind: "sentinelone".into(),
-            name: format!("{name} SentinelOne"),
-            description: Some("emulated tenant".into()),
-            tenant_url: tenant_url.to_owned(),
-            config: "{}".into(),
-            token_enc: state.secrets.seal(&SecretString::from(token.to_owned())),
-            track_errors: true,
-            write_back: false,
-            now: Utc::now(),
-        })
-        .await?;
+    let mut connector_ids = Vec::new();
+    for (vendor, c) in connectors {
+        let connector = state
+            .store
+            .create_connector(&NewConnector {
+                account_id: account.id.clone(),
+                kind: c.kind.into(),
+                name: format!("{name} {vendor}"),
+                description: Some("emulated tenant".into()),
+                tenant_url: c.tenant_url.clone(),
+                config: c.config.clone(),
+                token_enc: state.secrets.seal(&SecretString::from(c.secret.clone())),
+                track_errors: true,
+                write_back: false,
+                now: Utc::now(),
+            })
+            .await?;
+        connector_ids.push(connector.id);
+    }
     state.workers.notify_changed();
     let mut logins = Vec::new();
     for (name, roles, what) in [
@@ -115,7 +121,7 @@ pub async fn provision(
     Ok(Provisioned {
         account_id: account.id,
         api_key,
-        connector_id: connector.id,
+        connector_ids,
         logins,
     })
 }
@@ -128,23 +134,35 @@ pub async fn run(mut o: DemoOptions) -> anyhow::Result<()> {
             o.serve.secret_key_file = Some(dir.path().join("dossier-secret.key"));
         }
     }
-    let token = "demo-token-for-the-emulated-tenant";
-    let tenant = Tenant::new(&SimConfig::new(7, o.agents.max(1), token));
     let now = Utc::now();
-    tenant.generate_history(o.threats, now - chrono::Duration::days(30), now);
-    let sim = dossier_s1sim::start(tenant.clone(), "127.0.0.1:0".parse()?).await?;
-
+    let plan = Plan {
+        seed: 7,
+        devices: o.agents.max(1),
+        records: o.threats,
+        from: now - chrono::Duration::days(30),
+        to: now,
+        shared: Shared::demo(),
+    };
+    let mut tenants = Vec::new();
+    for kind in KINDS {
+        tenants.push(Emulated::start(kind, &plan).await?);
+    }
     let store = open_store(&o.serve.db.db)?;
     let mut config = o.serve.server_config()?;
     // The emulated tenant lives on loopback with its own CA: the demo, and only the demo,
     // allows that.
     config.allow_private_tenants = true;
-    config.tenant_ca_pem = Some(sim.ca_pem.clone().into_bytes());
+    let cas: Vec<&str> = tenants.iter().map(Emulated::ca_pem).collect();
+    config.tenant_ca_pem = Some(cas.join("\n").into_bytes());
     let state = AppState::new(store, crate::options::sources(), o.serve.secrets()?, config);
     let running = dossier_server::start(state.clone(), o.serve.listen)
         .await
         .map_err(|e| anyhow::anyhow!("--listen: cannot listen on {}: {e}", o.serve.listen))?;
-    let p = provision(&state, "Demo", &sim.base_url, token, true).await?;
+    let connectors: Vec<(&str, Connector)> = tenants
+        .iter()
+        .map(|t| (t.vendor(), t.connector()))
+        .collect();
+    let p = provision(&state, "Demo", &connectors, true).await?;
 
     let base = format!("http://{}", running.addr);
     println!("Dossier demo is running.");
@@ -155,10 +173,15 @@ pub async fn run(mut o: DemoOptions) -> anyhow::Result<()> {
     }
     println!("  API:      {base}/api/v1/stories");
     println!("  API key:  {}", p.api_key);
-    println!(
-        "  Tenant:   {} (emulated SentinelOne, {} threats, {} devices)",
-        sim.base_url, o.threats, o.agents
-    );
+    for t in &tenants {
+        println!(
+            "  Tenant:   {} (emulated {}, {} threats, {} devices)",
+            t.base_url(),
+            t.vendor(),
+            t.count(),
+            o.agents
+        );
+    }
     println!("  Account:  {}", p.account_id);
     println!("  Database: {}", o.serve.db.db);
     println!();
@@ -172,19 +195,26 @@ pub async fn run(mut o: DemoOptions) -> anyhow::Result<()> {
         o.every
     );
 
-    let progress = tokio::spawn(show_backfill(state.clone(), p.connector_id.clone()));
-    let live = tokio::spawn(live_threats(tenant, o.every));
+    let progress = tokio::spawn(show_backfill(state.clone(), p.connector_ids.clone()));
+    let tenants = std::sync::Arc::new(tenants);
+    let live = tokio::spawn(live_threats(std::sync::Arc::clone(&tenants), o.every));
     crate::serve::wait_for_signal().await;
     live.abort();
     progress.abort();
     running.stop().await;
-    sim.shutdown().await;
+    // The live task held the other handle; it is aborted, so this one is the last.
+    let _ = live.await;
+    if let Ok(tenants) = std::sync::Arc::try_unwrap(tenants) {
+        for t in tenants {
+            t.shutdown().await;
+        }
+    }
     Ok(())
 }
 
-/// Shows the connector's first sync (the backfill) as a progress bar on stderr, with its ETA,
-/// until it is done.
-pub async fn show_backfill(state: AppState, connector_id: String) {
+/// Shows the connectors' first sync (the backfill) as a progress bar on stderr, with its ETA,
+/// until every one is done: the bar follows the slowest.
+pub async fn show_backfill(state: AppState, connector_ids: Vec<String>) {
     let bar = indicatif::ProgressBar::new(1000);
     bar.set_style(
         indicatif::ProgressStyle::with_template("backfill {bar:40} {percent}% {msg}")
@@ -192,52 +222,62 @@ pub async fn show_backfill(state: AppState, connector_id: String) {
     );
     loop {
         tokio::time::sleep(Duration::from_millis(200)).await;
-        let Ok(c) = state.store.get_connector(None, &connector_id).await else {
-            continue;
-        };
-        let Some(cp) = c.checkpoint.as_deref() else {
-            continue;
-        };
-        let Ok(cp) = serde_json::from_str::<dossier_source::Checkpoint>(cp) else {
-            continue;
-        };
-        if let Some(p) = cp.backfill_progress(Utc::now()) {
-            #[expect(
-                clippy::cast_possible_truncation,
-                clippy::cast_sign_loss,
-                reason = "a fraction in [0, 1] as per mille"
-            )]
-            let per_mille = (p.fraction * 1000.0) as u64;
-            bar.set_position(per_mille);
-            if let Some(eta) = p.eta {
-                bar.set_message(format!(
-                    "{} threats, about {} s left",
-                    c.threats,
-                    eta.num_seconds()
-                ));
+        let mut slowest: Option<dossier_source::BackfillProgress> = None;
+        let mut started = 0;
+        let mut threats = 0;
+        for id in &connector_ids {
+            let Ok(c) = state.store.get_connector(None, id).await else {
+                continue;
+            };
+            threats += c.threats;
+            let Some(cp) = c.checkpoint.as_deref() else {
+                continue;
+            };
+            let Ok(cp) = serde_json::from_str::<dossier_source::Checkpoint>(cp) else {
+                continue;
+            };
+            started += 1;
+            if let Some(p) = cp.backfill_progress(Utc::now()) {
+                if slowest.as_ref().is_none_or(|s| p.fraction < s.fraction) {
+                    slowest = Some(p);
+                }
             }
-        } else {
-            bar.finish_with_message(format!("done: {} threats", c.threats));
+        }
+        if started < connector_ids.len() {
+            continue;
+        }
+        let Some(p) = slowest else {
+            bar.finish_with_message(format!("done: {threats} threats"));
             return;
+        };
+        #[expect(
+            clippy::cast_possible_truncation,
+            clippy::cast_sign_loss,
+            reason = "a fraction in [0, 1] as per mille"
+        )]
+        let per_mille = (p.fraction * 1000.0) as u64;
+        bar.set_position(per_mille);
+        if let Some(eta) = p.eta {
+            bar.set_message(format!(
+                "{threats} threats, about {} s left",
+                eta.num_seconds()
+            ));
         }
     }
 }
 
-/// Adds a new threat every `every` seconds, and now and then updates an older one (a
-/// mitigation or a verdict), as a busy tenant does.
-async fn live_threats(tenant: Tenant, every: f64) {
+/// Adds a new threat every `every` seconds to one of the tenants in turn, and now and then
+/// updates an older one (a mitigation or a verdict), as busy tenants do.
+async fn live_threats(tenants: std::sync::Arc<Vec<Emulated>>, every: f64) {
     let period = Duration::from_secs_f64(every.clamp(0.05, 3600.0));
     let mut tick = tokio::time::interval(period);
-    loop {
+    for turn in 0usize.. {
         tick.tick().await;
-        let id = tenant.generate_live(Utc::now());
-        tracing::debug!(threat_id = %id, "emulated tenant: new threat");
+        let tenant = &tenants[turn % tenants.len()];
+        let id = tenant.live(Utc::now());
+        tracing::debug!(threat_id = %id, vendor = tenant.vendor(), "emulated tenant: new threat");
         if rand::thread_rng().gen_bool(0.3) {
-            let ids = tenant.all_ids();
-            if !ids.is_empty() {
-                let pick = rand::thread_rng().gen_range(0..ids.len());
-                tenant.update_threat(&ids[pick], Utc::now());
-            }
+            tenant.update_one(Utc::now());
         }
     }
 }

@@ -3,6 +3,7 @@
 mod admin;
 mod bench;
 mod demo;
+mod emulated;
 mod options;
 mod serve;
 mod sim;

@@ -86,7 +86,11 @@ pub fn open_store(url: &str) -> anyhow::Result<Arc<dyn Store>> {
 
 /// The sources this build has: the binary is the one place that names every source.
 pub fn sources() -> Sources {
-    Sources::new(vec![Arc::new(dossier_sentinelone::SentinelOne)])
+    Sources::new(vec![
+        Arc::new(dossier_sentinelone::SentinelOne),
+        Arc::new(dossier_defender::Defender),
+        Arc::new(dossier_crowdstrike::CrowdStrike),
+    ])
 }
 
 /// Each producer's mapping of a stored incident's raw JSON, for the store.

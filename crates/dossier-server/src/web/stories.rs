@@ -433,7 +433,7 @@ fn filters(view: &ListState, sources: &Sources) -> Markup {
             }
             div {
                 label for="device" { "Device" }
-                input #device type="text" name="device" value=(view.device) placeholder="name or agent UUID";
+                input #device type="text" name="device" value=(view.device) placeholder="name or device id";
             }
             div {
                 label for="hash" { "File hash" }

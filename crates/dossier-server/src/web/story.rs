@@ -9,7 +9,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use dossier_domain::criticality::latest_incident;
 use dossier_domain::story::{Severity, Status, Verdict};
-use dossier_domain::MitreTechnique;
+use dossier_domain::{Incident, MitreTechnique};
 use dossier_source::Source;
 use dossier_store::StoryDetail;
 use maud::{html, Markup};
@@ -157,7 +157,7 @@ fn fact_panels(d: &StoryDetail) -> Markup {
                 h2 #device-title { "Device" }
                 dl.facts {
                     dt { "Name" } dd { (layout::opt(s.device.name.as_deref())) }
-                    dt { "Agent UUID" } dd.mono { (layout::opt(s.device.agent_uuid.as_deref())) }
+                    dt { "Device ID" } dd.mono { (layout::opt(s.device.agent_uuid.as_deref())) }
                     dt { "OS" } dd { (layout::opt(device.and_then(|d| d.os_name.as_deref().or(d.os_type.as_deref())))) }
                     dt { "IPs" } dd { (layout::opt(device.map(|d| d.ips.join(", ")).as_deref())) }
                     dt { "Site" } dd { (layout::opt(device.and_then(|d| d.site.as_deref()))) }
@@ -183,13 +183,22 @@ fn fact_panels(d: &StoryDetail) -> Markup {
 
 /// Each incident in a row, with a link to it in its tenant's console while the connector is there.
 fn incidents_section(d: &StoryDetail, connectors: &HashMap<String, Console>) -> Markup {
+    // A story is one producer's: its records are threats, or alerts, as its source calls them.
+    let record = connectors
+        .values()
+        .next()
+        .map_or("record", |c| c.source.labels().record_name);
+    let mut record_title = record.to_owned();
+    if let Some(first) = record_title.get_mut(0..1) {
+        first.make_ascii_uppercase();
+    }
     html! {
         section aria-labelledby="incidents-title" {
             h2 #incidents-title { "Incidents (" (d.incidents.len()) ")" }
             table.incidents {
                 thead { tr {
-                    th scope="col" { "Threat ID" } th scope="col" { "Created" } th scope="col" { "Classification" }
-                    th scope="col" { "Confidence" } th scope="col" { "Mitigation" } th scope="col" { "Analyst verdict" }
+                    th scope="col" { (record_title) " ID" } th scope="col" { "Created" } th scope="col" { "Classification" }
+                    th scope="col" { "Confidence / severity" } th scope="col" { "Mitigation" } th scope="col" { "Analyst verdict" }
                     th scope="col" { "Engines" } th scope="col" { "Console" }
                 } }
                 tbody {
@@ -198,7 +207,7 @@ fn incidents_section(d: &StoryDetail, connectors: &HashMap<String, Console>) -> 
                             td.mono { (i.id) }
                             td { (layout::time(i.created_at)) }
                             td { (layout::opt(i.classification.as_deref())) }
-                            td { (layout::opt(i.confidence_level.as_deref())) }
+                            td { (layout::opt(i.normalised.as_ref().and_then(Incident::judgement_text).or_else(|| i.confidence_level.clone()).as_deref())) }
                             td { (layout::opt(i.mitigation_status.as_deref())) }
                             td { (layout::opt(i.analyst_verdict.as_deref())) }
                             td { (layout::opt(Some(i.engines.join(", ")).as_deref())) }

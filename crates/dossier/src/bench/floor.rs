@@ -27,8 +27,8 @@ pub async fn run(pages: &[Vec<u8>]) -> anyhow::Result<f64> {
                 for t in v["data"].as_array().map_or(&[][..], Vec::as_slice) {
                     st.execute(params![
                         t["id"].as_str().unwrap_or_default(),
-                        t["threatInfo"]["updatedAt"].as_str().unwrap_or_default(),
-                        t.to_string()
+                        t["updated"].as_str().unwrap_or_default(),
+                        t["record"].to_string()
                     ])?;
                     n += 1;
                 }

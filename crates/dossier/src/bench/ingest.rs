@@ -3,11 +3,11 @@
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use dossier_s1sim::{SimConfig, Tenant};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::{fresh_server, BenchOptions};
 use crate::demo::provision;
+use crate::emulated::{Emulated, Plan, Shared};
 
 pub struct IngestResult {
     pub threats: u64,
@@ -29,21 +29,22 @@ pub async fn run(o: &BenchOptions) -> anyhow::Result<IngestResult> {
         o.threats, o.agents, o.tenants
     );
     for k in 0..o.tenants {
-        let token = format!("bench-token-{k}");
         let agents = (o.agents / o.tenants).max(1);
         let n = o.threats / o.tenants + usize::from(k < o.threats % o.tenants);
-        let tenant = Tenant::new(&SimConfig::new(1000 + k as u64, agents, &token));
-        tenant.generate_history(
-            n,
-            now - chrono::Duration::days(80),
-            now - chrono::Duration::minutes(5),
-        );
-        total += tenant.threat_count() as u64;
-        let sim = dossier_s1sim::start(tenant.clone(), "127.0.0.1:0".parse()?).await?;
-        sims.push((sim, tenant, token));
+        let plan = Plan {
+            seed: 1000 + k as u64,
+            devices: agents,
+            records: n,
+            from: now - chrono::Duration::days(80),
+            to: now - chrono::Duration::minutes(5),
+            shared: Shared::default(),
+        };
+        let sim = Emulated::start(&o.producer, &plan).await?;
+        total += sim.count() as u64;
+        sims.push(sim);
     }
-    let pages = floor_pages(&sims.iter().map(|(_, t, _)| t.clone()).collect::<Vec<_>>());
-    let cas: Vec<String> = sims.iter().map(|(s, _, _)| s.ca_pem.clone()).collect();
+    let pages = floor_pages(&sims);
+    let cas: Vec<String> = sims.iter().map(|s| s.ca_pem().to_owned()).collect();
     let bench = fresh_server(&cas).await?;
 
     let bar = ProgressBar::new(total);
@@ -53,8 +54,8 @@ pub async fn run(o: &BenchOptions) -> anyhow::Result<IngestResult> {
     );
     let started = Instant::now();
     let cpu_at_start = super::process_cpu_seconds();
-    for (k, (sim, _, token)) in sims.iter().enumerate() {
-        provision_connector(&bench.state, k, &sim.base_url, token).await?;
+    for (k, sim) in sims.iter().enumerate() {
+        provision_connector(&bench.state, k, sim).await?;
     }
     let deadline = started + Duration::from_secs(1800);
     let done = loop {
@@ -86,7 +87,7 @@ pub async fn run(o: &BenchOptions) -> anyhow::Result<IngestResult> {
         m.commit_seconds.get()
     );
     bench.running.stop().await;
-    for (sim, _, _) in sims {
+    for sim in sims {
         sim.shutdown().await;
     }
     Ok(IngestResult {
@@ -102,10 +103,10 @@ pub async fn run(o: &BenchOptions) -> anyhow::Result<IngestResult> {
 async fn provision_connector(
     state: &dossier_server::AppState,
     k: usize,
-    url: &str,
-    token: &str,
+    sim: &Emulated,
 ) -> anyhow::Result<()> {
-    provision(state, &format!("Bench tenant {k}"), url, token, false).await?;
+    let connector = [(sim.vendor(), sim.connector())];
+    provision(state, &format!("Bench tenant {k}"), &connector, false).await?;
     Ok(())
 }
 
@@ -130,23 +131,24 @@ async fn count_stories(bench: &super::Bench) -> anyhow::Result<u64> {
     }
 }
 
-/// The tenants' threats as list pages of 1000, the bytes the floor parses.
-fn floor_pages(tenants: &[Tenant]) -> Vec<Vec<u8>> {
+/// The tenants' records as pages of 1000 (`{"data":[{"id","updated","record"}…]}`), the bytes
+/// the floor parses.
+fn floor_pages(tenants: &[Emulated]) -> Vec<Vec<u8>> {
     let mut pages = Vec::new();
     for t in tenants {
-        let ids = t.all_ids();
-        for chunk in ids.chunks(1000) {
-            let items: Vec<String> = chunk
+        let records = t.records();
+        for chunk in records.chunks(1000) {
+            let items: Vec<serde_json::Value> = chunk
                 .iter()
-                .filter_map(|id| t.threat(id))
-                .map(|v| v.to_string())
+                .map(|(id, updated, record)| {
+                    serde_json::json!({ "id": id, "updated": updated, "record": record })
+                })
                 .collect();
-            let body = format!(
-                "{{\"data\":[{}],\"pagination\":{{\"nextCursor\":null,\"totalItems\":{}}}}}",
-                items.join(","),
-                ids.len()
+            pages.push(
+                serde_json::json!({ "data": items })
+                    .to_string()
+                    .into_bytes(),
             );
-            pages.push(body.into_bytes());
         }
     }
     pages

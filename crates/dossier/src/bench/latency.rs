@@ -6,10 +6,10 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use dossier_s1sim::{SimConfig, Tenant};
 
 use super::{fresh_server, percentile, BenchOptions};
 use crate::demo::provision;
+use crate::emulated::{Emulated, Plan, Shared};
 
 pub struct LatencyResult {
     pub samples: usize,
@@ -28,29 +28,29 @@ fn threats_to_make(seconds: u64, rate: f64) -> usize {
 }
 
 pub async fn run(o: &BenchOptions) -> anyhow::Result<LatencyResult> {
-    let token = "bench-latency-token";
-    let tenant = Tenant::new(&SimConfig::new(77, 200, token));
     let now = Utc::now();
-    tenant.generate_history(
-        1000,
-        now - chrono::Duration::days(10),
-        now - chrono::Duration::minutes(1),
-    );
-    let sim = dossier_s1sim::start(tenant.clone(), "127.0.0.1:0".parse()?).await?;
-    let bench = fresh_server(std::slice::from_ref(&sim.ca_pem)).await?;
-    let p = provision(&bench.state, "Latency", &sim.base_url, token, false).await?;
+    let plan = Plan {
+        seed: 77,
+        devices: 200,
+        records: 1000,
+        from: now - chrono::Duration::days(10),
+        to: now - chrono::Duration::minutes(1),
+        shared: Shared::default(),
+    };
+    let sim = std::sync::Arc::new(Emulated::start(&o.producer, &plan).await?);
+    let history = sim.count() as u64;
+    let bench = fresh_server(&[sim.ca_pem().to_owned()]).await?;
+    let connector = [(sim.vendor(), sim.connector())];
+    let p = provision(&bench.state, "Latency", &connector, false).await?;
+    let connector_id = p.connector_ids.first().cloned().unwrap_or_default();
     let base = format!("http://{}", bench.running.addr);
     let http = reqwest::Client::new();
 
     // Wait for the history to be in, so only live threats are timed.
     let started = Instant::now();
     loop {
-        let c = bench
-            .state
-            .store
-            .get_connector(None, &p.connector_id)
-            .await?;
-        if c.threats >= 1000 {
+        let c = bench.state.store.get_connector(None, &connector_id).await?;
+        if c.threats >= history {
             break;
         }
         if started.elapsed() > Duration::from_secs(120) {
@@ -61,14 +61,14 @@ pub async fn run(o: &BenchOptions) -> anyhow::Result<LatencyResult> {
 
     let total = threats_to_make(o.latency_seconds, o.latency_rate);
     eprintln!("latency: {total} threats at {}/s", o.latency_rate);
-    let gen_tenant = tenant.clone();
+    let gen_tenant = std::sync::Arc::clone(&sim);
     let rate = o.latency_rate.max(0.1);
     let generator = tokio::spawn(async move {
         let mut created = HashMap::new();
         let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / rate));
         for _ in 0..total {
             tick.tick().await;
-            let id = gen_tenant.generate_live(Utc::now());
+            let id = gen_tenant.live(Utc::now());
             created.insert(id, Instant::now());
         }
         created
@@ -122,7 +122,9 @@ pub async fn run(o: &BenchOptions) -> anyhow::Result<LatencyResult> {
         }
     }
     bench.running.stop().await;
-    sim.shutdown().await;
+    if let Ok(sim) = std::sync::Arc::try_unwrap(sim) {
+        sim.shutdown().await;
+    }
     if missing > 0 {
         anyhow::bail!(
             "latency: {missing} of {} threats never showed in the API",

@@ -38,6 +38,10 @@ pub struct BenchOptions {
     /// Skip benchmarks: any of ingest, latency, list.
     #[arg(long, value_delimiter = ',')]
     pub skip: Vec<String>,
+    /// The producer whose emulated tenants the ingest and latency benchmarks read: sentinelone,
+    /// defender or crowdstrike.
+    #[arg(long, default_value = "sentinelone", value_parser = clap::builder::PossibleValuesParser::new(crate::emulated::KINDS))]
+    pub producer: String,
 }
 
 pub async fn run(o: BenchOptions) -> anyhow::Result<()> {
@@ -48,6 +52,7 @@ pub async fn run(o: BenchOptions) -> anyhow::Result<()> {
         "machine_cores={}",
         std::thread::available_parallelism().map_or(0, std::num::NonZero::get)
     );
+    println!("producer={}", o.producer);
     if !o.skip.iter().any(|s| s == "ingest") {
         let mut runs = Vec::new();
         for k in 1..=o.ingest_runs {
