@@ -333,6 +333,12 @@ impl Client {
                     renewed = true;
                     self.forget(&token).await;
                 }
+                Err(e @ ClientError::ConsentPending { .. }) => {
+                    // A token carries the roles granted when it was issued: once an admin has
+                    // given consent, only a new token has them (§1.2). The next try asks for one.
+                    self.forget(&token).await;
+                    return Err(e);
+                }
                 other => return other,
             }
         }

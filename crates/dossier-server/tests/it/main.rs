@@ -7,6 +7,7 @@ mod concurrent;
 mod expiry;
 mod faults;
 mod pipeline;
+mod producers;
 mod regressions;
 mod web_access;
 mod web_client;
@@ -102,7 +103,11 @@ pub async fn spawn_app_with(threats: usize, tweak: impl FnOnce(&mut ServerConfig
     let other_sim = dossier_s1sim::start(other_tenant.clone(), "127.0.0.1:0".parse().unwrap())
         .await
         .unwrap();
-    let sources = dossier_source::Sources::new(vec![Arc::new(dossier_sentinelone::SentinelOne)]);
+    let sources = dossier_source::Sources::new(vec![
+        Arc::new(dossier_sentinelone::SentinelOne),
+        Arc::new(dossier_defender::Defender),
+        Arc::new(dossier_crowdstrike::CrowdStrike),
+    ]);
     let store = SqliteStore::open(
         dir.path().join("it.db").to_str().unwrap(),
         Arc::new(sources.remap()),

@@ -1,0 +1,152 @@
+//! The other producers through the whole server: their connectors' fields, statuses a person
+//! can act on, and their alerts as stories.
+
+use std::time::Duration;
+
+use dossier_domain::access::{Licence, Role};
+use serde_json::{json, Value};
+
+use crate::{spawn_app_with, App};
+
+const CLIENT: &str = "5b1d2a4c-8e3f-4a6b-9c7d-0e1f2a3b4c5d";
+const SECRET: &str = "it~defender-client-secret-value";
+
+/// Waits until the connector's view satisfies `ok`, and returns it.
+async fn connector_until(app: &App, key: &str, id: &str, ok: impl Fn(&Value) -> bool) -> Value {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, c) = app
+            .call("GET", &format!("/api/v1/connectors/{id}"), Some(key), None)
+            .await;
+        if ok(&c) {
+            return c;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "gave up waiting: {c}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A Defender app whose Graph permission is not consented yet: the connector is `pending` with
+/// what to grant and where, and connects by itself once consent is given, with no save.
+#[tokio::test]
+async fn a_defender_connector_waits_for_consent_and_then_connects() {
+    let mut config = dossier_mdesim::SimConfig::new(5, 20);
+    config.apps = vec![dossier_mdesim::AppSpec::new(CLIENT, SECRET, &[])];
+    let tenant = dossier_mdesim::Tenant::new(&config);
+    let now = chrono::Utc::now();
+    tenant.generate_history(40, now - chrono::Duration::days(3), now);
+    let sim = dossier_mdesim::start(tenant.clone(), "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let ca = sim.ca_pem.clone();
+    let app = spawn_app_with(0, move |c| {
+        let mut pem = c.tenant_ca_pem.take().unwrap_or_default();
+        pem.extend_from_slice(b"\n");
+        pem.extend_from_slice(ca.as_bytes());
+        c.tenant_ca_pem = Some(pem);
+    })
+    .await;
+    let account = app.account(Licence::Xops).await;
+    let admin = app.key(Some(&account), &[Role::Admin]).await;
+    let (status, c) = app
+        .call(
+            "POST",
+            "/api/v1/connectors",
+            Some(&admin),
+            Some(json!({
+                "kind": "defender", "name": "MDE", "tenant_id": tenant.tenant_id(),
+                "client_id": CLIENT, "client_secret": SECRET,
+                "graph_url": sim.base_url, "login_url": sim.base_url,
+            })),
+        )
+        .await;
+    assert_eq!(status, 201, "{c}");
+    assert_eq!(c["kind"], "defender");
+    assert_eq!(c["tenant_url"], sim.base_url);
+    assert!(!c.to_string().contains(SECRET), "{c}");
+    let id = c["id"].as_str().unwrap().to_owned();
+
+    let waiting = connector_until(&app, &admin, &id, |c| {
+        c["status_detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("SecurityAlert.Read.All"))
+    })
+    .await;
+    assert_eq!(waiting["status"], "pending", "{waiting}");
+
+    tenant.set_app(dossier_mdesim::AppSpec::new(
+        CLIENT,
+        SECRET,
+        &[dossier_mdesim::READ_ROLE],
+    ));
+    let endpoint = tenant.endpoint_alert_ids().len() as u64;
+    let connected = connector_until(&app, &admin, &id, |c| {
+        c["status"] == "connected" && c["health"]["threats"].as_u64() >= Some(endpoint)
+    })
+    .await;
+    assert_eq!(connected["status_detail"], Value::Null);
+    let (_, page) = app
+        .call(
+            "GET",
+            "/api/v1/stories?producer=defender&limit=1000&from=2000-01-01T00:00:00Z",
+            Some(&admin),
+            None,
+        )
+        .await;
+    let stories = page["items"].as_array().unwrap();
+    assert!(!stories.is_empty(), "{page}");
+    assert!(stories
+        .iter()
+        .all(|s| s["producer"] == "defender" && s["engine_type"] == "endpoint"));
+    assert!(!crate::logs().contains(SECRET), "the secret is in the logs");
+}
+
+/// Each kind asks for its own fields, names a missing one, and refuses another kind's.
+#[tokio::test]
+async fn each_kind_takes_its_own_fields() {
+    let app = crate::spawn_app(0).await;
+    let account = app.account(Licence::Xops).await;
+    let admin = app.key(Some(&account), &[Role::Admin]).await;
+    for (body, needle) in [
+        (
+            json!({"kind": "defender", "name": "x", "client_id": CLIENT, "client_secret": "s"}),
+            "tenant_id",
+        ),
+        (
+            json!({"kind": "defender", "name": "x", "tenant_id": "not-a-guid", "client_id": CLIENT, "client_secret": "s"}),
+            "tenant_id",
+        ),
+        (
+            json!({"kind": "defender", "name": "x", "tenant_id": CLIENT, "client_id": CLIENT, "client_secret": "s", "api_token": "t"}),
+            "api_token",
+        ),
+        (
+            json!({"kind": "crowdstrike", "name": "x", "cloud": "mars-1", "client_id": "c", "client_secret": "s"}),
+            "cloud",
+        ),
+        (
+            json!({"kind": "crowdstrike", "name": "x", "client_id": "c"}),
+            "client_secret",
+        ),
+        (
+            json!({"kind": "crowdstrike", "name": "x", "base_url": "http://api.crowdstrike.com", "client_id": "c", "client_secret": "s"}),
+            "base_url",
+        ),
+    ] {
+        let (status, e) = app
+            .call(
+                "POST",
+                "/api/v1/connectors",
+                Some(&admin),
+                Some(body.clone()),
+            )
+            .await;
+        assert_eq!(status, 400, "{body}: {e}");
+        let message = e["message"].as_str().unwrap();
+        assert!(message.starts_with(needle), "{body}: {message}");
+        assert!(!message.contains("\"s\""), "{message}");
+    }
+}
