@@ -7,7 +7,6 @@
 
 mod config;
 mod error;
-mod guard;
 mod transport;
 
 use std::fmt;
@@ -23,6 +22,9 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use tokio::time::Instant;
 use url::Url;
+
+use dossier_source::http;
+pub use dossier_source::http::extra_roots;
 
 pub use config::{ClientConfig, DEFAULT_MAX_BODY_BYTES};
 pub use error::ClientError;
@@ -117,37 +119,22 @@ impl Client {
                 ));
             }
         }
-        let mut builder = reqwest::Client::builder()
-            .use_rustls_tls()
-            .connect_timeout(config.connect_timeout)
-            .timeout(config.request_timeout)
-            .user_agent(config.user_agent.clone())
-            .gzip(true)
-            // The API does not redirect; following one could carry the token elsewhere.
-            .redirect(reqwest::redirect::Policy::none());
         if config.refuse_internal_addresses {
-            let literal = match config.base_url.host() {
-                Some(url::Host::Ipv4(ip)) => Some(std::net::IpAddr::from(ip)),
-                Some(url::Host::Ipv6(ip)) => Some(std::net::IpAddr::from(ip)),
-                _ => None,
-            };
-            if let Some(ip) = literal.filter(|ip| dossier_domain::net::is_internal(*ip)) {
+            if let Some(ip) = http::internal_literal(&config.base_url) {
                 return Err(ClientError::Config(format!(
                     "the base URL points to an internal address ({ip})"
                 )));
             }
-            builder = builder.dns_resolver(Arc::new(guard::PublicOnly));
         }
-        if let Some(pem) = &config.extra_roots_pem {
-            for cert in extra_roots(pem)
-                .map_err(|e| ClientError::Config(format!("extra trust roots: {e}")))?
-            {
-                builder = builder.add_root_certificate(cert);
-            }
-        }
-        let http = builder
-            .build()
-            .map_err(|e| ClientError::Config(e.without_url().to_string()))?;
+        // The API does not redirect; following one could carry the token elsewhere.
+        let http = http::build_client(&http::ClientOptions {
+            connect_timeout: config.connect_timeout,
+            request_timeout: config.request_timeout,
+            user_agent: &config.user_agent,
+            refuse_internal_addresses: config.refuse_internal_addresses,
+            extra_roots_pem: config.extra_roots_pem.as_deref(),
+        })
+        .map_err(ClientError::Config)?;
         let transport = Transport {
             http,
             backoff: Backoff {
@@ -528,18 +515,6 @@ fn api_root(base: &Url) -> Result<Url, String> {
     let path = root.path().trim_end_matches('/').to_owned();
     root.set_path(&path);
     Ok(root)
-}
-
-/// The certificates of a PEM bundle of extra trust roots.
-///
-/// # Errors
-/// A message when the bundle cannot be read or holds no certificate.
-pub fn extra_roots(pem: &[u8]) -> Result<Vec<reqwest::Certificate>, String> {
-    let certs = reqwest::Certificate::from_pem_bundle(pem).map_err(|e| e.to_string())?;
-    if certs.is_empty() {
-        return Err("no certificate in PEM".into());
-    }
-    Ok(certs)
 }
 
 #[cfg(test)]

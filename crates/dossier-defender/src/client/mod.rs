@@ -7,7 +7,6 @@
 //! secret and the tokens never appear in errors, logs or `Debug` output.
 
 mod error;
-mod guard;
 mod transport;
 
 use std::fmt;
@@ -22,6 +21,9 @@ use serde_json::value::RawValue;
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 use url::Url;
+
+use dossier_source::http;
+pub use dossier_source::http::extra_roots;
 
 pub use error::ClientError;
 
@@ -181,31 +183,23 @@ impl Client {
                 return Err(ClientError::Config(format!("{url} is not an http(s) URL")));
             }
             if config.refuse_internal_addresses {
-                guard::refuse_internal_literal(url).map_err(ClientError::Config)?;
+                if let Some(ip) = http::internal_literal(url) {
+                    return Err(ClientError::Config(format!(
+                        "{url} points to an internal address ({ip})"
+                    )));
+                }
             }
         }
-        let mut builder = reqwest::Client::builder()
-            .use_rustls_tls()
-            .connect_timeout(config.connect_timeout)
-            .timeout(config.request_timeout)
-            .user_agent(concat!("dossier/", env!("CARGO_PKG_VERSION")))
-            .gzip(true)
-            // Neither Entra nor Graph redirects these calls; following one could carry the
-            // secret or the token somewhere unexpected.
-            .redirect(reqwest::redirect::Policy::none());
-        if config.refuse_internal_addresses {
-            builder = builder.dns_resolver(Arc::new(guard::PublicOnly));
-        }
-        if let Some(pem) = &config.extra_roots_pem {
-            for cert in extra_roots(pem)
-                .map_err(|e| ClientError::Config(format!("extra trust roots: {e}")))?
-            {
-                builder = builder.add_root_certificate(cert);
-            }
-        }
-        let http = builder
-            .build()
-            .map_err(|e| ClientError::Config(e.without_url().to_string()))?;
+        // Neither Entra nor Graph redirects these calls; following one could carry the secret
+        // or the token somewhere unexpected: the client follows none.
+        let http = http::build_client(&http::ClientOptions {
+            connect_timeout: config.connect_timeout,
+            request_timeout: config.request_timeout,
+            user_agent: concat!("dossier/", env!("CARGO_PKG_VERSION")),
+            refuse_internal_addresses: config.refuse_internal_addresses,
+            extra_roots_pem: config.extra_roots_pem.as_deref(),
+        })
+        .map_err(ClientError::Config)?;
         Ok(Client {
             inner: Arc::new(Inner {
                 transport: Transport {
@@ -408,18 +402,6 @@ impl Client {
         );
         Ok(Token { header, renew_at })
     }
-}
-
-/// The certificates of a PEM bundle of extra trust roots.
-///
-/// # Errors
-/// A message when the bundle cannot be read or holds no certificate.
-pub fn extra_roots(pem: &[u8]) -> Result<Vec<reqwest::Certificate>, String> {
-    let certs = reqwest::Certificate::from_pem_bundle(pem).map_err(|e| e.to_string())?;
-    if certs.is_empty() {
-        return Err("no certificate in PEM".into());
-    }
-    Ok(certs)
 }
 
 #[cfg(test)]
