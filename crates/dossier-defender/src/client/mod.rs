@@ -204,8 +204,10 @@ impl Client {
             inner: Arc::new(Inner {
                 transport: Transport {
                     http,
-                    retry_base: config.retry_base,
-                    retry_cap: config.retry_cap,
+                    backoff: http::Backoff {
+                        base: config.retry_base,
+                        cap: config.retry_cap,
+                    },
                     max_retries: config.max_retries,
                     max_transport_retries: config.max_transport_retries,
                     max_body_bytes: config.max_body_bytes,

@@ -21,8 +21,8 @@ use secrecy::ExposeSecret;
 use serde::Deserialize;
 use url::Url;
 
-use dossier_source::http;
 pub use dossier_source::http::extra_roots;
+use dossier_source::http::{self, Backoff};
 
 pub use config::{ClientConfig, RetryObserver, Retrying, DEFAULT_MAX_BODY_BYTES};
 pub use error::ClientError;
@@ -30,7 +30,6 @@ pub use error::ClientError;
 use crate::envelope::{parse_page, EnvelopeError, Page};
 use crate::lenient::{Obj, Str, U64};
 use crate::query::ThreatQuery;
-use retry::Backoff;
 use transport::{Call, Transport};
 
 /// What `POST /users/api-token-details` says about the token.
