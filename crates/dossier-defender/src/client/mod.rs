@@ -38,20 +38,11 @@ pub const DEFAULT_MAX_BODY_BYTES: u64 = 64 * 1024 * 1024;
 const RENEW_BEFORE: Duration = Duration::from_secs(300);
 
 /// Called with each [`Retrying`]; it runs inside the call, so it must return at once.
-pub type RetryObserver = Arc<dyn Fn(&Retrying) + Send + Sync>;
+pub type RetryObserver = http::ClientRetryObserver<ClientError>;
 
-/// A try that failed and that the client is about to make again.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Retrying {
-    pub error: ClientError,
-    /// Which retry this is (1 for the first), of at most `of` for this kind of failure.
-    pub retry: u32,
-    pub of: u32,
-    /// How long the client waits before it.
-    pub delay: Duration,
-    /// How long the call has been going on, its first try included.
-    pub failing_for: Duration,
-}
+/// A try that failed and that the client is about to make again: why (`error`), which retry
+/// of how many, the wait before it and how long the call has been failing.
+pub type Retrying = http::ClientRetrying<ClientError>;
 
 /// What identifies the app registration to Entra ID, and where Entra and Graph are.
 #[derive(Clone)]

@@ -84,13 +84,7 @@ impl Transport {
                 return Err(err);
             };
             if let Some(observe) = &self.on_retry {
-                observe(&Retrying {
-                    error: err.clone(),
-                    retry: retry.retry,
-                    of: retry.of,
-                    delay: retry.delay,
-                    failing_for: retry.failing_for,
-                });
+                observe(&Retrying::new(err.clone(), &retry));
             }
             tracing::debug!(
                 endpoint = call.endpoint,
