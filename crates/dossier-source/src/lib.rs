@@ -9,6 +9,7 @@
 
 pub mod checkpoint;
 pub mod http;
+pub mod mapping;
 
 use std::sync::Arc;
 use std::time::Duration;
