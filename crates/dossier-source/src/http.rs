@@ -7,6 +7,7 @@
 //! rate-limit header to honour) stays in each source's crate.
 
 use std::error::Error as _;
+use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,6 +15,7 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use rand::Rng;
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
+use reqwest::header::HeaderValue;
 use reqwest::Response;
 use tokio::time::Instant;
 use url::{Host, Url};
@@ -246,6 +248,50 @@ pub fn tell_worker<E: 'static>(
             failing_for: r.failing_for,
         });
     })
+}
+
+/// An access token, as the `Authorization` value it is sent in, and when to renew it.
+#[derive(Debug, Clone)]
+pub struct Token {
+    /// `Bearer …`, marked sensitive.
+    pub header: HeaderValue,
+    pub renew_at: Instant,
+}
+
+/// The access token a client keeps between calls, shared by its clones: fetched when there
+/// is none or it is due for renewal, and forgotten when the API refuses it.
+#[derive(Debug, Default)]
+pub struct TokenCache {
+    slot: tokio::sync::Mutex<Option<Token>>,
+}
+
+impl TokenCache {
+    /// The kept token's `Authorization` value, or the one `fetch` gets (and is kept) when
+    /// there is none or it is due. Concurrent callers wait for the one fetch.
+    ///
+    /// # Errors
+    /// `fetch`'s.
+    pub async fn get_or_fetch<E>(
+        &self,
+        fetch: impl Future<Output = Result<Token, E>>,
+    ) -> Result<HeaderValue, E> {
+        let mut slot = self.slot.lock().await;
+        if let Some(token) = slot.as_ref().filter(|t| Instant::now() < t.renew_at) {
+            return Ok(token.header.clone());
+        }
+        let token = fetch.await?;
+        let header = token.header.clone();
+        *slot = Some(token);
+        Ok(header)
+    }
+
+    /// Drops the kept token if it is still `refused` (another call may have renewed it).
+    pub async fn forget(&self, refused: &HeaderValue) {
+        let mut slot = self.slot.lock().await;
+        if slot.as_ref().is_some_and(|t| t.header == *refused) {
+            *slot = None;
+        }
+    }
 }
 
 /// Why a body could not be read.

@@ -23,8 +23,8 @@ use serde_json::value::RawValue;
 use tokio::time::Instant;
 use url::Url;
 
-use dossier_source::http;
 pub use dossier_source::http::extra_roots;
+use dossier_source::http::{self, Token};
 
 pub use config::{ClientConfig, DEFAULT_MAX_BODY_BYTES};
 pub use error::ClientError;
@@ -76,13 +76,7 @@ struct Inner {
     member_cid: Option<String>,
     expected_cloud: Option<crate::Cloud>,
     transport: Transport,
-    token: tokio::sync::Mutex<Option<Token>>,
-}
-
-/// A bearer token and when to renew it.
-struct Token {
-    header: HeaderValue,
-    renew_at: Instant,
+    token: http::TokenCache,
 }
 
 impl fmt::Debug for Client {
@@ -155,7 +149,7 @@ impl Client {
                 member_cid: config.member_cid.clone(),
                 expected_cloud: config.expected_cloud,
                 transport,
-                token: tokio::sync::Mutex::new(None),
+                token: http::TokenCache::default(),
             }),
         })
     }
@@ -357,21 +351,11 @@ impl Client {
     /// The cached token's `Authorization` value, fetching a new token when there is none or
     /// it is due for renewal.
     async fn bearer(&self) -> Result<HeaderValue, ClientError> {
-        let mut slot = self.inner.token.lock().await;
-        if let Some(token) = slot.as_ref().filter(|t| Instant::now() < t.renew_at) {
-            return Ok(token.header.clone());
-        }
-        let token = self.fetch_token().await?;
-        let header = token.header.clone();
-        *slot = Some(token);
-        Ok(header)
+        self.inner.token.get_or_fetch(self.fetch_token()).await
     }
 
     async fn forget_token(&self, used: &HeaderValue) {
-        let mut slot = self.inner.token.lock().await;
-        if slot.as_ref().is_some_and(|t| t.header == *used) {
-            *slot = None;
-        }
+        self.inner.token.forget(used).await;
     }
 
     async fn fetch_token(&self) -> Result<Token, ClientError> {

@@ -18,12 +18,11 @@ use reqwest::Method;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde_json::value::RawValue;
-use tokio::sync::Mutex;
 use tokio::time::Instant;
 use url::Url;
 
-use dossier_source::http;
 pub use dossier_source::http::extra_roots;
+use dossier_source::http::{self, Token};
 
 pub use error::ClientError;
 
@@ -144,13 +143,7 @@ pub struct Client {
 struct Inner {
     credentials: Credentials,
     transport: Transport,
-    token: Mutex<Option<Token>>,
-}
-
-/// An access token and when to renew it.
-struct Token {
-    header: HeaderValue,
-    renew_at: Instant,
+    token: http::TokenCache,
 }
 
 impl fmt::Debug for Client {
@@ -205,7 +198,7 @@ impl Client {
                     on_retry: config.on_retry.clone(),
                 },
                 credentials: config.credentials,
-                token: Mutex::new(None),
+                token: http::TokenCache::default(),
             }),
         })
     }
@@ -327,22 +320,12 @@ impl Client {
 
     /// Returns the kept token, fetching a new one when there is none or it is due.
     async fn token(&self) -> Result<HeaderValue, ClientError> {
-        let mut kept = self.inner.token.lock().await;
-        if let Some(t) = kept.as_ref().filter(|t| Instant::now() < t.renew_at) {
-            return Ok(t.header.clone());
-        }
-        let fresh = self.fetch_token().await?;
-        let header = fresh.header.clone();
-        *kept = Some(fresh);
-        Ok(header)
+        self.inner.token.get_or_fetch(self.fetch_token()).await
     }
 
     /// Drops the kept token if it is still `refused`.
     async fn forget(&self, refused: &HeaderValue) {
-        let mut kept = self.inner.token.lock().await;
-        if kept.as_ref().is_some_and(|t| t.header == *refused) {
-            *kept = None;
-        }
+        self.inner.token.forget(refused).await;
     }
 
     /// `POST {login}/{tenant}/oauth2/v2.0/token` with the client credentials (§1.2).
