@@ -17,6 +17,7 @@ use dossier_domain::vocabulary::{
     vendor_value, Confidence, DeviceKind, Mitigation, ProducerVerdict, VendorSeverity,
 };
 use dossier_domain::{Device, FileInfo, Incident, MitreTechnique};
+use dossier_source::mapping;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
@@ -54,9 +55,7 @@ pub fn map_alert(raw: &RawValue) -> Result<Incident, MapError> {
 /// # Errors
 /// As [`map_alert`].
 pub fn map_owned_alert(raw: Box<RawValue>) -> Result<Incident, MapError> {
-    let mut incident = map_fields(raw.get())?;
-    incident.raw = String::from(Box::<str>::from(raw));
-    Ok(incident)
+    mapping::keep_raw(raw, map_fields)
 }
 
 /// Maps a stored alert's raw JSON again, as ingest mapped it, leaving `raw` empty (the store
@@ -146,9 +145,7 @@ fn time_of(o: &Map<String, Value>, key: &str) -> Option<DateTime<Utc>> {
 /// Lowercase hex of exactly `len` characters, else `None`; an all-zero hash (CrowdStrike's
 /// `sha1` is `000…0` on every sample, PRODUCERS.md §2.4) is no hash either.
 pub(crate) fn hex_hash(s: Option<&str>, len: usize) -> Option<String> {
-    let s = s?.trim();
-    let hex = s.len() == len && s.bytes().all(|b| b.is_ascii_hexdigit());
-    (hex && s.bytes().any(|b| b != b'0')).then(|| s.to_ascii_lowercase())
+    mapping::hex_hash(s, len).filter(|h| h.bytes().any(|b| b != b'0'))
 }
 
 fn file(alert: &Map<String, Value>) -> FileInfo {

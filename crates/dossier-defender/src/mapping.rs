@@ -16,6 +16,7 @@ use dossier_domain::vocabulary::{
     vendor_value, DeviceKind, Mitigation, ProducerVerdict, VendorSeverity,
 };
 use dossier_domain::{Device, FileInfo, Incident, MitreTechnique};
+use dossier_source::mapping::{hex_hash, is_technique_id, keep_raw};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
@@ -39,9 +40,7 @@ pub enum MapError {
 /// # Errors
 /// [`MapError`] when the text is not an object, has no id, or has no usable timestamp.
 pub fn map_alert(raw: Box<RawValue>) -> Result<Incident, MapError> {
-    let mut incident = map_fields(raw.get())?;
-    incident.raw = String::from(Box::<str>::from(raw));
-    Ok(incident)
+    keep_raw(raw, map_fields)
 }
 
 /// Maps a stored alert's raw JSON again, as ingest mapped it, leaving the incident's `raw`
@@ -352,8 +351,7 @@ fn join_path(dir: &str, file: &str) -> String {
 
 /// Lowercase hex of exactly `len` characters, else `None` (null, empty, truncated).
 fn hash(details: &Map<String, Value>, key: &str, len: usize) -> Option<String> {
-    let s = details.get(key)?.as_str()?.trim();
-    (s.len() == len && s.bytes().all(|b| b.is_ascii_hexdigit())).then(|| s.to_ascii_lowercase())
+    hex_hash(details.get(key).and_then(Value::as_str), len)
 }
 
 /// What Defender did about the threat: mitigated when any evidence was remediated, prevented
@@ -430,17 +428,6 @@ fn mitre(alert: &Map<String, Value>) -> Vec<MitreTechnique> {
         }
     }
     out
-}
-
-/// `T` + 4 digits, optionally `.` + 3 digits (`T1059`, `T1059.001`).
-fn is_technique_id(s: &str) -> bool {
-    let b = s.as_bytes();
-    let base = b.len() >= 5 && b[0] == b'T' && b[1..5].iter().all(u8::is_ascii_digit);
-    match b.len() {
-        5 => base,
-        9 => base && b[5] == b'.' && b[6..9].iter().all(u8::is_ascii_digit),
-        _ => false,
-    }
 }
 
 #[cfg(test)]

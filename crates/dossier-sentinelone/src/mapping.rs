@@ -10,6 +10,7 @@ use dossier_domain::vocabulary::{
     vendor_value, Confidence, DeviceKind, Mitigation, ProducerVerdict,
 };
 use dossier_domain::{Device, FileInfo, Incident, MitreTechnique};
+use dossier_source::mapping::{hex_hash, is_technique_id, keep_raw};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
@@ -44,9 +45,7 @@ pub fn map_threat(raw: &RawValue) -> Result<Incident, MapError> {
 /// # Errors
 /// As [`map_threat`].
 pub fn map_owned_threat(raw: Box<RawValue>) -> Result<Incident, MapError> {
-    let mut incident = map_fields(raw.get())?;
-    incident.raw = String::from(Box::<str>::from(raw));
-    Ok(incident)
+    keep_raw(raw, map_fields)
 }
 
 /// Maps a stored threat's raw JSON again, as ingest mapped it, leaving the incident's `raw`
@@ -216,12 +215,6 @@ fn ts(s: &Str) -> Option<DateTime<Utc>> {
     s.as_deref().and_then(parse_lenient)
 }
 
-/// Lowercase hex of exactly `len` characters, else `None` (empty, null, truncated, `"string"`).
-fn hex_hash(s: Option<&str>, len: usize) -> Option<String> {
-    let s = s?.trim();
-    (s.len() == len && s.bytes().all(|b| b.is_ascii_hexdigit())).then(|| s.to_ascii_lowercase())
-}
-
 /// The last component of a Windows or POSIX path; `None` when the path ends in a separator.
 fn last_component(path: &str) -> Option<String> {
     let name = path.rsplit(['/', '\\']).next()?.trim();
@@ -344,17 +337,6 @@ fn mitre_techniques(indicators: &[Obj<crate::threat::Indicator>]) -> Vec<MitreTe
         }
     }
     out
-}
-
-/// `T` + 4 digits, optionally `.` + 3 digits (`T1055`, `T1055.012`).
-fn is_technique_id(s: &str) -> bool {
-    let b = s.as_bytes();
-    let base = b.len() >= 5 && b[0] == b'T' && b[1..5].iter().all(u8::is_ascii_digit);
-    match b.len() {
-        5 => base,
-        9 => base && b[5] == b'.' && b[6..9].iter().all(u8::is_ascii_digit),
-        _ => false,
-    }
 }
 
 /// `https://attack.mitre.org/techniques/T1204/002/` → `T1204.002`.

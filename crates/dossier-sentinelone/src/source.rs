@@ -6,10 +6,11 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use dossier_domain::story::Verdict;
 use dossier_domain::{Incident, Producer};
+use dossier_source::http;
 use dossier_source::{
     only_fields, parse_tenant_url, secret_field, text_field, Config, Configured, Connection,
-    Environment, Failure, FailureKind, Field, Labels, Page, RetryObserver, Retrying, Settings,
-    Source, Stored, Window,
+    Environment, Failure, FailureKind, Field, Labels, Page, RetryObserver, Settings, Source,
+    Stored, Window,
 };
 use serde_json::value::RawValue;
 
@@ -147,16 +148,7 @@ impl Source for SentinelOne {
         cfg.backoff_cap = env.retry_cap;
         cfg.max_body_bytes = env.max_body_bytes;
         cfg.refuse_internal_addresses = env.refuse_internal_addresses;
-        cfg.on_retry = on_retry.map(|told| -> crate::client::RetryObserver {
-            Arc::new(move |r: &crate::client::Retrying| {
-                told(&Retrying {
-                    reason: r.error.human_reason(),
-                    retry: r.retry,
-                    of: r.of,
-                    failing_for: r.failing_for,
-                });
-            })
-        });
+        cfg.on_retry = on_retry.map(|told| http::tell_worker(told, ClientError::human_reason));
         let client = Client::new(cfg).map_err(|e| failure(&e))?;
         Ok(Arc::new(Tenant { client }))
     }

@@ -1,5 +1,6 @@
-//! What every tenant emulator shares: a fresh self-signed CA ([`tls::generate`]) and an HTTPS
-//! server for an axum router ([`serve_https`]) that can play a tenant that is down.
+//! What every tenant emulator shares: a fresh self-signed CA ([`tls::generate`]), an HTTPS
+//! server for an axum router ([`serve_https`]) that can play a tenant that is down, and the
+//! running emulator around both ([`start`], [`RunningSim`]).
 //!
 //! Each emulator (`dossier-s1sim`, `dossier-mdesim`, `dossier-cssim`) keeps its vendor's routes,
 //! state, error bodies and faults; only the transport lives here, once.
@@ -75,6 +76,65 @@ impl Drop for Https {
             let _ = stop.send(true);
         }
     }
+}
+
+/// A running emulator serving its tenant `T`. Dropping it stops the server too; `shutdown`
+/// also waits for it.
+pub struct RunningSim<T> {
+    /// `https://127.0.0.1:PORT` (the certificate also names `localhost`): the base URL a
+    /// connector is given.
+    pub base_url: String,
+    /// The CA that signed the server certificate, PEM.
+    pub ca_pem: String,
+    /// The tenant being served.
+    pub tenant: T,
+    /// The bound address.
+    pub local_addr: SocketAddr,
+    https: Https,
+}
+
+impl<T> std::fmt::Debug for RunningSim<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunningSim")
+            .field("base_url", &self.base_url)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T> RunningSim<T> {
+    /// Writes the CA certificate (PEM) to `path`, e.g. for `--tenant-ca-file`.
+    pub fn write_ca_pem(&self, path: &std::path::Path) -> std::io::Result<()> {
+        std::fs::write(path, &self.ca_pem)
+    }
+
+    /// Stops accepting, drops open connections and waits until the port is released.
+    pub async fn shutdown(self) {
+        self.https.shutdown().await;
+    }
+}
+
+/// Starts an emulator: serves `router` (the tenant's routes) over HTTPS with a freshly
+/// generated self-signed CA named `ca_name`, the tenant playing down whenever `is_down` says
+/// so. `listen` may use port 0.
+pub async fn start<T>(
+    tenant: T,
+    listen: SocketAddr,
+    ca_name: &str,
+    router: Router,
+    is_down: fn(&T) -> bool,
+) -> Result<RunningSim<T>, SimkitError>
+where
+    T: Clone + Send + Sync + 'static,
+{
+    let down = tenant.clone();
+    let https = serve_https(router, listen, ca_name, Arc::new(move || is_down(&down))).await?;
+    Ok(RunningSim {
+        base_url: https.base_url.clone(),
+        ca_pem: https.ca_pem.clone(),
+        tenant,
+        local_addr: https.local_addr,
+        https,
+    })
 }
 
 /// Serves `router` over HTTPS with a freshly generated CA named `ca_name`. `listen` may use

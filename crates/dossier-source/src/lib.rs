@@ -8,6 +8,8 @@
 //! own crate names its vendor; the binary lists the sources it is built with ([`Sources`]).
 
 pub mod checkpoint;
+pub mod http;
+pub mod mapping;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -7,7 +7,6 @@
 
 mod config;
 mod error;
-mod guard;
 mod transport;
 
 use std::fmt;
@@ -23,6 +22,9 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use tokio::time::Instant;
 use url::Url;
+
+pub use dossier_source::http::extra_roots;
+use dossier_source::http::{self, Token};
 
 pub use config::{ClientConfig, DEFAULT_MAX_BODY_BYTES};
 pub use error::ClientError;
@@ -74,13 +76,7 @@ struct Inner {
     member_cid: Option<String>,
     expected_cloud: Option<crate::Cloud>,
     transport: Transport,
-    token: tokio::sync::Mutex<Option<Token>>,
-}
-
-/// A bearer token and when to renew it.
-struct Token {
-    header: HeaderValue,
-    renew_at: Instant,
+    token: http::TokenCache,
 }
 
 impl fmt::Debug for Client {
@@ -117,37 +113,22 @@ impl Client {
                 ));
             }
         }
-        let mut builder = reqwest::Client::builder()
-            .use_rustls_tls()
-            .connect_timeout(config.connect_timeout)
-            .timeout(config.request_timeout)
-            .user_agent(config.user_agent.clone())
-            .gzip(true)
-            // The API does not redirect; following one could carry the token elsewhere.
-            .redirect(reqwest::redirect::Policy::none());
         if config.refuse_internal_addresses {
-            let literal = match config.base_url.host() {
-                Some(url::Host::Ipv4(ip)) => Some(std::net::IpAddr::from(ip)),
-                Some(url::Host::Ipv6(ip)) => Some(std::net::IpAddr::from(ip)),
-                _ => None,
-            };
-            if let Some(ip) = literal.filter(|ip| dossier_domain::net::is_internal(*ip)) {
+            if let Some(ip) = http::internal_literal(&config.base_url) {
                 return Err(ClientError::Config(format!(
                     "the base URL points to an internal address ({ip})"
                 )));
             }
-            builder = builder.dns_resolver(Arc::new(guard::PublicOnly));
         }
-        if let Some(pem) = &config.extra_roots_pem {
-            for cert in extra_roots(pem)
-                .map_err(|e| ClientError::Config(format!("extra trust roots: {e}")))?
-            {
-                builder = builder.add_root_certificate(cert);
-            }
-        }
-        let http = builder
-            .build()
-            .map_err(|e| ClientError::Config(e.without_url().to_string()))?;
+        // The API does not redirect; following one could carry the token elsewhere.
+        let http = http::build_client(&http::ClientOptions {
+            connect_timeout: config.connect_timeout,
+            request_timeout: config.request_timeout,
+            user_agent: &config.user_agent,
+            refuse_internal_addresses: config.refuse_internal_addresses,
+            extra_roots_pem: config.extra_roots_pem.as_deref(),
+        })
+        .map_err(ClientError::Config)?;
         let transport = Transport {
             http,
             backoff: Backoff {
@@ -168,7 +149,7 @@ impl Client {
                 member_cid: config.member_cid.clone(),
                 expected_cloud: config.expected_cloud,
                 transport,
-                token: tokio::sync::Mutex::new(None),
+                token: http::TokenCache::default(),
             }),
         })
     }
@@ -370,21 +351,11 @@ impl Client {
     /// The cached token's `Authorization` value, fetching a new token when there is none or
     /// it is due for renewal.
     async fn bearer(&self) -> Result<HeaderValue, ClientError> {
-        let mut slot = self.inner.token.lock().await;
-        if let Some(token) = slot.as_ref().filter(|t| Instant::now() < t.renew_at) {
-            return Ok(token.header.clone());
-        }
-        let token = self.fetch_token().await?;
-        let header = token.header.clone();
-        *slot = Some(token);
-        Ok(header)
+        self.inner.token.get_or_fetch(self.fetch_token()).await
     }
 
     async fn forget_token(&self, used: &HeaderValue) {
-        let mut slot = self.inner.token.lock().await;
-        if slot.as_ref().is_some_and(|t| t.header == *used) {
-            *slot = None;
-        }
+        self.inner.token.forget(used).await;
     }
 
     async fn fetch_token(&self) -> Result<Token, ClientError> {
@@ -528,18 +499,6 @@ fn api_root(base: &Url) -> Result<Url, String> {
     let path = root.path().trim_end_matches('/').to_owned();
     root.set_path(&path);
     Ok(root)
-}
-
-/// The certificates of a PEM bundle of extra trust roots.
-///
-/// # Errors
-/// A message when the bundle cannot be read or holds no certificate.
-pub fn extra_roots(pem: &[u8]) -> Result<Vec<reqwest::Certificate>, String> {
-    let certs = reqwest::Certificate::from_pem_bundle(pem).map_err(|e| e.to_string())?;
-    if certs.is_empty() {
-        return Err("no certificate in PEM".into());
-    }
-    Ok(certs)
 }
 
 #[cfg(test)]

@@ -3,13 +3,12 @@
 //! cap. What a refusal means (a bad secret, a missing scope) is the caller's to say: the same
 //! 403 means one thing from `/oauth2/token` and another from `/alerts/*` (PRODUCERS.md §2.8).
 
-use std::error::Error as _;
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+pub(crate) use dossier_source::http::Backoff;
+use dossier_source::http::{self, BodyError, Retries};
 use dossier_source::{RetryObserver, Retrying};
-use futures_util::StreamExt;
-use rand::Rng;
 use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
 use reqwest::{Method, Response, StatusCode};
 use tokio::time::Instant;
@@ -61,26 +60,6 @@ impl From<ClientError> for CallError {
     }
 }
 
-/// Exponential backoff bounds, with full jitter.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Backoff {
-    pub base: Duration,
-    pub cap: Duration,
-}
-
-impl Backoff {
-    /// The `n`-th retry's delay (0-based): uniform in `0..=min(cap, base * 2^n)`, so that
-    /// pollers throttled together do not retry together.
-    pub(crate) fn delay(self, n: u32) -> Duration {
-        let factor = 1u32.checked_shl(n.min(31)).unwrap_or(u32::MAX);
-        let ceiling = self.base.saturating_mul(factor).min(self.cap);
-        if ceiling.is_zero() {
-            return ceiling;
-        }
-        rand::thread_rng().gen_range(Duration::ZERO..=ceiling)
-    }
-}
-
 /// Everything the retry loop needs.
 pub(crate) struct Transport {
     pub http: reqwest::Client,
@@ -107,8 +86,7 @@ impl Transport {
     /// Sends `call`, retrying 429, 5xx, timeouts and dropped connections within the budgets,
     /// and returns the first success.
     pub(crate) async fn execute(&self, call: &Call<'_>) -> Result<Reply, CallError> {
-        let (mut http_retries, mut transport_retries) = (0u32, 0u32);
-        let first_try = Instant::now();
+        let mut retries = Retries::new(self.backoff, self.max_retries, self.max_transport_retries);
         loop {
             self.wait_for_pause().await;
             let (err, after, transport) = match self.try_once(call).await {
@@ -120,37 +98,27 @@ impl Transport {
                     transport,
                 }) => (err, after, transport),
             };
-            let (used, budget) = if transport {
-                (&mut transport_retries, self.max_transport_retries)
-            } else {
-                (&mut http_retries, self.max_retries)
-            };
-            if *used >= budget {
+            // A spent budget, or a long wait (the worker's to schedule, not ours to sleep
+            // through), ends the call.
+            let Some(retry) = retries.next(transport, after) else {
                 return Err(err.into());
-            }
-            let delay = match after {
-                // A long wait is the worker's to schedule, not ours to sleep through.
-                Some(d) if d > self.backoff.cap => return Err(err.into()),
-                Some(d) => d,
-                None => self.backoff.delay(*used),
             };
-            *used += 1;
             if let Some(observe) = &self.on_retry {
                 observe(&Retrying {
                     reason: err.human_reason(),
-                    retry: *used,
-                    of: budget,
-                    failing_for: first_try.elapsed(),
+                    retry: retry.retry,
+                    of: retry.of,
+                    failing_for: retry.failing_for,
                 });
             }
             tracing::debug!(
                 method = %call.method,
                 path = call.path,
                 error = %err,
-                retry_in_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+                retry_in_ms = u64::try_from(retry.delay.as_millis()).unwrap_or(u64::MAX),
                 "crowdstrike request will be retried"
             );
-            tokio::time::sleep(delay).await;
+            tokio::time::sleep(retry.delay).await;
         }
     }
 
@@ -278,43 +246,21 @@ const TENANT_TEXT_CHARS: usize = 200;
 
 /// The API's words as shown to operators: one line, no control characters, cut short.
 fn tenant_text(s: &str) -> String {
-    let mut out: String = s
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
-        .chars()
-        .filter(|c| !c.is_control())
-        .take(TENANT_TEXT_CHARS + 1)
-        .collect();
-    if out.chars().count() > TENANT_TEXT_CHARS {
-        out = out.chars().take(TENANT_TEXT_CHARS - 1).collect();
-        out.push('…');
-    }
-    out
+    http::tenant_text(s, TENANT_TEXT_CHARS)
 }
 
 /// Reads the body chunk by chunk, giving up as soon as it passes `limit`.
 async fn read_body(resp: Response, limit: u64) -> Result<Vec<u8>, Try> {
-    if resp.content_length().is_some_and(|n| n > limit) {
-        return Err(Try::Final(ClientError::TooLarge { limit }.into()));
-    }
-    let capacity = resp.content_length().unwrap_or(0).min(limit).min(16 << 20);
-    let mut body = Vec::with_capacity(usize::try_from(capacity).unwrap_or(0));
-    let mut stream = resp.bytes_stream();
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(transport_failure)?;
-        if u64::try_from(body.len() + chunk.len()).unwrap_or(u64::MAX) > limit {
-            return Err(Try::Final(ClientError::TooLarge { limit }.into()));
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
+    http::read_body(resp, limit).await.map_err(|e| match e {
+        BodyError::TooLarge { limit } => Try::Final(ClientError::TooLarge { limit }.into()),
+        BodyError::Transport(e) => transport_failure(e),
+    })
 }
 
 /// Classifies a reqwest error, its URL stripped (the message goes to operators and logs).
 fn transport_failure(err: reqwest::Error) -> Try {
     let err = err.without_url();
-    let message = chain(&err);
+    let message = http::error_chain(&err);
     let lower = message.to_ascii_lowercase();
     let has = |needles: &[&str]| needles.iter().any(|n| lower.contains(n));
     let retry = |err| Try::Retry {
@@ -343,20 +289,6 @@ fn transport_failure(err: reqwest::Error) -> Try {
         return retry(ClientError::Unreachable(message));
     }
     Try::Final(ClientError::BadResponse(message).into())
-}
-
-/// The error and its sources, joined, without repeats.
-fn chain(err: &reqwest::Error) -> String {
-    let mut parts: Vec<String> = vec![err.to_string()];
-    let mut source = err.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !parts.iter().any(|p| p.contains(&text)) {
-            parts.push(text);
-        }
-        source = s.source();
-    }
-    parts.join(": ")
 }
 
 #[cfg(test)]

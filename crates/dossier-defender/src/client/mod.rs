@@ -7,7 +7,6 @@
 //! secret and the tokens never appear in errors, logs or `Debug` output.
 
 mod error;
-mod guard;
 mod transport;
 
 use std::fmt;
@@ -19,9 +18,11 @@ use reqwest::Method;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde_json::value::RawValue;
-use tokio::sync::Mutex;
 use tokio::time::Instant;
 use url::Url;
+
+pub use dossier_source::http::extra_roots;
+use dossier_source::http::{self, Token};
 
 pub use error::ClientError;
 
@@ -36,20 +37,11 @@ pub const DEFAULT_MAX_BODY_BYTES: u64 = 64 * 1024 * 1024;
 const RENEW_BEFORE: Duration = Duration::from_secs(300);
 
 /// Called with each [`Retrying`]; it runs inside the call, so it must return at once.
-pub type RetryObserver = Arc<dyn Fn(&Retrying) + Send + Sync>;
+pub type RetryObserver = http::ClientRetryObserver<ClientError>;
 
-/// A try that failed and that the client is about to make again.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Retrying {
-    pub error: ClientError,
-    /// Which retry this is (1 for the first), of at most `of` for this kind of failure.
-    pub retry: u32,
-    pub of: u32,
-    /// How long the client waits before it.
-    pub delay: Duration,
-    /// How long the call has been going on, its first try included.
-    pub failing_for: Duration,
-}
+/// A try that failed and that the client is about to make again: why (`error`), which retry
+/// of how many, the wait before it and how long the call has been failing.
+pub type Retrying = http::ClientRetrying<ClientError>;
 
 /// What identifies the app registration to Entra ID, and where Entra and Graph are.
 #[derive(Clone)]
@@ -151,13 +143,7 @@ pub struct Client {
 struct Inner {
     credentials: Credentials,
     transport: Transport,
-    token: Mutex<Option<Token>>,
-}
-
-/// An access token and when to renew it.
-struct Token {
-    header: HeaderValue,
-    renew_at: Instant,
+    token: http::TokenCache,
 }
 
 impl fmt::Debug for Client {
@@ -181,44 +167,38 @@ impl Client {
                 return Err(ClientError::Config(format!("{url} is not an http(s) URL")));
             }
             if config.refuse_internal_addresses {
-                guard::refuse_internal_literal(url).map_err(ClientError::Config)?;
+                if let Some(ip) = http::internal_literal(url) {
+                    return Err(ClientError::Config(format!(
+                        "{url} points to an internal address ({ip})"
+                    )));
+                }
             }
         }
-        let mut builder = reqwest::Client::builder()
-            .use_rustls_tls()
-            .connect_timeout(config.connect_timeout)
-            .timeout(config.request_timeout)
-            .user_agent(concat!("dossier/", env!("CARGO_PKG_VERSION")))
-            .gzip(true)
-            // Neither Entra nor Graph redirects these calls; following one could carry the
-            // secret or the token somewhere unexpected.
-            .redirect(reqwest::redirect::Policy::none());
-        if config.refuse_internal_addresses {
-            builder = builder.dns_resolver(Arc::new(guard::PublicOnly));
-        }
-        if let Some(pem) = &config.extra_roots_pem {
-            for cert in extra_roots(pem)
-                .map_err(|e| ClientError::Config(format!("extra trust roots: {e}")))?
-            {
-                builder = builder.add_root_certificate(cert);
-            }
-        }
-        let http = builder
-            .build()
-            .map_err(|e| ClientError::Config(e.without_url().to_string()))?;
+        // Neither Entra nor Graph redirects these calls; following one could carry the secret
+        // or the token somewhere unexpected: the client follows none.
+        let http = http::build_client(&http::ClientOptions {
+            connect_timeout: config.connect_timeout,
+            request_timeout: config.request_timeout,
+            user_agent: concat!("dossier/", env!("CARGO_PKG_VERSION")),
+            refuse_internal_addresses: config.refuse_internal_addresses,
+            extra_roots_pem: config.extra_roots_pem.as_deref(),
+        })
+        .map_err(ClientError::Config)?;
         Ok(Client {
             inner: Arc::new(Inner {
                 transport: Transport {
                     http,
-                    retry_base: config.retry_base,
-                    retry_cap: config.retry_cap,
+                    backoff: http::Backoff {
+                        base: config.retry_base,
+                        cap: config.retry_cap,
+                    },
                     max_retries: config.max_retries,
                     max_transport_retries: config.max_transport_retries,
                     max_body_bytes: config.max_body_bytes,
                     on_retry: config.on_retry.clone(),
                 },
                 credentials: config.credentials,
-                token: Mutex::new(None),
+                token: http::TokenCache::default(),
             }),
         })
     }
@@ -346,22 +326,12 @@ impl Client {
 
     /// Returns the kept token, fetching a new one when there is none or it is due.
     async fn token(&self) -> Result<HeaderValue, ClientError> {
-        let mut kept = self.inner.token.lock().await;
-        if let Some(t) = kept.as_ref().filter(|t| Instant::now() < t.renew_at) {
-            return Ok(t.header.clone());
-        }
-        let fresh = self.fetch_token().await?;
-        let header = fresh.header.clone();
-        *kept = Some(fresh);
-        Ok(header)
+        self.inner.token.get_or_fetch(self.fetch_token()).await
     }
 
     /// Drops the kept token if it is still `refused`.
     async fn forget(&self, refused: &HeaderValue) {
-        let mut kept = self.inner.token.lock().await;
-        if kept.as_ref().is_some_and(|t| t.header == *refused) {
-            *kept = None;
-        }
+        self.inner.token.forget(refused).await;
     }
 
     /// `POST {login}/{tenant}/oauth2/v2.0/token` with the client credentials (§1.2).
@@ -414,18 +384,6 @@ impl Client {
         );
         Ok(Token { header, renew_at })
     }
-}
-
-/// The certificates of a PEM bundle of extra trust roots.
-///
-/// # Errors
-/// A message when the bundle cannot be read or holds no certificate.
-pub fn extra_roots(pem: &[u8]) -> Result<Vec<reqwest::Certificate>, String> {
-    let certs = reqwest::Certificate::from_pem_bundle(pem).map_err(|e| e.to_string())?;
-    if certs.is_empty() {
-        return Err("no certificate in PEM".into());
-    }
-    Ok(certs)
 }
 
 #[cfg(test)]

@@ -4,12 +4,10 @@
 use std::error::Error as _;
 use std::time::Duration;
 
-use futures_util::StreamExt;
-use rand::Rng;
+use dossier_source::http::{self, Backoff, BodyError, Retries};
 use reqwest::header::{HeaderMap, HeaderValue, RETRY_AFTER};
 use reqwest::{Method, Response, StatusCode};
 use serde::Deserialize;
-use tokio::time::Instant;
 use url::Url;
 
 use super::error::ClientError;
@@ -42,8 +40,7 @@ pub(crate) struct Call<'a> {
 /// Everything the retry loop needs.
 pub(crate) struct Transport {
     pub http: reqwest::Client,
-    pub retry_base: Duration,
-    pub retry_cap: Duration,
+    pub backoff: Backoff,
     pub max_retries: u32,
     pub max_transport_retries: u32,
     pub max_body_bytes: u64,
@@ -65,8 +62,7 @@ impl Transport {
     /// budgets, and returns the body of the first success. A `Retry-After` longer than the
     /// retry cap is the caller's to schedule: the error is returned at once.
     pub(crate) async fn execute(&self, call: &Call<'_>) -> Result<Vec<u8>, ClientError> {
-        let (mut http_retries, mut transport_retries) = (0u32, 0u32);
-        let first_try = Instant::now();
+        let mut retries = Retries::new(self.backoff, self.max_retries, self.max_transport_retries);
         loop {
             let (err, after, transport) = match self.try_once(call).await {
                 Ok(body) => return Ok(body),
@@ -84,47 +80,20 @@ impl Transport {
                     transport,
                 }) => (err, after, transport),
             };
-            let (used, budget) = if transport {
-                (&mut transport_retries, self.max_transport_retries)
-            } else {
-                (&mut http_retries, self.max_retries)
-            };
-            if *used >= budget {
+            let Some(retry) = retries.next(transport, after) else {
                 return Err(err);
-            }
-            let delay = match after {
-                Some(d) if d > self.retry_cap => return Err(err),
-                Some(d) => d,
-                None => self.backoff(*used),
             };
-            *used += 1;
             if let Some(observe) = &self.on_retry {
-                observe(&Retrying {
-                    error: err.clone(),
-                    retry: *used,
-                    of: budget,
-                    delay,
-                    failing_for: first_try.elapsed(),
-                });
+                observe(&Retrying::new(err.clone(), &retry));
             }
             tracing::debug!(
                 endpoint = call.endpoint,
                 kind = err.kind(),
-                retry_in_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+                retry_in_ms = u64::try_from(retry.delay.as_millis()).unwrap_or(u64::MAX),
                 "defender request will be retried"
             );
-            tokio::time::sleep(delay).await;
+            tokio::time::sleep(retry.delay).await;
         }
-    }
-
-    /// Full-jitter exponential backoff: uniform in `0..=min(cap, base * 2^n)`.
-    fn backoff(&self, n: u32) -> Duration {
-        let factor = 1u32.checked_shl(n.min(31)).unwrap_or(u32::MAX);
-        let ceiling = self.retry_base.saturating_mul(factor).min(self.retry_cap);
-        if ceiling.is_zero() {
-            return ceiling;
-        }
-        rand::thread_rng().gen_range(Duration::ZERO..=ceiling)
     }
 
     async fn try_once(&self, call: &Call<'_>) -> Result<Vec<u8>, Attempt> {
@@ -277,17 +246,7 @@ const TENANT_TEXT_CHARS: usize = 300;
 /// A vendor's words as shown to operators: on one line, without control characters, cut to
 /// [`TENANT_TEXT_CHARS`].
 pub(crate) fn tenant_text(s: &str) -> String {
-    let mut out: String = s
-        .split_whitespace()
-        .flat_map(|w| std::iter::once(' ').chain(w.chars().filter(|c| !c.is_control())))
-        .skip(1)
-        .take(TENANT_TEXT_CHARS + 1)
-        .collect();
-    if out.chars().count() > TENANT_TEXT_CHARS {
-        out = out.chars().take(TENANT_TEXT_CHARS - 1).collect();
-        out.push('…');
-    }
-    out
+    http::tenant_text(s, TENANT_TEXT_CHARS)
 }
 
 /// The first line of an Entra description (the rest is trace and correlation ids).
@@ -297,27 +256,17 @@ fn first_line(s: &str) -> String {
 
 /// Reads the body chunk by chunk (decompressed), giving up as soon as it passes `limit`.
 async fn read_body(resp: Response, limit: u64) -> Result<Vec<u8>, Attempt> {
-    if resp.content_length().is_some_and(|n| n > limit) {
-        return Err(Attempt::Final(ClientError::TooLarge { limit }));
-    }
-    let capacity = resp.content_length().unwrap_or(0).min(limit).min(16 << 20);
-    let mut body = Vec::with_capacity(usize::try_from(capacity).unwrap_or(0));
-    let mut stream = resp.bytes_stream();
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(transport_failure)?;
-        if u64::try_from(body.len() + chunk.len()).unwrap_or(u64::MAX) > limit {
-            return Err(Attempt::Final(ClientError::TooLarge { limit }));
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
+    http::read_body(resp, limit).await.map_err(|e| match e {
+        BodyError::TooLarge { limit } => Attempt::Final(ClientError::TooLarge { limit }),
+        BodyError::Transport(e) => transport_failure(e),
+    })
 }
 
 /// Classifies a reqwest error. The URL is stripped: it may carry the filter, and the message
 /// goes to operators and logs.
 fn transport_failure(err: reqwest::Error) -> Attempt {
     let err = err.without_url();
-    let message = chain(&err);
+    let message = http::error_chain(&err);
     let lower = message.to_ascii_lowercase();
     let has = |needles: &[&str]| needles.iter().any(|n| lower.contains(n));
     let dropped = has(&[
@@ -378,18 +327,6 @@ fn sources(err: &reqwest::Error) -> Vec<&(dyn std::error::Error + 'static)> {
         source = s.source();
     }
     out
-}
-
-/// The error and its sources, joined; repeated messages (hyper wraps a lot) dropped.
-fn chain(err: &reqwest::Error) -> String {
-    let mut parts: Vec<String> = vec![err.to_string()];
-    for s in sources(err) {
-        let text = s.to_string();
-        if !parts.iter().any(|p| p.contains(&text)) {
-            parts.push(text);
-        }
-    }
-    parts.join(": ")
 }
 
 #[cfg(test)]

@@ -1,7 +1,6 @@
 //! How a [`crate::Client`] is configured.
 
 use std::fmt;
-use std::sync::Arc;
 use std::time::Duration;
 
 use secrecy::SecretString;
@@ -53,21 +52,11 @@ pub struct ClientConfig {
 }
 
 /// Called with each [`Retrying`]; it runs inside the call, so it must return at once.
-pub type RetryObserver = Arc<dyn Fn(&Retrying) + Send + Sync>;
+pub type RetryObserver = dossier_source::http::ClientRetryObserver<ClientError>;
 
-/// A try that failed and that the client is about to make again.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Retrying {
-    /// Why the try failed.
-    pub error: ClientError,
-    /// Which retry this is (1 for the first), of at most `of` for this kind of failure.
-    pub retry: u32,
-    pub of: u32,
-    /// How long the client waits before it.
-    pub delay: Duration,
-    /// How long the call has been going on: since it began, its first try included.
-    pub failing_for: Duration,
-}
+/// A try that failed and that the client is about to make again: why (`error`), which retry
+/// of how many, the wait before it and how long the call has been failing.
+pub type Retrying = dossier_source::http::ClientRetrying<ClientError>;
 
 impl ClientConfig {
     /// Returns the defaults for a tenant: 10 s connect, 60 s request, 64 MiB bodies, 10 req/s,

@@ -21,7 +21,8 @@ use secrecy::ExposeSecret;
 use serde::Deserialize;
 use url::Url;
 
-mod guard;
+pub use dossier_source::http::extra_roots;
+use dossier_source::http::{self, Backoff};
 
 pub use config::{ClientConfig, RetryObserver, Retrying, DEFAULT_MAX_BODY_BYTES};
 pub use error::ClientError;
@@ -29,7 +30,6 @@ pub use error::ClientError;
 use crate::envelope::{parse_page, EnvelopeError, Page};
 use crate::lenient::{Obj, Str, U64};
 use crate::query::ThreatQuery;
-use retry::Backoff;
 use transport::{Call, Transport};
 
 /// What `POST /users/api-token-details` says about the token.
@@ -97,43 +97,21 @@ impl Client {
         })?;
         auth.set_sensitive(true);
 
-        let mut builder = reqwest::Client::builder()
-            .use_rustls_tls()
-            .connect_timeout(config.connect_timeout)
-            .timeout(config.request_timeout)
-            .user_agent(config.user_agent.clone())
-            .gzip(true)
-            // The API does not redirect; a redirect means a wrong URL, and following it could
-            // carry the request somewhere unexpected.
-            .redirect(reqwest::redirect::Policy::none());
         if config.refuse_internal_addresses {
-            // An address literal never goes through the resolver: check it here.
-            if let Some(url::Host::Ipv4(ip)) = config.base_url.host() {
-                if dossier_domain::net::is_internal(ip.into()) {
-                    return Err(ClientError::Config(format!(
-                        "the tenant URL points to an internal address ({ip})"
-                    )));
-                }
-            }
-            if let Some(url::Host::Ipv6(ip)) = config.base_url.host() {
-                if dossier_domain::net::is_internal(ip.into()) {
-                    return Err(ClientError::Config(format!(
-                        "the tenant URL points to an internal address ({ip})"
-                    )));
-                }
-            }
-            builder = builder.dns_resolver(std::sync::Arc::new(guard::PublicOnly));
-        }
-        if let Some(pem) = &config.extra_roots_pem {
-            let certs = extra_roots(pem)
-                .map_err(|e| ClientError::Config(format!("extra trust roots: {e}")))?;
-            for cert in certs {
-                builder = builder.add_root_certificate(cert);
+            if let Some(ip) = http::internal_literal(&config.base_url) {
+                return Err(ClientError::Config(format!(
+                    "the tenant URL points to an internal address ({ip})"
+                )));
             }
         }
-        let http = builder
-            .build()
-            .map_err(|e| ClientError::Config(e.without_url().to_string()))?;
+        let http = http::build_client(&http::ClientOptions {
+            connect_timeout: config.connect_timeout,
+            request_timeout: config.request_timeout,
+            user_agent: &config.user_agent,
+            refuse_internal_addresses: config.refuse_internal_addresses,
+            extra_roots_pem: config.extra_roots_pem.as_deref(),
+        })
+        .map_err(ClientError::Config)?;
         let transport = Transport {
             http,
             auth,
@@ -403,19 +381,6 @@ fn check_page(q: &ThreatQuery, mut page: Page) -> Result<Page, ClientError> {
         page.next_cursor = None;
     }
     Ok(page)
-}
-
-/// The certificates of a PEM bundle of extra trust roots.
-///
-/// # Errors
-/// A message when the bundle cannot be read or holds no certificate: checked when the server
-/// starts, so that a wrong file is refused at once rather than failing every connector.
-pub fn extra_roots(pem: &[u8]) -> Result<Vec<reqwest::Certificate>, String> {
-    let certs = reqwest::Certificate::from_pem_bundle(pem).map_err(|e| e.to_string())?;
-    if certs.is_empty() {
-        return Err("no certificate in PEM".into());
-    }
-    Ok(certs)
 }
 
 #[cfg(test)]

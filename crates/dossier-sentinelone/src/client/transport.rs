@@ -4,7 +4,7 @@
 use std::error::Error as _;
 use std::time::{Duration, SystemTime};
 
-use futures_util::StreamExt;
+use dossier_source::http::{self, Backoff, BodyError, Retries};
 use reqwest::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
 use reqwest::{Method, Response, StatusCode};
 use tokio::time::Instant;
@@ -13,7 +13,7 @@ use url::Url;
 use super::config::{RetryObserver, Retrying};
 use super::error::ClientError;
 use super::ratelimit::RateLimiter;
-use super::retry::{parse_retry_after, Backoff};
+use super::retry::parse_retry_after;
 use crate::envelope::parse_error;
 
 /// Error bodies are small; this much is enough for the `errors` envelope.
@@ -56,8 +56,7 @@ impl Transport {
     /// Sends `call`, retrying 429, 5xx, timeouts and connection failures within the configured
     /// budgets, and returns the body of the first success.
     pub(crate) async fn execute(&self, call: &Call<'_>) -> Result<Vec<u8>, ClientError> {
-        let (mut http_retries, mut transport_retries) = (0u32, 0u32);
-        let first_try = Instant::now();
+        let mut retries = Retries::new(self.backoff, self.max_retries, self.max_transport_retries);
         for attempt in 1u32.. {
             self.limiter.acquire().await;
             let started = Instant::now();
@@ -90,39 +89,23 @@ impl Transport {
                     transport,
                 }) => (err, after, transport),
             };
-            let (used, budget) = if transport {
-                (&mut transport_retries, self.max_transport_retries)
-            } else {
-                (&mut http_retries, self.max_retries)
-            };
-            if *used >= budget {
+            // A spent budget, or a long Retry-After (the caller's to schedule, not ours to sleep
+            // through), ends the call.
+            let Some(retry) = retries.next(transport, after) else {
                 return Err(err);
-            }
-            let delay = match after {
-                // A long Retry-After is the caller's to schedule, not ours to sleep through.
-                Some(d) if d > self.backoff.cap => return Err(err),
-                Some(d) => d,
-                None => self.backoff.delay(*used),
             };
-            *used += 1;
             if let Some(observe) = &self.on_retry {
-                observe(&Retrying {
-                    error: err.clone(),
-                    retry: *used,
-                    of: budget,
-                    delay,
-                    failing_for: first_try.elapsed(),
-                });
+                observe(&Retrying::new(err.clone(), &retry));
             }
             tracing::debug!(
                 method = %call.method,
                 endpoint = call.endpoint,
                 attempt,
                 kind = err.kind(),
-                retry_in_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+                retry_in_ms = u64::try_from(retry.delay.as_millis()).unwrap_or(u64::MAX),
                 "sentinelone request will be retried"
             );
-            tokio::time::sleep(delay).await;
+            tokio::time::sleep(retry.delay).await;
         }
         Err(ClientError::BadResponse("retry loop ended".into()))
     }
@@ -202,17 +185,7 @@ const TENANT_TEXT_CHARS: usize = 200;
 /// A tenant's words as shown to operators: on one line, without control characters, and cut
 /// to [`TENANT_TEXT_CHARS`].
 fn tenant_text(s: &str) -> String {
-    let mut out: String = s
-        .split_whitespace()
-        .flat_map(|w| std::iter::once(' ').chain(w.chars().filter(|c| !c.is_control())))
-        .skip(1)
-        .take(TENANT_TEXT_CHARS + 1)
-        .collect();
-    if out.chars().count() > TENANT_TEXT_CHARS {
-        out = out.chars().take(TENANT_TEXT_CHARS - 1).collect();
-        out.push('…');
-    }
-    out
+    http::tenant_text(s, TENANT_TEXT_CHARS)
 }
 
 fn elapsed_ms(since: Instant) -> u64 {
@@ -221,29 +194,17 @@ fn elapsed_ms(since: Instant) -> u64 {
 
 /// Reads the body chunk by chunk (decompressed), giving up as soon as it passes `limit`.
 async fn read_body(resp: Response, limit: u64) -> Result<Vec<u8>, Failure> {
-    if resp.content_length().is_some_and(|n| n > limit) {
-        return Err(Failure::Final(ClientError::TooLarge { limit }));
-    }
-    // Sized once for a page of a thousand threats (megabytes), rather than regrown and copied
-    // as it arrives; a declared size is only trusted that far before the bytes come.
-    let capacity = resp.content_length().unwrap_or(0).min(limit).min(16 << 20);
-    let mut body = Vec::with_capacity(usize::try_from(capacity).unwrap_or(0));
-    let mut stream = resp.bytes_stream();
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(transport_failure)?;
-        if u64::try_from(body.len() + chunk.len()).unwrap_or(u64::MAX) > limit {
-            return Err(Failure::Final(ClientError::TooLarge { limit }));
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
+    http::read_body(resp, limit).await.map_err(|e| match e {
+        BodyError::TooLarge { limit } => Failure::Final(ClientError::TooLarge { limit }),
+        BodyError::Transport(e) => transport_failure(e),
+    })
 }
 
 /// Classifies a reqwest error. The URL is stripped: it is ours, and the message goes to
 /// operators and logs.
 fn transport_failure(err: reqwest::Error) -> Failure {
     let err = err.without_url();
-    let message = chain(&err);
+    let message = http::error_chain(&err);
     // A connection the tenant dropped (down, restarting, a proxy cutting it) is an outage, not a
     // TLS problem, even when TLS is the layer that noticed the missing close_notify.
     if is_dropped_connection(&err, &message) {
@@ -276,20 +237,6 @@ fn transport_failure(err: reqwest::Error) -> Failure {
     Failure::Final(ClientError::BadResponse(message))
 }
 
-/// The error and its sources, joined; repeated messages (hyper wraps a lot) dropped.
-fn chain(err: &reqwest::Error) -> String {
-    let mut parts: Vec<String> = vec![err.to_string()];
-    let mut source = err.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !parts.iter().any(|p| p.contains(&text)) {
-            parts.push(text);
-        }
-        source = s.source();
-    }
-    parts.join(": ")
-}
-
 /// The error's sources, looking inside `io::Error`s too (they hide their payload from
 /// `source()`).
 fn sources(err: &reqwest::Error) -> Vec<&(dyn std::error::Error + 'static)> {
@@ -318,10 +265,7 @@ pub(crate) const DROPPED_CONNECTION: &[&str] = &[
     "broken pipe",
 ];
 
-pub(crate) fn mentions(message: &str, needles: &[&str]) -> bool {
-    let m = message.to_ascii_lowercase();
-    needles.iter().any(|needle| m.contains(needle))
-}
+pub(crate) use dossier_source::http::mentions;
 
 fn is_dropped_connection(err: &reqwest::Error, message: &str) -> bool {
     use std::io::ErrorKind;
