@@ -306,7 +306,7 @@ async fn a_connector_of_an_unknown_kind_is_refused_naming_the_known_kinds() {
     );
     assert_eq!(
         e["message"],
-        "kind: unknown connector kind \"carbonblack\"; known: sentinelone"
+        "kind: unknown connector kind \"carbonblack\"; known: sentinelone, defender, crowdstrike"
     );
     let (_, list) = app
         .call("GET", "/api/v1/connectors", Some(&admin), None)
