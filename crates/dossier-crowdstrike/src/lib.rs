@@ -7,6 +7,7 @@
 
 pub mod client;
 pub mod cloud;
+pub mod evidence;
 pub mod mapping;
 pub mod query;
 pub mod source;

@@ -252,6 +252,10 @@ impl Source for CrowdStrike {
     fn console_link(&self, _tenant_url: &str, _record_id: &str) -> Option<String> {
         None
     }
+
+    fn evidence(&self, raw: &str) -> Vec<dossier_source::Evidence> {
+        crate::evidence::evidence(raw)
+    }
 }
 
 /// A connector's link to its Falcon cloud.

@@ -7,6 +7,7 @@
 //! permissions a customer grants.
 
 pub mod client;
+pub mod evidence;
 pub mod mapping;
 pub mod query;
 pub mod source;

@@ -239,6 +239,10 @@ impl Source for Defender {
     fn console_link(&self, _tenant_url: &str, _record_id: &str) -> Option<String> {
         None
     }
+
+    fn evidence(&self, raw: &str) -> Vec<dossier_source::Evidence> {
+        crate::evidence::evidence(raw)
+    }
 }
 
 /// What the worker does about a client error, with the operator's words for it.

@@ -284,6 +284,25 @@ pub trait Connection: Send + Sync {
     async fn write_back(&self, record_ids: &[String], verdict: Verdict) -> Result<String, Failure>;
 }
 
+/// One fact of a record that its producer alone gives, for the story page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Evidence {
+    /// What it is: `Command line`, `Parent process`, `Device (other)`.
+    pub label: String,
+    pub value: String,
+}
+
+impl Evidence {
+    /// A fact, when the record has it: `None` and blank values are left out.
+    pub fn of(label: &str, value: Option<&str>) -> Option<Self> {
+        let value = value?.trim();
+        (!value.is_empty()).then(|| Self {
+            label: label.to_owned(),
+            value: value.to_owned(),
+        })
+    }
+}
+
 /// Words the Workbench and the API use for a source.
 #[derive(Debug, Clone, Copy)]
 pub struct Labels {
@@ -338,6 +357,14 @@ pub trait Source: Send + Sync {
 
     /// The link to a record in the producer's console, if the producer has one.
     fn console_link(&self, tenant_url: &str, record_id: &str) -> Option<String>;
+
+    /// What a record says that only its producer gives (a process's command line and parent,
+    /// an alert's other evidence, the vendor's own tactic ids), in the order the story page
+    /// shows it; read from the record's raw JSON. None by default: what every producer gives
+    /// is in the incident already.
+    fn evidence(&self, _raw: &str) -> Vec<Evidence> {
+        Vec::new()
+    }
 }
 
 /// Every source this build knows.

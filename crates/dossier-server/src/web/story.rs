@@ -95,6 +95,7 @@ fn story_body(
                 Err(why) => p.notice { "You can read this story but not act on it: " (why) },
             }
         }
+        (evidence_section(d, connectors))
         (incidents_section(d, connectors))
         (mitre_section(d))
         (timeline_section(d))
@@ -175,6 +176,33 @@ fn fact_panels(d: &StoryDetail) -> Markup {
                     dt { "Signer" } dd { (layout::opt(file.and_then(|f| f.signer.as_deref()))) }
                     // A fileless threat reports size 0: that is no file, not an empty one.
                     dt { "Size" } dd { (layout::opt(file.and_then(|f| f.size).filter(|n| *n > 0).map(|n| format!("{n} bytes")).as_deref())) }
+                }
+            }
+        }
+    }
+}
+
+/// What the latest incident's producer alone says of it (a process tree, an alert's other
+/// entities, the vendor's own tactic ids), as its source reads it; nothing when it says nothing
+/// more than the panels.
+fn evidence_section(d: &StoryDetail, connectors: &HashMap<String, Console>) -> Markup {
+    let Some((latest, console)) = d
+        .incidents
+        .last()
+        .and_then(|i| Some((i, connectors.get(&i.connector_id)?)))
+    else {
+        return html! {};
+    };
+    let evidence = console.source.evidence(latest.raw.get());
+    if evidence.is_empty() {
+        return html! {};
+    }
+    html! {
+        section aria-labelledby="evidence-title" {
+            h2 #evidence-title { "Evidence from " (console.source.labels().vendor) " " span.hint { "(latest " (console.source.labels().record_name) ", " (latest.id) ")" } }
+            dl.facts {
+                @for e in &evidence {
+                    dt { (e.label) } dd.mono { (e.value) }
                 }
             }
         }
