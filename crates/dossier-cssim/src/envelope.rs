@@ -21,7 +21,12 @@ pub(crate) fn meta(powered_by: &str, extra: Value) -> Value {
 
 /// A JSON response.
 pub(crate) fn json_response(status: StatusCode, body: &Value) -> Response {
-    let mut response = Response::new(Body::from(body.to_string()));
+    text_response(status, body.to_string())
+}
+
+/// A JSON answer already written as text.
+pub(crate) fn text_response(status: StatusCode, body: String) -> Response {
+    let mut response = Response::new(Body::from(body));
     *response.status_mut() = status;
     response.headers_mut().insert(
         header::CONTENT_TYPE,

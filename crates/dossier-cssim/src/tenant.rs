@@ -43,7 +43,10 @@ pub(crate) struct Inner {
 /// The alerts, by composite id and in `updated_timestamp` order.
 #[derive(Default)]
 pub(crate) struct Store {
-    pub by_id: HashMap<String, (String, Value)>,
+    /// Composite id → (`updated_timestamp` as ordered, the alert, the alert as served). The
+    /// served text is kept so that entities answers splice it in rather than clone and
+    /// serialise every alert again.
+    pub by_id: HashMap<String, (String, Value, std::sync::Arc<str>)>,
     /// (`updated_timestamp` as sent, composite id): RFC 3339 with nine fractional digits in
     /// UTC sorts as text in time order.
     pub order: BTreeSet<(String, String)>,
@@ -58,11 +61,12 @@ impl Store {
             .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
             .map(|t| nanos_text(t.with_timezone(&Utc)))
             .unwrap_or_default();
-        if let Some((old, _)) = self.by_id.get(&id) {
+        if let Some((old, _, _)) = self.by_id.get(&id) {
             self.order.remove(&(old.clone(), id.clone()));
         }
         self.order.insert((updated.clone(), id.clone()));
-        self.by_id.insert(id, (updated, alert));
+        let text = alert.to_string().into();
+        self.by_id.insert(id, (updated, alert, text));
     }
 }
 
@@ -170,7 +174,7 @@ impl Tenant {
 
     fn edit(&self, id: &str, change: impl FnOnce(&mut Value)) -> bool {
         let mut store = lock(&self.inner.store);
-        let Some((_, alert)) = store.by_id.get(id) else {
+        let Some((_, alert, _)) = store.by_id.get(id) else {
             return false;
         };
         let mut alert = alert.clone();
@@ -200,7 +204,7 @@ impl Tenant {
         lock(&self.inner.store)
             .by_id
             .get(id)
-            .map(|(_, a)| a.clone())
+            .map(|(_, a, _)| a.clone())
     }
 
     /// Returns every composite id in `updated_timestamp` order.
@@ -337,7 +341,7 @@ impl Tenant {
         let mut store = lock(&self.inner.store);
         let mut affected = 0;
         for id in ids {
-            let Some((_, alert)) = store.by_id.get(id) else {
+            let Some((_, alert, _)) = store.by_id.get(id) else {
                 continue;
             };
             let mut alert = alert.clone();

@@ -105,15 +105,15 @@ fn wants_unknown_members(headers: &HeaderMap) -> bool {
         })
 }
 
-/// An alert as this request sees it.
-fn shown(alert: &Stored, unknown_members: bool) -> Value {
+/// An alert as this request sees it, as JSON text.
+fn shown(alert: &Stored, unknown_members: bool) -> std::sync::Arc<str> {
     let source = alert.field("detectionSource").unwrap_or_default();
     if unknown_members || !EVOLVED_SOURCES.contains(&source) {
-        return alert.value.clone();
+        return std::sync::Arc::clone(&alert.text);
     }
     let mut value = alert.value.clone();
     value["detectionSource"] = json!("unknownFutureValue");
-    value
+    value.to_string().into()
 }
 
 async fn list(
@@ -158,19 +158,41 @@ async fn list(
                 json!(next_link(&headers, &pairs, &q)),
             );
         }
-        let value: Vec<Value> = listing
+        // The envelope without its list, then the alerts' own text spliced in.
+        body.insert("value".into(), Value::Array(Vec::new()));
+        let envelope = serde_json::to_string(&Value::Object(body)).unwrap_or_default();
+        let texts: Vec<std::sync::Arc<str>> = listing
             .items
             .iter()
             .map(|a| shown(a, unknown_members))
             .collect();
-        body.insert("value".into(), Value::Array(value));
-        serde_json::to_vec(&Value::Object(body)).unwrap_or_default()
+        splice_list(&envelope, "\"value\":[]", &texts)
     };
     let body = match &fault {
         Some(f) => f.alter(body),
         None => body,
     };
     ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+/// `envelope` with the list written as `marker` (`"value":[]`) filled with `items`, each a JSON
+/// text, in order.
+fn splice_list(envelope: &str, marker: &str, items: &[std::sync::Arc<str>]) -> Vec<u8> {
+    let Some(at) = envelope.find(marker) else {
+        return envelope.as_bytes().to_vec();
+    };
+    let open = at + marker.len() - 1;
+    let size = envelope.len() + items.iter().map(|t| t.len() + 1).sum::<usize>();
+    let mut out = Vec::with_capacity(size);
+    out.extend_from_slice(&envelope.as_bytes()[..open]);
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(item.as_bytes());
+    }
+    out.extend_from_slice(&envelope.as_bytes()[open..]);
+    out
 }
 
 /// The next page's URL: the same query, `$skip` replaced by a `$skiptoken`.
@@ -198,7 +220,11 @@ async fn one(State(tenant): State<Tenant>, headers: HeaderMap, Path(id): Path<St
     }
     let store = read(&tenant.inner.store);
     match store.by_id.get(&id) {
-        Some(alert) => Json(shown(alert, wants_unknown_members(&headers))).into_response(),
+        Some(alert) => (
+            [(header::CONTENT_TYPE, "application/json")],
+            shown(alert, wants_unknown_members(&headers)).to_string(),
+        )
+            .into_response(),
         None => not_found(&id),
     }
 }

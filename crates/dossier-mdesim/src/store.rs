@@ -10,6 +10,9 @@ use crate::ticks;
 #[derive(Debug, Clone)]
 pub(crate) struct Stored {
     pub value: Value,
+    /// `value` as served: lists are written from it, rather than cloning and serialising
+    /// every alert again for every page.
+    pub text: std::sync::Arc<str>,
     pub updated: i64,
     pub created: i64,
 }
@@ -33,6 +36,7 @@ impl Stored {
         Ok((
             id,
             Stored {
+                text: value.to_string().into(),
                 value,
                 updated,
                 created,
