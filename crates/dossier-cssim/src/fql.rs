@@ -41,21 +41,17 @@ impl Filter {
         Ok(filter)
     }
 
-    /// Tells whether an alert with this product and update time matches.
-    pub(crate) fn matches(&self, product: Option<&str>, updated: Option<DateTime<Utc>>) -> bool {
-        let product_ok = self
-            .products
-            .as_ref()
-            .is_none_or(|ps| product.is_some_and(|p| ps.iter().any(|q| q == p)));
-        let time_ok = self.updated.iter().all(|(op, bound)| {
-            updated.is_some_and(|t| match op {
-                Op::Gt => t > *bound,
-                Op::Ge => t >= *bound,
-                Op::Lt => t < *bound,
-                Op::Le => t <= *bound,
-            })
-        });
-        product_ok && time_ok
+    /// The filter as a scan applies it to stored alerts, whose update times are kept as
+    /// `nanos_text` (which sorts as time does): the bounds are written once in that form.
+    pub(crate) fn prepared(&self) -> Prepared<'_> {
+        Prepared {
+            products: self.products.as_deref(),
+            bounds: self
+                .updated
+                .iter()
+                .map(|(op, t)| (*op, crate::generate::nanos_text(*t)))
+                .collect(),
+        }
     }
 
     /// The lowest update time a match can have, for starting the scan there.
@@ -65,6 +61,28 @@ impl Filter {
             .filter(|(op, _)| matches!(op, Op::Gt | Op::Ge))
             .map(|(_, t)| *t)
             .max()
+    }
+}
+
+/// A filter ready for a scan: see [`Filter::prepared`].
+pub(crate) struct Prepared<'a> {
+    products: Option<&'a [String]>,
+    bounds: Vec<(Op, String)>,
+}
+
+impl Prepared<'_> {
+    /// Tells whether an alert with this product and update time (as `nanos_text`) matches.
+    pub(crate) fn matches(&self, product: Option<&str>, updated: &str) -> bool {
+        let product_ok = self
+            .products
+            .is_none_or(|ps| product.is_some_and(|p| ps.iter().any(|q| q == p)));
+        product_ok
+            && self.bounds.iter().all(|(op, bound)| match op {
+                Op::Gt => updated > bound.as_str(),
+                Op::Ge => updated >= bound.as_str(),
+                Op::Lt => updated < bound.as_str(),
+                Op::Le => updated <= bound.as_str(),
+            })
     }
 }
 
@@ -119,13 +137,16 @@ mod tests {
         let f =
             Filter::parse("product:'epp'+updated_timestamp:>='2024-01-01T00:00:00.5Z'").unwrap();
         assert_eq!(f.lower_bound(), Some(t("2024-01-01T00:00:00.5Z")));
-        assert!(f.matches(Some("epp"), Some(t("2024-01-01T00:00:00.5Z"))));
-        assert!(!f.matches(Some("idp"), Some(t("2024-01-02T00:00:00Z"))));
-        assert!(!f.matches(Some("epp"), Some(t("2024-01-01T00:00:00.499999999Z"))));
+        let at = |s: &str| crate::generate::nanos_text(t(s));
+        let p = f.prepared();
+        assert!(p.matches(Some("epp"), &at("2024-01-01T00:00:00.5Z")));
+        assert!(!p.matches(Some("idp"), &at("2024-01-02T00:00:00Z")));
+        assert!(!p.matches(Some("epp"), &at("2024-01-01T00:00:00.499999999Z")));
         let f = Filter::parse("updated_timestamp:>'2024-01-01T00:00:00Z'+updated_timestamp:<='2024-01-02T00:00:00Z'+product:['epp','idp']").unwrap();
-        assert!(f.matches(Some("idp"), Some(t("2024-01-02T00:00:00Z"))));
-        assert!(!f.matches(Some("epp"), Some(t("2024-01-01T00:00:00Z"))));
-        assert!(!f.matches(Some("epp"), None));
+        let p = f.prepared();
+        assert!(p.matches(Some("idp"), &at("2024-01-02T00:00:00Z")));
+        assert!(!p.matches(Some("epp"), &at("2024-01-01T00:00:00Z")));
+        assert!(!p.matches(None, &at("2024-01-01T12:00:00Z")));
     }
 
     #[test]

@@ -16,7 +16,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
 use axum::routing::{any, get, patch, post};
 use axum::Router;
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use rand::Rng;
 use serde_json::{json, Value};
 
@@ -292,16 +292,11 @@ fn matching(tenant: &Tenant, filter: &Filter, offset: u64, limit: u64) -> (u64, 
         .lower_bound()
         .map(crate::generate::nanos_text)
         .unwrap_or_default();
+    let filter = filter.prepared();
     let mut total = 0u64;
     let mut ids = Vec::new();
-    for (updated, id) in store.order.range((from, String::new())..) {
-        let Some((_, alert, _)) = store.by_id.get(id) else {
-            continue;
-        };
-        let at = DateTime::parse_from_rfc3339(updated)
-            .ok()
-            .map(|t| t.with_timezone(&Utc));
-        if !filter.matches(alert["product"].as_str(), at) {
+    for ((updated, id), product) in store.order.range((from, String::new())..) {
+        if !filter.matches(product.as_deref(), updated) {
             continue;
         }
         if total >= offset && total < offset + limit {

@@ -1,7 +1,7 @@
 //! The emulated tenant's shared state and its Rust API (used by tests, the demo and the
 //! benchmark while the HTTPS server reads the same state).
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
@@ -47,9 +47,10 @@ pub(crate) struct Store {
     /// served text is kept so that entities answers splice it in rather than clone and
     /// serialise every alert again.
     pub by_id: HashMap<String, (String, Value, std::sync::Arc<str>)>,
-    /// (`updated_timestamp` as sent, composite id): RFC 3339 with nine fractional digits in
-    /// UTC sorts as text in time order.
-    pub order: BTreeSet<(String, String)>,
+    /// (`updated_timestamp` as sent, composite id) → the alert's `product`: RFC 3339 with nine
+    /// fractional digits in UTC sorts as text in time order, and a query reads what it filters
+    /// on here, without a lookup or a parse per alert.
+    pub order: BTreeMap<(String, String), Option<String>>,
 }
 
 impl Store {
@@ -64,7 +65,8 @@ impl Store {
         if let Some((old, _, _)) = self.by_id.get(&id) {
             self.order.remove(&(old.clone(), id.clone()));
         }
-        self.order.insert((updated.clone(), id.clone()));
+        let product = alert["product"].as_str().map(str::to_owned);
+        self.order.insert((updated.clone(), id.clone()), product);
         let text = alert.to_string().into();
         self.by_id.insert(id, (updated, alert, text));
     }
@@ -211,7 +213,7 @@ impl Tenant {
     pub fn ids_by_update(&self) -> Vec<String> {
         lock(&self.inner.store)
             .order
-            .iter()
+            .keys()
             .map(|(_, id)| id.clone())
             .collect()
     }

@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use chrono::Utc;
+use chrono::{DurationRound, Utc};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::{fresh_server, BenchOptions};
@@ -21,7 +21,11 @@ pub struct IngestResult {
 }
 
 pub async fn run(o: &BenchOptions) -> anyhow::Result<IngestResult> {
-    let now = Utc::now();
+    // Every run reads the same records: an emulator's data must not move with the clock (a
+    // Defender incident groups a device's alerts of one day), so history ends at midnight.
+    let now = Utc::now()
+        .duration_trunc(chrono::Duration::days(1))
+        .unwrap_or_else(|_| Utc::now());
     let mut sims = Vec::new();
     let mut total = 0u64;
     eprintln!(
