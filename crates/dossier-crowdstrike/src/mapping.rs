@@ -65,13 +65,48 @@ pub fn remap_stored(raw: &str) -> Option<Incident> {
     map_fields(raw).ok()
 }
 
+/// The alert's top-level fields the mapping reads; the rest (process trees, IOC context,
+/// file writes) is kept in the raw JSON only.
+const FIELDS: [&str; 28] = [
+    "agent_id",
+    "aggregate_id",
+    "composite_id",
+    "created_timestamp",
+    "device",
+    "display_name",
+    "falcon_host_link",
+    "filename",
+    "filepath",
+    "md5",
+    "name",
+    "pattern_disposition_details",
+    "product",
+    "scenario",
+    "severity",
+    "severity_name",
+    "sha1",
+    "sha256",
+    "source_products",
+    "status",
+    "tactic",
+    "tactic_id",
+    "tags",
+    "technique",
+    "technique_id",
+    "timestamp",
+    "type",
+    "updated_timestamp",
+];
+
 /// Everything of an incident but its raw JSON.
 fn map_fields(text: &str) -> Result<Incident, MapError> {
-    let value: Value =
-        serde_json::from_str(text).map_err(|e| MapError::Malformed(e.to_string()))?;
-    let Value::Object(alert) = value else {
-        return Err(MapError::Malformed("expected an object".into()));
-    };
+    let alert = mapping::parse_fields(text, &FIELDS).map_err(|e| {
+        MapError::Malformed(if e.is_data() {
+            "expected an object".into()
+        } else {
+            e.to_string()
+        })
+    })?;
     let external_id = text_of(&alert, "composite_id").ok_or(MapError::MissingId)?;
     let product = text_of(&alert, "product");
     if !product

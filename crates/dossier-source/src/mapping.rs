@@ -23,6 +23,56 @@ pub fn keep_raw<E>(
     Ok(incident)
 }
 
+/// Parses a record's top-level fields named in `keys` into a JSON object, skipping every
+/// other field without building it. A mapper that reads a record as a JSON tree reads only
+/// what it maps: a record carries kilobytes the mapping never looks at, and building a tree of
+/// them cost a CrowdStrike alert's mapping more than all the rest of it.
+///
+/// # Errors
+/// When the text is not a JSON object.
+pub fn parse_fields(
+    text: &str,
+    keys: &[&str],
+) -> Result<serde_json::Map<String, serde_json::Value>, serde_json::Error> {
+    use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
+
+    struct Fields<'k>(&'k [&'k str]);
+
+    impl<'de> Visitor<'de> for Fields<'_> {
+        type Value = serde_json::Map<String, serde_json::Value>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a JSON object")
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut out = serde_json::Map::new();
+            while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                if self.0.contains(&key.as_ref()) {
+                    let value: serde_json::Value = map.next_value()?;
+                    out.insert(key.into_owned(), value);
+                } else {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+            Ok(out)
+        }
+    }
+
+    impl<'de> DeserializeSeed<'de> for Fields<'_> {
+        type Value = serde_json::Map<String, serde_json::Value>;
+
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_map(self)
+        }
+    }
+
+    let mut de = serde_json::Deserializer::from_str(text);
+    let fields = Fields(keys).deserialize(&mut de)?;
+    de.end()?;
+    Ok(fields)
+}
+
 /// Lowercase hex of exactly `len` characters, else `None` (empty, null, truncated,
 /// `"string"`).
 pub fn hex_hash(s: Option<&str>, len: usize) -> Option<String> {
@@ -69,5 +119,23 @@ mod tests {
         ] {
             assert!(!is_technique_id(bad), "{bad}");
         }
+    }
+}
+
+#[cfg(test)]
+mod parse_tests {
+    use super::parse_fields;
+
+    #[test]
+    fn only_the_named_fields_are_kept_and_the_rest_must_still_be_json() {
+        let text = r#"{"a":1,"big":{"x":[1,2,{"y":"z"}]},"b":"two","a\u0062":3}"#;
+        let fields = parse_fields(text, &["a", "b", "ab"]).unwrap_or_default();
+        assert_eq!(
+            serde_json::Value::Object(fields),
+            serde_json::json!({"a": 1, "b": "two", "ab": 3})
+        );
+        assert!(parse_fields("[1]", &["a"]).is_err());
+        assert!(parse_fields(r#"{"a":1} trailing"#, &["a"]).is_err());
+        assert!(parse_fields(r#"{"a":1,"skipped":[}"#, &["a"]).is_err());
     }
 }
