@@ -71,6 +71,34 @@ pub(crate) struct Prepared<'a> {
 }
 
 impl Prepared<'_> {
+    /// The one product the filter asks for, when it asks for exactly one.
+    pub(crate) fn only_product(&self) -> Option<&str> {
+        match self.products {
+            Some([one]) => Some(one.as_str()),
+            _ => None,
+        }
+    }
+
+    /// The part of `sorted` (in update time order, times as `nanos_text`) whose times meet the
+    /// filter's time bounds, found by bisection.
+    pub(crate) fn span<T>(
+        &self,
+        sorted: &[T],
+        time: impl Fn(&T) -> &str,
+    ) -> std::ops::Range<usize> {
+        let (mut lo, mut hi) = (0, sorted.len());
+        for (op, bound) in &self.bounds {
+            let bound = bound.as_str();
+            match op {
+                Op::Ge => lo = lo.max(sorted.partition_point(|x| time(x) < bound)),
+                Op::Gt => lo = lo.max(sorted.partition_point(|x| time(x) <= bound)),
+                Op::Le => hi = hi.min(sorted.partition_point(|x| time(x) <= bound)),
+                Op::Lt => hi = hi.min(sorted.partition_point(|x| time(x) < bound)),
+            }
+        }
+        lo..hi.max(lo)
+    }
+
     /// Tells whether an alert with this product and update time (as `nanos_text`) matches.
     pub(crate) fn matches(&self, product: Option<&str>, updated: &str) -> bool {
         let product_ok = self
@@ -147,6 +175,33 @@ mod tests {
         assert!(p.matches(Some("idp"), &at("2024-01-02T00:00:00Z")));
         assert!(!p.matches(Some("epp"), &at("2024-01-01T00:00:00Z")));
         assert!(!p.matches(None, &at("2024-01-01T12:00:00Z")));
+    }
+
+    #[test]
+    fn a_span_is_what_a_scan_would_match() {
+        let times: Vec<String> = ["01", "02", "02", "03", "05", "08"]
+            .iter()
+            .map(|d| crate::generate::nanos_text(t(&format!("2024-01-{d}T00:00:00Z"))))
+            .collect();
+        for text in [
+            "product:'epp'+updated_timestamp:>='2024-01-02T00:00:00Z'",
+            "product:'epp'+updated_timestamp:>'2024-01-02T00:00:00Z'",
+            "product:'epp'+updated_timestamp:>'2024-01-02T00:00:00Z'+updated_timestamp:<='2024-01-05T00:00:00Z'",
+            "product:'epp'+updated_timestamp:<'2024-01-02T00:00:00Z'",
+            "product:'epp'+updated_timestamp:>'2024-01-09T00:00:00Z'",
+            "product:'epp'",
+        ] {
+            let f = Filter::parse(text).unwrap();
+            let p = f.prepared();
+            assert_eq!(p.only_product(), Some("epp"));
+            let scanned: Vec<usize> = (0..times.len())
+                .filter(|i| p.matches(Some("epp"), &times[*i]))
+                .collect();
+            let span: Vec<usize> = p.span(&times, String::as_str).collect();
+            assert_eq!(span, scanned, "{text}");
+        }
+        let both = Filter::parse("product:['epp','idp']").unwrap();
+        assert_eq!(both.prepared().only_product(), None);
     }
 
     #[test]

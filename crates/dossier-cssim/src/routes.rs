@@ -287,12 +287,29 @@ async fn query_alerts(
 
 /// The total of matching alerts and the ids of `offset..offset + limit`, in update order.
 fn matching(tenant: &Tenant, filter: &Filter, offset: u64, limit: u64) -> (u64, Vec<String>) {
-    let store = lock(&tenant.inner.store);
+    let mut store = lock(&tenant.inner.store);
     let from = filter
         .lower_bound()
         .map(crate::generate::nanos_text)
         .unwrap_or_default();
     let filter = filter.prepared();
+    if let Some(product) = filter.only_product() {
+        let lists = store.by_product();
+        let list = lists
+            .get(&Some(product.to_owned()))
+            .map_or(&[][..], Vec::as_slice);
+        let span = filter.span(list, |(time, _)| time.as_str());
+        let total = span.len() as u64;
+        let skip = usize::try_from(offset).unwrap_or(usize::MAX);
+        let take = usize::try_from(limit).unwrap_or(usize::MAX);
+        let ids = list[span]
+            .iter()
+            .skip(skip)
+            .take(take)
+            .map(|(_, id)| id.clone())
+            .collect();
+        return (total, ids);
+    }
     let mut total = 0u64;
     let mut ids = Vec::new();
     for ((updated, id), product) in store.order.range((from, String::new())..) {

@@ -51,7 +51,14 @@ pub(crate) struct Store {
     /// fractional digits in UTC sorts as text in time order, and a query reads what it filters
     /// on here, without a lookup or a parse per alert.
     pub order: BTreeMap<(String, String), Option<String>>,
+    /// `order` split by product into sorted lists, built when a query needs it and dropped on
+    /// every change: a query for one product then finds its page and its total by bisection,
+    /// as the real API answers in no time whatever the offset.
+    by_product: Option<ByProduct>,
 }
+
+/// Each product's (time, id) keys, in update order.
+pub(crate) type ByProduct = HashMap<Option<String>, Vec<(String, String)>>;
 
 impl Store {
     fn put(&mut self, id: String, alert: Value) {
@@ -66,9 +73,24 @@ impl Store {
             self.order.remove(&(old.clone(), id.clone()));
         }
         let product = alert["product"].as_str().map(str::to_owned);
+        self.by_product = None;
         self.order.insert((updated.clone(), id.clone()), product);
         let text = alert.to_string().into();
         self.by_id.insert(id, (updated, alert, text));
+    }
+}
+
+impl Store {
+    /// The (time, id) lists of each product, in update order.
+    pub(crate) fn by_product(&mut self) -> &ByProduct {
+        let order = &self.order;
+        self.by_product.get_or_insert_with(|| {
+            let mut lists = ByProduct::new();
+            for (key, product) in order {
+                lists.entry(product.clone()).or_default().push(key.clone());
+            }
+            lists
+        })
     }
 }
 
