@@ -186,6 +186,21 @@ impl Emulated {
         }
     }
 
+    /// Tells whether a record is one its connector reads: the Defender and Falcon tenants also
+    /// hold other products' alerts (identity, cloud), which the connector's filter leaves out.
+    pub fn is_endpoint(&self, id: &str) -> bool {
+        let Some(record) = self.record(id) else {
+            return false;
+        };
+        match self {
+            Self::SentinelOne(_) => true,
+            Self::Defender(_) => {
+                record["serviceSource"].as_str() == Some("microsoftDefenderForEndpoint")
+            }
+            Self::CrowdStrike(_) => record["product"].as_str() == Some("epp"),
+        }
+    }
+
     /// Updates an older record, picked at random, as an analyst in the vendor's console does.
     pub fn update_one(&self, now: DateTime<Utc>) {
         let ids = self.ids();
@@ -209,11 +224,7 @@ impl Emulated {
                 .tenant
                 .ids_by_update()
                 .into_iter()
-                .filter(|id| {
-                    s.tenant
-                        .alert(id)
-                        .is_some_and(|a| a["product"].as_str() == Some("epp"))
-                })
+                .filter(|id| self.is_endpoint(id))
                 .collect(),
         }
     }
