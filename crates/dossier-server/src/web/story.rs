@@ -212,9 +212,10 @@ fn evidence_section(d: &StoryDetail, connectors: &HashMap<String, Console>) -> M
 /// Each incident in a row, with a link to it in its tenant's console while the connector is there.
 fn incidents_section(d: &StoryDetail, connectors: &HashMap<String, Console>) -> Markup {
     // A story is one producer's: its records are threats, or alerts, as its source calls them.
-    let record = connectors
-        .values()
-        .next()
+    let record = d
+        .incidents
+        .iter()
+        .find_map(|i| connectors.get(&i.connector_id))
         .map_or("record", |c| c.source.labels().record_name);
     let mut record_title = record.to_owned();
     if let Some(first) = record_title.get_mut(0..1) {

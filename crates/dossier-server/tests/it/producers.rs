@@ -51,6 +51,9 @@ async fn a_defender_connector_waits_for_consent_and_then_connects() {
     .await;
     let account = app.account(Licence::Xops).await;
     let admin = app.key(Some(&account), &[Role::Admin]).await;
+    // Another producer's connector in the same account: the story page must still speak of
+    // its own producer's records.
+    app.create_connector_to(&admin, &app.sim.base_url).await;
     let (status, c) = app
         .call(
             "POST",
@@ -102,6 +105,19 @@ async fn a_defender_connector_waits_for_consent_and_then_connects() {
         .iter()
         .all(|s| s["producer"] == "defender" && s["engine_type"] == "endpoint"));
     assert!(!crate::logs().contains(SECRET), "the secret is in the logs");
+
+    // The story page shows what only Defender says of the alert, names Defender's records,
+    // and links to the alert as Defender gave its address.
+    let mut web = app.signed_in(Some(&account), &[Role::StoriesViewer]).await;
+    let story = stories[0]["id"].as_str().unwrap();
+    let (status, page) = web.get(&format!("/stories/{story}")).await;
+    assert_eq!(status, 200);
+    assert!(page.contains("Evidence from Microsoft Defender"), "{page}");
+    assert!(page.contains("Alert ID"), "{page}");
+    assert!(
+        page.contains("href=\"https://security.microsoft.com/alerts/"),
+        "{page}"
+    );
 }
 
 /// Each kind asks for its own fields, names a missing one, and refuses another kind's.
