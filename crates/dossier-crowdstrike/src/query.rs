@@ -147,6 +147,20 @@ impl AlertQuery {
         ]
     }
 
+    /// Tells whether the page after one of `received` ids moves the walk's bound (it would pass
+    /// the offset ceiling), and so needs the page's latest update time.
+    #[must_use]
+    pub fn moves_bound(&self, received: usize) -> bool {
+        let received = u32::try_from(received).unwrap_or(u32::MAX);
+        received >= self.limit
+            && self
+                .at
+                .offset
+                .saturating_add(received)
+                .saturating_add(self.limit)
+                > QUERY_WINDOW
+    }
+
     /// Where the walk goes on after a page of `received` ids whose alerts' highest
     /// `updated_timestamp` is `page_max`; `None` when the page was the walk's last (short).
     #[must_use]
