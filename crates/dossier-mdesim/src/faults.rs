@@ -87,47 +87,24 @@ impl Fault {
     /// # Errors
     /// What is wrong with the first item that cannot be read, and how a list is written.
     pub fn parse_list(text: &str) -> Result<Vec<Fault>, String> {
-        const MAX_REPEAT: usize = 10_000;
-        let mut out = Vec::new();
-        for item in text.split(',').map(str::trim).filter(|i| !i.is_empty()) {
-            let (name, times) = match item.split_once('*') {
-                Some((name, n)) => match n.trim().parse::<usize>() {
-                    Ok(n @ 1..=MAX_REPEAT) => (name.trim(), n),
-                    _ => {
-                        return Err(format!(
-                            "{item:?}: the repeat count must be 1 to {MAX_REPEAT}"
-                        ))
-                    }
-                },
-                None => (item, 1),
-            };
-            let (kind, arg) = match name.split_once(':') {
-                Some((k, a)) => (k.trim(), Some(a.trim())),
-                None => (name, None),
-            };
-            let secs = || {
-                arg.and_then(|a| a.parse::<u64>().ok())
-                    .ok_or_else(|| format!("{item:?}: {kind} takes seconds, e.g. {kind}:2"))
-            };
-            let fault = match (kind.to_ascii_lowercase().as_str(), arg) {
+        dossier_simkit::faults::parse_list(text, |item| {
+            Ok(match (item.name, item.arg) {
                 ("429", None) => Fault::RateLimited {
                     retry_after_secs: None,
                 },
                 ("429", Some(_)) => Fault::RateLimited {
-                    retry_after_secs: Some(secs()?),
+                    retry_after_secs: Some(item.number("seconds")?),
                 },
                 ("500", None) => Fault::ServerError,
                 ("503", None) => Fault::Unavailable,
-                ("slow", _) => Fault::Slow(Duration::from_secs(secs()?)),
+                ("slow", _) => Fault::Slow(Duration::from_secs(item.number("seconds")?)),
                 ("truncated", None) => Fault::Truncated,
                 ("garbage", None) => Fault::Garbage,
                 ("401", None) => Fault::Unauthorized,
                 ("403", None) => Fault::MissingRoles,
-                _ => return Err(format!("{item:?}: not a fault; {FAULT_LIST_SYNTAX}")),
-            };
-            out.extend(std::iter::repeat_n(fault, times));
-        }
-        Ok(out)
+                _ => return Err(format!("{:?}: not a fault; {FAULT_LIST_SYNTAX}", item.text)),
+            })
+        })
     }
 }
 

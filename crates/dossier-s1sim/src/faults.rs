@@ -267,56 +267,29 @@ impl Fault {
     /// # Errors
     /// What is wrong with the first item that cannot be read, and how a list is written.
     pub fn parse_list(text: &str) -> Result<Vec<Fault>, String> {
-        const MAX_REPEAT: usize = 10_000;
-        const MAX_TOTAL: usize = 100_000;
-        let mut out = Vec::new();
-        for item in text.split(',').map(str::trim).filter(|i| !i.is_empty()) {
-            let (name, times) = match item.split_once('*') {
-                Some((name, n)) => match n.trim().parse::<usize>() {
-                    Ok(n @ 1..=MAX_REPEAT) => (name.trim(), n),
-                    _ => {
-                        return Err(format!(
-                            "{item:?}: the repeat count must be 1 to {MAX_REPEAT}"
-                        ))
-                    }
-                },
-                None => (item, 1),
-            };
-            let (kind, arg) = match name.split_once(':') {
-                Some((k, a)) => (k.trim(), Some(a.trim())),
-                None => (name, None),
-            };
-            let number = |what: &str| -> Result<u64, String> {
-                arg.and_then(|a| a.parse::<u64>().ok())
-                    .ok_or_else(|| format!("{item:?}: {kind} takes {what}, e.g. {kind}:2"))
-            };
-            let fault = match (kind.to_ascii_lowercase().as_str(), arg) {
+        dossier_simkit::faults::parse_list(text, |item| {
+            Ok(match (item.name, item.arg) {
                 ("429", None) => Fault::RateLimited {
                     retry_after_secs: None,
                 },
                 ("429", Some(_)) => Fault::RateLimited {
-                    retry_after_secs: Some(number("seconds")?),
+                    retry_after_secs: Some(item.number("seconds")?),
                 },
                 ("500", None) => Fault::ServerError,
-                ("slow", _) => Fault::Slow(Duration::from_secs(number("seconds")?)),
+                ("slow", _) => Fault::Slow(Duration::from_secs(item.number("seconds")?)),
                 ("trickle", None) => Fault::Trickle,
                 ("truncated", None) => Fault::Truncated,
                 ("garbage", None) => Fault::Garbage,
                 ("oversized", _) => Fault::Oversized {
-                    bytes: usize::try_from(number("a size in bytes")?).unwrap_or(usize::MAX),
+                    bytes: usize::try_from(item.number("a size in bytes")?).unwrap_or(usize::MAX),
                 },
                 ("401", None) => Fault::Unauthorized,
                 ("403", None) => Fault::Forbidden,
                 ("drift", None) => Fault::SchemaDrift,
                 ("empty", None) => Fault::EmptyLastPage,
-                _ => return Err(format!("{item:?}: not a fault; {FAULT_LIST_SYNTAX}")),
-            };
-            if out.len() + times > MAX_TOTAL {
-                return Err(format!("at most {MAX_TOTAL} faults in all"));
-            }
-            out.extend(std::iter::repeat_n(fault, times));
-        }
-        Ok(out)
+                _ => return Err(format!("{:?}: not a fault; {FAULT_LIST_SYNTAX}", item.text)),
+            })
+        })
     }
 }
 

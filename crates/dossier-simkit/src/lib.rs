@@ -5,6 +5,7 @@
 //! Each emulator (`dossier-s1sim`, `dossier-mdesim`, `dossier-cssim`) keeps its vendor's routes,
 //! state, error bodies and faults; only the transport lives here, once.
 
+pub mod faults;
 pub mod tls;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
