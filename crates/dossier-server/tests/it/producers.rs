@@ -106,6 +106,31 @@ async fn a_defender_connector_waits_for_consent_and_then_connects() {
         .all(|s| s["producer"] == "defender" && s["engine_type"] == "endpoint"));
     assert!(!crate::logs().contains(SECRET), "the secret is in the logs");
 
+    // A change keeps what it leaves out; moving where the secret goes needs the secret again.
+    let (status, renamed) = app
+        .call(
+            "PATCH",
+            &format!("/api/v1/connectors/{id}"),
+            Some(&admin),
+            Some(json!({"name": "MDE prod"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{renamed}");
+    assert_eq!(renamed["status"], "connected", "a rename is no new tenant: {renamed}");
+    let (status, e) = app
+        .call(
+            "PATCH",
+            &format!("/api/v1/connectors/{id}"),
+            Some(&admin),
+            Some(json!({"login_url": "https://login.example.net"})),
+        )
+        .await;
+    assert_eq!(status, 400, "{e}");
+    assert!(
+        e["message"].as_str().unwrap().starts_with("client_secret: required"),
+        "{e}"
+    );
+
     // The story page shows what only Defender says of the alert, names Defender's records,
     // and links to the alert as Defender gave its address.
     let mut web = app.signed_in(Some(&account), &[Role::StoriesViewer]).await;
