@@ -253,6 +253,10 @@ impl Source for CrowdStrike {
         None
     }
 
+    fn base_url_field(&self) -> &'static str {
+        "base_url"
+    }
+
     fn evidence(&self, raw: &str) -> Vec<dossier_source::Evidence> {
         crate::evidence::evidence(raw)
     }

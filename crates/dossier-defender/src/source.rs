@@ -240,6 +240,10 @@ impl Source for Defender {
         None
     }
 
+    fn base_url_field(&self) -> &'static str {
+        "graph_url"
+    }
+
     fn evidence(&self, raw: &str) -> Vec<dossier_source::Evidence> {
         crate::evidence::evidence(raw)
     }

@@ -326,6 +326,12 @@ pub trait Source: Send + Sync {
     /// The fields a connector of this kind is configured with, in the form's order.
     fn fields(&self) -> &'static [Field];
 
+    /// The field that holds the connector's base URL (its `tenant_url`): a form that shows a
+    /// saved connector fills it in from there.
+    fn base_url_field(&self) -> &'static str {
+        "tenant_url"
+    }
+
     /// Reads a connector's own fields from a create body (`current` is `None`) or a change
     /// body, where a field left out keeps its stored value. Checks every value, and refuses a
     /// field the kind does not have. The secret is checked here, before it is encrypted.

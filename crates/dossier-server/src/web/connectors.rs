@@ -378,7 +378,7 @@ pub async fn edit_form(
         kind: c.kind.clone(),
         name: c.name.clone(),
         description: c.description.clone().unwrap_or_default(),
-        fields: stored_fields(&c),
+        fields: stored_fields(source_for(&state, &c.kind)?.as_ref(), &c),
         track_errors: c.track_errors,
         write_back: c.write_back,
         account_id: c.account_id.clone(),
@@ -415,15 +415,18 @@ pub async fn update(
     }
 }
 
-/// A saved connector's fields that are not secret, as its form shows them: the base URL and
-/// the kind's stored settings.
-fn stored_fields(c: &ConnectorRecord) -> std::collections::BTreeMap<String, String> {
+/// A saved connector's fields that are not secret, as its form shows them: the base URL in the
+/// kind's field for it, and the kind's stored settings.
+fn stored_fields(
+    source: &dyn Source,
+    c: &ConnectorRecord,
+) -> std::collections::BTreeMap<String, String> {
     let config: Config = serde_json::from_str(&c.config).unwrap_or_default();
     let mut out: std::collections::BTreeMap<String, String> = config
         .into_iter()
         .filter_map(|(k, v)| v.as_str().map(|s| (k, s.to_owned())))
         .collect();
-    out.entry("tenant_url".to_owned())
+    out.entry(source.base_url_field().to_owned())
         .or_insert_with(|| c.tenant_url.clone());
     out
 }

@@ -116,7 +116,10 @@ async fn a_defender_connector_waits_for_consent_and_then_connects() {
         )
         .await;
     assert_eq!(status, 200, "{renamed}");
-    assert_eq!(renamed["status"], "connected", "a rename is no new tenant: {renamed}");
+    assert_eq!(
+        renamed["status"], "connected",
+        "a rename is no new tenant: {renamed}"
+    );
     let (status, e) = app
         .call(
             "PATCH",
@@ -127,9 +130,60 @@ async fn a_defender_connector_waits_for_consent_and_then_connects() {
         .await;
     assert_eq!(status, 400, "{e}");
     assert!(
-        e["message"].as_str().unwrap().starts_with("client_secret: required"),
+        e["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("client_secret: required"),
         "{e}"
     );
+
+    // Saved again from its edit form as shown, the connector keeps its addresses: the form
+    // shows the Graph URL in its own field, not empty (an empty one would mean the default).
+    let mut editor = app.signed_in(Some(&account), &[Role::Admin]).await;
+    let (status, form) = editor.get(&format!("/connectors/{id}")).await;
+    assert_eq!(status, 200, "{form}");
+    let shown = |name: &str| -> String {
+        let tag = form
+            .split('<')
+            .find(|t| t.starts_with("input") && t.contains(&format!("name=\"{name}\"")))
+            .unwrap_or_else(|| panic!("no {name} field: {form}"));
+        crate::web_client::between(tag, "value=\"", "\"")
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let (graph, login, tenant_id, client_id) = (
+        shown("graph_url"),
+        shown("login_url"),
+        shown("tenant_id"),
+        shown("client_id"),
+    );
+    assert_eq!(graph, sim.base_url);
+    let (status, _, location) = editor
+        .post_form(
+            &format!("/connectors/{id}"),
+            &[
+                ("kind", "defender"),
+                ("name", "MDE prod"),
+                ("description", ""),
+                ("tenant_id", &tenant_id),
+                ("client_id", &client_id),
+                ("client_secret", ""),
+                ("graph_url", &graph),
+                ("login_url", &login),
+            ],
+        )
+        .await;
+    assert_eq!((status, location.as_deref()), (303, Some("/connectors")));
+    let (_, saved) = app
+        .call(
+            "GET",
+            &format!("/api/v1/connectors/{id}"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(saved["tenant_url"], sim.base_url);
+    assert_eq!(saved["status"], "connected", "{saved}");
 
     // The story page shows what only Defender says of the alert, names Defender's records,
     // and links to the alert as Defender gave its address.
