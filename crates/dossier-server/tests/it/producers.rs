@@ -137,9 +137,27 @@ async fn a_defender_connector_waits_for_consent_and_then_connects() {
         "{e}"
     );
 
-    // Saved again from its edit form as shown, the connector keeps its addresses: the form
-    // shows the Graph URL in its own field, not empty (an empty one would mean the default).
-    let mut editor = app.signed_in(Some(&account), &[Role::Admin]).await;
+    saved_as_shown(&app, &account, &admin, &id, &sim.base_url).await;
+
+    // The story page shows what only Defender says of the alert, names Defender's records,
+    // and links to the alert as Defender gave its address.
+    let mut web = app.signed_in(Some(&account), &[Role::StoriesViewer]).await;
+    let story = stories[0]["id"].as_str().unwrap();
+    let (status, page) = web.get(&format!("/stories/{story}")).await;
+    assert_eq!(status, 200);
+    assert!(page.contains("Evidence from Microsoft Defender"), "{page}");
+    assert!(page.contains("Alert ID"), "{page}");
+    assert!(
+        page.contains("href=\"https://security.microsoft.com/alerts/"),
+        "{page}"
+    );
+}
+
+/// Saves a Defender connector from its edit form as the form shows it: its addresses and its
+/// status stay. The form must show the Graph URL in its own field, not empty (an empty one
+/// would mean the default).
+async fn saved_as_shown(app: &App, account: &str, admin: &str, id: &str, base_url: &str) {
+    let mut editor = app.signed_in(Some(account), &[Role::Admin]).await;
     let (status, form) = editor.get(&format!("/connectors/{id}")).await;
     assert_eq!(status, 200, "{form}");
     let shown = |name: &str| -> String {
@@ -157,7 +175,7 @@ async fn a_defender_connector_waits_for_consent_and_then_connects() {
         shown("tenant_id"),
         shown("client_id"),
     );
-    assert_eq!(graph, sim.base_url);
+    assert_eq!(graph, base_url);
     let (status, _, location) = editor
         .post_form(
             &format!("/connectors/{id}"),
@@ -178,25 +196,12 @@ async fn a_defender_connector_waits_for_consent_and_then_connects() {
         .call(
             "GET",
             &format!("/api/v1/connectors/{id}"),
-            Some(&admin),
+            Some(admin),
             None,
         )
         .await;
-    assert_eq!(saved["tenant_url"], sim.base_url);
+    assert_eq!(saved["tenant_url"], base_url);
     assert_eq!(saved["status"], "connected", "{saved}");
-
-    // The story page shows what only Defender says of the alert, names Defender's records,
-    // and links to the alert as Defender gave its address.
-    let mut web = app.signed_in(Some(&account), &[Role::StoriesViewer]).await;
-    let story = stories[0]["id"].as_str().unwrap();
-    let (status, page) = web.get(&format!("/stories/{story}")).await;
-    assert_eq!(status, 200);
-    assert!(page.contains("Evidence from Microsoft Defender"), "{page}");
-    assert!(page.contains("Alert ID"), "{page}");
-    assert!(
-        page.contains("href=\"https://security.microsoft.com/alerts/"),
-        "{page}"
-    );
 }
 
 /// Each kind asks for its own fields, names a missing one, and refuses another kind's.
