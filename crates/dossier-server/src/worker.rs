@@ -629,7 +629,15 @@ impl Poller<'_> {
     /// Puts the connector in error with a reason only an operator can mend, and waits for the
     /// server to stop (the manager replaces the worker sooner when the connector is saved).
     async fn pause(&mut self, reason: &str, shutdown: &mut watch::Receiver<bool>) {
-        self.health.error(format!("{reason}; {PAUSED}"), true).await;
+        // A token known to have expired reads as the expiry check words it (PRODUCT.md: "token
+        // expired — create a new service-user token"), whichever of the two noticed first: the
+        // same cause gives the same reason, and that one already says what to do.
+        let detail = if reason == EXPIRED_REASON {
+            reason.to_owned()
+        } else {
+            format!("{reason}; {PAUSED}")
+        };
+        self.health.error(detail, true).await;
         if !self.health.lost.load(Ordering::Relaxed) {
             park(shutdown).await;
         }
