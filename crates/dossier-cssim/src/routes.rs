@@ -376,25 +376,7 @@ async fn get_alerts(State(tenant): State<Tenant>, headers: HeaderMap, body: Byte
     // The envelope, with the alerts' own text spliced into its empty `resources`.
     let envelope = json!({"meta": meta("detectsapi", json!({})), "resources": [], "errors": []});
     let envelope = envelope.to_string();
-    let marker = "\"resources\":[]";
-    let body = match envelope.find(marker) {
-        Some(at) => {
-            let open = at + marker.len() - 1;
-            let mut out = String::with_capacity(
-                envelope.len() + resources.iter().map(|t| t.len() + 1).sum::<usize>(),
-            );
-            out.push_str(&envelope[..open]);
-            for (i, text) in resources.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                out.push_str(text);
-            }
-            out.push_str(&envelope[open..]);
-            out
-        }
-        None => envelope,
-    };
+    let body = dossier_simkit::splice_list(&envelope, "\"resources\":[]", &resources);
     with_budget(crate::envelope::text_response(StatusCode::OK, body), budget)
 }
 

@@ -166,33 +166,13 @@ async fn list(
             .iter()
             .map(|a| shown(a, unknown_members))
             .collect();
-        splice_list(&envelope, "\"value\":[]", &texts)
+        dossier_simkit::splice_list(&envelope, "\"value\":[]", &texts).into_bytes()
     };
     let body = match &fault {
         Some(f) => f.alter(body),
         None => body,
     };
     ([(header::CONTENT_TYPE, "application/json")], body).into_response()
-}
-
-/// `envelope` with the list written as `marker` (`"value":[]`) filled with `items`, each a JSON
-/// text, in order.
-fn splice_list(envelope: &str, marker: &str, items: &[std::sync::Arc<str>]) -> Vec<u8> {
-    let Some(at) = envelope.find(marker) else {
-        return envelope.as_bytes().to_vec();
-    };
-    let open = at + marker.len() - 1;
-    let size = envelope.len() + items.iter().map(|t| t.len() + 1).sum::<usize>();
-    let mut out = Vec::with_capacity(size);
-    out.extend_from_slice(&envelope.as_bytes()[..open]);
-    for (i, item) in items.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        out.extend_from_slice(item.as_bytes());
-    }
-    out.extend_from_slice(&envelope.as_bytes()[open..]);
-    out
 }
 
 /// The next page's URL: the same query, `$skip` replaced by a `$skiptoken`.

@@ -22,6 +22,28 @@ use tokio::task::{JoinHandle, JoinSet};
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
+/// Writes `envelope` with its empty list `marker` (`"value":[]`) filled with `items`, each
+/// already a JSON text, in order: an emulator keeps each record's served text and splices it
+/// into a page rather than cloning and serialising every record again. Without the marker,
+/// the envelope as it is.
+pub fn splice_list(envelope: &str, marker: &str, items: &[std::sync::Arc<str>]) -> String {
+    let Some(at) = envelope.find(marker) else {
+        return envelope.to_owned();
+    };
+    let open = at + marker.len() - 1;
+    let size = envelope.len() + items.iter().map(|t| t.len() + 1).sum::<usize>();
+    let mut out = String::with_capacity(size);
+    out.push_str(&envelope[..open]);
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(item);
+    }
+    out.push_str(&envelope[open..]);
+    out
+}
+
 /// What can go wrong when starting an emulator's server.
 #[derive(Debug, thiserror::Error)]
 pub enum SimkitError {
@@ -234,4 +256,27 @@ async fn serve(tcp: TcpStream, acceptor: TlsAcceptor, router: Router, is_down: I
         .keep_alive(true)
         .serve_connection(TokioIo::new(tls), service)
         .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::splice_list;
+
+    #[test]
+    fn a_list_is_spliced_into_its_envelope_in_order() {
+        let items: Vec<std::sync::Arc<str>> = vec!["{\"a\":1}".into(), "[2]".into()];
+        assert_eq!(
+            splice_list(
+                r#"{"n":2,"value":[],"more":false}"#,
+                r#""value":[]"#,
+                &items
+            ),
+            r#"{"n":2,"value":[{"a":1},[2]],"more":false}"#
+        );
+        assert_eq!(
+            splice_list(r#"{"value":[]}"#, r#""value":[]"#, &[]),
+            r#"{"value":[]}"#
+        );
+        assert_eq!(splice_list("{}", r#""value":[]"#, &items), "{}");
+    }
 }

@@ -215,11 +215,6 @@ fn stored_url(url: &url::Url) -> String {
     url.as_str().trim_end_matches('/').to_owned()
 }
 
-/// The kind's own fields as stored, a JSON object.
-fn stored_config(c: &Configured) -> String {
-    stored_config_of(&c.config)
-}
-
 /// The source of a connector kind, or a clear error naming the kinds there are.
 pub(crate) fn source_of_kind(state: &AppState, kind: &str) -> ApiResult<Arc<dyn Source>> {
     state
@@ -271,7 +266,7 @@ pub(crate) async fn create_connector(
             name,
             description,
             tenant_url: stored_url(&configured.tenant_url),
-            config: stored_config(&configured),
+            config: stored_config_of(&configured.config),
             token_enc: state.secrets.seal(secret),
             track_errors: body.track_errors.unwrap_or(false),
             write_back: body.write_back.unwrap_or(false),
@@ -486,6 +481,7 @@ async fn configure_change(
     Ok(())
 }
 
+/// The kind's own fields as stored, a JSON object.
 fn stored_config_of(config: &Config) -> String {
     serde_json::Value::Object(config.clone()).to_string()
 }
