@@ -7,14 +7,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use dossier_domain::event::EventType;
 use dossier_domain::expiry::{Expiry, EXPIRED_REASON};
 use dossier_domain::Incident;
 use dossier_source::{
     credible_updated_at, Checkpoint, Connection, Environment, Failure, FailureKind, Page,
     PollPolicy, RetryObserver, Retrying, Settings, Source, Window,
 };
-use dossier_store::{ConnectorRecord, HealthUpdate, IngestPage, NewEvent, StoreError};
+use dossier_store::{ConnectorRecord, HealthUpdate, IngestPage, StoreError};
 use rand::Rng;
 use tokio::sync::{watch, Notify, OwnedSemaphorePermit};
 use tokio::task::JoinHandle;
@@ -22,6 +21,10 @@ use tokio::task::JoinHandle;
 use crate::metrics::Metrics;
 use crate::recent::Recent;
 use crate::AppState;
+
+mod health;
+
+use health::{check_expiry, failure_reason, token_expiry, Health};
 
 /// The longest `Retry-After` the worker waits out.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
@@ -191,209 +194,6 @@ pub(crate) fn connect(
             on_retry,
         )
         .map_err(|f| f.reason)
-}
-
-struct Health<'a> {
-    state: &'a AppState,
-    rec: &'a ConnectorRecord,
-    status: String,
-    /// The retry the client last told of (see [`Health::watch`]).
-    retries: watch::Receiver<Option<Retrying>>,
-    /// Whether the last watched call showed a retry.
-    retry_shown: bool,
-    /// The connector was saved again or deleted since this worker started: what it records is
-    /// refused, it records no more events, and it stops at its next turn.
-    lost: std::sync::atomic::AtomicBool,
-}
-
-impl Health<'_> {
-    /// Awaits a client call. Once the client has been retrying it for `retry_shown_after`, each
-    /// retry shows on the connector: in error, with the failure and that a retry is under way.
-    /// The call's own outcome settles the status afterwards, as it would have anyway.
-    async fn watch<T>(&mut self, call: impl std::future::Future<Output = T>) -> T {
-        self.retry_shown = false;
-        self.retries.borrow_and_update();
-        tokio::pin!(call);
-        loop {
-            tokio::select! {
-                out = &mut call => return out,
-                Ok(()) = self.retries.changed() => {
-                    let Some(r) = self.retries.borrow_and_update().clone() else { continue };
-                    if r.failing_for >= self.state.config.retry_shown_after {
-                        let reason =
-                            format!("{}; retry {} of {} under way", r.reason, r.retry, r.of);
-                        self.error(reason, false).await;
-                        self.retry_shown = true;
-                    }
-                }
-            }
-        }
-    }
-
-    /// Writes `update` to the connector; a failure is logged (`what` could not be recorded)
-    /// and the worker goes on. Only while the connector is at the generation this worker was
-    /// started for: a worker being replaced does not overwrite what the save, or its
-    /// successor, recorded.
-    async fn record(&self, update: &HealthUpdate, what: &str) {
-        let update = HealthUpdate {
-            generation: Some(self.rec.generation),
-            ..update.clone()
-        };
-        match self
-            .state
-            .store
-            .set_connector_health(&self.rec.id, &update)
-            .await
-        {
-            Ok(()) => {}
-            Err(StoreError::LeaseLost) => {
-                tracing::debug!(connector_id = %self.rec.id, "{what} not recorded: the connector changed");
-                self.lost.store(true, Ordering::Relaxed);
-            }
-            Err(e) => {
-                tracing::error!(connector_id = %self.rec.id, error = %e, "cannot record {what}");
-            }
-        }
-    }
-
-    /// Records the connector connected again, without a reason, with the rest of `update`.
-    async fn connected(&mut self, update: HealthUpdate) {
-        let update = HealthUpdate {
-            status: Some("connected".into()),
-            status_detail: Some(None),
-            ..update
-        };
-        self.record(&update, "connector health").await;
-        self.status = "connected".into();
-    }
-
-    /// Records the connector waiting for a permission to be granted (`pending`, with what to
-    /// grant and where); no error event, since nothing failed that Dossier could mend.
-    async fn awaiting_consent(&mut self, reason: &str) {
-        tracing::info!(connector_id = %self.rec.id, reason, "connector awaits consent");
-        let update = HealthUpdate {
-            status: Some("pending".into()),
-            status_detail: Some(Some(reason.to_owned())),
-            ..HealthUpdate::default()
-        };
-        self.record(&update, "connector health").await;
-        self.status = "pending".into();
-    }
-
-    async fn remember_expiry(&self, e: Expiry) {
-        let update = HealthUpdate {
-            expiry_warned: Some(e.code()),
-            ..HealthUpdate::default()
-        };
-        self.record(&update, "expiry warning").await;
-    }
-
-    async fn warn(&self, message: &str, expires_at: chrono::DateTime<Utc>) {
-        tracing::warn!(connector_id = %self.rec.id, %expires_at, "{message}");
-        if self.rec.track_errors {
-            let data = serde_json::json!({ "token_expires_at": expires_at });
-            let text = format!("connector {}: {message}", self.rec.name);
-            self.event(EventType::ConnectorWarning, text, data).await;
-        }
-    }
-
-    /// Records a connector event (the caller decides whether the connector tracks them).
-    async fn event(&self, event_type: EventType, message: String, data: serde_json::Value) {
-        if self.lost.load(Ordering::Relaxed) {
-            return;
-        }
-        let event = NewEvent {
-            account_id: self.rec.account_id.clone(),
-            event_type,
-            at: Utc::now(),
-            connector_id: Some(self.rec.id.clone()),
-            story_id: None,
-            incident_id: None,
-            message,
-            data,
-        };
-        if let Err(e) = self.state.store.insert_event(&event).await {
-            tracing::error!(connector_id = %self.rec.id, error = %e, "cannot record connector event");
-        }
-    }
-
-    async fn error(&mut self, reason: String, counts_as_poll_error: bool) {
-        let labels = Metrics::connector(&self.rec.id);
-        if counts_as_poll_error {
-            self.state.metrics.errors.get_or_create(&labels).inc();
-        }
-        tracing::warn!(connector_id = %self.rec.id, reason = %reason, "connector error");
-        let update = HealthUpdate {
-            status: Some("error".into()),
-            status_detail: Some(Some(reason.clone())),
-            errors_inc: u64::from(counts_as_poll_error),
-            ..HealthUpdate::default()
-        };
-        self.record(&update, "connector health").await;
-        if self.status != "error" && self.rec.track_errors {
-            let text = format!("connector {} is in error: {reason}", self.rec.name);
-            let data = serde_json::json!({ "reason": reason });
-            self.event(EventType::ConnectorError, text, data).await;
-        }
-        self.status = "error".into();
-    }
-}
-
-/// Reads the credentials' expiry from the tenant; `None` when the tenant cannot tell (some
-/// service-user tokens cannot be introspected).
-async fn token_expiry(
-    conn: &dyn Connection,
-    rec: &ConnectorRecord,
-) -> Option<chrono::DateTime<Utc>> {
-    match conn.credential_expiry().await {
-        Ok(at) => at,
-        Err(e) => {
-            tracing::debug!(connector_id = %rec.id, error = %e, "token expiry unknown");
-            None
-        }
-    }
-}
-
-/// Gives the 30- and 7-day warnings once each (an event when the connector tracks errors),
-/// and turns the connector to `error` once the token has expired. Returns whether it has.
-async fn check_expiry(
-    health: &mut Health<'_>,
-    warned: &mut Expiry,
-    expires: Option<chrono::DateTime<Utc>>,
-) -> bool {
-    let now = Utc::now();
-    let state = Expiry::of(expires, now);
-    if state == Expiry::Expired {
-        if *warned != Expiry::Expired || health.status != "error" {
-            health.error(EXPIRED_REASON.to_owned(), false).await;
-            *warned = Expiry::Expired;
-            health.remember_expiry(Expiry::Expired).await;
-        }
-        return true;
-    }
-    if state > *warned {
-        if let (Some(at), Some(message)) = (expires, expires.and_then(|at| state.warning(at))) {
-            health.warn(&message, at).await;
-        }
-        *warned = state;
-        health.remember_expiry(state).await;
-    }
-    false
-}
-
-/// What the connector shows for a failed request, in an operator's words: a 401 for a token
-/// known (`expires`) to have expired by `now` says that the token expired, whether it came on
-/// the first page or on any poll after; every other failure says what the tenant answered.
-fn failure_reason(
-    e: &Failure,
-    expires: Option<chrono::DateTime<Utc>>,
-    now: chrono::DateTime<Utc>,
-) -> String {
-    if e.kind == FailureKind::CredentialsRejected && Expiry::of(expires, now) == Expiry::Expired {
-        EXPIRED_REASON.to_owned()
-    } else {
-        e.reason.clone()
-    }
 }
 
 async fn timed_fetch(
