@@ -85,7 +85,7 @@ impl Member {
 
     /// The hashes that link this member to others, each with its kind: sha1 and sha256
     /// (alias), or md5 alone when it has neither.
-    fn linking_hashes(&self) -> Vec<(HashKind, &str)> {
+    pub(crate) fn linking_hashes(&self) -> Vec<(HashKind, &str)> {
         fn present(kind: HashKind, h: Option<&str>) -> Option<(HashKind, &str)> {
             h.filter(|h| !h.is_empty()).map(|h| (kind, h))
         }
@@ -150,7 +150,8 @@ pub struct StoryKey {
 impl StoryKey {
     /// Returns the file hash a story of this key is about: the canonical hash of a key on a
     /// file, `None` for a storyline or a story of its own. The outbreak of a story's file counts
-    /// the devices of the account with a story of the same file hash.
+    /// the devices of the account with a story of the same file, by the file's identity across
+    /// the account ([`crate::files`]), of which this hash is one name.
     #[must_use]
     pub fn file_hash(&self) -> Option<&str> {
         (self.kind == KeyKind::Hash).then_some(self.value.as_str())
@@ -465,73 +466,26 @@ fn key_of(m: &Member, canonical: &HashMap<(&str, &str), &str>) -> StoryKey {
 }
 
 /// Groups the hashes of each agent into components linked by members that carry several, and
-/// maps every (agent, hash) to its component's canonical hash: the smallest sha1 in it, else the
-/// smallest sha256, else the hash itself.
+/// maps every (agent, hash) to its component's canonical hash: its preferred name
+/// ([`crate::files::preferred`]), the smallest sha1 in it, else the smallest sha256, else the
+/// hash itself.
 fn canonical_hashes<'a>(
     members: impl Iterator<Item = &'a Member>,
 ) -> HashMap<(&'a str, &'a str), &'a str> {
-    // Union-find over (agent, hash) nodes, by index.
-    fn find(parent: &mut [usize], x: usize) -> usize {
-        let mut root = x;
-        while parent[root] != root {
-            root = parent[root];
-        }
-        // Path compression keeps later finds short.
-        let mut cur = x;
-        while parent[cur] != root {
-            let next = parent[cur];
-            parent[cur] = root;
-            cur = next;
-        }
-        root
-    }
-    let mut index: HashMap<(&'a str, &'a str), usize> = HashMap::new();
-    let mut nodes: Vec<(&'a str, &'a str)> = Vec::new();
-    let mut kinds: Vec<HashKind> = Vec::new();
-    let mut parent: Vec<usize> = Vec::new();
+    let mut files = crate::files::Components::default();
     for m in members {
         let Some(agent) = m.agent() else { continue };
-        let ids: Vec<usize> = m
-            .linking_hashes()
-            .into_iter()
-            .map(|(kind, h)| {
-                *index.entry((agent, h)).or_insert_with(|| {
-                    nodes.push((agent, h));
-                    kinds.push(kind);
-                    parent.push(parent.len());
-                    parent.len() - 1
-                })
-            })
-            .collect();
-        for pair in ids.windows(2) {
-            let (a, b) = (find(&mut parent, pair[0]), find(&mut parent, pair[1]));
-            if a != b {
-                parent[a.max(b)] = a.min(b);
-            }
-        }
+        files.link(
+            m.linking_hashes()
+                .into_iter()
+                .map(|(kind, h)| (agent, kind, h)),
+        );
     }
-    // Per component, its smallest sha1 and smallest sha256: the canonical hash does not depend
-    // on which node is the root, only on the component's hashes.
-    let mut best: HashMap<usize, (Option<&'a str>, Option<&'a str>)> = HashMap::new();
-    let roots: Vec<usize> = (0..nodes.len()).map(|i| find(&mut parent, i)).collect();
-    for (i, &(_, hash)) in nodes.iter().enumerate() {
-        let (sha1, sha256) = best.entry(roots[i]).or_default();
-        let slot = match kinds[i] {
-            HashKind::Sha1 => sha1,
-            HashKind::Sha256 => sha256,
-            HashKind::Md5 => continue,
-        };
-        if slot.is_none_or(|s| hash < s) {
-            *slot = Some(hash);
-        }
-    }
-    nodes
-        .iter()
-        .zip(roots)
-        .map(|(&node, root)| {
-            let (sha1, sha256) = best.get(&root).copied().unwrap_or_default();
-            (node, sha1.or(sha256).unwrap_or(node.1))
-        })
+    // Within a component the agent is one, so the least node is the least (kind, hash).
+    files
+        .least()
+        .into_iter()
+        .map(|((agent, _, h), (_, _, best))| ((agent, h), best))
         .collect()
 }
 

@@ -6,6 +6,7 @@ pub mod correlate;
 pub mod criticality;
 pub mod event;
 pub mod expiry;
+pub mod files;
 pub mod incident;
 pub mod net;
 pub mod producer;

@@ -8,6 +8,7 @@ mod admin;
 pub mod body;
 mod cursor;
 mod events;
+mod files;
 mod ingest;
 mod refresh;
 mod stories;
@@ -31,6 +32,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0005_account_epochs.sql"),
     include_str!("../migrations/sqlite/0006_incident_producer.sql"),
     include_str!("../migrations/sqlite/0007_connector_config.sql"),
+    include_str!("../migrations/sqlite/0008_file_identities.sql"),
 ];
 const READERS: usize = 4;
 /// The page size of a new database. An index entry that ingest adds lands on a random page of
@@ -134,7 +136,7 @@ impl SqliteStore {
         }
         let path = Path::new(path);
         let mut writer = open_conn(path, true)?;
-        migrate(&mut writer)?;
+        migrate(&mut writer, &remap)?;
         // The writer never checkpoints: a checkpoint copies the WAL into the database file, and
         // doing that inside a commit stalls ingest. A thread of its own checkpoints instead
         // (passively: it never blocks the writer).
@@ -250,7 +252,11 @@ fn open_conn(path: &Path, writer: bool) -> Result<Connection> {
     Ok(conn)
 }
 
-fn migrate(conn: &mut Connection) -> Result<()> {
+/// The schema version from which stories are filed under their file's identity: a database
+/// migrated to it learns the file links of the incidents it already holds.
+const FILE_IDENTITIES: usize = 8;
+
+fn migrate(conn: &mut Connection, remap: &Remap) -> Result<()> {
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     let version = usize::try_from(version).unwrap_or(0);
     if version > MIGRATIONS.len() {
@@ -262,6 +268,9 @@ fn migrate(conn: &mut Connection) -> Result<()> {
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(version) {
         let tx = conn.transaction()?;
         tx.execute_batch(sql)?;
+        if i + 1 == FILE_IDENTITIES {
+            files::backfill(&tx, remap)?;
+        }
         tx.pragma_update(None, "user_version", i + 1)?;
         tx.commit()?;
         tracing::info!(version = i + 1, "database schema migrated");

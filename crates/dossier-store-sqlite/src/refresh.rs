@@ -240,10 +240,23 @@ pub(crate) fn refresh_stories(
     let remap = &std::sync::Arc::clone(&writes.remap);
     let by_member: HashMap<&str, &Prepared> =
         written.iter().map(|p| (p.member_id.as_str(), *p)).collect();
-    // First what each touched story now is; then, with every story of the page known, how many
-    // devices carry each file; then the rows.
-    let mut vacated = touch.vacated.clone();
-    let pending = pending_stories(tx, remap, touch, fresh, &by_member, &mut vacated)?;
+    // First which names of a file the page's incidents link; then what each touched story now
+    // is, and which file it is of; then, with every story of the page known, how many devices
+    // carry each file; then the rows.
+    let mut vacated = super::files::learn(
+        tx,
+        &page.account_id,
+        written.iter().filter_map(|p| {
+            let f = &p.inc.file;
+            Some((f.sha1.as_deref()?, f.sha256.as_deref()?))
+        }),
+    )?;
+    vacated.extend(touch.vacated.iter().cloned());
+    let mut pending = pending_stories(tx, remap, touch, fresh, &by_member, &mut vacated)?;
+    let mut files = super::files::Identities::of(&page.account_id);
+    for p in &mut pending {
+        p.file_hash = files.get(tx, &p.file_hash)?;
+    }
     vacated.remove("");
     let devices = devices_by_hash(tx, &page.account_id, &pending, &vacated)?;
     // A new story's id may once have been retired into an alias, which it must not shadow;
@@ -264,8 +277,20 @@ pub(crate) fn refresh_stories(
         write_story(&story_page, writes, p, &mut hashes, outcome)?;
     }
     hashes.extend(vacated);
-    refresh_outbreaks(tx, remap, page, &hashes, &devices)?;
+    refresh_outbreaks(tx, remap, &page.account_id, &hashes, &devices)?;
     Ok(())
+}
+
+/// Checks the outbreak tier of every story of the given files (identities) against the number
+/// of devices that now carry each.
+pub(crate) fn recount_outbreaks(
+    tx: &Transaction<'_>,
+    remap: &Remap,
+    account_id: &str,
+    files: &BTreeSet<String>,
+) -> Result<()> {
+    let devices = devices_by_hash(tx, account_id, &[], files)?;
+    refresh_outbreaks(tx, remap, account_id, files, &devices)
 }
 
 /// What each touched story now is: made of the page's new incidents alone (from `fresh`), or
@@ -867,8 +892,9 @@ fn key_hash(story_key: &str) -> String {
         .unwrap_or_default()
 }
 
-/// How many devices of the account carry each file of the touched stories, and each file a
-/// retired story left: those stored, and those of this page's stories (not written yet).
+/// How many devices of the account carry each file (by identity) of the touched stories, and
+/// each file of `vacated` (a retired story left it, or it took in stories of another name):
+/// those stored, and those of this page's stories (not written yet).
 fn devices_by_hash(
     tx: &Transaction<'_>,
     account_id: &str,
@@ -913,7 +939,7 @@ pub(crate) const STALE_TIER: &str =
 fn refresh_outbreaks(
     tx: &Transaction<'_>,
     remap: &Remap,
-    page: &IngestPage,
+    account_id: &str,
     hashes: &BTreeSet<String>,
     devices_cache: &HashMap<String, u32>,
 ) -> Result<()> {
@@ -924,7 +950,7 @@ fn refresh_outbreaks(
         let tier = outbreak_tier(devices);
         let stale: Vec<String> = {
             let mut st = tx.prepare_cached(STALE_TIER)?;
-            let rows = st.query_map(params![page.account_id, hash, tier], |r| r.get(0))?;
+            let rows = st.query_map(params![account_id, hash, tier], |r| r.get(0))?;
             rows.collect::<Result<_, _>>()?
         };
         for id in stale {

@@ -226,61 +226,61 @@ fn any_column(
     }
 }
 
-/// A file hash, told apart by its length: an MD5, a SHA-256 or else a SHA-1.
+/// A file hash, told apart by its length: an MD5, a SHA-256 or else a SHA-1. A SHA-1 or a
+/// SHA-256 finds every story of its file, under whichever name the story's producer keyed it:
+/// a story's `file_hash` is its file's identity (see `files.rs`), and the hash's identity is
+/// looked up in `file_aliases`.
 fn hash_filter(account_id: Option<&str>, sql: &mut String, args: &mut Vec<Value>, h: &str) {
     let h = h.to_lowercase();
+    let t = |v: &str| Value::Text(v.to_owned());
     if h.len() == 32 {
         // An MD5: the correlation hash when it is the only one, else the md5 column, which
         // has no index (see migration 0003); the time range bounds the scan.
-        push(sql, args, " AND (file_hash = ?", Value::Text(h.clone()));
-        push(sql, args, " OR md5 = ?)", Value::Text(h));
-    } else if h.len() == 64 {
-        // A SHA-256 is the correlation hash of a story keyed on it, or the sha256 column; and
-        // the stories of the same file whose threats never carried its SHA-256 are found
-        // through the file's SHA-1, named by any story of the account that has both.
-        let t = |v: &str| Value::Text(v.to_owned());
-        if let Some(a) = account_id {
-            push(
-                sql,
-                args,
-                " AND seq IN (SELECT seq FROM stories WHERE account_id = ?",
-                t(a),
-            );
-            push(sql, args, " AND file_hash = ?", t(&h));
-            push(
-                sql,
-                args,
-                " UNION ALL SELECT seq FROM stories WHERE account_id = ?",
-                t(a),
-            );
-            push(sql, args, " AND sha256 = ?", t(&h));
-            push(
-                sql,
-                args,
-                " UNION ALL SELECT seq FROM stories WHERE account_id = ?",
-                t(a),
-            );
-            push(
-                sql,
-                args,
-                " AND file_hash IN (SELECT sha1 FROM stories WHERE account_id = ?",
-                t(a),
-            );
-            push(sql, args, " AND sha256 = ? AND sha1 != ''))", t(&h));
-        } else {
-            push(sql, args, " AND (file_hash = ?", t(&h));
-            push(sql, args, " OR sha256 = ?", t(&h));
-            push(
-                sql,
-                args,
-                " OR file_hash IN (SELECT sha1 FROM stories WHERE sha256 = ? AND sha1 != ''))",
-                t(&h),
-            );
-        }
-    } else {
-        // A SHA-1 is the correlation hash.
-        any_column(account_id, sql, args, &[("file_hash", h)]);
+        push(sql, args, " AND (file_hash = ?", t(&h));
+        push(sql, args, " OR md5 = ?)", t(&h));
+        return;
     }
+    let Some(a) = account_id else {
+        // An operator across accounts: the hash's identity in any account.
+        push(sql, args, " AND (file_hash = ?", t(&h));
+        push(
+            sql,
+            args,
+            " OR file_hash IN (SELECT file_id FROM file_aliases WHERE hash = ?)",
+            t(&h),
+        );
+        if h.len() == 64 {
+            push(sql, args, " OR sha256 = ?", t(&h));
+        }
+        sql.push(')');
+        return;
+    };
+    push(
+        sql,
+        args,
+        " AND seq IN (SELECT seq FROM stories WHERE account_id = ?",
+        t(a),
+    );
+    push(
+        sql,
+        args,
+        " AND file_hash = coalesce((SELECT file_id FROM file_aliases WHERE account_id = ?",
+        t(a),
+    );
+    push(sql, args, " AND hash = ?), ", t(&h));
+    push(sql, args, "?)", t(&h));
+    if h.len() == 64 {
+        // A story that shows the SHA-256 but is filed under no file: a threat without a
+        // device is a story of its own.
+        push(
+            sql,
+            args,
+            " UNION ALL SELECT seq FROM stories WHERE account_id = ?",
+            t(a),
+        );
+        push(sql, args, " AND sha256 = ?", t(&h));
+    }
+    sql.push(')');
 }
 
 pub(crate) fn list(conn: &Connection, q: &StoryQuery) -> Result<StoryPage> {

@@ -29,7 +29,8 @@ async fn a_database_of_the_release_before_migrates_and_keeps_its_stories() {
     {
         let c = rusqlite::Connection::open(&path).unwrap();
         c.execute_batch(
-            "ALTER TABLE incidents DROP COLUMN producer;
+            "DROP TABLE file_aliases;
+             ALTER TABLE incidents DROP COLUMN producer;
              ALTER TABLE connectors DROP COLUMN config;
              DROP TABLE account_epochs;
              DROP INDEX stories_hash;
@@ -54,7 +55,7 @@ async fn a_database_of_the_release_before_migrates_and_keeps_its_stories() {
         let version: i64 = c
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap();
-        assert_eq!(version, 7);
+        assert_eq!(version, 8);
     }
 
     f.store
@@ -68,4 +69,67 @@ async fn a_database_of_the_release_before_migrates_and_keeps_its_stories() {
         "{:?}",
         first.criticality_detail.reasons
     );
+}
+
+/// A database of the release before file identities (schema version 7) filed each story under
+/// its key's hash, so a file seen by its SHA-1 and SHA-256 on one device and by its SHA-256
+/// alone on another counted one device each. Opened by this release, it learns the link from
+/// the incidents it holds, and both stories are in the outbreak.
+#[tokio::test]
+async fn a_database_without_file_identities_learns_them_from_its_incidents() {
+    let f = fixture().await;
+    let sha256 = format!("{:064x}", 5);
+    let mut both = incident("1", 0, "ag1", Some(&sha1(5)));
+    both.file.sha256 = Some(sha256.clone());
+    let mut alone = incident("2", 1, "ag2", None);
+    alone.file.sha256 = Some(sha256.clone());
+    f.store
+        .commit_page(f.page(vec![both, alone], t0()))
+        .await
+        .unwrap();
+    let before = f.stories_by_members().await;
+    let Fixture {
+        store,
+        account,
+        connector,
+        generation,
+        source,
+        guard: dir,
+    } = f;
+    drop(store);
+    let path = dir.path().join("t.db");
+    {
+        // As version 7 left it: no aliases, the SHA-256-only story filed under its SHA-256,
+        // and no story in an outbreak.
+        let c = rusqlite::Connection::open(&path).unwrap();
+        c.execute_batch(&format!(
+            "DROP TABLE file_aliases;
+             UPDATE stories SET file_hash = '{sha256}' WHERE agent_uuid = 'ag2';
+             UPDATE stories SET outbreak_tier = 0, criticality = 1,
+                 criticality_detail = '{{\"score\":1,\"reasons\":[]}}';
+             PRAGMA user_version = 7;"
+        ))
+        .unwrap();
+    }
+    let store =
+        dossier_store_sqlite::SqliteStore::open(path.to_str().unwrap(), crate::s1()).unwrap();
+    let f = Fixture {
+        store,
+        account,
+        connector,
+        generation,
+        source,
+        guard: dir,
+    };
+    assert_eq!(f.stories_by_members().await, before);
+    let a = f.assignment().await;
+    for id in ["1", "2"] {
+        let d = f.story(&a[id].0).await;
+        assert!(
+            in_outbreak(&d),
+            "story of {id}: {:?}",
+            d.criticality_detail.reasons
+        );
+        assert!(d.story.criticality > 1);
+    }
 }

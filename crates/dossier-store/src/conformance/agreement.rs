@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use dossier_domain::correlate::{correlate, Member, Policy, StoryPlan};
 use dossier_domain::criticality::{criticality, CriticalityFacts};
+use dossier_domain::files::file_identities;
 use dossier_domain::summary::{summary, SummaryFacts};
 use dossier_domain::Incident;
 use proptest::prelude::*;
@@ -41,7 +42,7 @@ fn pick(values: &[&str], n: u32) -> Option<String> {
 
 fn arb_incidents() -> impl Strategy<Value = Vec<Incident>> {
     let one = (
-        (0i64..200, 0u32..4, 0u32..3, any::<bool>()),
+        (0i64..200, 0u32..4, 0u32..3, any::<bool>(), 0u32..4),
         (
             any::<u32>(),
             any::<u32>(),
@@ -54,14 +55,20 @@ fn arb_incidents() -> impl Strategy<Value = Vec<Incident>> {
         v.into_iter()
             .enumerate()
             .map(
-                |(i, ((day, agent, hash, fileless), (c, m, verdict, machine, variant)))| {
+                |(i, ((day, agent, hash, fileless, names), (c, m, verdict, machine, variant)))| {
                     let h = sha1(hash);
+                    // As another producer would: the file by its SHA-256 alone (one time in
+                    // four), which another incident may link to the SHA-1.
+                    let sha256_only = names == 0 && !fileless;
                     let mut inc = incident(
                         &format!("{}", 1000 + i),
                         day,
                         &format!("ag{agent}"),
-                        (!fileless).then_some(h.as_str()),
+                        (!fileless && !sha256_only).then_some(h.as_str()),
                     );
+                    if sha256_only {
+                        inc.file.sha256 = Some(format!("{hash:064x}"));
+                    }
                     if fileless {
                         inc.storyline = Some(format!("SL{hash}"));
                         inc.is_fileless = variant == 1;
@@ -108,17 +115,21 @@ fn domain_stories<B: Backend>(f: &Fixture<B>, incidents: &[Incident]) -> BTreeMa
         .map(|(id, i)| Member::of_incident(id.clone(), i))
         .collect();
     let plans = correlate(&f.account, super::producer(), &members, &Policy::default());
-    // The devices of the account with a story of each file.
+    // The devices of the account with a story of each file, by the file's identity.
+    let files = file_identities(&members);
     let mut devices: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
     for p in &plans {
         if let Some(h) = p.key.file_hash() {
-            devices.entry(h).or_default().insert(p.key.agent.as_str());
+            devices
+                .entry(files.of(h))
+                .or_default()
+                .insert(p.key.agent.as_str());
         }
     }
     let count = |p: &StoryPlan| {
         p.key
             .file_hash()
-            .map_or(1, |h| u32::try_from(devices[h].len()).unwrap())
+            .map_or(1, |h| u32::try_from(devices[files.of(h)].len()).unwrap())
     };
     plans
         .iter()

@@ -398,6 +398,7 @@ macro_rules! store_conformance_suite {
             a_stored_threat_that_no_longer_maps_does_not_stall_its_story,
             stored_incidents_are_read_with_the_mapping_given_for_their_producer,
             stories_relate_across_producers_by_sha256_and_device_name,
+            the_outbreak_count_spans_producers_whatever_hash_they_key_the_file_by,
             a_page_of_a_replaced_worker_writes_nothing,
             health_from_a_replaced_worker_is_refused,
             a_page_for_a_deleted_connector_writes_nothing,

@@ -1,3 +1,4 @@
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use dossier_domain::story::{Severity, Status, Verdict};
@@ -602,10 +603,9 @@ fn other_producer() -> dossier_domain::Producer {
     dossier_domain::Producer::new(&SPEC)
 }
 
-/// The same SHA-256 under two producers, and one device name under two producers, relate their
-/// stories; a story never relates to itself, and the same name under one producer is no
-/// relation of this kind (its own device id says more).
-pub async fn stories_relate_across_producers_by_sha256_and_device_name<B: Backend>(backend: &B) {
+/// A fixture whose store reads the other producer's threats as the suite's, and the connector
+/// of the other producer in its account.
+async fn with_other_producer<B: Backend>(backend: &B) -> (Fixture<B>, crate::ConnectorRecord) {
     let other = other_producer();
     let source = backend.remap();
     let remap: crate::Remap = Arc::new(move |producer, raw| {
@@ -635,6 +635,107 @@ pub async fn stories_relate_across_producers_by_sha256_and_device_name<B: Backen
         })
         .await
         .unwrap();
+    (f, second)
+}
+
+/// A page of the other producer's threats, on its connector.
+fn other_page<B: Backend>(
+    f: &Fixture<B>,
+    connector: &crate::ConnectorRecord,
+    incidents: Vec<Incident>,
+) -> crate::IngestPage {
+    let incidents = incidents
+        .into_iter()
+        .map(|i| {
+            let mut i = f.mapped(i);
+            i.producer = other_producer();
+            i
+        })
+        .collect();
+    crate::IngestPage {
+        connector_id: connector.id.clone(),
+        incidents,
+        generation: connector.generation,
+        ..f.page(vec![], t0())
+    }
+}
+
+/// One file, named by its SHA-1 and SHA-256 by one producer on one device and by its SHA-256
+/// alone by another producer on another device, is on two devices: every story of it is in
+/// the outbreak, a filter by either hash finds both, whichever producer was read first.
+pub async fn the_outbreak_count_spans_producers_whatever_hash_they_key_the_file_by<B: Backend>(
+    backend: &B,
+) {
+    let sha256 = format!("{:064x}", 99);
+    let both = || {
+        let mut i = incident("1", 0, "ag1", Some(&sha1(99)));
+        i.file.sha256 = Some(sha256.clone());
+        i
+    };
+    let only_sha256 = || {
+        let mut i = incident("10", 1, "other-ag1", None);
+        i.file.sha256 = Some(sha256.clone());
+        i
+    };
+    for other_first in [false, true] {
+        let (f, second) = with_other_producer(backend).await;
+        let mine = f.page(vec![both()], t0());
+        let theirs = other_page(&f, &second, vec![only_sha256()]);
+        let pages = if other_first {
+            [theirs, mine]
+        } else {
+            [mine, theirs]
+        };
+        for page in pages {
+            f.store.commit_page(page).await.unwrap();
+        }
+        let a = f.assignment().await;
+        assert_ne!(a["1"].0, a["10"].0, "one story per device");
+        for id in ["1", "10"] {
+            let d = f.story(&a[id].0).await;
+            assert!(
+                super::ingest::in_outbreak(&d),
+                "story of {id}, other producer first: {other_first}: {:?}",
+                d.criticality_detail.reasons
+            );
+            assert!(d.summary.contains("1 other device"), "{}", d.summary);
+            assert!(
+                d.related
+                    .iter()
+                    .any(|r| r.relation == "same_hash" && r.id != d.story.id),
+                "{:?}",
+                d.related
+            );
+        }
+        for h in [sha1(99), sha256.clone()] {
+            let q = StoryQuery {
+                account_id: Some(f.account.clone()),
+                hash: Some(h.clone()),
+                ..Default::default()
+            };
+            let found: BTreeSet<String> = f
+                .store
+                .list_stories(&q)
+                .await
+                .unwrap()
+                .items
+                .into_iter()
+                .map(|s| s.id)
+                .collect();
+            let want: BTreeSet<String> = [a["1"].0.clone(), a["10"].0.clone()].into();
+            assert_eq!(
+                found, want,
+                "filter by {h}, other producer first: {other_first}"
+            );
+        }
+    }
+}
+
+/// The same SHA-256 under two producers (one file, whichever hash each keys it by), and one
+/// device name under two producers, relate their stories; a story never relates to itself, and the same name under one producer is no
+/// relation of this kind (its own device id says more).
+pub async fn stories_relate_across_producers_by_sha256_and_device_name<B: Backend>(backend: &B) {
+    let (f, second) = with_other_producer(backend).await;
     let sha256 = format!("{:064x}", 77);
     let mut s1 = incident("1", 0, "ag1", Some(&sha1(1)));
     s1.file.sha256 = Some(sha256.clone());
@@ -646,24 +747,19 @@ pub async fn stories_relate_across_producers_by_sha256_and_device_name<B: Backen
         .await
         .unwrap();
 
-    let mut same_file = f.mapped(incident("10", 1, "other-ag1", None));
+    let mut same_file = incident("10", 1, "other-ag1", None);
     same_file.file.sha256 = Some(sha256.clone());
-    same_file.producer = other;
-    let mut same_host = f.mapped(incident("11", 1, "other-ag2", Some(&sha1(3))));
+    let mut same_host = incident("11", 1, "other-ag2", Some(&sha1(3)));
     same_host.device.name = Some("host-b".into());
-    same_host.producer = other;
-    let page = crate::IngestPage {
-        connector_id: second.id.clone(),
-        incidents: vec![same_file, same_host],
-        generation: second.generation,
-        ..f.page(vec![], t0())
-    };
-    f.store.commit_page(page).await.unwrap();
+    f.store
+        .commit_page(other_page(&f, &second, vec![same_file, same_host]))
+        .await
+        .unwrap();
 
     let stories = f.assignment().await;
     let of_s1 = relations(&f, &stories["1"].0).await;
     assert!(
-        of_s1.contains(&("same_sha256".into(), stories["10"].0.clone())),
+        of_s1.contains(&("same_hash".into(), stories["10"].0.clone())),
         "{of_s1:?}"
     );
     let of_host = relations(&f, &stories["2"].0).await;
