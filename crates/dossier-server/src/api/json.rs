@@ -93,7 +93,9 @@ pub struct Comment {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct RelatedStory {
     pub id: String,
-    /// `previous_window`, `next_window`, `same_device`, `same_hash`.
+    /// `previous_window`, `next_window`, `same_device`, `same_hash` (the same file, whichever
+    /// producer saw it by whichever hash), `same_sha256` (a story filed under no file that
+    /// shows the SHA-256), `same_device_name` (the same device name under another producer).
     pub relation: String,
     pub indication: Option<String>,
     pub device_name: Option<String>,
