@@ -173,9 +173,12 @@ fn double_option<'de, D: serde::Deserializer<'de>>(
 }
 
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct AccountParam {
     pub account_id: Option<String>,
 }
+
+impl crate::extract::QueryParams for AccountParam {}
 
 fn check_name(name: &str) -> ApiResult<String> {
     let name = name.trim();

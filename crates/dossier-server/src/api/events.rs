@@ -15,8 +15,9 @@ use crate::AppState;
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct EventParams {
-    /// Comma-separated event types.
+    /// Event types, comma-separated or repeated.
     #[serde(rename = "type")]
     pub event_type: Option<String>,
     pub connector_id: Option<String>,
@@ -29,6 +30,10 @@ pub struct EventParams {
     pub cursor: Option<String>,
     /// Operators only: the account to list.
     pub account_id: Option<String>,
+}
+
+impl crate::extract::QueryParams for EventParams {
+    const LISTS: &'static [&'static str] = &["type"];
 }
 
 /// List events, newest first, with filters and a cursor.

@@ -19,12 +19,15 @@ use crate::AppState;
 
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct ListParams {
     pub producer: Option<String>,
     pub engine_type: Option<String>,
-    /// Comma-separated statuses.
+    /// Statuses, comma-separated or repeated.
     pub status: Option<String>,
+    /// Verdicts, comma-separated or repeated.
     pub verdict: Option<String>,
+    /// Severities, comma-separated or repeated.
     pub severity: Option<String>,
     #[param(minimum = 1, maximum = 10)]
     pub criticality_min: Option<u8>,
@@ -48,6 +51,10 @@ pub struct ListParams {
     pub cursor: Option<String>,
     /// Operators only: the account to list.
     pub account_id: Option<String>,
+}
+
+impl crate::extract::QueryParams for ListParams {
+    const LISTS: &'static [&'static str] = &["status", "verdict", "severity"];
 }
 
 fn list_of<T>(field: &str, raw: Option<&str>, parse: fn(&str) -> Option<T>) -> ApiResult<Vec<T>> {

@@ -160,6 +160,50 @@ async fn malformed_requests_get_the_api_error_shape() {
     app.running.stop().await;
 }
 
+/// A mistyped filter (`asignee=`) was ignored in silence and the list selected every story;
+/// and the Workbench's own quick filter (`status=a&status=b`) was refused by the API.
+#[tokio::test]
+async fn unknown_query_parameters_are_refused_and_lists_may_repeat() {
+    let app = spawn_app(1).await;
+    let account = app.account(Licence::Xops).await;
+    let admin = app.key(Some(&account), &[Role::Admin]).await;
+    for path in [
+        "/api/v1/stories?asignee=me",
+        "/api/v1/events?typ=story_created",
+        "/api/v1/connectors?acount_id=x",
+    ] {
+        let (got, e) = app.call("GET", path, Some(&admin), None).await;
+        assert_eq!(got, 400, "{path}: {e}");
+        let name = path.split(['?', '=']).nth(1).unwrap();
+        assert!(e["message"].as_str().unwrap().contains(name), "{path}: {e}");
+    }
+    let (got, e) = app
+        .call("GET", "/api/v1/stories?limit=1&limit=2", Some(&admin), None)
+        .await;
+    assert_eq!(got, 400, "{e}");
+    assert!(e["message"].as_str().unwrap().starts_with("limit"), "{e}");
+    for path in [
+        "/api/v1/stories?status=open&status=reopened",
+        "/api/v1/stories?status=open,reopened",
+        "/api/v1/events?type=story_created&type=story_updated",
+    ] {
+        let (got, e) = app.call("GET", path, Some(&admin), None).await;
+        assert_eq!(got, 200, "{path}: {e}");
+    }
+    // Repeated and comma-separated values are one filter: a bad value in either is named.
+    let (got, e) = app
+        .call(
+            "GET",
+            "/api/v1/stories?status=open&status=bogus",
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(got, 400, "{e}");
+    assert!(e["message"].as_str().unwrap().contains("bogus"), "{e}");
+    app.running.stop().await;
+}
+
 /// A 401 for a token known to have expired read "token expired" when it came on the first
 /// page, but "the API token was rejected" when it came on a later poll whose request was on
 /// its way as the token expired: the same cause now gives the same reason.
