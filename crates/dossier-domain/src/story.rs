@@ -67,8 +67,8 @@ string_enum!(
 );
 
 /// The analyst's state of a story: where it stands, the verdict with the severity that goes
-/// with it, and when it was closed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// with it, when it was closed and why, and who owns it.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Triage {
     pub status: Status,
     pub verdict: Option<Verdict>,
@@ -76,15 +76,38 @@ pub struct Triage {
     pub severity: Option<Severity>,
     /// When the story was closed; `None` unless it is closed.
     pub closed_at: Option<DateTime<Utc>>,
+    /// Why the analyst closed it, if they said; `None` unless it is closed.
+    pub close_reason: Option<String>,
+    /// The user name of the analyst who owns the story.
+    pub assignee: Option<String>,
 }
 
+/// The most characters a close reason holds.
+pub const MAX_CLOSE_REASON_CHARS: usize = 500;
+
 /// An analyst's change of a story's triage: a field left `None` stays as it is; `Some(None)`
-/// clears the verdict or the severity.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// clears the verdict, the severity or the assignee.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TriageChange {
     pub status: Option<Status>,
     pub verdict: Option<Option<Verdict>>,
     pub severity: Option<Option<Severity>>,
+    /// The user name of the new owner (the store checks that the user may own the story).
+    pub assignee: Option<Option<String>>,
+    /// Why the story is closed: only with a change that leaves it closed.
+    pub close_reason: Option<String>,
+}
+
+impl TriageChange {
+    /// Whether the change names anything to change.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.status.is_none()
+            && self.verdict.is_none()
+            && self.severity.is_none()
+            && self.assignee.is_none()
+            && self.close_reason.is_none()
+    }
 }
 
 /// Why an analyst's change cannot be made.
@@ -93,16 +116,29 @@ pub enum TriageError {
     /// A severity was set on a story whose verdict is not `malicious`.
     #[error("severity: only a story with the verdict malicious has a severity")]
     SeverityWithoutMalicious,
+    /// A story was closed without a verdict, given or already there.
+    #[error(
+        "verdict: closing a story needs a verdict (malicious, suspicious, informational or benign)"
+    )]
+    CloseWithoutVerdict,
+    /// A close reason came with a change that does not leave the story closed.
+    #[error("close_reason: only a closed story has a close reason")]
+    ReasonWithoutClose,
+    /// A close reason over [`MAX_CLOSE_REASON_CHARS`].
+    #[error("close_reason: at most 500 characters")]
+    ReasonTooLong,
 }
 
 impl Default for Triage {
-    /// A new story: open, no verdict, no severity.
+    /// A new story: open, no verdict, no severity, no owner.
     fn default() -> Self {
         Self {
             status: Status::Open,
             verdict: None,
             severity: None,
             closed_at: None,
+            close_reason: None,
+            assignee: None,
         }
     }
 }
@@ -115,9 +151,14 @@ impl Triage {
     /// clears the severity. A story closed by the change is closed at `now`; one that stays
     /// closed keeps its time; one that leaves `closed` has none.
     ///
+    /// Closing needs a verdict, given with the change or already the story's; a close reason
+    /// (trimmed; blank is none) comes only with a change that leaves the story closed, and
+    /// goes when the story leaves `closed`. The assignee is the change's, or stays.
+    ///
     /// # Errors
-    /// [`TriageError::SeverityWithoutMalicious`].
-    pub fn apply(self, change: TriageChange, now: DateTime<Utc>) -> Result<Self, TriageError> {
+    /// [`TriageError`]: a severity without `malicious`, a close without a verdict, a close
+    /// reason without a close or over its length.
+    pub fn apply(self, change: &TriageChange, now: DateTime<Utc>) -> Result<Self, TriageError> {
         let verdict = change.verdict.unwrap_or(self.verdict);
         let mut severity = change.severity.unwrap_or(self.severity);
         if verdict != Some(Verdict::Malicious) {
@@ -127,9 +168,29 @@ impl Triage {
             severity = None;
         }
         let status = change.status.unwrap_or(self.status);
+        let closing = status == Status::Closed && self.status != Status::Closed;
+        if closing && verdict.is_none() {
+            return Err(TriageError::CloseWithoutVerdict);
+        }
         let closed_at = match (status, self.status) {
             (Status::Closed, Status::Closed) => self.closed_at.or(Some(now)),
             (Status::Closed, _) => Some(now),
+            _ => None,
+        };
+        let reason = change
+            .close_reason
+            .as_deref()
+            .map(str::trim)
+            .filter(|r| !r.is_empty());
+        if reason.is_some() && status != Status::Closed {
+            return Err(TriageError::ReasonWithoutClose);
+        }
+        if reason.is_some_and(|r| r.chars().count() > MAX_CLOSE_REASON_CHARS) {
+            return Err(TriageError::ReasonTooLong);
+        }
+        let close_reason = match (status, reason) {
+            (Status::Closed, Some(r)) => Some(r.to_owned()),
+            (Status::Closed, None) if !closing => self.close_reason,
             _ => None,
         };
         Ok(Self {
@@ -137,6 +198,8 @@ impl Triage {
             verdict,
             severity,
             closed_at,
+            close_reason,
+            assignee: change.assignee.clone().unwrap_or(self.assignee),
         })
     }
 
@@ -146,12 +209,13 @@ impl Triage {
     /// closed time; otherwise it takes the retired story's. Likewise the verdict, with the
     /// severity that goes with it, so a merged story never pairs one story's verdict with the
     /// other's severity.
+    /// The owner is the successor's own, else the retired story's.
     #[must_use]
     pub fn inherit(self, retired: Triage) -> Self {
-        let (status, closed_at) = if self.status == Status::Open {
-            (retired.status, retired.closed_at)
+        let (status, closed_at, close_reason) = if self.status == Status::Open {
+            (retired.status, retired.closed_at, retired.close_reason)
         } else {
-            (self.status, self.closed_at)
+            (self.status, self.closed_at, self.close_reason)
         };
         let (verdict, severity) = if self.verdict.is_none() {
             (retired.verdict, retired.severity)
@@ -163,6 +227,8 @@ impl Triage {
             verdict,
             severity,
             closed_at,
+            close_reason,
+            assignee: self.assignee.or(retired.assignee),
         }
     }
 }
@@ -199,8 +265,9 @@ mod tests {
     fn only_a_malicious_verdict_carries_a_severity() {
         let open = Triage::default();
         let malicious = open
+            .clone()
             .apply(
-                TriageChange {
+                &TriageChange {
                     verdict: Some(Some(Verdict::Malicious)),
                     severity: Some(Some(Severity::High)),
                     ..TriageChange::default()
@@ -211,7 +278,7 @@ mod tests {
         assert_eq!(malicious.severity, Some(Severity::High));
         // Away from malicious, the severity goes with it.
         let benign = malicious.apply(
-            TriageChange {
+            &TriageChange {
                 verdict: Some(Some(Verdict::Benign)),
                 ..TriageChange::default()
             },
@@ -226,13 +293,13 @@ mod tests {
                 ..TriageChange::default()
             };
             assert_eq!(
-                open.apply(change, at(1)),
+                open.clone().apply(&change, at(1)),
                 Err(TriageError::SeverityWithoutMalicious)
             );
         }
         // Clearing the severity is always allowed.
-        let cleared = open.apply(
-            TriageChange {
+        let cleared = open.clone().apply(
+            &TriageChange {
                 severity: Some(None),
                 ..TriageChange::default()
             },
@@ -245,11 +312,12 @@ mod tests {
     fn closing_keeps_the_time_it_was_first_closed() {
         let close = TriageChange {
             status: Some(Status::Closed),
+            verdict: Some(Some(Verdict::Benign)),
             ..TriageChange::default()
         };
-        let closed = Triage::default().apply(close, at(1)).unwrap_or_default();
+        let closed = Triage::default().apply(&close, at(1)).unwrap_or_default();
         assert_eq!(closed.closed_at, Some(at(1)));
-        let again = closed.apply(close, at(5)).unwrap_or_default();
+        let again = closed.clone().apply(&close, at(5)).unwrap_or_default();
         assert_eq!(
             again.closed_at,
             Some(at(1)),
@@ -257,7 +325,7 @@ mod tests {
         );
         let reopened = again
             .apply(
-                TriageChange {
+                &TriageChange {
                     status: Some(Status::Monitoring),
                     ..TriageChange::default()
                 },
@@ -268,22 +336,89 @@ mod tests {
     }
 
     #[test]
+    fn closing_needs_a_verdict_and_a_reason_goes_with_the_close() {
+        let close = TriageChange {
+            status: Some(Status::Closed),
+            ..TriageChange::default()
+        };
+        assert_eq!(
+            Triage::default().apply(&close, at(1)),
+            Err(TriageError::CloseWithoutVerdict)
+        );
+        let judged = Triage {
+            verdict: Some(Verdict::Benign),
+            ..Triage::default()
+        };
+        let with_reason = TriageChange {
+            close_reason: Some("  test machine  ".into()),
+            ..close.clone()
+        };
+        let closed = judged
+            .clone()
+            .apply(&with_reason, at(1))
+            .unwrap_or_default();
+        assert_eq!(closed.close_reason.as_deref(), Some("test machine"));
+        // Another change of a closed story keeps the reason; leaving closed drops it.
+        let assigned = closed
+            .clone()
+            .apply(
+                &TriageChange {
+                    assignee: Some(Some("ana".into())),
+                    ..TriageChange::default()
+                },
+                at(2),
+            )
+            .unwrap_or_default();
+        assert_eq!(assigned.close_reason.as_deref(), Some("test machine"));
+        assert_eq!(assigned.assignee.as_deref(), Some("ana"));
+        let reopened = assigned
+            .apply(
+                &TriageChange {
+                    status: Some(Status::Open),
+                    ..TriageChange::default()
+                },
+                at(3),
+            )
+            .unwrap_or_default();
+        assert_eq!(reopened.close_reason, None);
+        assert_eq!(reopened.assignee.as_deref(), Some("ana"), "the owner stays");
+        // A reason without a close, or too long, is refused.
+        let reason_only = TriageChange {
+            close_reason: Some("x".into()),
+            ..TriageChange::default()
+        };
+        assert_eq!(
+            judged.clone().apply(&reason_only, at(1)),
+            Err(TriageError::ReasonWithoutClose)
+        );
+        let long = TriageChange {
+            close_reason: Some("x".repeat(MAX_CLOSE_REASON_CHARS + 1)),
+            ..close
+        };
+        assert_eq!(judged.apply(&long, at(1)), Err(TriageError::ReasonTooLong));
+    }
+
+    #[test]
     fn a_successor_keeps_its_own_work_and_takes_the_rest_whole() {
         let retired = Triage {
             status: Status::Closed,
             verdict: Some(Verdict::Malicious),
             severity: Some(Severity::High),
             closed_at: Some(at(3)),
+            close_reason: Some("contained".into()),
+            assignee: Some("ana".into()),
         };
-        assert_eq!(Triage::default().inherit(retired), retired);
+        assert_eq!(Triage::default().inherit(retired.clone()), retired);
         let own = Triage {
             status: Status::Monitoring,
             verdict: Some(Verdict::Benign),
             severity: None,
             closed_at: None,
+            close_reason: None,
+            assignee: Some("bo".into()),
         };
-        assert_eq!(own.inherit(retired), own);
-        // A verdict moves with its own severity; a status with its own closed time.
+        assert_eq!(own.clone().inherit(retired.clone()), own);
+        // A verdict moves with its own severity; a status with its own closed time and reason.
         let verdict_only = Triage {
             verdict: Some(Verdict::Suspicious),
             ..Triage::default()
@@ -295,6 +430,8 @@ mod tests {
                 verdict: Some(Verdict::Suspicious),
                 severity: None,
                 closed_at: Some(at(3)),
+                close_reason: Some("contained".into()),
+                assignee: Some("ana".into()),
             }
         );
     }

@@ -39,6 +39,8 @@ pub fn hash_api_key(key: &str) -> String {
 pub struct Principal {
     /// The caller's name in timelines and audit logs.
     pub actor: String,
+    /// The signed-in user's name; `None` for an API key, which is nobody's.
+    pub user: Option<String>,
     /// The caller's account; `None` for an operator, who spans accounts.
     pub account_id: Option<String>,
     pub roles: Vec<Role>,
@@ -46,6 +48,23 @@ pub struct Principal {
 }
 
 impl Principal {
+    /// Resolves an assignee as a request names it: `me` is the signed-in user.
+    ///
+    /// # Errors
+    /// Bad request for `me` from an API key, or an empty name.
+    pub fn assignee(&self, field: &str, name: &str) -> Result<String, ApiError> {
+        let name = name.trim();
+        match name {
+            "" => Err(ApiError::BadRequest(format!("{field}: a user name, or me"))),
+            "me" => self.user.clone().ok_or_else(|| {
+                ApiError::BadRequest(format!(
+                    "{field}: me is the signed-in user, and an API key is not one; name the user"
+                ))
+            }),
+            _ => Ok(name.to_owned()),
+        }
+    }
+
     /// Returns the account a request acts on: the caller's own, or for an operator the one it
     /// names (if any).
     ///
@@ -103,6 +122,7 @@ impl FromRequestParts<AppState> for Principal {
         let perms = Permissions::of(&record.roles);
         Ok(Principal {
             actor: format!("api-key:{}", &record.id[..8.min(record.id.len())]),
+            user: None,
             account_id: if perms.all_accounts {
                 None
             } else {

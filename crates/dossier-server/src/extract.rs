@@ -49,15 +49,22 @@ where
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let raw = parts.uri.query().unwrap_or_default();
-        let merged = merge_lists(raw, T::LISTS)?;
-        let uri: axum::http::Uri = format!("/?{merged}")
-            .parse()
-            .map_err(|_| ApiError::BadRequest("query: not a valid query string".into()))?;
-        match Query::<T>::try_from_uri(&uri) {
-            Ok(Query(v)) => Ok(ApiQuery(v)),
-            Err(r) => Err(ApiError::BadRequest(format!("query: {}", r.body_text()))),
-        }
+        parse_query(parts.uri.query().unwrap_or_default()).map(ApiQuery)
+    }
+}
+
+/// Reads query parameters by the rules of [`ApiQuery`], from a raw query string.
+///
+/// # Errors
+/// Bad request naming the parameter that is unknown, repeated or malformed.
+pub fn parse_query<T: QueryParams>(raw: &str) -> Result<T, ApiError> {
+    let merged = merge_lists(raw, T::LISTS)?;
+    let uri: axum::http::Uri = format!("/?{merged}")
+        .parse()
+        .map_err(|_| ApiError::BadRequest("query: not a valid query string".into()))?;
+    match Query::<T>::try_from_uri(&uri) {
+        Ok(Query(v)) => Ok(v),
+        Err(r) => Err(ApiError::BadRequest(format!("query: {}", r.body_text()))),
     }
 }
 

@@ -17,8 +17,10 @@ use dossier_store::{IngestOutcome, IngestPage, Remap, Result, StoreError};
 
 /// A stored story's triage, if the story exists.
 pub(crate) fn triage(tx: &Connection, id: &str) -> Result<Option<Triage>> {
-    let mut st = tx
-        .prepare_cached("SELECT status, verdict, severity, closed_at FROM stories WHERE id = ?1")?;
+    let mut st = tx.prepare_cached(
+        "SELECT status, verdict, severity, closed_at, close_reason, assignee
+         FROM stories WHERE id = ?1",
+    )?;
     let row = st
         .query_row([id], |r| {
             Ok((
@@ -26,15 +28,21 @@ pub(crate) fn triage(tx: &Connection, id: &str) -> Result<Option<Triage>> {
                 r.get::<_, String>(1)?,
                 r.get::<_, String>(2)?,
                 r.get::<_, Option<i64>>(3)?,
+                r.get::<_, Option<String>>(4)?,
+                r.get::<_, Option<String>>(5)?,
             ))
         })
         .optional()?;
-    Ok(row.map(|(status, verdict, severity, closed_at)| Triage {
-        status: Status::parse(&status).unwrap_or(Status::Open),
-        verdict: Verdict::parse(&verdict),
-        severity: Severity::parse(&severity),
-        closed_at: closed_at.map(super::ts),
-    }))
+    Ok(row.map(
+        |(status, verdict, severity, closed_at, close_reason, assignee)| Triage {
+            status: Status::parse(&status).unwrap_or(Status::Open),
+            verdict: Verdict::parse(&verdict),
+            severity: Severity::parse(&severity),
+            closed_at: closed_at.map(super::ts),
+            close_reason,
+            assignee,
+        },
+    ))
 }
 
 /// The id correlation knows an incident by: unique within an account.
@@ -748,19 +756,21 @@ fn retire_story(tx: &Transaction<'_>, old: &str, successor: &str) -> Result<Opti
     tx.execute(
         "INSERT INTO stories (id, account_id, producer, engine_type, vendor, connector_id, story_key,
              previous_id, status, verdict, severity, criticality, criticality_detail, created_at,
-             updated_at, first_signal_at, last_signal_at, incident_count, closed_at)
+             updated_at, first_signal_at, last_signal_at, incident_count, closed_at,
+             close_reason, assignee)
          SELECT ?2, account_id, producer, engine_type, vendor, connector_id, story_key, previous_id,
              status, verdict, severity, criticality, criticality_detail, created_at, updated_at,
-             first_signal_at, last_signal_at, 0, closed_at
+             first_signal_at, last_signal_at, 0, closed_at, close_reason, assignee
          FROM stories WHERE id = ?1
          ON CONFLICT (id) DO UPDATE SET created_at = min(stories.created_at, excluded.created_at)",
         params![old, successor],
     )?;
     if let (Some(retired), Some(own)) = (retired, triage(tx, successor)?) {
-        let t = own.inherit(retired);
+        let t = own.clone().inherit(retired);
         if t != own {
             tx.execute(
-                "UPDATE stories SET status = ?2, verdict = ?3, severity = ?4, closed_at = ?5
+                "UPDATE stories SET status = ?2, verdict = ?3, severity = ?4, closed_at = ?5,
+                     close_reason = ?6, assignee = ?7
                  WHERE id = ?1",
                 params![
                     successor,
@@ -768,6 +778,8 @@ fn retire_story(tx: &Transaction<'_>, old: &str, successor: &str) -> Result<Opti
                     t.verdict.map_or("", Verdict::as_str),
                     t.severity.map_or("", Severity::as_str),
                     t.closed_at.map(us),
+                    t.close_reason,
+                    t.assignee,
                 ],
             )?;
         }

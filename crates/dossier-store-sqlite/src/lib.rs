@@ -33,6 +33,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0006_incident_producer.sql"),
     include_str!("../migrations/sqlite/0007_connector_config.sql"),
     include_str!("../migrations/sqlite/0008_file_identities.sql"),
+    include_str!("../migrations/sqlite/0009_story_owner.sql"),
 ];
 const READERS: usize = 4;
 /// The page size of a new database. An index entry that ingest adds lands on a random page of
@@ -453,16 +454,38 @@ impl dossier_store::Store for SqliteStore {
         let (a, id, u, actor) = (
             account_id.map(str::to_owned),
             id.to_owned(),
-            *u,
+            u.clone(),
             actor.to_owned(),
         );
         let a2 = a.clone();
         let id2 = id.clone();
-        self.write(move |c| stories::update(c, a.as_deref(), &id, u, &actor, now))
+        self.write(move |c| stories::update(c, a.as_deref(), &id, &u, &actor, now))
             .await?;
         let remap = Arc::clone(&self.inner.remap);
         self.read(move |c| stories::get(c, &remap, a2.as_deref(), &id2))
             .await
+    }
+
+    async fn update_stories(
+        &self,
+        account_id: Option<&str>,
+        ids: &[String],
+        u: &dossier_store::StoryUpdate,
+        comment: Option<&str>,
+        actor: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<(String, dossier_store::BulkOutcome)>> {
+        let (a, ids, u, comment, actor) = (
+            account_id.map(str::to_owned),
+            ids.to_vec(),
+            u.clone(),
+            comment.map(str::to_owned),
+            actor.to_owned(),
+        );
+        self.write(move |c| {
+            stories::update_many(c, a.as_deref(), &ids, &u, comment.as_deref(), &actor, now)
+        })
+        .await
     }
 
     async fn add_comment(

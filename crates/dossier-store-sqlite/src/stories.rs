@@ -15,15 +15,15 @@ use super::body;
 use super::cursor::{self, SortValue};
 use super::{new_id, nonempty, opt_ts, ts, us};
 use dossier_store::{
-    Comment, DeviceView, FileView, GroupCount, IncidentView, RelatedStory, Remap, Result,
-    StoreError, Story, StoryDetail, StoryGroup, StoryPage, StoryQuery, StorySortField, StoryUpdate,
-    TimelineEntry,
+    AssigneeFilter, BulkOutcome, Comment, DeviceView, FileView, GroupCount, IncidentView,
+    RelatedStory, Remap, Result, StoreError, Story, StoryDetail, StoryGroup, StoryPage, StoryQuery,
+    StorySortField, StoryUpdate, TimelineEntry,
 };
 
 const COLUMNS: &str = "id, producer, engine_type, vendor, indication, status, verdict, severity,
     criticality, created_at, updated_at, first_signal_at, last_signal_at, incident_count,
     agent_uuid, device_name, os, sha1, sha256, md5, file_name, file_path, mitigation,
-    connector_id, account_id";
+    connector_id, account_id, assignee";
 
 pub(crate) const MAX_COMMENT_CHARS: usize = 500;
 pub(crate) const MAX_COMMENTS: i64 = 200;
@@ -62,6 +62,7 @@ fn story_row(r: &Row<'_>) -> rusqlite::Result<Story> {
         mitigation_status: nonempty(r.get(22)?),
         connector_id: r.get(23)?,
         account_id: r.get(24)?,
+        assignee: r.get(25)?,
     })
 }
 
@@ -169,6 +170,26 @@ fn filters(q: &StoryQuery, sql: &mut String, args: &mut Vec<Value>) {
     if let Some(i) = q.indication.as_deref().filter(|i| !i.is_empty()) {
         push(sql, args, " AND indication = ?", Value::Text(i.to_owned()));
     }
+    match &q.assignee {
+        None => {}
+        Some(AssigneeFilter::Unassigned) => sql.push_str(" AND assignee IS NULL"),
+        Some(AssigneeFilter::User(name)) => push(
+            sql,
+            args,
+            " AND assignee = ? COLLATE NOCASE",
+            Value::Text(name.clone()),
+        ),
+    }
+    if let Some(i) = q
+        .incident_id
+        .as_deref()
+        .map(str::trim)
+        .filter(|i| !i.is_empty())
+    {
+        sql.push_str(" AND id IN (");
+        incident_stories(account_id, sql, args, i);
+        sql.push(')');
+    }
     if let Some(text) = q.q.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
         push(
             sql,
@@ -176,7 +197,11 @@ fn filters(q: &StoryQuery, sql: &mut String, args: &mut Vec<Value>) {
             " AND (search LIKE ? ESCAPE '\\'",
             Value::Text(format!("%{}%", escape_like(&text.to_lowercase()))),
         );
-        push(sql, args, " OR id = ?)", Value::Text(text.to_owned()));
+        push(sql, args, " OR id = ?", Value::Text(text.to_owned()));
+        // A vendor's threat or alert id finds its story too.
+        sql.push_str(" OR id IN (");
+        incident_stories(account_id, sql, args, text);
+        sql.push_str("))");
     }
     if let Some(from) = q.from {
         push(sql, args, " AND updated_at >= ?", Value::Integer(us(from)));
@@ -184,6 +209,26 @@ fn filters(q: &StoryQuery, sql: &mut String, args: &mut Vec<Value>) {
     if let Some(to) = q.to {
         push(sql, args, " AND updated_at <= ?", Value::Integer(us(to)));
     }
+}
+
+/// The ids of the stories that hold an incident of this vendor id: through the unique
+/// (connector, vendor id) index, over the account's connectors.
+fn incident_stories(account_id: Option<&str>, sql: &mut String, args: &mut Vec<Value>, id: &str) {
+    sql.push_str("SELECT story_id FROM incidents WHERE connector_id IN (SELECT id FROM connectors");
+    if let Some(a) = account_id {
+        push(
+            sql,
+            args,
+            " WHERE account_id = ?",
+            Value::Text(a.to_owned()),
+        );
+    }
+    push(
+        sql,
+        args,
+        ") AND external_id = ?",
+        Value::Text(id.to_owned()),
+    );
 }
 
 /// Matches any of several columns. Within an account each column has its index, and a union
@@ -331,9 +376,9 @@ pub(crate) fn list(conn: &Connection, q: &StoryQuery) -> Result<StoryPage> {
     let rows = st.query_map(params_from_iter(args.iter()), |r| {
         let story = story_row(r)?;
         let sort_value = if is_int {
-            SortValue::Int(r.get(25)?)
+            SortValue::Int(r.get(26)?)
         } else {
-            SortValue::Text(r.get(25)?)
+            SortValue::Text(r.get(26)?)
         };
         Ok((story, sort_value))
     })?;
@@ -385,15 +430,17 @@ pub(crate) fn get(
     id: &str,
 ) -> Result<StoryDetail> {
     let story = get_story_row(conn, account_id, id)?;
-    let (crit_json, closed_at, previous_id, file_hash): (
+    let (crit_json, closed_at, previous_id, file_hash, close_reason): (
         String,
         Option<i64>,
         Option<String>,
         String,
+        Option<String>,
     ) = conn.query_row(
-        "SELECT criticality_detail, closed_at, previous_id, file_hash FROM stories WHERE id = ?1",
+        "SELECT criticality_detail, closed_at, previous_id, file_hash, close_reason
+         FROM stories WHERE id = ?1",
         [&story.id],
-        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
     )?;
     let criticality_detail: Criticality = serde_json::from_str(&crit_json).unwrap_or(Criticality {
         score: story.criticality,
@@ -499,6 +546,7 @@ pub(crate) fn get(
         comments,
         related,
         closed_at: opt_ts(closed_at),
+        close_reason,
     })
 }
 
@@ -614,40 +662,134 @@ pub(crate) fn update(
     conn: &mut Connection,
     account_id: Option<&str>,
     id: &str,
-    u: StoryUpdate,
+    u: &StoryUpdate,
     actor: &str,
     now: DateTime<Utc>,
 ) -> Result<()> {
     let tx = conn.transaction()?;
-    let story = get_story_row(&tx, account_id, id)?;
-    let before = super::ingest::triage(&tx, &story.id)?.ok_or(StoreError::NotFound)?;
+    update_in(&tx, account_id, id, u, actor, now)?;
+    tx.commit()?;
+    Ok(())
+}
+
+/// Applies one change, and a comment if there is one, to each story: each story all or
+/// nothing, in a transaction of its own.
+pub(crate) fn update_many(
+    conn: &mut Connection,
+    account_id: Option<&str>,
+    ids: &[String],
+    u: &StoryUpdate,
+    comment: Option<&str>,
+    actor: &str,
+    now: DateTime<Utc>,
+) -> Result<Vec<(String, BulkOutcome)>> {
+    let mut out = Vec::with_capacity(ids.len());
+    for id in ids {
+        let tx = conn.transaction()?;
+        let done = (|| -> Result<bool> {
+            let changed = !u.is_empty() && update_in(&tx, account_id, id, u, actor, now)?;
+            if let Some(text) = comment {
+                add_comment_in(&tx, account_id, id, actor, text, now)?;
+                return Ok(true);
+            }
+            Ok(changed)
+        })();
+        let outcome = match done {
+            Ok(changed) => {
+                tx.commit()?;
+                if changed {
+                    BulkOutcome::Changed
+                } else {
+                    BulkOutcome::Unchanged
+                }
+            }
+            Err(StoreError::NotFound) => BulkOutcome::Failed("no such story".into()),
+            Err(StoreError::Invalid(why) | StoreError::Conflict(why)) => BulkOutcome::Failed(why),
+            Err(e) => return Err(e),
+        };
+        out.push((id.clone(), outcome));
+    }
+    Ok(out)
+}
+
+/// The user name an assignee stands for: a user of the account, or an operator.
+fn owner(conn: &Connection, account_id: &str, name: &str) -> Result<String> {
+    conn.query_row(
+        "SELECT username FROM users WHERE username = ?1
+             AND (account_id = ?2 OR account_id IS NULL)",
+        params![name.trim(), account_id],
+        |r| r.get(0),
+    )
+    .optional()?
+    .ok_or_else(|| {
+        StoreError::Invalid(format!(
+            "assignee: no user {:?} may own stories of this account",
+            name.trim()
+        ))
+    })
+}
+
+/// Applies an analyst's change inside a transaction; returns whether anything changed.
+fn update_in(
+    tx: &Connection,
+    account_id: Option<&str>,
+    id: &str,
+    u: &StoryUpdate,
+    actor: &str,
+    now: DateTime<Utc>,
+) -> Result<bool> {
+    let story = get_story_row(tx, account_id, id)?;
+    let before = super::ingest::triage(tx, &story.id)?.ok_or(StoreError::NotFound)?;
+    let mut u = u.clone();
+    if let Some(Some(name)) = &u.assignee {
+        u.assignee = Some(Some(owner(tx, &story.account_id, name)?));
+    }
     let after = before
-        .apply(u, now)
+        .clone()
+        .apply(&u, now)
         .map_err(|e| StoreError::Invalid(e.to_string()))?;
+    if after == before {
+        // Setting what is already set changes nothing: no new updated_at, no event.
+        return Ok(false);
+    }
     let Triage {
         status,
         verdict,
         severity,
         closed_at,
+        close_reason,
+        assignee,
     } = after;
-    if (status, verdict, severity) == (story.status, story.verdict, story.severity) {
-        // Setting what is already set changes nothing: no new updated_at, no event.
-        return Ok(());
-    }
     if status != story.status {
+        let why = match (&close_reason, status) {
+            (Some(r), Status::Closed) => format!(": {r}"),
+            _ => String::new(),
+        };
         record(
-            &tx,
+            tx,
             &story,
             now,
             actor,
             "status_changed",
-            &format!("status changed from {} to {}", story.status, status),
+            &format!("status changed from {} to {}{why}", story.status, status),
+        )?;
+    } else if close_reason != before.close_reason {
+        record(
+            tx,
+            &story,
+            now,
+            actor,
+            "close_reason_changed",
+            &format!(
+                "close reason: {}",
+                close_reason.as_deref().unwrap_or("none")
+            ),
         )?;
     }
     if verdict != story.verdict {
         let show = |v: Option<Verdict>| v.map_or("none", Verdict::as_str);
         record(
-            &tx,
+            tx,
             &story,
             now,
             actor,
@@ -662,7 +804,7 @@ pub(crate) fn update(
     if severity != story.severity {
         let show = |v: Option<Severity>| v.map_or("none", Severity::as_str);
         record(
-            &tx,
+            tx,
             &story,
             now,
             actor,
@@ -674,15 +816,27 @@ pub(crate) fn update(
             ),
         )?;
     }
+    if assignee != before.assignee {
+        let text = match (&before.assignee, &assignee) {
+            (_, Some(to)) => format!("assigned to {to}"),
+            (Some(from), None) => format!("unassigned (was {from})"),
+            (None, None) => String::new(),
+        };
+        record(tx, &story, now, actor, "assignee_changed", &text)?;
+    }
     tx.execute(
-        "UPDATE stories SET status = ?2, verdict = ?3, severity = ?4, closed_at = ?5, updated_at = ?6 WHERE id = ?1",
+        "UPDATE stories SET status = ?2, verdict = ?3, severity = ?4, closed_at = ?5,
+             updated_at = ?6, close_reason = ?7, assignee = ?8
+         WHERE id = ?1",
         params![
             story.id,
             status.as_str(),
             verdict.map_or("", Verdict::as_str),
             severity.map_or("", Severity::as_str),
             closed_at.map(us),
-            us(now)
+            us(now),
+            close_reason,
+            assignee,
         ],
     )?;
     tx.execute(
@@ -694,15 +848,33 @@ pub(crate) fn update(
             story.connector_id,
             story.id,
             format!("story updated by {actor}"),
-            serde_json::json!({"status": status, "verdict": verdict, "severity": severity, "actor": actor}).to_string()
+            serde_json::json!({
+                "status": status, "verdict": verdict, "severity": severity,
+                "assignee": assignee, "actor": actor
+            })
+            .to_string()
         ],
     )?;
-    tx.commit()?;
-    Ok(())
+    Ok(true)
 }
 
 pub(crate) fn add_comment(
     conn: &mut Connection,
+    account_id: Option<&str>,
+    story_id: &str,
+    author: &str,
+    text: &str,
+    now: DateTime<Utc>,
+) -> Result<Comment> {
+    let tx = conn.transaction()?;
+    let comment = add_comment_in(&tx, account_id, story_id, author, text, now)?;
+    tx.commit()?;
+    Ok(comment)
+}
+
+/// Adds a comment inside a transaction.
+fn add_comment_in(
+    tx: &Connection,
     account_id: Option<&str>,
     story_id: &str,
     author: &str,
@@ -720,8 +892,7 @@ pub(crate) fn add_comment(
             "text: a comment holds at most {MAX_COMMENT_CHARS} characters"
         )));
     }
-    let tx = conn.transaction()?;
-    let story = get_story_row(&tx, account_id, story_id)?;
+    let story = get_story_row(tx, account_id, story_id)?;
     let n: i64 = tx.query_row(
         "SELECT count(*) FROM comments WHERE story_id = ?1",
         [&story.id],
@@ -750,8 +921,7 @@ pub(crate) fn add_comment(
             us(now)
         ],
     )?;
-    record(&tx, &story, now, author, "comment_added", text)?;
-    tx.commit()?;
+    record(tx, &story, now, author, "comment_added", text)?;
     Ok(comment)
 }
 

@@ -109,6 +109,17 @@ pub trait Store: Send + Sync + 'static {
         text: &str,
         now: DateTime<Utc>,
     ) -> Result<Comment>;
+    /// Applies one change, and a comment if there is one, to each story: each story all or
+    /// nothing on its own. Says, per id in the order given, what became of it.
+    async fn update_stories(
+        &self,
+        account_id: Option<&str>,
+        ids: &[String],
+        u: &StoryUpdate,
+        comment: Option<&str>,
+        actor: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<(String, BulkOutcome)>>;
     /// Records something that happened to a story (in its timeline and the audit log).
     async fn record_on_story(
         &self,

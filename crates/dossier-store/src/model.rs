@@ -195,6 +195,8 @@ pub struct Story {
     pub mitigation_status: Option<String>,
     pub connector_id: Option<String>,
     pub account_id: String,
+    /// The user name of the analyst who owns the story.
+    pub assignee: Option<String>,
 }
 
 /// One incident of a story, with its raw JSON as evidence.
@@ -260,6 +262,28 @@ pub struct StoryDetail {
     pub comments: Vec<Comment>,
     pub related: Vec<RelatedStory>,
     pub closed_at: Option<DateTime<Utc>>,
+    /// Why the analyst closed the story, if they said.
+    pub close_reason: Option<String>,
+}
+
+/// Whose stories a list shows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AssigneeFilter {
+    /// Stories nobody owns.
+    Unassigned,
+    /// Stories of this user name (any letter case).
+    User(String),
+}
+
+/// What a bulk change did to one story.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BulkOutcome {
+    /// The story changed (or took the comment).
+    Changed,
+    /// The story already was as asked, and there was no comment.
+    Unchanged,
+    /// Nothing of the change was made to this story, for this reason.
+    Failed(String),
 }
 
 /// A change an analyst makes to a story; `None` leaves a field as it is, `Some(None)` clears it.
@@ -348,6 +372,10 @@ pub struct StoryQuery {
     pub hash: Option<String>,
     /// Exact indication (threat name), as the list's group-by links use it.
     pub indication: Option<String>,
+    /// Whose stories: a user name, or unassigned ones.
+    pub assignee: Option<AssigneeFilter>,
+    /// The story holding the incident of this vendor id (a threat or alert id).
+    pub incident_id: Option<String>,
     pub q: Option<String>,
     /// Bounds on `updated_at`.
     pub from: Option<DateTime<Utc>>,
@@ -373,6 +401,8 @@ impl Default for StoryQuery {
             device: None,
             hash: None,
             indication: None,
+            assignee: None,
+            incident_id: None,
             q: None,
             from: None,
             to: None,

@@ -49,6 +49,8 @@ pub struct Story {
     pub mitigation_status: Option<String>,
     pub connector_id: Option<String>,
     pub account_id: String,
+    /// The user name of the analyst who owns the story, or `null`.
+    pub assignee: Option<String>,
 }
 
 /// One incident of a story, with its raw JSON as evidence.
@@ -115,6 +117,8 @@ pub struct StoryDetail {
     pub comments: Vec<Comment>,
     pub related: Vec<RelatedStory>,
     pub closed_at: Option<DateTime<Utc>>,
+    /// Why the analyst closed the story, if they said.
+    pub close_reason: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -175,6 +179,7 @@ impl From<dossier_store::Story> for Story {
                 path: s.file.path,
             },
             mitigation_status: s.mitigation_status,
+            assignee: s.assignee,
             connector_id: s.connector_id,
             account_id: s.account_id,
         }
@@ -247,6 +252,7 @@ impl From<dossier_store::StoryDetail> for StoryDetail {
             comments: d.comments.into_iter().map(Into::into).collect(),
             related: d.related.into_iter().map(Into::into).collect(),
             closed_at: d.closed_at,
+            close_reason: d.close_reason,
         }
     }
 }
@@ -327,6 +333,7 @@ mod tests {
             mitigation_status: Some("not_mitigated".into()),
             connector_id: Some("c1".into()),
             account_id: "a1".into(),
+            assignee: Some("ana".into()),
         };
         let store_json = serde_json::to_value(&s).unwrap();
         assert_eq!(serde_json::to_value(Story::from(s)).unwrap(), store_json);

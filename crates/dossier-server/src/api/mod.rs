@@ -1,5 +1,6 @@
 //! The HTTP API v1 and the operational endpoints.
 
+pub mod bulk;
 pub mod connectors;
 pub mod events;
 pub mod json;
@@ -20,12 +21,14 @@ use crate::AppState;
     paths(
         connectors::create, connectors::list, connectors::get, connectors::patch, connectors::delete,
         stories::list, stories::get, stories::patch, stories::comment, stories::delete_comment,
+        bulk::bulk,
         events::list,
         healthz, readyz, metrics,
     ),
     components(schemas(
         connectors::ConnectorView, connectors::Health, connectors::BackfillView, connectors::CreateConnector, connectors::PatchConnector,
         stories::PatchStory, stories::NewComment,
+        bulk::BulkRequest, bulk::BulkResult, bulk::BulkFailure,
         json::Story, json::StoryPage, json::StoryDetail, json::DeviceView,
         json::FileView, json::IncidentView, json::TimelineEntry, json::Comment,
         json::RelatedStory, json::Event, json::EventPage,
@@ -61,6 +64,7 @@ pub fn routes() -> Router<AppState> {
                 .delete(connectors::delete),
         )
         .route("/api/v1/stories", get(stories::list))
+        .route("/api/v1/stories/bulk", axum::routing::post(bulk::bulk))
         .route(
             "/api/v1/stories/{id}",
             get(stories::get).patch(stories::patch),

@@ -6,7 +6,9 @@ use axum::http::StatusCode;
 use axum::Json;
 use chrono::{DateTime, Utc};
 use dossier_domain::story::{Severity, Status, Verdict};
-use dossier_store::{Comment, StoryDetail, StoryPage, StoryQuery, StorySortField, StoryUpdate};
+use dossier_store::{
+    AssigneeFilter, Comment, StoryDetail, StoryPage, StoryQuery, StorySortField, StoryUpdate,
+};
 
 use super::json;
 use serde::Deserialize;
@@ -39,6 +41,11 @@ pub struct ListParams {
     pub hash: Option<String>,
     /// Exact indication (threat name).
     pub indication: Option<String>,
+    /// `me` (the signed-in user), `none` (unassigned) or a user name.
+    pub assignee: Option<String>,
+    /// A vendor's threat or alert id: the story that holds it.
+    pub incident_id: Option<String>,
+    /// Free text; also finds a story by its id or a vendor's threat or alert id.
     pub q: Option<String>,
     /// RFC 3339; bounds `updated_at`.
     pub from: Option<String>,
@@ -109,6 +116,27 @@ pub(crate) fn parse_limit(limit: Option<u32>) -> ApiResult<u32> {
 }
 
 impl ListParams {
+    /// The store's query for these parameters, in the scope checked for `p`.
+    pub(crate) fn to_query_for(
+        &self,
+        p: &Principal,
+        account_id: Option<String>,
+    ) -> ApiResult<StoryQuery> {
+        let mut q = self.to_query(account_id)?;
+        q.assignee = match self.assignee.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some("none") => Some(AssigneeFilter::Unassigned),
+            Some(name) => Some(AssigneeFilter::User(p.assignee("assignee", name)?)),
+        };
+        q.incident_id = self
+            .incident_id
+            .as_deref()
+            .map(str::trim)
+            .filter(|i| !i.is_empty())
+            .map(str::to_owned);
+        Ok(q)
+    }
+
     pub(crate) fn to_query(&self, account_id: Option<String>) -> ApiResult<StoryQuery> {
         let (sort, descending) = match self
             .sort
@@ -148,6 +176,8 @@ impl ListParams {
             device: self.device.clone(),
             hash: self.hash.clone(),
             indication: self.indication.clone(),
+            assignee: None,
+            incident_id: None,
             q: self.q.clone(),
             from,
             to,
@@ -184,7 +214,7 @@ pub async fn list(
     ApiQuery(params): ApiQuery<ListParams>,
 ) -> ApiResult<Json<json::StoryPage>> {
     let scope = readable_scope(&state, &p, params.account_id.as_deref()).await?;
-    let q = params.to_query(scope)?;
+    let q = params.to_query_for(&p, scope)?;
     Ok(Json(list_stories(&state, &q).await?.into()))
 }
 
@@ -236,6 +266,31 @@ pub struct PatchStory {
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<String>)]
     pub severity: Option<Option<Severity>>,
+    /// A user name of the account, `me`, or `null` to unassign.
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
+    pub assignee: Option<Option<String>>,
+    /// Why the story is closed (with `"status": "closed"`, or on a closed story); at most 500
+    /// characters.
+    pub close_reason: Option<String>,
+}
+
+impl PatchStory {
+    /// The store's change, with `me` resolved to the caller.
+    pub(crate) fn change(&self, p: &Principal) -> ApiResult<StoryUpdate> {
+        let assignee = match &self.assignee {
+            None => None,
+            Some(None) => Some(None),
+            Some(Some(name)) => Some(Some(p.assignee("assignee", name)?)),
+        };
+        Ok(StoryUpdate {
+            status: self.status,
+            verdict: self.verdict,
+            severity: self.severity,
+            assignee,
+            close_reason: self.close_reason.clone(),
+        })
+    }
 }
 
 #[expect(
@@ -282,16 +337,12 @@ pub(crate) async fn patch_story(
     body: PatchStory,
 ) -> ApiResult<StoryDetail> {
     let account = actionable(state, p, id).await?;
-    if body.status.is_none() && body.verdict.is_none() && body.severity.is_none() {
+    let u = body.change(p)?;
+    if u.is_empty() {
         return Err(ApiError::BadRequest(
-            "nothing to change: send status, verdict or severity".into(),
+            "nothing to change: send status, verdict, severity, assignee or close_reason".into(),
         ));
     }
-    let u = StoryUpdate {
-        status: body.status,
-        verdict: body.verdict,
-        severity: body.severity,
-    };
     let story = state
         .store
         .update_story(account.as_deref(), id, &u, &p.actor, Utc::now())

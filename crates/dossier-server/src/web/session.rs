@@ -172,6 +172,7 @@ impl FromRequestParts<AppState> for WebUser {
         Ok(WebUser {
             principal: Principal {
                 actor: user.username.clone(),
+                user: Some(user.username.clone()),
                 account_id: if perms.all_accounts {
                     None
                 } else {

@@ -259,6 +259,8 @@ impl ListState {
             device: text(&self.device),
             hash: text(&self.hash),
             indication: text(&self.indication),
+            assignee: None,
+            incident_id: None,
             q: text(&self.q),
             from: Some(from),
             to,

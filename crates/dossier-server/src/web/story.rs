@@ -67,7 +67,20 @@ async fn render(
             ))
         })
         .collect();
-    let body = story_body(user, &d, &act, error.as_deref(), &connectors);
+    // Who may own the story: the users of its account.
+    let owners: Vec<String> = if act.is_ok() {
+        state
+            .store
+            .list_users(Some(&d.story.account_id))
+            .await
+            .map_err(|e| ApiError::from_store(e, "user"))?
+            .into_iter()
+            .map(|u| u.username)
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let body = story_body(user, &d, &act, error.as_deref(), &connectors, &owners);
     let title = d.story.indication.clone().unwrap_or_else(|| "Story".into());
     Ok((status, layout::page(&title, user, Nav::Stories, body)).into_response())
 }
@@ -84,6 +97,7 @@ fn story_body(
     act: &Result<(), String>,
     error: Option<&str>,
     connectors: &HashMap<String, Console>,
+    owners: &[String],
 ) -> Markup {
     html! {
         (story_head(d, error))
@@ -91,7 +105,7 @@ fn story_body(
         section aria-labelledby="act-title" {
             h2 #act-title { "Triage" }
             @match act {
-                Ok(()) => (actions(user, d)),
+                Ok(()) => (actions(user, d, owners)),
                 Err(why) => p.notice { "You can read this story but not act on it: " (why) },
             }
         }
@@ -397,8 +411,9 @@ fn pretty(raw: &str) -> String {
         .unwrap_or_else(|_| raw.to_owned())
 }
 
-fn actions(user: &WebUser, d: &StoryDetail) -> Markup {
+fn actions(user: &WebUser, d: &StoryDetail, owners: &[String]) -> Markup {
     let s = &d.story;
+    let owner = s.assignee.as_deref();
     html! {
         form.actions-form method="post" action={ "/stories/" (s.id) } {
             input type="hidden" name="_csrf" value=(user.csrf);
@@ -427,6 +442,23 @@ fn actions(user: &WebUser, d: &StoryDetail) -> Markup {
                         option value=(v.as_str()) selected[s.severity == Some(*v)] { (v.as_str()) }
                     }
                 }
+            }
+            div {
+                label for="assignee" { "Owner" }
+                select #assignee name="assignee" {
+                    option value="" selected[owner.is_none()] { "nobody" }
+                    @if let Some(o) = owner.filter(|o| !owners.iter().any(|u| u.eq_ignore_ascii_case(o))) {
+                        option value=(o) selected { (o) }
+                    }
+                    @for u in owners {
+                        option value=(u) selected[owner.is_some_and(|o| o.eq_ignore_ascii_case(u))] { (u) }
+                    }
+                }
+            }
+            div {
+                label for="close_reason" { "Close reason " span.hint { "(when closed)" } }
+                input #close_reason name="close_reason" type="text" maxlength="500"
+                    value=(d.close_reason.as_deref().unwrap_or_default());
             }
             div { button type="submit" { "Save" } }
         }
@@ -477,12 +509,29 @@ pub async fn act(
         // The severity select still shows the old value; it goes with the malicious verdict.
         severity = None;
     }
+    let assignee = match form.get("assignee").map(str::trim) {
+        None => None,
+        Some("") => current.assignee.is_some().then_some(None),
+        Some(name) => (current.assignee.as_deref() != Some(name)).then(|| Some(name.to_owned())),
+    };
+    let close_reason = form
+        .get("close_reason")
+        .map(str::trim)
+        .filter(|r| !r.is_empty() && Some(*r) != detail.close_reason.as_deref())
+        .map(str::to_owned);
     let patch = PatchStory {
         status: status.filter(|s| *s != current.status),
         verdict: (verdict != current.verdict).then_some(verdict),
         severity: (severity != current.severity).then_some(severity),
+        assignee,
+        close_reason,
     };
-    if patch.status.is_none() && patch.verdict.is_none() && patch.severity.is_none() {
+    if patch.status.is_none()
+        && patch.verdict.is_none()
+        && patch.severity.is_none()
+        && patch.assignee.is_none()
+        && patch.close_reason.is_none()
+    {
         return Ok(Redirect::to(&format!("/stories/{id}")).into_response());
     }
     let saved = patch_story(&state, &user.principal, &id, patch).await;

@@ -246,7 +246,7 @@ async fn licences_gate_stories_but_not_events() {
             "PATCH",
             &format!("/api/v1/stories/{sid}"),
             Some(&operator),
-            Some(json!({"status": "closed"})),
+            Some(json!({"status": "closed", "verdict": "benign"})),
         )
         .await;
     assert_eq!(status, 200, "{e}");

@@ -29,7 +29,10 @@ async fn a_database_of_the_release_before_migrates_and_keeps_its_stories() {
     {
         let c = rusqlite::Connection::open(&path).unwrap();
         c.execute_batch(
-            "DROP TABLE file_aliases;
+            "DROP INDEX stories_assignee;
+             ALTER TABLE stories DROP COLUMN assignee;
+             ALTER TABLE stories DROP COLUMN close_reason;
+             DROP TABLE file_aliases;
              ALTER TABLE incidents DROP COLUMN producer;
              ALTER TABLE connectors DROP COLUMN config;
              DROP TABLE account_epochs;
@@ -55,7 +58,7 @@ async fn a_database_of_the_release_before_migrates_and_keeps_its_stories() {
         let version: i64 = c
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap();
-        assert_eq!(version, 8);
+        assert_eq!(version, 9);
     }
 
     f.store
@@ -103,7 +106,10 @@ async fn a_database_without_file_identities_learns_them_from_its_incidents() {
         // and no story in an outbreak.
         let c = rusqlite::Connection::open(&path).unwrap();
         c.execute_batch(&format!(
-            "DROP TABLE file_aliases;
+            "DROP INDEX stories_assignee;
+             ALTER TABLE stories DROP COLUMN assignee;
+             ALTER TABLE stories DROP COLUMN close_reason;
+             DROP TABLE file_aliases;
              UPDATE stories SET file_hash = '{sha256}' WHERE agent_uuid = 'ag2';
              UPDATE stories SET outbreak_tier = 0, criticality = 1,
                  criticality_detail = '{{\"score\":1,\"reasons\":[]}}';

@@ -195,6 +195,7 @@ pub async fn triaged_stories_merged_by_a_sha256_alias_keep_a_verdict_with_its_ow
             status: Some(status),
             verdict: Some(Some(verdict)),
             severity: Some(severity),
+            ..StoryUpdate::default()
         };
         f.store
             .update_story(Some(&f.account), id, &upd, "ann", t0())
@@ -229,6 +230,7 @@ pub async fn closed_stories_reopen_only_after_twelve_hours<B: Backend>(backend: 
     let id = f.assignment().await["1"].0.clone();
     let close = StoryUpdate {
         status: Some(Status::Closed),
+        verdict: Some(Some(dossier_domain::story::Verdict::Benign)),
         ..Default::default()
     };
     f.store

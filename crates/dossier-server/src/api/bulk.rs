@@ -1,0 +1,211 @@
+//! `POST /api/v1/stories/bulk`: one change (and a comment) to many stories of one account,
+//! chosen by id or by the list's filter. Each story takes all of it or none of it; the answer
+//! counts the stories changed and says why each other one was not.
+
+use axum::extract::State;
+use axum::Json;
+use chrono::Utc;
+use dossier_domain::story::Status;
+use dossier_store::{BulkOutcome, StoryQuery};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::stories::{list_stories, ListParams, PatchStory};
+use crate::auth::{licensed_account, may_act, Principal};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::ApiJson;
+use crate::AppState;
+
+/// The most stories one bulk change reaches, by id or by filter.
+pub const MAX_BULK: usize = 10_000;
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BulkRequest {
+    /// The stories, by id; or `filter`.
+    pub ids: Option<Vec<String>>,
+    /// The list's parameters (as `GET /api/v1/stories` takes them, each a string, a number or
+    /// a list of strings): every story they select, at most 10,000.
+    #[schema(value_type = Option<Object>)]
+    pub filter: Option<serde_json::Map<String, serde_json::Value>>,
+    /// What to set on each story.
+    pub set: Option<PatchStory>,
+    /// A comment to add to each story, at most 500 characters.
+    pub comment: Option<String>,
+    /// Operators only: the account whose stories change.
+    pub account_id: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BulkFailure {
+    pub id: String,
+    pub error: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BulkResult {
+    /// Stories that changed (or took the comment).
+    pub changed: usize,
+    /// Stories that already were as asked.
+    pub unchanged: usize,
+    /// Stories that took nothing of the change, each with the reason.
+    pub failed: Vec<BulkFailure>,
+}
+
+/// Change many stories of one account at once (Stories editor; not on `mdr` accounts).
+#[utoipa::path(post, path = "/api/v1/stories/bulk", request_body = BulkRequest,
+    responses((status = 200, body = BulkResult), (status = 400), (status = 401), (status = 403)))]
+pub async fn bulk(
+    State(state): State<AppState>,
+    p: Principal,
+    ApiJson(body): ApiJson<BulkRequest>,
+) -> ApiResult<Json<BulkResult>> {
+    p.require(p.perms.edit_stories, "stories-editor")?;
+    let Some(account_id) = p.scope(body.account_id.as_deref())? else {
+        return Err(ApiError::BadRequest(
+            "account_id: a bulk change acts on the stories of one account; name it".into(),
+        ));
+    };
+    let account = licensed_account(&state, &account_id).await?;
+    may_act(&p, &account)?;
+    let change = match &body.set {
+        Some(set) => set.change(&p)?,
+        None => dossier_store::StoryUpdate::default(),
+    };
+    let comment = body
+        .comment
+        .as_deref()
+        .map(str::trim)
+        .filter(|c| !c.is_empty());
+    if change.is_empty() && comment.is_none() {
+        return Err(ApiError::BadRequest(
+            "nothing to change: send set (status, verdict, severity, assignee, close_reason) or a comment".into(),
+        ));
+    }
+    let ids = match (body.ids, body.filter) {
+        (Some(ids), None) => {
+            if ids.is_empty() {
+                return Err(ApiError::BadRequest("ids: name at least one story".into()));
+            }
+            if ids.len() > MAX_BULK {
+                return Err(ApiError::BadRequest(format!(
+                    "ids: at most {MAX_BULK} stories at once"
+                )));
+            }
+            let mut unique = ids;
+            unique.sort();
+            unique.dedup();
+            unique
+        }
+        (None, Some(filter)) => {
+            let params: ListParams = crate::extract::parse_query(&filter_query(&filter)?)?;
+            if params.cursor.is_some() || params.limit.is_some() || params.sort.is_some() {
+                return Err(ApiError::BadRequest(
+                    "filter: cursor, limit and sort choose a page, not stories; leave them out"
+                        .into(),
+                ));
+            }
+            let q = params.to_query_for(&p, Some(account_id.clone()))?;
+            matching(&state, q).await?
+        }
+        _ => {
+            return Err(ApiError::BadRequest(
+                "ids or filter: name the stories by one of the two".into(),
+            ))
+        }
+    };
+    let outcomes = state
+        .store
+        .update_stories(
+            Some(&account_id),
+            &ids,
+            &change,
+            comment,
+            &p.actor,
+            Utc::now(),
+        )
+        .await
+        .map_err(|e| ApiError::from_store(e, "story"))?;
+    let mut result = BulkResult {
+        changed: 0,
+        unchanged: 0,
+        failed: Vec::new(),
+    };
+    let closing = change.status == Some(Status::Closed) || change.verdict.is_some();
+    for (id, outcome) in outcomes {
+        match outcome {
+            BulkOutcome::Changed => {
+                result.changed += 1;
+                if closing {
+                    writeback_if_closed(&state, &account_id, &id).await;
+                }
+            }
+            BulkOutcome::Unchanged => result.unchanged += 1,
+            BulkOutcome::Failed(error) => result.failed.push(BulkFailure { id, error }),
+        }
+    }
+    Ok(Json(result))
+}
+
+/// A filter object as a query string: a list becomes repeated parameters, a number its text.
+fn filter_query(filter: &serde_json::Map<String, serde_json::Value>) -> ApiResult<String> {
+    use serde_json::Value;
+    let mut out = url::form_urlencoded::Serializer::new(String::new());
+    for (k, v) in filter {
+        let values: Vec<String> = match v {
+            Value::String(s) => vec![s.clone()],
+            Value::Number(n) => vec![n.to_string()],
+            Value::Array(items) => items
+                .iter()
+                .map(|i| match i {
+                    Value::String(s) => Ok(s.clone()),
+                    _ => Err(ApiError::BadRequest(format!(
+                        "filter.{k}: a list holds strings"
+                    ))),
+                })
+                .collect::<ApiResult<_>>()?,
+            _ => {
+                return Err(ApiError::BadRequest(format!(
+                    "filter.{k}: a string, a number or a list of strings"
+                )))
+            }
+        };
+        for v in values {
+            out.append_pair(k, &v);
+        }
+    }
+    Ok(out.finish())
+}
+
+/// The ids of every story a query selects, refused past [`MAX_BULK`].
+async fn matching(state: &AppState, mut q: StoryQuery) -> ApiResult<Vec<String>> {
+    q.limit = 1000;
+    let mut ids = Vec::new();
+    loop {
+        let page = list_stories(state, &q).await?;
+        ids.extend(page.items.into_iter().map(|s| s.id));
+        if ids.len() > MAX_BULK {
+            return Err(ApiError::BadRequest(format!(
+                "filter: it selects more than {MAX_BULK} stories; narrow it"
+            )));
+        }
+        match page.next_cursor {
+            Some(c) => q.cursor = Some(c),
+            None => return Ok(ids),
+        }
+    }
+}
+
+/// Sends a story's verdict back to the tenants that take it, once it is closed with one.
+async fn writeback_if_closed(state: &AppState, account_id: &str, id: &str) {
+    match state.store.get_story(Some(account_id), id).await {
+        Ok(story) => {
+            if let (Status::Closed, Some(verdict)) = (story.story.status, story.story.verdict) {
+                crate::writeback::spawn(state.clone(), story, verdict);
+            }
+        }
+        Err(e) => {
+            tracing::warn!(story = %id, error = %e, "a story changed in bulk could not be read back for write-back");
+        }
+    }
+}
