@@ -33,7 +33,8 @@ struct Cli {
 enum Command {
     /// Web UI, API and connector workers.
     Serve(options::ServeOptions),
-    /// `serve` plus a built-in emulated SentinelOne tenant and a connector pointing at it.
+    /// `serve` plus built-in emulated tenants (SentinelOne, Microsoft Defender, CrowdStrike) and a
+    /// connector pointing at each.
     Demo(demo::DemoOptions),
     /// Runs the benchmarks against the built-in emulator and prints `name=value` lines.
     Bench(bench::BenchOptions),
@@ -53,8 +54,10 @@ enum Command {
 fn init_tracing(format: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,tower_http=warn"));
+    // Colour codes only for a person at a terminal: a log file or a collector gets plain text.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     if format == "json" {
         builder.json().init();

@@ -448,3 +448,29 @@ fn the_emulator_serves_the_faults_it_is_given() {
         [(500, false), (429, true), (429, true), (200, false)]
     );
 }
+
+/// Logs written anywhere but a terminal (a file, a pipe, a collector) carry no colour codes.
+#[test]
+fn logs_carry_no_colour_codes_off_a_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("d.db").display());
+    let out = Command::new(env!("CARGO_BIN_EXE_dossier"))
+        .args([
+            "account",
+            "create",
+            "--name",
+            "Acme",
+            "--licence",
+            "xops",
+            "--db",
+            &db,
+        ])
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let logs = text(&out.stderr);
+    assert!(logs.contains("database schema migrated"), "{logs}");
+    assert!(!logs.contains('\u{1b}'), "{logs:?}");
+}
