@@ -6,6 +6,7 @@ mod browser;
 mod concurrent;
 mod expiry;
 mod faults;
+mod guard;
 mod pipeline;
 mod producers;
 mod regressions;
