@@ -3,6 +3,8 @@
 
 pub mod api;
 pub mod auth;
+pub mod client_addr;
+pub mod connections;
 pub mod error;
 pub mod extract;
 pub mod metrics;
@@ -26,6 +28,7 @@ use tokio::sync::watch;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::trace::TraceLayer;
 
+pub use connections::ConnectionLimits;
 pub use metrics::Metrics;
 pub use secrets::SecretBox;
 pub use worker::Workers;
@@ -66,6 +69,10 @@ pub struct ServerConfig {
     /// How often the worker manager looks at the connectors again without being told of a
     /// change (a save or a deletion through this node tells it at once).
     pub manager_every: Duration,
+    /// Header-read and idle timeouts and the connection cap of the HTTP server.
+    pub connections: ConnectionLimits,
+    /// Proxies whose `X-Forwarded-For` names the client (sign-in limits, logs).
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 impl Default for ServerConfig {
@@ -87,6 +94,8 @@ impl Default for ServerConfig {
             idle_commit_every: Duration::from_secs(30),
             secure_cookies: false,
             manager_every: Duration::from_secs(5),
+            connections: ConnectionLimits::default(),
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -213,20 +222,9 @@ pub async fn start(state: AppState, addr: SocketAddr) -> std::io::Result<Running
     let addr = listener.local_addr()?;
     let (tx, rx) = watch::channel(false);
     let workers = worker::spawn_manager(state.clone(), rx.clone());
+    let limits = state.config.connections;
     let app = app(state);
-    let mut stop = rx;
-    let server = tokio::spawn(async move {
-        let serve = axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move {
-            let _ = stop.wait_for(|s| *s).await;
-        });
-        if let Err(e) = serve.await {
-            tracing::error!(error = %e, "http server failed");
-        }
-    });
+    let server = tokio::spawn(connections::serve(listener, app, limits, rx));
     Ok(Running {
         addr,
         shutdown: tx,
