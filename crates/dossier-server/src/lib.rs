@@ -147,6 +147,7 @@ pub fn app(state: AppState) -> Router {
     api::routes()
         .merge(web::routes())
         .fallback(fallback)
+        .layer(axum::middleware::from_fn(web::shown_as_is))
         .layer(RequestBodyLimitLayer::new(MAX_BODY))
         .layer(axum::middleware::from_fn(api_error_bodies))
         .layer(TraceLayer::new_for_http())

@@ -5,6 +5,7 @@ mod batching;
 mod browser;
 mod concurrent;
 mod connections;
+mod display;
 mod expiry;
 mod faults;
 mod guard;
