@@ -1,6 +1,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod access;
+mod api_errors;
 mod batching;
 mod browser;
 mod concurrent;
