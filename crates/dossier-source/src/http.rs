@@ -66,12 +66,18 @@ impl Resolve for PublicOnly {
 /// The internal address a URL's host is written as, if it is one. An address literal never
 /// goes through a resolver, so [`PublicOnly`] never sees it: clients check it when built.
 pub fn internal_literal(url: &Url) -> Option<IpAddr> {
+    refused_literal(url, false)
+}
+
+/// The address a URL's host is written as, if the guard refuses it: with `allow_private`
+/// only a link-local or metadata address is refused.
+pub fn refused_literal(url: &Url, allow_private: bool) -> Option<IpAddr> {
     let ip: IpAddr = match url.host()? {
         Host::Ipv4(ip) => ip.into(),
         Host::Ipv6(ip) => ip.into(),
         Host::Domain(_) => return None,
     };
-    dossier_domain::net::is_internal(ip).then_some(ip)
+    dossier_domain::net::is_refused(ip, allow_private).then_some(ip)
 }
 
 /// The certificates of a PEM bundle of extra trust roots.
@@ -420,6 +426,9 @@ mod tests {
         assert_eq!(ip("https://[::1]:8443"), "::1".parse().ok());
         assert_eq!(ip("https://8.8.8.8"), None);
         assert_eq!(ip("https://localhost"), None);
+        let lab = |u: &str| refused_literal(&Url::parse(u).unwrap(), true);
+        assert_eq!(lab("https://127.0.0.1:8443"), None);
+        assert_eq!(lab("https://[fd00:ec2::254]"), "fd00:ec2::254".parse().ok());
     }
 
     /// The resolver each connection goes through (no connection is made): what a rebound
