@@ -5,6 +5,7 @@
 //! this is the rule for display only.
 
 use std::borrow::Cow;
+use std::fmt::Write as _;
 
 /// Returns whether `c` is a bidirectional formatting control: LRE, RLE, PDF, LRO, RLO
 /// (U+202A–U+202E), LRI, RLI, FSI, PDI (U+2066–U+2069), and the marks LRM, RLM (U+200E,
@@ -60,7 +61,7 @@ pub fn for_display(s: &str) -> Cow<'_, str> {
     let mut out = String::with_capacity(s.len() + 16);
     for c in s.chars() {
         if is_bidi_control(c) {
-            out.push_str(&format!("\u{27E8}U+{:04X}\u{27E9}", u32::from(c)));
+            let _ = write!(out, "\u{27E8}U+{:04X}\u{27E9}", u32::from(c));
         } else if !changed(c) {
             out.push(c);
         }

@@ -5,7 +5,7 @@
 //! - IPv4: <https://www.iana.org/assignments/iana-ipv4-special-registry/> (RFC 6890), plus
 //!   multicast (224.0.0.0/4, RFC 5771), which is not unicast at all.
 //! - IPv6: <https://www.iana.org/assignments/iana-ipv6-special-registry/> (RFC 6890), and
-//!   everything outside global unicast 2000::/3 (RFC 4291 §2.4; the IPv6 address space
+//!   everything outside global unicast `2000::/3` (RFC 4291 §2.4; the IPv6 address space
 //!   registry), so the deprecated site-local, IPv4-compatible and IPv4-translated forms are
 //!   refused with the rest.
 //!
@@ -104,9 +104,9 @@ fn reach_v4(v4: Ipv4Addr) -> Reach {
 /// An IPv6 block: network address as segments and prefix length.
 type V6Block = ([u16; 8], u8);
 
-/// The blocks inside global unicast 2000::/3 whose "Globally Reachable" is False. Dossier
-/// refuses the whole of 2001::/23 rather than carving out its few globally reachable
-/// sub-blocks (anycast services, ORCHIDv2, DRIP): no tenant console is served from them.
+/// The blocks inside global unicast `2000::/3` whose "Globally Reachable" is False. Dossier
+/// refuses the whole of `2001::/23` rather than carving out its few globally reachable
+/// sub-blocks (anycast services, `ORCHIDv2`, DRIP): no tenant console is served from them.
 const V6_NOT_GLOBAL: [V6Block; 3] = [
     ([0x2001, 0, 0, 0, 0, 0, 0, 0], 23), // IETF protocol assignments (RFC 2928), Teredo included
     ([0x2001, 0xdb8, 0, 0, 0, 0, 0, 0], 32), // documentation (RFC 3849)

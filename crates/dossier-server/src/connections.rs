@@ -233,10 +233,13 @@ impl AsyncWrite for Tracked {
     }
 }
 
+/// A connection as the cap sees it: what it is doing, and how to close it.
+type Held = (Arc<Activity>, Arc<Notify>);
+
 /// The connections held, for the cap.
 #[derive(Default)]
 struct Registry {
-    conns: Mutex<HashMap<u64, (Arc<Activity>, Arc<Notify>)>>,
+    conns: Mutex<HashMap<u64, Held>>,
     next: AtomicU64,
 }
 

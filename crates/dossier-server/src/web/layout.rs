@@ -142,9 +142,10 @@ pub fn opt(s: Option<&str>) -> Markup {
 /// One of Dossier's own words (a verdict, a severity), or a dash when there is none: not
 /// tenant text, so not isolated.
 pub fn opt_word(s: Option<&str>) -> Markup {
-    match s.filter(|s| !s.is_empty()) {
-        Some(s) => html! { (s) },
-        None => html! { span.none { "—" } },
+    if let Some(s) = s.filter(|s| !s.is_empty()) {
+        html! { (s) }
+    } else {
+        html! { span.none { "—" } }
     }
 }
 

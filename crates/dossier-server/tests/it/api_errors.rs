@@ -8,6 +8,15 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::spawn_app;
 
+/// Method, path, content type, body and the status it must get.
+type Case = (
+    &'static str,
+    &'static str,
+    Option<&'static str>,
+    Option<&'static str>,
+    u16,
+);
+
 fn assert_shape(what: &str, status: u16, body: &str, want: u16) {
     assert_eq!(status, want, "{what}: {body}");
     let v: Value = serde_json::from_str(body).unwrap_or_else(|e| panic!("{what}: {e}: {body}"));
@@ -73,7 +82,7 @@ async fn every_api_error_has_the_json_error_shape() {
             (status, ct, resp.text().await.unwrap())
         }
     };
-    let cases: [(&str, &str, Option<&str>, Option<&str>, u16); 12] = [
+    let cases: [Case; 12] = [
         ("GET", "/api/v1/nothing-here", None, None, 404),
         ("GET", "/api/v2/stories", None, None, 404),
         ("GET", "/api", None, None, 404),
