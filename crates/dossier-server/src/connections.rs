@@ -1,7 +1,8 @@
 //! How the server holds its connections, so that idle or half-sent ones cannot exhaust it
 //! (slowloris): a request head must arrive within the header-read timeout of the connection
-//! opening or of its first byte, a kept-alive connection with no request is closed after the
-//! idle timeout, and past the connection cap the connection that has waited longest without
+//! opening or of its first byte, a request body within the idle timeout of its head, a
+//! kept-alive connection with no request is closed after the idle timeout, and past the
+//! connection cap the connection that has waited longest without
 //! a request in flight is closed to make room for the new one. A connection serving a request
 //! is never closed for the cap or for being quiet (a long poll, an export being written).
 
@@ -29,7 +30,8 @@ pub struct ConnectionLimits {
     /// How long a request head may take to arrive, from the connection opening or from the
     /// first byte of a later request on a kept-alive connection.
     pub header_read_timeout: Duration,
-    /// How long a kept-alive connection may wait for its next request.
+    /// How long a kept-alive connection may wait for its next request, and a request's body
+    /// may take to arrive.
     pub idle_timeout: Duration,
     /// The most connections held at once.
     pub max_connections: usize,
@@ -54,6 +56,8 @@ struct Activity {
     opened: Instant,
     last_byte: AtomicU64,
     head_since: AtomicU64,
+    /// When the request in flight started, while its body is still to be read.
+    body_since: AtomicU64,
     in_flight: AtomicUsize,
     /// Told when the deadline may have moved earlier or gone: a head begun, a request
     /// started or done. A later byte only moves it later, which the watchdog sees on waking.
@@ -67,6 +71,7 @@ impl Activity {
             opened: Instant::now(),
             last_byte: AtomicU64::new(1),
             head_since: AtomicU64::new(1),
+            body_since: AtomicU64::new(0),
             in_flight: AtomicUsize::new(0),
             changed: Notify::new(),
         }
@@ -99,11 +104,16 @@ impl Activity {
         self.last_byte.store(self.now(), Ordering::Relaxed);
     }
 
-    /// When the connection is to be closed if nothing happens first; `None` while it serves
-    /// a request.
+    /// When the connection is to be closed if nothing happens first: a request body still
+    /// arriving after the idle timeout is cut as a head would be (a body trickled a byte at a
+    /// time would otherwise hold the connection for ever); `None` once the request is read
+    /// and being answered.
     fn due(&self, limits: &ConnectionLimits) -> Option<Instant> {
         if self.in_flight.load(Ordering::Acquire) > 0 {
-            return None;
+            return match self.body_since.load(Ordering::Acquire) {
+                0 => None,
+                since => Some(self.at(since) + limits.idle_timeout),
+            };
         }
         match self.head_since.load(Ordering::Acquire) {
             0 => Some(self.at(self.last_byte.load(Ordering::Relaxed)) + limits.idle_timeout),
@@ -132,6 +142,7 @@ impl InFlight {
     fn start(activity: Arc<Activity>) -> Self {
         activity.in_flight.fetch_add(1, Ordering::AcqRel);
         activity.head_since.store(0, Ordering::Release);
+        activity.body_since.store(activity.now(), Ordering::Release);
         activity.changed.notify_one();
         Self(activity)
     }
@@ -168,6 +179,52 @@ impl hyper::body::Body for Counted {
 
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
+    }
+}
+
+/// A request body that marks its connection's body as read once it ends or is dropped (a
+/// handler that does not read it drops it).
+struct Reading {
+    inner: Incoming,
+    activity: Arc<Activity>,
+}
+
+impl Reading {
+    fn done(&self) {
+        if self.activity.body_since.swap(0, Ordering::AcqRel) != 0 {
+            self.activity.changed.notify_one();
+        }
+    }
+}
+
+impl hyper::body::Body for Reading {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let this = self.get_mut();
+        let res = Pin::new(&mut this.inner).poll_frame(cx);
+        if matches!(res, Poll::Ready(None | Some(Err(_)))) {
+            this.done();
+        }
+        res
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for Reading {
+    fn drop(&mut self) {
+        self.done();
     }
 }
 
@@ -350,7 +407,16 @@ async fn connection(
     let served = Arc::clone(&activity);
     let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
         let in_flight = InFlight::start(Arc::clone(&served));
-        let mut req = req.map(axum::body::Body::new);
+        let mut req = req.map(|inner| {
+            let body = Reading {
+                inner,
+                activity: Arc::clone(&served),
+            };
+            if hyper::body::Body::is_end_stream(&body) {
+                body.done();
+            }
+            axum::body::Body::new(body)
+        });
         req.extensions_mut().insert(ConnectInfo(peer));
         let app = app.clone();
         async move {

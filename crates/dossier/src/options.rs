@@ -79,7 +79,8 @@ pub struct ServeOptions {
     #[arg(long, env = "DOSSIER_HEADER_READ_TIMEOUT", default_value_t = 10,
           value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub header_read_timeout: u64,
-    /// Seconds a kept-alive connection may wait for its next request.
+    /// Seconds a kept-alive connection may wait for its next request, and a request's body
+    /// may take to arrive.
     #[arg(long, env = "DOSSIER_IDLE_TIMEOUT", default_value_t = 60,
           value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub idle_timeout: u64,

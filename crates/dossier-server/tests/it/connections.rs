@@ -125,3 +125,24 @@ async fn a_kept_alive_connection_without_a_request_is_closed_after_the_idle_time
     assert!(closed_by_server(&mut s).await);
     app.running.stop().await;
 }
+
+/// A request whose body trickles in (a slow-POST attack) is cut once the idle timeout has
+/// passed since its head, so such requests cannot hold every connection.
+#[tokio::test]
+async fn a_request_body_that_does_not_arrive_in_time_is_cut_off() {
+    let app = spawn_app_with(0, |c| {
+        c.connections = ConnectionLimits {
+            header_read_timeout: Duration::from_secs(600),
+            idle_timeout: Duration::from_millis(300),
+            max_connections: 100,
+        };
+    })
+    .await;
+    let mut s = open(
+        app.running.addr,
+        b"POST /login HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 1000\r\n\r\nusername=a",
+    )
+    .await;
+    assert!(closed_by_server(&mut s).await);
+    app.running.stop().await;
+}
