@@ -125,6 +125,9 @@ impl AppState {
         secrets: SecretBox,
         config: ServerConfig,
     ) -> Self {
+        // The decoy hash unknown names are checked against is made now, not by the first
+        // sign-in for an unknown name, which would take twice as long as any other.
+        let _ = passwords::decoy_hash();
         let budget = config
             .ingest_budget
             .min(tokio::sync::Semaphore::MAX_PERMITS);

@@ -194,13 +194,41 @@ impl FromRequestParts<AppState> for WebUser {
     }
 }
 
-/// Counts failed sign-ins per user name and per client address in a sliding window.
-#[derive(Debug, Default)]
+/// Counts failed sign-ins per user name and per client address in a sliding window, and
+/// bounds how many passwords are checked at once.
+#[derive(Debug)]
 pub struct LoginLimiter {
     failures: Mutex<HashMap<String, VecDeque<Instant>>>,
+    /// One permit per password check under way. Each argon2 check takes ~19 MiB and a core
+    /// for tens of milliseconds; failures on made-up names are not limited per address (see
+    /// the limits' comment), so a flood of them must queue here rather than take every core
+    /// and gigabytes of memory from the rest of the server.
+    verifying: tokio::sync::Semaphore,
+}
+
+impl Default for LoginLimiter {
+    fn default() -> Self {
+        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+        Self::new(cores.clamp(1, 8))
+    }
 }
 
 impl LoginLimiter {
+    /// A limiter that checks at most `concurrent_checks` passwords at once.
+    #[must_use]
+    pub fn new(concurrent_checks: usize) -> Self {
+        Self {
+            failures: Mutex::default(),
+            verifying: tokio::sync::Semaphore::new(concurrent_checks.max(1)),
+        }
+    }
+
+    /// The permits of password checks (one per check under way).
+    #[must_use]
+    pub fn password_checks(&self) -> &tokio::sync::Semaphore {
+        &self.verifying
+    }
+
     fn recent(&self, key: &str, now: Instant) -> usize {
         let Ok(mut map) = self.failures.lock() else {
             return 0;
@@ -387,9 +415,12 @@ pub async fn login(
         |u| u.password_hash.clone(),
     );
     let password = form.password;
-    let ok = tokio::task::spawn_blocking(move || passwords::verify(&password, &stored))
-        .await
-        .unwrap_or(false);
+    let ok = match state.login_limiter.verifying.acquire().await {
+        Ok(_permit) => tokio::task::spawn_blocking(move || passwords::verify(&password, &stored))
+            .await
+            .unwrap_or(false),
+        Err(_) => false,
+    };
     let known = user.is_some();
     let (true, Some(user)) = (ok, user) else {
         state.login_limiter.failed(&username, &addr, known);

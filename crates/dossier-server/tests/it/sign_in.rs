@@ -133,3 +133,39 @@ async fn x_forwarded_for_names_the_client_only_behind_a_trusted_proxy() {
     assert_eq!(s, 429, "the stranger's own address is counted");
     app.running.stop().await;
 }
+
+/// Password checks run a bounded number at a time: with every permit taken, a sign-in waits
+/// (it is not answered within the window), and it is answered once a permit is free.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn password_checks_wait_for_a_free_permit() {
+    let app = spawn_app(0).await;
+    let account = app.account(Licence::Xops).await;
+    let (user, password) = app.user(Some(&account), &[Role::StoriesViewer]).await;
+    let checks = app.state.login_limiter.password_checks();
+    let all = u32::try_from(checks.available_permits()).unwrap();
+    let held = checks.acquire_many(all).await.unwrap();
+    let base = app.base.clone();
+    let attempt = tokio::spawn(async move {
+        reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap()
+            .post(format!("{base}/login"))
+            .form(&[("username", user.as_str()), ("password", password.as_str())])
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    });
+    let mut attempt = attempt;
+    let early = tokio::time::timeout(std::time::Duration::from_millis(500), &mut attempt).await;
+    assert!(early.is_err(), "a sign-in was checked with no permit free");
+    drop(held);
+    let status = tokio::time::timeout(std::time::Duration::from_secs(20), attempt)
+        .await
+        .expect("answered once a permit is free")
+        .unwrap();
+    assert_eq!(status, 303);
+    app.running.stop().await;
+}
