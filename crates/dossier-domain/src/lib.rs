@@ -4,6 +4,7 @@
 pub mod access;
 pub mod correlate;
 pub mod criticality;
+pub mod display;
 pub mod event;
 pub mod expiry;
 pub mod files;

@@ -3,6 +3,8 @@
 
 pub mod api;
 pub mod auth;
+pub mod client_addr;
+pub mod connections;
 pub mod error;
 pub mod extract;
 pub mod metrics;
@@ -26,6 +28,7 @@ use tokio::sync::watch;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::trace::TraceLayer;
 
+pub use connections::ConnectionLimits;
 pub use metrics::Metrics;
 pub use secrets::SecretBox;
 pub use worker::Workers;
@@ -66,6 +69,10 @@ pub struct ServerConfig {
     /// How often the worker manager looks at the connectors again without being told of a
     /// change (a save or a deletion through this node tells it at once).
     pub manager_every: Duration,
+    /// Header-read and idle timeouts and the connection cap of the HTTP server.
+    pub connections: ConnectionLimits,
+    /// Proxies whose `X-Forwarded-For` names the client (sign-in limits, logs).
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 impl Default for ServerConfig {
@@ -87,6 +94,8 @@ impl Default for ServerConfig {
             idle_commit_every: Duration::from_secs(30),
             secure_cookies: false,
             manager_every: Duration::from_secs(5),
+            connections: ConnectionLimits::default(),
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -116,6 +125,9 @@ impl AppState {
         secrets: SecretBox,
         config: ServerConfig,
     ) -> Self {
+        // The decoy hash unknown names are checked against is made now, not by the first
+        // sign-in for an unknown name, which would take twice as long as any other.
+        let _ = passwords::decoy_hash();
         let budget = config
             .ingest_budget
             .min(tokio::sync::Semaphore::MAX_PERMITS);
@@ -138,6 +150,7 @@ pub fn app(state: AppState) -> Router {
     api::routes()
         .merge(web::routes())
         .fallback(fallback)
+        .layer(axum::middleware::from_fn(web::shown_as_is))
         .layer(RequestBodyLimitLayer::new(MAX_BODY))
         .layer(axum::middleware::from_fn(api_error_bodies))
         .layer(TraceLayer::new_for_http())
@@ -147,29 +160,61 @@ pub fn app(state: AppState) -> Router {
 /// The largest request body the server reads.
 pub const MAX_BODY: usize = 1024 * 1024;
 
-/// A body over [`MAX_BODY`] is refused by the limit layer before any handler runs, with a
-/// plain-text 413; under `/api/` it gets the API's error shape like every other error.
+/// Every error under `/api/` has the API's shape (`{"error","message"}`), also when it
+/// comes from outside a handler: the body limit layer's plain 413, axum's rejections of a
+/// path that is not UTF-8 or does not decode, an empty 405. Anything not already JSON is
+/// rewritten from its status; a short plain-text reason is kept as the message.
 async fn api_error_bodies(
     req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
     use axum::response::IntoResponse;
-    let api = req.uri().path().starts_with("/api/");
+    let path = req.uri().path();
+    let api = path == "/api" || path.starts_with("/api/");
     let res = next.run(req).await;
     let json = res
         .headers()
         .get(axum::http::header::CONTENT_TYPE)
         .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
-    if api && !json && res.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+    let status = res.status();
+    if !api || json || !(status.is_client_error() || status.is_server_error()) {
+        return res;
+    }
+    if status == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
         return error::ApiError::PayloadTooLarge(MAX_BODY).into_response();
     }
-    res
+    let (parts, body) = res.into_parts();
+    let said = axum::body::to_bytes(body, 1024)
+        .await
+        .ok()
+        .and_then(|b| String::from_utf8(b.to_vec()).ok())
+        .map(|t| t.trim().to_owned())
+        .filter(|t| !t.is_empty() && !t.contains('<'));
+    let err = match status {
+        axum::http::StatusCode::NOT_FOUND => error::ApiError::NotFound("route"),
+        axum::http::StatusCode::METHOD_NOT_ALLOWED => error::ApiError::MethodNotAllowed,
+        s if s.is_client_error() => error::ApiError::BadRequest(
+            said.unwrap_or_else(|| s.canonical_reason().unwrap_or("bad request").to_lowercase()),
+        ),
+        s => error::ApiError::Internal(format!("{s} from outside a handler")),
+    };
+    let mut out = err.into_response();
+    *out.status_mut() = status;
+    for name in [
+        axum::http::header::ALLOW,
+        axum::http::header::WWW_AUTHENTICATE,
+    ] {
+        if let Some(v) = parts.headers.get(&name) {
+            out.headers_mut().insert(name, v.clone());
+        }
+    }
+    out
 }
 
 /// Unknown routes: a JSON error under `/api/`, a page elsewhere.
 async fn fallback(uri: axum::http::Uri) -> axum::response::Response {
     use axum::response::IntoResponse;
-    if uri.path().starts_with("/api/") {
+    if uri.path() == "/api" || uri.path().starts_with("/api/") {
         error::ApiError::NotFound("route").into_response()
     } else {
         web::WebError::Api(error::ApiError::NotFound("page")).into_response()
@@ -213,20 +258,9 @@ pub async fn start(state: AppState, addr: SocketAddr) -> std::io::Result<Running
     let addr = listener.local_addr()?;
     let (tx, rx) = watch::channel(false);
     let workers = worker::spawn_manager(state.clone(), rx.clone());
+    let limits = state.config.connections;
     let app = app(state);
-    let mut stop = rx;
-    let server = tokio::spawn(async move {
-        let serve = axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move {
-            let _ = stop.wait_for(|s| *s).await;
-        });
-        if let Err(e) = serve.await {
-            tracing::error!(error = %e, "http server failed");
-        }
-    });
+    let server = tokio::spawn(connections::serve(listener, app, limits, rx));
     Ok(Running {
         addr,
         shutdown: tx,

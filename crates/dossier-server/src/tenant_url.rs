@@ -24,8 +24,11 @@ fn normalise(input: &str) -> Result<Url, ApiError> {
 }
 
 pub use dossier_domain::net::is_internal;
+use dossier_domain::net::{reach, Reach};
 
-/// Resolves the URL's host and refuses internal addresses unless `allow_private`.
+/// Resolves the URL's host and refuses every address the guard refuses
+/// ([`dossier_domain::net`]): anything not globally reachable unless `allow_private`, and
+/// link-local and metadata addresses whatever it says.
 ///
 /// # Errors
 /// A bad request when the host does not resolve or resolves to an internal address.
@@ -46,6 +49,11 @@ pub async fn check_host(url: &Url, allow_private: bool) -> Result<(), ApiError> 
     };
     if addrs.is_empty() {
         return Err(bad(&format!("the host {host} does not resolve")));
+    }
+    if let Some(ip) = addrs.iter().find(|ip| reach(**ip) == Reach::LinkLocal) {
+        return Err(bad(&format!(
+            "the host resolves to a link-local or cloud metadata address ({ip}), which is refused even with --allow-private-tenants"
+        )));
     }
     if !allow_private {
         if let Some(ip) = addrs.iter().find(|ip| is_internal(**ip)) {
@@ -92,5 +100,24 @@ mod tests {
         let url = normalise("https://127.0.0.1:9").unwrap();
         assert!(check_host(&url, false).await.is_err());
         assert!(check_host(&url, true).await.is_ok());
+    }
+
+    /// Only address literals: no name is resolved and nothing is connected to.
+    #[tokio::test]
+    async fn link_local_and_metadata_are_refused_even_when_private_tenants_are_allowed() {
+        for host in [
+            "169.254.169.254",
+            "[fd00:ec2::254]",
+            "[fe80::1]",
+            "[::ffff:169.254.169.254]",
+            "[64:ff9b::a9fe:a9fe]",
+        ] {
+            let url = normalise(&format!("https://{host}")).unwrap();
+            let err = check_host(&url, true).await.unwrap_err().to_string();
+            assert!(
+                err.contains("even with --allow-private-tenants"),
+                "{host}: {err}"
+            );
+        }
     }
 }

@@ -22,33 +22,42 @@ use url::{Host, Url};
 
 use crate::{RetryObserver, Retrying};
 
-/// Resolves with the system resolver and keeps only public addresses: a DNS resolver that
-/// drops internal ones at every connection, so that a host validated when the connector was
-/// saved cannot later be re-pointed (DNS rebinding) at the metadata service or the LAN.
+/// Resolves with the system resolver and keeps only the addresses the address guard
+/// ([`dossier_domain::net`]) allows: a DNS resolver that drops the others at every connection,
+/// so that a host validated when the connector was saved cannot later be re-pointed (DNS
+/// rebinding) at the metadata service or the LAN. With `allow_private` (a deployment that
+/// allows private tenants) only link-local and metadata addresses are dropped.
 #[derive(Debug, Default, Clone, Copy)]
-pub struct PublicOnly;
+pub struct PublicOnly {
+    pub allow_private: bool,
+}
 
 impl Resolve for PublicOnly {
     fn resolve(&self, name: Name) -> Resolving {
+        let allow_private = self.allow_private;
         Box::pin(async move {
             let host = name.as_str().to_owned();
             let all: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
-            let public: Vec<SocketAddr> = all
+            let allowed: Vec<SocketAddr> = all
                 .iter()
                 .copied()
-                .filter(|a| !dossier_domain::net::is_internal(a.ip()))
+                .filter(|a| !dossier_domain::net::is_refused(a.ip(), allow_private))
                 .collect();
-            if public.is_empty() {
+            if allowed.is_empty() {
                 let shown = all
                     .first()
                     .map_or_else(|| "nothing".to_owned(), |a| a.ip().to_string());
-                return Err(format!(
-                    "{host} resolves to an internal address ({shown}); start the server with \
-                     --allow-private-tenants to permit this"
-                )
-                .into());
+                let hint = if allow_private {
+                    "link-local and metadata addresses are refused even with \
+                     --allow-private-tenants"
+                } else {
+                    "start the server with --allow-private-tenants to permit this"
+                };
+                return Err(
+                    format!("{host} resolves to an internal address ({shown}); {hint}").into(),
+                );
             }
-            let addrs: Addrs = Box::new(public.into_iter());
+            let addrs: Addrs = Box::new(allowed.into_iter());
             Ok(addrs)
         })
     }
@@ -57,12 +66,18 @@ impl Resolve for PublicOnly {
 /// The internal address a URL's host is written as, if it is one. An address literal never
 /// goes through a resolver, so [`PublicOnly`] never sees it: clients check it when built.
 pub fn internal_literal(url: &Url) -> Option<IpAddr> {
+    refused_literal(url, false)
+}
+
+/// The address a URL's host is written as, if the guard refuses it: with `allow_private`
+/// only a link-local or metadata address is refused.
+pub fn refused_literal(url: &Url, allow_private: bool) -> Option<IpAddr> {
     let ip: IpAddr = match url.host()? {
         Host::Ipv4(ip) => ip.into(),
         Host::Ipv6(ip) => ip.into(),
         Host::Domain(_) => return None,
     };
-    dossier_domain::net::is_internal(ip).then_some(ip)
+    dossier_domain::net::is_refused(ip, allow_private).then_some(ip)
 }
 
 /// The certificates of a PEM bundle of extra trust roots.
@@ -85,7 +100,8 @@ pub struct ClientOptions<'a> {
     /// Whole-request timeout, body included.
     pub request_timeout: Duration,
     pub user_agent: &'a str,
-    /// Resolve through [`PublicOnly`]. Address literals are the caller's to check
+    /// Resolve through [`PublicOnly`] refusing every internal address, not only link-local and
+    /// metadata ones. Address literals are the caller's to check
     /// ([`internal_literal`]), with its own words for the URL.
     pub refuse_internal_addresses: bool,
     /// Extra trust roots (every certificate in the PEM text), added to the built-in roots.
@@ -94,8 +110,7 @@ pub struct ClientOptions<'a> {
 
 /// Builds the client every source uses: rustls only, gzip, no redirects (an API that does not
 /// redirect means a wrong URL by one, and following it could carry a secret or a token
-/// somewhere unexpected), the extra trust roots, and [`PublicOnly`] when internal addresses
-/// are refused.
+/// somewhere unexpected), the extra trust roots, and [`PublicOnly`].
 ///
 /// # Errors
 /// A message for unusable PEM (`extra trust roots: …`) or a client that cannot be built.
@@ -107,9 +122,10 @@ pub fn build_client(options: &ClientOptions<'_>) -> Result<reqwest::Client, Stri
         .user_agent(options.user_agent)
         .gzip(true)
         .redirect(reqwest::redirect::Policy::none());
-    if options.refuse_internal_addresses {
-        builder = builder.dns_resolver(Arc::new(PublicOnly));
-    }
+    // Link-local and metadata addresses are dropped even when private tenants are allowed.
+    builder = builder.dns_resolver(Arc::new(PublicOnly {
+        allow_private: !options.refuse_internal_addresses,
+    }));
     if let Some(pem) = options.extra_roots_pem {
         for cert in extra_roots(pem).map_err(|e| format!("extra trust roots: {e}"))? {
             builder = builder.add_root_certificate(cert);
@@ -410,6 +426,35 @@ mod tests {
         assert_eq!(ip("https://[::1]:8443"), "::1".parse().ok());
         assert_eq!(ip("https://8.8.8.8"), None);
         assert_eq!(ip("https://localhost"), None);
+        let lab = |u: &str| refused_literal(&Url::parse(u).unwrap(), true);
+        assert_eq!(lab("https://127.0.0.1:8443"), None);
+        assert_eq!(lab("https://[fd00:ec2::254]"), "fd00:ec2::254".parse().ok());
+    }
+
+    /// The resolver each connection goes through (no connection is made): what a rebound
+    /// name resolves to is judged like a saved address, metadata whatever the switch says.
+    #[tokio::test]
+    async fn the_resolver_drops_what_the_guard_refuses() {
+        let resolve = |host: &'static str, allow_private: bool| async move {
+            let name: Name = host.parse().unwrap();
+            PublicOnly { allow_private }
+                .resolve(name)
+                .await
+                .map(|a| a.map(|a| a.ip()).collect::<Vec<_>>())
+                .map_err(|e| e.to_string())
+        };
+        let err = resolve("127.0.0.1", false).await.unwrap_err();
+        assert!(err.contains("--allow-private-tenants"), "{err}");
+        assert_eq!(
+            resolve("127.0.0.1", true).await.unwrap(),
+            vec!["127.0.0.1".parse::<IpAddr>().unwrap()]
+        );
+        for host in ["169.254.169.254", "198.18.0.1", "100.64.0.1"] {
+            assert!(resolve(host, false).await.is_err(), "{host}");
+        }
+        let err = resolve("169.254.169.254", true).await.unwrap_err();
+        assert!(err.contains("even with --allow-private-tenants"), "{err}");
+        assert!(resolve("::ffff:169.254.169.254", true).await.is_err());
     }
 
     #[test]

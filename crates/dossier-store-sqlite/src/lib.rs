@@ -136,6 +136,7 @@ impl SqliteStore {
             ));
         }
         let path = Path::new(path);
+        owner_only(path)?;
         let mut writer = open_conn(path, true)?;
         migrate(&mut writer, &remap)?;
         // The writer never checkpoints: a checkpoint copies the WAL into the database file, and
@@ -146,6 +147,16 @@ impl SqliteStore {
         let readers = (0..READERS)
             .map(|_| open_conn(path, false).map(Mutex::new))
             .collect::<Result<Vec<_>>>()?;
+        // SQLite gives its -wal and -shm files the database file's mode; files left by an
+        // earlier run under another mode are brought in line too.
+        for suffix in ["-wal", "-shm"] {
+            let mut side = path.as_os_str().to_owned();
+            side.push(suffix);
+            let side = Path::new(&side);
+            if side.exists() {
+                owner_only(side)?;
+            }
+        }
         let mut wal = path.as_os_str().to_owned();
         wal.push("-wal");
         let inner = Arc::new(Inner {
@@ -226,6 +237,39 @@ fn restart_wal_if_large(conn: &Connection, wal: &Path, limit: u64) {
 
 fn poisoned() -> StoreError {
     StoreError::Database("a database connection was poisoned by an earlier panic".into())
+}
+
+/// Creates the database file readable and writable by its owner only (0600), whatever the
+/// umask, before SQLite opens it: it holds the tenants' threats, user password hashes and
+/// sealed connector secrets. A file that exists is brought to 0600 if it is looser.
+fn owner_only(path: &Path) -> Result<()> {
+    let cannot = |e: std::io::Error| {
+        StoreError::Database(format!("cannot make {} owner-only: {e}", path.display()))
+    };
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(path)
+            .map_err(cannot)?;
+        let mode = std::fs::metadata(path)
+            .map_err(cannot)?
+            .permissions()
+            .mode();
+        if mode & 0o077 != 0 {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode & 0o700))
+                .map_err(cannot)?;
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (path, cannot);
+    }
+    Ok(())
 }
 
 fn open_conn(path: &Path, writer: bool) -> Result<Connection> {

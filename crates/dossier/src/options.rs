@@ -69,6 +69,26 @@ pub struct ServeOptions {
     #[arg(long, env = "DOSSIER_STORY_CAP", default_value_t = 1000,
           value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub story_cap: u32,
+    /// Proxies (addresses or CIDR blocks, repeated or comma-separated) whose
+    /// `X-Forwarded-For` names the client; nobody else's is read.
+    #[arg(long = "trusted-proxy", env = "DOSSIER_TRUSTED_PROXY", value_delimiter = ',',
+          value_parser = dossier_server::client_addr::parse_trusted_proxy)]
+    pub trusted_proxies: Vec<dossier_server::client_addr::IpNet>,
+    /// Seconds a request head may take to arrive, from the connection opening or from the
+    /// first byte of a later request on a kept-alive connection.
+    #[arg(long, env = "DOSSIER_HEADER_READ_TIMEOUT", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub header_read_timeout: u64,
+    /// Seconds a kept-alive connection may wait for its next request, and a request's body
+    /// may take to arrive.
+    #[arg(long, env = "DOSSIER_IDLE_TIMEOUT", default_value_t = 60,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub idle_timeout: u64,
+    /// The most connections held at once; past it, the one that has waited longest without a
+    /// request is closed to make room. Keep it under the process's open-file limit.
+    #[arg(long, env = "DOSSIER_MAX_CONNECTIONS", default_value_t = 512,
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub max_connections: u32,
 }
 
 /// Opens the store the URL names.
@@ -147,6 +167,12 @@ impl ServeOptions {
                 cap: self.story_cap as usize,
                 ..defaults.correlation
             },
+            connections: dossier_server::ConnectionLimits {
+                header_read_timeout: std::time::Duration::from_secs(self.header_read_timeout),
+                idle_timeout: std::time::Duration::from_secs(self.idle_timeout),
+                max_connections: self.max_connections as usize,
+            },
+            trusted_proxies: self.trusted_proxies.clone(),
             ..defaults
         })
     }
@@ -207,6 +233,45 @@ mod tests {
             "--story-cap=0",
         ] {
             let flag = bad.split('=').next().unwrap_or_default();
+            let err = config(&[bad]).unwrap_err();
+            assert!(err.contains(flag), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn the_connection_and_proxy_flags_reach_the_server() {
+        let c = config(&[]).unwrap();
+        assert_eq!(c.connections, dossier_server::ConnectionLimits::default());
+        assert!(c.trusted_proxies.is_empty());
+        let c = config(&[
+            "--header-read-timeout",
+            "3",
+            "--idle-timeout",
+            "20",
+            "--max-connections",
+            "40",
+            "--trusted-proxy",
+            "10.0.0.0/8,::1",
+            "--trusted-proxy",
+            "192.0.2.7",
+        ])
+        .unwrap();
+        assert_eq!(
+            c.connections,
+            dossier_server::ConnectionLimits {
+                header_read_timeout: std::time::Duration::from_secs(3),
+                idle_timeout: std::time::Duration::from_secs(20),
+                max_connections: 40,
+            }
+        );
+        let proxies: Vec<String> = c.trusted_proxies.iter().map(ToString::to_string).collect();
+        assert_eq!(proxies, ["10.0.0.0/8", "::1/128", "192.0.2.7/32"]);
+        for (bad, flag) in [
+            ("--max-connections=0", "--max-connections"),
+            ("--header-read-timeout=0", "--header-read-timeout"),
+            ("--idle-timeout=lots", "--idle-timeout"),
+            ("--trusted-proxy=proxy.local", "--trusted-proxy"),
+        ] {
             let err = config(&[bad]).unwrap_err();
             assert!(err.contains(flag), "{bad}: {err}");
         }

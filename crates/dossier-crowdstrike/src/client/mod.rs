@@ -113,12 +113,12 @@ impl Client {
                 ));
             }
         }
-        if config.refuse_internal_addresses {
-            if let Some(ip) = http::internal_literal(&config.base_url) {
-                return Err(ClientError::Config(format!(
-                    "the base URL points to an internal address ({ip})"
-                )));
-            }
+        // Link-local and metadata literals are refused even when private tenants are allowed.
+        if let Some(ip) = http::refused_literal(&config.base_url, !config.refuse_internal_addresses)
+        {
+            return Err(ClientError::Config(format!(
+                "the base URL points to an internal address ({ip})"
+            )));
         }
         // The API does not redirect; following one could carry the token elsewhere.
         let http = http::build_client(&http::ClientOptions {

@@ -166,12 +166,11 @@ impl Client {
             if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
                 return Err(ClientError::Config(format!("{url} is not an http(s) URL")));
             }
-            if config.refuse_internal_addresses {
-                if let Some(ip) = http::internal_literal(url) {
-                    return Err(ClientError::Config(format!(
-                        "{url} points to an internal address ({ip})"
-                    )));
-                }
+            // Link-local and metadata literals are refused even when private tenants are allowed.
+            if let Some(ip) = http::refused_literal(url, !config.refuse_internal_addresses) {
+                return Err(ClientError::Config(format!(
+                    "{url} points to an internal address ({ip})"
+                )));
             }
         }
         // Neither Entra nor Graph redirects these calls; following one could carry the secret

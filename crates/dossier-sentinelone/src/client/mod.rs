@@ -97,12 +97,12 @@ impl Client {
         })?;
         auth.set_sensitive(true);
 
-        if config.refuse_internal_addresses {
-            if let Some(ip) = http::internal_literal(&config.base_url) {
-                return Err(ClientError::Config(format!(
-                    "the tenant URL points to an internal address ({ip})"
-                )));
-            }
+        // Link-local and metadata literals are refused even when private tenants are allowed.
+        if let Some(ip) = http::refused_literal(&config.base_url, !config.refuse_internal_addresses)
+        {
+            return Err(ClientError::Config(format!(
+                "the tenant URL points to an internal address ({ip})"
+            )));
         }
         let http = http::build_client(&http::ClientOptions {
             connect_timeout: config.connect_timeout,

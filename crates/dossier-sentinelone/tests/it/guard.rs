@@ -43,4 +43,12 @@ async fn a_host_resolving_to_loopback_is_refused_at_connect_time() {
         let err = Client::new(cfg).unwrap_err();
         assert!(matches!(err, ClientError::Config(_)), "{host}: {err:?}");
     }
+    // Link-local and metadata literals are refused even where private tenants are allowed
+    // (the client is only built: nothing connects).
+    for host in ["169.254.169.254", "[fd00:ec2::254]", "[fe80::1]"] {
+        let cfg = fast_config(Url::parse(&format!("http://{host}:{port}")).unwrap());
+        assert!(!cfg.refuse_internal_addresses);
+        let err = Client::new(cfg).unwrap_err();
+        assert!(matches!(err, ClientError::Config(_)), "{host}: {err:?}");
+    }
 }

@@ -154,6 +154,10 @@ impl ListParams {
             })?,
         };
         let (from, to) = parse_range(self.from.as_deref(), self.to.as_deref())?;
+        if self.q.as_deref().is_some_and(|q| q.contains('\0')) {
+            // No text holds a NUL, and SQLite and most tools cut a string at one.
+            return Err(ApiError::BadRequest("q: must not contain NUL".into()));
+        }
         for (field, v) in [
             ("criticality_min", self.criticality_min),
             ("criticality_max", self.criticality_max),
@@ -387,6 +391,11 @@ pub(crate) async fn add_comment(
     text: &str,
 ) -> ApiResult<Comment> {
     let account = actionable(state, p, id).await?;
+    if !dossier_domain::display::has_visible(text) {
+        return Err(ApiError::BadRequest(
+            "text: a comment needs something to read; this one is only blank, zero-width or control characters".into(),
+        ));
+    }
     state
         .store
         .add_comment(account.as_deref(), id, &p.actor, text, Utc::now())

@@ -57,7 +57,7 @@ async fn users_page(
             tbody {
                 @for u in &users {
                     tr {
-                        td { (u.username) }
+                        td { (layout::tenant(&u.username)) }
                         td { (u.roles.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(", ")) }
                         td.mono { (layout::opt(u.account_id.as_deref())) }
                         td { (layout::time(u.created_at)) }
@@ -273,10 +273,10 @@ pub async fn audit(
                     @for e in &entries {
                         tr {
                             td { (layout::time(e.at)) }
-                            td { (e.actor) }
+                            td { (layout::tenant(&e.actor)) }
                             td { (e.action.replace('_', " ")) }
                             td.mono { (e.target) }
-                            td { (e.detail) }
+                            td { (layout::tenant(&e.detail)) }
                         }
                     }
                 }

@@ -73,7 +73,7 @@ pub async fn list(State(state): State<AppState>, user: WebUser) -> WebResult<Res
                 tbody {
                     @for c in &items {
                         tr {
-                            td { (c.name) @if let Some(d) = &c.description { br; span.hint { (d) } } }
+                            td { (layout::tenant(&c.name)) @if let Some(d) = &c.description { br; span.hint { (layout::tenant(d)) } } }
                             td.mono { (c.tenant_url) }
                             td { (layout::status_badge(&c.status)) }
                             td { (layout::opt(c.status_detail.as_deref())) }
@@ -361,7 +361,7 @@ fn edit_page(
         fields: source.fields(),
     };
     let body = html! {
-        h1 { "Edit connector " (c.name) }
+        h1 { "Edit connector " (layout::tenant(&c.name)) }
         p { "Status: " (layout::status_badge(&c.status)) " " (layout::opt(c.status_detail.as_deref())) }
         (form(user, &to, v, &[], error))
     };

@@ -156,7 +156,7 @@ pub async fn page(
                             tr {
                                 td { (layout::time(e.at)) }
                                 td { (e.event_type.as_str().replace('_', " ")) }
-                                td { (e.message) }
+                                td { (layout::tenant(&e.message)) }
                                 td { @match &e.story_id { Some(s) => a.mono href={ "/stories/" (s) } { (s) }, None => span.none { "—" } } }
                                 td.mono { (layout::opt(e.incident_id.as_deref())) }
                             }

@@ -124,7 +124,24 @@ pub fn opt_time(t: Option<DateTime<Utc>>) -> Markup {
     }
 }
 
+/// Text that came from a tenant or a user, isolated (`<bdi>`) so that right-to-left letters in
+/// it cannot reorder the page's own words around it. Its bidi and C0 controls are made
+/// visible or dropped for every HTML page in one place ([`super::shown_as_is`]).
+pub fn tenant(s: &str) -> Markup {
+    html! { bdi { (s) } }
+}
+
 pub fn opt(s: Option<&str>) -> Markup {
+    if let Some(s) = s.filter(|s| !s.is_empty()) {
+        tenant(s)
+    } else {
+        html! { span.none { "—" } }
+    }
+}
+
+/// One of Dossier's own words (a verdict, a severity), or a dash when there is none: not
+/// tenant text, so not isolated.
+pub fn opt_word(s: Option<&str>) -> Markup {
     if let Some(s) = s.filter(|s| !s.is_empty()) {
         html! { (s) }
     } else {

@@ -54,6 +54,34 @@ pub fn routes() -> Router<AppState> {
         .layer(axum::middleware::from_fn(guard))
 }
 
+/// The display rule ([`dossier_domain::display::for_display`]) applied once to every HTML
+/// page the server sends, whichever handler wrote it and whatever tenant or user text it
+/// holds: bidi controls are shown as `⟨U+202E⟩` and C0 controls dropped. Dossier's own
+/// markup has neither, so only the text that came in is changed, and no render can forget.
+pub async fn shown_as_is(req: Request, next: Next) -> Response {
+    let res = next.run(req).await;
+    let html = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"text/html"));
+    if !html {
+        return res;
+    }
+    let (mut parts, body) = res.into_parts();
+    let bytes = match axum::body::to_bytes(body, usize::MAX).await {
+        Ok(b) => b,
+        Err(e) => return WebError::Api(ApiError::Internal(e.to_string())).into_response(),
+    };
+    let text = String::from_utf8_lossy(&bytes);
+    match dossier_domain::display::for_display(&text) {
+        std::borrow::Cow::Borrowed(_) => Response::from_parts(parts, axum::body::Body::from(bytes)),
+        std::borrow::Cow::Owned(shown) => {
+            parts.headers.remove(header::CONTENT_LENGTH);
+            Response::from_parts(parts, axum::body::Body::from(shown))
+        }
+    }
+}
+
 /// Refuses state-changing requests from other sites (before any session is looked at, so the
 /// sign-in form is covered too), and sets the headers every page carries.
 async fn guard(req: Request, next: Next) -> Response {

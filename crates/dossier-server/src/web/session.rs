@@ -31,9 +31,16 @@ pub const COOKIE: &str = "dossier_session";
 const SESSION_HOURS: i64 = 12;
 
 /// Failed sign-ins allowed in the window: for one user name from one address, for one user
-/// name from anywhere (slow guessing spread over many addresses), and from one address (a spray
-/// over many names). The first is low; the others are high, so that nobody can lock a user out
-/// by failing on purpose from elsewhere, nor everyone behind one proxy address.
+/// name from anywhere (slow guessing spread over many addresses), and from one address on
+/// names that exist (a spray over real names). The first is low; the others are high, so that
+/// nobody can lock a user out by failing on purpose from elsewhere.
+///
+/// Failures on names that do not exist count for that name (per address and overall), as any
+/// name's do, but not for the address: otherwise a flood of made-up names from an address
+/// shared by many people (a NAT, an office proxy) would lock every real user behind it out.
+/// Every limit is looked at before the password is checked and applies to any name alike, so
+/// the answer to a sign-in does not depend on whether its name exists (see docs/security.md
+/// for what the address count can still tell over many attempts).
 const MAX_FAILURES_PER_USER_AND_ADDRESS: usize = 5;
 const MAX_FAILURES_PER_USER: usize = 50;
 const MAX_FAILURES_PER_ADDRESS: usize = 100;
@@ -188,13 +195,41 @@ impl FromRequestParts<AppState> for WebUser {
     }
 }
 
-/// Counts failed sign-ins per user name and per client address in a sliding window.
-#[derive(Debug, Default)]
+/// Counts failed sign-ins per user name and per client address in a sliding window, and
+/// bounds how many passwords are checked at once.
+#[derive(Debug)]
 pub struct LoginLimiter {
     failures: Mutex<HashMap<String, VecDeque<Instant>>>,
+    /// One permit per password check under way. Each argon2 check takes ~19 MiB and a core
+    /// for tens of milliseconds; failures on made-up names are not limited per address (see
+    /// the limits' comment), so a flood of them must queue here rather than take every core
+    /// and gigabytes of memory from the rest of the server.
+    verifying: tokio::sync::Semaphore,
+}
+
+impl Default for LoginLimiter {
+    fn default() -> Self {
+        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+        Self::new(cores.clamp(1, 8))
+    }
 }
 
 impl LoginLimiter {
+    /// A limiter that checks at most `concurrent_checks` passwords at once.
+    #[must_use]
+    pub fn new(concurrent_checks: usize) -> Self {
+        Self {
+            failures: Mutex::default(),
+            verifying: tokio::sync::Semaphore::new(concurrent_checks.max(1)),
+        }
+    }
+
+    /// The permits of password checks (one per check under way).
+    #[must_use]
+    pub fn password_checks(&self) -> &tokio::sync::Semaphore {
+        &self.verifying
+    }
+
     fn recent(&self, key: &str, now: Instant) -> usize {
         let Ok(mut map) = self.failures.lock() else {
             return 0;
@@ -232,7 +267,8 @@ impl LoginLimiter {
             .all(|(k, max)| self.recent(k, now) < *max)
     }
 
-    fn failed(&self, user: &str, addr: &str) {
+    /// Counts a failure; `known` says whether the name exists (see the limits' comment).
+    fn failed(&self, user: &str, addr: &str, known: bool) {
         let now = Instant::now();
         if let Ok(mut map) = self.failures.lock() {
             if map.len() > 100_000 {
@@ -242,7 +278,13 @@ impl LoginLimiter {
                         .is_some_and(|t| now.duration_since(*t) < FAILURE_WINDOW)
                 });
             }
-            for (k, _) in Self::keys(user, addr) {
+            let [pair, name, address] = Self::keys(user, addr);
+            let counted = if known {
+                vec![pair, name, address]
+            } else {
+                vec![pair, name]
+            };
+            for (k, _) in counted {
                 map.entry(k).or_default().push_back(now);
             }
         }
@@ -256,19 +298,30 @@ impl LoginLimiter {
     }
 }
 
-/// The client's address as the connection shows it (empty when unknown, as in tests that
-/// drive the router directly).
+/// The client's address: the connection's peer, or the address a trusted proxy names
+/// ([`crate::client_addr::client_ip`]); empty when unknown, as in tests that drive the router
+/// directly.
 pub struct ClientAddr(String);
 
-impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
+impl FromRequestParts<AppState> for ClientAddr {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         Ok(ClientAddr(
             parts
                 .extensions
                 .get::<ConnectInfo<SocketAddr>>()
-                .map_or_else(String::new, |c| c.0.ip().to_string()),
+                .map_or_else(String::new, |c| {
+                    crate::client_addr::client_ip(
+                        c.0.ip(),
+                        &parts.headers,
+                        &state.config.trusted_proxies,
+                    )
+                    .to_string()
+                }),
         ))
     }
 }
@@ -363,11 +416,15 @@ pub async fn login(
         |u| u.password_hash.clone(),
     );
     let password = form.password;
-    let ok = tokio::task::spawn_blocking(move || passwords::verify(&password, &stored))
-        .await
-        .unwrap_or(false);
+    let ok = match state.login_limiter.verifying.acquire().await {
+        Ok(_permit) => tokio::task::spawn_blocking(move || passwords::verify(&password, &stored))
+            .await
+            .unwrap_or(false),
+        Err(_) => false,
+    };
+    let known = user.is_some();
     let (true, Some(user)) = (ok, user) else {
-        state.login_limiter.failed(&username, &addr);
+        state.login_limiter.failed(&username, &addr, known);
         tracing::info!(client = %addr, "sign-in failed");
         return (
             StatusCode::UNAUTHORIZED,

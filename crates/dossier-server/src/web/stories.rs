@@ -212,6 +212,10 @@ impl ListState {
                 _ => Err(format!("{field}: a criticality from 1 to 10")),
             }
         };
+        if self.q.contains('\0') {
+            // As the API: no text holds a NUL, and SQLite and most tools cut a string at one.
+            return Err("q: must not contain NUL".into());
+        }
         let criticality_min = crit("criticality from", &self.cmin)?;
         let criticality_max = crit("criticality to", &self.cmax)?;
         if let (Some(a), Some(b)) = (criticality_min, criticality_max) {
@@ -400,7 +404,14 @@ pub async fn page(
             }
         }
     };
-    Ok(layout::page("Stories", &user, Nav::Stories, body).into_response())
+    // A search holding a NUL is refused as the API refuses it; other filters that cannot be
+    // read are said on the page, which still opens.
+    let status = if view.q.contains('\0') {
+        axum::http::StatusCode::BAD_REQUEST
+    } else {
+        axum::http::StatusCode::OK
+    };
+    Ok((status, layout::page("Stories", &user, Nav::Stories, body)).into_response())
 }
 
 fn checked(values: &[String], v: &str) -> bool {
@@ -605,8 +616,8 @@ fn table(view: &ListState, items: &[Story]) -> Markup {
                         td { (layout::opt(s.device.name.as_deref())) }
                         td { (s.producer) }
                         td { (layout::status_badge(s.status.as_str())) }
-                        td { (layout::opt(s.verdict.map(Verdict::as_str))) }
-                        td { (layout::opt(s.severity.map(Severity::as_str))) }
+                        td { (layout::opt_word(s.verdict.map(Verdict::as_str))) }
+                        td { (layout::opt_word(s.severity.map(Severity::as_str))) }
                         td.num { (s.incident_count) }
                         td.when { (layout::short_time(s.first_signal_at)) }
                         td.when { (layout::short_time(s.created_at)) }

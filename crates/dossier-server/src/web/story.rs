@@ -125,7 +125,7 @@ fn story_head(d: &StoryDetail, error: Option<&str>) -> Markup {
     html! {
         p { a href="/stories" { "« Stories" } }
         section.story-head aria-labelledby="story-title" {
-            h1 #story-title { (s.indication.as_deref().unwrap_or("Unnamed threat")) }
+            h1 #story-title { (layout::tenant(s.indication.as_deref().unwrap_or("Unnamed threat"))) }
             p.summary { (d.summary) }
             p {
                 strong { "Criticality " } (layout::criticality(s.criticality)) " of 10 "
@@ -156,8 +156,8 @@ fn fact_panels(d: &StoryDetail) -> Markup {
                     dt { "Story ID" } dd.mono { (s.id) }
                     dt { "Indication" } dd { (layout::opt(s.indication.as_deref())) }
                     dt { "Status" } dd { (s.status.as_str().replace('_', " ")) }
-                    dt { "Verdict" } dd { (layout::opt(s.verdict.map(Verdict::as_str))) }
-                    dt { "Severity" } dd { (layout::opt(s.severity.map(Severity::as_str))) }
+                    dt { "Verdict" } dd { (layout::opt_word(s.verdict.map(Verdict::as_str))) }
+                    dt { "Severity" } dd { (layout::opt_word(s.severity.map(Severity::as_str))) }
                     dt { "Producer" } dd { (s.vendor) " (" (s.producer) ")" }
                     dt { "Incidents" } dd { (s.incident_count) }
                     dt { "Duration" } dd { (layout::duration(s.last_signal_at - s.first_signal_at)) }
@@ -323,7 +323,7 @@ fn timeline_section(d: &StoryDetail) -> Markup {
                             td { (layout::time(e.at)) }
                             td { (e.kind.replace('_', " ")) }
                             td { (layout::opt(e.actor.as_deref())) }
-                            td { (e.text) }
+                            td { (layout::tenant(&e.text)) }
                         }
                     }
                 }
@@ -341,8 +341,8 @@ fn comments_section(user: &WebUser, d: &StoryDetail, may_act: bool) -> Markup {
             ul.comments {
                 @for c in &d.comments {
                     li {
-                        strong { (c.author) } " · " (layout::time(c.created_at))
-                        p { (c.text) }
+                        strong { (layout::tenant(&c.author)) } " · " (layout::time(c.created_at))
+                        p { (layout::tenant(&c.text)) }
                         @if may_act && c.author == user.principal.actor {
                             form.inline method="post" action={ "/stories/" (d.story.id) "/comments/" (c.id) "/delete" } {
                                 input type="hidden" name="_csrf" value=(user.csrf);

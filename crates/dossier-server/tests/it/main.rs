@@ -1,14 +1,19 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod access;
+mod api_errors;
 mod batching;
 mod browser;
 mod concurrent;
+mod connections;
+mod display;
 mod expiry;
 mod faults;
+mod guard;
 mod pipeline;
 mod producers;
 mod regressions;
+mod sign_in;
 mod triage;
 mod web_access;
 mod web_client;

@@ -97,7 +97,7 @@ async fn triage_through_the_form(app: &App, web: &mut WebSession, own: &Tenancy,
             .find(|r| r.contains(&format!("<td>{kind}</td>")))
             .unwrap_or_else(|| panic!("{kind} in the timeline: {timeline:#?}"));
         assert!(
-            row.contains(&format!("<td>{me}</td>")),
+            row.contains(&format!("<td><bdi>{me}</bdi></td>")),
             "{kind} by {me}: {row}"
         );
     }
@@ -133,9 +133,10 @@ async fn audit_names_the_user(app: &App, own: &Tenancy, sid: &str, me: &str) {
     let rows = table_rows(&audit, "<table class=\"audit\">");
     for action in ["status changed", "verdict changed", "severity changed"] {
         assert!(
-            rows.iter().any(|r| r.contains(&format!("<td>{me}</td>"))
-                && r.contains(&format!("<td>{action}</td>"))
-                && r.contains(sid)),
+            rows.iter()
+                .any(|r| r.contains(&format!("<td><bdi>{me}</bdi></td>"))
+                    && r.contains(&format!("<td>{action}</td>"))
+                    && r.contains(sid)),
             "{action} by {me} in the audit log: {rows:#?}"
         );
     }

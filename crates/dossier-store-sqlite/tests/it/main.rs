@@ -3,6 +3,7 @@
 //! The SQLite backend's tests: the conformance suite every backend runs, and the tests that need
 //! SQLite itself (its file, its schema, its migrations).
 
+mod files;
 mod ingest;
 mod stories;
 

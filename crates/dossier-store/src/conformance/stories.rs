@@ -186,6 +186,19 @@ pub async fn filters_narrow_the_list<B: Backend>(backend: &B) {
         .len(),
         0
     );
+    // Search text is bound, never spliced into SQL: a quote finds nothing and breaks nothing.
+    for text in ["' OR '1'='1", "\"; DROP TABLE stories; --"] {
+        assert_eq!(
+            q(StoryQuery {
+                q: Some(text.into()),
+                ..Default::default()
+            })
+            .await
+            .len(),
+            0,
+            "{text}"
+        );
+    }
     assert_eq!(
         q(StoryQuery {
             criticality_min: Some(11),
