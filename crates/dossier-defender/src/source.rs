@@ -226,8 +226,15 @@ impl Source for Defender {
         Ok(Arc::new(DefenderConnection::new(client)))
     }
 
-    fn map(&self, record: Box<RawValue>) -> Result<Incident, String> {
-        crate::mapping::map_alert(record).map_err(|e| e.to_string())
+    fn map(&self, record: Box<RawValue>) -> Result<Incident, dossier_source::mapping::Unmapped> {
+        dossier_source::mapping::read(record, crate::mapping::map_fields)
+    }
+
+    fn identity(&self) -> dossier_source::RecordIdentity {
+        dossier_source::RecordIdentity {
+            id: "/id",
+            updated: "/lastUpdateDateTime",
+        }
     }
 
     fn remap_stored(&self, raw: &str) -> Option<Incident> {

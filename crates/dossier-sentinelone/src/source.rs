@@ -153,8 +153,15 @@ impl Source for SentinelOne {
         Ok(Arc::new(Tenant { client }))
     }
 
-    fn map(&self, record: Box<RawValue>) -> Result<Incident, String> {
-        crate::mapping::map_owned_threat(record).map_err(|e| e.to_string())
+    fn map(&self, record: Box<RawValue>) -> Result<Incident, dossier_source::mapping::Unmapped> {
+        dossier_source::mapping::read(record, crate::mapping::map_fields)
+    }
+
+    fn identity(&self) -> dossier_source::RecordIdentity {
+        dossier_source::RecordIdentity {
+            id: "/id",
+            updated: "/threatInfo/updatedAt",
+        }
     }
 
     fn remap_stored(&self, raw: &str) -> Option<Incident> {

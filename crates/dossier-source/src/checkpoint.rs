@@ -68,6 +68,10 @@ pub struct Checkpoint {
     /// When (on the poller's clock) the last sweep was begun, or the backfill ended.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_sweep: Option<DateTime<Utc>>,
+    /// Versions of records that could not be read, reported once each
+    /// ([`crate::unreadable`]); committed with the page that read them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unreadable: Vec<crate::unreadable::UnreadableKey>,
 }
 
 /// How far the first walk (the backfill) has come.
@@ -157,6 +161,7 @@ impl Checkpoint {
             high_water_seen: None,
             sweep_from: None,
             last_sweep: None,
+            unreadable: Vec::new(),
         }
     }
 
@@ -253,6 +258,7 @@ impl Checkpoint {
                 high_water_seen,
                 sweep_from: None,
                 last_sweep: self.last_sweep,
+                unreadable: self.unreadable.clone(),
             };
             if self.backfill_started.is_some() {
                 next.last_sweep = Some(now);
@@ -391,6 +397,7 @@ mod tests {
         let ended = Checkpoint {
             backfill_started: None,
             last_sweep: Some(now),
+            unreadable: Vec::new(),
             ..cp.clone()
         };
         assert_eq!(cp.after_page(None, None, &policy, now), ended);
@@ -409,6 +416,7 @@ mod tests {
             high_water_seen: None,
             sweep_from: None,
             last_sweep: None,
+            unreadable: Vec::new(),
         };
         let now = t("2025-03-02T00:00:00Z");
         let done = cp.after_page(Some(t("2024-01-01T00:00:00Z")), None, &policy, now);
@@ -429,6 +437,7 @@ mod tests {
             high_water_seen: Some(t("2025-03-02T00:00:01Z")),
             sweep_from: None,
             last_sweep: None,
+            unreadable: Vec::new(),
         };
         let r = cp.restart_walk();
         assert_eq!(r.cursor, None);
@@ -478,6 +487,7 @@ mod tests {
             high_water_seen: None,
             sweep_from: None,
             last_sweep: Some(seen),
+            unreadable: Vec::new(),
         };
         let cp = cp.after_page(Some(bulk), None, &policy, seen);
         assert_eq!(cp.high_water_seen, Some(seen));
@@ -538,6 +548,7 @@ mod tests {
             high_water_seen: Some(h),
             sweep_from: None,
             last_sweep: None,
+            unreadable: Vec::new(),
         };
         let now = h + Duration::hours(1);
         let next = cp.after_page(Some(h + Duration::seconds(1)), Some("c1"), &policy, now);

@@ -9,6 +9,7 @@ mod faults;
 mod pipeline;
 mod producers;
 mod regressions;
+mod unreadable;
 mod web_access;
 mod web_client;
 mod web_session;

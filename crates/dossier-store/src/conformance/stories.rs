@@ -656,6 +656,8 @@ pub async fn stories_relate_across_producers_by_sha256_and_device_name<B: Backen
         connector_id: second.id.clone(),
         incidents: vec![same_file, same_host],
         generation: second.generation,
+        events: Vec::new(),
+        status_detail: None,
         ..f.page(vec![], t0())
     };
     f.store.commit_page(page).await.unwrap();
