@@ -269,6 +269,7 @@ pub fn failure(e: &ClientError) -> Failure {
             retry_after: *retry_after,
         },
         ClientError::Rejected { status: 400, .. } => FailureKind::Rejected,
+        ClientError::TooLarge { .. } => FailureKind::TooLarge,
         _ => FailureKind::Other,
     };
     Failure {
@@ -531,6 +532,8 @@ mod tests {
         };
         assert_eq!(failure(&forbidden).kind, FailureKind::PermissionDenied);
         assert_eq!(failure(&ClientError::Timeout).kind, FailureKind::Other);
+        let big = ClientError::TooLarge { limit: 1 };
+        assert_eq!(failure(&big).kind, FailureKind::TooLarge, "smaller pages");
         let bad = ClientError::Rejected {
             status: 400,
             code: None,

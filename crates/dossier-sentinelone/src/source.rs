@@ -84,6 +84,7 @@ pub fn failure(e: &ClientError) -> Failure {
             retry_after: *retry_after,
         },
         ClientError::Rejected { status: 400, .. } => FailureKind::Rejected,
+        ClientError::TooLarge { .. } => FailureKind::TooLarge,
         _ => FailureKind::Other,
     };
     Failure {
@@ -265,6 +266,8 @@ mod tests {
         };
         assert_eq!(failure(&gone).kind, FailureKind::Other);
         assert!(!failure(&ClientError::Timeout).needs_operator());
+        let big = ClientError::TooLarge { limit: 1 };
+        assert_eq!(failure(&big).kind, FailureKind::TooLarge, "smaller pages");
     }
 
     fn body(json: &str) -> Config {

@@ -412,6 +412,9 @@ impl Poller<'_> {
                         self.pause(&reason, shutdown).await;
                         return None;
                     }
+                    if self.smaller_pages(&e, window.limit).await {
+                        continue;
+                    }
                     // A walk resumed after a restart may carry a cursor the tenant no longer
                     // honours.
                     restart_walk_if_cursor_rejected(&e, &mut self.checkpoint, &self.rec.id);
@@ -505,6 +508,9 @@ impl Poller<'_> {
     /// A read that failed: the walk goes back to the last commit, and the worker pauses (a
     /// refused token or permission) or waits its turn to try again.
     async fn failed(&mut self, e: &Failure, shutdown: &mut watch::Receiver<bool>) -> Flow {
+        // The page size asked for when it failed: going back to the last commit does not
+        // make pages larger again.
+        let asked = self.checkpoint.window(&self.policy).limit;
         rewind(
             &mut self.batch,
             &mut self.held,
@@ -513,6 +519,9 @@ impl Poller<'_> {
             &self.durable,
         );
         restart_walk_if_cursor_rejected(e, &mut self.checkpoint, &self.rec.id);
+        if self.smaller_pages(e, asked).await {
+            return Flow::Next;
+        }
         // The token may have expired while this request was on its way.
         let reason = failure_reason(e, self.expires, Utc::now());
         if e.kind == FailureKind::ConsentPending {
@@ -540,6 +549,31 @@ impl Poller<'_> {
             return Flow::Quit;
         }
         Flow::Next
+    }
+
+    /// Over the size cap: the same place is asked again at once with half the records per
+    /// page (of `asked`), down to one, so that large records never wedge the connector.
+    /// Returns whether it will be; not for another failure, or a page of one record.
+    async fn smaller_pages(&mut self, e: &Failure, asked: u32) -> bool {
+        if e.kind != FailureKind::TooLarge {
+            return false;
+        }
+        self.checkpoint.page_limit = Some(asked);
+        let Some(smaller) = self.checkpoint.smaller_pages(&self.policy) else {
+            return false;
+        };
+        let limit = smaller.window(&self.policy).limit;
+        tracing::warn!(connector_id = %self.rec.id, limit, "response over the size cap: asking for smaller pages");
+        // A failed request all the same: it counts in the connector's error figures, and its
+        // status stays as it was.
+        self.state.metrics.errors.get_or_create(&self.labels).inc();
+        let counted = HealthUpdate {
+            errors_inc: 1,
+            ..HealthUpdate::default()
+        };
+        self.health.record(&counted, "error count").await;
+        self.checkpoint = smaller;
+        true
     }
 
     /// A record that could not be read: counted, and reported once per version (its event
@@ -619,12 +653,14 @@ impl Poller<'_> {
     async fn read(&mut self, mut page: Page, shutdown: &mut watch::Receiver<bool>) -> Flow {
         let before = self.batch.len();
         let page_max = self.map_page(&mut page);
-        let next = self.checkpoint.after_page(
+        let mut next = self.checkpoint.after_page(
             page_max,
             page.next_cursor.as_deref(),
             &self.policy,
             Utc::now(),
         );
+        // A page read whole at a reduced size: the next asks for twice as many.
+        next.larger_pages(&self.policy);
         if self.hold(&next, before) {
             self.checkpoint = next;
             return Flow::Next;

@@ -43,6 +43,9 @@ pub enum FailureKind {
     ConsentPending,
     /// Rate limited on every try, or told to wait longer than the client waits itself.
     RateLimited { retry_after: Option<Duration> },
+    /// The response was larger than the deployment's cap (`max_body_bytes`): the walk asks for
+    /// smaller pages, halving down to one record, rather than the same page again.
+    TooLarge,
     /// The producer refused the request itself (a 400): mid-walk, the cursor is no longer
     /// honoured and the walk starts again from its bound.
     Rejected,

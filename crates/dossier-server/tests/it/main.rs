@@ -6,6 +6,7 @@ mod browser;
 mod concurrent;
 mod expiry;
 mod faults;
+mod oversized;
 mod pipeline;
 mod producers;
 mod regressions;
