@@ -5,6 +5,7 @@ mod batching;
 mod browser;
 mod concurrent;
 mod expiry;
+mod exports;
 mod faults;
 mod oversized;
 mod pipeline;
