@@ -397,7 +397,7 @@ impl Poller<'_> {
             match timed_fetch(self.state, &mut self.health, self.conn, &window).await {
                 Ok(page) => break page,
                 Err(e) => {
-                    let reason = failure_reason(&e, self.expires, Utc::now());
+                    let reason = self.reason(&e);
                     if e.kind == FailureKind::ConsentPending {
                         // Granted in the vendor's console, not here: asked again every while.
                         self.health.awaiting_consent(&reason).await;
@@ -523,7 +523,7 @@ impl Poller<'_> {
             return Flow::Next;
         }
         // The token may have expired while this request was on its way.
-        let reason = failure_reason(e, self.expires, Utc::now());
+        let reason = self.reason(e);
         if e.kind == FailureKind::ConsentPending {
             self.health.awaiting_consent(&reason).await;
             if sleep_or_stop(self.state.config.retry_cap, shutdown).await {
@@ -549,6 +549,18 @@ impl Poller<'_> {
             return Flow::Quit;
         }
         Flow::Next
+    }
+
+    /// What the connector shows for a failed request; a response over the size cap at one
+    /// record per page says that the record alone is, which only a larger cap mends.
+    fn reason(&self, e: &Failure) -> String {
+        let reason = failure_reason(e, self.expires, Utc::now());
+        if e.kind == FailureKind::TooLarge && self.checkpoint.window(&self.policy).limit == 1 {
+            let record_name = self.source.labels().record_name;
+            format!("{reason}: a single {record_name} is larger than that, and the connector cannot read past it")
+        } else {
+            reason
+        }
     }
 
     /// Over the size cap: the same place is asked again at once with half the records per
