@@ -35,6 +35,10 @@ pub enum MapError {
     /// No `composite_id`, the alert's global key (PRODUCERS.md §2.4).
     #[error("alert has no `composite_id`")]
     MissingId,
+    /// The id is there but refused: surrounding whitespace, or too long (never trimmed, which
+    /// would merge two records).
+    #[error("alert {0}")]
+    BadId(#[from] dossier_source::mapping::BadId),
     /// None of `created_timestamp`, `updated_timestamp`, `timestamp` is a timestamp.
     #[error("alert {id} has no usable timestamp in `created_timestamp`, `updated_timestamp` or `timestamp`")]
     MissingTimestamp { id: String },
@@ -62,7 +66,7 @@ pub fn map_owned_alert(raw: Box<RawValue>) -> Result<Incident, MapError> {
 /// has it). `None` when the text no longer maps.
 #[must_use]
 pub fn remap_stored(raw: &str) -> Option<Incident> {
-    map_fields(raw).ok()
+    mapping::remap(raw, map_fields)
 }
 
 /// The alert's top-level fields the mapping reads; the rest (process trees, IOC context,
@@ -99,7 +103,7 @@ const FIELDS: [&str; 28] = [
 ];
 
 /// Everything of an incident but its raw JSON.
-fn map_fields(text: &str) -> Result<Incident, MapError> {
+pub(crate) fn map_fields(text: &str) -> Result<Incident, MapError> {
     let alert = mapping::parse_fields(text, &FIELDS).map_err(|e| {
         MapError::Malformed(if e.is_data() {
             "expected an object".into()
@@ -107,7 +111,12 @@ fn map_fields(text: &str) -> Result<Incident, MapError> {
             e.to_string()
         })
     })?;
-    let external_id = text_of(&alert, "composite_id").ok_or(MapError::MissingId)?;
+    let external_id = alert
+        .get("composite_id")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .map(mapping::record_id)
+        .ok_or(MapError::MissingId)??;
     let product = text_of(&alert, "product");
     if !product
         .as_deref()
@@ -476,5 +485,66 @@ mod tests {
         ] {
             assert!(!is_mitre_technique(id) && !is_crowdstrike_id(id), "{id}");
         }
+    }
+}
+
+/// Hostile tenant text (issue 27): nothing a tenant writes may hide an alert or grow without
+/// bound, and its raw text is kept as sent.
+#[cfg(test)]
+mod hostile {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use dossier_source::mapping::{BadId, NAME_MAX, PATH_MAX, TRUNCATED};
+
+    fn alert(id: &str, name: &str, path: &str, host: &str) -> String {
+        format!(
+            r#"{{"composite_id":"{id}","product":"epp","created_timestamp":"2024-05-01T10:00:00Z","display_name":"{name}","filepath":"{path}","sha256":"{}","device":{{"device_id":"d1","hostname":"{host}"}}}}"#,
+            "ab".repeat(32)
+        )
+    }
+
+    fn map(text: &str) -> Result<Incident, MapError> {
+        map_owned_alert(RawValue::from_string(text.to_owned()).unwrap())
+    }
+
+    #[test]
+    fn a_lone_surrogate_in_a_mapped_field_is_read_lossily_and_kept_raw() {
+        let text = alert(
+            "c:ind:1",
+            r"evil\ud800",
+            r"\\Device\\x\udc00.exe",
+            r"host\ud800",
+        );
+        let i = map(&text).expect("a lone surrogate must not hide an alert");
+        assert_eq!(i.threat_name.as_deref(), Some("evil\u{FFFD}"));
+        assert_eq!(i.file.path.as_deref(), Some("\\Device\\x\u{FFFD}.exe"));
+        assert_eq!(i.device.name.as_deref(), Some("host\u{FFFD}"));
+        assert_eq!(i.raw, text, "the raw text is kept as the tenant sent it");
+        assert_eq!(remap_stored(&i.raw).unwrap().threat_name, i.threat_name);
+    }
+
+    #[test]
+    fn an_id_with_surrounding_whitespace_is_refused_not_merged() {
+        assert_eq!(
+            map(&alert(r"\tc:ind:1", "n", "p", "h")).err(),
+            Some(MapError::BadId(BadId::Padded("\tc:ind:1".into())))
+        );
+        assert_eq!(
+            map(&alert("c:ind:1", "n", "p", "h")).unwrap().external_id,
+            "c:ind:1"
+        );
+    }
+
+    #[test]
+    fn long_strings_are_cut_with_a_marker_and_the_raw_is_whole() {
+        let long = "x".repeat(50_000);
+        let text = alert("c:ind:1", &long, &long, &long);
+        let i = map(&text).unwrap();
+        let name = i.threat_name.unwrap();
+        let path = i.file.path.unwrap();
+        assert!(name.len() <= NAME_MAX && name.ends_with(TRUNCATED));
+        assert!(path.len() <= PATH_MAX && path.len() > NAME_MAX && path.ends_with(TRUNCATED));
+        assert!(i.device.name.unwrap().len() <= NAME_MAX);
+        assert_eq!(i.raw, text);
     }
 }

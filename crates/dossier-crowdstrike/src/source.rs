@@ -239,8 +239,15 @@ impl Source for CrowdStrike {
         Ok(Arc::new(Falcon { client }))
     }
 
-    fn map(&self, record: Box<RawValue>) -> Result<Incident, String> {
-        crate::mapping::map_owned_alert(record).map_err(|e| e.to_string())
+    fn map(&self, record: Box<RawValue>) -> Result<Incident, dossier_source::mapping::Unmapped> {
+        dossier_source::mapping::read(record, crate::mapping::map_fields)
+    }
+
+    fn identity(&self) -> dossier_source::RecordIdentity {
+        dossier_source::RecordIdentity {
+            id: "/composite_id",
+            updated: "/updated_timestamp",
+        }
     }
 
     fn remap_stored(&self, raw: &str) -> Option<Incident> {

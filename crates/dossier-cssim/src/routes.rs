@@ -377,6 +377,8 @@ async fn get_alerts(State(tenant): State<Tenant>, headers: HeaderMap, body: Byte
     let envelope = json!({"meta": meta("detectsapi", json!({})), "resources": [], "errors": []});
     let envelope = envelope.to_string();
     let body = dossier_simkit::splice_list(&envelope, "\"resources\":[]", &resources);
+    let body =
+        String::from_utf8(tenant.inner.rewrites.apply(body.into_bytes())).unwrap_or_default();
     with_budget(crate::envelope::text_response(StatusCode::OK, body), budget)
 }
 

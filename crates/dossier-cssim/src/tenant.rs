@@ -21,6 +21,8 @@ pub struct Tenant {
 }
 
 pub(crate) struct Inner {
+    /// Text served in place of other text (see [`dossier_simkit::Rewrites`]).
+    pub rewrites: dossier_simkit::Rewrites,
     pub region: String,
     pub token_ttl_secs: u64,
     pub rate_limit: Option<u32>,
@@ -116,6 +118,7 @@ impl Tenant {
             .collect();
         Self {
             inner: Arc::new(Inner {
+                rewrites: dossier_simkit::Rewrites::default(),
                 region: config.region.clone(),
                 token_ttl_secs: config.token_ttl_secs,
                 rate_limit: config.rate_limit_per_minute,
@@ -243,6 +246,17 @@ impl Tenant {
     /// Returns the number of stored alerts, of every product.
     pub fn alert_count(&self) -> usize {
         lock(&self.inner.store).by_id.len()
+    }
+
+    /// Serves `to` wherever a list page holds `from`, until [`Self::stop_rewriting`]: what a
+    /// real tenant's text may hold that a JSON value cannot (a lone surrogate escape).
+    pub fn rewrite_served(&self, from: &str, to: &str) {
+        self.inner.rewrites.set(from, to);
+    }
+
+    /// Serves `from` as it is again.
+    pub fn stop_rewriting(&self, from: &str) {
+        self.inner.rewrites.remove(from);
     }
 
     /// Queues faults: the next requests to the `/alerts/*` endpoints get them, in order, one

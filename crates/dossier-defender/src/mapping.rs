@@ -29,6 +29,10 @@ pub enum MapError {
     /// `id` holds no identifier.
     #[error("alert has no id")]
     MissingId,
+    /// The id is there but refused: surrounding whitespace, or too long (never trimmed, which
+    /// would merge two records).
+    #[error("alert {0}")]
+    BadId(#[from] dossier_source::mapping::BadId),
     /// Neither `createdDateTime` nor `lastUpdateDateTime` is a timestamp.
     #[error("alert {id} has no usable timestamp in `createdDateTime` or `lastUpdateDateTime`")]
     MissingTimestamp { id: String },
@@ -47,7 +51,7 @@ pub fn map_alert(raw: Box<RawValue>) -> Result<Incident, MapError> {
 /// empty (the store has it). `None` when the text no longer maps.
 #[must_use]
 pub fn remap_stored(raw: &str) -> Option<Incident> {
-    map_fields(raw).ok()
+    dossier_source::mapping::remap(raw, map_fields)
 }
 
 /// `severity` (PRODUCERS.md §1.3: `unknown | informational | low | medium | high |
@@ -80,13 +84,13 @@ const FILE_EVIDENCE: &str = "#microsoft.graph.security.fileEvidence";
 const PROCESS_EVIDENCE: &str = "#microsoft.graph.security.processEvidence";
 
 /// Everything of an incident but its raw JSON.
-fn map_fields(json: &str) -> Result<Incident, MapError> {
+pub(crate) fn map_fields(json: &str) -> Result<Incident, MapError> {
     let value: Value =
         serde_json::from_str(json).map_err(|e| MapError::Malformed(e.to_string()))?;
     let Value::Object(alert) = value else {
         return Err(MapError::Malformed("expected an object".into()));
     };
-    let external_id = id_text(alert.get("id")).ok_or(MapError::MissingId)?;
+    let external_id = id_text(alert.get("id")).ok_or(MapError::MissingId)??;
     // The legacy MDE API names them `alertCreationTime` and `lastUpdateTime` (§1.3).
     let created = time(&alert, "createdDateTime").or_else(|| time(&alert, "alertCreationTime"));
     let updated = time(&alert, "lastUpdateDateTime").or_else(|| time(&alert, "lastUpdateTime"));
@@ -136,7 +140,7 @@ fn map_fields(json: &str) -> Result<Incident, MapError> {
         incident_status: status,
         engines: text(&alert, "detectionSource").into_iter().collect(),
         // Always the alert's incident: correlation reads it only when there is no file hash.
-        storyline: id_text(alert.get("incidentId")),
+        storyline: id_text(alert.get("incidentId")).and_then(Result::ok),
         initiated_by: None,
         is_fileless: false,
         mitre: mitre(&alert),
@@ -160,10 +164,11 @@ fn text(object: &Map<String, Value>, key: &str) -> Option<String> {
 
 /// An identifier: a string as is (trimmed), an integer as its digits (the legacy API's
 /// `incidentId` is a number, Graph's a string, §1.3). Anything else is no id.
-fn id_text(value: Option<&Value>) -> Option<String> {
+/// The alert's id as Graph wrote it: `None` when absent or empty, refused when padded.
+fn id_text(value: Option<&Value>) -> Option<Result<String, dossier_source::mapping::BadId>> {
     match value? {
-        Value::String(s) => Some(s.trim()).filter(|s| !s.is_empty()).map(str::to_owned),
-        Value::Number(n) if n.is_u64() || n.is_i64() => Some(n.to_string()),
+        Value::String(s) => (!s.is_empty()).then(|| dossier_source::mapping::record_id(s)),
+        Value::Number(n) if n.is_u64() || n.is_i64() => Some(Ok(n.to_string())),
         _ => None,
     }
 }
@@ -594,5 +599,61 @@ mod tests {
         assert_eq!(i.threat_name.as_deref(), Some("Suspicious thing"));
         let i = map(&alert(r#","title":"T","threatDisplayName":"Wacatac""#)).unwrap();
         assert_eq!(i.threat_name.as_deref(), Some("Wacatac"));
+    }
+}
+
+/// Hostile tenant text (issue 27): nothing a tenant writes may hide an alert or grow without
+/// bound, and its raw text is kept as sent.
+#[cfg(test)]
+mod hostile {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use dossier_source::mapping::{BadId, NAME_MAX, PATH_MAX, TRUNCATED};
+
+    fn alert(id: &str, title: &str, folder: &str, host: &str) -> String {
+        format!(
+            r##"{{"id":"{id}","createdDateTime":"2024-05-01T10:00:00Z","title":"{title}","evidence":[{{"@odata.type":"#microsoft.graph.security.deviceEvidence","mdeDeviceId":"d1","deviceDnsName":"{host}"}},{{"@odata.type":"#microsoft.graph.security.fileEvidence","mdeDeviceId":"d1","fileDetails":{{"fileName":"x.exe","filePath":"{folder}","sha256":"{}"}}}}]}}"##,
+            "ab".repeat(32)
+        )
+    }
+
+    fn map(text: &str) -> Result<Incident, MapError> {
+        map_alert(RawValue::from_string(text.to_owned()).unwrap())
+    }
+
+    #[test]
+    fn a_lone_surrogate_in_a_mapped_field_is_read_lossily_and_kept_raw() {
+        let text = alert("da1", r"evil\ud800", r"C:\\d\udc00", r"host\ud800");
+        let i = map(&text).expect("a lone surrogate must not hide an alert");
+        assert_eq!(i.threat_name.as_deref(), Some("evil\u{FFFD}"));
+        assert!(i.file.path.as_deref().unwrap().contains("d\u{FFFD}"));
+        assert_eq!(i.device.name.as_deref(), Some("host\u{FFFD}"));
+        assert_eq!(i.raw, text, "the raw text is kept as the tenant sent it");
+        assert_eq!(remap_stored(&i.raw).unwrap().threat_name, i.threat_name);
+    }
+
+    #[test]
+    fn an_id_with_surrounding_whitespace_is_refused_not_merged() {
+        assert_eq!(
+            map(&alert("da1 ", "t", "C:", "h")).err(),
+            Some(MapError::BadId(BadId::Padded("da1 ".into())))
+        );
+        assert_eq!(
+            map(&alert("da1", "t", "C:", "h")).unwrap().external_id,
+            "da1"
+        );
+    }
+
+    #[test]
+    fn long_strings_are_cut_with_a_marker_and_the_raw_is_whole() {
+        let long = "x".repeat(50_000);
+        let text = alert("da1", &long, &long, &long);
+        let i = map(&text).unwrap();
+        let name = i.threat_name.unwrap();
+        let path = i.file.path.unwrap();
+        assert!(name.len() <= NAME_MAX && name.ends_with(TRUNCATED));
+        assert!(path.len() <= PATH_MAX && path.len() > NAME_MAX && path.ends_with(TRUNCATED));
+        assert!(i.device.name.unwrap().len() <= NAME_MAX);
+        assert_eq!(i.raw, text);
     }
 }

@@ -226,8 +226,15 @@ impl Source for Defender {
         Ok(Arc::new(DefenderConnection::new(client)))
     }
 
-    fn map(&self, record: Box<RawValue>) -> Result<Incident, String> {
-        crate::mapping::map_alert(record).map_err(|e| e.to_string())
+    fn map(&self, record: Box<RawValue>) -> Result<Incident, dossier_source::mapping::Unmapped> {
+        dossier_source::mapping::read(record, crate::mapping::map_fields)
+    }
+
+    fn identity(&self) -> dossier_source::RecordIdentity {
+        dossier_source::RecordIdentity {
+            id: "/id",
+            updated: "/lastUpdateDateTime",
+        }
     }
 
     fn remap_stored(&self, raw: &str) -> Option<Incident> {
@@ -262,6 +269,7 @@ pub fn failure(e: &ClientError) -> Failure {
             retry_after: *retry_after,
         },
         ClientError::Rejected { status: 400, .. } => FailureKind::Rejected,
+        ClientError::TooLarge { .. } => FailureKind::TooLarge,
         _ => FailureKind::Other,
     };
     Failure {
@@ -524,6 +532,8 @@ mod tests {
         };
         assert_eq!(failure(&forbidden).kind, FailureKind::PermissionDenied);
         assert_eq!(failure(&ClientError::Timeout).kind, FailureKind::Other);
+        let big = ClientError::TooLarge { limit: 1 };
+        assert_eq!(failure(&big).kind, FailureKind::TooLarge, "smaller pages");
         let bad = ClientError::Rejected {
             status: 400,
             code: None,

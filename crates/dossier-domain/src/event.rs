@@ -16,6 +16,10 @@ pub enum EventType {
     ConnectorError,
     /// A connector's token expires soon (only when it tracks errors).
     ConnectorWarning,
+    /// A record from a connector could not be read (no id, an id with surrounding whitespace,
+    /// no timestamp, over the size cap): reported whether or not the connector tracks errors,
+    /// since a threat must never be dropped in silence.
+    IncidentUnreadable,
 }
 
 impl EventType {
@@ -26,6 +30,7 @@ impl EventType {
         EventType::StoryUpdated,
         EventType::ConnectorError,
         EventType::ConnectorWarning,
+        EventType::IncidentUnreadable,
     ];
 
     /// Returns the stable name used in the API and the database.
@@ -38,6 +43,7 @@ impl EventType {
             EventType::StoryUpdated => "story_updated",
             EventType::ConnectorError => "connector_error",
             EventType::ConnectorWarning => "connector_warning",
+            EventType::IncidentUnreadable => "incident_unreadable",
         }
     }
 

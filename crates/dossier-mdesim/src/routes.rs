@@ -168,6 +168,7 @@ async fn list(
             .collect();
         dossier_simkit::splice_list(&envelope, "\"value\":[]", &texts).into_bytes()
     };
+    let body = tenant.inner.rewrites.apply(body);
     let body = match &fault {
         Some(f) => f.alter(body),
         None => body,

@@ -32,6 +32,8 @@ pub struct Tenant {
 }
 
 pub(crate) struct Inner {
+    /// Text served in place of other text (see [`dossier_simkit::Rewrites`]).
+    pub rewrites: dossier_simkit::Rewrites,
     pub tenant_id: String,
     pub token_lifetime: Duration,
     rate_limit: Option<u32>,
@@ -75,6 +77,7 @@ impl Tenant {
     pub fn new(config: &SimConfig) -> Self {
         Self {
             inner: Arc::new(Inner {
+                rewrites: dossier_simkit::Rewrites::default(),
                 tenant_id: config.tenant_id.clone(),
                 token_lifetime: config.token_lifetime,
                 rate_limit: config.rate_limit,
@@ -217,6 +220,17 @@ impl Tenant {
             .collect();
         ids.sort();
         ids
+    }
+
+    /// Serves `to` wherever a list page holds `from`, until [`Self::stop_rewriting`]: what a
+    /// real tenant's text may hold that a JSON value cannot (a lone surrogate escape).
+    pub fn rewrite_served(&self, from: &str, to: &str) {
+        self.inner.rewrites.set(from, to);
+    }
+
+    /// Serves `from` as it is again.
+    pub fn stop_rewriting(&self, from: &str) {
+        self.inner.rewrites.remove(from);
     }
 
     /// Queues faults: the next list requests get them, in order, one each.

@@ -97,10 +97,11 @@ async fn list_threats(
     if let Some(Fault::Slow(delay)) = &fault {
         tokio::time::sleep(*delay).await;
     }
-    let answer = match query {
+    let mut answer = match query {
         Ok(Query(pairs)) => threats_answer(&tenant, &headers, &pairs),
         Err(rejection) => Answer::validation(&format!("query: {rejection}")),
     };
+    answer.body = tenant.inner.rewrites.apply(answer.body);
     match fault {
         Some(fault) if !matches!(fault, Fault::Slow(_)) => fault.alter(answer.status, answer.body),
         _ => {

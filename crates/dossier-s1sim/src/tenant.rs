@@ -26,6 +26,8 @@ pub struct Tenant {
 }
 
 pub(crate) struct Inner {
+    /// Text served in place of other text (see [`dossier_simkit::Rewrites`]).
+    pub rewrites: dossier_simkit::Rewrites,
     pub gzip: bool,
     pub rate_limit: Option<u32>,
     pub store: RwLock<Store>,
@@ -93,6 +95,7 @@ impl Tenant {
             .collect();
         Self {
             inner: Arc::new(Inner {
+                rewrites: dossier_simkit::Rewrites::default(),
                 gzip: config.gzip,
                 rate_limit: config.rate_limit,
                 store: RwLock::new(Store::default()),
@@ -203,6 +206,17 @@ impl Tenant {
             .values()
             .map(|e| e.id.to_string())
             .collect()
+    }
+
+    /// Serves `to` wherever a list page holds `from`, until [`Self::stop_rewriting`]: what a
+    /// real tenant's text may hold that a JSON value cannot (a lone surrogate escape).
+    pub fn rewrite_served(&self, from: &str, to: &str) {
+        self.inner.rewrites.set(from, to);
+    }
+
+    /// Serves `from` as it is again.
+    pub fn stop_rewriting(&self, from: &str) {
+        self.inner.rewrites.remove(from);
     }
 
     /// Queues faults: the next requests to `GET /threats` get them, in order, one each.

@@ -10,7 +10,7 @@ use dossier_domain::vocabulary::{
     vendor_value, Confidence, DeviceKind, Mitigation, ProducerVerdict,
 };
 use dossier_domain::{Device, FileInfo, Incident, MitreTechnique};
-use dossier_source::mapping::{hex_hash, is_technique_id, keep_raw};
+use dossier_source::mapping::{hex_hash, is_technique_id, keep_raw, record_id, BadId};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
@@ -26,6 +26,10 @@ pub enum MapError {
     /// Neither `id` nor `threatInfo.threatId` holds an identifier.
     #[error("threat has no id (neither `id` nor `threatInfo.threatId`)")]
     MissingId,
+    /// The id is there but refused: surrounding whitespace, or too long (never trimmed, which
+    /// would merge two records).
+    #[error("threat {0}")]
+    BadId(#[from] dossier_source::mapping::BadId),
     /// None of `threatInfo.createdAt`, `updatedAt`, `identifiedAt` is a timestamp.
     #[error("threat {id} has no usable timestamp in `threatInfo.createdAt`, `updatedAt` or `identifiedAt`")]
     MissingTimestamp { id: String },
@@ -52,11 +56,11 @@ pub fn map_owned_threat(raw: Box<RawValue>) -> Result<Incident, MapError> {
 /// empty (the store has it). `None` when the text no longer maps.
 #[must_use]
 pub fn remap_stored(raw: &str) -> Option<Incident> {
-    map_fields(raw).ok()
+    dossier_source::mapping::remap(raw, map_fields)
 }
 
 /// Everything of an incident but its raw JSON.
-fn map_fields(text: &str) -> Result<Incident, MapError> {
+pub(crate) fn map_fields(text: &str) -> Result<Incident, MapError> {
     let mut de = serde_json::Deserializer::from_str(text);
     let parsed = Obj::<RawThreat>::deserialize(&mut de)
         .and_then(|t| de.end().map(|()| t))
@@ -72,7 +76,7 @@ fn map_fields(text: &str) -> Result<Incident, MapError> {
         .id
         .and_then(raw_id)
         .or_else(|| info.threat_id.and_then(raw_id))
-        .ok_or(MapError::MissingId)?;
+        .ok_or(MapError::MissingId)??;
 
     let created = ts(&info.created_at);
     let updated = ts(&info.updated_at);
@@ -200,15 +204,14 @@ const MACHINE: &[(&str, DeviceKind)] = &[
 
 /// Reads an identifier from its raw JSON: a string as is (trimmed), an integer as its exact
 /// digits (never through `u64`: a sample id has 20 digits). Anything else is no id.
-fn raw_id(raw: &RawValue) -> Option<String> {
+fn raw_id(raw: &RawValue) -> Option<Result<String, BadId>> {
     let text = raw.get().trim();
     if text.starts_with('"') {
         let s: String = serde_json::from_str(text).ok()?;
-        let s = s.trim();
-        return (!s.is_empty()).then(|| s.to_owned());
+        return (!s.is_empty()).then(|| record_id(&s));
     }
     let digits = text.strip_prefix('-').unwrap_or(text);
-    (!digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())).then(|| text.to_owned())
+    (!digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())).then(|| record_id(text))
 }
 
 fn ts(s: &Str) -> Option<DateTime<Utc>> {
@@ -490,9 +493,13 @@ mod tests {
     #[test]
     fn id_falls_back_to_threat_id_and_is_required() {
         let i =
-            map(r#"{"id":"","threatInfo":{"threatId":" 42 ","updatedAt":"2021-03-16T14:00:16Z"}}"#)
+            map(r#"{"id":"","threatInfo":{"threatId":"42","updatedAt":"2021-03-16T14:00:16Z"}}"#)
                 .unwrap();
         assert_eq!(i.external_id, "42");
+        // Never trimmed (issue 27): " 42 " and "42" are not one threat.
+        let padded =
+            r#"{"id":"","threatInfo":{"threatId":" 42 ","updatedAt":"2021-03-16T14:00:16Z"}}"#;
+        assert!(matches!(map(padded), Err(MapError::BadId(_))));
         assert_eq!(
             i.created_at, i.updated_at,
             "createdAt falls back to updatedAt"
@@ -530,5 +537,60 @@ mod tests {
         .unwrap();
         assert_eq!(i.mitigation_status.as_deref(), Some("mitigated"));
         assert_eq!(i.mitigation_actions, ["kill:success", "quarantine"]);
+    }
+}
+
+/// Hostile tenant text (issue 27): nothing a tenant writes may hide a threat or grow without
+/// bound, and its raw text is kept as sent.
+#[cfg(test)]
+mod hostile {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use dossier_source::mapping::{BadId, NAME_MAX, PATH_MAX, TRUNCATED};
+
+    fn threat(id: &str, name: &str, path: &str, computer: &str) -> String {
+        format!(
+            r#"{{"id":"{id}","threatInfo":{{"createdAt":"2024-05-01T10:00:00Z","threatName":"{name}","filePath":"{path}","sha1":"{}"}},"agentRealtimeInfo":{{"agentUuid":"a1","agentComputerName":"{computer}"}}}}"#,
+            "ab".repeat(20)
+        )
+    }
+
+    fn map(text: &str) -> Result<Incident, MapError> {
+        map_owned_threat(RawValue::from_string(text.to_owned()).unwrap())
+    }
+
+    #[test]
+    fn a_lone_surrogate_in_a_mapped_field_is_read_lossily_and_kept_raw() {
+        let text = threat("1", r"evil\ud800", r"C:\\x\udc00.exe", r"host\ud800\ud800");
+        let i = map(&text).expect("a lone surrogate must not hide a threat");
+        assert_eq!(i.threat_name.as_deref(), Some("evil\u{FFFD}"));
+        assert_eq!(i.file.path.as_deref(), Some("C:\\x\u{FFFD}.exe"));
+        assert_eq!(i.device.name.as_deref(), Some("host\u{FFFD}\u{FFFD}"));
+        assert_eq!(i.raw, text, "the raw text is kept as the tenant sent it");
+        let again = remap_stored(&i.raw).expect("the stored text maps again");
+        assert_eq!(again.threat_name, i.threat_name);
+    }
+
+    #[test]
+    fn an_id_with_surrounding_whitespace_is_refused_not_merged() {
+        let padded = threat(" 1", "n", "p", "h");
+        assert_eq!(
+            map(&padded).err(),
+            Some(MapError::BadId(BadId::Padded(" 1".into())))
+        );
+        assert_eq!(map(&threat("1", "n", "p", "h")).unwrap().external_id, "1");
+    }
+
+    #[test]
+    fn long_strings_are_cut_with_a_marker_and_the_raw_is_whole() {
+        let long = "x".repeat(50_000);
+        let text = threat("1", &long, &long, &long);
+        let i = map(&text).unwrap();
+        let name = i.threat_name.unwrap();
+        let path = i.file.path.unwrap();
+        assert!(name.len() <= NAME_MAX && name.ends_with(TRUNCATED));
+        assert!(path.len() <= PATH_MAX && path.len() > NAME_MAX && path.ends_with(TRUNCATED));
+        assert!(i.device.name.unwrap().len() <= NAME_MAX);
+        assert_eq!(i.raw, text);
     }
 }

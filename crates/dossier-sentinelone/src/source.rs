@@ -84,6 +84,7 @@ pub fn failure(e: &ClientError) -> Failure {
             retry_after: *retry_after,
         },
         ClientError::Rejected { status: 400, .. } => FailureKind::Rejected,
+        ClientError::TooLarge { .. } => FailureKind::TooLarge,
         _ => FailureKind::Other,
     };
     Failure {
@@ -153,8 +154,15 @@ impl Source for SentinelOne {
         Ok(Arc::new(Tenant { client }))
     }
 
-    fn map(&self, record: Box<RawValue>) -> Result<Incident, String> {
-        crate::mapping::map_owned_threat(record).map_err(|e| e.to_string())
+    fn map(&self, record: Box<RawValue>) -> Result<Incident, dossier_source::mapping::Unmapped> {
+        dossier_source::mapping::read(record, crate::mapping::map_fields)
+    }
+
+    fn identity(&self) -> dossier_source::RecordIdentity {
+        dossier_source::RecordIdentity {
+            id: "/id",
+            updated: "/threatInfo/updatedAt",
+        }
     }
 
     fn remap_stored(&self, raw: &str) -> Option<Incident> {
@@ -258,6 +266,8 @@ mod tests {
         };
         assert_eq!(failure(&gone).kind, FailureKind::Other);
         assert!(!failure(&ClientError::Timeout).needs_operator());
+        let big = ClientError::TooLarge { limit: 1 };
+        assert_eq!(failure(&big).kind, FailureKind::TooLarge, "smaller pages");
     }
 
     fn body(json: &str) -> Config {

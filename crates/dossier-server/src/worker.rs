@@ -7,13 +7,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
+use dossier_domain::event::EventType;
 use dossier_domain::expiry::{Expiry, EXPIRED_REASON};
 use dossier_domain::Incident;
 use dossier_source::{
     credible_updated_at, Checkpoint, Connection, Environment, Failure, FailureKind, Page,
-    PollPolicy, RetryObserver, Retrying, Settings, Source, Window,
+    PollPolicy, RetryObserver, Retrying, Settings, Source, Unreadable, Window,
 };
-use dossier_store::{ConnectorRecord, HealthUpdate, IngestPage, StoreError};
+use dossier_store::{ConnectorRecord, HealthUpdate, IngestPage, NewEvent, StoreError};
 use rand::Rng;
 use tokio::sync::{watch, Notify, OwnedSemaphorePermit};
 use tokio::task::JoinHandle;
@@ -225,11 +226,15 @@ fn restart_walk_if_cursor_rejected(e: &Failure, checkpoint: &mut Checkpoint, con
 fn rewind(
     batch: &mut Vec<Incident>,
     held: &mut Vec<OwnedSemaphorePermit>,
+    reported: &mut Vec<NewEvent>,
     checkpoint: &mut Checkpoint,
     durable: &Checkpoint,
 ) {
     batch.clear();
     held.clear();
+    // What the batch found unreadable is found again when it is read again: the checkpoint
+    // that remembered it goes back too.
+    reported.clear();
     *checkpoint = durable.clone();
 }
 
@@ -271,6 +276,9 @@ struct Poller<'a> {
     batch: Vec<Incident>,
     /// The batch's share of the budget all connectors' batches draw on; given back at commit.
     held: Vec<OwnedSemaphorePermit>,
+    /// Events for the records of the batch that could not be read, committed with it (the
+    /// checkpoint that remembers them goes in the same transaction).
+    reported: Vec<NewEvent>,
     /// None until the first commit: the first page commits alone, so stories show at once.
     last_commit: Option<std::time::Instant>,
     /// Threats committed recently enough to be read again: not committed twice.
@@ -334,6 +342,7 @@ async fn run_connector(state: AppState, rec: ConnectorRecord, mut shutdown: watc
         warned: Expiry::from_code(rec.expiry_warned),
         batch: Vec::new(),
         held: Vec::new(),
+        reported: Vec::new(),
         last_commit: None,
         recent: Recent::default(),
         prefetched: None,
@@ -388,7 +397,7 @@ impl Poller<'_> {
             match timed_fetch(self.state, &mut self.health, self.conn, &window).await {
                 Ok(page) => break page,
                 Err(e) => {
-                    let reason = failure_reason(&e, self.expires, Utc::now());
+                    let reason = self.reason(&e);
                     if e.kind == FailureKind::ConsentPending {
                         // Granted in the vendor's console, not here: asked again every while.
                         self.health.awaiting_consent(&reason).await;
@@ -402,6 +411,9 @@ impl Poller<'_> {
                     if e.needs_operator() {
                         self.pause(&reason, shutdown).await;
                         return None;
+                    }
+                    if self.smaller_pages(&e, window.limit).await {
+                        continue;
                     }
                     // A walk resumed after a restart may carry a cursor the tenant no longer
                     // honours.
@@ -421,7 +433,8 @@ impl Poller<'_> {
             token_expires_at: Some(self.expires),
             ..HealthUpdate::default()
         };
-        self.health.connected(update).await;
+        let detail = self.unreadable_reason(&self.checkpoint);
+        self.health.connected(update, detail).await;
         self.backoff.reset();
         Some(first_page)
     }
@@ -451,6 +464,7 @@ impl Poller<'_> {
             rewind(
                 &mut self.batch,
                 &mut self.held,
+                &mut self.reported,
                 &mut self.checkpoint,
                 &self.durable,
             );
@@ -494,15 +508,22 @@ impl Poller<'_> {
     /// A read that failed: the walk goes back to the last commit, and the worker pauses (a
     /// refused token or permission) or waits its turn to try again.
     async fn failed(&mut self, e: &Failure, shutdown: &mut watch::Receiver<bool>) -> Flow {
+        // The page size asked for when it failed: going back to the last commit does not
+        // make pages larger again.
+        let asked = self.checkpoint.window(&self.policy).limit;
         rewind(
             &mut self.batch,
             &mut self.held,
+            &mut self.reported,
             &mut self.checkpoint,
             &self.durable,
         );
         restart_walk_if_cursor_rejected(e, &mut self.checkpoint, &self.rec.id);
+        if self.smaller_pages(e, asked).await {
+            return Flow::Next;
+        }
         // The token may have expired while this request was on its way.
-        let reason = failure_reason(e, self.expires, Utc::now());
+        let reason = self.reason(e);
         if e.kind == FailureKind::ConsentPending {
             self.health.awaiting_consent(&reason).await;
             if sleep_or_stop(self.state.config.retry_cap, shutdown).await {
@@ -530,6 +551,82 @@ impl Poller<'_> {
         Flow::Next
     }
 
+    /// What the connector shows for a failed request; a response over the size cap at one
+    /// record per page says that the record alone is, which only a larger cap mends.
+    fn reason(&self, e: &Failure) -> String {
+        let reason = failure_reason(e, self.expires, Utc::now());
+        if e.kind == FailureKind::TooLarge && self.checkpoint.window(&self.policy).limit == 1 {
+            let record_name = self.source.labels().record_name;
+            format!("{reason}: a single {record_name} is larger than that, and the connector cannot read past it")
+        } else {
+            reason
+        }
+    }
+
+    /// Over the size cap: the same place is asked again at once with half the records per
+    /// page (of `asked`), down to one, so that large records never wedge the connector.
+    /// Returns whether it will be; not for another failure, or a page of one record.
+    async fn smaller_pages(&mut self, e: &Failure, asked: u32) -> bool {
+        if e.kind != FailureKind::TooLarge {
+            return false;
+        }
+        self.checkpoint.page_limit = Some(asked);
+        let Some(smaller) = self.checkpoint.smaller_pages(&self.policy) else {
+            return false;
+        };
+        let limit = smaller.window(&self.policy).limit;
+        tracing::warn!(connector_id = %self.rec.id, limit, "response over the size cap: asking for smaller pages");
+        // A failed request all the same: it counts in the connector's error figures, and its
+        // status stays as it was.
+        self.state.metrics.errors.get_or_create(&self.labels).inc();
+        let counted = HealthUpdate {
+            errors_inc: 1,
+            ..HealthUpdate::default()
+        };
+        self.health.record(&counted, "error count").await;
+        self.checkpoint = smaller;
+        true
+    }
+
+    /// A record that could not be read: counted, and reported once per version (its event
+    /// is committed with the batch and the checkpoint that remembers it), so that nothing is
+    /// dropped in silence; a later version is mapped again when the walk reads it.
+    fn unreadable(&mut self, u: &Unreadable) {
+        self.state
+            .metrics
+            .unmappable
+            .get_or_create(&self.labels)
+            .inc();
+        if !self.checkpoint.note_unreadable(&u.key) {
+            tracing::debug!(connector_id = %self.rec.id, record_id = %u.key.id, "unreadable record read again");
+            return;
+        }
+        let record_name = self.source.labels().record_name;
+        tracing::warn!(connector_id = %self.rec.id, record_id = %u.key.id, reason = %u.reason, "record cannot be read: reported as an event");
+        self.reported.push(NewEvent {
+            account_id: self.rec.account_id.clone(),
+            event_type: EventType::IncidentUnreadable,
+            at: Utc::now(),
+            connector_id: Some(self.rec.id.clone()),
+            story_id: None,
+            incident_id: u.has_id.then(|| u.key.id.clone()),
+            message: format!(
+                "a {record_name} from connector {} could not be read: {}",
+                self.rec.name, u.reason
+            ),
+            data: serde_json::json!({
+                "record_id": u.has_id.then_some(&u.key.id),
+                "updated": (!u.key.updated.is_empty()).then_some(&u.key.updated),
+                "reason": u.reason,
+            }),
+        });
+    }
+
+    /// What the status says while records of `checkpoint` could not be read.
+    fn unreadable_reason(&self, checkpoint: &Checkpoint) -> Option<String> {
+        checkpoint.unreadable_reason(self.source.labels().record_name)
+    }
+
     /// Maps a page's records into the batch, leaving out those committed already, and returns
     /// the page's highest credible update time.
     fn map_page(&mut self, page: &mut Page) -> Option<chrono::DateTime<Utc>> {
@@ -542,6 +639,8 @@ impl Poller<'_> {
         for raw in std::mem::take(&mut page.records) {
             match self.source.map(raw) {
                 Ok(i) => {
+                    // Read at last: no longer counted among the unreadable.
+                    self.checkpoint.note_read(&i.external_id);
                     page_max = page_max.max(credible_updated_at(i.updated_at, read_at));
                     // Read again (the overlap, a sweep, a far-future threat): not new.
                     if !self.recent.knows(&i) {
@@ -549,12 +648,8 @@ impl Poller<'_> {
                     }
                 }
                 Err(e) => {
-                    self.state
-                        .metrics
-                        .unmappable
-                        .get_or_create(&self.labels)
-                        .inc();
-                    tracing::warn!(connector_id = %self.rec.id, error = %e, "threat skipped: it cannot be read");
+                    let u = Unreadable::of(e.record.get(), &self.source.identity(), e.reason);
+                    self.unreadable(&u);
                 }
             }
         }
@@ -570,12 +665,14 @@ impl Poller<'_> {
     async fn read(&mut self, mut page: Page, shutdown: &mut watch::Receiver<bool>) -> Flow {
         let before = self.batch.len();
         let page_max = self.map_page(&mut page);
-        let next = self.checkpoint.after_page(
+        let mut next = self.checkpoint.after_page(
             page_max,
             page.next_cursor.as_deref(),
             &self.policy,
             Utc::now(),
         );
+        // A page read whole at a reduced size: the next asks for twice as many.
+        next.larger_pages(&self.policy);
         if self.hold(&next, before) {
             self.checkpoint = next;
             return Flow::Next;
@@ -629,6 +726,8 @@ impl Poller<'_> {
     /// backfill) is always written, even empty: the stored checkpoint must not stay mid-walk.
     fn idle(&self, next: &Checkpoint) -> bool {
         self.batch.is_empty()
+            && self.reported.is_empty()
+            && next.unreadable == self.durable.unreadable
             && !next.walk_in_progress()
             && !self.durable.walk_in_progress()
             && self.durable.backfill_started.is_none()
@@ -651,9 +750,11 @@ impl Poller<'_> {
         let versions = Recent::worth_keeping(&self.batch, horizon);
         let incidents = std::mem::take(&mut self.batch);
         let polls = self.unwritten_polls + 1;
-        let Some(ingest) = ingest_page(state, self.rec, &next, incidents, now, polls) else {
+        let Some(mut ingest) = ingest_page(state, self.rec, &next, incidents, now, polls) else {
             return Flow::Quit;
         };
+        ingest.events = std::mem::take(&mut self.reported);
+        ingest.status_detail = self.unreadable_reason(&next);
         let commit_started = std::time::Instant::now();
         let commit = async {
             let _in_flight = InFlight::enter(&state.commits_in_flight);
@@ -686,7 +787,10 @@ impl Poller<'_> {
                 // is recorded when it is handled; a success is recorded here.
                 match (&self.prefetched, self.health.retry_shown) {
                     (Some(Err(_)), true) => {}
-                    (Some(Ok(_)), true) => self.health.connected(HealthUpdate::default()).await,
+                    (Some(Ok(_)), true) => {
+                        let detail = self.unreadable_reason(&self.durable);
+                        self.health.connected(HealthUpdate::default(), detail).await;
+                    }
                     _ => self.health.status = "connected".into(),
                 }
                 self.count(&outcome, received, &created, newest, now);
@@ -704,6 +808,7 @@ impl Poller<'_> {
                 rewind(
                     &mut self.batch,
                     &mut self.held,
+                    &mut self.reported,
                     &mut self.checkpoint,
                     &self.durable,
                 );
@@ -779,6 +884,8 @@ fn ingest_page(
         policy: state.config.correlation,
         polls,
         generation: rec.generation,
+        events: Vec::new(),
+        status_detail: None,
     })
 }
 

@@ -44,6 +44,56 @@ pub fn splice_list(envelope: &str, marker: &str, items: &[std::sync::Arc<str>]) 
     out
 }
 
+/// Text a tenant writes into the records it serves that a JSON value cannot hold, or that a
+/// test cannot easily make: a lone UTF-16 surrogate escape (`\ud800`, which an NTFS file name
+/// can carry), an id with surrounding whitespace. Each listed text is replaced in every list
+/// page served, for as long as it is listed, so that a record keeps it across versions.
+#[derive(Clone, Default, Debug)]
+pub struct Rewrites(std::sync::Arc<std::sync::RwLock<Vec<(String, String)>>>);
+
+impl Rewrites {
+    /// Serves `to` wherever a page holds `from`, from now on.
+    pub fn set(&self, from: &str, to: &str) {
+        let mut all = self
+            .0
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        all.retain(|(f, _)| f != from);
+        all.push((from.to_owned(), to.to_owned()));
+    }
+
+    /// Serves `from` as it is again.
+    pub fn remove(&self, from: &str) {
+        let mut all = self
+            .0
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        all.retain(|(f, _)| f != from);
+    }
+
+    /// Returns a page's text with every listed text replaced.
+    #[must_use]
+    pub fn apply(&self, body: Vec<u8>) -> Vec<u8> {
+        let all = self
+            .0
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if all.is_empty() {
+            return body;
+        }
+        let mut text = match String::from_utf8(body) {
+            Ok(text) => text,
+            Err(e) => return e.into_bytes(),
+        };
+        for (from, to) in all.iter() {
+            if text.contains(from.as_str()) {
+                text = text.replace(from.as_str(), to);
+            }
+        }
+        text.into_bytes()
+    }
+}
+
 /// What can go wrong when starting an emulator's server.
 #[derive(Debug, thiserror::Error)]
 pub enum SimkitError {
@@ -260,7 +310,26 @@ async fn serve(tcp: TcpStream, acceptor: TlsAcceptor, router: Router, is_down: I
 
 #[cfg(test)]
 mod tests {
-    use super::splice_list;
+    use super::{splice_list, Rewrites};
+
+    #[test]
+    fn rewrites_last_until_removed() {
+        let r = Rewrites::default();
+        let page = br#"{"name":"MARK","id":"1"}"#.to_vec();
+        assert_eq!(r.apply(page.clone()), page);
+        r.set("MARK", r"x\ud800");
+        r.set(r#""id":"1""#, r#""id":" 1""#);
+        assert_eq!(
+            r.apply(page.clone()),
+            br#"{"name":"x\ud800","id":" 1"}"#.to_vec()
+        );
+        r.remove("MARK");
+        assert_eq!(
+            r.apply(page.clone()),
+            br#"{"name":"MARK","id":" 1"}"#.to_vec()
+        );
+        assert_eq!(r.apply(vec![0xff, 0xfe]), vec![0xff, 0xfe]);
+    }
 
     #[test]
     fn a_list_is_spliced_into_its_envelope_in_order() {

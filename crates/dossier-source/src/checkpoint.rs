@@ -68,6 +68,14 @@ pub struct Checkpoint {
     /// When (on the poller's clock) the last sweep was begun, or the backfill ended.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_sweep: Option<DateTime<Utc>>,
+    /// Versions of records that could not be read, reported once each
+    /// ([`crate::unreadable`]); committed with the page that read them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unreadable: Vec<crate::unreadable::UnreadableKey>,
+    /// Records per page while smaller pages are asked for, after a response over the size
+    /// cap ([`Checkpoint::smaller_pages`]); `None` is the policy's page size.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub page_limit: Option<u32>,
 }
 
 /// How far the first walk (the backfill) has come.
@@ -157,6 +165,8 @@ impl Checkpoint {
             high_water_seen: None,
             sweep_from: None,
             last_sweep: None,
+            unreadable: Vec::new(),
+            page_limit: None,
         }
     }
 
@@ -189,8 +199,11 @@ impl Checkpoint {
             (None, true) => (None, Some(self.since)),
             (None, false) => (Some(self.since), None),
         };
+        let limit = self
+            .page_limit
+            .map_or(policy.page_size, |l| l.min(policy.page_size));
         Window {
-            limit: policy.page_size.clamp(1, MAX_PAGE_SIZE),
+            limit: limit.clamp(1, MAX_PAGE_SIZE),
             cursor: self.cursor.clone(),
             updated_gte: gte,
             updated_gt: gt,
@@ -253,6 +266,8 @@ impl Checkpoint {
                 high_water_seen,
                 sweep_from: None,
                 last_sweep: self.last_sweep,
+                unreadable: self.unreadable.clone(),
+                page_limit: self.page_limit,
             };
             if self.backfill_started.is_some() {
                 next.last_sweep = Some(now);
@@ -285,6 +300,27 @@ impl Checkpoint {
         Checkpoint {
             cursor: None,
             ..self.clone()
+        }
+    }
+
+    /// Returns the checkpoint to ask again with after a response over the size cap: the same
+    /// place, half as many records per page, down to one; `None` when a page is one record
+    /// already (that record alone is over the cap).
+    #[must_use]
+    pub fn smaller_pages(&self, policy: &PollPolicy) -> Option<Checkpoint> {
+        let limit = self.window(policy).limit;
+        (limit > 1).then(|| Checkpoint {
+            page_limit: Some(limit / 2),
+            ..self.clone()
+        })
+    }
+
+    /// After a page read whole at a reduced size, the next asks for twice as many, back up to
+    /// the policy's page size: one large record must not slow the connector for good.
+    pub fn larger_pages(&mut self, policy: &PollPolicy) {
+        if let Some(l) = self.page_limit {
+            let doubled = l.saturating_mul(2);
+            self.page_limit = (doubled < policy.page_size).then_some(doubled);
         }
     }
 
@@ -391,6 +427,8 @@ mod tests {
         let ended = Checkpoint {
             backfill_started: None,
             last_sweep: Some(now),
+            unreadable: Vec::new(),
+            page_limit: None,
             ..cp.clone()
         };
         assert_eq!(cp.after_page(None, None, &policy, now), ended);
@@ -409,6 +447,8 @@ mod tests {
             high_water_seen: None,
             sweep_from: None,
             last_sweep: None,
+            unreadable: Vec::new(),
+            page_limit: None,
         };
         let now = t("2025-03-02T00:00:00Z");
         let done = cp.after_page(Some(t("2024-01-01T00:00:00Z")), None, &policy, now);
@@ -429,6 +469,8 @@ mod tests {
             high_water_seen: Some(t("2025-03-02T00:00:01Z")),
             sweep_from: None,
             last_sweep: None,
+            unreadable: Vec::new(),
+            page_limit: None,
         };
         let r = cp.restart_walk();
         assert_eq!(r.cursor, None);
@@ -478,6 +520,8 @@ mod tests {
             high_water_seen: None,
             sweep_from: None,
             last_sweep: Some(seen),
+            unreadable: Vec::new(),
+            page_limit: None,
         };
         let cp = cp.after_page(Some(bulk), None, &policy, seen);
         assert_eq!(cp.high_water_seen, Some(seen));
@@ -538,6 +582,8 @@ mod tests {
             high_water_seen: Some(h),
             sweep_from: None,
             last_sweep: None,
+            unreadable: Vec::new(),
+            page_limit: None,
         };
         let now = h + Duration::hours(1);
         let next = cp.after_page(Some(h + Duration::seconds(1)), Some("c1"), &policy, now);
@@ -606,5 +652,41 @@ mod tests {
         assert!(!cp.since_exclusive);
         let cp = cp.after_page(None, None, &policy, now + policy.overlap);
         assert!(cp.since_exclusive);
+    }
+}
+
+#[cfg(test)]
+mod page_size_tests {
+    use super::*;
+
+    #[test]
+    fn pages_halve_down_to_one_record_and_climb_back() {
+        let policy = PollPolicy {
+            page_size: 100,
+            ..PollPolicy::default()
+        };
+        let mut cp = Checkpoint::initial(Utc::now(), &policy);
+        cp.cursor = Some("c1".into());
+        let mut limits = vec![cp.window(&policy).limit];
+        while let Some(smaller) = cp.smaller_pages(&policy) {
+            assert_eq!(smaller.cursor, cp.cursor, "the same place is asked again");
+            cp = smaller;
+            limits.push(cp.window(&policy).limit);
+        }
+        assert_eq!(limits, [100, 50, 25, 12, 6, 3, 1]);
+        // The reduced size is kept through pages and their checkpoint JSON.
+        let next = cp.after_page(None, Some("c2"), &policy, Utc::now());
+        let json = serde_json::to_string(&next).unwrap_or_default();
+        let mut back: Checkpoint = serde_json::from_str(&json).unwrap_or(cp);
+        assert_eq!(back.window(&policy).limit, 1);
+        let mut climbed = Vec::new();
+        while back.page_limit.is_some() {
+            back.larger_pages(&policy);
+            climbed.push(back.window(&policy).limit);
+        }
+        assert_eq!(climbed, [2, 4, 8, 16, 32, 64, 100]);
+        assert!(!serde_json::to_string(&back)
+            .unwrap_or_default()
+            .contains("page_limit"));
     }
 }

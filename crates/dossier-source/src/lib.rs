@@ -10,6 +10,7 @@
 pub mod checkpoint;
 pub mod http;
 pub mod mapping;
+pub mod unreadable;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,6 +26,7 @@ use url::Url;
 pub use checkpoint::{
     credible_updated_at, BackfillProgress, Checkpoint, PollPolicy, Window, MAX_PAGE_SIZE,
 };
+pub use unreadable::{RecordIdentity, Unreadable, UnreadableKey};
 
 /// What the worker does about a failed call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,6 +43,9 @@ pub enum FailureKind {
     ConsentPending,
     /// Rate limited on every try, or told to wait longer than the client waits itself.
     RateLimited { retry_after: Option<Duration> },
+    /// The response was larger than the deployment's cap (`max_body_bytes`): the walk asks for
+    /// smaller pages, halving down to one record, rather than the same page again.
+    TooLarge,
     /// The producer refused the request itself (a 400): mid-walk, the cursor is no longer
     /// honoured and the walk starts again from its bound.
     Rejected,
@@ -294,11 +299,16 @@ pub struct Evidence {
 
 impl Evidence {
     /// A fact, when the record has it: `None` and blank values are left out.
+    /// A value is cut to [`mapping::COMMAND_LINE_MAX`], the longest a tenant's string is kept.
     pub fn of(label: &str, value: Option<&str>) -> Option<Self> {
         let value = value?.trim();
-        (!value.is_empty()).then(|| Self {
-            label: label.to_owned(),
-            value: value.to_owned(),
+        (!value.is_empty()).then(|| {
+            let mut value = value.to_owned();
+            mapping::bound(&mut value, mapping::COMMAND_LINE_MAX);
+            Self {
+                label: label.to_owned(),
+                value,
+            }
         })
     }
 }
@@ -351,11 +361,16 @@ pub trait Source: Send + Sync {
         on_retry: Option<RetryObserver>,
     ) -> Result<Arc<dyn Connection>, Failure>;
 
-    /// Maps one record onto an incident, keeping its text as the incident's raw JSON.
+    /// Maps one record onto an incident, keeping its text as the incident's raw JSON (through
+    /// [`mapping::keep_raw`], which reads lone surrogates lossily and bounds every string).
     ///
     /// # Errors
-    /// Why the record cannot be read.
-    fn map(&self, record: Box<RawValue>) -> Result<Incident, String>;
+    /// Why the record cannot be read, with the record: the worker reports it
+    /// ([`unreadable`]).
+    fn map(&self, record: Box<RawValue>) -> Result<Incident, mapping::Unmapped>;
+
+    /// Where a record says its id and update time, to name one that cannot be mapped.
+    fn identity(&self) -> RecordIdentity;
 
     /// Maps a stored record's raw JSON again, as [`Source::map`] did at ingest; `raw` left
     /// empty. `None` when it no longer maps.
@@ -476,8 +491,17 @@ mod tests {
                 reason: "not here".into(),
             })
         }
-        fn map(&self, _: Box<RawValue>) -> Result<Incident, String> {
-            Err("not here".into())
+        fn map(&self, record: Box<RawValue>) -> Result<Incident, mapping::Unmapped> {
+            Err(mapping::Unmapped {
+                reason: "not here".into(),
+                record,
+            })
+        }
+        fn identity(&self) -> RecordIdentity {
+            RecordIdentity {
+                id: "/id",
+                updated: "/updated",
+            }
         }
         fn remap_stored(&self, _: &str) -> Option<Incident> {
             None

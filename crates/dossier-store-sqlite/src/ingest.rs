@@ -380,7 +380,7 @@ pub(crate) fn commit_page(
     // A committed page is a successful poll: the connector is connected again.
     tx.execute(
         "UPDATE connectors SET checkpoint = ?1, threats = threats + ?2, polls = polls + ?5,
-             last_success_at = ?4, status = 'connected', status_detail = NULL
+             last_success_at = ?4, status = 'connected', status_detail = ?6
          WHERE id = ?3",
         params![
             page.checkpoint,
@@ -388,8 +388,12 @@ pub(crate) fn commit_page(
             page.connector_id,
             us(page.now),
             page.polls.max(1),
+            page.status_detail,
         ],
     )?;
+    for event in &page.events {
+        crate::events::insert(&tx, event)?;
+    }
     tx.commit()?;
     Ok((
         outcome,

@@ -916,6 +916,8 @@ mod tests {
                 policy: Policy::default(),
                 polls: 1,
                 generation: connector.generation,
+                events: Vec::new(),
+                status_detail: None,
             });
         }
         (dir, store, pages.try_into().ok().unwrap())

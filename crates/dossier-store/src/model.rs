@@ -145,6 +145,12 @@ pub struct IngestPage {
     /// saved again (a new URL or token restarts its worker) or deleted. A replaced worker's
     /// last page cannot land after its successor started, or after the connector is gone.
     pub generation: i64,
+    /// Events recorded with the page, in its transaction: a record the worker could not read
+    /// is reported exactly when the checkpoint that remembers it is written.
+    pub events: Vec<NewEvent>,
+    /// What the connector's status says as the page makes it `connected` (`2 threats could
+    /// not be read; see events`); `None` says nothing.
+    pub status_detail: Option<String>,
 }
 
 /// What one page commit changed.

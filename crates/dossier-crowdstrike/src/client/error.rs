@@ -153,6 +153,7 @@ impl ClientError {
                 retry_after: *retry_after,
             },
             ClientError::Rejected { status: 400, .. } => FailureKind::Rejected,
+            ClientError::TooLarge { .. } => FailureKind::TooLarge,
             _ => FailureKind::Other,
         };
         Failure {
@@ -209,6 +210,11 @@ mod tests {
                 ClientError::RateLimited { retry_after: Some(Duration::from_secs(7)) },
                 FailureKind::RateLimited { retry_after: Some(Duration::from_secs(7)) },
                 "CrowdStrike is rate limiting requests — retrying in 7s",
+            ),
+            (
+                ClientError::TooLarge { limit: 1024 },
+                FailureKind::TooLarge,
+                "the Falcon API sent a response larger than 1024 bytes",
             ),
         ];
         for (error, kind, starts) in cases {

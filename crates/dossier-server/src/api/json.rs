@@ -201,8 +201,18 @@ impl From<dossier_store::IncidentView> for IncidentView {
             incident_status: i.incident_status,
             engines: i.engines,
             mitigation_actions: i.mitigation_actions,
-            raw: i.raw,
+            raw: decodable(i.raw),
         }
+    }
+}
+
+/// The raw JSON as every JSON parser reads it: a lone surrogate escape the tenant sent (kept
+/// so in the store and on the Workbench's raw view) is `\uFFFD` here, since strict parsers
+/// (`serde_json` among them) refuse the whole response otherwise.
+fn decodable(raw: Box<RawValue>) -> Box<RawValue> {
+    match dossier_source::mapping::lossy_surrogates(raw.get()) {
+        std::borrow::Cow::Borrowed(_) => raw,
+        std::borrow::Cow::Owned(text) => RawValue::from_string(text).unwrap_or(raw),
     }
 }
 

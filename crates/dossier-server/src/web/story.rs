@@ -207,7 +207,10 @@ fn evidence_section(d: &StoryDetail, connectors: &HashMap<String, Console>) -> M
     else {
         return html! {};
     };
-    let evidence = console.source.evidence(latest.raw.get());
+    // Read as ingest read it: a lone surrogate escape does not hide the evidence.
+    let evidence = console
+        .source
+        .evidence(&dossier_source::mapping::lossy_surrogates(latest.raw.get()));
     if evidence.is_empty() {
         return html! {};
     }

@@ -76,11 +76,12 @@ impl Health<'_> {
         }
     }
 
-    /// Records the connector connected again, without a reason, with the rest of `update`.
-    pub(super) async fn connected(&mut self, update: HealthUpdate) {
+    /// Records the connector connected again, with the rest of `update`; `detail` is what it
+    /// says while connected (records that could not be read), if anything.
+    pub(super) async fn connected(&mut self, update: HealthUpdate, detail: Option<String>) {
         let update = HealthUpdate {
             status: Some("connected".into()),
-            status_detail: Some(None),
+            status_detail: Some(detail),
             ..update
         };
         self.record(&update, "connector health").await;

@@ -837,6 +837,8 @@ async fn a_walk_resumed_with_a_cursor_the_tenant_no_longer_honours_starts_again(
             policy: app.state.config.correlation,
             polls: 1,
             generation: rec.generation,
+            events: Vec::new(),
+            status_detail: None,
         })
         .await
         .unwrap();

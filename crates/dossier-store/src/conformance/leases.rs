@@ -170,3 +170,54 @@ pub async fn a_connectors_settings_are_kept_and_replaced<B: Backend>(backend: &B
     let listed = f.store.list_connectors(Some(&f.account)).await.unwrap();
     assert_eq!(listed[0].config, settings);
 }
+
+/// A record the worker could not read is reported with the page whose checkpoint remembers it
+/// (issue 27): both are written, or, for a replaced worker, neither.
+pub async fn a_pages_events_and_status_reason_are_written_with_it<B: Backend>(backend: &B) {
+    let f = Fixture::new(backend).await;
+    let unreadable = crate::NewEvent {
+        account_id: f.account.clone(),
+        event_type: dossier_domain::event::EventType::IncidentUnreadable,
+        at: t0(),
+        connector_id: Some(f.connector.clone()),
+        story_id: None,
+        incident_id: Some(" 7".into()),
+        message: "threat \" 7\" could not be read".into(),
+        data: serde_json::json!({ "reason": "padded" }),
+    };
+    let mut page = f.page(vec![incident("1", 0, "ag1", Some(&sha1(1)))], t0());
+    page.events = vec![unreadable.clone()];
+    page.status_detail = Some("1 threat could not be read; see events".into());
+    let mut stale = page.clone();
+    f.store.commit_page(page).await.unwrap();
+    let c = f.store.get_connector(None, &f.connector).await.unwrap();
+    assert_eq!(
+        (c.status.as_str(), c.status_detail.as_deref()),
+        ("connected", Some("1 threat could not be read; see events"))
+    );
+    let reported: Vec<_> = f
+        .events()
+        .await
+        .into_iter()
+        .filter(|e| e.event_type == dossier_domain::event::EventType::IncidentUnreadable)
+        .collect();
+    assert_eq!(reported.len(), 1);
+    assert_eq!(reported[0].incident_id.as_deref(), Some(" 7"));
+
+    // A page without a reason clears it.
+    f.store
+        .commit_page(f.page(Vec::new(), t0() + Duration::minutes(1)))
+        .await
+        .unwrap();
+    let c = f.store.get_connector(None, &f.connector).await.unwrap();
+    assert_eq!(c.status_detail, None);
+
+    save_with_new_url(&f).await;
+    let before = state(&f).await;
+    stale.now = t0() + Duration::minutes(2);
+    assert!(matches!(
+        f.store.commit_page(stale).await,
+        Err(StoreError::LeaseLost)
+    ));
+    assert_eq!(state(&f).await, before, "a refused page reports nothing");
+}

@@ -169,6 +169,8 @@ impl<B: Backend> Fixture<B> {
             policy: Policy::default(),
             polls: 1,
             generation: self.generation,
+            events: Vec::new(),
+            status_detail: None,
         }
     }
 
@@ -404,6 +406,7 @@ macro_rules! store_conformance_suite {
             a_bulk_change_is_all_or_nothing_per_story,
             a_page_of_a_replaced_worker_writes_nothing,
             health_from_a_replaced_worker_is_refused,
+            a_pages_events_and_status_reason_are_written_with_it,
             a_page_for_a_deleted_connector_writes_nothing,
             a_connectors_settings_are_kept_and_replaced,
             cursor_survives_a_separator_inside_a_threat_name,
