@@ -29,6 +29,17 @@ fn sign_in(port: u16, user: &str, password: &str) -> String {
     out
 }
 
+/// The demo process, killed when the test ends however it ends: a failed assertion must not
+/// leave a demo running.
+struct Demo(std::process::Child);
+
+impl Drop for Demo {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 #[test]
 fn the_first_story_is_in_the_api_within_five_seconds() {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -38,15 +49,17 @@ fn the_first_story_is_in_the_api_within_five_seconds() {
         .port();
     let dir = tempfile::tempdir().unwrap();
     let started = Instant::now();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_dossier"))
-        .args(["demo", "--listen", &format!("127.0.0.1:{port}")])
-        .current_dir(dir.path())
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut child = Demo(
+        Command::new(env!("CARGO_BIN_EXE_dossier"))
+            .args(["demo", "--listen", &format!("127.0.0.1:{port}")])
+            .current_dir(dir.path())
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let mut lines = BufReader::new(child.0.stdout.take().unwrap()).lines();
     let mut logins = Vec::new();
     let key = loop {
         let line = lines.next().expect("the demo printed no API key").unwrap();
@@ -115,7 +128,7 @@ fn the_first_story_is_in_the_api_within_five_seconds() {
     let wrong = sign_in(port, &logins[0].0, "not-the-password");
     assert!(wrong.starts_with("HTTP/1.1 401"), "{wrong}");
     // The demo leaves nothing in the working directory.
-    child.kill().unwrap();
-    child.wait().unwrap();
+    child.0.kill().unwrap();
+    child.0.wait().unwrap();
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
 }
