@@ -29,7 +29,57 @@ async fn web_analyst_workflow_through_the_forms() {
     severity_needs_a_malicious_verdict(&app, &mut web, &own, &sid, &sid2).await;
     let full = comments_are_bounded_and_escaped(&app, &mut web, &own, &sid).await;
     only_the_author_deletes_a_comment(&app, &mut web, &own, &sid, &full).await;
+    owner_and_close_reason_through_the_form(&app, &mut web, &own, &sid, &sid2).await;
     app.running.stop().await;
+}
+
+/// The form sets the owner (offered from the account's users) and closes with a reason; a
+/// close without a verdict is refused on the page with the reason.
+async fn owner_and_close_reason_through_the_form(
+    app: &App,
+    web: &mut WebSession,
+    own: &Tenancy,
+    sid: &str,
+    sid2: &str,
+) {
+    let me = web.username.clone();
+    let path = format!("/stories/{sid}");
+    let (_, page) = web.get(&path).await;
+    assert!(
+        page.contains(&format!("<option value=\"{me}\">")),
+        "the user is offered as owner: {page}"
+    );
+    let (status, body, _) = web
+        .post_form(
+            &path,
+            &[
+                ("status", "closed"),
+                ("verdict", "malicious"),
+                ("severity", "high"),
+                ("assignee", &me),
+                ("close_reason", "contained on the host"),
+            ],
+        )
+        .await;
+    assert_eq!(status, 303, "{body}");
+    let s = app.story(&own.key, sid).await;
+    assert_eq!(s["assignee"].as_str(), Some(me.as_str()), "{s}");
+    assert_eq!(s["status"], "closed");
+    assert_eq!(s["close_reason"], "contained on the host");
+    let (_, page) = web.get(&path).await;
+    assert!(
+        page.contains(&format!("<option value=\"{me}\" selected>")),
+        "{page}"
+    );
+
+    let (status, body, _) = web
+        .post_form(
+            &format!("/stories/{sid2}"),
+            &[("status", "closed"), ("verdict", ""), ("severity", "")],
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("closing a story needs a verdict"), "{body}");
 }
 
 /// The page offers the triage form and the comment form; each change the form saves is
