@@ -5,6 +5,43 @@ use dossier_store::Store;
 
 use crate::{fixture, Fixture};
 
+/// Closes the fixture's database, runs `sql` on it as an older release would have left it, and
+/// opens it again with this release, which migrates it.
+fn reopened_after(f: Fixture, sql: &str) -> Fixture {
+    let Fixture {
+        store,
+        account,
+        connector,
+        generation,
+        source,
+        guard: dir,
+    } = f;
+    drop(store);
+    let path = dir.path().join("t.db");
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute_batch(sql)
+        .unwrap();
+    let store =
+        dossier_store_sqlite::SqliteStore::open(path.to_str().unwrap(), crate::s1()).unwrap();
+    Fixture {
+        store,
+        account,
+        connector,
+        generation,
+        source,
+        guard: dir,
+    }
+}
+
+/// The schema version of the fixture's database.
+fn schema_version(f: &Fixture) -> i64 {
+    rusqlite::Connection::open(f.guard.path().join("t.db"))
+        .unwrap()
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap()
+}
+
 /// A database the release before left (schema version 3, `stories_hash` without the outbreak
 /// tier) migrates when opened, keeps its stories, and its outbreaks still rise.
 #[tokio::test]
@@ -16,50 +53,21 @@ async fn a_database_of_the_release_before_migrates_and_keeps_its_stories() {
         .await
         .unwrap();
     let before = f.stories_by_members().await;
-    let Fixture {
-        store,
-        account,
-        connector,
-        generation,
-        source,
-        guard: dir,
-    } = f;
-    drop(store);
-    let path = dir.path().join("t.db");
-    {
-        let c = rusqlite::Connection::open(&path).unwrap();
-        c.execute_batch(
-            "DROP INDEX stories_assignee;
-             ALTER TABLE stories DROP COLUMN assignee;
-             ALTER TABLE stories DROP COLUMN close_reason;
-             DROP TABLE file_aliases;
-             ALTER TABLE incidents DROP COLUMN producer;
-             ALTER TABLE connectors DROP COLUMN config;
-             DROP TABLE account_epochs;
-             DROP INDEX stories_hash;
-             CREATE INDEX stories_hash ON stories(account_id, file_hash, agent_uuid);
-             PRAGMA user_version = 3;",
-        )
-        .unwrap();
-    }
-    let store =
-        dossier_store_sqlite::SqliteStore::open(path.to_str().unwrap(), crate::s1()).unwrap();
-    let f = Fixture {
-        store,
-        account,
-        connector,
-        generation,
-        source,
-        guard: dir,
-    };
+    let f = reopened_after(
+        f,
+        "DROP INDEX stories_assignee;
+         ALTER TABLE stories DROP COLUMN assignee;
+         ALTER TABLE stories DROP COLUMN close_reason;
+         DROP TABLE file_aliases;
+         ALTER TABLE incidents DROP COLUMN producer;
+         ALTER TABLE connectors DROP COLUMN config;
+         DROP TABLE account_epochs;
+         DROP INDEX stories_hash;
+         CREATE INDEX stories_hash ON stories(account_id, file_hash, agent_uuid);
+         PRAGMA user_version = 3;",
+    );
     assert_eq!(f.stories_by_members().await, before);
-    {
-        let c = rusqlite::Connection::open(&path).unwrap();
-        let version: i64 = c
-            .query_row("PRAGMA user_version", [], |r| r.get(0))
-            .unwrap();
-        assert_eq!(version, 9);
-    }
+    assert_eq!(schema_version(&f), 9);
 
     f.store
         .commit_page(f.page(vec![incident("2", 1, "ag2", Some(&h))], t0()))
@@ -91,21 +99,11 @@ async fn a_database_without_file_identities_learns_them_from_its_incidents() {
         .await
         .unwrap();
     let before = f.stories_by_members().await;
-    let Fixture {
-        store,
-        account,
-        connector,
-        generation,
-        source,
-        guard: dir,
-    } = f;
-    drop(store);
-    let path = dir.path().join("t.db");
-    {
-        // As version 7 left it: no aliases, the SHA-256-only story filed under its SHA-256,
-        // and no story in an outbreak.
-        let c = rusqlite::Connection::open(&path).unwrap();
-        c.execute_batch(&format!(
+    // As version 7 left it: no aliases, the SHA-256-only story filed under its SHA-256, and no
+    // story in an outbreak.
+    let f = reopened_after(
+        f,
+        &format!(
             "DROP INDEX stories_assignee;
              ALTER TABLE stories DROP COLUMN assignee;
              ALTER TABLE stories DROP COLUMN close_reason;
@@ -114,19 +112,8 @@ async fn a_database_without_file_identities_learns_them_from_its_incidents() {
              UPDATE stories SET outbreak_tier = 0, criticality = 1,
                  criticality_detail = '{{\"score\":1,\"reasons\":[]}}';
              PRAGMA user_version = 7;"
-        ))
-        .unwrap();
-    }
-    let store =
-        dossier_store_sqlite::SqliteStore::open(path.to_str().unwrap(), crate::s1()).unwrap();
-    let f = Fixture {
-        store,
-        account,
-        connector,
-        generation,
-        source,
-        guard: dir,
-    };
+        ),
+    );
     assert_eq!(f.stories_by_members().await, before);
     let a = f.assignment().await;
     for id in ["1", "2"] {
