@@ -57,6 +57,8 @@ pub enum Role {
     StoriesViewer,
     IntegrationsEditor,
     IntegrationsViewer,
+    /// Reads `/metrics` and nothing else: the key a Prometheus scrape uses.
+    Metrics,
 }
 
 impl Role {
@@ -67,6 +69,7 @@ impl Role {
         Role::StoriesViewer,
         Role::IntegrationsEditor,
         Role::IntegrationsViewer,
+        Role::Metrics,
     ];
 
     /// Returns the stable name used on the command line.
@@ -79,6 +82,7 @@ impl Role {
             Role::StoriesViewer => "stories-viewer",
             Role::IntegrationsEditor => "integrations-editor",
             Role::IntegrationsViewer => "integrations-viewer",
+            Role::Metrics => "metrics",
         }
     }
 
@@ -91,14 +95,27 @@ impl Role {
 
 /// Checks that a user or key with `roles` is given an account exactly when it needs one: an
 /// operator spans every account and has none (an account would mislead: it would be ignored);
-/// every other role acts within one.
+/// a metrics key reads no account's data and has none either, and holds that role alone (or
+/// beside operator), so that it never lends an account-less scope to another role; every
+/// other role acts within one account.
 ///
 /// # Errors
-/// What is wrong, starting with the field's name (`account: …`).
+/// What is wrong, starting with the field's name (`account: …`, `role: …`).
 pub fn check_account(roles: &[Role], account: Option<&str>) -> Result<(), &'static str> {
-    match (account, roles.contains(&Role::Operator)) {
-        (Some(_), true) => Err("account: an operator spans accounts and has none"),
-        (None, false) => Err("account: required unless the role is operator"),
+    let operator = roles.contains(&Role::Operator);
+    let metrics = roles.contains(&Role::Metrics);
+    if metrics
+        && roles
+            .iter()
+            .any(|r| !matches!(r, Role::Metrics | Role::Operator))
+    {
+        return Err(
+            "role: metrics is a role of its own (or beside operator): it reads no account's data",
+        );
+    }
+    match (account, operator || metrics) {
+        (Some(_), true) => Err("account: an operator or a metrics key spans accounts and has none"),
+        (None, false) => Err("account: required unless the role is operator or metrics"),
         _ => Ok(()),
     }
 }
@@ -116,6 +133,8 @@ pub struct Permissions {
     pub view_integrations: bool,
     pub edit_integrations: bool,
     pub all_accounts: bool,
+    /// May read `/metrics`, which counts every account's connectors and stories.
+    pub read_metrics: bool,
 }
 
 impl Permissions {
@@ -132,6 +151,7 @@ impl Permissions {
                     p.view_integrations = true;
                     p.edit_integrations = true;
                     p.all_accounts |= *r == Role::Operator;
+                    p.read_metrics |= *r == Role::Operator;
                 }
                 Role::StoriesEditor => {
                     p.view_stories = true;
@@ -143,6 +163,7 @@ impl Permissions {
                     p.edit_integrations = true;
                 }
                 Role::IntegrationsViewer => p.view_integrations = true,
+                Role::Metrics => p.read_metrics = true,
             }
         }
         p
@@ -179,6 +200,26 @@ mod tests {
         assert!(p.view_integrations && !p.edit_integrations && !p.view_stories);
         assert!(Permissions::of(&[Role::Operator]).all_accounts);
         assert!(!Permissions::of(&[Role::Admin]).all_accounts);
+    }
+
+    #[test]
+    fn a_metrics_key_reads_metrics_alone_and_has_no_account() {
+        let p = Permissions::of(&[Role::Metrics]);
+        assert!(p.read_metrics && !p.all_accounts && !p.view_stories && !p.view_integrations);
+        assert!(Permissions::of(&[Role::Operator]).read_metrics);
+        assert!(!Permissions::of(&[Role::Admin]).read_metrics);
+        assert_eq!(check_account(&[Role::Metrics], None), Ok(()));
+        assert_eq!(
+            check_account(&[Role::Metrics, Role::Operator], None),
+            Ok(())
+        );
+        assert!(check_account(&[Role::Metrics], Some("a")).is_err_and(|m| m.starts_with("account")));
+        for other in [Role::StoriesViewer, Role::Admin, Role::IntegrationsViewer] {
+            assert!(
+                check_account(&[Role::Metrics, other], None).is_err_and(|m| m.starts_with("role"))
+            );
+            assert!(check_account(&[Role::Metrics, other], Some("a")).is_err());
+        }
     }
 
     #[test]

@@ -76,7 +76,12 @@ impl Principal {
                 "this key belongs to another account".into(),
             )),
             (Some(own), _) => Ok(Some(own.clone())),
-            (None, req) => Ok(req.map(str::to_owned)),
+            (None, req) if self.perms.all_accounts => Ok(req.map(str::to_owned)),
+            // A key with no account that is not an operator's (a metrics key) reads no
+            // account's data.
+            (None, _) => Err(ApiError::Forbidden(
+                "this key reads no account's data (a metrics key reads /metrics only)".into(),
+            )),
         }
     }
 

@@ -120,6 +120,21 @@ impl Default for Metrics {
                 "Time to answer a story list query",
                 m.list_seconds.clone(),
             );
+            r.register(
+                "page_fetch_seconds",
+                "Time spent reading pages from tenants, all connectors together",
+                m.fetch_seconds.clone(),
+            );
+            r.register(
+                "page_map_seconds",
+                "Time spent mapping records into incidents, all connectors together",
+                m.map_seconds.clone(),
+            );
+            r.register(
+                "page_commit_seconds",
+                "Time spent committing pages to the store, all connectors together",
+                m.commit_seconds.clone(),
+            );
         }
         m
     }

@@ -92,6 +92,11 @@ pub fn new_user(
     if roles.is_empty() {
         return Err("roles: give at least one".into());
     }
+    if roles.contains(&dossier_domain::access::Role::Metrics) {
+        return Err(
+            "roles: metrics is for the API key a Prometheus scrape uses, not for people".into(),
+        );
+    }
     dossier_domain::access::check_account(&roles, account_id.as_deref())?;
     Ok(dossier_store::UserRecord {
         id: String::new(),

@@ -474,3 +474,37 @@ fn logs_carry_no_colour_codes_off_a_terminal() {
     assert!(logs.contains("database schema migrated"), "{logs}");
     assert!(!logs.contains('\u{1b}'), "{logs:?}");
 }
+
+/// A metrics key has no account and no other role: it reads `/metrics` and nothing else.
+#[test]
+fn a_metrics_key_has_no_account_and_no_other_role() {
+    let dir = tempfile::tempdir().unwrap();
+    let (db, account) = new_account(&dir);
+    let out = dossier(
+        &["api-key", "create", "--role", "metrics", "--db", &db],
+        None,
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).trim().starts_with("dsk_"),
+        "{}",
+        text(&out.stdout)
+    );
+    for (role, with_account, says) in [
+        ("metrics", true, "--account"),
+        ("metrics,stories-viewer", false, "--role"),
+        ("metrics,admin", true, "--role"),
+    ] {
+        let mut args = vec!["api-key", "create", "--role", role, "--db", &db];
+        if with_account {
+            args.extend(["--account", &account]);
+        }
+        let out = dossier(&args, None);
+        assert!(!out.status.success(), "{role}");
+        assert!(
+            text(&out.stderr).contains(says),
+            "{role}: {}",
+            text(&out.stderr)
+        );
+    }
+}

@@ -116,15 +116,16 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
 }
 
 /// Prometheus metrics (OpenMetrics text). They count every account's connectors and stories,
-/// so only an operator key, which spans accounts, may read them.
+/// so only an operator key, which spans accounts, or a `metrics` key, which reads nothing else,
+/// may read them.
 #[utoipa::path(get, path = "/metrics",
     responses((status = 200, description = "metrics", content_type = "application/openmetrics-text"),
-        (status = 401), (status = 403, description = "the key is not an operator's")))]
+        (status = 401), (status = 403, description = "the key is neither an operator's nor a metrics key")))]
 async fn metrics(
     State(state): State<AppState>,
     p: crate::auth::Principal,
 ) -> crate::error::ApiResult<impl IntoResponse> {
-    p.require(p.perms.all_accounts, "operator")?;
+    p.require(p.perms.read_metrics, "operator or metrics")?;
     Ok((
         [(
             header::CONTENT_TYPE,

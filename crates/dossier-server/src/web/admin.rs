@@ -47,7 +47,7 @@ async fn users_page(
     let grantable: Vec<Role> = Role::ALL
         .iter()
         .copied()
-        .filter(|r| *r != Role::Operator || scope.is_none())
+        .filter(|r| (*r != Role::Operator || scope.is_none()) && *r != Role::Metrics)
         .collect();
     let body: Markup = html! {
         h1 { "Users" }

@@ -95,6 +95,41 @@ async fn threats_become_stories_through_the_api() {
     let m = m.as_str().unwrap().to_owned();
     assert!(m.contains("dossier_connector_polls_total"), "{m}");
     assert!(m.contains("dossier_story_latency_seconds"));
+    // Every metric the README names exists.
+    let readme = include_str!("../../../../README.md");
+    let m_text = m.as_str();
+    let named: std::collections::BTreeSet<&str> = readme
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .filter(|w| w.starts_with("dossier_") && w.ends_with(|c: char| c.is_ascii_lowercase()))
+        .filter(|w| w.contains("_total") || w.contains("_seconds"))
+        .collect();
+    assert!(named.len() >= 10, "{named:?}");
+    for name in named {
+        // A counter's family is typed under its name without `_total` (its samples carry it),
+        // and a family with no labelled sample yet shows only its type.
+        let family = format!("# TYPE {} ", name.trim_end_matches("_total"));
+        assert!(
+            m_text.contains(&family),
+            "the README names {name}, which /metrics lacks"
+        );
+    }
+    // A metrics key, as a Prometheus scrape uses, reads them and no account's data.
+    let scrape = app.key(None, &[Role::Metrics]).await;
+    let (status, m) = app.call("GET", "/metrics", Some(&scrape), None).await;
+    assert_eq!(status, 200, "{m}");
+    assert!(m
+        .as_str()
+        .unwrap()
+        .contains("dossier_connector_polls_total"));
+    for path in [
+        "/api/v1/stories",
+        "/api/v1/connectors",
+        "/api/v1/events",
+        "/api/v1/events?account_id=x",
+    ] {
+        let (status, e) = app.call("GET", path, Some(&scrape), None).await;
+        assert_eq!(status, 403, "{path}: {e}");
+    }
     app.running.stop().await;
 }
 
