@@ -113,9 +113,12 @@ pub fn check_account(roles: &[Role], account: Option<&str>) -> Result<(), &'stat
             "role: metrics is a role of its own (or beside operator): it reads no account's data",
         );
     }
-    match (account, operator || metrics) {
-        (Some(_), true) => Err("account: an operator or a metrics key spans accounts and has none"),
-        (None, false) => Err("account: required unless the role is operator or metrics"),
+    match (account, operator, metrics) {
+        (Some(_), true, _) => Err("account: an operator spans accounts and has none"),
+        (Some(_), false, true) => {
+            Err("account: a metrics key reads no account's data and has none")
+        }
+        (None, false, false) => Err("account: required unless the role is operator or metrics"),
         _ => Ok(()),
     }
 }
