@@ -6,7 +6,7 @@ use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Duration, NaiveDateTime, Utc};
 use dossier_domain::story::{Severity, Status, Verdict};
 use dossier_source::Sources;
-use dossier_store::{GroupCount, Story, StoryGroup, StoryQuery, StorySortField};
+use dossier_store::{AssigneeFilter, GroupCount, Story, StoryGroup, StoryQuery, StorySortField};
 use maud::{html, Markup};
 
 use super::layout::{self, Nav};
@@ -62,6 +62,8 @@ pub struct ListState {
     pub device: String,
     pub hash: String,
     pub indication: String,
+    /// `me`, `none` or a user name.
+    pub assignee: String,
     pub q: String,
     pub endpoint: bool,
     pub group: String,
@@ -88,6 +90,7 @@ impl ListState {
                 "device" => s.device = v,
                 "hash" => s.hash = v,
                 "indication" => s.indication = v,
+                "assignee" => s.assignee = v,
                 "q" => s.q = v,
                 "endpoint" => s.endpoint = v == "1" || v == "on",
                 "group" => s.group = v,
@@ -116,6 +119,7 @@ impl ListState {
         one("device", &self.device);
         one("hash", &self.hash);
         one("indication", &self.indication);
+        one("assignee", &self.assignee);
         one("q", &self.q);
         one("endpoint", if self.endpoint { "1" } else { "" });
         one("group", &self.group);
@@ -328,7 +332,16 @@ pub async fn page(
         }
         Err(e) => return Err(e.into()),
     };
-    let query = view.to_query(scope.clone(), Utc::now());
+    let query = view.to_query(scope.clone(), Utc::now()).map(|mut q| {
+        // `me` is the signed-in user.
+        q.assignee = match view.assignee.as_str() {
+            "" => None,
+            "none" => Some(AssigneeFilter::Unassigned),
+            "me" => Some(AssigneeFilter::User(user.username.clone())),
+            name => Some(AssigneeFilter::User(name.to_owned())),
+        };
+        q
+    });
     let (result, groups, error) = match query {
         Err(msg) => (None, None, Some(msg)),
         Ok(q) => match list_stories(&state, &q).await {
@@ -453,6 +466,10 @@ fn filters(view: &ListState, sources: &Sources) -> Markup {
                 input #hash type="text" name="hash" value=(view.hash) placeholder="SHA-1, SHA-256 or MD5";
             }
             div {
+                label for="assignee" { "Owner" }
+                input #assignee type="text" name="assignee" value=(view.assignee) placeholder="me, none or a user name";
+            }
+            div {
                 label for="group" { "Group by" }
                 select #group name="group" {
                     option value="" selected[view.group.is_empty()] { "No grouping" }
@@ -541,6 +558,10 @@ fn quick(view: &ListState) -> Markup {
             span.hint { "Quick filters:" }
             a.badge href=(endpoint) aria-pressed=(if view.endpoint { "true" } else { "false" }) {
                 @if view.endpoint { "✓ " } "Endpoint"
+            }
+            a.badge href=(view.with(|s| { s.assignee = if s.assignee == "me" { String::new() } else { "me".into() }; }))
+                aria-pressed=(if view.assignee == "me" { "true" } else { "false" }) {
+                @if view.assignee == "me" { "✓ " } "Mine"
             }
             a.badge href=(view.with(|s| { s.status = vec!["open".into(), "reopened".into()]; })) { "Open" }
             a.badge href=(view.with(|s| { s.cmin = "7".into(); })) { "Criticality 7+" }
@@ -655,6 +676,7 @@ mod tests {
             device: "WIN 01".into(),
             hash: "ab".into(),
             indication: "Emotet & co".into(),
+            assignee: "ana".into(),
             q: "a=b&c".into(),
             endpoint: true,
             group: "status".into(),

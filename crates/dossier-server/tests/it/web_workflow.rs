@@ -80,6 +80,25 @@ async fn owner_and_close_reason_through_the_form(
         .await;
     assert_eq!(status, 400, "{body}");
     assert!(body.contains("closing a story needs a verdict"), "{body}");
+
+    // The list's "Mine" filter shows the user's stories only; "none" the others.
+    let (status, mine) = web.get("/stories?assignee=me").await;
+    assert_eq!(status, 200);
+    assert!(mine.contains(&format!("href=\"/stories/{sid}\"")), "{mine}");
+    assert!(
+        !mine.contains(&format!("href=\"/stories/{sid2}\"")),
+        "{mine}"
+    );
+    assert!(
+        mine.contains("aria-pressed=\"true\""),
+        "the Mine filter shows as on"
+    );
+    let (_, nobodys) = web.get("/stories?assignee=none").await;
+    assert!(!nobodys.contains(&format!("href=\"/stories/{sid}\"")));
+    assert!(
+        nobodys.contains(&format!("href=\"/stories/{sid2}\"")),
+        "{nobodys}"
+    );
 }
 
 /// The page offers the triage form and the comment form; each change the form saves is
