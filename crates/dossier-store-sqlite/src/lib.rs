@@ -13,6 +13,7 @@ mod ingest;
 mod refresh;
 mod stories;
 mod synthetic;
+mod triage;
 mod users;
 
 use std::path::Path;
@@ -503,7 +504,7 @@ impl dossier_store::Store for SqliteStore {
         );
         let a2 = a.clone();
         let id2 = id.clone();
-        self.write(move |c| stories::update(c, a.as_deref(), &id, &u, &actor, now))
+        self.write(move |c| triage::update(c, a.as_deref(), &id, &u, &actor, now))
             .await?;
         let remap = Arc::clone(&self.inner.remap);
         self.read(move |c| stories::get(c, &remap, a2.as_deref(), &id2))
@@ -527,7 +528,7 @@ impl dossier_store::Store for SqliteStore {
             actor.to_owned(),
         );
         self.write(move |c| {
-            stories::update_many(c, a.as_deref(), &ids, &u, comment.as_deref(), &actor, now)
+            triage::update_many(c, a.as_deref(), &ids, &u, comment.as_deref(), &actor, now)
         })
         .await
     }
@@ -546,7 +547,7 @@ impl dossier_store::Store for SqliteStore {
             author.to_owned(),
             text.to_owned(),
         );
-        self.write(move |c| stories::add_comment(c, a.as_deref(), &id, &author, &text, now))
+        self.write(move |c| triage::add_comment(c, a.as_deref(), &id, &author, &text, now))
             .await
     }
 
@@ -566,7 +567,7 @@ impl dossier_store::Store for SqliteStore {
         );
         self.write(move |c| {
             let story = stories::get_story_row(c, None, &id)?;
-            stories::record(c, &story, now, &actor, &kind, &text)
+            triage::record(c, &story, now, &actor, &kind, &text)
         })
         .await
     }
@@ -596,7 +597,7 @@ impl dossier_store::Store for SqliteStore {
             comment_id.to_owned(),
             actor.to_owned(),
         );
-        self.write(move |conn| stories::delete_comment(conn, a.as_deref(), &s, &c, &actor, now))
+        self.write(move |conn| triage::delete_comment(conn, a.as_deref(), &s, &c, &actor, now))
             .await
     }
 

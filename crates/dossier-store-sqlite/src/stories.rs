@@ -1,10 +1,10 @@
-//! Reading stories, and the analyst's changes to them.
+//! Reading stories: the list with its filters, a story with its evidence, and group counts.
+//! The analyst's changes to them are in `triage.rs`.
 
 use std::fmt::Write as _;
 
-use chrono::{DateTime, Utc};
 use dossier_domain::criticality::Criticality;
-use dossier_domain::story::{Severity, Status, Triage, Verdict};
+use dossier_domain::story::{Severity, Status, Verdict};
 use dossier_domain::summary::{summary, SummaryFacts};
 use dossier_domain::{Incident, Producer};
 use rusqlite::types::Value;
@@ -13,20 +13,17 @@ use serde_json::value::RawValue;
 
 use super::body;
 use super::cursor::{self, SortValue};
-use super::{new_id, nonempty, opt_ts, ts, us};
+use super::{nonempty, opt_ts, ts, us};
 use dossier_store::{
-    AssigneeFilter, BulkOutcome, Comment, DeviceView, FileView, GroupCount, IncidentView,
-    RelatedStory, Remap, Result, StoreError, Story, StoryDetail, StoryGroup, StoryPage, StoryQuery,
-    StorySortField, StoryUpdate, TimelineEntry,
+    AssigneeFilter, Comment, DeviceView, FileView, GroupCount, IncidentView, RelatedStory, Remap,
+    Result, StoreError, Story, StoryDetail, StoryGroup, StoryPage, StoryQuery, StorySortField,
+    TimelineEntry,
 };
 
 const COLUMNS: &str = "id, producer, engine_type, vendor, indication, status, verdict, severity,
     criticality, created_at, updated_at, first_signal_at, last_signal_at, incident_count,
     agent_uuid, device_name, os, sha1, sha256, md5, file_name, file_path, mitigation,
     connector_id, account_id, assignee";
-
-pub(crate) const MAX_COMMENT_CHARS: usize = 500;
-pub(crate) const MAX_COMMENTS: i64 = 200;
 
 fn story_row(r: &Row<'_>) -> rusqlite::Result<Story> {
     let status: String = r.get(5)?;
@@ -643,288 +640,6 @@ fn related(
     Ok(out)
 }
 
-pub(crate) fn record(
-    conn: &Connection,
-    story: &Story,
-    at: DateTime<Utc>,
-    actor: &str,
-    kind: &str,
-    text: &str,
-) -> Result<()> {
-    conn.execute(
-        "INSERT INTO timeline (story_id, at, kind, actor, text) VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![story.id, us(at), kind, actor, text],
-    )?;
-    super::users::audit(conn, &story.account_id, at, actor, kind, &story.id, text)
-}
-
-pub(crate) fn update(
-    conn: &mut Connection,
-    account_id: Option<&str>,
-    id: &str,
-    u: &StoryUpdate,
-    actor: &str,
-    now: DateTime<Utc>,
-) -> Result<()> {
-    let tx = conn.transaction()?;
-    update_in(&tx, account_id, id, u, actor, now)?;
-    tx.commit()?;
-    Ok(())
-}
-
-/// Applies one change, and a comment if there is one, to each story: each story all or
-/// nothing, in a transaction of its own.
-pub(crate) fn update_many(
-    conn: &mut Connection,
-    account_id: Option<&str>,
-    ids: &[String],
-    u: &StoryUpdate,
-    comment: Option<&str>,
-    actor: &str,
-    now: DateTime<Utc>,
-) -> Result<Vec<(String, BulkOutcome)>> {
-    let mut out = Vec::with_capacity(ids.len());
-    for id in ids {
-        let tx = conn.transaction()?;
-        let done = (|| -> Result<bool> {
-            let changed = !u.is_empty() && update_in(&tx, account_id, id, u, actor, now)?;
-            if let Some(text) = comment {
-                add_comment_in(&tx, account_id, id, actor, text, now)?;
-                return Ok(true);
-            }
-            Ok(changed)
-        })();
-        let outcome = match done {
-            Ok(changed) => {
-                tx.commit()?;
-                if changed {
-                    BulkOutcome::Changed
-                } else {
-                    BulkOutcome::Unchanged
-                }
-            }
-            Err(StoreError::NotFound) => BulkOutcome::Failed("no such story".into()),
-            Err(StoreError::Invalid(why) | StoreError::Conflict(why)) => BulkOutcome::Failed(why),
-            Err(e) => return Err(e),
-        };
-        out.push((id.clone(), outcome));
-    }
-    Ok(out)
-}
-
-/// The user name an assignee stands for: a user of the account, or an operator.
-fn owner(conn: &Connection, account_id: &str, name: &str) -> Result<String> {
-    conn.query_row(
-        "SELECT username FROM users WHERE username = ?1
-             AND (account_id = ?2 OR account_id IS NULL)",
-        params![name.trim(), account_id],
-        |r| r.get(0),
-    )
-    .optional()?
-    .ok_or_else(|| {
-        StoreError::Invalid(format!(
-            "assignee: no user {:?} may own stories of this account",
-            name.trim()
-        ))
-    })
-}
-
-/// Applies an analyst's change inside a transaction; returns whether anything changed.
-fn update_in(
-    tx: &Connection,
-    account_id: Option<&str>,
-    id: &str,
-    u: &StoryUpdate,
-    actor: &str,
-    now: DateTime<Utc>,
-) -> Result<bool> {
-    let story = get_story_row(tx, account_id, id)?;
-    let before = super::ingest::triage(tx, &story.id)?.ok_or(StoreError::NotFound)?;
-    let mut u = u.clone();
-    if let Some(Some(name)) = &u.assignee {
-        u.assignee = Some(Some(owner(tx, &story.account_id, name)?));
-    }
-    let after = before
-        .clone()
-        .apply(&u, now)
-        .map_err(|e| StoreError::Invalid(e.to_string()))?;
-    if after == before {
-        // Setting what is already set changes nothing: no new updated_at, no event.
-        return Ok(false);
-    }
-    let Triage {
-        status,
-        verdict,
-        severity,
-        closed_at,
-        close_reason,
-        assignee,
-    } = after;
-    if status != story.status {
-        let why = match (&close_reason, status) {
-            (Some(r), Status::Closed) => format!(": {r}"),
-            _ => String::new(),
-        };
-        record(
-            tx,
-            &story,
-            now,
-            actor,
-            "status_changed",
-            &format!("status changed from {} to {}{why}", story.status, status),
-        )?;
-    } else if close_reason != before.close_reason {
-        record(
-            tx,
-            &story,
-            now,
-            actor,
-            "close_reason_changed",
-            &format!(
-                "close reason: {}",
-                close_reason.as_deref().unwrap_or("none")
-            ),
-        )?;
-    }
-    if verdict != story.verdict {
-        let show = |v: Option<Verdict>| v.map_or("none", Verdict::as_str);
-        record(
-            tx,
-            &story,
-            now,
-            actor,
-            "verdict_changed",
-            &format!(
-                "verdict changed from {} to {}",
-                show(story.verdict),
-                show(verdict)
-            ),
-        )?;
-    }
-    if severity != story.severity {
-        let show = |v: Option<Severity>| v.map_or("none", Severity::as_str);
-        record(
-            tx,
-            &story,
-            now,
-            actor,
-            "severity_changed",
-            &format!(
-                "severity changed from {} to {}",
-                show(story.severity),
-                show(severity)
-            ),
-        )?;
-    }
-    if assignee != before.assignee {
-        let text = match (&before.assignee, &assignee) {
-            (_, Some(to)) => format!("assigned to {to}"),
-            (Some(from), None) => format!("unassigned (was {from})"),
-            (None, None) => String::new(),
-        };
-        record(tx, &story, now, actor, "assignee_changed", &text)?;
-    }
-    tx.execute(
-        "UPDATE stories SET status = ?2, verdict = ?3, severity = ?4, closed_at = ?5,
-             updated_at = ?6, close_reason = ?7, assignee = ?8
-         WHERE id = ?1",
-        params![
-            story.id,
-            status.as_str(),
-            verdict.map_or("", Verdict::as_str),
-            severity.map_or("", Severity::as_str),
-            closed_at.map(us),
-            us(now),
-            close_reason,
-            assignee,
-        ],
-    )?;
-    tx.execute(
-        "INSERT INTO events (account_id, type, at, connector_id, story_id, incident_id, message, data)
-         VALUES (?1, 'story_updated', ?2, ?3, ?4, NULL, ?5, ?6)",
-        params![
-            story.account_id,
-            us(now),
-            story.connector_id,
-            story.id,
-            format!("story updated by {actor}"),
-            serde_json::json!({
-                "status": status, "verdict": verdict, "severity": severity,
-                "assignee": assignee, "actor": actor
-            })
-            .to_string()
-        ],
-    )?;
-    Ok(true)
-}
-
-pub(crate) fn add_comment(
-    conn: &mut Connection,
-    account_id: Option<&str>,
-    story_id: &str,
-    author: &str,
-    text: &str,
-    now: DateTime<Utc>,
-) -> Result<Comment> {
-    let tx = conn.transaction()?;
-    let comment = add_comment_in(&tx, account_id, story_id, author, text, now)?;
-    tx.commit()?;
-    Ok(comment)
-}
-
-/// Adds a comment inside a transaction.
-fn add_comment_in(
-    tx: &Connection,
-    account_id: Option<&str>,
-    story_id: &str,
-    author: &str,
-    text: &str,
-    now: DateTime<Utc>,
-) -> Result<Comment> {
-    let text = text.trim();
-    if text.is_empty() {
-        return Err(StoreError::Invalid(
-            "text: a comment needs some text".into(),
-        ));
-    }
-    if text.chars().count() > MAX_COMMENT_CHARS {
-        return Err(StoreError::Invalid(format!(
-            "text: a comment holds at most {MAX_COMMENT_CHARS} characters"
-        )));
-    }
-    let story = get_story_row(tx, account_id, story_id)?;
-    let n: i64 = tx.query_row(
-        "SELECT count(*) FROM comments WHERE story_id = ?1",
-        [&story.id],
-        |r| r.get(0),
-    )?;
-    if n >= MAX_COMMENTS {
-        return Err(StoreError::Conflict(format!(
-            "a story holds at most {MAX_COMMENTS} comments"
-        )));
-    }
-    let comment = Comment {
-        id: new_id(),
-        story_id: story.id.clone(),
-        author: author.to_owned(),
-        text: text.to_owned(),
-        // As stored (microseconds), so the answer to the POST reads as every later GET does.
-        created_at: ts(us(now)),
-    };
-    tx.execute(
-        "INSERT INTO comments (id, story_id, author, text, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![
-            comment.id,
-            comment.story_id,
-            comment.author,
-            comment.text,
-            us(now)
-        ],
-    )?;
-    record(tx, &story, now, author, "comment_added", text)?;
-    Ok(comment)
-}
-
 /// Counts the stories a list request matches, per value of the grouped field, largest group
 /// first (at most `limit` groups).
 pub(crate) fn group_counts(
@@ -958,55 +673,4 @@ pub(crate) fn group_counts(
         })
     })?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
-}
-
-/// Deletes a comment. Only its author may; the deletion is recorded in the timeline and the
-/// audit log, and the comment's text leaves the timeline with it.
-pub(crate) fn delete_comment(
-    conn: &mut Connection,
-    account_id: Option<&str>,
-    story_id: &str,
-    comment_id: &str,
-    actor: &str,
-    now: DateTime<Utc>,
-) -> Result<()> {
-    let tx = conn.transaction()?;
-    let story = get_story_row(&tx, account_id, story_id)?;
-    let found: Option<(String, String, i64)> = tx
-        .query_row(
-            "SELECT author, text, created_at FROM comments WHERE id = ?1 AND story_id = ?2",
-            params![comment_id, story.id],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-        )
-        .optional()?;
-    let Some((author, text, created_at)) = found else {
-        return Err(StoreError::NotFound);
-    };
-    if author != actor {
-        return Err(StoreError::Forbidden(
-            "only the author of a comment may delete it".into(),
-        ));
-    }
-    tx.execute("DELETE FROM comments WHERE id = ?1", [comment_id])?;
-    tx.execute(
-        "DELETE FROM timeline WHERE seq = (SELECT seq FROM timeline
-           WHERE story_id = ?1 AND kind = 'comment_added' AND actor = ?2 AND at = ?3 AND text = ?4
-           ORDER BY seq LIMIT 1)",
-        params![story.id, author, created_at, text],
-    )?;
-    tx.execute(
-        "INSERT INTO timeline (story_id, at, kind, actor, text) VALUES (?1, ?2, 'comment_deleted', ?3, ?4)",
-        params![story.id, us(now), actor, format!("{actor} deleted a comment")],
-    )?;
-    super::users::audit(
-        &tx,
-        &story.account_id,
-        now,
-        actor,
-        "comment_deleted",
-        &story.id,
-        &text,
-    )?;
-    tx.commit()?;
-    Ok(())
 }

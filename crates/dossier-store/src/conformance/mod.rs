@@ -23,6 +23,7 @@ mod ingest;
 mod leases;
 mod regressions;
 mod stories;
+mod triage;
 
 use std::collections::BTreeMap;
 
@@ -41,6 +42,7 @@ pub use ingest::*;
 pub use leases::*;
 pub use regressions::*;
 pub use stories::*;
+pub use triage::*;
 
 /// A backend under test: where fresh stores come from.
 #[async_trait]
