@@ -65,6 +65,23 @@ impl Principal {
         }
     }
 
+    /// Resolves a list's owner filter: `none` is the unassigned stories, `me` the signed-in
+    /// user's, any other name that user's; empty is no filter.
+    ///
+    /// # Errors
+    /// As [`Principal::assignee`].
+    pub fn assignee_filter(
+        &self,
+        raw: Option<&str>,
+    ) -> Result<Option<dossier_store::AssigneeFilter>, ApiError> {
+        use dossier_store::AssigneeFilter;
+        Ok(match raw.map(str::trim) {
+            None | Some("") => None,
+            Some("none") => Some(AssigneeFilter::Unassigned),
+            Some(name) => Some(AssigneeFilter::User(self.assignee("assignee", name)?)),
+        })
+    }
+
     /// Returns the account a request acts on: the caller's own, or for an operator the one it
     /// names (if any).
     ///

@@ -6,9 +6,7 @@ use axum::http::StatusCode;
 use axum::Json;
 use chrono::{DateTime, Utc};
 use dossier_domain::story::{Severity, Status, Verdict};
-use dossier_store::{
-    AssigneeFilter, Comment, StoryDetail, StoryPage, StoryQuery, StorySortField, StoryUpdate,
-};
+use dossier_store::{Comment, StoryDetail, StoryPage, StoryQuery, StorySortField, StoryUpdate};
 
 use super::json;
 use serde::Deserialize;
@@ -123,11 +121,7 @@ impl ListParams {
         account_id: Option<String>,
     ) -> ApiResult<StoryQuery> {
         let mut q = self.to_query(account_id)?;
-        q.assignee = match self.assignee.as_deref().map(str::trim) {
-            None | Some("") => None,
-            Some("none") => Some(AssigneeFilter::Unassigned),
-            Some(name) => Some(AssigneeFilter::User(p.assignee("assignee", name)?)),
-        };
+        q.assignee = p.assignee_filter(self.assignee.as_deref())?;
         q.incident_id = self
             .incident_id
             .as_deref()

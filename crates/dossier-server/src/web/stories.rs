@@ -6,7 +6,7 @@ use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Duration, NaiveDateTime, Utc};
 use dossier_domain::story::{Severity, Status, Verdict};
 use dossier_source::Sources;
-use dossier_store::{AssigneeFilter, GroupCount, Story, StoryGroup, StoryQuery, StorySortField};
+use dossier_store::{GroupCount, Story, StoryGroup, StoryQuery, StorySortField};
 use maud::{html, Markup};
 
 use super::layout::{self, Nav};
@@ -332,15 +332,12 @@ pub async fn page(
         }
         Err(e) => return Err(e.into()),
     };
-    let query = view.to_query(scope.clone(), Utc::now()).map(|mut q| {
-        // `me` is the signed-in user.
-        q.assignee = match view.assignee.as_str() {
-            "" => None,
-            "none" => Some(AssigneeFilter::Unassigned),
-            "me" => Some(AssigneeFilter::User(user.username.clone())),
-            name => Some(AssigneeFilter::User(name.to_owned())),
-        };
-        q
+    let query = view.to_query(scope.clone(), Utc::now()).and_then(|mut q| {
+        q.assignee = user
+            .principal
+            .assignee_filter(Some(&view.assignee))
+            .map_err(|e| e.to_string())?;
+        Ok(q)
     });
     let (result, groups, error) = match query {
         Err(msg) => (None, None, Some(msg)),
