@@ -13,15 +13,26 @@ pub(crate) enum SortValue {
     Text(String),
 }
 
-pub(crate) fn encode(sort: &str, value: &SortValue, id: &str) -> String {
+/// Which side of its row a cursor's page lies on: after it (the next page) or before it (the
+/// previous page).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Side {
+    After,
+    Before,
+}
+
+/// A cursor to the rows on `side` of this one.
+pub(crate) fn encode(sort: &str, value: &SortValue, id: &str, side: Side) -> String {
     let v = match value {
         SortValue::Int(i) => format!("i{i}"),
         SortValue::Text(s) => format!("t{s}"),
     };
-    URL_SAFE_NO_PAD.encode(format!("{sort}\u{1f}{v}\u{1f}{id}"))
+    // A sort name never starts with `<`, so cursors made before pages could go back still read.
+    let mark = if side == Side::Before { "<" } else { "" };
+    URL_SAFE_NO_PAD.encode(format!("{mark}{sort}\u{1f}{v}\u{1f}{id}"))
 }
 
-pub(crate) fn decode(cursor: &str, sort: &str) -> Result<(SortValue, String)> {
+pub(crate) fn decode(cursor: &str, sort: &str) -> Result<(SortValue, String, Side)> {
     let bad = || StoreError::Invalid("cursor: not a cursor this list made".into());
     let bytes = URL_SAFE_NO_PAD.decode(cursor.trim()).map_err(|_| bad())?;
     let text = String::from_utf8(bytes).map_err(|_| bad())?;
@@ -29,6 +40,10 @@ pub(crate) fn decode(cursor: &str, sort: &str) -> Result<(SortValue, String)> {
     // a threat or device name from a tenant).
     let Some((s, rest)) = text.split_once('\u{1f}') else {
         return Err(bad());
+    };
+    let (s, side) = match s.strip_prefix('<') {
+        Some(s) => (s, Side::Before),
+        None => (s, Side::After),
     };
     let Some((v, id)) = rest.rsplit_once('\u{1f}') else {
         return Err(bad());
@@ -45,7 +60,7 @@ pub(crate) fn decode(cursor: &str, sort: &str) -> Result<(SortValue, String)> {
     } else {
         return Err(bad());
     };
-    Ok((value, id.to_owned()))
+    Ok((value, id.to_owned(), side))
 }
 
 #[cfg(test)]
@@ -55,17 +70,32 @@ mod tests {
 
     #[test]
     fn round_trips_and_refuses_other_sorts() {
-        let c = encode("-updated_at", &SortValue::Int(42), "abc");
+        let c = encode("-updated_at", &SortValue::Int(42), "abc", Side::After);
         assert_eq!(
             decode(&c, "-updated_at").unwrap(),
-            (SortValue::Int(42), "abc".into())
+            (SortValue::Int(42), "abc".into(), Side::After)
         );
         assert!(decode(&c, "updated_at").is_err());
         assert!(decode("garbage!", "updated_at").is_err());
-        let c = encode("indication", &SortValue::Text("a\u{1f}b\u{1f}".into()), "x");
+        let c = encode(
+            "indication",
+            &SortValue::Text("a\u{1f}b\u{1f}".into()),
+            "x",
+            Side::After,
+        );
         assert_eq!(
             decode(&c, "indication").unwrap(),
-            (SortValue::Text("a\u{1f}b\u{1f}".into()), "x".into())
+            (
+                SortValue::Text("a\u{1f}b\u{1f}".into()),
+                "x".into(),
+                Side::After
+            )
         );
+        let back = encode("-criticality", &SortValue::Int(7), "y", Side::Before);
+        assert_eq!(
+            decode(&back, "-criticality").unwrap(),
+            (SortValue::Int(7), "y".into(), Side::Before)
+        );
+        assert!(decode(&back, "criticality").is_err());
     }
 }

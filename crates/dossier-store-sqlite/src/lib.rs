@@ -35,6 +35,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0007_connector_config.sql"),
     include_str!("../migrations/sqlite/0008_file_identities.sql"),
     include_str!("../migrations/sqlite/0009_story_owner.sql"),
+    include_str!("../migrations/sqlite/0012_user_settings.sql"),
 ];
 const READERS: usize = 4;
 /// The page size of a new database. An index entry that ingest adds lands on a random page of
@@ -572,6 +573,11 @@ impl dossier_store::Store for SqliteStore {
         .await
     }
 
+    async fn count_stories(&self, q: &dossier_store::StoryQuery, cap: u64) -> Result<u64> {
+        let q = q.clone();
+        self.read(move |c| stories::count(c, &q, cap)).await
+    }
+
     async fn group_stories(
         &self,
         q: &dossier_store::StoryQuery,
@@ -617,6 +623,18 @@ impl dossier_store::Store for SqliteStore {
     async fn list_users(&self, account_id: Option<&str>) -> Result<Vec<dossier_store::UserRecord>> {
         let a = account_id.map(str::to_owned);
         self.read(move |c| users::list_users(c, a.as_deref())).await
+    }
+
+    async fn user_setting(&self, user_id: &str, name: &str) -> Result<Option<String>> {
+        let (user_id, name) = (user_id.to_owned(), name.to_owned());
+        self.read(move |c| users::setting(c, &user_id, &name)).await
+    }
+
+    async fn set_user_setting(&self, user_id: &str, name: &str, value: Option<&str>) -> Result<()> {
+        let (user_id, name) = (user_id.to_owned(), name.to_owned());
+        let value = value.map(str::to_owned);
+        self.write(move |c| users::set_setting(c, &user_id, &name, value.as_deref()))
+            .await
     }
 
     async fn delete_user(&self, account_id: Option<&str>, id: &str) -> Result<()> {

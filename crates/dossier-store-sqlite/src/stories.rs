@@ -12,7 +12,7 @@ use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Row};
 use serde_json::value::RawValue;
 
 use super::body;
-use super::cursor::{self, SortValue};
+use super::cursor::{self, Side, SortValue};
 use super::{nonempty, opt_ts, ts, us};
 use dossier_store::{
     AssigneeFilter, Comment, DeviceView, FileView, GroupCount, IncidentView, RelatedStory, Remap,
@@ -206,6 +206,9 @@ fn filters(q: &StoryQuery, sql: &mut String, args: &mut Vec<Value>) {
     if let Some(to) = q.to {
         push(sql, args, " AND updated_at <= ?", Value::Integer(us(to)));
     }
+    if let Some(after) = q.created_after {
+        push(sql, args, " AND created_at > ?", Value::Integer(us(after)));
+    }
 }
 
 /// The ids of the stories that hold an incident of this vendor id: through the unique
@@ -326,17 +329,74 @@ fn hash_filter(account_id: Option<&str>, sql: &mut String, args: &mut Vec<Value>
 }
 
 pub(crate) fn list(conn: &Connection, q: &StoryQuery) -> Result<StoryPage> {
-    let (col, is_int) = sort_column(q.sort);
     let sort_name = format!("{}{}", if q.descending { "-" } else { "" }, q.sort.name());
+    let limit = q.limit.clamp(1, 1000) as usize;
+    let position = q
+        .cursor
+        .as_deref()
+        .map(|c| cursor::decode(c, &sort_name))
+        .transpose()?;
+    let at = |(s, v): &(Story, SortValue), side| cursor::encode(&sort_name, v, &s.id, side);
+    let (items, next_cursor, prev_cursor) = match position {
+        Some((value, id, Side::Before)) => {
+            // The page before a row: read backwards from it, then turn the rows around.
+            let mut rows = page_rows(conn, q, Some((value, id)), !q.descending, limit + 1)?;
+            if rows.len() <= limit {
+                // Nothing lies before these rows: this is the first page, which may hold more
+                // rows than are left above the cursor should stories have come in since.
+                let mut first = q.clone();
+                first.cursor = None;
+                return list(conn, &first);
+            }
+            rows.truncate(limit);
+            rows.reverse();
+            let next = rows.last().map(|r| at(r, Side::After));
+            let prev = rows.first().map(|r| at(r, Side::Before));
+            (rows, next, prev)
+        }
+        position => {
+            let after = position.map(|(value, id, _)| (value, id));
+            let mut rows = page_rows(conn, q, after, q.descending, limit + 1)?;
+            let next = if rows.len() > limit {
+                rows.truncate(limit);
+                rows.last().map(|r| at(r, Side::After))
+            } else {
+                None
+            };
+            // Past the first page, the page before is the one that ends above this one's top.
+            let prev = if q.cursor.is_some() {
+                rows.first().map(|r| at(r, Side::Before))
+            } else {
+                None
+            };
+            (rows, next, prev)
+        }
+    };
+    Ok(StoryPage {
+        items: items.into_iter().map(|(s, _)| s).collect(),
+        next_cursor,
+        prev_cursor,
+    })
+}
+
+/// Up to `limit` rows of a list request past `after` (a sort value and story id) in the order
+/// `descending` says, with each row's sort value.
+fn page_rows(
+    conn: &Connection,
+    q: &StoryQuery,
+    after: Option<(SortValue, String)>,
+    descending: bool,
+    limit: usize,
+) -> Result<Vec<(Story, SortValue)>> {
+    let (col, is_int) = sort_column(q.sort);
     // The inner query finds the page's rows by their sort key alone; only those rows are then
     // read in full. Sorting thousands of matches on a column without an index is then cheap,
     // since the sorter no longer carries every column of every candidate.
     let mut sql = "SELECT seq FROM stories WHERE 1 = 1".to_owned();
     let mut args: Vec<Value> = Vec::new();
     filters(q, &mut sql, &mut args);
-    let op = if q.descending { "<" } else { ">" };
-    if let Some(c) = &q.cursor {
-        let (value, id) = cursor::decode(c, &sort_name)?;
+    let op = if descending { "<" } else { ">" };
+    if let Some((value, id)) = after {
         let v = match (value, is_int) {
             (SortValue::Int(i), true) => Value::Integer(i),
             (SortValue::Text(t), false) => Value::Text(t),
@@ -358,16 +418,14 @@ pub(crate) fn list(conn: &Connection, q: &StoryQuery) -> Result<StoryPage> {
             push(&mut sql, &mut args, ", ?)", Value::Text(id));
         }
     }
-    let dir = if q.descending { "DESC" } else { "ASC" };
-    let limit = q.limit.clamp(1, 1000);
+    let dir = if descending { "DESC" } else { "ASC" };
     let order = if col == "id" {
         format!("ORDER BY id {dir}")
     } else {
         format!("ORDER BY {col} {dir}, id {dir}")
     };
     let sql = format!(
-        "SELECT {COLUMNS}, {col} FROM stories WHERE seq IN ({sql} {order} LIMIT {}) {order}",
-        limit + 1
+        "SELECT {COLUMNS}, {col} FROM stories WHERE seq IN ({sql} {order} LIMIT {limit}) {order}"
     );
     let mut st = conn.prepare_cached(&sql)?;
     let rows = st.query_map(params_from_iter(args.iter()), |r| {
@@ -379,19 +437,20 @@ pub(crate) fn list(conn: &Connection, q: &StoryQuery) -> Result<StoryPage> {
         };
         Ok((story, sort_value))
     })?;
-    let mut items: Vec<(Story, SortValue)> = rows.collect::<rusqlite::Result<_>>()?;
-    let next_cursor = if items.len() > limit as usize {
-        items.truncate(limit as usize);
-        items
-            .last()
-            .map(|(s, v)| cursor::encode(&sort_name, v, &s.id))
-    } else {
-        None
-    };
-    Ok(StoryPage {
-        items: items.into_iter().map(|(s, _)| s).collect(),
-        next_cursor,
-    })
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// How many stories a list request matches, counting no further than `cap`.
+pub(crate) fn count(conn: &Connection, q: &StoryQuery, cap: u64) -> Result<u64> {
+    let mut sql = "SELECT seq FROM stories WHERE 1 = 1".to_owned();
+    let mut args: Vec<Value> = Vec::new();
+    filters(q, &mut sql, &mut args);
+    let cap = i64::try_from(cap).unwrap_or(i64::MAX);
+    let sql = format!("SELECT count(*) FROM ({sql} LIMIT {cap})");
+    let n: i64 = conn
+        .prepare_cached(&sql)?
+        .query_row(params_from_iter(args.iter()), |r| r.get(0))?;
+    Ok(u64::try_from(n).unwrap_or_default())
 }
 
 /// Follows the aliases of stories that correlation replaced.
@@ -563,6 +622,10 @@ fn comments(conn: &Connection, story_id: &str) -> Result<Vec<Comment>> {
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
+/// The most stories a story lists per relation by device or file; the Workbench links to the
+/// rest.
+const RELATED_PER_RELATION: i64 = 50;
+
 fn related(
     conn: &Connection,
     story: &Story,
@@ -573,12 +636,17 @@ fn related(
     let mut add = |sql: &str, relation: &str, args: &[&dyn rusqlite::ToSql]| -> Result<()> {
         let mut st = conn.prepare_cached(sql)?;
         let rows = st.query_map(args, |r| {
+            let status: String = r.get(5)?;
+            let verdict: String = r.get(6)?;
             Ok(RelatedStory {
                 id: r.get(0)?,
                 relation: relation.to_owned(),
                 indication: nonempty(r.get(1)?),
                 device_name: nonempty(r.get(2)?),
                 updated_at: ts(r.get(3)?),
+                criticality: r.get(4)?,
+                status: Status::parse(&status).unwrap_or(Status::Open),
+                verdict: Verdict::parse(&verdict),
             })
         })?;
         for row in rows {
@@ -591,30 +659,30 @@ fn related(
     };
     if let Some(p) = previous {
         add(
-            "SELECT id, indication, device_name, updated_at FROM stories WHERE id = ?1",
+            "SELECT id, indication, device_name, updated_at, criticality, status, verdict FROM stories WHERE id = ?1",
             "previous_window",
             &[&p],
         )?;
     }
     add(
-        "SELECT id, indication, device_name, updated_at FROM stories WHERE previous_id = ?1 AND account_id = ?2",
+        "SELECT id, indication, device_name, updated_at, criticality, status, verdict FROM stories WHERE previous_id = ?1 AND account_id = ?2",
         "next_window",
         &[&story.id, &story.account_id],
     )?;
     if let Some(agent) = &story.device.agent_uuid {
         add(
-            "SELECT id, indication, device_name, updated_at FROM stories
-             WHERE account_id = ?1 AND agent_uuid = ?2 ORDER BY updated_at DESC LIMIT 10",
+            "SELECT id, indication, device_name, updated_at, criticality, status, verdict FROM stories
+             WHERE account_id = ?1 AND agent_uuid = ?2 ORDER BY updated_at DESC LIMIT ?3",
             "same_device",
-            &[&story.account_id, agent],
+            &[&story.account_id, agent, &RELATED_PER_RELATION],
         )?;
     }
     if !file_hash.is_empty() {
         add(
-            "SELECT id, indication, device_name, updated_at FROM stories
-             WHERE account_id = ?1 AND file_hash = ?2 ORDER BY updated_at DESC LIMIT 10",
+            "SELECT id, indication, device_name, updated_at, criticality, status, verdict FROM stories
+             WHERE account_id = ?1 AND file_hash = ?2 ORDER BY updated_at DESC LIMIT ?3",
             "same_hash",
-            &[&story.account_id, &file_hash],
+            &[&story.account_id, &file_hash, &RELATED_PER_RELATION],
         )?;
     }
     // Across producers: each keys a file by the hash it prefers (SentinelOne's SHA-1,
@@ -622,7 +690,7 @@ fn related(
     // another id under each EDR, but the same name.
     if let Some(sha256) = story.file.sha256.as_deref().filter(|h| !h.is_empty()) {
         add(
-            "SELECT id, indication, device_name, updated_at FROM stories
+            "SELECT id, indication, device_name, updated_at, criticality, status, verdict FROM stories
              WHERE account_id = ?1 AND sha256 = ?2 ORDER BY updated_at DESC LIMIT 10",
             "same_sha256",
             &[&story.account_id, &sha256],
@@ -630,7 +698,7 @@ fn related(
     }
     if let Some(name) = story.device.name.as_deref().filter(|n| !n.is_empty()) {
         add(
-            "SELECT id, indication, device_name, updated_at FROM stories
+            "SELECT id, indication, device_name, updated_at, criticality, status, verdict FROM stories
              WHERE account_id = ?1 AND device_name = ?2 COLLATE NOCASE AND producer != ?3
              ORDER BY updated_at DESC LIMIT 10",
             "same_device_name",
@@ -641,21 +709,32 @@ fn related(
 }
 
 /// Counts the stories a list request matches, per value of the grouped field, largest group
-/// first (at most `limit` groups).
+/// first (at most `limit` groups), with each group's highest criticality and its split by
+/// severity and by status.
 pub(crate) fn group_counts(
     conn: &Connection,
     q: &StoryQuery,
     by: StoryGroup,
     limit: u32,
 ) -> Result<Vec<GroupCount>> {
-    let col = match by {
+    // (grouped column, what people read for it)
+    let (col, label) = match by {
         // As the device filter matches names: without regard to case.
-        StoryGroup::Source => "device_name COLLATE NOCASE",
-        StoryGroup::Indication => "indication",
-        StoryGroup::Status => "status",
-        StoryGroup::Producer => "producer",
+        StoryGroup::Source => ("device_name COLLATE NOCASE", "device_name"),
+        StoryGroup::Device => ("agent_uuid", "device_name"),
+        StoryGroup::File => ("file_hash", "file_name"),
+        StoryGroup::Indication => ("indication", "indication"),
+        StoryGroup::Status => ("status", "status"),
+        StoryGroup::Producer => ("producer", "producer"),
     };
-    let mut sql = format!("SELECT {col}, count(*) FROM stories WHERE 1 = 1");
+    let mut sql = format!("SELECT {col}, max({label}), count(*), max(criticality)");
+    for s in Severity::ALL {
+        let _ = write!(sql, ", sum(severity = '{}')", s.as_str());
+    }
+    for s in Status::ALL {
+        let _ = write!(sql, ", sum(status = '{}')", s.as_str());
+    }
+    sql.push_str(" FROM stories WHERE 1 = 1");
     let mut args: Vec<Value> = Vec::new();
     filters(q, &mut sql, &mut args);
     // `+col` keeps the planner from walking a whole (account, column) index to get the groups
@@ -666,10 +745,35 @@ pub(crate) fn group_counts(
         limit.clamp(1, 1000)
     );
     let mut st = conn.prepare_cached(&sql)?;
+    let n = |v: i64| u64::try_from(v).unwrap_or_default();
     let rows = st.query_map(params_from_iter(args.iter()), |r| {
+        let count = n(r.get(2)?);
+        let mut by_severity = Vec::new();
+        let mut rated = 0;
+        for (i, s) in Severity::ALL.iter().enumerate().rev() {
+            let k = n(r.get(4 + i)?);
+            rated += k;
+            if k > 0 {
+                by_severity.push((Some(*s), k));
+            }
+        }
+        if count > rated {
+            by_severity.push((None, count - rated));
+        }
+        let mut by_status = Vec::new();
+        for (i, s) in Status::ALL.iter().enumerate() {
+            let k = n(r.get(4 + Severity::ALL.len() + i)?);
+            if k > 0 {
+                by_status.push((*s, k));
+            }
+        }
         Ok(GroupCount {
             value: r.get(0)?,
-            count: r.get::<_, i64>(1)?.try_into().unwrap_or_default(),
+            label: r.get::<_, Option<String>>(1)?.unwrap_or_default(),
+            count,
+            max_criticality: r.get(3)?,
+            by_severity,
+            by_status,
         })
     })?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)

@@ -97,6 +97,44 @@ pub(crate) fn delete_user(conn: &Connection, account_id: Option<&str>, id: &str)
     Ok(())
 }
 
+pub(crate) fn setting(conn: &Connection, user_id: &str, name: &str) -> Result<Option<String>> {
+    Ok(conn
+        .query_row(
+            "SELECT value FROM user_settings WHERE user_id = ?1 AND name = ?2",
+            params![user_id, name],
+            |r| r.get(0),
+        )
+        .optional()?)
+}
+
+pub(crate) fn set_setting(
+    conn: &Connection,
+    user_id: &str,
+    name: &str,
+    value: Option<&str>,
+) -> Result<()> {
+    let exists: bool = conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM users WHERE id = ?1)",
+        [user_id],
+        |r| r.get(0),
+    )?;
+    if !exists {
+        return Err(StoreError::NotFound);
+    }
+    match value {
+        Some(v) => conn.execute(
+            "INSERT INTO user_settings (user_id, name, value) VALUES (?1, ?2, ?3)
+             ON CONFLICT (user_id, name) DO UPDATE SET value = excluded.value",
+            params![user_id, name, v],
+        )?,
+        None => conn.execute(
+            "DELETE FROM user_settings WHERE user_id = ?1 AND name = ?2",
+            params![user_id, name],
+        )?,
+    };
+    Ok(())
+}
+
 pub(crate) fn create_session(conn: &Connection, s: &SessionRecord) -> Result<()> {
     // Expired sessions go whenever a new one starts, so the table stays small.
     conn.execute(

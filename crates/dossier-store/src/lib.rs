@@ -130,6 +130,9 @@ pub trait Store: Send + Sync + 'static {
         now: DateTime<Utc>,
     ) -> Result<()>;
 
+    /// Counts the stories a list request matches (its cursor aside), stopping at `cap`: a list
+    /// says "10,000+" rather than count a million rows on every page.
+    async fn count_stories(&self, q: &StoryQuery, cap: u64) -> Result<u64>;
     /// Counts the stories a list request matches per value of a field (the list's group-by).
     async fn group_stories(
         &self,
@@ -153,6 +156,10 @@ pub trait Store: Send + Sync + 'static {
     async fn find_user(&self, username: &str) -> Result<UserRecord>;
     async fn list_users(&self, account_id: Option<&str>) -> Result<Vec<UserRecord>>;
     async fn delete_user(&self, account_id: Option<&str>, id: &str) -> Result<()>;
+    /// One of a user's own settings (the story list's columns, say), if they chose it.
+    async fn user_setting(&self, user_id: &str, name: &str) -> Result<Option<String>>;
+    /// Keeps a user's setting; `None` forgets it. An unknown user is `NotFound`.
+    async fn set_user_setting(&self, user_id: &str, name: &str, value: Option<&str>) -> Result<()>;
     async fn create_session(&self, s: &SessionRecord) -> Result<()>;
     /// A live (unexpired) session and its user.
     async fn find_session(

@@ -254,6 +254,9 @@ pub struct RelatedStory {
     pub indication: Option<String>,
     pub device_name: Option<String>,
     pub updated_at: DateTime<Utc>,
+    pub criticality: u8,
+    pub status: Status,
+    pub verdict: Option<Verdict>,
 }
 
 /// A story with everything behind it.
@@ -386,6 +389,8 @@ pub struct StoryQuery {
     /// Bounds on `updated_at`.
     pub from: Option<DateTime<Utc>>,
     pub to: Option<DateTime<Utc>>,
+    /// Only stories created after this time (the list's "new stories" notice).
+    pub created_after: Option<DateTime<Utc>>,
     pub sort: StorySortField,
     pub descending: bool,
     pub limit: u32,
@@ -412,6 +417,7 @@ impl Default for StoryQuery {
             q: None,
             from: None,
             to: None,
+            created_after: None,
             sort: StorySortField::UpdatedAt,
             descending: true,
             limit: 50,
@@ -424,6 +430,10 @@ impl Default for StoryQuery {
 pub struct StoryPage {
     pub items: Vec<Story>,
     pub next_cursor: Option<String>,
+    /// The page before this one; `None` on the first page. Its cursor may be passed as
+    /// `cursor` like a next page's.
+    #[serde(skip)]
+    pub prev_cursor: Option<String>,
 }
 
 /// An event (API v1 event object).
@@ -529,7 +539,13 @@ pub struct AuditEntry {
 /// What the story list can be grouped by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StoryGroup {
+    /// The device's name, as the device filter matches it (any letter case).
     Source,
+    /// One device: its agent id.
+    Device,
+    /// One file: its identity (see [`dossier_domain::files`]), whichever hash each producer
+    /// keys it by.
+    File,
     Indication,
     Status,
     Producer,
@@ -537,6 +553,8 @@ pub enum StoryGroup {
 
 impl StoryGroup {
     pub const ALL: &'static [(&'static str, StoryGroup)] = &[
+        ("file", StoryGroup::File),
+        ("device", StoryGroup::Device),
         ("source", StoryGroup::Source),
         ("indication", StoryGroup::Indication),
         ("status", StoryGroup::Status),
@@ -555,12 +573,34 @@ impl StoryGroup {
             .find(|(_, g)| *g == self)
             .map_or("source", |(n, _)| n)
     }
+
+    /// What the Workbench calls it.
+    #[must_use]
+    pub fn label(self) -> &'static str {
+        match self {
+            StoryGroup::Source => "Device name",
+            StoryGroup::Device => "Device",
+            StoryGroup::File => "File",
+            StoryGroup::Indication => "Indication",
+            StoryGroup::Status => "Status",
+            StoryGroup::Producer => "Producer",
+        }
+    }
 }
 
-/// One group of the story list and how many stories it holds.
+/// One group of the story list: how many stories it holds, the highest criticality among
+/// them, and how they split by severity and by status.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GroupCount {
     /// The grouped value; empty when the stories have none (no device name, say).
     pub value: String,
+    /// What people read for the value: a device's name for a device, a file's name for a file
+    /// (one of them, should the stories name it differently); empty when there is none.
+    pub label: String,
     pub count: u64,
+    pub max_criticality: u8,
+    /// Stories per severity, highest first, then those without one; groups of none left out.
+    pub by_severity: Vec<(Option<Severity>, u64)>,
+    /// Stories per status, in the workflow's order; statuses without stories left out.
+    pub by_status: Vec<(Status, u64)>,
 }

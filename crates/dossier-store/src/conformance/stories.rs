@@ -802,3 +802,217 @@ async fn relations<B: Backend>(f: &Fixture<B>, id: &str) -> Vec<(String, String)
         .map(|r| (r.relation.clone(), r.id.clone()))
         .collect()
 }
+
+pub async fn paging_back_retraces_the_pages_and_counts_stop_at_their_cap<B: Backend>(backend: &B) {
+    let f = Fixture::new(backend).await;
+    let incidents: Vec<_> = (0..23)
+        .map(|i| {
+            incident(
+                &format!("{i}"),
+                i64::from(i % 4),
+                &format!("ag{i}"),
+                Some(&sha1(i)),
+            )
+        })
+        .collect();
+    f.store.commit_page(f.page(incidents, t0())).await.unwrap();
+    let base = StoryQuery {
+        account_id: Some(f.account.clone()),
+        limit: 5,
+        ..Default::default()
+    };
+    assert_eq!(f.store.count_stories(&base, 10_001).await.unwrap(), 23);
+    assert_eq!(f.store.count_stories(&base, 10).await.unwrap(), 10);
+    let narrowed = StoryQuery {
+        device: Some("ag7".into()),
+        ..base.clone()
+    };
+    assert_eq!(f.store.count_stories(&narrowed, 10_001).await.unwrap(), 1);
+    for (name, field) in StorySortField::ALL {
+        for desc in [false, true] {
+            let q = StoryQuery {
+                sort: *field,
+                descending: desc,
+                ..base.clone()
+            };
+            // Forward, keeping each page and the cursor that led to it.
+            let mut forward = Vec::new();
+            let mut cursor = None;
+            loop {
+                let page = f
+                    .store
+                    .list_stories(&StoryQuery {
+                        cursor: cursor.clone(),
+                        ..q.clone()
+                    })
+                    .await
+                    .unwrap();
+                assert_eq!(
+                    page.prev_cursor.is_none(),
+                    cursor.is_none(),
+                    "sort {name} desc={desc}: only the first page has no page before it"
+                );
+                let ids: Vec<String> = page.items.iter().map(|s| s.id.clone()).collect();
+                forward.push((ids, page.prev_cursor.clone()));
+                match page.next_cursor {
+                    Some(c) => cursor = Some(c),
+                    None => break,
+                }
+            }
+            assert_eq!(forward.len(), 5, "sort {name} desc={desc}");
+            // Back from the last page: each previous page is the page that came before it.
+            let mut back = forward.last().and_then(|(_, p)| p.clone());
+            for i in (0..forward.len() - 1).rev() {
+                let page = f
+                    .store
+                    .list_stories(&StoryQuery {
+                        cursor: back.clone(),
+                        ..q.clone()
+                    })
+                    .await
+                    .unwrap();
+                let ids: Vec<String> = page.items.iter().map(|s| s.id.clone()).collect();
+                assert_eq!(ids, forward[i].0, "sort {name} desc={desc}: page {i}");
+                assert!(page.next_cursor.is_some());
+                back = page.prev_cursor;
+                if i == 0 {
+                    assert!(back.is_none(), "sort {name} desc={desc}: back at the top");
+                }
+            }
+        }
+    }
+    // A cursor for one sort is refused by another, in either direction.
+    let page = f.store.list_stories(&base).await.unwrap();
+    let next = f
+        .store
+        .list_stories(&StoryQuery {
+            cursor: page.next_cursor,
+            ..base.clone()
+        })
+        .await
+        .unwrap();
+    let other = StoryQuery {
+        sort: StorySortField::Criticality,
+        cursor: next.prev_cursor,
+        ..base.clone()
+    };
+    assert!(f.store.list_stories(&other).await.is_err());
+}
+
+pub async fn groups_count_their_stories_by_severity_and_status<B: Backend>(backend: &B) {
+    let f = Fixture::new(backend).await;
+    // One file on three devices, one device with two more files.
+    let mut spread = incident("1", 0, "ag1", Some(&sha1(1)));
+    spread.threat_name = Some("mimikatz.exe".into());
+    spread.file.name = Some("mimikatz.exe".into());
+    let mut two = incident("2", 0, "ag2", Some(&sha1(1)));
+    two.threat_name = Some("mimikatz.exe".into());
+    two.file.name = Some("mimikatz.exe".into());
+    let mut three = incident("3", 0, "ag3", Some(&sha1(1)));
+    three.threat_name = Some("mimikatz.exe".into());
+    three.file.name = Some("mimikatz.exe".into());
+    f.store
+        .commit_page(f.page(
+            vec![
+                spread,
+                two,
+                three,
+                incident("4", 0, "ag1", Some(&sha1(2))),
+                incident("5", 0, "ag1", Some(&sha1(3))),
+            ],
+            t0(),
+        ))
+        .await
+        .unwrap();
+    let q = StoryQuery {
+        account_id: Some(f.account.clone()),
+        ..Default::default()
+    };
+    let stories = f.store.list_stories(&q).await.unwrap().items;
+    let of = |agent: &str, hash: &str| {
+        stories
+            .iter()
+            .find(|s| {
+                s.device.agent_uuid.as_deref() == Some(agent)
+                    && s.file.sha1.as_deref() == Some(hash)
+            })
+            .unwrap()
+            .id
+            .clone()
+    };
+    let malicious = |severity| StoryUpdate {
+        verdict: Some(Some(Verdict::Malicious)),
+        severity: Some(Some(severity)),
+        ..StoryUpdate::default()
+    };
+    for (id, u) in [
+        (of("ag1", &sha1(1)), malicious(Severity::High)),
+        (of("ag2", &sha1(1)), malicious(Severity::Low)),
+        (
+            of("ag3", &sha1(1)),
+            StoryUpdate {
+                status: Some(Status::Monitoring),
+                ..StoryUpdate::default()
+            },
+        ),
+    ] {
+        f.store
+            .update_story(Some(&f.account), &id, &u, "ann", t0())
+            .await
+            .unwrap();
+    }
+
+    let files = f
+        .store
+        .group_stories(&q, crate::StoryGroup::File, 50)
+        .await
+        .unwrap();
+    assert_eq!(files.len(), 3);
+    let file = &files[0];
+    assert_eq!((file.value.as_str(), file.count), (sha1(1).as_str(), 3));
+    assert_eq!(file.label, "mimikatz.exe");
+    assert_eq!(
+        file.by_severity,
+        vec![
+            (Some(Severity::High), 1),
+            (Some(Severity::Low), 1),
+            (None, 1)
+        ]
+    );
+    assert_eq!(
+        file.by_status,
+        vec![(Status::Open, 2), (Status::Monitoring, 1)]
+    );
+    let highest = stories
+        .iter()
+        .filter(|s| s.file.sha1.as_deref() == Some(sha1(1).as_str()))
+        .map(|s| s.criticality)
+        .max()
+        .unwrap();
+    assert_eq!(file.max_criticality, highest);
+    // The group's value filters the list to the group.
+    let filtered = StoryQuery {
+        hash: Some(file.value.clone()),
+        ..q.clone()
+    };
+    assert_eq!(f.store.count_stories(&filtered, 100).await.unwrap(), 3);
+
+    let devices = f
+        .store
+        .group_stories(&q, crate::StoryGroup::Device, 50)
+        .await
+        .unwrap();
+    assert_eq!(devices.len(), 3);
+    assert_eq!((devices[0].value.as_str(), devices[0].count), ("ag1", 3));
+    let named = stories
+        .iter()
+        .find(|s| s.device.agent_uuid.as_deref() == Some("ag1"))
+        .and_then(|s| s.device.name.clone())
+        .unwrap_or_default();
+    assert_eq!(devices[0].label, named);
+    let filtered = StoryQuery {
+        device: Some(devices[0].value.clone()),
+        ..q.clone()
+    };
+    assert_eq!(f.store.count_stories(&filtered, 100).await.unwrap(), 3);
+}

@@ -233,3 +233,46 @@ pub async fn a_bulk_change_is_all_or_nothing_per_story<B: Backend>(backend: &B) 
         .unwrap();
     assert_eq!(again[0].1, crate::BulkOutcome::Unchanged);
 }
+
+pub async fn a_users_settings_are_kept_replaced_and_go_with_them<B: Backend>(backend: &B) {
+    let f = Fixture::new(backend).await;
+    user(&f, "ann", Some(&f.account)).await;
+    user(&f, "bob", Some(&f.account)).await;
+    let ann = format!("u-ann-{}", f.account);
+    let bob = format!("u-bob-{}", f.account);
+    assert_eq!(f.store.user_setting(&ann, "columns").await.unwrap(), None);
+    f.store
+        .set_user_setting(&ann, "columns", Some("id,status"))
+        .await
+        .unwrap();
+    f.store
+        .set_user_setting(&ann, "columns", Some("id,owner"))
+        .await
+        .unwrap();
+    assert_eq!(
+        f.store
+            .user_setting(&ann, "columns")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("id,owner")
+    );
+    assert_eq!(f.store.user_setting(&bob, "columns").await.unwrap(), None);
+    assert!(matches!(
+        f.store
+            .set_user_setting("nobody", "columns", Some("id"))
+            .await,
+        Err(crate::StoreError::NotFound)
+    ));
+    f.store
+        .set_user_setting(&ann, "columns", None)
+        .await
+        .unwrap();
+    assert_eq!(f.store.user_setting(&ann, "columns").await.unwrap(), None);
+    f.store
+        .set_user_setting(&ann, "columns", Some("id"))
+        .await
+        .unwrap();
+    f.store.delete_user(Some(&f.account), &ann).await.unwrap();
+    assert_eq!(f.store.user_setting(&ann, "columns").await.unwrap(), None);
+}
