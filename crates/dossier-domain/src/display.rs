@@ -69,6 +69,55 @@ pub fn for_display(s: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// A vendor's machine word as people read it: `not_mitigated`, `notMitigated` and
+/// `not-mitigated` all read "Not mitigated". A word in capitals (`EDR`) keeps them; anything
+/// that is not such a word (it holds spaces or other marks) is returned as it is.
+#[must_use]
+pub fn humanize(raw: &str) -> Cow<'_, str> {
+    let word_like = !raw.is_empty()
+        && raw
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    if !word_like {
+        return Cow::Borrowed(raw);
+    }
+    let mut words: Vec<String> = Vec::new();
+    let mut current = String::new();
+    let mut prev_lower = false;
+    for c in raw.chars() {
+        if c == '_' || c == '-' {
+            words.push(std::mem::take(&mut current));
+            prev_lower = false;
+            continue;
+        }
+        if c.is_ascii_uppercase() && prev_lower {
+            words.push(std::mem::take(&mut current));
+        }
+        prev_lower = c.is_ascii_lowercase() || c.is_ascii_digit();
+        current.push(c);
+    }
+    words.push(current);
+    let mut out = String::new();
+    for w in words.iter().filter(|w| !w.is_empty()) {
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        let shouting = w.len() > 1 && w.chars().all(|c| !c.is_ascii_lowercase());
+        if shouting {
+            out.push_str(w);
+        } else if out.is_empty() {
+            let mut cs = w.chars();
+            if let Some(first) = cs.next() {
+                out.push(first.to_ascii_uppercase());
+                out.push_str(&cs.as_str().to_ascii_lowercase());
+            }
+        } else {
+            out.push_str(&w.to_ascii_lowercase());
+        }
+    }
+    Cow::Owned(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -109,5 +158,16 @@ mod tests {
         for s in ["a", "\u{202E}x", " . ", "\u{200B}✓"] {
             assert!(has_visible(s), "{s:?}");
         }
+    }
+
+    #[test]
+    fn vendor_words_read_as_words() {
+        assert_eq!(humanize("not_mitigated"), "Not mitigated");
+        assert_eq!(humanize("notMitigated"), "Not mitigated");
+        assert_eq!(humanize("marked-as-benign"), "Marked as benign");
+        assert_eq!(humanize("EDR_blocked"), "EDR blocked");
+        assert_eq!(humanize("mitigated"), "Mitigated");
+        assert_eq!(humanize("Quarantined by policy"), "Quarantined by policy");
+        assert_eq!(humanize(""), "");
     }
 }

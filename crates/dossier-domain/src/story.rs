@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 macro_rules! string_enum {
-    ($(#[$m:meta])* $name:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
+    ($(#[$m:meta])* $name:ident { $($variant:ident => $text:literal as $label:literal),+ $(,)? }) => {
         $(#[$m])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
         #[serde(rename_all = "snake_case")]
@@ -18,6 +18,12 @@ macro_rules! string_enum {
             #[must_use]
             pub fn as_str(self) -> &'static str {
                 match self { $($name::$variant => $text),+ }
+            }
+
+            /// Returns the word people read, where the API says the stable name.
+            #[must_use]
+            pub fn label(self) -> &'static str {
+                match self { $($name::$variant => $label),+ }
             }
 
             /// Parses the stable name.
@@ -38,31 +44,31 @@ macro_rules! string_enum {
 string_enum!(
     /// Where a story stands in the analyst workflow.
     Status {
-        Open => "open",
-        PendingAnalysis => "pending_analysis",
-        PendingMoreInfo => "pending_more_info",
-        Monitoring => "monitoring",
-        Closed => "closed",
-        Reopened => "reopened",
+        Open => "open" as "Open",
+        PendingAnalysis => "pending_analysis" as "Pending analysis",
+        PendingMoreInfo => "pending_more_info" as "Pending more info",
+        Monitoring => "monitoring" as "Monitoring",
+        Closed => "closed" as "Closed",
+        Reopened => "reopened" as "Reopened",
     }
 );
 
 string_enum!(
     /// The analyst's verdict on a story.
     Verdict {
-        Suspicious => "suspicious",
-        Malicious => "malicious",
-        Informational => "informational",
-        Benign => "benign",
+        Suspicious => "suspicious" as "Suspicious",
+        Malicious => "malicious" as "Malicious",
+        Informational => "informational" as "Informational",
+        Benign => "benign" as "Benign",
     }
 );
 
 string_enum!(
     /// Severity, which only a `malicious` verdict carries.
     Severity {
-        Low => "low",
-        Medium => "medium",
-        High => "high",
+        Low => "low" as "Low",
+        Medium => "medium" as "Medium",
+        High => "high" as "High",
     }
 );
 
