@@ -60,14 +60,7 @@ pub async fn bulk(
     p: Principal,
     ApiJson(body): ApiJson<BulkRequest>,
 ) -> ApiResult<Json<BulkResult>> {
-    p.require(p.perms.edit_stories, "stories-editor")?;
-    let Some(account_id) = p.scope(body.account_id.as_deref())? else {
-        return Err(ApiError::BadRequest(
-            "account_id: a bulk change acts on the stories of one account; name it".into(),
-        ));
-    };
-    let account = licensed_account(&state, &account_id).await?;
-    may_act(&p, &account)?;
+    let account_id = acting_account(&state, &p, body.account_id.as_deref()).await?;
     let change = match &body.set {
         Some(set) => set.change(&p)?,
         None => dossier_store::StoryUpdate::default(),
@@ -114,16 +107,41 @@ pub async fn bulk(
             ))
         }
     };
+    Ok(Json(
+        apply(&state, &p, &account_id, &ids, &change, comment).await?,
+    ))
+}
+
+/// The one account whose stories the caller may change in bulk.
+pub(crate) async fn acting_account(
+    state: &AppState,
+    p: &Principal,
+    requested: Option<&str>,
+) -> ApiResult<String> {
+    p.require(p.perms.edit_stories, "stories-editor")?;
+    let Some(account_id) = p.scope(requested)? else {
+        return Err(ApiError::BadRequest(
+            "account_id: a bulk change acts on the stories of one account; name it".into(),
+        ));
+    };
+    let account = licensed_account(state, &account_id).await?;
+    may_act(p, &account)?;
+    Ok(account_id)
+}
+
+/// Applies one change and a comment to each story of `ids` (of `account_id`, which
+/// [`acting_account`] let the caller act on), and sends closed verdicts back to the tenants.
+pub(crate) async fn apply(
+    state: &AppState,
+    p: &Principal,
+    account_id: &str,
+    ids: &[String],
+    change: &dossier_store::StoryUpdate,
+    comment: Option<&str>,
+) -> ApiResult<BulkResult> {
     let outcomes = state
         .store
-        .update_stories(
-            Some(&account_id),
-            &ids,
-            &change,
-            comment,
-            &p.actor,
-            Utc::now(),
-        )
+        .update_stories(Some(account_id), ids, change, comment, &p.actor, Utc::now())
         .await
         .map_err(|e| ApiError::from_store(e, "story"))?;
     let mut result = BulkResult {
@@ -137,14 +155,14 @@ pub async fn bulk(
             BulkOutcome::Changed => {
                 result.changed += 1;
                 if closing {
-                    writeback_if_closed(&state, &account_id, &id).await;
+                    writeback_if_closed(state, account_id, &id).await;
                 }
             }
             BulkOutcome::Unchanged => result.unchanged += 1,
             BulkOutcome::Failed(error) => result.failed.push(BulkFailure { id, error }),
         }
     }
-    Ok(Json(result))
+    Ok(result)
 }
 
 /// A filter object as a query string: a list becomes repeated parameters, a number its text.
@@ -178,7 +196,7 @@ fn filter_query(filter: &serde_json::Map<String, serde_json::Value>) -> ApiResul
 }
 
 /// The ids of every story a query selects, refused past [`MAX_BULK`].
-async fn matching(state: &AppState, mut q: StoryQuery) -> ApiResult<Vec<String>> {
+pub(crate) async fn matching(state: &AppState, mut q: StoryQuery) -> ApiResult<Vec<String>> {
     q.limit = 1000;
     let mut ids = Vec::new();
     loop {

@@ -102,6 +102,9 @@ pub struct RelatedStory {
     pub indication: Option<String>,
     pub device_name: Option<String>,
     pub updated_at: DateTime<Utc>,
+    pub criticality: u8,
+    pub status: String,
+    pub verdict: Option<String>,
 }
 
 /// A story with everything behind it.
@@ -247,6 +250,9 @@ impl From<dossier_store::RelatedStory> for RelatedStory {
             indication: r.indication,
             device_name: r.device_name,
             updated_at: r.updated_at,
+            criticality: r.criticality,
+            status: r.status.as_str().to_owned(),
+            verdict: r.verdict.map(|v| v.as_str().to_owned()),
         }
     }
 }

@@ -179,6 +179,7 @@ impl ListParams {
             q: self.q.clone(),
             from,
             to,
+            created_after: None,
             sort,
             descending,
             limit: parse_limit(self.limit)?,

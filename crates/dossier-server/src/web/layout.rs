@@ -176,8 +176,13 @@ pub fn criticality(score: u8) -> Markup {
     html! { span class=(class) title="criticality, 1 to 10" { (score) } }
 }
 
+/// A story's or a connector's status, in words, coloured by its stable name.
 pub fn status_badge(status: &str) -> Markup {
-    html! { span class={ "badge status-" (status) } { (status.replace('_', " ")) } }
+    let label = dossier_domain::story::Status::parse(status).map_or_else(
+        || dossier_domain::display::humanize(status).into_owned(),
+        |s| s.label().to_owned(),
+    );
+    html! { span class={ "badge status-" (status) } { (label) } }
 }
 
 pub async fn css() -> impl IntoResponse {

@@ -3,6 +3,7 @@
 //! state-changing form carries the session's CSRF token and is refused from another origin.
 
 mod admin;
+mod bulk;
 mod connectors;
 mod events;
 mod layout;
@@ -28,6 +29,10 @@ pub fn routes() -> Router<AppState> {
         .route("/login", get(session::login_page).post(session::login))
         .route("/logout", post(session::logout))
         .route("/stories", get(stories::page))
+        .route("/stories/rows", get(stories::rows))
+        .route("/stories/new", get(stories::new_count))
+        .route("/stories/bulk", post(bulk::review))
+        .route("/stories/columns", post(stories::keep_columns))
         .route("/stories/{id}", get(story::page).post(story::act))
         .route("/stories/{id}/comments", post(story::comment))
         .route(
@@ -96,7 +101,7 @@ async fn guard(req: Request, next: Next) -> Response {
     h.insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(
-            "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+            "default-src 'none'; style-src 'self'; script-src 'self'; connect-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
         ),
     );
     h.insert(

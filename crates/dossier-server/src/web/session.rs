@@ -50,6 +50,8 @@ const FAILURE_WINDOW: Duration = Duration::from_secs(15 * 60);
 #[derive(Clone)]
 pub struct WebUser {
     pub principal: Principal,
+    /// The user's id, for what they keep of their own (their list's columns).
+    pub user_id: String,
     pub username: String,
     pub csrf: String,
     session_hash: String,
@@ -188,6 +190,7 @@ impl FromRequestParts<AppState> for WebUser {
                 roles: user.roles,
                 perms,
             },
+            user_id: user.id,
             username: user.username,
             csrf: session.csrf,
             session_hash: session.id_hash,

@@ -10,7 +10,7 @@ use dossier_store::{GroupCount, Story, StoryGroup, StoryQuery, StorySortField};
 use maud::{html, Markup};
 
 use super::layout::{self, Nav};
-use super::{pairs, urlencode, WebResult, WebUser};
+use super::{pairs, urlencode, FormData, WebResult, WebUser};
 use crate::api::stories::{list_stories, readable_scope};
 use crate::error::ApiError;
 use crate::AppState;
@@ -28,24 +28,100 @@ const DEFAULT_RANGE: &str = "2d";
 const MAX_RANGE_DAYS: i64 = 90;
 const PAGE_SIZE: u32 = 50;
 
-/// The columns of the list: heading, sort field.
-const COLUMNS: &[(&str, &str)] = &[
-    ("ID", "id"),
-    ("Indication", "indication"),
-    ("Criticality", "criticality"),
-    ("Source", "source"),
-    ("Producer", "producer"),
-    ("Status", "status"),
-    ("Verdict", "verdict"),
-    ("Severity", "severity"),
-    ("Incidents", "incident_count"),
-    ("First signal", "first_signal_at"),
-    ("Created", "created_at"),
-    ("Updated", "updated_at"),
-    ("Vendor", "vendor"),
-    ("File hash", "file_hash"),
-    ("Mitigation", "mitigation"),
+/// A column of the list.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Column {
+    /// Its name in a user's column choice.
+    pub key: &'static str,
+    pub heading: &'static str,
+    /// The sort field its heading sorts by, if any.
+    pub sort: Option<&'static str>,
+    /// Shown unless the user chose otherwise. The default set fits a 1,440 px screen.
+    pub default: bool,
+}
+
+const fn col(
+    key: &'static str,
+    heading: &'static str,
+    sort: Option<&'static str>,
+    default: bool,
+) -> Column {
+    Column {
+        key,
+        heading,
+        sort,
+        default,
+    }
+}
+
+/// Every column, in the order the list shows them. The dates shown by default are the
+/// threat's own (first and last signal); when Dossier learnt of a story is there to add.
+pub const COLUMNS: &[Column] = &[
+    col("id", "ID", Some("id"), true),
+    col("indication", "Indication", Some("indication"), true),
+    col("criticality", "Criticality", Some("criticality"), true),
+    col("source", "Source", Some("source"), true),
+    col("producer", "Producer", Some("producer"), true),
+    col("status", "Status", Some("status"), true),
+    col("verdict", "Verdict", Some("verdict"), true),
+    col("severity", "Severity", Some("severity"), true),
+    col("owner", "Owner", None, true),
+    col("incidents", "Incidents", Some("incident_count"), true),
+    col(
+        "first_signal",
+        "First signal",
+        Some("first_signal_at"),
+        true,
+    ),
+    col("last_signal", "Last signal", Some("last_signal_at"), true),
+    col("created", "Created", Some("created_at"), false),
+    col("updated", "Updated", Some("updated_at"), false),
+    col("vendor", "Vendor", Some("vendor"), false),
+    col("file_hash", "File hash", Some("file_hash"), false),
+    col("mitigation", "Mitigation", Some("mitigation"), false),
 ];
+
+/// The name of the user setting that keeps their columns.
+pub const COLUMNS_SETTING: &str = "story_list_columns";
+
+/// The columns a user's setting names (comma-separated keys), in the list's order; the
+/// default set when they chose none, or none that still exists.
+pub fn chosen_columns(setting: Option<&str>) -> Vec<&'static Column> {
+    let chosen: Vec<&str> = setting
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .collect();
+    let picked: Vec<&'static Column> = COLUMNS.iter().filter(|c| chosen.contains(&c.key)).collect();
+    if picked.is_empty() {
+        COLUMNS.iter().filter(|c| c.default).collect()
+    } else {
+        picked
+    }
+}
+
+/// A total shown as counted: exact up to this, then "10,000+".
+pub const COUNT_CAP: u64 = 10_000;
+
+/// "1 story", "9,876 stories", "10,000+ stories".
+pub fn count_text(n: u64) -> String {
+    let digits = |n: u64| {
+        let s = n.to_string();
+        let mut out = String::new();
+        for (i, c) in s.chars().enumerate() {
+            if i > 0 && (s.len() - i) % 3 == 0 {
+                out.push(',');
+            }
+            out.push(c);
+        }
+        out
+    };
+    match n {
+        1 => "1 story".into(),
+        n if n > COUNT_CAP => format!("{}+ stories", digits(COUNT_CAP)),
+        n => format!("{} stories", digits(n)),
+    }
+}
 
 /// Everything the list shows, as the URL carries it.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -272,6 +348,7 @@ impl ListState {
             q: text(&self.q),
             from: Some(from),
             to,
+            created_after: None,
             sort,
             descending,
             limit: PAGE_SIZE,
@@ -309,12 +386,66 @@ pub(crate) fn parse_local(field: &str, v: &str) -> Result<Option<DateTime<Utc>>,
     Err(format!("{field}: not a time, e.g. 2026-11-27T10:00"))
 }
 
+/// What the list page shows besides its filters: the page of stories, the total, the groups.
+struct Listing {
+    page: dossier_store::StoryPage,
+    total: u64,
+    groups: Option<(StoryGroup, Vec<GroupCount>)>,
+}
+
+/// The store query of a view for this user, with the owner filter resolved (`me`).
+pub(crate) fn query_for(
+    view: &ListState,
+    user: &WebUser,
+    scope: Option<String>,
+) -> Result<StoryQuery, String> {
+    let mut q = view.to_query(scope, Utc::now())?;
+    q.assignee = user
+        .principal
+        .assignee_filter(Some(&view.assignee))
+        .map_err(|e| e.to_string())?;
+    Ok(q)
+}
+
+async fn listing(state: &AppState, q: &StoryQuery, group: &str) -> Result<Listing, ApiError> {
+    let page = list_stories(state, q).await?;
+    let mut whole = q.clone();
+    whole.cursor = None;
+    let total = if page.next_cursor.is_none() && page.prev_cursor.is_none() {
+        // One page holds every match: its length is the count.
+        page.items.len() as u64
+    } else {
+        state
+            .store
+            .count_stories(&whole, COUNT_CAP + 1)
+            .await
+            .map_err(|e| ApiError::from_store(e, "story"))?
+    };
+    let groups = match StoryGroup::parse(group) {
+        Some(by) => Some((
+            by,
+            state
+                .store
+                .group_stories(&whole, by, 50)
+                .await
+                .map_err(|e| ApiError::from_store(e, "story"))?,
+        )),
+        None => None,
+    };
+    Ok(Listing {
+        page,
+        total,
+        groups,
+    })
+}
+
 pub async fn page(
     State(state): State<AppState>,
     user: WebUser,
     RawQuery(raw): RawQuery,
 ) -> WebResult<Response> {
-    let view = ListState::parse(raw.as_deref().unwrap_or_default());
+    let raw = raw.unwrap_or_default();
+    let view = ListState::parse(&raw);
     let requested = Some(view.account.as_str()).filter(|a| !a.is_empty());
     let scope = match readable_scope(&state, &user.principal, requested).await {
         Ok(s) => s,
@@ -332,41 +463,18 @@ pub async fn page(
         }
         Err(e) => return Err(e.into()),
     };
-    let query = view.to_query(scope.clone(), Utc::now()).and_then(|mut q| {
-        q.assignee = user
-            .principal
-            .assignee_filter(Some(&view.assignee))
-            .map_err(|e| e.to_string())?;
-        Ok(q)
-    });
-    let (result, groups, error) = match query {
-        Err(msg) => (None, None, Some(msg)),
-        Ok(q) => match list_stories(&state, &q).await {
-            Ok(page) => {
-                let groups = match StoryGroup::parse(&view.group) {
-                    Some(by) => {
-                        let mut gq = q.clone();
-                        gq.cursor = None;
-                        Some((
-                            by,
-                            state
-                                .store
-                                .group_stories(&gq, by, 50)
-                                .await
-                                .map_err(|e| ApiError::from_store(e, "story"))?,
-                        ))
-                    }
-                    None => None,
-                };
-                (Some(page), groups, None)
-            }
-            Err(ApiError::BadRequest(m)) => (None, None, Some(m)),
+    let started = Utc::now();
+    let (listing, error) = match query_for(&view, &user, scope.clone()) {
+        Err(msg) => (None, Some(msg)),
+        Ok(q) => match listing(&state, &q, &view.group).await {
+            Ok(l) => (Some(l), None),
+            Err(ApiError::BadRequest(m)) => (None, Some(m)),
             Err(e) => return Err(e.into()),
         },
     };
     // The empty state says whether any connector exists; a page with stories need not ask.
-    let no_connectors = match &result {
-        Some(page) if page.items.is_empty() => state
+    let no_connectors = match &listing {
+        Some(l) if l.page.items.is_empty() => state
             .store
             .list_connectors(scope.as_deref())
             .await
@@ -374,18 +482,45 @@ pub async fn page(
             .is_empty(),
         _ => false,
     };
+    let columns = chosen_columns(
+        state
+            .store
+            .user_setting(&user.user_id, COLUMNS_SETTING)
+            .await
+            .map_err(|e| ApiError::from_store(e, "user"))?
+            .as_deref(),
+    );
+    // Selecting stories is for those who may change them; the change itself checks again.
+    let owners = if user.principal.perms.edit_stories {
+        let users = state
+            .store
+            .list_users(scope.as_deref())
+            .await
+            .map_err(|e| ApiError::from_store(e, "user"))?;
+        Some(users.into_iter().map(|u| u.username).collect::<Vec<_>>())
+    } else {
+        None
+    };
     let body = html! {
-        h1 { "Stories" }
+        div.list-head {
+            h1 { "Stories" }
+            @if let Some(l) = &listing {
+                span.total role="status" { (count_text(l.total)) " match" @if l.total == 1 { "es" } }
+            }
+            (column_chooser(&user, &columns, &view))
+        }
         (filters(&view, &state.sources))
         (quick(&view))
         @if let Some(e) = &error {
             p.error role="alert" { (e) }
         }
-        @if let Some((by, groups)) = &groups {
-            (group_table(&view, *by, groups))
-        }
-        @if let Some(page) = &result {
-            @if page.items.is_empty() {
+        // Filled in by the script when stories come in while the list is open.
+        div #new-stories hidden data-count=({ format!("/stories/new?{}&since={}", view.with(|_| {}).trim_start_matches("/stories").trim_start_matches('?'), urlencode(&started.to_rfc3339())) }) {}
+        @if let Some(l) = &listing {
+            @if let Some((by, groups)) = &l.groups {
+                (group_list(&view, *by, groups, &state.sources))
+            }
+            @if l.page.items.is_empty() {
                 div.empty role="status" {
                     @if no_connectors {
                         p { strong { "No stories yet." } " Stories appear as soon as a connector brings in threats." }
@@ -401,16 +536,18 @@ pub async fn page(
                     }
                 }
             } @else {
-                (table(&view, &page.items))
-                nav.pager aria-label="Pages" {
-                    @if !view.cursor.is_empty() {
-                        a href=(view.with(|_| {})) { "« First page" }
+                @match &owners {
+                    Some(owners) => {
+                        form #bulk method="post" action="/stories/bulk" {
+                            input type="hidden" name="_csrf" value=(user.csrf);
+                            input type="hidden" name="view" value=(view.with(|_| {}));
+                            (bulk_bar(l, owners))
+                            (table(&view, &l.page.items, &columns, true, &state.sources))
+                        }
                     }
-                    @if let Some(next) = &page.next_cursor {
-                        a rel="next" href=({ let mut s = view.clone(); s.cursor.clone_from(next); s.url() }) { "Next page »" }
-                    }
-                    span.hint { (page.items.len()) " stories on this page" }
+                    None => (table(&view, &l.page.items, &columns, false, &state.sources)),
                 }
+                (pager(&view, &l.page))
             }
         }
     };
@@ -422,6 +559,93 @@ pub async fn page(
         axum::http::StatusCode::OK
     };
     Ok((status, layout::page("Stories", &user, Nav::Stories, body)).into_response())
+}
+
+fn pager(view: &ListState, page: &dossier_store::StoryPage) -> Markup {
+    let at = |cursor: &str| {
+        let mut s = view.clone();
+        cursor.clone_into(&mut s.cursor);
+        s.url()
+    };
+    html! {
+        nav.pager aria-label="Pages" {
+            @if !view.cursor.is_empty() {
+                a href=(view.with(|_| {})) { "« First" }
+            }
+            @match &page.prev_cursor {
+                Some(prev) => a rel="prev" href=(at(prev)) { "‹ Previous" },
+                None => span.none { "‹ Previous" },
+            }
+            @match &page.next_cursor {
+                Some(next) => a rel="next" href=(at(next)) { "Next ›" },
+                None => span.none { "Next ›" },
+            }
+            span.hint { (page.items.len()) " on this page" }
+        }
+    }
+}
+
+/// What to do with the chosen stories: the count chosen (kept by the script), "all N
+/// matching", and the change. The server shows the change and its count before making it.
+fn bulk_bar(l: &Listing, owners: &[String]) -> Markup {
+    html! {
+        fieldset.bulkbar aria-label="Change the chosen stories" {
+            legend { "Change stories" }
+            span #bulk-count.hint aria-live="polite" { "Choose stories with the boxes (shift-click for a range)" }
+            @if l.total > l.page.items.len() as u64 {
+                label.check {
+                    input #bulk-all type="checkbox" name="all" value="1";
+                    "All " (count_text(l.total.min(COUNT_CAP + 1))) " matching the filters"
+                }
+            }
+            label.inline for="bulk-status" { "Status" }
+            select #bulk-status name="status" {
+                option value="" { "(keep)" }
+                @for s in Status::ALL { option value=(s.as_str()) { (s.label()) } }
+            }
+            label.inline for="bulk-verdict" { "Verdict" }
+            select #bulk-verdict name="verdict" {
+                option value="" { "(keep)" }
+                @for v in Verdict::ALL { option value=(v.as_str()) { (v.label()) } }
+            }
+            label.inline for="bulk-severity" { "Severity" }
+            select #bulk-severity name="severity" {
+                option value="" { "(keep)" }
+                @for v in Severity::ALL { option value=(v.as_str()) { (v.label()) } }
+            }
+            label.inline for="bulk-assignee" { "Owner" }
+            select #bulk-assignee name="assignee" {
+                option value="" { "(keep)" }
+                option value="-" { "Nobody" }
+                @for o in owners { option value=(o) { (o) } }
+            }
+            label.inline for="bulk-close-reason" { "Close reason" }
+            input #bulk-close-reason type="text" name="close_reason" maxlength="500" placeholder="optional, when closing";
+            label.inline for="bulk-comment" { "Comment" }
+            input #bulk-comment type="text" name="comment" maxlength="500" placeholder="optional";
+            button type="submit" { "Review the change…" }
+        }
+    }
+}
+
+/// The list's columns, chosen per user; the choice is kept with the user.
+fn column_chooser(user: &WebUser, shown: &[&'static Column], view: &ListState) -> Markup {
+    html! {
+        details.columns {
+            summary { "Columns" }
+            form method="post" action="/stories/columns" {
+                input type="hidden" name="_csrf" value=(user.csrf);
+                input type="hidden" name="back" value=(view.url());
+                @for c in COLUMNS {
+                    label.check { input type="checkbox" name="col" value=(c.key) checked[shown.contains(&c)]; (c.heading) }
+                }
+                div.actions {
+                    button type="submit" { "Keep these columns" }
+                    button.secondary type="submit" name="reset" value="1" { "Default columns" }
+                }
+            }
+        }
+    }
 }
 
 fn checked(values: &[String], v: &str) -> bool {
@@ -470,8 +694,8 @@ fn filters(view: &ListState, sources: &Sources) -> Markup {
                 label for="group" { "Group by" }
                 select #group name="group" {
                     option value="" selected[view.group.is_empty()] { "No grouping" }
-                    @for (k, _) in StoryGroup::ALL {
-                        option value=(k) selected[view.group == *k] { (k) }
+                    @for (k, g) in StoryGroup::ALL {
+                        option value=(k) selected[view.group == *k] { (g.label()) }
                     }
                 }
             }
@@ -517,19 +741,19 @@ fn filters(view: &ListState, sources: &Sources) -> Markup {
                     fieldset {
                         legend { "Status" }
                         @for s in Status::ALL {
-                            label.check { input type="checkbox" name="status" value=(s.as_str()) checked[checked(&view.status, s.as_str())]; (s.as_str().replace('_', " ")) }
+                            label.check { input type="checkbox" name="status" value=(s.as_str()) checked[checked(&view.status, s.as_str())]; (s.label()) }
                         }
                     }
                     fieldset {
                         legend { "Verdict" }
                         @for v in Verdict::ALL {
-                            label.check { input type="checkbox" name="verdict" value=(v.as_str()) checked[checked(&view.verdict, v.as_str())]; (v.as_str()) }
+                            label.check { input type="checkbox" name="verdict" value=(v.as_str()) checked[checked(&view.verdict, v.as_str())]; (v.label()) }
                         }
                     }
                     fieldset {
                         legend { "Severity" }
                         @for v in Severity::ALL {
-                            label.check { input type="checkbox" name="severity" value=(v.as_str()) checked[checked(&view.severity, v.as_str())]; (v.as_str()) }
+                            label.check { input type="checkbox" name="severity" value=(v.as_str()) checked[checked(&view.severity, v.as_str())]; (v.label()) }
                         }
                     }
                 }
@@ -548,51 +772,142 @@ fn filters(view: &ListState, sources: &Sources) -> Markup {
     }
 }
 
+/// Quick filters add to the filters in use, and a second click takes them off again.
 fn quick(view: &ListState) -> Markup {
-    let endpoint = view.with(|s| s.endpoint = !s.endpoint);
+    let toggle_values = |values: &[String], these: &[&str]| -> Vec<String> {
+        if these.iter().all(|t| values.iter().any(|v| v == t)) {
+            values
+                .iter()
+                .filter(|v| !these.contains(&v.as_str()))
+                .cloned()
+                .collect()
+        } else {
+            let mut out = values.to_vec();
+            for t in these {
+                if !out.iter().any(|v| v == t) {
+                    out.push((*t).to_owned());
+                }
+            }
+            out
+        }
+    };
+    let open = ["open", "reopened"];
+    let open_on = open.iter().all(|t| view.status.iter().any(|v| v == t));
+    let malicious_on = view.verdict.iter().any(|v| v == "malicious");
+    let crit_on = view.cmin == "7";
+    let mine_on = view.assignee == "me";
+    let item = |on: bool, href: String, text: &str| {
+        html! {
+            a.badge.quick-filter href=(href) aria-pressed=(if on { "true" } else { "false" }) {
+                @if on { "✓ " } (text)
+            }
+        }
+    };
     html! {
         div.quick {
-            span.hint { "Quick filters:" }
-            a.badge href=(endpoint) aria-pressed=(if view.endpoint { "true" } else { "false" }) {
-                @if view.endpoint { "✓ " } "Endpoint"
-            }
-            a.badge href=(view.with(|s| { s.assignee = if s.assignee == "me" { String::new() } else { "me".into() }; }))
-                aria-pressed=(if view.assignee == "me" { "true" } else { "false" }) {
-                @if view.assignee == "me" { "✓ " } "Mine"
-            }
-            a.badge href=(view.with(|s| { s.status = vec!["open".into(), "reopened".into()]; })) { "Open" }
-            a.badge href=(view.with(|s| { s.cmin = "7".into(); })) { "Criticality 7+" }
-            a.badge href=(view.with(|s| { s.verdict = vec!["malicious".into()]; })) { "Malicious" }
+            span.hint { "Quick filters (they add to the filters above):" }
+            (item(view.endpoint, view.with(|s| s.endpoint = !s.endpoint), "Endpoint"))
+            (item(mine_on, view.with(|s| { s.assignee = if mine_on { String::new() } else { "me".into() }; }), "Mine"))
+            (item(open_on, view.with(|s| { s.status = toggle_values(&s.status, &open); }), "Open"))
+            (item(crit_on, view.with(|s| { s.cmin = if crit_on { String::new() } else { "7".into() }; }), "Criticality 7+"))
+            (item(malicious_on, view.with(|s| { s.verdict = toggle_values(&s.verdict, &["malicious"]); }), "Malicious"))
         }
     }
 }
 
-fn group_table(view: &ListState, by: StoryGroup, groups: &[GroupCount]) -> Markup {
+/// The view narrowed to one group's stories, without the grouping.
+fn group_view(view: &ListState, by: StoryGroup, value: &str) -> ListState {
+    let mut s = view.clone();
+    s.cursor.clear();
+    s.group.clear();
+    match by {
+        StoryGroup::Source | StoryGroup::Device => value.clone_into(&mut s.device),
+        StoryGroup::File => value.clone_into(&mut s.hash),
+        StoryGroup::Indication => value.clone_into(&mut s.indication),
+        StoryGroup::Status => s.status = vec![value.to_owned()],
+        StoryGroup::Producer => value.clone_into(&mut s.producer),
+    }
+    s
+}
+
+/// What people read for a group's value.
+fn group_name(by: StoryGroup, g: &GroupCount, sources: &Sources) -> Markup {
+    let short = |h: &str| h.chars().take(12).collect::<String>();
+    match by {
+        StoryGroup::File => html! {
+            @if g.label.is_empty() { span.none { "(unnamed file)" } } @else { (layout::tenant(&g.label)) }
+            " " span.mono.hint title=(g.value) { (short(&g.value)) "…" }
+        },
+        StoryGroup::Device => html! {
+            @if g.label.is_empty() { span.none { "(unnamed device)" } } @else { (layout::tenant(&g.label)) }
+            " " span.mono.hint title=(g.value) { (short(&g.value)) "…" }
+        },
+        StoryGroup::Status => {
+            let label =
+                Status::parse(&g.value).map_or_else(|| g.value.clone(), |s| s.label().to_owned());
+            html! { (label) }
+        }
+        StoryGroup::Producer => html! {
+            (producer_label(sources, &g.value))
+        },
+        StoryGroup::Source | StoryGroup::Indication => html! { (layout::tenant(&g.label)) },
+    }
+}
+
+fn producer_label<'a>(sources: &Sources, producer: &'a str) -> &'a str {
+    dossier_domain::Producer::parse(producer)
+        .and_then(|p| sources.by_producer(p))
+        .map_or(producer, |s| s.labels().vendor)
+}
+
+/// The groups, largest first: each with its count, highest criticality and split by severity
+/// and status; each expands in place (the script loads its stories) and opens as a list.
+fn group_list(
+    view: &ListState,
+    by: StoryGroup,
+    groups: &[GroupCount],
+    sources: &Sources,
+) -> Markup {
     html! {
         section.groups aria-labelledby="groups-title" {
-            h2 #groups-title { "Grouped by " (by.name()) }
+            h2 #groups-title { "Grouped by " (by.label().to_lowercase()) span.hint { " (the 50 largest groups)" } }
             @if groups.is_empty() {
                 p.none { "No groups: no stories match." }
             } @else {
-                table {
-                    thead { tr { th scope="col" { (by.name()) } th.num scope="col" { "Stories" } } }
-                    tbody {
-                        @for g in groups {
+                table.group-table {
+                    thead { tr {
+                        th scope="col" { (by.label()) }
+                        th.num scope="col" { "Stories" }
+                        th.num scope="col" { "Highest" }
+                        th scope="col" { "By severity" }
+                        th scope="col" { "By status" }
+                        th scope="col" { span.hint { "Actions" } }
+                    } }
+                    @for (i, g) in groups.iter().enumerate() {
+                        @let list = group_view(view, by, &g.value);
+                        tbody.group {
                             tr {
                                 td {
-                                    @let to = view.with(|s| {
-                                        s.group.clear();
-                                        match by {
-                                            StoryGroup::Source => s.device.clone_from(&g.value),
-                                            StoryGroup::Indication => s.indication.clone_from(&g.value),
-                                            StoryGroup::Status => s.status = vec![g.value.clone()],
-                                            StoryGroup::Producer => s.producer.clone_from(&g.value),
-                                        }
-                                    });
-                                    @if g.value.is_empty() { span.none { "(none)" } } @else { a href=(to) { (g.value) } }
+                                    @if g.value.is_empty() { span.none { "(none)" } } @else { (group_name(by, g, sources)) }
                                 }
                                 td.num { (g.count) }
+                                td.num { (layout::criticality(g.max_criticality)) }
+                                td { @for (sev, n) in &g.by_severity {
+                                    span class={ "badge sev-" (sev.map_or("none", Severity::as_str)) } { (sev.map_or("No severity", Severity::label)) " " (n) } " "
+                                } }
+                                td { @for (st, n) in &g.by_status {
+                                    span class={ "badge status-" (st.as_str()) } { (st.label()) " " (n) } " "
+                                } }
+                                td.group-actions {
+                                    @if !g.value.is_empty() {
+                                        button.link.expand type="button" aria-expanded="false" aria-controls={ "group-" (i) }
+                                            data-src={ "/stories/rows?" (list.url().trim_start_matches("/stories").trim_start_matches('?')) } { "Expand" }
+                                        " · "
+                                        a href=(list.url()) { "Open as a list" }
+                                    }
+                                }
                             }
+                            tr.group-rows #{ "group-" (i) } hidden { td colspan="6" {} }
                         }
                     }
                 }
@@ -601,7 +916,119 @@ fn group_table(view: &ListState, by: StoryGroup, groups: &[GroupCount]) -> Marku
     }
 }
 
-fn table(view: &ListState, items: &[Story]) -> Markup {
+/// The rows of a list view alone (the first page), for a group expanded in place.
+pub async fn rows(
+    State(state): State<AppState>,
+    user: WebUser,
+    RawQuery(raw): RawQuery,
+) -> WebResult<Response> {
+    let view = ListState::parse(raw.as_deref().unwrap_or_default());
+    let requested = Some(view.account.as_str()).filter(|a| !a.is_empty());
+    let scope = readable_scope(&state, &user.principal, requested).await?;
+    let q = query_for(&view, &user, scope).map_err(ApiError::BadRequest)?;
+    let l = listing(&state, &q, "").await?;
+    let columns = chosen_columns(
+        state
+            .store
+            .user_setting(&user.user_id, COLUMNS_SETTING)
+            .await
+            .map_err(|e| ApiError::from_store(e, "user"))?
+            .as_deref(),
+    );
+    let body = html! {
+        (table(&view, &l.page.items, &columns, false, &state.sources))
+        p.hint {
+            (count_text(l.total)) " in this group. "
+            a href=(view.url()) { "Open as a list" }
+        }
+    };
+    Ok((
+        [(axum::http::header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        body.into_string(),
+    )
+        .into_response())
+}
+
+/// How many stories matching a view came in since a time: the list announces them.
+pub async fn new_count(
+    State(state): State<AppState>,
+    user: WebUser,
+    RawQuery(raw): RawQuery,
+) -> WebResult<Response> {
+    let raw = raw.unwrap_or_default();
+    let since = pairs(&raw)
+        .into_iter()
+        .find(|(k, _)| k == "since")
+        .and_then(|(_, v)| DateTime::parse_from_rfc3339(&v).ok())
+        .map(|t| t.with_timezone(&Utc))
+        .ok_or_else(|| ApiError::BadRequest("since: an RFC 3339 time".into()))?;
+    let view = ListState::parse(&raw);
+    let requested = Some(view.account.as_str()).filter(|a| !a.is_empty());
+    let scope = readable_scope(&state, &user.principal, requested).await?;
+    let mut q = query_for(&view, &user, scope).map_err(ApiError::BadRequest)?;
+    q.cursor = None;
+    q.created_after = Some(since);
+    if q.from.is_none_or(|from| from < since) {
+        // A story created since was updated since: the update-time index narrows the search.
+        q.from = Some(since);
+    }
+    let n = state
+        .store
+        .count_stories(&q, COUNT_CAP + 1)
+        .await
+        .map_err(|e| ApiError::from_store(e, "story"))?;
+    Ok(axum::Json(serde_json::json!({ "new": n, "text": count_text(n) })).into_response())
+}
+
+/// Keeps the columns a user chose for their list (or forgets them: the default set).
+pub async fn keep_columns(
+    State(state): State<AppState>,
+    user: WebUser,
+    body: axum::body::Bytes,
+) -> WebResult<Response> {
+    let form = FormData::parse(&body);
+    user.check_csrf(form.get("_csrf"))?;
+    let value = if form.checked("reset") {
+        None
+    } else {
+        let mut keys = Vec::new();
+        for k in form.all("col") {
+            let c = COLUMNS
+                .iter()
+                .find(|c| c.key == k)
+                .ok_or_else(|| ApiError::BadRequest(format!("col: there is no column {k:?}")))?;
+            keys.push(c.key);
+        }
+        if keys.is_empty() {
+            return Err(ApiError::BadRequest(
+                "col: choose at least one column, or go back to the default columns".into(),
+            )
+            .into());
+        }
+        Some(keys.join(","))
+    };
+    state
+        .store
+        .set_user_setting(&user.user_id, COLUMNS_SETTING, value.as_deref())
+        .await
+        .map_err(|e| ApiError::from_store(e, "user"))?;
+    // Back to the list the form was on, and only to a list.
+    let back = form.text("back");
+    let back = if back.starts_with("/stories") && !back.starts_with("//") {
+        back
+    } else {
+        "/stories"
+    };
+    Ok(axum::response::Redirect::to(back).into_response())
+}
+
+fn table(
+    view: &ListState,
+    items: &[Story],
+    columns: &[&'static Column],
+    selectable: bool,
+    sources: &Sources,
+) -> Markup {
     let (current, desc) = StorySortField::parse_sort(if view.sort.is_empty() {
         "-updated_at"
     } else {
@@ -613,14 +1040,24 @@ fn table(view: &ListState, items: &[Story]) -> Markup {
             caption.hint { "Stories, sorted by " (current.name().replace('_', " ")) (if desc { " (descending)" } else { " (ascending)" }) "; times in UTC" }
             thead {
                 tr {
-                    @for (label, field) in COLUMNS {
-                        @let here = current.name() == *field;
-                        @let next = if here && desc { (*field).to_owned() } else { format!("-{field}") };
-                        th scope="col" aria-sort=(if here { if desc { "descending" } else { "ascending" } } else { "none" }) {
-                            a href=(view.with(|s| s.sort = next)) {
-                                (label)
-                                @if here { (if desc { " ▼" } else { " ▲" }) }
+                    @if selectable {
+                        th.pick scope="col" {
+                            input #pick-page type="checkbox" aria-label="Choose every story on this page";
+                        }
+                    }
+                    @for c in columns {
+                        @match c.sort {
+                            Some(field) => {
+                                @let here = current.name() == field;
+                                @let next = if here && desc { field.to_owned() } else { format!("-{field}") };
+                                th class={ "col-" (c.key) } scope="col" aria-sort=(if here { if desc { "descending" } else { "ascending" } } else { "none" }) {
+                                    a href=(view.with(|s| s.sort = next)) {
+                                        (c.heading)
+                                        @if here { (if desc { " ▼" } else { " ▲" }) }
+                                    }
+                                }
                             }
+                            None => th class={ "col-" (c.key) } scope="col" { (c.heading) },
                         }
                     }
                 }
@@ -628,28 +1065,58 @@ fn table(view: &ListState, items: &[Story]) -> Markup {
             tbody {
                 @for s in items {
                     tr {
-                        td.id.mono { a href={ "/stories/" (s.id) } title=(s.id) { (s.id) } }
-                        td { (layout::opt(s.indication.as_deref())) }
-                        td.num { (layout::criticality(s.criticality)) }
-                        td { (layout::opt(s.device.name.as_deref())) }
-                        td { (s.producer) }
-                        td { (layout::status_badge(s.status.as_str())) }
-                        td { (layout::opt_word(s.verdict.map(Verdict::as_str))) }
-                        td { (layout::opt_word(s.severity.map(Severity::as_str))) }
-                        td.num { (s.incident_count) }
-                        td.when { (layout::short_time(s.first_signal_at)) }
-                        td.when { (layout::short_time(s.created_at)) }
-                        td.when { (layout::short_time(s.updated_at)) }
-                        td { (s.vendor) }
-                        td.hash { @match s.file.sha1.as_deref().or(s.file.sha256.as_deref()) {
-                            Some(h) => span title=(h) { (h) },
-                            None => span.none { "—" },
-                        } }
-                        td { (layout::opt(s.mitigation_status.as_deref())) }
+                        @if selectable {
+                            td.pick { input type="checkbox" name="id" value=(s.id) aria-label={ "Choose story " (s.id) }; }
+                        }
+                        @for c in columns { (cell(c, s, sources)) }
                     }
                 }
             }
         }
+    }
+}
+
+fn cell(c: &Column, s: &Story, sources: &Sources) -> Markup {
+    let class = format!("col-{}", c.key);
+    match c.key {
+        "id" => {
+            html! { td.id.mono class=(class) { a href={ "/stories/" (s.id) } title=(s.id) { (s.id) } } }
+        }
+        "indication" => {
+            html! { td class=(class) { a.plain href={ "/stories/" (s.id) } { (layout::opt(s.indication.as_deref())) } } }
+        }
+        "criticality" => html! { td.num class=(class) { (layout::criticality(s.criticality)) } },
+        "source" => html! { td class=(class) { (layout::opt(s.device.name.as_deref())) } },
+        "producer" => html! { td class=(class) { (producer_label(sources, &s.producer)) } },
+        "status" => html! { td class=(class) { (layout::status_badge(s.status.as_str())) } },
+        "verdict" => {
+            html! { td class=(class) { (layout::opt_word(s.verdict.map(Verdict::label))) } }
+        }
+        "severity" => {
+            html! { td class=(class) { (layout::opt_word(s.severity.map(Severity::label))) } }
+        }
+        "owner" => html! { td class=(class) { (layout::opt(s.assignee.as_deref())) } },
+        "incidents" => html! { td.num class=(class) { (s.incident_count) } },
+        "first_signal" => {
+            html! { td.when class=(class) { (layout::short_time(s.first_signal_at)) } }
+        }
+        "last_signal" => html! { td.when class=(class) { (layout::short_time(s.last_signal_at)) } },
+        "created" => html! { td.when class=(class) { (layout::short_time(s.created_at)) } },
+        "updated" => html! { td.when class=(class) { (layout::short_time(s.updated_at)) } },
+        "vendor" => html! { td class=(class) { (s.vendor) } },
+        "file_hash" => {
+            html! { td.hash class=(class) { @match s.file.sha1.as_deref().or(s.file.sha256.as_deref()) {
+                Some(h) => span title=(h) { (h) },
+                None => span.none { "—" },
+            } } }
+        }
+        "mitigation" => {
+            html! { td class=(class) { @match s.mitigation_status.as_deref().filter(|m| !m.is_empty()) {
+                Some(m) => span title=(m) { (dossier_domain::display::humanize(m)) },
+                None => span.none { "—" },
+            } } }
+        }
+        _ => html! { td {} },
     }
 }
 

@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use dossier_domain::criticality::latest_incident;
@@ -28,19 +28,37 @@ async fn can_act(state: &AppState, user: &WebUser, d: &StoryDetail) -> Result<()
     may_act(&user.principal, &account).map_err(|e| e.to_string())
 }
 
+/// What the page says above the story after a form: why it was refused, or that it was saved.
+enum Said {
+    Refused(String),
+    Saved(&'static str),
+}
+
 pub async fn page(
     State(state): State<AppState>,
     user: WebUser,
     Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
 ) -> WebResult<Response> {
-    render(&state, &user, &id, None, StatusCode::OK).await
+    // After a form, the redirect says what happened (the address only carries known words).
+    let saved = super::pairs(raw.as_deref().unwrap_or_default())
+        .into_iter()
+        .find(|(k, _)| k == "saved")
+        .and_then(|(_, v)| match v.as_str() {
+            "triage" => Some("Saved. The timeline and the audit log record the change."),
+            "comment" => Some("Comment added."),
+            "none" => Some("Nothing to save: the story already is as the form says."),
+            _ => None,
+        })
+        .map(Said::Saved);
+    render(&state, &user, &id, saved, StatusCode::OK).await
 }
 
 async fn render(
     state: &AppState,
     user: &WebUser,
     id: &str,
-    error: Option<String>,
+    said: Option<Said>,
     status: StatusCode,
 ) -> WebResult<Response> {
     let d = get_story(state, &user.principal, id).await?;
@@ -80,7 +98,8 @@ async fn render(
     } else {
         Vec::new()
     };
-    let body = story_body(user, &d, &act, error.as_deref(), &connectors, &owners);
+    let kin = kin(state, &d).await?;
+    let body = story_body(user, &d, &act, said.as_ref(), &connectors, &owners, &kin);
     let title = d.story.indication.clone().unwrap_or_else(|| "Story".into());
     Ok((status, layout::page(&title, user, Nav::Stories, body)).into_response())
 }
@@ -95,12 +114,13 @@ fn story_body(
     user: &WebUser,
     d: &StoryDetail,
     act: &Result<(), String>,
-    error: Option<&str>,
+    said: Option<&Said>,
     connectors: &HashMap<String, Console>,
     owners: &[String],
+    kin: &Kin,
 ) -> Markup {
     html! {
-        (story_head(d, error))
+        (story_head(d, said))
         (fact_panels(d))
         section aria-labelledby="act-title" {
             h2 #act-title { "Triage" }
@@ -114,13 +134,13 @@ fn story_body(
         (mitre_section(d))
         (timeline_section(d))
         (comments_section(user, d, act.is_ok()))
-        (related_section(d))
+        (related_section(d, kin))
         (raw_section(d))
     }
 }
 
 /// The story's name, summary and criticality, and the error of the last action if any.
-fn story_head(d: &StoryDetail, error: Option<&str>) -> Markup {
+fn story_head(d: &StoryDetail, said: Option<&Said>) -> Markup {
     let s = &d.story;
     html! {
         p { a href="/stories" { "« Stories" } }
@@ -135,8 +155,10 @@ fn story_head(d: &StoryDetail, error: Option<&str>) -> Markup {
                 @for r in &d.criticality_detail.reasons { li { (r) } }
             }
         }
-        @if let Some(e) = error {
-            p.error role="alert" { (e) }
+        @match said {
+            Some(Said::Refused(e)) => p.error role="alert" { (e) },
+            Some(Said::Saved(m)) => p.ok role="status" { (m) },
+            None => {}
         }
     }
 }
@@ -155,9 +177,9 @@ fn fact_panels(d: &StoryDetail) -> Markup {
                 dl.facts {
                     dt { "Story ID" } dd.mono { (s.id) }
                     dt { "Indication" } dd { (layout::opt(s.indication.as_deref())) }
-                    dt { "Status" } dd { (s.status.as_str().replace('_', " ")) }
-                    dt { "Verdict" } dd { (layout::opt_word(s.verdict.map(Verdict::as_str))) }
-                    dt { "Severity" } dd { (layout::opt_word(s.severity.map(Severity::as_str))) }
+                    dt { "Status" } dd { (s.status.label()) }
+                    dt { "Verdict" } dd { (layout::opt_word(s.verdict.map(Verdict::label))) }
+                    dt { "Severity" } dd { (layout::opt_word(s.severity.map(Severity::label))) }
                     dt { "Producer" } dd { (s.vendor) " (" (s.producer) ")" }
                     dt { "Incidents" } dd { (s.incident_count) }
                     dt { "Duration" } dd { (layout::duration(s.last_signal_at - s.first_signal_at)) }
@@ -165,7 +187,10 @@ fn fact_panels(d: &StoryDetail) -> Markup {
                     dt { "Last signal" } dd { (layout::time(s.last_signal_at)) }
                     dt { "Created" } dd { (layout::time(s.created_at)) }
                     dt { "Updated" } dd { (layout::time(s.updated_at)) }
-                    dt { "Mitigation" } dd { (layout::opt(s.mitigation_status.as_deref())) }
+                    dt { "Mitigation" } dd { @match s.mitigation_status.as_deref().filter(|m| !m.is_empty()) {
+                        Some(m) => span title=(m) { (dossier_domain::display::humanize(m)) },
+                        None => span.none { "—" },
+                    } }
                 }
             }
             section aria-labelledby="device-title" {
@@ -368,28 +393,139 @@ fn comments_section(user: &WebUser, d: &StoryDetail, may_act: bool) -> Markup {
 }
 
 /// Other stories on the same device or file.
-fn related_section(d: &StoryDetail) -> Markup {
+/// How many stories share the story's file and its device (itself included), and where the
+/// Workbench lists them.
+struct Kin {
+    file: Option<(String, u64)>,
+    device: Option<(String, u64)>,
+}
+
+async fn kin(state: &AppState, d: &StoryDetail) -> Result<Kin, ApiError> {
+    let s = &d.story;
+    let base = dossier_store::StoryQuery {
+        account_id: Some(s.account_id.clone()),
+        from: Some(chrono::Utc::now() - chrono::Duration::days(90)),
+        ..Default::default()
+    };
+    let count = |q: dossier_store::StoryQuery| async move {
+        state
+            .store
+            .count_stories(&q, super::stories::COUNT_CAP + 1)
+            .await
+            .map_err(|e| ApiError::from_store(e, "story"))
+    };
+    let hash = s.file.sha1.as_deref().or(s.file.sha256.as_deref());
+    let file = match hash {
+        Some(h) => {
+            let n = count(dossier_store::StoryQuery {
+                hash: Some(h.to_owned()),
+                ..base.clone()
+            })
+            .await?;
+            let view = super::stories::ListState {
+                hash: h.to_owned(),
+                range: "90d".into(),
+                ..Default::default()
+            };
+            Some((view.url(), n))
+        }
+        None => None,
+    };
+    let device = match s.device.agent_uuid.as_deref() {
+        Some(agent) => {
+            let n = count(dossier_store::StoryQuery {
+                device: Some(agent.to_owned()),
+                ..base.clone()
+            })
+            .await?;
+            let view = super::stories::ListState {
+                device: agent.to_owned(),
+                range: "90d".into(),
+                ..Default::default()
+            };
+            Some((view.url(), n))
+        }
+        None => None,
+    };
+    Ok(Kin { file, device })
+}
+
+/// Every story of the same file and of the same device (up to the store's bound, with a link
+/// to all of them in the Workbench), and the other relations.
+fn related_section(d: &StoryDetail, kin: &Kin) -> Markup {
+    let of = |relations: &[&str]| -> Vec<&dossier_store::RelatedStory> {
+        d.related
+            .iter()
+            .filter(|r| relations.contains(&r.relation.as_str()))
+            .collect()
+    };
+    let same_file = of(&["same_hash", "same_sha256"]);
+    let same_device = of(&["same_device", "same_device_name"]);
+    let windows = of(&["previous_window", "next_window"]);
+    let group = |title: &str,
+                 rows: &[&dossier_store::RelatedStory],
+                 all: Option<&(String, u64)>,
+                 noun: &str| {
+        html! {
+            h3 { (title) }
+            @if rows.is_empty() {
+                p.none { "No other story of this " (noun) "." }
+            } @else {
+                (related_table(rows))
+            }
+            @if let Some((url, n)) = all {
+                @if *n > 1 {
+                    p { a href=(url) { "View all " (super::stories::count_text(*n)) " of this " (noun) " in the Workbench" } span.hint { " (last 90 days)" } }
+                }
+            }
+        }
+    };
     html! {
         section aria-labelledby="related-title" {
             h2 #related-title { "Related stories" }
-            @if d.related.is_empty() {
-                p.none { "No other story shares this device or file." }
-            } @else {
-                table {
-                    thead { tr { th scope="col" { "Relation" } th scope="col" { "Story" } th scope="col" { "Device" } th scope="col" { "Updated" } } }
-                    tbody {
-                        @for r in &d.related {
-                            tr {
-                                td { (r.relation.replace('_', " ")) }
-                                td { a href={ "/stories/" (r.id) } { (r.indication.as_deref().unwrap_or("Unnamed threat")) } }
-                                td { (layout::opt(r.device_name.as_deref())) }
-                                td { (layout::time(r.updated_at)) }
-                            }
-                        }
+            (group("Same file", &same_file, kin.file.as_ref(), "file"))
+            (group("Same device", &same_device, kin.device.as_ref(), "device"))
+            @if !windows.is_empty() {
+                h3 { "Earlier and later windows" }
+                (related_table(&windows))
+            }
+        }
+    }
+}
+
+fn related_table(rows: &[&dossier_store::RelatedStory]) -> Markup {
+    html! {
+        table.related {
+            thead { tr {
+                th scope="col" { "Story" } th scope="col" { "Device" } th.num scope="col" { "Criticality" }
+                th scope="col" { "Status" } th scope="col" { "Verdict" } th scope="col" { "Relation" } th scope="col" { "Updated" }
+            } }
+            tbody {
+                @for r in rows {
+                    tr {
+                        td { a href={ "/stories/" (r.id) } { (layout::tenant(r.indication.as_deref().unwrap_or("Unnamed threat"))) } }
+                        td { (layout::opt(r.device_name.as_deref())) }
+                        td.num { (layout::criticality(r.criticality)) }
+                        td { (layout::status_badge(r.status.as_str())) }
+                        td { (layout::opt_word(r.verdict.map(Verdict::label))) }
+                        td { (relation_label(&r.relation)) }
+                        td { (layout::time(r.updated_at)) }
                     }
                 }
             }
         }
+    }
+}
+
+fn relation_label(relation: &str) -> &'static str {
+    match relation {
+        "same_hash" => "Same file",
+        "same_sha256" => "Same SHA-256",
+        "same_device" => "Same device",
+        "same_device_name" => "Same device name, another EDR",
+        "previous_window" => "Earlier window",
+        "next_window" => "Later window",
+        _ => "Related",
     }
 }
 
@@ -424,7 +560,7 @@ fn actions(user: &WebUser, d: &StoryDetail, owners: &[String]) -> Markup {
                 label for="status" { "Status" }
                 select #status name="status" {
                     @for v in Status::ALL {
-                        option value=(v.as_str()) selected[s.status == *v] { (v.as_str().replace('_', " ")) }
+                        option value=(v.as_str()) selected[s.status == *v] { (v.label()) }
                     }
                 }
             }
@@ -433,7 +569,7 @@ fn actions(user: &WebUser, d: &StoryDetail, owners: &[String]) -> Markup {
                 select #verdict name="verdict" {
                     option value="" selected[s.verdict.is_none()] { "none" }
                     @for v in Verdict::ALL {
-                        option value=(v.as_str()) selected[s.verdict == Some(*v)] { (v.as_str()) }
+                        option value=(v.as_str()) selected[s.verdict == Some(*v)] { (v.label()) }
                     }
                 }
             }
@@ -442,7 +578,7 @@ fn actions(user: &WebUser, d: &StoryDetail, owners: &[String]) -> Markup {
                 select #severity name="severity" {
                     option value="" selected[s.severity.is_none()] { "none" }
                     @for v in Severity::ALL {
-                        option value=(v.as_str()) selected[s.severity == Some(*v)] { (v.as_str()) }
+                        option value=(v.as_str()) selected[s.severity == Some(*v)] { (v.label()) }
                     }
                 }
             }
@@ -468,7 +604,7 @@ fn actions(user: &WebUser, d: &StoryDetail, owners: &[String]) -> Markup {
     }
 }
 
-fn parse_choice<T>(
+pub(super) fn parse_choice<T>(
     field: &str,
     v: Option<&str>,
     parse: fn(&str) -> Option<T>,
@@ -535,10 +671,10 @@ pub async fn act(
         && patch.assignee.is_none()
         && patch.close_reason.is_none()
     {
-        return Ok(Redirect::to(&format!("/stories/{id}")).into_response());
+        return Ok(Redirect::to(&format!("/stories/{id}?saved=none")).into_response());
     }
     let saved = patch_story(&state, &user.principal, &id, patch).await;
-    answer(&state, &user, &id, saved, "").await
+    answer(&state, &user, &id, saved, "?saved=triage").await
 }
 
 /// After a form: back to the story (at `anchor`) when it was saved, or the story page again
@@ -553,7 +689,14 @@ async fn answer<T>(
     match saved {
         Ok(_) => Ok(Redirect::to(&format!("/stories/{id}{anchor}")).into_response()),
         Err(ApiError::BadRequest(m) | ApiError::Conflict(m)) => {
-            render(state, user, id, Some(m), StatusCode::BAD_REQUEST).await
+            render(
+                state,
+                user,
+                id,
+                Some(Said::Refused(m)),
+                StatusCode::BAD_REQUEST,
+            )
+            .await
         }
         Err(e) => Err(e.into()),
     }
@@ -569,7 +712,7 @@ pub async fn comment(
     user.check_csrf(form.get("_csrf"))?;
     let text = form.get("text").unwrap_or_default();
     let saved = add_comment(&state, &user.principal, &id, text).await;
-    answer(&state, &user, &id, saved, "#comments").await
+    answer(&state, &user, &id, saved, "?saved=comment#comments").await
 }
 
 pub async fn delete_comment(

@@ -218,6 +218,8 @@ async fn an_analyst_triages_a_story_in_a_real_browser() {
     screenshot(&c, "workbench.png").await;
 
     the_list_sorts_pages_and_filters(&c, &base).await;
+    stories_are_chosen_by_range_and_changed_together(&c, &base, &editor).await;
+    a_group_expands_in_place(&c, &base).await;
     let story_url = open_and_triage_a_story(&c, &editor).await;
     a_viewer_reads_but_cannot_triage(&c, &base, &viewer, &viewer_pw, &story_url).await;
 
@@ -241,7 +243,7 @@ async fn the_list_sorts_pages_and_filters(c: &Client, base: &str) {
     )
     .await;
     assert!(query.contains("sort=-criticality"), "{query}");
-    let crits: Vec<u8> = texts(c, "table.stories tbody td:nth-child(3)")
+    let crits: Vec<u8> = texts(c, "table.stories tbody td.col-criticality")
         .await
         .iter()
         .map(|t| t.trim().parse().unwrap())
@@ -263,13 +265,13 @@ async fn the_list_sorts_pages_and_filters(c: &Client, base: &str) {
     assert!(second_page.iter().all(|id| !first_page.contains(id)));
 
     // Filter by a device through the form: every row is that device, and the URL keeps it.
-    let device = texts(c, "table.stories tbody td:nth-child(4)").await[0].clone();
+    let device = texts(c, "table.stories tbody td.col-source").await[0].clone();
     c.goto(&format!("{base}/stories")).await.unwrap();
     type_into(c, "device", &device).await;
     submit(c, "form.filters button[type=submit]").await;
     let url = c.current_url().await.unwrap();
     assert!(url.query().unwrap_or_default().contains("device="), "{url}");
-    let devices = texts(c, "table.stories tbody td:nth-child(4)").await;
+    let devices = texts(c, "table.stories tbody td.col-source").await;
     assert!(!devices.is_empty());
     assert!(devices.iter().all(|d| *d == device), "{devices:?}");
 
@@ -280,6 +282,71 @@ async fn the_list_sorts_pages_and_filters(c: &Client, base: &str) {
     c.perform_actions(slash).await.unwrap();
     let focused = c.active_element().await.unwrap().attr("id").await.unwrap();
     assert_eq!(focused.as_deref(), Some("q"));
+}
+
+/// Stories are chosen by their boxes, a range with shift, and changed together once the
+/// confirmation has said how many.
+async fn stories_are_chosen_by_range_and_changed_together(c: &Client, base: &str, editor: &str) {
+    c.goto(&format!("{base}/stories")).await.unwrap();
+    c.wait().for_element(Locator::Id("bulk")).await.unwrap();
+    let boxes = c.find_all(Locator::Css("td.pick input")).await.unwrap();
+    boxes[1].click().await.unwrap();
+    // A click with shift held chooses every box between the last one clicked and this one.
+    c.execute(
+        "arguments[0].dispatchEvent(new MouseEvent('click', {shiftKey: true, bubbles: true, cancelable: true}));",
+        vec![serde_json::to_value(&boxes[4]).unwrap()],
+    )
+    .await
+    .unwrap();
+    let mut chosen = Vec::new();
+    for (i, b) in boxes.iter().enumerate() {
+        if b.prop("checked").await.unwrap().as_deref() == Some("true") {
+            chosen.push(i);
+        }
+    }
+    assert_eq!(chosen, vec![1, 2, 3, 4]);
+    let said = c
+        .find(Locator::Id("bulk-count"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(said, "4 stories chosen");
+    choose(c, "bulk-assignee", editor).await;
+    submit(c, "fieldset.bulkbar button[type=submit]").await;
+    let text = body_text(c).await;
+    assert!(text.contains("Change 4 stories?"), "{text}");
+    submit(c, "main form button[type=submit]").await;
+    let text = body_text(c).await;
+    assert!(text.contains("Changed 4 stories."), "{text}");
+}
+
+/// A group of the list opens in place with its stories.
+async fn a_group_expands_in_place(c: &Client, base: &str) {
+    c.goto(&format!("{base}/stories?group=device"))
+        .await
+        .unwrap();
+    c.wait()
+        .for_element(Locator::Css("button.expand"))
+        .await
+        .unwrap();
+    c.find(Locator::Css("button.expand"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    c.wait()
+        .for_element(Locator::Css("tr.group-rows table.stories tbody tr"))
+        .await
+        .unwrap();
+    let rows = c
+        .find_all(Locator::Css("tr.group-rows table.stories tbody tr"))
+        .await
+        .unwrap();
+    assert!(!rows.is_empty());
+    screenshot(c, "workbench-grouped.png").await;
 }
 
 /// Opens the first story of the list and triages it: status, verdict and severity, then a

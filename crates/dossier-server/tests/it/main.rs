@@ -20,6 +20,7 @@ mod triage;
 mod unreadable;
 mod web_access;
 mod web_client;
+mod web_list;
 mod web_session;
 mod web_workflow;
 mod writeback;

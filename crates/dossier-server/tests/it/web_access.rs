@@ -195,7 +195,7 @@ impl Visit<'_> {
                 &[("status", target), ("verdict", ""), ("severity", "")],
             )
             .await;
-        let to = format!("/stories/{sid}");
+        let to = format!("/stories/{sid}?saved=triage");
         self.t
             .expect(who, "POST own story", p.edit_stories, &r, Some(&to));
         let after = status_of(&app.story(&m.own.key, sid).await);
@@ -211,7 +211,7 @@ impl Visit<'_> {
             .web
             .post_form(&format!("/stories/{sid}/comments"), &[("text", &text)])
             .await;
-        let to = format!("/stories/{sid}#comments");
+        let to = format!("/stories/{sid}?saved=comment#comments");
         self.t
             .expect(who, "POST own comment", p.edit_stories, &r, Some(&to));
         let n = comments_by(&app.story(&m.own.key, sid).await, &self.me);
@@ -359,7 +359,7 @@ impl Visit<'_> {
             )
             .await;
         let after = status_of(&app.story(&m.foreign.key, fsid).await);
-        let to = format!("/stories/{fsid}");
+        let to = format!("/stories/{fsid}?saved=triage");
         self.foreign_result(
             "POST foreign story",
             &r,
@@ -379,7 +379,7 @@ impl Visit<'_> {
             .post_form(&format!("/stories/{fsid}/comments"), &[("text", &text)])
             .await;
         let n = comments_by(&app.story(&m.foreign.key, fsid).await, &self.me);
-        let to = format!("/stories/{fsid}#comments");
+        let to = format!("/stories/{fsid}?saved=comment#comments");
         self.foreign_result("POST foreign comment", &r, Some(&to), n > 0 && !operator);
         if operator && n != 1 {
             self.t
@@ -667,7 +667,7 @@ async fn web_licences_gate_stories_but_not_events() {
         .await;
     assert_eq!(
         (status, to.as_deref()),
-        (303, Some(format!("/stories/{sid}").as_str()))
+        (303, Some(format!("/stories/{sid}?saved=triage").as_str()))
     );
     assert_eq!(status_of(&app.story(&mdr.key, &sid).await), "monitoring");
     app.running.stop().await;

@@ -123,7 +123,7 @@ async fn triage_through_the_form(app: &App, web: &mut WebSession, own: &Tenancy,
         .await;
     assert_eq!(
         (status, to.as_deref()),
-        (303, Some(path.as_str())),
+        (303, Some(format!("{path}?saved=triage").as_str())),
         "{body}"
     );
     let (status, body, to) = web
@@ -138,7 +138,7 @@ async fn triage_through_the_form(app: &App, web: &mut WebSession, own: &Tenancy,
         .await;
     assert_eq!(
         (status, to.as_deref()),
-        (303, Some(path.as_str())),
+        (303, Some(format!("{path}?saved=triage").as_str())),
         "{body}"
     );
     let s = app.story(&own.key, sid).await;
@@ -154,11 +154,11 @@ async fn triage_through_the_form(app: &App, web: &mut WebSession, own: &Tenancy,
     let (status, page) = web.get(&path).await;
     assert_eq!(status, 200);
     assert!(
-        page.contains("<dt>Status</dt><dd>pending analysis</dd>"),
+        page.contains("<dt>Status</dt><dd>Pending analysis</dd>"),
         "{page}"
     );
-    assert!(page.contains("<dt>Verdict</dt><dd>malicious</dd>"));
-    assert!(page.contains("<dt>Severity</dt><dd>high</dd>"));
+    assert!(page.contains("<dt>Verdict</dt><dd>Malicious</dd>"));
+    assert!(page.contains("<dt>Severity</dt><dd>High</dd>"));
     let timeline = table_rows(&page, "<table class=\"timeline\">");
     for kind in ["status changed", "verdict changed", "severity changed"] {
         let row = timeline
@@ -274,7 +274,10 @@ async fn comments_are_bounded_and_escaped(
     let (status, _, to) = web
         .post_form(&format!("{path}/comments"), &[("text", &full)])
         .await;
-    assert_eq!((status, to), (303, Some(format!("{path}#comments"))));
+    assert_eq!(
+        (status, to),
+        (303, Some(format!("{path}?saved=comment#comments")))
+    );
     let html = "<b>not bold</b> & more";
     let (status, _, _) = web
         .post_form(&format!("{path}/comments"), &[("text", html)])
@@ -354,7 +357,12 @@ async fn only_the_author_deletes_a_comment(
 /// The sum of the counts of the group table.
 fn group_total(html: &str) -> (Vec<String>, u64) {
     let section = between(html, "<section class=\"groups\"", "</section>").unwrap_or_default();
-    let rows = table_rows(section, "<table>");
+    // One tbody per group: its row, then the row it expands into.
+    let rows: Vec<String> = section
+        .split("<tbody class=\"group\">")
+        .skip(1)
+        .map(|g| g.split("</tr>").next().unwrap_or_default().to_owned())
+        .collect();
     let total = rows
         .iter()
         .map(|r| {
@@ -409,7 +417,7 @@ async fn web_story_list_keeps_its_view_in_the_url() {
     assert_eq!(status, 200);
     let (groups, total) = group_total(&page);
     assert_eq!(groups.len(), 1, "only the open group: {groups:#?}");
-    assert!(groups[0].contains(">open</a>"), "{groups:#?}");
+    assert!(groups[0].starts_with("<tr><td>Open</td>"), "{groups:#?}");
     assert_eq!(
         total,
         api_open.len() as u64,
@@ -443,12 +451,7 @@ async fn web_story_list_keeps_its_view_in_the_url() {
     assert!(page.contains("name=\"status\" value=\"open\" checked"));
     assert!(page.contains("<option value=\"status\" selected>"));
     assert!(page.contains("aria-sort=\"descending\""));
-    let sort_link = between(
-        &page,
-        "<th scope=\"col\" aria-sort=\"none\"><a href=\"",
-        "\"",
-    )
-    .unwrap();
+    let sort_link = between(&page, "scope=\"col\" aria-sort=\"none\"><a href=\"", "\"").unwrap();
     assert!(sort_link.contains("status=open"), "{sort_link}");
     assert!(sort_link.contains("group=status"), "{sort_link}");
 
