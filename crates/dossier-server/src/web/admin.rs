@@ -258,7 +258,12 @@ pub async fn audit(
     };
     let entries = state
         .store
-        .list_audit(user.principal.account_id.as_deref(), before, 100)
+        .list_audit(&dossier_store::AuditQuery {
+            account_id: user.principal.account_id.clone(),
+            before,
+            limit: 100,
+            ..Default::default()
+        })
         .await
         .map_err(|e| ApiError::from_store(e, "audit log"))?;
     let body = html! {
