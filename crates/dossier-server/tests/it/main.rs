@@ -16,6 +16,7 @@ mod pipeline;
 mod producers;
 mod regressions;
 mod sign_in;
+mod tail;
 mod triage;
 mod unreadable;
 mod web_access;
