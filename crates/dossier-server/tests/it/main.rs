@@ -2,6 +2,7 @@
 
 mod access;
 mod api_errors;
+mod audit;
 mod batching;
 mod browser;
 mod concurrent;
