@@ -74,6 +74,9 @@ pub struct ServerConfig {
     pub connections: ConnectionLimits,
     /// Proxies whose `X-Forwarded-For` names the client (sign-in limits, logs).
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// How often a long poll of the event log reads again when no commit on this node woke
+    /// it: what another node commits is seen within this.
+    pub event_recheck: Duration,
 }
 
 impl Default for ServerConfig {
@@ -97,6 +100,7 @@ impl Default for ServerConfig {
             manager_every: Duration::from_secs(5),
             connections: ConnectionLimits::default(),
             trusted_proxies: Vec::new(),
+            event_recheck: tail::RECHECK,
         }
     }
 }
@@ -142,7 +146,10 @@ impl AppState {
             commits_in_flight: Arc::default(),
             // A waiter holds a connection open: a quarter of them may wait, so the rest are
             // always there for everything else.
-            event_waiters: Arc::new(tail::Waiters::new(config.connections.max_connections / 4)),
+            event_waiters: Arc::new(tail::Waiters::new(
+                config.connections.max_connections / 4,
+                config.event_recheck,
+            )),
             config: Arc::new(config),
             metrics: Arc::new(Metrics::default()),
             workers: Workers::default(),

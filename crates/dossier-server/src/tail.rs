@@ -18,25 +18,28 @@ use crate::error::ApiError;
 /// The longest a client may ask to wait.
 pub const MAX_WAIT_SECS: u32 = 30;
 
-/// How often a waiter reads again when nothing told it of a commit: events committed by
-/// another node reach it within this.
+/// How often, by default, a waiter reads again when nothing told it of a commit: events
+/// committed by another node reach it within this.
 pub const RECHECK: Duration = Duration::from_secs(1);
 
 /// The long polls under way on this node.
 #[derive(Debug)]
 pub struct Waiters {
     max: usize,
+    recheck: Duration,
     permits: Semaphore,
     stop: watch::Sender<bool>,
 }
 
 impl Waiters {
-    /// At most `max` requests wait at once; one more is told to come back.
+    /// At most `max` requests wait at once; one more is told to come back. A waiter reads
+    /// again at least every `recheck`.
     #[must_use]
-    pub fn new(max: usize) -> Self {
+    pub fn new(max: usize, recheck: Duration) -> Self {
         let max = max.clamp(1, Semaphore::MAX_PERMITS);
         Self {
             max,
+            recheck,
             permits: Semaphore::new(max),
             stop: watch::Sender::new(false),
         }
@@ -94,7 +97,7 @@ impl Waiters {
             if now >= deadline {
                 return Ok(page);
             }
-            let tick = (deadline - now).min(RECHECK);
+            let tick = (deadline - now).min(self.recheck);
             tokio::select! {
                 changed = commits.changed(), if told => {
                     // The store's signal went: only the timer is left to read again on.
@@ -117,6 +120,6 @@ mod tests {
 
     #[test]
     fn there_is_always_room_for_one_waiter() {
-        assert_eq!(Waiters::new(0).permits.available_permits(), 1);
+        assert_eq!(Waiters::new(0, RECHECK).permits.available_permits(), 1);
     }
 }

@@ -109,10 +109,11 @@ async fn a_tail_reads_in_commit_order_and_the_default_stays_newest_first() {
     assert_eq!(errors_only["next_cursor"], "0", "a tail from the start");
 }
 
-/// A long poll answers as soon as an event commits, with that event.
+/// A long poll answers as soon as an event commits, with that event: the commit wakes it,
+/// not its timer (set here far beyond the wait).
 #[tokio::test]
 async fn a_wait_answers_when_an_event_commits() {
-    let app = spawn_app(0).await;
+    let app = spawn_app_with(0, |c| c.event_recheck = Duration::from_secs(600)).await;
     let account = app.account(Licence::None).await;
     let key = app.key(Some(&account), &[Role::IntegrationsViewer]).await;
     add(&app, &account, EventType::StoryUpdated, 0, "before").await;
@@ -232,4 +233,37 @@ async fn waiters_are_bounded_and_do_not_hold_up_a_stop() {
     assert_eq!(status, 200, "{page}");
     assert_eq!(messages(&page), Vec::<&str>::new());
     assert!(took < Duration::from_secs(10), "{took:?}");
+}
+
+/// The `OpenAPI` document declares the tail's parameters exactly: `order` is `asc` or `desc`,
+/// `wait` is 0 to 30, `after` is a string.
+#[tokio::test]
+async fn the_openapi_document_declares_the_tail_parameters() {
+    let app = spawn_app(0).await;
+    let (_, doc) = app.call("GET", "/api/openapi.json", None, None).await;
+    let params = doc["paths"]["/api/v1/events"]["get"]["parameters"]
+        .as_array()
+        .unwrap();
+    let param = |name: &str| {
+        params
+            .iter()
+            .find(|p| p["name"] == name)
+            .unwrap_or_else(|| panic!("no {name} in {params:?}"))
+            .clone()
+    };
+    let order = param("order");
+    let variants: Vec<&str> = order["schema"]["enum"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{order}"))
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert_eq!(variants, ["asc", "desc"], "{order}");
+    let wait = param("wait");
+    assert_eq!(wait["schema"]["minimum"], 0, "{wait}");
+    assert_eq!(wait["schema"]["maximum"], 30, "{wait}");
+    assert_eq!(param("after")["schema"]["type"], "string");
+    for p in ["order", "after", "wait"] {
+        assert_ne!(param(p)["required"], true, "{p}");
+    }
 }
