@@ -11,6 +11,7 @@ pub mod metrics;
 pub mod passwords;
 mod recent;
 pub mod secrets;
+pub mod tail;
 pub mod tenant_url;
 pub mod web;
 pub mod worker;
@@ -73,6 +74,9 @@ pub struct ServerConfig {
     pub connections: ConnectionLimits,
     /// Proxies whose `X-Forwarded-For` names the client (sign-in limits, logs).
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// How often a long poll of the event log reads again when no commit on this node woke
+    /// it: what another node commits is seen within this.
+    pub event_recheck: Duration,
 }
 
 impl Default for ServerConfig {
@@ -96,6 +100,7 @@ impl Default for ServerConfig {
             manager_every: Duration::from_secs(5),
             connections: ConnectionLimits::default(),
             trusted_proxies: Vec::new(),
+            event_recheck: tail::RECHECK,
         }
     }
 }
@@ -115,6 +120,8 @@ pub struct AppState {
     pub ingest_budget: Arc<tokio::sync::Semaphore>,
     /// Page commits under way (or waiting for the writer), across all connectors.
     pub commits_in_flight: Arc<std::sync::atomic::AtomicUsize>,
+    /// Requests long-polling the event log.
+    pub event_waiters: Arc<tail::Waiters>,
 }
 
 impl AppState {
@@ -137,6 +144,12 @@ impl AppState {
             secrets: Arc::new(secrets),
             ingest_budget: Arc::new(tokio::sync::Semaphore::new(budget)),
             commits_in_flight: Arc::default(),
+            // A waiter holds a connection open: a quarter of them may wait, so the rest are
+            // always there for everything else.
+            event_waiters: Arc::new(tail::Waiters::new(
+                config.connections.max_connections / 4,
+                config.event_recheck,
+            )),
             config: Arc::new(config),
             metrics: Arc::new(Metrics::default()),
             workers: Workers::default(),
@@ -258,6 +271,13 @@ pub async fn start(state: AppState, addr: SocketAddr) -> std::io::Result<Running
     let addr = listener.local_addr()?;
     let (tx, rx) = watch::channel(false);
     let workers = worker::spawn_manager(state.clone(), rx.clone());
+    // Long polls end when the server is told to stop, rather than hold its shutdown up.
+    let waiters = Arc::clone(&state.event_waiters);
+    let mut stopping = rx.clone();
+    tokio::spawn(async move {
+        let _ = stopping.wait_for(|stop| *stop).await;
+        waiters.stop();
+    });
     let limits = state.config.connections;
     let app = app(state);
     let server = tokio::spawn(connections::serve(listener, app, limits, rx));

@@ -60,9 +60,28 @@ struct Inner {
     next_reader: AtomicUsize,
     /// Each producer's mapping of a stored incident's raw JSON.
     remap: Remap,
+    /// The newest event sequence number committed, told to long-polling readers.
+    event_commits: tokio::sync::watch::Sender<u64>,
 }
 
 impl Inner {
+    /// Tells event waiters when the write just done on `conn` committed events. A failure to
+    /// read only delays them to their next timed look.
+    fn announce_events(&self, conn: &Connection) {
+        match events::newest(conn) {
+            Ok(n) => {
+                self.event_commits.send_if_modified(|seen| {
+                    let newer = n > *seen;
+                    if newer {
+                        *seen = n;
+                    }
+                    newer
+                });
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot read the newest event position"),
+        }
+    }
+
     /// A reader connection: a free one if there is one (a batch being planned on one must not
     /// hold up a page of the Workbench), else the next in turn.
     fn reader(&self) -> Result<MutexGuard<'_, Connection>> {
@@ -97,6 +116,7 @@ impl Inner {
         before_lock();
         let mut conn = self.writer.lock().map_err(|_| poisoned())?;
         let committed = ingest::commit_page(&mut conn, &self.remap, page, &prepared, ahead);
+        self.announce_events(&conn);
         restart_wal_if_large(&conn, &self.wal, WAL_RESTART_BYTES);
         // What the commit worked with is freed once the lock is released.
         drop(conn);
@@ -161,7 +181,9 @@ impl SqliteStore {
         }
         let mut wal = path.as_os_str().to_owned();
         wal.push("-wal");
+        let newest_event = events::newest(&writer)?;
         let inner = Arc::new(Inner {
+            event_commits: tokio::sync::watch::Sender::new(newest_event),
             writer: Mutex::new(writer),
             wal: wal.into(),
             readers,
@@ -181,7 +203,9 @@ impl SqliteStore {
         let inner = Arc::clone(&self.inner);
         tokio::task::spawn_blocking(move || {
             let mut conn = inner.writer.lock().map_err(|_| poisoned())?;
-            f(&mut conn)
+            let done = f(&mut conn);
+            inner.announce_events(&conn);
+            done
         })
         .await
         .map_err(|e| StoreError::Database(format!("store task failed: {e}")))?
@@ -664,13 +688,10 @@ impl dossier_store::Store for SqliteStore {
 
     async fn list_audit(
         &self,
-        account_id: Option<&str>,
-        before: Option<i64>,
-        limit: u32,
+        q: &dossier_store::AuditQuery,
     ) -> Result<Vec<dossier_store::AuditEntry>> {
-        let a = account_id.map(str::to_owned);
-        self.read(move |c| users::list_audit(c, a.as_deref(), before, limit))
-            .await
+        let q = q.clone();
+        self.read(move |c| users::list_audit(c, &q)).await
     }
 
     async fn audit(
@@ -701,6 +722,10 @@ impl dossier_store::Store for SqliteStore {
     async fn insert_event(&self, e: &dossier_store::NewEvent) -> Result<()> {
         let e = e.clone();
         self.write(move |c| events::insert(c, &e)).await
+    }
+
+    fn event_commits(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.inner.event_commits.subscribe()
     }
 
     async fn ping(&self) -> Result<()> {

@@ -5,7 +5,7 @@ use dossier_domain::access::Role;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::{new_id, ts, us};
-use dossier_store::{AuditEntry, Result, SessionRecord, StoreError, UserRecord};
+use dossier_store::{AuditEntry, AuditQuery, Result, SessionRecord, StoreError, UserRecord};
 
 const USER_COLUMNS: &str = "id, account_id, username, password_hash, roles, created_at";
 
@@ -186,18 +186,27 @@ pub(crate) fn delete_session(conn: &Connection, id_hash: &str) -> Result<()> {
     Ok(())
 }
 
-pub(crate) fn list_audit(
-    conn: &Connection,
-    account_id: Option<&str>,
-    before: Option<i64>,
-    limit: u32,
-) -> Result<Vec<AuditEntry>> {
+/// The lines a query matches, newest first. A line concerns a story when its target is one of
+/// its account's stories (story changes and comments name the story as their target).
+pub(crate) fn list_audit(conn: &Connection, q: &AuditQuery) -> Result<Vec<AuditEntry>> {
     let mut st = conn.prepare_cached(
-        "SELECT seq, account_id, at, actor, action, target, detail FROM audit_log
-         WHERE (?1 IS NULL OR account_id = ?1) AND (?2 IS NULL OR seq < ?2)
-         ORDER BY seq DESC LIMIT ?3",
+        "SELECT a.seq, a.account_id, a.at, a.actor, a.action, a.target, a.detail, s.id
+         FROM audit_log a
+         LEFT JOIN stories s ON s.id = a.target AND s.account_id = a.account_id
+         WHERE (?1 IS NULL OR a.account_id = ?1) AND (?2 IS NULL OR a.seq < ?2)
+           AND (?3 IS NULL OR a.actor = ?3) AND (?4 IS NULL OR a.action = ?4)
+           AND (?5 IS NULL OR s.id = ?5)
+         ORDER BY a.seq DESC LIMIT ?6",
     )?;
-    let rows = st.query_map(params![account_id, before, limit.clamp(1, 1000)], |r| {
+    let args = params![
+        q.account_id,
+        q.before,
+        q.actor,
+        q.action,
+        q.story_id,
+        q.limit.clamp(1, 1000)
+    ];
+    let rows = st.query_map(args, |r| {
         Ok(AuditEntry {
             seq: r.get(0)?,
             account_id: r.get(1)?,
@@ -206,6 +215,7 @@ pub(crate) fn list_audit(
             action: r.get(4)?,
             target: r.get(5)?,
             detail: r.get(6)?,
+            story_id: r.get(7)?,
         })
     })?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)

@@ -170,13 +170,8 @@ pub trait Store: Send + Sync + 'static {
     async fn delete_session(&self, id_hash: &str) -> Result<()>;
 
     // The audit log.
-    /// Newest first; `before` is the `seq` to page back from.
-    async fn list_audit(
-        &self,
-        account_id: Option<&str>,
-        before: Option<i64>,
-        limit: u32,
-    ) -> Result<Vec<AuditEntry>>;
+    /// The lines a query matches, newest first.
+    async fn list_audit(&self, q: &AuditQuery) -> Result<Vec<AuditEntry>>;
     /// Writes an audit line that does not belong to a story (users, connectors).
     async fn audit(
         &self,
@@ -189,8 +184,16 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<()>;
 
     // Events.
+    /// Lists events newest first, or in commit order from a position ([`EventOrder::Asc`]).
+    /// In commit order a position is opaque to callers; an event that commits after a page
+    /// was read is never placed before that page's `next_cursor`.
     async fn list_events(&self, q: &EventQuery) -> Result<EventPage>;
     async fn insert_event(&self, e: &NewEvent) -> Result<()>;
+    /// A signal told after this store, in this process, commits events. Its value only says
+    /// "something changed"; a waiter reads the events again through [`Store::list_events`].
+    /// Commits by another process (another node) do not reach it, so waiters also read again
+    /// on a timer.
+    fn event_commits(&self) -> tokio::sync::watch::Receiver<u64>;
 
     /// Returns whether the database answers.
     async fn ping(&self) -> Result<()>;

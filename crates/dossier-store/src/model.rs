@@ -472,7 +472,24 @@ pub struct EventQuery {
     pub from: Option<DateTime<Utc>>,
     pub to: Option<DateTime<Utc>>,
     pub limit: u32,
+    /// Newest first (the default): the cursor pages back from the last event shown.
     pub cursor: Option<String>,
+    pub order: EventOrder,
+    /// `Asc` only: the position to tail from, a `next_cursor` of an earlier ascending page;
+    /// `None` tails from the first event.
+    pub after: Option<String>,
+}
+
+/// The order of an event listing.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum EventOrder {
+    /// Newest first, paged back by `cursor`.
+    #[default]
+    Desc,
+    /// Commit order, from `after` on: a tail. Its page's `next_cursor` is always set (the
+    /// `after` given back when nothing came), and no event that commits later is ever placed
+    /// before it, so a tail that follows the cursors sees every event once.
+    Asc,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -534,6 +551,21 @@ pub struct AuditEntry {
     pub action: String,
     pub target: String,
     pub detail: String,
+    /// The story the line concerns, when its target is one of the account's stories.
+    pub story_id: Option<String>,
+}
+
+/// Which audit lines to list, newest first. Every filter is exact; all of them apply.
+#[derive(Debug, Clone, Default)]
+pub struct AuditQuery {
+    /// `None` only for an operator, who reads every account's lines.
+    pub account_id: Option<String>,
+    pub actor: Option<String>,
+    pub action: Option<String>,
+    pub story_id: Option<String>,
+    /// The `seq` to page back from.
+    pub before: Option<i64>,
+    pub limit: u32,
 }
 
 /// What the story list can be grouped by.

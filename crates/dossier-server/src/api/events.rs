@@ -3,9 +3,9 @@
 use axum::extract::State;
 use axum::Json;
 use dossier_domain::event::EventType;
-use dossier_store::EventQuery;
+use dossier_store::{EventOrder, EventQuery};
 use serde::Deserialize;
-use utoipa::IntoParams;
+use utoipa::{IntoParams, ToSchema};
 
 use super::stories::{parse_limit, parse_range};
 use crate::auth::Principal;
@@ -27,18 +27,41 @@ pub struct EventParams {
     /// Events per page; default 50.
     #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
+    /// `order=desc` only: the `next_cursor` of the previous page, to page back from.
     pub cursor: Option<String>,
+    /// `desc` (the default): newest first, paged back by `cursor`. `asc`: in commit order
+    /// from `after`, a tail that never skips an event that committed late.
+    #[param(inline)]
+    pub order: Option<Order>,
+    /// `order=asc` only: the `next_cursor` of the previous ascending page (opaque; an empty
+    /// page gives it back); none starts from the first event.
+    pub after: Option<String>,
+    /// `order=asc` only: seconds to wait for an event when none is there yet (long poll);
+    /// the answer comes as soon as one commits, or with no items once they are up.
+    #[param(minimum = 0, maximum = 30)]
+    pub wait: Option<u32>,
     /// Operators only: the account to list.
     pub account_id: Option<String>,
+}
+
+/// The order of the event list.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Order {
+    Asc,
+    #[default]
+    Desc,
 }
 
 impl crate::extract::QueryParams for EventParams {
     const LISTS: &'static [&'static str] = &["type"];
 }
 
-/// List events, newest first, with filters and a cursor.
+/// List events, newest first with a cursor, or in commit order from a position (a tail that
+/// may long-poll), with filters.
 #[utoipa::path(get, path = "/api/v1/events", params(EventParams),
-    responses((status = 200, body = super::json::EventPage), (status = 400), (status = 401), (status = 403)))]
+    responses((status = 200, body = super::json::EventPage), (status = 400), (status = 401), (status = 403),
+        (status = 503, description = "too many requests wait already")))]
 pub async fn list(
     State(state): State<AppState>,
     p: Principal,
@@ -61,6 +84,21 @@ pub async fn list(
             .collect::<Result<_, _>>()?,
     };
     let (from, to) = parse_range(q.from.as_deref(), q.to.as_deref())?;
+    let order = q.order.unwrap_or_default();
+    let wait = match q.wait {
+        Some(w) if w > crate::tail::MAX_WAIT_SECS => {
+            return Err(ApiError::BadRequest(format!(
+                "wait: at most {} seconds, not {w}",
+                crate::tail::MAX_WAIT_SECS
+            )))
+        }
+        Some(w) if w > 0 && order != Order::Asc => {
+            return Err(ApiError::BadRequest(
+                "wait: only a tail waits; add order=asc".into(),
+            ))
+        }
+        w => std::time::Duration::from_secs(u64::from(w.unwrap_or(0))),
+    };
     let query = EventQuery {
         account_id: scope,
         types,
@@ -70,11 +108,15 @@ pub async fn list(
         to,
         limit: parse_limit(q.limit)?,
         cursor: q.cursor.filter(|s| !s.is_empty()),
+        order: match order {
+            Order::Asc => EventOrder::Asc,
+            Order::Desc => EventOrder::Desc,
+        },
+        after: q.after.filter(|s| !s.is_empty()),
     };
     let page = state
-        .store
-        .list_events(&query)
-        .await
-        .map_err(|e| ApiError::from_store(e, "event"))?;
+        .event_waiters
+        .page(state.store.as_ref(), &query, wait)
+        .await?;
     Ok(Json(page.into()))
 }

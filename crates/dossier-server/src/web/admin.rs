@@ -238,34 +238,140 @@ pub async fn delete_user(
     Ok(Redirect::to("/users").into_response())
 }
 
+/// The audit page's filters, as its URL carries them.
+#[derive(Debug, Clone, Default)]
+struct AuditFilters {
+    actor: String,
+    action: String,
+    story: String,
+    before: Option<i64>,
+}
+
+impl AuditFilters {
+    fn parse(raw: &str) -> Result<Self, ApiError> {
+        let mut f = Self::default();
+        for (k, v) in pairs(raw) {
+            let v = v.trim().to_owned();
+            if v.chars().count() > 200 {
+                return Err(ApiError::BadRequest(format!("{k}: at most 200 characters")));
+            }
+            match k.as_str() {
+                "actor" => f.actor = v,
+                "action" => f.action = v,
+                "story" => f.story = v,
+                "before" if !v.is_empty() => {
+                    f.before = Some(v.parse::<i64>().map_err(|_| {
+                        ApiError::BadRequest("before: not a position in the log".into())
+                    })?);
+                }
+                _ => {}
+            }
+        }
+        Ok(f)
+    }
+
+    fn is_filtered(&self) -> bool {
+        !(self.actor.is_empty() && self.action.is_empty() && self.story.is_empty())
+    }
+
+    /// The filters as a query string (without `before` unless `paged`).
+    fn query_string(&self, paged: bool) -> String {
+        let mut out = url::form_urlencoded::Serializer::new(String::new());
+        for (k, v) in [
+            ("actor", &self.actor),
+            ("action", &self.action),
+            ("story", &self.story),
+        ] {
+            if !v.is_empty() {
+                out.append_pair(k, v);
+            }
+        }
+        if let (true, Some(b)) = (paged, self.before) {
+            out.append_pair("before", &b.to_string());
+        }
+        out.finish()
+    }
+
+    /// This page, narrowed to one story.
+    fn with_story(&self, story: &str) -> String {
+        let f = Self {
+            story: story.to_owned(),
+            before: None,
+            ..self.clone()
+        };
+        format!("/audit?{}", f.query_string(false))
+    }
+}
+
+/// Words for the actions of the log a filter may pick (others are typed).
+const AUDIT_ACTIONS: &[&str] = &[
+    "signed_in",
+    "sign_in_refused",
+    "signed_out",
+    "status_changed",
+    "close_reason_changed",
+    "verdict_changed",
+    "severity_changed",
+    "assignee_changed",
+    "comment_added",
+    "comment_deleted",
+    "connector_created",
+    "connector_changed",
+    "connector_deleted",
+    "user_created",
+    "user_deleted",
+];
+
 pub async fn audit(
     State(state): State<AppState>,
     user: WebUser,
     RawQuery(raw): RawQuery,
 ) -> WebResult<Response> {
     require_admin(&user)?;
-    let q = pairs(raw.as_deref().unwrap_or_default());
-    let before = match q
-        .iter()
-        .find(|(k, _)| k == "before")
-        .map_or("", |(_, v)| v.as_str())
-    {
-        "" => None,
-        v => Some(
-            v.parse::<i64>()
-                .map_err(|_| ApiError::BadRequest("before: not a position in the log".into()))?,
-        ),
-    };
+    let f = AuditFilters::parse(raw.as_deref().unwrap_or_default())?;
+    let text = |s: &str| Some(s.to_owned()).filter(|s| !s.is_empty());
+    // The reader's own account bounds every filter: an admin never reads past it.
     let entries = state
         .store
-        .list_audit(user.principal.account_id.as_deref(), before, 100)
+        .list_audit(&dossier_store::AuditQuery {
+            account_id: user.principal.account_id.clone(),
+            actor: text(&f.actor),
+            action: text(&f.action),
+            story_id: text(&f.story),
+            before: f.before,
+            limit: 100,
+        })
         .await
         .map_err(|e| ApiError::from_store(e, "audit log"))?;
+    let qs = f.query_string(false);
     let body = html! {
         h1 { "Audit log" }
-        p.hint { "Who did what, and when: story changes, comments, connectors and users." }
+        p.hint { "Who did what, and when: sign-ins, story changes, comments, connectors and users." }
+        form.filters method="get" action="/audit" aria-label="Filter the audit log" {
+            div { label for="actor" { "Who" } input #actor type="text" name="actor" value=(f.actor) maxlength="200"; }
+            div {
+                label for="action" { "Action" }
+                input #action type="text" name="action" value=(f.action) list="audit-actions" maxlength="200";
+                datalist #audit-actions {
+                    @for a in AUDIT_ACTIONS { option value=(a) { (a.replace('_', " ")) } }
+                }
+            }
+            div { label for="story" { "Story ID" } input #story type="text" name="story" value=(f.story) maxlength="200"; }
+            div.actions {
+                button type="submit" { "Apply filters" }
+                a href="/audit" { "Reset" }
+            }
+        }
         @if entries.is_empty() {
-            div.empty role="status" { p { "Nothing recorded yet." } }
+            div.empty role="status" {
+                @if f.is_filtered() {
+                    p { strong { "No entries match these filters." } " " a href="/audit" { "Show the whole log" } "." }
+                } @else if f.before.is_some() {
+                    p { "Nothing older." }
+                } @else {
+                    p { "Nothing recorded yet. Sign-ins, story changes, comments and changes to connectors and users appear here." }
+                }
+            }
         } @else {
             table.audit {
                 thead { tr { th scope="col" { "When" } th scope="col" { "Who" } th scope="col" { "Action" } th scope="col" { "Target" } th scope="col" { "Detail" } } }
@@ -275,15 +381,24 @@ pub async fn audit(
                             td { (layout::time(e.at)) }
                             td { (layout::tenant(&e.actor)) }
                             td { (e.action.replace('_', " ")) }
-                            td.mono { (e.target) }
+                            td.mono {
+                                @if let Some(story) = &e.story_id {
+                                    a href={ "/stories/" (story) } { (story) }
+                                    " "
+                                    a.filter href=(f.with_story(story)) { "only this story" }
+                                } @else { (layout::tenant(&e.target)) }
+                            }
                             td { (layout::tenant(&e.detail)) }
                         }
                     }
                 }
             }
-            @if entries.len() == 100 {
-                @if let Some(last) = entries.last() {
-                    nav.pager { a rel="next" href={ "/audit?before=" (last.seq) } { "Older »" } }
+            nav.pager aria-label="Pages" {
+                @if f.before.is_some() { a href={ "/audit" @if !qs.is_empty() { "?" (qs) } } { "« Newest" } }
+                @if entries.len() == 100 {
+                    @if let Some(last) = entries.last() {
+                        a rel="next" href={ "/audit?" (AuditFilters { before: Some(last.seq), ..f.clone() }.query_string(true)) } { "Older »" }
+                    }
                 }
             }
         }

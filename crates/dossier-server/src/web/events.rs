@@ -86,6 +86,7 @@ impl Filters {
             to: time("to", &self.to)?,
             limit,
             cursor: text(&self.cursor),
+            ..EventQuery::default()
         })
     }
 }

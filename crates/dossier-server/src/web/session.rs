@@ -373,6 +373,37 @@ fn login_form(next: &str, username: &str, error: Option<&str>) -> maud::Markup {
     )
 }
 
+/// Writes a sign-in, refusal or sign-out to the audit log of the user's account (an operator's,
+/// or a name no user has, under the empty account, which only operators read). Never the
+/// password; and for a name no user has, not the name either: it may be a password typed in
+/// the wrong box. The sign-in itself stands whether or not this is written.
+async fn audit_session(
+    state: &AppState,
+    user: Option<(Option<&str>, &str)>,
+    action: &str,
+    addr: &str,
+    detail: &str,
+) {
+    let (account, actor) = user.map_or(("", "unknown user"), |(account, name)| {
+        (account.unwrap_or_default(), name)
+    });
+    let mut detail = detail.to_owned();
+    if !addr.is_empty() {
+        if !detail.is_empty() {
+            detail.push_str(", ");
+        }
+        detail.push_str("from ");
+        detail.push_str(addr);
+    }
+    if let Err(e) = state
+        .store
+        .audit(account, actor, action, actor, &detail, Utc::now())
+        .await
+    {
+        tracing::error!(error = %e, action, "cannot write the audit log");
+    }
+}
+
 pub async fn login_page(Query(q): Query<NextParam>) -> Response {
     login_form(&safe_next(q.next.as_deref()), "", None).into_response()
 }
@@ -426,14 +457,26 @@ pub async fn login(
         Err(_) => false,
     };
     let known = user.is_some();
-    let (true, Some(user)) = (ok, user) else {
-        state.login_limiter.failed(&username, &addr, known);
-        tracing::info!(client = %addr, "sign-in failed");
-        return (
-            StatusCode::UNAUTHORIZED,
-            login_form(&next, &form.username, Some("Wrong username or password.")),
-        )
-            .into_response();
+    let user = match (ok, user) {
+        (true, Some(user)) => user,
+        (_, user) => {
+            state.login_limiter.failed(&username, &addr, known);
+            tracing::info!(client = %addr, "sign-in failed");
+            let why = if known {
+                "wrong password"
+            } else {
+                "no such user"
+            };
+            let who = user
+                .as_ref()
+                .map(|u| (u.account_id.as_deref(), u.username.as_str()));
+            audit_session(&state, who, "sign_in_refused", &addr, why).await;
+            return (
+                StatusCode::UNAUTHORIZED,
+                login_form(&next, &form.username, Some("Wrong username or password.")),
+            )
+                .into_response();
+        }
     };
     state.login_limiter.succeeded(&username, &addr);
     let value = random_token();
@@ -449,6 +492,8 @@ pub async fn login(
         return WebError::Api(ApiError::Internal(e.to_string())).into_response();
     }
     tracing::info!(user = %user.username, "signed in");
+    let who = (user.account_id.as_deref(), user.username.as_str());
+    audit_session(&state, Some(who), "signed_in", &addr, "").await;
     let mut res = Redirect::to(&next).into_response();
     res.headers_mut().insert(
         header::SET_COOKIE,
@@ -460,6 +505,7 @@ pub async fn login(
 pub async fn logout(
     State(state): State<AppState>,
     headers: HeaderMap,
+    ClientAddr(addr): ClientAddr,
     user: WebUser,
     body: axum::body::Bytes,
 ) -> WebResult<Response> {
@@ -469,6 +515,8 @@ pub async fn logout(
         .delete_session(&user.session_hash)
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let who = (user.principal.account_id.as_deref(), user.username.as_str());
+    audit_session(&state, Some(who), "signed_out", &addr, "").await;
     let mut res = Redirect::to("/login").into_response();
     res.headers_mut().insert(
         header::SET_COOKIE,

@@ -2,6 +2,7 @@
 
 mod access;
 mod api_errors;
+mod audit;
 mod batching;
 mod browser;
 mod concurrent;
@@ -16,6 +17,7 @@ mod pipeline;
 mod producers;
 mod regressions;
 mod sign_in;
+mod tail;
 mod triage;
 mod unreadable;
 mod web_access;

@@ -18,11 +18,13 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod agreement;
+mod audit;
 mod events;
 mod ingest;
 mod leases;
 mod regressions;
 mod stories;
+mod tail;
 mod triage;
 
 use std::collections::BTreeMap;
@@ -37,11 +39,13 @@ use dossier_domain::{Device, FileInfo, Incident, Producer};
 use crate::{IngestPage, NewConnector, Remap, Store};
 
 pub use agreement::*;
+pub use audit::*;
 pub use events::*;
 pub use ingest::*;
 pub use leases::*;
 pub use regressions::*;
 pub use stories::*;
+pub use tail::*;
 pub use triage::*;
 
 /// A backend under test: where fresh stores come from.
@@ -420,6 +424,11 @@ macro_rules! store_conformance_suite {
             a_stale_redelivery_does_not_speak_for_its_story,
             vendor_values_in_any_letter_case_tell_the_same_stories,
             events_page_back_by_their_cursor,
+            a_tail_reads_in_commit_order_and_never_skips_a_late_commit,
+            a_tail_racing_writers_reads_every_event_once,
+            a_tails_filters_narrow_it,
+            committing_events_tells_the_waiters,
+            audit_lines_filter_by_actor_action_and_story_within_an_account,
         );
         $crate::store_conformance_suite!(@blocking $backend;
             any_order_and_page_split_gives_the_same_stories,
