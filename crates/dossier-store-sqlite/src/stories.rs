@@ -711,30 +711,26 @@ fn related(
 /// Counts the stories a list request matches, per value of the grouped field, largest group
 /// first (at most `limit` groups), with each group's highest criticality and its split by
 /// severity and by status.
+///
+/// In two passes, since a grouping may have as many groups as stories (a file per story, say):
+/// the first counts every group and keeps the largest, the second splits only those. Carrying
+/// the split through the first pass for every group cost several times as much.
 pub(crate) fn group_counts(
     conn: &Connection,
     q: &StoryQuery,
     by: StoryGroup,
     limit: u32,
 ) -> Result<Vec<GroupCount>> {
-    // (grouped column, what people read for it)
-    let (col, label) = match by {
+    let col = match by {
         // As the device filter matches names: without regard to case.
-        StoryGroup::Source => ("device_name COLLATE NOCASE", "device_name"),
-        StoryGroup::Device => ("agent_uuid", "device_name"),
-        StoryGroup::File => ("file_hash", "file_name"),
-        StoryGroup::Indication => ("indication", "indication"),
-        StoryGroup::Status => ("status", "status"),
-        StoryGroup::Producer => ("producer", "producer"),
+        StoryGroup::Source => "device_name COLLATE NOCASE",
+        StoryGroup::Device => "agent_uuid",
+        StoryGroup::File => "file_hash",
+        StoryGroup::Indication => "indication",
+        StoryGroup::Status => "status",
+        StoryGroup::Producer => "producer",
     };
-    let mut sql = format!("SELECT {col}, max({label}), count(*), max(criticality)");
-    for s in Severity::ALL {
-        let _ = write!(sql, ", sum(severity = '{}')", s.as_str());
-    }
-    for s in Status::ALL {
-        let _ = write!(sql, ", sum(status = '{}')", s.as_str());
-    }
-    sql.push_str(" FROM stories WHERE 1 = 1");
+    let mut sql = format!("SELECT {col}, count(*), max(criticality) FROM stories WHERE 1 = 1");
     let mut args: Vec<Value> = Vec::new();
     filters(q, &mut sql, &mut args);
     // `+col` keeps the planner from walking a whole (account, column) index to get the groups
@@ -744,37 +740,110 @@ pub(crate) fn group_counts(
         " GROUP BY +{col} ORDER BY count(*) DESC, {col} LIMIT {}",
         limit.clamp(1, 1000)
     );
-    let mut st = conn.prepare_cached(&sql)?;
     let n = |v: i64| u64::try_from(v).unwrap_or_default();
-    let rows = st.query_map(params_from_iter(args.iter()), |r| {
-        let count = n(r.get(2)?);
-        let mut by_severity = Vec::new();
-        let mut rated = 0;
-        for (i, s) in Severity::ALL.iter().enumerate().rev() {
-            let k = n(r.get(4 + i)?);
-            rated += k;
-            if k > 0 {
-                by_severity.push((Some(*s), k));
+    let mut groups: Vec<GroupCount> = {
+        let mut st = conn.prepare_cached(&sql)?;
+        let rows = st.query_map(params_from_iter(args.iter()), |r| {
+            let value: String = r.get(0)?;
+            Ok(GroupCount {
+                label: value.clone(),
+                value,
+                count: n(r.get(1)?),
+                max_criticality: r.get(2)?,
+                by_severity: Vec::new(),
+                by_status: Vec::new(),
+            })
+        })?;
+        rows.collect::<rusqlite::Result<_>>()?
+    };
+    if groups.is_empty() {
+        return Ok(groups);
+    }
+    // The second pass: the same stories, in these groups only, per severity and status.
+    let mut sql = format!("SELECT {col}, severity, status, count(*) FROM stories WHERE 1 = 1");
+    let mut args: Vec<Value> = Vec::new();
+    filters(q, &mut sql, &mut args);
+    let _ = write!(sql, " AND (+{col}) IN (");
+    for (i, g) in groups.iter().enumerate() {
+        if i > 0 {
+            sql.push_str(", ");
+        }
+        push(&mut sql, &mut args, "?", Value::Text(g.value.clone()));
+    }
+    let _ = write!(sql, ") GROUP BY +{col}, severity, status");
+    // Device names group without regard to ASCII case, as SQLite's NOCASE folds them.
+    let key = |v: &str| {
+        if by == StoryGroup::Source {
+            v.to_ascii_lowercase()
+        } else {
+            v.to_owned()
+        }
+    };
+    let at: std::collections::HashMap<String, usize> = groups
+        .iter()
+        .enumerate()
+        .map(|(i, g)| (key(&g.value), i))
+        .collect();
+    let mut severities: Vec<[u64; 4]> = vec![[0; 4]; groups.len()];
+    let mut statuses: Vec<Vec<u64>> = vec![vec![0; Status::ALL.len()]; groups.len()];
+    {
+        let mut st = conn.prepare_cached(&sql)?;
+        let mut rows = st.query(params_from_iter(args.iter()))?;
+        while let Some(r) = rows.next()? {
+            let value: String = r.get(0)?;
+            let Some(&i) = at.get(&key(&value)) else {
+                continue;
+            };
+            let severity: String = r.get(1)?;
+            let status: String = r.get(2)?;
+            let k = n(r.get(3)?);
+            let sev = Severity::parse(&severity)
+                .and_then(|s| Severity::ALL.iter().position(|x| *x == s))
+                .unwrap_or(Severity::ALL.len());
+            severities[i][sev] += k;
+            if let Some(p) =
+                Status::parse(&status).and_then(|s| Status::ALL.iter().position(|x| *x == s))
+            {
+                statuses[i][p] += k;
             }
         }
-        if count > rated {
-            by_severity.push((None, count - rated));
-        }
-        let mut by_status = Vec::new();
-        for (i, s) in Status::ALL.iter().enumerate() {
-            let k = n(r.get(4 + Severity::ALL.len() + i)?);
-            if k > 0 {
-                by_status.push((*s, k));
+    }
+    for (i, g) in groups.iter_mut().enumerate() {
+        for (j, s) in Severity::ALL.iter().enumerate().rev() {
+            if severities[i][j] > 0 {
+                g.by_severity.push((Some(*s), severities[i][j]));
             }
         }
-        Ok(GroupCount {
-            value: r.get(0)?,
-            label: r.get::<_, Option<String>>(1)?.unwrap_or_default(),
-            count,
-            max_criticality: r.get(3)?,
-            by_severity,
-            by_status,
-        })
-    })?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+        if severities[i][Severity::ALL.len()] > 0 {
+            g.by_severity
+                .push((None, severities[i][Severity::ALL.len()]));
+        }
+        for (j, s) in Status::ALL.iter().enumerate() {
+            if statuses[i][j] > 0 {
+                g.by_status.push((*s, statuses[i][j]));
+            }
+        }
+    }
+    // What people read for a device or a file: its name, from one of its stories.
+    let label_sql = match by {
+        StoryGroup::Device => Some(
+            "SELECT device_name FROM stories WHERE (?1 IS NULL OR account_id = ?1)
+             AND agent_uuid = ?2 AND device_name != '' LIMIT 1",
+        ),
+        StoryGroup::File => Some(
+            "SELECT file_name FROM stories WHERE (?1 IS NULL OR account_id = ?1)
+             AND file_hash = ?2 AND file_name != '' LIMIT 1",
+        ),
+        _ => None,
+    };
+    if let Some(label_sql) = label_sql {
+        let mut st = conn.prepare_cached(label_sql)?;
+        for g in &mut groups {
+            g.label = st
+                .query_row(params![q.account_id, g.value], |r| r.get(0))
+                .optional()?
+                .unwrap_or_default();
+        }
+    }
+    Ok(groups)
 }

@@ -30,7 +30,7 @@ pub fn routes() -> Router<AppState> {
         .route("/logout", post(session::logout))
         .route("/stories", get(stories::page))
         .route("/stories/rows", get(stories::rows))
-        .route("/stories/new", get(stories::new_count))
+        .route("/stories/count", get(stories::count))
         .route("/stories/bulk", post(bulk::review))
         .route("/stories/columns", post(stories::keep_columns))
         .route("/stories/{id}", get(story::page).post(story::act))

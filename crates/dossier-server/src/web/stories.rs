@@ -389,7 +389,10 @@ pub(crate) fn parse_local(field: &str, v: &str) -> Result<Option<DateTime<Utc>>,
 /// What the list page shows besides its filters: the page of stories, the total, the groups.
 struct Listing {
     page: dossier_store::StoryPage,
-    total: u64,
+    /// Known when one page holds every match; else the page asks `/stories/count` for it, so
+    /// that counting (which a text search makes read every story of the range) never holds the
+    /// list back.
+    total: Option<u64>,
     groups: Option<(StoryGroup, Vec<GroupCount>)>,
 }
 
@@ -411,16 +414,9 @@ async fn listing(state: &AppState, q: &StoryQuery, group: &str) -> Result<Listin
     let page = list_stories(state, q).await?;
     let mut whole = q.clone();
     whole.cursor = None;
-    let total = if page.next_cursor.is_none() && page.prev_cursor.is_none() {
-        // One page holds every match: its length is the count.
-        page.items.len() as u64
-    } else {
-        state
-            .store
-            .count_stories(&whole, COUNT_CAP + 1)
-            .await
-            .map_err(|e| ApiError::from_store(e, "story"))?
-    };
+    // One page holds every match: its length is the count.
+    let total = (page.next_cursor.is_none() && page.prev_cursor.is_none())
+        .then_some(page.items.len() as u64);
     let groups = match StoryGroup::parse(group) {
         Some(by) => Some((
             by,
@@ -505,7 +501,12 @@ pub async fn page(
         div.list-head {
             h1 { "Stories" }
             @if let Some(l) = &listing {
-                span.total role="status" { (count_text(l.total)) " match" @if l.total == 1 { "es" } }
+                @match l.total {
+                    Some(n) => span.total role="status" { (matches_text(n)) },
+                    None => span.total role="status" data-count=(format!("/stories/count?{}", view_query(&view))) {
+                        a href=(format!("/stories/count?{}", view_query(&view))) { "Count the matches" }
+                    },
+                }
             }
             (column_chooser(&user, &columns, &view))
         }
@@ -515,7 +516,7 @@ pub async fn page(
             p.error role="alert" { (e) }
         }
         // Filled in by the script when stories come in while the list is open.
-        div #new-stories hidden data-count=({ format!("/stories/new?{}&since={}", view.with(|_| {}).trim_start_matches("/stories").trim_start_matches('?'), urlencode(&started.to_rfc3339())) }) {}
+        div #new-stories hidden data-count=({ format!("/stories/count?{}&since={}", view_query(&view), urlencode(&started.to_rfc3339())) }) {}
         @if let Some(l) = &listing {
             @if let Some((by, groups)) = &l.groups {
                 (group_list(&view, *by, groups, &state.sources))
@@ -592,10 +593,10 @@ fn bulk_bar(l: &Listing, owners: &[String]) -> Markup {
         fieldset.bulkbar aria-label="Change the chosen stories" {
             legend { "Change stories" }
             span #bulk-count.hint aria-live="polite" { "Choose stories with the boxes (shift-click for a range)" }
-            @if l.total > l.page.items.len() as u64 {
+            @if l.total.is_none() {
                 label.check {
                     input #bulk-all type="checkbox" name="all" value="1";
-                    "All " (count_text(l.total.min(COUNT_CAP + 1))) " matching the filters"
+                    "All stories matching the filters " span.hint { "(the next step counts them)" }
                 }
             }
             label.inline for="bulk-status" { "Status" }
@@ -938,7 +939,7 @@ pub async fn rows(
     let body = html! {
         (table(&view, &l.page.items, &columns, false, &state.sources))
         p.hint {
-            (count_text(l.total)) " in this group. "
+            @if let Some(n) = l.total { (count_text(n)) " in this group. " }
             a href=(view.url()) { "Open as a list" }
         }
     };
@@ -949,35 +950,62 @@ pub async fn rows(
         .into_response())
 }
 
-/// How many stories matching a view came in since a time: the list announces them.
-pub async fn new_count(
+/// The query string of a view, first page, without `/stories?`.
+fn view_query(view: &ListState) -> String {
+    view.with(|_| {})
+        .trim_start_matches("/stories")
+        .trim_start_matches('?')
+        .to_owned()
+}
+
+/// "1 story matches", "3 stories match", "10,000+ stories match".
+pub fn matches_text(n: u64) -> String {
+    format!(
+        "{} {}",
+        count_text(n),
+        if n == 1 { "matches" } else { "match" }
+    )
+}
+
+/// `GET /stories/count?<view>[&since=T]`: how many stories a view holds (exact up to 10,000),
+/// or, with `since`, how many of them were created since then (the new-stories notice).
+pub async fn count(
     State(state): State<AppState>,
     user: WebUser,
     RawQuery(raw): RawQuery,
 ) -> WebResult<Response> {
     let raw = raw.unwrap_or_default();
-    let since = pairs(&raw)
-        .into_iter()
-        .find(|(k, _)| k == "since")
-        .and_then(|(_, v)| DateTime::parse_from_rfc3339(&v).ok())
-        .map(|t| t.with_timezone(&Utc))
-        .ok_or_else(|| ApiError::BadRequest("since: an RFC 3339 time".into()))?;
+    let since = match pairs(&raw).into_iter().find(|(k, _)| k == "since") {
+        None => None,
+        Some((_, v)) => Some(
+            DateTime::parse_from_rfc3339(&v)
+                .map(|t| t.with_timezone(&Utc))
+                .map_err(|_| ApiError::BadRequest("since: an RFC 3339 time".into()))?,
+        ),
+    };
     let view = ListState::parse(&raw);
     let requested = Some(view.account.as_str()).filter(|a| !a.is_empty());
     let scope = readable_scope(&state, &user.principal, requested).await?;
     let mut q = query_for(&view, &user, scope).map_err(ApiError::BadRequest)?;
     q.cursor = None;
-    q.created_after = Some(since);
-    if q.from.is_none_or(|from| from < since) {
-        // A story created since was updated since: the update-time index narrows the search.
-        q.from = Some(since);
+    if let Some(since) = since {
+        q.created_after = Some(since);
+        if q.from.is_none_or(|from| from < since) {
+            // A story created since was updated since: the update-time index narrows the search.
+            q.from = Some(since);
+        }
     }
     let n = state
         .store
         .count_stories(&q, COUNT_CAP + 1)
         .await
         .map_err(|e| ApiError::from_store(e, "story"))?;
-    Ok(axum::Json(serde_json::json!({ "new": n, "text": count_text(n) })).into_response())
+    let text = if since.is_some() {
+        count_text(n)
+    } else {
+        matches_text(n)
+    };
+    Ok(axum::Json(serde_json::json!({ "count": n, "text": text })).into_response())
 }
 
 /// Keeps the columns a user chose for their list (or forgets them: the default set).

@@ -289,6 +289,30 @@ async fn the_list_sorts_pages_and_filters(c: &Client, base: &str) {
 async fn stories_are_chosen_by_range_and_changed_together(c: &Client, base: &str, editor: &str) {
     c.goto(&format!("{base}/stories")).await.unwrap();
     c.wait().for_element(Locator::Id("bulk")).await.unwrap();
+    // The total is counted after the page shows, and then replaces "Counting…".
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let total = c
+            .find(Locator::Css(".total"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if total.ends_with("stories match")
+            && total
+                .split(' ')
+                .next()
+                .is_some_and(|n| n.parse::<u64>().is_ok())
+        {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the total never came: {total:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let boxes = c.find_all(Locator::Css("td.pick input")).await.unwrap();
     boxes[1].click().await.unwrap();
     // A click with shift held chooses every box between the last one clicked and this one.

@@ -1015,4 +1015,32 @@ pub async fn groups_count_their_stories_by_severity_and_status<B: Backend>(backe
         ..q.clone()
     };
     assert_eq!(f.store.count_stories(&filtered, 100).await.unwrap(), 3);
+
+    // Device names group as the device filter matches them: whatever their letter case.
+    let mut shouting = incident("6", 0, "ag9", Some(&sha1(9)));
+    shouting.device.name = Some("HOST-AG1".into());
+    f.store
+        .commit_page(f.page(vec![shouting], t0()))
+        .await
+        .unwrap();
+    let by_name = f
+        .store
+        .group_stories(&q, crate::StoryGroup::Source, 50)
+        .await
+        .unwrap();
+    let host = &by_name[0];
+    assert_eq!(
+        (host.value.to_lowercase().as_str(), host.count),
+        ("host-ag1", 4)
+    );
+    assert_eq!(
+        host.by_status.iter().map(|(_, n)| n).sum::<u64>(),
+        4,
+        "{host:?}"
+    );
+    assert_eq!(
+        host.by_severity.iter().map(|(_, n)| n).sum::<u64>(),
+        4,
+        "{host:?}"
+    );
 }

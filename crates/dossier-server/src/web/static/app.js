@@ -94,13 +94,23 @@
     });
   });
 
+  // The list's total, counted after the page is shown.
+  Array.prototype.forEach.call(document.querySelectorAll(".total[data-count]"), function (el) {
+    if (!window.fetch) { return; }
+    el.textContent = "Counting…";
+    fetch(el.dataset.count, { credentials: "same-origin" })
+      .then(function (r) { return r.ok ? r.json() : null; })
+      .then(function (n) { el.textContent = n ? n.text : ""; })
+      .catch(function () { el.textContent = ""; });
+  });
+
   var notice = document.getElementById("new-stories");
   if (notice && notice.dataset.count && window.fetch) {
     var check = function () {
       fetch(notice.dataset.count, { credentials: "same-origin" })
         .then(function (r) { return r.ok ? r.json() : null; })
         .then(function (n) {
-          if (!n || !n["new"]) { return; }
+          if (!n || !n.count) { return; }
           notice.textContent = "";
           var a = document.createElement("a");
           a.href = window.location.pathname + window.location.search;
