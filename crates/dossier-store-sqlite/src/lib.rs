@@ -35,6 +35,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0007_connector_config.sql"),
     include_str!("../migrations/sqlite/0008_file_identities.sql"),
     include_str!("../migrations/sqlite/0009_story_owner.sql"),
+    include_str!("../migrations/sqlite/0010_api_key_names.sql"),
 ];
 const READERS: usize = 4;
 /// The page size of a new database. An index entry that ingest adds lands on a random page of

@@ -162,6 +162,16 @@ impl App {
     }
 
     pub async fn key(&self, account: Option<&str>, roles: &[Role]) -> String {
+        self.named_key(account, roles, None).await
+    }
+
+    /// [`App::key`], with the name `dossier api-key create --name` gives.
+    pub async fn named_key(
+        &self,
+        account: Option<&str>,
+        roles: &[Role],
+        name: Option<&str>,
+    ) -> String {
         let (key, hash) = new_api_key();
         self.state
             .store
@@ -171,6 +181,7 @@ impl App {
                 key_hash: hash,
                 roles: roles.to_vec(),
                 created_at: Utc::now(),
+                name: name.map(str::to_owned),
             })
             .await
             .unwrap();
