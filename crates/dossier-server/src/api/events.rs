@@ -38,7 +38,8 @@ impl crate::extract::QueryParams for EventParams {
 
 /// List events, newest first, with filters and a cursor.
 #[utoipa::path(get, path = "/api/v1/events", params(EventParams),
-    responses((status = 200, body = super::json::EventPage), (status = 400), (status = 401), (status = 403)))]
+    responses((status = 200, body = super::json::EventPage, description = "a page of events"),
+        (status = 400, body = super::schema::ErrorBody, description = "an unknown or repeated parameter, an unknown event type, `from` after `to` or a cursor this list did not make; the message names the parameter"), (status = 401, body = super::schema::ErrorBody, description = "no valid API key"), (status = 403, body = super::schema::ErrorBody, description = "the key's role, account or licence does not allow it")))]
 pub async fn list(
     State(state): State<AppState>,
     p: Principal,

@@ -205,7 +205,8 @@ pub(crate) async fn readable_scope(
 
 /// List stories, newest update first by default, with filters and a keyset cursor.
 #[utoipa::path(get, path = "/api/v1/stories", params(ListParams),
-    responses((status = 200, body = json::StoryPage), (status = 400), (status = 401), (status = 403)))]
+    responses((status = 200, body = json::StoryPage, description = "a page of stories"),
+        (status = 400, body = super::schema::ErrorBody, description = "an unknown or repeated parameter, an unknown value, `from` after `to`, `assignee=me` from an API key or a cursor this list did not make; the message names the parameter"), (status = 401, body = super::schema::ErrorBody, description = "no valid API key"), (status = 403, body = super::schema::ErrorBody, description = "the key's role, account or licence does not allow it"), (status = 404, body = super::schema::ErrorBody, description = "an operator named no account that exists")))]
 pub async fn list(
     State(state): State<AppState>,
     p: Principal,
@@ -229,7 +230,9 @@ pub(crate) async fn list_stories(state: &AppState, q: &StoryQuery) -> ApiResult<
 }
 
 /// A story with its incidents (raw JSON included), timeline, comments and related stories.
-#[utoipa::path(get, path = "/api/v1/stories/{id}", responses((status = 200, body = json::StoryDetail), (status = 401), (status = 403), (status = 404)))]
+#[utoipa::path(get, path = "/api/v1/stories/{id}", params(("id" = String, Path, description = "The story's id.")),
+    responses((status = 200, body = json::StoryDetail, description = "the story with everything behind it"),
+        (status = 401, body = super::schema::ErrorBody, description = "no valid API key"), (status = 403, body = super::schema::ErrorBody, description = "the key's role, account or licence does not allow it"), (status = 404, body = super::schema::ErrorBody, description = "no such story in the key's account")))]
 pub async fn get(
     State(state): State<AppState>,
     p: Principal,
@@ -270,12 +273,23 @@ pub struct PatchStory {
     pub assignee: Option<Option<String>>,
     /// Why the story is closed (with `"status": "closed"`, or on a closed story); at most 500
     /// characters.
+    #[schema(max_length = 500)]
     pub close_reason: Option<String>,
 }
 
 impl PatchStory {
     /// The store's change, with `me` resolved to the caller.
     pub(crate) fn change(&self, p: &Principal) -> ApiResult<StoryUpdate> {
+        // Refused whatever the story, before any story is read: a bulk change that names no
+        // story that exists must not take it.
+        if self.close_reason.as_deref().is_some_and(|r| {
+            r.trim().chars().count() > dossier_domain::story::MAX_CLOSE_REASON_CHARS
+        }) {
+            return Err(ApiError::BadRequest(format!(
+                "close_reason: at most {} characters",
+                dossier_domain::story::MAX_CLOSE_REASON_CHARS
+            )));
+        }
         let assignee = match &self.assignee {
             None => None,
             Some(None) => Some(None),
@@ -317,7 +331,9 @@ async fn actionable(state: &AppState, p: &Principal, id: &str) -> ApiResult<Opti
 
 /// Set a story's status, verdict or severity (Stories editor; not on `mdr` accounts).
 #[utoipa::path(patch, path = "/api/v1/stories/{id}", request_body = PatchStory,
-    responses((status = 200, body = json::StoryDetail), (status = 400), (status = 401), (status = 403), (status = 404)))]
+    params(("id" = String, Path, description = "The story's id.")),
+    responses((status = 200, body = json::StoryDetail, description = "the story as changed"),
+        (status = 400, body = super::schema::ErrorBody, description = "nothing to change, or a triage rule refuses it (closing needs a verdict; a severity needs the verdict malicious; a close reason needs a closed story; the assignee is no user of the account, or `me` from an API key); the message names the field"), (status = 401, body = super::schema::ErrorBody, description = "no valid API key"), (status = 403, body = super::schema::ErrorBody, description = "the key's role, account or licence does not allow it"), (status = 404, body = super::schema::ErrorBody, description = "no such story in the key's account"), (status = 413, body = super::schema::ErrorBody, description = "the body is over 1 MiB")))]
 pub async fn patch(
     State(state): State<AppState>,
     p: Principal,
@@ -360,13 +376,17 @@ pub(crate) async fn patch_story(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewComment {
-    /// At most 500 characters.
+    /// At most 500 characters, and something to read: text of only spaces, zero-width or
+    /// control characters is refused.
+    #[schema(min_length = 1, max_length = 500)]
     pub text: String,
 }
 
 /// Comment on a story (Stories editor; not on `mdr` accounts).
 #[utoipa::path(post, path = "/api/v1/stories/{id}/comments", request_body = NewComment,
-    responses((status = 201, body = json::Comment), (status = 400), (status = 401), (status = 403), (status = 404), (status = 409)))]
+    params(("id" = String, Path, description = "The story's id.")),
+    responses((status = 201, body = json::Comment, description = "the comment"),
+        (status = 400, body = super::schema::ErrorBody, description = "the text is blank (only spaces, zero-width or control characters) or over 500 characters"), (status = 401, body = super::schema::ErrorBody, description = "no valid API key"), (status = 403, body = super::schema::ErrorBody, description = "the key's role, account or licence does not allow it"), (status = 404, body = super::schema::ErrorBody, description = "no such story in the key's account"), (status = 409, body = super::schema::ErrorBody, description = "the story holds the most comments it may (200)"), (status = 413, body = super::schema::ErrorBody, description = "the body is over 1 MiB")))]
 pub async fn comment(
     State(state): State<AppState>,
     p: Principal,
@@ -399,7 +419,10 @@ pub(crate) async fn add_comment(
 
 /// Delete your own comment (Stories editor; not on `mdr` accounts). Comments are never edited.
 #[utoipa::path(delete, path = "/api/v1/stories/{id}/comments/{comment_id}",
-    responses((status = 204), (status = 401), (status = 403), (status = 404)))]
+    params(("id" = String, Path, description = "The story's id."),
+        ("comment_id" = String, Path, description = "The comment's id.")),
+    responses((status = 204, description = "deleted"),
+        (status = 401, body = super::schema::ErrorBody, description = "no valid API key"), (status = 403, body = super::schema::ErrorBody, description = "the key's role, account or licence does not allow it, or the comment is someone else's"), (status = 404, body = super::schema::ErrorBody, description = "no such story or comment in the key's account")))]
 pub async fn delete_comment(
     State(state): State<AppState>,
     p: Principal,

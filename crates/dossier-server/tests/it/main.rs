@@ -11,6 +11,7 @@ mod expiry;
 mod exports;
 mod faults;
 mod guard;
+mod openapi;
 mod oversized;
 mod pipeline;
 mod producers;
