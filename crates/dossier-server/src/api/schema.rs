@@ -51,9 +51,13 @@ fn names<T: Copy>(all: &[T], name: fn(T) -> &'static str) -> Vec<Value> {
     all.iter().map(|v| Value::from(name(*v))).collect()
 }
 
-/// A list parameter of the query: repeated (`status=a&status=b`), each one of `values`.
+/// A list parameter of the query: repeated (`status=a&status=b`), each one of `values` or
+/// empty (an empty value is skipped). The same list may be sent comma-separated in one value
+/// (`status=a,b`), which the description says, since a schema of one form cannot say both.
 fn list_of(values: &[Value]) -> Value {
-    json!({"type": "array", "items": {"type": "string", "enum": values}})
+    let mut items = vec![Value::from("")];
+    items.extend_from_slice(values);
+    json!({"type": "array", "items": {"type": "string", "enum": items}})
 }
 
 /// A time parameter: RFC 3339, or empty for none.

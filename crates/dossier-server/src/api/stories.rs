@@ -21,13 +21,16 @@ use crate::AppState;
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListParams {
+    /// A producer (`sentinelone`, `defender`, `crowdstrike`); any other finds no story.
     pub producer: Option<String>,
+    /// An engine type (`endpoint`); any other finds no story.
     pub engine_type: Option<String>,
-    /// Statuses, comma-separated or repeated.
+    /// Statuses, repeated (`status=open&status=reopened`) or comma-separated in one value
+    /// (`status=open,reopened`); an unknown one is a 400.
     pub status: Option<String>,
-    /// Verdicts, comma-separated or repeated.
+    /// Verdicts, repeated or comma-separated; an unknown one is a 400.
     pub verdict: Option<String>,
-    /// Severities, comma-separated or repeated.
+    /// Severities, repeated or comma-separated; an unknown one is a 400.
     pub severity: Option<String>,
     #[param(minimum = 1, maximum = 10)]
     pub criticality_min: Option<u8>,
@@ -39,20 +42,24 @@ pub struct ListParams {
     pub hash: Option<String>,
     /// Exact indication (threat name).
     pub indication: Option<String>,
-    /// `me` (the signed-in user), `none` (unassigned) or a user name.
+    /// `me` (the signed-in user; a 400 from an API key, which is nobody), `none`
+    /// (unassigned) or a user name.
     pub assignee: Option<String>,
     /// A vendor's threat or alert id: the story that holds it.
     pub incident_id: Option<String>,
     /// Free text; also finds a story by its id or a vendor's threat or alert id.
     pub q: Option<String>,
-    /// RFC 3339; bounds `updated_at`.
+    /// RFC 3339; the earliest `updated_at`. After `to` is a 400.
     pub from: Option<String>,
+    /// RFC 3339; the latest `updated_at`.
     pub to: Option<String>,
     /// A field name, `-` in front for descending; default `-updated_at`.
     pub sort: Option<String>,
     /// Stories per page; default 50.
     #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
+    /// The `next_cursor` of the page before, with the same filters and sort; any other
+    /// value is a 400.
     pub cursor: Option<String>,
     /// Operators only: the account to list.
     pub account_id: Option<String>,

@@ -10,11 +10,12 @@ use serde_json::{json, Value};
 
 use crate::spawn_app;
 
+/// The non-empty strings of an enumeration (an empty value is allowed where it means none).
 fn strings(v: &Value) -> Vec<String> {
     v.as_array()
         .unwrap()
         .iter()
-        .filter_map(|s| s.as_str().map(str::to_owned))
+        .filter_map(|s| s.as_str().filter(|s| !s.is_empty()).map(str::to_owned))
         .collect()
 }
 
