@@ -133,6 +133,11 @@ fn exact(doc: &mut Value, sources: &Sources) {
     patch["verdict"] = nullable_enum(verdicts);
     patch["severity"] = nullable_enum(severities);
     schemas["PatchStory"]["minProperties"] = 1.into();
+    // A bulk change names its stories by `ids` or by `filter`, exactly one of the two.
+    schemas["BulkRequest"]["oneOf"] = json!([
+        {"required": ["ids"], "properties": {"ids": {"type": "array"}}},
+        {"required": ["filter"], "properties": {"filter": {"type": "object"}}},
+    ]);
     schemas["CreateConnector"] = create_connector(sources);
     schemas["PatchConnector"] = patch_connector(sources);
 }
@@ -158,9 +163,15 @@ fn kinds(sources: &Sources) -> Vec<Value> {
 /// The fields every connector has, as a create or a change sends them.
 fn common_fields(create: bool) -> Map<String, Value> {
     let mut m = Map::new();
+    // A change may send `null` for the name, which keeps it.
+    let name_type = if create {
+        json!("string")
+    } else {
+        json!(["string", "null"])
+    };
     m.insert(
         "name".into(),
-        json!({"type": "string", "minLength": 1, "maxLength": 100, "pattern": "\\S",
+        json!({"type": name_type, "minLength": 1, "maxLength": 100, "pattern": "\\S",
                "description": "At most 100 characters once trimmed; not blank."}),
     );
     m.insert(
@@ -239,21 +250,26 @@ fn create_connector(sources: &Sources) -> Value {
     })
 }
 
-/// A change to a connector: the fields every kind has, and any kind's own fields, which the
-/// connector's kind reads (a field of another kind is a 400).
+/// A change to a connector: the fields every kind has, and the own fields of one kind, which
+/// must be the connector's (another kind's is a 400).
 fn patch_connector(sources: &Sources) -> Value {
-    let mut properties = common_fields(false);
-    for source in sources.iter() {
-        for f in source.fields() {
-            let mut s = field_schema(f);
-            s["description"] = format!("{} kind: {}", source.kind(), f.help).into();
-            properties.entry(f.name).or_insert(s);
-        }
-    }
+    let variants: Vec<Value> = sources
+        .iter()
+        .map(|source| {
+            let mut properties = common_fields(false);
+            for f in source.fields() {
+                properties.insert(f.name.into(), field_schema(f));
+            }
+            json!({
+                "type": "object",
+                "title": source.kind(),
+                "properties": properties,
+                "additionalProperties": false,
+            })
+        })
+        .collect();
     json!({
-        "type": "object",
-        "properties": properties,
-        "additionalProperties": false,
+        "anyOf": variants,
         "description": "A change to a connector; a field left out keeps its value. The kind's \
             own fields are those of the connector's kind (another kind's is a 400), checked as \
             when it was created; a new address needs the secret again.",
