@@ -191,8 +191,53 @@ pub fn parse_roles(s: &str) -> Result<Vec<Role>, String> {
     Ok(roles)
 }
 
+/// The most characters an API key's name holds.
+pub const MAX_KEY_NAME: usize = 64;
+
+/// Checks an API key's name (`dossier api-key create --name`): 1 to [`MAX_KEY_NAME`]
+/// characters once trimmed, with no control, bidirectional, zero-width or other invisible
+/// character but the plain space ([`crate::display::is_invisible`]), since the name is shown
+/// as the actor in timelines and the audit log and must read as what it is.
+///
+/// # Errors
+/// What is wrong, starting with the field's name (`name: …`).
+pub fn check_key_name(raw: &str) -> Result<String, String> {
+    let name = raw.trim();
+    if name.is_empty() {
+        return Err("name: is empty; leave --name out for a key without a name".into());
+    }
+    if name.chars().count() > MAX_KEY_NAME {
+        return Err(format!("name: at most {MAX_KEY_NAME} characters"));
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|&c| c != ' ' && crate::display::is_invisible(c))
+    {
+        return Err(format!(
+            "name: U+{:04X} is a control or invisible character; use letters, digits, \
+             punctuation and spaces",
+            u32::from(c)
+        ));
+    }
+    Ok(name.to_owned())
+}
+
+/// The actor an API key is recorded as in timelines and the audit log: `api-key:` and the
+/// first 8 characters of its id, after its name when it has one (`SOAR (api-key:1a2b3c4d)`).
+/// The id keeps two keys of one name apart (a comment is deleted only by its author), and
+/// user names hold no `(`, `:` or space, so no key reads as a person.
+#[must_use]
+pub fn key_actor(id: &str, name: Option<&str>) -> String {
+    let short: String = id.chars().take(8).collect();
+    match name {
+        Some(name) => format!("{name} (api-key:{short})"),
+        None => format!("api-key:{short}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]
@@ -240,5 +285,40 @@ mod tests {
         assert!(!Licence::None.can_read_stories());
         assert!(Licence::Mdr.can_read_stories() && !Licence::Mdr.can_act_on_stories());
         assert!(Licence::Xops.can_act_on_stories());
+    }
+
+    #[test]
+    fn key_names_are_bounded_and_visible() {
+        assert_eq!(
+            check_key_name("  SOAR playbook "),
+            Ok("SOAR playbook".into())
+        );
+        assert_eq!(
+            check_key_name(&"é".repeat(64)).map(|n| n.chars().count()),
+            Ok(64)
+        );
+        for (bad, why) in [
+            ("", "is empty"),
+            ("   ", "is empty"),
+            (&*"x".repeat(65), "at most 64"),
+            ("a\tb", "U+0009"),
+            ("a\u{1b}[31mb", "U+001B"),
+            ("inv\u{202E}exe", "U+202E"),
+            ("a\u{200B}b", "U+200B"),
+            ("a\nb", "U+000A"),
+        ] {
+            let e = check_key_name(bad).unwrap_err();
+            assert!(e.starts_with("name: ") && e.contains(why), "{bad:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn a_named_key_acts_under_its_name_and_id() {
+        assert_eq!(key_actor("1a2b3c4d5e6f", None), "api-key:1a2b3c4d");
+        assert_eq!(
+            key_actor("1a2b3c4d5e6f", Some("SOAR")),
+            "SOAR (api-key:1a2b3c4d)"
+        );
+        assert_eq!(key_actor("abc", None), "api-key:abc");
     }
 }

@@ -143,7 +143,7 @@ impl FromRequestParts<AppState> for Principal {
             })?;
         let perms = Permissions::of(&record.roles);
         Ok(Principal {
-            actor: format!("api-key:{}", &record.id[..8.min(record.id.len())]),
+            actor: dossier_domain::access::key_actor(&record.id, record.name.as_deref()),
             user: None,
             account_id: if perms.all_accounts {
                 None

@@ -30,7 +30,7 @@ pub enum ApiError {
 }
 
 impl ApiError {
-    fn kind(&self) -> (&'static str, StatusCode) {
+    pub(crate) fn kind(&self) -> (&'static str, StatusCode) {
         match self {
             ApiError::BadRequest(_) => ("bad_request", StatusCode::BAD_REQUEST),
             ApiError::Unauthenticated => ("unauthenticated", StatusCode::UNAUTHORIZED),

@@ -61,8 +61,16 @@ pub(crate) fn insert_api_key(conn: &Connection, key: &ApiKeyRecord) -> Result<()
     }
     let roles: Vec<&str> = key.roles.iter().map(|r| r.as_str()).collect();
     conn.execute(
-        "INSERT INTO api_keys (id, account_id, key_hash, roles, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![key.id, key.account_id, key.key_hash, roles.join(","), us(key.created_at)],
+        "INSERT INTO api_keys (id, account_id, key_hash, roles, created_at, name)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![
+            key.id,
+            key.account_id,
+            key.key_hash,
+            roles.join(","),
+            us(key.created_at),
+            key.name
+        ],
     )?;
     Ok(())
 }
@@ -75,12 +83,13 @@ fn api_key_row(r: &Row<'_>) -> rusqlite::Result<ApiKeyRecord> {
         key_hash: r.get(2)?,
         roles: roles.split(',').filter_map(Role::parse).collect(),
         created_at: ts(r.get(4)?),
+        name: r.get(5)?,
     })
 }
 
 pub(crate) fn find_api_key(conn: &Connection, key_hash: &str) -> Result<ApiKeyRecord> {
     Ok(conn.query_row(
-        "SELECT id, account_id, key_hash, roles, created_at FROM api_keys WHERE key_hash = ?1",
+        "SELECT id, account_id, key_hash, roles, created_at, name FROM api_keys WHERE key_hash = ?1",
         [key_hash],
         api_key_row,
     )?)
@@ -91,7 +100,7 @@ pub(crate) fn list_api_keys(
     account_id: Option<&str>,
 ) -> Result<Vec<ApiKeyRecord>> {
     let mut st = conn.prepare(
-        "SELECT id, account_id, key_hash, roles, created_at FROM api_keys
+        "SELECT id, account_id, key_hash, roles, created_at, name FROM api_keys
          WHERE ?1 IS NULL OR account_id = ?1 ORDER BY created_at, id",
     )?;
     let rows = st.query_map([account_id], api_key_row)?;

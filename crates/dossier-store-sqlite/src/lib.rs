@@ -35,8 +35,9 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0007_connector_config.sql"),
     include_str!("../migrations/sqlite/0008_file_identities.sql"),
     include_str!("../migrations/sqlite/0009_story_owner.sql"),
-    include_str!("../migrations/sqlite/0012_user_settings.sql"),
-    include_str!("../migrations/sqlite/0013_groups_in_the_update_index.sql"),
+    include_str!("../migrations/sqlite/0010_api_key_names.sql"),
+    include_str!("../migrations/sqlite/0011_user_settings.sql"),
+    include_str!("../migrations/sqlite/0012_groups_in_the_update_index.sql"),
 ];
 const READERS: usize = 4;
 /// The page size of a new database. An index entry that ingest adds lands on a random page of

@@ -28,6 +28,8 @@ pub struct ApiKeyRecord {
     pub key_hash: String,
     pub roles: Vec<Role>,
     pub created_at: DateTime<Utc>,
+    /// The name given at creation, shown as the key's actor; `None` for a key without one.
+    pub name: Option<String>,
 }
 
 /// A connector to create. The token arrives already encrypted.

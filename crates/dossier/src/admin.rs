@@ -3,7 +3,7 @@
 use anyhow::{anyhow, bail};
 use chrono::Utc;
 use clap::Subcommand;
-use dossier_domain::access::{check_account, parse_roles, Licence, Role};
+use dossier_domain::access::{check_account, check_key_name, parse_roles, Licence, Role};
 use dossier_server::auth::new_api_key;
 use dossier_store::ApiKeyRecord;
 
@@ -20,10 +20,15 @@ pub enum ApiKeyCommand {
         /// The account the key acts for (every role but operator needs one).
         #[arg(long)]
         account: Option<String>,
+        /// Names the key in timelines and the audit log (at most 64 characters, no control
+        /// or invisible ones); without it the key shows as `api-key:` and its id's start.
+        #[arg(long)]
+        name: Option<String>,
         #[command(flatten)]
         db: DbOption,
     },
-    /// Lists API keys (never the keys themselves): id, account, roles, created, tab-separated.
+    /// Lists API keys (never the keys themselves): id, account, roles, created, name,
+    /// tab-separated.
     List {
         /// Only this account's keys.
         #[arg(long)]
@@ -133,8 +138,13 @@ pub async fn user(c: UserCommand) -> anyhow::Result<()> {
 }
 
 pub async fn api_key(c: ApiKeyCommand) -> anyhow::Result<()> {
-    let (role, account, db) = match c {
-        ApiKeyCommand::Create { role, account, db } => (role, account, db),
+    let (role, account, name, db) = match c {
+        ApiKeyCommand::Create {
+            role,
+            account,
+            name,
+            db,
+        } => (role, account, name, db),
         ApiKeyCommand::List { account, db } => return list_api_keys(account, &db).await,
         ApiKeyCommand::Revoke { id, db } => {
             let id = id.trim();
@@ -153,6 +163,11 @@ pub async fn api_key(c: ApiKeyCommand) -> anyhow::Result<()> {
     };
     let roles = roles_arg(&role)?;
     check_account(&roles, account.as_deref()).map_err(|m| anyhow!("--{m}"))?;
+    let name = name
+        .as_deref()
+        .map(check_key_name)
+        .transpose()
+        .map_err(|m| anyhow!("--{m}"))?;
     let store = open_store(&db.db)?;
     require_account(store.as_ref(), account.as_deref()).await?;
     let (key, hash) = new_api_key();
@@ -162,6 +177,7 @@ pub async fn api_key(c: ApiKeyCommand) -> anyhow::Result<()> {
         key_hash: hash,
         roles,
         created_at: Utc::now(),
+        name,
     };
     store.insert_api_key(&record).await?;
     println!("{key}");
@@ -178,12 +194,13 @@ async fn list_api_keys(account: Option<String>, db: &DbOption) -> anyhow::Result
     for k in keys {
         let roles: Vec<&str> = k.roles.iter().map(|r| r.as_str()).collect();
         println!(
-            "{}\t{}\t{}\t{}",
+            "{}\t{}\t{}\t{}\t{}",
             k.id,
             k.account_id.as_deref().unwrap_or("-"),
             roles.join(","),
             k.created_at
-                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            k.name.as_deref().unwrap_or("-")
         );
     }
     Ok(())

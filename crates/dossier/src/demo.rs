@@ -66,6 +66,7 @@ pub async fn provision(
             key_hash: hash,
             roles: vec![Role::Admin],
             created_at: Utc::now(),
+            name: None,
         })
         .await?;
     let mut connector_ids = Vec::new();

@@ -1,5 +1,5 @@
 //! The command line: `dossier user create` (the password printed alone or read from stdin),
-//! API keys listed and revoked, `dossier sim --faults`, and a clear error for each bad input.
+//! API keys named, listed and revoked, `dossier sim --faults`, and a clear error for each bad input.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -272,6 +272,65 @@ fn api_keys_are_listed_by_id_and_revoked() {
         "{}",
         text(&out.stderr)
     );
+}
+
+/// `api-key create --name` stores the name with the key and `api-key list` shows it (a key
+/// without one shows `-`); a name that is empty, too long or holds a control or invisible
+/// character is refused with the flag named, and no key is made.
+#[test]
+fn an_api_key_keeps_the_name_it_is_given() {
+    let dir = tempfile::tempdir().unwrap();
+    let (db, account) = new_account(&dir);
+    let named = |name: &str| {
+        dossier(
+            &[
+                "api-key",
+                "create",
+                "--role",
+                "admin",
+                "--account",
+                &account,
+                "--name",
+                name,
+                "--db",
+                &db,
+            ],
+            None,
+        )
+    };
+    let out = named("  SOAR playbook ");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).trim().starts_with("dsk_"));
+    let out = create_key(&db, &account, "stories-viewer");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    for (bad, why) in [
+        ("", "--name: is empty"),
+        (&*"x".repeat(65), "--name: at most 64 characters"),
+        (
+            "evil\u{1b}[2J",
+            "--name: U+001B is a control or invisible character",
+        ),
+        ("gpj\u{202E}exe", "--name: U+202E"),
+        ("two\nlines", "--name: U+000A"),
+    ] {
+        let out = named(bad);
+        assert!(!out.status.success(), "{bad:?} should be refused");
+        assert!(text(&out.stdout).is_empty(), "{bad:?}: no key printed");
+        assert!(
+            text(&out.stderr).contains(why),
+            "{bad:?}: {}",
+            text(&out.stderr)
+        );
+    }
+    let out = dossier(&["api-key", "list", "--db", &db], None);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let listed = text(&out.stdout);
+    let mut shown: Vec<&str> = listed
+        .lines()
+        .map(|l| l.split('\t').nth(4).unwrap())
+        .collect();
+    shown.sort_unstable();
+    assert_eq!(shown, ["-", "SOAR playbook"], "{listed}");
 }
 
 /// Starts `dossier serve` with `args` and `envs`.

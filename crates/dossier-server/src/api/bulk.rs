@@ -19,10 +19,14 @@ use crate::AppState;
 /// The most stories one bulk change reaches, by id or by filter.
 pub const MAX_BULK: usize = 10_000;
 
+/// The most characters a comment holds, as on a single story.
+const MAX_BULK_COMMENT: usize = 500;
+
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BulkRequest {
-    /// The stories, by id; or `filter`.
+    /// The stories, by id (1 to 10,000); or `filter`.
+    #[schema(min_items = 1, max_items = 10_000)]
     pub ids: Option<Vec<String>>,
     /// The list's parameters (as `GET /api/v1/stories` takes them, each a string, a number or
     /// a list of strings): every story they select, at most 10,000.
@@ -31,6 +35,7 @@ pub struct BulkRequest {
     /// What to set on each story.
     pub set: Option<PatchStory>,
     /// A comment to add to each story, at most 500 characters.
+    #[schema(max_length = 500)]
     pub comment: Option<String>,
     /// Operators only: the account whose stories change.
     pub account_id: Option<String>,
@@ -54,7 +59,8 @@ pub struct BulkResult {
 
 /// Change many stories of one account at once (Stories editor; not on `mdr` accounts).
 #[utoipa::path(post, path = "/api/v1/stories/bulk", request_body = BulkRequest,
-    responses((status = 200, body = BulkResult), (status = 400), (status = 401), (status = 403)))]
+    responses((status = 200, body = BulkResult, description = "what changed, and why each other story did not"),
+        (status = 400, body = super::schema::ErrorBody, description = "neither or both of `ids` and `filter`, nothing to change, a filter that selects more than 10,000 stories or holds cursor, limit or sort, or a value the list refuses; the message names the field"), (status = 401, body = super::schema::ErrorBody, description = "no valid API key"), (status = 403, body = super::schema::ErrorBody, description = "the key's role, account or licence does not allow it"), (status = 404, body = super::schema::ErrorBody, description = "an operator named no account that exists"), (status = 413, body = super::schema::ErrorBody, description = "the body is over 1 MiB")))]
 pub async fn bulk(
     State(state): State<AppState>,
     p: Principal,
@@ -70,6 +76,11 @@ pub async fn bulk(
         .as_deref()
         .map(str::trim)
         .filter(|c| !c.is_empty());
+    if comment.is_some_and(|c| c.chars().count() > MAX_BULK_COMMENT) {
+        return Err(ApiError::BadRequest(format!(
+            "comment: at most {MAX_BULK_COMMENT} characters"
+        )));
+    }
     if change.is_empty() && comment.is_none() {
         return Err(ApiError::BadRequest(
             "nothing to change: send set (status, verdict, severity, assignee, close_reason) or a comment".into(),

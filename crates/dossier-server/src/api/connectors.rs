@@ -172,9 +172,11 @@ fn double_option<'de, D: serde::Deserializer<'de>>(
     Option::<String>::deserialize(d).map(Some)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct AccountParam {
+    /// Operators only: the account whose connectors to list (another account's key is a 403).
     pub account_id: Option<String>,
 }
 
@@ -228,7 +230,8 @@ pub(crate) fn source_of_kind(state: &AppState, kind: &str) -> ApiResult<Arc<dyn 
 
 /// Create a connector (Integrations editor).
 #[utoipa::path(post, path = "/api/v1/connectors", request_body = CreateConnector,
-    responses((status = 201, body = ConnectorView), (status = 400), (status = 401), (status = 403)))]
+    responses((status = 201, body = ConnectorView, description = "the connector, `pending` until its first check"),
+        (status = 400, body = super::schema::ErrorBody, description = "the request is malformed or breaks a rule; the message names the field"), (status = 401, body = super::schema::ErrorBody, description = "no valid API key"), (status = 403, body = super::schema::ErrorBody, description = "the key's role, account or licence does not allow it"), (status = 413, body = super::schema::ErrorBody, description = "the body is over 1 MiB")))]
 pub async fn create(
     State(state): State<AppState>,
     p: Principal,
@@ -316,7 +319,9 @@ async fn audit(
 }
 
 /// List connectors (Integrations viewer).
-#[utoipa::path(get, path = "/api/v1/connectors", responses((status = 200, body = [ConnectorView]), (status = 401), (status = 403)))]
+#[utoipa::path(get, path = "/api/v1/connectors", params(AccountParam),
+    responses((status = 200, body = [ConnectorView], description = "the account's connectors"),
+        (status = 400, body = super::schema::ErrorBody, description = "an unknown or repeated query parameter"), (status = 401, body = super::schema::ErrorBody, description = "no valid API key"), (status = 403, body = super::schema::ErrorBody, description = "the key's role, account or licence does not allow it")))]
 pub async fn list(
     State(state): State<AppState>,
     p: Principal,
@@ -333,7 +338,9 @@ pub async fn list(
 }
 
 /// Get a connector (Integrations viewer).
-#[utoipa::path(get, path = "/api/v1/connectors/{id}", responses((status = 200, body = ConnectorView), (status = 401), (status = 403), (status = 404)))]
+#[utoipa::path(get, path = "/api/v1/connectors/{id}", params(("id" = String, Path, description = "The connector's id.")),
+    responses((status = 200, body = ConnectorView, description = "the connector"),
+        (status = 401, body = super::schema::ErrorBody, description = "no valid API key"), (status = 403, body = super::schema::ErrorBody, description = "the key's role, account or licence does not allow it"), (status = 404, body = super::schema::ErrorBody, description = "no such connector in the key's account")))]
 pub async fn get(
     State(state): State<AppState>,
     p: Principal,
@@ -353,7 +360,9 @@ pub async fn get(
 /// A new token keeps the checkpoint, so nothing is ingested twice or skipped; a new URL needs a
 /// new token and starts the poll over, since it is another tenant.
 #[utoipa::path(patch, path = "/api/v1/connectors/{id}", request_body = PatchConnector,
-    responses((status = 200, body = ConnectorView), (status = 400), (status = 401), (status = 403), (status = 404)))]
+    params(("id" = String, Path, description = "The connector's id.")),
+    responses((status = 200, body = ConnectorView, description = "the connector as changed"),
+        (status = 400, body = super::schema::ErrorBody, description = "the request is malformed or breaks a rule; the message names the field"), (status = 401, body = super::schema::ErrorBody, description = "no valid API key"), (status = 403, body = super::schema::ErrorBody, description = "the key's role, account or licence does not allow it"), (status = 404, body = super::schema::ErrorBody, description = "no such connector in the key's account"), (status = 413, body = super::schema::ErrorBody, description = "the body is over 1 MiB")))]
 pub async fn patch(
     State(state): State<AppState>,
     p: Principal,
@@ -490,7 +499,9 @@ fn stored_config_of(config: &Config) -> String {
 }
 
 /// Delete a connector (Integrations editor). Its incidents and stories stay as evidence.
-#[utoipa::path(delete, path = "/api/v1/connectors/{id}", responses((status = 204), (status = 401), (status = 403), (status = 404)))]
+#[utoipa::path(delete, path = "/api/v1/connectors/{id}", params(("id" = String, Path, description = "The connector's id.")),
+    responses((status = 204, description = "deleted"),
+        (status = 401, body = super::schema::ErrorBody, description = "no valid API key"), (status = 403, body = super::schema::ErrorBody, description = "the key's role, account or licence does not allow it"), (status = 404, body = super::schema::ErrorBody, description = "no such connector in the key's account")))]
 pub async fn delete(
     State(state): State<AppState>,
     p: Principal,

@@ -60,8 +60,9 @@ impl crate::extract::QueryParams for EventParams {
 /// List events, newest first with a cursor, or in commit order from a position (a tail that
 /// may long-poll), with filters.
 #[utoipa::path(get, path = "/api/v1/events", params(EventParams),
-    responses((status = 200, body = super::json::EventPage), (status = 400), (status = 401), (status = 403),
-        (status = 503, description = "too many requests wait already")))]
+    responses((status = 200, body = super::json::EventPage, description = "a page of events"),
+        (status = 400, body = super::schema::ErrorBody, description = "an unknown or repeated parameter, an unknown event type, `from` after `to`, a cursor this list did not make, `wait` over 30, or `wait`, `after` or `cursor` with the other order; the message names the parameter"), (status = 401, body = super::schema::ErrorBody, description = "no valid API key"), (status = 403, body = super::schema::ErrorBody, description = "the key's role, account or licence does not allow it"),
+        (status = 503, body = super::schema::ErrorBody, description = "too many requests wait for events already; ask again without `wait`, or later")))]
 pub async fn list(
     State(state): State<AppState>,
     p: Principal,

@@ -4,6 +4,7 @@ pub mod bulk;
 pub mod connectors;
 pub mod events;
 pub mod json;
+pub mod schema;
 pub mod stories;
 
 use axum::extract::State;
@@ -31,7 +32,7 @@ use crate::AppState;
         bulk::BulkRequest, bulk::BulkResult, bulk::BulkFailure,
         json::Story, json::StoryPage, json::StoryDetail, json::DeviceView,
         json::FileView, json::IncidentView, json::TimelineEntry, json::Comment,
-        json::RelatedStory, json::Event, json::EventPage,
+        json::RelatedStory, json::Event, json::EventPage, schema::ErrorBody, Status,
     )),
     modifiers(&BearerAuth),
     security(("api_key" = []))
@@ -86,19 +87,27 @@ pub fn routes() -> Router<AppState> {
         .route("/metrics", get(metrics))
 }
 
-async fn openapi() -> Json<utoipa::openapi::OpenApi> {
-    Json(ApiDoc::openapi())
+async fn openapi(State(state): State<AppState>) -> Json<serde_json::Value> {
+    Json(schema::document(&state.sources))
+}
+
+/// What `/healthz` and `/readyz` answer.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+struct Status {
+    /// `ok`, `ready` or `database unavailable`.
+    status: String,
 }
 
 /// Liveness: the process answers.
-#[utoipa::path(get, path = "/healthz", security(), responses((status = 200, description = "alive")))]
+#[utoipa::path(get, path = "/healthz", security(), responses((status = 200, body = Status, description = "alive")))]
 async fn healthz() -> impl IntoResponse {
     Json(serde_json::json!({ "status": "ok" }))
 }
 
 /// Readiness: the database answers.
 #[utoipa::path(get, path = "/readyz", security(),
-    responses((status = 200, description = "ready"), (status = 503, description = "the database does not answer")))]
+    responses((status = 200, body = Status, description = "ready"),
+        (status = 503, body = Status, description = "the database does not answer")))]
 async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     match state.store.ping().await {
         Ok(()) => (
@@ -120,7 +129,8 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
 /// may read them.
 #[utoipa::path(get, path = "/metrics",
     responses((status = 200, description = "metrics", content_type = "application/openmetrics-text"),
-        (status = 401), (status = 403, description = "the key is neither an operator's nor a metrics key")))]
+        (status = 401, body = schema::ErrorBody, description = "no valid API key"),
+        (status = 403, body = schema::ErrorBody, description = "the key is neither an operator's nor a metrics key")))]
 async fn metrics(
     State(state): State<AppState>,
     p: crate::auth::Principal,

@@ -21,13 +21,16 @@ use crate::AppState;
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListParams {
+    /// A producer (`sentinelone`, `defender`, `crowdstrike`); any other finds no story.
     pub producer: Option<String>,
+    /// An engine type (`endpoint`); any other finds no story.
     pub engine_type: Option<String>,
-    /// Statuses, comma-separated or repeated.
+    /// Statuses, repeated (`status=open&status=reopened`) or comma-separated in one value
+    /// (`status=open,reopened`); an unknown one is a 400.
     pub status: Option<String>,
-    /// Verdicts, comma-separated or repeated.
+    /// Verdicts, repeated or comma-separated; an unknown one is a 400.
     pub verdict: Option<String>,
-    /// Severities, comma-separated or repeated.
+    /// Severities, repeated or comma-separated; an unknown one is a 400.
     pub severity: Option<String>,
     #[param(minimum = 1, maximum = 10)]
     pub criticality_min: Option<u8>,
@@ -39,20 +42,24 @@ pub struct ListParams {
     pub hash: Option<String>,
     /// Exact indication (threat name).
     pub indication: Option<String>,
-    /// `me` (the signed-in user), `none` (unassigned) or a user name.
+    /// `me` (the signed-in user; a 400 from an API key, which is nobody), `none`
+    /// (unassigned) or a user name.
     pub assignee: Option<String>,
     /// A vendor's threat or alert id: the story that holds it.
     pub incident_id: Option<String>,
     /// Free text; also finds a story by its id or a vendor's threat or alert id.
     pub q: Option<String>,
-    /// RFC 3339; bounds `updated_at`.
+    /// RFC 3339; the earliest `updated_at`. After `to` is a 400.
     pub from: Option<String>,
+    /// RFC 3339; the latest `updated_at`.
     pub to: Option<String>,
     /// A field name, `-` in front for descending; default `-updated_at`.
     pub sort: Option<String>,
     /// Stories per page; default 50.
     #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
+    /// The `next_cursor` of the page before, with the same filters and sort; any other
+    /// value is a 400.
     pub cursor: Option<String>,
     /// Operators only: the account to list.
     pub account_id: Option<String>,
@@ -206,7 +213,8 @@ pub(crate) async fn readable_scope(
 
 /// List stories, newest update first by default, with filters and a keyset cursor.
 #[utoipa::path(get, path = "/api/v1/stories", params(ListParams),
-    responses((status = 200, body = json::StoryPage), (status = 400), (status = 401), (status = 403)))]
+    responses((status = 200, body = json::StoryPage, description = "a page of stories"),
+        (status = 400, body = super::schema::ErrorBody, description = "an unknown or repeated parameter, an unknown value, `from` after `to`, `assignee=me` from an API key or a cursor this list did not make; the message names the parameter"), (status = 401, body = super::schema::ErrorBody, description = "no valid API key"), (status = 403, body = super::schema::ErrorBody, description = "the key's role, account or licence does not allow it"), (status = 404, body = super::schema::ErrorBody, description = "an operator named no account that exists")))]
 pub async fn list(
     State(state): State<AppState>,
     p: Principal,
@@ -230,7 +238,9 @@ pub(crate) async fn list_stories(state: &AppState, q: &StoryQuery) -> ApiResult<
 }
 
 /// A story with its incidents (raw JSON included), timeline, comments and related stories.
-#[utoipa::path(get, path = "/api/v1/stories/{id}", responses((status = 200, body = json::StoryDetail), (status = 401), (status = 403), (status = 404)))]
+#[utoipa::path(get, path = "/api/v1/stories/{id}", params(("id" = String, Path, description = "The story's id.")),
+    responses((status = 200, body = json::StoryDetail, description = "the story with everything behind it"),
+        (status = 401, body = super::schema::ErrorBody, description = "no valid API key"), (status = 403, body = super::schema::ErrorBody, description = "the key's role, account or licence does not allow it"), (status = 404, body = super::schema::ErrorBody, description = "no such story in the key's account")))]
 pub async fn get(
     State(state): State<AppState>,
     p: Principal,
@@ -271,12 +281,23 @@ pub struct PatchStory {
     pub assignee: Option<Option<String>>,
     /// Why the story is closed (with `"status": "closed"`, or on a closed story); at most 500
     /// characters.
+    #[schema(max_length = 500)]
     pub close_reason: Option<String>,
 }
 
 impl PatchStory {
     /// The store's change, with `me` resolved to the caller.
     pub(crate) fn change(&self, p: &Principal) -> ApiResult<StoryUpdate> {
+        // Refused whatever the story, before any story is read: a bulk change that names no
+        // story that exists must not take it.
+        if self.close_reason.as_deref().is_some_and(|r| {
+            r.trim().chars().count() > dossier_domain::story::MAX_CLOSE_REASON_CHARS
+        }) {
+            return Err(ApiError::BadRequest(format!(
+                "close_reason: at most {} characters",
+                dossier_domain::story::MAX_CLOSE_REASON_CHARS
+            )));
+        }
         let assignee = match &self.assignee {
             None => None,
             Some(None) => Some(None),
@@ -318,7 +339,9 @@ async fn actionable(state: &AppState, p: &Principal, id: &str) -> ApiResult<Opti
 
 /// Set a story's status, verdict or severity (Stories editor; not on `mdr` accounts).
 #[utoipa::path(patch, path = "/api/v1/stories/{id}", request_body = PatchStory,
-    responses((status = 200, body = json::StoryDetail), (status = 400), (status = 401), (status = 403), (status = 404)))]
+    params(("id" = String, Path, description = "The story's id.")),
+    responses((status = 200, body = json::StoryDetail, description = "the story as changed"),
+        (status = 400, body = super::schema::ErrorBody, description = "nothing to change, or a triage rule refuses it (closing needs a verdict; a severity needs the verdict malicious; a close reason needs a closed story; the assignee is no user of the account, or `me` from an API key); the message names the field"), (status = 401, body = super::schema::ErrorBody, description = "no valid API key"), (status = 403, body = super::schema::ErrorBody, description = "the key's role, account or licence does not allow it"), (status = 404, body = super::schema::ErrorBody, description = "no such story in the key's account"), (status = 413, body = super::schema::ErrorBody, description = "the body is over 1 MiB")))]
 pub async fn patch(
     State(state): State<AppState>,
     p: Principal,
@@ -361,13 +384,17 @@ pub(crate) async fn patch_story(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewComment {
-    /// At most 500 characters.
+    /// At most 500 characters, and something to read: text of only spaces, zero-width or
+    /// control characters is refused.
+    #[schema(min_length = 1, max_length = 500)]
     pub text: String,
 }
 
 /// Comment on a story (Stories editor; not on `mdr` accounts).
 #[utoipa::path(post, path = "/api/v1/stories/{id}/comments", request_body = NewComment,
-    responses((status = 201, body = json::Comment), (status = 400), (status = 401), (status = 403), (status = 404), (status = 409)))]
+    params(("id" = String, Path, description = "The story's id.")),
+    responses((status = 201, body = json::Comment, description = "the comment"),
+        (status = 400, body = super::schema::ErrorBody, description = "the text is blank (only spaces, zero-width or control characters) or over 500 characters"), (status = 401, body = super::schema::ErrorBody, description = "no valid API key"), (status = 403, body = super::schema::ErrorBody, description = "the key's role, account or licence does not allow it"), (status = 404, body = super::schema::ErrorBody, description = "no such story in the key's account"), (status = 409, body = super::schema::ErrorBody, description = "the story holds the most comments it may (200)"), (status = 413, body = super::schema::ErrorBody, description = "the body is over 1 MiB")))]
 pub async fn comment(
     State(state): State<AppState>,
     p: Principal,
@@ -400,7 +427,10 @@ pub(crate) async fn add_comment(
 
 /// Delete your own comment (Stories editor; not on `mdr` accounts). Comments are never edited.
 #[utoipa::path(delete, path = "/api/v1/stories/{id}/comments/{comment_id}",
-    responses((status = 204), (status = 401), (status = 403), (status = 404)))]
+    params(("id" = String, Path, description = "The story's id."),
+        ("comment_id" = String, Path, description = "The comment's id.")),
+    responses((status = 204, description = "deleted"),
+        (status = 401, body = super::schema::ErrorBody, description = "no valid API key"), (status = 403, body = super::schema::ErrorBody, description = "the key's role, account or licence does not allow it, or the comment is someone else's"), (status = 404, body = super::schema::ErrorBody, description = "no such story or comment in the key's account")))]
 pub async fn delete_comment(
     State(state): State<AppState>,
     p: Principal,

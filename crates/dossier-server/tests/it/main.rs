@@ -12,6 +12,7 @@ mod expiry;
 mod exports;
 mod faults;
 mod guard;
+mod openapi;
 mod oversized;
 mod pipeline;
 mod producers;
@@ -165,6 +166,16 @@ impl App {
     }
 
     pub async fn key(&self, account: Option<&str>, roles: &[Role]) -> String {
+        self.named_key(account, roles, None).await
+    }
+
+    /// [`App::key`], with the name `dossier api-key create --name` gives.
+    pub async fn named_key(
+        &self,
+        account: Option<&str>,
+        roles: &[Role],
+        name: Option<&str>,
+    ) -> String {
         let (key, hash) = new_api_key();
         self.state
             .store
@@ -174,6 +185,7 @@ impl App {
                 key_hash: hash,
                 roles: roles.to_vec(),
                 created_at: Utc::now(),
+                name: name.map(str::to_owned),
             })
             .await
             .unwrap();

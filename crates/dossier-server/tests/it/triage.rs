@@ -209,3 +209,76 @@ async fn bulk_refusals(app: &crate::App, admin: &str, account: &str, story_id: &
         .await;
     assert_eq!(status, 403);
 }
+
+/// A key made with `api-key create --name` acts under its name in the story's timeline and on
+/// its comments, with its id beside it; a key without a name keeps the actor it had.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_named_key_shows_its_name_as_the_actor() {
+    let app = spawn_app(2).await;
+    let account = app.account(Licence::Xops).await;
+    let admin = app.key(Some(&account), &[Role::Admin]).await;
+    let path = app.connector_path(&admin).await;
+    app.until_read(&admin, &path, 2, 30).await;
+    let named = app
+        .named_key(
+            Some(&account),
+            &[Role::StoriesEditor],
+            Some("SOAR playbook"),
+        )
+        .await;
+    let all = ids(&app, &admin, "").await;
+    let story = format!("/api/v1/stories/{}", all[0]);
+    let actors = |s: &Value, kind: &str| -> Vec<String> {
+        s["timeline"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|t| t["kind"] == kind)
+            .map(|t| t["actor"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    };
+    let (status, s) = app
+        .call(
+            "PATCH",
+            &story,
+            Some(&named),
+            Some(json!({"status": "monitoring"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{s}");
+    let by_name = actors(&s, "status_changed");
+    assert_eq!(by_name.len(), 1, "{s}");
+    assert!(
+        by_name[0].starts_with("SOAR playbook (api-key:") && by_name[0].ends_with(')'),
+        "{by_name:?}"
+    );
+    let (status, c) = app
+        .call(
+            "POST",
+            &format!("{story}/comments"),
+            Some(&named),
+            Some(json!({"text": "contained by the playbook"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{c}");
+    assert_eq!(c["author"], by_name[0].as_str());
+
+    let (status, s) = app
+        .call(
+            "PATCH",
+            &story,
+            Some(&admin),
+            Some(json!({"status": "pending_analysis"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{s}");
+    let unnamed = actors(&s, "status_changed")
+        .into_iter()
+        .find(|a| !a.starts_with("SOAR"))
+        .unwrap();
+    assert!(
+        unnamed.starts_with("api-key:") && unnamed.len() == "api-key:".len() + 8,
+        "{unnamed}"
+    );
+    app.running.stop().await;
+}

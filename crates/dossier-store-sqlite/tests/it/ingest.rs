@@ -55,7 +55,8 @@ async fn a_database_of_the_release_before_migrates_and_keeps_its_stories() {
     let before = f.stories_by_members().await;
     let f = reopened_after(
         f,
-        "DROP INDEX stories_assignee;
+        "ALTER TABLE api_keys DROP COLUMN name;
+         DROP INDEX stories_assignee;
          ALTER TABLE stories DROP COLUMN assignee;
          ALTER TABLE stories DROP COLUMN close_reason;
          DROP TABLE file_aliases;
@@ -67,7 +68,7 @@ async fn a_database_of_the_release_before_migrates_and_keeps_its_stories() {
          PRAGMA user_version = 3;",
     );
     assert_eq!(f.stories_by_members().await, before);
-    assert_eq!(schema_version(&f), 9);
+    assert_eq!(schema_version(&f), 10);
 
     f.store
         .commit_page(f.page(vec![incident("2", 1, "ag2", Some(&h))], t0()))
@@ -104,7 +105,8 @@ async fn a_database_without_file_identities_learns_them_from_its_incidents() {
     let f = reopened_after(
         f,
         &format!(
-            "DROP INDEX stories_assignee;
+            "ALTER TABLE api_keys DROP COLUMN name;
+             DROP INDEX stories_assignee;
              ALTER TABLE stories DROP COLUMN assignee;
              ALTER TABLE stories DROP COLUMN close_reason;
              DROP TABLE file_aliases;
@@ -125,4 +127,35 @@ async fn a_database_without_file_identities_learns_them_from_its_incidents() {
         );
         assert!(d.story.criticality > 1);
     }
+}
+
+/// A key of the release before (schema version 9, no key names) keeps working once migrated,
+/// without a name; a key given one keeps it.
+#[tokio::test]
+async fn an_api_key_of_the_release_before_migrates_without_a_name() {
+    use dossier_domain::access::Role;
+    let f = fixture().await;
+    let account = f.account.clone();
+    let key = |id: &str, name: Option<&str>| dossier_store::ApiKeyRecord {
+        id: id.into(),
+        account_id: Some(account.clone()),
+        key_hash: format!("hash-{id}"),
+        roles: vec![Role::StoriesEditor],
+        created_at: t0(),
+        name: name.map(str::to_owned),
+    };
+    let old = key("old", None);
+    f.store.insert_api_key(&old).await.unwrap();
+    let f = reopened_after(
+        f,
+        "ALTER TABLE api_keys DROP COLUMN name;
+         PRAGMA user_version = 9;",
+    );
+    assert_eq!(schema_version(&f), 10);
+    assert_eq!(f.store.find_api_key("hash-old").await.unwrap(), old);
+    let named = key("new", Some("SOAR playbook"));
+    f.store.insert_api_key(&named).await.unwrap();
+    assert_eq!(f.store.find_api_key("hash-new").await.unwrap(), named);
+    let listed = f.store.list_api_keys(Some(&f.account)).await.unwrap();
+    assert_eq!(listed.len(), 2);
 }

@@ -63,6 +63,7 @@ pub async fn run(o: &BenchOptions) -> anyhow::Result<ListResult> {
             key_hash: hash,
             roles: vec![dossier_domain::access::Role::StoriesViewer],
             created_at: Utc::now(),
+            name: None,
         })
         .await?;
     // Every producer's stories mixed, as an estate with several EDRs has them.
