@@ -36,6 +36,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0008_file_identities.sql"),
     include_str!("../migrations/sqlite/0009_story_owner.sql"),
     include_str!("../migrations/sqlite/0012_user_settings.sql"),
+    include_str!("../migrations/sqlite/0013_incident_mitigation.sql"),
 ];
 const READERS: usize = 4;
 /// The page size of a new database. An index entry that ingest adds lands on a random page of
@@ -326,6 +327,10 @@ fn open_conn(path: &Path, writer: bool) -> Result<Connection> {
 /// The schema version from which stories are filed under their file's identity: a database
 /// migrated to it learns the file links of the incidents it already holds.
 const FILE_IDENTITIES: usize = 8;
+/// The schema version from which each incident row says whether its threat is not mitigated: a
+/// database migrated to it reads that from the threats it already holds, and scores again the
+/// stories it changes.
+const INCIDENT_MITIGATION: usize = 11;
 
 fn migrate(conn: &mut Connection, remap: &Remap) -> Result<()> {
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
@@ -336,16 +341,26 @@ fn migrate(conn: &mut Connection, remap: &Remap) -> Result<()> {
             MIGRATIONS.len()
         )));
     }
+    if version == MIGRATIONS.len() {
+        return Ok(());
+    }
+    // One transaction for every step: the backfills below read the schema as the last step
+    // leaves it (a story's aggregates read columns a later step adds), so they run once it is
+    // all there, and a crash before the commit leaves the database as it was.
+    let tx = conn.transaction()?;
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(version) {
-        let tx = conn.transaction()?;
         tx.execute_batch(sql)?;
-        if i + 1 == FILE_IDENTITIES {
-            files::backfill(&tx, remap)?;
-        }
-        tx.pragma_update(None, "user_version", i + 1)?;
-        tx.commit()?;
         tracing::info!(version = i + 1, "database schema migrated");
     }
+    let crossed = |step: usize| version < step;
+    if crossed(INCIDENT_MITIGATION) {
+        refresh::backfill_unmitigated(&tx, remap)?;
+    }
+    if crossed(FILE_IDENTITIES) {
+        files::backfill(&tx, remap)?;
+    }
+    tx.pragma_update(None, "user_version", MIGRATIONS.len())?;
+    tx.commit()?;
     Ok(())
 }
 

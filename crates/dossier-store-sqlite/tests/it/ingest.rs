@@ -34,6 +34,16 @@ fn reopened_after(f: Fixture, sql: &str) -> Fixture {
     }
 }
 
+/// Undoes the migrations after version 9, back to how version 9 left a database.
+const UNDO_AFTER_9: &str = "DROP TABLE user_settings;
+     DROP INDEX incidents_story;
+     ALTER TABLE incidents DROP COLUMN unmitigated;
+     CREATE INDEX incidents_story ON incidents(story_id, created_at, connector_id, external_id,
+         confidence_rank, false_positive);";
+
+/// The schema version this release migrates a database to.
+const LATEST: i64 = 11;
+
 /// The schema version of the fixture's database.
 fn schema_version(f: &Fixture) -> i64 {
     rusqlite::Connection::open(f.guard.path().join("t.db"))
@@ -55,7 +65,9 @@ async fn a_database_of_the_release_before_migrates_and_keeps_its_stories() {
     let before = f.stories_by_members().await;
     let f = reopened_after(
         f,
-        "DROP INDEX stories_assignee;
+        &format!(
+            "{UNDO_AFTER_9}
+         DROP INDEX stories_assignee;
          ALTER TABLE stories DROP COLUMN assignee;
          ALTER TABLE stories DROP COLUMN close_reason;
          DROP TABLE file_aliases;
@@ -64,10 +76,11 @@ async fn a_database_of_the_release_before_migrates_and_keeps_its_stories() {
          DROP TABLE account_epochs;
          DROP INDEX stories_hash;
          CREATE INDEX stories_hash ON stories(account_id, file_hash, agent_uuid);
-         PRAGMA user_version = 3;",
+         PRAGMA user_version = 3;"
+        ),
     );
     assert_eq!(f.stories_by_members().await, before);
-    assert_eq!(schema_version(&f), 9);
+    assert_eq!(schema_version(&f), LATEST);
 
     f.store
         .commit_page(f.page(vec![incident("2", 1, "ag2", Some(&h))], t0()))
@@ -104,7 +117,8 @@ async fn a_database_without_file_identities_learns_them_from_its_incidents() {
     let f = reopened_after(
         f,
         &format!(
-            "DROP INDEX stories_assignee;
+            "{UNDO_AFTER_9}
+             DROP INDEX stories_assignee;
              ALTER TABLE stories DROP COLUMN assignee;
              ALTER TABLE stories DROP COLUMN close_reason;
              DROP TABLE file_aliases;
@@ -125,4 +139,48 @@ async fn a_database_without_file_identities_learns_them_from_its_incidents() {
         );
         assert!(d.story.criticality > 1);
     }
+}
+
+/// A database of the release before incidents kept their mitigation (schema version 10) scored
+/// a story by its latest incident alone. Opened by this release, it reads each stored threat's
+/// mitigation, and a story whose earlier incident is not mitigated is scored for it.
+#[tokio::test]
+async fn a_database_without_incident_mitigation_scores_its_unmitigated_incidents() {
+    let f = fixture().await;
+    let h = sha1(7);
+    let early = incident("1", 0, "ag1", Some(&h));
+    let mut later = incident("2", 1, "ag1", Some(&h));
+    later.mitigation_status = Some("mitigated".into());
+    later.mitigation = dossier_domain::vocabulary::Mitigation::Mitigated;
+    let later = f.mapped(later);
+    f.store
+        .commit_page(f.page(vec![early, later], t0()))
+        .await
+        .unwrap();
+    let a = f.assignment().await;
+    let scored = f.story(&a["1"].0).await;
+    let reason = "+1: 1 of 2 incidents not mitigated";
+    assert!(
+        scored
+            .criticality_detail
+            .reasons
+            .iter()
+            .any(|r| r == reason),
+        "{:?}",
+        scored.criticality_detail.reasons
+    );
+    // As version 10 left it: no per-incident mitigation, the story scored by its latest.
+    let f = reopened_after(
+        f,
+        "DROP INDEX incidents_story;
+         ALTER TABLE incidents DROP COLUMN unmitigated;
+         CREATE INDEX incidents_story ON incidents(story_id, created_at, connector_id,
+             external_id, confidence_rank, false_positive);
+         UPDATE stories SET criticality = 1, criticality_detail = '{\"score\":1,\"reasons\":[]}';
+         PRAGMA user_version = 10;",
+    );
+    assert_eq!(schema_version(&f), LATEST);
+    let d = f.story(&a["1"].0).await;
+    assert_eq!(d.criticality_detail, scored.criticality_detail);
+    assert_eq!(d.story.criticality, scored.story.criticality);
 }

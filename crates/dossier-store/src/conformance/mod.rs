@@ -419,6 +419,7 @@ macro_rules! store_conformance_suite {
             a_page_for_a_deleted_connector_writes_nothing,
             a_connectors_settings_are_kept_and_replaced,
             cursor_survives_a_separator_inside_a_threat_name,
+            a_story_whose_incidents_differ_in_mitigation_is_not_called_mitigated,
             next_window_follows_its_reshaped_previous_window,
             an_update_changing_the_key_recorrelates_the_old_key,
             a_stale_redelivery_does_not_speak_for_its_story,
