@@ -528,6 +528,22 @@ impl dossier_store::Store for SqliteStore {
             .await
     }
 
+    async fn story_incidents(
+        &self,
+        account_id: Option<&str>,
+        story_id: &str,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<dossier_store::IncidentPage> {
+        let (a, id) = (account_id.map(str::to_owned), story_id.to_owned());
+        let cursor = cursor.map(str::to_owned);
+        let remap = Arc::clone(&self.inner.remap);
+        self.read(move |c| {
+            stories::incidents(c, &remap, a.as_deref(), &id, cursor.as_deref(), limit)
+        })
+        .await
+    }
+
     async fn update_story(
         &self,
         account_id: Option<&str>,

@@ -229,14 +229,57 @@ pub(crate) async fn list_stories(state: &AppState, q: &StoryQuery) -> ApiResult<
     Ok(page)
 }
 
-/// A story with its incidents (raw JSON included), timeline, comments and related stories.
-#[utoipa::path(get, path = "/api/v1/stories/{id}", responses((status = 200, body = json::StoryDetail), (status = 401), (status = 403), (status = 404)))]
+/// A story with the first page of its incidents (raw JSON included), its timeline, comments and
+/// related stories.
+#[utoipa::path(get, path = "/api/v1/stories/{id}", params(("id" = String, Path, description = "The story's id")),
+    responses((status = 200, body = json::StoryDetail), (status = 401), (status = 403), (status = 404)))]
 pub async fn get(
     State(state): State<AppState>,
     p: Principal,
     Path(id): Path<String>,
 ) -> ApiResult<Json<json::StoryDetail>> {
     Ok(Json(get_story(&state, &p, &id).await?.into()))
+}
+
+/// The query of a page of a story's incidents.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct IncidentParams {
+    /// The `next_cursor` of the previous page, or the story's `incidents_next_cursor`; none
+    /// starts from the first incident. A cursor of another story is refused.
+    pub cursor: Option<String>,
+    /// Incidents per page; default 50.
+    #[param(minimum = 1, maximum = 1000)]
+    pub limit: Option<u32>,
+}
+
+impl crate::extract::QueryParams for IncidentParams {}
+
+/// A page of a story's incidents (raw JSON included), oldest first, with a cursor to the next.
+#[utoipa::path(get, path = "/api/v1/stories/{id}/incidents",
+    params(("id" = String, Path, description = "The story's id"), IncidentParams),
+    responses((status = 200, body = json::IncidentPage),
+        (status = 400, description = "a parameter is unknown or out of bounds, or the cursor is not this story's"),
+        (status = 401), (status = 403), (status = 404)))]
+pub async fn incidents(
+    State(state): State<AppState>,
+    p: Principal,
+    Path(id): Path<String>,
+    ApiQuery(q): ApiQuery<IncidentParams>,
+) -> ApiResult<Json<json::IncidentPage>> {
+    let limit = parse_limit(q.limit)?;
+    let scope = readable_scope(&state, &p, None).await?;
+    let page = state
+        .store
+        .story_incidents(scope.as_deref(), &id, q.cursor.as_deref(), limit)
+        .await
+        .map_err(|e| ApiError::from_store(e, "story"))?;
+    if scope.is_none() {
+        // An operator reading across accounts: the story's own account must be licensed.
+        licensed_account(&state, &page.account_id).await?;
+    }
+    Ok(Json(page.into()))
 }
 
 /// Reads one story, checking role, account and licence.
