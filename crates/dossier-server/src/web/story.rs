@@ -251,7 +251,8 @@ fn fact_panels(d: &StoryDetail) -> Markup {
                     dt { "Last signal" } dd { (layout::time(s.last_signal_at)) }
                     dt { "Created" } dd { (layout::time(s.created_at)) }
                     dt { "Updated" } dd { (layout::time(s.updated_at)) }
-                    dt { "Mitigation" } dd { @match s.mitigation_status.as_deref().filter(|m| !m.is_empty()) {
+                    // The latest incident's: the summary and the reasons speak for them all.
+                    dt { "Latest mitigation" } dd { @match s.mitigation_status.as_deref().filter(|m| !m.is_empty()) {
                         Some(m) => span title=(m) { (dossier_domain::display::humanize(m)) },
                         None => span.none { "—" },
                     } }
