@@ -16,7 +16,7 @@
 //! | base, severity medium | 5 | `base 5: … severity medium` |
 //! | base, severity low, or none | 3 | `base 3: … severity low` (or `unknown`) |
 //! | base, severity informational | 2 | `base 2: … severity informational` |
-//! | not mitigated | +1 | `+1: not mitigated` |
+//! | not mitigated: any incident of the story | +1 | `+1: not mitigated`, or `+1: 5 of 48 incidents not mitigated` when only some are |
 //! | recurrence: 2 or more incidents on the device | +1 | `+1: recurred on this device (N incidents)` |
 //! | outbreak tier 1: the hash is on 2–9 devices | +1 | `+1: outbreak, the same file is on 2 to 9 devices of the account` |
 //! | outbreak tier 2: the hash is on 10+ devices | +2 | `+2: wide outbreak, the same file is on 10 or more devices of the account` |
@@ -62,8 +62,11 @@ pub struct CriticalityFacts {
     pub producer: Producer,
     /// The producer's highest judgement across the story's incidents.
     pub judgement: Judgement,
-    /// True when the latest incident is not mitigated (see [`crate::vocabulary::Mitigation`]).
-    pub unmitigated: bool,
+    /// Number of the story's incidents that are not mitigated (see
+    /// [`crate::vocabulary::Mitigation::is_unmitigated`]). Every incident counts, not the
+    /// latest alone: a story whose latest threat was mitigated but an earlier one was not is
+    /// not a mitigated story.
+    pub unmitigated: u32,
     /// Number of incidents in the story (recurrence on the same device when > 1).
     pub incident_count: u32,
     /// Number of distinct devices in the account carrying the same file hash (1 = only this one).
@@ -80,8 +83,6 @@ pub struct CriticalityFacts {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LatestFacts {
     pub producer: Producer,
-    /// Its threat is neither mitigated nor marked benign.
-    pub unmitigated: bool,
     /// Its device is a server.
     pub is_server: bool,
 }
@@ -92,10 +93,16 @@ impl LatestFacts {
     pub fn of(latest: &Incident) -> Self {
         Self {
             producer: latest.producer,
-            unmitigated: latest.mitigation.is_unmitigated(),
             is_server: latest.device.kind == DeviceKind::Server,
         }
     }
+}
+
+/// Returns whether an incident counts towards a story's "not mitigated" factor. A store may keep
+/// it per incident and aggregate it with `sum` over the story.
+#[must_use]
+pub fn is_unmitigated(incident: &Incident) -> bool {
+    incident.mitigation.is_unmitigated()
 }
 
 /// Returns whether an incident counts towards a story's "false positive in the producer"
@@ -132,8 +139,11 @@ pub fn criticality(facts: &CriticalityFacts) -> Criticality {
         let sign = if delta < 0 { '-' } else { '+' };
         reasons.push(format!("{sign}{}: {why}", delta.unsigned_abs()));
     };
-    if facts.unmitigated {
-        apply(1, "not mitigated".to_owned());
+    if facts.unmitigated > 0 {
+        apply(
+            1,
+            unmitigated_reason(facts.unmitigated, facts.incident_count),
+        );
     }
     if facts.incident_count >= 2 {
         apply(
@@ -173,6 +183,16 @@ pub fn criticality(facts: &CriticalityFacts) -> Criticality {
     Criticality { score, reasons }
 }
 
+/// Says how much of a story is not mitigated: `not mitigated` when all of it is (or one
+/// incident), `5 of 48 incidents not mitigated` when only some are.
+fn unmitigated_reason(unmitigated: u32, incident_count: u32) -> String {
+    if unmitigated >= incident_count {
+        "not mitigated".to_owned()
+    } else {
+        format!("{unmitigated} of {incident_count} incidents not mitigated")
+    }
+}
+
 /// Returns the score a judgement starts a story at (the base rows of the rule).
 fn base(judgement: Judgement) -> i32 {
     match judgement {
@@ -203,20 +223,21 @@ pub fn outbreak_tier(devices_with_hash: u32) -> u8 {
 
 impl CriticalityFacts {
     /// Builds the facts from what a store aggregates over a story's incidents: the latest
-    /// incident's facts, the highest judgement, the count, and whether every incident
-    /// [`is_false_positive`].
+    /// incident's facts, the highest judgement, the count, how many incidents
+    /// [`is_unmitigated`], and whether every incident [`is_false_positive`].
     #[must_use]
     pub fn new(
         latest: LatestFacts,
         judgement: Judgement,
         incident_count: u32,
+        unmitigated: u32,
         all_false_positive: bool,
         devices_with_hash: u32,
     ) -> Self {
         Self {
             producer: latest.producer,
             judgement,
-            unmitigated: latest.unmitigated,
+            unmitigated,
             incident_count,
             devices_with_hash,
             is_server: latest.is_server,
@@ -234,6 +255,7 @@ impl CriticalityFacts {
             LatestFacts::of(latest),
             highest_judgement(incidents)?,
             u32::try_from(incidents.len()).unwrap_or(u32::MAX),
+            count_unmitigated(incidents),
             incidents.iter().all(is_false_positive),
             devices_with_hash,
         ))
@@ -250,6 +272,13 @@ pub fn highest_judgement<'a>(
         .into_iter()
         .map(Judgement::of)
         .reduce(Judgement::max)
+}
+
+/// Returns how many of a story's incidents [`is_unmitigated`].
+#[must_use]
+pub fn count_unmitigated<'a>(incidents: impl IntoIterator<Item = &'a Incident>) -> u32 {
+    let n = incidents.into_iter().filter(|i| is_unmitigated(i)).count();
+    u32::try_from(n).unwrap_or(u32::MAX)
 }
 
 /// Compares two incidents of a story in story order: created first, and of incidents created
@@ -286,7 +315,7 @@ mod tests {
         CriticalityFacts {
             producer: test_producer(),
             judgement: Judgement::Confidence(confidence),
-            unmitigated: false,
+            unmitigated: 0,
             incident_count: 1,
             devices_with_hash: 1,
             is_server: false,
@@ -360,8 +389,21 @@ mod tests {
             f(&mut x);
             criticality(&x)
         };
-        let c = with(|f| f.unmitigated = true);
+        let c = with(|f| f.unmitigated = 1);
         assert_eq!((c.score, c.reasons[1].as_str()), (6, "+1: not mitigated"));
+        let c = with(|f| {
+            f.unmitigated = 5;
+            f.incident_count = 48;
+        });
+        assert_eq!(
+            (c.score, c.reasons[1].as_str()),
+            (7, "+1: 5 of 48 incidents not mitigated")
+        );
+        let c = with(|f| {
+            f.unmitigated = 48;
+            f.incident_count = 48;
+        });
+        assert_eq!((c.score, c.reasons[1].as_str()), (7, "+1: not mitigated"));
         let c = with(|f| f.incident_count = 3);
         assert_eq!(
             (c.score, c.reasons[1].as_str()),
@@ -407,7 +449,7 @@ mod tests {
     #[test]
     fn clamps_to_ten_and_one_but_keeps_every_reason() {
         let worst = CriticalityFacts {
-            unmitigated: true,
+            unmitigated: 5,
             incident_count: 5,
             devices_with_hash: 50,
             is_server: true,
@@ -494,7 +536,7 @@ mod tests {
         let expected = CriticalityFacts {
             producer: test_producer(),
             judgement: Judgement::Confidence(Confidence::Malicious),
-            unmitigated: false,
+            unmitigated: 1,
             incident_count: 2,
             devices_with_hash: 3,
             is_server: true,
@@ -514,6 +556,52 @@ mod tests {
         ));
         assert!(!CriticalityFacts::from_incidents(&incidents, 3).is_some_and(|f| f.false_positive));
         assert_eq!(CriticalityFacts::from_incidents(&[], 0), None);
+    }
+
+    /// Regression: a libprocesshider-style story whose early incidents were mitigated but a
+    /// later one was not (or the reverse) scored by its latest incident alone, so a rootkit
+    /// still loaded on the device lost its "+1: not mitigated".
+    #[test]
+    fn an_unmitigated_incident_counts_whichever_incident_it_is() {
+        let story = |unmitigated: &[usize]| -> Vec<Incident> {
+            (0..48)
+                .map(|n| {
+                    let mut i = incident(
+                        &format!("{}", 100 + n),
+                        u32::try_from(n).unwrap_or_default(),
+                        Confidence::Malicious,
+                        ProducerVerdict::Undefined,
+                    );
+                    if unmitigated.contains(&n) {
+                        i.mitigation = Mitigation::NotMitigated;
+                    }
+                    i
+                })
+                .collect()
+        };
+        let reasons = |incidents: &[Incident]| {
+            let facts = CriticalityFacts::from_incidents(incidents, 1);
+            facts.map(|f| criticality(&f).reasons).unwrap_or_default()
+        };
+        // Early ones not mitigated, the latest mitigated.
+        let early = story(&[3, 4, 5, 6, 7]);
+        assert_eq!(
+            reasons(&early),
+            [
+                "base 7: TestVendor confidence malicious",
+                "+1: 5 of 48 incidents not mitigated",
+                "+1: recurred on this device (48 incidents)",
+            ]
+        );
+        // The latest alone not mitigated.
+        assert_eq!(
+            reasons(&story(&[47]))[1],
+            "+1: 1 of 48 incidents not mitigated"
+        );
+        // All of them, and none.
+        let all: Vec<usize> = (0..48).collect();
+        assert_eq!(reasons(&story(&all))[1], "+1: not mitigated");
+        assert_eq!(reasons(&story(&[])).len(), 2);
     }
 
     #[test]
@@ -553,7 +641,7 @@ mod tests {
     fn arb_facts() -> impl Strategy<Value = CriticalityFacts> {
         (
             arb_judgement(),
-            any::<bool>(),
+            prop_oneof![0..3u32, any::<u32>()],
             any::<u32>(),
             prop_oneof![0..20u32, any::<u32>()],
             any::<bool>(),
@@ -576,7 +664,7 @@ mod tests {
 
     fn applied_factors(f: &CriticalityFacts) -> usize {
         [
-            f.unmitigated,
+            f.unmitigated > 0,
             f.incident_count >= 2,
             outbreak_tier(f.devices_with_hash) > 0,
             f.is_server,
@@ -600,7 +688,7 @@ mod tests {
         fn aggravating_factors_never_lower_the_score(f in arb_facts(), extra in 0..6usize) {
             let mut worse = f.clone();
             match extra {
-                0 => worse.unmitigated = true,
+                0 => worse.unmitigated = worse.unmitigated.max(1),
                 1 => worse.incident_count = worse.incident_count.max(2),
                 2 => worse.devices_with_hash = worse.devices_with_hash.saturating_add(5),
                 3 => worse.is_server = true,

@@ -4,7 +4,9 @@
 //! the same text, and no external service is involved. The paragraph has up to three sentences:
 //!
 //! 1. what was detected, where, how often and over what period;
-//! 2. what the producer did about it and whether the threat is mitigated;
+//! 2. what the producer did about it and whether the threat is mitigated: a story whose
+//!    incidents differ says how many are not (`not fully mitigated (5 of 48 incidents not
+//!    mitigated)`), and is never called mitigated while one of them is not;
 //! 3. how many other devices of the account carry the same file.
 //!
 //! A fact that is unknown leaves its clause out rather than printing a placeholder. Producer
@@ -14,7 +16,7 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::criticality::{highest_judgement, latest_incident};
+use crate::criticality::{count_unmitigated, highest_judgement, latest_incident};
 use crate::incident::Incident;
 use crate::vocabulary::{Judgement, Mitigation};
 
@@ -36,6 +38,10 @@ pub struct SummaryFacts<'a> {
     pub last_signal_at: Option<DateTime<Utc>>,
     /// What the latest incident's mitigation status means.
     pub mitigation: Mitigation,
+    /// How many of the story's incidents are not mitigated (see
+    /// [`crate::criticality::is_unmitigated`]). When some are and some are not, the summary
+    /// says so rather than speaking of the latest incident alone.
+    pub unmitigated: u32,
     /// The latest incident's mitigation status as the producer spells it, shown when no rule
     /// knows what it means.
     pub mitigation_status: Option<&'a str>,
@@ -60,19 +66,41 @@ impl<'a> SummaryFacts<'a> {
                 ..Self::default()
             };
         };
-        let judgement = highest_judgement(incidents).unwrap_or_default();
+        Self::of_latest(
+            latest,
+            &StoryTotals {
+                incident_count: u32::try_from(incidents.len()).unwrap_or(u32::MAX),
+                first_signal_at: incidents.iter().map(|i| i.created_at).min(),
+                last_signal_at: incidents.iter().map(|i| i.created_at).max(),
+                judgement: highest_judgement(incidents).unwrap_or_default(),
+                unmitigated: count_unmitigated(incidents),
+            },
+            other_devices_with_hash,
+        )
+    }
+
+    /// Builds the facts of a story from its latest incident and what a store aggregates over
+    /// all of its incidents; the same facts as [`SummaryFacts::from_incidents`] without reading
+    /// every incident.
+    #[must_use]
+    pub fn of_latest(
+        latest: &'a Incident,
+        totals: &StoryTotals,
+        other_devices_with_hash: u32,
+    ) -> Self {
         Self {
             indication: latest.threat_name.as_deref(),
             classification: latest.classification.as_deref(),
-            judgement,
+            judgement: totals.judgement,
             device_name: latest.device.name.as_deref(),
             os_name: latest.device.os_name.as_deref(),
             file_path: latest.file.path.as_deref(),
             sha1: latest.file.sha1.as_deref(),
-            incident_count: u32::try_from(incidents.len()).unwrap_or(u32::MAX),
-            first_signal_at: incidents.iter().map(|i| i.created_at).min(),
-            last_signal_at: incidents.iter().map(|i| i.created_at).max(),
+            incident_count: totals.incident_count,
+            first_signal_at: totals.first_signal_at,
+            last_signal_at: totals.last_signal_at,
             mitigation: latest.mitigation,
+            unmitigated: totals.unmitigated,
             mitigation_status: latest.mitigation_status.as_deref(),
             mitigation_actions: &latest.mitigation_actions,
             other_devices_with_hash,
@@ -80,6 +108,18 @@ impl<'a> SummaryFacts<'a> {
             producer_vendor: latest.producer.vendor(),
         }
     }
+}
+
+/// What a summary takes from all of a story's incidents rather than from the latest.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StoryTotals {
+    pub incident_count: u32,
+    pub first_signal_at: Option<DateTime<Utc>>,
+    pub last_signal_at: Option<DateTime<Utc>>,
+    /// The producer's highest judgement across the incidents.
+    pub judgement: Judgement,
+    /// How many incidents are not mitigated.
+    pub unmitigated: u32,
 }
 
 /// Writes the one-paragraph summary shown at the top of a story page. Deterministic, no
@@ -235,7 +275,17 @@ fn mitigation(f: &SummaryFacts<'_>, vendor: &str) -> Option<String> {
             clauses.push(format!("{} {verb}", join_list(&nouns)));
         }
     }
+    let partly = f.unmitigated > 0 && f.unmitigated < f.incident_count;
     match f.mitigation {
+        // The incidents differ: the latest one's state is not the story's.
+        _ if partly => clauses.push(format!(
+            "the threat is not fully mitigated ({} of {} incidents not mitigated)",
+            f.unmitigated, f.incident_count
+        )),
+        // Never called mitigated while an incident is not.
+        Mitigation::Mitigated if f.unmitigated > 0 => {
+            clauses.push("the threat is not mitigated".to_owned());
+        }
         Mitigation::Mitigated => clauses.push("the threat is mitigated".to_owned()),
         Mitigation::NotMitigated => clauses.push("the threat is not mitigated".to_owned()),
         Mitigation::MarkedBenign => clauses.push("the threat is marked as benign".to_owned()),
@@ -412,6 +462,7 @@ mod tests {
             first_signal_at: at("2026-11-01T09:12:31Z"),
             last_signal_at: at("2026-11-13T17:40:02Z"),
             mitigation: Mitigation::Mitigated,
+            unmitigated: 0,
             mitigation_status: Some("mitigated"),
             mitigation_actions: acts,
             other_devices_with_hash: 4,
@@ -682,9 +733,8 @@ mod tests {
         assert!(summary(&none).ends_with("UTC. The threat is mitigated."));
     }
 
-    #[test]
-    fn builds_facts_from_incidents() {
-        let inc = |id: &str, created: &str, confidence: &str, status: &str| Incident {
+    fn inc(id: &str, created: &str, confidence: &str, status: &str) -> Incident {
+        Incident {
             producer: crate::producer::test_producer(),
             external_id: id.to_owned(),
             created_at: at(created).unwrap_or_default(),
@@ -722,7 +772,11 @@ mod tests {
             mitigation_actions: vec!["kill:success".into()],
             console_url: None,
             raw: String::new(),
-        };
+        }
+    }
+
+    #[test]
+    fn builds_facts_from_incidents() {
         let incidents = [
             inc("10", "2026-11-01T09:12:00Z", "malicious", "mitigated"),
             inc("20", "2026-11-13T17:40:00Z", "suspicious", "not_mitigated"),
@@ -732,12 +786,65 @@ mod tests {
             summary(&f),
             "TestVendor detected Trojan \"setup.exe\" (malicious) on WIN-FIN-0042 twice over \
              12 days, from 2026-11-01 09:12 UTC to 2026-11-13 17:40 UTC. TestVendor killed it; \
-             the threat is not mitigated."
+             the threat is not fully mitigated (1 of 2 incidents not mitigated)."
         );
         assert_eq!(
             summary(&SummaryFacts::from_incidents(&[], 0)),
             "The producer detected a threat on an unnamed device once."
         );
+    }
+
+    /// Regression: a libprocesshider-style story whose early incidents SentinelOne mitigated
+    /// but whose later one it did not (or the reverse) was summed up by its latest incident
+    /// alone, and called mitigated while a rootkit was still loaded.
+    #[test]
+    fn a_story_whose_incidents_differ_in_mitigation_says_how_many_are_not_mitigated() {
+        let mut incidents: Vec<Incident> = (0..48)
+            .map(|n| {
+                let mut i = inc(
+                    &format!("{}", 100 + n),
+                    &format!("2026-11-{:02}T09:12:00Z", 1 + n / 2),
+                    "malicious",
+                    if (40..45).contains(&n) {
+                        "not_mitigated"
+                    } else {
+                        "mitigated"
+                    },
+                );
+                i.threat_name = Some("libprocesshider.so".into());
+                i.classification = Some("Malware".into());
+                i.file.path = Some("/usr/local/lib/libprocesshider.so".into());
+                i
+            })
+            .collect();
+        let text = summary(&SummaryFacts::from_incidents(&incidents, 0));
+        assert!(
+            text.ends_with(
+                "TestVendor killed it; the threat is not fully mitigated (5 of 48 incidents not \
+                 mitigated)."
+            ),
+            "{text}"
+        );
+        assert!(!text.contains("the threat is mitigated"), "{text}");
+
+        // The reverse: the latest is not mitigated, the others are.
+        for (n, i) in incidents.iter_mut().enumerate() {
+            let last = n == 47;
+            i.mitigation = if last {
+                Mitigation::NotMitigated
+            } else {
+                Mitigation::Mitigated
+            };
+        }
+        let text = summary(&SummaryFacts::from_incidents(&incidents, 0));
+        assert!(text.contains("(1 of 48 incidents not mitigated)"), "{text}");
+
+        // All alike: the story reads as its incidents do.
+        for i in &mut incidents {
+            i.mitigation = Mitigation::Mitigated;
+        }
+        let text = summary(&SummaryFacts::from_incidents(&incidents, 0));
+        assert!(text.ends_with("the threat is mitigated."), "{text}");
     }
 
     /// Owned inputs, so the strategy can outlive the borrowed `SummaryFacts`.
@@ -752,6 +859,7 @@ mod tests {
         fileless: bool,
         confidence: Confidence,
         mitigation: Mitigation,
+        unmitigated: u32,
     }
 
     impl Owned {
@@ -770,6 +878,7 @@ mod tests {
                 first_signal_at: when(self.first),
                 last_signal_at: when(self.last),
                 mitigation: self.mitigation,
+                unmitigated: self.unmitigated,
                 mitigation_status: t(7),
                 mitigation_actions: &self.actions,
                 other_devices_with_hash: self.others,
@@ -846,9 +955,21 @@ mod tests {
                 Mitigation::Mitigated,
                 Mitigation::MarkedBenign,
             ]),
+            prop_oneof![0..5u32, any::<u32>()],
         )
             .prop_map(
-                |(text, count, first, last, actions, others, fileless, confidence, mitigation)| {
+                |(
+                    text,
+                    count,
+                    first,
+                    last,
+                    actions,
+                    others,
+                    fileless,
+                    confidence,
+                    mitigation,
+                    unmitigated,
+                )| {
                     Owned {
                         text,
                         count,
@@ -859,6 +980,7 @@ mod tests {
                         fileless,
                         confidence,
                         mitigation,
+                        unmitigated,
                     }
                 },
             )
@@ -879,6 +1001,9 @@ mod tests {
             }
             prop_assert!(out.ends_with('.'));
             prop_assert_eq!(&out, &summary(&o.facts()), "deterministic");
+            if o.unmitigated > 0 {
+                prop_assert!(!out.contains("the threat is mitigated"), "{:?}", out);
+            }
         }
 
         /// With any text at all, the summary never panics and adds no placeholder of its own:

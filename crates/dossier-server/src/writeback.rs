@@ -19,11 +19,37 @@ const ACTOR: &str = "dossier";
 pub fn spawn(state: AppState, story: StoryDetail, verdict: Verdict) {
     tokio::spawn(async move {
         let mut by_connector: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        for i in &story.incidents {
-            by_connector
-                .entry(i.connector_id.clone())
-                .or_default()
-                .push(i.id.clone());
+        // Every incident of the story, not only the first page its detail carries.
+        let mut add = |incidents: &[dossier_store::IncidentView]| {
+            for i in incidents {
+                by_connector
+                    .entry(i.connector_id.clone())
+                    .or_default()
+                    .push(i.id.clone());
+            }
+        };
+        add(&story.incidents);
+        let mut cursor = story.incidents_next_cursor.clone();
+        while let Some(c) = cursor {
+            match state
+                .store
+                .story_incidents(
+                    Some(&story.story.account_id),
+                    &story.story.id,
+                    Some(&c),
+                    1000,
+                )
+                .await
+            {
+                Ok(page) => {
+                    add(&page.items);
+                    cursor = page.next_cursor;
+                }
+                Err(e) => {
+                    tracing::warn!(story = %story.story.id, error = %e, "the incidents of a closed story could not all be read for write-back");
+                    cursor = None;
+                }
+            }
         }
         for (connector_id, ids) in by_connector {
             let Ok(rec) = state

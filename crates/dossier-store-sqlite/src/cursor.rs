@@ -63,10 +63,54 @@ pub(crate) fn decode(cursor: &str, sort: &str) -> Result<(SortValue, String, Sid
     Ok((value, id.to_owned(), side))
 }
 
+/// A position among a story's incidents: the story, and the story order of the last incident
+/// of a page (its creation time, connector id and the vendor's id). As JSON inside the base64,
+/// since a vendor's id may hold any character.
+pub(crate) fn encode_incident(
+    story_id: &str,
+    created: i64,
+    connector: &str,
+    external: &str,
+) -> String {
+    let text = serde_json::json!(["incidents", story_id, created, connector, external]).to_string();
+    URL_SAFE_NO_PAD.encode(text)
+}
+
+/// Reads a cursor of [`encode_incident`], refusing one made for another story's incidents.
+pub(crate) fn decode_incident(cursor: &str, story_id: &str) -> Result<(i64, String, String)> {
+    let bad = || StoreError::Invalid("cursor: not a cursor of a story's incidents".into());
+    let bytes = URL_SAFE_NO_PAD.decode(cursor.trim()).map_err(|_| bad())?;
+    let (kind, story, created, connector, external): (String, String, i64, String, String) =
+        serde_json::from_slice(&bytes).map_err(|_| bad())?;
+    if kind != "incidents" {
+        return Err(bad());
+    }
+    if story != story_id {
+        return Err(StoreError::Invalid(
+            "cursor: it was made for another story's incidents; start again without a cursor"
+                .into(),
+        ));
+    }
+    Ok((created, connector, external))
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn an_incident_cursor_round_trips_and_belongs_to_its_story() {
+        let c = encode_incident("s1", 42, "c\u{1f}1", "x\"y");
+        assert_eq!(
+            decode_incident(&c, "s1").unwrap(),
+            (42, "c\u{1f}1".into(), "x\"y".into())
+        );
+        assert!(decode_incident(&c, "s2").is_err());
+        let list = encode("-updated_at", &SortValue::Int(42), "abc", Side::After);
+        assert!(decode_incident(&list, "s1").is_err());
+        assert!(decode_incident("garbage!", "s1").is_err());
+    }
 
     #[test]
     fn round_trips_and_refuses_other_sorts() {

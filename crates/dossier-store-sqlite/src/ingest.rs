@@ -470,8 +470,8 @@ macro_rules! insert_incident {
     () => {
         "INSERT INTO incidents (connector_id, external_id, account_id, story_id, created_at,
              updated_at, agent, sha1, sha256, md5, storyline, confidence_rank, false_positive,
-             producer)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"
+             producer, unmitigated)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"
     };
 }
 
@@ -495,11 +495,13 @@ fn write_incident(
         inc.file.sha256,
         inc.file.md5,
         inc.storyline,
-        // Kept per incident so that a story's aggregates are `max` and `min` over its rows;
-        // what they mean is the domain's (`Judgement::rank`, `is_false_positive`).
+        // Kept per incident so that a story's aggregates are `max`, `min` and `sum` over its
+        // rows; what they mean is the domain's (`Judgement::rank`, `is_false_positive`,
+        // `is_unmitigated`).
         dossier_domain::vocabulary::Judgement::of(inc).rank(),
         dossier_domain::criticality::is_false_positive(inc),
         inc.producer.as_str(),
+        dossier_domain::criticality::is_unmitigated(inc),
     ];
     // A threat seen for the first time is a plain insert (most of a backfill); a new version
     // of a known one updates its row in place and keeps its seq.
@@ -541,7 +543,8 @@ impl<'c> Writes<'c> {
                      agent = excluded.agent, sha1 = excluded.sha1, sha256 = excluded.sha256,
                      md5 = excluded.md5, storyline = excluded.storyline,
                      confidence_rank = excluded.confidence_rank,
-                     false_positive = excluded.false_positive, story_id = excluded.story_id
+                     false_positive = excluded.false_positive,
+                     unmitigated = excluded.unmitigated, story_id = excluded.story_id
                  RETURNING seq"
             ))?,
             body: conn.prepare_cached(

@@ -38,6 +38,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0010_api_key_names.sql"),
     include_str!("../migrations/sqlite/0011_user_settings.sql"),
     include_str!("../migrations/sqlite/0012_groups_in_the_update_index.sql"),
+    include_str!("../migrations/sqlite/0013_incident_mitigation.sql"),
 ];
 const READERS: usize = 4;
 /// The page size of a new database. An index entry that ingest adds lands on a random page of
@@ -328,6 +329,10 @@ fn open_conn(path: &Path, writer: bool) -> Result<Connection> {
 /// The schema version from which stories are filed under their file's identity: a database
 /// migrated to it learns the file links of the incidents it already holds.
 const FILE_IDENTITIES: usize = 8;
+/// The schema version from which each incident row says whether its threat is not mitigated: a
+/// database migrated to it reads that from the threats it already holds, and scores again the
+/// stories it changes.
+const INCIDENT_MITIGATION: usize = 13;
 
 fn migrate(conn: &mut Connection, remap: &Remap) -> Result<()> {
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
@@ -338,16 +343,26 @@ fn migrate(conn: &mut Connection, remap: &Remap) -> Result<()> {
             MIGRATIONS.len()
         )));
     }
+    if version == MIGRATIONS.len() {
+        return Ok(());
+    }
+    // One transaction for every step: the backfills below read the schema as the last step
+    // leaves it (a story's aggregates read columns a later step adds), so they run once it is
+    // all there, and a crash before the commit leaves the database as it was.
+    let tx = conn.transaction()?;
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(version) {
-        let tx = conn.transaction()?;
         tx.execute_batch(sql)?;
-        if i + 1 == FILE_IDENTITIES {
-            files::backfill(&tx, remap)?;
-        }
-        tx.pragma_update(None, "user_version", i + 1)?;
-        tx.commit()?;
         tracing::info!(version = i + 1, "database schema migrated");
     }
+    let crossed = |step: usize| version < step;
+    if crossed(INCIDENT_MITIGATION) {
+        refresh::backfill_unmitigated(&tx, remap)?;
+    }
+    if crossed(FILE_IDENTITIES) {
+        files::backfill(&tx, remap)?;
+    }
+    tx.pragma_update(None, "user_version", MIGRATIONS.len())?;
+    tx.commit()?;
     Ok(())
 }
 
@@ -513,6 +528,22 @@ impl dossier_store::Store for SqliteStore {
         let remap = Arc::clone(&self.inner.remap);
         self.read(move |c| stories::get(c, &remap, a.as_deref(), &id))
             .await
+    }
+
+    async fn story_incidents(
+        &self,
+        account_id: Option<&str>,
+        story_id: &str,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<dossier_store::IncidentPage> {
+        let (a, id) = (account_id.map(str::to_owned), story_id.to_owned());
+        let cursor = cursor.map(str::to_owned);
+        let remap = Arc::clone(&self.inner.remap);
+        self.read(move |c| {
+            stories::incidents(c, &remap, a.as_deref(), &id, cursor.as_deref(), limit)
+        })
+        .await
     }
 
     async fn update_story(

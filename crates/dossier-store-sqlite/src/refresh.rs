@@ -5,8 +5,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use dossier_domain::correlate::{reopens, StoryPlan};
 use dossier_domain::criticality::{
-    criticality, highest_judgement, is_false_positive, outbreak_tier, Criticality,
-    CriticalityFacts, LatestFacts,
+    count_unmitigated, criticality, highest_judgement, is_false_positive, is_unmitigated,
+    outbreak_tier, Criticality, CriticalityFacts, LatestFacts,
 };
 use dossier_domain::event::EventType;
 use dossier_domain::story::Status;
@@ -55,6 +55,8 @@ pub(crate) struct Aggregates {
     last: i64,
     /// The highest [`Judgement::rank`] of the story's incidents.
     judgement_rank: i64,
+    /// How many of the story's incidents are not mitigated.
+    unmitigated: i64,
     all_false_positive: bool,
 }
 
@@ -157,6 +159,7 @@ impl FreshStory {
             judgement_rank: i64::from(
                 highest_judgement(members.iter().copied()).map_or(0, Judgement::rank),
             ),
+            unmitigated: i64::from(count_unmitigated(members.iter().copied())),
             all_false_positive: members.iter().all(|i| is_false_positive(i)),
         };
         // Each hash the latest incident lacks comes from the most recent one that has it.
@@ -731,6 +734,7 @@ fn story_criticality(
         latest,
         Judgement::from_rank(latest.producer.judged(), agg.judgement_rank),
         u32::try_from(agg.count).unwrap_or(u32::MAX),
+        u32::try_from(agg.unmitigated).unwrap_or(u32::MAX),
         agg.all_false_positive,
         devices,
     );
@@ -741,7 +745,8 @@ fn story_criticality(
 
 fn aggregates(tx: &Transaction<'_>, story_id: &str) -> Result<Option<Aggregates>> {
     let mut st = tx.prepare_cached(
-        "SELECT count(*), min(created_at), max(created_at), max(confidence_rank), min(false_positive)
+        "SELECT count(*), min(created_at), max(created_at), max(confidence_rank), min(false_positive),
+             sum(unmitigated)
          FROM incidents WHERE story_id = ?1",
     )?;
     let agg = st.query_row([story_id], |r| {
@@ -751,6 +756,7 @@ fn aggregates(tx: &Transaction<'_>, story_id: &str) -> Result<Option<Aggregates>
             last: r.get::<_, Option<i64>>(2)?.unwrap_or_default(),
             judgement_rank: r.get::<_, Option<i64>>(3)?.unwrap_or_default(),
             all_false_positive: r.get::<_, Option<i64>>(4)?.unwrap_or_default() == 1,
+            unmitigated: r.get::<_, Option<i64>>(5)?.unwrap_or_default(),
         })
     })?;
     Ok((agg.count > 0).then_some(agg))
@@ -964,6 +970,74 @@ fn refresh_outbreaks(
             st.execute(params![id, crit.score, crit_json, tier])?;
         }
     }
+    Ok(())
+}
+
+/// Reads, for every stored incident, whether its threat is not mitigated, and scores again the
+/// stories that have such an incident (their stored criticality spoke of the latest alone).
+/// Run once, when the database is migrated to the schema that keeps it.
+pub(crate) fn backfill_unmitigated(tx: &Transaction<'_>, remap: &Remap) -> Result<()> {
+    let mut flagged = 0u64;
+    {
+        let mut read = tx.prepare(
+            "SELECT i.seq, b.normalised, b.raw, i.producer FROM incidents i
+                 JOIN incident_bodies b ON b.seq = i.seq",
+        )?;
+        let mut write = tx.prepare("UPDATE incidents SET unmitigated = 1 WHERE seq = ?1")?;
+        let mut rows = read.query([])?;
+        while let Some(r) = rows.next()? {
+            let seq: i64 = r.get(0)?;
+            let (normalised, raw) = super::body::unpack_bodies(r.get_ref(1)?, r.get_ref(2)?)?;
+            let producer: String = r.get(3)?;
+            // A threat the mapping no longer reads is of unknown mitigation, which the domain
+            // counts as not mitigated (as the story's refresh does for it).
+            let unmitigated = Producer::parse(&producer)
+                .and_then(|p| super::body::stored_incident(remap, p, normalised.as_deref(), &raw))
+                .is_none_or(|i| is_unmitigated(&i));
+            if unmitigated {
+                write.execute([seq])?;
+                flagged += 1;
+            }
+        }
+    }
+    let stories: Vec<(String, String, String)> = {
+        let mut st = tx.prepare(
+            "SELECT s.id, s.account_id, s.file_hash FROM stories s
+             WHERE EXISTS (SELECT 1 FROM incidents i WHERE i.story_id = s.id AND i.unmitigated = 1)",
+        )?;
+        let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        rows.collect::<Result<_, _>>()?
+    };
+    let mut devices: HashMap<(String, String), u32> = HashMap::new();
+    for (id, account, hash) in &stories {
+        let Some(agg) = aggregates(tx, id)? else {
+            continue;
+        };
+        let n = if hash.is_empty() {
+            1
+        } else if let Some(n) = devices.get(&(account.clone(), hash.clone())) {
+            *n
+        } else {
+            let vacated = BTreeSet::from([hash.clone()]);
+            let n = devices_by_hash(tx, account, &[], &vacated)?
+                .get(hash)
+                .copied()
+                .unwrap_or(1);
+            devices.insert((account.clone(), hash.clone()), n);
+            n
+        };
+        let latest = latest_incident(tx, remap, id, &HashMap::new())?;
+        let (crit, crit_json) = story_criticality(&agg, LatestFacts::of(&latest), n)?;
+        tx.execute(
+            "UPDATE stories SET criticality = ?2, criticality_detail = ?3 WHERE id = ?1",
+            params![id, crit.score, crit_json],
+        )?;
+    }
+    tracing::info!(
+        incidents = flagged,
+        stories = stories.len(),
+        "incidents not mitigated are counted in their stories' criticality"
+    );
     Ok(())
 }
 

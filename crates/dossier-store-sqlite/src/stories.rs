@@ -1,12 +1,13 @@
 //! Reading stories: the list with its filters, a story with its evidence, and group counts.
 //! The analyst's changes to them are in `triage.rs`.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use dossier_domain::criticality::Criticality;
 use dossier_domain::story::{Severity, Status, Verdict};
 use dossier_domain::summary::{summary, SummaryFacts};
-use dossier_domain::{Incident, Producer};
+use dossier_domain::{Incident, MitreTechnique, Producer};
 use rusqlite::types::Value;
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Row};
 use serde_json::value::RawValue;
@@ -15,9 +16,9 @@ use super::body;
 use super::cursor::{self, Side, SortValue};
 use super::{nonempty, opt_ts, ts, us};
 use dossier_store::{
-    AssigneeFilter, Comment, DeviceView, FileView, GroupCount, IncidentView, RelatedStory, Remap,
-    Result, StoreError, Story, StoryDetail, StoryGroup, StoryPage, StoryQuery, StorySortField,
-    TimelineEntry,
+    AssigneeFilter, Comment, DeviceView, FileView, GroupCount, IncidentPage, IncidentView,
+    RelatedStory, Remap, Result, StoreError, Story, StoryDetail, StoryGroup, StoryPage, StoryQuery,
+    StorySortField, TimelineEntry, STORY_INCIDENTS_FIRST_PAGE,
 };
 
 const COLUMNS: &str = "id, producer, engine_type, vendor, indication, status, verdict, severity,
@@ -503,64 +504,55 @@ pub(crate) fn get(
         reasons: Vec::new(),
     });
 
-    let mut st = conn.prepare_cached(
-        "SELECT i.external_id, i.connector_id, i.created_at, i.updated_at, b.normalised, b.raw,
-             i.producer
-         FROM incidents i JOIN incident_bodies b ON b.seq = i.seq
-         WHERE i.story_id = ?1 ORDER BY i.created_at, i.connector_id, i.external_id",
-    )?;
-    let rows = st.query_map([&story.id], |r| {
-        Ok((
-            r.get::<_, String>(0)?,
-            r.get::<_, String>(1)?,
-            r.get::<_, i64>(2)?,
-            r.get::<_, i64>(3)?,
-            body::unpack_bodies(r.get_ref(4)?, r.get_ref(5)?),
-            r.get::<_, String>(6)?,
-        ))
-    })?;
+    // One pass over every incident, in story order: the first page in full, and of every
+    // incident what the timeline, the techniques and the summary need. Only the first page's
+    // (and the latest's) raw JSON is kept, so the detail of a large story stays small.
+    let first_page = STORY_INCIDENTS_FIRST_PAGE as usize;
     let mut incidents = Vec::new();
-    for row in rows {
-        let (id, connector_id, created, updated, bodies, producer) = row?;
-        let (normalised, raw) = bodies?;
-        let normalised = Producer::parse(&producer)
-            .and_then(|p| body::stored_incident(remap, p, normalised.as_deref(), &raw));
-        let raw = RawValue::from_string(raw).or_else(|e| {
-            RawValue::from_string(serde_json::Value::String(e.to_string()).to_string())
-        });
-        let raw = raw.map_err(|e| StoreError::Database(e.to_string()))?;
-        let n = normalised.as_ref();
-        incidents.push(IncidentView {
-            id,
-            connector_id,
-            created_at: ts(created),
-            updated_at: ts(updated),
-            threat_name: n.and_then(|n| n.threat_name.clone()),
-            classification: n.and_then(|n| n.classification.clone()),
-            confidence_level: n.and_then(|n| n.confidence_level.clone()),
-            mitigation_status: n.and_then(|n| n.mitigation_status.clone()),
-            analyst_verdict: n.and_then(|n| n.analyst_verdict.clone()),
-            incident_status: n.and_then(|n| n.incident_status.clone()),
-            engines: n.map(|n| n.engines.clone()).unwrap_or_default(),
-            mitigation_actions: n.map(|n| n.mitigation_actions.clone()).unwrap_or_default(),
-            raw,
-            normalised,
-        });
-    }
-
-    let mut timeline: Vec<TimelineEntry> = incidents
-        .iter()
-        .map(|i| TimelineEntry {
-            at: i.created_at,
+    let mut incidents_next_cursor = None;
+    let mut latest = None;
+    let mut timeline: Vec<TimelineEntry> = Vec::new();
+    let mut mitre: BTreeMap<String, MitreTechnique> = BTreeMap::new();
+    let mut normalised: Vec<Incident> = Vec::new();
+    let mut st = conn.prepare_cached(&format!("{INCIDENT_ROWS} ORDER BY {INCIDENT_ORDER}"))?;
+    let mut rows = st.query([&story.id])?;
+    while let Some(r) = rows.next()? {
+        let row = IncidentRow::read(r, remap)?;
+        let n = row.normalised.as_ref();
+        timeline.push(TimelineEntry {
+            at: ts(row.created),
             kind: "incident_added".into(),
             actor: None,
             text: format!(
                 "threat {} detected: {}",
-                i.id,
-                i.threat_name.as_deref().unwrap_or("unnamed threat")
+                row.external_id,
+                n.and_then(|n| n.threat_name.as_deref())
+                    .unwrap_or("unnamed threat")
             ),
-        })
-        .collect();
+        });
+        for t in n.map(|n| n.mitre.as_slice()).unwrap_or_default() {
+            mitre.entry(t.id.clone()).or_insert_with(|| t.clone());
+        }
+        if let Some(n) = n {
+            normalised.push(n.clone());
+        }
+        if incidents.len() < first_page {
+            incidents.push(row.view()?);
+        } else {
+            if incidents_next_cursor.is_none() {
+                incidents_next_cursor = incidents.last().map(|i: &IncidentView| {
+                    cursor::encode_incident(&story.id, us(i.created_at), &i.connector_id, &i.id)
+                });
+            }
+            latest = Some(row);
+        }
+    }
+    // The latest is the last in story order: on the first page, or the last row read.
+    let latest = match latest {
+        Some(row) => Some(row.view()?),
+        None => incidents.last().cloned(),
+    };
+
     let mut st = conn.prepare_cached(
         "SELECT at, kind, actor, text FROM timeline WHERE story_id = ?1 ORDER BY at, seq",
     )?;
@@ -573,15 +565,12 @@ pub(crate) fn get(
         })
     })?;
     timeline.extend(rows.collect::<rusqlite::Result<Vec<_>>>()?);
+    // Stable: incidents keep their story order, and entries at one instant their order.
     timeline.sort_by_key(|e| e.at);
 
     let comments = comments(conn, &story.id)?;
     let related = related(conn, &story, previous_id.as_deref(), &file_hash)?;
 
-    let normalised: Vec<Incident> = incidents
-        .iter()
-        .filter_map(|i| i.normalised.clone())
-        .collect();
     let devices: i64 = if file_hash.is_empty() {
         1
     } else {
@@ -598,11 +587,116 @@ pub(crate) fn get(
         summary: text,
         criticality_detail,
         incidents,
+        incidents_next_cursor,
+        latest,
+        mitre: mitre.into_values().collect(),
         timeline,
         comments,
         related,
         closed_at: opt_ts(closed_at),
         close_reason,
+    })
+}
+
+/// A story's incident rows with their bodies; `?1` is the story.
+const INCIDENT_ROWS: &str = "SELECT i.external_id, i.connector_id, i.created_at, i.updated_at,
+        b.normalised, b.raw, i.producer
+    FROM incidents i JOIN incident_bodies b ON b.seq = i.seq
+    WHERE i.story_id = ?1";
+
+/// Story order (`dossier_domain::criticality::story_order`), which the `incidents_story` index
+/// holds.
+const INCIDENT_ORDER: &str = "i.created_at, i.connector_id, i.external_id";
+
+/// One row of [`INCIDENT_ROWS`], its threat mapped again.
+struct IncidentRow {
+    external_id: String,
+    connector_id: String,
+    created: i64,
+    updated: i64,
+    raw: String,
+    normalised: Option<Incident>,
+}
+
+impl IncidentRow {
+    fn read(r: &Row<'_>, remap: &Remap) -> Result<Self> {
+        let (normalised, raw) = body::unpack_bodies(r.get_ref(4)?, r.get_ref(5)?)?;
+        let producer: String = r.get(6)?;
+        let normalised = Producer::parse(&producer)
+            .and_then(|p| body::stored_incident(remap, p, normalised.as_deref(), &raw));
+        Ok(Self {
+            external_id: r.get(0)?,
+            connector_id: r.get(1)?,
+            created: r.get(2)?,
+            updated: r.get(3)?,
+            raw,
+            normalised,
+        })
+    }
+
+    fn view(self) -> Result<IncidentView> {
+        let raw = RawValue::from_string(self.raw).or_else(|e| {
+            RawValue::from_string(serde_json::Value::String(e.to_string()).to_string())
+        });
+        let raw = raw.map_err(|e| StoreError::Database(e.to_string()))?;
+        let n = self.normalised.as_ref();
+        Ok(IncidentView {
+            id: self.external_id,
+            connector_id: self.connector_id,
+            created_at: ts(self.created),
+            updated_at: ts(self.updated),
+            threat_name: n.and_then(|n| n.threat_name.clone()),
+            classification: n.and_then(|n| n.classification.clone()),
+            confidence_level: n.and_then(|n| n.confidence_level.clone()),
+            mitigation_status: n.and_then(|n| n.mitigation_status.clone()),
+            analyst_verdict: n.and_then(|n| n.analyst_verdict.clone()),
+            incident_status: n.and_then(|n| n.incident_status.clone()),
+            engines: n.map(|n| n.engines.clone()).unwrap_or_default(),
+            mitigation_actions: n.map(|n| n.mitigation_actions.clone()).unwrap_or_default(),
+            raw,
+            normalised: self.normalised,
+        })
+    }
+}
+
+/// A page of a story's incidents in story order, after `cursor`.
+pub(crate) fn incidents(
+    conn: &Connection,
+    remap: &Remap,
+    account_id: Option<&str>,
+    id: &str,
+    after: Option<&str>,
+    limit: u32,
+) -> Result<IncidentPage> {
+    let story = get_story_row(conn, account_id, id)?;
+    let limit = limit.clamp(1, 1000);
+    let (created, connector, external) = match after {
+        Some(c) => cursor::decode_incident(c, &story.id)?,
+        None => (i64::MIN, String::new(), String::new()),
+    };
+    let mut st = conn.prepare_cached(&format!(
+        "{INCIDENT_ROWS} AND (i.created_at, i.connector_id, i.external_id) > (?2, ?3, ?4)
+         ORDER BY {INCIDENT_ORDER} LIMIT ?5"
+    ))?;
+    let mut rows = st.query(params![story.id, created, connector, external, limit + 1])?;
+    let mut items = Vec::new();
+    let mut more = false;
+    while let Some(r) = rows.next()? {
+        if items.len() == limit as usize {
+            more = true;
+            break;
+        }
+        items.push(IncidentRow::read(r, remap)?.view()?);
+    }
+    let next_cursor = more
+        .then(|| items.last())
+        .flatten()
+        .map(|i| cursor::encode_incident(&story.id, us(i.created_at), &i.connector_id, &i.id));
+    Ok(IncidentPage {
+        story_id: story.id,
+        account_id: story.account_id,
+        items,
+        next_cursor,
     })
 }
 

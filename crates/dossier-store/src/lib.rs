@@ -93,6 +93,17 @@ pub trait Store: Send + Sync + 'static {
     // Stories.
     async fn list_stories(&self, q: &StoryQuery) -> Result<StoryPage>;
     async fn get_story(&self, account_id: Option<&str>, id: &str) -> Result<StoryDetail>;
+    /// Returns a page of at most `limit` of a story's incidents in story order (created, then
+    /// connector, then the vendor's id), after `cursor` (a page's `next_cursor`; none starts
+    /// from the first). Not found when the story is not in `account_id`; invalid when the
+    /// cursor is not one of this story's.
+    async fn story_incidents(
+        &self,
+        account_id: Option<&str>,
+        story_id: &str,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<IncidentPage>;
     async fn update_story(
         &self,
         account_id: Option<&str>,

@@ -7,7 +7,7 @@ use dossier_domain::correlate::Policy;
 use dossier_domain::criticality::Criticality;
 use dossier_domain::event::EventType;
 use dossier_domain::story::{Severity, Status, Verdict};
-use dossier_domain::Incident;
+use dossier_domain::{Incident, MitreTechnique};
 use serde::Serialize;
 use serde_json::value::RawValue;
 
@@ -261,6 +261,23 @@ pub struct RelatedStory {
     pub verdict: Option<Verdict>,
 }
 
+/// How many incidents a story's detail carries: the first page, in story order. The rest are
+/// read a page at a time ([`crate::Store::story_incidents`]), so a story of a thousand
+/// incidents stays as quick to read and as small to show as one of fifty.
+pub const STORY_INCIDENTS_FIRST_PAGE: u32 = 50;
+
+/// A page of a story's incidents, in story order.
+#[derive(Debug, Clone, Serialize)]
+pub struct IncidentPage {
+    /// The story paged (another id may have been asked for, if correlation replaced it).
+    pub story_id: String,
+    /// The story's account, for a caller that reads across accounts to check it.
+    pub account_id: String,
+    pub items: Vec<IncidentView>,
+    /// The cursor to the next page; `None` on the last.
+    pub next_cursor: Option<String>,
+}
+
 /// A story with everything behind it.
 #[derive(Debug, Clone, Serialize)]
 pub struct StoryDetail {
@@ -268,7 +285,17 @@ pub struct StoryDetail {
     pub story: Story,
     pub summary: String,
     pub criticality_detail: Criticality,
+    /// The first page of its incidents ([`STORY_INCIDENTS_FIRST_PAGE`]), in story order.
     pub incidents: Vec<IncidentView>,
+    /// The cursor to the incidents after the first page; `None` when they are all there.
+    pub incidents_next_cursor: Option<String>,
+    /// The latest incident, the one the story is described by, wherever it is among the pages.
+    #[serde(skip)]
+    pub latest: Option<IncidentView>,
+    /// The MITRE ATT&CK techniques any of its incidents names, each once, by id.
+    #[serde(skip)]
+    pub mitre: Vec<MitreTechnique>,
+    /// Everything that happened to it: one entry per incident, and the analysts' actions.
     pub timeline: Vec<TimelineEntry>,
     pub comments: Vec<Comment>,
     pub related: Vec<RelatedStory>,

@@ -115,13 +115,27 @@ pub struct StoryDetail {
     pub summary: String,
     #[schema(value_type = Object)]
     pub criticality_detail: Criticality,
+    /// The first page of the story's incidents (at most 50), oldest first.
     pub incidents: Vec<IncidentView>,
+    /// The cursor to the incidents after the first page
+    /// (`GET /api/v1/stories/{id}/incidents?cursor=`); `null` when `incidents` holds them all.
+    pub incidents_next_cursor: Option<String>,
+    /// Everything that happened to the story, oldest first: one `incident_added` entry per
+    /// incident (all of them, not only the first page) and the analysts' actions.
     pub timeline: Vec<TimelineEntry>,
     pub comments: Vec<Comment>,
     pub related: Vec<RelatedStory>,
     pub closed_at: Option<DateTime<Utc>>,
     /// Why the analyst closed the story, if they said.
     pub close_reason: Option<String>,
+}
+
+/// A page of a story's incidents, oldest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct IncidentPage {
+    pub items: Vec<IncidentView>,
+    /// The cursor to the next page; `null` on the last.
+    pub next_cursor: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -264,11 +278,21 @@ impl From<dossier_store::StoryDetail> for StoryDetail {
             summary: d.summary,
             criticality_detail: d.criticality_detail,
             incidents: d.incidents.into_iter().map(Into::into).collect(),
+            incidents_next_cursor: d.incidents_next_cursor,
             timeline: d.timeline.into_iter().map(Into::into).collect(),
             comments: d.comments.into_iter().map(Into::into).collect(),
             related: d.related.into_iter().map(Into::into).collect(),
             closed_at: d.closed_at,
             close_reason: d.close_reason,
+        }
+    }
+}
+
+impl From<dossier_store::IncidentPage> for IncidentPage {
+    fn from(p: dossier_store::IncidentPage) -> Self {
+        Self {
+            items: p.items.into_iter().map(Into::into).collect(),
+            next_cursor: p.next_cursor,
         }
     }
 }

@@ -21,7 +21,7 @@ use crate::AppState;
     info(title = "Dossier API", version = "1", description = "EDR incidents correlated into stories."),
     paths(
         connectors::create, connectors::list, connectors::get, connectors::patch, connectors::delete,
-        stories::list, stories::get, stories::patch, stories::comment, stories::delete_comment,
+        stories::list, stories::get, stories::incidents, stories::patch, stories::comment, stories::delete_comment,
         bulk::bulk,
         events::list,
         healthz, readyz, metrics,
@@ -31,7 +31,7 @@ use crate::AppState;
         stories::PatchStory, stories::NewComment,
         bulk::BulkRequest, bulk::BulkResult, bulk::BulkFailure,
         json::Story, json::StoryPage, json::StoryDetail, json::DeviceView,
-        json::FileView, json::IncidentView, json::TimelineEntry, json::Comment,
+        json::FileView, json::IncidentView, json::IncidentPage, json::TimelineEntry, json::Comment,
         json::RelatedStory, json::Event, json::EventPage, schema::ErrorBody, Status,
     )),
     modifiers(&BearerAuth),
@@ -70,6 +70,7 @@ pub fn routes() -> Router<AppState> {
             "/api/v1/stories/{id}",
             get(stories::get).patch(stories::patch),
         )
+        .route("/api/v1/stories/{id}/incidents", get(stories::incidents))
         .route(
             "/api/v1/stories/{id}/comments",
             axum::routing::post(stories::comment),

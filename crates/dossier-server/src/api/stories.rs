@@ -237,7 +237,8 @@ pub(crate) async fn list_stories(state: &AppState, q: &StoryQuery) -> ApiResult<
     Ok(page)
 }
 
-/// A story with its incidents (raw JSON included), timeline, comments and related stories.
+/// A story with the first page of its incidents (raw JSON included), its timeline, comments and
+/// related stories.
 #[utoipa::path(get, path = "/api/v1/stories/{id}", params(("id" = String, Path, description = "The story's id.")),
     responses((status = 200, body = json::StoryDetail, description = "the story with everything behind it"),
         (status = 401, body = super::schema::ErrorBody, description = "no valid API key"), (status = 403, body = super::schema::ErrorBody, description = "the key's role, account or licence does not allow it"), (status = 404, body = super::schema::ErrorBody, description = "no such story in the key's account")))]
@@ -247,6 +248,47 @@ pub async fn get(
     Path(id): Path<String>,
 ) -> ApiResult<Json<json::StoryDetail>> {
     Ok(Json(get_story(&state, &p, &id).await?.into()))
+}
+
+/// The query of a page of a story's incidents.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct IncidentParams {
+    /// The `next_cursor` of the previous page, or the story's `incidents_next_cursor`; none
+    /// starts from the first incident. A cursor of another story is refused.
+    pub cursor: Option<String>,
+    /// Incidents per page; default 50.
+    #[param(minimum = 1, maximum = 1000)]
+    pub limit: Option<u32>,
+}
+
+impl crate::extract::QueryParams for IncidentParams {}
+
+/// A page of a story's incidents (raw JSON included), oldest first, with a cursor to the next.
+#[utoipa::path(get, path = "/api/v1/stories/{id}/incidents",
+    params(("id" = String, Path, description = "The story's id"), IncidentParams),
+    responses((status = 200, body = json::IncidentPage, description = "a page of the story's incidents, oldest first"),
+        (status = 400, body = super::schema::ErrorBody, description = "a parameter is unknown, repeated or out of bounds, or the cursor is not this story's; the message names the parameter"),
+        (status = 401, body = super::schema::ErrorBody, description = "no valid API key"), (status = 403, body = super::schema::ErrorBody, description = "the key's role, account or licence does not allow it"), (status = 404, body = super::schema::ErrorBody, description = "no such story in the key's account")))]
+pub async fn incidents(
+    State(state): State<AppState>,
+    p: Principal,
+    Path(id): Path<String>,
+    ApiQuery(q): ApiQuery<IncidentParams>,
+) -> ApiResult<Json<json::IncidentPage>> {
+    let limit = parse_limit(q.limit)?;
+    let scope = readable_scope(&state, &p, None).await?;
+    let page = state
+        .store
+        .story_incidents(scope.as_deref(), &id, q.cursor.as_deref(), limit)
+        .await
+        .map_err(|e| ApiError::from_store(e, "story"))?;
+    if scope.is_none() {
+        // An operator reading across accounts: the story's own account must be licensed.
+        licensed_account(&state, &page.account_id).await?;
+    }
+    Ok(Json(page.into()))
 }
 
 /// Reads one story, checking role, account and licence.

@@ -1,18 +1,17 @@
 //! The story page: everything an analyst needs to decide, and the actions to record it.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
-use dossier_domain::criticality::latest_incident;
 use dossier_domain::story::{Severity, Status, Verdict};
-use dossier_domain::{Incident, MitreTechnique};
+use dossier_domain::Incident;
 use dossier_source::Source;
 use dossier_store::StoryDetail;
-use maud::{html, Markup};
+use maud::{html, Markup, PreEscaped};
 
 use super::layout::{self, Nav};
 use super::{FormData, WebError, WebResult, WebUser};
@@ -40,8 +39,15 @@ pub async fn page(
     Path(id): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> WebResult<Response> {
+    let pairs = super::pairs(raw.as_deref().unwrap_or_default());
+    // The incidents after this cursor, instead of the first page ("next incidents").
+    let after = pairs
+        .iter()
+        .find(|(k, _)| k == "incidents")
+        .map(|(_, v)| v.clone())
+        .filter(|v| !v.is_empty());
     // After a form, the redirect says what happened (the address only carries known words).
-    let saved = super::pairs(raw.as_deref().unwrap_or_default())
+    let saved = pairs
         .into_iter()
         .find(|(k, _)| k == "saved")
         .and_then(|(_, v)| match v.as_str() {
@@ -51,7 +57,7 @@ pub async fn page(
             _ => None,
         })
         .map(Said::Saved);
-    render(&state, &user, &id, saved, StatusCode::OK).await
+    render_page(&state, &user, &id, saved, StatusCode::OK, after.as_deref()).await
 }
 
 async fn render(
@@ -61,11 +67,55 @@ async fn render(
     said: Option<Said>,
     status: StatusCode,
 ) -> WebResult<Response> {
-    let d = get_story(state, &user.principal, id).await?;
+    render_page(state, user, id, said, status, None).await
+}
+
+/// Which incidents the page shows: the detail's first page, or the page after a cursor.
+struct Shown {
+    incidents: Vec<dossier_store::IncidentView>,
+    next_cursor: Option<String>,
+    /// Not the first page: the page links back to it.
+    later: bool,
+}
+
+async fn render_page(
+    state: &AppState,
+    user: &WebUser,
+    id: &str,
+    said: Option<Said>,
+    status: StatusCode,
+    after: Option<&str>,
+) -> WebResult<Response> {
+    let mut d = get_story(state, &user.principal, id).await?;
     if d.story.id != id {
         // Correlation replaced this story id; its successor holds the evidence.
         return Ok(Redirect::to(&format!("/stories/{}", d.story.id)).into_response());
     }
+    let shown = match after {
+        None => Shown {
+            incidents: std::mem::take(&mut d.incidents),
+            next_cursor: d.incidents_next_cursor.clone(),
+            later: false,
+        },
+        Some(cursor) => {
+            // The story was read in its own account above: the page is read in that account.
+            let page = state
+                .store
+                .story_incidents(
+                    Some(&d.story.account_id),
+                    &d.story.id,
+                    Some(cursor),
+                    dossier_store::STORY_INCIDENTS_FIRST_PAGE,
+                )
+                .await
+                .map_err(|e| ApiError::from_store(e, "story"))?;
+            Shown {
+                incidents: page.items,
+                next_cursor: page.next_cursor,
+                later: true,
+            }
+        }
+    };
     let act = can_act(state, user, &d).await;
     // Per connector, its console link for a record and what the link says, from its source.
     let connectors: HashMap<String, Console> = state
@@ -99,7 +149,16 @@ async fn render(
         Vec::new()
     };
     let kin = kin(state, &d).await?;
-    let body = story_body(user, &d, &act, said.as_ref(), &connectors, &owners, &kin);
+    let body = story_body(
+        user,
+        &d,
+        &shown,
+        &act,
+        said.as_ref(),
+        &connectors,
+        &owners,
+        &kin,
+    );
     let title = d.story.indication.clone().unwrap_or_else(|| "Story".into());
     Ok((status, layout::page(&title, user, Nav::Stories, body)).into_response())
 }
@@ -110,9 +169,14 @@ struct Console {
     tenant_url: String,
 }
 
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the page's parts, each read once; a struct would only name them again"
+)]
 fn story_body(
     user: &WebUser,
     d: &StoryDetail,
+    shown: &Shown,
     act: &Result<(), String>,
     said: Option<&Said>,
     connectors: &HashMap<String, Console>,
@@ -130,12 +194,12 @@ fn story_body(
             }
         }
         (evidence_section(d, connectors))
-        (incidents_section(d, connectors))
+        (incidents_section(d, shown, connectors))
         (mitre_section(d))
         (timeline_section(d))
         (comments_section(user, d, act.is_ok()))
         (related_section(d, kin))
-        (raw_section(d))
+        (raw_section(shown))
     }
 }
 
@@ -166,8 +230,8 @@ fn story_head(d: &StoryDetail, said: Option<&Said>) -> Markup {
 /// The summary, device and file facts; device and file details are the latest incident's.
 fn fact_panels(d: &StoryDetail) -> Markup {
     let s = &d.story;
-    // The store lists a story's incidents in story order; the domain says which is the latest.
-    let latest = latest_incident(d.incidents.iter().filter_map(|i| i.normalised.as_ref()));
+    // The store reads the latest incident wherever it is among the story's pages.
+    let latest = d.latest.as_ref().and_then(|i| i.normalised.as_ref());
     let device = latest.map(|n| &n.device);
     let file = latest.map(|n| &n.file);
     html! {
@@ -187,7 +251,8 @@ fn fact_panels(d: &StoryDetail) -> Markup {
                     dt { "Last signal" } dd { (layout::time(s.last_signal_at)) }
                     dt { "Created" } dd { (layout::time(s.created_at)) }
                     dt { "Updated" } dd { (layout::time(s.updated_at)) }
-                    dt { "Mitigation" } dd { @match s.mitigation_status.as_deref().filter(|m| !m.is_empty()) {
+                    // The latest incident's: the summary and the reasons speak for them all.
+                    dt { "Latest mitigation" } dd { @match s.mitigation_status.as_deref().filter(|m| !m.is_empty()) {
                         Some(m) => span title=(m) { (dossier_domain::display::humanize(m)) },
                         None => span.none { "—" },
                     } }
@@ -226,8 +291,8 @@ fn fact_panels(d: &StoryDetail) -> Markup {
 /// more than the panels.
 fn evidence_section(d: &StoryDetail, connectors: &HashMap<String, Console>) -> Markup {
     let Some((latest, console)) = d
-        .incidents
-        .last()
+        .latest
+        .as_ref()
         .and_then(|i| Some((i, connectors.get(&i.connector_id)?)))
     else {
         return html! {};
@@ -251,10 +316,15 @@ fn evidence_section(d: &StoryDetail, connectors: &HashMap<String, Console>) -> M
     }
 }
 
-/// Each incident in a row, with a link to it in its tenant's console while the connector is there.
-fn incidents_section(d: &StoryDetail, connectors: &HashMap<String, Console>) -> Markup {
+/// Each incident of the page in a row, with a link to it in its tenant's console while the
+/// connector is there, and links to the next page and back to the first.
+fn incidents_section(
+    d: &StoryDetail,
+    shown: &Shown,
+    connectors: &HashMap<String, Console>,
+) -> Markup {
     // A story is one producer's: its records are threats, or alerts, as its source calls them.
-    let record = d
+    let record = shown
         .incidents
         .iter()
         .find_map(|i| connectors.get(&i.connector_id))
@@ -265,7 +335,10 @@ fn incidents_section(d: &StoryDetail, connectors: &HashMap<String, Console>) -> 
     }
     html! {
         section aria-labelledby="incidents-title" {
-            h2 #incidents-title { "Incidents (" (d.incidents.len()) ")" }
+            h2 #incidents-title { "Incidents (" (d.story.incident_count) ")" }
+            @if shown.later || shown.next_cursor.is_some() {
+                p.hint { "Showing " (shown.incidents.len()) " of " (d.story.incident_count) " incidents, oldest first, " (dossier_store::STORY_INCIDENTS_FIRST_PAGE) " a page." }
+            }
             table.incidents {
                 thead { tr {
                     th scope="col" { (record_title) " ID" } th scope="col" { "Created" } th scope="col" { "Classification" }
@@ -273,7 +346,7 @@ fn incidents_section(d: &StoryDetail, connectors: &HashMap<String, Console>) -> 
                     th scope="col" { "Engines" } th scope="col" { "Console" }
                 } }
                 tbody {
-                    @for i in &d.incidents {
+                    @for i in &shown.incidents {
                         tr {
                             td.mono { (i.id) }
                             td { (layout::time(i.created_at)) }
@@ -293,8 +366,22 @@ fn incidents_section(d: &StoryDetail, connectors: &HashMap<String, Console>) -> 
                     }
                 }
             }
+            @if shown.later || shown.next_cursor.is_some() {
+                nav.pager aria-label="Incident pages" {
+                    @if shown.later {
+                        a href={ "/stories/" (d.story.id) "#incidents-title" } { "« First incidents" } " "
+                    }
+                    @if let Some(c) = &shown.next_cursor {
+                        a rel="next" href={ "/stories/" (d.story.id) "?incidents=" (urlencode(c)) "#incidents-title" } { "Next incidents »" }
+                    }
+                }
+            }
         }
     }
+}
+
+fn urlencode(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 
 /// The link to an incident in its producer's console: the one the record carries, else the one
@@ -307,14 +394,10 @@ fn console_link(i: &dossier_store::IncidentView, c: &Console) -> Option<String> 
         .filter(|link| link.starts_with("https://"))
 }
 
-/// The MITRE ATT&CK techniques the incidents name, each once.
+/// The MITRE ATT&CK techniques the incidents name, each once (the store gathers them from
+/// every incident, not only the page shown).
 fn mitre_section(d: &StoryDetail) -> Markup {
-    let mut mitre: BTreeMap<String, MitreTechnique> = BTreeMap::new();
-    for n in d.incidents.iter().filter_map(|i| i.normalised.as_ref()) {
-        for t in &n.mitre {
-            mitre.entry(t.id.clone()).or_insert_with(|| t.clone());
-        }
-    }
+    let mitre = &d.mitre;
     html! {
         section aria-labelledby="mitre-title" {
             h2 #mitre-title { "MITRE ATT&CK" }
@@ -322,7 +405,7 @@ fn mitre_section(d: &StoryDetail) -> Markup {
                 p.none { "No techniques were named by this story's indicators." }
             } @else {
                 ul {
-                    @for t in mitre.values() {
+                    @for t in mitre {
                         li {
                             @match t.attack_url() {
                                 Some(href) => a href=(href) rel="noopener noreferrer" target="_blank" { (t.id) },
@@ -338,7 +421,47 @@ fn mitre_section(d: &StoryDetail) -> Markup {
     }
 }
 
-/// What happened to the story, oldest first.
+/// A line of the page's timeline: one entry, or a run of incidents added one after another.
+#[derive(Debug, PartialEq, Eq)]
+enum Line<'a> {
+    One(&'a dossier_store::TimelineEntry),
+    Added {
+        count: usize,
+        first: chrono::DateTime<chrono::Utc>,
+        last: chrono::DateTime<chrono::Utc>,
+    },
+}
+
+/// Runs of consecutive `incident_added` entries at least this long fold into one line.
+const FOLD_RUN: usize = 3;
+
+/// Folds each run of [`FOLD_RUN`] or more consecutive `incident_added` entries into one line,
+/// so that a story of a thousand incidents shows its status changes, comments and reopenings
+/// among a few lines rather than after a thousand. Shorter runs stay as they are.
+fn fold(entries: &[dossier_store::TimelineEntry]) -> Vec<Line<'_>> {
+    let mut out = Vec::new();
+    let mut rest = entries;
+    while let Some(e) = rest.first() {
+        let run = rest
+            .iter()
+            .take_while(|e| e.kind == "incident_added")
+            .count();
+        if run >= FOLD_RUN {
+            out.push(Line::Added {
+                count: run,
+                first: e.at,
+                last: rest[run - 1].at,
+            });
+            rest = &rest[run..];
+        } else {
+            out.push(Line::One(e));
+            rest = &rest[1..];
+        }
+    }
+    out
+}
+
+/// What happened to the story, oldest first, with runs of added incidents folded.
 fn timeline_section(d: &StoryDetail) -> Markup {
     html! {
         section aria-labelledby="timeline-title" {
@@ -346,12 +469,20 @@ fn timeline_section(d: &StoryDetail) -> Markup {
             table.timeline {
                 thead { tr { th scope="col" { "When" } th scope="col" { "What" } th scope="col" { "Who" } th scope="col" { "Detail" } } }
                 tbody {
-                    @for e in &d.timeline {
-                        tr {
-                            td { (layout::time(e.at)) }
-                            td { (e.kind.replace('_', " ")) }
-                            td { (layout::opt(e.actor.as_deref())) }
-                            td { (layout::tenant(&e.text)) }
+                    @for line in fold(&d.timeline) {
+                        @match line {
+                            Line::One(e) => tr {
+                                td { (layout::time(e.at)) }
+                                td { (e.kind.replace('_', " ")) }
+                                td { (layout::opt(e.actor.as_deref())) }
+                                td { (layout::tenant(&e.text)) }
+                            },
+                            Line::Added { count, first, last } => tr.folded {
+                                td { (layout::time(first)) }
+                                td { "incidents added" }
+                                td { (layout::opt(None)) }
+                                td { (count) " incidents added between " (layout::time(first)) " and " (layout::time(last)) " " a href="#incidents-title" { "(see the incidents)" } }
+                            },
                         }
                     }
                 }
@@ -529,19 +660,39 @@ fn relation_label(relation: &str) -> &'static str {
     }
 }
 
-/// Each incident's threat as the source sent it.
-fn raw_section(d: &StoryDetail) -> Markup {
+/// The threat of each incident of the page shown, as the source sent it: one page's worth, so
+/// the page of a large story does not grow with it.
+fn raw_section(shown: &Shown) -> Markup {
     html! {
         section aria-labelledby="raw-title" {
             h2 #raw-title { "Raw threat JSON" }
-            @for i in &d.incidents {
+            @if shown.later || shown.next_cursor.is_some() {
+                p.hint { "Of the incidents shown above." }
+            }
+            @for i in &shown.incidents {
                 details {
                     summary { "Threat " (i.id) }
-                    pre.raw { (pretty(i.raw.get())) }
+                    pre.raw { (text_content(&pretty(i.raw.get()))) }
                 }
             }
         }
     }
+}
+
+/// Text for an element's content, escaped as content needs (`&`, `<`, `>`), not as an
+/// attribute does: JSON is mostly quotes, and `&quot;` for each made the raw JSON of a page of
+/// incidents weigh half as much again.
+fn text_content(text: &str) -> PreEscaped<String> {
+    let mut out = String::with_capacity(text.len() + text.len() / 16);
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            c => out.push(c),
+        }
+    }
+    PreEscaped(out)
 }
 
 fn pretty(raw: &str) -> String {
@@ -725,4 +876,64 @@ pub async fn delete_comment(
     user.check_csrf(form.get("_csrf"))?;
     remove_comment(&state, &user.principal, &id, &comment_id).await?;
     Ok(Redirect::to(&format!("/stories/{id}#comments")).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::{TimeZone, Utc};
+    use dossier_store::TimelineEntry;
+
+    fn entry(minute: u32, kind: &str) -> TimelineEntry {
+        TimelineEntry {
+            at: Utc
+                .with_ymd_and_hms(2026, 11, 1, 9, minute, 0)
+                .single()
+                .unwrap_or_default(),
+            kind: kind.into(),
+            actor: None,
+            text: format!("{kind} at {minute}"),
+        }
+    }
+
+    #[test]
+    fn raw_json_cannot_leave_its_element() {
+        let raw = r#"{"a":"</pre><script>alert(1)</script>","b":"x & y"}"#;
+        let out = text_content(raw).0;
+        assert_eq!(
+            out,
+            r#"{"a":"&lt;/pre&gt;&lt;script&gt;alert(1)&lt;/script&gt;","b":"x &amp; y"}"#
+        );
+    }
+
+    #[test]
+    fn runs_of_added_incidents_fold_and_actions_between_them_stay() {
+        let mut entries: Vec<TimelineEntry> = (0..37).map(|m| entry(m, "incident_added")).collect();
+        entries.push(entry(40, "status_changed"));
+        entries.push(entry(41, "incident_added"));
+        entries.push(entry(42, "incident_added"));
+        entries.push(entry(43, "comment_added"));
+        entries.extend((44..50).map(|m| entry(m, "incident_added")));
+        let lines = fold(&entries);
+        assert_eq!(lines.len(), 6, "{lines:?}");
+        assert_eq!(
+            lines[0],
+            Line::Added {
+                count: 37,
+                first: entries[0].at,
+                last: entries[36].at
+            }
+        );
+        assert_eq!(
+            lines[1],
+            Line::One(&entries[37]),
+            "the status change stays in sight"
+        );
+        // A run shorter than the fold stays as it is.
+        assert_eq!(lines[2], Line::One(&entries[38]));
+        assert_eq!(lines[3], Line::One(&entries[39]));
+        assert_eq!(lines[4], Line::One(&entries[40]));
+        assert!(matches!(lines[5], Line::Added { count: 6, .. }));
+        assert!(fold(&[]).is_empty());
+    }
 }

@@ -12,6 +12,7 @@ mod expiry;
 mod exports;
 mod faults;
 mod guard;
+mod large_story;
 mod openapi;
 mod oversized;
 mod pipeline;

@@ -162,11 +162,29 @@ async fn every_threat_is_in_exactly_one_story(app: &App, admin: &str, threats: u
                     None,
                 )
                 .await;
+            // The detail carries the first page; the rest page by its cursor.
+            let mut incidents = d["incidents"].as_array().unwrap().clone();
+            if let Some(c) = d["incidents_next_cursor"].as_str() {
+                let (status, rest) = app
+                    .call(
+                        "GET",
+                        &format!(
+                            "/api/v1/stories/{}/incidents?limit=1000&cursor={c}",
+                            s["id"].as_str().unwrap()
+                        ),
+                        Some(admin),
+                        None,
+                    )
+                    .await;
+                assert_eq!(status, 200, "{rest}");
+                assert!(rest["next_cursor"].is_null());
+                incidents.extend(rest["items"].as_array().unwrap().iter().cloned());
+            }
             assert_eq!(
-                d["incidents"].as_array().unwrap().len() as u64,
+                incidents.len() as u64,
                 s["incident_count"].as_u64().unwrap()
             );
-            for i in d["incidents"].as_array().unwrap() {
+            for i in &incidents {
                 assert!(i["id"].is_string(), "threat ids are strings");
                 assert!(i["raw"]["threatInfo"].is_object(), "raw JSON kept");
                 // The evidence reads back as the tenant sent it (it is stored compressed).

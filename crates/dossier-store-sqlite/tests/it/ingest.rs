@@ -34,6 +34,20 @@ fn reopened_after(f: Fixture, sql: &str) -> Fixture {
     }
 }
 
+/// Undoes the migrations after version 9, back to how version 9 left a database.
+const UNDO_AFTER_9: &str = "DROP INDEX stories_updated;
+     CREATE INDEX stories_updated ON stories(account_id, updated_at, id, criticality,
+         incident_count, status, verdict, severity, device_name, indication);
+     ALTER TABLE api_keys DROP COLUMN name;
+     DROP TABLE user_settings;
+     DROP INDEX incidents_story;
+     ALTER TABLE incidents DROP COLUMN unmitigated;
+     CREATE INDEX incidents_story ON incidents(story_id, created_at, connector_id, external_id,
+         confidence_rank, false_positive);";
+
+/// The schema version this release migrates a database to.
+const LATEST: i64 = 13;
+
 /// The schema version of the fixture's database.
 fn schema_version(f: &Fixture) -> i64 {
     rusqlite::Connection::open(f.guard.path().join("t.db"))
@@ -55,7 +69,8 @@ async fn a_database_of_the_release_before_migrates_and_keeps_its_stories() {
     let before = f.stories_by_members().await;
     let f = reopened_after(
         f,
-        "ALTER TABLE api_keys DROP COLUMN name;
+        &format!(
+            "{UNDO_AFTER_9}
          DROP INDEX stories_assignee;
          ALTER TABLE stories DROP COLUMN assignee;
          ALTER TABLE stories DROP COLUMN close_reason;
@@ -65,10 +80,11 @@ async fn a_database_of_the_release_before_migrates_and_keeps_its_stories() {
          DROP TABLE account_epochs;
          DROP INDEX stories_hash;
          CREATE INDEX stories_hash ON stories(account_id, file_hash, agent_uuid);
-         PRAGMA user_version = 3;",
+         PRAGMA user_version = 3;"
+        ),
     );
     assert_eq!(f.stories_by_members().await, before);
-    assert_eq!(schema_version(&f), 10);
+    assert_eq!(schema_version(&f), LATEST);
 
     f.store
         .commit_page(f.page(vec![incident("2", 1, "ag2", Some(&h))], t0()))
@@ -105,7 +121,7 @@ async fn a_database_without_file_identities_learns_them_from_its_incidents() {
     let f = reopened_after(
         f,
         &format!(
-            "ALTER TABLE api_keys DROP COLUMN name;
+            "{UNDO_AFTER_9}
              DROP INDEX stories_assignee;
              ALTER TABLE stories DROP COLUMN assignee;
              ALTER TABLE stories DROP COLUMN close_reason;
@@ -146,16 +162,56 @@ async fn an_api_key_of_the_release_before_migrates_without_a_name() {
     };
     let old = key("old", None);
     f.store.insert_api_key(&old).await.unwrap();
-    let f = reopened_after(
-        f,
-        "ALTER TABLE api_keys DROP COLUMN name;
-         PRAGMA user_version = 9;",
-    );
-    assert_eq!(schema_version(&f), 10);
+    let f = reopened_after(f, &format!("{UNDO_AFTER_9} PRAGMA user_version = 9;"));
+    assert_eq!(schema_version(&f), LATEST);
     assert_eq!(f.store.find_api_key("hash-old").await.unwrap(), old);
     let named = key("new", Some("SOAR playbook"));
     f.store.insert_api_key(&named).await.unwrap();
     assert_eq!(f.store.find_api_key("hash-new").await.unwrap(), named);
     let listed = f.store.list_api_keys(Some(&f.account)).await.unwrap();
     assert_eq!(listed.len(), 2);
+}
+
+/// A database of the release before incidents kept their mitigation (schema version 12) scored
+/// a story by its latest incident alone. Opened by this release, it reads each stored threat's
+/// mitigation, and a story whose earlier incident is not mitigated is scored for it.
+#[tokio::test]
+async fn a_database_without_incident_mitigation_scores_its_unmitigated_incidents() {
+    let f = fixture().await;
+    let h = sha1(7);
+    let early = incident("1", 0, "ag1", Some(&h));
+    let mut later = incident("2", 1, "ag1", Some(&h));
+    later.mitigation_status = Some("mitigated".into());
+    later.mitigation = dossier_domain::vocabulary::Mitigation::Mitigated;
+    let later = f.mapped(later);
+    f.store
+        .commit_page(f.page(vec![early, later], t0()))
+        .await
+        .unwrap();
+    let a = f.assignment().await;
+    let scored = f.story(&a["1"].0).await;
+    let reason = "+1: 1 of 2 incidents not mitigated";
+    assert!(
+        scored
+            .criticality_detail
+            .reasons
+            .iter()
+            .any(|r| r == reason),
+        "{:?}",
+        scored.criticality_detail.reasons
+    );
+    // As version 12 left it: no per-incident mitigation, the story scored by its latest.
+    let f = reopened_after(
+        f,
+        "DROP INDEX incidents_story;
+         ALTER TABLE incidents DROP COLUMN unmitigated;
+         CREATE INDEX incidents_story ON incidents(story_id, created_at, connector_id,
+             external_id, confidence_rank, false_positive);
+         UPDATE stories SET criticality = 1, criticality_detail = '{\"score\":1,\"reasons\":[]}';
+         PRAGMA user_version = 12;",
+    );
+    assert_eq!(schema_version(&f), LATEST);
+    let d = f.story(&a["1"].0).await;
+    assert_eq!(d.criticality_detail, scored.criticality_detail);
+    assert_eq!(d.story.criticality, scored.story.criticality);
 }

@@ -157,7 +157,12 @@ async fn store_stories<B: Backend>(f: &Fixture<B>) -> BTreeMap<String, Told> {
     for id in ids {
         let d = f.story(id).await;
         let told = Told {
-            members: d.incidents.iter().map(|i| i.id.clone()).collect(),
+            members: f
+                .all_incidents(&d)
+                .await
+                .iter()
+                .map(|i| i.id.clone())
+                .collect(),
             score: d.story.criticality,
             reasons: d.criticality_detail.reasons.clone(),
             summary: d.summary.clone(),

@@ -140,6 +140,23 @@ impl<B: Backend> Fixture<B> {
         self.store.get_story(Some(&self.account), id).await.unwrap()
     }
 
+    /// Every incident of a story, in story order: the detail's first page, then the pages
+    /// after it.
+    pub async fn all_incidents(&self, d: &crate::StoryDetail) -> Vec<crate::IncidentView> {
+        let mut out = d.incidents.clone();
+        let mut cursor = d.incidents_next_cursor.clone();
+        while let Some(c) = cursor {
+            let page = self
+                .store
+                .story_incidents(Some(&self.account), &d.story.id, Some(&c), 1000)
+                .await
+                .unwrap();
+            out.extend(page.items);
+            cursor = page.next_cursor;
+        }
+        out
+    }
+
     /// What the threat of `inc` ([`as_threat`]) maps to: `inc` itself, with that raw JSON, but
     /// for what the mapping derives (the file's name is the threat's name, the agent's id as
     /// sent is its UUID, the neutral values are what the vendor's text means). Fails the test
@@ -241,8 +258,9 @@ impl<B: Backend> Fixture<B> {
                     .get_story(Some(&self.account), &s.id)
                     .await
                     .unwrap();
-                assert_eq!(d.incidents.len() as u64, s.incident_count);
-                for i in d.incidents {
+                let incidents = self.all_incidents(&d).await;
+                assert_eq!(incidents.len() as u64, s.incident_count);
+                for i in incidents {
                     assert!(out.insert(i.id, (s.id.clone(), s.incident_count)).is_none());
                 }
             }
@@ -419,6 +437,8 @@ macro_rules! store_conformance_suite {
             a_page_for_a_deleted_connector_writes_nothing,
             a_connectors_settings_are_kept_and_replaced,
             cursor_survives_a_separator_inside_a_threat_name,
+            a_story_whose_incidents_differ_in_mitigation_is_not_called_mitigated,
+            a_storys_incidents_page_in_story_order_each_once,
             next_window_follows_its_reshaped_previous_window,
             an_update_changing_the_key_recorrelates_the_old_key,
             a_stale_redelivery_does_not_speak_for_its_story,

@@ -172,3 +172,103 @@ pub async fn a_stale_redelivery_does_not_speak_for_its_story<B: Backend>(backend
     assert_eq!(l_row.mitigation_status.as_deref(), Some("mitigated"));
     assert_eq!(after.story.mitigation_status.as_deref(), Some("mitigated"));
 }
+
+/// A libprocesshider-style story: the rootkit on one Linux server, its early incidents
+/// mitigated and a later one not (and then the reverse). The story was scored and summed up by
+/// its latest incident alone, and read as mitigated while an incident was not.
+pub async fn a_story_whose_incidents_differ_in_mitigation_is_not_called_mitigated<B: Backend>(
+    backend: &B,
+) {
+    let f = Fixture::new(backend).await;
+    let h = sha1(115);
+    // A later version of a threat is updated later: `version` minutes after it was created.
+    let rootkit = |id: u32, day: i64, mitigated: bool, version: i64| {
+        let mut inc = incident(&format!("{id}"), day, "srv-db-01", Some(&h));
+        inc.updated_at += Duration::minutes(version);
+        inc.threat_name = Some("libprocesshider.so".into());
+        inc.classification = Some("Malware".into());
+        inc.file.path = Some("/usr/local/lib/libprocesshider.so".into());
+        inc.device.os_name = Some("Linux".into());
+        inc.mitigation_actions = vec!["kill:success".into()];
+        if mitigated {
+            inc.mitigation_status = Some("mitigated".into());
+            inc.mitigation = dossier_domain::vocabulary::Mitigation::Mitigated;
+        }
+        inc
+    };
+    // Early incidents mitigated, the latest not.
+    let early: Vec<_> = (0..5).map(|n| rootkit(n, i64::from(n), true, 0)).collect();
+    f.store.commit_page(f.page(early, t0())).await.unwrap();
+    f.store
+        .commit_page(f.page(vec![rootkit(5, 5, false, 0)], t0()))
+        .await
+        .unwrap();
+    let id = f.assignment().await["0"].0.clone();
+    let d = f.story(&id).await;
+    let reason = "+1: 1 of 6 incidents not mitigated";
+    assert!(
+        d.criticality_detail.reasons.iter().any(|r| r == reason),
+        "{:?}",
+        d.criticality_detail.reasons
+    );
+    assert!(
+        d.summary
+            .contains("the threat is not fully mitigated (1 of 6 incidents not mitigated)"),
+        "{}",
+        d.summary
+    );
+    assert_eq!(d.story.criticality, d.criticality_detail.score);
+
+    // The reverse: the latest is mitigated now, an early one is not.
+    f.store
+        .commit_page(f.page(vec![rootkit(5, 5, true, 1), rootkit(1, 1, false, 1)], t0()))
+        .await
+        .unwrap();
+    let d = f.story(&id).await;
+    assert!(
+        d.criticality_detail.reasons.iter().any(|r| r == reason),
+        "{:?}",
+        d.criticality_detail.reasons
+    );
+    assert!(
+        !d.summary.contains("the threat is mitigated"),
+        "{}",
+        d.summary
+    );
+    let shown = |id: &str| {
+        d.incidents
+            .iter()
+            .find(|i| i.id == id)
+            .and_then(|i| i.mitigation_status.clone())
+    };
+    assert_eq!(
+        shown("1").as_deref(),
+        Some("not_mitigated"),
+        "the update landed"
+    );
+    assert_eq!(
+        shown("5").as_deref(),
+        Some("mitigated"),
+        "the update landed"
+    );
+
+    // All mitigated: no reason, and the story reads as mitigated.
+    f.store
+        .commit_page(f.page(vec![rootkit(1, 1, true, 2)], t0()))
+        .await
+        .unwrap();
+    let d = f.story(&id).await;
+    assert!(
+        !d.criticality_detail
+            .reasons
+            .iter()
+            .any(|r| r.contains("mitigated")),
+        "{:?}",
+        d.criticality_detail.reasons
+    );
+    assert!(
+        d.summary.contains("the threat is mitigated"),
+        "{}",
+        d.summary
+    );
+}

@@ -1044,3 +1044,114 @@ pub async fn groups_count_their_stories_by_severity_and_status<B: Backend>(backe
         "{host:?}"
     );
 }
+
+/// A story's detail carries its first page of incidents, and the pages after it visit every
+/// other incident once, in story order; a cursor of another story is refused, and another
+/// account cannot page the story.
+pub async fn a_storys_incidents_page_in_story_order_each_once<B: Backend>(backend: &B) {
+    let f = Fixture::new(backend).await;
+    let file = sha1(1000);
+    // Two incidents share each creation time: story order breaks the tie by id.
+    let many: Vec<Incident> = (0..120)
+        .map(|n| incident(&format!("{}", 1000 + n), n / 2, "ag1", Some(&file)))
+        .collect();
+    for chunk in many.chunks(45) {
+        f.store
+            .commit_page(f.page(chunk.to_vec(), t0()))
+            .await
+            .unwrap();
+    }
+    f.store
+        .commit_page(f.page(vec![incident("9", 0, "ag2", Some(&sha1(9)))], t0()))
+        .await
+        .unwrap();
+    let assignment = f.assignment().await;
+    let (id, other) = (assignment["1000"].0.clone(), assignment["9"].0.clone());
+    let d = f.story(&id).await;
+    let expected: Vec<String> = (0..120).map(|n| format!("{}", 1000 + n)).collect();
+    let first = crate::STORY_INCIDENTS_FIRST_PAGE as usize;
+    let ids = |items: &[crate::IncidentView]| -> Vec<String> {
+        items.iter().map(|i| i.id.clone()).collect()
+    };
+    assert_eq!(ids(&d.incidents), expected[..first]);
+    assert_eq!(
+        d.latest.as_ref().map(|i| i.id.as_str()),
+        Some("1119"),
+        "the latest is the last in story order, past the first page"
+    );
+    assert_eq!(
+        d.timeline
+            .iter()
+            .filter(|e| e.kind == "incident_added")
+            .count(),
+        120,
+        "the detail's timeline still holds every incident"
+    );
+
+    // Small pages, from the start, visit every incident once in story order.
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    for _ in 0..100 {
+        let page = f
+            .store
+            .story_incidents(Some(&f.account), &id, cursor.as_deref(), 7)
+            .await
+            .unwrap();
+        assert!(page.items.len() <= 7);
+        seen.extend(ids(&page.items));
+        cursor = page.next_cursor;
+        if cursor.is_none() {
+            break;
+        }
+    }
+    assert_eq!(seen, expected);
+    // The detail's cursor continues where its first page stops.
+    let rest = f
+        .store
+        .story_incidents(
+            Some(&f.account),
+            &id,
+            d.incidents_next_cursor.as_deref(),
+            1000,
+        )
+        .await
+        .unwrap();
+    assert_eq!(ids(&rest.items), expected[first..]);
+    assert_eq!(rest.next_cursor, None);
+
+    // A cursor of another story's incidents, or no cursor at all, is refused.
+    let theirs = f
+        .store
+        .story_incidents(Some(&f.account), &other, None, 1)
+        .await
+        .unwrap();
+    assert_eq!(theirs.next_cursor, None, "one incident, one page");
+    let mine = f
+        .store
+        .story_incidents(Some(&f.account), &id, None, 1)
+        .await
+        .unwrap()
+        .next_cursor
+        .unwrap();
+    for bad in [mine.as_str(), "garbage!"] {
+        let e = f
+            .store
+            .story_incidents(Some(&f.account), &other, Some(bad), 10)
+            .await
+            .unwrap_err();
+        assert!(matches!(e, crate::StoreError::Invalid(_)), "{e:?}");
+    }
+
+    // Another account cannot page the story.
+    let stranger = f
+        .store
+        .create_account("Other", dossier_domain::access::Licence::Xops)
+        .await
+        .unwrap();
+    let e = f
+        .store
+        .story_incidents(Some(&stranger.id), &id, None, 10)
+        .await
+        .unwrap_err();
+    assert!(matches!(e, crate::StoreError::NotFound), "{e:?}");
+}
