@@ -222,21 +222,34 @@ fn incident_count(server: &Server) -> u64 {
     })
 }
 
-/// A story's incidents: (threat id, its update time as stored). The story's own page lists
-/// them all while stories hold this few.
+/// A story's incidents: (threat id, its update time as stored): the first page from the story,
+/// the rest from its incident pages.
 fn incidents(server: &Server, story: &str) -> Vec<(String, chrono::DateTime<Utc>)> {
+    let read = |page: &serde_json::Value| -> Vec<(String, chrono::DateTime<Utc>)> {
+        page.as_array()
+            .unwrap()
+            .iter()
+            .map(|i| {
+                (
+                    i["id"].as_str().unwrap().to_owned(),
+                    i["updated_at"].as_str().unwrap().parse().unwrap(),
+                )
+            })
+            .collect()
+    };
     let detail = api_get(server, &format!("/api/v1/stories/{story}")).unwrap();
-    detail["incidents"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| {
-            (
-                i["id"].as_str().unwrap().to_owned(),
-                i["updated_at"].as_str().unwrap().parse().unwrap(),
-            )
-        })
-        .collect()
+    let mut out = read(&detail["incidents"]);
+    let mut cursor = detail["incidents_next_cursor"].as_str().map(str::to_owned);
+    while let Some(c) = cursor {
+        let page = api_get(
+            server,
+            &format!("/api/v1/stories/{story}/incidents?limit=1000&cursor={c}"),
+        )
+        .unwrap();
+        out.extend(read(&page["items"]));
+        cursor = page["next_cursor"].as_str().map(str::to_owned);
+    }
+    out
 }
 
 /// (story partition, per-story facts) as the API shows them.
