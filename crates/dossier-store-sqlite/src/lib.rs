@@ -161,7 +161,14 @@ impl SqliteStore {
             ));
         }
         let path = Path::new(path);
+        // Before any connection opens: see `owner_only` on why nothing here may open a file
+        // SQLite holds.
         owner_only(path)?;
+        for suffix in ["-wal", "-shm"] {
+            let mut side = path.as_os_str().to_owned();
+            side.push(suffix);
+            owner_only_if_there(Path::new(&side))?;
+        }
         let mut writer = open_conn(path, true)?;
         migrate(&mut writer, &remap)?;
         // The writer never checkpoints: a checkpoint copies the WAL into the database file, and
@@ -172,16 +179,6 @@ impl SqliteStore {
         let readers = (0..READERS)
             .map(|_| open_conn(path, false).map(Mutex::new))
             .collect::<Result<Vec<_>>>()?;
-        // SQLite gives its -wal and -shm files the database file's mode; files left by an
-        // earlier run under another mode are brought in line too.
-        for suffix in ["-wal", "-shm"] {
-            let mut side = path.as_os_str().to_owned();
-            side.push(suffix);
-            let side = Path::new(&side);
-            if side.exists() {
-                owner_only(side)?;
-            }
-        }
         let mut wal = path.as_os_str().to_owned();
         wal.push("-wal");
         let newest_event = events::newest(&writer)?;
@@ -270,35 +267,57 @@ fn poisoned() -> StoreError {
 
 /// Creates the database file readable and writable by its owner only (0600), whatever the
 /// umask, before SQLite opens it: it holds the tenants' threats, user password hashes and
-/// sealed connector secrets. A file that exists is brought to 0600 if it is looser.
+/// sealed connector secrets. A file that exists is brought to 0600 if it is looser, by its path
+/// alone.
+///
+/// A file that exists is never opened here: closing any descriptor of a file drops every
+/// POSIX lock this process holds on it, SQLite's included. Had a connection of this process
+/// had the database or its `-shm` open, another process would then find no one holding the
+/// shared memory and start it afresh under this process's mapping (a SIGBUS, or a corrupt
+/// WAL index).
 fn owner_only(path: &Path) -> Result<()> {
-    let cannot = |e: std::io::Error| {
-        StoreError::Database(format!("cannot make {} owner-only: {e}", path.display()))
-    };
+    if path.exists() {
+        return owner_only_if_there(path);
+    }
     #[cfg(unix)]
     {
-        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        use std::os::unix::fs::OpenOptionsExt;
         std::fs::OpenOptions::new()
             .write(true)
             .create(true)
             .truncate(false)
             .mode(0o600)
             .open(path)
-            .map_err(cannot)?;
-        let mode = std::fs::metadata(path)
-            .map_err(cannot)?
-            .permissions()
-            .mode();
+            .map_err(|e| cannot_restrict(path, &e))?;
+    }
+    owner_only_if_there(path)
+}
+
+/// Brings a file that exists (the database, its `-wal`, its `-shm`, which SQLite creates with
+/// the database's mode) to owner-only, by path: nothing is opened.
+fn owner_only_if_there(path: &Path) -> Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = match std::fs::metadata(path) {
+            Ok(m) => m.permissions().mode(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(cannot_restrict(path, &e)),
+        };
         if mode & 0o077 != 0 {
             std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode & 0o700))
-                .map_err(cannot)?;
+                .map_err(|e| cannot_restrict(path, &e))?;
         }
     }
     #[cfg(not(unix))]
     {
-        let _ = (path, cannot);
+        let _ = path;
     }
     Ok(())
+}
+
+fn cannot_restrict(path: &Path, e: &std::io::Error) -> StoreError {
+    StoreError::Database(format!("cannot make {} owner-only: {e}", path.display()))
 }
 
 fn open_conn(path: &Path, writer: bool) -> Result<Connection> {

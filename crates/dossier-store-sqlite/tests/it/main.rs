@@ -5,6 +5,7 @@
 
 mod files;
 mod ingest;
+mod locks;
 mod stories;
 
 use async_trait::async_trait;
