@@ -829,9 +829,10 @@ pub(crate) fn group_counts(
     filters(q, &mut sql, &mut args);
     // `+col` keeps the planner from walking a whole (account, column) index to get the groups
     // in order: the time range picks far fewer rows, and grouping them costs less.
+    // Stories without the value (no file, say) make a group too, listed after the others.
     let _ = write!(
         sql,
-        " GROUP BY +{col} ORDER BY count(*) DESC, {col} LIMIT {}",
+        " GROUP BY +{col} ORDER BY {col} = '', count(*) DESC, {col} LIMIT {}",
         limit.clamp(1, 1000)
     );
     let n = |v: i64| u64::try_from(v).unwrap_or_default();

@@ -313,6 +313,19 @@ async fn stories_are_chosen_by_range_and_changed_together(c: &Client, base: &str
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // The default columns fit the 1,440 px window: no horizontal scrolling.
+    let fits = c
+        .execute(
+            "return document.documentElement.scrollWidth <= document.documentElement.clientWidth;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        fits,
+        serde_json::Value::Bool(true),
+        "the list scrolls sideways at 1,440 px"
+    );
     let boxes = c.find_all(Locator::Css("td.pick input")).await.unwrap();
     boxes[1].click().await.unwrap();
     // A click with shift held chooses every box between the last one clicked and this one.

@@ -962,12 +962,26 @@ pub async fn groups_count_their_stories_by_severity_and_status<B: Backend>(backe
             .unwrap();
     }
 
+    // A fileless story makes a group of none, after the groups of files however large.
+    let mut fileless = incident("7", 0, "ag7", None);
+    fileless.file.name = None;
+    let mut fileless2 = incident("8", 0, "ag8", None);
+    fileless2.file.name = None;
+    let mut fileless3 = incident("9", 0, "ag9b", None);
+    fileless3.file.name = None;
+    let mut fileless4 = incident("10", 0, "ag10", None);
+    fileless4.file.name = None;
+    f.store
+        .commit_page(f.page(vec![fileless, fileless2, fileless3, fileless4], t0()))
+        .await
+        .unwrap();
     let files = f
         .store
         .group_stories(&q, crate::StoryGroup::File, 50)
         .await
         .unwrap();
-    assert_eq!(files.len(), 3);
+    assert_eq!(files.len(), 4, "{files:?}");
+    assert_eq!((files[3].value.as_str(), files[3].count), ("", 4));
     let file = &files[0];
     assert_eq!((file.value.as_str(), file.count), (sha1(1).as_str(), 3));
     assert_eq!(file.label, "mimikatz.exe");
@@ -1002,7 +1016,11 @@ pub async fn groups_count_their_stories_by_severity_and_status<B: Backend>(backe
         .group_stories(&q, crate::StoryGroup::Device, 50)
         .await
         .unwrap();
-    assert_eq!(devices.len(), 3);
+    assert_eq!(
+        devices.len(),
+        7,
+        "three devices and the four fileless stories' own"
+    );
     assert_eq!((devices[0].value.as_str(), devices[0].count), ("ag1", 3));
     let named = stories
         .iter()
