@@ -806,9 +806,9 @@ fn related(
 /// first (at most `limit` groups), with each group's highest criticality and its split by
 /// severity and by status.
 ///
-/// In two passes, since a grouping may have as many groups as stories (a file per story, say):
-/// the first counts every group and keeps the largest, the second splits only those. Carrying
-/// the split through the first pass for every group cost several times as much.
+/// One pass over the index groups the stories by value, severity and status, and the groups
+/// are put together here: a second pass for the largest groups' split cost as much again, and
+/// carrying a sum per severity and status through SQLite's grouping cost more than both.
 pub(crate) fn group_counts(
     conn: &Connection,
     q: &StoryQuery,
@@ -824,48 +824,14 @@ pub(crate) fn group_counts(
         StoryGroup::Status => "status",
         StoryGroup::Producer => "producer",
     };
-    let mut sql = format!("SELECT {col}, count(*), max(criticality) FROM stories WHERE 1 = 1");
+    let mut sql = format!(
+        "SELECT {col}, severity, status, count(*), max(criticality) FROM stories WHERE 1 = 1"
+    );
     let mut args: Vec<Value> = Vec::new();
     filters(q, &mut sql, &mut args);
     // `+col` keeps the planner from walking a whole (account, column) index to get the groups
     // in order: the time range picks far fewer rows, and grouping them costs less.
-    // Stories without the value (no file, say) make a group too, listed after the others.
-    let _ = write!(
-        sql,
-        " GROUP BY +{col} ORDER BY {col} = '', count(*) DESC, {col} LIMIT {}",
-        limit.clamp(1, 1000)
-    );
-    let n = |v: i64| u64::try_from(v).unwrap_or_default();
-    let mut groups: Vec<GroupCount> = {
-        let mut st = conn.prepare_cached(&sql)?;
-        let rows = st.query_map(params_from_iter(args.iter()), |r| {
-            let value: String = r.get(0)?;
-            Ok(GroupCount {
-                label: value.clone(),
-                value,
-                count: n(r.get(1)?),
-                max_criticality: r.get(2)?,
-                by_severity: Vec::new(),
-                by_status: Vec::new(),
-            })
-        })?;
-        rows.collect::<rusqlite::Result<_>>()?
-    };
-    if groups.is_empty() {
-        return Ok(groups);
-    }
-    // The second pass: the same stories, in these groups only, per severity and status.
-    let mut sql = format!("SELECT {col}, severity, status, count(*) FROM stories WHERE 1 = 1");
-    let mut args: Vec<Value> = Vec::new();
-    filters(q, &mut sql, &mut args);
-    let _ = write!(sql, " AND (+{col}) IN (");
-    for (i, g) in groups.iter().enumerate() {
-        if i > 0 {
-            sql.push_str(", ");
-        }
-        push(&mut sql, &mut args, "?", Value::Text(g.value.clone()));
-    }
-    let _ = write!(sql, ") GROUP BY +{col}, severity, status");
+    let _ = write!(sql, " GROUP BY +{col}, severity, status");
     // Device names group without regard to ASCII case, as SQLite's NOCASE folds them.
     let key = |v: &str| {
         if by == StoryGroup::Source {
@@ -874,51 +840,76 @@ pub(crate) fn group_counts(
             v.to_owned()
         }
     };
-    let at: std::collections::HashMap<String, usize> = groups
-        .iter()
-        .enumerate()
-        .map(|(i, g)| (key(&g.value), i))
-        .collect();
-    let mut severities: Vec<[u64; 4]> = vec![[0; 4]; groups.len()];
-    let mut statuses: Vec<Vec<u64>> = vec![vec![0; Status::ALL.len()]; groups.len()];
+    let n = |v: i64| u64::try_from(v).unwrap_or_default();
+    // Per group: its entry, stories per severity (the last slot: none) and per status.
+    let mut at: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    let mut groups: Vec<(GroupCount, Vec<u64>, Vec<u64>)> = Vec::new();
     {
         let mut st = conn.prepare_cached(&sql)?;
         let mut rows = st.query(params_from_iter(args.iter()))?;
         while let Some(r) = rows.next()? {
             let value: String = r.get(0)?;
-            let Some(&i) = at.get(&key(&value)) else {
-                continue;
-            };
             let severity: String = r.get(1)?;
             let status: String = r.get(2)?;
             let k = n(r.get(3)?);
+            let crit: u8 = r.get(4)?;
+            let i = *at.entry(key(&value)).or_insert_with(|| {
+                groups.push((
+                    GroupCount {
+                        label: value.clone(),
+                        value,
+                        count: 0,
+                        max_criticality: 0,
+                        by_severity: Vec::new(),
+                        by_status: Vec::new(),
+                    },
+                    vec![0; Severity::ALL.len() + 1],
+                    vec![0; Status::ALL.len()],
+                ));
+                groups.len() - 1
+            });
+            let (g, severities, statuses) = &mut groups[i];
+            g.count += k;
+            g.max_criticality = g.max_criticality.max(crit);
             let sev = Severity::parse(&severity)
                 .and_then(|s| Severity::ALL.iter().position(|x| *x == s))
                 .unwrap_or(Severity::ALL.len());
-            severities[i][sev] += k;
+            severities[sev] += k;
             if let Some(p) =
                 Status::parse(&status).and_then(|s| Status::ALL.iter().position(|x| *x == s))
             {
-                statuses[i][p] += k;
+                statuses[p] += k;
             }
         }
     }
-    for (i, g) in groups.iter_mut().enumerate() {
-        for (j, s) in Severity::ALL.iter().enumerate().rev() {
-            if severities[i][j] > 0 {
-                g.by_severity.push((Some(*s), severities[i][j]));
+    // Largest first; stories without the value (no file, say) make a group too, listed last.
+    groups.sort_by(|(a, _, _), (b, _, _)| {
+        (a.value.is_empty(), std::cmp::Reverse(a.count), key(&a.value)).cmp(&(
+            b.value.is_empty(),
+            std::cmp::Reverse(b.count),
+            key(&b.value),
+        ))
+    });
+    groups.truncate(limit.clamp(1, 1000) as usize);
+    let mut groups: Vec<GroupCount> = groups
+        .into_iter()
+        .map(|(mut g, severities, statuses)| {
+            for (j, s) in Severity::ALL.iter().enumerate().rev() {
+                if severities[j] > 0 {
+                    g.by_severity.push((Some(*s), severities[j]));
+                }
             }
-        }
-        if severities[i][Severity::ALL.len()] > 0 {
-            g.by_severity
-                .push((None, severities[i][Severity::ALL.len()]));
-        }
-        for (j, s) in Status::ALL.iter().enumerate() {
-            if statuses[i][j] > 0 {
-                g.by_status.push((*s, statuses[i][j]));
+            if severities[Severity::ALL.len()] > 0 {
+                g.by_severity.push((None, severities[Severity::ALL.len()]));
             }
-        }
-    }
+            for (j, s) in Status::ALL.iter().enumerate() {
+                if statuses[j] > 0 {
+                    g.by_status.push((*s, statuses[j]));
+                }
+            }
+            g
+        })
+        .collect();
     // What people read for a device or a file: its name, from one of its stories.
     let label_sql = match by {
         StoryGroup::Device => Some(
