@@ -840,7 +840,7 @@ pub(crate) fn group_counts(
             v.to_owned()
         }
     };
-    let n = |v: i64| u64::try_from(v).unwrap_or_default();
+    let count_of = |v: i64| u64::try_from(v).unwrap_or_default();
     // Per group: its entry, stories per severity (the last slot: none) and per status.
     let mut at: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
     let mut groups: Vec<(GroupCount, Vec<u64>, Vec<u64>)> = Vec::new();
@@ -851,7 +851,7 @@ pub(crate) fn group_counts(
             let value: String = r.get(0)?;
             let severity: String = r.get(1)?;
             let status: String = r.get(2)?;
-            let k = n(r.get(3)?);
+            let k = count_of(r.get(3)?);
             let crit: u8 = r.get(4)?;
             let i = *at.entry(key(&value)).or_insert_with(|| {
                 groups.push((
@@ -884,11 +884,16 @@ pub(crate) fn group_counts(
     }
     // Largest first; stories without the value (no file, say) make a group too, listed last.
     groups.sort_by(|(a, _, _), (b, _, _)| {
-        (a.value.is_empty(), std::cmp::Reverse(a.count), key(&a.value)).cmp(&(
-            b.value.is_empty(),
-            std::cmp::Reverse(b.count),
-            key(&b.value),
-        ))
+        (
+            a.value.is_empty(),
+            std::cmp::Reverse(a.count),
+            key(&a.value),
+        )
+            .cmp(&(
+                b.value.is_empty(),
+                std::cmp::Reverse(b.count),
+                key(&b.value),
+            ))
     });
     groups.truncate(limit.clamp(1, 1000) as usize);
     let mut groups: Vec<GroupCount> = groups

@@ -415,6 +415,7 @@ macro_rules! store_conformance_suite {
             keyset_paging_visits_every_story_once_in_every_sort,
             paging_back_retraces_the_pages_and_counts_stop_at_their_cap,
             groups_count_their_stories_by_severity_and_status,
+            device_names_group_whatever_their_letter_case,
             filters_narrow_the_list,
             severity_needs_a_malicious_verdict_and_actions_reach_the_timeline,
             an_update_to_the_same_values_changes_nothing,
