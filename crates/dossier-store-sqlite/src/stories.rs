@@ -720,6 +720,9 @@ fn comments(conn: &Connection, story_id: &str) -> Result<Vec<Comment>> {
 /// rest.
 const RELATED_PER_RELATION: i64 = 50;
 
+/// A device's or a file's stories are found through their own index, named: the (`account`,
+/// `updated_at`) index carries the agent id and the file too, and a planner taking it to save the
+/// sort would read every story of the account to find a device's few.
 fn related(
     conn: &Connection,
     story: &Story,
@@ -765,7 +768,8 @@ fn related(
     )?;
     if let Some(agent) = &story.device.agent_uuid {
         add(
-            "SELECT id, indication, device_name, updated_at, criticality, status, verdict FROM stories
+            "SELECT id, indication, device_name, updated_at, criticality, status, verdict
+             FROM stories INDEXED BY stories_agent
              WHERE account_id = ?1 AND agent_uuid = ?2 ORDER BY updated_at DESC LIMIT ?3",
             "same_device",
             &[&story.account_id, agent, &RELATED_PER_RELATION],
@@ -773,7 +777,8 @@ fn related(
     }
     if !file_hash.is_empty() {
         add(
-            "SELECT id, indication, device_name, updated_at, criticality, status, verdict FROM stories
+            "SELECT id, indication, device_name, updated_at, criticality, status, verdict
+             FROM stories INDEXED BY stories_hash
              WHERE account_id = ?1 AND file_hash = ?2 ORDER BY updated_at DESC LIMIT ?3",
             "same_hash",
             &[&story.account_id, &file_hash, &RELATED_PER_RELATION],
@@ -802,6 +807,18 @@ fn related(
     Ok(out)
 }
 
+/// One group as [`group_counts`] adds it up: its value, count, highest criticality, and stories
+/// per severity (the last slot: none) and per status.
+struct Sum {
+    value: String,
+    count: u64,
+    max: u8,
+    severities: [u64; 4],
+    statuses: [u64; 6],
+}
+
+const _: () = assert!(Severity::ALL.len() + 1 == 4 && Status::ALL.len() == 6);
+
 /// Counts the stories a list request matches, per value of the grouped field, largest group
 /// first (at most `limit` groups), with each group's highest criticality and its split by
 /// severity and by status.
@@ -824,14 +841,11 @@ pub(crate) fn group_counts(
         StoryGroup::Status => "status",
         StoryGroup::Producer => "producer",
     };
-    let mut sql = format!(
-        "SELECT {col}, severity, status, count(*), max(criticality) FROM stories WHERE 1 = 1"
-    );
+    // The matching stories' group, severity, status and criticality, in index order: read
+    // from the (account, updated_at) index alone and added up here, with no sort at all.
+    let mut sql = format!("SELECT {col}, severity, status, criticality FROM stories WHERE 1 = 1");
     let mut args: Vec<Value> = Vec::new();
     filters(q, &mut sql, &mut args);
-    // `+col` keeps the planner from walking a whole (account, column) index to get the groups
-    // in order: the time range picks far fewer rows, and grouping them costs less.
-    let _ = write!(sql, " GROUP BY +{col}, severity, status");
     // Device names group without regard to ASCII case, as SQLite's NOCASE folds them.
     let key = |v: &str| {
         if by == StoryGroup::Source {
@@ -840,50 +854,53 @@ pub(crate) fn group_counts(
             v.to_owned()
         }
     };
-    let count_of = |v: i64| u64::try_from(v).unwrap_or_default();
-    // Per group: its entry, stories per severity (the last slot: none) and per status.
+    let text = |r: &rusqlite::Row<'_>, i: usize| -> rusqlite::Result<String> {
+        Ok(r.get_ref(i)?.as_str().unwrap_or_default().to_owned())
+    };
     let mut at: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
-    let mut groups: Vec<(GroupCount, Vec<u64>, Vec<u64>)> = Vec::new();
+    let mut sums: Vec<Sum> = Vec::new();
     {
         let mut st = conn.prepare_cached(&sql)?;
         let mut rows = st.query(params_from_iter(args.iter()))?;
         while let Some(r) = rows.next()? {
-            let value: String = r.get(0)?;
-            let severity: String = r.get(1)?;
-            let status: String = r.get(2)?;
-            let k = count_of(r.get(3)?);
-            let crit: u8 = r.get(4)?;
-            let i = *at.entry(key(&value)).or_insert_with(|| {
-                groups.push((
-                    GroupCount {
-                        label: value.clone(),
-                        value,
-                        count: 0,
-                        max_criticality: 0,
-                        by_severity: Vec::new(),
-                        by_status: Vec::new(),
-                    },
-                    vec![0; Severity::ALL.len() + 1],
-                    vec![0; Status::ALL.len()],
-                ));
-                groups.len() - 1
-            });
-            let (g, severities, statuses) = &mut groups[i];
-            g.count += k;
-            g.max_criticality = g.max_criticality.max(crit);
-            let sev = Severity::parse(&severity)
-                .and_then(|s| Severity::ALL.iter().position(|x| *x == s))
+            let value = r.get_ref(0)?.as_str().unwrap_or_default();
+            let found = if by == StoryGroup::Source {
+                at.get(&value.to_ascii_lowercase()).copied()
+            } else {
+                at.get(value).copied()
+            };
+            let i = if let Some(i) = found {
+                i
+            } else {
+                let value = text(r, 0)?;
+                at.insert(key(&value), sums.len());
+                sums.push(Sum {
+                    value,
+                    count: 0,
+                    max: 0,
+                    severities: [0; 4],
+                    statuses: [0; 6],
+                });
+                sums.len() - 1
+            };
+            let severity = r.get_ref(1)?.as_str().unwrap_or_default();
+            let status = r.get_ref(2)?.as_str().unwrap_or_default();
+            let crit: u8 = r.get(3)?;
+            let sum = &mut sums[i];
+            sum.count += 1;
+            sum.max = sum.max.max(crit);
+            let sev = Severity::ALL
+                .iter()
+                .position(|x| x.as_str() == severity)
                 .unwrap_or(Severity::ALL.len());
-            severities[sev] += k;
-            if let Some(p) =
-                Status::parse(&status).and_then(|s| Status::ALL.iter().position(|x| *x == s))
-            {
-                statuses[p] += k;
+            sum.severities[sev] += 1;
+            if let Some(p) = Status::ALL.iter().position(|x| x.as_str() == status) {
+                sum.statuses[p] += 1;
             }
         }
     }
     // Largest first; stories without the value (no file, say) make a group too, listed last.
-    groups.sort_by(|(a, _, _), (b, _, _)| {
+    sums.sort_by(|a, b| {
         (
             a.value.is_empty(),
             std::cmp::Reverse(a.count),
@@ -895,41 +912,59 @@ pub(crate) fn group_counts(
                 key(&b.value),
             ))
     });
-    groups.truncate(limit.clamp(1, 1000) as usize);
-    let mut groups: Vec<GroupCount> = groups
+    sums.truncate(limit.clamp(1, 1000) as usize);
+    let mut groups: Vec<GroupCount> = sums
         .into_iter()
-        .map(|(mut g, severities, statuses)| {
+        .map(|sum| {
+            let mut by_severity = Vec::new();
             for (j, s) in Severity::ALL.iter().enumerate().rev() {
-                if severities[j] > 0 {
-                    g.by_severity.push((Some(*s), severities[j]));
+                if sum.severities[j] > 0 {
+                    by_severity.push((Some(*s), sum.severities[j]));
                 }
             }
-            if severities[Severity::ALL.len()] > 0 {
-                g.by_severity.push((None, severities[Severity::ALL.len()]));
+            if sum.severities[Severity::ALL.len()] > 0 {
+                by_severity.push((None, sum.severities[Severity::ALL.len()]));
             }
-            for (j, s) in Status::ALL.iter().enumerate() {
-                if statuses[j] > 0 {
-                    g.by_status.push((*s, statuses[j]));
-                }
+            let by_status = Status::ALL
+                .iter()
+                .zip(sum.statuses)
+                .filter(|(_, n)| *n > 0)
+                .map(|(s, n)| (*s, n))
+                .collect();
+            GroupCount {
+                label: sum.value.clone(),
+                value: sum.value,
+                count: sum.count,
+                max_criticality: sum.max,
+                by_severity,
+                by_status,
             }
-            g
         })
         .collect();
-    // What people read for a device or a file: its name, from one of its stories.
-    let label_sql = match by {
-        StoryGroup::Device => Some(
-            "SELECT device_name FROM stories WHERE (?1 IS NULL OR account_id = ?1)
-             AND agent_uuid = ?2 AND device_name != '' LIMIT 1",
-        ),
-        StoryGroup::File => Some(
-            "SELECT file_name FROM stories WHERE (?1 IS NULL OR account_id = ?1)
-             AND file_hash = ?2 AND file_name != '' LIMIT 1",
-        ),
+    // What people read for a device or a file: its name, from one of its stories, found
+    // through the account's index on the value. (An operator's list across accounts has no
+    // account to start from, and looks the name up among every account's stories.)
+    // The index is named: the (account, updated_at) index carries the agent id too, and a
+    // planner without statistics for it took it for a lookup, reading every story.
+    let label_col = match by {
+        StoryGroup::Device => Some(("device_name", "agent_uuid", "stories_agent")),
+        StoryGroup::File => Some(("file_name", "file_hash", "stories_hash")),
         _ => None,
     };
-    if let Some(label_sql) = label_sql {
-        let mut st = conn.prepare_cached(label_sql)?;
-        for g in &mut groups {
+    if let Some((name, value, index)) = label_col {
+        let sql = if q.account_id.is_some() {
+            format!(
+                "SELECT {name} FROM stories INDEXED BY {index} WHERE account_id = ?1
+                 AND {value} = ?2 AND {name} != '' LIMIT 1"
+            )
+        } else {
+            format!(
+                "SELECT {name} FROM stories WHERE {value} = ?2 AND {name} != '' AND ?1 IS NULL
+                 LIMIT 1"
+            )
+        };
+        let mut st = conn.prepare_cached(&sql)?;
+        for g in groups.iter_mut().filter(|g| !g.value.is_empty()) {
             g.label = st
                 .query_row(params![q.account_id, g.value], |r| r.get(0))
                 .optional()?
