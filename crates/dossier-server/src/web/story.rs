@@ -148,7 +148,7 @@ async fn render_page(
     } else {
         Vec::new()
     };
-    let kin = kin(state, &d).await?;
+    let kin = kin(&d);
     let body = story_body(
         user,
         &d,
@@ -524,61 +524,37 @@ fn comments_section(user: &WebUser, d: &StoryDetail, may_act: bool) -> Markup {
 }
 
 /// Other stories on the same device or file.
-/// How many stories share the story's file and its device (itself included), and where the
-/// Workbench lists them.
+/// Where the Workbench lists every story of the story's file and of its device (the last 90
+/// days, the list's widest range). No count: counting a device's stories over 90 days would
+/// cost every view of a story more than the rest of the page.
 struct Kin {
-    file: Option<(String, u64)>,
-    device: Option<(String, u64)>,
+    file: Option<String>,
+    device: Option<String>,
 }
 
-async fn kin(state: &AppState, d: &StoryDetail) -> Result<Kin, ApiError> {
+fn kin(d: &StoryDetail) -> Kin {
     let s = &d.story;
-    let base = dossier_store::StoryQuery {
-        account_id: Some(s.account_id.clone()),
-        from: Some(chrono::Utc::now() - chrono::Duration::days(90)),
-        ..Default::default()
+    let view = |f: &dyn Fn(&mut super::stories::ListState)| {
+        let mut v = super::stories::ListState {
+            range: "90d".into(),
+            ..Default::default()
+        };
+        f(&mut v);
+        v.url()
     };
-    let count = |q: dossier_store::StoryQuery| async move {
-        state
-            .store
-            .count_stories(&q, super::stories::COUNT_CAP + 1)
-            .await
-            .map_err(|e| ApiError::from_store(e, "story"))
-    };
-    let hash = s.file.sha1.as_deref().or(s.file.sha256.as_deref());
-    let file = match hash {
-        Some(h) => {
-            let n = count(dossier_store::StoryQuery {
-                hash: Some(h.to_owned()),
-                ..base.clone()
-            })
-            .await?;
-            let view = super::stories::ListState {
-                hash: h.to_owned(),
-                range: "90d".into(),
-                ..Default::default()
-            };
-            Some((view.url(), n))
-        }
-        None => None,
-    };
-    let device = match s.device.agent_uuid.as_deref() {
-        Some(agent) => {
-            let n = count(dossier_store::StoryQuery {
-                device: Some(agent.to_owned()),
-                ..base.clone()
-            })
-            .await?;
-            let view = super::stories::ListState {
-                device: agent.to_owned(),
-                range: "90d".into(),
-                ..Default::default()
-            };
-            Some((view.url(), n))
-        }
-        None => None,
-    };
-    Ok(Kin { file, device })
+    Kin {
+        file: s
+            .file
+            .sha1
+            .as_deref()
+            .or(s.file.sha256.as_deref())
+            .map(|h| view(&|v| h.clone_into(&mut v.hash))),
+        device: s
+            .device
+            .agent_uuid
+            .as_deref()
+            .map(|a| view(&|v| a.clone_into(&mut v.device))),
+    }
 }
 
 /// Every story of the same file and of the same device (up to the store's bound, with a link
@@ -595,7 +571,7 @@ fn related_section(d: &StoryDetail, kin: &Kin) -> Markup {
     let windows = of(&["previous_window", "next_window"]);
     let group = |title: &str,
                  rows: &[&dossier_store::RelatedStory],
-                 all: Option<&(String, u64)>,
+                 all: Option<&String>,
                  noun: &str| {
         html! {
             h3 { (title) }
@@ -603,10 +579,8 @@ fn related_section(d: &StoryDetail, kin: &Kin) -> Markup {
                 p.none { "No other story of this " (noun) "." }
             } @else {
                 (related_table(rows))
-            }
-            @if let Some((url, n)) = all {
-                @if *n > 1 {
-                    p { a href=(url) { "View all " (super::stories::count_text(*n)) " of this " (noun) " in the Workbench" } span.hint { " (last 90 days)" } }
+                @if let Some(url) = all {
+                    p { a href=(url) { "View all stories of this " (noun) " in the Workbench" } span.hint { " (last 90 days)" } }
                 }
             }
         }
