@@ -305,7 +305,7 @@ pub fn latest_incident<'a>(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::producer::test_producer;
     use crate::vocabulary::Mitigation;

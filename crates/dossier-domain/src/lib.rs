@@ -10,6 +10,7 @@ pub mod expiry;
 pub mod files;
 pub mod incident;
 pub mod net;
+pub mod next_steps;
 pub mod producer;
 pub mod story;
 pub mod summary;
