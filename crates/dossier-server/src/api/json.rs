@@ -4,6 +4,7 @@
 
 use chrono::{DateTime, Utc};
 use dossier_domain::criticality::Criticality;
+use dossier_domain::next_steps::NextStep;
 use serde::Serialize;
 use serde_json::value::RawValue;
 use utoipa::ToSchema;
@@ -107,6 +108,30 @@ pub struct RelatedStory {
     pub verdict: Option<String>,
 }
 
+/// One recommended next step: what to do, why, and the response action that does it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct NextStepView {
+    /// What to do, e.g. `Disconnect the device from the network, then remediate`.
+    pub text: String,
+    /// The fact that calls for it, e.g. `not mitigated on a server`.
+    pub reason: String,
+    /// The response action (`POST /api/v1/stories/{id}/actions`) that carries it out:
+    /// `kill`, `quarantine`, `remediate`, `rollback`, `disconnect`, `reconnect`, `blocklist`,
+    /// `mark_true_positive`, `mark_false_positive`; `null` when no action does.
+    #[schema(nullable)]
+    pub action: Option<String>,
+}
+
+impl From<NextStep> for NextStepView {
+    fn from(s: NextStep) -> Self {
+        Self {
+            text: s.text,
+            reason: s.reason,
+            action: s.action.map(|a| a.as_str().to_owned()),
+        }
+    }
+}
+
 /// A story with everything behind it.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct StoryDetail {
@@ -115,6 +140,9 @@ pub struct StoryDetail {
     pub summary: String,
     #[schema(value_type = Object)]
     pub criticality_detail: Criticality,
+    /// What an analyst should do now, most urgent first, written from the story's facts; empty
+    /// for a closed story.
+    pub next_steps: Vec<NextStepView>,
     /// The first page of the story's incidents (at most 50), oldest first.
     pub incidents: Vec<IncidentView>,
     /// The cursor to the incidents after the first page
@@ -277,6 +305,7 @@ impl From<dossier_store::StoryDetail> for StoryDetail {
             story: d.story.into(),
             summary: d.summary,
             criticality_detail: d.criticality_detail,
+            next_steps: d.next_steps.into_iter().map(Into::into).collect(),
             incidents: d.incidents.into_iter().map(Into::into).collect(),
             incidents_next_cursor: d.incidents_next_cursor,
             timeline: d.timeline.into_iter().map(Into::into).collect(),

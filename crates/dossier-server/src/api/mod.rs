@@ -32,7 +32,7 @@ use crate::AppState;
         bulk::BulkRequest, bulk::BulkResult, bulk::BulkFailure,
         json::Story, json::StoryPage, json::StoryDetail, json::DeviceView,
         json::FileView, json::IncidentView, json::IncidentPage, json::TimelineEntry, json::Comment,
-        json::RelatedStory, json::Event, json::EventPage, schema::ErrorBody, Status,
+        json::RelatedStory, json::NextStepView, json::Event, json::EventPage, schema::ErrorBody, Status,
     )),
     modifiers(&BearerAuth),
     security(("api_key" = []))

@@ -7,6 +7,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
+use dossier_domain::next_steps::NextStep;
 use dossier_domain::story::{Severity, Status, Verdict};
 use dossier_domain::Incident;
 use dossier_source::Source;
@@ -185,6 +186,7 @@ fn story_body(
 ) -> Markup {
     html! {
         (story_head(d, said))
+        (next_steps_section(&d.next_steps))
         (fact_panels(d))
         section aria-labelledby="act-title" {
             h2 #act-title { "Triage" }
@@ -223,6 +225,30 @@ fn story_head(d: &StoryDetail, said: Option<&Said>) -> Markup {
             Some(Said::Refused(e)) => p.error role="alert" { (e) },
             Some(Said::Saved(m)) => p.ok role="status" { (m) },
             None => {}
+        }
+    }
+}
+
+/// What to do now, each step with its reason; a step a response action carries out links to
+/// that action's button in the page's response section (`#action-<name>`).
+fn next_steps_section(steps: &[NextStep]) -> Markup {
+    if steps.is_empty() {
+        return html! {};
+    }
+    html! {
+        section.next-steps aria-labelledby="next-steps-title" {
+            h2 #next-steps-title { "Recommended next steps" }
+            ol {
+                @for step in steps {
+                    li {
+                        @match step.action {
+                            Some(a) => a href={ "#action-" (a.as_str()) } data-action=(a.as_str()) { (step.text) },
+                            None => span { (step.text) },
+                        }
+                        " " span.reason { "— " (step.reason) }
+                    }
+                }
+            }
         }
     }
 }
@@ -894,6 +920,33 @@ mod tests {
             actor: None,
             text: format!("{kind} at {minute}"),
         }
+    }
+
+    #[test]
+    fn next_steps_link_to_the_response_buttons_by_action_name() {
+        use dossier_domain::next_steps::{NextStep, ResponseAction};
+        let steps = [
+            NextStep {
+                text: "Disconnect the device".into(),
+                reason: "not mitigated on a <server>".into(),
+                action: Some(ResponseAction::Disconnect),
+            },
+            NextStep {
+                text: "Close the story with a verdict".into(),
+                reason: "every incident is mitigated".into(),
+                action: None,
+            },
+        ];
+        let html = next_steps_section(&steps).into_string();
+        assert!(html.contains("Recommended next steps"), "{html}");
+        assert!(html.contains("href=\"#action-disconnect\""), "{html}");
+        assert!(html.contains("not mitigated on a &lt;server&gt;"), "{html}");
+        assert_eq!(
+            html.matches("href=").count(),
+            1,
+            "a step with no action links nowhere"
+        );
+        assert!(next_steps_section(&[]).into_string().is_empty());
     }
 
     #[test]

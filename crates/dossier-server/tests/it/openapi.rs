@@ -129,6 +129,20 @@ async fn the_openapi_document_declares_every_parameter_and_error() {
         schemas["Story"]["properties"]["created_at"]["format"],
         "date-time"
     );
+    // The story detail declares its next steps, each with a nullable action.
+    // (The detail flattens the story, so its own properties are one part of an `allOf`.)
+    let detail = schemas["StoryDetail"].to_string();
+    assert!(
+        detail.contains(r#""next_steps":{"#)
+            && detail.contains(r##""$ref":"#/components/schemas/NextStepView""##),
+        "{detail}"
+    );
+    let step = &schemas["NextStepView"]["properties"];
+    assert!(
+        step["text"].is_object() && step["reason"].is_object(),
+        "{step}"
+    );
+    assert!(step["action"].to_string().contains("null"), "{step}");
     app.running.stop().await;
 }
 

@@ -135,6 +135,32 @@ async fn threats_become_stories_through_the_api() {
 
 /// Walks the story list page by page: every threat is in exactly one story, and recurring
 /// threats share one, so there are fewer stories than threats.
+/// Checks a story detail's next steps: at least one for a story not closed, each with its text,
+/// its reason and a response action by its API name or `null`.
+fn assert_next_steps(d: &serde_json::Value) {
+    const ACTIONS: [&str; 9] = [
+        "kill",
+        "quarantine",
+        "remediate",
+        "rollback",
+        "disconnect",
+        "reconnect",
+        "blocklist",
+        "mark_true_positive",
+        "mark_false_positive",
+    ];
+    let steps = d["next_steps"].as_array().expect("next_steps is an array");
+    assert_eq!(steps.is_empty(), d["status"] == "closed", "{steps:?}");
+    for s in steps {
+        assert!(!s["text"].as_str().unwrap().is_empty(), "{s}");
+        assert!(!s["reason"].as_str().unwrap().is_empty(), "{s}");
+        assert!(
+            s["action"].is_null() || ACTIONS.contains(&s["action"].as_str().unwrap()),
+            "{s}"
+        );
+    }
+}
+
 async fn every_threat_is_in_exactly_one_story(app: &App, admin: &str, threats: usize) {
     let mut seen = std::collections::BTreeSet::new();
     let mut cursor: Option<String> = None;
@@ -200,6 +226,7 @@ async fn every_threat_is_in_exactly_one_story(app: &App, admin: &str, threats: u
                 );
             }
             assert!(!d["summary"].as_str().unwrap().is_empty());
+            assert_next_steps(&d);
             assert!(!d["timeline"].as_array().unwrap().is_empty());
             assert!((1..=10).contains(&d["criticality"].as_u64().unwrap()));
         }
@@ -311,6 +338,33 @@ async fn analysts_act_on_stories() {
         d["comments"][0]["created_at"], c["created_at"],
         "a comment reads the same when posted and when read back"
     );
+
+    // A closed story needs nothing more done.
+    assert_next_steps(&d);
+    let (status, closed) = app
+        .call(
+            "PATCH",
+            &path,
+            Some(&admin),
+            Some(json!({"status": "closed"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{closed}");
+    let (_, d) = app.call("GET", &path, Some(&admin), None).await;
+    assert_eq!(
+        d["next_steps"],
+        json!([]),
+        "a closed story recommends nothing"
+    );
+    let (status, _) = app
+        .call(
+            "PATCH",
+            &path,
+            Some(&admin),
+            Some(json!({"status": "pending_analysis"})),
+        )
+        .await;
+    assert_eq!(status, 200);
 
     // Filters and sort reach the list.
     let (_, filtered) = app
