@@ -512,6 +512,7 @@ pub(crate) mod tests {
             mitre: vec![],
             mitigation_actions: vec![],
             console_url: None,
+            context: crate::context::Context::default(),
             raw: String::new(),
         }
     }

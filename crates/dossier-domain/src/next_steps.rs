@@ -184,9 +184,16 @@ impl NextStepFacts {
     }
 }
 
-/// Returns whether the producer cut the incident's device off the network: its last network
-/// action (`network_quarantine`, `disconnect`, undone by `reconnect`) succeeded.
+/// Returns whether the incident's device is cut off the network: by the network state the
+/// producer reports, else by its last network action (`network_quarantine`, `disconnect`,
+/// undone by `reconnect`) that succeeded.
 fn is_disconnected(incident: &Incident) -> bool {
+    if let Some(status) = incident.device.network_status.as_deref() {
+        let status = status.trim().to_ascii_lowercase();
+        if !status.is_empty() {
+            return matches!(status.as_str(), "disconnected" | "isolated" | "contained");
+        }
+    }
     let mut disconnected = false;
     for action in &incident.mitigation_actions {
         let (name, status) = action.split_once(':').unwrap_or((action, ""));
@@ -419,6 +426,22 @@ mod tests {
         ));
         assert_eq!(actions(&steps), ["reconnect", "mark_true_positive"]);
         i.mitigation_actions.push("reconnect:success".into());
+        let steps = next_steps(&NextStepFacts::from_incidents(
+            std::slice::from_ref(&i),
+            0,
+            false,
+        ));
+        assert_eq!(actions(&steps), ["mark_true_positive"]);
+        // The network state the producer reports wins over the actions.
+        i.device.network_status = Some("Disconnected".into());
+        let steps = next_steps(&NextStepFacts::from_incidents(
+            std::slice::from_ref(&i),
+            0,
+            false,
+        ));
+        assert_eq!(actions(&steps), ["reconnect", "mark_true_positive"]);
+        i.device.network_status = Some("connected".into());
+        i.mitigation_actions = vec!["network_quarantine:success".into()];
         let steps = next_steps(&NextStepFacts::from_incidents(&[i], 0, false));
         assert_eq!(actions(&steps), ["mark_true_positive"]);
     }

@@ -130,3 +130,41 @@ fn the_query_page_mock_holds_composite_ids() {
         .all(Value::is_string));
     assert_eq!(page["meta"]["pagination"]["total"], 3);
 }
+
+/// The story's entities from a Falcon alert: the user with its logon domain, the process tree
+/// with each command line and parent, the host's containment state, and the alert as the
+/// indicator with CrowdStrike's own technique id.
+#[test]
+fn the_ldt_sample_names_its_user_process_tree_and_indicator() {
+    let i = map_alert(&raw(&read("elastic_alert_epp_ldt_line1.json"))).unwrap();
+    assert_eq!(i.device.network_status.as_deref(), Some("normal"));
+    let e = dossier_domain::entities::of(&[i]);
+    assert_eq!(e.users[0].name, "ABSYS\\mohit.jha");
+    let tree: Vec<(Option<&str>, Option<&str>)> = e
+        .processes
+        .iter()
+        .map(|p| (p.name.as_deref(), p.parent.as_deref()))
+        .collect();
+    assert_eq!(
+        tree,
+        [
+            (
+                Some("openvpn-abc-pfSense-UDP4-1194-pfsense-install-2.6.5-I001-amd64.exe"),
+                Some("explorer.exe")
+            ),
+            (Some("explorer.exe"), Some("userinit.exe")),
+            (Some("userinit.exe"), None),
+        ]
+    );
+    assert_eq!(
+        e.processes[1].command_line.as_deref(),
+        Some("C:\\WINDOWS\\Explorer.EXE")
+    );
+    assert!(e.processes[0]
+        .command_line
+        .as_deref()
+        .is_some_and(|c| c.contains("openvpn-cds")));
+    assert_eq!(e.files.len(), 1);
+    assert_eq!(e.indicators[0].techniques, ["CST0000"]);
+    assert_eq!(e.indicators[0].category.as_deref(), Some("MachineLearning"));
+}

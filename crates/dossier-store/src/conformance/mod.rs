@@ -320,6 +320,7 @@ pub fn incident(id: &str, day: i64, agent: &str, hash: Option<&str>) -> Incident
         mitre: Vec::new(),
         mitigation_actions: Vec::new(),
         console_url: None,
+        context: dossier_domain::context::Context::default(),
         raw: format!("{{\"id\":\"{id}\"}}"),
     }
 }
