@@ -590,6 +590,7 @@ pub(crate) fn get(
         summary: text,
         criticality_detail,
         next_steps: steps,
+        entities: dossier_domain::entities::of(&normalised),
         incidents,
         incidents_next_cursor,
         latest,

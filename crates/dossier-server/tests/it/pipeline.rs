@@ -161,6 +161,44 @@ fn assert_next_steps(d: &serde_json::Value) {
     }
 }
 
+/// Checks a story detail's entities against its incidents: the device comes from every one,
+/// a story whose incidents are all fileless shows storylines and no file, and a story with a
+/// file hash shows that file with it.
+fn assert_entities(d: &serde_json::Value, incidents: &[serde_json::Value]) {
+    let e = &d["entities"];
+    assert_eq!(
+        e["device"]["incident_count"], d["incident_count"],
+        "the device comes from every incident: {e}"
+    );
+    let ids = e["device"]["incident_ids"].as_array().unwrap();
+    assert!(!ids.is_empty() && ids.len() <= 20, "{e}");
+    assert_eq!(ids[0], incidents[0]["id"], "ids in story order");
+    let fileless = incidents
+        .iter()
+        .all(|i| i["raw"]["threatInfo"]["isFileless"] == true);
+    if fileless {
+        assert_eq!(
+            e["files"],
+            serde_json::json!([]),
+            "a fileless story shows no file: {e}"
+        );
+    } else if let Some(sha1) = d["file"]["sha1"].as_str() {
+        assert!(
+            e["files"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|f| f["sha1"] == sha1),
+            "{e}"
+        );
+    }
+    for kind in ["users", "files", "processes", "storylines", "indicators"] {
+        for entity in e[kind].as_array().unwrap() {
+            assert!(entity["incident_count"].as_u64().unwrap() >= 1, "{entity}");
+        }
+    }
+}
+
 async fn every_threat_is_in_exactly_one_story(app: &App, admin: &str, threats: usize) {
     let mut seen = std::collections::BTreeSet::new();
     let mut cursor: Option<String> = None;
@@ -227,6 +265,7 @@ async fn every_threat_is_in_exactly_one_story(app: &App, admin: &str, threats: u
             }
             assert!(!d["summary"].as_str().unwrap().is_empty());
             assert_next_steps(&d);
+            assert_entities(&d, &incidents);
             assert!(!d["timeline"].as_array().unwrap().is_empty());
             assert!((1..=10).contains(&d["criticality"].as_u64().unwrap()));
         }
