@@ -154,10 +154,13 @@ impl NextStepFacts {
             disconnected: is_disconnected(latest),
             fileless,
             storyline: latest.storyline.clone().filter(|s| !s.trim().is_empty()),
+            // A fileless threat's "file" is no file (SentinelOne puts the threat's name
+            // there): the process it ran in is the one its producer names.
             process: latest
-                .file
-                .name
-                .clone()
+                .context
+                .processes
+                .iter()
+                .find_map(|p| p.name.clone())
                 .filter(|n| fileless && !n.trim().is_empty()),
             hash: hash.filter(|_| !fileless),
             devices_with_hash: other_devices_with_hash.saturating_add(1),
@@ -393,9 +396,13 @@ mod tests {
         let mut i = malicious_file(Mitigation::NotMitigated);
         i.is_fileless = true;
         i.file = crate::FileInfo {
-            name: Some("powershell.exe".into()),
+            name: Some("SuspiciousScript".into()),
             ..crate::FileInfo::default()
         };
+        i.context.processes = vec![crate::context::ProcessInfo {
+            name: Some("powershell.exe".into()),
+            ..crate::context::ProcessInfo::default()
+        }];
         i.storyline = Some("ABC123".into());
         let steps = next_steps(&NextStepFacts::from_incidents(&[i], 9, false));
         assert_eq!(

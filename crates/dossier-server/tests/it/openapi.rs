@@ -137,6 +137,28 @@ async fn the_openapi_document_declares_every_parameter_and_error() {
             && detail.contains(r##""$ref":"#/components/schemas/NextStepView""##),
         "{detail}"
     );
+    assert!(
+        detail.contains(r##""$ref":"#/components/schemas/EntitiesView""##),
+        "{detail}"
+    );
+    for kind in ["users", "files", "processes", "storylines", "indicators"] {
+        assert!(
+            schemas["EntitiesView"]["properties"][kind]["items"].is_object(),
+            "{kind}: {}",
+            schemas["EntitiesView"]
+        );
+    }
+    let process = schemas["ProcessEntityView"].to_string();
+    // The sources are flattened in: a part of the `allOf`.
+    assert!(
+        process.contains("command_line") && process.contains("schemas/EntitySources"),
+        "{process}"
+    );
+    assert!(
+        schemas["EntitySources"]["properties"]["incident_ids"].is_object(),
+        "{}",
+        schemas["EntitySources"]
+    );
     let step = &schemas["NextStepView"]["properties"];
     assert!(
         step["text"].is_object() && step["reason"].is_object(),
