@@ -255,6 +255,15 @@ fn next_steps_section(steps: &[NextStep]) -> Markup {
     }
 }
 
+/// The account an incident's process ran as, where the producer names it without the process.
+fn process_user(n: &Incident) -> Option<&str> {
+    n.context
+        .users
+        .iter()
+        .find(|u| u.role == dossier_domain::context::UserRole::Process)
+        .map(|u| u.name.as_str())
+}
+
 /// "from 3 incidents", with the vendor ids the entity comes from on hover (the first 20; an
 /// ellipsis says there are more).
 fn sources(s: &Sources) -> Markup {
@@ -388,7 +397,7 @@ fn fact_panels(d: &StoryDetail) -> Markup {
                         dt { "Storyline" } dd.mono { (layout::opt(n.storyline.as_deref())) }
                         dt { "Process" } dd { (layout::opt(n.context.processes.first().and_then(|p| p.name.as_deref()))) }
                         dt { "Command line" } dd.mono { (layout::opt(n.context.processes.first().and_then(|p| p.command_line.as_deref()))) }
-                        dt { "User" } dd { (layout::opt(n.context.processes.first().and_then(|p| p.user.as_deref()))) }
+                        dt { "User" } dd { (layout::opt(n.context.processes.first().and_then(|p| p.user.as_deref()).or_else(|| process_user(n)))) }
                     }
                 }
             } @else {

@@ -58,6 +58,16 @@ async fn a_fileless_story_shows_its_storyline_not_a_file() {
             if let Some(storyline) = storyline {
                 assert!(page.contains(storyline), "{sid}: {storyline}");
             }
+            // The account the threat ran as stands beside its storyline.
+            let user = incidents
+                .last()
+                .and_then(|i| i["raw"]["threatInfo"]["processUser"].as_str())
+                .filter(|u| !u.is_empty());
+            if let Some(user) = user {
+                let panel = page.split("Storyline and process").nth(1).unwrap();
+                let panel = panel.split("</section>").next().unwrap();
+                assert!(panel.contains(user), "{sid}: {user} not in {panel}");
+            }
         } else if d["file"]["sha1"].is_string() {
             with_file += 1;
             assert!(page.contains("id=\"file-title\">File<"), "{sid}");
