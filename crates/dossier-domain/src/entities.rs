@@ -383,6 +383,84 @@ mod tests {
         assert_eq!(d.sources.incident_ids.len(), MAX_IDS);
     }
 
+    fn arb_incidents() -> impl proptest::strategy::Strategy<Value = Vec<Incident>> {
+        use proptest::prelude::*;
+        let user = (0..4u8, any::<bool>()).prop_map(|(n, logged)| UserRef {
+            name: ["ana", "ANA", "bob", " "][usize::from(n)].into(),
+            role: if logged {
+                UserRole::LoggedIn
+            } else {
+                UserRole::Process
+            },
+        });
+        let one = (
+            proptest::collection::vec(user, 0..3),
+            0..3u8,
+            any::<bool>(),
+            proptest::option::of(0..3u8),
+        );
+        proptest::collection::vec(one, 0..12).prop_map(|specs| {
+            specs
+                .into_iter()
+                .enumerate()
+                .map(|(n, (users, file, fileless, process))| {
+                    let mut i = incident(
+                        &format!("i{n}"),
+                        u32::try_from(n).unwrap_or_default(),
+                        Confidence::Malicious,
+                        ProducerVerdict::Undefined,
+                    );
+                    i.context.users = users;
+                    i.file.sha1 = (file > 0).then(|| format!("{file}").repeat(40));
+                    i.is_fileless = fileless;
+                    i.storyline = Some(format!("SL{}", n % 2));
+                    i.context.processes = process
+                        .map(|p| ProcessInfo {
+                            name: Some(format!("p{p}.exe")),
+                            ..ProcessInfo::default()
+                        })
+                        .into_iter()
+                        .collect();
+                    i
+                })
+                .collect()
+        })
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn every_entity_comes_from_incidents_of_the_story(incidents in arb_incidents()) {
+            let e = of(&incidents);
+            proptest::prop_assert_eq!(&e, &of(&incidents), "deterministic");
+            let n = u32::try_from(incidents.len()).unwrap_or(u32::MAX);
+            let ids: Vec<&str> = incidents.iter().map(|i| i.external_id.as_str()).collect();
+            match &e.device {
+                Some(d) => proptest::prop_assert_eq!(d.sources.incident_count, n),
+                None => proptest::prop_assert!(incidents.is_empty()),
+            }
+            let all = e.users.iter().map(|u| &u.sources)
+                .chain(e.files.iter().map(|f| &f.sources))
+                .chain(e.processes.iter().map(|p| &p.sources))
+                .chain(e.storylines.iter().map(|s| &s.sources))
+                .chain(e.indicators.iter().map(|i| &i.sources));
+            for s in all {
+                proptest::prop_assert!(s.incident_count >= 1 && s.incident_count <= n);
+                proptest::prop_assert!(s.incident_ids.iter().all(|id| ids.contains(&id.as_str())));
+            }
+            // A file only from an incident with one; storylines only from fileless ones.
+            let with_file = incidents.iter().filter(|i| !i.is_fileless && i.file.sha1.is_some());
+            proptest::prop_assert_eq!(e.files.is_empty(), with_file.count() == 0);
+            proptest::prop_assert_eq!(
+                e.storylines.is_empty(),
+                !incidents.iter().any(|i| i.is_fileless)
+            );
+            // Users are listed once whatever their letter case.
+            for (a, u) in e.users.iter().enumerate() {
+                proptest::prop_assert!(e.users[a + 1..].iter().all(|v| !v.name.eq_ignore_ascii_case(&u.name)));
+            }
+        }
+    }
+
     #[test]
     fn empty_names_make_no_entity() {
         let mut i = one("1", 1);
