@@ -10,6 +10,7 @@
 //! | When | Step | Action |
 //! |---|---|---|
 //! | the producer's analysts called every incident a false positive | close the story as benign | none |
+//! | the story's analyst verdict is benign | mark it a false positive in the producer, close | `mark_false_positive` |
 //! | some incident is not mitigated, on a server, the device is connected | disconnect the device | `disconnect` |
 //! | some incident is not mitigated, malicious (or high severity), with a file | kill and quarantine | `kill`, `quarantine` |
 //! | some incident is not mitigated, fileless | investigate the storyline and the process | none |
@@ -24,8 +25,9 @@
 //! The rule never recommends an action that contradicts the facts: nothing that stops a threat
 //! (`kill`, `quarantine`, `remediate`, `disconnect`) when every incident is mitigated, nothing
 //! about a file (`quarantine`, `blocklist`, `rollback`) for a threat without one, `reconnect`
-//! only for a disconnected device, `disconnect` never for one, and no true-positive verdict
-//! when the producer's analysts called it a false positive. A closed story gets no step.
+//! only for a disconnected device, `disconnect` never for one, no true-positive verdict
+//! when the producer's analysts called it a false positive, and nothing that stops or blocks a
+//! threat the story's analyst judged benign. A closed story gets no step.
 
 use serde::{Deserialize, Serialize};
 
@@ -123,6 +125,8 @@ pub struct NextStepFacts {
     pub ransomware: bool,
     /// The producer's analysts called every incident a false positive.
     pub false_positive: bool,
+    /// The story's own analyst verdict is benign (set by the caller, who knows the story).
+    pub benign_verdict: bool,
     /// The story is closed.
     pub closed: bool,
 }
@@ -172,6 +176,7 @@ impl NextStepFacts {
             false_positive: incidents
                 .iter()
                 .all(|i| i.producer_verdict == ProducerVerdict::FalsePositive),
+            benign_verdict: false,
             closed,
         }
     }
@@ -231,6 +236,14 @@ pub fn next_steps(f: &NextStepFacts) -> Vec<NextStep> {
             "Close the story with the verdict benign".to_owned(),
             "the producer's analysts called every incident a false positive".to_owned(),
             None,
+        );
+        return steps;
+    }
+    if f.benign_verdict {
+        push(
+            "Mark the threat a false positive in the producer, then close the story".to_owned(),
+            "the story's verdict is benign".to_owned(),
+            Some(ResponseAction::MarkFalsePositive),
         );
         return steps;
     }
@@ -480,6 +493,19 @@ mod tests {
     }
 
     #[test]
+    fn a_benign_verdict_marks_a_false_positive_and_stops_nothing() {
+        let mut i = malicious_file(Mitigation::NotMitigated);
+        i.device.kind = DeviceKind::Server;
+        let facts = NextStepFacts {
+            benign_verdict: true,
+            ..NextStepFacts::from_incidents(&[i], 20, false)
+        };
+        let steps = next_steps(&facts);
+        assert_eq!(actions(&steps), ["mark_false_positive"]);
+        assert_eq!(steps[0].reason, "the story's verdict is benign");
+    }
+
+    #[test]
     fn ransomware_is_rolled_back() {
         let mut i = malicious_file(Mitigation::Mitigated);
         i.classification = Some("Ransomware".into());
@@ -503,7 +529,7 @@ mod tests {
         (
             judgement,
             (1..50u32, 0..60u32),
-            any::<[bool; 6]>(),
+            any::<[bool; 7]>(),
             proptest::option::of("[A-F0-9]{6}"),
             proptest::option::of("[a-f0-9]{40}"),
             0..40u32,
@@ -523,6 +549,7 @@ mod tests {
                     ransomware: b[3],
                     false_positive: b[4],
                     closed: b[5],
+                    benign_verdict: b[6],
                 },
             )
     }
@@ -556,6 +583,16 @@ mod tests {
             }
             if f.false_positive {
                 prop_assert!(steps.iter().all(|s| s.action.is_none()));
+            }
+            if f.benign_verdict || f.false_positive {
+                for a in [ResponseAction::Kill, ResponseAction::Quarantine,
+                          ResponseAction::Remediate, ResponseAction::Disconnect,
+                          ResponseAction::Blocklist, ResponseAction::Rollback,
+                          ResponseAction::MarkTruePositive] {
+                    prop_assert!(!has(a), "{:?} on a benign story", a);
+                }
+            } else {
+                prop_assert!(!has(ResponseAction::MarkFalsePositive));
             }
             if f.devices_with_hash < BLOCKLIST_DEVICES {
                 prop_assert!(!has(ResponseAction::Blocklist));

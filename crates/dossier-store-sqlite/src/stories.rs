@@ -584,7 +584,10 @@ pub(crate) fn get(
     let others = u32::try_from(devices.saturating_sub(1)).unwrap_or_default();
     let text = summary(&SummaryFacts::from_incidents(&normalised, others));
     let closed = story.status == Status::Closed;
-    let steps = next_steps(&NextStepFacts::from_incidents(&normalised, others, closed));
+    let steps = next_steps(&NextStepFacts {
+        benign_verdict: story.verdict == Some(Verdict::Benign),
+        ..NextStepFacts::from_incidents(&normalised, others, closed)
+    });
     Ok(StoryDetail {
         story,
         summary: text,

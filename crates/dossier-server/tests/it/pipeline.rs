@@ -378,8 +378,37 @@ async fn analysts_act_on_stories() {
         "a comment reads the same when posted and when read back"
     );
 
-    // A closed story needs nothing more done.
+    // A story its analyst judged benign is marked a false positive in the producer, and
+    // nothing stops or blocks its threat.
     assert_next_steps(&d);
+    let (status, e) = app
+        .call(
+            "PATCH",
+            &path,
+            Some(&admin),
+            Some(json!({"verdict": "benign", "severity": null})),
+        )
+        .await;
+    assert_eq!(status, 200, "{e}");
+    let (_, benign) = app.call("GET", &path, Some(&admin), None).await;
+    let actions: Vec<&str> = benign["next_steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s["action"].as_str())
+        .collect();
+    assert_eq!(actions, ["mark_false_positive"], "{}", benign["next_steps"]);
+    let (status, e) = app
+        .call(
+            "PATCH",
+            &path,
+            Some(&admin),
+            Some(json!({"verdict": "malicious", "severity": "high"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{e}");
+
+    // A closed story needs nothing more done.
     let (status, closed) = app
         .call(
             "PATCH",
