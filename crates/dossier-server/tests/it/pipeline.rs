@@ -133,8 +133,65 @@ async fn threats_become_stories_through_the_api() {
     app.running.stop().await;
 }
 
-/// Walks the story list page by page: every threat is in exactly one story, and recurring
-/// threats share one, so there are fewer stories than threats.
+/// A story its analyst judged benign is marked a false positive in the producer, and nothing
+/// stops or blocks its threat; a closed story needs nothing more done.
+async fn next_steps_follow_the_verdict_and_the_status(
+    app: &App,
+    admin: &str,
+    path: &str,
+    d: &serde_json::Value,
+) {
+    let admin = Some(admin);
+    assert_next_steps(d);
+    let (status, e) = app
+        .call(
+            "PATCH",
+            path,
+            admin,
+            Some(json!({"verdict": "benign", "severity": null})),
+        )
+        .await;
+    assert_eq!(status, 200, "{e}");
+    let (_, benign) = app.call("GET", path, admin, None).await;
+    let actions: Vec<&str> = benign["next_steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s["action"].as_str())
+        .collect();
+    assert_eq!(actions, ["mark_false_positive"], "{}", benign["next_steps"]);
+    let (status, e) = app
+        .call(
+            "PATCH",
+            path,
+            admin,
+            Some(json!({"verdict": "malicious", "severity": "high"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{e}");
+
+    // A closed story needs nothing more done.
+    let (status, closed) = app
+        .call("PATCH", path, admin, Some(json!({"status": "closed"})))
+        .await;
+    assert_eq!(status, 200, "{closed}");
+    let (_, d) = app.call("GET", path, admin, None).await;
+    assert_eq!(
+        d["next_steps"],
+        json!([]),
+        "a closed story recommends nothing"
+    );
+    let (status, _) = app
+        .call(
+            "PATCH",
+            path,
+            admin,
+            Some(json!({"status": "pending_analysis"})),
+        )
+        .await;
+    assert_eq!(status, 200);
+}
+
 /// Checks a story detail's next steps: at least one for a story not closed, each with its text,
 /// its reason and a response action by its API name or `null`.
 fn assert_next_steps(d: &serde_json::Value) {
@@ -199,6 +256,8 @@ fn assert_entities(d: &serde_json::Value, incidents: &[serde_json::Value]) {
     }
 }
 
+/// Walks the story list page by page: every threat is in exactly one story, and recurring
+/// threats share one, so there are fewer stories than threats.
 async fn every_threat_is_in_exactly_one_story(app: &App, admin: &str, threats: usize) {
     let mut seen = std::collections::BTreeSet::new();
     let mut cursor: Option<String> = None;
@@ -378,61 +437,7 @@ async fn analysts_act_on_stories() {
         "a comment reads the same when posted and when read back"
     );
 
-    // A story its analyst judged benign is marked a false positive in the producer, and
-    // nothing stops or blocks its threat.
-    assert_next_steps(&d);
-    let (status, e) = app
-        .call(
-            "PATCH",
-            &path,
-            Some(&admin),
-            Some(json!({"verdict": "benign", "severity": null})),
-        )
-        .await;
-    assert_eq!(status, 200, "{e}");
-    let (_, benign) = app.call("GET", &path, Some(&admin), None).await;
-    let actions: Vec<&str> = benign["next_steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|s| s["action"].as_str())
-        .collect();
-    assert_eq!(actions, ["mark_false_positive"], "{}", benign["next_steps"]);
-    let (status, e) = app
-        .call(
-            "PATCH",
-            &path,
-            Some(&admin),
-            Some(json!({"verdict": "malicious", "severity": "high"})),
-        )
-        .await;
-    assert_eq!(status, 200, "{e}");
-
-    // A closed story needs nothing more done.
-    let (status, closed) = app
-        .call(
-            "PATCH",
-            &path,
-            Some(&admin),
-            Some(json!({"status": "closed"})),
-        )
-        .await;
-    assert_eq!(status, 200, "{closed}");
-    let (_, d) = app.call("GET", &path, Some(&admin), None).await;
-    assert_eq!(
-        d["next_steps"],
-        json!([]),
-        "a closed story recommends nothing"
-    );
-    let (status, _) = app
-        .call(
-            "PATCH",
-            &path,
-            Some(&admin),
-            Some(json!({"status": "pending_analysis"})),
-        )
-        .await;
-    assert_eq!(status, 200);
+    next_steps_follow_the_verdict_and_the_status(&app, &admin, &path, &d).await;
 
     // Filters and sort reach the list.
     let (_, filtered) = app
