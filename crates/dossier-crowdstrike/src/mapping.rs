@@ -72,7 +72,7 @@ pub fn remap_stored(raw: &str) -> Option<Incident> {
 
 /// The alert's top-level fields the mapping reads; the rest (process trees, IOC context,
 /// file writes) is kept in the raw JSON only.
-const FIELDS: [&str; 36] = [
+const FIELDS: [&str; 37] = [
     "agent_id",
     "aggregate_id",
     "cmdline",
@@ -85,6 +85,7 @@ const FIELDS: [&str; 36] = [
     "filename",
     "filepath",
     "grandparent_details",
+    "ioc_context",
     "local_process_id",
     "logon_domain",
     "md5",
@@ -321,9 +322,41 @@ fn context(alert: &Map<String, Value>) -> Context {
     Context {
         users,
         processes,
-        files: Vec::new(),
+        files: ioc_files(alert),
         indicators,
     }
+}
+
+/// The files of `ioc_context` (a module the process loaded, a file it wrote) other than the
+/// alert's own file: their hashes and their path (`ioc_description` holds it).
+fn ioc_files(alert: &Map<String, Value>) -> Vec<FileInfo> {
+    let own = hex_hash(alert.get("sha256").and_then(Value::as_str), 64);
+    let mut out: Vec<FileInfo> = Vec::new();
+    for ioc in alert
+        .get("ioc_context")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_object)
+    {
+        let sha256 = hex_hash(ioc.get("sha256").and_then(Value::as_str), 64);
+        if sha256.is_none() || sha256 == own || out.iter().any(|f| f.sha256 == sha256) {
+            continue;
+        }
+        let path = text_of(ioc, "ioc_description");
+        out.push(FileInfo {
+            sha256,
+            md5: hex_hash(ioc.get("md5").and_then(Value::as_str), 32),
+            name: path
+                .as_deref()
+                .and_then(|p| p.rsplit(['\\', '/']).next())
+                .filter(|n| !n.is_empty())
+                .map(str::to_owned),
+            path,
+            ..FileInfo::default()
+        });
+    }
+    out
 }
 
 /// `severity_name` as CrowdStrike spells it, in any letter case.

@@ -168,3 +168,21 @@ fn the_ldt_sample_names_its_user_process_tree_and_indicator() {
     assert_eq!(e.indicators[0].techniques, ["CST0000"]);
     assert_eq!(e.indicators[0].category.as_deref(), Some("MachineLearning"));
 }
+
+/// A file the process wrote (`ioc_context`) is an entity of its own beside the alert's file.
+#[test]
+fn the_ods_sample_names_the_file_its_process_wrote() {
+    let i = map_alert(&raw(&read("elastic_alert_ods_composite_line3.json"))).unwrap();
+    let e = dossier_domain::entities::of(&[i]);
+    let names: Vec<Option<&str>> = e.files.iter().map(|f| f.name.as_deref()).collect();
+    assert_eq!(
+        names,
+        [Some("setup.exe"), Some("Keygen.exe")],
+        "{:?}",
+        e.files
+    );
+    assert_eq!(
+        e.files[1].sha256.as_deref(),
+        Some("d7606155185cf8a9aa78a56cf486ed48ede0119490e1f087c03d502890c475c9")
+    );
+}
