@@ -226,9 +226,19 @@ fn incident_count(server: &Server) -> u64 {
 /// them all while stories hold this few.
 fn incidents(server: &Server, story: &str) -> Vec<(String, chrono::DateTime<Utc>)> {
     let detail = api_get(server, &format!("/api/v1/stories/{story}")).unwrap();
-    detail["incidents"]
-        .as_array()
-        .unwrap()
+    let mut items = detail["incidents"].as_array().unwrap().clone();
+    // The detail carries the first page; the rest page by its cursor.
+    let mut cursor = detail["incidents_next_cursor"].as_str().map(str::to_owned);
+    while let Some(c) = cursor {
+        let page = api_get(
+            server,
+            &format!("/api/v1/stories/{story}/incidents?limit=1000&cursor={c}"),
+        )
+        .unwrap();
+        items.extend(page["items"].as_array().unwrap().iter().cloned());
+        cursor = page["next_cursor"].as_str().map(str::to_owned);
+    }
+    items
         .iter()
         .map(|i| {
             (
