@@ -12,6 +12,7 @@
 //! `updated_timestamp` maps to the same incident but for `updated_at` and `raw`.
 
 use chrono::{DateTime, Utc};
+use dossier_domain::context::{Context, Indicator, ProcessInfo, UserRef, UserRole};
 use dossier_domain::time::parse_lenient;
 use dossier_domain::vocabulary::{
     vendor_value, Confidence, DeviceKind, Mitigation, ProducerVerdict, VendorSeverity,
@@ -71,18 +72,25 @@ pub fn remap_stored(raw: &str) -> Option<Incident> {
 
 /// The alert's top-level fields the mapping reads; the rest (process trees, IOC context,
 /// file writes) is kept in the raw JSON only.
-const FIELDS: [&str; 28] = [
+const FIELDS: [&str; 37] = [
     "agent_id",
     "aggregate_id",
+    "cmdline",
     "composite_id",
     "created_timestamp",
+    "description",
     "device",
     "display_name",
     "falcon_host_link",
     "filename",
     "filepath",
+    "grandparent_details",
+    "ioc_context",
+    "local_process_id",
+    "logon_domain",
     "md5",
     "name",
+    "parent_details",
     "pattern_disposition_details",
     "product",
     "scenario",
@@ -100,6 +108,8 @@ const FIELDS: [&str; 28] = [
     "timestamp",
     "type",
     "updated_timestamp",
+    "user_name",
+    "user_principal",
 ];
 
 /// Everything of an incident but its raw JSON.
@@ -172,6 +182,7 @@ pub(crate) fn map_fields(text: &str) -> Result<Incident, MapError> {
         // The link exactly as CrowdStrike gives it: its forms differ by product and over time
         // (PRODUCERS.md §2.4), so it is never built.
         console_url: text_of(&alert, "falcon_host_link"),
+        context: context(&alert),
         raw: String::new(),
     })
 }
@@ -247,7 +258,105 @@ fn device(alert: &Map<String, Value>) -> Device {
         site: text_of(d, "site_name"),
         group: None,
         domain: text_of(d, "machine_domain"),
+        // The host's containment state (`normal`, `containment_pending`, `contained`,
+        // `lift_containment_pending`): Falcon's network isolation.
+        network_status: text_of(d, "status"),
     }
+}
+
+/// The user, the process tree (the triggering process, its parent and grandparent, each with
+/// its command line) and the alert as the indicator: its description, its tactic and its
+/// technique (CrowdStrike's own ids kept as such).
+fn context(alert: &Map<String, Value>) -> Context {
+    let user_of = |o: &Map<String, Value>| {
+        let name = text_of(o, "user_name")?;
+        Some(match text_of(o, "logon_domain") {
+            Some(domain) if !name.contains('\\') => format!("{domain}\\{name}"),
+            _ => name,
+        })
+    };
+    let mut users = Vec::new();
+    let user = user_of(alert).or_else(|| text_of(alert, "user_principal"));
+    if let Some(name) = user.clone() {
+        users.push(UserRef {
+            name,
+            role: UserRole::Process,
+        });
+    }
+    let empty = Map::new();
+    let details = |key: &str| alert.get(key).and_then(Value::as_object).unwrap_or(&empty);
+    let (parent, grandparent) = (details("parent_details"), details("grandparent_details"));
+    let mut processes = vec![ProcessInfo {
+        name: text_of(alert, "filename"),
+        pid: text_of(alert, "local_process_id"),
+        command_line: text_of(alert, "cmdline"),
+        user,
+        parent: text_of(parent, "filename"),
+        path: text_of(alert, "filepath"),
+        sha256: hex_hash(alert.get("sha256").and_then(Value::as_str), 64),
+    }];
+    for (p, its_parent) in [(parent, Some(grandparent)), (grandparent, None)] {
+        if text_of(p, "filename").is_none() && text_of(p, "cmdline").is_none() {
+            continue;
+        }
+        processes.push(ProcessInfo {
+            name: text_of(p, "filename"),
+            pid: text_of(p, "local_process_id"),
+            command_line: text_of(p, "cmdline"),
+            user: user_of(p),
+            parent: its_parent.and_then(|g| text_of(g, "filename")),
+            path: text_of(p, "filepath"),
+            sha256: hex_hash(p.get("sha256").and_then(Value::as_str), 64),
+        });
+    }
+    let indicator = Indicator {
+        description: text_of(alert, "description"),
+        category: text_of(alert, "tactic"),
+        techniques: text_of(alert, "technique_id").into_iter().collect(),
+    };
+    let indicators = if indicator == Indicator::default() {
+        Vec::new()
+    } else {
+        vec![indicator]
+    };
+    Context {
+        users,
+        processes,
+        files: ioc_files(alert),
+        indicators,
+    }
+}
+
+/// The files of `ioc_context` (a module the process loaded, a file it wrote) other than the
+/// alert's own file: their hashes and their path (`ioc_description` holds it).
+fn ioc_files(alert: &Map<String, Value>) -> Vec<FileInfo> {
+    let own = hex_hash(alert.get("sha256").and_then(Value::as_str), 64);
+    let mut out: Vec<FileInfo> = Vec::new();
+    for ioc in alert
+        .get("ioc_context")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_object)
+    {
+        let sha256 = hex_hash(ioc.get("sha256").and_then(Value::as_str), 64);
+        if sha256.is_none() || sha256 == own || out.iter().any(|f| f.sha256 == sha256) {
+            continue;
+        }
+        let path = text_of(ioc, "ioc_description");
+        out.push(FileInfo {
+            sha256,
+            md5: hex_hash(ioc.get("md5").and_then(Value::as_str), 32),
+            name: path
+                .as_deref()
+                .and_then(|p| p.rsplit(['\\', '/']).next())
+                .filter(|n| !n.is_empty())
+                .map(str::to_owned),
+            path,
+            ..FileInfo::default()
+        });
+    }
+    out
 }
 
 /// `severity_name` as CrowdStrike spells it, in any letter case.

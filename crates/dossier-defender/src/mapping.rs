@@ -11,6 +11,7 @@
 //! `incidentId` is the no-file term (`storyline`).
 
 use chrono::{DateTime, Utc};
+use dossier_domain::context::{Context, Indicator, ProcessInfo, UserRef, UserRole};
 use dossier_domain::time::parse_lenient;
 use dossier_domain::vocabulary::{
     vendor_value, DeviceKind, Mitigation, ProducerVerdict, VendorSeverity,
@@ -118,6 +119,7 @@ pub(crate) fn map_fields(json: &str) -> Result<Incident, MapError> {
     let severity_text = text(&alert, "severity");
     let classification = text(&alert, "classification");
     let (mitigation, mitigation_status) = mitigation(&evidence, status.as_deref());
+    let context = context(&alert, &evidence, &file);
     Ok(Incident {
         producer: crate::producer(),
         external_id,
@@ -147,8 +149,146 @@ pub(crate) fn map_fields(json: &str) -> Result<Incident, MapError> {
         mitigation_actions: remediations(&evidence),
         // As given, never built: its form changed over time (§1.1, [I11]).
         console_url: text(&alert, "alertWebUrl"),
+        context,
         raw: String::new(),
     })
+}
+
+const USER_EVIDENCE: &str = "#microsoft.graph.security.userEvidence";
+
+/// The users, processes, other files and the alert's own indicator: Graph's `userEvidence`,
+/// `processEvidence` (with its user and parent), `fileEvidence` and each `deviceEvidence`'s
+/// `loggedOnUsers`; a legacy alert's rows of `entityType` User, Process and File. The alert
+/// itself is the indicator: its description, category and MITRE techniques.
+fn context(
+    alert: &Map<String, Value>,
+    evidence: &[&Map<String, Value>],
+    main: &FileInfo,
+) -> Context {
+    let mut users: Vec<UserRef> = Vec::new();
+    let mut add_user = |name: Option<String>, role: UserRole| {
+        if let Some(name) = name {
+            if !users.iter().any(|u| u.name == name && u.role == role) {
+                users.push(UserRef { name, role });
+            }
+        }
+    };
+    let mut processes = Vec::new();
+    let mut files: Vec<FileInfo> = Vec::new();
+    let mut add_file = |f: FileInfo| {
+        let same = |a: &Option<String>, b: &Option<String>| a.is_some() && a == b;
+        let known = same(&f.sha256, &main.sha256)
+            || same(&f.sha1, &main.sha1)
+            || files
+                .iter()
+                .any(|k| same(&f.sha256, &k.sha256) || same(&f.sha1, &k.sha1));
+        if !known && (f.sha1.is_some() || f.sha256.is_some() || f.path.is_some()) {
+            files.push(f);
+        }
+    };
+    for e in evidence {
+        let legacy = text(e, "entityType").map(|t| t.to_ascii_lowercase());
+        if is_type(e, USER_EVIDENCE) {
+            add_user(
+                e.get("userAccount")
+                    .and_then(Value::as_object)
+                    .and_then(account),
+                UserRole::Account,
+            );
+        } else if is_type(e, DEVICE_EVIDENCE) {
+            for u in e
+                .get("loggedOnUsers")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                add_user(u.as_object().and_then(account), UserRole::LoggedIn);
+            }
+        } else if is_type(e, PROCESS_EVIDENCE) {
+            let user = e
+                .get("userAccount")
+                .and_then(Value::as_object)
+                .and_then(account);
+            add_user(user.clone(), UserRole::Process);
+            let image = e.get("imageFile").and_then(Value::as_object).map(file_info);
+            let parent = e
+                .get("parentProcessImageFile")
+                .and_then(Value::as_object)
+                .and_then(|p| text(p, "fileName"))
+                .or_else(|| number_text(e, "parentProcessId"));
+            processes.push(ProcessInfo {
+                name: image.as_ref().and_then(|f| f.name.clone()),
+                pid: number_text(e, "processId"),
+                command_line: text(e, "processCommandLine"),
+                user,
+                parent,
+                path: image.as_ref().and_then(|f| f.path.clone()),
+                sha256: image.as_ref().and_then(|f| f.sha256.clone()),
+            });
+            if let Some(f) = image {
+                add_file(f);
+            }
+        } else if is_type(e, FILE_EVIDENCE) {
+            if let Some(f) = e.get("fileDetails").and_then(Value::as_object) {
+                add_file(file_info(f));
+            }
+        } else if legacy.as_deref() == Some("user") {
+            add_user(account(e), UserRole::Account);
+        } else if legacy.as_deref() == Some("process") {
+            let user = account(e);
+            add_user(user.clone(), UserRole::Process);
+            let image = file_info(e);
+            processes.push(ProcessInfo {
+                name: image.name.clone(),
+                pid: number_text(e, "processId"),
+                command_line: text(e, "processCommandLine"),
+                user,
+                parent: text(e, "parentProcessFileName")
+                    .or_else(|| number_text(e, "parentProcessId")),
+                path: image.path.clone(),
+                sha256: image.sha256.clone(),
+            });
+            add_file(image);
+        } else if legacy.as_deref() == Some("file") {
+            add_file(file_info(e));
+        }
+    }
+    let indicator = Indicator {
+        description: text(alert, "description").or_else(|| text(alert, "title")),
+        category: text(alert, "category"),
+        techniques: mitre(alert).into_iter().map(|m| m.id).collect(),
+    };
+    let indicators = if indicator.description.is_some() || indicator.category.is_some() {
+        vec![indicator]
+    } else {
+        Vec::new()
+    };
+    Context {
+        users,
+        processes,
+        files,
+        indicators,
+    }
+}
+
+/// An account as `DOMAIN\name`, else its UPN, else its name: `userAccount`, a logged-on
+/// user, or a legacy row (which use the same field names).
+fn account(a: &Map<String, Value>) -> Option<String> {
+    let name = text(a, "accountName");
+    match (text(a, "domainName"), name) {
+        (Some(domain), Some(name)) => Some(format!("{domain}\\{name}")),
+        (None, Some(name)) => Some(name),
+        (_, None) => text(a, "userPrincipalName").or_else(|| text(a, "displayName")),
+    }
+}
+
+/// A number or a string field as text (`processId` is a number).
+fn number_text(object: &Map<String, Value>, key: &str) -> Option<String> {
+    match object.get(key)? {
+        Value::Number(n) => Some(n.to_string()),
+        Value::String(_) => text(object, key),
+        _ => None,
+    }
 }
 
 /// A string field, trimmed; `None` when absent, not a string, blank, or the text `null`
@@ -262,6 +402,8 @@ fn device(evidence: &[&Map<String, Value>]) -> Option<Device> {
         site: None,
         group: text(e, "rbacGroupName"),
         domain: None,
+        // Graph's device evidence states no network isolation.
+        network_status: None,
     })
 }
 

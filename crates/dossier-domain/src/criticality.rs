@@ -305,7 +305,7 @@ pub fn latest_incident<'a>(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::producer::test_producer;
     use crate::vocabulary::Mitigation;
@@ -512,6 +512,7 @@ mod tests {
             mitre: vec![],
             mitigation_actions: vec![],
             console_url: None,
+            context: crate::context::Context::default(),
             raw: String::new(),
         }
     }

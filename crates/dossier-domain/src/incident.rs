@@ -3,6 +3,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::context::Context;
 pub use crate::producer::Producer;
 use crate::vocabulary::{Confidence, DeviceKind, Mitigation, ProducerVerdict, VendorSeverity};
 
@@ -28,6 +29,10 @@ pub struct Device {
     pub site: Option<String>,
     pub group: Option<String>,
     pub domain: Option<String>,
+    /// The device's network state as the producer spells it (`connected`, `disconnected`, …),
+    /// when the record carries one.
+    #[serde(default)]
+    pub network_status: Option<String>,
 }
 
 /// The file behind an incident. Hashes are lowercase hex of the right length, or `None`.
@@ -133,6 +138,9 @@ pub struct Incident {
     /// (Defender's `alertWebUrl`, CrowdStrike's `falcon_host_link`), as given: never built.
     #[serde(default)]
     pub console_url: Option<String>,
+    /// The users, processes, other files and indicators the record names.
+    #[serde(default)]
+    pub context: Context,
     /// The producer's JSON for the threat, exactly as received (serialised text).
     pub raw: String,
 }
@@ -199,6 +207,7 @@ mod tests {
             mitre: vec![],
             mitigation_actions: vec![],
             console_url: None,
+            context: crate::context::Context::default(),
             raw: "{\"updated\":1}".into(),
         };
         let touched = super::Incident {

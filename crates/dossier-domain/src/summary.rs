@@ -771,6 +771,7 @@ mod tests {
             mitre: vec![],
             mitigation_actions: vec!["kill:success".into()],
             console_url: None,
+            context: crate::context::Context::default(),
             raw: String::new(),
         }
     }

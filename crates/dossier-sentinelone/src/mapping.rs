@@ -5,6 +5,7 @@
 //! as evidence, byte for byte.
 
 use chrono::{DateTime, Utc};
+use dossier_domain::context::{known_text, Context, Indicator, ProcessInfo, UserRef, UserRole};
 use dossier_domain::time::parse_lenient;
 use dossier_domain::vocabulary::{
     vendor_value, Confidence, DeviceKind, Mitigation, ProducerVerdict,
@@ -91,6 +92,8 @@ pub(crate) fn map_fields(text: &str) -> Result<Incident, MapError> {
 
     let mitre = mitre_techniques(&threat.indicators.0);
     let mitigation_actions = mitigation_actions(&threat.mitigation_status.0);
+    let logged_in = known_text(detection.agent_last_logged_in_user_name.as_deref())
+        .or_else(|| known_text(detection.agent_last_logged_in_upn.as_deref()));
     let device = device(realtime, detection);
     let engines = engines(&info);
     let is_fileless = info.is_fileless.0 == Some(true)
@@ -115,6 +118,9 @@ pub(crate) fn map_fields(text: &str) -> Result<Incident, MapError> {
         publisher_name,
         file_verification_type,
         initiated_by,
+        originator_process,
+        process_user,
+        malicious_process_arguments,
         ..
     } = info;
     let threat_name = threat_name.into_inner();
@@ -132,6 +138,17 @@ pub(crate) fn map_fields(text: &str) -> Result<Incident, MapError> {
         verification: file_verification_type.into_inner(),
     };
 
+    let context = context(
+        &file,
+        is_fileless,
+        &Process {
+            originator: known_text(originator_process.as_deref()),
+            user: known_text(process_user.as_deref()),
+            arguments: known_text(malicious_process_arguments.as_deref()),
+        },
+        logged_in,
+        &threat.indicators.0,
+    );
     let confidence_level = confidence_level.into_inner();
     let mitigation_status = mitigation_status.into_inner();
     let analyst_verdict = analyst_verdict.into_inner();
@@ -162,6 +179,7 @@ pub(crate) fn map_fields(text: &str) -> Result<Incident, MapError> {
         // The console link is built from the connector's tenant URL (`Source::console_link`):
         // a threat does not carry it.
         console_url: None,
+        context,
         raw: String::new(),
     })
 }
@@ -266,7 +284,10 @@ fn device(realtime: RealtimeInfo, detection: DetectionInfo) -> Device {
     }
 
     let machine_type = realtime.agent_machine_type.into_inner();
+    let network_status = known_text(realtime.agent_network_status.as_deref())
+        .or_else(|| known_text(realtime.network_status.as_deref()));
     Device {
+        network_status,
         kind: vendor_value(machine_type.as_deref(), MACHINE).unwrap_or_default(),
         machine_type,
         agent_uuid,
@@ -292,6 +313,103 @@ fn device(realtime: RealtimeInfo, detection: DetectionInfo) -> Device {
             .into_inner()
             .or_else(|| detection.agent_domain.into_inner()),
     }
+}
+
+/// What `threatInfo` says of the process behind a threat.
+struct Process {
+    /// `originatorProcess`: the process the threat came from, or ran in when fileless.
+    originator: Option<String>,
+    /// `processUser`.
+    user: Option<String>,
+    /// `maliciousProcessArguments`.
+    arguments: Option<String>,
+}
+
+/// The users, processes and indicators a threat names. A threat with a file ran as that file,
+/// started by its originator process; a fileless one ran in the originator process itself.
+fn context(
+    file: &FileInfo,
+    fileless: bool,
+    p: &Process,
+    logged_in: Option<String>,
+    indicators: &[Obj<crate::threat::Indicator>],
+) -> Context {
+    let mut users = Vec::new();
+    if let Some(name) = p.user.clone() {
+        users.push(UserRef {
+            name,
+            role: UserRole::Process,
+        });
+    }
+    if let Some(name) = logged_in {
+        users.push(UserRef {
+            name,
+            role: UserRole::LoggedIn,
+        });
+    }
+    let mut processes = Vec::new();
+    if fileless {
+        if p.originator.is_some() || p.arguments.is_some() {
+            processes.push(ProcessInfo {
+                name: p.originator.clone(),
+                command_line: p.arguments.clone(),
+                user: p.user.clone(),
+                ..ProcessInfo::default()
+            });
+        }
+    } else {
+        if let Some(name) = &p.originator {
+            processes.push(ProcessInfo {
+                name: Some(name.clone()),
+                user: p.user.clone(),
+                ..ProcessInfo::default()
+            });
+        }
+        if let Some(args) = &p.arguments {
+            processes.push(ProcessInfo {
+                name: file.path.as_deref().and_then(last_component),
+                command_line: Some(args.clone()),
+                user: p.user.clone(),
+                parent: p.originator.clone(),
+                path: file.path.clone(),
+                sha256: file.sha256.clone(),
+                pid: None,
+            });
+        }
+    }
+    let indicators = indicators
+        .iter()
+        .filter_map(|i| i.0.as_ref())
+        .map(|i| Indicator {
+            description: known_text(i.description.as_deref()),
+            category: known_text(i.category.as_deref()),
+            techniques: technique_ids(&i.tactics.0),
+        })
+        .collect();
+    Context {
+        users,
+        processes,
+        files: Vec::new(),
+        indicators,
+    }
+}
+
+/// The technique ids of one indicator's tactics, each once.
+fn technique_ids(tactics: &[Obj<crate::threat::Tactic>]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for tactic in tactics.iter().filter_map(|t| t.0.as_ref()) {
+        for tech in tactic.techniques.0.iter().filter_map(|t| t.0.as_ref()) {
+            let name = tech.name.as_deref().map(str::trim);
+            let id = match name.filter(|n| is_technique_id(n)) {
+                Some(id) => Some(id.to_owned()),
+                None => tech.link.as_deref().and_then(technique_from_link),
+            };
+            if let Some(id) = id.filter(|id| !out.contains(id)) {
+                out.push(id);
+            }
+        }
+    }
+    out
 }
 
 fn engines(info: &ThreatInfo<'_>) -> Vec<String> {

@@ -49,6 +49,11 @@ pub(crate) struct ThreatInfo<'a> {
     pub file_verification_type: Str,
     pub initiated_by: Str,
     pub is_fileless: Bool,
+    /// The process the threat came from (for a fileless threat, the process it ran in).
+    pub originator_process: Str,
+    /// The account that process ran as.
+    pub process_user: Str,
+    pub malicious_process_arguments: Str,
     pub engines: Seq<Str>,
     pub detection_engines: Seq<EngineTitle>,
 }
@@ -66,6 +71,10 @@ pub(crate) struct RealtimeInfo {
     pub site_name: Str,
     pub group_name: Str,
     pub network_interfaces: Seq<Obj<NetworkInterface>>,
+    /// `connected`, `disconnected`, `connecting`, `disconnecting`.
+    pub agent_network_status: Str,
+    /// The same under the name some payloads use.
+    pub network_status: Str,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -80,6 +89,8 @@ pub(crate) struct DetectionInfo {
     pub agent_domain: Str,
     pub site_name: Str,
     pub group_name: Str,
+    pub agent_last_logged_in_user_name: Str,
+    pub agent_last_logged_in_upn: Str,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -92,6 +103,8 @@ pub(crate) struct NetworkInterface {
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 pub(crate) struct Indicator {
+    pub category: Str,
+    pub description: Str,
     pub tactics: Seq<Obj<Tactic>>,
 }
 

@@ -388,6 +388,7 @@ mod lossy_tests {
             mitre: Vec::new(),
             mitigation_actions: Vec::new(),
             console_url: None,
+            context: dossier_domain::context::Context::default(),
             raw: String::new(),
         }
     }

@@ -141,9 +141,11 @@ pub fn unpack_bodies(
 /// was done on reading, else the producer's mapping of the raw JSON (the same mapping ingest
 /// did, so the same incident). `None` when neither reads. The incident's `raw` is left empty.
 ///
-/// A stored normalised form predates the neutral vocabulary: its neutral values (confidence,
-/// mitigation, the producer's verdict, the device's kind) come from mapping its raw JSON, so
-/// that every rule reads them the same for old rows and new.
+/// A stored normalised form predates the neutral vocabulary and the incident's context: its
+/// neutral values (confidence, mitigation, the producer's verdict, the device's kind), its
+/// context (users, processes, files, indicators) and its device's network status come from
+/// mapping its raw JSON, so that every rule and the story's entities read them the same for
+/// old rows and new.
 ///
 /// The mapping is the incident's producer's, given by the binary ([`Remap`]): the store knows
 /// no source.
@@ -164,6 +166,8 @@ pub(crate) fn stored_incident(
         inc.producer_verdict = m.producer_verdict;
         inc.severity = m.severity;
         inc.device.kind = m.device.kind;
+        inc.device.network_status = m.device.network_status;
+        inc.context = m.context;
     }
     Some(inc)
 }

@@ -977,6 +977,7 @@ mod tests {
             mitre: Vec::new(),
             mitigation_actions: Vec::new(),
             console_url: None,
+            context: dossier_domain::context::Context::default(),
             raw: format!("{{\"id\":\"{id}\"}}"),
         }
     }

@@ -855,6 +855,7 @@ fn latest_incident<'a>(
             mitre: Vec::new(),
             mitigation_actions: Vec::new(),
             console_url: None,
+            context: dossier_domain::context::Context::default(),
             raw: String::new(),
         })
     })?;

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use dossier_domain::criticality::Criticality;
+use dossier_domain::next_steps::{next_steps, NextStepFacts};
 use dossier_domain::story::{Severity, Status, Verdict};
 use dossier_domain::summary::{summary, SummaryFacts};
 use dossier_domain::{Incident, MitreTechnique, Producer};
@@ -582,10 +583,17 @@ pub(crate) fn get(
     };
     let others = u32::try_from(devices.saturating_sub(1)).unwrap_or_default();
     let text = summary(&SummaryFacts::from_incidents(&normalised, others));
+    let closed = story.status == Status::Closed;
+    let steps = next_steps(&NextStepFacts {
+        benign_verdict: story.verdict == Some(Verdict::Benign),
+        ..NextStepFacts::from_incidents(&normalised, others, closed)
+    });
     Ok(StoryDetail {
         story,
         summary: text,
         criticality_detail,
+        next_steps: steps,
+        entities: dossier_domain::entities::of(&normalised),
         incidents,
         incidents_next_cursor,
         latest,

@@ -285,6 +285,12 @@ pub struct StoryDetail {
     pub story: Story,
     pub summary: String,
     pub criticality_detail: Criticality,
+    /// What an analyst should do now, written from the story's facts
+    /// ([`dossier_domain::next_steps`]).
+    pub next_steps: Vec<dossier_domain::next_steps::NextStep>,
+    /// The device, users, files, processes, storylines and indicators its incidents name,
+    /// each with the incidents it comes from ([`dossier_domain::entities`]).
+    pub entities: dossier_domain::entities::StoryEntities,
     /// The first page of its incidents ([`STORY_INCIDENTS_FIRST_PAGE`]), in story order.
     pub incidents: Vec<IncidentView>,
     /// The cursor to the incidents after the first page; `None` when they are all there.

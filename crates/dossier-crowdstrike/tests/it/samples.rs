@@ -130,3 +130,59 @@ fn the_query_page_mock_holds_composite_ids() {
         .all(Value::is_string));
     assert_eq!(page["meta"]["pagination"]["total"], 3);
 }
+
+/// The story's entities from a Falcon alert: the user with its logon domain, the process tree
+/// with each command line and parent, the host's containment state, and the alert as the
+/// indicator with CrowdStrike's own technique id.
+#[test]
+fn the_ldt_sample_names_its_user_process_tree_and_indicator() {
+    let i = map_alert(&raw(&read("elastic_alert_epp_ldt_line1.json"))).unwrap();
+    assert_eq!(i.device.network_status.as_deref(), Some("normal"));
+    let e = dossier_domain::entities::of(&[i]);
+    assert_eq!(e.users[0].name, "ABSYS\\mohit.jha");
+    let tree: Vec<(Option<&str>, Option<&str>)> = e
+        .processes
+        .iter()
+        .map(|p| (p.name.as_deref(), p.parent.as_deref()))
+        .collect();
+    assert_eq!(
+        tree,
+        [
+            (
+                Some("openvpn-abc-pfSense-UDP4-1194-pfsense-install-2.6.5-I001-amd64.exe"),
+                Some("explorer.exe")
+            ),
+            (Some("explorer.exe"), Some("userinit.exe")),
+            (Some("userinit.exe"), None),
+        ]
+    );
+    assert_eq!(
+        e.processes[1].command_line.as_deref(),
+        Some("C:\\WINDOWS\\Explorer.EXE")
+    );
+    assert!(e.processes[0]
+        .command_line
+        .as_deref()
+        .is_some_and(|c| c.contains("openvpn-cds")));
+    assert_eq!(e.files.len(), 1);
+    assert_eq!(e.indicators[0].techniques, ["CST0000"]);
+    assert_eq!(e.indicators[0].category.as_deref(), Some("MachineLearning"));
+}
+
+/// A file the process wrote (`ioc_context`) is an entity of its own beside the alert's file.
+#[test]
+fn the_ods_sample_names_the_file_its_process_wrote() {
+    let i = map_alert(&raw(&read("elastic_alert_ods_composite_line3.json"))).unwrap();
+    let e = dossier_domain::entities::of(&[i]);
+    let names: Vec<Option<&str>> = e.files.iter().map(|f| f.name.as_deref()).collect();
+    assert_eq!(
+        names,
+        [Some("setup.exe"), Some("Keygen.exe")],
+        "{:?}",
+        e.files
+    );
+    assert_eq!(
+        e.files[1].sha256.as_deref(),
+        Some("d7606155185cf8a9aa78a56cf486ed48ede0119490e1f087c03d502890c475c9")
+    );
+}

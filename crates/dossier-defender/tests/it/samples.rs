@@ -171,3 +171,51 @@ fn the_real_graph_bodies_are_consent_or_rejection() {
         failure(&missing).reason
     );
 }
+
+/// The story's entities from Graph's evidence: the process with its command line, parent and
+/// user, the user, the file once (the process image is the alert's file), and the alert as
+/// the indicator with its MITRE technique.
+#[test]
+fn the_docs_alert_names_its_process_user_and_indicator() {
+    let (_, raw) = all_alerts().into_iter().next().unwrap();
+    let e = dossier_domain::entities::of(&[map_alert(raw).unwrap()]);
+    assert_eq!(e.device.unwrap().ips, ["1.1.1.1"]);
+    assert_eq!(e.users.len(), 1);
+    assert_eq!(e.users[0].name, "NT AUTHORITY\\SYSTEM");
+    assert_eq!(e.processes.len(), 1);
+    let p = &e.processes[0];
+    assert_eq!(
+        (
+            p.name.as_deref(),
+            p.command_line.as_deref(),
+            p.parent.as_deref()
+        ),
+        (
+            Some("MsSense.exe"),
+            Some("\"MsSense.exe\""),
+            Some("services.exe")
+        )
+    );
+    assert_eq!(e.files.len(), 1, "{:?}", e.files);
+    assert_eq!(e.files[0].signer.as_deref(), Some("Microsoft Corporation"));
+    assert_eq!(e.indicators[0].category.as_deref(), Some("DefenseEvasion"));
+    assert_eq!(e.indicators[0].techniques, ["T1564.001"]);
+    assert_eq!(
+        e.indicators[0].sources.incident_ids,
+        ["da637551227677560813_-961444813"]
+    );
+}
+
+#[test]
+fn the_legacy_alert_names_its_user_and_process_rows() {
+    let (_, raw) = all_alerts()
+        .into_iter()
+        .find(|(n, _)| n == "mde_legacy_alert_docs")
+        .unwrap();
+    let e = dossier_domain::entities::of(&[map_alert(raw).unwrap()]);
+    assert_eq!(e.users[0].name, "DOMAIN\\name");
+    assert_eq!(
+        e.processes[0].command_line.as_deref(),
+        Some("rundll32.exe  c:\\temp\\suspicious.dll,RepeatAfterMe")
+    );
+}

@@ -318,3 +318,76 @@ fn error_envelopes_parse() {
     }
     assert_eq!(parse_error(read("sekoia_threat.json").as_bytes()), None);
 }
+
+#[test]
+fn entities_of_a_threat_with_a_file_name_users_process_and_indicators() {
+    use dossier_domain::context::UserRole;
+    let e = dossier_domain::entities::of(&[map("sekoia_threat")]);
+    let device = e.device.unwrap();
+    assert_eq!(device.network_status.as_deref(), Some("connected"));
+    assert_eq!(device.sources.incident_count, 1);
+    let users: Vec<(&str, &[UserRole])> = e
+        .users
+        .iter()
+        .map(|u| (u.name.as_str(), u.roles.as_slice()))
+        .collect();
+    assert_eq!(
+        users,
+        [
+            ("host07.example.com\\testuser", &[UserRole::Process][..]),
+            ("testuser", &[UserRole::LoggedIn][..]),
+        ]
+    );
+    assert_eq!(e.files.len(), 1);
+    assert!(e.files[0].sha1.is_some() && e.files[0].path.is_some());
+    assert_eq!(
+        e.processes[0].name.as_deref(),
+        Some("FileZilla_3.53.0_win64_sponsored-setup.exe")
+    );
+    assert_eq!(e.indicators.len(), 3);
+    assert_eq!(
+        e.indicators[0].category.as_deref(),
+        Some("Hiding/Stealthiness")
+    );
+    assert!(e.storylines.is_empty());
+    // Indicators carry their techniques.
+    let e = dossier_domain::entities::of(&[map("sekoia_threat3")]);
+    assert!(e
+        .indicators
+        .iter()
+        .any(|i| i.techniques.iter().any(|t| t == "T1204.002")));
+}
+
+#[test]
+fn a_fileless_threat_shows_its_storyline_not_a_file() {
+    let i = map("demisto_eventcollector_threats_0");
+    assert_eq!(i.device.network_status.as_deref(), Some("disconnected"));
+    let e = dossier_domain::entities::of(&[i]);
+    assert!(e.files.is_empty(), "{:?}", e.files);
+    assert_eq!(e.storylines[0].id, "123456");
+}
+
+#[test]
+fn a_command_line_is_the_detected_process_started_by_its_originator() {
+    let with_args = all_threats()
+        .into_iter()
+        .map(|(n, raw)| (n, map_threat(&raw).unwrap()))
+        .find(|(_, i)| i.context.processes.iter().any(|p| p.command_line.is_some()))
+        .expect("a sample with maliciousProcessArguments");
+    let p = with_args
+        .1
+        .context
+        .processes
+        .iter()
+        .find(|p| p.command_line.is_some())
+        .unwrap();
+    assert!(
+        p.command_line
+            .as_deref()
+            .unwrap()
+            .contains("OfficeTimeline.exe"),
+        "{p:?}"
+    );
+    assert_eq!(p.name.as_deref(), Some("OfficeTimeline.exe"));
+    assert_eq!(p.parent.as_deref(), Some("chrome.exe"), "{p:?}");
+}

@@ -3,7 +3,10 @@
 //! API only when it is added here.
 
 use chrono::{DateTime, Utc};
+use dossier_domain::context::UserRole;
 use dossier_domain::criticality::Criticality;
+use dossier_domain::entities;
+use dossier_domain::next_steps::NextStep;
 use serde::Serialize;
 use serde_json::value::RawValue;
 use utoipa::ToSchema;
@@ -107,6 +110,207 @@ pub struct RelatedStory {
     pub verdict: Option<String>,
 }
 
+/// One recommended next step: what to do, why, and the response action that does it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct NextStepView {
+    /// What to do, e.g. `Disconnect the device from the network, then remediate`.
+    pub text: String,
+    /// The fact that calls for it, e.g. `not mitigated on a server`.
+    pub reason: String,
+    /// The response action (`POST /api/v1/stories/{id}/actions`) that carries it out:
+    /// `kill`, `quarantine`, `remediate`, `rollback`, `disconnect`, `reconnect`, `blocklist`,
+    /// `mark_true_positive`, `mark_false_positive`; `null` when no action does.
+    #[schema(nullable)]
+    pub action: Option<String>,
+}
+
+impl From<NextStep> for NextStepView {
+    fn from(s: NextStep) -> Self {
+        Self {
+            text: s.text,
+            reason: s.reason,
+            action: s.action.map(|a| a.as_str().to_owned()),
+        }
+    }
+}
+
+/// Which incidents an entity comes from.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EntitySources {
+    /// How many of the story's incidents name it.
+    pub incident_count: u32,
+    /// The vendor ids (threat or alert ids) of the first of them, in story order, at most 20.
+    pub incident_ids: Vec<String>,
+}
+
+impl From<entities::Sources> for EntitySources {
+    fn from(s: entities::Sources) -> Self {
+        Self {
+            incident_count: s.incident_count,
+            incident_ids: s.incident_ids,
+        }
+    }
+}
+
+/// The story's device, with every address its incidents gave.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeviceEntityView {
+    pub name: Option<String>,
+    pub agent_uuid: Option<String>,
+    pub os: Option<String>,
+    /// The latest network state a producer gave, as it spells it: `connected`,
+    /// `disconnected`, `contained`, `normal`, …
+    pub network_status: Option<String>,
+    pub ips: Vec<String>,
+    #[serde(flatten)]
+    pub sources: EntitySources,
+}
+
+/// A user the incidents name.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserEntityView {
+    pub name: String,
+    /// How the user takes part: `process` (the account the process ran as), `logged_in`,
+    /// `account` (named otherwise by the producer).
+    pub roles: Vec<String>,
+    #[serde(flatten)]
+    pub sources: EntitySources,
+}
+
+/// A file the incidents name, with all its hashes.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FileEntityView {
+    pub name: Option<String>,
+    pub path: Option<String>,
+    pub sha1: Option<String>,
+    pub sha256: Option<String>,
+    pub md5: Option<String>,
+    pub signer: Option<String>,
+    #[serde(flatten)]
+    pub sources: EntitySources,
+}
+
+/// A process the incidents name.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProcessEntityView {
+    pub name: Option<String>,
+    pub command_line: Option<String>,
+    /// The parent process, by name (or id).
+    pub parent: Option<String>,
+    pub user: Option<String>,
+    pub path: Option<String>,
+    pub sha256: Option<String>,
+    #[serde(flatten)]
+    pub sources: EntitySources,
+}
+
+/// The storyline of fileless incidents, which stands for their file.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StorylineEntityView {
+    pub id: String,
+    #[serde(flatten)]
+    pub sources: EntitySources,
+}
+
+/// An indicator the producer reported.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct IndicatorEntityView {
+    pub description: Option<String>,
+    pub category: Option<String>,
+    /// MITRE ATT&CK technique ids (or the producer's own ids, as it gave them).
+    pub techniques: Vec<String>,
+    #[serde(flatten)]
+    pub sources: EntitySources,
+}
+
+/// Everything the story's incidents name, each entity once with the incidents it comes from.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EntitiesView {
+    pub device: Option<DeviceEntityView>,
+    pub users: Vec<UserEntityView>,
+    pub files: Vec<FileEntityView>,
+    pub processes: Vec<ProcessEntityView>,
+    pub storylines: Vec<StorylineEntityView>,
+    pub indicators: Vec<IndicatorEntityView>,
+}
+
+impl From<entities::StoryEntities> for EntitiesView {
+    fn from(e: entities::StoryEntities) -> Self {
+        Self {
+            device: e.device.map(|d| DeviceEntityView {
+                name: d.name,
+                agent_uuid: d.agent_uuid,
+                os: d.os,
+                network_status: d.network_status,
+                ips: d.ips,
+                sources: d.sources.into(),
+            }),
+            users: e
+                .users
+                .into_iter()
+                .map(|u| UserEntityView {
+                    name: u.name,
+                    roles: u.roles.iter().map(|r| role_name(*r).to_owned()).collect(),
+                    sources: u.sources.into(),
+                })
+                .collect(),
+            files: e
+                .files
+                .into_iter()
+                .map(|f| FileEntityView {
+                    name: f.name,
+                    path: f.path,
+                    sha1: f.sha1,
+                    sha256: f.sha256,
+                    md5: f.md5,
+                    signer: f.signer,
+                    sources: f.sources.into(),
+                })
+                .collect(),
+            processes: e
+                .processes
+                .into_iter()
+                .map(|p| ProcessEntityView {
+                    name: p.name,
+                    command_line: p.command_line,
+                    parent: p.parent,
+                    user: p.user,
+                    path: p.path,
+                    sha256: p.sha256,
+                    sources: p.sources.into(),
+                })
+                .collect(),
+            storylines: e
+                .storylines
+                .into_iter()
+                .map(|s| StorylineEntityView {
+                    id: s.id,
+                    sources: s.sources.into(),
+                })
+                .collect(),
+            indicators: e
+                .indicators
+                .into_iter()
+                .map(|i| IndicatorEntityView {
+                    description: i.description,
+                    category: i.category,
+                    techniques: i.techniques,
+                    sources: i.sources.into(),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// The API's name of a user's role.
+fn role_name(role: UserRole) -> &'static str {
+    match role {
+        UserRole::Process => "process",
+        UserRole::LoggedIn => "logged_in",
+        UserRole::Account => "account",
+    }
+}
+
 /// A story with everything behind it.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct StoryDetail {
@@ -115,6 +319,12 @@ pub struct StoryDetail {
     pub summary: String,
     #[schema(value_type = Object)]
     pub criticality_detail: Criticality,
+    /// What an analyst should do now, most urgent first, written from the story's facts; empty
+    /// for a closed story.
+    pub next_steps: Vec<NextStepView>,
+    /// The device, users, files, processes, storylines (of fileless incidents) and indicators
+    /// across all of the story's incidents.
+    pub entities: EntitiesView,
     /// The first page of the story's incidents (at most 50), oldest first.
     pub incidents: Vec<IncidentView>,
     /// The cursor to the incidents after the first page
@@ -277,6 +487,8 @@ impl From<dossier_store::StoryDetail> for StoryDetail {
             story: d.story.into(),
             summary: d.summary,
             criticality_detail: d.criticality_detail,
+            next_steps: d.next_steps.into_iter().map(Into::into).collect(),
+            entities: d.entities.into(),
             incidents: d.incidents.into_iter().map(Into::into).collect(),
             incidents_next_cursor: d.incidents_next_cursor,
             timeline: d.timeline.into_iter().map(Into::into).collect(),

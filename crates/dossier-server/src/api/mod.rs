@@ -32,7 +32,9 @@ use crate::AppState;
         bulk::BulkRequest, bulk::BulkResult, bulk::BulkFailure,
         json::Story, json::StoryPage, json::StoryDetail, json::DeviceView,
         json::FileView, json::IncidentView, json::IncidentPage, json::TimelineEntry, json::Comment,
-        json::RelatedStory, json::Event, json::EventPage, schema::ErrorBody, Status,
+        json::RelatedStory, json::NextStepView, json::EntitiesView, json::EntitySources,
+        json::DeviceEntityView, json::UserEntityView, json::FileEntityView, json::ProcessEntityView,
+        json::StorylineEntityView, json::IndicatorEntityView, json::Event, json::EventPage, schema::ErrorBody, Status,
     )),
     modifiers(&BearerAuth),
     security(("api_key" = []))

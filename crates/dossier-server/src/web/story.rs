@@ -7,6 +7,8 @@ use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
+use dossier_domain::entities::{Sources, StoryEntities};
+use dossier_domain::next_steps::NextStep;
 use dossier_domain::story::{Severity, Status, Verdict};
 use dossier_domain::Incident;
 use dossier_source::Source;
@@ -185,6 +187,7 @@ fn story_body(
 ) -> Markup {
     html! {
         (story_head(d, said))
+        (next_steps_section(&d.next_steps))
         (fact_panels(d))
         section aria-labelledby="act-title" {
             h2 #act-title { "Triage" }
@@ -193,6 +196,7 @@ fn story_body(
                 Err(why) => p.notice { "You can read this story but not act on it: " (why) },
             }
         }
+        (entities_section(&d.entities))
         (evidence_section(d, connectors))
         (incidents_section(d, shown, connectors))
         (mitre_section(d))
@@ -223,6 +227,121 @@ fn story_head(d: &StoryDetail, said: Option<&Said>) -> Markup {
             Some(Said::Refused(e)) => p.error role="alert" { (e) },
             Some(Said::Saved(m)) => p.ok role="status" { (m) },
             None => {}
+        }
+    }
+}
+
+/// What to do now, each step with its reason; a step a response action carries out links to
+/// that action's button in the page's response section (`#action-<name>`).
+fn next_steps_section(steps: &[NextStep]) -> Markup {
+    if steps.is_empty() {
+        return html! {};
+    }
+    html! {
+        section.next-steps aria-labelledby="next-steps-title" {
+            h2 #next-steps-title { "Recommended next steps" }
+            ol {
+                @for step in steps {
+                    li {
+                        @match step.action {
+                            Some(a) => a href={ "#action-" (a.as_str()) } data-action=(a.as_str()) { (step.text) },
+                            None => span { (step.text) },
+                        }
+                        " " span.reason { "— " (step.reason) }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The account an incident's process ran as, where the producer names it without the process.
+fn process_user(n: &Incident) -> Option<&str> {
+    n.context
+        .users
+        .iter()
+        .find(|u| u.role == dossier_domain::context::UserRole::Process)
+        .map(|u| u.name.as_str())
+}
+
+/// "from 3 incidents", with the vendor ids the entity comes from on hover (the first 20; an
+/// ellipsis says there are more).
+fn sources(s: &Sources) -> Markup {
+    let ids = s.incident_ids.join(", ");
+    let more = s.incident_count as usize > s.incident_ids.len();
+    let noun = if s.incident_count == 1 {
+        "incident"
+    } else {
+        "incidents"
+    };
+    html! {
+        span.from title=(if more { format!("{ids}, …") } else { ids }) {
+            "from " (s.incident_count) " " (noun)
+        }
+    }
+}
+
+/// Everything the story's incidents name: the device, users, files, processes, storylines of
+/// fileless incidents and indicators, each with the incidents it comes from.
+fn entities_section(e: &StoryEntities) -> Markup {
+    html! {
+        section.entities aria-labelledby="entities-title" {
+            h2 #entities-title { "Entities" }
+            @if let Some(d) = &e.device {
+                h3 { "Device" }
+                ul { li {
+                    (layout::opt(d.name.as_deref()))
+                    @if let Some(os) = &d.os { " · " (os) }
+                    @if let Some(n) = &d.network_status { " · network " strong.network { (n) } }
+                    @if !d.ips.is_empty() { " · " span.mono { (d.ips.join(", ")) } }
+                    " " (sources(&d.sources))
+                } }
+            }
+            @if !e.users.is_empty() {
+                h3 { "Users" }
+                ul { @for u in &e.users { li {
+                    span.mono { (u.name) } " ("
+                    (u.roles.iter().map(|r| r.label()).collect::<Vec<_>>().join(", ")) ") "
+                    (sources(&u.sources))
+                } } }
+            }
+            @if !e.files.is_empty() {
+                h3 { "Files" }
+                ul { @for f in &e.files { li {
+                    (layout::opt(f.name.as_deref()))
+                    @if let Some(p) = &f.path { " " span.mono { (p) } }
+                    @if let Some(s) = &f.signer { " · signed by " (s) }
+                    @for (label, h) in [("SHA-1", &f.sha1), ("SHA-256", &f.sha256), ("MD5", &f.md5)] {
+                        @if let Some(h) = h { br; span.hint { (label) " " } span.mono { (h) } }
+                    }
+                    br; (sources(&f.sources))
+                } } }
+            }
+            @if !e.processes.is_empty() {
+                h3 { "Processes" }
+                ul { @for p in &e.processes { li {
+                    (layout::opt(p.name.as_deref()))
+                    @if let Some(parent) = &p.parent { " · parent " (parent) }
+                    @if let Some(u) = &p.user { " · as " span.mono { (u) } }
+                    @if let Some(c) = &p.command_line { br; code.cmdline { (c) } }
+                    br; (sources(&p.sources))
+                } } }
+            }
+            @if !e.storylines.is_empty() {
+                h3 { "Storylines" }
+                ul { @for s in &e.storylines { li {
+                    span.mono { (s.id) } " " (sources(&s.sources))
+                } } }
+            }
+            @if !e.indicators.is_empty() {
+                h3 { "Indicators" }
+                ul { @for i in &e.indicators { li {
+                    @if let Some(c) = &i.category { strong { (c) } ": " }
+                    (layout::opt(i.description.as_deref()))
+                    @if !i.techniques.is_empty() { " · " span.mono { (i.techniques.join(", ")) } }
+                    " " (sources(&i.sources))
+                } } }
+            }
         }
     }
 }
@@ -269,6 +388,19 @@ fn fact_panels(d: &StoryDetail) -> Markup {
                     dt { "Group" } dd { (layout::opt(device.and_then(|d| d.group.as_deref()))) }
                 }
             }
+            @if let Some(n) = latest.filter(|n| n.is_fileless) {
+                // A fileless threat has no file: SentinelOne names the threat where the file
+                // would be. Its storyline and the process it ran in stand for it.
+                section aria-labelledby="file-title" {
+                    h2 #file-title { "Storyline and process" }
+                    dl.facts {
+                        dt { "Storyline" } dd.mono { (layout::opt(n.storyline.as_deref())) }
+                        dt { "Process" } dd { (layout::opt(n.context.processes.first().and_then(|p| p.name.as_deref()))) }
+                        dt { "Command line" } dd.mono { (layout::opt(n.context.processes.first().and_then(|p| p.command_line.as_deref()))) }
+                        dt { "User" } dd { (layout::opt(n.context.processes.first().and_then(|p| p.user.as_deref()).or_else(|| process_user(n)))) }
+                    }
+                }
+            } @else {
             section aria-labelledby="file-title" {
                 h2 #file-title { "File" }
                 dl.facts {
@@ -281,6 +413,7 @@ fn fact_panels(d: &StoryDetail) -> Markup {
                     // A fileless threat reports size 0: that is no file, not an empty one.
                     dt { "Size" } dd { (layout::opt(file.and_then(|f| f.size).filter(|n| *n > 0).map(|n| format!("{n} bytes")).as_deref())) }
                 }
+            }
             }
         }
     }
@@ -868,6 +1001,98 @@ mod tests {
             actor: None,
             text: format!("{kind} at {minute}"),
         }
+    }
+
+    #[test]
+    fn next_steps_link_to_the_response_buttons_by_action_name() {
+        use dossier_domain::next_steps::{NextStep, ResponseAction};
+        let steps = [
+            NextStep {
+                text: "Disconnect the device".into(),
+                reason: "not mitigated on a <server>".into(),
+                action: Some(ResponseAction::Disconnect),
+            },
+            NextStep {
+                text: "Close the story with a verdict".into(),
+                reason: "every incident is mitigated".into(),
+                action: None,
+            },
+        ];
+        let html = next_steps_section(&steps).into_string();
+        assert!(html.contains("Recommended next steps"), "{html}");
+        assert!(html.contains("href=\"#action-disconnect\""), "{html}");
+        assert!(html.contains("not mitigated on a &lt;server&gt;"), "{html}");
+        assert_eq!(
+            html.matches("href=").count(),
+            1,
+            "a step with no action links nowhere"
+        );
+        assert!(next_steps_section(&[]).into_string().is_empty());
+    }
+
+    #[test]
+    fn entities_say_which_incidents_they_come_from() {
+        use dossier_domain::context::{ProcessInfo, UserRef, UserRole};
+        let mut i = incident_for_entities("1001");
+        i.context.users = vec![UserRef {
+            name: "CORP\\<ana>".into(),
+            role: UserRole::LoggedIn,
+        }];
+        i.context.processes = vec![ProcessInfo {
+            name: Some("powershell.exe".into()),
+            command_line: Some("powershell -enc AAA".into()),
+            parent: Some("winword.exe".into()),
+            ..ProcessInfo::default()
+        }];
+        let mut j = i.clone();
+        j.external_id = "1002".into();
+        let html = entities_section(&dossier_domain::entities::of(&[i, j])).into_string();
+        for part in [
+            "Entities",
+            "Device",
+            "network <strong class=\"network\">disconnected</strong>",
+            "CORP\\&lt;ana&gt;",
+            "logged-in user",
+            "powershell -enc AAA",
+            "parent winword.exe",
+            "from 2 incidents",
+            "title=\"1001, 1002\"",
+            "Storylines",
+        ] {
+            assert!(html.contains(part), "{part} missing from {html}");
+        }
+        assert!(
+            !html.contains("Files"),
+            "a fileless story lists no file: {html}"
+        );
+    }
+
+    #[expect(clippy::unwrap_used, reason = "a test's own literal")]
+    fn incident_for_entities(id: &str) -> dossier_domain::Incident {
+        static SPEC: dossier_domain::ProducerSpec = dossier_domain::ProducerSpec {
+            name: "webtest",
+            vendor: "Web Test",
+            engine_type: "endpoint",
+            judged: dossier_domain::Judged::ByConfidence,
+        };
+        let _ = dossier_domain::Producer::new(&SPEC);
+        let mut i: dossier_domain::Incident = serde_json::from_value(serde_json::json!({
+            "producer": "webtest", "external_id": id,
+            "created_at": "2026-01-01T00:00:00Z", "updated_at": "2026-01-01T00:00:00Z",
+            "device": {"agent_uuid": "ag", "agent_uuid_raw": "ag", "agent_id": null,
+                "name": "HOST", "os_type": null, "os_name": null, "machine_type": null,
+                "ips": ["10.0.0.1"], "site": null, "group": null, "domain": null,
+                "network_status": "disconnected"},
+            "file": {"sha1": null, "sha256": null, "md5": null, "name": "Threat name",
+                "path": null, "size": null, "signer": null, "verification": null},
+            "threat_name": "Threat name", "classification": null, "confidence_level": null,
+            "mitigation_status": null, "analyst_verdict": null, "incident_status": null,
+            "engines": [], "storyline": "SL1", "initiated_by": null, "is_fileless": true,
+            "mitre": [], "mitigation_actions": [], "raw": ""
+        }))
+        .unwrap();
+        i.is_fileless = true;
+        i
     }
 
     #[test]

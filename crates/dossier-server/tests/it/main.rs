@@ -19,6 +19,7 @@ mod pipeline;
 mod producers;
 mod regressions;
 mod sign_in;
+mod story_evidence;
 mod tail;
 mod triage;
 mod unreadable;

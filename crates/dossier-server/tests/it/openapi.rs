@@ -129,6 +129,42 @@ async fn the_openapi_document_declares_every_parameter_and_error() {
         schemas["Story"]["properties"]["created_at"]["format"],
         "date-time"
     );
+    // The story detail declares its next steps, each with a nullable action.
+    // (The detail flattens the story, so its own properties are one part of an `allOf`.)
+    let detail = schemas["StoryDetail"].to_string();
+    assert!(
+        detail.contains(r#""next_steps":{"#)
+            && detail.contains(r##""$ref":"#/components/schemas/NextStepView""##),
+        "{detail}"
+    );
+    assert!(
+        detail.contains(r##""$ref":"#/components/schemas/EntitiesView""##),
+        "{detail}"
+    );
+    for kind in ["users", "files", "processes", "storylines", "indicators"] {
+        assert!(
+            schemas["EntitiesView"]["properties"][kind]["items"].is_object(),
+            "{kind}: {}",
+            schemas["EntitiesView"]
+        );
+    }
+    let process = schemas["ProcessEntityView"].to_string();
+    // The sources are flattened in: a part of the `allOf`.
+    assert!(
+        process.contains("command_line") && process.contains("schemas/EntitySources"),
+        "{process}"
+    );
+    assert!(
+        schemas["EntitySources"]["properties"]["incident_ids"].is_object(),
+        "{}",
+        schemas["EntitySources"]
+    );
+    let step = &schemas["NextStepView"]["properties"];
+    assert!(
+        step["text"].is_object() && step["reason"].is_object(),
+        "{step}"
+    );
+    assert!(step["action"].to_string().contains("null"), "{step}");
     app.running.stop().await;
 }
 

@@ -133,6 +133,129 @@ async fn threats_become_stories_through_the_api() {
     app.running.stop().await;
 }
 
+/// A story its analyst judged benign is marked a false positive in the producer, and nothing
+/// stops or blocks its threat; a closed story needs nothing more done.
+async fn next_steps_follow_the_verdict_and_the_status(
+    app: &App,
+    admin: &str,
+    path: &str,
+    d: &serde_json::Value,
+) {
+    let admin = Some(admin);
+    assert_next_steps(d);
+    let (status, e) = app
+        .call(
+            "PATCH",
+            path,
+            admin,
+            Some(json!({"verdict": "benign", "severity": null})),
+        )
+        .await;
+    assert_eq!(status, 200, "{e}");
+    let (_, benign) = app.call("GET", path, admin, None).await;
+    let actions: Vec<&str> = benign["next_steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s["action"].as_str())
+        .collect();
+    assert_eq!(actions, ["mark_false_positive"], "{}", benign["next_steps"]);
+    let (status, e) = app
+        .call(
+            "PATCH",
+            path,
+            admin,
+            Some(json!({"verdict": "malicious", "severity": "high"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{e}");
+
+    // A closed story needs nothing more done.
+    let (status, closed) = app
+        .call("PATCH", path, admin, Some(json!({"status": "closed"})))
+        .await;
+    assert_eq!(status, 200, "{closed}");
+    let (_, d) = app.call("GET", path, admin, None).await;
+    assert_eq!(
+        d["next_steps"],
+        json!([]),
+        "a closed story recommends nothing"
+    );
+    let (status, _) = app
+        .call(
+            "PATCH",
+            path,
+            admin,
+            Some(json!({"status": "pending_analysis"})),
+        )
+        .await;
+    assert_eq!(status, 200);
+}
+
+/// Checks a story detail's next steps: at least one for a story not closed, each with its text,
+/// its reason and a response action by its API name or `null`.
+fn assert_next_steps(d: &serde_json::Value) {
+    const ACTIONS: [&str; 9] = [
+        "kill",
+        "quarantine",
+        "remediate",
+        "rollback",
+        "disconnect",
+        "reconnect",
+        "blocklist",
+        "mark_true_positive",
+        "mark_false_positive",
+    ];
+    let steps = d["next_steps"].as_array().expect("next_steps is an array");
+    assert_eq!(steps.is_empty(), d["status"] == "closed", "{steps:?}");
+    for s in steps {
+        assert!(!s["text"].as_str().unwrap().is_empty(), "{s}");
+        assert!(!s["reason"].as_str().unwrap().is_empty(), "{s}");
+        assert!(
+            s["action"].is_null() || ACTIONS.contains(&s["action"].as_str().unwrap()),
+            "{s}"
+        );
+    }
+}
+
+/// Checks a story detail's entities against its incidents: the device comes from every one,
+/// a story whose incidents are all fileless shows storylines and no file, and a story with a
+/// file hash shows that file with it.
+fn assert_entities(d: &serde_json::Value, incidents: &[serde_json::Value]) {
+    let e = &d["entities"];
+    assert_eq!(
+        e["device"]["incident_count"], d["incident_count"],
+        "the device comes from every incident: {e}"
+    );
+    let ids = e["device"]["incident_ids"].as_array().unwrap();
+    assert!(!ids.is_empty() && ids.len() <= 20, "{e}");
+    assert_eq!(ids[0], incidents[0]["id"], "ids in story order");
+    let fileless = incidents
+        .iter()
+        .all(|i| i["raw"]["threatInfo"]["isFileless"] == true);
+    if fileless {
+        assert_eq!(
+            e["files"],
+            serde_json::json!([]),
+            "a fileless story shows no file: {e}"
+        );
+    } else if let Some(sha1) = d["file"]["sha1"].as_str() {
+        assert!(
+            e["files"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|f| f["sha1"] == sha1),
+            "{e}"
+        );
+    }
+    for kind in ["users", "files", "processes", "storylines", "indicators"] {
+        for entity in e[kind].as_array().unwrap() {
+            assert!(entity["incident_count"].as_u64().unwrap() >= 1, "{entity}");
+        }
+    }
+}
+
 /// Walks the story list page by page: every threat is in exactly one story, and recurring
 /// threats share one, so there are fewer stories than threats.
 async fn every_threat_is_in_exactly_one_story(app: &App, admin: &str, threats: usize) {
@@ -200,6 +323,8 @@ async fn every_threat_is_in_exactly_one_story(app: &App, admin: &str, threats: u
                 );
             }
             assert!(!d["summary"].as_str().unwrap().is_empty());
+            assert_next_steps(&d);
+            assert_entities(&d, &incidents);
             assert!(!d["timeline"].as_array().unwrap().is_empty());
             assert!((1..=10).contains(&d["criticality"].as_u64().unwrap()));
         }
@@ -311,6 +436,8 @@ async fn analysts_act_on_stories() {
         d["comments"][0]["created_at"], c["created_at"],
         "a comment reads the same when posted and when read back"
     );
+
+    next_steps_follow_the_verdict_and_the_status(&app, &admin, &path, &d).await;
 
     // Filters and sort reach the list.
     let (_, filtered) = app

@@ -20,6 +20,8 @@ async fn a_story_shows_its_incidents_as_mapped_from_their_stored_threats() {
         .query_row("SELECT normalised FROM incident_bodies", [], |r| r.get(0))
         .unwrap();
     assert_eq!(stored, "");
+    let inc_context = inc.context.clone();
+    assert!(!inc_context.users.is_empty());
     let older = dossier_domain::Incident {
         classification: Some("Worm".into()),
         raw: String::new(),
@@ -32,6 +34,28 @@ async fn a_story_shows_its_incidents_as_mapped_from_their_stored_threats() {
     .unwrap();
     let d = f.story(&story).await;
     assert_eq!(d.incidents[0].classification.as_deref(), Some("Worm"));
+
+    // A form stored before incidents had a context still shows the context its threat maps
+    // to: the story's entities need no migration.
+    let mut before_context: serde_json::Value = serde_json::to_value(&older).unwrap();
+    before_context.as_object_mut().unwrap().remove("context");
+    before_context["device"]
+        .as_object_mut()
+        .unwrap()
+        .remove("network_status");
+    c.execute(
+        "UPDATE incident_bodies SET normalised = ?1",
+        [before_context.to_string()],
+    )
+    .unwrap();
+    let d = f.story(&story).await;
+    assert_eq!(d.incidents[0].classification.as_deref(), Some("Worm"));
+    let mapped = d.incidents[0].normalised.as_ref().unwrap();
+    assert_eq!(mapped.context, inc_context);
+    assert_eq!(
+        d.entities,
+        dossier_domain::entities::of(std::slice::from_ref(mapped))
+    );
 }
 
 /// A stored threat the mapping can no longer read (a later release reads the producer's JSON

@@ -320,6 +320,7 @@ pub fn incident(id: &str, day: i64, agent: &str, hash: Option<&str>) -> Incident
         mitre: Vec::new(),
         mitigation_actions: Vec::new(),
         console_url: None,
+        context: dossier_domain::context::Context::default(),
         raw: format!("{{\"id\":\"{id}\"}}"),
     }
 }
@@ -374,6 +375,9 @@ pub fn as_threat(inc: &Incident) -> String {
             "initiatedBy": inc.initiated_by,
             "isFileless": inc.is_fileless,
             "engines": inc.engines,
+            "processUser": inc.context.users.iter()
+                .find(|u| u.role == dossier_domain::context::UserRole::Process)
+                .map(|u| &u.name),
         },
         "agentRealtimeInfo": {
             "agentUuid": d.agent_uuid.as_ref().or(d.agent_uuid_raw.as_ref()),
@@ -386,6 +390,7 @@ pub fn as_threat(inc: &Incident) -> String {
             "siteName": d.site,
             "groupName": d.group,
             "networkInterfaces": [{"inet": d.ips}],
+            "agentNetworkStatus": d.network_status,
         },
         "indicators": mitre,
         "mitigationStatus": actions,

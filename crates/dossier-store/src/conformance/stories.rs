@@ -512,6 +512,16 @@ pub async fn story_of_a_mapped_threat<B: Backend>(f: &Fixture<B>) -> (String, In
     inc.device.name = Some("FINANCE-07".into());
     inc.classification = Some("Ransomware".into());
     inc.mitigation_actions = vec!["kill:success".into(), "quarantine:failed".into()];
+    inc.device.network_status = Some("disconnected".into());
+    inc.context.users = vec![dossier_domain::context::UserRef {
+        name: "CORP\\ana".into(),
+        role: dossier_domain::context::UserRole::Process,
+    }];
+    // SentinelOne's indicator carries the technique the story lists.
+    inc.context.indicators = vec![dossier_domain::context::Indicator {
+        techniques: vec!["T1055".into()],
+        ..Default::default()
+    }];
     inc.mitre = vec![dossier_domain::MitreTechnique {
         id: "T1055".into(),
         name: None,
@@ -537,6 +547,12 @@ pub async fn story_of_a_mapped_threat<B: Backend>(f: &Fixture<B>) -> (String, In
         }
     );
     assert!(d.summary.contains("FINANCE-07"), "{}", d.summary);
+    // The story's entities are gathered from the incidents as mapped.
+    let device = d.entities.device.as_ref().expect("a device");
+    assert_eq!(device.network_status.as_deref(), Some("disconnected"));
+    assert_eq!(device.sources.incident_ids, ["41"]);
+    assert_eq!(d.entities.users[0].name, "CORP\\ana");
+    assert_eq!(d.entities.files[0].sha1, inc.file.sha1);
     (story, inc)
 }
 
