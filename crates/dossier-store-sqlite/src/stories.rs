@@ -908,19 +908,20 @@ pub(crate) fn group_counts(
         }
     }
     // Largest first; stories without the value (no file, say) make a group too, listed last.
-    sums.sort_by(|a, b| {
-        (
-            a.value.is_empty(),
-            std::cmp::Reverse(a.count),
-            key(&a.value),
-        )
-            .cmp(&(
-                b.value.is_empty(),
-                std::cmp::Reverse(b.count),
-                key(&b.value),
-            ))
-    });
-    sums.truncate(limit.clamp(1, 1000) as usize);
+    // Only the groups shown are sorted: a grouping by file may have a group per story.
+    let order = |a: &Sum, b: &Sum| {
+        (a.value.is_empty(), std::cmp::Reverse(a.count), &a.value).cmp(&(
+            b.value.is_empty(),
+            std::cmp::Reverse(b.count),
+            &b.value,
+        ))
+    };
+    let shown = limit.clamp(1, 1000) as usize;
+    if sums.len() > shown {
+        sums.select_nth_unstable_by(shown, order);
+        sums.truncate(shown);
+    }
+    sums.sort_by(order);
     let mut groups: Vec<GroupCount> = sums
         .into_iter()
         .map(|sum| {
