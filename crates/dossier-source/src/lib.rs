@@ -287,6 +287,164 @@ pub trait Connection: Send + Sync {
     /// returns what was sent, in words for the story's timeline (`verdict true_positive and
     /// status resolved`).
     async fn write_back(&self, record_ids: &[String], verdict: Verdict) -> Result<String, Failure>;
+
+    /// Carries out a response action on the producer's records (and their devices), and
+    /// returns the tenant's answer for each target, in the order given. A source that cannot
+    /// act keeps this default, which refuses.
+    ///
+    /// # Errors
+    /// When the action cannot be tried at all; a failure of one target is its [`Outcome`].
+    async fn respond(
+        &self,
+        action: ResponseAction,
+        scope: ResponseScope,
+        targets: &[Target],
+    ) -> Result<Vec<Outcome>, Failure> {
+        let _ = (scope, targets);
+        Err(Failure {
+            kind: FailureKind::Rejected,
+            reason: format!(
+                "this producer's connector cannot {} from Dossier",
+                action.verb()
+            ),
+        })
+    }
+}
+
+/// A response action an analyst takes from a story, on its producer's records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ResponseAction {
+    /// Kill the threat's processes.
+    Kill,
+    /// Quarantine the threat's file.
+    Quarantine,
+    /// Remediate: undo what the threat changed.
+    Remediate,
+    /// Roll the device back to before the threat (from a snapshot).
+    Rollback,
+    /// Cut the device off the network, but for its link to the console.
+    Disconnect,
+    /// Reconnect a disconnected device.
+    Reconnect,
+    /// Add the threat's file hash to the blocklist.
+    Blocklist,
+    /// Mark the threat a true positive in the console.
+    MarkTruePositive,
+    /// Mark the threat a false positive in the console.
+    MarkFalsePositive,
+}
+
+impl ResponseAction {
+    /// Every action, in the order the story page offers them.
+    pub const ALL: [ResponseAction; 9] = [
+        ResponseAction::Kill,
+        ResponseAction::Quarantine,
+        ResponseAction::Remediate,
+        ResponseAction::Rollback,
+        ResponseAction::Disconnect,
+        ResponseAction::Reconnect,
+        ResponseAction::Blocklist,
+        ResponseAction::MarkTruePositive,
+        ResponseAction::MarkFalsePositive,
+    ];
+
+    /// The API's name for it: `mark_true_positive`.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ResponseAction::Kill => "kill",
+            ResponseAction::Quarantine => "quarantine",
+            ResponseAction::Remediate => "remediate",
+            ResponseAction::Rollback => "rollback",
+            ResponseAction::Disconnect => "disconnect",
+            ResponseAction::Reconnect => "reconnect",
+            ResponseAction::Blocklist => "blocklist",
+            ResponseAction::MarkTruePositive => "mark_true_positive",
+            ResponseAction::MarkFalsePositive => "mark_false_positive",
+        }
+    }
+
+    /// Reads the API's name.
+    #[must_use]
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|a| a.as_str() == s)
+    }
+
+    /// What it does, as a button says it: `Disconnect the device`.
+    #[must_use]
+    pub fn label(self) -> &'static str {
+        match self {
+            ResponseAction::Kill => "Kill the processes",
+            ResponseAction::Quarantine => "Quarantine the file",
+            ResponseAction::Remediate => "Remediate",
+            ResponseAction::Rollback => "Roll back",
+            ResponseAction::Disconnect => "Disconnect the device",
+            ResponseAction::Reconnect => "Reconnect the device",
+            ResponseAction::Blocklist => "Blocklist the hash",
+            ResponseAction::MarkTruePositive => "Mark true positive",
+            ResponseAction::MarkFalsePositive => "Mark false positive",
+        }
+    }
+
+    /// In a sentence: `disconnect the device`.
+    #[must_use]
+    pub fn verb(self) -> &'static str {
+        match self {
+            ResponseAction::Kill => "kill the threat's processes",
+            ResponseAction::Quarantine => "quarantine the threat's file",
+            ResponseAction::Remediate => "remediate the threat",
+            ResponseAction::Rollback => "roll the device back",
+            ResponseAction::Disconnect => "disconnect the device from the network",
+            ResponseAction::Reconnect => "reconnect the device to the network",
+            ResponseAction::Blocklist => "add the file's hash to the blocklist",
+            ResponseAction::MarkTruePositive => "mark the threat a true positive",
+            ResponseAction::MarkFalsePositive => "mark the threat a false positive",
+        }
+    }
+
+    /// Whether it acts on devices rather than on the records themselves.
+    #[must_use]
+    pub fn on_devices(self) -> bool {
+        matches!(self, ResponseAction::Disconnect | ResponseAction::Reconnect)
+    }
+}
+
+/// Where a blocklist entry applies.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum ResponseScope {
+    /// The whole account of the tenant.
+    Account,
+    /// The site of the threat's device (the narrower, default scope).
+    #[default]
+    Site,
+}
+
+impl ResponseScope {
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ResponseScope::Account => "account",
+            ResponseScope::Site => "site",
+        }
+    }
+}
+
+/// One record a response action is for, with its device as the producer knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// The producer's id for the record.
+    pub record_id: String,
+    /// The producer's id for the record's device (its agent), when it gave one.
+    pub device_id: Option<String>,
+}
+
+/// The tenant's answer for one target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    pub record_id: String,
+    pub ok: bool,
+    /// What the tenant said: `affected 1`, or why it refused.
+    pub detail: String,
 }
 
 /// One fact of a record that its producer alone gives, for the story page.
