@@ -131,6 +131,7 @@ async fn render_page(
                 Console {
                     source,
                     tenant_url: c.tenant_url,
+                    response: c.response,
                 },
             ))
         })
@@ -167,6 +168,8 @@ async fn render_page(
 struct Console {
     source: Arc<dyn Source>,
     tenant_url: String,
+    /// Allows response actions.
+    response: bool,
 }
 
 #[expect(
@@ -192,6 +195,9 @@ fn story_body(
                 Ok(()) => (actions(user, d, owners)),
                 Err(why) => p.notice { "You can read this story but not act on it: " (why) },
             }
+        }
+        @if act.is_ok() && shown.incidents.iter().any(|i| connectors.get(&i.connector_id).is_some_and(|c| c.response)) {
+            (super::respond::section(&d.story.id))
         }
         (evidence_section(d, connectors))
         (incidents_section(d, shown, connectors))
