@@ -247,6 +247,7 @@ fn device(alert: &Map<String, Value>) -> Device {
         site: text_of(d, "site_name"),
         group: None,
         domain: text_of(d, "machine_domain"),
+        network_status: None,
     }
 }
 

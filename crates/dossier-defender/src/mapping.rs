@@ -262,6 +262,7 @@ fn device(evidence: &[&Map<String, Value>]) -> Option<Device> {
         site: None,
         group: text(e, "rbacGroupName"),
         domain: None,
+        network_status: None,
     })
 }
 

@@ -28,6 +28,10 @@ pub struct Device {
     pub site: Option<String>,
     pub group: Option<String>,
     pub domain: Option<String>,
+    /// Whether the device is on the network as the producer last said: `connected`,
+    /// `disconnected` (cut off by a response action), … as the producer spells it.
+    #[serde(default)]
+    pub network_status: Option<String>,
 }
 
 /// The file behind an incident. Hashes are lowercase hex of the right length, or `None`.

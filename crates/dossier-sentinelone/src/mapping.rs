@@ -291,6 +291,7 @@ fn device(realtime: RealtimeInfo, detection: DetectionInfo) -> Device {
             .agent_domain
             .into_inner()
             .or_else(|| detection.agent_domain.into_inner()),
+        network_status: realtime.network_status.into_inner(),
     }
 }
 

@@ -66,6 +66,7 @@ pub(crate) struct RealtimeInfo {
     pub site_name: Str,
     pub group_name: Str,
     pub network_interfaces: Seq<Obj<NetworkInterface>>,
+    pub network_status: Str,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -273,6 +273,9 @@ fn fact_panels(d: &StoryDetail) -> Markup {
                     dt { "IPs" } dd { (layout::opt(device.map(|d| d.ips.join(", ")).as_deref())) }
                     dt { "Site" } dd { (layout::opt(device.and_then(|d| d.site.as_deref()))) }
                     dt { "Group" } dd { (layout::opt(device.and_then(|d| d.group.as_deref()))) }
+                    @if let Some(network) = device.and_then(|d| d.network_status.as_deref()) {
+                        dt { "Network" } dd #network-status { (layout::tenant(network)) }
+                    }
                 }
             }
             section aria-labelledby="file-title" {
