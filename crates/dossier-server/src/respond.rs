@@ -225,26 +225,13 @@ pub(crate) async fn perform(
             "response_failed"
         };
         tracing::info!(story_id = %story.id, connector_id = %rec.id, action = action.as_str(), done, of = targets.len(), "response action");
+        // The story's timeline, and the audit log with it (one write records both).
         if let Err(e) = state
             .store
             .record_on_story(&story.id, kind, &p.actor, &text, Utc::now())
             .await
         {
             tracing::error!(story_id = %story.id, error = %e, "cannot record a response action on its story");
-        }
-        if let Err(e) = state
-            .store
-            .audit(
-                &story.account_id,
-                &p.actor,
-                "story_action",
-                &story.id,
-                &text,
-                Utc::now(),
-            )
-            .await
-        {
-            tracing::error!(story_id = %story.id, error = %e, "cannot audit a response action");
         }
         answers.extend(outcomes.into_iter().map(|o| Answer {
             incident_id: o.record_id,

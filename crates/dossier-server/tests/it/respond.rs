@@ -238,10 +238,7 @@ async fn every_action_reaches_the_tenant_and_the_next_poll_shows_it() {
         })
         .await
         .unwrap();
-    let acted: Vec<_> = audit
-        .iter()
-        .filter(|l| l.action == "story_action")
-        .collect();
+    let acted: Vec<_> = audit.iter().filter(|l| l.action == "response").collect();
     assert_eq!(acted.len(), 10);
     assert!(acted.iter().all(|l| l.target == sid && !l.actor.is_empty()));
     assert!(acted.iter().any(|l| l.detail.starts_with("disconnect")));
