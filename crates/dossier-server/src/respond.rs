@@ -182,26 +182,11 @@ pub(crate) async fn perform(
         let vendor = source
             .as_ref()
             .map_or("the producer", |s| s.labels().vendor);
-        let outcomes: Vec<Outcome> = match source
-            .and_then(|s| connect(state, s.as_ref(), rec, None))
-        {
-            Err(reason) => failed(targets, &format!("cannot reach the tenant: {reason}")),
-            Ok(conn) => {
-                let limit = deadline(state);
-                match tokio::time::timeout(limit, conn.respond(action, scope, targets)).await
-                    {
-                        Ok(Ok(outcomes)) => outcomes,
-                        Ok(Err(f)) => failed(targets, &f.reason),
-                        Err(_) => failed(
-                            targets,
-                            &format!(
-                                "the tenant did not answer within {}s; the action may still be carried out",
-                                limit.as_secs()
-                            ),
-                        ),
-                    }
-            }
-        };
+        let outcomes: Vec<Outcome> =
+            match source.and_then(|s| connect(state, s.as_ref(), rec, None)) {
+                Err(reason) => failed(targets, &format!("cannot reach the tenant: {reason}")),
+                Ok(conn) => in_time(state, conn.as_ref(), action, scope, targets).await,
+            };
         let done = outcomes.iter().filter(|o| o.ok).count();
         let first_failure = outcomes.iter().find(|o| !o.ok).map(|o| o.detail.clone());
         let scope_words = if action == ResponseAction::Blocklist {
@@ -245,6 +230,45 @@ pub(crate) async fn perform(
         detail: why,
     }));
     Ok(answers)
+}
+
+/// How many threats are sent to a source at a time: what was answered before the deadline is
+/// kept, and after it the rest are not tried.
+const BATCH: usize = 25;
+
+/// Sends the action a batch at a time within one deadline for the connector's share.
+async fn in_time(
+    state: &AppState,
+    conn: &dyn dossier_source::Connection,
+    action: ResponseAction,
+    scope: ResponseScope,
+    targets: &[Target],
+) -> Vec<Outcome> {
+    let limit = deadline(state);
+    let started = std::time::Instant::now();
+    let mut outcomes: Vec<Outcome> = Vec::with_capacity(targets.len());
+    let mut stopped: Option<String> = None;
+    for batch in targets.chunks(BATCH) {
+        if let Some(why) = &stopped {
+            outcomes.extend(failed(batch, &format!("not tried: {why}")));
+            continue;
+        }
+        let left = limit.saturating_sub(started.elapsed());
+        let answered = match tokio::time::timeout(left, conn.respond(action, scope, batch)).await {
+            Ok(Ok(answered)) => answered,
+            Ok(Err(f)) => failed(batch, &f.reason),
+            Err(_) => {
+                let why = format!(
+                    "the tenant did not answer within {}s; the action may still be carried out",
+                    limit.as_secs()
+                );
+                stopped = Some(why.clone());
+                failed(batch, &why)
+            }
+        };
+        outcomes.extend(answered);
+    }
+    outcomes
 }
 
 fn failed(targets: &[Target], reason: &str) -> Vec<Outcome> {
