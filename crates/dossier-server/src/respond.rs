@@ -123,7 +123,7 @@ pub(crate) async fn plan(state: &AppState, p: &Principal, id: &str) -> ApiResult
     let threats = incidents.len();
     if threats > MAX_TARGETS {
         return Err(ApiError::Conflict(format!(
-            "the story holds {threats} threats; an action is sent for at most {MAX_TARGETS}: act from the console"
+            "the story holds more than {MAX_TARGETS} threats, the most an action is sent for: act from the console"
         )));
     }
     Ok(Plan {
