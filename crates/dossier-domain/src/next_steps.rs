@@ -38,18 +38,29 @@ use crate::vocabulary::{Confidence, DeviceKind, Judgement, ProducerVerdict, Vend
 /// Devices carrying a hash from which blocklisting it is recommended.
 const BLOCKLIST_DEVICES: u32 = 2;
 
-/// A response action, by the name the API's `POST /api/v1/stories/{id}/actions` takes.
+/// A response action an analyst takes from a story on its producer's records, by the name the
+/// API's `POST /api/v1/stories/{id}/actions` takes. The sources carry them out
+/// (`dossier_source::Connection::respond`); the next steps name them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ResponseAction {
+    /// Kill the threat's processes.
     Kill,
+    /// Quarantine the threat's file.
     Quarantine,
+    /// Remediate: undo what the threat changed.
     Remediate,
+    /// Roll the device back to before the threat (from a snapshot).
     Rollback,
+    /// Cut the device off the network, but for its link to the console.
     Disconnect,
+    /// Reconnect a disconnected device.
     Reconnect,
+    /// Add the threat's file hash to the blocklist.
     Blocklist,
+    /// Mark the threat a true positive in the console.
     MarkTruePositive,
+    /// Mark the threat a false positive in the console.
     MarkFalsePositive,
 }
 
@@ -81,6 +92,50 @@ impl ResponseAction {
             ResponseAction::MarkTruePositive => "mark_true_positive",
             ResponseAction::MarkFalsePositive => "mark_false_positive",
         }
+    }
+
+    /// Reads the API's name.
+    #[must_use]
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|a| a.as_str() == s)
+    }
+
+    /// What it does, as a button says it: `Disconnect the device`.
+    #[must_use]
+    pub fn label(self) -> &'static str {
+        match self {
+            ResponseAction::Kill => "Kill the processes",
+            ResponseAction::Quarantine => "Quarantine the file",
+            ResponseAction::Remediate => "Remediate",
+            ResponseAction::Rollback => "Roll back",
+            ResponseAction::Disconnect => "Disconnect the device",
+            ResponseAction::Reconnect => "Reconnect the device",
+            ResponseAction::Blocklist => "Blocklist the hash",
+            ResponseAction::MarkTruePositive => "Mark true positive",
+            ResponseAction::MarkFalsePositive => "Mark false positive",
+        }
+    }
+
+    /// In a sentence: `disconnect the device`.
+    #[must_use]
+    pub fn verb(self) -> &'static str {
+        match self {
+            ResponseAction::Kill => "kill the threat's processes",
+            ResponseAction::Quarantine => "quarantine the threat's file",
+            ResponseAction::Remediate => "remediate the threat",
+            ResponseAction::Rollback => "roll the device back",
+            ResponseAction::Disconnect => "disconnect the device from the network",
+            ResponseAction::Reconnect => "reconnect the device to the network",
+            ResponseAction::Blocklist => "add the file's hash to the blocklist",
+            ResponseAction::MarkTruePositive => "mark the threat a true positive",
+            ResponseAction::MarkFalsePositive => "mark the threat a false positive",
+        }
+    }
+
+    /// Whether it acts on devices rather than on the records themselves.
+    #[must_use]
+    pub fn on_devices(self) -> bool {
+        matches!(self, ResponseAction::Disconnect | ResponseAction::Reconnect)
     }
 }
 

@@ -32,6 +32,8 @@ pub(crate) fn router(tenant: Tenant) -> Router {
         .route("/threats/analyst-verdict", post(writes::analyst_verdict))
         .route("/threats/incident", post(writes::incident))
         .route("/threats/mitigate/{action}", post(writes::mitigate))
+        .route("/threats/add-to-blacklist", post(writes::add_to_blacklist))
+        .route("/agents/actions/{action}", post(writes::agents_action))
         .route("/threats/{id}/timeline", get(timeline::timeline))
         .route("/threats/{id}/notes", get(timeline::notes))
         .route("/system/status", get(system_status))

@@ -34,6 +34,11 @@ pub(crate) struct Inner {
     generator: Mutex<Generator>,
     pub tokens: RwLock<HashMap<String, TokenState>>,
     faults: Mutex<VecDeque<Fault>>,
+    /// Faults for the write endpoints (`POST /threats/…`, `/agents/actions/…`), apart from
+    /// those of `GET /threats` so that a poll never takes a fault meant for an action.
+    write_faults: Mutex<VecDeque<Fault>>,
+    /// The blocklist (`black_hash` restrictions) that `add-to-blacklist` added to.
+    blocklist: Mutex<Vec<Value>>,
     down: AtomicBool,
     requests: AtomicU64,
     served: AtomicU64,
@@ -102,6 +107,8 @@ impl Tenant {
                 generator: Mutex::new(Generator::new(config.seed, config.agents)),
                 tokens: RwLock::new(tokens),
                 faults: Mutex::new(VecDeque::new()),
+                write_faults: Mutex::new(VecDeque::new()),
+                blocklist: Mutex::new(Vec::new()),
                 down: AtomicBool::new(false),
                 requests: AtomicU64::new(0),
                 served: AtomicU64::new(0),
@@ -224,6 +231,16 @@ impl Tenant {
         lock(&self.inner.faults).extend(faults);
     }
 
+    /// Queues faults for the write endpoints: the next writes get them, in order, one each.
+    pub fn push_write_faults(&self, faults: impl IntoIterator<Item = Fault>) {
+        lock(&self.inner.write_faults).extend(faults);
+    }
+
+    /// The blocklist entries added so far (`{"value","type":"black_hash","osType","scope",…}`).
+    pub fn blocklist(&self) -> Vec<Value> {
+        lock(&self.inner.blocklist).clone()
+    }
+
     /// While true, every request fails: new connections are closed at once and requests on
     /// open connections get the connection closed without a response. False restores service.
     pub fn set_down(&self, down: bool) {
@@ -298,6 +315,41 @@ impl Tenant {
 
     pub(crate) fn pop_fault(&self) -> Option<Fault> {
         lock(&self.inner.faults).pop_front()
+    }
+
+    pub(crate) fn pop_write_fault(&self) -> Option<Fault> {
+        lock(&self.inner.write_faults).pop_front()
+    }
+
+    /// Adds a hash to the blocklist at a scope, once: adding it again changes nothing.
+    pub(crate) fn block_hash(&self, entry: Value) {
+        let mut list = lock(&self.inner.blocklist);
+        let same = |e: &Value| e["value"] == entry["value"] && e["scope"] == entry["scope"];
+        if !list.iter().any(same) {
+            list.push(entry);
+        }
+    }
+
+    /// The ids of the threats visible in `sites` whose agent is one of `agents` (by agent id
+    /// or agent UUID).
+    pub(crate) fn threats_of_agents(
+        &self,
+        agents: &[String],
+        sites: Option<&std::collections::HashSet<String>>,
+    ) -> Vec<String> {
+        let store = read(&self.inner.store);
+        store
+            .entries
+            .values()
+            .filter(|e| sites.is_none_or(|s| s.contains(&e.facets.site_id)))
+            .filter(|e| {
+                agents.iter().any(|a| {
+                    *a == e.facets.agent_id
+                        || (!a.is_empty() && e.text.contains(&format!("\"agentUuid\":\"{a}\"")))
+                })
+            })
+            .map(|e| e.id.to_string())
+            .collect()
     }
 
     pub(crate) fn record_write(&self, body: Value) {

@@ -1,6 +1,8 @@
-//! Threat write endpoints: `POST /threats/analyst-verdict`, `/threats/incident` and
-//! `/threats/mitigate/{action}`, body `{"filter":{"ids":[…]},"data":{…}}` →
-//! `{"data":{"affected":N}}`. Accepted bodies are recorded for tests (`Tenant::writes`).
+//! Write endpoints: `POST /threats/analyst-verdict`, `/threats/incident`,
+//! `/threats/mitigate/{action}`, `/threats/add-to-blacklist` and
+//! `/agents/actions/{disconnect,connect}`, body `{"filter":{"ids":[…]},"data":{…}}` →
+//! `{"data":{"affected":N}}`. Accepted bodies are recorded for tests (`Tenant::writes`), and
+//! each write takes the next of the faults queued for writes (`Tenant::push_write_faults`).
 
 #![allow(
     clippy::result_large_err,
@@ -16,6 +18,7 @@ use serde_json::{json, Value};
 
 use crate::auth::Caller;
 use crate::envelope::{self, json_value};
+use crate::faults::{Fault, Plan};
 use crate::lifecycle::{describe, Action};
 use crate::routes::{authenticate, parse_body, wants_gzip};
 use crate::tenant::Tenant;
@@ -52,38 +55,64 @@ fn write_request(
     Ok((caller, body, ids))
 }
 
+/// Runs a write under the next queued write fault: a fault that replaces the answer is sent
+/// without the write; `Slow` waits first; the rest alter the real answer.
+async fn faulty(
+    tenant: &Tenant,
+    headers: &HeaderMap,
+    write: impl FnOnce() -> Result<Value, Response>,
+) -> Response {
+    let fault = match Fault::plan(tenant.pop_write_fault()) {
+        Plan::Replace(response) => return response,
+        Plan::Alter(fault) => Some(fault),
+        Plan::Normal => None,
+    };
+    if let Some(Fault::Slow(delay)) = &fault {
+        tokio::time::sleep(*delay).await;
+    }
+    let answer = match write() {
+        Ok(answer) => answer,
+        Err(response) => return response,
+    };
+    match fault {
+        Some(fault) if !matches!(fault, Fault::Slow(_)) => {
+            fault.alter(StatusCode::OK, answer.to_string().into_bytes())
+        }
+        _ => json_value(StatusCode::OK, &answer, wants_gzip(tenant, headers)),
+    }
+}
+
+fn affected(n: usize) -> Value {
+    json!({"data": {"affected": n}})
+}
+
 fn set_status_field(
     tenant: &Tenant,
     headers: &HeaderMap,
     body: &Bytes,
     field: &'static str,
     allowed: &[&str],
-) -> Response {
-    let (caller, body, ids) = match write_request(tenant, headers, body) {
-        Ok(parts) => parts,
-        Err(response) => return response,
-    };
+) -> Result<Value, Response> {
+    let (caller, body, ids) = write_request(tenant, headers, body)?;
     let Some(value) = body["data"][field].as_str().map(str::to_owned) else {
-        return envelope::validation(&format!("data.{field}: Missing data for required field."));
+        return Err(envelope::validation(&format!(
+            "data.{field}: Missing data for required field."
+        )));
     };
     if !allowed.contains(&value.as_str()) {
-        return envelope::validation(&format!(
+        return Err(envelope::validation(&format!(
             "data.{field}: Must be one of: {}.",
             allowed.join(", ")
-        ));
+        )));
     }
     tenant.record_write(body);
-    let affected = tenant.edit_threats(&ids, caller.sites.as_ref(), Utc::now(), |threat, _| {
+    let n = tenant.edit_threats(&ids, caller.sites.as_ref(), Utc::now(), |threat, _| {
         if let Some(info) = threat.get_mut("threatInfo").and_then(Value::as_object_mut) {
             info.insert(field.to_owned(), json!(value));
             info.insert(format!("{field}Description"), json!(describe(&value)));
         }
     });
-    json_value(
-        StatusCode::OK,
-        &json!({"data": {"affected": affected}}),
-        wants_gzip(tenant, headers),
-    )
+    Ok(affected(n))
 }
 
 pub(crate) async fn analyst_verdict(
@@ -92,7 +121,10 @@ pub(crate) async fn analyst_verdict(
     body: Bytes,
 ) -> Response {
     let allowed = ["undefined", "true_positive", "false_positive", "suspicious"];
-    set_status_field(&tenant, &headers, &body, "analystVerdict", &allowed)
+    faulty(&tenant, &headers, || {
+        set_status_field(&tenant, &headers, &body, "analystVerdict", &allowed)
+    })
+    .await
 }
 
 pub(crate) async fn incident(
@@ -101,7 +133,10 @@ pub(crate) async fn incident(
     body: Bytes,
 ) -> Response {
     let allowed = ["unresolved", "in_progress", "resolved"];
-    set_status_field(&tenant, &headers, &body, "incidentStatus", &allowed)
+    faulty(&tenant, &headers, || {
+        set_status_field(&tenant, &headers, &body, "incidentStatus", &allowed)
+    })
+    .await
 }
 
 pub(crate) async fn mitigate(
@@ -121,32 +156,146 @@ pub(crate) async fn mitigate(
     let Some(&(_, recorded)) = ACTIONS.iter().find(|(path, _)| *path == action) else {
         return envelope::not_found(&format!("Unknown mitigation action '{action}'"));
     };
-    let (caller, body, ids) = match write_request(&tenant, &headers, &body) {
-        Ok(parts) => parts,
-        Err(response) => return response,
+    faulty(&tenant, &headers, || {
+        let (caller, body, ids) = write_request(&tenant, &headers, &body)?;
+        tenant.record_write(body);
+        let n = tenant.edit_threats(&ids, caller.sites.as_ref(), Utc::now(), |threat, at| {
+            let entry = Action {
+                action: recorded,
+                at,
+                report_id: crate::ids::snowflake(at, 3),
+            }
+            .to_json();
+            if !threat["mitigationStatus"].is_array() {
+                threat["mitigationStatus"] = json!([]);
+            }
+            if let Some(list) = threat["mitigationStatus"].as_array_mut() {
+                list.insert(0, entry);
+            }
+            if recorded != "unquarantine" && recorded != "network_quarantine" {
+                threat["threatInfo"]["mitigationStatus"] = json!("mitigated");
+                threat["threatInfo"]["mitigationStatusDescription"] = json!("Mitigated");
+            }
+        });
+        Ok(affected(n))
+    })
+    .await
+}
+
+/// `POST /threats/add-to-blacklist`: adds each threat's SHA1 to the blocklist at
+/// `data.targetScope` (`account`, `site`, `group`, `tenant`; the threat's site when absent).
+pub(crate) async fn add_to_blacklist(
+    State(tenant): State<Tenant>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    faulty(&tenant, &headers, || {
+        let (caller, body, ids) = write_request(&tenant, &headers, &body)?;
+        let scope = match &body["data"]["targetScope"] {
+            Value::Null => "site".to_owned(),
+            Value::String(s) if ["account", "site", "group", "tenant"].contains(&s.as_str()) => {
+                s.clone()
+            }
+            _ => {
+                return Err(envelope::validation(
+                    "data.targetScope: Must be one of: account, site, group, tenant.",
+                ))
+            }
+        };
+        tenant.record_write(body);
+        let mut n = 0;
+        for id in &ids {
+            let Some(threat) = tenant.threat(id) else {
+                continue;
+            };
+            let agent = &threat["agentRealtimeInfo"];
+            let site = agent["siteId"].as_str().unwrap_or_default().to_owned();
+            if caller.sites.as_ref().is_some_and(|s| !s.contains(&site)) {
+                continue;
+            }
+            let Some(sha1) = threat["threatInfo"]["sha1"].as_str() else {
+                continue;
+            };
+            let scope_ids = match scope.as_str() {
+                "account" => json!({"accountIds": [agent["accountId"]]}),
+                "group" => json!({"groupIds": [agent["groupId"]]}),
+                "tenant" => json!({"tenant": true}),
+                _ => json!({"siteIds": [site]}),
+            };
+            tenant.block_hash(json!({
+                "type": "black_hash",
+                "value": sha1.to_ascii_lowercase(),
+                "osType": agent["agentOsType"],
+                "source": "user",
+                "description": format!("Added from threat {id}"),
+                "scopeName": scope,
+                "scope": scope_ids,
+            }));
+            n += 1;
+        }
+        Ok(affected(n))
+    })
+    .await
+}
+
+/// `POST /agents/actions/{disconnect,connect}`: the agents' threats read
+/// `agentRealtimeInfo.agentNetworkStatus` `disconnected` (or `connected`) from then on, as a
+/// real tenant's threats say it.
+pub(crate) async fn agents_action(
+    State(tenant): State<Tenant>,
+    Path(action): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let status = match action.as_str() {
+        "disconnect" => "disconnected",
+        "connect" => "connected",
+        _ => return envelope::not_found("The requested resource does not exist"),
     };
-    tenant.record_write(body);
-    let affected = tenant.edit_threats(&ids, caller.sites.as_ref(), Utc::now(), |threat, at| {
-        let entry = Action {
-            action: recorded,
-            at,
-            report_id: crate::ids::snowflake(at, 3),
+    faulty(&tenant, &headers, || {
+        let caller = authenticate(&tenant, &headers)?;
+        let body = parse_body(&body)?;
+        let filter = &body["filter"];
+        let list = |key: &str| -> Vec<String> {
+            match &filter[key] {
+                Value::Array(l) => l
+                    .iter()
+                    .filter_map(|v| match v {
+                        Value::String(s) => Some(s.clone()),
+                        Value::Number(n) => Some(n.to_string()),
+                        _ => None,
+                    })
+                    .collect(),
+                Value::String(s) => s.split(',').map(|s| s.trim().to_owned()).collect(),
+                _ => Vec::new(),
+            }
+        };
+        let mut agents = list("ids");
+        agents.extend(list("uuids"));
+        if agents.is_empty() {
+            return Err(envelope::validation(
+                "filter: Missing data for required field (ids or uuids).",
+            ));
         }
-        .to_json();
-        if !threat["mitigationStatus"].is_array() {
-            threat["mitigationStatus"] = json!([]);
+        tenant.record_write(body);
+        let threats = tenant.threats_of_agents(&agents, caller.sites.as_ref());
+        tenant.edit_threats(&threats, caller.sites.as_ref(), Utc::now(), |threat, _| {
+            if let Some(info) = threat
+                .get_mut("agentRealtimeInfo")
+                .and_then(Value::as_object_mut)
+            {
+                info.insert("agentNetworkStatus".into(), json!(status));
+            }
+        });
+        let mut seen = std::collections::HashSet::new();
+        for id in &threats {
+            if let Some(t) = tenant.threat(id) {
+                if let Some(a) = t["agentRealtimeInfo"]["agentId"].as_str() {
+                    seen.insert(a.to_owned());
+                }
+            }
         }
-        if let Some(list) = threat["mitigationStatus"].as_array_mut() {
-            list.insert(0, entry);
-        }
-        if recorded != "unquarantine" && recorded != "network_quarantine" {
-            threat["threatInfo"]["mitigationStatus"] = json!("mitigated");
-            threat["threatInfo"]["mitigationStatusDescription"] = json!("Mitigated");
-        }
-    });
-    json_value(
-        StatusCode::OK,
-        &json!({"data": {"affected": affected}}),
-        wants_gzip(&tenant, &headers),
-    )
+        Ok(affected(seen.len()))
+    })
+    .await
 }

@@ -9,8 +9,8 @@ use dossier_domain::{Incident, Producer};
 use dossier_source::http;
 use dossier_source::{
     only_fields, parse_tenant_url, secret_field, text_field, Config, Configured, Connection,
-    Environment, Failure, FailureKind, Field, Labels, Page, RetryObserver, Settings, Source,
-    Stored, Window,
+    Environment, Failure, FailureKind, Field, Labels, Outcome, Page, ResponseAction, ResponseScope,
+    RetryObserver, Settings, Source, Stored, Target, Window,
 };
 use serde_json::value::RawValue;
 
@@ -215,6 +215,103 @@ impl Connection for Tenant {
             .await
             .map_err(|e| failure(&e))?;
         Ok(format!("verdict {sent} and status resolved"))
+    }
+
+    async fn respond(
+        &self,
+        action: ResponseAction,
+        scope: ResponseScope,
+        targets: &[Target],
+    ) -> Result<Vec<Outcome>, Failure> {
+        // One call per threat (per device for the network actions), so that each threat has
+        // the tenant's own answer. A failure that is not about the one threat (the tenant is
+        // down, the token refused) ends the run: the rest are reported as not tried.
+        let mut answers: std::collections::HashMap<String, Result<u64, ClientError>> =
+            std::collections::HashMap::new();
+        let mut stopped: Option<String> = None;
+        let mut outcomes = Vec::with_capacity(targets.len());
+        for t in targets {
+            let key = if action.on_devices() {
+                let Some(d) = &t.device_id else {
+                    outcomes.push(Outcome {
+                        record_id: t.record_id.clone(),
+                        ok: false,
+                        detail: "the threat names no agent to act on".into(),
+                    });
+                    continue;
+                };
+                d.clone()
+            } else {
+                t.record_id.clone()
+            };
+            if let Some(reason) = &stopped {
+                outcomes.push(Outcome {
+                    record_id: t.record_id.clone(),
+                    ok: false,
+                    detail: format!("not tried: {reason}"),
+                });
+                continue;
+            }
+            if !answers.contains_key(&key) {
+                let answer = self.act(action, scope, &key).await;
+                if let Err(e) = &answer {
+                    if !matches!(e, ClientError::Rejected { .. }) {
+                        stopped = Some(e.human_reason());
+                    }
+                }
+                answers.insert(key.clone(), answer);
+            }
+            outcomes.push(match &answers[&key] {
+                Ok(0) => Outcome {
+                    record_id: t.record_id.clone(),
+                    ok: false,
+                    detail: "SentinelOne changed nothing (affected 0): the threat or its agent \
+                             is gone or outside the token's scope"
+                        .into(),
+                },
+                Ok(n) => Outcome {
+                    record_id: t.record_id.clone(),
+                    ok: true,
+                    detail: if action.on_devices() {
+                        format!("affected {n} (agent {key})")
+                    } else {
+                        format!("affected {n}")
+                    },
+                },
+                Err(e) => Outcome {
+                    record_id: t.record_id.clone(),
+                    ok: false,
+                    detail: e.human_reason(),
+                },
+            });
+        }
+        Ok(outcomes)
+    }
+}
+
+impl Tenant {
+    /// Sends one action for one threat (or one agent).
+    async fn act(
+        &self,
+        action: ResponseAction,
+        scope: ResponseScope,
+        id: &str,
+    ) -> Result<u64, ClientError> {
+        let ids = [id.to_owned()];
+        let c = &self.client;
+        match action {
+            ResponseAction::Kill => c.mitigate(&ids, "kill").await,
+            ResponseAction::Quarantine => c.mitigate(&ids, "quarantine").await,
+            ResponseAction::Remediate => c.mitigate(&ids, "remediate").await,
+            ResponseAction::Rollback => c.mitigate(&ids, "rollback-remediation").await,
+            ResponseAction::Disconnect => c.agents_network(&ids, "disconnect").await,
+            ResponseAction::Reconnect => c.agents_network(&ids, "connect").await,
+            ResponseAction::Blocklist => c.add_to_blocklist(&ids, scope.as_str()).await,
+            ResponseAction::MarkTruePositive => c.set_analyst_verdict(&ids, "true_positive").await,
+            ResponseAction::MarkFalsePositive => {
+                c.set_analyst_verdict(&ids, "false_positive").await
+            }
+        }
     }
 }
 

@@ -10,6 +10,7 @@ pub mod extract;
 pub mod metrics;
 pub mod passwords;
 mod recent;
+pub mod respond;
 pub mod secrets;
 pub mod tail;
 pub mod tenant_url;

@@ -287,6 +287,70 @@ pub trait Connection: Send + Sync {
     /// returns what was sent, in words for the story's timeline (`verdict true_positive and
     /// status resolved`).
     async fn write_back(&self, record_ids: &[String], verdict: Verdict) -> Result<String, Failure>;
+
+    /// Carries out a response action on the producer's records (and their devices), and
+    /// returns the tenant's answer for each target, in the order given. A source that cannot
+    /// act keeps this default, which refuses.
+    ///
+    /// # Errors
+    /// When the action cannot be tried at all; a failure of one target is its [`Outcome`].
+    async fn respond(
+        &self,
+        action: ResponseAction,
+        scope: ResponseScope,
+        targets: &[Target],
+    ) -> Result<Vec<Outcome>, Failure> {
+        let _ = (scope, targets);
+        Err(Failure {
+            kind: FailureKind::Rejected,
+            reason: format!(
+                "this producer's connector cannot {} from Dossier",
+                action.verb()
+            ),
+        })
+    }
+}
+
+/// A response action an analyst takes from a story, on its producer's records: the domain's,
+/// which the next steps name too.
+pub use dossier_domain::next_steps::ResponseAction;
+
+/// Where a blocklist entry applies.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum ResponseScope {
+    /// The whole account of the tenant.
+    Account,
+    /// The site of the threat's device (the narrower, default scope).
+    #[default]
+    Site,
+}
+
+impl ResponseScope {
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ResponseScope::Account => "account",
+            ResponseScope::Site => "site",
+        }
+    }
+}
+
+/// One record a response action is for, with its device as the producer knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// The producer's id for the record.
+    pub record_id: String,
+    /// The producer's id for the record's device (its agent), when it gave one.
+    pub device_id: Option<String>,
+}
+
+/// The tenant's answer for one target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    pub record_id: String,
+    pub ok: bool,
+    /// What the tenant said: `affected 1`, or why it refused.
+    pub detail: String,
 }
 
 /// One fact of a record that its producer alone gives, for the story page.

@@ -116,7 +116,8 @@ pub(crate) fn delete_api_key(conn: &Connection, id: &str) -> Result<()> {
 
 const CONNECTOR_COLUMNS: &str = "id, account_id, kind, name, description, tenant_url, token_enc,
     status, status_detail, last_success_at, token_expires_at, track_errors, write_back,
-    created_at, updated_at, checkpoint, polls, errors, threats, generation, expiry_warned, config";
+    created_at, updated_at, checkpoint, polls, errors, threats, generation, expiry_warned, config,
+    response";
 
 fn connector_row(r: &Row<'_>) -> rusqlite::Result<ConnectorRecord> {
     Ok(ConnectorRecord {
@@ -142,6 +143,7 @@ fn connector_row(r: &Row<'_>) -> rusqlite::Result<ConnectorRecord> {
         generation: r.get(19)?,
         expiry_warned: r.get(20)?,
         config: r.get(21)?,
+        response: r.get(22)?,
     })
 }
 
@@ -151,8 +153,8 @@ pub(crate) fn create_connector(conn: &Connection, c: &NewConnector) -> Result<Co
     let id = new_id();
     conn.execute(
         "INSERT INTO connectors (id, account_id, kind, name, description, tenant_url, token_enc,
-             track_errors, write_back, status, created_at, updated_at, config)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'pending', ?10, ?10, ?11)",
+             track_errors, write_back, status, created_at, updated_at, config, response)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'pending', ?10, ?10, ?11, ?12)",
         params![
             id,
             c.account_id,
@@ -164,7 +166,8 @@ pub(crate) fn create_connector(conn: &Connection, c: &NewConnector) -> Result<Co
             c.track_errors,
             c.write_back,
             us(c.now),
-            c.config
+            c.config,
+            c.response
         ],
     )?;
     get_connector(conn, None, &id)
@@ -212,7 +215,7 @@ pub(crate) fn update_connector(
              checkpoint = CASE WHEN ?11 THEN NULL ELSE checkpoint END,
              expiry_warned = CASE WHEN ?12 THEN 0 ELSE expiry_warned END,
              token_expires_at = CASE WHEN ?12 THEN NULL ELSE token_expires_at END,
-             config = ?13
+             config = ?13, response = ?14
          WHERE id = ?1",
         params![
             id,
@@ -229,6 +232,7 @@ pub(crate) fn update_connector(
             // A new token: its expiry is learnt afresh, and so are its warnings.
             u.token_enc.is_some(),
             u.config.as_ref().unwrap_or(&current.config),
+            u.response.unwrap_or(current.response),
         ],
     )?;
     get_connector(conn, account_id, id)

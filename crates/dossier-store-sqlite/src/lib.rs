@@ -39,6 +39,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0011_user_settings.sql"),
     include_str!("../migrations/sqlite/0012_groups_in_the_update_index.sql"),
     include_str!("../migrations/sqlite/0013_incident_mitigation.sql"),
+    include_str!("../migrations/sqlite/0014_connector_response.sql"),
 ];
 const READERS: usize = 4;
 /// The page size of a new database. An index entry that ingest adds lands on a random page of
@@ -1000,6 +1001,7 @@ mod tests {
                     token_enc: vec![1],
                     track_errors: false,
                     write_back: false,
+                    response: false,
                     now: Utc::now(),
                 })
                 .await

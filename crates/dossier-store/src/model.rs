@@ -45,6 +45,8 @@ pub struct NewConnector {
     pub token_enc: Vec<u8>,
     pub track_errors: bool,
     pub write_back: bool,
+    /// Allows response actions (kill, quarantine, disconnect, …) from a story.
+    pub response: bool,
     pub now: DateTime<Utc>,
 }
 
@@ -65,6 +67,8 @@ pub struct ConnectorRecord {
     pub token_expires_at: Option<DateTime<Utc>>,
     pub track_errors: bool,
     pub write_back: bool,
+    /// Allows response actions from a story.
+    pub response: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     /// The producer-specific poll position, as JSON; `None` before the first sync.
@@ -104,6 +108,7 @@ pub struct ConnectorUpdate {
     pub token_enc: Option<Vec<u8>>,
     pub track_errors: Option<bool>,
     pub write_back: Option<bool>,
+    pub response: Option<bool>,
     /// Set with a token or URL change: the connector goes back to `pending`.
     pub status: Option<(String, Option<String>)>,
     /// Forget the poll position (another tenant: its history must be read from the start).
@@ -233,7 +238,8 @@ pub struct IncidentView {
 pub struct TimelineEntry {
     pub at: DateTime<Utc>,
     /// `incident_added`, `incident_updated`, `status_changed`, `verdict_changed`,
-    /// `severity_changed`, `comment_added`, `comment_deleted`, `reopened`, `story_created`.
+    /// `severity_changed`, `comment_added`, `comment_deleted`, `reopened`, `story_created`,
+    /// `write_back`, `write_back_failed`, `response`, `response_failed`.
     pub kind: String,
     pub actor: Option<String>,
     pub text: String,

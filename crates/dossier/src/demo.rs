@@ -83,6 +83,7 @@ pub async fn provision(
                 token_enc: state.secrets.seal(&SecretString::from(c.secret.clone())),
                 track_errors: true,
                 write_back: false,
+                response: false,
                 now: Utc::now(),
             })
             .await?;

@@ -28,6 +28,10 @@ pub struct SimOptions {
     /// garbage, oversized:BYTES, 401, 403, drift, empty; NAME*N repeats one).
     #[arg(long, default_value = "")]
     pub faults: String,
+    /// Faults the first writes (verdicts, mitigations, disconnect and connect, blocklist) meet,
+    /// one each, in the same syntax as `--faults`: a response action that fails or times out.
+    #[arg(long, default_value = "")]
+    pub write_faults: String,
 }
 
 pub async fn run(o: SimOptions) -> anyhow::Result<()> {
@@ -35,17 +39,24 @@ pub async fn run(o: SimOptions) -> anyhow::Result<()> {
         anyhow::bail!("--token: must not be empty");
     }
     let faults = Fault::parse_list(&o.faults).map_err(|e| anyhow::anyhow!("--faults: {e}"))?;
+    let write_faults =
+        Fault::parse_list(&o.write_faults).map_err(|e| anyhow::anyhow!("--write-faults: {e}"))?;
     let tenant = Tenant::new(&SimConfig::new(o.seed, o.agents.max(1), &o.token));
     let now = Utc::now();
     tenant.generate_history(o.threats, now - chrono::Duration::days(30), now);
     let queued = faults.len();
     tenant.push_faults(faults);
+    let queued_writes = write_faults.len();
+    tenant.push_write_faults(write_faults);
     let sim = dossier_s1sim::start(tenant, o.listen).await?;
     sim.write_ca_pem(&o.ca_out)?;
     println!("Emulated SentinelOne tenant at {}", sim.base_url);
     println!("CA certificate written to {}", o.ca_out.display());
     if queued > 0 {
         println!("The first {queued} requests for threats meet the faults given");
+    }
+    if queued_writes > 0 {
+        println!("The first {queued_writes} writes meet the write faults given");
     }
     crate::serve::wait_for_signal().await;
     sim.shutdown().await;

@@ -150,3 +150,118 @@ async fn update_threat_changes_state_and_bumps_updated_at() {
     }
     assert!(!sim.tenant.update_threat("12345", now));
 }
+
+#[tokio::test]
+async fn disconnect_and_connect_show_on_the_agents_threats() {
+    let (sim, client) = spawn(10).await;
+    let id = sim.tenant.all_ids()[0].clone();
+    let agent = sim.tenant.threat(&id).unwrap()["agentRealtimeInfo"]["agentId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let of_agent: Vec<String> = sim
+        .tenant
+        .all_ids()
+        .into_iter()
+        .filter(|t| sim.tenant.threat(t).unwrap()["agentRealtimeInfo"]["agentId"] == agent.as_str())
+        .collect();
+    let body = json!({"filter": {"ids": [agent]}});
+    let (status, reply) = post(&client, &sim, "/agents/actions/disconnect", &body).await;
+    assert_eq!(
+        (status, reply),
+        (StatusCode::OK, json!({"data": {"affected": 1}}))
+    );
+    for t in &of_agent {
+        assert_eq!(
+            sim.tenant.threat(t).unwrap()["agentRealtimeInfo"]["agentNetworkStatus"],
+            "disconnected"
+        );
+    }
+    let (status, _) = post(&client, &sim, "/agents/actions/connect", &body).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        sim.tenant.threat(&id).unwrap()["agentRealtimeInfo"]["agentNetworkStatus"],
+        "connected"
+    );
+    // By UUID too; no agent named is a validation error.
+    let uuid = sim.tenant.threat(&id).unwrap()["agentRealtimeInfo"]["agentUuid"].clone();
+    let (_, reply) = post(
+        &client,
+        &sim,
+        "/agents/actions/disconnect",
+        &json!({"filter": {"uuids": [uuid]}}),
+    )
+    .await;
+    assert_eq!(reply, json!({"data": {"affected": 1}}));
+    let (status, _) = post(
+        &client,
+        &sim,
+        "/agents/actions/disconnect",
+        &json!({"filter": {}}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn the_blocklist_takes_each_hash_once_per_scope() {
+    let (sim, client) = spawn(3).await;
+    let id = sim.tenant.all_ids()[0].clone();
+    let body = json!({"filter": {"ids": [id]}, "data": {"targetScope": "site"}});
+    for _ in 0..2 {
+        let (status, reply) = post(&client, &sim, "/threats/add-to-blacklist", &body).await;
+        assert_eq!(
+            (status, reply),
+            (StatusCode::OK, json!({"data": {"affected": 1}}))
+        );
+    }
+    let list = sim.tenant.blocklist();
+    assert_eq!(list.len(), 1, "{list:?}");
+    let sha1 = sim.tenant.threat(&id).unwrap()["threatInfo"]["sha1"]
+        .as_str()
+        .unwrap()
+        .to_ascii_lowercase();
+    assert_eq!(list[0]["value"], sha1);
+    assert_eq!(list[0]["type"], "black_hash");
+    assert!(list[0]["scope"]["siteIds"].is_array());
+    let account = json!({"filter": {"ids": [id]}, "data": {"targetScope": "account"}});
+    post(&client, &sim, "/threats/add-to-blacklist", &account).await;
+    assert_eq!(sim.tenant.blocklist().len(), 2);
+    let (status, _) = post(
+        &client,
+        &sim,
+        "/threats/add-to-blacklist",
+        &json!({"filter": {"ids": [id]}, "data": {"targetScope": "galaxy"}}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn writes_take_their_own_faults_and_polls_do_not() {
+    let (sim, client) = spawn(3).await;
+    let id = sim.tenant.all_ids()[0].clone();
+    let before = sim.tenant.threat(&id).unwrap();
+    sim.tenant.push_write_faults([
+        dossier_s1sim::Fault::Forbidden,
+        dossier_s1sim::Fault::ServerError,
+    ]);
+    let (_, page) = get_threats(&client, &sim, &[]).await;
+    assert!(page["data"].is_array(), "a poll takes no write fault");
+    let body = json!({"filter": {"ids": [id]}});
+    let (status, _) = post(&client, &sim, "/threats/mitigate/kill", &body).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _) = post(&client, &sim, "/threats/mitigate/kill", &body).await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(
+        sim.tenant.threat(&id).unwrap(),
+        before,
+        "a refused write changes nothing"
+    );
+    let (status, _) = post(&client, &sim, "/threats/mitigate/kill", &body).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        sim.tenant.threat(&id).unwrap()["mitigationStatus"][0]["action"],
+        "kill"
+    );
+}

@@ -267,21 +267,86 @@ impl Client {
         self.threat_action("threats/incident", ids, data).await
     }
 
+    /// Mitigates threats: `kill`, `quarantine`, `remediate` or `rollback-remediation`; returns
+    /// how many the console acted on.
+    ///
+    /// # Errors
+    /// Any [`ClientError`]; an unknown action is refused before anything is sent.
+    pub async fn mitigate(&self, ids: &[String], action: &str) -> Result<u64, ClientError> {
+        let endpoint = match action {
+            "kill" => "threats/mitigate/kill",
+            "quarantine" => "threats/mitigate/quarantine",
+            "remediate" => "threats/mitigate/remediate",
+            "rollback-remediation" => "threats/mitigate/rollback-remediation",
+            other => return Err(ClientError::Config(format!("no mitigation `{other}`"))),
+        };
+        self.action(endpoint, serde_json::json!({ "ids": ids }), None)
+            .await
+    }
+
+    /// Disconnects agents from the network (`disconnect`) or reconnects them (`connect`);
+    /// returns how many the console acted on.
+    ///
+    /// # Errors
+    /// Any [`ClientError`]; an unknown action is refused before anything is sent.
+    pub async fn agents_network(
+        &self,
+        agent_ids: &[String],
+        action: &str,
+    ) -> Result<u64, ClientError> {
+        let endpoint = match action {
+            "disconnect" => "agents/actions/disconnect",
+            "connect" => "agents/actions/connect",
+            other => return Err(ClientError::Config(format!("no agent action `{other}`"))),
+        };
+        self.action(endpoint, serde_json::json!({ "ids": agent_ids }), None)
+            .await
+    }
+
+    /// Adds the file hashes of threats to the blocklist at `scope` (`account`, `site`, …);
+    /// returns how many threats the console acted on.
+    ///
+    /// # Errors
+    /// Any [`ClientError`].
+    pub async fn add_to_blocklist(&self, ids: &[String], scope: &str) -> Result<u64, ClientError> {
+        let data = serde_json::json!({ "targetScope": scope });
+        self.action(
+            "threats/add-to-blacklist",
+            serde_json::json!({ "ids": ids }),
+            Some(data),
+        )
+        .await
+    }
+
     async fn threat_action(
         &self,
         endpoint: &'static str,
         ids: &[String],
         data: serde_json::Value,
     ) -> Result<u64, ClientError> {
+        self.action(endpoint, serde_json::json!({ "ids": ids }), Some(data))
+            .await
+    }
+
+    /// Posts `{"filter":…,"data":…}` to a write endpoint and reads `data.affected`.
+    async fn action(
+        &self,
+        endpoint: &'static str,
+        filter: serde_json::Value,
+        data: Option<serde_json::Value>,
+    ) -> Result<u64, ClientError> {
         #[derive(Default, Deserialize)]
         #[serde(default)]
         struct Affected {
             affected: U64,
         }
-        if ids.is_empty() {
+        if filter["ids"].as_array().is_some_and(Vec::is_empty) {
             return Ok(0);
         }
-        let body = serde_json::json!({ "filter": { "ids": ids }, "data": data });
+        let mut body = serde_json::json!({ "filter": filter });
+        if let Some(data) = data {
+            body["data"] = data;
+        }
         let body = serde_json::to_vec(&body).map_err(|e| ClientError::Config(e.to_string()))?;
         let url = self.url(endpoint, &[])?;
         let resp = self

@@ -120,6 +120,45 @@ async fn status_writes_send_the_filter_and_read_affected() {
     );
 }
 
+/// The response actions' requests, as the public integrations send them (see
+/// docs/sentinelone-actions.md): the path, `filter.ids`, and `data` only where the endpoint
+/// takes it.
+#[tokio::test]
+async fn response_actions_send_their_endpoint_and_body() {
+    let server = serve(|_, _| async { json(200, r#"{"data":{"affected":1}}"#) }).await;
+    let ids = vec!["1234567890123456789".to_owned()];
+    let client = server.client();
+    for action in ["kill", "quarantine", "remediate", "rollback-remediation"] {
+        assert_eq!(client.mitigate(&ids, action).await.unwrap(), 1);
+    }
+    assert!(client.mitigate(&ids, "explode").await.is_err());
+    assert_eq!(client.agents_network(&ids, "disconnect").await.unwrap(), 1);
+    assert_eq!(client.agents_network(&ids, "connect").await.unwrap(), 1);
+    assert_eq!(client.add_to_blocklist(&ids, "account").await.unwrap(), 1);
+    let seen = server.requests();
+    let paths: Vec<&str> = seen.iter().map(|r| r.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        [
+            "/web/api/v2.1/threats/mitigate/kill",
+            "/web/api/v2.1/threats/mitigate/quarantine",
+            "/web/api/v2.1/threats/mitigate/remediate",
+            "/web/api/v2.1/threats/mitigate/rollback-remediation",
+            "/web/api/v2.1/agents/actions/disconnect",
+            "/web/api/v2.1/agents/actions/connect",
+            "/web/api/v2.1/threats/add-to-blacklist",
+        ]
+    );
+    let body = |i: usize| serde_json::from_str::<serde_json::Value>(&seen[i].body).unwrap();
+    for i in 0..6 {
+        assert_eq!(body(i), serde_json::json!({"filter": {"ids": ids}}), "{i}");
+    }
+    assert_eq!(
+        body(6),
+        serde_json::json!({"filter": {"ids": ids}, "data": {"targetScope": "account"}})
+    );
+}
+
 #[tokio::test]
 async fn system_status_is_read_without_the_token() {
     let server = serve(|_, _| async { json(200, r#"{"data":{"health":"ok"}}"#) }).await;

@@ -38,6 +38,8 @@ pub struct ConnectorView {
     pub created_at: DateTime<Utc>,
     pub account_id: String,
     pub write_back: bool,
+    /// Allows response actions from a story (`POST /api/v1/stories/{id}/actions`).
+    pub response: bool,
     pub health: Health,
     /// While the first sync (the backfill) is under way: how far it has come; `null` after.
     pub backfill: Option<BackfillView>,
@@ -94,6 +96,7 @@ impl From<ConnectorRecord> for ConnectorView {
             created_at: c.created_at,
             account_id: c.account_id,
             write_back: c.write_back,
+            response: c.response,
             health: Health {
                 polls: c.polls,
                 errors: c.errors,
@@ -119,6 +122,8 @@ pub struct CreateConnector {
     pub description: Option<String>,
     pub track_errors: Option<bool>,
     pub write_back: Option<bool>,
+    /// Allows response actions from a story; off unless given.
+    pub response: Option<bool>,
     /// For operators: the account to create the connector in.
     pub account_id: Option<String>,
     /// The kind's own fields.
@@ -147,6 +152,7 @@ pub struct PatchConnector {
     pub description: Option<Option<String>>,
     pub track_errors: Option<bool>,
     pub write_back: Option<bool>,
+    pub response: Option<bool>,
     /// The kind's own fields to change.
     #[serde(flatten)]
     #[schema(value_type = Object)]
@@ -276,6 +282,7 @@ pub(crate) async fn create_connector(
             token_enc: state.secrets.seal(secret),
             track_errors: body.track_errors.unwrap_or(false),
             write_back: body.write_back.unwrap_or(false),
+            response: body.response.unwrap_or(false),
             now: Utc::now(),
         })
         .await
@@ -402,6 +409,7 @@ pub(crate) async fn patch_connector(
     }
     u.track_errors = body.track_errors;
     u.write_back = body.write_back;
+    u.response = body.response;
     let rec = state
         .store
         .update_connector(scope.as_deref(), id, &u)
@@ -416,6 +424,7 @@ pub(crate) async fn patch_connector(
         ("secret", u.token_enc.is_some()),
         ("track errors", u.track_errors.is_some()),
         ("write-back", u.write_back.is_some()),
+        ("response actions", u.response.is_some()),
     ] {
         if yes {
             changed.push(what);

@@ -80,7 +80,8 @@ pub struct IncidentView {
 pub struct TimelineEntry {
     pub at: DateTime<Utc>,
     /// `incident_added`, `incident_updated`, `status_changed`, `verdict_changed`,
-    /// `severity_changed`, `comment_added`, `comment_deleted`, `reopened`, `story_created`.
+    /// `severity_changed`, `comment_added`, `comment_deleted`, `reopened`, `story_created`,
+    /// `write_back`, `write_back_failed`, `response` (a response action), `response_failed`.
     pub kind: String,
     pub actor: Option<String>,
     pub text: String,

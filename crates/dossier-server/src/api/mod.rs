@@ -1,5 +1,6 @@
 //! The HTTP API v1 and the operational endpoints.
 
+pub mod actions;
 pub mod bulk;
 pub mod connectors;
 pub mod events;
@@ -22,6 +23,7 @@ use crate::AppState;
     paths(
         connectors::create, connectors::list, connectors::get, connectors::patch, connectors::delete,
         stories::list, stories::get, stories::incidents, stories::patch, stories::comment, stories::delete_comment,
+        actions::act,
         bulk::bulk,
         events::list,
         healthz, readyz, metrics,
@@ -29,6 +31,7 @@ use crate::AppState;
     components(schemas(
         connectors::ConnectorView, connectors::Health, connectors::BackfillView, connectors::CreateConnector, connectors::PatchConnector,
         stories::PatchStory, stories::NewComment,
+        actions::ActionRequest, actions::ActionResults, actions::ActionResult, actions::ActionName, actions::ActionScope,
         bulk::BulkRequest, bulk::BulkResult, bulk::BulkFailure,
         json::Story, json::StoryPage, json::StoryDetail, json::DeviceView,
         json::FileView, json::IncidentView, json::IncidentPage, json::TimelineEntry, json::Comment,
@@ -73,6 +76,10 @@ pub fn routes() -> Router<AppState> {
             get(stories::get).patch(stories::patch),
         )
         .route("/api/v1/stories/{id}/incidents", get(stories::incidents))
+        .route(
+            "/api/v1/stories/{id}/actions",
+            axum::routing::post(actions::act),
+        )
         .route(
             "/api/v1/stories/{id}/comments",
             axum::routing::post(stories::comment),

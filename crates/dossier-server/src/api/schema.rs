@@ -181,6 +181,11 @@ fn common_fields(create: bool) -> Map<String, Value> {
     );
     m.insert("track_errors".into(), json!({"type": ["boolean", "null"]}));
     m.insert("write_back".into(), json!({"type": ["boolean", "null"]}));
+    m.insert(
+        "response".into(),
+        json!({"type": ["boolean", "null"],
+               "description": "Allows response actions (kill, quarantine, disconnect, …) from a story."}),
+    );
     if create {
         m.insert(
             "account_id".into(),

@@ -315,6 +315,8 @@ const AUDIT_ACTIONS: &[&str] = &[
     "assignee_changed",
     "comment_added",
     "comment_deleted",
+    "response",
+    "response_failed",
     "connector_created",
     "connector_changed",
     "connector_deleted",

@@ -120,6 +120,7 @@ struct Values {
     fields: std::collections::BTreeMap<String, String>,
     track_errors: bool,
     write_back: bool,
+    response: bool,
     account_id: String,
 }
 
@@ -160,6 +161,8 @@ fn form(
             label.check { input type="checkbox" name="track_errors" value="1" checked[v.track_errors]; "Track errors by creating an event" }
             br;
             label.check { input type="checkbox" name="write_back" value="1" checked[v.write_back]; "Write verdicts back to " (l.vendor) " when a story is closed" }
+            br;
+            label.check { input type="checkbox" name="response" value="1" checked[v.response]; "Allow response actions from a story (kill, quarantine, disconnect, blocklist, …)" }
             p {
                 button type="submit" { (if editing { "Save changes" } else { "Add connector" }) }
                 " " a href="/connectors" { "Cancel" }
@@ -301,6 +304,7 @@ fn values_of(f: &FormData, fields: &[Field]) -> Values {
             .collect(),
         track_errors: f.checked("track_errors"),
         write_back: f.checked("write_back"),
+        response: f.checked("response"),
         account_id: f.text("account_id").to_owned(),
     }
 }
@@ -322,6 +326,7 @@ pub async fn create(
         fields: fields_of(&f, source.fields(), false),
         track_errors: Some(v.track_errors),
         write_back: Some(v.write_back),
+        response: Some(v.response),
         account_id: Some(v.account_id.clone()).filter(|a| !a.is_empty()),
     };
     match create_connector(&state, &user.principal, req).await {
@@ -381,6 +386,7 @@ pub async fn edit_form(
         fields: stored_fields(source_for(&state, &c.kind)?.as_ref(), &c),
         track_errors: c.track_errors,
         write_back: c.write_back,
+        response: c.response,
         account_id: c.account_id.clone(),
     };
     Ok(edit_page(&state, &user, &c, &v, None)?.into_response())
@@ -404,6 +410,7 @@ pub async fn update(
         fields: fields_of(&f, source.fields(), true),
         track_errors: (v.track_errors != c.track_errors).then_some(v.track_errors),
         write_back: (v.write_back != c.write_back).then_some(v.write_back),
+        response: (v.response != c.response).then_some(v.response),
     };
     match patch_connector(&state, &user.principal, &id, req).await {
         Ok(_) => Ok(Redirect::to("/connectors").into_response()),

@@ -7,6 +7,7 @@ mod bulk;
 mod connectors;
 mod events;
 mod layout;
+mod respond;
 mod session;
 mod stories;
 mod story;
@@ -35,6 +36,10 @@ pub fn routes() -> Router<AppState> {
         .route("/stories/columns", post(stories::keep_columns))
         .route("/stories/{id}", get(story::page).post(story::act))
         .route("/stories/{id}/comments", post(story::comment))
+        .route(
+            "/stories/{id}/respond",
+            get(respond::confirm).post(respond::perform_form),
+        )
         .route(
             "/stories/{id}/comments/{comment_id}/delete",
             post(story::delete_comment),

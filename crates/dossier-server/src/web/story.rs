@@ -133,6 +133,7 @@ async fn render_page(
                 Console {
                     source,
                     tenant_url: c.tenant_url,
+                    response: c.response,
                 },
             ))
         })
@@ -169,6 +170,8 @@ async fn render_page(
 struct Console {
     source: Arc<dyn Source>,
     tenant_url: String,
+    /// Allows response actions.
+    response: bool,
 }
 
 #[expect(
@@ -195,6 +198,9 @@ fn story_body(
                 Ok(()) => (actions(user, d, owners)),
                 Err(why) => p.notice { "You can read this story but not act on it: " (why) },
             }
+        }
+        @if act.is_ok() && shown.incidents.iter().any(|i| connectors.get(&i.connector_id).is_some_and(|c| c.response)) {
+            (super::respond::section(&d.story.id))
         }
         (entities_section(&d.entities))
         (evidence_section(d, connectors))
@@ -386,6 +392,9 @@ fn fact_panels(d: &StoryDetail) -> Markup {
                     dt { "IPs" } dd { (layout::opt(device.map(|d| d.ips.join(", ")).as_deref())) }
                     dt { "Site" } dd { (layout::opt(device.and_then(|d| d.site.as_deref()))) }
                     dt { "Group" } dd { (layout::opt(device.and_then(|d| d.group.as_deref()))) }
+                    @if let Some(network) = device.and_then(|d| d.network_status.as_deref()) {
+                        dt { "Network" } dd #network-status { (layout::tenant(network)) }
+                    }
                 }
             }
             @if let Some(n) = latest.filter(|n| n.is_fileless) {

@@ -18,6 +18,7 @@ mod oversized;
 mod pipeline;
 mod producers;
 mod regressions;
+mod respond;
 mod sign_in;
 mod story_evidence;
 mod tail;

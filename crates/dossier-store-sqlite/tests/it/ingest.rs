@@ -35,7 +35,8 @@ fn reopened_after(f: Fixture, sql: &str) -> Fixture {
 }
 
 /// Undoes the migrations after version 9, back to how version 9 left a database.
-const UNDO_AFTER_9: &str = "DROP INDEX stories_updated;
+const UNDO_AFTER_9: &str = "ALTER TABLE connectors DROP COLUMN response;
+     DROP INDEX stories_updated;
      CREATE INDEX stories_updated ON stories(account_id, updated_at, id, criticality,
          incident_count, status, verdict, severity, device_name, indication);
      ALTER TABLE api_keys DROP COLUMN name;
@@ -46,7 +47,7 @@ const UNDO_AFTER_9: &str = "DROP INDEX stories_updated;
          confidence_rank, false_positive);";
 
 /// The schema version this release migrates a database to.
-const LATEST: i64 = 13;
+const LATEST: i64 = 14;
 
 /// The schema version of the fixture's database.
 fn schema_version(f: &Fixture) -> i64 {
@@ -203,7 +204,8 @@ async fn a_database_without_incident_mitigation_scores_its_unmitigated_incidents
     // As version 12 left it: no per-incident mitigation, the story scored by its latest.
     let f = reopened_after(
         f,
-        "DROP INDEX incidents_story;
+        "ALTER TABLE connectors DROP COLUMN response;
+         DROP INDEX incidents_story;
          ALTER TABLE incidents DROP COLUMN unmitigated;
          CREATE INDEX incidents_story ON incidents(story_id, created_at, connector_id,
              external_id, confidence_rank, false_positive);

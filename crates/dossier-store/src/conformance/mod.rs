@@ -121,6 +121,7 @@ impl<B: Backend> Fixture<B> {
                 token_enc: vec![1, 2, 3],
                 track_errors: true,
                 write_back: false,
+                response: false,
                 now: Utc::now(),
             })
             .await

@@ -662,6 +662,7 @@ async fn with_other_producer<B: Backend>(backend: &B) -> (Fixture<B>, crate::Con
             token_enc: vec![1],
             track_errors: false,
             write_back: false,
+            response: false,
             now: t0(),
         })
         .await
