@@ -870,10 +870,14 @@ pub(crate) fn group_counts(
     {
         let mut st = conn.prepare_cached(&sql)?;
         let mut rows = st.query(params_from_iter(args.iter()))?;
+        // A device name is folded into one buffer, not a new string per story.
+        let mut folded = String::new();
         while let Some(r) = rows.next()? {
             let value = r.get_ref(0)?.as_str().unwrap_or_default();
             let found = if by == StoryGroup::Source {
-                at.get(&value.to_ascii_lowercase()).copied()
+                folded.clear();
+                folded.extend(value.chars().map(|c| c.to_ascii_lowercase()));
+                at.get(folded.as_str()).copied()
             } else {
                 at.get(value).copied()
             };
