@@ -665,7 +665,6 @@ fn comments_section(user: &WebUser, d: &StoryDetail, may_act: bool) -> Markup {
     }
 }
 
-/// Other stories on the same device or file.
 /// Where the Workbench lists every story of the story's file and of its device (the last 90
 /// days, the list's widest range). No count: counting a device's stories over 90 days would
 /// cost every view of a story more than the rest of the page.
