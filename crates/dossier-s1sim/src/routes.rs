@@ -33,6 +33,7 @@ pub(crate) fn router(tenant: Tenant) -> Router {
         .route("/threats/incident", post(writes::incident))
         .route("/threats/mitigate/{action}", post(writes::mitigate))
         .route("/threats/add-to-blacklist", post(writes::add_to_blacklist))
+        .route("/threats/notes", post(writes::add_notes))
         .route("/agents/actions/{action}", post(writes::agents_action))
         .route("/threats/{id}/timeline", get(timeline::timeline))
         .route("/threats/{id}/notes", get(timeline::notes))

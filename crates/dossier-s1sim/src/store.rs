@@ -111,11 +111,15 @@ impl Store {
         self.version += 1;
     }
 
-    fn remove(&mut self, key: u128) {
-        if let Some(old) = self.entries.remove(&key) {
-            self.by_updated.remove(&(old.facets.updated, key));
-            self.by_created.remove(&(old.facets.created, key));
-        }
+    /// Removes a threat; returns whether it was there.
+    pub(crate) fn remove(&mut self, key: u128) -> bool {
+        let Some(old) = self.entries.remove(&key) else {
+            return false;
+        };
+        self.by_updated.remove(&(old.facets.updated, key));
+        self.by_created.remove(&(old.facets.created, key));
+        self.version += 1;
+        true
     }
 
     /// Returns the stored threat with this id.

@@ -39,6 +39,8 @@ pub(crate) struct Inner {
     write_faults: Mutex<VecDeque<Fault>>,
     /// The blocklist (`black_hash` restrictions) that `add-to-blacklist` added to.
     blocklist: Mutex<Vec<Value>>,
+    /// The notes on threats (`POST /threats/notes`), by threat id, oldest first.
+    notes: Mutex<HashMap<String, Vec<Value>>>,
     down: AtomicBool,
     requests: AtomicU64,
     served: AtomicU64,
@@ -109,6 +111,7 @@ impl Tenant {
                 faults: Mutex::new(VecDeque::new()),
                 write_faults: Mutex::new(VecDeque::new()),
                 blocklist: Mutex::new(Vec::new()),
+                notes: Mutex::new(HashMap::new()),
                 down: AtomicBool::new(false),
                 requests: AtomicU64::new(0),
                 served: AtomicU64::new(0),
@@ -204,6 +207,16 @@ impl Tenant {
     /// Returns a stored threat.
     pub fn threat(&self, id: &str) -> Option<Value> {
         read(&self.inner.store).value(id)
+    }
+
+    /// Deletes a threat, as an administrator may in the console: the tenant no longer lists
+    /// it, and its notes and timeline answer 404. Returns whether it was there.
+    pub fn delete_threat(&self, id: &str) -> bool {
+        let Some(key) = id_key(id) else {
+            return false;
+        };
+        lock(&self.inner.notes).remove(id);
+        write(&self.inner.store).remove(key)
     }
 
     /// Returns every threat id, in numeric order.
@@ -319,6 +332,33 @@ impl Tenant {
 
     pub(crate) fn pop_write_fault(&self) -> Option<Fault> {
         lock(&self.inner.write_faults).pop_front()
+    }
+
+    /// Adds a note to a threat, as an analyst in the console would; `false` when there is no
+    /// such threat.
+    pub fn add_note(&self, threat_id: &str, author: &str, text: &str) -> bool {
+        if self.threat(threat_id).is_none() {
+            return false;
+        }
+        let at = Utc::now().timestamp_micros();
+        let created = crate::time::format_micros(at);
+        let mut notes = lock(&self.inner.notes);
+        let list = notes.entry(threat_id.to_owned()).or_default();
+        let seq = u32::try_from(list.len()).unwrap_or(u32::MAX);
+        list.push(serde_json::json!({
+            "createdAt": created, "creator": author,
+            "creatorId": crate::ids::snowflake(at, 7).to_string(), "edited": false,
+            "id": crate::ids::snowflake(at, seq).to_string(), "text": text, "updatedAt": created,
+        }));
+        true
+    }
+
+    /// A threat's notes, oldest first.
+    pub(crate) fn notes(&self, threat_id: &str) -> Vec<Value> {
+        lock(&self.inner.notes)
+            .get(threat_id)
+            .cloned()
+            .unwrap_or_default()
     }
 
     /// Adds a hash to the blocklist at a scope, once: adding it again changes nothing.

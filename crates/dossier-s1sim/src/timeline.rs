@@ -1,6 +1,7 @@
 //! `GET /threats/{id}/timeline` (activities derived from a threat's current state, in the
 //! shape of the Swimlane capture `swimlane_get_threat_timeline.json`) and
-//! `GET /threats/{id}/notes` (always empty). Unknown or out-of-scope threats are a 404, which
+//! `GET /threats/{id}/notes` (what `POST /threats/notes` added). Both honour `limit` and
+//! `sortOrder`. Unknown or out-of-scope threats are a 404, which
 //! Elastic treats as "no timeline".
 
 #![allow(
@@ -8,9 +9,9 @@
     reason = "handlers return responses; rejections are the cold path"
 )]
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde_json::{json, Value};
@@ -77,7 +78,7 @@ pub(crate) fn activities(threat: &Value) -> Vec<Value> {
     }
     let incident = text(&info["incidentStatus"]);
     if !incident.is_empty() && incident != "unresolved" {
-        let mut data = scope;
+        let mut data = scope.clone();
         data["newIncidentStatus"] = json!(incident);
         data["newIncidentStatusTitle"] = json!(describe(&incident));
         data["oldIncidentStatus"] = json!("unresolved");
@@ -90,7 +91,50 @@ pub(crate) fn activities(threat: &Value) -> Vec<Value> {
         );
         out.push(base(2028, &updated, primary, Value::Null, data));
     }
+    // Each mitigation the console was told to carry out (`mitigationStatus[]`, newest first);
+    // the capture shows 2014 for a quarantine command, which stands for them all here.
+    let computer = text(&agent["agentComputerName"]);
+    if let Some(list) = threat["mitigationStatus"].as_array() {
+        for m in list.iter().rev() {
+            let action = text(&m["action"]);
+            let at = text(&m["mitigationStartedAt"]);
+            if action.is_empty() || at.is_empty() {
+                continue;
+            }
+            let mut data = scope.clone();
+            data["username"] = json!(ANALYST);
+            let primary = format!(
+                "The management user {ANALYST} issued a {action} command to threat {name} on agent {computer}."
+            );
+            out.push(base(2014, &at, primary, info["filePath"].clone(), data));
+        }
+    }
+    out.sort_by(|a, b| text(&a["createdAt"]).cmp(&text(&b["createdAt"])));
     out
+}
+
+/// The list parameters the two endpoints honour: `limit` (default 10, at most 1000) and
+/// `sortOrder` (`asc`, the default, or `desc`, by `createdAt`).
+fn page(mut entries: Vec<Value>, query: &HashMap<String, String>) -> Result<Value, Response> {
+    let limit = match query.get("limit") {
+        None => 10,
+        Some(l) => match l.parse::<usize>() {
+            Ok(n) if (1..=1000).contains(&n) => n,
+            _ => return Err(envelope::validation("limit: Must be between 1 and 1000.")),
+        },
+    };
+    match query.get("sortOrder").map(String::as_str) {
+        None | Some("asc") => {}
+        Some("desc") => entries.reverse(),
+        Some(_) => {
+            return Err(envelope::validation(
+                "sortOrder: Must be one of: asc, desc.",
+            ))
+        }
+    }
+    let total = entries.len();
+    entries.truncate(limit);
+    Ok(json!({"data": entries, "pagination": {"nextCursor": null, "totalItems": total}}))
 }
 
 /// Returns the threat if the caller may see it, or the error response.
@@ -118,29 +162,32 @@ fn visible_threat(tenant: &Tenant, headers: &HeaderMap, id: &str) -> Result<Valu
 pub(crate) async fn timeline(
     State(tenant): State<Tenant>,
     Path(id): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Response {
     let threat = match visible_threat(&tenant, &headers, &id) {
         Ok(t) => t,
         Err(response) => return response,
     };
-    let activities = activities(&threat);
-    let total = activities.len();
-    let reply =
-        json!({"data": activities, "pagination": {"nextCursor": null, "totalItems": total}});
-    json_value(StatusCode::OK, &reply, wants_gzip(&tenant, &headers))
+    match page(activities(&threat), &query) {
+        Ok(reply) => json_value(StatusCode::OK, &reply, wants_gzip(&tenant, &headers)),
+        Err(response) => response,
+    }
 }
 
 pub(crate) async fn notes(
     State(tenant): State<Tenant>,
     Path(id): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Response {
     if let Err(response) = visible_threat(&tenant, &headers, &id) {
         return response;
     }
-    let reply = json!({"data": [], "pagination": {"nextCursor": null, "totalItems": 0}});
-    json_value(StatusCode::OK, &reply, wants_gzip(&tenant, &headers))
+    match page(tenant.notes(&id), &query) {
+        Ok(reply) => json_value(StatusCode::OK, &reply, wants_gzip(&tenant, &headers)),
+        Err(response) => response,
+    }
 }
 
 #[cfg(test)]
@@ -163,5 +210,44 @@ mod tests {
         assert_eq!(types, [4003, 2030, 2028]);
         assert_eq!(list[0]["threatId"], "7");
         assert_eq!(list[0]["secondaryDescription"], "ab");
+    }
+
+    #[test]
+    fn mitigations_join_the_timeline_and_pages_honour_limit_and_order() {
+        let threat = json!({"id": "7", "threatInfo": {"threatName": "x.exe",
+            "createdAt": "2022-01-01T00:00:00.000000Z",
+            "updatedAt": "2022-01-01T00:00:00.000000Z", "confidenceLevel": "malicious"},
+            "agentRealtimeInfo": {"agentId": "1", "agentComputerName": "host-1"},
+            "mitigationStatus": [
+                {"action": "kill", "mitigationStartedAt": "2022-01-03T00:00:00.000000Z"},
+                {"action": "quarantine", "mitigationStartedAt": "2022-01-02T00:00:00.000000Z"}]});
+        let list = activities(&threat);
+        let texts: Vec<&str> = list
+            .iter()
+            .map(|a| a["primaryDescription"].as_str().unwrap())
+            .collect();
+        assert_eq!(texts.len(), 3);
+        assert!(texts[1].contains("issued a quarantine command to threat x.exe on agent host-1"));
+        assert!(texts[2].contains("issued a kill command"));
+
+        let query = |pairs: &[(&str, &str)]| -> HashMap<String, String> {
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect()
+        };
+        let newest = page(
+            list.clone(),
+            &query(&[("limit", "1"), ("sortOrder", "desc")]),
+        )
+        .unwrap();
+        assert_eq!(newest["data"].as_array().unwrap().len(), 1);
+        assert!(newest["data"][0]["primaryDescription"]
+            .as_str()
+            .unwrap()
+            .contains("kill"));
+        assert_eq!(newest["pagination"]["totalItems"], 3);
+        assert!(page(list.clone(), &query(&[("limit", "0")])).is_err());
+        assert!(page(list, &query(&[("sortOrder", "up")])).is_err());
     }
 }

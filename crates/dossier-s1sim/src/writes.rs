@@ -182,6 +182,45 @@ pub(crate) async fn mitigate(
     .await
 }
 
+/// `POST /threats/notes` `{"filter":{"ids":[…]},"data":{"text":"…"}}`: adds the note to each
+/// threat the caller sees (SENTINELONE.md §3).
+pub(crate) async fn add_notes(
+    State(tenant): State<Tenant>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    faulty(&tenant, &headers, || {
+        let (caller, body, ids) = write_request(&tenant, &headers, &body)?;
+        let Some(text) = body["data"]["text"]
+            .as_str()
+            .filter(|t| !t.trim().is_empty())
+        else {
+            return Err(envelope::validation(
+                "data.text: Missing data for required field.",
+            ));
+        };
+        let text = text.to_owned();
+        tenant.record_write(body);
+        let mut n = 0;
+        for id in &ids {
+            let Some(threat) = tenant.threat(id) else {
+                continue;
+            };
+            let site = threat["agentRealtimeInfo"]["siteId"]
+                .as_str()
+                .unwrap_or_default();
+            if caller.sites.as_ref().is_some_and(|s| !s.contains(site)) {
+                continue;
+            }
+            if tenant.add_note(id, "API user", &text) {
+                n += 1;
+            }
+        }
+        Ok(affected(n))
+    })
+    .await
+}
+
 /// `POST /threats/add-to-blacklist`: adds each threat's SHA1 to the blocklist at
 /// `data.targetScope` (`account`, `site`, `group`, `tenant`; the threat's site when absent).
 pub(crate) async fn add_to_blacklist(

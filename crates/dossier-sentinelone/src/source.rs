@@ -10,7 +10,7 @@ use dossier_source::http;
 use dossier_source::{
     only_fields, parse_tenant_url, secret_field, text_field, Config, Configured, Connection,
     Environment, Failure, FailureKind, Field, Labels, Outcome, Page, ResponseAction, ResponseScope,
-    RetryObserver, Settings, Source, Stored, Target, Window,
+    RetryObserver, Settings, Source, Stored, Target, VendorNotes, Window,
 };
 use serde_json::value::RawValue;
 
@@ -176,6 +176,10 @@ impl Source for SentinelOne {
             tenant_url.trim_end_matches('/')
         ))
     }
+
+    fn reads_vendor_notes(&self) -> bool {
+        true
+    }
 }
 
 /// A connector's link to its SentinelOne tenant.
@@ -286,6 +290,13 @@ impl Connection for Tenant {
             });
         }
         Ok(outcomes)
+    }
+
+    async fn vendor_notes(&self, record_id: &str) -> Result<Option<VendorNotes>, Failure> {
+        self.client
+            .threat_notes(record_id)
+            .await
+            .map_err(|e| failure(&e))
     }
 }
 

@@ -16,12 +16,18 @@ pub enum ApiError {
     Forbidden(String),
     #[error("{0} not found")]
     NotFound(&'static str),
+    /// Not found, with the reason in words.
+    #[error("{0}")]
+    Missing(String),
     #[error("{0}")]
     Conflict(String),
     #[error("this route does not take that method")]
     MethodNotAllowed,
     #[error("the request body is over the {0} bytes a request may have")]
     PayloadTooLarge(usize),
+    /// A producer's tenant, asked on the caller's behalf, could not be read.
+    #[error("{0}")]
+    BadGateway(String),
     /// The server cannot take this now; the client may ask again later.
     #[error("{0}")]
     Unavailable(String),
@@ -35,10 +41,11 @@ impl ApiError {
             ApiError::BadRequest(_) => ("bad_request", StatusCode::BAD_REQUEST),
             ApiError::Unauthenticated => ("unauthenticated", StatusCode::UNAUTHORIZED),
             ApiError::Forbidden(_) => ("forbidden", StatusCode::FORBIDDEN),
-            ApiError::NotFound(_) => ("not_found", StatusCode::NOT_FOUND),
+            ApiError::NotFound(_) | ApiError::Missing(_) => ("not_found", StatusCode::NOT_FOUND),
             ApiError::Conflict(_) => ("conflict", StatusCode::CONFLICT),
             ApiError::MethodNotAllowed => ("method_not_allowed", StatusCode::METHOD_NOT_ALLOWED),
             ApiError::PayloadTooLarge(_) => ("payload_too_large", StatusCode::PAYLOAD_TOO_LARGE),
+            ApiError::BadGateway(_) => ("bad_gateway", StatusCode::BAD_GATEWAY),
             ApiError::Unavailable(_) => ("unavailable", StatusCode::SERVICE_UNAVAILABLE),
             ApiError::Internal(_) => ("internal", StatusCode::INTERNAL_SERVER_ERROR),
         }

@@ -14,6 +14,7 @@ pub mod respond;
 pub mod secrets;
 pub mod tail;
 pub mod tenant_url;
+pub mod vendor;
 pub mod web;
 pub mod worker;
 pub mod writeback;
@@ -123,6 +124,8 @@ pub struct AppState {
     pub commits_in_flight: Arc<std::sync::atomic::AtomicUsize>,
     /// Requests long-polling the event log.
     pub event_waiters: Arc<tail::Waiters>,
+    /// Producers' notes and timelines of incidents, read on demand.
+    pub vendor_cache: Arc<vendor::Cache>,
 }
 
 impl AppState {
@@ -155,6 +158,7 @@ impl AppState {
             metrics: Arc::new(Metrics::default()),
             workers: Workers::default(),
             login_limiter: Arc::new(web::LoginLimiter::default()),
+            vendor_cache: Arc::default(),
         }
     }
 }

@@ -309,6 +309,20 @@ pub trait Connection: Send + Sync {
             ),
         })
     }
+
+    /// Reads the producer's own notes and timeline of one record; `Ok(None)` when the tenant
+    /// no longer holds the record. A source whose [`Source::reads_vendor_notes`] is false keeps
+    /// this default, which refuses.
+    ///
+    /// # Errors
+    /// When the tenant cannot be read.
+    async fn vendor_notes(&self, record_id: &str) -> Result<Option<VendorNotes>, Failure> {
+        let _ = record_id;
+        Err(Failure {
+            kind: FailureKind::Rejected,
+            reason: "this producer's notes and timeline are not read by Dossier".to_owned(),
+        })
+    }
 }
 
 /// A response action an analyst takes from a story, on its producer's records: the domain's,
@@ -351,6 +365,37 @@ pub struct Outcome {
     pub ok: bool,
     /// What the tenant said: `affected 1`, or why it refused.
     pub detail: String,
+}
+
+/// The producer's own notes and timeline of one record, read on demand for the story page.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VendorNotes {
+    /// The analysts' notes in the producer's console, oldest first.
+    pub notes: Vec<VendorNote>,
+    /// What the producer's console says happened to the record, oldest first.
+    pub timeline: Vec<VendorActivity>,
+    /// Whether the producer holds more of either than was read ([`VENDOR_NOTES_MAX`] each):
+    /// the latest are kept.
+    pub truncated: bool,
+}
+
+/// The most notes, and the most timeline entries, read of one record: the latest.
+pub const VENDOR_NOTES_MAX: usize = 100;
+
+/// One note on a record, in the producer's console.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VendorNote {
+    pub text: String,
+    /// Who wrote it, as the console names them.
+    pub author: Option<String>,
+    pub created_at: Option<DateTime<Utc>>,
+}
+
+/// One entry of a record's timeline in the producer's console.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VendorActivity {
+    pub text: String,
+    pub created_at: Option<DateTime<Utc>>,
 }
 
 /// One fact of a record that its producer alone gives, for the story page.
@@ -449,6 +494,12 @@ pub trait Source: Send + Sync {
     /// is in the incident already.
     fn evidence(&self, _raw: &str) -> Vec<Evidence> {
         Vec::new()
+    }
+
+    /// Whether its connections read a record's notes and timeline in the producer's console
+    /// ([`Connection::vendor_notes`]). False by default.
+    fn reads_vendor_notes(&self) -> bool {
+        false
     }
 }
 

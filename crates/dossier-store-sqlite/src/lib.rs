@@ -566,6 +566,22 @@ impl dossier_store::Store for SqliteStore {
         .await
     }
 
+    async fn story_incident(
+        &self,
+        account_id: Option<&str>,
+        story_id: &str,
+        incident_id: &str,
+    ) -> Result<dossier_store::IncidentView> {
+        let (a, id, incident) = (
+            account_id.map(str::to_owned),
+            story_id.to_owned(),
+            incident_id.to_owned(),
+        );
+        let remap = Arc::clone(&self.inner.remap);
+        self.read(move |c| stories::incident(c, &remap, a.as_deref(), &id, &incident))
+            .await
+    }
+
     async fn update_story(
         &self,
         account_id: Option<&str>,

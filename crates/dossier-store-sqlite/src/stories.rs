@@ -708,6 +708,25 @@ pub(crate) fn incidents(
     })
 }
 
+/// One incident of a story, by the producer's id for it.
+pub(crate) fn incident(
+    conn: &Connection,
+    remap: &Remap,
+    account_id: Option<&str>,
+    id: &str,
+    incident_id: &str,
+) -> Result<IncidentView> {
+    let story = get_story_row(conn, account_id, id)?;
+    let mut st = conn.prepare_cached(&format!(
+        "{INCIDENT_ROWS} AND i.external_id = ?2 ORDER BY {INCIDENT_ORDER} LIMIT 1"
+    ))?;
+    let mut rows = st.query(params![story.id, incident_id])?;
+    match rows.next()? {
+        Some(r) => IncidentRow::read(r, remap)?.view(),
+        None => Err(StoreError::NotFound),
+    }
+}
+
 fn comments(conn: &Connection, story_id: &str) -> Result<Vec<Comment>> {
     let mut st = conn.prepare_cached(
         "SELECT id, story_id, author, text, created_at FROM comments WHERE story_id = ?1 ORDER BY created_at, id",

@@ -104,6 +104,15 @@ pub trait Store: Send + Sync + 'static {
         cursor: Option<&str>,
         limit: u32,
     ) -> Result<IncidentPage>;
+    /// Returns one incident of a story by the producer's id for it (the first in story order
+    /// when two connectors hold the same id). Not found when the story is not in `account_id`
+    /// or holds no such incident.
+    async fn story_incident(
+        &self,
+        account_id: Option<&str>,
+        story_id: &str,
+        incident_id: &str,
+    ) -> Result<IncidentView>;
     async fn update_story(
         &self,
         account_id: Option<&str>,

@@ -6,6 +6,7 @@
 
 mod config;
 mod error;
+mod notes;
 mod ratelimit;
 mod retry;
 mod transport;

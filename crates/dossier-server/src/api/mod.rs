@@ -7,6 +7,7 @@ pub mod events;
 pub mod json;
 pub mod schema;
 pub mod stories;
+pub mod vendor;
 
 use axum::extract::State;
 use axum::http::{header, StatusCode};
@@ -24,6 +25,7 @@ use crate::AppState;
         connectors::create, connectors::list, connectors::get, connectors::patch, connectors::delete,
         stories::list, stories::get, stories::incidents, stories::patch, stories::comment, stories::delete_comment,
         actions::act,
+        vendor::get,
         bulk::bulk,
         events::list,
         healthz, readyz, metrics,
@@ -32,6 +34,7 @@ use crate::AppState;
         connectors::ConnectorView, connectors::Health, connectors::BackfillView, connectors::CreateConnector, connectors::PatchConnector,
         stories::PatchStory, stories::NewComment,
         actions::ActionRequest, actions::ActionResults, actions::ActionResult, actions::ActionName, actions::ActionScope,
+        vendor::VendorView, vendor::VendorNoteView, vendor::VendorActivityView,
         bulk::BulkRequest, bulk::BulkResult, bulk::BulkFailure,
         json::Story, json::StoryPage, json::StoryDetail, json::DeviceView,
         json::FileView, json::IncidentView, json::IncidentPage, json::TimelineEntry, json::Comment,
@@ -76,6 +79,10 @@ pub fn routes() -> Router<AppState> {
             get(stories::get).patch(stories::patch),
         )
         .route("/api/v1/stories/{id}/incidents", get(stories::incidents))
+        .route(
+            "/api/v1/stories/{id}/incidents/{incident_id}/vendor",
+            get(vendor::get),
+        )
         .route(
             "/api/v1/stories/{id}/actions",
             axum::routing::post(actions::act),

@@ -17,8 +17,8 @@ use super::ApiDoc;
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorBody {
     /// `bad_request` (400), `unauthenticated` (401), `forbidden` (403), `not_found` (404),
-    /// `method_not_allowed` (405), `conflict` (409), `payload_too_large` (413) or `internal`
-    /// (500).
+    /// `method_not_allowed` (405), `conflict` (409), `payload_too_large` (413), `internal`
+    /// (500), `bad_gateway` (502, a producer's tenant could not be read) or `unavailable` (503).
     pub error: String,
     /// What went wrong, naming the field and the reason where there is one.
     pub message: String,
@@ -34,6 +34,8 @@ pub const ERROR_KINDS: &[&str] = &[
     "conflict",
     "payload_too_large",
     "internal",
+    "bad_gateway",
+    "unavailable",
 ];
 
 /// The statuses a connector has.
@@ -300,6 +302,8 @@ mod tests {
             ApiError::Conflict(String::new()),
             ApiError::PayloadTooLarge(1),
             ApiError::Internal(String::new()),
+            ApiError::BadGateway(String::new()),
+            ApiError::Unavailable(String::new()),
         ]
         .iter()
         .map(|e| e.kind().0)

@@ -184,7 +184,12 @@ impl IntoResponse for WebError {
                     ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "That did not work"),
                     ApiError::Unauthenticated => (StatusCode::UNAUTHORIZED, "Please sign in"),
                     ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "Not allowed"),
-                    ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "Not found"),
+                    ApiError::NotFound(_) | ApiError::Missing(_) => {
+                        (StatusCode::NOT_FOUND, "Not found")
+                    }
+                    ApiError::BadGateway(_) => {
+                        (StatusCode::BAD_GATEWAY, "The tenant did not answer")
+                    }
                     ApiError::Conflict(_) => (StatusCode::CONFLICT, "That did not work"),
                     ApiError::MethodNotAllowed => {
                         (StatusCode::METHOD_NOT_ALLOWED, "That did not work")

@@ -48,6 +48,12 @@ pub async fn page(
         .find(|(k, _)| k == "incidents")
         .map(|(_, v)| v.clone())
         .filter(|v| !v.is_empty());
+    // One incident's notes and timeline in its producer's console, beside Dossier's timeline.
+    let vendor = pairs
+        .iter()
+        .find(|(k, _)| k == "vendor")
+        .map(|(_, v)| v.clone())
+        .filter(|v| !v.is_empty());
     // After a form, the redirect says what happened (the address only carries known words).
     let saved = pairs
         .into_iter()
@@ -59,7 +65,11 @@ pub async fn page(
             _ => None,
         })
         .map(Said::Saved);
-    render_page(&state, &user, &id, saved, StatusCode::OK, after.as_deref()).await
+    let shown = Show {
+        after: after.as_deref(),
+        vendor: vendor.as_deref(),
+    };
+    render_page(&state, &user, &id, saved, StatusCode::OK, shown).await
 }
 
 async fn render(
@@ -69,7 +79,22 @@ async fn render(
     said: Option<Said>,
     status: StatusCode,
 ) -> WebResult<Response> {
-    render_page(state, user, id, said, status, None).await
+    render_page(state, user, id, said, status, Show::default()).await
+}
+
+/// What the address asks the page to show besides the story.
+#[derive(Default, Clone, Copy)]
+struct Show<'a> {
+    /// The incidents after this cursor, instead of the first page.
+    after: Option<&'a str>,
+    /// The producer's own notes and timeline of this incident.
+    vendor: Option<&'a str>,
+}
+
+/// An incident's notes and timeline in its producer's console, or why they cannot be shown.
+struct VendorPanel {
+    incident_id: String,
+    read: Result<Arc<crate::vendor::Read>, String>,
 }
 
 /// Which incidents the page shows: the detail's first page, or the page after a cursor.
@@ -86,8 +111,9 @@ async fn render_page(
     id: &str,
     said: Option<Said>,
     status: StatusCode,
-    after: Option<&str>,
+    show: Show<'_>,
 ) -> WebResult<Response> {
+    let after = show.after;
     let mut d = get_story(state, &user.principal, id).await?;
     if d.story.id != id {
         // Correlation replaced this story id; its successor holds the evidence.
@@ -151,6 +177,15 @@ async fn render_page(
     } else {
         Vec::new()
     };
+    let vendor = match show.vendor {
+        None => None,
+        Some(incident_id) => Some(VendorPanel {
+            incident_id: incident_id.to_owned(),
+            read: crate::vendor::read(state, &user.principal, &d.story.id, incident_id)
+                .await
+                .map_err(|e| e.to_string()),
+        }),
+    };
     let kin = kin(&d);
     let body = story_body(
         user,
@@ -161,6 +196,7 @@ async fn render_page(
         &connectors,
         &owners,
         &kin,
+        vendor.as_ref(),
     );
     let title = d.story.indication.clone().unwrap_or_else(|| "Story".into());
     Ok((status, layout::page(&title, user, Nav::Stories, body)).into_response())
@@ -187,6 +223,7 @@ fn story_body(
     connectors: &HashMap<String, Console>,
     owners: &[String],
     kin: &Kin,
+    vendor: Option<&VendorPanel>,
 ) -> Markup {
     html! {
         (story_head(d, said))
@@ -206,7 +243,7 @@ fn story_body(
         (evidence_section(d, connectors))
         (incidents_section(d, shown, connectors))
         (mitre_section(d))
-        (timeline_section(d))
+        (timeline_section(d, vendor))
         (comments_section(user, d, act.is_ok()))
         (related_section(d, kin))
         (raw_section(shown))
@@ -498,9 +535,15 @@ fn incidents_section(
                             td { (layout::opt(i.analyst_verdict.as_deref())) }
                             td { (layout::opt(Some(i.engines.join(", ")).as_deref())) }
                             td { @match connectors.get(&i.connector_id) {
-                                Some(c) => @match console_link(i, c) {
-                                    Some(link) => a href=(link) rel="noopener noreferrer" target="_blank" { "Open in " (c.source.labels().vendor) },
-                                    None => span.none { "no console link" },
+                                Some(c) => {
+                                    @match console_link(i, c) {
+                                        Some(link) => a href=(link) rel="noopener noreferrer" target="_blank" { "Open in " (c.source.labels().vendor) },
+                                        None => span.none { "no console link" },
+                                    }
+                                    @if c.source.reads_vendor_notes() {
+                                        br;
+                                        a.vendor-notes href={ "/stories/" (d.story.id) "?vendor=" (urlencode(&i.id)) "#vendor-title" } { "Notes and timeline" }
+                                    }
                                 },
                                 None => span.none { "connector deleted" },
                             } }
@@ -603,8 +646,73 @@ fn fold(entries: &[dossier_store::TimelineEntry]) -> Vec<Line<'_>> {
     out
 }
 
-/// What happened to the story, oldest first, with runs of added incidents folded.
-fn timeline_section(d: &StoryDetail) -> Markup {
+/// What happened to the story, oldest first, with runs of added incidents folded; beside it,
+/// an incident's own notes and timeline in its producer's console when the page asks for them.
+fn timeline_section(d: &StoryDetail, vendor: Option<&VendorPanel>) -> Markup {
+    html! {
+        @match vendor {
+            None => (dossier_timeline(d)),
+            Some(v) => div.side-by-side {
+                (dossier_timeline(d))
+                (vendor_section(d, v))
+            },
+        }
+    }
+}
+
+/// An incident's notes and timeline in its producer's console, or why they cannot be read.
+fn vendor_section(d: &StoryDetail, v: &VendorPanel) -> Markup {
+    html! {
+        section #vendor aria-labelledby="vendor-title" {
+            @match &v.read {
+                Err(why) => {
+                    h2 #vendor-title { "In the console: " span.mono { (v.incident_id) } }
+                    p.notice.error role="alert" { (why) }
+                },
+                Ok(read) => {
+                    h2 #vendor-title { "In " (read.vendor) ": " span.mono { (v.incident_id) } }
+                    p.hint {
+                        "Read from " (read.vendor) " " (layout::time(read.fetched_at)) "; kept five minutes."
+                        @if read.notes.truncated { " The console holds more than the latest 100 entries shown." }
+                    }
+                    h3 { "Notes (" (read.notes.notes.len()) ")" }
+                    @if read.notes.notes.is_empty() {
+                        p.empty { "No notes on this " (read.record) " in the console." }
+                    } @else {
+                        ul.vendor-notes {
+                            @for n in &read.notes.notes {
+                                li {
+                                    (layout::tenant(&n.text))
+                                    span.hint { " — " (layout::opt(n.author.as_deref())) ", " @match n.created_at { Some(at) => (layout::time(at)), None => "no date" } }
+                                }
+                            }
+                        }
+                    }
+                    h3 { "Timeline (" (read.notes.timeline.len()) ")" }
+                    @if read.notes.timeline.is_empty() {
+                        p.empty { "The console lists no activity for it." }
+                    } @else {
+                        table.timeline.vendor-timeline {
+                            thead { tr { th scope="col" { "When" } th scope="col" { "What" } } }
+                            tbody {
+                                @for a in &read.notes.timeline {
+                                    tr {
+                                        td { @match a.created_at { Some(at) => (layout::time(at)), None => "no date" } }
+                                        td { (layout::tenant(&a.text)) }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                },
+            }
+            p { a href={ "/stories/" (d.story.id) "#timeline-title" } { "Hide the console's notes and timeline" } }
+        }
+    }
+}
+
+/// Dossier's own timeline of the story.
+fn dossier_timeline(d: &StoryDetail) -> Markup {
     html! {
         section aria-labelledby="timeline-title" {
             h2 #timeline-title { "Timeline" }

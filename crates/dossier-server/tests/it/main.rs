@@ -24,6 +24,7 @@ mod story_evidence;
 mod tail;
 mod triage;
 mod unreadable;
+mod vendor_notes;
 mod web_access;
 mod web_client;
 mod web_list;

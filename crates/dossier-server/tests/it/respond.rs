@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 
 use crate::{spawn_app, spawn_app_with, App, TOKEN};
 
-async fn connector(app: &App, key: &str, response: bool) -> String {
+pub(crate) async fn connector(app: &App, key: &str, response: bool) -> String {
     let (status, c) = app
         .call(
             "POST",
@@ -28,7 +28,7 @@ async fn connector(app: &App, key: &str, response: bool) -> String {
     c["id"].as_str().unwrap().to_owned()
 }
 
-async fn first_story(app: &App, key: &str) -> Value {
+pub(crate) async fn first_story(app: &App, key: &str) -> Value {
     app.until(30, || async {
         let (_, p) = app
             .call("GET", "/api/v1/stories?limit=1", Some(key), None)
@@ -49,7 +49,7 @@ async fn story(app: &App, key: &str, id: &str) -> Value {
         .1
 }
 
-async fn act(app: &App, key: &str, sid: &str, body: Value) -> (u16, Value) {
+pub(crate) async fn act(app: &App, key: &str, sid: &str, body: Value) -> (u16, Value) {
     app.call(
         "POST",
         &format!("/api/v1/stories/{sid}/actions"),

@@ -1161,6 +1161,29 @@ pub async fn a_storys_incidents_page_in_story_order_each_once<B: Backend>(backen
         .await
         .unwrap_err();
     assert!(matches!(e, crate::StoreError::NotFound), "{e:?}");
+
+    // One incident by the producer's id, past the first page too; not another story's, not
+    // from another account.
+    for wanted in ["1000", "1119"] {
+        let one = f
+            .store
+            .story_incident(Some(&f.account), &id, wanted)
+            .await
+            .unwrap();
+        assert_eq!(one.id, wanted);
+    }
+    for (story, incident, account) in [
+        (&id, "9", &f.account),
+        (&other, "1000", &f.account),
+        (&id, "1000", &stranger.id),
+    ] {
+        let e = f
+            .store
+            .story_incident(Some(account), story, incident)
+            .await
+            .unwrap_err();
+        assert!(matches!(e, crate::StoreError::NotFound), "{e:?}");
+    }
 }
 
 pub async fn device_names_group_whatever_their_letter_case<B: Backend>(backend: &B) {
