@@ -260,7 +260,7 @@ impl Connection for Tenant {
                 let answer = self.act(action, scope, &key).await;
                 if let Err(e) = &answer {
                     if !matches!(e, ClientError::Rejected { .. }) {
-                        stopped = Some(e.human_reason());
+                        stopped = Some(refusal(action, e));
                     }
                 }
                 answers.insert(key.clone(), answer);
@@ -285,7 +285,7 @@ impl Connection for Tenant {
                 Err(e) => Outcome {
                     record_id: t.record_id.clone(),
                     ok: false,
-                    detail: e.human_reason(),
+                    detail: refusal(action, e),
                 },
             });
         }
@@ -323,6 +323,22 @@ impl Tenant {
                 c.set_analyst_verdict(&ids, "false_positive").await
             }
         }
+    }
+}
+
+/// Why the tenant did not take an action, in words that say what to change. A 403 names the
+/// missing write permission: the token reads threats (the connector polls), but its user's role
+/// may not act, and no read-only call tells that in advance.
+fn refusal(action: ResponseAction, e: &ClientError) -> String {
+    match e {
+        ClientError::Forbidden { code, .. } => format!(
+            "SentinelOne refused (403{}): the API token's user may read threats but not {} — \
+             give the service user a role that may take response actions (such as IR Team or \
+             SOC) on the threat's site, or turn the connector's \"response\" switch off",
+            code.map(|c| format!(", code {c}")).unwrap_or_default(),
+            action.verb()
+        ),
+        other => other.human_reason(),
     }
 }
 

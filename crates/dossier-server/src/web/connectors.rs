@@ -163,6 +163,8 @@ fn form(
             label.check { input type="checkbox" name="write_back" value="1" checked[v.write_back]; "Write verdicts back to " (l.vendor) " when a story is closed" }
             br;
             label.check { input type="checkbox" name="response" value="1" checked[v.response]; "Allow response actions from a story (kill, quarantine, disconnect, blocklist, …)" }
+            br;
+            span.hint { "The token's user then needs a role that may act in " (l.vendor) ", not only read. " (l.vendor) " offers no way to check that without acting: if it may not, each action says so, naming what it was refused." }
             p {
                 button type="submit" { (if editing { "Save changes" } else { "Add connector" }) }
                 " " a href="/connectors" { "Cancel" }

@@ -326,9 +326,12 @@ async fn a_tenant_refusal_is_each_threats_answer_and_the_story_stays() {
     let results = r["results"].as_array().unwrap();
     assert_eq!(results.len(), threats.len());
     assert!(results.iter().all(|x| x["ok"] == false), "{r}");
+    let detail = results[0]["detail"].as_str().unwrap();
+    assert!(detail.contains("403"), "the tenant's reason: {r}");
     assert!(
-        results[0]["detail"].as_str().unwrap().contains("403"),
-        "the tenant's reason: {r}"
+        detail.contains("may read threats but not quarantine the threat's file")
+            && detail.contains("role that may take response actions"),
+        "the missing permission is named: {r}"
     );
     for (t, was) in threats.iter().zip(&before) {
         assert_eq!(
