@@ -196,7 +196,8 @@ async fn an_analyst_triages_a_story_in_a_real_browser() {
     let app = spawn_app(400).await;
     let account = app.account(Licence::Xops).await;
     let admin = app.key(Some(&account), &[Role::Admin]).await;
-    app.create_connector(&admin).await;
+    let connector = app.create_connector(&admin).await;
+    let cid = connector["id"].as_str().unwrap().to_owned();
     // Enough stories for a second page of 50.
     app.until(120, || async {
         let (_, p) = app
@@ -221,6 +222,7 @@ async fn an_analyst_triages_a_story_in_a_real_browser() {
     stories_are_chosen_by_range_and_changed_together(&c, &base, &editor).await;
     a_group_expands_in_place(&c, &base).await;
     let story_url = open_and_triage_a_story(&c, &editor).await;
+    respond_from_the_story(&c, &app, &admin, &cid, &story_url).await;
     a_viewer_reads_but_cannot_triage(&c, &base, &viewer, &viewer_pw, &story_url).await;
 
     // Connectors and events pages render for the viewer's roles as the roles allow.
@@ -437,6 +439,82 @@ async fn open_and_triage_a_story(c: &Client, editor: &str) -> String {
         .unwrap();
     screenshot(c, "story.png").await;
     story_url
+}
+
+/// The connector allows response actions: the story's Respond section quarantines its threats
+/// after a confirmation that says what it touches, the answer shows per threat, the emulated
+/// tenant has done it, and the console's own timeline of a threat, beside the story's, lists it.
+async fn respond_from_the_story(
+    c: &Client,
+    app: &crate::App,
+    admin: &str,
+    cid: &str,
+    story_url: &str,
+) {
+    let (status, _) = app
+        .call(
+            "PATCH",
+            &format!("/api/v1/connectors/{cid}"),
+            Some(admin),
+            Some(serde_json::json!({"response": true})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    c.goto(story_url).await.unwrap();
+    follow(
+        c,
+        Locator::Id("action-quarantine"),
+        Locator::Id("confirm-title"),
+    )
+    .await;
+    let touches = c
+        .find(Locator::Id("touches"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        touches.contains("quarantine the threat's file for") && touches.contains(" on 1 device"),
+        "{touches}"
+    );
+    assert!(
+        app.tenant.writes().is_empty(),
+        "nothing is sent before confirming"
+    );
+    screenshot(c, "action-confirm.png").await;
+
+    follow(c, Locator::Id("confirm"), Locator::Id("result-title")).await;
+    let result = body_text(c).await;
+    assert!(result.contains("Done for"), "{result}");
+    let answers = texts(c, "table.results tbody tr").await;
+    assert!(!answers.is_empty());
+    assert!(
+        answers
+            .iter()
+            .all(|a| a.contains("done") && a.contains("affected 1")),
+        "{answers:?}"
+    );
+    screenshot(c, "action-result.png").await;
+    let threat = answers[0].split_whitespace().next().unwrap().to_owned();
+    assert_eq!(
+        app.tenant.threat(&threat).unwrap()["mitigationStatus"][0]["action"],
+        "quarantine",
+        "the tenant quarantined it"
+    );
+
+    c.goto(story_url).await.unwrap();
+    let timeline = texts(c, "table.timeline tbody tr").await.join("\n");
+    assert!(timeline.contains("quarantine: SentinelOne"), "{timeline}");
+    follow(
+        c,
+        Locator::Css(&format!("a.vendor-notes[href*='vendor={threat}']")),
+        Locator::Id("vendor-title"),
+    )
+    .await;
+    let console = texts(c, "table.vendor-timeline tbody tr").await.join("\n");
+    assert!(console.contains("issued a quarantine command"), "{console}");
+    screenshot(c, "story-console-timeline.png").await;
 }
 
 /// Signs out; a viewer reads the same story but gets no triage form.
