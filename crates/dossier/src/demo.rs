@@ -83,7 +83,9 @@ pub async fn provision(
                 token_enc: state.secrets.seal(&SecretString::from(c.secret.clone())),
                 track_errors: true,
                 write_back: false,
-                response: false,
+                // The emulated SentinelOne tenant carries out response actions, so that they can
+                // be tried from a story; the other producers' sources take none yet.
+                response: c.kind == "sentinelone",
                 now: Utc::now(),
             })
             .await?;

@@ -234,6 +234,96 @@ async fn an_analyst_triages_a_story_in_a_real_browser() {
     c.close().await.unwrap();
 }
 
+/// A story of 1,000 incidents and a fileless story, as an analyst sees them: the large one
+/// shows its first 50 incidents with a link to the next, its summary counts every incident, and
+/// its timeline folds the incidents added; the fileless one shows its storyline and process,
+/// not a file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_and_fileless_stories_read_in_a_real_browser() {
+    let Some((c, _driver)) = browser().await else {
+        return;
+    };
+    // One device, one file, 1,000 threats.
+    let large = spawn_app(1).await;
+    crate::large_story::a_thousand_threats_on_one_device(&large);
+    let own = crate::web_access::tenancy(&large, Licence::Xops).await;
+    large.until_backfilled(&own.key, &own.connector, 1000).await;
+    let sid = crate::web_access::first_story(&large, &own.key).await;
+    let (viewer, pw) = new_user(&large, &own.account, "vic", &[Role::StoriesViewer]).await;
+    sign_in(&c, &large.base, &viewer, &pw).await;
+    c.goto(&format!("{}/stories/{sid}", large.base))
+        .await
+        .unwrap();
+    c.wait()
+        .for_element(Locator::Id("story-title"))
+        .await
+        .unwrap();
+    let text = body_text(&c).await;
+    assert!(
+        text.contains("100 of 1000 incidents not mitigated"),
+        "{text}"
+    );
+    assert!(text.contains("Showing 50 of 1000 incidents"), "{text}");
+    screenshot(&c, "story-large.png").await;
+    let folded = texts(&c, "table.timeline tbody tr.folded").await.join("\n");
+    assert!(folded.contains("1000 incidents added between"), "{folded}");
+    assert_eq!(
+        c.find_all(Locator::Css("table.incidents tbody tr"))
+            .await
+            .unwrap()
+            .len(),
+        50
+    );
+    c.find(Locator::Css("a[rel=next]")).await.unwrap();
+    large.running.stop().await;
+
+    // A tenant whose threats include fileless ones.
+    let app = spawn_app(200).await;
+    let own = crate::web_access::tenancy(&app, Licence::Xops).await;
+    app.until_backfilled(&own.key, &own.connector, 200).await;
+    let mut found = None;
+    for s in app.all_items(&own.key, "/api/v1/stories").await {
+        let sid = s["id"].as_str().unwrap();
+        let (_, d) = app
+            .call(
+                "GET",
+                &format!("/api/v1/stories/{sid}"),
+                Some(&own.key),
+                None,
+            )
+            .await;
+        if d["incidents"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|i| i["raw"]["threatInfo"]["isFileless"] == true)
+        {
+            found = Some(sid.to_owned());
+            break;
+        }
+    }
+    let sid = found.expect("the emulator makes fileless threats");
+    let (viewer, pw) = new_user(&app, &own.account, "fay", &[Role::StoriesViewer]).await;
+    // A session of the other server is no session here: the sign-in page comes first.
+    sign_in(&c, &app.base, &viewer, &pw).await;
+    c.goto(&format!("{}/stories/{sid}", app.base))
+        .await
+        .unwrap();
+    c.wait()
+        .for_element(Locator::Id("story-title"))
+        .await
+        .unwrap();
+    let headings = texts(&c, "h2").await;
+    assert!(
+        headings.iter().any(|h| h == "Storyline and process"),
+        "{headings:?}"
+    );
+    assert!(!headings.iter().any(|h| h == "File"), "{headings:?}");
+    screenshot(&c, "story-fileless.png").await;
+    c.close().await.unwrap();
+    app.running.stop().await;
+}
+
 /// The story list: sorting by a header link, the next page, a filter through the form and the
 /// "/" key, each kept in the URL.
 async fn the_list_sorts_pages_and_filters(c: &Client, base: &str) {

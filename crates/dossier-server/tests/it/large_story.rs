@@ -18,7 +18,7 @@ const PAGE_BUDGET: usize = 500 * 1024;
 
 /// Puts 1,000 versions of the tenant's one threat in it: one device, one file, one minute
 /// apart, every tenth not mitigated.
-fn a_thousand_threats_on_one_device(app: &App) {
+pub(crate) fn a_thousand_threats_on_one_device(app: &App) {
     let ids = app.tenant.all_ids();
     let template = app.tenant.threat(&ids[0]).unwrap();
     let first: u64 = ids[0].parse().unwrap();
