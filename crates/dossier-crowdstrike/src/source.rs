@@ -256,6 +256,26 @@ impl Source for CrowdStrike {
 
     /// Every alert carries its own link (`falcon_host_link`, as `Incident::console_url`), whose
     /// form differs by product and cloud: none is built here.
+    /// Every customer of a cloud shares its API host: the member CID names the tenant when the
+    /// connector reads one (Flight Control), else the API client does (a client belongs to one
+    /// CID). Two clients of one CID are not known to overlap, and keep their own records.
+    fn tenant_key(&self, tenant_url: &str, config: &Config) -> Option<String> {
+        let origin = dossier_source::origin(tenant_url)?;
+        let text = |name: &str| {
+            config
+                .get(name)
+                .and_then(serde_json::Value::as_str)
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+                .map(str::to_ascii_lowercase)
+        };
+        match (text("member_cid"), text("client_id")) {
+            (Some(cid), _) => Some(format!("{origin} cid {cid}")),
+            (None, Some(client)) => Some(format!("{origin} client {client}")),
+            (None, None) => None,
+        }
+    }
+
     fn console_link(&self, _tenant_url: &str, _record_id: &str) -> Option<String> {
         None
     }
@@ -318,5 +338,47 @@ impl Connection for Falcon {
             Some(tag) => format!("tag {tag} and status closed"),
             None => "status closed".to_owned(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tenant_tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// Every customer of a cloud shares its host: the member CID, else the API client, tells
+    /// tenants apart.
+    #[test]
+    fn the_tenant_is_the_member_cid_or_the_api_client() {
+        let config = |v: serde_json::Value| -> Config { serde_json::from_value(v).unwrap() };
+        let cs = CrowdStrike;
+        let url = "https://api.us-2.crowdstrike.com";
+        let cid = |c: &str, client: &str| {
+            cs.tenant_key(
+                url,
+                &config(serde_json::json!({"member_cid": c, "client_id": client})),
+            )
+        };
+        assert_eq!(
+            cid("ABC", "one"),
+            cid("abc", "two"),
+            "one member CID, any client"
+        );
+        assert_ne!(cid("abc", "one"), cid("def", "one"));
+        let client = |c: &str| cs.tenant_key(url, &config(serde_json::json!({"client_id": c})));
+        assert_eq!(client("one"), client("ONE"));
+        assert_ne!(
+            client("one"),
+            client("two"),
+            "two clients may be two customers"
+        );
+        assert_ne!(
+            cs.tenant_key(
+                "https://api.eu-1.crowdstrike.com",
+                &config(serde_json::json!({"client_id": "one"}))
+            ),
+            client("one"),
+            "another cloud is another tenant"
+        );
     }
 }

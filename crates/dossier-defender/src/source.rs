@@ -243,6 +243,12 @@ impl Source for Defender {
 
     /// Every alert carries its own link (`alertWebUrl`), whose form changed over time
     /// (PRODUCERS.md §1.1): the incident's `console_url` holds it, and none is built here.
+    /// Every organisation's alerts come from the same API host: the Entra tenant id names it.
+    fn tenant_key(&self, _tenant_url: &str, config: &Config) -> Option<String> {
+        let tenant = config.get("tenant_id")?.as_str()?.trim();
+        (!tenant.is_empty()).then(|| tenant.to_ascii_lowercase())
+    }
+
     fn console_link(&self, _tenant_url: &str, _record_id: &str) -> Option<String> {
         None
     }
@@ -437,6 +443,29 @@ fn describe_update(body: &Value) -> String {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    /// All organisations share the API host: the Entra tenant id tells them apart.
+    #[test]
+    fn the_tenant_is_the_entra_tenant_whatever_the_host() {
+        let config = |t: &str| -> Config {
+            serde_json::from_value(serde_json::json!({"tenant_id": t, "client_id": "x"})).unwrap()
+        };
+        let d = Defender;
+        let url = "https://api.securitycenter.microsoft.com";
+        let a = d.tenant_key(url, &config("11111111-2222-3333-4444-555555555555"));
+        let same = d.tenant_key(
+            url,
+            &config(
+                "11111111-2222-3333-4444-555555555555"
+                    .to_uppercase()
+                    .as_str(),
+            ),
+        );
+        let other = d.tenant_key(url, &config("99999999-2222-3333-4444-555555555555"));
+        assert!(a.is_some());
+        assert_eq!(a, same);
+        assert_ne!(a, other);
+    }
 
     fn page(stamps: &[&str], link: Option<&str>) -> AlertsPage {
         AlertsPage {

@@ -8,6 +8,7 @@ pub mod connections;
 pub mod error;
 pub mod extract;
 pub mod metrics;
+pub mod overlap;
 pub mod passwords;
 mod recent;
 pub mod respond;

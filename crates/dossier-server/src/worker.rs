@@ -755,6 +755,9 @@ impl Poller<'_> {
         };
         ingest.events = std::mem::take(&mut self.reported);
         ingest.status_detail = self.unreadable_reason(&next);
+        if !ingest.incidents.is_empty() {
+            ingest.shared_with = shared_with(state, self.rec).await;
+        }
         let commit_started = std::time::Instant::now();
         let commit = async {
             let _in_flight = InFlight::enter(&state.commits_in_flight);
@@ -886,7 +889,24 @@ fn ingest_page(
         generation: rec.generation,
         events: Vec::new(),
         status_detail: None,
+        shared_with: Vec::new(),
     })
+}
+
+/// The account's other connectors that reach this connector's tenant, read at each commit so
+/// that one added since the worker started counts at once. When they cannot be read, none
+/// count: the commit then keeps what it read, as it would with no second connector.
+async fn shared_with(state: &AppState, rec: &ConnectorRecord) -> Vec<String> {
+    match state.store.list_connectors(Some(&rec.account_id)).await {
+        Ok(all) => crate::overlap::overlapping(&state.sources, &all, rec)
+            .into_iter()
+            .map(|c| c.id.clone())
+            .collect(),
+        Err(e) => {
+            tracing::warn!(connector_id = %rec.id, error = %e, "cannot read the account's connectors");
+            Vec::new()
+        }
+    }
 }
 
 /// Commits the checkpoint of polls that read nothing, counting them, as of `at`.

@@ -501,6 +501,28 @@ pub trait Source: Send + Sync {
     fn reads_vendor_notes(&self) -> bool {
         false
     }
+
+    /// What names the tenant a connector reaches, among connectors of this kind: two
+    /// connectors of one account with the same key read the same records (the tenant added
+    /// twice, or two tokens whose scopes overlap), and each record is kept once, by the first
+    /// to read it. `None` when the configuration cannot tell. By default the tenant URL's
+    /// origin, for a producer whose tenants each have their own address.
+    fn tenant_key(&self, tenant_url: &str, config: &Config) -> Option<String> {
+        let _ = config;
+        origin(tenant_url)
+    }
+}
+
+/// A URL's scheme, host (lower case) and port, without a trailing slash: the same tenant
+/// however its address was typed.
+#[must_use]
+pub fn origin(url: &str) -> Option<String> {
+    let url = Url::parse(url.trim()).ok()?;
+    let host = url.host_str()?.to_ascii_lowercase();
+    Some(match url.port_or_known_default() {
+        Some(port) => format!("{}://{host}:{port}", url.scheme()),
+        None => format!("{}://{host}", url.scheme()),
+    })
 }
 
 /// Every source this build knows.
@@ -624,6 +646,25 @@ mod tests {
         fn console_link(&self, _: &str, _: &str) -> Option<String> {
             None
         }
+    }
+
+    #[test]
+    fn one_tenant_has_one_origin_however_its_address_is_typed() {
+        let key = |u: &str| origin(u);
+        assert_eq!(
+            key("https://Tenant.Example.net/"),
+            Some("https://tenant.example.net:443".into())
+        );
+        assert_eq!(
+            key("https://tenant.example.net:443"),
+            key("https://TENANT.example.net")
+        );
+        assert_ne!(
+            key("https://tenant.example.net:8443"),
+            key("https://tenant.example.net")
+        );
+        assert_ne!(key("https://a.example.net"), key("https://b.example.net"));
+        assert_eq!(key("not a url"), None);
     }
 
     #[test]

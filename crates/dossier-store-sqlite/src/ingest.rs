@@ -111,6 +111,43 @@ pub(crate) fn prepare(page: &mut IngestPage) -> Result<Vec<Prepared>> {
     Ok(prepared)
 }
 
+/// Takes out of the page the records that another connector reaching the same tenant
+/// (`page.shared_with`) already holds: an incident is one record of one tenant, kept by the
+/// connector that read it first. Returns how many were taken out.
+pub(crate) fn drop_held(
+    conn: &Connection,
+    page: &IngestPage,
+    prepared: &mut Vec<Prepared>,
+) -> Result<u64> {
+    if page.shared_with.is_empty() || prepared.is_empty() {
+        return Ok(0);
+    }
+    let mut st = conn.prepare_cached(
+        "SELECT 1 FROM incidents WHERE connector_id = ?1 AND external_id = ?2 AND account_id = ?3",
+    )?;
+    let before = prepared.len();
+    let mut failed = None;
+    prepared.retain(|p| {
+        let held = page.shared_with.iter().try_fold(false, |held, other| {
+            if held {
+                return Ok(true);
+            }
+            st.exists(params![other, p.inc.external_id, page.account_id])
+        });
+        match held {
+            Ok(held) => !held,
+            Err(e) => {
+                failed.get_or_insert(e);
+                true
+            }
+        }
+    });
+    if let Some(e) = failed {
+        return Err(e.into());
+    }
+    Ok((before - prepared.len()) as u64)
+}
+
 /// What a page does to the incidents already stored, and the stories correlation decides on:
 /// everything about a commit that is read rather than written. It depends only on the
 /// account's incidents, so it can be worked out on a reader before the writer lock is taken,

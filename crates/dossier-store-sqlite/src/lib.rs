@@ -109,9 +109,17 @@ impl Inner {
         page: &mut dossier_store::IngestPage,
         before_lock: impl FnOnce(),
     ) -> Result<dossier_store::IngestOutcome> {
-        let prepared = ingest::prepare(page)?;
+        let mut prepared = ingest::prepare(page)?;
+        // Records another connector of the tenant holds are left out before the plan is read,
+        // and again under the lock, where no other commit can come in between: one that was
+        // taken then was read after the plan, which is read again.
+        let mut held = if page.shared_with.is_empty() {
+            0
+        } else {
+            ingest::drop_held(&*self.reader()?, page, &mut prepared)?
+        };
         // A failure here only costs speed: the batch is then read under the lock.
-        let ahead = self
+        let mut ahead = self
             .plan_ahead(page, &prepared)
             .inspect_err(
                 |e| tracing::warn!(error = %e, "reading a batch ahead of its commit failed"),
@@ -119,7 +127,17 @@ impl Inner {
             .ok();
         before_lock();
         let mut conn = self.writer.lock().map_err(|_| poisoned())?;
-        let committed = ingest::commit_page(&mut conn, &self.remap, page, &prepared, ahead);
+        let late = ingest::drop_held(&conn, page, &mut prepared)?;
+        if late > 0 {
+            held += late;
+            ahead = None;
+        }
+        let committed = ingest::commit_page(&mut conn, &self.remap, page, &prepared, ahead).map(
+            |(mut outcome, spent)| {
+                outcome.incidents_held_elsewhere = held;
+                (outcome, spent)
+            },
+        );
         self.announce_events(&conn);
         restart_wal_if_large(&conn, &self.wal, WAL_RESTART_BYTES);
         // What the commit worked with is freed once the lock is released.
@@ -1033,6 +1051,7 @@ mod tests {
                 generation: connector.generation,
                 events: Vec::new(),
                 status_detail: None,
+                shared_with: Vec::new(),
             });
         }
         (dir, store, pages.try_into().ok().unwrap())

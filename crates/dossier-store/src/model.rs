@@ -158,6 +158,10 @@ pub struct IngestPage {
     /// What the connector's status says as the page makes it `connected` (`2 threats could
     /// not be read; see events`); `None` says nothing.
     pub status_detail: Option<String>,
+    /// The account's other connectors that reach the same tenant
+    /// (`dossier_source::Source::tenant_key`): a record one of them already holds is not
+    /// written again. An incident is one record of one tenant, whichever connector read it.
+    pub shared_with: Vec<String>,
 }
 
 /// What one page commit changed.
@@ -168,6 +172,9 @@ pub struct IngestOutcome {
     pub incidents_unchanged: u64,
     pub stories_created: u64,
     pub stories_updated: u64,
+    /// Records of the page that another connector of the account, reaching the same tenant,
+    /// already holds: kept once, by that connector.
+    pub incidents_held_elsewhere: u64,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]

@@ -39,14 +39,22 @@ fn eta(secs: i64) -> String {
 pub async fn list(State(state): State<AppState>, user: WebUser) -> WebResult<Response> {
     let p = &user.principal;
     p.require(p.perms.view_integrations, "integrations-viewer")?;
-    let items: Vec<ConnectorView> = state
+    let records = state
         .store
         .list_connectors(p.account_id.as_deref())
         .await
-        .map_err(|e| ApiError::from_store(e, "connector"))?
-        .into_iter()
-        .map(Into::into)
+        .map_err(|e| ApiError::from_store(e, "connector"))?;
+    // Per connector, the names of the others of its account that reach the same tenant.
+    let overlaps: Vec<Vec<String>> = records
+        .iter()
+        .map(|c| {
+            crate::overlap::overlapping(&state.sources, &records, c)
+                .into_iter()
+                .map(|o| o.name.clone())
+                .collect()
+        })
         .collect();
+    let items: Vec<ConnectorView> = records.into_iter().map(Into::into).collect();
     let editor = p.perms.edit_integrations;
     let vendors: Vec<&str> = state.sources.iter().map(|s| s.labels().vendor).collect();
     let body = html! {
@@ -71,9 +79,17 @@ pub async fn list(State(state): State<AppState>, user: WebUser) -> WebResult<Res
                     @if editor { th scope="col" { "Actions" } }
                 } }
                 tbody {
-                    @for c in &items {
+                    @for (c, overlap) in items.iter().zip(&overlaps) {
                         tr {
-                            td { (layout::tenant(&c.name)) @if let Some(d) = &c.description { br; span.hint { (layout::tenant(d)) } } }
+                            td { (layout::tenant(&c.name)) @if let Some(d) = &c.description { br; span.hint { (layout::tenant(d)) } }
+                                @if !overlap.is_empty() {
+                                    br;
+                                    span.hint.overlap {
+                                        "Reaches the same tenant as " (layout::tenant(&overlap.join(", ")))
+                                        ": each threat is kept once, by the connector that read it first."
+                                    }
+                                }
+                            }
                             td.mono { (c.tenant_url) }
                             td { (layout::status_badge(&c.status)) }
                             td { (layout::opt(c.status_detail.as_deref())) }

@@ -14,6 +14,7 @@ mod faults;
 mod guard;
 mod large_story;
 mod openapi;
+mod overlap;
 mod oversized;
 mod pipeline;
 mod producers;

@@ -1019,6 +1019,7 @@ async fn a_walk_resumed_with_a_cursor_the_tenant_no_longer_honours_starts_again(
             generation: rec.generation,
             events: Vec::new(),
             status_detail: None,
+            shared_with: Vec::new(),
         })
         .await
         .unwrap();

@@ -124,6 +124,73 @@ pub async fn a_threat_twice_in_one_page_is_stored_once_as_its_latest_version<B: 
     );
 }
 
+/// Two connectors of one account reach the same tenant: a threat the first holds is not
+/// written again by the second, which keeps only what the first does not hold; a connector
+/// that names no sibling writes its own as before.
+pub async fn a_threat_held_by_a_connector_of_the_same_tenant_is_kept_once<B: Backend>(backend: &B) {
+    let f = Fixture::new(backend).await;
+    let second = f
+        .store
+        .create_connector(&crate::NewConnector {
+            account_id: f.account.clone(),
+            kind: "sentinelone".into(),
+            name: "the same tenant again".into(),
+            description: None,
+            tenant_url: "https://example.sentinelone.net".into(),
+            config: "{}".into(),
+            token_enc: vec![4],
+            track_errors: false,
+            write_back: false,
+            response: false,
+            now: t0(),
+        })
+        .await
+        .unwrap();
+    let first = incident("500", 0, "ag1", Some(&sha1(5)));
+    let second_threat = incident("501", 0, "ag1", Some(&sha1(5)));
+    let third = incident("502", 1, "ag2", Some(&sha1(6)));
+    let out = f
+        .store
+        .commit_page(f.page(vec![first.clone(), second_threat.clone()], t0()))
+        .await
+        .unwrap();
+    assert_eq!(out.incidents_new, 2);
+
+    let mut newer = first.clone();
+    newer.updated_at += Duration::hours(1);
+    let mut page = f.page(vec![newer, second_threat, third], t0());
+    page.connector_id = second.id.clone();
+    page.generation = second.generation;
+    page.shared_with = vec![f.connector.clone()];
+    let out = f.store.commit_page(page).await.unwrap();
+    assert_eq!(
+        (out.incidents_new, out.incidents_held_elsewhere),
+        (1, 2),
+        "only the threat the first connector does not hold is new"
+    );
+    let assignment = f.assignment().await;
+    assert_eq!(assignment.len(), 3, "{assignment:?}");
+    let d = f.story(&assignment["500"].0).await;
+    assert_eq!(d.story.incident_count, 2, "each threat once in its story");
+    let connectors: Vec<&str> = d
+        .incidents
+        .iter()
+        .map(|i| i.connector_id.as_str())
+        .collect();
+    assert!(
+        connectors.iter().all(|c| *c == f.connector),
+        "{connectors:?}"
+    );
+
+    // Without a sibling named, the second connector keeps its own copy (the old behaviour,
+    // for connectors whose tenants cannot be told apart).
+    let mut page = f.page(vec![first], t0());
+    page.connector_id = second.id.clone();
+    page.generation = second.generation;
+    let out = f.store.commit_page(page).await.unwrap();
+    assert_eq!((out.incidents_new, out.incidents_held_elsewhere), (1, 0));
+}
+
 pub async fn a_late_earlier_incident_reshapes_windows_and_keeps_the_analysts_work<B: Backend>(
     backend: &B,
 ) {

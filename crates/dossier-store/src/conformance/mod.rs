@@ -195,6 +195,7 @@ impl<B: Backend> Fixture<B> {
             generation: self.generation,
             events: Vec::new(),
             status_detail: None,
+            shared_with: Vec::new(),
         }
     }
 
@@ -410,6 +411,7 @@ macro_rules! store_conformance_suite {
             an_update_of_a_threat_updates_its_incident_and_story,
             a_version_that_only_moves_its_update_time_changes_no_story,
             a_threat_twice_in_one_page_is_stored_once_as_its_latest_version,
+            a_threat_held_by_a_connector_of_the_same_tenant_is_kept_once,
             a_late_earlier_incident_reshapes_windows_and_keeps_the_analysts_work,
             triaged_stories_merged_by_a_sha256_alias_keep_a_verdict_with_its_own_severity,
             closed_stories_reopen_only_after_twelve_hours,
