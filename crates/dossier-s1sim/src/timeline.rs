@@ -31,7 +31,11 @@ pub(crate) fn activities(threat: &Value) -> Vec<Value> {
     let info = &threat["threatInfo"];
     let agent = &threat["agentRealtimeInfo"];
     let text = |v: &Value| v.as_str().unwrap_or_default().to_owned();
-    let name = text(&info["threatName"]);
+    // A fileless threat may have no name; the console still says what it is about.
+    let name = match text(&info["threatName"]) {
+        n if n.is_empty() => "(unnamed)".to_owned(),
+        n => n,
+    };
     let created = text(&info["createdAt"]);
     let updated = text(&info["updatedAt"]);
     let base = |activity_type: u32, at: &str, primary: String, secondary: Value, data: Value| {
@@ -97,8 +101,9 @@ pub(crate) fn activities(threat: &Value) -> Vec<Value> {
     if let Some(list) = threat["mitigationStatus"].as_array() {
         for m in list.iter().rev() {
             let action = text(&m["action"]);
-            let at = text(&m["mitigationStartedAt"]);
-            if action.is_empty() || at.is_empty() {
+            // Not before the detection it answers, whatever the generated times say.
+            let at = text(&m["mitigationStartedAt"]).max(created.clone());
+            if action.is_empty() {
                 continue;
             }
             let mut data = scope.clone();
@@ -109,6 +114,7 @@ pub(crate) fn activities(threat: &Value) -> Vec<Value> {
             out.push(base(2014, &at, primary, info["filePath"].clone(), data));
         }
     }
+    // Oldest first; the detection stays first among entries of the same time (a stable sort).
     out.sort_by(|a, b| text(&a["createdAt"]).cmp(&text(&b["createdAt"])));
     out
 }
