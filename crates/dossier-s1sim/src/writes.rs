@@ -182,6 +182,14 @@ pub(crate) async fn mitigate(
     .await
 }
 
+/// Whether the threat is in the caller's site scope.
+fn in_scope(caller: &Caller, threat: &Value) -> bool {
+    let site = threat["agentRealtimeInfo"]["siteId"]
+        .as_str()
+        .unwrap_or_default();
+    caller.sites.as_ref().is_none_or(|s| s.contains(site))
+}
+
 /// `POST /threats/notes` `{"filter":{"ids":[…]},"data":{"text":"…"}}`: adds the note to each
 /// threat the caller sees (SENTINELONE.md §3).
 pub(crate) async fn add_notes(
@@ -201,21 +209,14 @@ pub(crate) async fn add_notes(
         };
         let text = text.to_owned();
         tenant.record_write(body);
-        let mut n = 0;
-        for id in &ids {
-            let Some(threat) = tenant.threat(id) else {
-                continue;
-            };
-            let site = threat["agentRealtimeInfo"]["siteId"]
-                .as_str()
-                .unwrap_or_default();
-            if caller.sites.as_ref().is_some_and(|s| !s.contains(site)) {
-                continue;
-            }
-            if tenant.add_note(id, "API user", &text) {
-                n += 1;
-            }
-        }
+        let n = ids
+            .iter()
+            .filter(|id| {
+                tenant.threat(id).is_some_and(|t| {
+                    in_scope(&caller, &t) && tenant.add_note(id, "API user", &text)
+                })
+            })
+            .count();
         Ok(affected(n))
     })
     .await
@@ -249,7 +250,7 @@ pub(crate) async fn add_to_blacklist(
             };
             let agent = &threat["agentRealtimeInfo"];
             let site = agent["siteId"].as_str().unwrap_or_default().to_owned();
-            if caller.sites.as_ref().is_some_and(|s| !s.contains(&site)) {
+            if !in_scope(&caller, &threat) {
                 continue;
             }
             let Some(sha1) = threat["threatInfo"]["sha1"].as_str() else {

@@ -234,6 +234,14 @@ async fn an_analyst_triages_a_story_in_a_real_browser() {
     c.close().await.unwrap();
 }
 
+async fn open_story(c: &Client, base: &str, sid: &str) {
+    c.goto(&format!("{base}/stories/{sid}")).await.unwrap();
+    c.wait()
+        .for_element(Locator::Id("story-title"))
+        .await
+        .unwrap();
+}
+
 /// A story of 1,000 incidents and a fileless story, as an analyst sees them: the large one
 /// shows its first 50 incidents with a link to the next, its summary counts every incident, and
 /// its timeline folds the incidents added; the fileless one shows its storyline and process,
@@ -251,13 +259,7 @@ async fn large_and_fileless_stories_read_in_a_real_browser() {
     let sid = crate::web_access::first_story(&large, &own.key).await;
     let (viewer, pw) = new_user(&large, &own.account, "vic", &[Role::StoriesViewer]).await;
     sign_in(&c, &large.base, &viewer, &pw).await;
-    c.goto(&format!("{}/stories/{sid}", large.base))
-        .await
-        .unwrap();
-    c.wait()
-        .for_element(Locator::Id("story-title"))
-        .await
-        .unwrap();
+    open_story(&c, &large.base, &sid).await;
     let text = body_text(&c).await;
     assert!(
         text.contains("100 of 1000 incidents not mitigated"),
@@ -292,12 +294,7 @@ async fn large_and_fileless_stories_read_in_a_real_browser() {
                 None,
             )
             .await;
-        if d["incidents"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|i| i["raw"]["threatInfo"]["isFileless"] == true)
-        {
+        if crate::story_evidence::is_fileless(&d) {
             found = Some(sid.to_owned());
             break;
         }
@@ -306,13 +303,7 @@ async fn large_and_fileless_stories_read_in_a_real_browser() {
     let (viewer, pw) = new_user(&app, &own.account, "fay", &[Role::StoriesViewer]).await;
     // A session of the other server is no session here: the sign-in page comes first.
     sign_in(&c, &app.base, &viewer, &pw).await;
-    c.goto(&format!("{}/stories/{sid}", app.base))
-        .await
-        .unwrap();
-    c.wait()
-        .for_element(Locator::Id("story-title"))
-        .await
-        .unwrap();
+    open_story(&c, &app.base, &sid).await;
     let headings = texts(&c, "h2").await;
     assert!(
         headings.iter().any(|h| h == "Storyline and process"),

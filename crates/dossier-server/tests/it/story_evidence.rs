@@ -6,6 +6,14 @@ use dossier_domain::access::{Licence, Role};
 use crate::spawn_app;
 use crate::web_access::tenancy;
 
+/// Whether every incident of a story's detail is a fileless SentinelOne threat.
+pub(crate) fn is_fileless(detail: &serde_json::Value) -> bool {
+    detail["incidents"].as_array().is_some_and(|i| {
+        i.iter()
+            .all(|i| i["raw"]["threatInfo"]["isFileless"] == true)
+    })
+}
+
 /// Regression: a fileless story showed its threat's name in the "File" box. It shows its
 /// storyline instead, its entities list no file, and every story page lists its next steps
 /// (each action linking to its button) and its entities.
@@ -30,9 +38,7 @@ async fn a_fileless_story_shows_its_storyline_not_a_file() {
             )
             .await;
         let incidents = d["incidents"].as_array().unwrap();
-        let is_fileless = incidents
-            .iter()
-            .all(|i| i["raw"]["threatInfo"]["isFileless"] == true);
+        let is_fileless = is_fileless(&d);
         let (status, page) = web.get(&format!("/stories/{sid}")).await;
         assert_eq!(status, 200);
         assert!(page.contains("id=\"entities-title\""), "{sid}");

@@ -130,22 +130,12 @@ pub async fn a_threat_twice_in_one_page_is_stored_once_as_its_latest_version<B: 
 pub async fn a_threat_held_by_a_connector_of_the_same_tenant_is_kept_once<B: Backend>(backend: &B) {
     let f = Fixture::new(backend).await;
     let second = f
-        .store
-        .create_connector(&crate::NewConnector {
-            account_id: f.account.clone(),
-            kind: "sentinelone".into(),
-            name: "the same tenant again".into(),
-            description: None,
-            tenant_url: "https://example.sentinelone.net".into(),
-            config: "{}".into(),
-            token_enc: vec![4],
-            track_errors: false,
-            write_back: false,
-            response: false,
-            now: t0(),
-        })
-        .await
-        .unwrap();
+        .add_connector(
+            "sentinelone",
+            "the same tenant again",
+            "https://example.sentinelone.net",
+        )
+        .await;
     let first = incident("500", 0, "ag1", Some(&sha1(5)));
     let second_threat = incident("501", 0, "ag1", Some(&sha1(5)));
     let third = incident("502", 1, "ag2", Some(&sha1(6)));

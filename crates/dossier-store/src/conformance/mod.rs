@@ -136,6 +136,31 @@ impl<B: Backend> Fixture<B> {
         }
     }
 
+    /// Another connector of the fixture's account.
+    pub async fn add_connector(
+        &self,
+        kind: &str,
+        name: &str,
+        tenant_url: &str,
+    ) -> crate::ConnectorRecord {
+        self.store
+            .create_connector(&NewConnector {
+                account_id: self.account.clone(),
+                kind: kind.into(),
+                name: name.into(),
+                description: None,
+                tenant_url: tenant_url.into(),
+                config: "{}".into(),
+                token_enc: vec![4],
+                track_errors: false,
+                write_back: false,
+                response: false,
+                now: t0(),
+            })
+            .await
+            .unwrap()
+    }
+
     /// A story of the fixture's account, in full.
     pub async fn story(&self, id: &str) -> crate::StoryDetail {
         self.store.get_story(Some(&self.account), id).await.unwrap()

@@ -651,22 +651,8 @@ async fn with_other_producer<B: Backend>(backend: &B) -> (Fixture<B>, crate::Con
     });
     let f = Fixture::with_remap(backend, remap).await;
     let second = f
-        .store
-        .create_connector(&crate::NewConnector {
-            account_id: f.account.clone(),
-            kind: "otheredr".into(),
-            name: "other".into(),
-            description: None,
-            tenant_url: "https://other.example.net".into(),
-            config: "{}".into(),
-            token_enc: vec![1],
-            track_errors: false,
-            write_back: false,
-            response: false,
-            now: t0(),
-        })
-        .await
-        .unwrap();
+        .add_connector("otheredr", "other", "https://other.example.net")
+        .await;
     (f, second)
 }
 
