@@ -289,6 +289,7 @@ impl Falcon {
         Ok(Page {
             records: page.records,
             next_cursor: page.next_cursor,
+            unreadable: page.unreadable,
         })
     }
 }

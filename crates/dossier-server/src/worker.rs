@@ -611,8 +611,14 @@ impl Poller<'_> {
             story_id: None,
             incident_id: u.has_id.then(|| u.key.id.clone()),
             message: format!(
-                "a {record_name} from connector {} could not be read: {}",
-                self.rec.name, u.reason
+                "{} {record_name} from connector {} could not be read: {}",
+                if record_name.starts_with(['a', 'e', 'i', 'o', 'u']) {
+                    "an"
+                } else {
+                    "a"
+                },
+                self.rec.name,
+                u.reason
             ),
             data: serde_json::json!({
                 "record_id": u.has_id.then_some(&u.key.id),
@@ -652,6 +658,14 @@ impl Poller<'_> {
                     self.unreadable(&u);
                 }
             }
+        }
+        // Records the source could not give at all (one alone over the size cap): reported
+        // like those that do not map, and read past, their update time moving the walk on as
+        // theirs would have.
+        for u in std::mem::take(&mut page.unreadable) {
+            let updated = dossier_domain::time::parse_lenient(&u.key.updated);
+            page_max = page_max.max(updated.and_then(|t| credible_updated_at(t, read_at)));
+            self.unreadable(&u);
         }
         self.state
             .metrics

@@ -20,6 +20,7 @@ use reqwest::Response;
 use tokio::time::Instant;
 use url::{Host, Url};
 
+use crate::outline::{Outline, Scanner};
 use crate::{RetryObserver, Retrying};
 
 /// Resolves with the system resolver and keeps only the addresses the address guard
@@ -313,33 +314,69 @@ impl TokenCache {
 /// Why a body could not be read.
 #[derive(Debug)]
 pub enum BodyError {
-    /// It is (or says it is) larger than the limit.
-    TooLarge { limit: u64 },
+    /// It is (or says it is) larger than the limit; `outline` holds its short values, from a
+    /// scan of the rest as it streamed past ([`Outline`]), for a source to name the record
+    /// of a page of one and go past it.
+    TooLarge { limit: u64, outline: Box<Outline> },
     /// The connection failed while it came.
     Transport(reqwest::Error),
 }
 
-/// Reads the body chunk by chunk (decompressed), giving up as soon as it passes `limit`.
+/// How far past the limit a body is scanned for its outline, at least: a larger one leaves
+/// its outline incomplete.
+const SCAN_AT_LEAST: u64 = 64 << 20;
+
+/// Reads the body chunk by chunk (decompressed), giving up keeping it as soon as it passes
+/// `limit`: the rest is only scanned for its outline (up to four times the limit), then
+/// dropped.
 ///
 /// # Errors
 /// [`BodyError::TooLarge`] past `limit`; [`BodyError::Transport`] when the body stops coming.
 pub async fn read_body(resp: Response, limit: u64) -> Result<Vec<u8>, BodyError> {
-    if resp.content_length().is_some_and(|n| n > limit) {
-        return Err(BodyError::TooLarge { limit });
-    }
+    let scan_max = limit.saturating_mul(4).max(SCAN_AT_LEAST);
+    let declared = resp.content_length();
     // Sized once for a page of a thousand records (megabytes), rather than regrown and copied
     // as it arrives; a declared size is only trusted that far before the bytes come.
-    let capacity = resp.content_length().unwrap_or(0).min(limit).min(16 << 20);
+    let capacity = declared.unwrap_or(0).min(limit).min(16 << 20);
     let mut body = Vec::with_capacity(usize::try_from(capacity).unwrap_or(0));
     let mut stream = resp.bytes_stream();
+    let mut scanner: Option<Scanner> = None;
+    if declared.is_some_and(|n| n > limit) {
+        if declared.is_some_and(|n| n > scan_max) {
+            return Err(too_large(limit, Scanner::default()));
+        }
+        scanner = Some(Scanner::default());
+    }
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(BodyError::Transport)?;
+        if let Some(s) = scanner.as_mut() {
+            s.feed(&chunk);
+            if s.bytes() > scan_max {
+                break;
+            }
+            continue;
+        }
         if u64::try_from(body.len() + chunk.len()).unwrap_or(u64::MAX) > limit {
-            return Err(BodyError::TooLarge { limit });
+            let mut s = Scanner::default();
+            s.feed(&body);
+            s.feed(&chunk);
+            body = Vec::new();
+            scanner = Some(s);
+            continue;
         }
         body.extend_from_slice(&chunk);
     }
-    Ok(body)
+    match scanner {
+        Some(s) => Err(too_large(limit, s)),
+        None => Ok(body),
+    }
+}
+
+fn too_large(limit: u64, scanned: Scanner) -> BodyError {
+    BodyError::TooLarge {
+        limit,
+        outline: Box::new(scanned.finish()),
+    }
 }
 
 /// The error and its sources, joined; repeated messages (hyper wraps a lot) dropped.

@@ -10,6 +10,7 @@
 pub mod checkpoint;
 pub mod http;
 pub mod mapping;
+pub mod outline;
 pub mod unreadable;
 
 use std::sync::Arc;
@@ -26,7 +27,7 @@ use url::Url;
 pub use checkpoint::{
     credible_updated_at, BackfillProgress, Checkpoint, PollPolicy, Window, MAX_PAGE_SIZE,
 };
-pub use unreadable::{RecordIdentity, Unreadable, UnreadableKey};
+pub use unreadable::{too_large_reason, RecordIdentity, Unreadable, UnreadableKey};
 
 /// What the worker does about a failed call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,6 +97,10 @@ pub struct Page {
     pub records: Vec<Box<RawValue>>,
     /// The walk's next page, if there is one.
     pub next_cursor: Option<String>,
+    /// Records the producer sent that could not be given at all (the one record of a page
+    /// over the size cap, [`Unreadable::over_the_cap`]): reported and passed over like a
+    /// record that does not map, its update time counting towards the walk's.
+    pub unreadable: Vec<Unreadable>,
 }
 
 /// How the deployment lets a source reach tenants.

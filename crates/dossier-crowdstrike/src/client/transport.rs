@@ -252,7 +252,9 @@ fn tenant_text(s: &str) -> String {
 /// Reads the body chunk by chunk, giving up as soon as it passes `limit`.
 async fn read_body(resp: Response, limit: u64) -> Result<Vec<u8>, Try> {
     http::read_body(resp, limit).await.map_err(|e| match e {
-        BodyError::TooLarge { limit } => Try::Final(ClientError::TooLarge { limit }.into()),
+        BodyError::TooLarge { limit, outline } => {
+            Try::Final(ClientError::TooLarge { limit, outline }.into())
+        }
         BodyError::Transport(e) => transport_failure(e),
     })
 }
