@@ -149,7 +149,11 @@ impl Source for SentinelOne {
         cfg.backoff_cap = env.retry_cap;
         cfg.max_body_bytes = env.max_body_bytes;
         cfg.refuse_internal_addresses = env.refuse_internal_addresses;
-        cfg.on_retry = on_retry.map(|told| http::tell_worker(told, ClientError::human_reason));
+        cfg.on_retry = on_retry.map(|told| {
+            http::tell_worker(told, ClientError::human_reason, |e| {
+                matches!(e, ClientError::Timeout)
+            })
+        });
         let client = Client::new(cfg).map_err(|e| failure(&e))?;
         Ok(Arc::new(Tenant { client }))
     }

@@ -252,10 +252,11 @@ impl<E> ClientRetrying<E> {
 pub type ClientRetryObserver<E> = Arc<dyn Fn(&ClientRetrying<E>) + Send + Sync>;
 
 /// A client's observer that tells the worker's `told` of each retry, the error in an
-/// operator's words (`reason`).
+/// operator's words (`reason`) and whether it was a timeout (`timed_out`).
 pub fn tell_worker<E: 'static>(
     told: RetryObserver,
     reason: fn(&E) -> String,
+    timed_out: fn(&E) -> bool,
 ) -> ClientRetryObserver<E> {
     Arc::new(move |r: &ClientRetrying<E>| {
         told(&Retrying {
@@ -263,6 +264,7 @@ pub fn tell_worker<E: 'static>(
             retry: r.retry,
             of: r.of,
             failing_for: r.failing_for,
+            timed_out: timed_out(&r.error),
         });
     })
 }

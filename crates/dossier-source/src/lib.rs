@@ -85,6 +85,9 @@ pub struct Retrying {
     pub of: u32,
     /// How long the call has been going on, its first try included.
     pub failing_for: Duration,
+    /// The try timed out: it counts in the connector's error figures even when a retry then
+    /// succeeds, since a tenant that answers only on a second try is a slow one.
+    pub timed_out: bool,
 }
 
 /// Told of each retry before the client waits for it; it runs inside the call, so it must

@@ -109,6 +109,7 @@ impl Transport {
                     retry: retry.retry,
                     of: retry.of,
                     failing_for: retry.failing_for,
+                    timed_out: matches!(err, ClientError::Timeout),
                 });
             }
             tracing::debug!(
