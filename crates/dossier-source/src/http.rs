@@ -329,8 +329,8 @@ pub enum BodyError {
 const SCAN_AT_LEAST: u64 = 64 << 20;
 
 /// Reads the body chunk by chunk (decompressed), giving up keeping it as soon as it passes
-/// `limit`: the rest is only scanned for its outline (up to four times the limit), then
-/// dropped.
+/// `limit`: the rest is only scanned for its outline (up to four times the limit, and only
+/// while it holds one record: a page of more stops at its second), then dropped.
 ///
 /// # Errors
 /// [`BodyError::TooLarge`] past `limit`; [`BodyError::Transport`] when the body stops coming.
@@ -353,7 +353,9 @@ pub async fn read_body(resp: Response, limit: u64) -> Result<Vec<u8>, BodyError>
         let chunk = chunk.map_err(BodyError::Transport)?;
         if let Some(s) = scanner.as_mut() {
             s.feed(&chunk);
-            if s.bytes() > scan_max {
+            // A page of many records names none of them: asked for again with fewer, at
+            // once, rather than read to its end.
+            if s.bytes() > scan_max || s.many() {
                 break;
             }
             continue;
@@ -363,6 +365,9 @@ pub async fn read_body(resp: Response, limit: u64) -> Result<Vec<u8>, BodyError>
             s.feed(&body);
             s.feed(&chunk);
             body = Vec::new();
+            if s.many() {
+                return Err(too_large(limit, s));
+            }
             scanner = Some(s);
             continue;
         }
@@ -494,6 +499,46 @@ mod tests {
         let err = resolve("169.254.169.254", true).await.unwrap_err();
         assert!(err.contains("even with --allow-private-tenants"), "{err}");
         assert!(resolve("::ffff:169.254.169.254", true).await.is_err());
+    }
+
+    fn response(body: String, declared: bool) -> Response {
+        let mut r = reqwest::Response::from(::http::Response::new(body.clone()));
+        if !declared {
+            r.headers_mut().remove(reqwest::header::CONTENT_LENGTH);
+        }
+        r
+    }
+
+    /// A body over the limit is not kept, but scanned for its outline when it holds one
+    /// record, and given up at its second record otherwise.
+    #[tokio::test]
+    async fn a_body_over_the_limit_is_outlined_not_kept() {
+        let pad = "x".repeat(10_000);
+        let one = format!(
+            r#"{{"data":[{{"id":"7","pad":"{pad}","t":{{"u":"2025-01-01T00:00:00Z"}}}}],"pagination":{{"nextCursor":"n"}}}}"#
+        );
+        let many = format!(r#"{{"data":[{{"id":"7","pad":"{pad}"}},{{"id":"8"}}],"z":"end"}}"#);
+        for declared in [true, false] {
+            let Err(BodyError::TooLarge { limit, outline }) =
+                read_body(response(one.clone(), declared), 1024).await
+            else {
+                panic!("over the limit");
+            };
+            assert_eq!(limit, 1024);
+            assert!(outline.complete);
+            assert_eq!(outline.get("/data/0/id"), Some("7"));
+            assert_eq!(outline.get("/data/0/t/u"), Some("2025-01-01T00:00:00Z"));
+            assert_eq!(outline.get("/pagination/nextCursor"), Some("n"));
+            let Err(BodyError::TooLarge { outline, .. }) =
+                read_body(response(many.clone(), declared), 1024).await
+            else {
+                panic!("over the limit");
+            };
+            assert!(!outline.complete, "given up at the second record");
+            assert_eq!(outline.get("/z"), None);
+        }
+        let small = read_body(response(r#"{"data":[]}"#.into(), true), 1024).await;
+        assert_eq!(small.ok().as_deref(), Some(&br#"{"data":[]}"#[..]));
     }
 
     #[test]

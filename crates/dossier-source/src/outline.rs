@@ -89,14 +89,16 @@ pub struct Scanner {
     bytes: u64,
     started: bool,
     complete: bool,
+    many: bool,
 }
 
 impl Scanner {
-    /// Scans the next chunk of the document.
+    /// Scans the next chunk of the document, up to its end or its second record.
     pub fn feed(&mut self, chunk: &[u8]) {
         self.bytes += chunk.len() as u64;
         for &b in chunk {
-            if self.complete {
+            // Done: the document ended, or it holds more than one record.
+            if self.complete || self.many {
                 return;
             }
             self.byte(b);
@@ -107,6 +109,14 @@ impl Scanner {
     #[must_use]
     pub fn bytes(&self) -> u64 {
         self.bytes
+    }
+
+    /// Whether an array at the top of the document, or in a member of it (a page's records),
+    /// has reached its second element: the page holds more than one record, and its outline
+    /// would name none of them.
+    #[must_use]
+    pub fn many(&self) -> bool {
+        self.many
     }
 
     /// The outline of what was fed.
@@ -188,7 +198,13 @@ impl Scanner {
                     *key = None;
                     *want_key = true;
                 }
-                Some(Frame::Array { index }) => *index += 1,
+                Some(Frame::Array { index }) => {
+                    *index += 1;
+                    // The document's records (an array at its top, or in a member of it).
+                    if self.stack.len() <= 2 {
+                        self.many = true;
+                    }
+                }
                 None => {}
             },
             b'"' => {
@@ -309,6 +325,18 @@ mod tests {
             }
             assert_eq!(s.finish(), whole, "chunks of {size}");
         }
+    }
+
+    #[test]
+    fn a_page_of_many_records_is_told_at_its_second() {
+        let mut s = Scanner::default();
+        s.feed(br#"{"data":[{"id":"1","tags":["a","b"],"x":{"y":[1,2]}}"#);
+        assert!(!s.many(), "arrays inside a record do not count");
+        s.feed(br#",{"id":"2"}]}"#);
+        assert!(s.many());
+        let mut one = Scanner::default();
+        one.feed(br#"{"resources":[{"id":"1"}],"meta":{"n":1}}"#);
+        assert!(!one.many());
     }
 
     #[test]
