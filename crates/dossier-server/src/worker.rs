@@ -565,7 +565,8 @@ impl Poller<'_> {
     }
 
     /// What the connector shows for a failed request; a response over the size cap at one
-    /// record per page says that the record alone is, which only a larger cap mends.
+    /// record per page that the source could not read past (it did not outline one record
+    /// with an id) says that the record alone is over the cap, which only a larger cap mends.
     fn reason(&self, e: &Failure) -> String {
         let reason = failure_reason(e, self.expires, Utc::now());
         if e.kind == FailureKind::TooLarge && self.checkpoint.window(&self.policy).limit == 1 {

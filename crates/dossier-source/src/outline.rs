@@ -242,8 +242,11 @@ impl Scanner {
         }
     }
 
-    /// A number or a literal ended.
+    /// A number or a literal ended; `null` is no value.
     fn scalar(&mut self, raw: &[u8]) {
+        if raw == b"null" {
+            return;
+        }
         let text = String::from_utf8_lossy(raw).into_owned();
         self.keep(|| text);
     }
@@ -291,7 +294,7 @@ mod tests {
     #[test]
     fn short_values_near_the_top_are_kept_by_pointer() {
         let body = br#"{"data":[{"id":"42","threatInfo":{"updatedAt":"2025-01-02T03:04:05Z",
-            "deep":{"er":"x"},"big":"LONG"},"n":-1.5e3,"t":true,"a/b":"\u00e9\"q\ud800"}],
+            "deep":{"er":"x"},"big":"LONG"},"n":-1.5e3,"t":true,"z":null,"a/b":"\u00e9\"q\ud800"}],
             "pagination":{"nextCursor":"abc","totalItems":7}}"#;
         let big = "y".repeat(MAX_VALUE + 10);
         let body = String::from_utf8_lossy(body).replace("LONG", &big);
@@ -306,6 +309,7 @@ mod tests {
         assert_eq!(o.get("/data/0/threatInfo/big"), None, "too long");
         assert_eq!(o.get("/data/0/n"), Some("-1.5e3"));
         assert_eq!(o.get("/data/0/t"), Some("true"));
+        assert_eq!(o.get("/data/0/z"), None, "null is no value");
         assert_eq!(o.get("/data/0/a~1b"), Some("é\"q\u{FFFD}"));
         assert_eq!(o.get("/pagination/nextCursor"), Some("abc"));
         assert_eq!(o.get("/pagination/totalItems"), Some("7"));

@@ -376,3 +376,40 @@ async fn crowdstrike_a_single_alert_over_the_cap_is_reported_and_read_past() {
     })
     .await;
 }
+
+/// A single threat over the cap that cannot be named (its id is null) cannot be read past:
+/// the connector says so, in error, having read every threat before it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_single_threat_over_the_cap_without_an_id_is_shown_on_the_connector() {
+    let (app, admin) = app(None).await;
+    let now = chrono::Utc::now();
+    app.tenant.generate_history(
+        10,
+        now - chrono::Duration::days(2),
+        now - chrono::Duration::hours(2),
+    );
+    let before = app.tenant.threat_count();
+    let mut t = app.tenant.threat(&app.tenant.all_ids()[0]).unwrap();
+    t["id"] = json!("1900000000000000009");
+    t["threatInfo"]["threatId"] = json!("1900000000000000009");
+    let later =
+        (now - chrono::Duration::hours(1)).to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+    t["threatInfo"]["createdAt"] = json!(later);
+    t["threatInfo"]["updatedAt"] = json!(later);
+    t["threatInfo"]["largeField"] = json!(MARK);
+    app.tenant.put_threat(&t).unwrap();
+    app.tenant
+        .rewrite_served(MARK, &"x".repeat(5 * 1024 * 1024));
+    app.tenant.rewrite_served("\"1900000000000000009\"", "null");
+    let path = app.connector_path(&admin).await;
+    app.until(60, || async {
+        let c = app.call("GET", &path, Some(&admin), None).await.1;
+        c["status"] == "error"
+            && c["status_detail"]
+                .as_str()
+                .is_some_and(|d| d.contains("a single threat is larger than that"))
+    })
+    .await;
+    app.until(30, || async { created(&app, &admin).await.len() == before })
+        .await;
+}
