@@ -99,3 +99,37 @@ async fn a_timeout_counts_as_an_error_even_when_its_retry_succeeds() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backlog_that_keeps_growing_reads_slow_until_the_walk_ends() {
+    let app = spawn_app_with(0, |c| {
+        c.slow_page_after = Duration::from_secs(60);
+        c.slow_backlog_after = Duration::from_secs(1);
+        c.poll_policy.page_size = 2;
+        c.request_timeout = Duration::from_secs(10);
+    })
+    .await;
+    // Forty threats within 40 ms an hour ago, two a page at 150 ms a page: each page moves
+    // the walk on by a millisecond while the clock moves on by far more.
+    let at = chrono::Utc::now() - chrono::Duration::hours(1);
+    app.tenant
+        .generate_history(40, at, at + chrono::Duration::milliseconds(40));
+    app.tenant
+        .push_faults((0..20).map(|_| Fault::Slow(Duration::from_millis(150))));
+    let (admin, path) = app.admin_with_connector().await;
+    app.until(30, || async {
+        let c = connector(&app, &admin, &path).await;
+        c["status"] == "connected"
+            && c["status_detail"].as_str().is_some_and(|d| {
+                d.starts_with("slow: ") && d.ends_with("min behind and falling further behind")
+            })
+    })
+    .await;
+    app.until(30, || async {
+        let c = connector(&app, &admin, &path).await;
+        c["health"]["threats"].as_u64() == Some(40) && c["status_detail"].is_null()
+    })
+    .await;
+    let warned = app.events(&admin, "connector_warning", 10).await;
+    assert_eq!(warned.len(), 1, "{warned:?}");
+}
