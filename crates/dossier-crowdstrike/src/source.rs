@@ -309,6 +309,7 @@ impl Falcon {
         Ok(Page {
             records: page.records,
             next_cursor: page.next_cursor,
+            unreadable: page.unreadable,
         })
     }
 }

@@ -10,7 +10,7 @@ use dossier_source::http;
 use dossier_source::{
     only_fields, parse_tenant_url, secret_field, text_field, Config, Configured, Connection,
     Environment, Failure, FailureKind, Field, Labels, Page, RetryObserver, Settings, Source,
-    Stored, Window,
+    Stored, Unreadable, Window,
 };
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -221,7 +221,11 @@ impl Source for Defender {
         cfg.retry_cap = env.retry_cap;
         cfg.max_body_bytes = env.max_body_bytes;
         cfg.refuse_internal_addresses = env.refuse_internal_addresses;
-        cfg.on_retry = on_retry.map(|told| http::tell_worker(told, ClientError::human_reason));
+        cfg.on_retry = on_retry.map(|told| {
+            http::tell_worker(told, ClientError::human_reason, |e| {
+                matches!(e, ClientError::Timeout)
+            })
+        });
         let client = Client::new(cfg).map_err(|e| failure(&e))?;
         Ok(Arc::new(DefenderConnection::new(client)))
     }
@@ -231,10 +235,7 @@ impl Source for Defender {
     }
 
     fn identity(&self) -> dossier_source::RecordIdentity {
-        dossier_source::RecordIdentity {
-            id: "/id",
-            updated: "/lastUpdateDateTime",
-        }
+        IDENTITY
     }
 
     fn remap_stored(&self, raw: &str) -> Option<Incident> {
@@ -307,6 +308,12 @@ pub fn graph_verdict(v: Verdict) -> Value {
     }
 }
 
+/// Where an alert says its id and its update time.
+const IDENTITY: dossier_source::RecordIdentity = dossier_source::RecordIdentity {
+    id: "/id",
+    updated: "/lastUpdateDateTime",
+};
+
 /// A connector's link to its tenant's alerts.
 #[derive(Debug, Clone)]
 pub struct DefenderConnection {
@@ -357,6 +364,40 @@ fn next_cursor(page: &AlertsPage, top: u32) -> Option<Cursor> {
     }
 }
 
+/// A page of one alert over the size cap: the alert is named from the response's outline and
+/// read past as [`next_cursor`] would go past a page of that one alert (Graph's next link, else
+/// just after its update time); a response that does not outline one alert with its update
+/// time, or that leads back to the page just asked for, stays the failure it was.
+fn over_the_cap(
+    asked: Option<&Cursor>,
+    limit: u64,
+    outline: &dossier_source::outline::Outline,
+) -> Result<Page, Failure> {
+    let skipped = Unreadable::over_the_cap(outline, "/value", &IDENTITY, limit);
+    let stamp = skipped
+        .as_ref()
+        .and_then(|u| dossier_domain::time::parse_lenient(&u.key.updated));
+    let link = outline
+        .get("/@odata.nextLink")
+        .filter(|l| !l.trim().is_empty());
+    let next = match (link, stamp) {
+        (Some(link), _) => Some(Cursor::Link(link.to_owned())),
+        (None, Some(at)) => Some(Cursor::From(Bound::After(at))),
+        (None, None) => None,
+    };
+    match (skipped, next) {
+        (Some(skipped), Some(next)) if Some(&next) != asked => Ok(Page {
+            records: Vec::new(),
+            next_cursor: Some(next.encode()),
+            unreadable: vec![skipped],
+        }),
+        _ => Err(failure(&ClientError::TooLarge {
+            limit,
+            outline: Box::default(),
+        })),
+    }
+}
+
 #[async_trait]
 impl Connection for DefenderConnection {
     async fn fetch(&self, window: &Window) -> Result<Page, Failure> {
@@ -372,7 +413,7 @@ impl Connection for DefenderConnection {
             })?),
             None => None,
         };
-        let page = match &cursor {
+        let fetched = match &cursor {
             Some(Cursor::Link(link)) => self.client.alerts_link(link).await,
             Some(Cursor::From(bound)) => {
                 let q = AlertQuery {
@@ -388,8 +429,14 @@ impl Connection for DefenderConnection {
                 };
                 self.client.alerts(&q).await
             }
-        }
-        .map_err(|e| failure(&e))?;
+        };
+        let page = match fetched {
+            Ok(page) => page,
+            Err(ClientError::TooLarge { limit, outline }) if top == 1 => {
+                return over_the_cap(cursor.as_ref(), limit, &outline);
+            }
+            Err(e) => return Err(failure(&e)),
+        };
         let next = next_cursor(&page, top);
         if next.is_some() && next == cursor {
             return Err(failure(&ClientError::BadResponse(
@@ -399,6 +446,7 @@ impl Connection for DefenderConnection {
         Ok(Page {
             records: page.alerts,
             next_cursor: next.map(|c| c.encode()),
+            unreadable: Vec::new(),
         })
     }
 
@@ -561,7 +609,10 @@ mod tests {
         };
         assert_eq!(failure(&forbidden).kind, FailureKind::PermissionDenied);
         assert_eq!(failure(&ClientError::Timeout).kind, FailureKind::Other);
-        let big = ClientError::TooLarge { limit: 1 };
+        let big = ClientError::TooLarge {
+            limit: 1,
+            outline: Box::default(),
+        };
         assert_eq!(failure(&big).kind, FailureKind::TooLarge, "smaller pages");
         let bad = ClientError::Rejected {
             status: 400,

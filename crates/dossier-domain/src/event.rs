@@ -14,10 +14,11 @@ pub enum EventType {
     StoryUpdated,
     /// A connector went into `error` (only when it tracks errors).
     ConnectorError,
-    /// A connector's token expires soon (only when it tracks errors).
+    /// A connector's token expires soon, or its tenant turned slow (only when it tracks
+    /// errors).
     ConnectorWarning,
     /// A record from a connector could not be read (no id, an id with surrounding whitespace,
-    /// no timestamp, over the size cap): reported whether or not the connector tracks errors,
+    /// no timestamp, over the size cap on its own): reported whether or not the connector tracks errors,
     /// since a threat must never be dropped in silence.
     IncidentUnreadable,
 }

@@ -10,7 +10,7 @@ use dossier_source::http;
 use dossier_source::{
     only_fields, parse_tenant_url, secret_field, text_field, Config, Configured, Connection,
     Environment, Failure, FailureKind, Field, Labels, Outcome, Page, ResponseAction, ResponseScope,
-    RetryObserver, Settings, Source, Stored, Target, VendorNotes, Window,
+    RetryObserver, Settings, Source, Stored, Target, Unreadable, VendorNotes, Window,
 };
 use serde_json::value::RawValue;
 
@@ -149,7 +149,11 @@ impl Source for SentinelOne {
         cfg.backoff_cap = env.retry_cap;
         cfg.max_body_bytes = env.max_body_bytes;
         cfg.refuse_internal_addresses = env.refuse_internal_addresses;
-        cfg.on_retry = on_retry.map(|told| http::tell_worker(told, ClientError::human_reason));
+        cfg.on_retry = on_retry.map(|told| {
+            http::tell_worker(told, ClientError::human_reason, |e| {
+                matches!(e, ClientError::Timeout)
+            })
+        });
         let client = Client::new(cfg).map_err(|e| failure(&e))?;
         Ok(Arc::new(Tenant { client }))
     }
@@ -159,10 +163,7 @@ impl Source for SentinelOne {
     }
 
     fn identity(&self) -> dossier_source::RecordIdentity {
-        dossier_source::RecordIdentity {
-            id: "/id",
-            updated: "/threatInfo/updatedAt",
-        }
+        IDENTITY
     }
 
     fn remap_stored(&self, raw: &str) -> Option<Incident> {
@@ -182,6 +183,40 @@ impl Source for SentinelOne {
     }
 }
 
+/// A page of one threat over the size cap: the threat is named from the response's outline
+/// and read past with the page's cursor; a response that does not outline one threat, or
+/// whose cursor is the one asked with, stays the failure it was.
+fn over_the_cap(
+    window: &Window,
+    limit: u64,
+    outline: &dossier_source::outline::Outline,
+) -> Result<Page, Failure> {
+    let next_cursor = outline
+        .get("/pagination/nextCursor")
+        .map(str::trim)
+        .filter(|c| !c.is_empty() && *c != "null")
+        .map(str::to_owned);
+    let skipped = Unreadable::over_the_cap(outline, "/data", &IDENTITY, limit)
+        .filter(|_| next_cursor.is_none() || next_cursor != window.cursor);
+    let Some(skipped) = skipped else {
+        return Err(failure(&ClientError::TooLarge {
+            limit,
+            outline: Box::default(),
+        }));
+    };
+    Ok(Page {
+        records: Vec::new(),
+        next_cursor,
+        unreadable: vec![skipped],
+    })
+}
+
+/// Where a threat says its id and its update time.
+const IDENTITY: dossier_source::RecordIdentity = dossier_source::RecordIdentity {
+    id: "/id",
+    updated: "/threatInfo/updatedAt",
+};
+
 /// A connector's link to its SentinelOne tenant.
 struct Tenant {
     client: Client,
@@ -190,14 +225,17 @@ struct Tenant {
 #[async_trait]
 impl Connection for Tenant {
     async fn fetch(&self, window: &Window) -> Result<Page, Failure> {
-        let page = self
-            .client
-            .threats_page(&threat_query(window))
-            .await
-            .map_err(|e| failure(&e))?;
+        let page = match self.client.threats_page(&threat_query(window)).await {
+            Ok(page) => page,
+            Err(ClientError::TooLarge { limit, outline }) if window.limit == 1 => {
+                return over_the_cap(window, limit, &outline);
+            }
+            Err(e) => return Err(failure(&e)),
+        };
         Ok(Page {
             records: page.threats,
             next_cursor: page.next_cursor,
+            unreadable: Vec::new(),
         })
     }
 
@@ -390,7 +428,10 @@ mod tests {
         };
         assert_eq!(failure(&gone).kind, FailureKind::Other);
         assert!(!failure(&ClientError::Timeout).needs_operator());
-        let big = ClientError::TooLarge { limit: 1 };
+        let big = ClientError::TooLarge {
+            limit: 1,
+            outline: Box::default(),
+        };
         assert_eq!(failure(&big).kind, FailureKind::TooLarge, "smaller pages");
     }
 

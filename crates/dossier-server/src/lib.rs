@@ -52,6 +52,12 @@ pub struct ServerConfig {
     /// (in error, saying a retry is under way) before the client gives up: a tenant that stops
     /// answering is seen after one request timeout, not after every retry.
     pub retry_shown_after: Duration,
+    /// A page that takes longer than this to come (retries included) shows the connector
+    /// slow: `connected`, with "slow: pages take 12 s" (and how far behind it is).
+    pub slow_page_after: Duration,
+    /// A backlog (how far the walk under way is behind the clock) that has kept growing this
+    /// long shows the connector slow likewise.
+    pub slow_backlog_after: Duration,
     /// Largest tenant response accepted.
     pub max_body_bytes: u64,
     pub poll_policy: PollPolicy,
@@ -92,6 +98,8 @@ impl Default for ServerConfig {
             retry_base: Duration::from_secs(1),
             retry_cap: Duration::from_secs(60),
             retry_shown_after: Duration::from_secs(10),
+            slow_page_after: Duration::from_secs(10),
+            slow_backlog_after: Duration::from_secs(300),
             max_body_bytes: 64 * 1024 * 1024,
             poll_policy: PollPolicy::default(),
             correlation: Policy::default(),

@@ -24,6 +24,7 @@ use crate::recent::Recent;
 use crate::AppState;
 
 mod health;
+mod pace;
 
 use health::{check_expiry, failure_reason, token_expiry, Health};
 
@@ -205,10 +206,11 @@ async fn timed_fetch(
 ) -> Result<Page, Failure> {
     let started = std::time::Instant::now();
     let fetched = health.watch(conn.fetch(window)).await;
-    state
-        .metrics
-        .fetch_seconds
-        .inc_by(started.elapsed().as_secs_f64());
+    let took = started.elapsed();
+    state.metrics.fetch_seconds.inc_by(took.as_secs_f64());
+    if fetched.is_ok() {
+        health.pace.page(took);
+    }
     fetched
 }
 
@@ -294,6 +296,7 @@ struct Poller<'a> {
 
 async fn run_connector(state: AppState, rec: ConnectorRecord, mut shutdown: watch::Receiver<bool>) {
     let (told, retries) = watch::channel(None);
+    let timeouts = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let mut health = Health {
         state: &state,
         rec: &rec,
@@ -301,8 +304,17 @@ async fn run_connector(state: AppState, rec: ConnectorRecord, mut shutdown: watc
         retries,
         retry_shown: false,
         lost: std::sync::atomic::AtomicBool::new(false),
+        timeouts: Arc::clone(&timeouts),
+        pace: pace::Pace::new(
+            state.config.slow_page_after,
+            state.config.slow_backlog_after,
+        ),
+        slow: None,
     };
     let on_retry: RetryObserver = Arc::new(move |r: &Retrying| {
+        if r.timed_out {
+            timeouts.fetch_add(1, Ordering::Relaxed);
+        }
         told.send_replace(Some(r.clone()));
     });
     let connected = state
@@ -433,7 +445,8 @@ impl Poller<'_> {
             token_expires_at: Some(self.expires),
             ..HealthUpdate::default()
         };
-        let detail = self.unreadable_reason(&self.checkpoint);
+        self.pace(&self.checkpoint.clone()).await;
+        let detail = self.detail(&self.checkpoint);
         self.health.connected(update, detail).await;
         self.backoff.reset();
         Some(first_page)
@@ -552,7 +565,8 @@ impl Poller<'_> {
     }
 
     /// What the connector shows for a failed request; a response over the size cap at one
-    /// record per page says that the record alone is, which only a larger cap mends.
+    /// record per page that the source could not read past (it did not outline one record
+    /// with an id) says that the record alone is over the cap, which only a larger cap mends.
     fn reason(&self, e: &Failure) -> String {
         let reason = failure_reason(e, self.expires, Utc::now());
         if e.kind == FailureKind::TooLarge && self.checkpoint.window(&self.policy).limit == 1 {
@@ -611,8 +625,14 @@ impl Poller<'_> {
             story_id: None,
             incident_id: u.has_id.then(|| u.key.id.clone()),
             message: format!(
-                "a {record_name} from connector {} could not be read: {}",
-                self.rec.name, u.reason
+                "{} {record_name} from connector {} could not be read: {}",
+                if record_name.starts_with(['a', 'e', 'i', 'o', 'u']) {
+                    "an"
+                } else {
+                    "a"
+                },
+                self.rec.name,
+                u.reason
             ),
             data: serde_json::json!({
                 "record_id": u.has_id.then_some(&u.key.id),
@@ -622,9 +642,49 @@ impl Poller<'_> {
         });
     }
 
-    /// What the status says while records of `checkpoint` could not be read.
-    fn unreadable_reason(&self, checkpoint: &Checkpoint) -> Option<String> {
-        checkpoint.unreadable_reason(self.source.labels().record_name)
+    /// What the status says while connected: that records of `checkpoint` could not be
+    /// read, that the tenant is slow, or both.
+    fn detail(&self, checkpoint: &Checkpoint) -> Option<String> {
+        let unreadable = checkpoint.unreadable_reason(self.source.labels().record_name);
+        match (unreadable, self.health.slow.clone()) {
+            (Some(u), Some(s)) => Some(format!("{u}; {s}")),
+            (u, s) => u.or(s),
+        }
+    }
+
+    /// Takes the walk's backlog after a page (`next` is the checkpoint after it) into the
+    /// pace, and returns whether the slow reason changed since it was shown. A connector that
+    /// turns slow is logged, and recorded as an event when it tracks errors.
+    async fn pace(&mut self, next: &Checkpoint) -> bool {
+        let now = std::time::Instant::now();
+        let behind = if next.walk_in_progress() {
+            next.high_water.map(|h| Utc::now() - h)
+        } else {
+            None
+        };
+        self.health.pace.backlog(behind, now);
+        let reason = self.health.pace.reason(now);
+        if reason == self.health.slow {
+            return false;
+        }
+        match (&reason, &self.health.slow) {
+            (Some(r), None) => {
+                tracing::warn!(connector_id = %self.rec.id, reason = %r, "connector is slow");
+                if self.rec.track_errors {
+                    let text = format!("connector {} is {r}", self.rec.name);
+                    let data = serde_json::json!({ "reason": r });
+                    self.health
+                        .event(EventType::ConnectorWarning, text, data)
+                        .await;
+                }
+            }
+            (None, Some(_)) => {
+                tracing::info!(connector_id = %self.rec.id, "connector keeps up with its tenant again");
+            }
+            _ => {}
+        }
+        self.health.slow = reason;
+        true
     }
 
     /// Maps a page's records into the batch, leaving out those committed already, and returns
@@ -653,6 +713,14 @@ impl Poller<'_> {
                 }
             }
         }
+        // Records the source could not give at all (one alone over the size cap): reported
+        // like those that do not map, and read past, their update time moving the walk on as
+        // theirs would have.
+        for u in std::mem::take(&mut page.unreadable) {
+            let updated = dossier_domain::time::parse_lenient(&u.key.updated);
+            page_max = page_max.max(updated.and_then(|t| credible_updated_at(t, read_at)));
+            self.unreadable(&u);
+        }
         self.state
             .metrics
             .map_seconds
@@ -673,11 +741,17 @@ impl Poller<'_> {
         );
         // A page read whole at a reduced size: the next asks for twice as many.
         next.larger_pages(&self.policy);
+        let pace_changed = self.pace(&next).await;
         if self.hold(&next, before) {
             self.checkpoint = next;
             return Flow::Next;
         }
         if self.idle(&next) {
+            if pace_changed {
+                // Not written with a commit: shown now.
+                let detail = self.detail(&next);
+                self.health.connected(HealthUpdate::default(), detail).await;
+            }
             self.unwritten_polls += 1;
             self.last_poll_at = Utc::now();
             self.checkpoint = next;
@@ -754,7 +828,7 @@ impl Poller<'_> {
             return Flow::Quit;
         };
         ingest.events = std::mem::take(&mut self.reported);
-        ingest.status_detail = self.unreadable_reason(&next);
+        ingest.status_detail = self.detail(&next);
         if !ingest.incidents.is_empty() {
             ingest.shared_with = shared_with(state, self.rec).await;
         }
@@ -791,7 +865,7 @@ impl Poller<'_> {
                 match (&self.prefetched, self.health.retry_shown) {
                     (Some(Err(_)), true) => {}
                     (Some(Ok(_)), true) => {
-                        let detail = self.unreadable_reason(&self.durable);
+                        let detail = self.detail(&self.durable);
                         self.health.connected(HealthUpdate::default(), detail).await;
                     }
                     _ => self.health.status = "connected".into(),

@@ -20,6 +20,7 @@ use reqwest::Response;
 use tokio::time::Instant;
 use url::{Host, Url};
 
+use crate::outline::{Outline, Scanner};
 use crate::{RetryObserver, Retrying};
 
 /// Resolves with the system resolver and keeps only the addresses the address guard
@@ -251,10 +252,11 @@ impl<E> ClientRetrying<E> {
 pub type ClientRetryObserver<E> = Arc<dyn Fn(&ClientRetrying<E>) + Send + Sync>;
 
 /// A client's observer that tells the worker's `told` of each retry, the error in an
-/// operator's words (`reason`).
+/// operator's words (`reason`) and whether it was a timeout (`timed_out`).
 pub fn tell_worker<E: 'static>(
     told: RetryObserver,
     reason: fn(&E) -> String,
+    timed_out: fn(&E) -> bool,
 ) -> ClientRetryObserver<E> {
     Arc::new(move |r: &ClientRetrying<E>| {
         told(&Retrying {
@@ -262,6 +264,7 @@ pub fn tell_worker<E: 'static>(
             retry: r.retry,
             of: r.of,
             failing_for: r.failing_for,
+            timed_out: timed_out(&r.error),
         });
     })
 }
@@ -313,33 +316,74 @@ impl TokenCache {
 /// Why a body could not be read.
 #[derive(Debug)]
 pub enum BodyError {
-    /// It is (or says it is) larger than the limit.
-    TooLarge { limit: u64 },
+    /// It is (or says it is) larger than the limit; `outline` holds its short values, from a
+    /// scan of the rest as it streamed past ([`Outline`]), for a source to name the record
+    /// of a page of one and go past it.
+    TooLarge { limit: u64, outline: Box<Outline> },
     /// The connection failed while it came.
     Transport(reqwest::Error),
 }
 
-/// Reads the body chunk by chunk (decompressed), giving up as soon as it passes `limit`.
+/// How far past the limit a body is scanned for its outline, at least: a larger one leaves
+/// its outline incomplete.
+const SCAN_AT_LEAST: u64 = 64 << 20;
+
+/// Reads the body chunk by chunk (decompressed), giving up keeping it as soon as it passes
+/// `limit`: the rest is only scanned for its outline (up to four times the limit, and only
+/// while it holds one record: a page of more stops at its second), then dropped.
 ///
 /// # Errors
 /// [`BodyError::TooLarge`] past `limit`; [`BodyError::Transport`] when the body stops coming.
 pub async fn read_body(resp: Response, limit: u64) -> Result<Vec<u8>, BodyError> {
-    if resp.content_length().is_some_and(|n| n > limit) {
-        return Err(BodyError::TooLarge { limit });
-    }
+    let scan_max = limit.saturating_mul(4).max(SCAN_AT_LEAST);
+    let declared = resp.content_length();
     // Sized once for a page of a thousand records (megabytes), rather than regrown and copied
     // as it arrives; a declared size is only trusted that far before the bytes come.
-    let capacity = resp.content_length().unwrap_or(0).min(limit).min(16 << 20);
+    let capacity = declared.unwrap_or(0).min(limit).min(16 << 20);
     let mut body = Vec::with_capacity(usize::try_from(capacity).unwrap_or(0));
     let mut stream = resp.bytes_stream();
+    let mut scanner: Option<Scanner> = None;
+    if declared.is_some_and(|n| n > limit) {
+        if declared.is_some_and(|n| n > scan_max) {
+            return Err(too_large(limit, Scanner::default()));
+        }
+        scanner = Some(Scanner::default());
+    }
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(BodyError::Transport)?;
+        if let Some(s) = scanner.as_mut() {
+            s.feed(&chunk);
+            // A page of many records names none of them: asked for again with fewer, at
+            // once, rather than read to its end.
+            if s.bytes() > scan_max || s.many() {
+                break;
+            }
+            continue;
+        }
         if u64::try_from(body.len() + chunk.len()).unwrap_or(u64::MAX) > limit {
-            return Err(BodyError::TooLarge { limit });
+            let mut s = Scanner::default();
+            s.feed(&body);
+            s.feed(&chunk);
+            body = Vec::new();
+            if s.many() {
+                return Err(too_large(limit, s));
+            }
+            scanner = Some(s);
+            continue;
         }
         body.extend_from_slice(&chunk);
     }
-    Ok(body)
+    match scanner {
+        Some(s) => Err(too_large(limit, s)),
+        None => Ok(body),
+    }
+}
+
+fn too_large(limit: u64, scanned: Scanner) -> BodyError {
+    BodyError::TooLarge {
+        limit,
+        outline: Box::new(scanned.finish()),
+    }
 }
 
 /// The error and its sources, joined; repeated messages (hyper wraps a lot) dropped.
@@ -455,6 +499,57 @@ mod tests {
         let err = resolve("169.254.169.254", true).await.unwrap_err();
         assert!(err.contains("even with --allow-private-tenants"), "{err}");
         assert!(resolve("::ffff:169.254.169.254", true).await.is_err());
+    }
+
+    /// A response of `body`, its size known beforehand (`declared`) or streamed in chunks of
+    /// 1,000 bytes without one.
+    fn response(body: &str, declared: bool) -> Response {
+        if declared {
+            return Response::from(::http::Response::new(body.to_owned()));
+        }
+        let chunks: Vec<Result<Vec<u8>, std::io::Error>> = body
+            .as_bytes()
+            .chunks(1000)
+            .map(|c| Ok(c.to_vec()))
+            .collect();
+        let streamed = reqwest::Body::wrap_stream(futures_util::stream::iter(chunks));
+        Response::from(::http::Response::new(streamed))
+    }
+
+    /// A body over the limit is not kept, but scanned for its outline when it holds one
+    /// record, and given up at its second record otherwise.
+    #[tokio::test]
+    async fn a_body_over_the_limit_is_outlined_not_kept() {
+        let pad = "x".repeat(10_000);
+        let one = format!(
+            r#"{{"data":[{{"id":"7","pad":"{pad}","t":{{"u":"2025-01-01T00:00:00Z"}}}}],"pagination":{{"nextCursor":"n"}}}}"#
+        );
+        let many = format!(r#"{{"data":[{{"id":"7","pad":"{pad}"}},{{"id":"8"}}],"z":"end"}}"#);
+        for declared in [true, false] {
+            assert_eq!(
+                response(&one, declared).content_length().is_some(),
+                declared
+            );
+            let Err(BodyError::TooLarge { limit, outline }) =
+                read_body(response(&one, declared), 1024).await
+            else {
+                panic!("over the limit");
+            };
+            assert_eq!(limit, 1024);
+            assert!(outline.complete);
+            assert_eq!(outline.get("/data/0/id"), Some("7"));
+            assert_eq!(outline.get("/data/0/t/u"), Some("2025-01-01T00:00:00Z"));
+            assert_eq!(outline.get("/pagination/nextCursor"), Some("n"));
+            let Err(BodyError::TooLarge { outline, .. }) =
+                read_body(response(&many, declared), 1024).await
+            else {
+                panic!("over the limit");
+            };
+            assert!(!outline.complete, "given up at the second record");
+            assert_eq!(outline.get("/z"), None);
+        }
+        let small = read_body(response(r#"{"data":[]}"#, true), 1024).await;
+        assert_eq!(small.ok().as_deref(), Some(&br#"{"data":[]}"#[..]));
     }
 
     #[test]

@@ -10,6 +10,7 @@
 pub mod checkpoint;
 pub mod http;
 pub mod mapping;
+pub mod outline;
 pub mod unreadable;
 
 use std::sync::Arc;
@@ -26,7 +27,7 @@ use url::Url;
 pub use checkpoint::{
     credible_updated_at, BackfillProgress, Checkpoint, PollPolicy, Window, MAX_PAGE_SIZE,
 };
-pub use unreadable::{RecordIdentity, Unreadable, UnreadableKey};
+pub use unreadable::{too_large_reason, RecordIdentity, Unreadable, UnreadableKey};
 
 /// What the worker does about a failed call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,6 +85,9 @@ pub struct Retrying {
     pub of: u32,
     /// How long the call has been going on, its first try included.
     pub failing_for: Duration,
+    /// The try timed out: it counts in the connector's error figures even when a retry then
+    /// succeeds, since a tenant that answers only on a second try is a slow one.
+    pub timed_out: bool,
 }
 
 /// Told of each retry before the client waits for it; it runs inside the call, so it must
@@ -96,6 +100,10 @@ pub struct Page {
     pub records: Vec<Box<RawValue>>,
     /// The walk's next page, if there is one.
     pub next_cursor: Option<String>,
+    /// Records the producer sent that could not be given at all (the one record of a page
+    /// over the size cap, [`Unreadable::over_the_cap`]): reported and passed over like a
+    /// record that does not map, its update time counting towards the walk's.
+    pub unreadable: Vec<Unreadable>,
 }
 
 /// How the deployment lets a source reach tenants.

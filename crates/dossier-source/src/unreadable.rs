@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::Checkpoint;
 use crate::mapping::{bound, lossy_surrogates, NAME_MAX};
+use crate::outline::Outline;
 
 /// Where a producer's record says its id and its update time, as JSON pointers
 /// (`/threatInfo/updatedAt`), to name a record that cannot be mapped.
@@ -97,6 +98,50 @@ impl Unreadable {
     }
 }
 
+impl Unreadable {
+    /// Names the one record of a response over the size cap (`limit`), from the response's
+    /// outline, where the page holds its records at `records` (`/data`): skipped and reported
+    /// like a record that does not map, so that it never stops the walk. `None` unless the
+    /// response was scanned whole and held exactly one record with an id: a source then
+    /// cannot tell what it would skip, and the response stays a failure.
+    #[must_use]
+    pub fn over_the_cap(
+        outline: &Outline,
+        records: &str,
+        identity: &RecordIdentity,
+        limit: u64,
+    ) -> Option<Self> {
+        let first = format!("{records}/0");
+        let second = format!("{records}/1");
+        if !outline.complete || !outline.holds(&first) || outline.holds(&second) {
+            return None;
+        }
+        let at = |pointer: &str| outline.get(&format!("{first}{pointer}")).map(str::to_owned);
+        let id = at(identity.id).filter(|id| !id.is_empty())?;
+        Some(Self::named(
+            Some(id),
+            at(identity.updated),
+            too_large_reason(outline.bytes, limit),
+        ))
+    }
+}
+
+/// Why a record over the size cap was skipped, in an operator's words.
+#[must_use]
+pub fn too_large_reason(bytes: u64, limit: u64) -> String {
+    #[expect(
+        clippy::cast_precision_loss,
+        reason = "sizes shown to a tenth of a MiB"
+    )]
+    let mib = |n: u64| n as f64 / f64::from(1u32 << 20);
+    format!(
+        "it is larger than the size cap on its own (a response of {:.1} MiB, the cap {:.1} MiB); \
+         it is read again when it next changes",
+        mib(bytes),
+        mib(limit)
+    )
+}
+
 impl Checkpoint {
     /// Remembers an unreadable version and returns whether it is news: `false` when this very
     /// version (id and update time) was reported already. A record's earlier version is
@@ -159,6 +204,34 @@ mod tests {
         assert!(u.has_id);
         let n = Unreadable::of(r#"{"id":7}"#, &S1, "bad".into());
         assert_eq!((n.key.id.as_str(), n.key.updated.as_str()), ("7", ""));
+    }
+
+    #[test]
+    fn a_page_of_one_record_over_the_cap_names_it_from_its_outline() {
+        let one = br#"{"data":[{"id":"9","threatInfo":{"updatedAt":"2025-01-01T00:00:00Z"}}],"pagination":{"nextCursor":"c"}}"#;
+        let u = Unreadable::over_the_cap(&Outline::of(one), "/data", &S1, 1 << 20);
+        let u = u.unwrap_or_else(|| Unreadable::named(None, None, String::new()));
+        assert_eq!(
+            (u.key.id.as_str(), u.key.updated.as_str(), u.has_id),
+            ("9", "2025-01-01T00:00:00Z", true)
+        );
+        assert!(
+            u.reason.contains("larger than the size cap"),
+            "{}",
+            u.reason
+        );
+        for (body, why) in [
+            (&br#"{"data":[{"id":"9"},{"id":"10"}]}"#[..], "two records"),
+            (br#"{"data":[{"id":""}]}"#, "no id"),
+            (br#"{"data":[]}"#, "no record"),
+            (br#"{"data":[{"id":"9"}"#, "cut short"),
+        ] {
+            assert_eq!(
+                Unreadable::over_the_cap(&Outline::of(body), "/data", &S1, 1),
+                None,
+                "{why}"
+            );
+        }
     }
 
     #[test]

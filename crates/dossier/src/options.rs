@@ -89,6 +89,16 @@ pub struct ServeOptions {
     #[arg(long, env = "DOSSIER_MAX_CONNECTIONS", default_value_t = 512,
           value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub max_connections: u32,
+    /// Seconds a tenant's page may take to come (retries included) before its connector
+    /// shows as slow: still `connected`, with "slow: pages take 12 s" and how far behind it is.
+    #[arg(long, env = "DOSSIER_SLOW_PAGE_AFTER", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub slow_page_after: u64,
+    /// Seconds a connector's backlog (how far the walk under way is behind the clock) may
+    /// keep growing before the connector shows as slow.
+    #[arg(long, env = "DOSSIER_SLOW_BACKLOG_AFTER", default_value_t = 300,
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub slow_backlog_after: u64,
 }
 
 /// Opens the store the URL names.
@@ -173,6 +183,8 @@ impl ServeOptions {
                 max_connections: self.max_connections as usize,
             },
             trusted_proxies: self.trusted_proxies.clone(),
+            slow_page_after: std::time::Duration::from_secs(self.slow_page_after),
+            slow_backlog_after: std::time::Duration::from_secs(self.slow_backlog_after),
             ..defaults
         })
     }
@@ -271,6 +283,30 @@ mod tests {
             ("--header-read-timeout=0", "--header-read-timeout"),
             ("--idle-timeout=lots", "--idle-timeout"),
             ("--trusted-proxy=proxy.local", "--trusted-proxy"),
+        ] {
+            let err = config(&[bad]).unwrap_err();
+            assert!(err.contains(flag), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn the_slow_tenant_flags_reach_the_server() {
+        let c = config(&[]).unwrap();
+        let defaults = dossier_server::ServerConfig::default();
+        assert_eq!(
+            (c.slow_page_after, c.slow_backlog_after),
+            (defaults.slow_page_after, defaults.slow_backlog_after)
+        );
+        assert_eq!(c.slow_page_after, std::time::Duration::from_secs(10));
+        assert_eq!(c.slow_backlog_after, std::time::Duration::from_secs(300));
+        let c = config(&["--slow-page-after", "3", "--slow-backlog-after", "60"]).unwrap();
+        assert_eq!(c.slow_page_after, std::time::Duration::from_secs(3));
+        assert_eq!(c.slow_backlog_after, std::time::Duration::from_secs(60));
+        for (bad, flag) in [
+            ("--slow-page-after=0", "--slow-page-after"),
+            ("--slow-page-after=soon", "--slow-page-after"),
+            ("--slow-backlog-after=0", "--slow-backlog-after"),
+            ("--slow-backlog-after=86401", "--slow-backlog-after"),
         ] {
             let err = config(&[bad]).unwrap_err();
             assert!(err.contains(flag), "{bad}: {err}");

@@ -57,8 +57,13 @@ pub enum ClientError {
     #[error("unreachable: {0}")]
     Unreachable(String),
     /// The response body exceeded the configured maximum.
+    /// `outline` holds the short values of the whole response, scanned as it streamed past:
+    /// the record of a page of one is named from it and read past.
     #[error("response larger than {limit} bytes")]
-    TooLarge { limit: u64 },
+    TooLarge {
+        limit: u64,
+        outline: Box<dossier_source::outline::Outline>,
+    },
     /// A success status with a body that is not what the endpoint returns.
     #[error("unexpected response: {0}")]
     BadResponse(String),
@@ -130,7 +135,7 @@ impl ClientError {
             }
             ClientError::Tls(e) => format!("TLS failure: {e} — check the base URL and trust roots"),
             ClientError::Unreachable(e) => format!("the Falcon API is unreachable: {e}"),
-            ClientError::TooLarge { limit } => {
+            ClientError::TooLarge { limit, .. } => {
                 format!("the Falcon API sent a response larger than {limit} bytes")
             }
             ClientError::BadResponse(e) => format!(
@@ -212,7 +217,10 @@ mod tests {
                 "CrowdStrike is rate limiting requests — retrying in 7s",
             ),
             (
-                ClientError::TooLarge { limit: 1024 },
+                ClientError::TooLarge {
+                    limit: 1024,
+                    outline: Box::default(),
+                },
                 FailureKind::TooLarge,
                 "the Falcon API sent a response larger than 1024 bytes",
             ),

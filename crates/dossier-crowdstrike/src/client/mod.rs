@@ -60,6 +60,8 @@ pub struct AlertPage {
     /// How many ids the query returned (records of other products are left out).
     pub ids: usize,
     pub next_cursor: Option<String>,
+    /// The one alert of a page of one that was over the size cap, named and read past.
+    pub unreadable: Vec<dossier_source::Unreadable>,
 }
 
 /// A connection to one Falcon cloud. Cheap to clone; clones share the connection pool and
@@ -189,7 +191,15 @@ impl Client {
         for chunk in ids.chunks(MAX_IDS_PER_CALL) {
             // The query asked for endpoint alerts only (`product:'epp'`); one that slips
             // through anyway is refused by the mapping, which the worker counts and logs.
-            records.extend(self.alerts_by_id(chunk).await?);
+            match self.alerts_by_id(chunk).await {
+                Ok(alerts) => records.extend(alerts),
+                // One alert alone over the cap: named by its id (and its update time, from
+                // the outline of the response) and read past.
+                Err(ClientError::TooLarge { limit, outline }) if ids.len() == 1 => {
+                    return Ok(over_the_cap(q, &ids[0], limit, &outline));
+                }
+                Err(e) => return Err(e),
+            }
         }
         // The page's latest update time matters only when the next page must move the walk's
         // bound past the offset ceiling: only then is every alert read for it, rather than
@@ -208,6 +218,7 @@ impl Client {
             records,
             ids: ids.len(),
             next_cursor: q.next(ids.len(), page_max).map(|c| c.encode()),
+            unreadable: Vec::new(),
         })
     }
 
@@ -437,6 +448,35 @@ impl Client {
 }
 
 /// What the client reads of an alert without mapping it: its update time.
+/// The page of the one alert `id`, over the size cap: no record, the alert named as
+/// unreadable, and the walk going on past it as it would past that alert read whole.
+fn over_the_cap(
+    q: &AlertQuery,
+    id: &str,
+    limit: u64,
+    outline: &dossier_source::outline::Outline,
+) -> AlertPage {
+    let updated = outline
+        .get("/resources/0/updated_timestamp")
+        .map(str::to_owned);
+    let now = Utc::now();
+    let page_max = updated
+        .as_deref()
+        .and_then(parse_lenient)
+        .and_then(|t| dossier_source::credible_updated_at(t, now));
+    let skipped = dossier_source::Unreadable::named(
+        Some(id.to_owned()),
+        updated,
+        dossier_source::too_large_reason(outline.bytes, limit),
+    );
+    AlertPage {
+        records: Vec::new(),
+        ids: 1,
+        next_cursor: q.next(1, page_max).map(|c| c.encode()),
+        unreadable: vec![skipped],
+    }
+}
+
 struct Peek {
     updated: Option<DateTime<Utc>>,
 }

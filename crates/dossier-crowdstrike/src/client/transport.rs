@@ -109,6 +109,7 @@ impl Transport {
                     retry: retry.retry,
                     of: retry.of,
                     failing_for: retry.failing_for,
+                    timed_out: matches!(err, ClientError::Timeout),
                 });
             }
             tracing::debug!(
@@ -252,7 +253,9 @@ fn tenant_text(s: &str) -> String {
 /// Reads the body chunk by chunk, giving up as soon as it passes `limit`.
 async fn read_body(resp: Response, limit: u64) -> Result<Vec<u8>, Try> {
     http::read_body(resp, limit).await.map_err(|e| match e {
-        BodyError::TooLarge { limit } => Try::Final(ClientError::TooLarge { limit }.into()),
+        BodyError::TooLarge { limit, outline } => {
+            Try::Final(ClientError::TooLarge { limit, outline }.into())
+        }
         BodyError::Transport(e) => transport_failure(e),
     })
 }

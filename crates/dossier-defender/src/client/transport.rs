@@ -257,7 +257,9 @@ fn first_line(s: &str) -> String {
 /// Reads the body chunk by chunk (decompressed), giving up as soon as it passes `limit`.
 async fn read_body(resp: Response, limit: u64) -> Result<Vec<u8>, Attempt> {
     http::read_body(resp, limit).await.map_err(|e| match e {
-        BodyError::TooLarge { limit } => Attempt::Final(ClientError::TooLarge { limit }),
+        BodyError::TooLarge { limit, outline } => {
+            Attempt::Final(ClientError::TooLarge { limit, outline })
+        }
         BodyError::Transport(e) => transport_failure(e),
     })
 }

@@ -47,8 +47,13 @@ pub enum ClientError {
     #[error("tenant unreachable: {0}")]
     Unreachable(String),
     /// The response body exceeded the configured maximum.
+    /// `outline` holds the short values of the whole response, scanned as it streamed past:
+    /// the record of a page of one is named from it and read past.
     #[error("response larger than {limit} bytes")]
-    TooLarge { limit: u64 },
+    TooLarge {
+        limit: u64,
+        outline: Box<dossier_source::outline::Outline>,
+    },
     /// A success status with a body that is not what the endpoint returns.
     #[error("unexpected response: {0}")]
     BadResponse(String),
@@ -130,7 +135,7 @@ impl ClientError {
                 format!("TLS failure: {e} — check the tenant URL and trust roots")
             }
             ClientError::Unreachable(e) => format!("tenant unreachable: {}", plain_cause(e)),
-            ClientError::TooLarge { limit } => {
+            ClientError::TooLarge { limit, .. } => {
                 format!("the tenant sent a response larger than {limit} bytes")
             }
             ClientError::BadResponse(e) if e.starts_with("response was cut off") => format!(

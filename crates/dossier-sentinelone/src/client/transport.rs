@@ -195,7 +195,9 @@ fn elapsed_ms(since: Instant) -> u64 {
 /// Reads the body chunk by chunk (decompressed), giving up as soon as it passes `limit`.
 async fn read_body(resp: Response, limit: u64) -> Result<Vec<u8>, Failure> {
     http::read_body(resp, limit).await.map_err(|e| match e {
-        BodyError::TooLarge { limit } => Failure::Final(ClientError::TooLarge { limit }),
+        BodyError::TooLarge { limit, outline } => {
+            Failure::Final(ClientError::TooLarge { limit, outline })
+        }
         BodyError::Transport(e) => transport_failure(e),
     })
 }

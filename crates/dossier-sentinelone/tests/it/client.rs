@@ -419,7 +419,10 @@ async fn oversize_bodies_are_refused() {
     let mut cfg = server.config();
     cfg.max_body_bytes = 1024;
     let err = page_with(cfg).await.unwrap_err();
-    assert_eq!(err, ClientError::TooLarge { limit: 1024 });
+    assert!(
+        matches!(err, ClientError::TooLarge { limit: 1024, .. }),
+        "{err:?}"
+    );
 
     // Chunked, without Content-Length: the stream is cut off as it passes the limit.
     let server = serve(|_, _| async {
@@ -430,7 +433,10 @@ async fn oversize_bodies_are_refused() {
     let mut cfg = server.config();
     cfg.max_body_bytes = 4096;
     let err = page_with(cfg).await.unwrap_err();
-    assert_eq!(err, ClientError::TooLarge { limit: 4096 });
+    assert!(
+        matches!(err, ClientError::TooLarge { limit: 4096, .. }),
+        "{err:?}"
+    );
 }
 
 #[tokio::test]

@@ -1,7 +1,8 @@
 //! A connector's health as its worker records it: its status and reason, retries shown while
 //! a call is still being retried, its events, and what the credentials' expiry makes of it.
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use chrono::Utc;
 use dossier_domain::event::EventType;
@@ -10,6 +11,7 @@ use dossier_source::{Connection, Failure, FailureKind, Retrying};
 use dossier_store::{ConnectorRecord, HealthUpdate, NewEvent, StoreError};
 use tokio::sync::watch;
 
+use super::pace::Pace;
 use crate::metrics::Metrics;
 use crate::AppState;
 
@@ -24,6 +26,13 @@ pub(super) struct Health<'a> {
     /// The connector was saved again or deleted since this worker started: what it records is
     /// refused, it records no more events, and it stops at its next turn.
     pub(super) lost: std::sync::atomic::AtomicBool,
+    /// Tries that timed out and were retried, told by the client as they happen and counted
+    /// in the connector's errors when the call ends, whatever its outcome.
+    pub(super) timeouts: Arc<AtomicU64>,
+    /// How the tenant's pages keep pace, and the slow reason last shown (`None` when it keeps
+    /// up).
+    pub(super) pace: Pace,
+    pub(super) slow: Option<String>,
 }
 
 impl Health<'_> {
@@ -36,7 +45,10 @@ impl Health<'_> {
         tokio::pin!(call);
         loop {
             tokio::select! {
-                out = &mut call => return out,
+                out = &mut call => {
+                    self.count_timeouts().await;
+                    return out;
+                }
                 Ok(()) = self.retries.changed() => {
                     let Some(r) = self.retries.borrow_and_update().clone() else { continue };
                     if r.failing_for >= self.state.config.retry_shown_after {
@@ -48,6 +60,22 @@ impl Health<'_> {
                 }
             }
         }
+    }
+
+    /// Counts the tries that timed out during the call just ended in the connector's error
+    /// figures (a retry may have succeeded: the tenant was slow all the same).
+    async fn count_timeouts(&self) {
+        let n = self.timeouts.swap(0, Ordering::Relaxed);
+        if n == 0 {
+            return;
+        }
+        let labels = Metrics::connector(&self.rec.id);
+        self.state.metrics.errors.get_or_create(&labels).inc_by(n);
+        let update = HealthUpdate {
+            errors_inc: n,
+            ..HealthUpdate::default()
+        };
+        self.record(&update, "error count").await;
     }
 
     /// Writes `update` to the connector; a failure is logged (`what` could not be recorded)

@@ -21,6 +21,7 @@ mod producers;
 mod regressions;
 mod respond;
 mod sign_in;
+mod slow;
 mod story_evidence;
 mod tail;
 mod triage;

@@ -169,10 +169,218 @@ async fn crowdstrike_pages_over_the_cap_are_read_in_smaller_pages() {
     every_record_once(&app, &admin, &path, tenant.alert_count()).await;
 }
 
-/// A single threat over the cap cannot be read in a smaller page: the connector says so (it is
-/// not skipped in silence), having read every threat before it.
+/// The stamp of a record's update now, as every producer writes it.
+fn stamp_now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
+/// The record in the middle of `ids` by the update time `stamp` reads: records come after it.
+fn middle(ids: &[String], stamp: impl Fn(&str) -> String) -> String {
+    let mut by_update: Vec<(String, String)> =
+        ids.iter().map(|id| (stamp(id), id.clone())).collect();
+    by_update.sort();
+    by_update[by_update.len() / 2].1.clone()
+}
+
+/// Waits until every record but `huge` is read, once, with `huge` reported as unreadable and
+/// the connector connected saying so; then, once `mend` has made the record small (a later
+/// version), until it is read too and the connector says nothing more.
+async fn read_past_and_mended(
+    app: &App,
+    key: &str,
+    path: &str,
+    all: usize,
+    huge: &str,
+    record_name: &str,
+    mend: impl FnOnce(),
+) {
+    let reason = format!("1 {record_name} could not be read; see events");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
+    loop {
+        let c = app.call("GET", path, Some(key), None).await.1;
+        let n = created(app, key).await.len();
+        let reported = app.events(key, "incident_unreadable", 10).await;
+        if n >= all - 1 && c["status"] == "connected" && c["status_detail"] == reason.as_str() {
+            assert_eq!(reported.len(), 1, "{reported:?}");
+            assert_eq!(reported[0]["incident_id"], huge, "{reported:?}");
+            let message = reported[0]["message"].as_str().unwrap_or_default();
+            assert!(
+                message.contains("larger than the size cap on its own"),
+                "{message}"
+            );
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{n} of {} records read: {c} {reported:?}",
+            all - 1
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let ids = created(app, key).await;
+    assert!(
+        !ids.iter().any(|id| id == huge),
+        "the huge record is not read"
+    );
+    let distinct: std::collections::BTreeSet<&String> = ids.iter().collect();
+    assert_eq!(
+        (ids.len(), distinct.len()),
+        (all - 1, all - 1),
+        "every other once"
+    );
+
+    mend();
+    app.until(60, || async {
+        let c = app.call("GET", path, Some(key), None).await.1;
+        created(app, key).await.iter().any(|id| id == huge)
+            && c["status"] == "connected"
+            && c["status_detail"].is_null()
+    })
+    .await;
+    let ids = created(app, key).await;
+    let distinct: std::collections::BTreeSet<&String> = ids.iter().collect();
+    assert_eq!((ids.len(), distinct.len()), (all, all), "every record once");
+    assert_eq!(
+        app.events(key, "incident_unreadable", 10).await.len(),
+        1,
+        "reported once"
+    );
+}
+
+/// A single threat over the cap is skipped with an event, as an unreadable one is, and every
+/// threat after it is read; a later version that fits is read.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_single_threat_over_the_cap_is_shown_on_the_connector() {
+async fn sentinelone_a_single_threat_over_the_cap_is_reported_and_read_past() {
+    let (app, admin) = app(None).await;
+    let now = chrono::Utc::now();
+    app.tenant.generate_history(
+        20,
+        now - chrono::Duration::days(2),
+        now - chrono::Duration::hours(1),
+    );
+    let tenant = &app.tenant;
+    let huge = middle(&tenant.all_ids(), |id| {
+        tenant.threat(id).unwrap()["threatInfo"]["updatedAt"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    });
+    let mut t = tenant.threat(&huge).unwrap();
+    t["threatInfo"]["largeField"] = json!(MARK);
+    tenant.put_threat(&t).unwrap();
+    tenant.rewrite_served(MARK, &"x".repeat(5 * 1024 * 1024));
+    let path = app.connector_path(&admin).await;
+    let all = tenant.threat_count();
+    read_past_and_mended(&app, &admin, &path, all, &huge, "threat", || {
+        t["threatInfo"]["largeField"] = json!("small");
+        t["threatInfo"]["updatedAt"] = json!(stamp_now());
+        tenant.put_threat(&t).unwrap();
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn defender_a_single_alert_over_the_cap_is_reported_and_read_past() {
+    let mut config = dossier_mdesim::SimConfig::new(5, 20);
+    config.apps = vec![dossier_mdesim::AppSpec::new(
+        CLIENT,
+        SECRET,
+        &[dossier_mdesim::READ_ROLE],
+    )];
+    let tenant = dossier_mdesim::Tenant::new(&config);
+    let now = chrono::Utc::now();
+    tenant.generate_history(
+        30,
+        now - chrono::Duration::days(2),
+        now - chrono::Duration::hours(1),
+    );
+    let endpoint = tenant.endpoint_alert_ids();
+    let huge = middle(&endpoint, |id| {
+        tenant.alert(id).unwrap()["lastUpdateDateTime"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    });
+    let mut a: Value = tenant.alert(&huge).unwrap();
+    a["largeField"] = json!(MARK);
+    tenant.put_alert(&a).unwrap();
+    tenant.rewrite_served(MARK, &"x".repeat(5 * 1024 * 1024));
+    let sim = dossier_mdesim::start(tenant.clone(), "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let (app, admin) = app(Some(sim.ca_pem.clone())).await;
+    let (status, c) = app
+        .call(
+            "POST",
+            "/api/v1/connectors",
+            Some(&admin),
+            Some(json!({
+                "kind": "defender", "name": "MDE", "tenant_id": tenant.tenant_id(),
+                "client_id": CLIENT, "client_secret": SECRET,
+                "graph_url": sim.base_url, "login_url": sim.base_url,
+            })),
+        )
+        .await;
+    assert_eq!(status, 201, "{c}");
+    let path = format!("/api/v1/connectors/{}", c["id"].as_str().unwrap());
+    read_past_and_mended(&app, &admin, &path, endpoint.len(), &huge, "alert", || {
+        a["largeField"] = json!("small");
+        a["lastUpdateDateTime"] = json!(stamp_now());
+        tenant.put_alert(&a).unwrap();
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crowdstrike_a_single_alert_over_the_cap_is_reported_and_read_past() {
+    let config = dossier_cssim::SimConfig::new(5, 20, CLIENT, SECRET);
+    let tenant = dossier_cssim::Tenant::new(&config);
+    let now = chrono::Utc::now();
+    tenant.generate_history(
+        20,
+        now - chrono::Duration::days(2),
+        now - chrono::Duration::hours(1),
+    );
+    // Endpoint alerts only: the source asks for no other product's.
+    let ids: Vec<String> = tenant
+        .ids_by_update()
+        .into_iter()
+        .filter(|id| tenant.alert(id).unwrap()["product"] == "epp")
+        .collect();
+    let huge = ids[ids.len() / 2].clone();
+    let mut a = tenant.alert(&huge).unwrap();
+    a["largeField"] = json!(MARK);
+    tenant.put_alert(a.clone()).unwrap();
+    tenant.rewrite_served(MARK, &"x".repeat(5 * 1024 * 1024));
+    let sim = dossier_cssim::start(tenant.clone(), "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let (app, admin) = app(Some(sim.ca_pem.clone())).await;
+    let (status, c) = app
+        .call(
+            "POST",
+            "/api/v1/connectors",
+            Some(&admin),
+            Some(json!({
+                "kind": "crowdstrike", "name": "Falcon", "base_url": sim.base_url,
+                "client_id": CLIENT, "client_secret": SECRET,
+            })),
+        )
+        .await;
+    assert_eq!(status, 201, "{c}");
+    let path = format!("/api/v1/connectors/{}", c["id"].as_str().unwrap());
+    read_past_and_mended(&app, &admin, &path, ids.len(), &huge, "alert", || {
+        a["largeField"] = json!("small");
+        a["updated_timestamp"] = json!(stamp_now());
+        tenant.put_alert(a).unwrap();
+    })
+    .await;
+}
+
+/// A single threat over the cap that cannot be named (its id is null) cannot be read past:
+/// the connector says so, in error, having read every threat before it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_single_threat_over_the_cap_without_an_id_is_shown_on_the_connector() {
     let (app, admin) = app(None).await;
     let now = chrono::Utc::now();
     app.tenant.generate_history(
@@ -181,8 +389,7 @@ async fn a_single_threat_over_the_cap_is_shown_on_the_connector() {
         now - chrono::Duration::hours(2),
     );
     let before = app.tenant.threat_count();
-    let huge = app.tenant.all_ids()[0].clone();
-    let mut t = app.tenant.threat(&huge).unwrap();
+    let mut t = app.tenant.threat(&app.tenant.all_ids()[0]).unwrap();
     t["id"] = json!("1900000000000000009");
     t["threatInfo"]["threatId"] = json!("1900000000000000009");
     let later =
@@ -193,6 +400,7 @@ async fn a_single_threat_over_the_cap_is_shown_on_the_connector() {
     app.tenant.put_threat(&t).unwrap();
     app.tenant
         .rewrite_served(MARK, &"x".repeat(5 * 1024 * 1024));
+    app.tenant.rewrite_served("\"1900000000000000009\"", "null");
     let path = app.connector_path(&admin).await;
     app.until(60, || async {
         let c = app.call("GET", &path, Some(&admin), None).await.1;
