@@ -66,9 +66,63 @@ struct Inner {
     remap: Remap,
     /// The newest event sequence number committed, told to long-polling readers.
     event_commits: tokio::sync::watch::Sender<u64>,
+    /// Why the database refuses writes, since a write failed so (a full disk, a read-only
+    /// file); cleared by the next write that changes something (see [`Inner::wrote`]).
+    unwritable: Mutex<Option<String>>,
 }
 
 impl Inner {
+    /// Keeps what a write on the writer connection `conn` tells of the database: that it
+    /// refuses writes, and why, or (a write that changed rows and succeeded, so committed)
+    /// that it takes them again. `changes_before` is `conn.total_changes()` before the write:
+    /// a write that changed nothing wrote nothing, and proves nothing.
+    fn wrote<T>(&self, conn: &Connection, changes_before: u64, done: &Result<T>) {
+        let Ok(mut unwritable) = self.unwritable.lock() else {
+            return;
+        };
+        match done {
+            Err(StoreError::Unavailable(reason)) => {
+                if unwritable.as_deref() != Some(reason) {
+                    tracing::error!(%reason, "the database refuses writes");
+                }
+                *unwritable = Some(reason.clone());
+            }
+            Ok(_) if unwritable.is_some() && conn.total_changes() > changes_before => {
+                tracing::info!("the database takes writes again");
+                *unwritable = None;
+            }
+            _ => {}
+        }
+    }
+
+    /// Whether the database takes writes: while a write has failed and none succeeded since,
+    /// a write that changes nothing anyone reads (the schema version, set to what it is) is
+    /// tried, so that the database is seen taking writes again even when nothing else writes.
+    fn writable(&self) -> Result<()> {
+        if self.unwritable.lock().map_err(|_| poisoned())?.is_none() {
+            return Ok(());
+        }
+        let conn = self.writer.lock().map_err(|_| poisoned())?;
+        let changes = conn.total_changes();
+        let probe = conn
+            .execute_batch(&format!(
+                "BEGIN IMMEDIATE; PRAGMA user_version = {}; COMMIT;",
+                MIGRATIONS.len()
+            ))
+            .map_err(StoreError::from);
+        if probe.is_err() && !conn.is_autocommit() {
+            let _ = conn.execute_batch("ROLLBACK");
+        }
+        match &probe {
+            Ok(()) => {
+                tracing::info!("the database takes writes again");
+                *self.unwritable.lock().map_err(|_| poisoned())? = None;
+            }
+            Err(_) => self.wrote(&conn, changes, &probe),
+        }
+        probe
+    }
+
     /// Tells event waiters when the write just done on `conn` committed events. A failure to
     /// read only delays them to their next timed look.
     fn announce_events(&self, conn: &Connection) {
@@ -119,7 +173,9 @@ impl Inner {
             .ok();
         before_lock();
         let mut conn = self.writer.lock().map_err(|_| poisoned())?;
+        let changes = conn.total_changes();
         let committed = ingest::commit_page(&mut conn, &self.remap, page, &prepared, ahead);
+        self.wrote(&conn, changes, &committed);
         self.announce_events(&conn);
         restart_wal_if_large(&conn, &self.wal, WAL_RESTART_BYTES);
         // What the commit worked with is freed once the lock is released.
@@ -190,6 +246,7 @@ impl SqliteStore {
             readers,
             next_reader: AtomicUsize::new(0),
             remap,
+            unwritable: Mutex::new(None),
         });
         spawn_checkpointer(checkpointer, Arc::downgrade(&inner));
         Ok(Self { inner })
@@ -204,7 +261,9 @@ impl SqliteStore {
         let inner = Arc::clone(&self.inner);
         tokio::task::spawn_blocking(move || {
             let mut conn = inner.writer.lock().map_err(|_| poisoned())?;
+            let changes = conn.total_changes();
             let done = f(&mut conn);
+            inner.wrote(&conn, changes, &done);
             inner.announce_events(&conn);
             done
         })
@@ -231,10 +290,21 @@ fn spawn_checkpointer(conn: Connection, store: std::sync::Weak<Inner>) {
     let spawned = std::thread::Builder::new()
         .name("sqlite-checkpoint".into())
         .spawn(move || {
+            // A checkpoint that fails (a full disk) fails every time until it is mended: said
+            // once, and again when it works, not five times a second.
+            let mut failing = false;
             while store.strong_count() > 0 {
                 std::thread::sleep(std::time::Duration::from_millis(200));
-                if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-                    tracing::warn!(error = %e, "wal checkpoint failed");
+                match conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                    Err(e) if !failing => {
+                        tracing::warn!(error = %e, "wal checkpoint failed");
+                        failing = true;
+                    }
+                    Ok(()) if failing => {
+                        tracing::info!("wal checkpoint works again");
+                        failing = false;
+                    }
+                    _ => {}
                 }
             }
             // A last full checkpoint leaves a compact database behind.
@@ -786,7 +856,11 @@ impl dossier_store::Store for SqliteStore {
             Ok(c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))
                 .map(|_| ())?)
         })
-        .await
+        .await?;
+        let inner = Arc::clone(&self.inner);
+        tokio::task::spawn_blocking(move || inner.writable())
+            .await
+            .map_err(|e| StoreError::Database(format!("store task failed: {e}")))?
     }
 }
 
@@ -809,6 +883,67 @@ mod tests {
                 .then(|| dossier_sentinelone::remap_stored(raw))
                 .flatten()
         })
+    }
+
+    /// A database that refuses writes (here made read-only under the writer) says so in an
+    /// operator's words on every write and on `ping`, reads go on, and `ping` sees it take
+    /// writes again once it does, with nothing else writing.
+    #[tokio::test]
+    async fn a_database_that_refuses_writes_says_why_until_it_takes_them_again() {
+        use dossier_store::StoreError;
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path().join("t.db").to_str().unwrap(), s1()).unwrap();
+        store.ping().await.unwrap();
+        let read_only = |on: bool| {
+            let conn = store.inner.writer.lock().unwrap();
+            conn.pragma_update(None, "query_only", on).unwrap();
+        };
+        read_only(true);
+        let refused = |e: StoreError| match e {
+            StoreError::Unavailable(m) => m,
+            other => panic!("{other:?}"),
+        };
+        let why = refused(store.create_account("a", Licence::Xops).await.unwrap_err());
+        assert_eq!(
+            why,
+            "the database could not be written: its file is read-only"
+        );
+        assert_eq!(refused(store.ping().await.unwrap_err()), why);
+        assert!(
+            store.list_accounts().await.unwrap().is_empty(),
+            "reads go on"
+        );
+        read_only(false);
+        store.ping().await.unwrap();
+        store.create_account("a", Licence::Xops).await.unwrap();
+    }
+
+    /// What the disk or the file did is told apart from every other failure, in words an
+    /// operator can act on.
+    #[test]
+    fn failures_of_the_disk_say_what_to_mend() {
+        use dossier_store::StoreError;
+        let of = |code: std::ffi::c_int| {
+            StoreError::from(rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(code),
+                None,
+            ))
+        };
+        let said = |code| match of(code) {
+            StoreError::Unavailable(m) => m,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            said(rusqlite::ffi::SQLITE_FULL),
+            "the database could not be written: disk full"
+        );
+        assert!(said(rusqlite::ffi::SQLITE_IOERR_SHMSIZE).contains("disk full"));
+        assert!(said(rusqlite::ffi::SQLITE_IOERR_WRITE).starts_with("the database could not"));
+        assert!(said(rusqlite::ffi::SQLITE_READONLY_DBMOVED).contains("read-only"));
+        assert!(matches!(
+            of(rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE),
+            StoreError::Database(_)
+        ));
     }
 
     /// A WAL past the limit is started over, so that the next commits reuse its file from the
