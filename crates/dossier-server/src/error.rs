@@ -22,7 +22,8 @@ pub enum ApiError {
     MethodNotAllowed,
     #[error("the request body is over the {0} bytes a request may have")]
     PayloadTooLarge(usize),
-    /// The server cannot take this now; the client may ask again later.
+    /// The server cannot take this now (too many waiters, a database that cannot be
+    /// written); the client may ask again later.
     #[error("{0}")]
     Unavailable(String),
     #[error("internal error")]
@@ -51,6 +52,8 @@ impl ApiError {
             StoreError::Invalid(m) => ApiError::BadRequest(m),
             StoreError::Conflict(m) => ApiError::Conflict(m),
             StoreError::Forbidden(m) => ApiError::Forbidden(m),
+            // A full disk or a read-only database: the client may ask again once it is mended.
+            StoreError::Unavailable(m) => ApiError::Unavailable(m),
             other => ApiError::Internal(other.to_string()),
         }
     }

@@ -123,6 +123,8 @@ pub struct AppState {
     pub commits_in_flight: Arc<std::sync::atomic::AtomicUsize>,
     /// Requests long-polling the event log.
     pub event_waiters: Arc<tail::Waiters>,
+    /// Connector health the workers could not write (a full disk), shown over the stored.
+    pub unrecorded: Arc<worker::Unrecorded>,
 }
 
 impl AppState {
@@ -155,6 +157,7 @@ impl AppState {
             metrics: Arc::new(Metrics::default()),
             workers: Workers::default(),
             login_limiter: Arc::new(web::LoginLimiter::default()),
+            unrecorded: Arc::default(),
         }
     }
 }

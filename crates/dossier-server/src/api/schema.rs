@@ -17,8 +17,8 @@ use super::ApiDoc;
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorBody {
     /// `bad_request` (400), `unauthenticated` (401), `forbidden` (403), `not_found` (404),
-    /// `method_not_allowed` (405), `conflict` (409), `payload_too_large` (413) or `internal`
-    /// (500).
+    /// `method_not_allowed` (405), `conflict` (409), `payload_too_large` (413), `internal`
+    /// (500) or `unavailable` (503).
     pub error: String,
     /// What went wrong, naming the field and the reason where there is one.
     pub message: String,
@@ -33,6 +33,7 @@ pub const ERROR_KINDS: &[&str] = &[
     "method_not_allowed",
     "conflict",
     "payload_too_large",
+    "unavailable",
     "internal",
 ];
 
@@ -140,6 +141,48 @@ fn exact(doc: &mut Value, sources: &Sources) {
     ]);
     schemas["CreateConnector"] = create_connector(sources);
     schemas["PatchConnector"] = patch_connector(sources);
+    unavailable(doc);
+}
+
+/// What every operation of the API may answer when the database cannot take it now.
+const UNAVAILABLE: &str = "the database cannot take this now: it could not be written (a full \
+    disk, a read-only file) or read; the message says why, and the same request may succeed \
+    once that is mended";
+
+/// Declares the 503 every operation of the API answers while the database cannot be written
+/// (or read): each one reads the store, if only for its key. An operation that answers 503
+/// for a reason of its own keeps that reason beside this one.
+fn unavailable(doc: &mut Value) {
+    let Some(paths) = doc["paths"].as_object_mut() else {
+        return;
+    };
+    for (path, item) in paths.iter_mut() {
+        if !path.starts_with("/api/v1/") {
+            continue;
+        }
+        let Some(operations) = item.as_object_mut() else {
+            continue;
+        };
+        for operation in operations.values_mut() {
+            let Some(responses) = operation
+                .get_mut("responses")
+                .and_then(Value::as_object_mut)
+            else {
+                continue;
+            };
+            let description = match responses.get("503").and_then(|r| r["description"].as_str()) {
+                Some(own) => format!("{own}; or {UNAVAILABLE}"),
+                None => UNAVAILABLE.to_owned(),
+            };
+            responses.insert(
+                "503".into(),
+                json!({
+                    "description": description,
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}},
+                }),
+            );
+        }
+    }
 }
 
 /// Replaces the schema of one query parameter; a list parameter is sent repeated.
@@ -299,6 +342,7 @@ mod tests {
             ApiError::MethodNotAllowed,
             ApiError::Conflict(String::new()),
             ApiError::PayloadTooLarge(1),
+            ApiError::Unavailable(String::new()),
             ApiError::Internal(String::new()),
         ]
         .iter()

@@ -39,14 +39,12 @@ fn eta(secs: i64) -> String {
 pub async fn list(State(state): State<AppState>, user: WebUser) -> WebResult<Response> {
     let p = &user.principal;
     p.require(p.perms.view_integrations, "integrations-viewer")?;
-    let items: Vec<ConnectorView> = state
-        .store
-        .list_connectors(p.account_id.as_deref())
-        .await
-        .map_err(|e| ApiError::from_store(e, "connector"))?
-        .into_iter()
-        .map(Into::into)
-        .collect();
+    let items: Vec<ConnectorView> =
+        crate::api::connectors::read_all(&state, p.account_id.as_deref())
+            .await?
+            .into_iter()
+            .map(Into::into)
+            .collect();
     let editor = p.perms.edit_integrations;
     let vendors: Vec<&str> = state.sources.iter().map(|s| s.labels().vendor).collect();
     let body = html! {
@@ -343,11 +341,7 @@ pub async fn create(
 async fn load(state: &AppState, user: &WebUser, id: &str) -> WebResult<ConnectorRecord> {
     let p = &user.principal;
     p.require(p.perms.edit_integrations, "integrations-editor")?;
-    Ok(state
-        .store
-        .get_connector(p.account_id.as_deref(), id)
-        .await
-        .map_err(|e| ApiError::from_store(e, "connector"))?)
+    Ok(crate::api::connectors::read_one(state, p.account_id.as_deref(), id).await?)
 }
 
 fn edit_page(
