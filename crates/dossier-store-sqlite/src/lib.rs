@@ -391,6 +391,17 @@ fn cannot_restrict(path: &Path, e: &std::io::Error) -> StoreError {
     StoreError::Database(format!("cannot make {} owner-only: {e}", path.display()))
 }
 
+/// What the writer keeps of the database in memory: a large page cache, and the file mapped,
+/// since ingest reads index pages at random all over it.
+const WRITER_CACHE_KIB: i64 = 256 * 1024;
+const WRITER_MMAP_BYTES: i64 = 1024 * 1024 * 1024;
+/// What each reader keeps: a small page cache, and nothing mapped. A mapped page counts in the
+/// process's resident memory once for each connection that touched it, so readers sharing
+/// large reads (eight exports of 100,000 events at once, about 110 MB) showed the table once
+/// per reader: 640 MiB resident. Unmapped, each reader holds at most its cache; the file's
+/// pages stay in the kernel's cache, so a page read again costs a copy, not a disk read.
+const READER_CACHE_KIB: i64 = 8 * 1024;
+
 fn open_conn(path: &Path, writer: bool) -> Result<Connection> {
     let flags = if writer {
         OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE
@@ -407,11 +418,17 @@ fn open_conn(path: &Path, writer: bool) -> Result<Connection> {
          PRAGMA synchronous=NORMAL;
          PRAGMA busy_timeout=10000;
          PRAGMA foreign_keys=ON;
-         PRAGMA cache_size=-262144;
-         PRAGMA mmap_size=1073741824;
          PRAGMA temp_store=MEMORY;
          PRAGMA journal_size_limit=67108864;",
     )?;
+    let (cache_kib, mmap_bytes) = if writer {
+        (WRITER_CACHE_KIB, WRITER_MMAP_BYTES)
+    } else {
+        (READER_CACHE_KIB, 0)
+    };
+    // A negative cache size is in KiB.
+    conn.pragma_update(None, "cache_size", -cache_kib)?;
+    conn.pragma_update(None, "mmap_size", mmap_bytes)?;
     conn.set_prepared_statement_cache_capacity(64);
     Ok(conn)
 }
