@@ -104,12 +104,7 @@ impl Inner {
         }
         let conn = self.writer.lock().map_err(|_| poisoned())?;
         let changes = conn.total_changes();
-        let probe = conn
-            .execute_batch(&format!(
-                "BEGIN IMMEDIATE; PRAGMA user_version = {}; COMMIT;",
-                MIGRATIONS.len()
-            ))
-            .map_err(StoreError::from);
+        let probe = rewrite_version(&conn).map_err(StoreError::from);
         if probe.is_err() && !conn.is_autocommit() {
             let _ = conn.execute_batch("ROLLBACK");
         }
@@ -313,6 +308,15 @@ fn spawn_checkpointer(conn: Connection, store: std::sync::Weak<Inner>) {
     if let Err(e) = spawned {
         tracing::error!(error = %e, "cannot start the checkpoint thread; the WAL will grow");
     }
+}
+
+/// Writes the schema version as it is: a write that changes nothing anyone reads. The version
+/// is read in the write transaction itself: another process may have migrated the database
+/// since this one opened it, and must not see it set back.
+fn rewrite_version(conn: &Connection) -> rusqlite::Result<()> {
+    conn.execute_batch("BEGIN IMMEDIATE")?;
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    conn.execute_batch(&format!("PRAGMA user_version = {version}; COMMIT"))
 }
 
 /// Under a steady stream of commits a passive checkpoint never reaches the end of the WAL, so
@@ -930,8 +934,15 @@ mod tests {
             store.list_accounts().await.unwrap().is_empty(),
             "reads go on"
         );
+        // Meanwhile a newer binary migrated the database: the probe must not set it back.
+        let other = rusqlite::Connection::open(dir.path().join("t.db")).unwrap();
+        other.pragma_update(None, "user_version", 99).unwrap();
         read_only(false);
         store.ping().await.unwrap();
+        let version: i64 = other
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, 99);
         store.create_account("a", Licence::Xops).await.unwrap();
     }
 

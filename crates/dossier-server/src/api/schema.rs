@@ -149,15 +149,15 @@ const UNAVAILABLE: &str = "the database cannot take this now: it could not be wr
     disk, a read-only file) or read; the message says why, and the same request may succeed \
     once that is mended";
 
-/// Declares the 503 every operation of the API answers while the database cannot be written
-/// (or read): each one reads the store, if only for its key. An operation that answers 503
-/// for a reason of its own keeps that reason beside this one.
+/// Declares the 503 every operation of the API (and `/metrics`) answers while the database
+/// cannot be written (or read): each one reads the store, if only for its key. An operation
+/// that answers 503 for a reason of its own keeps that reason beside this one.
 fn unavailable(doc: &mut Value) {
     let Some(paths) = doc["paths"].as_object_mut() else {
         return;
     };
     for (path, item) in paths.iter_mut() {
-        if !path.starts_with("/api/v1/") {
+        if !(path.starts_with("/api/v1/") || path == "/metrics") {
             continue;
         }
         let Some(operations) = item.as_object_mut() else {
