@@ -139,7 +139,7 @@ impl FromRequestParts<AppState> for Principal {
             .await
             .map_err(|e| match e {
                 dossier_store::StoreError::NotFound => ApiError::Unauthenticated,
-                other => ApiError::Internal(other.to_string()),
+                other => ApiError::from_store(other, "API key"),
             })?;
         let perms = Permissions::of(&record.roles);
         Ok(Principal {

@@ -28,7 +28,8 @@ pub enum ApiError {
     /// A producer's tenant, asked on the caller's behalf, could not be read.
     #[error("{0}")]
     BadGateway(String),
-    /// The server cannot take this now; the client may ask again later.
+    /// The server cannot take this now (too many waiters, a database that cannot be
+    /// written); the client may ask again later.
     #[error("{0}")]
     Unavailable(String),
     #[error("internal error")]
@@ -58,6 +59,8 @@ impl ApiError {
             StoreError::Invalid(m) => ApiError::BadRequest(m),
             StoreError::Conflict(m) => ApiError::Conflict(m),
             StoreError::Forbidden(m) => ApiError::Forbidden(m),
+            // A full disk or a read-only database: the client may ask again once it is mended.
+            StoreError::Unavailable(m) => ApiError::Unavailable(m),
             other => ApiError::Internal(other.to_string()),
         }
     }

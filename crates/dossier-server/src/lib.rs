@@ -135,6 +135,8 @@ pub struct AppState {
     pub event_waiters: Arc<tail::Waiters>,
     /// Producers' notes and timelines of incidents, read on demand.
     pub vendor_cache: Arc<vendor::Cache>,
+    /// Connector health the workers could not write (a full disk), shown over the stored.
+    pub unrecorded: Arc<worker::Unrecorded>,
 }
 
 impl AppState {
@@ -168,6 +170,7 @@ impl AppState {
             workers: Workers::default(),
             login_limiter: Arc::new(web::LoginLimiter::default()),
             vendor_cache: Arc::default(),
+            unrecorded: Arc::default(),
         }
     }
 }

@@ -26,6 +26,7 @@ use crate::AppState;
 mod health;
 mod pace;
 
+pub use health::Unrecorded;
 use health::{check_expiry, failure_reason, token_expiry, Health};
 
 /// The longest `Retry-After` the worker waits out.
@@ -852,6 +853,8 @@ impl Poller<'_> {
         self.held.clear();
         match committed {
             Ok(outcome) => {
+                // The commit wrote the connector `connected`: nothing kept in memory is newer.
+                state.unrecorded.forget(&self.rec.id);
                 self.recent.committed(versions, horizon);
                 self.unwritten_polls = 0;
                 self.last_commit = Some(std::time::Instant::now());
@@ -881,7 +884,7 @@ impl Poller<'_> {
                 Flow::Quit
             }
             Err(e) => {
-                // Nothing was committed: the pages will be read again.
+                // Nothing was committed, the checkpoint included: the pages will be read again.
                 rewind(
                     &mut self.batch,
                     &mut self.held,
@@ -890,6 +893,13 @@ impl Poller<'_> {
                     &self.durable,
                 );
                 tracing::error!(connector_id = %self.rec.id, error = %e, "cannot commit a page of threats");
+                // A database that cannot be written (a full disk) says so in its own words;
+                // any other failure is an internal one, whose details stay in the log.
+                let reason = match e {
+                    StoreError::Unavailable(reason) => reason,
+                    _ => "the threats read could not be stored: an internal error (see the server's log)".to_owned(),
+                };
+                self.health.error(reason, true).await;
                 if sleep_or_stop(self.backoff.next(), shutdown).await {
                     return Flow::Quit;
                 }

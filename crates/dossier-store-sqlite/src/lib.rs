@@ -66,9 +66,58 @@ struct Inner {
     remap: Remap,
     /// The newest event sequence number committed, told to long-polling readers.
     event_commits: tokio::sync::watch::Sender<u64>,
+    /// Why the database refuses writes, since a write failed so (a full disk, a read-only
+    /// file); cleared by the next write that changes something (see [`Inner::wrote`]).
+    unwritable: Mutex<Option<String>>,
 }
 
 impl Inner {
+    /// Keeps what a write on the writer connection `conn` tells of the database: that it
+    /// refuses writes, and why, or (a write that changed rows and succeeded, so committed)
+    /// that it takes them again. `changes_before` is `conn.total_changes()` before the write:
+    /// a write that changed nothing wrote nothing, and proves nothing.
+    fn wrote<T>(&self, conn: &Connection, changes_before: u64, done: &Result<T>) {
+        let Ok(mut unwritable) = self.unwritable.lock() else {
+            return;
+        };
+        match done {
+            Err(StoreError::Unavailable(reason)) => {
+                if unwritable.as_deref() != Some(reason) {
+                    tracing::error!(%reason, "the database refuses writes");
+                }
+                *unwritable = Some(reason.clone());
+            }
+            Ok(_) if unwritable.is_some() && conn.total_changes() > changes_before => {
+                tracing::info!("the database takes writes again");
+                *unwritable = None;
+            }
+            _ => {}
+        }
+    }
+
+    /// Whether the database takes writes: while a write has failed and none succeeded since,
+    /// a write that changes nothing anyone reads (the schema version, set to what it is) is
+    /// tried, so that the database is seen taking writes again even when nothing else writes.
+    fn writable(&self) -> Result<()> {
+        if self.unwritable.lock().map_err(|_| poisoned())?.is_none() {
+            return Ok(());
+        }
+        let conn = self.writer.lock().map_err(|_| poisoned())?;
+        let changes = conn.total_changes();
+        let probe = rewrite_version(&conn).map_err(StoreError::from);
+        if probe.is_err() && !conn.is_autocommit() {
+            let _ = conn.execute_batch("ROLLBACK");
+        }
+        match &probe {
+            Ok(()) => {
+                tracing::info!("the database takes writes again");
+                *self.unwritable.lock().map_err(|_| poisoned())? = None;
+            }
+            Err(_) => self.wrote(&conn, changes, &probe),
+        }
+        probe
+    }
+
     /// Tells event waiters when the write just done on `conn` committed events. A failure to
     /// read only delays them to their next timed look.
     fn announce_events(&self, conn: &Connection) {
@@ -132,12 +181,14 @@ impl Inner {
             held += late;
             ahead = None;
         }
+        let changes = conn.total_changes();
         let committed = ingest::commit_page(&mut conn, &self.remap, page, &prepared, ahead).map(
             |(mut outcome, spent)| {
                 outcome.incidents_held_elsewhere = held;
                 (outcome, spent)
             },
         );
+        self.wrote(&conn, changes, &committed);
         self.announce_events(&conn);
         restart_wal_if_large(&conn, &self.wal, WAL_RESTART_BYTES);
         // What the commit worked with is freed once the lock is released.
@@ -208,6 +259,7 @@ impl SqliteStore {
             readers,
             next_reader: AtomicUsize::new(0),
             remap,
+            unwritable: Mutex::new(None),
         });
         spawn_checkpointer(checkpointer, Arc::downgrade(&inner));
         Ok(Self { inner })
@@ -222,7 +274,9 @@ impl SqliteStore {
         let inner = Arc::clone(&self.inner);
         tokio::task::spawn_blocking(move || {
             let mut conn = inner.writer.lock().map_err(|_| poisoned())?;
+            let changes = conn.total_changes();
             let done = f(&mut conn);
+            inner.wrote(&conn, changes, &done);
             inner.announce_events(&conn);
             done
         })
@@ -249,10 +303,21 @@ fn spawn_checkpointer(conn: Connection, store: std::sync::Weak<Inner>) {
     let spawned = std::thread::Builder::new()
         .name("sqlite-checkpoint".into())
         .spawn(move || {
+            // A checkpoint that fails (a full disk) fails every time until it is mended: said
+            // once, and again when it works, not five times a second.
+            let mut failing = false;
             while store.strong_count() > 0 {
                 std::thread::sleep(std::time::Duration::from_millis(200));
-                if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-                    tracing::warn!(error = %e, "wal checkpoint failed");
+                match conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                    Err(e) if !failing => {
+                        tracing::warn!(error = %e, "wal checkpoint failed");
+                        failing = true;
+                    }
+                    Ok(()) if failing => {
+                        tracing::info!("wal checkpoint works again");
+                        failing = false;
+                    }
+                    _ => {}
                 }
             }
             // A last full checkpoint leaves a compact database behind.
@@ -261,6 +326,15 @@ fn spawn_checkpointer(conn: Connection, store: std::sync::Weak<Inner>) {
     if let Err(e) = spawned {
         tracing::error!(error = %e, "cannot start the checkpoint thread; the WAL will grow");
     }
+}
+
+/// Writes the schema version as it is: a write that changes nothing anyone reads. The version
+/// is read in the write transaction itself: another process may have migrated the database
+/// since this one opened it, and must not see it set back.
+fn rewrite_version(conn: &Connection) -> rusqlite::Result<()> {
+    conn.execute_batch("BEGIN IMMEDIATE")?;
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    conn.execute_batch(&format!("PRAGMA user_version = {version}; COMMIT"))
 }
 
 /// Under a steady stream of commits a passive checkpoint never reaches the end of the WAL, so
@@ -339,6 +413,17 @@ fn cannot_restrict(path: &Path, e: &std::io::Error) -> StoreError {
     StoreError::Database(format!("cannot make {} owner-only: {e}", path.display()))
 }
 
+/// What the writer keeps of the database in memory: a large page cache, and the file mapped,
+/// since ingest reads index pages at random all over it.
+const WRITER_CACHE_KIB: i64 = 256 * 1024;
+const WRITER_MMAP_BYTES: i64 = 1024 * 1024 * 1024;
+/// What each reader keeps: a small page cache, and nothing mapped. A mapped page counts in the
+/// process's resident memory once for each connection that touched it, so readers sharing
+/// large reads (eight exports of 100,000 events at once, about 110 MB) showed the table once
+/// per reader: 640 MiB resident. Unmapped, each reader holds at most its cache; the file's
+/// pages stay in the kernel's cache, so a page read again costs a copy, not a disk read.
+const READER_CACHE_KIB: i64 = 8 * 1024;
+
 fn open_conn(path: &Path, writer: bool) -> Result<Connection> {
     let flags = if writer {
         OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE
@@ -355,11 +440,17 @@ fn open_conn(path: &Path, writer: bool) -> Result<Connection> {
          PRAGMA synchronous=NORMAL;
          PRAGMA busy_timeout=10000;
          PRAGMA foreign_keys=ON;
-         PRAGMA cache_size=-262144;
-         PRAGMA mmap_size=1073741824;
          PRAGMA temp_store=MEMORY;
          PRAGMA journal_size_limit=67108864;",
     )?;
+    let (cache_kib, mmap_bytes) = if writer {
+        (WRITER_CACHE_KIB, WRITER_MMAP_BYTES)
+    } else {
+        (READER_CACHE_KIB, 0)
+    };
+    // A negative cache size is in KiB.
+    conn.pragma_update(None, "cache_size", -cache_kib)?;
+    conn.pragma_update(None, "mmap_size", mmap_bytes)?;
     conn.set_prepared_statement_cache_capacity(64);
     Ok(conn)
 }
@@ -820,7 +911,11 @@ impl dossier_store::Store for SqliteStore {
             Ok(c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))
                 .map(|_| ())?)
         })
-        .await
+        .await?;
+        let inner = Arc::clone(&self.inner);
+        tokio::task::spawn_blocking(move || inner.writable())
+            .await
+            .map_err(|e| StoreError::Database(format!("store task failed: {e}")))?
     }
 }
 
@@ -843,6 +938,74 @@ mod tests {
                 .then(|| dossier_sentinelone::remap_stored(raw))
                 .flatten()
         })
+    }
+
+    /// A database that refuses writes (here made read-only under the writer) says so in an
+    /// operator's words on every write and on `ping`, reads go on, and `ping` sees it take
+    /// writes again once it does, with nothing else writing.
+    #[tokio::test]
+    async fn a_database_that_refuses_writes_says_why_until_it_takes_them_again() {
+        use dossier_store::StoreError;
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path().join("t.db").to_str().unwrap(), s1()).unwrap();
+        store.ping().await.unwrap();
+        let read_only = |on: bool| {
+            let conn = store.inner.writer.lock().unwrap();
+            conn.pragma_update(None, "query_only", on).unwrap();
+        };
+        read_only(true);
+        let refused = |e: StoreError| match e {
+            StoreError::Unavailable(m) => m,
+            other => panic!("{other:?}"),
+        };
+        let why = refused(store.create_account("a", Licence::Xops).await.unwrap_err());
+        assert_eq!(
+            why,
+            "the database could not be written: its file is read-only"
+        );
+        assert_eq!(refused(store.ping().await.unwrap_err()), why);
+        assert!(
+            store.list_accounts().await.unwrap().is_empty(),
+            "reads go on"
+        );
+        // Meanwhile a newer binary migrated the database: the probe must not set it back.
+        let other = rusqlite::Connection::open(dir.path().join("t.db")).unwrap();
+        other.pragma_update(None, "user_version", 99).unwrap();
+        read_only(false);
+        store.ping().await.unwrap();
+        let version: i64 = other
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, 99);
+        store.create_account("a", Licence::Xops).await.unwrap();
+    }
+
+    /// What the disk or the file did is told apart from every other failure, in words an
+    /// operator can act on.
+    #[test]
+    fn failures_of_the_disk_say_what_to_mend() {
+        use dossier_store::StoreError;
+        let of = |code: std::ffi::c_int| {
+            StoreError::from(rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(code),
+                None,
+            ))
+        };
+        let said = |code| match of(code) {
+            StoreError::Unavailable(m) => m,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            said(rusqlite::ffi::SQLITE_FULL),
+            "the database could not be written: disk full"
+        );
+        assert!(said(rusqlite::ffi::SQLITE_IOERR_SHMSIZE).contains("disk full"));
+        assert!(said(rusqlite::ffi::SQLITE_IOERR_WRITE).starts_with("the database could not"));
+        assert!(said(rusqlite::ffi::SQLITE_READONLY_DBMOVED).contains("read-only"));
+        assert!(matches!(
+            of(rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE),
+            StoreError::Database(_)
+        ));
     }
 
     /// A WAL past the limit is started over, so that the next commits reuse its file from the

@@ -31,6 +31,12 @@ pub enum StoreError {
     /// a database, another node owns it now.
     #[error("lease lost: the connector changed since this worker started")]
     LeaseLost,
+    /// The database cannot take the call now: it could not be written (a full disk, a
+    /// read-only file) or read (an I/O error). The message says which, in words an operator
+    /// can act on; the same call may succeed once that is mended, and nothing of a write that
+    /// failed so was kept.
+    #[error("{0}")]
+    Unavailable(String),
     #[error("database error: {0}")]
     Database(String),
 }
@@ -40,9 +46,36 @@ impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> Self {
         match e {
             rusqlite::Error::QueryReturnedNoRows => StoreError::NotFound,
+            rusqlite::Error::SqliteFailure(f, detail) => match unavailable(f) {
+                Some(reason) => StoreError::Unavailable(reason.to_owned()),
+                None => StoreError::Database(rusqlite::Error::SqliteFailure(f, detail).to_string()),
+            },
             other => StoreError::Database(other.to_string()),
         }
     }
+}
+
+/// What an SQLite failure that the database's file or disk caused says to an operator; `None`
+/// for every other failure (a constraint, a bug, a corrupt file).
+#[cfg(feature = "rusqlite")]
+fn unavailable(f: rusqlite::ffi::Error) -> Option<&'static str> {
+    use rusqlite::ErrorCode;
+    Some(match f.code {
+        ErrorCode::DiskFull => "the database could not be written: disk full",
+        ErrorCode::ReadOnly => "the database could not be written: its file is read-only",
+        // SQLite grows the shared-memory index beside the WAL by writing to it; on a full disk
+        // that write fails with an I/O error of its own.
+        ErrorCode::SystemIoFailure if f.extended_code == rusqlite::ffi::SQLITE_IOERR_SHMSIZE => {
+            "the database could not be written: its index file could not grow (is the disk full?)"
+        }
+        ErrorCode::SystemIoFailure => {
+            "the database could not be read or written: an I/O error (is the disk full or failing?)"
+        }
+        ErrorCode::CannotOpen => {
+            "the database could not be written: a file beside it could not be opened (was the directory made read-only?)"
+        }
+        _ => return None,
+    })
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -215,6 +248,8 @@ pub trait Store: Send + Sync + 'static {
     /// on a timer.
     fn event_commits(&self) -> tokio::sync::watch::Receiver<u64>;
 
-    /// Returns whether the database answers.
+    /// Returns whether the database answers and, once a write has failed because the
+    /// database could not be written ([`StoreError::Unavailable`]), whether it takes writes
+    /// again.
     async fn ping(&self) -> Result<()>;
 }

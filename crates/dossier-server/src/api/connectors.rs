@@ -336,12 +336,40 @@ pub async fn list(
 ) -> ApiResult<Json<Vec<ConnectorView>>> {
     p.require(p.perms.view_integrations, "integrations-viewer")?;
     let scope = p.scope(q.account_id.as_deref())?;
-    let items = state
+    let items = read_all(&state, scope.as_deref()).await?;
+    Ok(Json(items.into_iter().map(Into::into).collect()))
+}
+
+/// The connectors of an account (of every account for `None`) as they stand: what is stored,
+/// with the health their workers could not write (a full disk) shown over it.
+pub(crate) async fn read_all(
+    state: &AppState,
+    account_id: Option<&str>,
+) -> ApiResult<Vec<ConnectorRecord>> {
+    let mut items = state
         .store
-        .list_connectors(scope.as_deref())
+        .list_connectors(account_id)
         .await
         .map_err(|e| ApiError::from_store(e, "connector"))?;
-    Ok(Json(items.into_iter().map(Into::into).collect()))
+    for c in &mut items {
+        state.unrecorded.over(c);
+    }
+    Ok(items)
+}
+
+/// One connector as it stands (see [`read_all`]).
+pub(crate) async fn read_one(
+    state: &AppState,
+    account_id: Option<&str>,
+    id: &str,
+) -> ApiResult<ConnectorRecord> {
+    let mut rec = state
+        .store
+        .get_connector(account_id, id)
+        .await
+        .map_err(|e| ApiError::from_store(e, "connector"))?;
+    state.unrecorded.over(&mut rec);
+    Ok(rec)
 }
 
 /// Get a connector (Integrations viewer).
@@ -355,11 +383,7 @@ pub async fn get(
 ) -> ApiResult<Json<ConnectorView>> {
     p.require(p.perms.view_integrations, "integrations-viewer")?;
     let scope = p.scope(None)?;
-    let rec = state
-        .store
-        .get_connector(scope.as_deref(), &id)
-        .await
-        .map_err(|e| ApiError::from_store(e, "connector"))?;
+    let rec = read_one(&state, scope.as_deref(), &id).await?;
     Ok(Json(rec.into()))
 }
 

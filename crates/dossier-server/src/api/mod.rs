@@ -113,6 +113,10 @@ async fn openapi(State(state): State<AppState>) -> Json<serde_json::Value> {
 struct Status {
     /// `ok`, `ready` or `database unavailable`.
     status: String,
+    /// Why the database is unavailable, in an operator's words ("the database could not be
+    /// written: disk full"); only with `database unavailable`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<String>,
 }
 
 /// Liveness: the process answers.
@@ -121,10 +125,10 @@ async fn healthz() -> impl IntoResponse {
     Json(serde_json::json!({ "status": "ok" }))
 }
 
-/// Readiness: the database answers.
+/// Readiness: the database answers, and takes writes (once a write failed, until one works).
 #[utoipa::path(get, path = "/readyz", security(),
     responses((status = 200, body = Status, description = "ready"),
-        (status = 503, body = Status, description = "the database does not answer")))]
+        (status = 503, body = Status, description = "the database does not answer, or does not take writes (a full disk, a read-only file): `reason` says which")))]
 async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     match state.store.ping().await {
         Ok(()) => (
@@ -132,10 +136,15 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
             Json(serde_json::json!({ "status": "ready" })),
         ),
         Err(e) => {
-            tracing::warn!(error = %e, "not ready: database does not answer");
+            tracing::warn!(error = %e, "not ready: database unavailable");
+            // The store's own words when it says why; anything else may carry internals.
+            let reason = match e {
+                dossier_store::StoreError::Unavailable(reason) => reason,
+                _ => "the database does not answer (see the server's log)".to_owned(),
+            };
             (
                 StatusCode::SERVICE_UNAVAILABLE,
-                Json(serde_json::json!({ "status": "database unavailable" })),
+                Json(serde_json::json!({ "status": "database unavailable", "reason": reason })),
             )
         }
     }

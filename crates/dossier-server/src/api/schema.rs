@@ -33,6 +33,7 @@ pub const ERROR_KINDS: &[&str] = &[
     "method_not_allowed",
     "conflict",
     "payload_too_large",
+    "unavailable",
     "internal",
     "bad_gateway",
     "unavailable",
@@ -142,6 +143,48 @@ fn exact(doc: &mut Value, sources: &Sources) {
     ]);
     schemas["CreateConnector"] = create_connector(sources);
     schemas["PatchConnector"] = patch_connector(sources);
+    unavailable(doc);
+}
+
+/// What every operation of the API may answer when the database cannot take it now.
+const UNAVAILABLE: &str = "the database cannot take this now: it could not be written (a full \
+    disk, a read-only file) or read; the message says why, and the same request may succeed \
+    once that is mended";
+
+/// Declares the 503 every operation of the API (and `/metrics`) answers while the database
+/// cannot be written (or read): each one reads the store, if only for its key. An operation
+/// that answers 503 for a reason of its own keeps that reason beside this one.
+fn unavailable(doc: &mut Value) {
+    let Some(paths) = doc["paths"].as_object_mut() else {
+        return;
+    };
+    for (path, item) in paths.iter_mut() {
+        if !(path.starts_with("/api/v1/") || path == "/metrics") {
+            continue;
+        }
+        let Some(operations) = item.as_object_mut() else {
+            continue;
+        };
+        for operation in operations.values_mut() {
+            let Some(responses) = operation
+                .get_mut("responses")
+                .and_then(Value::as_object_mut)
+            else {
+                continue;
+            };
+            let description = match responses.get("503").and_then(|r| r["description"].as_str()) {
+                Some(own) => format!("{own}; or {UNAVAILABLE}"),
+                None => UNAVAILABLE.to_owned(),
+            };
+            responses.insert(
+                "503".into(),
+                json!({
+                    "description": description,
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}},
+                }),
+            );
+        }
+    }
 }
 
 /// Replaces the schema of one query parameter; a list parameter is sent repeated.
@@ -301,6 +344,7 @@ mod tests {
             ApiError::MethodNotAllowed,
             ApiError::Conflict(String::new()),
             ApiError::PayloadTooLarge(1),
+            ApiError::Unavailable(String::new()),
             ApiError::Internal(String::new()),
             ApiError::BadGateway(String::new()),
             ApiError::Unavailable(String::new()),

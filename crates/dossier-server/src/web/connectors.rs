@@ -39,11 +39,7 @@ fn eta(secs: i64) -> String {
 pub async fn list(State(state): State<AppState>, user: WebUser) -> WebResult<Response> {
     let p = &user.principal;
     p.require(p.perms.view_integrations, "integrations-viewer")?;
-    let records = state
-        .store
-        .list_connectors(p.account_id.as_deref())
-        .await
-        .map_err(|e| ApiError::from_store(e, "connector"))?;
+    let records = crate::api::connectors::read_all(&state, p.account_id.as_deref()).await?;
     // Per connector, the names of the others of its account that reach the same tenant.
     let overlaps: Vec<Vec<String>> = records
         .iter()
@@ -361,11 +357,7 @@ pub async fn create(
 async fn load(state: &AppState, user: &WebUser, id: &str) -> WebResult<ConnectorRecord> {
     let p = &user.principal;
     p.require(p.perms.edit_integrations, "integrations-editor")?;
-    Ok(state
-        .store
-        .get_connector(p.account_id.as_deref(), id)
-        .await
-        .map_err(|e| ApiError::from_store(e, "connector"))?)
+    Ok(crate::api::connectors::read_one(state, p.account_id.as_deref(), id).await?)
 }
 
 fn edit_page(

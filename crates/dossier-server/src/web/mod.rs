@@ -197,7 +197,9 @@ impl IntoResponse for WebError {
                     ApiError::PayloadTooLarge(_) => {
                         (StatusCode::PAYLOAD_TOO_LARGE, "That did not work")
                     }
-                    ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "Busy"),
+                    ApiError::Unavailable(_) => {
+                        (StatusCode::SERVICE_UNAVAILABLE, "Not possible right now")
+                    }
                     ApiError::Internal(detail) => {
                         tracing::error!(error = %detail, "page failed");
                         (StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong")

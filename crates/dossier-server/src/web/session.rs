@@ -175,7 +175,7 @@ impl FromRequestParts<AppState> for WebUser {
         let (session, user) = match state.store.find_session(&id_hash, Utc::now()).await {
             Ok(found) => found,
             Err(StoreError::NotFound) => return Err(sign_in()),
-            Err(e) => return Err(WebError::Api(ApiError::Internal(e.to_string()))),
+            Err(e) => return Err(WebError::Api(ApiError::from_store(e, "session"))),
         };
         let perms = Permissions::of(&user.roles);
         Ok(WebUser {
@@ -443,7 +443,7 @@ pub async fn login(
     let user = match state.store.find_user(&username).await {
         Ok(u) => Some(u),
         Err(StoreError::NotFound) => None,
-        Err(e) => return WebError::Api(ApiError::Internal(e.to_string())).into_response(),
+        Err(e) => return WebError::Api(ApiError::from_store(e, "user")).into_response(),
     };
     let stored = user.as_ref().map_or_else(
         || passwords::decoy_hash().to_owned(),
@@ -489,7 +489,7 @@ pub async fn login(
         expires_at: now + chrono::Duration::hours(SESSION_HOURS),
     };
     if let Err(e) = state.store.create_session(&session).await {
-        return WebError::Api(ApiError::Internal(e.to_string())).into_response();
+        return WebError::Api(ApiError::from_store(e, "session")).into_response();
     }
     tracing::info!(user = %user.username, "signed in");
     let who = (user.account_id.as_deref(), user.username.as_str());
@@ -514,7 +514,7 @@ pub async fn logout(
         .store
         .delete_session(&user.session_hash)
         .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
+        .map_err(|e| ApiError::from_store(e, "session"))?;
     let who = (user.principal.account_id.as_deref(), user.username.as_str());
     audit_session(&state, Some(who), "signed_out", &addr, "").await;
     let mut res = Redirect::to("/login").into_response();

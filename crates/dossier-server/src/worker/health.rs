@@ -1,8 +1,9 @@
 //! A connector's health as its worker records it: its status and reason, retries shown while
 //! a call is still being retried, its events, and what the credentials' expiry makes of it.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use chrono::Utc;
 use dossier_domain::event::EventType;
@@ -14,6 +15,64 @@ use tokio::sync::watch;
 use super::pace::Pace;
 use crate::metrics::Metrics;
 use crate::AppState;
+
+/// The health that workers could not write (the database refused the write: a full disk),
+/// by connector: shown over the stored status until that connector's health is written again
+/// or a page of it commits. Kept for the generation it was recorded at, so a connector saved
+/// since shows what its save wrote.
+#[derive(Default)]
+pub struct Unrecorded(Mutex<HashMap<String, UnrecordedHealth>>);
+
+#[derive(Clone)]
+struct UnrecordedHealth {
+    generation: i64,
+    status: String,
+    detail: Option<String>,
+}
+
+impl Unrecorded {
+    /// Keeps the status `update` sets, which could not be written.
+    fn keep(&self, rec: &ConnectorRecord, update: &HealthUpdate) {
+        let Some(status) = &update.status else {
+            return;
+        };
+        let Ok(mut kept) = self.0.lock() else {
+            return;
+        };
+        let before = kept.get(&rec.id).filter(|k| k.generation == rec.generation);
+        let detail = match &update.status_detail {
+            Some(d) => d.clone(),
+            None => before.and_then(|k| k.detail.clone()),
+        };
+        kept.insert(
+            rec.id.clone(),
+            UnrecordedHealth {
+                generation: rec.generation,
+                status: status.clone(),
+                detail,
+            },
+        );
+    }
+
+    /// Forgets what was kept for the connector: what is stored is current again.
+    pub(super) fn forget(&self, connector_id: &str) {
+        if let Ok(mut kept) = self.0.lock() {
+            kept.remove(connector_id);
+        }
+    }
+
+    /// Shows on `rec` the status its worker could not write, if any: what the connector API
+    /// and pages read, over the stored one.
+    pub fn over(&self, rec: &mut ConnectorRecord) {
+        let Ok(kept) = self.0.lock() else {
+            return;
+        };
+        if let Some(k) = kept.get(&rec.id).filter(|k| k.generation == rec.generation) {
+            rec.status.clone_from(&k.status);
+            rec.status_detail.clone_from(&k.detail);
+        }
+    }
+}
 
 pub(super) struct Health<'a> {
     pub(super) state: &'a AppState,
@@ -93,6 +152,8 @@ impl Health<'_> {
             .set_connector_health(&self.rec.id, &update)
             .await
         {
+            // What is stored says the connector's status again.
+            Ok(()) if update.status.is_some() => self.state.unrecorded.forget(&self.rec.id),
             Ok(()) => {}
             Err(StoreError::LeaseLost) => {
                 tracing::debug!(connector_id = %self.rec.id, "{what} not recorded: the connector changed");
@@ -100,6 +161,8 @@ impl Health<'_> {
             }
             Err(e) => {
                 tracing::error!(connector_id = %self.rec.id, error = %e, "cannot record {what}");
+                // Shown from memory until it can be written.
+                self.state.unrecorded.keep(self.rec, &update);
             }
         }
     }
@@ -247,5 +310,89 @@ pub(super) fn failure_reason(
         EXPIRED_REASON.to_owned()
     } else {
         e.reason.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn connector(generation: i64) -> ConnectorRecord {
+        ConnectorRecord {
+            id: "c1".into(),
+            account_id: "a1".into(),
+            kind: "sentinelone".into(),
+            name: "Tenant".into(),
+            description: None,
+            tenant_url: "https://tenant.example".into(),
+            token_enc: Vec::new(),
+            status: "connected".into(),
+            status_detail: None,
+            last_success_at: None,
+            token_expires_at: None,
+            track_errors: false,
+            write_back: false,
+            response: false,
+            created_at: Utc::now(),
+            updated_at: Utc::now(),
+            checkpoint: None,
+            polls: 0,
+            errors: 0,
+            threats: 0,
+            generation,
+            expiry_warned: 0,
+            config: "{}".into(),
+        }
+    }
+
+    /// A status that could not be written shows over the stored one, for the generation it was
+    /// recorded at, until it is forgotten; an update that sets no status keeps none.
+    #[test]
+    fn health_that_could_not_be_written_shows_over_the_stored() {
+        let kept = Unrecorded::default();
+        let rec = connector(3);
+        kept.keep(
+            &rec,
+            &HealthUpdate {
+                errors_inc: 1,
+                ..HealthUpdate::default()
+            },
+        );
+        let mut shown = rec.clone();
+        kept.over(&mut shown);
+        assert_eq!(shown.status, "connected", "no status to keep");
+
+        kept.keep(
+            &rec,
+            &HealthUpdate {
+                status: Some("error".into()),
+                status_detail: Some(Some("the database could not be written: disk full".into())),
+                ..HealthUpdate::default()
+            },
+        );
+        // A later status without a reason keeps the reason kept.
+        kept.keep(
+            &rec,
+            &HealthUpdate {
+                status: Some("error".into()),
+                ..HealthUpdate::default()
+            },
+        );
+        let mut shown = rec.clone();
+        kept.over(&mut shown);
+        assert_eq!(shown.status, "error");
+        assert_eq!(
+            shown.status_detail.as_deref(),
+            Some("the database could not be written: disk full")
+        );
+
+        let mut saved_since = connector(4);
+        kept.over(&mut saved_since);
+        assert_eq!(saved_since.status, "connected", "another generation's");
+
+        kept.forget(&rec.id);
+        let mut shown = rec.clone();
+        kept.over(&mut shown);
+        assert_eq!(shown.status, "connected");
     }
 }

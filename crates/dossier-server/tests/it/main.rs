@@ -7,6 +7,7 @@ mod batching;
 mod browser;
 mod concurrent;
 mod connections;
+mod disk_full;
 mod display;
 mod expiry;
 mod exports;
@@ -101,8 +102,19 @@ pub async fn spawn_app(threats: usize) -> App {
 
 /// [`spawn_app`], with the server's settings changed by `tweak` first.
 pub async fn spawn_app_with(threats: usize, tweak: impl FnOnce(&mut ServerConfig)) -> App {
+    spawn_app_storing_in(threats, None, tweak).await
+}
+
+/// [`spawn_app_with`], with the database in `db_dir` (a filesystem the test made, say) rather
+/// than in the app's own directory.
+pub async fn spawn_app_storing_in(
+    threats: usize,
+    db_dir: Option<&std::path::Path>,
+    tweak: impl FnOnce(&mut ServerConfig),
+) -> App {
     capture_logs();
     let dir = tempfile::tempdir().unwrap();
+    let db = db_dir.unwrap_or(dir.path()).join("it.db");
     let tenant = Tenant::new(&SimConfig::new(11, 40, TOKEN));
     let now = Utc::now();
     tenant.generate_history(
@@ -127,11 +139,7 @@ pub async fn spawn_app_with(threats: usize, tweak: impl FnOnce(&mut ServerConfig
         Arc::new(dossier_defender::Defender),
         Arc::new(dossier_crowdstrike::CrowdStrike),
     ]);
-    let store = SqliteStore::open(
-        dir.path().join("it.db").to_str().unwrap(),
-        Arc::new(sources.remap()),
-    )
-    .unwrap();
+    let store = SqliteStore::open(db.to_str().unwrap(), Arc::new(sources.remap())).unwrap();
     let secrets = SecretBox::load_or_create(&dir.path().join("key")).unwrap();
     let mut config = ServerConfig {
         allow_private_tenants: true,
