@@ -189,8 +189,8 @@ pub fn bound_opt(s: &mut Option<String>, max: usize) {
     }
 }
 
-/// Bounds every string of an incident a tenant sent: paths and links to [`PATH_MAX`],
-/// everything else to [`NAME_MAX`]. The id is not cut (see [`record_id`]); the raw JSON is
+/// Bounds every string of an incident a tenant sent: command lines to [`COMMAND_LINE_MAX`],
+/// paths, links and indicator descriptions to [`PATH_MAX`], everything else to [`NAME_MAX`]. The id is not cut (see [`record_id`]); the raw JSON is
 /// kept whole as evidence.
 pub fn bound_incident(i: &mut Incident) {
     let d = &mut i.device;
@@ -232,6 +232,31 @@ pub fn bound_incident(i: &mut Incident) {
     for m in &mut i.mitre {
         bound_opt(&mut m.name, NAME_MAX);
         bound_opt(&mut m.tactic, NAME_MAX);
+    }
+    bound_opt(&mut i.device.network_status, NAME_MAX);
+    let c = &mut i.context;
+    for u in &mut c.users {
+        bound(&mut u.name, NAME_MAX);
+    }
+    for p in &mut c.processes {
+        for s in [&mut p.name, &mut p.pid, &mut p.user, &mut p.parent] {
+            bound_opt(s, NAME_MAX);
+        }
+        bound_opt(&mut p.path, PATH_MAX);
+        bound_opt(&mut p.command_line, COMMAND_LINE_MAX);
+    }
+    for f in &mut c.files {
+        for s in [&mut f.name, &mut f.signer, &mut f.verification] {
+            bound_opt(s, NAME_MAX);
+        }
+        bound_opt(&mut f.path, PATH_MAX);
+    }
+    for ind in &mut c.indicators {
+        bound_opt(&mut ind.description, PATH_MAX);
+        bound_opt(&mut ind.category, NAME_MAX);
+        for t in &mut ind.techniques {
+            bound(t, NAME_MAX);
+        }
     }
 }
 
@@ -464,6 +489,20 @@ mod lossy_tests {
             i.device.name.clone_from(&s);
             i.console_url.clone_from(&s);
             i.engines = vec![big.clone()];
+            i.context.processes = vec![dossier_domain::context::ProcessInfo {
+                name: s.clone(),
+                command_line: s.clone(),
+                path: s.clone(),
+                ..Default::default()
+            }];
+            i.context.users = vec![dossier_domain::context::UserRef {
+                name: big.clone(),
+                role: dossier_domain::context::UserRole::Process,
+            }];
+            i.context.indicators = vec![dossier_domain::context::Indicator {
+                description: s.clone(),
+                ..Default::default()
+            }];
             Ok::<_, String>(i)
         })
         .unwrap_or_else(|e| panic!("{e}"));
@@ -474,6 +513,17 @@ mod lossy_tests {
             (incident.file.path.as_deref(), PATH_MAX),
             (incident.console_url.as_deref(), PATH_MAX),
             (incident.engines.first().map(String::as_str), NAME_MAX),
+            (incident.context.users[0].name.as_str().into(), NAME_MAX),
+            (incident.context.processes[0].name.as_deref(), NAME_MAX),
+            (incident.context.processes[0].path.as_deref(), PATH_MAX),
+            (
+                incident.context.processes[0].command_line.as_deref(),
+                COMMAND_LINE_MAX,
+            ),
+            (
+                incident.context.indicators[0].description.as_deref(),
+                PATH_MAX,
+            ),
         ] {
             let s = s.unwrap_or_default();
             assert!(s.len() <= max && s.len() > max - 20, "{} > {max}", s.len());
