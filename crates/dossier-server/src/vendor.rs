@@ -22,6 +22,9 @@ use crate::AppState;
 /// How long a tenant's answer is kept.
 pub const CACHE_FOR: Duration = Duration::from_secs(300);
 
+/// The longest a read waits for the tenant, retries included.
+pub const READ_WITHIN: Duration = Duration::from_secs(20);
+
 /// The most records whose answers are kept; the oldest answer makes room.
 pub const CACHE_ENTRIES: usize = 1000;
 
@@ -146,7 +149,9 @@ async fn ask(
     let vendor = labels.vendor;
     let conn = connect(state, source, rec, None)
         .map_err(|reason| ApiError::BadGateway(format!("{vendor} cannot be reached: {reason}")))?;
-    let deadline = state.config.request_timeout.saturating_mul(2) + state.config.retry_cap;
+    // Someone waits for the page: the tenant's own timeouts and retries are not waited out.
+    let deadline =
+        (state.config.request_timeout.saturating_mul(2) + state.config.retry_cap).min(READ_WITHIN);
     let answer = tokio::time::timeout(deadline, conn.vendor_notes(record_id))
         .await
         .map_err(|_| {
