@@ -102,11 +102,12 @@ pub(crate) async fn plan(state: &AppState, p: &Principal, id: &str) -> ApiResult
                 off.push(rec.name.clone());
                 refused.extend(targets.into_iter().map(|t| (t.record_id, why.clone())));
             }
-            Err(_) => refused.extend(
+            Err(dossier_store::StoreError::NotFound) => refused.extend(
                 targets
                     .into_iter()
                     .map(|t| (t.record_id, "its connector was deleted".to_owned())),
             ),
+            Err(e) => return Err(ApiError::from_store(e, "connector")),
         }
     }
     if groups.is_empty() {

@@ -103,10 +103,11 @@ pub async fn read(
         .store
         .get_connector(None, &incident.connector_id)
         .await
-        .map_err(|_| {
-            ApiError::Conflict(
+        .map_err(|e| match e {
+            dossier_store::StoreError::NotFound => ApiError::Conflict(
                 "the incident's connector was deleted: its tenant can no longer be read".into(),
-            )
+            ),
+            other => ApiError::from_store(other, "connector"),
         })?;
     if scope.is_none() {
         // An operator reading across accounts: the story's own account must be licensed.
