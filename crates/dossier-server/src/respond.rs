@@ -14,8 +14,8 @@ use chrono::Utc;
 use dossier_source::{Outcome, ResponseAction, ResponseScope, Target};
 use dossier_store::{ConnectorRecord, IncidentView, StoryDetail};
 
-use crate::api::stories::readable_scope;
-use crate::auth::{licensed_account, may_act, Principal};
+use crate::api::stories::story_to_act_on;
+use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult};
 use crate::worker::connect;
 use crate::AppState;
@@ -60,14 +60,7 @@ pub(crate) struct Answer {
 /// Forbidden (role, licence), not found, or a conflict naming the connector whose `response`
 /// switch is off.
 pub(crate) async fn plan(state: &AppState, p: &Principal, id: &str) -> ApiResult<Plan> {
-    let scope = readable_scope(state, p, None).await?;
-    let story = state
-        .store
-        .get_story(scope.as_deref(), id)
-        .await
-        .map_err(|e| ApiError::from_store(e, "story"))?;
-    let account = licensed_account(state, &story.story.account_id).await?;
-    may_act(p, &account)?;
+    let story = story_to_act_on(state, p, id).await?;
     let incidents = all_incidents(state, &story).await?;
     let mut by_connector: BTreeMap<String, Vec<Target>> = BTreeMap::new();
     let mut devices = BTreeSet::new();

@@ -367,7 +367,15 @@ where
     Option::<T>::deserialize(d).map(Some)
 }
 
-async fn actionable(state: &AppState, p: &Principal, id: &str) -> ApiResult<Option<String>> {
+/// Reads a story that `p` may act on: one it reads, in a licensed account it may change.
+///
+/// # Errors
+/// Not found, or forbidden (role, licence, an `mdr` account).
+pub(crate) async fn story_to_act_on(
+    state: &AppState,
+    p: &Principal,
+    id: &str,
+) -> ApiResult<StoryDetail> {
     let scope = readable_scope(state, p, None).await?;
     let story = state
         .store
@@ -376,7 +384,11 @@ async fn actionable(state: &AppState, p: &Principal, id: &str) -> ApiResult<Opti
         .map_err(|e| ApiError::from_store(e, "story"))?;
     let account = licensed_account(state, &story.story.account_id).await?;
     may_act(p, &account)?;
-    Ok(Some(story.story.account_id))
+    Ok(story)
+}
+
+async fn actionable(state: &AppState, p: &Principal, id: &str) -> ApiResult<Option<String>> {
+    Ok(Some(story_to_act_on(state, p, id).await?.story.account_id))
 }
 
 /// Set a story's status, verdict or severity (Stories editor; not on `mdr` accounts).
