@@ -11,6 +11,7 @@ mod respond;
 mod session;
 mod stories;
 mod story;
+mod vendor;
 
 use axum::extract::Request;
 use axum::http::{header, HeaderValue, Method, StatusCode};

@@ -16,6 +16,7 @@ use dossier_store::StoryDetail;
 use maud::{html, Markup, PreEscaped};
 
 use super::layout::{self, Nav};
+use super::vendor::VendorPanel;
 use super::{FormData, WebError, WebResult, WebUser};
 use crate::api::stories::{add_comment, get_story, patch_story, remove_comment, PatchStory};
 use crate::auth::{licensed_account, may_act};
@@ -89,12 +90,6 @@ struct Show<'a> {
     after: Option<&'a str>,
     /// The producer's own notes and timeline of this incident.
     vendor: Option<&'a str>,
-}
-
-/// An incident's notes and timeline in its producer's console, or why they cannot be shown.
-struct VendorPanel {
-    incident_id: String,
-    read: Result<Arc<crate::vendor::Read>, String>,
 }
 
 /// Which incidents the page shows: the detail's first page, or the page after a cursor.
@@ -179,12 +174,9 @@ async fn render_page(
     };
     let vendor = match show.vendor {
         None => None,
-        Some(incident_id) => Some(VendorPanel {
-            incident_id: incident_id.to_owned(),
-            read: crate::vendor::read(state, &user.principal, &d.story.id, incident_id)
-                .await
-                .map_err(|e| e.to_string()),
-        }),
+        Some(incident_id) => {
+            Some(VendorPanel::read(state, &user.principal, &d.story.id, incident_id).await)
+        }
     };
     let kin = kin(&d);
     let body = story_body(
@@ -654,59 +646,8 @@ fn timeline_section(d: &StoryDetail, vendor: Option<&VendorPanel>) -> Markup {
             None => (dossier_timeline(d)),
             Some(v) => div.side-by-side {
                 (dossier_timeline(d))
-                (vendor_section(d, v))
+                (v.render(&d.story.id))
             },
-        }
-    }
-}
-
-/// An incident's notes and timeline in its producer's console, or why they cannot be read.
-fn vendor_section(d: &StoryDetail, v: &VendorPanel) -> Markup {
-    html! {
-        section #vendor aria-labelledby="vendor-title" {
-            @match &v.read {
-                Err(why) => {
-                    h2 #vendor-title { "In the console: " span.mono { (v.incident_id) } }
-                    p.notice.error role="alert" { (why) }
-                },
-                Ok(read) => {
-                    h2 #vendor-title { "In " (read.vendor) ": " span.mono { (v.incident_id) } }
-                    p.hint {
-                        "Read from " (read.vendor) " " (layout::time(read.fetched_at)) "; kept five minutes."
-                        @if read.notes.truncated { " The console holds more than the latest 100 entries shown." }
-                    }
-                    h3 { "Notes (" (read.notes.notes.len()) ")" }
-                    @if read.notes.notes.is_empty() {
-                        p.empty { "No notes on this " (read.record) " in the console." }
-                    } @else {
-                        ul.vendor-notes {
-                            @for n in &read.notes.notes {
-                                li {
-                                    (layout::tenant(&n.text))
-                                    span.hint { " — " (layout::opt(n.author.as_deref())) ", " @match n.created_at { Some(at) => (layout::time(at)), None => "no date" } }
-                                }
-                            }
-                        }
-                    }
-                    h3 { "Timeline (" (read.notes.timeline.len()) ")" }
-                    @if read.notes.timeline.is_empty() {
-                        p.empty { "The console lists no activity for it." }
-                    } @else {
-                        table.timeline.vendor-timeline {
-                            thead { tr { th scope="col" { "When" } th scope="col" { "What" } } }
-                            tbody {
-                                @for a in &read.notes.timeline {
-                                    tr {
-                                        td { @match a.created_at { Some(at) => (layout::time(at)), None => "no date" } }
-                                        td { (layout::tenant(&a.text)) }
-                                    }
-                                }
-                            }
-                        }
-                    }
-                },
-            }
-            p { a href={ "/stories/" (d.story.id) "#timeline-title" } { "Hide the console's notes and timeline" } }
         }
     }
 }
