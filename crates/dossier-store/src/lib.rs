@@ -78,6 +78,57 @@ fn unavailable(f: rusqlite::ffi::Error) -> Option<&'static str> {
     })
 }
 
+#[cfg(feature = "postgres")]
+impl From<postgres::Error> for StoreError {
+    fn from(e: postgres::Error) -> Self {
+        use postgres::error::SqlState;
+        let Some(db) = e.as_db_error() else {
+            // No answer from the server: the connection broke, or was never made.
+            let io = std::error::Error::source(&e)
+                .is_some_and(|s| s.downcast_ref::<std::io::Error>().is_some());
+            return if e.is_closed() || io {
+                StoreError::Unavailable(format!("the database cannot be reached: {e}"))
+            } else if e.to_string() == "query returned an unexpected number of rows" {
+                // `query_one` found no row.
+                StoreError::NotFound
+            } else {
+                StoreError::Database(e.to_string())
+            };
+        };
+        if *db.code() == SqlState::T_R_SERIALIZATION_FAILURE
+            || *db.code() == SqlState::T_R_DEADLOCK_DETECTED
+        {
+            return StoreError::Conflict(RETRY.into());
+        }
+        let code = db.code();
+        if *code == SqlState::DISK_FULL || *code == SqlState::OUT_OF_MEMORY {
+            StoreError::Unavailable(format!("the database could not be written: {}", db.message()))
+        } else if *code == SqlState::READ_ONLY_SQL_TRANSACTION {
+            StoreError::Unavailable(
+                "the database could not be written: it is read-only (a standby?)".into(),
+            )
+        } else if *code == SqlState::ADMIN_SHUTDOWN
+            || *code == SqlState::CRASH_SHUTDOWN
+            || *code == SqlState::CANNOT_CONNECT_NOW
+            || *code == SqlState::TOO_MANY_CONNECTIONS
+        {
+            StoreError::Unavailable(format!("the database cannot take calls now: {}", db.message()))
+        } else if *code == SqlState::QUERY_CANCELED {
+            StoreError::Unavailable(format!(
+                "the database did not answer in time (statement timeout): {}",
+                db.message()
+            ))
+        } else {
+            StoreError::Database(format!("{} ({})", db.message(), code.code()))
+        }
+    }
+}
+
+/// What a write that the database could not order against a concurrent one (a serialization
+/// failure, a deadlock) fails with: the backend runs it again, and only a write that still
+/// fails after its retries reaches the caller, as this conflict.
+pub const RETRY: &str = "the database could not order this write against a concurrent one; try again";
+
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 /// Maps an incident's raw JSON, as its producer sent it, back to the incident its source's

@@ -1,0 +1,1 @@
+//! File identities (not yet ported).

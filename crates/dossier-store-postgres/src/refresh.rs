@@ -1,0 +1,1 @@
+//! Story refresh (not yet ported).

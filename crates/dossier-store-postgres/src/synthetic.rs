@@ -1,0 +1,1 @@
+//! Synthetic stories (not yet ported).
