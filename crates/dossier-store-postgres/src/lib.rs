@@ -152,13 +152,17 @@ impl std::ops::Deref for PooledClient<'_> {
     type Target = Client;
     fn deref(&self) -> &Client {
         // `Inner::conn` fills the slot before it hands it out.
-        self.0.as_ref().unwrap_or_else(|| unreachable!("an empty pool slot was handed out"))
+        self.0
+            .as_ref()
+            .unwrap_or_else(|| unreachable!("an empty pool slot was handed out"))
     }
 }
 
 impl std::ops::DerefMut for PooledClient<'_> {
     fn deref_mut(&mut self) -> &mut Client {
-        self.0.as_mut().unwrap_or_else(|| unreachable!("an empty pool slot was handed out"))
+        self.0
+            .as_mut()
+            .unwrap_or_else(|| unreachable!("an empty pool slot was handed out"))
     }
 }
 
@@ -276,7 +280,9 @@ fn migrate_locked(conn: &mut Client) -> Result<()> {
          INSERT INTO dossier_schema (version)
              SELECT 0 WHERE NOT EXISTS (SELECT 1 FROM dossier_schema);",
     )?;
-    let version: i64 = conn.query_one("SELECT version FROM dossier_schema", &[])?.get(0);
+    let version: i64 = conn
+        .query_one("SELECT version FROM dossier_schema", &[])?
+        .get(0);
     let version = usize::try_from(version).unwrap_or(0);
     if version > MIGRATIONS.len() {
         return Err(StoreError::Database(format!(
