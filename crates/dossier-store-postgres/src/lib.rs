@@ -1,4 +1,4 @@
-//! The PostgreSQL store: many `dossier serve` nodes over one database.
+//! The `PostgreSQL` store: many `dossier serve` nodes over one database.
 //!
 //! Each module is the twin of the SQLite store's module of the same name, over the same tables
 //! and columns (see `migrations/postgres/0001_init.sql`): the story rules come from the domain,
@@ -41,7 +41,7 @@ const MIGRATION_LOCK: i64 = 0x646f_7373_6965_7201;
 /// failure, a deadlock) is run again before its caller is told.
 const WRITE_ATTEMPTS: u32 = 5;
 
-/// What a PostgreSQL store is opened with.
+/// What a `PostgreSQL` store is opened with.
 #[derive(Debug, Clone)]
 pub struct Settings {
     /// The most connections this node keeps to the database.
@@ -62,7 +62,7 @@ impl Default for Settings {
     }
 }
 
-/// The PostgreSQL store. Cheap to clone.
+/// The `PostgreSQL` store. Cheap to clone.
 #[derive(Clone)]
 pub struct PostgresStore {
     inner: Arc<Inner>,
@@ -224,7 +224,7 @@ impl PostgresStore {
             let mut conn = inner.conn()?;
             let mut attempt = 1;
             let done = loop {
-                match f(&mut *conn) {
+                match f(&mut conn) {
                     Err(StoreError::Conflict(why)) if why == RETRY && attempt < WRITE_ATTEMPTS => {
                         inner.retries.fetch_add(1, Ordering::Relaxed);
                         attempt += 1;
@@ -233,7 +233,7 @@ impl PostgresStore {
                     done => break done,
                 }
             };
-            inner.announce_events(&mut *conn);
+            inner.announce_events(&mut conn);
             done
         })
         .await
