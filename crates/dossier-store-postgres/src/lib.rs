@@ -16,6 +16,7 @@ mod cursor;
 mod events;
 mod files;
 mod ingest;
+mod leases;
 mod refresh;
 mod stories;
 mod synthetic;
@@ -31,7 +32,10 @@ use postgres::{Client, GenericClient, NoTls};
 
 use dossier_store::{Remap, Result, StoreError, RETRY};
 
-const MIGRATIONS: &[&str] = &[include_str!("../migrations/postgres/0001_init.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../migrations/postgres/0001_init.sql"),
+    include_str!("../migrations/postgres/0002_leases.sql"),
+];
 
 /// The advisory lock the migrations run under, so that two nodes starting at once never
 /// migrate together. Any constant no other lock of this database uses.
@@ -714,6 +718,22 @@ impl dossier_store::Store for PostgresStore {
 
     fn event_commits(&self) -> tokio::sync::watch::Receiver<u64> {
         self.inner.event_commits.subscribe()
+    }
+
+    async fn lease_connectors(
+        &self,
+        node: &str,
+        ttl: std::time::Duration,
+    ) -> Result<Option<Vec<String>>> {
+        let node = node.to_owned();
+        self.write(move |c| leases::round(c, &node, ttl))
+            .await
+            .map(Some)
+    }
+
+    async fn release_leases(&self, node: &str) -> Result<()> {
+        let node = node.to_owned();
+        self.write(move |c| leases::release(c, &node)).await
     }
 
     async fn ping(&self) -> Result<()> {

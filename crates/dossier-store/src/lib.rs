@@ -102,7 +102,10 @@ impl From<postgres::Error> for StoreError {
         }
         let code = db.code();
         if *code == SqlState::DISK_FULL || *code == SqlState::OUT_OF_MEMORY {
-            StoreError::Unavailable(format!("the database could not be written: {}", db.message()))
+            StoreError::Unavailable(format!(
+                "the database could not be written: {}",
+                db.message()
+            ))
         } else if *code == SqlState::READ_ONLY_SQL_TRANSACTION {
             StoreError::Unavailable(
                 "the database could not be written: it is read-only (a standby?)".into(),
@@ -112,7 +115,10 @@ impl From<postgres::Error> for StoreError {
             || *code == SqlState::CANNOT_CONNECT_NOW
             || *code == SqlState::TOO_MANY_CONNECTIONS
         {
-            StoreError::Unavailable(format!("the database cannot take calls now: {}", db.message()))
+            StoreError::Unavailable(format!(
+                "the database cannot take calls now: {}",
+                db.message()
+            ))
         } else if *code == SqlState::QUERY_CANCELED {
             StoreError::Unavailable(format!(
                 "the database did not answer in time (statement timeout): {}",
@@ -127,7 +133,8 @@ impl From<postgres::Error> for StoreError {
 /// What a write that the database could not order against a concurrent one (a serialization
 /// failure, a deadlock) fails with: the backend runs it again, and only a write that still
 /// fails after its retries reaches the caller, as this conflict.
-pub const RETRY: &str = "the database could not order this write against a concurrent one; try again";
+pub const RETRY: &str =
+    "the database could not order this write against a concurrent one; try again";
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
@@ -303,4 +310,27 @@ pub trait Store: Send + Sync + 'static {
     /// database could not be written ([`StoreError::Unavailable`]), whether it takes writes
     /// again.
     async fn ping(&self) -> Result<()>;
+
+    // Nodes sharing one database.
+    /// One round of this node's leases: says the node is alive for `ttl`, renews the leases
+    /// it holds, gives up those past its fair share of the connectors (their count over the
+    /// live nodes') and takes free or expired ones up to it. Returns the connectors this node
+    /// may run until its next round (taking one bumps its generation, the fence its pages are
+    /// committed under), or `None` from a store that one process has alone, where every
+    /// connector is this node's. Rounds must come well within `ttl`.
+    async fn lease_connectors(
+        &self,
+        node: &str,
+        ttl: std::time::Duration,
+    ) -> Result<Option<Vec<String>>> {
+        let _ = (node, ttl);
+        Ok(None)
+    }
+
+    /// Gives up this node's leases and says it is gone (a node stopping): the others take its
+    /// connectors at their next round rather than wait for the leases to expire.
+    async fn release_leases(&self, node: &str) -> Result<()> {
+        let _ = node;
+        Ok(())
+    }
 }

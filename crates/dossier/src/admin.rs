@@ -125,7 +125,7 @@ pub async fn user(c: UserCommand) -> anyhow::Result<()> {
     };
     let record = dossier_server::passwords::new_user(&username, &password, roles, account)
         .map_err(|m| anyhow!("--{m}"))?;
-    let store = open_store(&db.db)?;
+    let store = open_store(&db)?;
     require_account(store.as_ref(), record.account_id.as_deref()).await?;
     store.create_user(&record).await.map_err(|e| match e {
         dossier_store::StoreError::Conflict(m) => anyhow!("--{m}"),
@@ -148,7 +148,7 @@ pub async fn api_key(c: ApiKeyCommand) -> anyhow::Result<()> {
         ApiKeyCommand::List { account, db } => return list_api_keys(account, &db).await,
         ApiKeyCommand::Revoke { id, db } => {
             let id = id.trim();
-            let store = open_store(&db.db)?;
+            let store = open_store(&db)?;
             return match store.delete_api_key(id).await {
                 Ok(()) => {
                     eprintln!("revoked API key {id}");
@@ -168,7 +168,7 @@ pub async fn api_key(c: ApiKeyCommand) -> anyhow::Result<()> {
         .map(check_key_name)
         .transpose()
         .map_err(|m| anyhow!("--{m}"))?;
-    let store = open_store(&db.db)?;
+    let store = open_store(&db)?;
     require_account(store.as_ref(), account.as_deref()).await?;
     let (key, hash) = new_api_key();
     let record = ApiKeyRecord {
@@ -185,7 +185,7 @@ pub async fn api_key(c: ApiKeyCommand) -> anyhow::Result<()> {
 }
 
 async fn list_api_keys(account: Option<String>, db: &DbOption) -> anyhow::Result<()> {
-    let store = open_store(&db.db)?;
+    let store = open_store(&db)?;
     require_account(store.as_ref(), account.as_deref()).await?;
     let keys = store.list_api_keys(account.as_deref()).await?;
     if keys.is_empty() {
@@ -219,7 +219,7 @@ pub async fn account(c: AccountCommand) -> anyhow::Result<()> {
     if name.is_empty() || name.chars().count() > 200 {
         bail!("--name: between 1 and 200 characters");
     }
-    let store = open_store(&db.db)?;
+    let store = open_store(&db)?;
     let account = store.create_account(name, licence).await?;
     println!("{}", account.id);
     Ok(())

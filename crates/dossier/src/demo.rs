@@ -151,7 +151,7 @@ pub async fn run(mut o: DemoOptions) -> anyhow::Result<()> {
     for kind in KINDS {
         tenants.push(Emulated::start(kind, &plan).await?);
     }
-    let store = open_store(&o.serve.db.db)?;
+    let store = open_store(&o.serve.db)?;
     let mut config = o.serve.server_config()?;
     // The emulated tenant lives on loopback with its own CA: the demo, and only the demo,
     // allows that.

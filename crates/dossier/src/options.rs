@@ -18,6 +18,14 @@ pub struct DbOption {
     /// Database URL: `sqlite://PATH` (embedded, the default) or `postgres://…`.
     #[arg(long, env = "DOSSIER_DB", default_value = "sqlite://dossier.db")]
     pub db: String,
+    /// PostgreSQL only: the most connections this process keeps to the database.
+    #[arg(long, env = "DOSSIER_DB_POOL_SIZE", default_value_t = 8,
+          value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub db_pool_size: u32,
+    /// PostgreSQL only: seconds one statement may run before the database cancels it.
+    #[arg(long, env = "DOSSIER_DB_STATEMENT_TIMEOUT", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub db_statement_timeout: u64,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -102,16 +110,50 @@ pub struct ServeOptions {
 }
 
 /// Opens the store the URL names.
-pub fn open_store(url: &str) -> anyhow::Result<Arc<dyn Store>> {
-    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        bail!("--db: PostgreSQL is not supported by this build yet; use sqlite://PATH");
+pub fn open_store(db: &DbOption) -> anyhow::Result<Arc<dyn Store>> {
+    let url = db.db.as_str();
+    if is_postgres(url) {
+        let settings = dossier_store_postgres::Settings {
+            pool_size: db.db_pool_size as usize,
+            statement_timeout: std::time::Duration::from_secs(db.db_statement_timeout),
+            ..dossier_store_postgres::Settings::default()
+        };
+        // The blocking client runs a runtime of its own, which may not start on a thread of
+        // the async runtime: the store is opened on a thread of its own.
+        let owned = url.to_owned();
+        let opened = std::thread::spawn(move || {
+            dossier_store_postgres::PostgresStore::open(&owned, remap(), &settings)
+        })
+        .join()
+        .map_err(|_| anyhow::anyhow!("--db: opening the database panicked"))?;
+        let store = opened.with_context(|| format!("--db: cannot open {}", redact_url(url)))?;
+        return Ok(Arc::new(store));
     }
     if !url.starts_with("sqlite:") && url.contains("://") {
-        bail!("--db: unknown database URL {url:?}; use sqlite://PATH");
+        bail!(
+            "--db: unknown database URL {:?}; use sqlite://PATH or postgres://…",
+            redact_url(url)
+        );
     }
     let store =
         SqliteStore::open(url, remap()).with_context(|| format!("--db: cannot open {url}"))?;
     Ok(Arc::new(store))
+}
+
+/// Whether a `--db` URL names a PostgreSQL database.
+pub fn is_postgres(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
+}
+
+/// A database URL as it may be shown: its password, if it has one, replaced.
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("redacted"));
+            u.to_string()
+        }
+        _ => url.to_owned(),
+    }
 }
 
 /// The sources this build has: the binary is the one place that names every source.

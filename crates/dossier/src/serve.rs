@@ -5,7 +5,7 @@ use dossier_server::AppState;
 use crate::options::{open_store, ServeOptions};
 
 pub async fn run(o: ServeOptions) -> anyhow::Result<()> {
-    let store = open_store(&o.db.db)?;
+    let store = open_store(&o.db)?;
     let state = AppState::new(
         store,
         crate::options::sources(),

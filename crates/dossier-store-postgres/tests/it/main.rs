@@ -109,6 +109,7 @@ impl Backend for PgBackend {
     }
 }
 
+mod leases;
 mod tail;
 
 mod conformance {

@@ -1,0 +1,149 @@
+//! Leases between nodes: each connector is run by one node, connectors spread evenly, and a
+//! node that lost a lease cannot write for it.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use chrono::Utc;
+use dossier_store::{HealthUpdate, NewConnector, Store, StoreError};
+use dossier_store_postgres::{PostgresStore, Settings};
+
+use crate::{backend, s1, Schema};
+
+const TTL: Duration = Duration::from_secs(30);
+
+async fn open(url: &str) -> PostgresStore {
+    let url = url.to_owned();
+    tokio::task::spawn_blocking(move || PostgresStore::open(&url, s1(), &Settings::default()))
+        .await
+        .unwrap()
+        .unwrap()
+}
+
+async fn connectors(store: &PostgresStore, n: usize) -> Vec<String> {
+    let account = store
+        .create_account("Acme", dossier_domain::access::Licence::Xops)
+        .await
+        .unwrap();
+    let mut ids = Vec::new();
+    for i in 0..n {
+        let c = store
+            .create_connector(&NewConnector {
+                account_id: account.id.clone(),
+                kind: "sentinelone".into(),
+                name: format!("s1-{i}"),
+                description: None,
+                tenant_url: format!("https://t{i}.sentinelone.net"),
+                config: "{}".into(),
+                token_enc: vec![1],
+                track_errors: false,
+                write_back: false,
+                response: false,
+                now: Utc::now(),
+            })
+            .await
+            .unwrap();
+        ids.push(c.id);
+    }
+    ids.sort();
+    ids
+}
+
+async fn round(store: &PostgresStore, node: &str, ttl: Duration) -> BTreeSet<String> {
+    store
+        .lease_connectors(node, ttl)
+        .await
+        .unwrap()
+        .expect("PostgreSQL leases")
+        .into_iter()
+        .collect()
+}
+
+#[test]
+fn connectors_spread_over_the_live_nodes_each_held_by_one() {
+    let Some(_) = backend() else { return };
+    dossier_store::conformance::block_on(async {
+        let schema = Schema::new();
+        let (a, b, c) = (
+            open(&schema.url()).await,
+            open(&schema.url()).await,
+            open(&schema.url()).await,
+        );
+        let all: BTreeSet<String> = connectors(&a, 7).await.into_iter().collect();
+
+        // Alone, a node takes every connector.
+        assert_eq!(round(&a, "a", TTL).await, all);
+        // A second node finds them all held; the first gives up what is past its share, and
+        // the second takes it.
+        assert!(round(&b, "b", TTL).await.is_empty());
+        let a_held = round(&a, "a", TTL).await;
+        assert_eq!(
+            a_held.len(),
+            4,
+            "7 / 2, and the remainder to the first node"
+        );
+        let b_held = round(&b, "b", TTL).await;
+        assert_eq!(b_held.len(), 3);
+        assert!(a_held.is_disjoint(&b_held));
+        assert_eq!(&a_held | &b_held, all);
+
+        // A third joins: after a round each, the nodes hold 3, 2 and 2, none twice.
+        round(&c, "c", TTL).await;
+        round(&a, "a", TTL).await;
+        round(&b, "b", TTL).await;
+        let held = [
+            round(&a, "a", TTL).await,
+            round(&b, "b", TTL).await,
+            round(&c, "c", TTL).await,
+        ];
+        let sizes: Vec<usize> = held.iter().map(BTreeSet::len).collect();
+        assert_eq!(sizes, [3, 2, 2]);
+        assert_eq!(held.iter().fold(BTreeSet::new(), |u, h| &u | h), all);
+
+        // A node that stops gives its connectors up; the others take them at once.
+        a.release_leases("a").await.unwrap();
+        let (b_held, c_held) = (round(&b, "b", TTL).await, round(&c, "c", TTL).await);
+        assert!(b_held.is_disjoint(&c_held));
+        assert_eq!(&b_held | &c_held, all);
+    });
+}
+
+#[test]
+fn a_node_whose_lease_expired_cannot_write_for_its_connector() {
+    let Some(_) = backend() else { return };
+    dossier_store::conformance::block_on(async {
+        let schema = Schema::new();
+        let (a, b) = (open(&schema.url()).await, open(&schema.url()).await);
+        let id = connectors(&a, 1).await.remove(0);
+
+        // Node a takes the lease with a time to live that is over at once: as if it paused
+        // (a long GC, a partition) past its lease without knowing.
+        assert!(round(&a, "a", Duration::from_micros(1)).await.contains(&id));
+        let fence = a.get_connector(None, &id).await.unwrap().generation;
+        // Node b finds it expired and takes it, under a new fence.
+        assert!(round(&b, "b", TTL).await.contains(&id));
+        let taken = b.get_connector(None, &id).await.unwrap().generation;
+        assert!(taken > fence);
+
+        // What a's worker still sends is refused whole.
+        let stale = HealthUpdate {
+            status: Some("connected".into()),
+            polls_inc: 1,
+            generation: Some(fence),
+            ..HealthUpdate::default()
+        };
+        assert!(matches!(
+            a.set_connector_health(&id, &stale).await,
+            Err(StoreError::LeaseLost)
+        ));
+        // While a says nothing, b keeps it, and b's worker writes.
+        assert!(round(&b, "b", TTL).await.contains(&id));
+        let fresh = HealthUpdate {
+            generation: Some(taken),
+            polls_inc: 1,
+            ..HealthUpdate::default()
+        };
+        b.set_connector_health(&id, &fresh).await.unwrap();
+        assert_eq!(b.get_connector(None, &id).await.unwrap().polls, 1);
+    });
+}
