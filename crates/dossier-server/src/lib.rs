@@ -86,6 +86,36 @@ pub struct ServerConfig {
     /// How often a long poll of the event log reads again when no commit on this node woke
     /// it: what another node commits is seen within this.
     pub event_recheck: Duration,
+    /// This node's name among the nodes sharing one database (leases name their owner).
+    pub node_id: String,
+    /// How long a node's connector leases last without renewal: a node that dies hands its
+    /// connectors to the others within this and one `lease_renew_every`.
+    pub lease_ttl: Duration,
+    /// How often a node renews its leases and takes its share of the connectors; well within
+    /// `lease_ttl`.
+    pub lease_renew_every: Duration,
+}
+
+/// A name for this node: its host, its process and a random part (a node restarted is a new
+/// node, whose predecessor's leases simply expire or were given up).
+#[must_use]
+pub fn new_node_id() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| {
+            h.trim()
+                .chars()
+                .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+                .take(40)
+                .collect::<String>()
+        })
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "node".into());
+    format!(
+        "{host}-{}-{:04x}",
+        std::process::id(),
+        rand::random::<u16>()
+    )
 }
 
 impl Default for ServerConfig {
@@ -112,6 +142,9 @@ impl Default for ServerConfig {
             connections: ConnectionLimits::default(),
             trusted_proxies: Vec::new(),
             event_recheck: tail::RECHECK,
+            node_id: new_node_id(),
+            lease_ttl: Duration::from_secs(15),
+            lease_renew_every: Duration::from_secs(5),
         }
     }
 }

@@ -40,6 +40,12 @@ pub struct Metrics {
     pub map_seconds: Counter<f64, AtomicU64>,
     pub commit_seconds: Counter<f64, AtomicU64>,
     pub list_seconds: Histogram,
+    /// Connectors whose workers run on this node (all of them on one node; its leased share
+    /// when nodes share a database).
+    pub connectors_held: Gauge<i64, std::sync::atomic::AtomicI64>,
+    /// Writes the store ran again because the database could not order them against a
+    /// concurrent one (serialization failures, deadlocks), as the store last told.
+    pub store_write_retries: Counter,
 }
 
 impl Default for Metrics {
@@ -62,6 +68,8 @@ impl Default for Metrics {
                 [0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0].into_iter(),
             ),
             list_seconds: Histogram::new([0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0].into_iter()),
+            connectors_held: Gauge::default(),
+            store_write_retries: Counter::default(),
         };
         if let Ok(mut r) = m.registry.lock() {
             r.register(
@@ -131,6 +139,17 @@ impl Default for Metrics {
                 m.map_seconds.clone(),
             );
             r.register(
+                "connectors_held",
+                "Connectors whose workers run on this node",
+                m.connectors_held.clone(),
+            );
+            r.register(
+                "store_write_retries",
+                "Writes run again because the database could not order them against a \
+                 concurrent one (serialization failures and deadlocks)",
+                m.store_write_retries.clone(),
+            );
+            r.register(
                 "page_commit_seconds",
                 "Time spent committing pages to the store, all connectors together",
                 m.commit_seconds.clone(),
@@ -143,6 +162,14 @@ impl Default for Metrics {
 impl Metrics {
     pub fn observe_list(&self, d: Duration) {
         self.list_seconds.observe(d.as_secs_f64());
+    }
+
+    /// Brings the count of the store's retried writes up to `total`, what the store counts.
+    pub fn store_retries(&self, total: u64) {
+        let seen = self.store_write_retries.get();
+        if total > seen {
+            self.store_write_retries.inc_by(total - seen);
+        }
     }
 
     /// Renders the Prometheus text exposition.

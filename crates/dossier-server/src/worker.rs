@@ -49,9 +49,31 @@ impl Workers {
 pub fn spawn_manager(state: AppState, mut shutdown: watch::Receiver<bool>) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut running: HashMap<String, (i64, JoinHandle<()>)> = HashMap::new();
+        let mut leasing = false;
         loop {
+            // Which connectors this node runs: all of them, or (nodes sharing a database) those
+            // it holds the lease of. Leases are taken first, so the list read next carries the
+            // generation each lease was taken under.
+            let leased = match state
+                .store
+                .lease_connectors(&state.config.node_id, state.config.lease_ttl)
+                .await
+            {
+                Ok(held) => held,
+                Err(e) => {
+                    // Leases that cannot be renewed expire, and other nodes take them: this
+                    // node stops its workers rather than poll tenants it may no longer own
+                    // (what they would commit is fenced anyway).
+                    tracing::error!(error = %e, "cannot renew connector leases; this node's workers stop");
+                    Some(Vec::new())
+                }
+            };
+            leasing |= leased.is_some();
             match state.store.list_connectors(None).await {
-                Ok(connectors) => {
+                Ok(mut connectors) => {
+                    if let Some(held) = &leased {
+                        connectors.retain(|c| held.contains(&c.id));
+                    }
                     let ids: Vec<String> = connectors.iter().map(|c| c.id.clone()).collect();
                     running.retain(|id, (_, h)| {
                         let keep = ids.contains(id) && !h.is_finished();
@@ -79,9 +101,21 @@ pub fn spawn_manager(state: AppState, mut shutdown: watch::Receiver<bool>) -> Jo
                 }
                 Err(e) => tracing::error!(error = %e, "cannot list connectors"),
             }
+            state
+                .metrics
+                .connectors_held
+                .set(i64::try_from(running.len()).unwrap_or(i64::MAX));
+            let every = if leasing {
+                state
+                    .config
+                    .manager_every
+                    .min(state.config.lease_renew_every)
+            } else {
+                state.config.manager_every
+            };
             tokio::select! {
                 () = state.workers.changed.notified() => {}
-                () = tokio::time::sleep(state.config.manager_every) => {}
+                () = tokio::time::sleep(every) => {}
                 _ = shutdown.changed() => break,
             }
         }
@@ -92,6 +126,12 @@ pub fn spawn_manager(state: AppState, mut shutdown: watch::Receiver<bool>) -> Jo
         for (_, (_, mut h)) in running {
             if tokio::time::timeout_at(deadline, &mut h).await.is_err() {
                 h.abort();
+            }
+        }
+        // Then the leases go, so that other nodes take the connectors at once.
+        if leasing {
+            if let Err(e) = state.store.release_leases(&state.config.node_id).await {
+                tracing::warn!(error = %e, "cannot give up this node's leases; they expire");
             }
         }
     })

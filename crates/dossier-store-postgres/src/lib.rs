@@ -731,6 +731,10 @@ impl dossier_store::Store for PostgresStore {
             .map(Some)
     }
 
+    fn write_retries(&self) -> u64 {
+        PostgresStore::write_retries(self)
+    }
+
     async fn release_leases(&self, node: &str) -> Result<()> {
         let node = node.to_owned();
         self.write(move |c| leases::release(c, &node)).await

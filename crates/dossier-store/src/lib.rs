@@ -327,6 +327,13 @@ pub trait Store: Send + Sync + 'static {
         Ok(None)
     }
 
+    /// Writes run again, since the store opened, because the database could not order them
+    /// against a concurrent one (serialization failures, deadlocks); 0 where that cannot
+    /// happen (one writer).
+    fn write_retries(&self) -> u64 {
+        0
+    }
+
     /// Gives up this node's leases and says it is gone (a node stopping): the others take its
     /// connectors at their next round rather than wait for the leases to expire.
     async fn release_leases(&self, node: &str) -> Result<()> {

@@ -107,6 +107,21 @@ pub struct ServeOptions {
     #[arg(long, env = "DOSSIER_SLOW_BACKLOG_AFTER", default_value_t = 300,
           value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub slow_backlog_after: u64,
+    /// Nodes sharing a PostgreSQL database: seconds a node's connector leases last without
+    /// renewal. A node that dies hands its connectors to the others within this and one
+    /// `--lease-renew-every`.
+    #[arg(long, env = "DOSSIER_LEASE_TTL", default_value_t = 15,
+          value_parser = clap::value_parser!(u64).range(2..=3600))]
+    pub lease_ttl: u64,
+    /// Nodes sharing a PostgreSQL database: seconds between a node's lease rounds (renewing
+    /// its leases, taking its share of the connectors). At most half of `--lease-ttl`.
+    #[arg(long, env = "DOSSIER_LEASE_RENEW_EVERY", default_value_t = 5,
+          value_parser = clap::value_parser!(u64).range(1..=1800))]
+    pub lease_renew_every: u64,
+    /// This node's name among the nodes sharing a database (what its leases name as owner).
+    /// Default: the host name, the process id and a random part.
+    #[arg(long, env = "DOSSIER_NODE_ID")]
+    pub node_id: Option<String>,
 }
 
 /// Opens the store the URL names.
@@ -138,6 +153,20 @@ pub fn open_store(db: &DbOption) -> anyhow::Result<Arc<dyn Store>> {
     let store =
         SqliteStore::open(url, remap()).with_context(|| format!("--db: cannot open {url}"))?;
     Ok(Arc::new(store))
+}
+
+/// A node name given with `--node-id`: short, printable, no spaces.
+fn check_node_id(id: &str) -> anyhow::Result<String> {
+    let id = id.trim();
+    if id.is_empty()
+        || id.len() > 100
+        || !id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':'))
+    {
+        bail!("--node-id: 1 to 100 letters, digits, '-', '_', '.' or ':'");
+    }
+    Ok(id.to_owned())
 }
 
 /// Whether a `--db` URL names a PostgreSQL database.
@@ -191,6 +220,13 @@ impl ServeOptions {
     }
 
     pub fn server_config(&self) -> anyhow::Result<ServerConfig> {
+        if self.lease_renew_every * 2 > self.lease_ttl {
+            bail!(
+                "--lease-renew-every ({} s) must be at most half of --lease-ttl ({} s): a lease must be renewed well before it expires",
+                self.lease_renew_every,
+                self.lease_ttl
+            );
+        }
         let tenant_ca_pem = match &self.tenant_ca_file {
             Some(p) => {
                 let pem = std::fs::read(p)
@@ -227,6 +263,12 @@ impl ServeOptions {
             trusted_proxies: self.trusted_proxies.clone(),
             slow_page_after: std::time::Duration::from_secs(self.slow_page_after),
             slow_backlog_after: std::time::Duration::from_secs(self.slow_backlog_after),
+            lease_ttl: std::time::Duration::from_secs(self.lease_ttl),
+            lease_renew_every: std::time::Duration::from_secs(self.lease_renew_every),
+            node_id: match &self.node_id {
+                Some(id) => check_node_id(id)?,
+                None => defaults.node_id.clone(),
+            },
             ..defaults
         })
     }

@@ -162,6 +162,7 @@ async fn metrics(
     p: crate::auth::Principal,
 ) -> crate::error::ApiResult<impl IntoResponse> {
     p.require(p.perms.read_metrics, "operator or metrics")?;
+    state.metrics.store_retries(state.store.write_retries());
     Ok((
         [(
             header::CONTENT_TYPE,
