@@ -35,6 +35,7 @@ use dossier_store::{Remap, Result, StoreError, RETRY};
 const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/postgres/0001_init.sql"),
     include_str!("../migrations/postgres/0002_leases.sql"),
+    include_str!("../migrations/postgres/0003_sign_in_failures.sql"),
 ];
 
 /// The advisory lock the migrations run under, so that two nodes starting at once never
@@ -733,6 +734,33 @@ impl dossier_store::Store for PostgresStore {
 
     fn write_retries(&self) -> u64 {
         PostgresStore::write_retries(self)
+    }
+
+    fn shares_sign_in_failures(&self) -> bool {
+        true
+    }
+
+    async fn sign_in_failures(&self, keys: &[String], since: DateTime<Utc>) -> Result<Vec<u64>> {
+        let keys = keys.to_vec();
+        self.read(move |c| users::sign_in_failures(c, &keys, since))
+            .await
+    }
+
+    async fn add_sign_in_failure(
+        &self,
+        keys: &[String],
+        at: DateTime<Utc>,
+        forget_before: DateTime<Utc>,
+    ) -> Result<()> {
+        let keys = keys.to_vec();
+        self.write(move |c| users::add_sign_in_failure(c, &keys, at, forget_before))
+            .await
+    }
+
+    async fn clear_sign_in_failures(&self, key: &str) -> Result<()> {
+        let key = key.to_owned();
+        self.write(move |c| users::clear_sign_in_failures(c, &key))
+            .await
     }
 
     async fn release_leases(&self, node: &str) -> Result<()> {

@@ -255,3 +255,46 @@ pub(crate) fn audit(
     )?;
     Ok(())
 }
+
+/// How many failed sign-ins each key has had since `since`, in the order of `keys`.
+pub(crate) fn sign_in_failures(
+    conn: &mut Client,
+    keys: &[String],
+    since: DateTime<Utc>,
+) -> Result<Vec<u64>> {
+    let rows = conn.query(
+        "SELECT key, count(*) FROM sign_in_failures WHERE key = ANY($1) AND at >= $2 GROUP BY key",
+        &[&keys, &us(since)],
+    )?;
+    let counted: std::collections::HashMap<String, i64> =
+        rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    Ok(keys
+        .iter()
+        .map(|k| counted.get(k).map_or(0, |n| u64::try_from(*n).unwrap_or(0)))
+        .collect())
+}
+
+/// Counts a failed sign-in under each key; what is older than `forget_before` goes.
+pub(crate) fn add_sign_in_failure(
+    conn: &mut Client,
+    keys: &[String],
+    at: DateTime<Utc>,
+    forget_before: DateTime<Utc>,
+) -> Result<()> {
+    let mut tx = conn.transaction()?;
+    tx.execute(
+        "DELETE FROM sign_in_failures WHERE at < $1",
+        &[&us(forget_before)],
+    )?;
+    tx.execute(
+        "INSERT INTO sign_in_failures (key, at) SELECT k, $2 FROM unnest($1::text[]) AS k",
+        &[&keys, &us(at)],
+    )?;
+    tx.commit()?;
+    Ok(())
+}
+
+pub(crate) fn clear_sign_in_failures(conn: &mut Client, key: &str) -> Result<()> {
+    conn.execute("DELETE FROM sign_in_failures WHERE key = $1", &[&key])?;
+    Ok(())
+}

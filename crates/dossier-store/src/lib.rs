@@ -327,6 +327,37 @@ pub trait Store: Send + Sync + 'static {
         Ok(None)
     }
 
+    /// Whether sign-in failures are counted in the database, for every node together
+    /// ([`Store::sign_in_failures`]); otherwise the server counts them in memory.
+    fn shares_sign_in_failures(&self) -> bool {
+        false
+    }
+
+    /// How many failed sign-ins each key (an opaque digest of a user name, an address or
+    /// both) has had since `since`, in the order given.
+    async fn sign_in_failures(&self, keys: &[String], since: DateTime<Utc>) -> Result<Vec<u64>> {
+        let _ = since;
+        Ok(vec![0; keys.len()])
+    }
+
+    /// Counts one failed sign-in under each key, at `at`; failures older than `forget_before`
+    /// may go.
+    async fn add_sign_in_failure(
+        &self,
+        keys: &[String],
+        at: DateTime<Utc>,
+        forget_before: DateTime<Utc>,
+    ) -> Result<()> {
+        let _ = (keys, at, forget_before);
+        Ok(())
+    }
+
+    /// Forgets a key's failures (a sign-in that succeeded).
+    async fn clear_sign_in_failures(&self, key: &str) -> Result<()> {
+        let _ = key;
+        Ok(())
+    }
+
     /// Writes run again, since the store opened, because the database could not order them
     /// against a concurrent one (serialization failures, deadlocks); 0 where that cannot
     /// happen (one writer).

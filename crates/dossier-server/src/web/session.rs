@@ -262,16 +262,55 @@ impl LoginLimiter {
         ]
     }
 
-    /// Whether a sign-in for this user from this address may be tried now.
-    fn allowed(&self, user: &str, addr: &str) -> bool {
+    /// What the database keeps of a key (when failures are counted there): a digest, never
+    /// the name as typed, which may be a password typed in the wrong field.
+    fn digest(key: &str) -> String {
+        hex::encode(Sha256::digest(key.as_bytes()))
+    }
+
+    /// Whether a sign-in for this user from this address may be tried now. Where nodes share
+    /// a database, their failures are counted together; if the database cannot count them,
+    /// this node's own count still holds.
+    async fn allowed(&self, store: &dyn dossier_store::Store, user: &str, addr: &str) -> bool {
+        let keys = Self::keys(user, addr);
+        if store.shares_sign_in_failures() {
+            let digests: Vec<String> = keys.iter().map(|(k, _)| Self::digest(k)).collect();
+            let since = Utc::now() - window();
+            match store.sign_in_failures(&digests, since).await {
+                Ok(counts) => {
+                    return counts
+                        .iter()
+                        .zip(&keys)
+                        .all(|(n, (_, max))| usize::try_from(*n).unwrap_or(usize::MAX) < *max);
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot read shared sign-in failures"),
+            }
+        }
         let now = Instant::now();
-        Self::keys(user, addr)
-            .iter()
-            .all(|(k, max)| self.recent(k, now) < *max)
+        keys.iter().all(|(k, max)| self.recent(k, now) < *max)
     }
 
     /// Counts a failure; `known` says whether the name exists (see the limits' comment).
-    fn failed(&self, user: &str, addr: &str, known: bool) {
+    async fn failed(&self, store: &dyn dossier_store::Store, user: &str, addr: &str, known: bool) {
+        let [pair, name, address] = Self::keys(user, addr);
+        let counted = if known {
+            vec![pair, name, address]
+        } else {
+            vec![pair, name]
+        };
+        if store.shares_sign_in_failures() {
+            let digests: Vec<String> = counted.iter().map(|(k, _)| Self::digest(k)).collect();
+            let now = Utc::now();
+            match store
+                .add_sign_in_failure(&digests, now, now - window())
+                .await
+            {
+                Ok(()) => return,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot count a sign-in failure for every node")
+                }
+            }
+        }
         let now = Instant::now();
         if let Ok(mut map) = self.failures.lock() {
             if map.len() > 100_000 {
@@ -281,24 +320,28 @@ impl LoginLimiter {
                         .is_some_and(|t| now.duration_since(*t) < FAILURE_WINDOW)
                 });
             }
-            let [pair, name, address] = Self::keys(user, addr);
-            let counted = if known {
-                vec![pair, name, address]
-            } else {
-                vec![pair, name]
-            };
             for (k, _) in counted {
                 map.entry(k).or_default().push_back(now);
             }
         }
     }
 
-    fn succeeded(&self, user: &str, addr: &str) {
+    async fn succeeded(&self, store: &dyn dossier_store::Store, user: &str, addr: &str) {
+        let [(pair, _), _, _] = Self::keys(user, addr);
+        if store.shares_sign_in_failures() {
+            if let Err(e) = store.clear_sign_in_failures(&Self::digest(&pair)).await {
+                tracing::warn!(error = %e, "cannot clear shared sign-in failures");
+            }
+        }
         if let Ok(mut map) = self.failures.lock() {
-            let [(pair, _), _, _] = Self::keys(user, addr);
             map.remove(&pair);
         }
     }
+}
+
+/// The sliding window of sign-in failures, as a span of the database's timestamps.
+fn window() -> chrono::Duration {
+    chrono::Duration::from_std(FAILURE_WINDOW).unwrap_or(chrono::Duration::minutes(15))
 }
 
 /// The client's address: the connection's peer, or the address a trusted proxy names
@@ -428,7 +471,11 @@ pub async fn login(
     };
     let next = safe_next(form.next.as_deref());
     let username = form.username.trim().to_lowercase();
-    if !state.login_limiter.allowed(&username, &addr) {
+    if !state
+        .login_limiter
+        .allowed(state.store.as_ref(), &username, &addr)
+        .await
+    {
         tracing::warn!(client = %addr, "sign-in refused: too many failed attempts");
         return (
             StatusCode::TOO_MANY_REQUESTS,
@@ -460,7 +507,10 @@ pub async fn login(
     let user = match (ok, user) {
         (true, Some(user)) => user,
         (_, user) => {
-            state.login_limiter.failed(&username, &addr, known);
+            state
+                .login_limiter
+                .failed(state.store.as_ref(), &username, &addr, known)
+                .await;
             tracing::info!(client = %addr, "sign-in failed");
             let why = if known {
                 "wrong password"
@@ -478,7 +528,10 @@ pub async fn login(
                 .into_response();
         }
     };
-    state.login_limiter.succeeded(&username, &addr);
+    state
+        .login_limiter
+        .succeeded(state.store.as_ref(), &username, &addr)
+        .await;
     let value = random_token();
     let now = Utc::now();
     let session = SessionRecord {
