@@ -3,8 +3,9 @@
 //! lost or doubled, and the stories are those of an uninterrupted run.
 //!
 //! The test knows no storage backend: the servers run on the database URL `db_url` makes, and
-//! every check reads the stories and their incidents through the HTTP API. A backend runs it by
-//! adding its URL there.
+//! every check reads the stories and their incidents through the HTTP API. It runs on SQLite
+//! and on PostgreSQL (`DOSSIER_TEST_PG_URL`, or the local server; it says `SKIPPED` where none
+//! answers, which CI refuses).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -25,10 +26,45 @@ fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_dossier")
 }
 
+/// The database the servers of a run use.
+#[derive(Clone)]
+enum Db {
+    Sqlite,
+    /// A PostgreSQL server; each server of the run gets a schema of its own in its database.
+    Postgres(String),
+}
+
+/// The PostgreSQL server the tests use, or `None` (said loudly) where none answers.
+fn postgres() -> Option<Db> {
+    let url = std::env::var("DOSSIER_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    match postgres::Client::connect(&url, postgres::NoTls) {
+        Ok(_) => Some(Db::Postgres(url)),
+        Err(e) => {
+            println!("SKIPPED: the crash test on PostgreSQL: no server at {url} ({e}); set DOSSIER_TEST_PG_URL");
+            None
+        }
+    }
+}
+
 /// The one place that says which database the servers run on: every command of a server is
-/// given the URL it makes (a fresh database in `dir`). The checks read through the API only.
-fn db_url(dir: &Path) -> String {
-    format!("sqlite://{}", dir.join("dossier.db").display())
+/// given the URL it makes (a fresh database in `dir`, or a fresh schema named after it). The
+/// checks read through the API only.
+fn db_url(db: &Db, dir: &Path) -> String {
+    match db {
+        Db::Sqlite => format!("sqlite://{}", dir.join("dossier.db").display()),
+        Db::Postgres(base) => {
+            let schema = format!(
+                "crash_{}_{:08x}",
+                dir.file_name().unwrap().to_str().unwrap(),
+                rand::random::<u32>()
+            );
+            let mut c = postgres::Client::connect(base, postgres::NoTls).unwrap();
+            c.batch_execute(&format!("CREATE SCHEMA {schema}")).unwrap();
+            let sep = if base.contains('?') { '&' } else { '?' };
+            format!("{base}{sep}options=-c%20search_path%3D{schema}")
+        }
+    }
 }
 
 fn run(args: &[&str]) -> String {
@@ -101,10 +137,10 @@ fn kill9(child: &mut Child) {
 }
 
 /// Sets up an account, a key and a connector to the tenant; returns the server description.
-fn setup(root: &Path, name: &str, base_url: &str, ca_pem: &str) -> Server {
+fn setup(db: &Db, root: &Path, name: &str, base_url: &str, ca_pem: &str) -> Server {
     let dir = root.join(name);
     std::fs::create_dir_all(&dir).unwrap();
-    let url = db_url(&dir);
+    let url = db_url(db, &dir);
     let ca = dir.join("ca.pem");
     std::fs::write(&ca, ca_pem).unwrap();
     let account = run(&[
@@ -330,6 +366,17 @@ fn settled_snapshot(
 
 #[test]
 fn sigkill_during_ingest_loses_and_doubles_nothing() {
+    sigkill_during_ingest(&Db::Sqlite);
+}
+
+#[test]
+fn sigkill_during_ingest_loses_and_doubles_nothing_on_postgres() {
+    if let Some(db) = postgres() {
+        sigkill_during_ingest(&db);
+    }
+}
+
+fn sigkill_during_ingest(db: &Db) {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -350,7 +397,7 @@ fn sigkill_during_ingest_loses_and_doubles_nothing() {
         .unwrap();
     let root = tempfile::tempdir().unwrap();
 
-    let crashy = setup(root.path(), "crashy", &sim.base_url, &sim.ca_pem);
+    let crashy = setup(db, root.path(), "crashy", &sim.base_url, &sim.ca_pem);
     let mut rng = rand::rngs::StdRng::seed_from_u64(2026);
     let mut child = crashy.spawn();
     // Kills are timed in units of how long this machine takes from a start to a first commit,
@@ -414,7 +461,7 @@ fn sigkill_during_ingest_loses_and_doubles_nothing() {
     let (n, distinct, crashed) = settled_snapshot(&crashy, total, &latest);
     kill9(&mut child);
 
-    let calm = setup(root.path(), "calm", &sim.base_url, &sim.ca_pem);
+    let calm = setup(db, root.path(), "calm", &sim.base_url, &sim.ca_pem);
     let mut child = calm.spawn();
     let (_, _, reference) = settled_snapshot(&calm, total, &latest);
     kill9(&mut child);
