@@ -153,8 +153,14 @@ fn synthetic_stories_take_triage_and_comments() {
         return;
     };
     dossier_store::conformance::block_on(async move {
-        let (store, _guard, account) = seeded(b).await;
+        let (store, guard, account) = seeded(b).await;
         let now = Utc.with_ymd_and_hms(2025, 6, 2, 0, 0, 0).unwrap();
+        let events = || {
+            scalar(
+                &guard.name,
+                &format!("SELECT count(*) FROM events WHERE account_id = '{account}'"),
+            )
+        };
         let open = StoryQuery {
             status: vec![Status::Open],
             ..query(&account)
@@ -176,6 +182,41 @@ fn synthetic_stories_take_triage_and_comments() {
             .await
             .unwrap();
         assert_eq!(again.timeline.len(), d.timeline.len());
+        assert_eq!(events(), 1);
+        // An owner is a user of the account or an operator, named in any letter case, and
+        // found so by the list's filter.
+        crate::outside_runtime(&format!(
+            "INSERT INTO {schema}.users (id, account_id, username, password_hash, roles, created_at)
+             VALUES ('u1', '{account}', 'Ann', 'x', 'stories_editor', 0),
+                    ('u2', NULL, 'Op', 'x', 'operator', 0)",
+            schema = guard.name
+        ))
+        .unwrap();
+        let assign = |name: &str| StoryUpdate {
+            assignee: Some(Some(name.to_owned())),
+            ..Default::default()
+        };
+        let d = store
+            .update_story(Some(&account), &target.id, &assign(" ANN "), "ann", now)
+            .await
+            .unwrap();
+        assert_eq!(d.story.assignee.as_deref(), Some("Ann"));
+        let mine = StoryQuery {
+            assignee: Some(dossier_store::AssigneeFilter::User("aNN".into())),
+            ..query(&account)
+        };
+        let mine = store.list_stories(&mine).await.unwrap().items;
+        assert_eq!(mine.len(), 1);
+        assert!(store
+            .update_story(Some(&account), &target.id, &assign("nobody"), "ann", now)
+            .await
+            .is_err());
+        let d = store
+            .update_story(None, &target.id, &assign("op"), "op", now)
+            .await
+            .unwrap();
+        assert_eq!(d.story.assignee.as_deref(), Some("Op"));
+        assert_eq!(events(), 3);
         // In bulk, with an operator's reach: a story that is not there fails alone.
         let ids = vec![target.id.clone(), "nope".to_owned()];
         let out = store
@@ -215,4 +256,17 @@ fn synthetic_stories_take_triage_and_comments() {
         assert!(!d.timeline.iter().any(|e| e.text == "mine"));
         assert!(store.get_story(Some("other"), &target.id).await.is_err());
     });
+}
+
+/// One number a query of the store's schema answers, read outside the test's runtime.
+fn scalar(schema: &str, sql: &str) -> i64 {
+    let sql = format!("SET search_path TO {schema}; {sql}");
+    std::thread::spawn(move || {
+        let mut c = postgres::Client::connect(&crate::pg_url(), postgres::NoTls).unwrap();
+        let (set, query) = sql.split_once("; ").unwrap();
+        c.batch_execute(set).unwrap();
+        c.query_one(query, &[]).unwrap().get(0)
+    })
+    .join()
+    .unwrap()
 }
