@@ -116,6 +116,8 @@ impl PostgresStore {
             let mut rng = rand::rngs::StdRng::seed_from_u64(42);
             let span = 90 * 24 * 3600 * 1_000_000i64;
             let mut tx = conn.transaction()?;
+            // Stories of an account are written under its lock, these as any others.
+            crate::lock_account(&mut tx, &account)?;
             let full = tx.prepare(&insert_sql(BATCH))?;
             let mut batch: Vec<Box<dyn ToSql + Sync>> = Vec::with_capacity(BATCH * PER_ROW);
             for i in 0..n {
