@@ -270,3 +270,63 @@ fn scalar(schema: &str, sql: &str) -> i64 {
     .join()
     .unwrap()
 }
+
+/// Two nodes adding comments to one story at once never pass its bound together: each
+/// counts the story's comments under the account's lock, so the second counts the first's.
+#[test]
+fn comments_from_two_nodes_at_once_stay_within_the_bound() {
+    let Some(b) = crate::backend() else {
+        return;
+    };
+    dossier_store::conformance::block_on(async move {
+        let remap = b.remap();
+        let (first, guard, account) = seeded(b).await;
+        let url = guard.url();
+        let second = tokio::task::spawn_blocking(move || {
+            dossier_store_postgres::PostgresStore::open(
+                &url,
+                remap,
+                &dossier_store_postgres::Settings::default(),
+            )
+        })
+        .await
+        .unwrap()
+        .unwrap();
+        let story = first.list_stories(&query(&account)).await.unwrap().items[0]
+            .id
+            .clone();
+        let room = 6;
+        crate::outside_runtime(&format!(
+            "INSERT INTO {schema}.comments (id, story_id, author, text, created_at)
+             SELECT 'c' || i, '{story}', 'ann', 'earlier', 0 FROM generate_series(1, {n}) i",
+            schema = guard.name,
+            n = 200 - room
+        ))
+        .unwrap();
+        let now = Utc.with_ymd_and_hms(2025, 6, 2, 0, 0, 0).unwrap();
+        let mut tasks = Vec::new();
+        for k in 0..4 * room {
+            let node = if k % 2 == 0 {
+                first.clone()
+            } else {
+                second.clone()
+            };
+            let (account, story) = (account.clone(), story.clone());
+            tasks.push(tokio::spawn(async move {
+                node.add_comment(Some(&account), &story, "bob", &format!("n{k}"), now)
+                    .await
+            }));
+        }
+        let mut added = 0;
+        for t in tasks {
+            match t.await.unwrap() {
+                Ok(_) => added += 1,
+                Err(dossier_store::StoreError::Conflict(_)) => {}
+                Err(e) => panic!("{e}"),
+            }
+        }
+        assert_eq!(added, room);
+        let d = first.get_story(Some(&account), &story).await.unwrap();
+        assert_eq!(d.comments.len(), 200);
+    });
+}
