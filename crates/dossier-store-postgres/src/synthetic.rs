@@ -133,8 +133,8 @@ impl PostgresStore {
                 // Drawn in the order the SQLite store draws them, as the same types (its
                 // integer literals are `i32`), so the sequence is the same.
                 let status = STATUSES[rng.gen_range(0..STATUSES.len())];
-                let criticality = i64::from(rng.gen_range(1..=10));
-                let incident_count = i64::from(rng.gen_range(1..20));
+                let criticality = i64::from(rng.gen_range(1..=10i32));
+                let incident_count = i64::from(rng.gen_range(1..20i32));
                 let mitigation = if rng.gen_bool(0.7) {
                     "mitigated"
                 } else {
