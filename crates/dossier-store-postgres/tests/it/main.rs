@@ -110,6 +110,7 @@ impl Backend for PgBackend {
 }
 
 mod leases;
+mod synthetic;
 mod tail;
 
 mod conformance {
