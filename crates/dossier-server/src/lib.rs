@@ -96,26 +96,24 @@ pub struct ServerConfig {
     pub lease_renew_every: Duration,
 }
 
-/// A name for this node: its host, its process and a random part (a node restarted is a new
-/// node, whose predecessor's leases simply expire or were given up).
+/// A name for this node: its host and the address it serves on. Stable across restarts, so
+/// that a node killed and started again takes its own leases back at once rather than wait
+/// for them to expire; and no two live nodes share it, since no two processes of one host
+/// listen on one address.
 #[must_use]
-pub fn new_node_id() -> String {
+pub fn node_id(listen: std::net::SocketAddr) -> String {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .ok()
         .map(|h| {
             h.trim()
                 .chars()
-                .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
-                .take(40)
+                .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.'))
+                .take(60)
                 .collect::<String>()
         })
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "node".into());
-    format!(
-        "{host}-{}-{:04x}",
-        std::process::id(),
-        rand::random::<u16>()
-    )
+    format!("{host}:{listen}")
 }
 
 impl Default for ServerConfig {
@@ -142,7 +140,7 @@ impl Default for ServerConfig {
             connections: ConnectionLimits::default(),
             trusted_proxies: Vec::new(),
             event_recheck: tail::RECHECK,
-            node_id: new_node_id(),
+            node_id: format!("node-{}", std::process::id()),
             lease_ttl: Duration::from_secs(15),
             lease_renew_every: Duration::from_secs(5),
         }

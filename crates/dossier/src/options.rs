@@ -119,7 +119,8 @@ pub struct ServeOptions {
           value_parser = clap::value_parser!(u64).range(1..=1800))]
     pub lease_renew_every: u64,
     /// This node's name among the nodes sharing a database (what its leases name as owner).
-    /// Default: the host name, the process id and a random part.
+    /// Default: the host name and the listen address, so that a node started again takes its
+    /// own leases back at once. Give each node a name of its own where they share one.
     #[arg(long, env = "DOSSIER_NODE_ID")]
     pub node_id: Option<String>,
 }
@@ -267,7 +268,7 @@ impl ServeOptions {
             lease_renew_every: std::time::Duration::from_secs(self.lease_renew_every),
             node_id: match &self.node_id {
                 Some(id) => check_node_id(id)?,
-                None => defaults.node_id.clone(),
+                None => dossier_server::node_id(self.listen),
             },
             ..defaults
         })
