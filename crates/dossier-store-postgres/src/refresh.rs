@@ -214,10 +214,10 @@ struct Existing {
 }
 
 /// A story's columns that are in indexes its update need not otherwise touch: the device and
-/// file lookups, the first-signal sort and the outbreak index. SQLite rewrites the entry of
-/// every index whose columns an UPDATE sets, changed or not; a story's device and file rarely
-/// change, so an update that leaves these out leaves their index entries alone (PostgreSQL
-/// then writes no new entry in any index at all when the row's new version fits its page).
+/// file lookups, the first-signal sort and the outbreak index. Kept as the SQLite store has
+/// them, so that both stores write a story alike: `PostgreSQL` gives a new row version an entry
+/// in every index whenever an indexed column changes, and a story's update always moves
+/// `updated_at`, so here leaving them out saves only the values sent.
 #[derive(PartialEq, Eq)]
 struct Placed {
     agent_uuid: String,
