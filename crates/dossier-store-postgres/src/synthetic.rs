@@ -116,6 +116,8 @@ impl PostgresStore {
             let mut rng = rand::rngs::StdRng::seed_from_u64(42);
             let span = 90 * 24 * 3600 * 1_000_000i64;
             let mut tx = conn.transaction()?;
+            // Stories of an account are written under its lock, these as any others.
+            crate::lock_account(&mut tx, &account)?;
             let full = tx.prepare(&insert_sql(BATCH))?;
             let mut batch: Vec<Box<dyn ToSql + Sync>> = Vec::with_capacity(BATCH * PER_ROW);
             for i in 0..n {
@@ -131,8 +133,8 @@ impl PostgresStore {
                 // Drawn in the order the SQLite store draws them, as the same types (its
                 // integer literals are `i32`), so the sequence is the same.
                 let status = STATUSES[rng.gen_range(0..STATUSES.len())];
-                let criticality = i64::from(rng.gen_range(1..=10));
-                let incident_count = i64::from(rng.gen_range(1..20));
+                let criticality = i64::from(rng.gen_range(1..=10i32));
+                let incident_count = i64::from(rng.gen_range(1..20i32));
                 let mitigation = if rng.gen_bool(0.7) {
                     "mitigated"
                 } else {

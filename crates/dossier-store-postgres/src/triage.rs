@@ -166,7 +166,7 @@ fn update_in(
     now: DateTime<Utc>,
 ) -> Result<bool> {
     let story = locked_story(tx, account_id, id)?;
-    let before = ingest_triage(tx, &story.id)?.ok_or(StoreError::NotFound)?;
+    let before = super::ingest::triage(tx, &story.id)?.ok_or(StoreError::NotFound)?;
     let mut u = u.clone();
     if let Some(Some(name)) = &u.assignee {
         u.assignee = Some(Some(owner(tx, &story.account_id, name)?));
@@ -408,29 +408,6 @@ pub(crate) fn delete_comment(
     )?;
     tx.commit()?;
     Ok(())
-}
-
-// TEMPORARY until merge: `ingest::triage`, which ingest.rs will hold; then call it instead.
-/// A story's triage fields, as the domain's rules take them; `None` for no such story.
-fn ingest_triage(tx: &mut impl GenericClient, id: &str) -> Result<Option<Triage>> {
-    let row = tx.query_opt(
-        "SELECT status, verdict, severity, closed_at, close_reason, assignee
-         FROM stories WHERE id = $1",
-        &[&id],
-    )?;
-    Ok(row.map(|r| {
-        let status: &str = r.get(0);
-        let verdict: &str = r.get(1);
-        let severity: &str = r.get(2);
-        Triage {
-            status: Status::parse(status).unwrap_or(Status::Open),
-            verdict: Verdict::parse(verdict),
-            severity: Severity::parse(severity),
-            closed_at: r.get::<_, Option<i64>>(3).map(ts),
-            close_reason: r.get(4),
-            assignee: r.get(5),
-        }
-    }))
 }
 
 // TEMPORARY until merge: `users::audit`, which users.rs will hold; then call it instead.

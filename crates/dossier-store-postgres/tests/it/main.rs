@@ -109,6 +109,8 @@ impl Backend for PgBackend {
     }
 }
 
+mod synthetic;
+
 mod conformance {
     dossier_store::store_conformance_suite!(match crate::backend() {
         Some(b) => b,
