@@ -109,6 +109,7 @@ impl Backend for PgBackend {
     }
 }
 
+mod ingest;
 mod synthetic;
 
 mod conformance {
