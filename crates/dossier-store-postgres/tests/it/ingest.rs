@@ -4,25 +4,31 @@ use dossier_store::conformance::{block_on, incident, sha1, t0, Fixture};
 use dossier_store::{IngestPage, Store};
 use dossier_store_postgres::{PostgresStore, Settings};
 
-/// Threats of two connectors of one account that correlate across them: four devices, three
-/// files, and some without a file (keyed by their storyline). Each is created at its own time,
-/// so no two stories depend on how connector ids happen to sort.
+/// How many threats the test commits.
+const THREATS: u32 = 96;
+
+/// Threats of two connectors of one account that correlate across them: two devices, two
+/// files, and some without a file (keyed by their storyline), so that most pages of either
+/// connector change the same stories. Each is created at its own hour, so no story depends on
+/// how connector ids happen to sort.
 fn threats() -> Vec<(usize, dossier_domain::Incident)> {
-    (0..48u32)
+    (0..THREATS)
         .map(|n| {
-            let hash = (n % 5 != 0).then(|| sha1(n % 3));
-            let inc = incident(
+            let hash = (n % 7 != 0).then(|| sha1(n % 2));
+            let mut inc = incident(
                 &format!("t{n}"),
-                i64::from(n),
-                &format!("a{}", n % 4),
+                0,
+                &format!("a{}", n % 3 % 2),
                 hash.as_deref(),
             );
+            inc.created_at += chrono::Duration::hours(i64::from(n));
+            inc.updated_at = inc.created_at;
             ((n % 2) as usize, inc)
         })
         .collect()
 }
 
-/// The pages of each of two connectors, four threats a page.
+/// The pages of each of two connectors, two threats a page.
 fn pages(
     f: &Fixture<crate::PgBackend>,
     second: &dossier_store::ConnectorRecord,
@@ -32,9 +38,9 @@ fn pages(
         by_connector[k].push(inc);
     }
     let [one, two] = by_connector;
-    let one = one.chunks(4).map(|c| f.page(c.to_vec(), t0())).collect();
+    let one = one.chunks(2).map(|c| f.page(c.to_vec(), t0())).collect();
     let two = two
-        .chunks(4)
+        .chunks(2)
         .map(|c| IngestPage {
             connector_id: second.id.clone(),
             generation: second.generation,
@@ -87,6 +93,6 @@ fn two_nodes_committing_one_accounts_pages_at_once_tell_the_stories_of_one() {
         let expected = alone.stories_by_members().await;
         assert!(expected.len() > 1, "the threats tell several stories");
         assert_eq!(together.stories_by_members().await, expected);
-        assert_eq!(together.assignment().await.len(), 48);
+        assert_eq!(together.assignment().await.len(), THREATS as usize);
     });
 }
