@@ -1,5 +1,6 @@
 //! Ingest from many nodes at once: what `SQLite`'s one writer never has to face.
 
+use dossier_domain::correlate::Policy;
 use dossier_store::conformance::{block_on, incident, sha1, t0, Fixture};
 use dossier_store::{IngestPage, Store};
 use dossier_store_postgres::{PostgresStore, Settings};
@@ -38,13 +39,22 @@ fn pages(
         by_connector[k].push(inc);
     }
     let [one, two] = by_connector;
-    let one = one.chunks(2).map(|c| f.page(c.to_vec(), t0())).collect();
+    // Stories of three threats at most, so that each commit decides where windows split; one
+    // connector's threats come newest first, so that earlier ones reshape the windows.
+    let page = |c: &[dossier_domain::Incident]| IngestPage {
+        policy: Policy {
+            cap: 3,
+            ..Policy::default()
+        },
+        ..f.page(c.to_vec(), t0())
+    };
+    let one = one.chunks(2).map(page).collect();
     let two = two
-        .chunks(2)
+        .rchunks(2)
         .map(|c| IngestPage {
             connector_id: second.id.clone(),
             generation: second.generation,
-            ..f.page(c.to_vec(), t0())
+            ..page(c)
         })
         .collect();
     [one, two]
