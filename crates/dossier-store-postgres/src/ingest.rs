@@ -604,8 +604,8 @@ const INSERT_INCIDENTS: &str = "WITH i AS (
          JOIN UNNEST($3::text[], $16::text[]) AS b(external_id, raw)
              ON b.external_id = i.external_id";
 
-/// An incident's row as written: the values of the insert's columns but its connector and
-/// account, and its body.
+/// The page's new incidents, column by column as the bulk insert takes them (but the
+/// connector and the account, which are the page's), with their bodies.
 #[derive(Default)]
 pub(crate) struct IncidentRows<'a> {
     external_id: Vec<&'a str>,
