@@ -129,8 +129,8 @@ impl Shown {
 
 /// A story made only of a page's new incidents, worked out from the page alone: everything
 /// its row holds but what depends on the rest of the account (how many devices carry its file,
-/// and with that its criticality). It is worked out with the page's plan, before the writer
-/// lock is taken.
+/// and with that its criticality). It is worked out with the page's plan, so that nothing of it
+/// is read back from the database.
 pub(crate) struct FreshStory {
     agg: Aggregates,
     shown: Shown,
@@ -229,8 +229,8 @@ struct Placed {
 }
 
 /// Writes the row and the event of every story the page touched. `fresh` holds the stories
-/// made only of the page's new incidents, as worked out before the lock (each is taken out of
-/// it when used); any other story is read back from the database.
+/// made only of the page's new incidents, as worked out with the page's plan (each is taken out
+/// of it when used); any other story is read back from the database.
 pub(crate) fn refresh_stories(
     tx: &mut Tx<'_>,
     writes: &mut Writes<'_>,
