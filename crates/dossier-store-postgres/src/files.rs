@@ -9,7 +9,7 @@
 //! Linking two files merges them: the rows and stories of the name that lost move to the
 //! preferred one, whose stories then have their outbreak tier checked again.
 //!
-//! A PostgreSQL database starts at the final schema, so there is no backfill here for stories
+//! A `PostgreSQL` database starts at the final schema, so there is no backfill here for stories
 //! written before identities were kept.
 
 use std::collections::{BTreeSet, HashMap, HashSet};

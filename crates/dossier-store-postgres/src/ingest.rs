@@ -18,7 +18,7 @@ use postgres::{Client, GenericClient, Row, Statement, Transaction};
 
 use super::refresh::{refresh_stories, FreshStory, Touch};
 use super::us;
-use dossier_store::{IngestOutcome, IngestPage, NewEvent, Remap, Result, StoreError};
+use dossier_store::{IngestOutcome, IngestPage, Remap, Result, StoreError};
 
 /// A parameter of a statement.
 pub(crate) type Param<'a> = &'a (dyn ToSql + Sync);
@@ -483,30 +483,10 @@ pub(crate) fn commit(
         ],
     )?;
     for event in &page.events {
-        insert_event(tx.client(), event)?;
+        crate::events::insert(tx.client(), event)?;
     }
     tx.commit()?;
     Ok(outcome)
-}
-
-/// Records an event: the same row as the store's own event insert writes (its sequence number
-/// and transaction are the columns' defaults).
-fn insert_event(conn: &mut impl GenericClient, e: &NewEvent) -> Result<()> {
-    conn.execute(
-        "INSERT INTO events (account_id, type, at, connector_id, story_id, incident_id, message, data)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        &[
-            &e.account_id,
-            &e.event_type.as_str(),
-            &us(e.at),
-            &e.connector_id,
-            &e.story_id,
-            &e.incident_id,
-            &e.message,
-            &e.data.to_string(),
-        ],
-    )?;
-    Ok(())
 }
 
 /// The stored version of a page's incident, as its producer's mapping reads it; `None` when it
@@ -604,8 +584,8 @@ const INSERT_INCIDENTS: &str = "WITH i AS (
          JOIN UNNEST($3::text[], $16::text[]) AS b(external_id, raw)
              ON b.external_id = i.external_id";
 
-/// An incident's row as written: the values of the insert's columns but its connector and
-/// account, and its body.
+/// The page's new incidents, column by column as the bulk insert takes them (but the
+/// connector and the account, which are the page's), with their bodies.
 #[derive(Default)]
 pub(crate) struct IncidentRows<'a> {
     external_id: Vec<&'a str>,

@@ -129,8 +129,8 @@ impl Shown {
 
 /// A story made only of a page's new incidents, worked out from the page alone: everything
 /// its row holds but what depends on the rest of the account (how many devices carry its file,
-/// and with that its criticality). It is worked out with the page's plan, before the writer
-/// lock is taken.
+/// and with that its criticality). It is worked out with the page's plan, so that nothing of it
+/// is read back from the database.
 pub(crate) struct FreshStory {
     agg: Aggregates,
     shown: Shown,
@@ -214,10 +214,10 @@ struct Existing {
 }
 
 /// A story's columns that are in indexes its update need not otherwise touch: the device and
-/// file lookups, the first-signal sort and the outbreak index. SQLite rewrites the entry of
-/// every index whose columns an UPDATE sets, changed or not; a story's device and file rarely
-/// change, so an update that leaves these out leaves their index entries alone (PostgreSQL
-/// then writes no new entry in any index at all when the row's new version fits its page).
+/// file lookups, the first-signal sort and the outbreak index. Kept as the SQLite store has
+/// them, so that both stores write a story alike: `PostgreSQL` gives a new row version an entry
+/// in every index whenever an indexed column changes, and a story's update always moves
+/// `updated_at`, so here leaving them out saves only the values sent.
 #[derive(PartialEq, Eq)]
 struct Placed {
     agent_uuid: String,
@@ -229,8 +229,8 @@ struct Placed {
 }
 
 /// Writes the row and the event of every story the page touched. `fresh` holds the stories
-/// made only of the page's new incidents, as worked out before the lock (each is taken out of
-/// it when used); any other story is read back from the database.
+/// made only of the page's new incidents, as worked out with the page's plan (each is taken out
+/// of it when used); any other story is read back from the database.
 pub(crate) fn refresh_stories(
     tx: &mut Tx<'_>,
     writes: &mut Writes<'_>,

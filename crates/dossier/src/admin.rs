@@ -185,7 +185,7 @@ pub async fn api_key(c: ApiKeyCommand) -> anyhow::Result<()> {
 }
 
 async fn list_api_keys(account: Option<String>, db: &DbOption) -> anyhow::Result<()> {
-    let store = open_store(&db)?;
+    let store = open_store(db)?;
     require_account(store.as_ref(), account.as_deref()).await?;
     let keys = store.list_api_keys(account.as_deref()).await?;
     if keys.is_empty() {

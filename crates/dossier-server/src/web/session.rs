@@ -307,7 +307,7 @@ impl LoginLimiter {
             {
                 Ok(()) => return,
                 Err(e) => {
-                    tracing::warn!(error = %e, "cannot count a sign-in failure for every node")
+                    tracing::warn!(error = %e, "cannot count a sign-in failure for every node");
                 }
             }
         }

@@ -65,6 +65,12 @@ impl Schema {
     }
 }
 
+impl Default for Schema {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Drop for Schema {
     fn drop(&mut self) {
         let _ = outside_runtime(&format!("DROP SCHEMA IF EXISTS {} CASCADE", self.name));
@@ -109,6 +115,7 @@ impl Backend for PgBackend {
     }
 }
 
+mod ingest;
 mod leases;
 mod synthetic;
 mod tail;
