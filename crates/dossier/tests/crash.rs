@@ -10,7 +10,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -19,12 +18,12 @@ use chrono::Utc;
 use dossier_s1sim::{SimConfig, Tenant};
 use rand::{Rng, SeedableRng};
 
+mod support;
+
+use support::{bin, free_port, kill9, post, run};
+
 const TOKEN: &str = "crash-test-token-81c2";
 const KILLS: usize = 20;
-
-fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_dossier")
-}
 
 /// The database the servers of a run use.
 #[derive(Clone)]
@@ -34,19 +33,6 @@ enum Db {
     Postgres(String),
 }
 
-/// The PostgreSQL server the tests use, or `None` (said loudly) where none answers.
-fn postgres() -> Option<Db> {
-    let url = std::env::var("DOSSIER_TEST_PG_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-    match postgres::Client::connect(&url, postgres::NoTls) {
-        Ok(_) => Some(Db::Postgres(url)),
-        Err(e) => {
-            println!("SKIPPED: the crash test on PostgreSQL: no server at {url} ({e}); set DOSSIER_TEST_PG_URL");
-            None
-        }
-    }
-}
-
 /// The one place that says which database the servers run on: every command of a server is
 /// given the URL it makes (a fresh database in `dir`, or a fresh schema named after it). The
 /// checks read through the API only.
@@ -54,35 +40,10 @@ fn db_url(db: &Db, dir: &Path) -> String {
     match db {
         Db::Sqlite => format!("sqlite://{}", dir.join("dossier.db").display()),
         Db::Postgres(base) => {
-            let schema = format!(
-                "crash_{}_{:08x}",
-                dir.file_name().unwrap().to_str().unwrap(),
-                rand::random::<u32>()
-            );
-            let mut c = postgres::Client::connect(base, postgres::NoTls).unwrap();
-            c.batch_execute(&format!("CREATE SCHEMA {schema}")).unwrap();
-            let sep = if base.contains('?') { '&' } else { '?' };
-            format!("{base}{sep}options=-c%20search_path%3D{schema}")
+            let name = dir.file_name().unwrap().to_str().unwrap();
+            support::pg_schema(base, &format!("crash_{name}")).0
         }
     }
-}
-
-fn run(args: &[&str]) -> String {
-    let out = Command::new(bin()).args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 struct Server {
@@ -125,15 +86,6 @@ impl Server {
         }
         child
     }
-}
-
-fn kill9(child: &mut Child) {
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap()),
-        nix::sys::signal::Signal::SIGKILL,
-    )
-    .unwrap();
-    child.wait().unwrap();
 }
 
 /// Sets up an account, a key and a connector to the tenant; returns the server description.
@@ -182,26 +134,11 @@ fn setup(db: &Db, root: &Path, name: &str, base_url: &str, ca_pem: &str) -> Serv
     };
     let mut child = server.spawn();
     let body = serde_json::json!({"kind": "sentinelone", "name": "S1", "tenant_url": base_url, "api_token": TOKEN});
-    let resp = ureq_post(server.port, &key, &body.to_string());
+    let resp = post(server.port, "/api/v1/connectors", &key, &body.to_string());
     assert!(resp.contains("\"status\":\"pending\""), "{resp}");
     // Leave the first server running for the caller? No: each phase starts its own.
     kill9(&mut child);
     server
-}
-
-/// A minimal blocking HTTP POST, to keep the test free of an async client.
-fn ureq_post(port: u16, key: &str, body: &str) -> String {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    write!(
-        s,
-        "POST /api/v1/connectors HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {key}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    out
 }
 
 /// A minimal blocking HTTP GET of the API, as JSON; `None` while the server does not answer.
@@ -371,8 +308,8 @@ fn sigkill_during_ingest_loses_and_doubles_nothing() {
 
 #[test]
 fn sigkill_during_ingest_loses_and_doubles_nothing_on_postgres() {
-    if let Some(db) = postgres() {
-        sigkill_during_ingest(&db);
+    if let Some(url) = support::postgres("the crash test on PostgreSQL") {
+        sigkill_during_ingest(&Db::Postgres(url));
     }
 }
 

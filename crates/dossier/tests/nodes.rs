@@ -1,0 +1,485 @@
+//! Three nodes on one PostgreSQL database: 50 emulated tenants, 200,000 threats. One node is
+//! killed (SIGKILL) mid-run; its connectors resume on the others within 30 s. In the end every
+//! threat is in exactly one incident, and the stories are identical, id for id, to those of one
+//! node on SQLite reading the same tenants. Sessions and sign-in failures are every node's.
+//!
+//! `DOSSIER_NODES_THREATS` makes the run smaller for a quick look (its default is the size
+//! above). Where no PostgreSQL server answers, the test says `SKIPPED`, which CI refuses.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use dossier_s1sim::{SimConfig, Tenant};
+
+use support::{bin, free_port, kill9, post, run};
+
+const TOKEN: &str = "nodes-test-token-5d1e";
+const TENANTS: usize = 50;
+
+struct Node {
+    port: u16,
+    child: Child,
+}
+
+fn start_node(url: &str, dir: &Path, ca: &Path, name: &str) -> Node {
+    let port = free_port();
+    let child = Command::new(bin())
+        .args([
+            "serve",
+            "--db",
+            url,
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--allow-private-tenants",
+            "--tenant-ca-file",
+            ca.to_str().unwrap(),
+            "--secret-key-file",
+            dir.join("secret.key").to_str().unwrap(),
+            "--node-id",
+            name,
+        ])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "node {name} did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Node { port, child }
+}
+
+fn pg(url: &str) -> postgres::Client {
+    postgres::Client::connect(url, postgres::NoTls).unwrap()
+}
+
+fn count(c: &mut postgres::Client, sql: &str) -> i64 {
+    c.query_one(sql, &[]).unwrap().get(0)
+}
+
+/// Each incident as (story, connector, threat), and each story's facts, sorted: what must be
+/// identical between two runs.
+type Outcome = (
+    Vec<(String, String, String)>,
+    Vec<(String, i64, i64, i64, i64, String)>,
+);
+
+const MEMBERS: &str = "SELECT story_id, connector_id, external_id FROM incidents ORDER BY 1, 2, 3";
+const FACTS: &str = "SELECT id, incident_count, first_signal_at, last_signal_at, criticality, \
+     indication FROM stories ORDER BY id";
+
+fn outcome_pg(url: &str) -> Outcome {
+    let mut c = pg(url);
+    let members = c
+        .query(MEMBERS, &[])
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+    let facts = c
+        .query(FACTS, &[])
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(5)))
+        .collect();
+    (members, facts)
+}
+
+fn outcome_sqlite(path: &Path) -> Outcome {
+    let c = rusqlite::Connection::open(path).unwrap();
+    let mut st = c.prepare(MEMBERS).unwrap();
+    let members = st
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .collect::<rusqlite::Result<_>>()
+        .unwrap();
+    let mut st = c.prepare(FACTS).unwrap();
+    let facts = st
+        .query_map([], |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+            ))
+        })
+        .unwrap()
+        .collect::<rusqlite::Result<_>>()
+        .unwrap();
+    (members, facts)
+}
+
+/// Which node holds each connector's lease (only live leases).
+fn owners(c: &mut postgres::Client) -> BTreeMap<String, String> {
+    c.query(
+        "SELECT connector_id, owner FROM connector_leases
+         WHERE expires_at >= (extract(epoch FROM clock_timestamp()) * 1000000)::bigint",
+        &[],
+    )
+    .unwrap()
+    .iter()
+    .map(|r| (r.get(0), r.get(1)))
+    .collect()
+}
+
+/// A web sign-in on a node: its status and its session cookie, if it set one.
+fn sign_in(port: u16, user: &str, password: &str) -> (u16, Option<String>) {
+    use std::io::{Read, Write};
+    let body = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("username", user)
+        .append_pair("password", password)
+        .finish();
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        s,
+        "POST /login HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let status = out[9..12].parse().unwrap();
+    let cookie = out
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("set-cookie: ")
+                .or_else(|| l.strip_prefix("Set-Cookie: "))
+        })
+        .and_then(|c| c.split(';').next())
+        .filter(|c| !c.ends_with('='))
+        .map(str::to_owned);
+    (status, cookie)
+}
+
+/// The status of a page of the Workbench fetched with a session cookie.
+fn page_status(port: u16, path: &str, cookie: &str) -> u16 {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.0\r\nHost: localhost\r\nCookie: {cookie}\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out[9..12].parse().unwrap()
+}
+
+#[test]
+fn three_nodes_share_the_work_survive_a_sigkill_and_tell_the_stories_of_one() {
+    let Some(base) = support::postgres("the three-node test") else {
+        return;
+    };
+    let total: usize = std::env::var("DOSSIER_NODES_THREATS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(200_000);
+    let per_tenant = total.div_ceil(TENANTS);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let now = Utc::now();
+    let sims: Vec<_> = (0..TENANTS)
+        .map(|i| {
+            let tenant = Tenant::new(&SimConfig::new(1000 + i as u64, 40, TOKEN));
+            tenant.generate_history(
+                per_tenant,
+                now - chrono::Duration::days(60),
+                now - chrono::Duration::minutes(5),
+            );
+            rt.block_on(dossier_s1sim::start(tenant, "127.0.0.1:0".parse().unwrap()))
+                .unwrap()
+        })
+        .collect();
+    let threats = per_tenant * TENANTS;
+    let root = tempfile::tempdir().unwrap();
+    let ca = root.path().join("ca.pem");
+    std::fs::write(
+        &ca,
+        sims.iter()
+            .map(|s| s.ca_pem.as_str())
+            .collect::<Vec<_>>()
+            .join("\n"),
+    )
+    .unwrap();
+
+    // The installation: an account, keys, a user and 50 connectors, made on one node.
+    let (url, schema) = support::pg_schema(&base, "nodes");
+    let account = run(&[
+        "account",
+        "create",
+        "--name",
+        "MSSP",
+        "--licence",
+        "xops",
+        "--db",
+        &url,
+    ]);
+    let editor = run(&[
+        "api-key",
+        "create",
+        "--role",
+        "integrations-editor",
+        "--account",
+        &account,
+        "--db",
+        &url,
+    ]);
+    let password = run(&[
+        "user",
+        "create",
+        "--username",
+        "analyst",
+        "--role",
+        "stories-viewer",
+        "--account",
+        &account,
+        "--db",
+        &url,
+    ]);
+    let names = ["node-a", "node-b", "node-c"];
+    let mut nodes = vec![start_node(&url, root.path(), &ca, names[0])];
+    for (i, sim) in sims.iter().enumerate() {
+        let body = serde_json::json!({"kind": "sentinelone", "name": format!("tenant {i}"),
+            "tenant_url": sim.base_url, "api_token": TOKEN});
+        let resp = post(
+            nodes[0].port,
+            "/api/v1/connectors",
+            &editor,
+            &body.to_string(),
+        );
+        assert!(resp.starts_with("HTTP/1.1 201"), "{resp}");
+    }
+    nodes.push(start_node(&url, root.path(), &ca, names[1]));
+    nodes.push(start_node(&url, root.path(), &ca, names[2]));
+    let started = Instant::now();
+
+    // Sessions and sign-in failures are every node's: a session made on one node is good on
+    // another, and failures spread over the nodes add up to one limit.
+    let (status, cookie) = sign_in(nodes[0].port, "analyst", &password);
+    assert_eq!(status, 303, "signed in on the first node");
+    assert_eq!(
+        page_status(nodes[2].port, "/stories", &cookie.unwrap()),
+        200
+    );
+    for attempt in 0..5 {
+        let (status, _) = sign_in(nodes[attempt % 3].port, "analyst", "wrong-password-123");
+        assert_eq!(status, 401, "attempt {attempt}");
+    }
+    let (status, _) = sign_in(nodes[2].port, "analyst", &password);
+    assert_eq!(
+        status, 429,
+        "five failures over three nodes reach the limit of one"
+    );
+
+    // Every node takes its share.
+    let mut db = pg(&url);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let held = owners(&mut db);
+        let per_node: BTreeMap<&String, usize> = held.values().fold(BTreeMap::new(), |mut m, o| {
+            *m.entry(o).or_default() += 1;
+            m
+        });
+        if held.len() == TENANTS && per_node.len() == 3 && per_node.values().all(|n| *n >= 16) {
+            eprintln!("connectors spread: {per_node:?}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "connectors never spread: {per_node:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    // Kill one node once about a third of the threats are in.
+    let want = i64::try_from(threats).unwrap();
+    while count(&mut db, "SELECT count(*) FROM incidents") < want / 3 {
+        assert!(
+            started.elapsed() < Duration::from_secs(900),
+            "ingest stalled"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let victim = names[1];
+    let orphans: BTreeSet<String> = owners(&mut db)
+        .into_iter()
+        .filter(|(_, o)| o == victim)
+        .map(|(c, _)| c)
+        .collect();
+    assert!(!orphans.is_empty());
+    kill9(&mut nodes[1].child);
+    let killed = Instant::now();
+    let in_at_kill = count(&mut db, "SELECT count(*) FROM incidents");
+    eprintln!(
+        "killed {victim} with {} connectors after {:?}, {in_at_kill} incidents in",
+        orphans.len(),
+        started.elapsed()
+    );
+    // Its connectors resume on the others: each is leased by a live node and commits again.
+    let polls = |db: &mut postgres::Client| -> BTreeMap<String, i64> {
+        db.query("SELECT id, polls FROM connectors", &[])
+            .unwrap()
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect()
+    };
+    let before = polls(&mut db);
+    loop {
+        let held = owners(&mut db);
+        let now_polls = polls(&mut db);
+        let resumed = orphans
+            .iter()
+            .all(|c| held.get(c).is_some_and(|o| o != victim) && now_polls[c] > before[c]);
+        if resumed {
+            break;
+        }
+        assert!(
+            killed.elapsed() < Duration::from_secs(30),
+            "the killed node's connectors did not resume within 30 s"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let resumed_after = killed.elapsed();
+    eprintln!("its connectors resumed on the survivors after {resumed_after:?}");
+
+    // Every threat, exactly once.
+    while count(&mut db, "SELECT count(*) FROM incidents") < want {
+        assert!(
+            started.elapsed() < Duration::from_secs(1800),
+            "ingest did not complete"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let ingest = started.elapsed();
+    let row = db
+        .query_one(
+            "SELECT count(*), count(DISTINCT (connector_id, external_id)) FROM incidents",
+            &[],
+        )
+        .unwrap();
+    let (n, distinct): (i64, i64) = (row.get(0), row.get(1));
+    assert_eq!(
+        (n, distinct),
+        (want, want),
+        "every threat is exactly one incident"
+    );
+    for mut node in nodes {
+        if node.child.try_wait().unwrap().is_none() {
+            kill9(&mut node.child);
+        }
+    }
+    let on_three = outcome_pg(&url);
+    eprintln!(
+        "three nodes: {threats} threats in {ingest:?}, {} stories",
+        on_three.1.len()
+    );
+
+    // The same tenants read by one node on SQLite, with the same account and connectors (ids
+    // included: a story's id is made of its account, its key and its first incident).
+    let dir = root.path().join("single");
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("dossier.db");
+    let sqlite_url = format!("sqlite://{}", file.display());
+    run(&[
+        "api-key",
+        "create",
+        "--role",
+        "operator",
+        "--db",
+        &sqlite_url,
+    ]);
+    {
+        let target = rusqlite::Connection::open(&file).unwrap();
+        let row = db
+            .query_one("SELECT id, name, licence, created_at FROM accounts", &[])
+            .unwrap();
+        target
+            .execute(
+                "INSERT INTO accounts (id, name, licence, created_at) VALUES (?1, ?2, ?3, ?4)",
+                rusqlite::params![
+                    row.get::<_, String>(0),
+                    row.get::<_, String>(1),
+                    row.get::<_, String>(2),
+                    row.get::<_, i64>(3)
+                ],
+            )
+            .unwrap();
+        for r in db
+            .query(
+                "SELECT id, account_id, kind, name, tenant_url, token_enc, created_at, config
+                 FROM connectors",
+                &[],
+            )
+            .unwrap()
+        {
+            target
+                .execute(
+                    "INSERT INTO connectors (id, account_id, kind, name, tenant_url, token_enc,
+                         track_errors, status, created_at, updated_at, config)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, 'pending', ?7, ?7, ?8)",
+                    rusqlite::params![
+                        r.get::<_, String>(0),
+                        r.get::<_, String>(1),
+                        r.get::<_, String>(2),
+                        r.get::<_, String>(3),
+                        r.get::<_, String>(4),
+                        r.get::<_, Vec<u8>>(5),
+                        r.get::<_, i64>(6),
+                        r.get::<_, String>(7)
+                    ],
+                )
+                .unwrap();
+        }
+    }
+    let mut single = start_node(&sqlite_url, root.path(), &ca, "single");
+    let reference_started = Instant::now();
+    let sqlite_count = || -> i64 {
+        rusqlite::Connection::open(&file)
+            .unwrap()
+            .query_row("SELECT count(*) FROM incidents", [], |r| r.get(0))
+            .unwrap()
+    };
+    while sqlite_count() < want {
+        assert!(
+            reference_started.elapsed() < Duration::from_secs(1800),
+            "the single node did not complete"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    kill9(&mut single.child);
+    let on_one = outcome_sqlite(&file);
+    eprintln!(
+        "one node on SQLite: {threats} threats in {:?}, {} stories",
+        reference_started.elapsed(),
+        on_one.1.len()
+    );
+
+    assert_eq!(on_three.0.len(), on_one.0.len(), "as many incidents");
+    assert_eq!(on_three.1.len(), on_one.1.len(), "as many stories");
+    assert!(
+        on_three.0 == on_one.0,
+        "each incident in the story of the same id"
+    );
+    assert!(on_three.1 == on_one.1, "each story with the same facts");
+
+    rt.block_on(async {
+        for sim in sims {
+            sim.shutdown().await;
+        }
+    });
+    let _ = pg(&base).batch_execute(&format!("DROP SCHEMA {schema} CASCADE"));
+}

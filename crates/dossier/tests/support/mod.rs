@@ -1,0 +1,83 @@
+//! What the tests that run the `dossier` binary share: running it, ports, SIGKILL, a blocking
+//! HTTP call, and the test PostgreSQL server.
+
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::process::{Child, Command};
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_dossier")
+}
+
+/// Runs the binary to its end; its standard output, trimmed. Fails the test if it fails.
+pub fn run(args: &[&str]) -> String {
+    let out = Command::new(bin()).args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub fn kill9(child: &mut Child) {
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap()),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    child.wait().unwrap();
+}
+
+/// A minimal blocking HTTP POST of JSON with an API key, to keep the tests free of an async
+/// client; the whole answer, head and body.
+pub fn post(port: u16, path: &str, key: &str, body: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        s,
+        "POST {path} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {key}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
+/// The test PostgreSQL server's URL (`DOSSIER_TEST_PG_URL`, or the local server), or `None`,
+/// said loudly with a line CI refuses, where none answers.
+pub fn postgres(what: &str) -> Option<String> {
+    let url = std::env::var("DOSSIER_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    match postgres::Client::connect(&url, postgres::NoTls) {
+        Ok(_) => Some(url),
+        Err(e) => {
+            println!(
+                "SKIPPED: {what}: no PostgreSQL server at {url} ({e}); set DOSSIER_TEST_PG_URL"
+            );
+            None
+        }
+    }
+}
+
+/// A fresh schema on the test PostgreSQL server, and the URL of a database in it.
+pub fn pg_schema(base: &str, prefix: &str) -> (String, String) {
+    let schema = format!("{prefix}_{:08x}", rand::random::<u32>());
+    let mut c = postgres::Client::connect(base, postgres::NoTls).unwrap();
+    c.batch_execute(&format!("CREATE SCHEMA {schema}")).unwrap();
+    let sep = if base.contains('?') { '&' } else { '?' };
+    (
+        format!("{base}{sep}options=-c%20search_path%3D{schema}"),
+        schema,
+    )
+}
