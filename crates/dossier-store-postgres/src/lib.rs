@@ -83,8 +83,16 @@ struct Inner {
     /// The newest event sequence number this process saw committed, told to long-polling
     /// readers.
     event_commits: tokio::sync::watch::Sender<u64>,
-    /// Writes run again because the database could not order them against another.
-    retries: AtomicU64,
+}
+
+/// Writes run again, in this process, because the database could not order them against a
+/// concurrent one: counted wherever a write is run again (the store's `write`, a bulk change's
+/// per-story attempts).
+static RETRIES: AtomicU64 = AtomicU64::new(0);
+
+/// Counts a write run again (see [`RETRIES`]).
+pub(crate) fn retried() {
+    RETRIES.fetch_add(1, Ordering::Relaxed);
 }
 
 impl Inner {
@@ -205,15 +213,14 @@ impl PostgresStore {
                 next: AtomicUsize::new(0),
                 remap,
                 event_commits: tokio::sync::watch::Sender::new(newest_event),
-                retries: AtomicU64::new(0),
             }),
         })
     }
 
-    /// Writes run again, since this store opened, because the database could not order them
-    /// against a concurrent one (serialization failures and deadlocks).
+    /// Writes run again, in this process, because the database could not order them against
+    /// a concurrent one (serialization failures and deadlocks).
     pub fn write_retries(&self) -> u64 {
-        self.inner.retries.load(Ordering::Relaxed)
+        RETRIES.load(Ordering::Relaxed)
     }
 
     /// Runs `f`, a write, on a connection of the pool, off the async runtime. A write the
@@ -231,7 +238,7 @@ impl PostgresStore {
             let done = loop {
                 match f(&mut conn) {
                     Err(StoreError::Conflict(why)) if why == RETRY && attempt < WRITE_ATTEMPTS => {
-                        inner.retries.fetch_add(1, Ordering::Relaxed);
+                        retried();
                         attempt += 1;
                         std::thread::sleep(Duration::from_millis(5 << attempt));
                     }
@@ -781,5 +788,105 @@ impl dossier_store::Store for PostgresStore {
             Ok(())
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::sync::Arc;
+
+    use super::{PostgresStore, Settings, RETRIES};
+    use dossier_store::{StoreError, RETRY};
+
+    /// A fresh schema on the test server, run on a thread of its own (the blocking client
+    /// starts a runtime); `None`, said loudly, where no server answers.
+    fn schema() -> Option<String> {
+        let base = std::env::var("DOSSIER_TEST_PG_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+        std::thread::spawn(move || {
+            let mut c = match postgres::Client::connect(&base, postgres::NoTls) {
+                Ok(c) => c,
+                Err(e) => {
+                    println!(
+                        "SKIPPED: the PostgreSQL store's retry test: no server at {base} ({e})"
+                    );
+                    return None;
+                }
+            };
+            let name = format!("t_retry_{:08x}", rand::random::<u32>());
+            c.batch_execute(&format!("CREATE SCHEMA {name}")).unwrap();
+            let sep = if base.contains('?') { '&' } else { '?' };
+            Some(format!("{base}{sep}options=-c%20search_path%3D{name}"))
+        })
+        .join()
+        .unwrap()
+    }
+
+    #[test]
+    fn a_write_the_database_could_not_order_is_run_again_and_counted() {
+        let Some(url) = schema() else { return };
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let store = {
+            let url = url.clone();
+            std::thread::spawn(move || {
+                PostgresStore::open(&url, Arc::new(|_, _| None), &Settings::default())
+            })
+            .join()
+            .unwrap()
+            .unwrap()
+        };
+
+        // A real serialization failure reads as the conflict that is run again.
+        let failure = std::thread::spawn(move || {
+            let mut a = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+            let mut b = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+            a.batch_execute("CREATE TABLE tally (n BIGINT); INSERT INTO tally VALUES (0)")
+                .unwrap();
+            let mut tx = a
+                .build_transaction()
+                .isolation_level(postgres::IsolationLevel::RepeatableRead)
+                .start()
+                .unwrap();
+            tx.query_one("SELECT n FROM tally", &[]).unwrap();
+            b.execute("UPDATE tally SET n = n + 1", &[]).unwrap();
+            StoreError::from(tx.execute("UPDATE tally SET n = n + 1", &[]).unwrap_err())
+        })
+        .join()
+        .unwrap();
+        assert!(
+            matches!(&failure, StoreError::Conflict(why) if why == RETRY),
+            "{failure:?}"
+        );
+
+        // Such a write is run again, and counted.
+        let before = RETRIES.load(Ordering::Relaxed);
+        let attempts = Arc::new(AtomicU32::new(0));
+        let tries = Arc::clone(&attempts);
+        rt.block_on(store.write(move |_| {
+            if tries.fetch_add(1, Ordering::SeqCst) == 0 {
+                Err(StoreError::Conflict(RETRY.into()))
+            } else {
+                Ok(())
+            }
+        }))
+        .unwrap();
+        assert_eq!(attempts.load(Ordering::SeqCst), 2);
+        assert!(RETRIES.load(Ordering::Relaxed) > before);
+
+        // One that keeps failing reaches its caller after a few attempts.
+        let attempts = Arc::new(AtomicU32::new(0));
+        let tries = Arc::clone(&attempts);
+        let last = rt.block_on(store.write(move |_| -> dossier_store::Result<()> {
+            tries.fetch_add(1, Ordering::SeqCst);
+            Err(StoreError::Conflict(RETRY.into()))
+        }));
+        assert!(matches!(last, Err(StoreError::Conflict(_))));
+        assert_eq!(attempts.load(Ordering::SeqCst), super::WRITE_ATTEMPTS);
     }
 }

@@ -102,6 +102,7 @@ pub(crate) fn update_many(
                 Ok(true) => break BulkOutcome::Changed,
                 Ok(false) => break BulkOutcome::Unchanged,
                 Err(StoreError::Conflict(why)) if why == RETRY && attempt < STORY_ATTEMPTS => {
+                    crate::retried();
                     attempt += 1;
                     std::thread::sleep(Duration::from_millis(5 << attempt));
                 }
