@@ -1016,3 +1016,111 @@ fn retire_story(tx: &mut Tx<'_>, old: &str, successor: &str) -> Result<Option<St
         )?
         .map(|r| r.get(0)))
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use std::time::Instant;
+
+    use super::{INSERT_INCIDENTS, UPSERT_INCIDENT};
+
+    /// The figures behind the bulk insert: new incidents and their bodies written one
+    /// statement per threat (the simple way) against one statement per page of 1,000, over
+    /// the same 20,000 threats with 4 KB bodies, each way in a fresh schema. Prints
+    /// `bulk_*` lines; run with `--ignored --nocapture`.
+    #[test]
+    #[ignore = "a benchmark: prints figures, asserts nothing of speed"]
+    fn bulk_insert_figures() {
+        const N: usize = 20_000;
+        const PAGE: usize = 1_000;
+        let base = std::env::var("DOSSIER_TEST_PG_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+        let body = format!("{{\"threatInfo\":\"{}\"}}", "x".repeat(4_000));
+        let ids: Vec<String> = (0..N).map(|i| format!("threat-{i:08}")).collect();
+        let stories: Vec<String> = (0..N).map(|i| format!("story-{:06}", i % 5_000)).collect();
+        let fresh = |c: &mut postgres::Client| {
+            let name = format!("t_bulk_{:08x}", rand::random::<u32>());
+            c.batch_execute(&format!(
+                "CREATE SCHEMA {name}; SET search_path = {name};
+                 {}",
+                include_str!("../migrations/postgres/0001_init.sql")
+            ))
+            .unwrap();
+            name
+        };
+        let mut c = postgres::Client::connect(&base, postgres::NoTls).unwrap();
+        for round in 0..2 {
+            let schema = fresh(&mut c);
+            let started = Instant::now();
+            let mut tx = c.transaction().unwrap();
+            let st = tx.prepare(UPSERT_INCIDENT).unwrap();
+            for (id, story) in ids.iter().zip(&stories) {
+                tx.execute(
+                    &st,
+                    &[
+                        &"c1",
+                        id,
+                        &"a1",
+                        story,
+                        &1_i64,
+                        &1_i64,
+                        &Some("ag"),
+                        &Some("h1"),
+                        &None::<&str>,
+                        &None::<&str>,
+                        &None::<&str>,
+                        &50_i64,
+                        &0_i64,
+                        &"sentinelone",
+                        &1_i64,
+                        &body,
+                    ],
+                )
+                .unwrap();
+            }
+            tx.commit().unwrap();
+            let simple = N as f64 / started.elapsed().as_secs_f64();
+            c.batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
+                .unwrap();
+
+            let schema = fresh(&mut c);
+            let started = Instant::now();
+            let mut tx = c.transaction().unwrap();
+            let st = tx.prepare(INSERT_INCIDENTS).unwrap();
+            for (ids, stories) in ids.chunks(PAGE).zip(stories.chunks(PAGE)) {
+                let n = ids.len();
+                let at = vec![1_i64; n];
+                let some = |v: &'static str| vec![Some(v); n];
+                let none = vec![None::<&str>; n];
+                tx.execute(
+                    &st,
+                    &[
+                        &"c1",
+                        &"a1",
+                        &ids,
+                        &stories,
+                        &at,
+                        &at,
+                        &some("ag"),
+                        &some("h1"),
+                        &none,
+                        &none,
+                        &none,
+                        &vec![50_i64; n],
+                        &vec![0_i64; n],
+                        &vec!["sentinelone"; n],
+                        &vec![1_i64; n],
+                        &vec![body.as_str(); n],
+                    ],
+                )
+                .unwrap();
+            }
+            tx.commit().unwrap();
+            let bulk = N as f64 / started.elapsed().as_secs_f64();
+            c.batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
+                .unwrap();
+            println!("bulk_round={round} simple_rows_per_s={simple:.0} unnest_rows_per_s={bulk:.0} unnest_vs_simple={:.2}", bulk / simple);
+        }
+    }
+}
