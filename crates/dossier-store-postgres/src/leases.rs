@@ -23,6 +23,11 @@ fn db_now(conn: &mut Client) -> Result<i64> {
         .get(0))
 }
 
+/// What names a connector's tenant, for keeping a tenant's connectors on one node: its kind,
+/// base URL and fields that are not secret (a Defender tenant and client id, a Falcon member
+/// CID). Connectors of one token always agree on it.
+const TENANT: &str = "c.kind || ' ' || c.tenant_url || ' ' || c.config";
+
 fn micros(d: Duration) -> i64 {
     i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
 }
@@ -43,14 +48,18 @@ pub(crate) fn round(conn: &mut Client, node: &str, ttl: Duration) -> Result<Vec<
     )?;
     // Only a lease that has not expired is renewed: one that expired may have been taken, and
     // one that was not is taken again below, under a new fence.
-    let mut held: Vec<String> = conn
+    let mut held: Vec<(String, String)> = conn
         .query(
-            "UPDATE connector_leases SET expires_at = $3
-             WHERE owner = $1 AND expires_at >= $2 RETURNING connector_id",
+            &format!(
+                "WITH renewed AS (
+                     UPDATE connector_leases SET expires_at = $3
+                     WHERE owner = $1 AND expires_at >= $2 RETURNING connector_id)
+                 SELECT c.id, {TENANT} FROM renewed r JOIN connectors c ON c.id = r.connector_id"
+            ),
             &[&node, &now, &expires],
         )?
         .iter()
-        .map(|r| r.get(0))
+        .map(|r| (r.get(1), r.get(0)))
         .collect();
     held.sort();
 
@@ -68,51 +77,85 @@ pub(crate) fn round(conn: &mut Client, node: &str, ttl: Duration) -> Result<Vec<
     let share = usize::try_from(share).unwrap_or(0);
 
     if held.len() > share {
-        let excess = held.split_off(share);
-        conn.execute(
-            "DELETE FROM connector_leases WHERE owner = $1 AND connector_id = ANY($2)",
-            &[&node, &excess],
-        )?;
-        tracing::info!(
-            node,
-            given_up = excess.len(),
-            share,
-            "connectors given up to other nodes"
-        );
-    } else if held.len() < share {
-        let want = i64::try_from(share - held.len()).unwrap_or(0);
-        // Free connectors (no lease, or an expired one) are locked as they are chosen, and
-        // those another node is choosing at the same moment are skipped, so two nodes never
-        // take the same one; the conflict clause keeps a live lease whatever happened between.
-        let taken: Vec<String> = conn
-            .query(
+        // Whole tenants are given up, the last first, while the node stays within its share
+        // (a tenant of several connectors that would take it below is kept, or two nodes
+        // would pass it back and forth).
+        let mut excess = Vec::new();
+        while held.len() > share {
+            let Some((tenant, _)) = held.last().cloned() else {
+                break;
+            };
+            let size = held.iter().filter(|(t, _)| *t == tenant).count();
+            if held.len() - size < share {
+                break;
+            }
+            while held.last().is_some_and(|(t, _)| *t == tenant) {
+                if let Some((_, id)) = held.pop() {
+                    excess.push(id);
+                }
+            }
+        }
+        if !excess.is_empty() {
+            conn.execute(
+                "DELETE FROM connector_leases WHERE owner = $1 AND connector_id = ANY($2)",
+                &[&node, &excess],
+            )?;
+            tracing::info!(
+                node,
+                given_up = excess.len(),
+                share,
+                "connectors given up to other nodes"
+            );
+        }
+    }
+    // Free connectors (no lease, or an expired one) are locked as they are chosen, and those
+    // another node is choosing at the same moment are skipped, so two nodes never take the
+    // same one; the conflict clause keeps a live lease whatever happened between. A tenant's
+    // connectors go to one node: those of a tenant this node holds are taken whatever its
+    // share, and none of a tenant another live node holds, so that a tenant's token is paced
+    // by one node as one.
+    let want = i64::try_from(share.saturating_sub(held.len())).unwrap_or(0);
+    let mine: Vec<&str> = held.iter().map(|(t, _)| t.as_str()).collect();
+    let taken: Vec<String> = conn
+        .query(
+            &format!(
                 "WITH free AS (
-                     SELECT c.id FROM connectors c
+                     SELECT c.id, {TENANT} AS tenant FROM connectors c
                      LEFT JOIN connector_leases l ON l.connector_id = c.id
-                     WHERE l.connector_id IS NULL OR l.expires_at < $2
-                     ORDER BY c.id LIMIT $4
+                     WHERE (l.connector_id IS NULL OR l.expires_at < $2)
+                       AND NOT EXISTS (
+                           SELECT 1 FROM connector_leases o JOIN connectors oc ON oc.id = o.connector_id
+                           WHERE o.owner <> $1 AND o.expires_at >= $2
+                             AND oc.kind = c.kind AND oc.tenant_url = c.tenant_url
+                             AND oc.config = c.config)
+                     ORDER BY ({TENANT}) = ANY($5) DESC, {TENANT}, c.id
                      FOR UPDATE OF c SKIP LOCKED
+                 ), chosen AS (
+                     SELECT id FROM free
+                     WHERE tenant = ANY($5)
+                        OR tenant IN (SELECT DISTINCT tenant FROM free WHERE NOT tenant = ANY($5)
+                                      ORDER BY tenant LIMIT $4)
                  ), taken AS (
                      INSERT INTO connector_leases (connector_id, owner, expires_at)
-                     SELECT id, $1, $3 FROM free
+                     SELECT id, $1, $3 FROM chosen
                      ON CONFLICT (connector_id) DO UPDATE
                          SET owner = excluded.owner, expires_at = excluded.expires_at
                          WHERE connector_leases.expires_at < $2
                      RETURNING connector_id
                  )
                  UPDATE connectors SET generation = generation + 1
-                 WHERE id IN (SELECT connector_id FROM taken) RETURNING id",
-                &[&node, &now, &expires, &want],
-            )?
-            .iter()
-            .map(|r| r.get(0))
-            .collect();
-        if !taken.is_empty() {
-            tracing::info!(node, taken = taken.len(), share, "connectors taken");
-        }
-        held.extend(taken);
-        held.sort();
+                 WHERE id IN (SELECT connector_id FROM taken) RETURNING id"
+            ),
+            &[&node, &now, &expires, &want, &mine],
+        )?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    if !taken.is_empty() {
+        tracing::info!(node, taken = taken.len(), share, "connectors taken");
     }
+    let mut held: Vec<String> = held.into_iter().map(|(_, id)| id).chain(taken).collect();
+    held.sort();
     Ok(held)
 }
 

@@ -147,3 +147,62 @@ fn a_node_whose_lease_expired_cannot_write_for_its_connector() {
         assert_eq!(b.get_connector(None, &id).await.unwrap().polls, 1);
     });
 }
+
+/// A tenant's connectors (one console, one token) go to one node, so that the node paces the
+/// token as one; a tenant of several connectors is never passed back and forth.
+#[test]
+fn a_tenants_connectors_are_held_by_one_node() {
+    let Some(_) = backend() else { return };
+    dossier_store::conformance::block_on(async {
+        let schema = Schema::new();
+        let (a, b) = (open(&schema.url()).await, open(&schema.url()).await);
+        let account = a
+            .create_account("Acme", dossier_domain::access::Licence::Xops)
+            .await
+            .unwrap();
+        // Three connectors of one console, and one of another.
+        let mut ids = Vec::new();
+        for (i, url) in [
+            "https://one.example",
+            "https://one.example",
+            "https://one.example",
+            "https://two.example",
+        ]
+        .iter()
+        .enumerate()
+        {
+            let c = a
+                .create_connector(&NewConnector {
+                    account_id: account.id.clone(),
+                    kind: "sentinelone".into(),
+                    name: format!("c{i}"),
+                    description: None,
+                    tenant_url: (*url).into(),
+                    config: "{}".into(),
+                    token_enc: vec![1],
+                    track_errors: false,
+                    write_back: false,
+                    response: false,
+                    now: Utc::now(),
+                })
+                .await
+                .unwrap();
+            ids.push(c.id);
+        }
+        let one: BTreeSet<String> = ids[..3].iter().cloned().collect();
+        let two: BTreeSet<String> = ids[3..].iter().cloned().collect();
+        for _ in 0..3 {
+            round(&a, "a", TTL).await;
+            round(&b, "b", TTL).await;
+        }
+        let (ha, hb) = (round(&a, "a", TTL).await, round(&b, "b", TTL).await);
+        assert!(ha.is_disjoint(&hb));
+        assert_eq!(&ha | &hb, &one | &two);
+        for held in [&ha, &hb] {
+            assert!(one.is_subset(held) || one.is_disjoint(held), "{held:?}");
+        }
+        // Stable: another round moves nothing.
+        assert_eq!(round(&a, "a", TTL).await, ha);
+        assert_eq!(round(&b, "b", TTL).await, hb);
+    });
+}
