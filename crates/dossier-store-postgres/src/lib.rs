@@ -12,7 +12,6 @@
 //! `spawn_blocking` the same way, each on a connection of the store's pool.
 
 mod admin;
-mod cursor;
 mod events;
 mod files;
 mod ingest;

@@ -6,7 +6,6 @@
 
 mod admin;
 pub mod body;
-mod cursor;
 mod events;
 mod files;
 mod ingest;

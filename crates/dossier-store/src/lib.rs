@@ -4,6 +4,7 @@
 //! story rules look it up by, its producer and its raw JSON, and a [`Remap`] given by the
 //! binary maps that JSON again with its source's own mapping when an incident is read.
 
+pub mod cursor;
 pub mod model;
 
 #[cfg(feature = "conformance")]

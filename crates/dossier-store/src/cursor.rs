@@ -1,14 +1,15 @@
 //! Opaque keyset cursors: base64 of the sort value and id of the last row of a page, bound to
-//! the sort they were made for.
+//! the sort they were made for. Every backend makes and reads them alike, so a cursor means
+//! the same whatever the store.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 
-use dossier_store::{Result, StoreError};
+use crate::{Result, StoreError};
 
 /// A position in a sorted list: the sort column's value and the row id.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum SortValue {
+pub enum SortValue {
     Int(i64),
     Text(String),
 }
@@ -16,13 +17,13 @@ pub(crate) enum SortValue {
 /// Which side of its row a cursor's page lies on: after it (the next page) or before it (the
 /// previous page).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Side {
+pub enum Side {
     After,
     Before,
 }
 
 /// A cursor to the rows on `side` of this one.
-pub(crate) fn encode(sort: &str, value: &SortValue, id: &str, side: Side) -> String {
+pub fn encode(sort: &str, value: &SortValue, id: &str, side: Side) -> String {
     let v = match value {
         SortValue::Int(i) => format!("i{i}"),
         SortValue::Text(s) => format!("t{s}"),
@@ -32,7 +33,7 @@ pub(crate) fn encode(sort: &str, value: &SortValue, id: &str, side: Side) -> Str
     URL_SAFE_NO_PAD.encode(format!("{mark}{sort}\u{1f}{v}\u{1f}{id}"))
 }
 
-pub(crate) fn decode(cursor: &str, sort: &str) -> Result<(SortValue, String, Side)> {
+pub fn decode(cursor: &str, sort: &str) -> Result<(SortValue, String, Side)> {
     let bad = || StoreError::Invalid("cursor: not a cursor this list made".into());
     let bytes = URL_SAFE_NO_PAD.decode(cursor.trim()).map_err(|_| bad())?;
     let text = String::from_utf8(bytes).map_err(|_| bad())?;
@@ -66,7 +67,7 @@ pub(crate) fn decode(cursor: &str, sort: &str) -> Result<(SortValue, String, Sid
 /// A position among a story's incidents: the story, and the story order of the last incident
 /// of a page (its creation time, connector id and the vendor's id). As JSON inside the base64,
 /// since a vendor's id may hold any character.
-pub(crate) fn encode_incident(
+pub fn encode_incident(
     story_id: &str,
     created: i64,
     connector: &str,
@@ -77,7 +78,7 @@ pub(crate) fn encode_incident(
 }
 
 /// Reads a cursor of [`encode_incident`], refusing one made for another story's incidents.
-pub(crate) fn decode_incident(cursor: &str, story_id: &str) -> Result<(i64, String, String)> {
+pub fn decode_incident(cursor: &str, story_id: &str) -> Result<(i64, String, String)> {
     let bad = || StoreError::Invalid("cursor: not a cursor of a story's incidents".into());
     let bytes = URL_SAFE_NO_PAD.decode(cursor.trim()).map_err(|_| bad())?;
     let (kind, story, created, connector, external): (String, String, i64, String, String) =
