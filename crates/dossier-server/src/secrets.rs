@@ -110,6 +110,37 @@ impl SecretBox {
     }
 }
 
+/// What the key check holds: nothing secret, only proof of the key it was sealed with.
+const KEY_CHECK: &str = "dossier key check";
+
+/// Checks that `secrets` is the key the other nodes of the store's database use: the first
+/// node keeps a value sealed with its key, and a node whose key cannot open it is refused
+/// before it seals a connector token the others could not read. A store that one process has
+/// alone keeps no check.
+///
+/// # Errors
+/// Says what to do when the key is not theirs, or the check cannot be read or kept.
+pub async fn check_shared_key(
+    store: &dyn dossier_store::Store,
+    secrets: &SecretBox,
+) -> Result<(), String> {
+    let kept = match store.key_check().await.map_err(|e| e.to_string())? {
+        Some(kept) => kept,
+        None => store
+            .set_key_check(&secrets.seal(&SecretString::from(KEY_CHECK)))
+            .await
+            .map_err(|e| e.to_string())?,
+    };
+    match secrets.open(&kept) {
+        Ok(s) if s.expose_secret() == KEY_CHECK => Ok(()),
+        _ => Err(
+            "this secret key is not the one the other nodes of this database use: give \
+                  every node a copy of the same key file (--secret-key-file)"
+                .into(),
+        ),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]

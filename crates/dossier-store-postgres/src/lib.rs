@@ -35,6 +35,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/postgres/0001_init.sql"),
     include_str!("../migrations/postgres/0002_leases.sql"),
     include_str!("../migrations/postgres/0003_sign_in_failures.sql"),
+    include_str!("../migrations/postgres/0004_key_check.sql"),
 ];
 
 /// The advisory lock the migrations run under, so that two nodes starting at once never
@@ -286,11 +287,16 @@ fn migrate(conn: &mut Client) -> Result<()> {
 }
 
 fn migrate_locked(conn: &mut Client) -> Result<()> {
-    conn.batch_execute(
-        "CREATE TABLE IF NOT EXISTS dossier_schema (version BIGINT NOT NULL);
-         INSERT INTO dossier_schema (version)
-             SELECT 0 WHERE NOT EXISTS (SELECT 1 FROM dossier_schema);",
-    )?;
+    // Made the first time only (an existing table would draw a notice into the log each start).
+    let fresh: bool = conn
+        .query_one("SELECT to_regclass('dossier_schema') IS NULL", &[])?
+        .get(0);
+    if fresh {
+        conn.batch_execute(
+            "CREATE TABLE dossier_schema (version BIGINT NOT NULL);
+             INSERT INTO dossier_schema (version) VALUES (0);",
+        )?;
+    }
     let version: i64 = conn
         .query_one("SELECT version FROM dossier_schema", &[])?
         .get(0);
@@ -744,6 +750,26 @@ impl dossier_store::Store for PostgresStore {
 
     fn shares_sign_in_failures(&self) -> bool {
         true
+    }
+
+    async fn key_check(&self) -> Result<Option<Vec<u8>>> {
+        self.read(|c| {
+            Ok(c.query_opt("SELECT sealed FROM key_check", &[])?
+                .map(|r| r.get(0)))
+        })
+        .await
+    }
+
+    async fn set_key_check(&self, sealed: &[u8]) -> Result<Vec<u8>> {
+        let sealed = sealed.to_vec();
+        self.write(move |c| {
+            c.execute(
+                "INSERT INTO key_check (sealed) VALUES ($1) ON CONFLICT (one) DO NOTHING",
+                &[&sealed],
+            )?;
+            Ok(c.query_one("SELECT sealed FROM key_check", &[])?.get(0))
+        })
+        .await
     }
 
     async fn sign_in_failures(&self, keys: &[String], since: DateTime<Utc>) -> Result<Vec<u64>> {

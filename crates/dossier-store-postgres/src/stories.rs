@@ -14,8 +14,8 @@ use postgres::types::ToSql;
 use postgres::{Client, GenericClient, IsolationLevel, Row};
 use serde_json::value::RawValue;
 
-use dossier_store::cursor::{self, Side, SortValue};
 use super::{nonempty, opt_ts, ts, us};
+use dossier_store::cursor::{self, Side, SortValue};
 use dossier_store::{
     AssigneeFilter, Comment, DeviceView, FileView, GroupCount, IncidentPage, IncidentView,
     RelatedStory, Remap, Result, StoreError, Story, StoryDetail, StoryGroup, StoryPage, StoryQuery,

@@ -67,12 +67,7 @@ pub fn decode(cursor: &str, sort: &str) -> Result<(SortValue, String, Side)> {
 /// A position among a story's incidents: the story, and the story order of the last incident
 /// of a page (its creation time, connector id and the vendor's id). As JSON inside the base64,
 /// since a vendor's id may hold any character.
-pub fn encode_incident(
-    story_id: &str,
-    created: i64,
-    connector: &str,
-    external: &str,
-) -> String {
+pub fn encode_incident(story_id: &str, created: i64, connector: &str, external: &str) -> String {
     let text = serde_json::json!(["incidents", story_id, created, connector, external]).to_string();
     URL_SAFE_NO_PAD.encode(text)
 }

@@ -328,6 +328,19 @@ pub trait Store: Send + Sync + 'static {
         Ok(None)
     }
 
+    /// A value sealed with the secret key of the nodes that share this database, kept by the
+    /// first of them (`None` until then, and always from a store that one process has alone):
+    /// a node started with another key finds it cannot open it, and stops before it writes a
+    /// connector token no other node can read.
+    async fn key_check(&self) -> Result<Option<Vec<u8>>> {
+        Ok(None)
+    }
+
+    /// Keeps `sealed` as the key check unless one is kept already; returns the one kept.
+    async fn set_key_check(&self, sealed: &[u8]) -> Result<Vec<u8>> {
+        Ok(sealed.to_vec())
+    }
+
     /// Whether sign-in failures are counted in the database, for every node together
     /// ([`Store::sign_in_failures`]); otherwise the server counts them in memory.
     fn shares_sign_in_failures(&self) -> bool {

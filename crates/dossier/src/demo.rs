@@ -158,7 +158,11 @@ pub async fn run(mut o: DemoOptions) -> anyhow::Result<()> {
     config.allow_private_tenants = true;
     let cas: Vec<&str> = tenants.iter().map(Emulated::ca_pem).collect();
     config.tenant_ca_pem = Some(cas.join("\n").into_bytes());
-    let state = AppState::new(store, crate::options::sources(), o.serve.secrets()?, config);
+    let secrets = o.serve.secrets()?;
+    dossier_server::secrets::check_shared_key(store.as_ref(), &secrets)
+        .await
+        .map_err(|e| anyhow::anyhow!("--secret-key-file: {e}"))?;
+    let state = AppState::new(store, crate::options::sources(), secrets, config);
     let running = dossier_server::start(state.clone(), o.serve.listen)
         .await
         .map_err(|e| anyhow::anyhow!("--listen: cannot listen on {}: {e}", o.serve.listen))?;
@@ -187,7 +191,7 @@ pub async fn run(mut o: DemoOptions) -> anyhow::Result<()> {
         );
     }
     println!("  Account:  {}", p.account_id);
-    println!("  Database: {}", o.serve.db.db);
+    println!("  Database: {}", crate::options::redact_url(&o.serve.db.db));
     println!();
     println!(
         "  curl -s -H 'Authorization: Bearer {}' '{base}/api/v1/stories?limit=5'",

@@ -200,7 +200,11 @@ pub fn remap() -> dossier_store::Remap {
     Arc::new(sources().remap())
 }
 
+/// The file an SQLite URL names; `None` for another database (PostgreSQL), which has none.
 fn sqlite_path(url: &str) -> Option<&Path> {
+    if is_postgres(url) {
+        return None;
+    }
     let p = url
         .strip_prefix("sqlite://")
         .or_else(|| url.strip_prefix("sqlite:"))

@@ -6,10 +6,14 @@ use crate::options::{open_store, ServeOptions};
 
 pub async fn run(o: ServeOptions) -> anyhow::Result<()> {
     let store = open_store(&o.db)?;
+    let secrets = o.secrets()?;
+    dossier_server::secrets::check_shared_key(store.as_ref(), &secrets)
+        .await
+        .map_err(|e| anyhow::anyhow!("--secret-key-file: {e}"))?;
     let state = AppState::new(
         store,
         crate::options::sources(),
-        o.secrets()?,
+        secrets,
         o.server_config()?,
     );
     let running = dossier_server::start(state, o.listen)

@@ -40,23 +40,31 @@ impl Drop for Node {
     }
 }
 
-fn start_node(url: &str, dir: &Path, ca: &Path, name: &str) -> Node {
+/// Starts a node on `url` with the secret key in `dir`, trusting the tenants' CA in `ca`.
+fn start_node(url: &str, dir: &Path, ca: Option<&Path>, name: &str) -> Node {
     let port = free_port();
+    let mut args: Vec<String> = [
+        "serve",
+        "--db",
+        url,
+        "--listen",
+        &format!("127.0.0.1:{port}"),
+        "--allow-private-tenants",
+        "--secret-key-file",
+        dir.join("secret.key").to_str().unwrap(),
+        "--node-id",
+        name,
+    ]
+    .map(str::to_owned)
+    .to_vec();
+    if let Some(ca) = ca {
+        args.extend([
+            "--tenant-ca-file".to_owned(),
+            ca.to_str().unwrap().to_owned(),
+        ]);
+    }
     let child = Command::new(bin())
-        .args([
-            "serve",
-            "--db",
-            url,
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--allow-private-tenants",
-            "--tenant-ca-file",
-            ca.to_str().unwrap(),
-            "--secret-key-file",
-            dir.join("secret.key").to_str().unwrap(),
-            "--node-id",
-            name,
-        ])
+        .args(&args)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -188,6 +196,207 @@ fn page_status(port: u16, path: &str, cookie: &str) -> u16 {
     out[9..12].parse().unwrap()
 }
 
+/// Sessions and sign-in failures are every node's: a session made on one node is good on
+/// another, and failures spread over the nodes add up to one limit.
+fn sessions_and_sign_in_failures_are_every_nodes(nodes: &[Node], password: &str) {
+    let (status, cookie) = sign_in(nodes[0].port, "analyst", password);
+    assert_eq!(status, 303, "signed in on the first node");
+    assert_eq!(
+        page_status(nodes[2].port, "/stories", &cookie.unwrap()),
+        200
+    );
+    for attempt in 0..5 {
+        let (status, _) = sign_in(nodes[attempt % 3].port, "analyst", "wrong-password-123");
+        assert_eq!(status, 401, "attempt {attempt}");
+    }
+    let (status, _) = sign_in(nodes[2].port, "analyst", password);
+    assert_eq!(
+        status, 429,
+        "five failures over three nodes reach the limit of one"
+    );
+}
+
+/// Waits until every node holds its share of the connectors.
+fn until_spread(db: &mut postgres::Client) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let held = owners(db);
+        let per_node: BTreeMap<&String, usize> = held.values().fold(BTreeMap::new(), |mut m, o| {
+            *m.entry(o).or_default() += 1;
+            m
+        });
+        if held.len() == TENANTS && per_node.len() == 3 && per_node.values().all(|n| *n >= 16) {
+            eprintln!("connectors spread: {per_node:?}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "connectors never spread: {per_node:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The same tenants read by one node on SQLite, with the same accounts and connectors (ids
+/// included: a story's id is made of its account, its key and its first incident), until it
+/// holds `want` incidents: what it tells.
+fn one_node_on_sqlite(db: &mut postgres::Client, root: &Path, ca: &Path, want: i64) -> Outcome {
+    let dir = root.join("single");
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("dossier.db");
+    let sqlite_url = format!("sqlite://{}", file.display());
+    run(&[
+        "api-key",
+        "create",
+        "--role",
+        "operator",
+        "--db",
+        &sqlite_url,
+    ]);
+    {
+        let target = rusqlite::Connection::open(&file).unwrap();
+        for row in db
+            .query("SELECT id, name, licence, created_at FROM accounts", &[])
+            .unwrap()
+        {
+            target
+                .execute(
+                    "INSERT INTO accounts (id, name, licence, created_at) VALUES (?1, ?2, ?3, ?4)",
+                    rusqlite::params![
+                        row.get::<_, String>(0),
+                        row.get::<_, String>(1),
+                        row.get::<_, String>(2),
+                        row.get::<_, i64>(3)
+                    ],
+                )
+                .unwrap();
+        }
+        for r in db
+            .query(
+                "SELECT id, account_id, kind, name, tenant_url, token_enc, created_at, config
+                 FROM connectors",
+                &[],
+            )
+            .unwrap()
+        {
+            target
+                .execute(
+                    "INSERT INTO connectors (id, account_id, kind, name, tenant_url, token_enc,
+                         track_errors, status, created_at, updated_at, config)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, 'pending', ?7, ?7, ?8)",
+                    rusqlite::params![
+                        r.get::<_, String>(0),
+                        r.get::<_, String>(1),
+                        r.get::<_, String>(2),
+                        r.get::<_, String>(3),
+                        r.get::<_, String>(4),
+                        r.get::<_, Vec<u8>>(5),
+                        r.get::<_, i64>(6),
+                        r.get::<_, String>(7)
+                    ],
+                )
+                .unwrap();
+        }
+    }
+    let single = start_node(&sqlite_url, root, Some(ca), "single");
+    let reference_started = Instant::now();
+    let sqlite_count = || -> i64 {
+        rusqlite::Connection::open(&file)
+            .unwrap()
+            .query_row("SELECT count(*) FROM incidents", [], |r| r.get(0))
+            .unwrap()
+    };
+    while sqlite_count() < want {
+        assert!(
+            reference_started.elapsed() < Duration::from_secs(1800),
+            "the single node did not complete"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    drop(single);
+    let on_one = outcome_sqlite(&file);
+    eprintln!(
+        "one node on SQLite: {want} threats in {:?}, {} stories",
+        reference_started.elapsed(),
+        on_one.1.len()
+    );
+    on_one
+}
+
+/// The installation, made on the first node: ten accounts, their keys, a user (whose password
+/// is returned) and a connector to each tenant; then two more nodes. Returns the three nodes,
+/// and the tenant of each connector.
+fn install(
+    url: &str,
+    root: &Path,
+    ca: &Path,
+    tenants: &[&str],
+) -> (Vec<Node>, BTreeMap<String, usize>, String) {
+    // The installation: ten accounts, their keys, a user and 50 connectors, made on one node.
+    let accounts: Vec<(String, String)> = (0..ACCOUNTS)
+        .map(|i| {
+            let name = format!("Customer {i}");
+            let id = run(&[
+                "account",
+                "create",
+                "--name",
+                &name,
+                "--licence",
+                "xops",
+                "--db",
+                url,
+            ]);
+            let editor = run(&[
+                "api-key",
+                "create",
+                "--role",
+                "integrations-editor",
+                "--account",
+                &id,
+                "--db",
+                url,
+            ]);
+            (id, editor)
+        })
+        .collect();
+    let password = run(&[
+        "user",
+        "create",
+        "--username",
+        "analyst",
+        "--role",
+        "stories-viewer",
+        "--account",
+        &accounts[0].0,
+        "--db",
+        url,
+    ]);
+    let names = ["node-a", "node-b", "node-c"];
+    let mut nodes = vec![start_node(url, root, Some(ca), names[0])];
+    let mut tenant_of: BTreeMap<String, usize> = BTreeMap::new();
+    for (i, base_url) in tenants.iter().enumerate() {
+        let editor = &accounts[i % ACCOUNTS].1;
+        let body = serde_json::json!({"kind": "sentinelone", "name": format!("tenant {i}"),
+            "tenant_url": base_url, "api_token": TOKEN});
+        let resp = post(
+            nodes[0].port,
+            "/api/v1/connectors",
+            editor,
+            &body.to_string(),
+        );
+        assert!(resp.starts_with("HTTP/1.1 201"), "{resp}");
+        let (_, json) = resp.split_once("\r\n\r\n").unwrap();
+        let id = serde_json::from_str::<serde_json::Value>(json.trim()).unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        tenant_of.insert(id, i);
+    }
+    nodes.push(start_node(url, root, Some(ca), names[1]));
+    nodes.push(start_node(url, root, Some(ca), names[2]));
+    (nodes, tenant_of, password)
+}
+
 #[test]
 fn three_nodes_share_the_work_survive_a_sigkill_and_tell_the_stories_of_one() {
     let Some(base) = support::postgres("the three-node test") else {
@@ -228,108 +437,16 @@ fn three_nodes_share_the_work_survive_a_sigkill_and_tell_the_stories_of_one() {
     )
     .unwrap();
 
-    // The installation: ten accounts, their keys, a user and 50 connectors, made on one node.
     let (url, schema) = support::pg_schema(&base, "nodes");
-    let accounts: Vec<(String, String)> = (0..ACCOUNTS)
-        .map(|i| {
-            let name = format!("Customer {i}");
-            let id = run(&[
-                "account",
-                "create",
-                "--name",
-                &name,
-                "--licence",
-                "xops",
-                "--db",
-                &url,
-            ]);
-            let editor = run(&[
-                "api-key",
-                "create",
-                "--role",
-                "integrations-editor",
-                "--account",
-                &id,
-                "--db",
-                &url,
-            ]);
-            (id, editor)
-        })
-        .collect();
-    let password = run(&[
-        "user",
-        "create",
-        "--username",
-        "analyst",
-        "--role",
-        "stories-viewer",
-        "--account",
-        &accounts[0].0,
-        "--db",
-        &url,
-    ]);
+    let tenants: Vec<&str> = sims.iter().map(|s| s.base_url.as_str()).collect();
+    let (mut nodes, tenant_of, password) = install(&url, root.path(), &ca, &tenants);
     let names = ["node-a", "node-b", "node-c"];
-    let mut nodes = vec![start_node(&url, root.path(), &ca, names[0])];
-    let mut tenant_of: BTreeMap<String, usize> = BTreeMap::new();
-    for (i, sim) in sims.iter().enumerate() {
-        let editor = &accounts[i % ACCOUNTS].1;
-        let body = serde_json::json!({"kind": "sentinelone", "name": format!("tenant {i}"),
-            "tenant_url": sim.base_url, "api_token": TOKEN});
-        let resp = post(
-            nodes[0].port,
-            "/api/v1/connectors",
-            editor,
-            &body.to_string(),
-        );
-        assert!(resp.starts_with("HTTP/1.1 201"), "{resp}");
-        let (_, json) = resp.split_once("\r\n\r\n").unwrap();
-        let id = serde_json::from_str::<serde_json::Value>(json.trim()).unwrap()["id"]
-            .as_str()
-            .unwrap()
-            .to_owned();
-        tenant_of.insert(id, i);
-    }
-    nodes.push(start_node(&url, root.path(), &ca, names[1]));
-    nodes.push(start_node(&url, root.path(), &ca, names[2]));
     let started = Instant::now();
 
-    // Sessions and sign-in failures are every node's: a session made on one node is good on
-    // another, and failures spread over the nodes add up to one limit.
-    let (status, cookie) = sign_in(nodes[0].port, "analyst", &password);
-    assert_eq!(status, 303, "signed in on the first node");
-    assert_eq!(
-        page_status(nodes[2].port, "/stories", &cookie.unwrap()),
-        200
-    );
-    for attempt in 0..5 {
-        let (status, _) = sign_in(nodes[attempt % 3].port, "analyst", "wrong-password-123");
-        assert_eq!(status, 401, "attempt {attempt}");
-    }
-    let (status, _) = sign_in(nodes[2].port, "analyst", &password);
-    assert_eq!(
-        status, 429,
-        "five failures over three nodes reach the limit of one"
-    );
+    sessions_and_sign_in_failures_are_every_nodes(&nodes, &password);
 
-    // Every node takes its share.
     let mut db = pg(&url);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let held = owners(&mut db);
-        let per_node: BTreeMap<&String, usize> = held.values().fold(BTreeMap::new(), |mut m, o| {
-            *m.entry(o).or_default() += 1;
-            m
-        });
-        if held.len() == TENANTS && per_node.len() == 3 && per_node.values().all(|n| *n >= 16) {
-            eprintln!("connectors spread: {per_node:?}");
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "connectors never spread: {per_node:?}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    until_spread(&mut db);
 
     // Kill one node once about a third of the threats are in.
     let want = i64::try_from(threats).unwrap();
@@ -410,87 +527,7 @@ fn three_nodes_share_the_work_survive_a_sigkill_and_tell_the_stories_of_one() {
         on_three.1.len()
     );
 
-    // The same tenants read by one node on SQLite, with the same account and connectors (ids
-    // included: a story's id is made of its account, its key and its first incident).
-    let dir = root.path().join("single");
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = dir.join("dossier.db");
-    let sqlite_url = format!("sqlite://{}", file.display());
-    run(&[
-        "api-key",
-        "create",
-        "--role",
-        "operator",
-        "--db",
-        &sqlite_url,
-    ]);
-    {
-        let target = rusqlite::Connection::open(&file).unwrap();
-        for row in db
-            .query("SELECT id, name, licence, created_at FROM accounts", &[])
-            .unwrap()
-        {
-            target
-                .execute(
-                    "INSERT INTO accounts (id, name, licence, created_at) VALUES (?1, ?2, ?3, ?4)",
-                    rusqlite::params![
-                        row.get::<_, String>(0),
-                        row.get::<_, String>(1),
-                        row.get::<_, String>(2),
-                        row.get::<_, i64>(3)
-                    ],
-                )
-                .unwrap();
-        }
-        for r in db
-            .query(
-                "SELECT id, account_id, kind, name, tenant_url, token_enc, created_at, config
-                 FROM connectors",
-                &[],
-            )
-            .unwrap()
-        {
-            target
-                .execute(
-                    "INSERT INTO connectors (id, account_id, kind, name, tenant_url, token_enc,
-                         track_errors, status, created_at, updated_at, config)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, 'pending', ?7, ?7, ?8)",
-                    rusqlite::params![
-                        r.get::<_, String>(0),
-                        r.get::<_, String>(1),
-                        r.get::<_, String>(2),
-                        r.get::<_, String>(3),
-                        r.get::<_, String>(4),
-                        r.get::<_, Vec<u8>>(5),
-                        r.get::<_, i64>(6),
-                        r.get::<_, String>(7)
-                    ],
-                )
-                .unwrap();
-        }
-    }
-    let single = start_node(&sqlite_url, root.path(), &ca, "single");
-    let reference_started = Instant::now();
-    let sqlite_count = || -> i64 {
-        rusqlite::Connection::open(&file)
-            .unwrap()
-            .query_row("SELECT count(*) FROM incidents", [], |r| r.get(0))
-            .unwrap()
-    };
-    while sqlite_count() < want {
-        assert!(
-            reference_started.elapsed() < Duration::from_secs(1800),
-            "the single node did not complete"
-        );
-        std::thread::sleep(Duration::from_millis(250));
-    }
-    drop(single);
-    let on_one = outcome_sqlite(&file);
-    eprintln!(
-        "one node on SQLite: {threats} threats in {:?}, {} stories",
-        reference_started.elapsed(),
-        on_one.1.len()
-    );
+    let on_one = one_node_on_sqlite(&mut db, root.path(), &ca, want);
 
     assert_eq!(on_three.0.len(), on_one.0.len(), "as many incidents");
     assert_eq!(on_three.1.len(), on_one.1.len(), "as many stories");
@@ -505,5 +542,43 @@ fn three_nodes_share_the_work_survive_a_sigkill_and_tell_the_stories_of_one() {
             sim.shutdown().await;
         }
     });
+    let _ = pg(&base).batch_execute(&format!("DROP SCHEMA {schema} CASCADE"));
+}
+
+/// A node started with another secret key than the nodes before it is refused before it
+/// seals a token the others could not read.
+#[test]
+fn a_node_with_another_secret_key_is_refused() {
+    let Some(base) = support::postgres("the secret key check between nodes") else {
+        return;
+    };
+    let (url, schema) = support::pg_schema(&base, "keys");
+    let root = tempfile::tempdir().unwrap();
+    let first = root.path().join("first");
+    std::fs::create_dir_all(&first).unwrap();
+    drop(start_node(&url, &first, None, "node-a"));
+    // The same key again is taken.
+    drop(start_node(&url, &first, None, "node-b"));
+
+    let other = root.path().join("other");
+    std::fs::create_dir_all(&other).unwrap();
+    let out = Command::new(bin())
+        .args([
+            "serve",
+            "--db",
+            &url,
+            "--listen",
+            &format!("127.0.0.1:{}", free_port()),
+            "--secret-key-file",
+            other.join("secret.key").to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("not the one the other nodes of this database use"),
+        "{err}"
+    );
     let _ = pg(&base).batch_execute(&format!("DROP SCHEMA {schema} CASCADE"));
 }
