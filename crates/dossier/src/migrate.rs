@@ -363,12 +363,7 @@ fn migrate(o: &MigrateOptions) -> anyhow::Result<()> {
         dossier_store_sqlite::SqliteStore::open(&o.from, remap())
             .with_context(|| format!("--from: cannot open {}", path.display()))?,
     );
-    let sqlite = Connection::open_with_flags(
-        &path,
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )
-    .with_context(|| format!("--from: cannot open {} to read", path.display()))?;
-    sqlite.busy_timeout(Duration::from_secs(10))?;
+    let sqlite = read_only(&path)?;
     // The store migrates the PostgreSQL schema, under its lock, as a node starting would.
     drop(
         dossier_store_postgres::PostgresStore::open(
@@ -404,6 +399,7 @@ fn migrate(o: &MigrateOptions) -> anyhow::Result<()> {
     );
     let mut copier = Copier {
         sqlite: &sqlite,
+        path: &path,
         pg: &mut pg,
         source: &source,
         batch_rows: o.batch_rows as usize,
@@ -475,6 +471,48 @@ fn sqlite_file(url: &str) -> anyhow::Result<PathBuf> {
     Ok(path.to_path_buf())
 }
 
+/// The SQLite file opened to read only: the copy never writes to the installation it moves.
+fn read_only(path: &Path) -> anyhow::Result<Connection> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .with_context(|| format!("--from: cannot open {} to read", path.display()))?;
+    conn.busy_timeout(Duration::from_secs(10))?;
+    Ok(conn)
+}
+
+/// Reads `table` batch by batch after the key `from`, sending each batch (or the error that
+/// ended the reading) until the last, or until nobody receives them.
+fn read_batches(
+    path: &Path,
+    table: &Table,
+    mut from: Option<String>,
+    limit: usize,
+    send: &std::sync::mpsc::SyncSender<anyhow::Result<Batch>>,
+) {
+    let conn = match read_only(path) {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = send.send(Err(e));
+            return;
+        }
+    };
+    loop {
+        let batch = read_batch(&conn, table, from.as_deref(), limit);
+        let last = match &batch {
+            Ok(b) => {
+                from.clone_from(&b.last_key);
+                b.rows < limit
+            }
+            Err(_) => true,
+        };
+        if send.send(batch).is_err() || last {
+            return;
+        }
+    }
+}
+
 fn connect(url: &str) -> anyhow::Result<postgres::Client> {
     let mut config: postgres::Config = url.parse().context("not a PostgreSQL URL")?;
     config.application_name("dossier migrate");
@@ -540,6 +578,8 @@ fn resume_or_refuse(
 /// Copies tables batch by batch, each batch in a transaction of its own.
 struct Copier<'a> {
     sqlite: &'a Connection,
+    /// The SQLite file, which each table's reader opens for itself.
+    path: &'a Path,
     pg: &'a mut postgres::Client,
     source: &'a str,
     batch_rows: usize,
@@ -575,38 +615,54 @@ impl Copier<'_> {
         let started = Instant::now();
         let mut copied = 0u64;
         let mut said = Instant::now();
-        loop {
-            let batch = read_batch(self.sqlite, table, at.last_key.as_deref(), self.batch_rows)
-                .with_context(|| format!("reading {} from SQLite", table.name))?;
-            self.bodies_without_raw
-                .extend_from_slice(&batch.bodies_without_raw);
-            let n = batch.rows as u64;
-            at.rows += n;
-            at.done = batch.rows < self.batch_rows;
-            if let Some(k) = batch.last_key.clone() {
-                at.last_key = Some(k);
-            }
-            self.write(table, &batch, &at)
-                .with_context(|| format!("writing {} to PostgreSQL", table.name))?;
-            copied += n;
-            self.copied_this_run += n;
-            bar.set_position(at.rows);
-            if bar.is_hidden() && (at.done || said.elapsed() > Duration::from_secs(2)) {
-                eprintln!("{}: {} of {total} rows", table.name, at.rows);
-                said = Instant::now();
-            }
-            if let Some(stop) = self.stop_after_rows {
-                if self.copied_this_run >= stop {
-                    bar.abandon();
-                    bail!(
-                        "stopped after {} rows, as --stop-after-rows asked",
-                        self.copied_this_run
-                    );
+        let limit = self.batch_rows;
+        let path = self.path;
+        let from = at.last_key.clone();
+        // A thread of its own reads (and decompresses) the next batches from SQLite while
+        // this one writes the last to PostgreSQL. When the writing stops early, dropping the
+        // receiving end stops the reader.
+        std::thread::scope(|scope| -> anyhow::Result<()> {
+            let (send, batches) = std::sync::mpsc::sync_channel::<anyhow::Result<Batch>>(2);
+            scope.spawn(move || read_batches(path, table, from, limit, &send));
+            for batch in batches {
+                let batch = batch.with_context(|| format!("reading {} from SQLite", table.name))?;
+                self.bodies_without_raw
+                    .extend_from_slice(&batch.bodies_without_raw);
+                let n = batch.rows as u64;
+                at.rows += n;
+                at.done = batch.rows < limit;
+                if let Some(k) = batch.last_key.clone() {
+                    at.last_key = Some(k);
+                }
+                self.write(table, &batch, &at)
+                    .with_context(|| format!("writing {} to PostgreSQL", table.name))?;
+                copied += n;
+                self.copied_this_run += n;
+                bar.set_position(at.rows);
+                if bar.is_hidden() && (at.done || said.elapsed() > Duration::from_secs(2)) {
+                    eprintln!("{}: {} of {total} rows", table.name, at.rows);
+                    said = Instant::now();
+                }
+                if let Some(stop) = self.stop_after_rows {
+                    if self.copied_this_run >= stop {
+                        bar.abandon();
+                        bail!(
+                            "stopped after {} rows, as --stop-after-rows asked",
+                            self.copied_this_run
+                        );
+                    }
+                }
+                if at.done {
+                    break;
                 }
             }
-            if at.done {
-                break;
-            }
+            Ok(())
+        })?;
+        if !at.done {
+            bail!(
+                "reading {} from SQLite ended before its last row",
+                table.name
+            );
         }
         bar.finish();
         Ok((

@@ -541,7 +541,11 @@ fn an_interrupted_migration_goes_on_where_it_stopped() {
     // The same as an uninterrupted copy (written with the other way of writing rows, which
     // must store the same).
     let straight = Schema::new();
-    ok(&migrate(&inst.url, &straight.url(), &["--write-with", "insert"]));
+    ok(&migrate(
+        &inst.url,
+        &straight.url(),
+        &["--write-with", "insert"],
+    ));
     let (sqlite, resumed) = both_seen(&inst, &schema.url());
     let (_, uninterrupted) = both_seen(&inst, &straight.url());
     assert_same(&sqlite, &resumed);
