@@ -376,7 +376,7 @@ fn migrate(o: &MigrateOptions) -> anyhow::Result<()> {
     let mut pg = connect(&o.to).with_context(|| format!("--to: cannot connect to {shown_to}"))?;
     let locked: bool = pg
         .query_one(
-            "SELECT pg_try_advisory_lock(hashtextextended('dossier migrate ' || current_schema(), 0))",
+            "SELECT pg_try_advisory_lock(hashtextextended('dossier migrate ' || coalesce(current_schema(), ''), 0))",
             &[],
         )?
         .get(0);
