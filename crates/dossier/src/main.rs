@@ -4,6 +4,7 @@ mod admin;
 mod bench;
 mod demo;
 mod emulated;
+mod migrate;
 mod options;
 mod serve;
 mod sim;
@@ -49,6 +50,9 @@ enum Command {
     User(admin::UserCommand),
     /// Runs the SentinelOne tenant emulator on its own.
     Sim(sim::SimOptions),
+    /// Moves an installation from SQLite to PostgreSQL: copies every table (resuming where an
+    /// interrupted run stopped), then compares both databases.
+    Migrate(migrate::MigrateOptions),
 }
 
 fn init_tracing(format: &str) {
@@ -94,6 +98,7 @@ fn main() -> std::process::ExitCode {
             Command::Account(c) => admin::account(c).await,
             Command::User(c) => admin::user(c).await,
             Command::Sim(o) => sim::run(o).await,
+            Command::Migrate(o) => migrate::run(o).await,
         }
     });
     match result {
