@@ -1,11 +1,12 @@
-//! Ingest: emulated tenants over HTTPS on loopback → stories committed in SQLite.
+//! Ingest: emulated tenants over HTTPS on loopback → stories committed in SQLite (or, for
+//! the scale-out comparison, in PostgreSQL by one or several nodes).
 
 use std::time::{Duration, Instant};
 
 use chrono::{DurationRound, Utc};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use super::{fresh_server, BenchOptions};
+use super::{fresh_nodes, stop_nodes, BenchOptions, Db};
 use crate::demo::provision;
 use crate::emulated::{Emulated, Plan, Shared};
 
@@ -18,9 +19,22 @@ pub struct IngestResult {
     pub cpu_seconds: Option<f64>,
     /// The same threats as list pages, for the floor.
     pub pages: Vec<Vec<u8>>,
+    /// Threats per second from the moment the connectors were spread evenly over the nodes to
+    /// the end (`None` if they never were, or were only at the very end).
+    pub spread_per_s: Option<f64>,
+    /// Seconds from the start until the connectors were spread evenly over the nodes.
+    pub spread_after: Option<f64>,
 }
 
 pub async fn run(o: &BenchOptions) -> anyhow::Result<IngestResult> {
+    run_on(o, &Db::Sqlite, 1).await
+}
+
+/// The ingest benchmark with `node_count` servers on `db` (more than one only on PostgreSQL,
+/// where they share the connectors through leases). The clock starts when the connectors are
+/// saved, after every node has started and said it is alive, so each takes its share at its
+/// first round.
+pub async fn run_on(o: &BenchOptions, db: &Db, node_count: usize) -> anyhow::Result<IngestResult> {
     // Every run reads the same records: an emulator's data must not move with the clock (a
     // Defender incident groups a device's alerts of one day), so history ends at midnight.
     let now = Utc::now()
@@ -49,7 +63,15 @@ pub async fn run(o: &BenchOptions) -> anyhow::Result<IngestResult> {
     }
     let pages = floor_pages(&sims);
     let cas: Vec<String> = sims.iter().map(|s| s.ca_pem().to_owned()).collect();
-    let bench = fresh_server(&cas).await?;
+    let nodes = fresh_nodes(db, &cas, node_count).await?;
+    let Some(bench) = nodes.first() else {
+        anyhow::bail!("no benchmark server started");
+    };
+    if node_count > 1 {
+        // Every node's first lease round says it is alive; one that had not yet would leave
+        // the first node taking every connector.
+        tokio::time::sleep(super::BENCH_LEASE_RENEW_EVERY * 2).await;
+    }
 
     let bar = ProgressBar::new(total);
     bar.set_style(
@@ -62,12 +84,16 @@ pub async fn run(o: &BenchOptions) -> anyhow::Result<IngestResult> {
         provision_connector(&bench.state, k, sim).await?;
     }
     let deadline = started + Duration::from_secs(1800);
+    let mut spread: Option<(Instant, u64)> = None;
     let done = loop {
         let connectors = bench.state.store.list_connectors(None).await?;
         let got: u64 = connectors.iter().map(|c| c.threats).sum();
         bar.set_position(got);
         if got >= total {
             break got;
+        }
+        if spread.is_none() && evenly_spread(&nodes, o.tenants) {
+            spread = Some((Instant::now(), got));
         }
         if let Some(c) = connectors.iter().find(|c| c.status == "error") {
             tracing::warn!(connector = %c.name, reason = ?c.status_detail, "a bench connector reports an error");
@@ -77,20 +103,28 @@ pub async fn run(o: &BenchOptions) -> anyhow::Result<IngestResult> {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
-    let seconds = started.elapsed().as_secs_f64();
+    let ended = Instant::now();
+    let seconds = ended.duration_since(started).as_secs_f64();
+    let spread_per_s = spread.and_then(|(at, got)| {
+        let s = ended.duration_since(at).as_secs_f64();
+        (s > 0.5).then(|| (done - got) as f64 / s)
+    });
+    let spread_after = spread.map(|(at, _)| at.duration_since(started).as_secs_f64());
     let cpu_seconds = cpu_at_start
         .zip(super::process_cpu_seconds())
         .map(|(a, b)| b - a);
     bar.finish_and_clear();
-    let story_count = count_stories(&bench).await?;
-    let m = &bench.state.metrics;
+    let story_count = count_stories(bench).await?;
+    let sum = |f: &dyn Fn(&dossier_server::metrics::Metrics) -> f64| -> f64 {
+        nodes.iter().map(|n| f(&n.state.metrics)).sum()
+    };
     eprintln!(
         "ingest: time in fetch {:.2}s, map {:.2}s, commit {:.2}s (summed over connectors)",
-        m.fetch_seconds.get(),
-        m.map_seconds.get(),
-        m.commit_seconds.get()
+        sum(&|m| m.fetch_seconds.get()),
+        sum(&|m| m.map_seconds.get()),
+        sum(&|m| m.commit_seconds.get())
     );
-    bench.running.stop().await;
+    stop_nodes(nodes).await;
     for sim in sims {
         sim.shutdown().await;
     }
@@ -100,7 +134,23 @@ pub async fn run(o: &BenchOptions) -> anyhow::Result<IngestResult> {
         stories: story_count,
         cpu_seconds,
         pages,
+        spread_per_s,
+        spread_after,
     })
+}
+
+/// Whether every connector is held by a node, and no node holds more than one more than
+/// another: the nodes share the work as they will for the rest of the run.
+fn evenly_spread(nodes: &[super::Bench], connectors: usize) -> bool {
+    let held: Vec<i64> = nodes
+        .iter()
+        .map(|n| n.state.metrics.connectors_held.get())
+        .collect();
+    let (min, max) = (
+        held.iter().copied().min().unwrap_or(0),
+        held.iter().copied().max().unwrap_or(0),
+    );
+    usize::try_from(held.iter().sum::<i64>()).is_ok_and(|sum| sum == connectors) && max - min <= 1
 }
 
 /// Each emulated tenant is one customer account with its own connector, as at an MSSP.

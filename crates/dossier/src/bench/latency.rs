@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 
-use super::{fresh_server, percentile, BenchOptions};
+use super::{fresh_nodes, percentile, stop_nodes, BenchOptions, Db};
 use crate::demo::provision;
 use crate::emulated::{Emulated, Plan, Shared};
 
@@ -28,6 +28,13 @@ fn threats_to_make(seconds: u64, rate: f64) -> usize {
 }
 
 pub async fn run(o: &BenchOptions) -> anyhow::Result<LatencyResult> {
+    run_on(o, &Db::Sqlite, 1).await
+}
+
+/// The latency benchmark with `node_count` servers on `db`: the connector runs on whichever
+/// node leases it, and the API read is the first node's, so a story committed by another node
+/// is timed as an analyst on the first would see it.
+pub async fn run_on(o: &BenchOptions, db: &Db, node_count: usize) -> anyhow::Result<LatencyResult> {
     let now = Utc::now();
     let plan = Plan {
         seed: 77,
@@ -39,7 +46,10 @@ pub async fn run(o: &BenchOptions) -> anyhow::Result<LatencyResult> {
     };
     let sim = std::sync::Arc::new(Emulated::start(&o.producer, &plan).await?);
     let history = sim.count() as u64;
-    let bench = fresh_server(&[sim.ca_pem().to_owned()]).await?;
+    let nodes = fresh_nodes(db, &[sim.ca_pem().to_owned()], node_count).await?;
+    let Some(bench) = nodes.first() else {
+        anyhow::bail!("no benchmark server started");
+    };
     let connector = [(sim.vendor(), sim.connector())];
     let p = provision(&bench.state, "Latency", &connector, false).await?;
     let connector_id = p.connector_ids.first().cloned().unwrap_or_default();
@@ -125,7 +135,7 @@ pub async fn run(o: &BenchOptions) -> anyhow::Result<LatencyResult> {
             None => missing += 1,
         }
     }
-    bench.running.stop().await;
+    stop_nodes(nodes).await;
     if let Ok(sim) = std::sync::Arc::try_unwrap(sim) {
         sim.shutdown().await;
     }

@@ -5,18 +5,23 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 
-use super::{fresh_server, percentile, BenchOptions};
+use super::{fresh_nodes, percentile, stop_nodes, BenchOptions, Db};
 
 pub struct ListResult {
     pub queries: usize,
     pub p50_ms: f64,
     pub p95_ms: f64,
-    /// The Workbench page (HTML, signed in) with its filters, sorts and groupings.
-    pub page_queries: usize,
-    pub page_p50_ms: f64,
-    pub page_p95_ms: f64,
+    /// The Workbench page (HTML, signed in) with its filters, sorts and groupings, where it
+    /// was measured.
+    pub pages: Option<PageResult>,
+}
+
+pub struct PageResult {
+    pub queries: usize,
+    pub p50_ms: f64,
+    pub p95_ms: f64,
     /// The slowest view measured, and its time at p95.
-    pub page_worst: (String, f64),
+    pub worst: (String, f64),
 }
 
 /// Workbench views an analyst opens: the default (last 2 days, newest first), each filter,
@@ -47,7 +52,26 @@ const PAGE_VIEWS: &[&str] = &[
 ];
 
 pub async fn run(o: &BenchOptions) -> anyhow::Result<ListResult> {
-    let bench = fresh_server(&[]).await?;
+    run_on(o, &Db::Sqlite, &[1], true)
+        .await?
+        .pop()
+        .ok_or_else(|| anyhow::anyhow!("list: nothing measured"))
+}
+
+/// The list benchmark on `db`, seeded once (a million stories take minutes to write), then
+/// timed for each count of nodes in `node_counts`, the requests going to those nodes in turn.
+/// The Workbench pages, with `with_pages`, are timed once through the first node, and come with
+/// the first result.
+pub async fn run_on(
+    o: &BenchOptions,
+    db: &Db,
+    node_counts: &[usize],
+    with_pages: bool,
+) -> anyhow::Result<Vec<ListResult>> {
+    let nodes = fresh_nodes(db, &[], node_counts.iter().copied().max().unwrap_or(1)).await?;
+    let Some(bench) = nodes.first() else {
+        anyhow::bail!("no benchmark server started");
+    };
     let account = bench
         .state
         .store
@@ -80,7 +104,33 @@ pub async fn run(o: &BenchOptions) -> anyhow::Result<ListResult> {
         .await?;
     eprintln!("list: seeded in {:.1}s", t.elapsed().as_secs_f64());
 
-    let base = format!("http://{}/api/v1/stories", bench.running.addr);
+    let mut results = Vec::with_capacity(node_counts.len());
+    for &count in node_counts {
+        let bases: Vec<String> = nodes
+            .iter()
+            .take(count.max(1))
+            .map(|n| format!("http://{}/api/v1/stories", n.running.addr))
+            .collect();
+        let mut ms = api_times(&bases, &key).await?;
+        ms.sort_by(f64::total_cmp);
+        let pages = if with_pages && results.is_empty() {
+            Some(pages(bench, &account.id).await?)
+        } else {
+            None
+        };
+        results.push(ListResult {
+            queries: ms.len(),
+            p50_ms: percentile(&ms, 50.0),
+            p95_ms: percentile(&ms, 95.0),
+            pages,
+        });
+    }
+    stop_nodes(nodes).await;
+    Ok(results)
+}
+
+/// Times the API's list over the filters, each request going to the next of `bases`.
+async fn api_times(bases: &[String], key: &str) -> anyhow::Result<Vec<f64>> {
     let http = reqwest::Client::new();
     let two_days_ago =
         (Utc::now() - chrono::Duration::days(2)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
@@ -95,11 +145,13 @@ pub async fn run(o: &BenchOptions) -> anyhow::Result<ListResult> {
         "severity=high".to_owned(),
     ];
     let mut ms = Vec::new();
+    let mut next = bases.iter().cycle();
     for round in 0..25 {
         for f in &filters {
             let mut cursor: Option<String> = None;
             // First page, then two pages deeper through the cursor.
             for _ in 0..3 {
+                let base = next.next().map_or("", String::as_str);
                 let mut url = format!("{base}?sort=-updated_at&limit=50&{f}");
                 if let Some(c) = &cursor {
                     url.push_str("&cursor=");
@@ -108,7 +160,7 @@ pub async fn run(o: &BenchOptions) -> anyhow::Result<ListResult> {
                 let started = Instant::now();
                 let resp: serde_json::Value = http
                     .get(&url)
-                    .bearer_auth(&key)
+                    .bearer_auth(key)
                     .send()
                     .await?
                     .error_for_status()?
@@ -125,26 +177,12 @@ pub async fn run(o: &BenchOptions) -> anyhow::Result<ListResult> {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
-    let (page_ms, page_worst) = pages(&bench, &account.id).await?;
-    bench.running.stop().await;
-    ms.sort_by(f64::total_cmp);
-    Ok(ListResult {
-        queries: ms.len(),
-        p50_ms: percentile(&ms, 50.0),
-        p95_ms: percentile(&ms, 95.0),
-        page_queries: page_ms.len(),
-        page_p50_ms: percentile(&page_ms, 50.0),
-        page_p95_ms: percentile(&page_ms, 95.0),
-        page_worst,
-    })
+    Ok(ms)
 }
 
 /// Times the Workbench list page, signed in as an analyst who may change stories, over
 /// [`PAGE_VIEWS`].
-async fn pages(
-    bench: &super::Bench,
-    account_id: &str,
-) -> anyhow::Result<(Vec<f64>, (String, f64))> {
+async fn pages(bench: &super::Bench, account_id: &str) -> anyhow::Result<PageResult> {
     let password = dossier_server::passwords::generate();
     let user = dossier_server::passwords::new_user(
         "bench-analyst",
@@ -201,5 +239,10 @@ async fn pages(
         all.extend(times);
     }
     all.sort_by(f64::total_cmp);
-    Ok((all, worst))
+    Ok(PageResult {
+        queries: all.len(),
+        p50_ms: percentile(&all, 50.0),
+        p95_ms: percentile(&all, 95.0),
+        worst,
+    })
 }

@@ -6,6 +6,7 @@ mod floor;
 mod ingest;
 mod latency;
 mod list;
+mod scale;
 
 use clap::Args;
 
@@ -42,6 +43,14 @@ pub struct BenchOptions {
     /// defender or crowdstrike.
     #[arg(long, default_value = "sentinelone", value_parser = clap::builder::PossibleValuesParser::new(crate::emulated::KINDS))]
     pub producer: String,
+    /// Runs the same input three ways instead, side by side: one node on SQLite, one node on
+    /// the PostgreSQL database at this URL, and three nodes sharing it. Each run gets a fresh
+    /// schema in that database. Give several `--tenants`: nodes share connectors, not threats.
+    #[arg(long, value_name = "POSTGRES_URL")]
+    pub scale_out: Option<String>,
+    /// With `--scale-out`: keep the schemas the runs made, to look at them afterwards.
+    #[arg(long)]
+    pub keep_schemas: bool,
 }
 
 pub async fn run(o: BenchOptions) -> anyhow::Result<()> {
@@ -53,6 +62,9 @@ pub async fn run(o: BenchOptions) -> anyhow::Result<()> {
         std::thread::available_parallelism().map_or(0, std::num::NonZero::get)
     );
     println!("producer={}", o.producer);
+    if let Some(url) = &o.scale_out {
+        return scale::run(&o, url).await;
+    }
     if !o.skip.iter().any(|s| s == "ingest") {
         let mut runs = Vec::new();
         for k in 1..=o.ingest_runs {
@@ -107,11 +119,13 @@ pub async fn run(o: BenchOptions) -> anyhow::Result<()> {
         println!("list_queries={}", l.queries);
         println!("list_p50_ms={:.1}", l.p50_ms);
         println!("list_p95_ms={:.1}", l.p95_ms);
-        println!("list_page_queries={}", l.page_queries);
-        println!("list_page_p50_ms={:.1}", l.page_p50_ms);
-        println!("list_page_p95_ms={:.1}", l.page_p95_ms);
-        println!("list_page_worst_view={:?}", l.page_worst.0);
-        println!("list_page_worst_p95_ms={:.1}", l.page_worst.1);
+        if let Some(p) = &l.pages {
+            println!("list_page_queries={}", p.queries);
+            println!("list_page_p50_ms={:.1}", p.p50_ms);
+            println!("list_page_p95_ms={:.1}", p.p95_ms);
+            println!("list_page_worst_view={:?}", p.worst.0);
+            println!("list_page_worst_p95_ms={:.1}", p.worst.1);
+        }
     }
     Ok(())
 }
@@ -172,41 +186,152 @@ pub fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
+/// The database a benchmark's servers run on.
+#[derive(Clone, Debug)]
+pub enum Db {
+    /// A fresh SQLite file for each server: what the default benchmark measures.
+    Sqlite,
+    /// A PostgreSQL database every server of the benchmark shares (the URL names a fresh
+    /// schema), each server a node of its own.
+    Postgres(String),
+}
+
+/// A benchmark server's store, with what only the benchmarks use (the synthetic stories),
+/// which is not part of the `Store` trait.
+#[derive(Clone)]
+pub enum BenchStore {
+    Sqlite(dossier_store_sqlite::SqliteStore),
+    Postgres(dossier_store_postgres::PostgresStore),
+}
+
+impl BenchStore {
+    /// Inserts `n` synthetic stories (the same ones whichever the store) into the account.
+    pub async fn seed_synthetic_stories(
+        &self,
+        account_id: &str,
+        n: u64,
+        now: chrono::DateTime<chrono::Utc>,
+        producers: &[dossier_domain::Producer],
+    ) -> anyhow::Result<()> {
+        match self {
+            Self::Sqlite(s) => {
+                s.seed_synthetic_stories(account_id, n, now, producers)
+                    .await?;
+            }
+            Self::Postgres(s) => {
+                s.seed_synthetic_stories(account_id, n, now, producers)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+}
+
 /// A fresh server on a temporary database, for one benchmark.
 pub struct Bench {
     pub state: dossier_server::AppState,
     pub running: dossier_server::Running,
-    pub store: dossier_store_sqlite::SqliteStore,
-    /// Holds the temporary database until the benchmark ends.
-    pub _dir: tempfile::TempDir,
+    pub store: BenchStore,
+    /// Holds the temporary database (and the key file) until the benchmark ends.
+    pub dir: tempfile::TempDir,
 }
 
-pub async fn fresh_server(ca_pems: &[String]) -> anyhow::Result<Bench> {
-    let dir = tempfile::tempdir()?;
-    let db = dir.path().join("bench.db");
-    let store = dossier_store_sqlite::SqliteStore::open(
-        db.to_str().unwrap_or_default(),
-        crate::options::remap(),
-    )?;
-    let secrets = dossier_server::SecretBox::load_or_create(&dir.path().join("key"))?;
-    let config = dossier_server::ServerConfig {
-        allow_private_tenants: true,
-        tenant_ca_pem: Some(ca_pems.join("\n").into_bytes()),
-        ..dossier_server::ServerConfig::default()
-    };
-    let state = dossier_server::AppState::new(
-        std::sync::Arc::new(store.clone()),
-        crate::options::sources(),
-        secrets,
-        config,
-    );
-    let running = dossier_server::start(state.clone(), "127.0.0.1:0".parse()?).await?;
-    Ok(Bench {
-        state,
-        running,
-        store,
-        _dir: dir,
+/// Leases short enough that connectors spread over the nodes within a second or two of a
+/// benchmark's start, rather than the five seconds a production round takes.
+const BENCH_LEASE_TTL: std::time::Duration = std::time::Duration::from_secs(4);
+const BENCH_LEASE_RENEW_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// `count` servers on the database: on SQLite, each has a fresh database of its own (use one);
+/// on PostgreSQL they are nodes sharing the database, each with its own connection pool and
+/// node name, and the key file of the first (a connector's token saved through one node is
+/// read by whichever runs it).
+pub async fn fresh_nodes(db: &Db, ca_pems: &[String], count: usize) -> anyhow::Result<Vec<Bench>> {
+    let mut nodes: Vec<Bench> = Vec::with_capacity(count);
+    for k in 0..count {
+        let dir = tempfile::tempdir()?;
+        let key = dir.path().join("key");
+        if let Some(first) = nodes.first() {
+            std::fs::copy(first.dir.path().join("key"), &key)?;
+        }
+        let defaults = dossier_server::ServerConfig::default();
+        let (store, shared): (BenchStore, std::sync::Arc<dyn dossier_store::Store>) = match db {
+            Db::Sqlite => {
+                let db = dir.path().join("bench.db");
+                let store = dossier_store_sqlite::SqliteStore::open(
+                    db.to_str().unwrap_or_default(),
+                    crate::options::remap(),
+                )?;
+                (
+                    BenchStore::Sqlite(store.clone()),
+                    std::sync::Arc::new(store),
+                )
+            }
+            Db::Postgres(url) => {
+                let store = open_postgres(url).await?;
+                (
+                    BenchStore::Postgres(store.clone()),
+                    std::sync::Arc::new(store),
+                )
+            }
+        };
+        let secrets = dossier_server::SecretBox::load_or_create(&key)?;
+        let config = match db {
+            Db::Sqlite => dossier_server::ServerConfig {
+                allow_private_tenants: true,
+                tenant_ca_pem: Some(ca_pems.join("\n").into_bytes()),
+                ..defaults
+            },
+            Db::Postgres(_) => dossier_server::ServerConfig {
+                allow_private_tenants: true,
+                tenant_ca_pem: Some(ca_pems.join("\n").into_bytes()),
+                node_id: format!("bench-node-{k}"),
+                lease_ttl: BENCH_LEASE_TTL,
+                lease_renew_every: BENCH_LEASE_RENEW_EVERY,
+                ..defaults
+            },
+        };
+        let state =
+            dossier_server::AppState::new(shared, crate::options::sources(), secrets, config);
+        let running = dossier_server::start(state.clone(), "127.0.0.1:0".parse()?).await?;
+        nodes.push(Bench {
+            state,
+            running,
+            store,
+            dir,
+        });
+    }
+    Ok(nodes)
+}
+
+/// Opens the PostgreSQL store as `dossier serve` does, with its default settings: its blocking
+/// client runs a runtime of its own, which may not start on a thread of the async runtime.
+async fn open_postgres(url: &str) -> anyhow::Result<dossier_store_postgres::PostgresStore> {
+    let url = url.to_owned();
+    let settings = dossier_store_postgres::Settings::default();
+    let opened = tokio::task::spawn_blocking(move || {
+        std::thread::spawn(move || {
+            dossier_store_postgres::PostgresStore::open(&url, crate::options::remap(), &settings)
+        })
+        .join()
     })
+    .await?
+    .map_err(|_| anyhow::anyhow!("opening the benchmark database panicked"))?;
+    Ok(opened?)
+}
+
+/// Stops every node together, so that none takes over the connectors of one that stopped
+/// first; their temporary files go once all have stopped.
+pub async fn stop_nodes(nodes: Vec<Bench>) {
+    let mut dirs = Vec::with_capacity(nodes.len());
+    let mut stops = Vec::with_capacity(nodes.len());
+    for n in nodes {
+        dirs.push(n.dir);
+        stops.push(tokio::spawn(n.running.stop()));
+    }
+    for s in stops {
+        let _ = s.await;
+    }
+    drop(dirs);
 }
 
 #[cfg(test)]
