@@ -117,6 +117,7 @@ impl Backend for PgBackend {
 
 mod ingest;
 mod leases;
+mod migrations;
 mod synthetic;
 mod tail;
 
