@@ -419,4 +419,9 @@ fn sigkill_during_ingest(db: &Db) {
     );
     assert!(crashed.1 == reference.1, "the same story facts");
     rt.block_on(sim.shutdown());
+    if let Db::Postgres(base) = db {
+        for server in [&crashy, &calm] {
+            support::drop_pg_schema(base, &server.url);
+        }
+    }
 }

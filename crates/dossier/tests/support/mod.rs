@@ -81,3 +81,12 @@ pub fn pg_schema(base: &str, prefix: &str) -> (String, String) {
         schema,
     )
 }
+
+/// Drops the schema a URL made by [`pg_schema`] names, with everything in it.
+pub fn drop_pg_schema(base: &str, url: &str) {
+    if let Some((_, schema)) = url.rsplit_once("search_path%3D") {
+        if let Ok(mut c) = postgres::Client::connect(base, postgres::NoTls) {
+            let _ = c.batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"));
+        }
+    }
+}
