@@ -109,11 +109,16 @@ pub(crate) fn list(conn: &mut Client, q: &EventQuery) -> Result<EventPage> {
         (None, _) => None,
     };
 
-    let mut sql = String::from(
+    // Only a tail needs each event's commit number; a newest-first list reads no other table.
+    let mut sql = String::from(if asc {
         "SELECT e.seq, e.type, e.at, e.account_id, e.connector_id, e.story_id, e.incident_id,
                 e.message, e.data, c.pos
-         FROM events e LEFT JOIN event_commits c ON c.xact = e.xact WHERE true",
-    );
+         FROM events e JOIN event_commits c ON c.xact = e.xact WHERE true"
+    } else {
+        "SELECT e.seq, e.type, e.at, e.account_id, e.connector_id, e.story_id, e.incident_id,
+                e.message, e.data, NULL::bigint
+         FROM events e WHERE true"
+    });
     let mut args: Vec<Box<dyn ToSql + Sync>> = Vec::new();
     let mut push = |sql: &mut String, clause: &str, v: Box<dyn ToSql + Sync>| {
         args.push(v);
@@ -158,8 +163,7 @@ pub(crate) fn list(conn: &mut Client, q: &EventQuery) -> Result<EventPage> {
         let kind: String = r.get(1);
         let data: String = r.get(8);
         let seq: i64 = r.get(0);
-        // Every committed event has its transaction's number; the inner condition of a tail
-        // keeps only those.
+        // A tail's rows carry their commit number (the join); a newest-first list's, none.
         if let Some(pos) = r.get::<_, Option<i64>>(9) {
             last = Position { pos, seq };
         }

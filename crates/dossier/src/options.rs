@@ -134,15 +134,8 @@ pub fn open_store(db: &DbOption) -> anyhow::Result<Arc<dyn Store>> {
             statement_timeout: std::time::Duration::from_secs(db.db_statement_timeout),
             ..dossier_store_postgres::Settings::default()
         };
-        // The blocking client runs a runtime of its own, which may not start on a thread of
-        // the async runtime: the store is opened on a thread of its own.
-        let owned = url.to_owned();
-        let opened = std::thread::spawn(move || {
-            dossier_store_postgres::PostgresStore::open(&owned, remap(), &settings)
-        })
-        .join()
-        .map_err(|_| anyhow::anyhow!("--db: opening the database panicked"))?;
-        let store = opened.with_context(|| format!("--db: cannot open {}", redact_url(url)))?;
+        let store = open_postgres(url, settings)
+            .with_context(|| format!("--db: cannot open {}", redact_url(url)))?;
         return Ok(Arc::new(store));
     }
     if !url.starts_with("sqlite:") && url.contains("://") {
@@ -154,6 +147,21 @@ pub fn open_store(db: &DbOption) -> anyhow::Result<Arc<dyn Store>> {
     let store =
         SqliteStore::open(url, remap()).with_context(|| format!("--db: cannot open {url}"))?;
     Ok(Arc::new(store))
+}
+
+/// Opens the PostgreSQL store at `url`. Its blocking client runs a runtime of its own, which
+/// may not start on a thread of the async runtime: the store is opened on a thread of its own.
+pub fn open_postgres(
+    url: &str,
+    settings: dossier_store_postgres::Settings,
+) -> anyhow::Result<dossier_store_postgres::PostgresStore> {
+    let owned = url.to_owned();
+    let opened = std::thread::spawn(move || {
+        dossier_store_postgres::PostgresStore::open(&owned, remap(), &settings)
+    })
+    .join()
+    .map_err(|_| anyhow::anyhow!("opening the database panicked"))?;
+    Ok(opened?)
 }
 
 /// A node name given with `--node-id`: short, printable, no spaces.

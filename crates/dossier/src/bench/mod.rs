@@ -307,16 +307,10 @@ pub async fn fresh_nodes(db: &Db, ca_pems: &[String], count: usize) -> anyhow::R
 /// client runs a runtime of its own, which may not start on a thread of the async runtime.
 async fn open_postgres(url: &str) -> anyhow::Result<dossier_store_postgres::PostgresStore> {
     let url = url.to_owned();
-    let settings = dossier_store_postgres::Settings::default();
-    let opened = tokio::task::spawn_blocking(move || {
-        std::thread::spawn(move || {
-            dossier_store_postgres::PostgresStore::open(&url, crate::options::remap(), &settings)
-        })
-        .join()
+    tokio::task::spawn_blocking(move || {
+        crate::options::open_postgres(&url, dossier_store_postgres::Settings::default())
     })
     .await?
-    .map_err(|_| anyhow::anyhow!("opening the benchmark database panicked"))?;
-    Ok(opened?)
 }
 
 /// Stops every node together, so that none takes over the connectors of one that stopped
