@@ -45,33 +45,83 @@ impl Workers {
     }
 }
 
-/// Runs the manager until `shutdown` turns true.
-pub fn spawn_manager(state: AppState, mut shutdown: watch::Receiver<bool>) -> JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut running: HashMap<String, (i64, JoinHandle<()>)> = HashMap::new();
-        let mut leasing = false;
+/// Which connectors this node may run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Leased {
+    /// No lease round has answered yet.
+    Unknown,
+    /// All of them: the store does not share its connectors between nodes.
+    All,
+    /// Those whose leases it holds (none when its leases cannot be renewed).
+    Held(Vec<String>),
+}
+
+/// Runs this node's lease rounds, every `lease_renew_every`, in a task of its own: a round
+/// never waits for the manager's other work (listing connectors, starting workers), and the
+/// store gives rounds a connection of their own, so a node busy ingesting still renews its
+/// leases in time. The manager hears of each change of what the node holds.
+fn spawn_leases(
+    state: AppState,
+    mut shutdown: watch::Receiver<bool>,
+) -> (watch::Receiver<Leased>, JoinHandle<()>) {
+    let (tx, rx) = watch::channel(Leased::Unknown);
+    let handle = tokio::spawn(async move {
         loop {
-            // Which connectors this node runs: all of them, or (nodes sharing a database) those
-            // it holds the lease of. Leases are taken first, so the list read next carries the
-            // generation each lease was taken under.
-            let leased = match state
+            let now = match state
                 .store
                 .lease_connectors(&state.config.node_id, state.config.lease_ttl)
                 .await
             {
-                Ok(held) => held,
+                Ok(None) => Leased::All,
+                Ok(Some(held)) => Leased::Held(held),
                 Err(e) => {
                     // Leases that cannot be renewed expire, and other nodes take them: this
                     // node stops its workers rather than poll tenants it may no longer own
                     // (what they would commit is fenced anyway).
                     tracing::error!(error = %e, "cannot renew connector leases; this node's workers stop");
-                    Some(Vec::new())
+                    Leased::Held(Vec::new())
                 }
             };
-            leasing |= leased.is_some();
+            let all = now == Leased::All;
+            tx.send_if_modified(|was| {
+                let changed = *was != now;
+                *was = now;
+                changed
+            });
+            if all {
+                return;
+            }
+            tokio::select! {
+                () = tokio::time::sleep(state.config.lease_renew_every) => {}
+                _ = shutdown.changed() => return,
+            }
+        }
+    });
+    (rx, handle)
+}
+
+/// Runs the manager until `shutdown` turns true.
+pub fn spawn_manager(state: AppState, mut shutdown: watch::Receiver<bool>) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut running: HashMap<String, (i64, JoinHandle<()>)> = HashMap::new();
+        let (mut leases, lease_task) = spawn_leases(state.clone(), shutdown.clone());
+        tokio::select! {
+            r = leases.wait_for(|l| *l != Leased::Unknown) => {
+                if r.is_err() {
+                    tracing::error!("the lease task ended before its first round");
+                }
+            }
+            _ = shutdown.changed() => {}
+        }
+        let leasing = *leases.borrow() != Leased::All;
+        while !*shutdown.borrow() {
+            // Which connectors this node runs: all of them, or (nodes sharing a database) those
+            // it holds the lease of. The list is read after the round that took a lease, so it
+            // carries the generation the lease was taken under.
+            let held_now = leases.borrow_and_update().clone();
             match state.store.list_connectors(None).await {
                 Ok(mut connectors) => {
-                    if let Some(held) = &leased {
+                    if let Leased::Held(held) = &held_now {
                         connectors.retain(|c| held.contains(&c.id));
                     }
                     let ids: Vec<String> = connectors.iter().map(|c| c.id.clone()).collect();
@@ -116,6 +166,18 @@ pub fn spawn_manager(state: AppState, mut shutdown: watch::Receiver<bool>) -> Jo
             tokio::select! {
                 () = state.workers.changed.notified() => {}
                 () = tokio::time::sleep(every) => {}
+                r = leases.changed(), if leasing => {
+                    if r.is_err() {
+                        if !*shutdown.borrow() {
+                            // It ended without a shutdown: nothing renews the leases.
+                            tracing::error!("the lease task ended; this node's workers stop");
+                            for (_, (_, h)) in running.drain() {
+                                h.abort();
+                            }
+                        }
+                        break;
+                    }
+                }
                 _ = shutdown.changed() => break,
             }
         }
@@ -128,7 +190,9 @@ pub fn spawn_manager(state: AppState, mut shutdown: watch::Receiver<bool>) -> Jo
                 h.abort();
             }
         }
-        // Then the leases go, so that other nodes take the connectors at once.
+        // Then the leases go, once no round can take them again, so that other nodes take
+        // the connectors at once.
+        let _ = lease_task.await;
         if leasing {
             if let Err(e) = state.store.release_leases(&state.config.node_id).await {
                 tracing::warn!(error = %e, "cannot give up this node's leases; they expire");

@@ -77,7 +77,14 @@ struct Inner {
     config: postgres::Config,
     /// The pool: each slot a connection once one was made, made again when it broke.
     pool: Vec<Mutex<Option<Client>>>,
+    /// One permit per connection of the pool, handed out in the order they were asked for, so
+    /// that a read of the web interface waits its turn behind a busy node's commits rather
+    /// than for as long as they keep winning a slot's lock.
+    permits: Arc<tokio::sync::Semaphore>,
     next: AtomicUsize,
+    /// A connection for lease rounds alone, made when first needed: a round never waits for
+    /// the pool, which a busy node's commits may hold for longer than a lease lasts.
+    lease: Mutex<Option<Client>>,
     /// Each producer's mapping of a stored incident's raw JSON.
     remap: Remap,
     /// The newest event sequence number this process saw committed, told to long-polling
@@ -112,10 +119,21 @@ impl Inner {
                 Err(TryLockError::Poisoned(_)) => return Err(poisoned()),
             }
         }
-        let mut guard = match slot {
+        let guard = match slot {
             Some(g) => g,
             None => self.pool[start % n].lock().map_err(|_| poisoned())?,
         };
+        self.connected(guard)
+    }
+
+    /// The connection kept for lease rounds.
+    fn lease_conn(&self) -> Result<PooledClient<'_>> {
+        self.connected(self.lease.lock().map_err(|_| poisoned())?)
+    }
+
+    /// A slot with a live connection in it: one that broke (the database restarted, the
+    /// network dropped) or was never made is made now.
+    fn connected<'a>(&self, mut guard: MutexGuard<'a, Option<Client>>) -> Result<PooledClient<'a>> {
         if guard.as_ref().is_none_or(Client::is_closed) {
             *guard = Some(self.config.connect(NoTls)?);
         }
@@ -148,6 +166,7 @@ impl Drop for Inner {
         let clients: Vec<Client> = self
             .pool
             .iter_mut()
+            .chain(std::iter::once(&mut self.lease))
             .filter_map(|slot| slot.get_mut().ok().and_then(Option::take))
             .collect();
         if !clients.is_empty() {
@@ -210,7 +229,9 @@ impl PostgresStore {
             inner: Arc::new(Inner {
                 config,
                 pool,
+                permits: Arc::new(tokio::sync::Semaphore::new(pool_size)),
                 next: AtomicUsize::new(0),
+                lease: Mutex::new(None),
                 remap,
                 event_commits: tokio::sync::watch::Sender::new(newest_event),
             }),
@@ -232,24 +253,37 @@ impl PostgresStore {
         F: FnMut(&mut Client) -> Result<T> + Send + 'static,
     {
         let inner = Arc::clone(&self.inner);
+        let permit = self.permit().await?;
         tokio::task::spawn_blocking(move || {
+            let _permit = permit;
             let mut conn = inner.conn()?;
-            let mut attempt = 1;
-            let done = loop {
-                match f(&mut conn) {
-                    Err(StoreError::Conflict(why)) if why == RETRY && attempt < WRITE_ATTEMPTS => {
-                        retried();
-                        attempt += 1;
-                        std::thread::sleep(Duration::from_millis(5 << attempt));
-                    }
-                    done => break done,
-                }
-            };
+            let done = attempts(&mut conn, &mut f);
             inner.announce_events(&mut conn);
             done
         })
         .await
         .map_err(|e| StoreError::Database(format!("store task failed: {e}")))?
+    }
+
+    /// A turn at a connection of the pool, waited for in order.
+    async fn permit(&self) -> Result<tokio::sync::OwnedSemaphorePermit> {
+        Arc::clone(&self.inner.permits)
+            .acquire_owned()
+            .await
+            .map_err(|_| StoreError::Database("the connection pool was closed".into()))
+    }
+
+    /// Runs `f`, a write of a lease round, on the connection kept for them (see
+    /// [`PostgresStore::write`]).
+    async fn lease_write<T, F>(&self, mut f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnMut(&mut Client) -> Result<T> + Send + 'static,
+    {
+        let inner = Arc::clone(&self.inner);
+        tokio::task::spawn_blocking(move || attempts(&mut *inner.lease_conn()?, &mut f))
+            .await
+            .map_err(|e| StoreError::Database(format!("store task failed: {e}")))?
     }
 
     /// Runs `f`, a read, on a connection of the pool, off the async runtime.
@@ -259,9 +293,29 @@ impl PostgresStore {
         F: FnOnce(&mut Client) -> Result<T> + Send + 'static,
     {
         let inner = Arc::clone(&self.inner);
-        tokio::task::spawn_blocking(move || f(&mut *inner.conn()?))
-            .await
-            .map_err(|e| StoreError::Database(format!("store task failed: {e}")))?
+        let permit = self.permit().await?;
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            f(&mut *inner.conn()?)
+        })
+        .await
+        .map_err(|e| StoreError::Database(format!("store task failed: {e}")))?
+    }
+}
+
+/// Runs `f`, a write that begins its own transaction, again from the start when the database
+/// could not order it against a concurrent one, a few times.
+fn attempts<T>(conn: &mut Client, f: &mut impl FnMut(&mut Client) -> Result<T>) -> Result<T> {
+    let mut attempt = 1;
+    loop {
+        match f(conn) {
+            Err(StoreError::Conflict(why)) if why == RETRY && attempt < WRITE_ATTEMPTS => {
+                retried();
+                attempt += 1;
+                std::thread::sleep(Duration::from_millis(5 << attempt));
+            }
+            done => return done,
+        }
     }
 }
 
@@ -739,7 +793,7 @@ impl dossier_store::Store for PostgresStore {
         ttl: std::time::Duration,
     ) -> Result<Option<Vec<String>>> {
         let node = node.to_owned();
-        self.write(move |c| leases::round(c, &node, ttl))
+        self.lease_write(move |c| leases::round(c, &node, ttl))
             .await
             .map(Some)
     }
@@ -797,7 +851,7 @@ impl dossier_store::Store for PostgresStore {
 
     async fn release_leases(&self, node: &str) -> Result<()> {
         let node = node.to_owned();
-        self.write(move |c| leases::release(c, &node)).await
+        self.lease_write(move |c| leases::release(c, &node)).await
     }
 
     async fn ping(&self) -> Result<()> {

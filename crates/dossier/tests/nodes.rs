@@ -42,6 +42,11 @@ impl Drop for Node {
 
 /// Starts a node on `url` with the secret key in `dir`, trusting the tenants' CA in `ca`.
 fn start_node(url: &str, dir: &Path, ca: Option<&Path>, name: &str) -> Node {
+    start_node_with(url, dir, ca, name, &[])
+}
+
+/// [`start_node`], with more flags.
+fn start_node_with(url: &str, dir: &Path, ca: Option<&Path>, name: &str, extra: &[&str]) -> Node {
     let port = free_port();
     let mut args: Vec<String> = [
         "serve",
@@ -57,17 +62,24 @@ fn start_node(url: &str, dir: &Path, ca: Option<&Path>, name: &str) -> Node {
     ]
     .map(str::to_owned)
     .to_vec();
+    args.extend(extra.iter().map(|a| (*a).to_owned()));
     if let Some(ca) = ca {
         args.extend([
             "--tenant-ca-file".to_owned(),
             ca.to_str().unwrap().to_owned(),
         ]);
     }
+    // What a node logs goes to a file, read back when the test fails.
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join(format!("{name}.log")))
+        .unwrap();
     let child = Command::new(bin())
         .args(&args)
-        .env("RUST_LOG", "warn")
+        .env("RUST_LOG", "warn,dossier_store_postgres::leases=info")
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(log)
         .spawn()
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -76,6 +88,31 @@ fn start_node(url: &str, dir: &Path, ca: Option<&Path>, name: &str) -> Node {
         std::thread::sleep(Duration::from_millis(20));
     }
     Node { port, child }
+}
+
+/// The last lines each node logged in `dir`, for a failure's message.
+fn logs(dir: &Path) -> String {
+    let mut out = String::new();
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "log"))
+        .collect();
+    files.sort();
+    for f in files {
+        let text = std::fs::read_to_string(&f).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        out.push_str("--- ");
+        out.push_str(&f.display().to_string());
+        out.push_str(" (last lines)\n");
+        for l in &lines[lines.len().saturating_sub(40)..] {
+            out.push_str(l);
+            out.push('\n');
+        }
+    }
+    out
 }
 
 fn pg(url: &str) -> postgres::Client {
@@ -453,7 +490,8 @@ fn three_nodes_share_the_work_survive_a_sigkill_and_tell_the_stories_of_one() {
     while count(&mut db, "SELECT count(*) FROM incidents") < want / 3 {
         assert!(
             started.elapsed() < Duration::from_secs(900),
-            "ingest stalled"
+            "ingest stalled\n{}",
+            logs(root.path())
         );
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -463,7 +501,16 @@ fn three_nodes_share_the_work_survive_a_sigkill_and_tell_the_stories_of_one() {
         .filter(|(_, o)| o == victim)
         .map(|(c, _)| c)
         .collect();
-    assert!(!orphans.is_empty());
+    assert!(
+        !orphans.is_empty(),
+        "{victim} held no lease when it was to be killed: {:?}; exited: {:?}\n{}",
+        owners(&mut db),
+        nodes
+            .iter_mut()
+            .map(|n| n.child.try_wait().ok().flatten())
+            .collect::<Vec<_>>(),
+        logs(root.path())
+    );
     kill9(&mut nodes[1].child);
     let killed = Instant::now();
     let in_at_kill = count(&mut db, "SELECT count(*) FROM incidents");
@@ -492,7 +539,8 @@ fn three_nodes_share_the_work_survive_a_sigkill_and_tell_the_stories_of_one() {
         }
         assert!(
             killed.elapsed() < Duration::from_secs(30),
-            "the killed node's connectors did not resume within 30 s"
+            "the killed node's connectors did not resume within 30 s\n{}",
+            logs(root.path())
         );
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -503,7 +551,8 @@ fn three_nodes_share_the_work_survive_a_sigkill_and_tell_the_stories_of_one() {
     while count(&mut db, "SELECT count(*) FROM incidents") < want {
         assert!(
             started.elapsed() < Duration::from_secs(1800),
-            "ingest did not complete"
+            "ingest did not complete\n{}",
+            logs(root.path())
         );
         std::thread::sleep(Duration::from_millis(250));
     }
@@ -580,5 +629,131 @@ fn a_node_with_another_secret_key_is_refused() {
         err.contains("not the one the other nodes of this database use"),
         "{err}"
     );
+    let _ = pg(&base).batch_execute(&format!("DROP SCHEMA {schema} CASCADE"));
+}
+
+/// A node whose pool is held (here its one connection, by a request waiting on a table another
+/// session locked; in life, commits waiting their account's turn) still renews its leases:
+/// rounds run beside the manager's other work, on a connection of their own.
+#[test]
+fn a_node_whose_pool_is_busy_still_renews_its_leases() {
+    let Some(base) = support::postgres("the lease renewal of a busy node") else {
+        return;
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let tenant = Tenant::new(&SimConfig::new(7, 4, TOKEN));
+    tenant.generate_history(
+        20,
+        Utc::now() - chrono::Duration::days(2),
+        Utc::now() - chrono::Duration::minutes(5),
+    );
+    let sim = rt
+        .block_on(dossier_s1sim::start(tenant, "127.0.0.1:0".parse().unwrap()))
+        .unwrap();
+    let root = tempfile::tempdir().unwrap();
+    let ca = root.path().join("ca.pem");
+    std::fs::write(&ca, &sim.ca_pem).unwrap();
+    let (url, schema) = support::pg_schema(&base, "busy");
+    let account = run(&[
+        "account",
+        "create",
+        "--name",
+        "Busy",
+        "--licence",
+        "xops",
+        "--db",
+        &url,
+    ]);
+    let editor = run(&[
+        "api-key",
+        "create",
+        "--role",
+        "integrations-editor",
+        "--account",
+        &account,
+        "--db",
+        &url,
+    ]);
+    let node = start_node_with(
+        &url,
+        root.path(),
+        Some(&ca),
+        "node-a",
+        &[
+            "--db-pool-size",
+            "1",
+            "--lease-ttl",
+            "4",
+            "--lease-renew-every",
+            "1",
+        ],
+    );
+    let body = serde_json::json!({"kind": "sentinelone", "name": "busy",
+        "tenant_url": sim.base_url, "api_token": TOKEN});
+    let resp = post(node.port, "/api/v1/connectors", &editor, &body.to_string());
+    assert!(resp.starts_with("HTTP/1.1 201"), "{resp}");
+
+    let mut db = pg(&url);
+    let expiry = |db: &mut postgres::Client| -> Option<i64> {
+        db.query_opt(
+            "SELECT expires_at FROM connector_leases WHERE owner = 'node-a'",
+            &[],
+        )
+        .unwrap()
+        .map(|r| r.get(0))
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while expiry(&mut db).is_none() {
+        assert!(Instant::now() < deadline, "the node never took the lease");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    // A request holds the pool's one connection, waiting for a table locked elsewhere.
+    let mut locker = pg(&url);
+    let mut tx = locker.transaction().unwrap();
+    tx.batch_execute("LOCK TABLE api_keys IN ACCESS EXCLUSIVE MODE")
+        .unwrap();
+    let port = node.port;
+    let request = std::thread::spawn(move || post(port, "/api/v1/connectors", &editor, "{}"));
+    let waiting = |db: &mut postgres::Client| -> i64 {
+        db.query_one(
+            "SELECT count(*) FROM pg_locks WHERE relation = 'api_keys'::regclass AND NOT granted",
+            &[],
+        )
+        .unwrap()
+        .get(0)
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while waiting(&mut db) == 0 {
+        assert!(Instant::now() < deadline, "the request never waited");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    // The lease is renewed all the same, well past the time it would have expired.
+    let first = expiry(&mut db).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let now = expiry(&mut db).expect("the lease was lost");
+        if now > first + 6_000_000 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the lease was not renewed while the pool was busy\n{}",
+            logs(root.path())
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(waiting(&mut db), 1, "the request was still waiting");
+
+    tx.rollback().unwrap();
+    let resp = request.join().unwrap();
+    assert!(resp.starts_with("HTTP/1.1 4"), "{resp}");
+    drop(node);
+    rt.block_on(sim.shutdown());
     let _ = pg(&base).batch_execute(&format!("DROP SCHEMA {schema} CASCADE"));
 }

@@ -206,3 +206,68 @@ fn a_tenants_connectors_are_held_by_one_node() {
         assert_eq!(round(&b, "b", TTL).await, hb);
     });
 }
+
+/// A lease round has a connection of its own: a node whose every pooled connection is held
+/// (here the pool's one, by a read waiting on a table another session locked; in life, commits
+/// waiting their account's turn) still renews its leases before they expire.
+#[test]
+fn a_lease_round_does_not_wait_for_a_busy_pool() {
+    let Some(_) = backend() else { return };
+    let schema = Schema::new();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let store = {
+        let url = schema.url();
+        let settings = Settings {
+            pool_size: 1,
+            ..Settings::default()
+        };
+        PostgresStore::open(&url, s1(), &settings).unwrap()
+    };
+    let ids: BTreeSet<String> = rt.block_on(connectors(&store, 3)).into_iter().collect();
+
+    let mut other = postgres::Client::connect(&schema.url(), postgres::NoTls).unwrap();
+    let mut tx = other.transaction().unwrap();
+    tx.batch_execute("LOCK TABLE accounts IN ACCESS EXCLUSIVE MODE")
+        .unwrap();
+    let busy = {
+        let store = store.clone();
+        rt.spawn(async move { store.list_accounts().await })
+    };
+    // The pool's one connection now waits for the lock.
+    let mut watch = postgres::Client::connect(&schema.url(), postgres::NoTls).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while watch
+        .query_one(
+            "SELECT count(*) FROM pg_locks WHERE relation = 'accounts'::regclass AND NOT granted",
+            &[],
+        )
+        .unwrap()
+        .get::<_, i64>(0)
+        == 0
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the read never waited"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    let round = rt.block_on(async {
+        tokio::time::timeout(Duration::from_secs(10), store.lease_connectors("a", TTL)).await
+    });
+    let held: BTreeSet<String> = round
+        .expect("the lease round waited for the busy pool")
+        .unwrap()
+        .expect("PostgreSQL leases")
+        .into_iter()
+        .collect();
+    assert_eq!(held, ids);
+    assert!(!busy.is_finished(), "the read was still waiting");
+
+    tx.rollback().unwrap();
+    assert_eq!(rt.block_on(busy).unwrap().unwrap().len(), 1);
+}
