@@ -49,7 +49,8 @@ const WRITE_ATTEMPTS: u32 = 5;
 /// What a `PostgreSQL` store is opened with.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    /// The most connections this node keeps to the database.
+    /// The most connections this node keeps to the database for reads and writes; lease
+    /// rounds have one more of their own.
     pub pool_size: usize,
     /// The longest one statement may run before the database cancels it.
     pub statement_timeout: Duration,

@@ -18,7 +18,8 @@ pub struct DbOption {
     /// Database URL: `sqlite://PATH` (embedded, the default) or `postgres://…`.
     #[arg(long, env = "DOSSIER_DB", default_value = "sqlite://dossier.db")]
     pub db: String,
-    /// PostgreSQL only: the most connections this process keeps to the database.
+    /// PostgreSQL only: the most connections this process keeps to the database for requests
+    /// and commits (a node's lease rounds use one more of their own).
     #[arg(long, env = "DOSSIER_DB_POOL_SIZE", default_value_t = 8,
           value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub db_pool_size: u32,

@@ -95,26 +95,7 @@ fn setup(db: &Db, root: &Path, name: &str, base_url: &str, ca_pem: &str) -> Serv
     let url = db_url(db, &dir);
     let ca = dir.join("ca.pem");
     std::fs::write(&ca, ca_pem).unwrap();
-    let account = run(&[
-        "account",
-        "create",
-        "--name",
-        name,
-        "--licence",
-        "xops",
-        "--db",
-        &url,
-    ]);
-    let key = run(&[
-        "api-key",
-        "create",
-        "--role",
-        "integrations-editor",
-        "--account",
-        &account,
-        "--db",
-        &url,
-    ]);
+    let (account, key) = support::account_with_editor(&url, name);
     let viewer = run(&[
         "api-key",
         "create",

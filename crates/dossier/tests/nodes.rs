@@ -371,30 +371,7 @@ fn install(
 ) -> (Vec<Node>, BTreeMap<String, usize>, String) {
     // The installation: ten accounts, their keys, a user and 50 connectors, made on one node.
     let accounts: Vec<(String, String)> = (0..ACCOUNTS)
-        .map(|i| {
-            let name = format!("Customer {i}");
-            let id = run(&[
-                "account",
-                "create",
-                "--name",
-                &name,
-                "--licence",
-                "xops",
-                "--db",
-                url,
-            ]);
-            let editor = run(&[
-                "api-key",
-                "create",
-                "--role",
-                "integrations-editor",
-                "--account",
-                &id,
-                "--db",
-                url,
-            ]);
-            (id, editor)
-        })
+        .map(|i| support::account_with_editor(url, &format!("Customer {i}")))
         .collect();
     let password = run(&[
         "user",
@@ -658,26 +635,7 @@ fn a_node_whose_pool_is_busy_still_renews_its_leases() {
     let ca = root.path().join("ca.pem");
     std::fs::write(&ca, &sim.ca_pem).unwrap();
     let (url, schema) = support::pg_schema(&base, "busy");
-    let account = run(&[
-        "account",
-        "create",
-        "--name",
-        "Busy",
-        "--licence",
-        "xops",
-        "--db",
-        &url,
-    ]);
-    let editor = run(&[
-        "api-key",
-        "create",
-        "--role",
-        "integrations-editor",
-        "--account",
-        &account,
-        "--db",
-        &url,
-    ]);
+    let (_, editor) = support::account_with_editor(&url, "Busy");
     let node = start_node_with(
         &url,
         root.path(),
@@ -748,7 +706,7 @@ fn a_node_whose_pool_is_busy_still_renews_its_leases() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    assert_eq!(waiting(&mut db), 1, "the request was still waiting");
+    assert_ne!(waiting(&mut db), 0, "the request was still waiting");
 
     tx.rollback().unwrap();
     let resp = request.join().unwrap();

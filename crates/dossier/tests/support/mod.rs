@@ -38,6 +38,32 @@ pub fn kill9(child: &mut Child) {
     child.wait().unwrap();
 }
 
+/// Makes an account (with every capability's licence) and an integrations editor's API key
+/// for it on the database `url`: the account's id and the key.
+pub fn account_with_editor(url: &str, name: &str) -> (String, String) {
+    let account = run(&[
+        "account",
+        "create",
+        "--name",
+        name,
+        "--licence",
+        "xops",
+        "--db",
+        url,
+    ]);
+    let key = run(&[
+        "api-key",
+        "create",
+        "--role",
+        "integrations-editor",
+        "--account",
+        &account,
+        "--db",
+        url,
+    ]);
+    (account, key)
+}
+
 /// A minimal blocking HTTP POST of JSON with an API key, to keep the tests free of an async
 /// client; the whole answer, head and body.
 pub fn post(port: u16, path: &str, key: &str, body: &str) -> String {
