@@ -68,6 +68,33 @@ impl Drop for SmallDisk {
     }
 }
 
+/// Keeps the database's WAL from starting over until the connection returned is dropped.
+///
+/// A full disk alone does not stop every write: once every frame of the WAL is copied into the
+/// database, SQLite writes the next one at the start of the WAL again, in space the file
+/// already has, so a small write (a connector's reason) may still fit. A reader whose snapshot
+/// ends on a frame not yet copied keeps the WAL from starting over; with it, each write goes
+/// at the end of the WAL, and once the disk is full none fits. Such a frame is written here
+/// just before the snapshot is taken (the server's checkpoints come every 200 ms).
+fn hold_wal(db: &Path) -> rusqlite::Connection {
+    let writer = rusqlite::Connection::open(db).unwrap();
+    writer
+        .busy_timeout(std::time::Duration::from_secs(30))
+        .unwrap();
+    let version: i64 = writer
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    writer
+        .execute_batch(&format!("PRAGMA user_version = {version}"))
+        .unwrap();
+    let reader = rusqlite::Connection::open(db).unwrap();
+    reader.execute_batch("BEGIN").unwrap();
+    let _: i64 = reader
+        .query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))
+        .unwrap();
+    reader
+}
+
 /// The small disk, mounted; `None` when the test ran again in a namespace instead (and
 /// passed there) or cannot run here (having said `SKIPPED`).
 fn small_disk(size: &str) -> Option<SmallDisk> {
@@ -142,6 +169,7 @@ async fn a_full_disk_is_visible_and_everything_resumes_when_space_returns() {
 
     // Full: new threats arrive until a commit cannot be written and the database takes no
     // write at all (the WAL may have room left for a few first).
+    let held = hold_wal(&disk.path().join("it.db"));
     let filler = disk.fill();
     app.until(60, || async {
         let (_, c) = app.call("GET", &path, Some(&admin), None).await;
@@ -230,6 +258,7 @@ async fn a_full_disk_is_visible_and_everything_resumes_when_space_returns() {
 
     // Space returns: everything resumes by itself.
     std::fs::remove_file(filler).unwrap();
+    drop(held);
     app.until(60, || async {
         let (ready, _) = app.call("GET", "/readyz", None, None).await;
         let (_, c) = app.call("GET", &path, Some(&admin), None).await;
