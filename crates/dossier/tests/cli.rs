@@ -3,28 +3,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::Write;
+mod support;
+
 use std::process::{Command, Output, Stdio};
 
-fn dossier(args: &[&str], stdin: Option<&str>) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_dossier"))
-        .args(args)
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    if let Some(s) = stdin {
-        child.stdin.take().unwrap().write_all(s.as_bytes()).unwrap();
-    }
-    drop(child.stdin.take());
-    child.wait_with_output().unwrap()
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
+use support::{dossier, text};
 
 /// A database in `dir` with one account: its URL and the account's id.
 fn new_account(dir: &tempfile::TempDir) -> (String, String) {
@@ -400,17 +383,11 @@ fn serve_reads_its_switches_from_the_environment_and_refuses_a_ca_file_without_c
 
 /// Posts `body` to `path` on a server at `port` with `key`; returns the response's status line.
 fn post(port: u16, path: &str, key: &str, body: &str) -> String {
-    use std::io::Read;
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    write!(
-        s,
-        "POST {path} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {key}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    out.lines().next().unwrap_or_default().to_owned()
+    support::post(port, path, key, body)
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_owned()
 }
 
 /// `0` and `off` in the environment turn a switch off, `1` and `yes` on: a tenant URL on an

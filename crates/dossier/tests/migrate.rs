@@ -9,7 +9,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::Write;
+mod support;
+
 use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
 
@@ -21,24 +22,7 @@ use dossier_store::{
 use dossier_store_postgres::{PostgresStore, Settings};
 use dossier_store_sqlite::SqliteStore;
 
-fn pg_url() -> String {
-    std::env::var("DOSSIER_TEST_PG_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
-}
-
-/// Whether the test PostgreSQL server answers; says `SKIPPED` when it does not.
-fn postgres_answers(test: &str) -> bool {
-    match postgres::Client::connect(&pg_url(), postgres::NoTls) {
-        Ok(_) => true,
-        Err(e) => {
-            println!(
-                "SKIPPED: {test}: no PostgreSQL server at {} ({e}); set DOSSIER_TEST_PG_URL",
-                pg_url()
-            );
-            false
-        }
-    }
-}
+use support::{dossier, ok, text, PgSchema};
 
 /// Runs SQL on the test database from a thread of its own (the blocking client cannot run
 /// inside a test's runtime).
@@ -50,66 +34,6 @@ fn sql(url: &str, sql: &str) -> Vec<postgres::Row> {
     })
     .join()
     .unwrap()
-}
-
-/// A schema of the test database, dropped with everything in it when this is dropped.
-struct Schema {
-    name: String,
-}
-
-impl Schema {
-    fn new() -> Self {
-        let name = format!("migrate_{:016x}", rand::random::<u64>());
-        sql(&pg_url(), &format!("CREATE SCHEMA {name}"));
-        Schema { name }
-    }
-
-    fn url(&self) -> String {
-        let base = pg_url();
-        let sep = if base.contains('?') { '&' } else { '?' };
-        format!("{base}{sep}options=-c%20search_path%3D{}", self.name)
-    }
-}
-
-impl Drop for Schema {
-    fn drop(&mut self) {
-        let name = self.name.clone();
-        let _ = std::thread::spawn(move || {
-            let mut c = postgres::Client::connect(&pg_url(), postgres::NoTls)?;
-            c.batch_execute(&format!("DROP SCHEMA IF EXISTS {name} CASCADE"))
-        })
-        .join();
-    }
-}
-
-fn dossier(args: &[&str], stdin: Option<&str>) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_dossier"))
-        .args(args)
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    if let Some(s) = stdin {
-        child.stdin.take().unwrap().write_all(s.as_bytes()).unwrap();
-    }
-    drop(child.stdin.take());
-    child.wait_with_output().unwrap()
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-fn ok(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "stdout: {}\nstderr: {}",
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-    text(&out.stdout)
 }
 
 /// SentinelOne's mapping, the one the test's threats are stored and read with.
@@ -443,11 +367,11 @@ fn tail_ids(seen: &serde_json::Value) -> Vec<u64> {
 
 #[test]
 fn an_installation_moves_to_postgres_and_reads_the_same() {
-    if !postgres_answers("the migration test") {
+    let Some(base) = support::postgres("the migration test") else {
         return;
-    }
+    };
     let inst = installation();
-    let schema = Schema::new();
+    let schema = PgSchema::new(&base, "migrate");
     let out = migrate(&inst.url, &schema.url(), &["--batch-rows", "7"]);
     let printed = ok(&out);
     for line in [
@@ -499,11 +423,11 @@ fn an_installation_moves_to_postgres_and_reads_the_same() {
 
 #[test]
 fn an_interrupted_migration_goes_on_where_it_stopped() {
-    if !postgres_answers("the resumed migration test") {
+    let Some(base) = support::postgres("the resumed migration test") else {
         return;
-    }
+    };
     let inst = installation();
-    let schema = Schema::new();
+    let schema = PgSchema::new(&base, "migrate");
     // Stopped three times, mid-table (batches of 7 rows, at least 40 rows a run).
     let mut stops = 0;
     loop {
@@ -540,7 +464,7 @@ fn an_interrupted_migration_goes_on_where_it_stopped() {
 
     // The same as an uninterrupted copy (written with the other way of writing rows, which
     // must store the same).
-    let straight = Schema::new();
+    let straight = PgSchema::new(&base, "migrate");
     ok(&migrate(
         &inst.url,
         &straight.url(),
@@ -556,11 +480,11 @@ fn an_interrupted_migration_goes_on_where_it_stopped() {
 
 #[test]
 fn a_database_holding_other_data_or_a_missing_file_is_refused() {
-    if !postgres_answers("the migration refusal test") {
+    let Some(base) = support::postgres("the migration refusal test") else {
         return;
-    }
+    };
     let inst = installation();
-    let schema = Schema::new();
+    let schema = PgSchema::new(&base, "migrate");
     // Nodes already ran on it: an account of their own.
     ok(&dossier(
         &[
@@ -587,7 +511,7 @@ fn a_database_holding_other_data_or_a_missing_file_is_refused() {
 
     let dir = tempfile::tempdir().unwrap();
     let missing = format!("sqlite://{}", dir.path().join("none.db").display());
-    let out = migrate(&missing, &Schema::new().url(), &[]);
+    let out = migrate(&missing, &PgSchema::new(&base, "migrate").url(), &[]);
     assert!(!out.status.success());
     assert!(
         text(&out.stderr).contains("no SQLite database at"),
@@ -601,7 +525,7 @@ fn a_database_holding_other_data_or_a_missing_file_is_refused() {
 
     // Another installation's migration is not resumed from this one.
     let other = installation();
-    let target = Schema::new();
+    let target = PgSchema::new(&base, "migrate");
     ok(&migrate(&inst.url, &target.url(), &[]));
     let out = migrate(&other.url, &target.url(), &[]);
     assert!(!out.status.success());
@@ -623,7 +547,7 @@ fn a_database_holding_other_data_or_a_missing_file_is_refused() {
             |r| r.get(0),
         )
         .unwrap();
-    let fresh = Schema::new();
+    let fresh = PgSchema::new(&base, "migrate");
     let printed = ok(&migrate(&other.url, &fresh.url(), &[]));
     assert!(
         printed.contains(&format!(
@@ -637,11 +561,11 @@ fn a_database_holding_other_data_or_a_missing_file_is_refused() {
 #[test]
 fn a_migration_killed_mid_copy_ends_the_same_when_run_again() {
     use std::io::BufRead;
-    if !postgres_answers("the killed migration test") {
+    let Some(base) = support::postgres("the killed migration test") else {
         return;
-    }
+    };
     let inst = installation();
-    let schema = Schema::new();
+    let schema = PgSchema::new(&base, "migrate");
     // A batch a row: the kill lands inside a table's copy, between or inside transactions.
     let mut child = Command::new(env!("CARGO_BIN_EXE_dossier"))
         .args([

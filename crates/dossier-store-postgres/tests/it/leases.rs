@@ -20,6 +20,27 @@ async fn open(url: &str) -> PostgresStore {
         .unwrap()
 }
 
+/// A SentinelOne connector of `account` to `url`: its id.
+async fn connector(store: &PostgresStore, account: &str, name: &str, url: &str) -> String {
+    store
+        .create_connector(&NewConnector {
+            account_id: account.to_owned(),
+            kind: "sentinelone".into(),
+            name: name.to_owned(),
+            description: None,
+            tenant_url: url.to_owned(),
+            config: "{}".into(),
+            token_enc: vec![1],
+            track_errors: false,
+            write_back: false,
+            response: false,
+            now: Utc::now(),
+        })
+        .await
+        .unwrap()
+        .id
+}
+
 async fn connectors(store: &PostgresStore, n: usize) -> Vec<String> {
     let account = store
         .create_account("Acme", dossier_domain::access::Licence::Xops)
@@ -27,23 +48,15 @@ async fn connectors(store: &PostgresStore, n: usize) -> Vec<String> {
         .unwrap();
     let mut ids = Vec::new();
     for i in 0..n {
-        let c = store
-            .create_connector(&NewConnector {
-                account_id: account.id.clone(),
-                kind: "sentinelone".into(),
-                name: format!("s1-{i}"),
-                description: None,
-                tenant_url: format!("https://t{i}.sentinelone.net"),
-                config: "{}".into(),
-                token_enc: vec![1],
-                track_errors: false,
-                write_back: false,
-                response: false,
-                now: Utc::now(),
-            })
-            .await
-            .unwrap();
-        ids.push(c.id);
+        ids.push(
+            connector(
+                store,
+                &account.id,
+                &format!("s1-{i}"),
+                &format!("https://t{i}.sentinelone.net"),
+            )
+            .await,
+        );
     }
     ids.sort();
     ids
@@ -171,23 +184,7 @@ fn a_tenants_connectors_are_held_by_one_node() {
         .iter()
         .enumerate()
         {
-            let c = a
-                .create_connector(&NewConnector {
-                    account_id: account.id.clone(),
-                    kind: "sentinelone".into(),
-                    name: format!("c{i}"),
-                    description: None,
-                    tenant_url: (*url).into(),
-                    config: "{}".into(),
-                    token_enc: vec![1],
-                    track_errors: false,
-                    write_back: false,
-                    response: false,
-                    now: Utc::now(),
-                })
-                .await
-                .unwrap();
-            ids.push(c.id);
+            ids.push(connector(&a, &account.id, &format!("c{i}"), url).await);
         }
         let one: BTreeSet<String> = ids[..3].iter().cloned().collect();
         let two: BTreeSet<String> = ids[3..].iter().cloned().collect();

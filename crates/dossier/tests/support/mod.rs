@@ -3,8 +3,9 @@
 
 #![allow(dead_code)]
 
+use std::io::Write;
 use std::net::TcpListener;
-use std::process::{Child, Command};
+use std::process::{Child, Command, Output, Stdio};
 
 pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_dossier")
@@ -19,6 +20,39 @@ pub fn run(args: &[&str]) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+/// Runs the binary with `stdin` on its standard input, to its end, whatever its outcome.
+pub fn dossier(args: &[&str], stdin: Option<&str>) -> Output {
+    let mut child = Command::new(bin())
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    if let Some(s) = stdin {
+        child.stdin.take().unwrap().write_all(s.as_bytes()).unwrap();
+    }
+    drop(child.stdin.take());
+    child.wait_with_output().unwrap()
+}
+
+pub fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// The standard output of a run that must have succeeded (else the test fails, showing both
+/// outputs).
+pub fn ok(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "stdout: {}\nstderr: {}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    text(&out.stdout)
 }
 
 pub fn free_port() -> u16 {
@@ -114,5 +148,34 @@ pub fn drop_pg_schema(base: &str, url: &str) {
         if let Ok(mut c) = postgres::Client::connect(base, postgres::NoTls) {
             let _ = c.batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"));
         }
+    }
+}
+
+/// A schema made by [`pg_schema`], dropped with everything in it when this is dropped (from a
+/// thread of its own: the blocking client may not run on a test's async runtime).
+pub struct PgSchema {
+    base: String,
+    url: String,
+}
+
+impl PgSchema {
+    pub fn new(base: &str, prefix: &str) -> Self {
+        let (url, _) = pg_schema(base, prefix);
+        Self {
+            base: base.to_owned(),
+            url,
+        }
+    }
+
+    /// The URL of a database in the schema.
+    pub fn url(&self) -> String {
+        self.url.clone()
+    }
+}
+
+impl Drop for PgSchema {
+    fn drop(&mut self) {
+        let (base, url) = (self.base.clone(), self.url.clone());
+        let _ = std::thread::spawn(move || drop_pg_schema(&base, &url)).join();
     }
 }
