@@ -101,14 +101,15 @@ pub fn account_with_editor(url: &str, name: &str) -> (String, String) {
 /// A minimal blocking HTTP POST of JSON with an API key, to keep the tests free of an async
 /// client; the whole answer, head and body.
 pub fn post(port: u16, path: &str, key: &str, body: &str) -> String {
-    use std::io::{Read, Write};
+    use std::io::Read;
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    write!(
-        s,
+    // One write: written piece by piece, a request the server answers before its last piece
+    // arrives would meet a closed connection.
+    let request = format!(
         "POST {path} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {key}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
-    )
-    .unwrap();
+    );
+    s.write_all(request.as_bytes()).unwrap();
     let mut out = String::new();
     s.read_to_string(&mut out).unwrap();
     out
